@@ -1,0 +1,13 @@
+//! scalelab: measure how parallel code and parallel machine learning scale.
+//!
+//! The pipeline, in module order: [`manifest`] (TOML → checked manifest) → [`plan`] (points) →
+//! [`executor`] (launch `scalelab point` for each) → [`point`] (prepare, warm up, time, verify, record)
+//! → [`results`] (records in a run directory) → [`stats`] and [`report`] (CSV, scaling math, plots).
+//! See `docs/ARCHITECTURE.md`.
+
+pub mod machine;
+pub mod manifest;
+pub mod plan;
+pub mod results;
+pub mod value;
+pub mod workload;

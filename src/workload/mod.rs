@@ -1,0 +1,276 @@
+//! Workloads: what a point measures.
+//!
+//! A workload is one measurable computation ("stream.triad", "gemm", ...). It declares its parameters
+//! (the workload axes a manifest may sweep), counts the work of one repetition analytically, and
+//! prepares an [`Instance`]: the allocated, initialised problem that the point runner times. Every
+//! workload lives in one static table, [`REGISTRY`], which serves lookup, `scalelab list`, manifest
+//! checking and the docs alike. Adding a workload means adding one entry to that table.
+//!
+//! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
+//! `prepare` (untimed), `run` for each warm-up, then `run` + `verify` for each timed repetition.
+
+mod debug;
+mod kernels;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::value::{Size, Value};
+
+/// Which engine a workload runs on; decides which cargo feature and which launcher it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Shared memory threads (rayon), the OpenMP analogue.
+    Rayon,
+    /// Distributed memory (rsmpi over OpenMPI); needs the `mpi` feature.
+    Mpi,
+    /// GPU kernels (cudarc + NVRTC); needs the `cuda` feature.
+    Cuda,
+    /// Diagnostics used to teach and test failure handling.
+    Debug,
+}
+
+impl Backend {
+    /// The lower-case name used in results and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Rayon => "rayon",
+            Backend::Mpi => "mpi",
+            Backend::Cuda => "cuda",
+            Backend::Debug => "debug",
+        }
+    }
+}
+
+/// The type of a workload parameter, which decides how manifest values are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A problem size: a plain count (`4096`, `"10M"` = 10 000 000) or a byte size (`"64MiB"`).
+    Size,
+    /// A positive integer.
+    Int,
+    /// A floating point number.
+    Float,
+    /// One of a fixed set of names.
+    Choice(&'static [&'static str]),
+    /// Free text.
+    Text,
+}
+
+/// One parameter (workload axis) of a workload.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamSpec {
+    /// Key used in manifests and as `param_NAME` column in results (`size` and `variant` have their
+    /// own columns).
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Value used when a manifest does not set the parameter, as it would be written in TOML.
+    pub default: &'static str,
+    /// One line for `scalelab list`.
+    pub doc: &'static str,
+}
+
+/// How a weak-scaling study grows the problem size with the parallelism `p` so that the work per
+/// worker stays constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeakRule {
+    /// size × p (work linear in size: STREAM, dot, Monte Carlo samples).
+    Linear,
+    /// size × √p (work quadratic in size: a 2-D grid given by its side).
+    Sqrt,
+    /// size × ∛p (work cubic in size: a dense n × n matrix product).
+    Cbrt,
+}
+
+impl WeakRule {
+    /// Scale `size` for parallelism `p`, rounding to the nearest integer (at least 1).
+    pub fn scale(self, size: u64, p: u64) -> u64 {
+        let p = p as f64;
+        let factor = match self {
+            WeakRule::Linear => p,
+            WeakRule::Sqrt => p.sqrt(),
+            WeakRule::Cbrt => p.cbrt(),
+        };
+        ((size as f64 * factor).round() as u64).max(1)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeakRule::Linear => "linear",
+            WeakRule::Sqrt => "sqrt",
+            WeakRule::Cbrt => "cbrt",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WeakRule> {
+        match s {
+            "linear" => Some(WeakRule::Linear),
+            "sqrt" => Some(WeakRule::Sqrt),
+            "cbrt" => Some(WeakRule::Cbrt),
+            _ => None,
+        }
+    }
+}
+
+/// The analytic work of one repetition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    /// Floating point operations (an FMA counts 2).
+    pub flops: f64,
+    /// Bytes moved to and from memory, counted as the kernel's reference benchmark counts them
+    /// (STREAM: reads + writes, no write-allocate).
+    pub bytes: f64,
+}
+
+/// The parameter values of one point, with the workload's defaults filled in.
+///
+/// Keys are parameter names; every parameter the workload declares is present once a plan is expanded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params(pub BTreeMap<String, Value>);
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// The `size` parameter. Panics if absent: the planner always sets it for workloads that declare it.
+    pub fn size(&self) -> Size {
+        match self.0.get("size") {
+            Some(Value::Size(s)) => *s,
+            other => panic!("point has no size parameter (found {other:?})"),
+        }
+    }
+
+    /// A text or choice parameter.
+    pub fn str(&self, name: &str) -> &str {
+        match self.0.get(name) {
+            Some(Value::Text(s)) => s,
+            other => panic!("point has no text parameter `{name}` (found {other:?})"),
+        }
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, name: &str) -> u64 {
+        match self.0.get(name) {
+            Some(Value::Int(i)) => *i,
+            other => panic!("point has no integer parameter `{name}` (found {other:?})"),
+        }
+    }
+
+    /// A float parameter (integers are accepted).
+    pub fn float(&self, name: &str) -> f64 {
+        match self.0.get(name) {
+            Some(Value::Float(f)) => *f,
+            Some(Value::Int(i)) => *i as f64,
+            other => panic!("point has no number parameter `{name}` (found {other:?})"),
+        }
+    }
+
+    /// The variant, or "" for workloads without one.
+    pub fn variant(&self) -> &str {
+        match self.0.get("variant") {
+            Some(Value::Text(s)) => s,
+            _ => "",
+        }
+    }
+}
+
+/// A prepared problem, ready to be timed.
+pub trait Instance {
+    /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.
+    fn run(&mut self);
+    /// Check the result of the last `run` against the serial reference (or an exact invariant).
+    /// The error says what differs and by how much.
+    fn verify(&mut self) -> Result<(), String>;
+}
+
+/// A measurable computation. See the module documentation.
+pub trait Workload: Send + Sync {
+    /// Registry name, e.g. "stream.triad".
+    fn name(&self) -> &'static str;
+    /// One line for `scalelab list`.
+    fn summary(&self) -> &'static str;
+    fn backend(&self) -> Backend;
+    /// The parameters (workload axes). Include `size` if the workload has a problem size and
+    /// `variant` (a `Choice`) if it has implementation variants.
+    fn params(&self) -> &'static [ParamSpec];
+    /// How weak scaling grows `size`.
+    fn weak_rule(&self) -> WeakRule {
+        WeakRule::Linear
+    }
+    /// The problem size as reported in the `size` column: elements, matrix order, grid side or
+    /// samples, whatever the workload's natural unit is (see `size_unit`).
+    fn problem_size(&self, params: &Params) -> u64 {
+        match params.0.get("size") {
+            Some(Value::Size(s)) => s.count(8),
+            _ => 0,
+        }
+    }
+    /// The unit of `problem_size`, e.g. "elements", "n", "grid side", "samples".
+    fn size_unit(&self) -> &'static str {
+        "elements"
+    }
+    /// Extra validation of one point's parameters (beyond types and ranges), with a message that says
+    /// how to fix it.
+    fn check(&self, _params: &Params) -> Result<(), String> {
+        Ok(())
+    }
+    /// Analytic work of one repetition.
+    fn work(&self, params: &Params) -> Work;
+    /// Rough fraction of the machine's peak (FLOP/s or memory bandwidth, whichever bounds the
+    /// workload) this point reaches; only `scalelab plan`'s run-time estimate uses it.
+    fn expected_efficiency(&self, _params: &Params) -> f64 {
+        0.5
+    }
+    /// Allocate and initialise the problem (untimed). Runs inside the point's rayon pool.
+    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>>;
+}
+
+/// Every workload this build knows, in listing order.
+pub static REGISTRY: &[&dyn Workload] = &[
+    &debug::Sleep,
+    &debug::Fail,
+];
+
+/// Look a workload up by name.
+pub fn find(name: &str) -> Option<&'static dyn Workload> {
+    REGISTRY.iter().copied().find(|w| w.name() == name)
+}
+
+/// Registry names closest to `name` (for "did you mean" suggestions), best first.
+pub fn nearest(name: &str) -> Vec<&'static str> {
+    crate::value::nearest(name, REGISTRY.iter().map(|w| w.name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_are_unique_and_have_valid_defaults() {
+        let mut names: Vec<_> = REGISTRY.iter().map(|w| w.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
+        for w in REGISTRY {
+            for p in w.params() {
+                Value::parse_default(p).unwrap_or_else(|e| panic!("{}.{}: {e}", w.name(), p.name));
+            }
+        }
+    }
+
+    #[test]
+    fn weak_rules_keep_work_per_worker() {
+        assert_eq!(WeakRule::Linear.scale(1000, 4), 4000);
+        assert_eq!(WeakRule::Sqrt.scale(1000, 4), 2000);
+        assert_eq!(WeakRule::Cbrt.scale(1000, 8), 2000);
+    }
+
+    #[test]
+    fn nearest_suggests_typos() {
+        assert_eq!(nearest("debug.slep")[0], "debug.sleep");
+    }
+}
