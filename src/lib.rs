@@ -5,9 +5,15 @@
 //! → [`results`] (records in a run directory) → [`stats`] and [`report`] (CSV, scaling math, plots).
 //! See `docs/ARCHITECTURE.md`.
 
+pub mod cli;
+pub mod executor;
 pub mod machine;
 pub mod manifest;
 pub mod plan;
+pub mod point;
+pub mod provenance;
+pub mod report;
 pub mod results;
+pub mod stats;
 pub mod value;
 pub mod workload;

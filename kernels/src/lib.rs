@@ -1,1 +1,86 @@
-pub fn placeholder() {}
+//! Compute kernels measured by scalelab: each one a serial reference, a rayon variant and its
+//! analytic work.
+//!
+//! Every kernel lives in its own module and follows the same shape:
+//!
+//! * a **serial reference** (`*_serial`), the plain loop a textbook would write, used by the tests
+//!   and by scalelab's verification;
+//! * a **rayon variant** that uses whatever pool it is called in: scalelab's point runner calls it
+//!   inside `pool.install` with exactly `threads` workers, and these functions never touch the
+//!   global pool themselves (`rayon::current_num_threads()` is the size of the current pool);
+//! * analytic **`flops(..)` and `bytes(..)`** functions, counted the way the kernel's reference
+//!   benchmark counts them (STREAM: reads + writes, no write-allocate);
+//! * **deterministic inputs**, so a result can be checked exactly.
+//!
+//! | module | algorithm | flops | bytes |
+//! | --- | --- | --- | --- |
+//! | [`stream`] | STREAM copy, scale, add, triad | 0, 1, 1, 2 per element | 16, 16, 24, 24 per element |
+//! | [`dot`] | dot product, deterministic reduction | 2 per element | 16 per element |
+//! | [`gemm`] | DGEMM `C = A·B`: naive, ikj, blocked, tuned (Goto/BLIS), faer | 2n³ | 24n² (compulsory) |
+//! | [`stencil`] | 2-D 5-point Jacobi sweeps | 4 per interior point per sweep | 16 per interior point per sweep |
+//! | [`pi`] | Monte Carlo π with counter-seeded generators | 3 per sample | 0 |
+//!
+//! Parallel reductions here (dot, π) are written so the result is bitwise identical at any thread
+//! count: work is cut into chunks of a fixed size that does not depend on the pool, and the
+//! partial results are combined in a fixed order.
+
+#![warn(missing_docs)]
+
+pub mod dot;
+pub mod gemm;
+pub mod pi;
+pub mod stencil;
+pub mod stream;
+
+/// Length of one chunk when `n` items are split into one contiguous chunk per worker of the current
+/// rayon pool, like OpenMP's `schedule(static)`: `ceil(n / threads)`, at least 1.
+///
+/// With `par_chunks_mut(static_chunk(n))` each worker gets (about) one contiguous block; the same
+/// partition used to initialise an array and to compute on it keeps the "first touch" placement of
+/// its pages near the thread that uses them on NUMA machines.
+pub fn static_chunk(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads()).max(1)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers shared by the kernel tests: local pools and seeded inputs.
+
+    use rand::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// A local pool of `threads` workers (the tests never use the global pool).
+    pub fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("test pool")
+    }
+
+    /// `n` uniform values in [-1, 1) from `seed`.
+    pub fn random_vec(n: usize, seed: u64) -> Vec<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    /// Thread counts the tests try: 1, 2, 3 (odd) and 4 (more workers than the CI machine's cores).
+    pub const THREADS: [usize; 4] = [1, 2, 3, 4];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_chunk_covers_everything() {
+        for t in testing::THREADS {
+            testing::pool(t).install(|| {
+                for n in [0usize, 1, 2, 7, 100, 1001] {
+                    let c = static_chunk(n);
+                    assert!(c >= 1);
+                    assert!(c * t >= n, "n={n} t={t} chunk={c}");
+                }
+            });
+        }
+    }
+}

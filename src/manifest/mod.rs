@@ -1,12 +1,47 @@
-//! Manifests: `experiments/*.toml` read into a checked [`Manifest`]. (Being written.)
+//! Manifests: `experiments/*.toml` read into a checked [`Manifest`].
+//!
+//! This module owns the first step of the pipeline: raw TOML text becomes a typed, fully checked
+//! [`Manifest`] or a [`ManifestError`] that lists *every* problem found, each with the file, the
+//! 1-based line, where in the manifest it is, what is wrong and how to fix it:
+//!
+//! ```text
+//! error: experiments/x.toml:12: study 2 (stream.triad): unknown key `threds`
+//!   fix: did you mean `threads`? stream.triad takes: threads, ranks, ranks_per_node, nodes, gpus, size (see `scalelab list`)
+//! 1 problem in experiments/x.toml
+//! ```
+//!
+//! Checking happens once, before anything runs ("parse, then validate once"): the document is read
+//! with `toml_edit` (which keeps the position of every key and value), every key and value of every
+//! study is checked against the workload registry, and then every study is expanded into its points
+//! (see [`crate::plan`]) so that per-point rules (the workload's own `check`, cores, duplicate points)
+//! are checked too. A [`Manifest`] therefore always expands into a plan without error.
+//!
+//! The format is described for users in `docs/manifest.md`.
 
-use std::path::PathBuf;
+mod check;
+mod error;
+mod points;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::plan::Scaling;
 use crate::value::Value;
 use crate::workload::{WeakRule, Workload};
 
+pub use check::{parse_duration, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S};
+pub use error::{ManifestError, Problem};
+
+/// Largest manifest file `load` reads; a manifest is a small hand-written text file.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
 /// A checked manifest: every key known, every value typed, every study runnable in this build.
+#[derive(Clone, Debug)]
 pub struct Manifest {
     /// The file as given on the command line.
     pub path: PathBuf,
@@ -26,25 +61,188 @@ pub struct Manifest {
 }
 
 /// One `[[study]]` block.
+#[derive(Clone)]
 pub struct Study {
     pub index: usize,
     /// The `name` key, or the workload name.
     pub name: String,
     pub workload: &'static dyn Workload,
     pub scaling: Scaling,
-    /// Axes in manifest order: resource axes (`nodes`, `ranks`, `threads`, `gpus`) and workload axes.
+    /// Axes in manifest order: resource axes (`nodes`, `ranks`, `ranks_per_node`, `threads`,
+    /// `gpus`) and workload axes. Only the axes the manifest sets; unset ones take their defaults
+    /// when the plan is expanded.
     pub axes: Vec<Axis>,
     /// Groups of axis names that move together (zipped) instead of being crossed.
     pub zip: Vec<Vec<String>>,
     pub weak_rule: WeakRule,
+    /// Per-study values, the manifest's unless the study overrides them.
     pub repetitions: u32,
     pub warmup: u32,
     pub timeout_s: f64,
     pub oversubscribe: bool,
 }
 
+impl fmt::Debug for Study {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Study")
+            .field("index", &self.index)
+            .field("name", &self.name)
+            .field("workload", &self.workload.name())
+            .field("scaling", &self.scaling)
+            .field("axes", &self.axes)
+            .field("zip", &self.zip)
+            .field("weak_rule", &self.weak_rule)
+            .field("repetitions", &self.repetitions)
+            .field("warmup", &self.warmup)
+            .field("timeout_s", &self.timeout_s)
+            .field("oversubscribe", &self.oversubscribe)
+            .finish()
+    }
+}
+
+impl Study {
+    /// The axis called `name`, if the study sets it.
+    pub fn axis(&self, name: &str) -> Option<&Axis> {
+        self.axes.iter().find(|a| a.name == name)
+    }
+
+    /// Number of points this study expands into: the product of the lengths of its composite axes
+    /// (a zip group counts once). Saturates at `usize::MAX`.
+    pub fn point_count(&self) -> usize {
+        crate::plan::composite_axes(self)
+            .iter()
+            .map(|g| g.iter().map(|&a| self.axes[a].values.len()).min().unwrap_or(0))
+            .fold(1usize, usize::saturating_mul)
+    }
+}
+
 /// One swept axis with its values (never empty).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Axis {
     pub name: String,
     pub values: Vec<Value>,
+}
+
+/// The resource axes a study may sweep besides its workload's parameters.
+pub const RESOURCE_AXES: &[&str] = &["threads", "ranks", "ranks_per_node", "nodes", "gpus"];
+
+/// Study keys that are not axes.
+pub const STUDY_KEYS: &[&str] = &[
+    "name",
+    "workload",
+    "scaling",
+    "zip",
+    "weak",
+    "repetitions",
+    "warmup",
+    "timeout",
+    "oversubscribe",
+];
+
+/// Top-level keys of a manifest.
+pub const TOP_KEYS: &[&str] = &["name", "description", "repetitions", "warmup", "timeout", "study", "slurm"];
+
+/// Keys of the `[slurm]` table.
+pub const SLURM_KEYS: &[&str] = &[
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "time",
+    "mem",
+    "modules",
+    "setup",
+    "max_array",
+    "throttle",
+];
+
+/// Most points one manifest may expand into (larger plans are almost always a mistake, and would
+/// not fit in memory as a plan).
+pub const MAX_POINTS: usize = 1_000_000;
+
+/// What a manifest is checked against: the workloads that exist, the cores of this machine and
+/// the optional parts compiled into this build. [`Context::this_build`] is what [`load`] and
+/// [`parse`] use; tests inject their own workloads and core counts through [`parse_with`].
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// Workloads a study may name.
+    pub registry: &'a [&'static dyn Workload],
+    /// Cores available on this machine (threads × ranks per node above this need `oversubscribe`).
+    pub cores: usize,
+    /// The `mpi` feature is compiled in.
+    pub mpi: bool,
+    /// The `cuda` feature is compiled in.
+    pub cuda: bool,
+}
+
+impl Context<'static> {
+    /// The workload registry, this machine's available parallelism and this build's features.
+    pub fn this_build() -> Context<'static> {
+        Context {
+            registry: crate::workload::REGISTRY,
+            cores: available_cores(),
+            mpi: cfg!(feature = "mpi"),
+            cuda: cfg!(feature = "cuda"),
+        }
+    }
+}
+
+/// Logical CPUs this process may use (1 if unknown).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Read and check the manifest at `path`. A missing, unreadable, oversized or non-UTF-8 file is a
+/// [`ManifestError`] naming the path.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let unreadable = |message: String, fix: &str| ManifestError {
+        path: path.to_path_buf(),
+        problems: vec![Problem { line: None, place: String::new(), message, fix: fix.to_string() }],
+    };
+    let read_fix = "check the path; the manifests of this repository are in experiments/ (e.g. experiments/quickstart.toml)";
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    if meta.is_dir() {
+        return Err(unreadable("is a folder, not a manifest file".into(), read_fix));
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(unreadable(
+            format!("is {} bytes; a manifest is a small TOML text file (at most {MAX_MANIFEST_BYTES} bytes)", meta.len()),
+            "give the path of a TOML manifest, e.g. experiments/quickstart.toml",
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    let source = String::from_utf8(bytes).map_err(|e| {
+        unreadable(
+            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            "save the manifest as UTF-8 text; is this really a TOML manifest?",
+        )
+    })?;
+    parse(path, &source)
+}
+
+/// Check `source` as the manifest at `path` (the path only names the file in messages) against
+/// this build ([`Context::this_build`]).
+pub fn parse(path: &Path, source: &str) -> Result<Manifest, ManifestError> {
+    parse_with(path, source, &Context::this_build())
+}
+
+/// [`parse`] against an explicit [`Context`] (workloads, cores, features).
+pub fn parse_with(path: &Path, source: &str, ctx: &Context<'_>) -> Result<Manifest, ManifestError> {
+    check::check(path, source, ctx)
+}
+
+/// sha256 of `text`, as 64 lower-case hex digits.
+pub fn sha256_hex(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
 }

@@ -1,7 +1,30 @@
-//! Plans: a manifest expanded into points. (Being written.)
+//! Plans: a checked manifest expanded into the points that are run.
+//!
+//! This module owns the step `Manifest → Plan`: crossing (and zipping) each study's axes into
+//! [`Point`]s with every workload parameter filled in, growing sizes for weak scaling, giving each
+//! point a stable id, and estimating how long a plan will take (`scalelab plan`).
+//!
+//! * Expansion ([`expand`]): the axes of a study are crossed in manifest order, the last axis
+//!   varying fastest; a `zip` group is one composite axis at the place of its first member.
+//!   Unset workload parameters take the registry default, unset resources nodes = 1, ranks = 1,
+//!   threads = 1, gpus = 0. With `ranks_per_node`, nodes = ceil(ranks / ranks_per_node).
+//! * Weak scaling: the manifest's `size` is the size at p = 1 worker; a point with p =
+//!   [`Resources::workers`] gets `weak_rule.scale(size, p)` of the same kind (count or bytes).
+//! * Point ids ([`point_id`]): the first 12 hex digits of the sha256 of a canonical text of the
+//!   study name, workload, scaling, resources and parameters, so that ids survive edits to
+//!   repetitions, warm-ups or time limits, reordered studies, and new processes.
+//! * Estimates ([`estimate_seconds`], [`Plan::describe`]): a roofline-like guess from [`Rates`].
 
+mod estimate;
+mod expand;
 mod point;
 
+#[cfg(test)]
+mod tests;
+
+pub use estimate::{estimate_seconds, estimate_with, format_duration, Rates};
+pub use expand::{canonical, expand, expand_with_cores, point_id};
+pub(crate) use expand::{composite_axes, expand_study};
 pub use point::{Point, Resources, Scaling};
 
 use serde::{Deserialize, Serialize};
@@ -13,3 +36,50 @@ pub struct Plan {
     pub manifest_sha256: String,
     pub points: Vec<Point>,
 }
+
+/// The points of one study, as a slice of the plan.
+#[derive(Clone, Copy, Debug)]
+pub struct StudyPoints<'a> {
+    /// Index of the study in the manifest (0-based).
+    pub index: usize,
+    pub name: &'a str,
+    pub workload: &'a str,
+    pub scaling: Scaling,
+    pub points: &'a [Point],
+}
+
+impl Plan {
+    /// The plan's points grouped by study, in plan order. Expansion keeps a study's points together;
+    /// should a plan hold them apart, each run of consecutive points is its own group.
+    pub fn studies(&self) -> Vec<StudyPoints<'_>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < self.points.len() {
+            let first = &self.points[start];
+            let len = self.points[start..].iter().take_while(|p| p.study == first.study).count();
+            out.push(StudyPoints {
+                index: first.study,
+                name: &first.study_name,
+                workload: &first.workload,
+                scaling: first.scaling,
+                points: &self.points[start..start + len],
+            });
+            start += len;
+        }
+        out
+    }
+
+    /// The point with this id.
+    pub fn find(&self, id: &str) -> Option<&Point> {
+        self.points.iter().find(|p| p.id == id)
+    }
+
+    /// What `scalelab plan` prints: per study a header and a table of its points (the first
+    /// [`DESCRIBE_ROWS`] of them), then the total with a rough run-time estimate.
+    pub fn describe(&self, rates: &Rates) -> String {
+        estimate::describe(self, rates)
+    }
+}
+
+/// Rows of points [`Plan::describe`] shows per study before "... N more points".
+pub const DESCRIBE_ROWS: usize = 20;

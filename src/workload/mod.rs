@@ -231,6 +231,14 @@ pub trait Workload: Send + Sync {
 
 /// Every workload this build knows, in listing order.
 pub static REGISTRY: &[&dyn Workload] = &[
+    &kernels::Stream(scalelab_kernels::stream::Op::Copy),
+    &kernels::Stream(scalelab_kernels::stream::Op::Scale),
+    &kernels::Stream(scalelab_kernels::stream::Op::Add),
+    &kernels::Stream(scalelab_kernels::stream::Op::Triad),
+    &kernels::Dot,
+    &kernels::Gemm,
+    &kernels::Jacobi2d,
+    &kernels::MonteCarloPi,
     &debug::Sleep,
     &debug::Fail,
 ];
@@ -272,5 +280,7 @@ mod tests {
     #[test]
     fn nearest_suggests_typos() {
         assert_eq!(nearest("debug.slep")[0], "debug.sleep");
+        assert_eq!(nearest("stream.triads")[0], "stream.triad");
+        assert_eq!(nearest("gemn")[0], "gemm");
     }
 }

@@ -1,0 +1,75 @@
+//! AVX2 + FMA micro-kernel: a 6 × 8 tile of C in 12 ymm registers (the classic Haswell shape),
+//! leaving 2 registers for the B row and 1 for the broadcast A value of the 16 available.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::{Blocking, MicroKernel};
+
+/// Rows of the tile.
+const MR: usize = 6;
+/// 4-double vectors per tile row.
+const NV: usize = 2;
+
+/// Blocking for this kernel: KC × NR of B̃ (256 × 8 × 8 B = 16 KiB) in L1, MC × KC of Ã
+/// (192 × 256 × 8 B = 384 KiB) in L2.
+pub const BLOCKING: Blocking = Blocking { mc: 192, kc: 256, nc: 4096 };
+
+/// Whether the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+pub fn available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+}
+
+/// Whether the CPU has AVX2 and FMA (never, off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+pub fn available() -> bool {
+    false
+}
+
+/// The AVX2 micro-kernel.
+pub struct Kernel;
+
+impl MicroKernel for Kernel {
+    const MR: usize = MR;
+    const NR: usize = 4 * NV;
+
+    #[inline]
+    unsafe fn tile(kc: usize, a: *const f64, b: *const f64, c: *mut f64, ldc: usize, accumulate: bool) {
+        #[cfg(target_arch = "x86_64")]
+        tile(kc, a, b, c, ldc, accumulate);
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("the AVX2 kernel is only selected on x86-64 CPUs that have it");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile(kc: usize, mut a: *const f64, mut b: *const f64, c: *mut f64, ldc: usize, accumulate: bool) {
+    let mut acc = [[_mm256_setzero_pd(); NV]; MR];
+    for _ in 0..kc {
+        let mut bv = [_mm256_setzero_pd(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm256_load_pd(b.add(4 * v));
+        }
+        for (i, row) in acc.iter_mut().enumerate() {
+            let av = _mm256_broadcast_sd(&*a.add(i));
+            for (x, bx) in row.iter_mut().zip(&bv) {
+                *x = _mm256_fmadd_pd(av, *bx, *x);
+            }
+        }
+        a = a.add(MR);
+        b = b.add(4 * NV);
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (v, x) in row.iter().enumerate() {
+            let p = c.add(i * ldc + 4 * v);
+            let out = if accumulate {
+                _mm256_add_pd(_mm256_loadu_pd(p), *x)
+            } else {
+                *x
+            };
+            _mm256_storeu_pd(p, out);
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! STREAM: the four vector kernels of John McCalpin's memory bandwidth benchmark, on `f64` arrays.
+//!
+//! | kernel | operation | flops / element | bytes / element |
+//! | --- | --- | --- | --- |
+//! | copy  | `c[i] = a[i]`            | 0 | 16 |
+//! | scale | `b[i] = q·c[i]`          | 1 | 16 |
+//! | add   | `c[i] = a[i] + b[i]`     | 1 | 24 |
+//! | triad | `a[i] = b[i] + q·c[i]`   | 2 | 24 |
+//!
+//! Bytes are counted the STREAM way: every array read once and every array written once, 8 bytes per
+//! element each, with no write-allocate traffic (a cache that reads a line before overwriting it
+//! moves 8 more bytes per element than is counted, so STREAM's figure is a lower bound of the real
+//! traffic). The parallel variants split the arrays into one contiguous chunk per worker of the
+//! current rayon pool, like OpenMP's `schedule(static)` in `stream.c`, and [`init`] first-touches the
+//! arrays with the same partition.
+//!
+//! Reference: J. D. McCalpin, "Memory Bandwidth and Machine Balance in Current High Performance
+//! Computers", IEEE TCCA Newsletter, 1995; <https://www.cs.virginia.edu/stream/>.
+
+use rayon::prelude::*;
+
+use crate::static_chunk;
+
+/// The scalar `q` of scale and triad, as in `stream.c`.
+pub const SCALAR: f64 = 3.0;
+
+/// One of the four STREAM kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `c = a`
+    Copy,
+    /// `b = q·c`
+    Scale,
+    /// `c = a + b`
+    Add,
+    /// `a = b + q·c`
+    Triad,
+}
+
+impl Op {
+    /// All four, in STREAM's order.
+    pub const ALL: [Op; 4] = [Op::Copy, Op::Scale, Op::Add, Op::Triad];
+
+    /// Lower-case name: "copy", "scale", "add", "triad".
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Copy => "copy",
+            Op::Scale => "scale",
+            Op::Add => "add",
+            Op::Triad => "triad",
+        }
+    }
+
+    /// Floating point operations per element: copy 0, scale 1, add 1, triad 2.
+    pub fn flops_per_element(self) -> f64 {
+        match self {
+            Op::Copy => 0.0,
+            Op::Scale | Op::Add => 1.0,
+            Op::Triad => 2.0,
+        }
+    }
+
+    /// Bytes per element, counted as STREAM does (no write-allocate): copy and scale 16, add and
+    /// triad 24.
+    pub fn bytes_per_element(self) -> f64 {
+        match self {
+            Op::Copy | Op::Scale => 16.0,
+            Op::Add | Op::Triad => 24.0,
+        }
+    }
+
+    /// Floating point operations of one pass over arrays of `n` elements.
+    pub fn flops(self, n: usize) -> f64 {
+        self.flops_per_element() * n as f64
+    }
+
+    /// Bytes of one pass over arrays of `n` elements (STREAM's count).
+    pub fn bytes(self, n: usize) -> f64 {
+        self.bytes_per_element() * n as f64
+    }
+
+    /// Number of arrays the kernel touches (2 or 3).
+    pub fn arrays(self) -> usize {
+        match self {
+            Op::Copy | Op::Scale => 2,
+            Op::Add | Op::Triad => 3,
+        }
+    }
+}
+
+fn same_len(out: &[f64], ins: &[&[f64]]) {
+    for x in ins {
+        assert_eq!(
+            out.len(),
+            x.len(),
+            "STREAM arrays must have equal lengths"
+        );
+    }
+}
+
+/// An array of `n` elements with `x[i] = f(i)`, first-touched in parallel with the static partition
+/// the kernels use (so on a NUMA machine each worker's chunk lands in its own memory).
+///
+/// The allocation is zeroed memory straight from the OS (pages not yet touched); the parallel fill is
+/// the first write to each page.
+pub fn init(n: usize, f: impl Fn(usize) -> f64 + Sync) -> Vec<f64> {
+    let mut x = vec![0.0; n];
+    fill(&mut x, f);
+    x
+}
+
+/// Set `x[i] = f(i)` in parallel with the static partition of the current pool.
+pub fn fill(x: &mut [f64], f: impl Fn(usize) -> f64 + Sync) {
+    let chunk = static_chunk(x.len());
+    x.par_chunks_mut(chunk).enumerate().for_each(|(k, part)| {
+        let start = k * chunk;
+        for (i, v) in part.iter_mut().enumerate() {
+            *v = f(start + i);
+        }
+    });
+}
+
+/// Serial copy `c[i] = a[i]`. Panics if the lengths differ.
+pub fn copy_serial(c: &mut [f64], a: &[f64]) {
+    same_len(c, &[a]);
+    for (c, a) in c.iter_mut().zip(a) {
+        *c = *a;
+    }
+}
+
+/// Serial scale `b[i] = q·c[i]`. Panics if the lengths differ.
+pub fn scale_serial(b: &mut [f64], c: &[f64], q: f64) {
+    same_len(b, &[c]);
+    for (b, c) in b.iter_mut().zip(c) {
+        *b = q * c;
+    }
+}
+
+/// Serial add `c[i] = a[i] + b[i]`. Panics if the lengths differ.
+pub fn add_serial(c: &mut [f64], a: &[f64], b: &[f64]) {
+    same_len(c, &[a, b]);
+    for ((c, a), b) in c.iter_mut().zip(a).zip(b) {
+        *c = a + b;
+    }
+}
+
+/// Serial triad `a[i] = b[i] + q·c[i]`. Panics if the lengths differ.
+pub fn triad_serial(a: &mut [f64], b: &[f64], c: &[f64], q: f64) {
+    same_len(a, &[b, c]);
+    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+        *a = b + q * c;
+    }
+}
+
+/// Parallel copy `c[i] = a[i]`: one contiguous chunk per worker of the current pool.
+pub fn copy(c: &mut [f64], a: &[f64]) {
+    same_len(c, &[a]);
+    let chunk = static_chunk(c.len());
+    c.par_chunks_mut(chunk)
+        .zip(a.par_chunks(chunk))
+        .for_each(|(c, a)| copy_serial(c, a));
+}
+
+/// Parallel scale `b[i] = q·c[i]`: one contiguous chunk per worker of the current pool.
+pub fn scale(b: &mut [f64], c: &[f64], q: f64) {
+    same_len(b, &[c]);
+    let chunk = static_chunk(b.len());
+    b.par_chunks_mut(chunk)
+        .zip(c.par_chunks(chunk))
+        .for_each(|(b, c)| scale_serial(b, c, q));
+}
+
+/// Parallel add `c[i] = a[i] + b[i]`: one contiguous chunk per worker of the current pool.
+pub fn add(c: &mut [f64], a: &[f64], b: &[f64]) {
+    same_len(c, &[a, b]);
+    let chunk = static_chunk(c.len());
+    c.par_chunks_mut(chunk)
+        .zip(a.par_chunks(chunk))
+        .zip(b.par_chunks(chunk))
+        .for_each(|((c, a), b)| add_serial(c, a, b));
+}
+
+/// Parallel triad `a[i] = b[i] + q·c[i]`: one contiguous chunk per worker of the current pool.
+pub fn triad(a: &mut [f64], b: &[f64], c: &[f64], q: f64) {
+    same_len(a, &[b, c]);
+    let chunk = static_chunk(a.len());
+    a.par_chunks_mut(chunk)
+        .zip(b.par_chunks(chunk))
+        .zip(c.par_chunks(chunk))
+        .for_each(|((a, b), c)| triad_serial(a, b, c, q));
+}
+
+/// The three STREAM arrays `a`, `b`, `c` of one size, first-touched in parallel.
+///
+/// Initial values are position-dependent and exact in binary (`a[i] = 1 + (i mod 64)`,
+/// `b[i] = 2 + (i mod 32)/2`, `c[i] = (i mod 16)/4`), so every kernel's result is exact and can be
+/// checked element by element with [`Arrays::expected`].
+#[derive(Clone, Debug)]
+pub struct Arrays {
+    /// STREAM's `a`.
+    pub a: Vec<f64>,
+    /// STREAM's `b`.
+    pub b: Vec<f64>,
+    /// STREAM's `c`.
+    pub c: Vec<f64>,
+}
+
+impl Arrays {
+    /// Initial value of `a[i]`.
+    pub fn a0(i: usize) -> f64 {
+        1.0 + (i % 64) as f64
+    }
+    /// Initial value of `b[i]`.
+    pub fn b0(i: usize) -> f64 {
+        2.0 + (i % 32) as f64 * 0.5
+    }
+    /// Initial value of `c[i]`.
+    pub fn c0(i: usize) -> f64 {
+        (i % 16) as f64 * 0.25
+    }
+
+    /// Allocate and first-touch the three arrays of `n` elements in the current pool.
+    pub fn new(n: usize) -> Arrays {
+        Arrays {
+            a: init(n, Self::a0),
+            b: init(n, Self::b0),
+            c: init(n, Self::c0),
+        }
+    }
+
+    /// Run `op` once with the parallel kernel. The kernel's output is the one array it does not read,
+    /// so running it again leaves the same values: results stay checkable after any number of runs.
+    pub fn run(&mut self, op: Op) {
+        match op {
+            Op::Copy => copy(&mut self.c, &self.a),
+            Op::Scale => scale(&mut self.b, &self.c, SCALAR),
+            Op::Add => add(&mut self.c, &self.a, &self.b),
+            Op::Triad => triad(&mut self.a, &self.b, &self.c, SCALAR),
+        }
+    }
+
+    /// Expected value of element `i` of `op`'s output, when its inputs hold their initial values.
+    pub fn expected(op: Op, i: usize) -> f64 {
+        match op {
+            Op::Copy => Self::a0(i),
+            Op::Scale => SCALAR * Self::c0(i),
+            Op::Add => Self::a0(i) + Self::b0(i),
+            Op::Triad => Self::b0(i) + SCALAR * Self::c0(i),
+        }
+    }
+
+    /// The output array of `op`.
+    pub fn output(&self, op: Op) -> &[f64] {
+        match op {
+            Op::Copy | Op::Add => &self.c,
+            Op::Scale => &self.b,
+            Op::Triad => &self.a,
+        }
+    }
+
+    /// The output array of `op`, mutable.
+    pub fn output_mut(&mut self, op: Op) -> &mut [f64] {
+        match op {
+            Op::Copy | Op::Add => &mut self.c,
+            Op::Scale => &mut self.b,
+            Op::Triad => &mut self.a,
+        }
+    }
+
+    /// Restore the output array of `op` to its initial value (the inputs are never written).
+    pub fn reset_output(&mut self, op: Op) {
+        match op {
+            Op::Copy | Op::Add => fill(&mut self.c, Self::c0),
+            Op::Scale => fill(&mut self.b, Self::b0),
+            Op::Triad => fill(&mut self.a, Self::a0),
+        }
+    }
+
+    /// Check every element of `op`'s output (STREAM's own validation, element-wise and exact), in
+    /// parallel. Returns the number of wrong elements and the first one as `(index, found,
+    /// expected)`.
+    pub fn check(&self, op: Op) -> (usize, Option<(usize, f64, f64)>) {
+        let out = self.output(op);
+        let chunk = static_chunk(out.len());
+        out.par_chunks(chunk)
+            .enumerate()
+            .map(|(k, part)| {
+                let start = k * chunk;
+                let mut bad = 0usize;
+                let mut first = None;
+                for (j, &v) in part.iter().enumerate() {
+                    let want = Self::expected(op, start + j);
+                    if v.to_bits() != want.to_bits() {
+                        bad += 1;
+                        first.get_or_insert((start + j, v, want));
+                    }
+                }
+                (bad, first)
+            })
+            .reduce(
+                || (0, None),
+                |x, y| {
+                    let first = match (x.1, y.1) {
+                        (Some(p), Some(q)) => Some(if p.0 < q.0 { p } else { q }),
+                        (p, q) => p.or(q),
+                    };
+                    (x.0 + y.0, first)
+                },
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pool, random_vec, THREADS};
+
+    #[test]
+    fn parallel_matches_serial() {
+        for t in THREADS {
+            pool(t).install(|| {
+                for n in [1usize, 2, 3, 17, 1000, 4099] {
+                    let a = random_vec(n, 1);
+                    let b = random_vec(n, 2);
+                    let c = random_vec(n, 3);
+                    let (mut x, mut y) = (vec![0.0; n], vec![0.0; n]);
+                    copy(&mut x, &a);
+                    copy_serial(&mut y, &a);
+                    assert_eq!(x, y);
+                    scale(&mut x, &c, SCALAR);
+                    scale_serial(&mut y, &c, SCALAR);
+                    assert_eq!(x, y);
+                    add(&mut x, &a, &b);
+                    add_serial(&mut y, &a, &b);
+                    assert_eq!(x, y);
+                    triad(&mut x, &b, &c, SCALAR);
+                    triad_serial(&mut y, &b, &c, SCALAR);
+                    assert_eq!(x, y, "triad n={n} t={t}");
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn arrays_verify_exactly_and_detect_errors() {
+        for t in [1, 3] {
+            pool(t).install(|| {
+                for n in [1usize, 5, 1023] {
+                    let mut s = Arrays::new(n);
+                    for op in Op::ALL {
+                        s.run(op);
+                        s.run(op);
+                        assert_eq!(s.check(op), (0, None), "{op:?} n={n}");
+                        s.output_mut(op)[n / 2] += 1.0;
+                        let (bad, first) = s.check(op);
+                        assert_eq!(bad, 1);
+                        assert_eq!(first.map(|f| f.0), Some(n / 2));
+                        s.reset_output(op);
+                    }
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(Op::Triad.bytes(10), 240.0);
+        assert_eq!(Op::Triad.flops(10), 20.0);
+        assert_eq!(Op::Copy.bytes(10), 160.0);
+        assert_eq!(Op::Copy.flops(10), 0.0);
+        assert_eq!(Op::Scale.flops(10), 10.0);
+        assert_eq!(Op::Add.bytes(1), 24.0);
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it, on a fresh Debian 12 machine with Rust:
+#   1. install what the tests need (scripts/install-deps.sh; nothing beyond Rust at this stage),
+#   2. build every test binary once, with all features, and run them with cargo-nextest,
+#   3. run the doc tests,
+#   4. check that the default build (no features) compiles,
+#   5. check formatting and clippy.
+# All steps share one CARGO_TARGET_DIR so nothing is built twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+step "tests (all features)"
+cargo nextest run --workspace --all-features --no-fail-fast
+
+step "doc tests"
+cargo test --workspace --all-features --doc
+
+step "default build"
+cargo check --workspace --all-targets
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "all tests passed"

@@ -1,0 +1,298 @@
+//! The command line: one subcommand per step of a point's life (see `docs/ARCHITECTURE.md`).
+//!
+//! Every subcommand returns an exit code through [`main`]: 0 when all went well, 1 when a run
+//! finished but some point failed, 2 for bad input (a manifest error, a missing run directory);
+//! errors are printed once, without a backtrace, by `main.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::executor::{self, Executor, LocalExecutor, MockExecutor};
+use crate::machine::Machine;
+use crate::plan::{self, Plan, Rates};
+use crate::provenance::Provenance;
+use crate::results::{write_atomic, RunDir};
+use crate::workload::{self, ParamKind};
+
+/// Measure how parallel code scales: expand an experiment manifest into points, run them, and
+/// report speedup, efficiency, Karp–Flatt, Amdahl fits, GFLOP/s and GB/s with plots.
+#[derive(Parser, Debug)]
+#[command(name = "scalelab", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the workloads, their parameters (the axes a manifest can sweep) and the resource axes.
+    List,
+    /// Describe this machine: cores, caches, SIMD width, measured clock and theoretical peak FLOP/s.
+    Info,
+    /// Check a manifest and show its points, grouped by study, with a count and a run-time estimate.
+    ///
+    /// Nothing is run. Every mistake in the manifest is reported with its file, line, key and fix.
+    Plan {
+        /// The experiment manifest, e.g. experiments/quickstart.toml.
+        manifest: PathBuf,
+    },
+    /// Run an experiment here, one point at a time, and write its results and report.
+    ///
+    /// Each point runs as its own process (`scalelab point`) with the study's time limit; a point
+    /// that fails is recorded with its reason and the sweep goes on. Results land in
+    /// results/<experiment>/<run-id>/ as they arrive; an interrupted run is finished with
+    /// `scalelab run --resume <run-dir>`, which skips every point already recorded.
+    /// Exits with 1 if any point failed.
+    Run {
+        /// The experiment manifest (not needed with --resume).
+        #[arg(required_unless_present = "resume")]
+        manifest: Option<PathBuf>,
+        /// Finish an interrupted run: run only the points of <RUN_DIR> that have no record yet.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["manifest", "run_dir"])]
+        resume: Option<PathBuf>,
+        /// Folder under which results/<experiment>/<run-id>/ is made.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Put the run exactly in this folder instead (it must not hold a run already).
+        #[arg(long, value_name = "PATH")]
+        run_dir: Option<PathBuf>,
+        /// Do not run kernels: time points with the model t(p) = A + B/p (seconds), for trying
+        /// manifests and reports. Example: --mock 0.1,0.9
+        #[arg(long, value_name = "A,B")]
+        mock: Option<String>,
+        /// Print only the final summary, no progress bar or per-point lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Re-render the report of a run (measurements.csv, summary.csv, report.md, plots).
+    Report {
+        /// A run directory, e.g. results/quickstart/20261128-210000.
+        run_dir: PathBuf,
+    },
+    /// Run one point of a run and write its record (what executors launch; rarely typed by hand).
+    Point {
+        /// The run directory holding plan.json.
+        run_dir: PathBuf,
+        /// The point's id, as `scalelab plan` shows it.
+        point_id: String,
+    },
+}
+
+/// Parse the command line and run it.
+pub fn main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::List => {
+            print!("{}", list_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info => {
+            print!("{}", Machine::detect().describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { manifest } => {
+            let m = crate::manifest::load(&manifest)?;
+            let plan = plan::expand(&m)?;
+            print!("{}", plan.describe(&rates(&Machine::detect_quick())));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { manifest, resume, results, run_dir, mock, quiet } => {
+            let executor: Box<dyn Executor> = match mock {
+                Some(spec) => Box::new(parse_mock(&spec)?),
+                None => Box::new(LocalExecutor::current()?),
+            };
+            let opts = RunOptions { results, run_dir, quiet };
+            run(manifest.as_deref(), resume.as_deref(), &opts, executor)
+        }
+        Command::Report { run_dir } => {
+            let run = RunDir::new(run_dir);
+            let plan = run.load_plan()?;
+            let files = write_report(&run, &plan)?;
+            for f in files {
+                println!("{}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Point { run_dir, point_id } => {
+            let rec = crate::point::run(&RunDir::new(run_dir), &point_id)?;
+            if rec.status == crate::results::Status::Ok {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+struct RunOptions {
+    results: PathBuf,
+    run_dir: Option<PathBuf>,
+    quiet: bool,
+}
+
+fn run(
+    manifest: Option<&Path>,
+    resume: Option<&Path>,
+    opts: &RunOptions,
+    mut executor: Box<dyn Executor>,
+) -> Result<ExitCode> {
+    let (run, plan, mut prov) = match resume {
+        Some(dir) => {
+            let run = RunDir::new(dir);
+            let plan = run.load_plan()?;
+            let prov = Provenance::load(&run)?;
+            (run, plan, prov)
+        }
+        None => {
+            let path = manifest.context("a manifest is needed unless --resume is given")?;
+            let m = crate::manifest::load(path)?;
+            let plan = plan::expand(&m)?;
+            let run = match &opts.run_dir {
+                Some(d) => RunDir::new(d),
+                None => new_run_dir(&opts.results, &m.name)?,
+            };
+            if run.plan().exists() {
+                bail!(
+                    "{} already holds a run; finish it with `scalelab run --resume {}` or choose another --run-dir",
+                    run.root.display(),
+                    run.root.display()
+                );
+            }
+            write_atomic(&run.manifest(), m.source.as_bytes())?;
+            write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
+            let prov = Provenance::start(
+                Machine::detect(),
+                &m.name,
+                &path.display().to_string(),
+                &m.sha256,
+                executor.name(),
+                plan.points.len(),
+            );
+            prov.write(&run)?;
+            (run, plan, prov)
+        }
+    };
+    let pending = plan.points.iter().filter(|p| !run.record(&p.id).exists()).count();
+    eprintln!(
+        "run {}: {} points, {} to measure (interrupted? resume with `scalelab run --resume {}`)",
+        run.root.display(),
+        plan.points.len(),
+        pending,
+        run.root.display()
+    );
+    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(pending as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} points  {elapsed_precise}  {msg}")
+            .expect("valid template"),
+    );
+    let quiet = opts.quiet;
+    let outcome = executor::sweep(
+        &run,
+        &plan,
+        executor.as_mut(),
+        |point, _| bar.set_message(format!("{} {}", point.study_name, point.id)),
+        |rec| {
+            bar.inc(1);
+            if !quiet {
+                bar.println(crate::report::live_line(rec));
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    prov.finished = crate::results::now_rfc3339();
+    let records = run.load_records(&plan)?;
+    prov.points_ok = records.iter().filter(|r| r.status == crate::results::Status::Ok).count();
+    prov.points_failed = records.len() - prov.points_ok;
+    prov.write(&run)?;
+    write_report(&run, &plan)?;
+    println!(
+        "{} points: {} ok, {} failed{}",
+        plan.points.len(),
+        prov.points_ok,
+        prov.points_failed,
+        if outcome.skipped > 0 { format!(" ({} recorded before this run)", outcome.skipped) } else { String::new() }
+    );
+    println!("report: {}", run.report().display());
+    Ok(if outcome.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Write the report of `run` from its records, with the machine from its provenance.
+fn write_report(run: &RunDir, plan: &Plan) -> Result<Vec<PathBuf>> {
+    let records = run.load_records(plan)?;
+    let machine = Provenance::load(run).map(|p| p.machine).unwrap_or_else(|_| Machine::detect_quick());
+    crate::report::write(run, plan, &records, &machine)
+}
+
+/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created.
+fn new_run_dir(results: &Path, experiment: &str) -> Result<RunDir> {
+    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
+    let base = results.join(experiment);
+    for n in 0..1000 {
+        let name = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let dir = base.join(name);
+        match std::fs::create_dir_all(&base).and_then(|_| std::fs::create_dir(&dir)) {
+            Ok(()) => return Ok(RunDir::new(dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    bail!("could not find a free run directory name under {}", base.display())
+}
+
+fn parse_mock(spec: &str) -> Result<MockExecutor> {
+    let parts: Vec<f64> = spec.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    match parts.as_slice() {
+        [a, b] if *a >= 0.0 && *b >= 0.0 && a + b > 0.0 => {
+            Ok(MockExecutor { serial_s: *a, parallel_s: *b, jitter: 0.01 })
+        }
+        _ => bail!("--mock takes two non-negative seconds A,B for t(p) = A + B/p, e.g. --mock 0.1,0.9"),
+    }
+}
+
+/// Rough rates for `scalelab plan`'s estimate: the theoretical peak per thread and a memory
+/// bandwidth typical of one server core (about 20 GB/s) capped at 4 cores' worth.
+fn rates(m: &Machine) -> Rates {
+    Rates {
+        gflops_per_thread: if m.peak_gflops_per_core > 0.0 { m.peak_gflops_per_core } else { 10.0 },
+        gbps_per_thread: 20.0,
+        gbps_total: 80.0,
+        launch_s: 0.05,
+    }
+}
+
+/// The text of `scalelab list`.
+pub fn list_text() -> String {
+    let mut s = String::from("Workloads (use as `workload = \"NAME\"` in a [[study]]):\n");
+    for w in workload::REGISTRY {
+        s.push_str(&format!("\n{}  [{}]\n    {}\n", w.name(), w.backend().as_str(), w.summary()));
+        for p in w.params() {
+            let kind = match p.kind {
+                ParamKind::Size => "size".to_string(),
+                ParamKind::Int => "integer".to_string(),
+                ParamKind::Float => "number".to_string(),
+                ParamKind::Text => "text".to_string(),
+                ParamKind::Choice(c) => c.join("|"),
+            };
+            s.push_str(&format!("    {:<12} {:<34} default {:<8} {}\n", p.name, kind, p.default, p.doc));
+        }
+        if w.params().iter().any(|p| p.name == "size") {
+            s.push_str(&format!(
+                "    size unit: {}; weak scaling grows size as {}\n",
+                w.size_unit(),
+                w.weak_rule().as_str()
+            ));
+        }
+    }
+    s.push_str(
+        "\nResource axes (any study):\n    threads      rayon worker threads per rank (default 1)\n    \
+         ranks        MPI ranks in total (default 1; needs the `mpi` feature)\n    \
+         nodes        nodes (default 1)\n    \
+         gpus         GPUs per rank (default 0; needs the `cuda` feature)\n",
+    );
+    s
+}

@@ -1,0 +1,899 @@
+//! The report of a run: what `scalelab report <run-dir>` writes from the point records.
+//!
+//! [`write`] turns the records into, inside the run directory:
+//!
+//! * `measurements.csv` (one row per repetition) and `summary.csv` (one row per point), see
+//!   [`csv`] and `docs/results.md` for the columns;
+//! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`];
+//! * `report.md`: per study a table of points (median time ± 95 % CI, GFLOP/s, GB/s, % of peak,
+//!   speedup, efficiency, Karp–Flatt), the Amdahl or Gustafson fit, the plots, and the failed
+//!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
+//!   failed or missing points.
+//!
+//! The scaling math lives in [`scaling`], the statistics in [`crate::stats`]. [`live_line`] is the
+//! one-line summary the CLI prints as each point finishes.
+//!
+//! Failed points never stop a report: they are rows with a status and a reason, listed under their
+//! study, and left out of the scaling numbers.
+
+pub mod csv;
+pub mod plots;
+pub mod scaling;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::machine::Machine;
+use crate::plan::{Plan, Scaling};
+use crate::results::{write_atomic, PointRecord, RunDir, Status};
+use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
+use crate::workload::Work;
+
+use self::plots::{secs, Plot};
+use self::scaling::{fixed_params, resources_label, size_label, Series};
+
+/// Which rate describes a workload: GFLOP/s for compute-bound work, GB/s for memory-bound work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throughput {
+    /// Billions of floating point operations per second.
+    Gflops,
+    /// Billions of bytes (decimal GB) moved per second.
+    Gbps,
+}
+
+impl Throughput {
+    /// GB/s when the workload moves bytes and does less than one FLOP per byte (STREAM, dot,
+    /// stencils with low arithmetic intensity), GFLOP/s when it counts FLOPs otherwise, `None` when
+    /// it counts neither (diagnostic workloads).
+    pub fn for_work(work: &Work) -> Option<Throughput> {
+        if work.bytes > 0.0 && (work.flops <= 0.0 || work.flops / work.bytes < 1.0) {
+            Some(Throughput::Gbps)
+        } else if work.flops > 0.0 {
+            Some(Throughput::Gflops)
+        } else {
+            None
+        }
+    }
+
+    /// "GFLOP/s" or "GB/s".
+    pub fn unit(self) -> &'static str {
+        match self {
+            Throughput::Gflops => "GFLOP/s",
+            Throughput::Gbps => "GB/s",
+        }
+    }
+
+    /// The work count this rate divides: flops or bytes.
+    pub fn work(self, work: &Work) -> f64 {
+        match self {
+            Throughput::Gflops => work.flops,
+            Throughput::Gbps => work.bytes,
+        }
+    }
+
+    /// The rate for one repetition of `seconds`, in [`Throughput::unit`].
+    pub fn rate(self, work: &Work, seconds: f64) -> Option<f64> {
+        csv::rate(self.work(work), seconds)
+    }
+}
+
+/// The files one [`write`] produced, in this order: `measurements.csv`, `summary.csv`,
+/// `report.md`, then the SVG and PNG of every plot.
+pub type ReportFiles = Vec<PathBuf>;
+
+/// Write the whole report of a run (see the module documentation) and return the files written.
+/// `records` are the run's point records (ok and failed), normally
+/// [`RunDir::load_records`]; `machine` gives the peaks for "% of peak".
+///
+/// Every file is written atomically; a report can be re-created at any time from the records
+/// with `scalelab report <run-dir>`.
+pub fn write(
+    run: &RunDir,
+    plan: &Plan,
+    records: &[PointRecord],
+    machine: &Machine,
+) -> Result<ReportFiles> {
+    let experiment = plan.experiment.as_str();
+    let measurements = run.measurements();
+    csv::write_measurements(&measurements, &csv::measurement_rows(experiment, records))?;
+
+    let all_series = scaling::series(records);
+    let summary = run.summary();
+    csv::write_summary(
+        &summary,
+        &csv::summary_rows(experiment, records, &all_series),
+    )?;
+
+    let mut plot_files = Vec::new();
+    let mut study_plots: Vec<(usize, Vec<Plot>)> = Vec::new();
+    for study in studies(plan, records) {
+        let series: Vec<&Series<'_>> = all_series
+            .iter()
+            .filter(|s| s.study == study.index)
+            .collect();
+        let plots =
+            plots::study_plots(&run.plots_dir(), study.index, &study.name, &series, machine)?;
+        plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
+        study_plots.push((study.index, plots));
+    }
+
+    let text = markdown(run, plan, records, &all_series, &study_plots, machine);
+    let report = run.report();
+    write_atomic(&report, text.as_bytes())?;
+    let mut files = vec![measurements, summary, report];
+    files.extend(plot_files);
+    Ok(files)
+}
+
+/// A study as the report lists it.
+struct Study {
+    index: usize,
+    name: String,
+    workload: String,
+    scaling: Scaling,
+}
+
+/// The studies of the plan and the records, in manifest order.
+fn studies(plan: &Plan, records: &[PointRecord]) -> Vec<Study> {
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<Study> = plan
+        .points
+        .iter()
+        .chain(records.iter().map(|r| &r.point))
+        .filter(|p| seen.insert(p.study))
+        .map(|p| Study {
+            index: p.study,
+            name: p.study_name.clone(),
+            workload: p.workload.clone(),
+            scaling: p.scaling,
+        })
+        .collect();
+    out.sort_by_key(|s| s.index);
+    out
+}
+
+/// Escape text for a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
+/// A number with 3 significant digits (at least 1 decimal below 100).
+fn sig(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn opt_sig(v: Option<f64>) -> String {
+    v.map(sig).unwrap_or_else(|| "–".into())
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// The parameters of a point for tables and live lines: variant, other parameters, size.
+fn params_text(rec: &PointRecord) -> String {
+    let mut parts = fixed_params(rec);
+    parts.extend(size_label(rec));
+    parts.join(" ")
+}
+
+fn times(rec: &PointRecord) -> Vec<f64> {
+    rec.repetitions.iter().map(|r| r.seconds).collect()
+}
+
+/// Theoretical peak of a point in GFLOP/s: peak per core × workers (CPU backends only).
+fn peak_gflops(rec: &PointRecord, machine: &Machine) -> Option<f64> {
+    (machine.peak_gflops_per_core > 0.0 && rec.backend != "cuda")
+        .then(|| machine.peak_gflops_per_core * rec.point.resources.workers() as f64)
+}
+
+fn warnings(
+    plan: &Plan,
+    records: &[PointRecord],
+    series: &[Series<'_>],
+    machine: &Machine,
+    run: &RunDir,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    let dir = run.root.display();
+    let mut noisy = Vec::new();
+    let mut outliers = 0;
+    let mut few = 0;
+    for rec in records.iter().filter(|r| r.status == Status::Ok) {
+        let t = times(rec);
+        if let Some(s) = Summary::of(&t) {
+            if s.relative_stddev() > HIGH_VARIANCE {
+                noisy.push(format!("`{}`", rec.point.id));
+            }
+            if s.n < 3 {
+                few += 1;
+            }
+        }
+        if Outliers::tukey(&t).total() > 0 {
+            outliers += 1;
+        }
+    }
+    if !noisy.is_empty() {
+        let shown: Vec<_> = noisy.iter().take(8).cloned().collect();
+        w.push(format!(
+            "**High variance**: stddev > {:.0}% of the median on {} point(s) ({}{}); close other programs, pin threads, or raise `repetitions`.",
+            HIGH_VARIANCE * 100.0,
+            noisy.len(),
+            shown.join(", "),
+            if noisy.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    if outliers > 0 {
+        w.push(format!(
+            "**Outliers**: {outliers} point(s) have repetitions outside Tukey's 1.5 IQR fences; medians are robust to them, but check `measurements.csv` and raise `repetitions` if they recur."
+        ));
+    }
+    if few > 0 {
+        w.push(format!(
+            "**Few repetitions**: {few} point(s) have fewer than 3 repetitions, so their confidence intervals are wide or undefined; set `repetitions = 5` or more."
+        ));
+    }
+    let over = records.iter().filter(|r| r.point.oversubscribed).count();
+    if over > 0 {
+        let cores = if machine.cores > 0 {
+            format!(" than the {} cores", machine.cores)
+        } else {
+            String::new()
+        };
+        w.push(format!(
+            "**Oversubscribed**: {over} point(s) ran more workers{cores} (marked ⚠); their times measure time-sharing, not scaling. Leave them out of conclusions or run them on a bigger machine."
+        ));
+    }
+    let failed = records.iter().filter(|r| r.status != Status::Ok).count();
+    if failed > 0 {
+        w.push(format!(
+            "**Failed points**: {failed} point(s) did not succeed (see \"Failed points\" under each study; logs in `logs/<point-id>.txt`). Fix the cause, delete their records in `points/` and resume with `scalelab run --resume {dir}`."
+        ));
+    }
+    let recorded: BTreeSet<&str> = records.iter().map(|r| r.point.id.as_str()).collect();
+    let missing = plan
+        .points
+        .iter()
+        .filter(|p| !recorded.contains(p.id.as_str()))
+        .count();
+    if missing > 0 {
+        w.push(format!(
+            "**Incomplete run**: {missing} planned point(s) have no record yet; finish them with `scalelab run --resume {dir}` and report again."
+        ));
+    }
+    let superlinear: usize = series
+        .iter()
+        .filter(|s| s.scaling == Scaling::Strong)
+        .map(|s| s.points.iter().filter(|p| p.efficiency > 1.1).count())
+        .sum();
+    if superlinear > 0 {
+        w.push(format!(
+            "**Superlinear speedup** on {superlinear} point(s) (efficiency above 110%): usually each worker's share of the data now fits in cache, or the base point was slowed down; check the base time and compare with a larger size."
+        ));
+    }
+    w
+}
+
+fn markdown(
+    run: &RunDir,
+    plan: &Plan,
+    records: &[PointRecord],
+    series: &[Series<'_>],
+    plots: &[(usize, Vec<Plot>)],
+    machine: &Machine,
+) -> String {
+    let mut md = String::new();
+    let ok = records.iter().filter(|r| r.status == Status::Ok).count();
+    let _ = writeln!(md, "# {}: scaling report\n", plan.experiment);
+    let _ = writeln!(
+        md,
+        "Run `{}`: {} planned point(s), {} recorded ({} ok, {} failed).",
+        run.root.display(),
+        plan.points.len(),
+        records.len(),
+        ok,
+        records.len() - ok
+    );
+    if !machine.host.is_empty() || !machine.cpu_model.is_empty() {
+        let peak = if machine.peak_gflops_per_core > 0.0 {
+            format!(
+                ", theoretical peak {} GFLOP/s per core ({}, {} f64 lanes × {} FMA × 2 × {:.2} GHz)",
+                sig(machine.peak_gflops_per_core),
+                machine.simd,
+                machine.simd_f64_lanes,
+                machine.fma_units,
+                machine.clock_ghz.max(machine.nominal_ghz)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            md,
+            "Machine: {} ({}, {} logical CPUs{peak}).",
+            machine.host, machine.cpu_model, machine.cores
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nData: [measurements.csv](measurements.csv) (one row per repetition), [summary.csv](summary.csv) (one row per point); columns in `docs/results.md`. Times are medians over the repetitions; ± is the half-width of the 95% confidence interval of the mean (Student's t).\n"
+    );
+
+    let warns = warnings(plan, records, series, machine, run);
+    if !warns.is_empty() {
+        let _ = writeln!(md, "## Warnings\n");
+        for w in &warns {
+            let _ = writeln!(md, "- {w}");
+        }
+        md.push('\n');
+    }
+
+    for study in studies(plan, records) {
+        let _ = writeln!(
+            md,
+            "## Study {}: {} ({} scaling, `{}`)\n",
+            study.index + 1,
+            study.name,
+            study.scaling.as_str(),
+            study.workload
+        );
+        let st_series: Vec<&Series<'_>> =
+            series.iter().filter(|s| s.study == study.index).collect();
+        let st_records: Vec<&PointRecord> = records
+            .iter()
+            .filter(|r| r.point.study == study.index)
+            .collect();
+        let planned = plan
+            .points
+            .iter()
+            .filter(|p| p.study == study.index)
+            .count();
+
+        if st_series.is_empty() {
+            let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
+        } else {
+            study_table(&mut md, &st_series, machine);
+            fits(&mut md, &st_series);
+        }
+        if let Some((_, pl)) = plots.iter().find(|(i, _)| *i == study.index) {
+            for p in pl {
+                let _ = writeln!(md, "![{}](plots/{}.png)\n", p.title, p.stem);
+                let _ = writeln!(md, "[{} (SVG)](plots/{}.svg)\n", p.title, p.stem);
+            }
+        }
+        let failed: Vec<&&PointRecord> = st_records
+            .iter()
+            .filter(|r| r.status != Status::Ok)
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(md, "### Failed points\n");
+            let _ = writeln!(
+                md,
+                "| point | resources | parameters | status | reason | log |"
+            );
+            let _ = writeln!(md, "| --- | --- | --- | --- | --- | --- |");
+            for r in failed {
+                let _ = writeln!(
+                    md,
+                    "| `{}` | {} | {} | {} | {} | `logs/{}.txt` |",
+                    r.point.id,
+                    resources_label(&r.point.resources),
+                    cell(&params_text(r)),
+                    r.status.as_str(),
+                    cell(if r.reason.is_empty() {
+                        "(no reason recorded)"
+                    } else {
+                        &r.reason
+                    }),
+                    r.point.id
+                );
+            }
+            md.push('\n');
+        }
+    }
+    md
+}
+
+fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
+    let strong = series[0].scaling == Scaling::Strong;
+    let _ = writeln!(
+        md,
+        "| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | {} | efficiency | {} |",
+        if strong { "speedup" } else { "scaled speedup" },
+        if strong { "Karp–Flatt" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for s in series {
+        for (i, p) in s.points.iter().enumerate() {
+            let r = p.record;
+            let ci = if p.summary.n > 1 {
+                format!(
+                    "{} ± {}",
+                    secs(p.summary.median),
+                    secs(p.summary.ci95_half_width()).trim_end_matches(" s")
+                )
+            } else {
+                format!("{} (1 rep)", secs(p.summary.median))
+            };
+            let gflops = csv::rate(r.work.flops, p.summary.median);
+            let gbps = csv::rate(r.work.bytes, p.summary.median);
+            let peak = match (gflops, peak_gflops(r, machine)) {
+                (Some(g), Some(pk)) => pct(g / pk),
+                _ => "–".into(),
+            };
+            let base = if i == s.base { " (base)" } else { "" };
+            let warn = if r.point.oversubscribed { " ⚠" } else { "" };
+            let _ = writeln!(
+                md,
+                "| `{}`{warn} | {} | {} | {} | {} | {} | {} | {} | {}{base} | {} | {} |",
+                r.point.id,
+                p.workers,
+                resources_label(&r.point.resources),
+                cell(&params_text(r)),
+                ci,
+                opt_sig(gflops),
+                opt_sig(gbps),
+                peak,
+                sig(p.speedup),
+                pct(p.efficiency),
+                p.karp_flatt
+                    .map(|e| format!("{e:.3}"))
+                    .unwrap_or_else(|| "–".into()),
+            );
+        }
+    }
+    md.push('\n');
+}
+
+fn fits(md: &mut String, series: &[&Series<'_>]) {
+    for s in series {
+        let name = if s.label.is_empty() {
+            String::new()
+        } else {
+            format!(" for `{}`", s.label)
+        };
+        let base = s.base_point();
+        let base_text = format!("base p0 = {}, {}", base.workers, secs(base.summary.median));
+        if let Some(f) = s.amdahl {
+            let bound = f
+                .max_speedup()
+                .map(|m| format!("the speedup cannot exceed 1/f = {}", sig(m)))
+                .unwrap_or_else(|| "no serial part measured (f ≤ 0)".into());
+            let _ = writeln!(
+                md,
+                "**Amdahl fit**{name}: serial fraction f = {:.4} ({:.2}%), so {bound}; least squares of 1/S on 1/p over {} points, rms residual {:.2e} ({base_text}).\n",
+                f.serial_fraction,
+                f.serial_fraction * 100.0,
+                f.points,
+                f.rms_residual
+            );
+        } else if let Some(g) = s.gustafson {
+            let _ = writeln!(
+                md,
+                "**Gustafson fit**{name}: serial fraction α = {:.4} ({:.2}%) in S = p − α(p − 1); least squares over {} points, rms residual {:.2e} ({base_text}).\n",
+                g.serial_fraction,
+                g.serial_fraction * 100.0,
+                g.points,
+                g.rms_residual
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "No fit{name}: it needs at least two worker counts; add values to `threads` (or `ranks`) in the study ({base_text}).\n"
+            );
+        }
+    }
+}
+
+/// One line for the CLI as a point finishes, e.g.
+/// `ok  gemm variant=tuned n=1024 threads=2  0.0213 s  100.8 GFLOP/s` or
+/// `FAILED (timeout) gemm variant=tuned n=1024 threads=8  timed out after 60 s`.
+pub fn live_line(rec: &PointRecord) -> String {
+    let mut desc = vec![rec.point.workload.clone()];
+    let params = params_text(rec);
+    if !params.is_empty() {
+        desc.push(params);
+    }
+    desc.push(resources_label(&rec.point.resources));
+    let desc = desc.join(" ");
+    let over = if rec.point.oversubscribed {
+        "  [oversubscribed]"
+    } else {
+        ""
+    };
+    if rec.status != Status::Ok {
+        let reason = rec.reason.lines().next().unwrap_or("").trim();
+        let reason: String = if reason.chars().count() > 160 {
+            reason.chars().take(160).chain("…".chars()).collect()
+        } else {
+            reason.to_string()
+        };
+        return format!("FAILED ({}) {desc}{over}  {reason}", rec.status.as_str())
+            .trim_end()
+            .to_string();
+    }
+    let Some(s) = Summary::of(&times(rec)) else {
+        return format!("ok  {desc}{over}  (no repetitions)");
+    };
+    let mut line = format!("ok  {desc}  {}", secs(s.median));
+    if let Some(metric) = Throughput::for_work(&rec.work) {
+        if let Some(v) = metric.rate(&rec.work, s.median) {
+            let v = if v >= 10.0 { format!("{v:.1}") } else { sig(v) };
+            let _ = write!(line, "  {v} {}", metric.unit());
+        }
+    }
+    if s.n > 1 && s.relative_stddev() > HIGH_VARIANCE {
+        let _ = write!(line, "  (noisy: ±{:.0}%)", s.relative_stddev() * 100.0);
+    }
+    line.push_str(over);
+    line
+}
+
+/// Synthetic records for the tests of this module and its children.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::plan::{Point, Resources, Scaling};
+    use crate::results::{PointRecord, Repetition, Status};
+    use crate::value::{Size, Value};
+    use crate::workload::{Params, Work};
+
+    /// An ok record of `workload` at `threads` threads and size `n` with the given repetition
+    /// times. `stream.*` workloads count 2n FLOP and 24n bytes (memory-bound, size in elements);
+    /// others 2n³ FLOP and 24n² bytes (a GEMM, size in `n`).
+    pub fn record(
+        study: usize,
+        workload: &str,
+        scaling: Scaling,
+        threads: u32,
+        n: u64,
+        times: &[f64],
+    ) -> PointRecord {
+        let mut params = Params::default();
+        params
+            .0
+            .insert("variant".into(), Value::Text("tuned".into()));
+        params.0.insert("size".into(), Value::Size(Size::Count(n)));
+        let stream = workload.starts_with("stream");
+        let nf = n as f64;
+        let (work, unit) = if stream {
+            (
+                Work {
+                    flops: 2.0 * nf,
+                    bytes: 24.0 * nf,
+                },
+                "elements",
+            )
+        } else {
+            (
+                Work {
+                    flops: 2.0 * nf.powi(3),
+                    bytes: 24.0 * nf * nf,
+                },
+                "n",
+            )
+        };
+        PointRecord {
+            point: Point {
+                id: format!("{study}{}t{threads}n{n}", &workload[..2]),
+                study,
+                study_name: format!("{workload} {}", scaling.as_str()),
+                workload: workload.into(),
+                scaling,
+                resources: Resources {
+                    threads,
+                    ..Resources::default()
+                },
+                params,
+                repetitions: times.len() as u32,
+                warmup: 1,
+                timeout_s: 60.0,
+                oversubscribed: false,
+            },
+            status: Status::Ok,
+            reason: String::new(),
+            repetitions: times
+                .iter()
+                .map(|&seconds| Repetition {
+                    seconds,
+                    verified: true,
+                })
+                .collect(),
+            work,
+            size: n,
+            size_unit: unit.into(),
+            backend: "rayon".into(),
+            host: "testhost".into(),
+            started: "2025-01-01T00:00:00Z".into(),
+            finished: "2025-01-01T00:00:01Z".into(),
+        }
+    }
+
+    /// A point that timed out before any repetition.
+    pub fn failed(
+        study: usize,
+        workload: &str,
+        scaling: Scaling,
+        threads: u32,
+        n: u64,
+        reason: &str,
+    ) -> PointRecord {
+        let mut r = record(study, workload, scaling, threads, n, &[]);
+        r.status = Status::Timeout;
+        r.reason = reason.into();
+        r
+    }
+
+    /// `rec` with one more text parameter.
+    pub fn with_param(mut rec: PointRecord, name: &str, text: &str) -> PointRecord {
+        rec.point
+            .params
+            .0
+            .insert(name.into(), Value::Text(text.into()));
+        rec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{failed, record};
+    use super::*;
+    use crate::plan::Point;
+
+    fn plan_of(records: &[PointRecord], extra: &[Point]) -> Plan {
+        Plan {
+            experiment: "lecture".into(),
+            manifest_sha256: "0".repeat(64),
+            points: records
+                .iter()
+                .map(|r| r.point.clone())
+                .chain(extra.iter().cloned())
+                .collect(),
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            host: "node01".into(),
+            cpu_model: "Test CPU".into(),
+            cores: 8,
+            simd: "avx2".into(),
+            simd_f64_lanes: 4,
+            fma_units: 2,
+            clock_ghz: 2.0,
+            peak_gflops_per_core: 32.0,
+            ..Machine::default()
+        }
+    }
+
+    #[test]
+    fn full_report_in_a_tempdir() {
+        let (a, b) = (0.1, 0.9);
+        let mut recs: Vec<PointRecord> = [1u32, 2, 4, 8]
+            .iter()
+            .map(|&p| {
+                let t = a + b / p as f64;
+                record(
+                    0,
+                    "gemm",
+                    Scaling::Strong,
+                    p,
+                    1024,
+                    &[t, t * 1.02, t * 0.99, t * 1.01, t],
+                )
+            })
+            .collect();
+        recs.extend(
+            [(1u32, 1.0), (2, 1.1), (4, 1.3), (8, 1.6)]
+                .iter()
+                .map(|&(p, t)| {
+                    record(
+                        1,
+                        "stream.triad",
+                        Scaling::Weak,
+                        p,
+                        1_000_000 * p as u64,
+                        &[t, t * 1.01, t * 0.98],
+                    )
+                }),
+        );
+        recs.push(failed(
+            0,
+            "gemm",
+            Scaling::Strong,
+            16,
+            1024,
+            "timed out after 60 s (limit `timeout`)",
+        ));
+        let mut over = record(0, "gemm", Scaling::Strong, 16, 1024, &[0.2]);
+        over.point.id = "over16".into();
+        over.point.oversubscribed = true;
+        let mut pending = over.point.clone();
+        pending.id = "pending".into();
+        recs.push(over);
+
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let plan = plan_of(&recs, &[pending]);
+        let files = write(&run, &plan, &recs, &machine()).unwrap();
+
+        for f in &files {
+            assert!(f.exists(), "{} missing", f.display());
+        }
+        assert_eq!(
+            files[..3],
+            [run.measurements(), run.summary(), run.report()]
+        );
+        let pngs: Vec<_> = files
+            .iter()
+            .filter(|p| p.extension().unwrap() == "png")
+            .collect();
+        let svgs: Vec<_> = files
+            .iter()
+            .filter(|p| p.extension().unwrap() == "svg")
+            .collect();
+        // Strong: speedup, efficiency, throughput; weak: efficiency, throughput.
+        assert_eq!(pngs.len(), 5, "{pngs:?}");
+        assert_eq!(svgs.len(), 5);
+        for png in pngs {
+            let bytes = std::fs::read(png).unwrap();
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
+        }
+        for svg in svgs {
+            let text = std::fs::read_to_string(svg).unwrap();
+            assert!(
+                text.starts_with("<svg") && text.contains("<text"),
+                "{}",
+                svg.display()
+            );
+        }
+        let speedup_svg =
+            std::fs::read_to_string(run.plots_dir().join("study1-gemm-strong-speedup.svg"))
+                .unwrap();
+        assert!(speedup_svg.contains("ideal"), "legend names the ideal line");
+        assert!(
+            speedup_svg.contains("Base case: p0 = 1"),
+            "caption names the base case"
+        );
+
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        assert!(md.contains("serial fraction f = 0.1000"), "{md}");
+        assert!(md.contains("Gustafson fit"), "{md}");
+        assert!(
+            md.contains("timed out after 60 s (limit `timeout`)"),
+            "{md}"
+        );
+        assert!(md.contains("### Failed points"));
+        assert!(md.contains("`over16` ⚠"), "oversubscribed point marked");
+        assert!(md.contains("**Oversubscribed**"));
+        assert!(md.contains("**Incomplete run**: 1 planned point"));
+        assert!(md.contains("plots/study1-gemm-strong-speedup.png"));
+        assert!(md.contains("% peak"));
+
+        let rows = csv::read_summary(&run.summary()).unwrap();
+        assert_eq!(rows.len(), recs.len());
+        for row in rows
+            .iter()
+            .filter(|r| r.study == "gemm strong" && r.status == Status::Ok)
+        {
+            let p = row.workers as f64;
+            let expect = if row.point_id == "over16" {
+                (a + b) / 0.2
+            } else {
+                (a + b) / (a + b / p)
+            };
+            assert!((row.speedup.unwrap() - expect).abs() < 1e-9, "{row:?}");
+            assert!((row.efficiency.unwrap() - expect / p).abs() < 1e-9);
+        }
+        let weak: Vec<_> = rows.iter().filter(|r| r.scaling == Scaling::Weak).collect();
+        assert!((weak[3].efficiency.unwrap() - 1.0 / 1.6).abs() < 1e-9);
+        let fail = rows.iter().find(|r| r.status == Status::Timeout).unwrap();
+        assert_eq!(fail.speedup, None);
+        assert_eq!(fail.reason, "timed out after 60 s (limit `timeout`)");
+
+        let meas = csv::read_measurements(&run.measurements()).unwrap();
+        assert_eq!(meas.len(), 4 * 5 + 4 * 3 + 1 + 1);
+
+        // To look at the result: SCALELAB_KEEP_REPORT=/tmp/demo cargo test --lib full_report
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_REPORT") {
+            let keep = std::path::Path::new(&keep);
+            for f in &files {
+                let to = keep.join(f.strip_prefix(&run.root).unwrap());
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(f, to).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn live_lines() {
+        let r = record(
+            0,
+            "gemm",
+            Scaling::Strong,
+            2,
+            1024,
+            &[0.0213, 0.0213, 0.0214],
+        );
+        let line = live_line(&r);
+        assert!(
+            line.starts_with("ok  gemm variant=tuned n=1024 threads=2  0.0213 s  100.8 GFLOP/s"),
+            "{line}"
+        );
+        let s = record(0, "stream.triad", Scaling::Strong, 1, 1_000_000, &[0.01]);
+        assert!(live_line(&s).ends_with("2.40 GB/s"), "{}", live_line(&s));
+        let f = failed(
+            0,
+            "gemm",
+            Scaling::Strong,
+            8,
+            1024,
+            "timed out after 60 s\nmore",
+        );
+        assert_eq!(
+            live_line(&f),
+            "FAILED (timeout) gemm variant=tuned n=1024 threads=8  timed out after 60 s"
+        );
+    }
+
+    #[test]
+    fn throughput_choice() {
+        assert_eq!(
+            Throughput::for_work(&Work {
+                flops: 2e9,
+                bytes: 24e6
+            }),
+            Some(Throughput::Gflops)
+        );
+        assert_eq!(
+            Throughput::for_work(&Work {
+                flops: 2e6,
+                bytes: 24e6
+            }),
+            Some(Throughput::Gbps)
+        );
+        assert_eq!(
+            Throughput::for_work(&Work {
+                flops: 0.0,
+                bytes: 8.0
+            }),
+            Some(Throughput::Gbps)
+        );
+        assert_eq!(
+            Throughput::for_work(&Work {
+                flops: 5.0,
+                bytes: 0.0
+            }),
+            Some(Throughput::Gflops)
+        );
+        assert_eq!(Throughput::for_work(&Work::default()), None);
+        assert_eq!(
+            Throughput::Gbps.rate(
+                &Work {
+                    flops: 0.0,
+                    bytes: 2e9
+                },
+                2.0
+            ),
+            Some(1.0)
+        );
+    }
+}

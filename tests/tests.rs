@@ -1,0 +1,298 @@
+//! Integration tests: the real `scalelab` binary on small manifests in temporary folders, with its
+//! outputs parsed back.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn scalelab() -> Command {
+    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("scalelab runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    (header, rows)
+}
+
+fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
+    let i = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    &row[i]
+}
+
+fn records_in(run_dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(run_dir.join("points")) {
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == "json") {
+                out.push(serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn failed_points_are_recorded_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "failures.toml",
+        r#"
+name = "failures"
+repetitions = 2
+warmup = 0
+
+[[study]]
+name = "fail"
+workload = "debug.fail"
+mode = ["panic", "abort", "wrong", "error", "ok"]
+
+[[study]]
+name = "slow"
+workload = "debug.sleep"
+seconds = [30.0]
+timeout = "1s"
+"#,
+    );
+    let run_dir = dir.path().join("run");
+    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir));
+    assert_eq!(out.code, 1, "a failed point makes the exit code 1\n{}{}", out.stdout, out.stderr);
+    let recs = records_in(&run_dir);
+    assert_eq!(recs.len(), 6, "every point has a record");
+    let by_mode = |mode: &str| {
+        recs.iter()
+            .find(|r| r["point"]["params"]["mode"] == mode)
+            .unwrap_or_else(|| panic!("no record for mode {mode}"))
+    };
+    assert_eq!(by_mode("panic")["status"], "crashed");
+    assert!(by_mode("panic")["reason"].as_str().unwrap().contains("panicked on purpose"));
+    assert_eq!(by_mode("abort")["status"], "crashed");
+    assert!(by_mode("abort")["reason"].as_str().unwrap().contains("SIGABRT"), "{}", by_mode("abort")["reason"]);
+    assert_eq!(by_mode("wrong")["status"], "verify_failed");
+    assert_eq!(by_mode("error")["status"], "failed");
+    assert_eq!(by_mode("ok")["status"], "ok");
+    let slow = recs.iter().find(|r| r["point"]["workload"] == "debug.sleep").unwrap();
+    assert_eq!(slow["status"], "timeout");
+    assert!(slow["reason"].as_str().unwrap().contains("time limit of 1 s"), "{}", slow["reason"]);
+
+    // The report lists the failures and summary.csv has a row for every point.
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("panicked on purpose"));
+    let (header, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 6);
+    let statuses: Vec<&str> = rows.iter().map(|r| column(&header, r, "status")).collect();
+    for s in ["crashed", "verify_failed", "failed", "ok", "timeout"] {
+        assert!(statuses.contains(&s), "{s} missing from {statuses:?}");
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_without_repeating_finished_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "sleepy.toml",
+        r#"
+name = "sleepy"
+repetitions = 1
+warmup = 0
+
+[[study]]
+workload = "debug.sleep"
+seconds = [0.3, 0.31, 0.32, 0.33, 0.34, 0.35]
+"#,
+    );
+    let run_dir = dir.path().join("run");
+    let mut child = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while records_in(&run_dir).len() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no clean-up runs
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500)); // an orphaned point process would finish by now
+    let before = records_in(&run_dir);
+    assert!((2..6).contains(&before.len()), "{} records after the kill", before.len());
+    let started_before: Vec<(String, String)> = before
+        .iter()
+        .map(|r| (r["point"]["id"].as_str().unwrap().to_string(), r["started"].as_str().unwrap().to_string()))
+        .collect();
+
+    let out = run(scalelab().arg("run").arg("--resume").arg(&run_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(&format!("({} recorded before this run)", before.len())), "{}", out.stdout);
+    let after = records_in(&run_dir);
+    assert_eq!(after.len(), 6);
+    for (id, started) in started_before {
+        let rec = after.iter().find(|r| r["point"]["id"] == id.as_str()).unwrap();
+        assert_eq!(rec["started"].as_str().unwrap(), started, "point {id} was measured again");
+    }
+    let (_, rows) = read_csv(&run_dir.join("measurements.csv"));
+    assert_eq!(rows.len(), 6);
+}
+
+#[test]
+fn scaling_math_follows_the_mock_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "model.toml",
+        r#"
+name = "model"
+repetitions = 3
+warmup = 0
+
+[[study]]
+workload = "debug.sleep"
+threads = [1, 2, 4, 8]
+oversubscribe = true
+"#,
+    );
+    let run_dir = dir.path().join("run");
+    // t(p) = 0.1 + 0.9/p: Amdahl serial fraction 0.1.
+    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir).arg("--mock").arg("0.1,0.9"));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (header, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        let p: f64 = column(&header, row, "threads").parse().unwrap();
+        let speedup: f64 = column(&header, row, "speedup").parse().unwrap();
+        let efficiency: f64 = column(&header, row, "efficiency").parse().unwrap();
+        let expect = 1.0 / (0.1 + 0.9 / p);
+        assert!((speedup - expect).abs() < 1e-6, "p={p}: speedup {speedup} != {expect}");
+        assert!((efficiency - expect / p).abs() < 1e-6);
+        if p > 1.0 {
+            let kf: f64 = column(&header, row, "karp_flatt").parse().unwrap();
+            assert!((kf - 0.1).abs() < 1e-6, "p={p}: Karp-Flatt {kf}");
+        }
+    }
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("0.100"), "the Amdahl fraction 0.100 is in the report:\n{report}");
+}
+
+#[test]
+fn csv_files_have_the_documented_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "cols.toml",
+        r#"
+name = "cols"
+repetitions = 2
+warmup = 0
+
+[[study]]
+workload = "debug.sleep"
+seconds = 0.001
+threads = [1, 2]
+"#,
+    );
+    let run_dir = dir.path().join("run");
+    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir).arg("--quiet"));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (header, rows) = read_csv(&run_dir.join("measurements.csv"));
+    for col in [
+        "experiment", "study", "point_id", "workload", "variant", "backend", "nodes", "ranks", "threads", "gpus",
+        "size", "param_seconds", "repetition", "seconds", "flops", "bytes", "gflops", "gbps", "verified", "status",
+    ] {
+        assert!(header.iter().any(|h| h == col), "measurements.csv lacks {col}: {header:?}");
+    }
+    assert_eq!(rows.len(), 4, "one row per repetition");
+    let (header, rows) = read_csv(&run_dir.join("summary.csv"));
+    for col in ["point_id", "min_s", "median_s", "mean_s", "stddev_s", "ci95_low_s", "ci95_high_s", "speedup", "efficiency", "karp_flatt"] {
+        assert!(header.iter().any(|h| h == col), "summary.csv lacks {col}: {header:?}");
+    }
+    assert_eq!(rows.len(), 2, "one row per point");
+    let prov: serde_json::Value = serde_json::from_str(&fs::read_to_string(run_dir.join("provenance.json")).unwrap()).unwrap();
+    for key in ["git_revision", "machine", "manifest_sha256", "rustc", "features", "started", "finished", "environment"] {
+        assert!(prov.get(key).is_some(), "provenance.json lacks {key}");
+    }
+    assert_eq!(fs::read_to_string(run_dir.join("manifest.toml")).unwrap(), fs::read_to_string(&manifest).unwrap());
+    assert!(run_dir.join("plots").read_dir().unwrap().count() > 0);
+
+    // A corrupt record is an error naming the file, not a panic.
+    fs::write(run_dir.join("points").read_dir().unwrap().next().unwrap().unwrap().path(), "{ not json").unwrap();
+    let out = run(scalelab().arg("report").arg(&run_dir));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is corrupt"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("backtrace"), "{}", out.stderr);
+}
+
+#[test]
+fn a_bad_manifest_is_a_clear_error_without_a_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "typo.toml",
+        "name = \"typo\"\n\n[[study]]\nworkload = \"debug.sleep\"\nthreds = [1, 2]\n",
+    );
+    let mut cmd = scalelab();
+    cmd.env("RUST_BACKTRACE", "1").arg("plan").arg(&manifest);
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("typo.toml:5"), "names file and line: {}", out.stderr);
+    assert!(out.stderr.contains("threds") && out.stderr.contains("did you mean `threads`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("backtrace") && !out.stderr.contains("panicked"), "{}", out.stderr);
+
+    let out = run(scalelab().arg("plan").arg(dir.path().join("missing.toml")));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("missing.toml"), "{}", out.stderr);
+
+    let out = run(scalelab().arg("report").arg(dir.path()));
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is not a run directory"), "{}", out.stderr);
+}
+
+#[test]
+fn list_info_and_plan_describe_what_they_show() {
+    let out = run(scalelab().arg("list"));
+    assert_eq!(out.code, 0);
+    for w in ["stream.triad", "gemm", "stencil.jacobi2d", "pi.montecarlo", "reduce.dot", "debug.sleep"] {
+        assert!(out.stdout.contains(w), "list shows {w}");
+    }
+    let out = run(scalelab().arg("info"));
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("peak f64 per core"), "{}", out.stdout);
+    let out = run(scalelab().arg("plan").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml")));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("points"), "{}", out.stdout);
+}
