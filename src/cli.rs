@@ -199,7 +199,7 @@ fn run(
         |rec| {
             bar.inc(1);
             if !quiet {
-                bar.println(crate::report::live_line(rec));
+                bar.suspend(|| println!("{}", crate::report::live_line(rec)));
             }
         },
     )?;
@@ -258,7 +258,7 @@ fn parse_mock(spec: &str) -> Result<MockExecutor> {
 /// bandwidth typical of one server core (about 20 GB/s) capped at 4 cores' worth.
 fn rates(m: &Machine) -> Rates {
     Rates {
-        gflops_per_thread: if m.peak_gflops_per_core > 0.0 { m.peak_gflops_per_core } else { 10.0 },
+        gflops_per_thread: if m.peak_gflops_per_core > 0.0 { m.peak_gflops_per_core.round() } else { 10.0 },
         gbps_per_thread: 20.0,
         gbps_total: 80.0,
         launch_s: 0.05,

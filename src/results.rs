@@ -192,6 +192,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
+    // Temporary files are created private (0600); results are meant to be read by others (a
+    // teaching assistant on a shared cluster), so give them the usual 0644 before they appear.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())

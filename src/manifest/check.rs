@@ -13,8 +13,8 @@ use std::path::Path;
 use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
 
 use super::{
-    sha256_hex, Axis, Context, Manifest, ManifestError, Problem, Study, MAX_POINTS, RESOURCE_AXES, SLURM_KEYS,
-    STUDY_KEYS, TOP_KEYS,
+    sha256_hex, Axis, Context, Manifest, ManifestError, Problem, Study, MAX_POINTS, RESOURCE_AXES,
+    SLURM_KEYS, STUDY_KEYS, TOP_KEYS,
 };
 use crate::plan::Scaling;
 use crate::value::{nearest, Size, Value};
@@ -59,7 +59,13 @@ impl<'a> Checker<'a> {
     fn new(path: &'a Path, source: &'a str, ctx: &'a Context<'a>) -> Checker<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
-        Checker { path, source, line_starts, ctx, problems: Vec::new() }
+        Checker {
+            path,
+            source,
+            line_starts,
+            ctx,
+            problems: Vec::new(),
+        }
     }
 
     /// 1-based line of a byte offset.
@@ -81,20 +87,37 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn push(&mut self, line: Option<usize>, place: &str, message: String, fix: String) {
-        self.problems.push(Problem { line, place: place.to_string(), message, fix });
+        self.problems.push(Problem {
+            line,
+            place: place.to_string(),
+            message,
+            fix,
+        });
     }
 
     fn into_error(mut self) -> ManifestError {
         // Stable: problems of one line keep the order they were found in.
         self.problems.sort_by_key(|p| p.line.unwrap_or(0));
-        ManifestError { path: self.path.to_path_buf(), problems: self.problems }
+        ManifestError {
+            path: self.path.to_path_buf(),
+            problems: self.problems,
+        }
     }
 
     fn syntax(&mut self, e: toml_edit::TomlError) {
-        let offset = e.span().map(|s| s.start).unwrap_or(0).min(self.source.len());
+        let offset = e
+            .span()
+            .map(|s| s.start)
+            .unwrap_or(0)
+            .min(self.source.len());
         let line = self.line_of(offset);
         let start = self.line_starts[line - 1];
-        let column = self.source.get(start..offset).map(|s| s.chars().count()).unwrap_or(0) + 1;
+        let column = self
+            .source
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0)
+            + 1;
         let text: String = self.source[start..]
             .lines()
             .next()
@@ -104,12 +127,18 @@ impl<'a> Checker<'a> {
             .take(60)
             .map(|c| if c.is_control() { '\u{fffd}' } else { c })
             .collect();
-        let mut message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let mut message: Vec<&str> = e
+            .message()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         if message.is_empty() {
             message.push("invalid TOML syntax");
         }
         let fix = if e.message().contains("duplicate key") {
-            "each key may appear only once in a table; remove or rename the repeated one".to_string()
+            "each key may appear only once in a table; remove or rename the repeated one"
+                .to_string()
         } else if e.message().contains("too large") {
             format!("correct line {line} (`{text}`): TOML integers must fit in 64 bits; use a smaller number or a size like \"10G\"")
         } else {
@@ -117,19 +146,34 @@ impl<'a> Checker<'a> {
                 "correct line {line} (`{text}`): strings need quotes, lists use [ ], one `key = value` per line (see https://toml.io)"
             )
         };
-        self.push(Some(line), "", format!("invalid TOML at column {column}: {}", message.join("; ")), fix);
+        self.push(
+            Some(line),
+            "",
+            format!("invalid TOML at column {column}: {}", message.join("; ")),
+            fix,
+        );
     }
 
     // ---------------------------------------------------------------- scalar readers
 
-    fn read_str<'t>(&mut self, place: &str, key: &str, item: &'t Item, line: Option<usize>, example: &str) -> Option<&'t str> {
+    fn read_str<'t>(
+        &mut self,
+        place: &str,
+        key: &str,
+        item: &'t Item,
+        line: Option<usize>,
+        example: &str,
+    ) -> Option<&'t str> {
         match item.as_str() {
             Some(s) => Some(s),
             None => {
                 self.push(
                     line,
                     place,
-                    format!("`{key}` must be a string (in quotes), found {}", found(item)),
+                    format!(
+                        "`{key}` must be a string (in quotes), found {}",
+                        found(item)
+                    ),
                     format!("write e.g. {example}"),
                 );
                 None
@@ -159,7 +203,12 @@ impl<'a> Checker<'a> {
             return None;
         };
         if v < min {
-            self.push(line, place, format!("`{key}` must be at least {min}, found {v}"), format!("write e.g. {example}"));
+            self.push(
+                line,
+                place,
+                format!("`{key}` must be at least {min}, found {v}"),
+                format!("write e.g. {example}"),
+            );
             return None;
         }
         if v > max {
@@ -174,7 +223,13 @@ impl<'a> Checker<'a> {
         Some(v as u32)
     }
 
-    fn read_bool(&mut self, place: &str, key: &str, item: &Item, line: Option<usize>) -> Option<bool> {
+    fn read_bool(
+        &mut self,
+        place: &str,
+        key: &str,
+        item: &Item,
+        line: Option<usize>,
+    ) -> Option<bool> {
         let b = item.as_bool();
         if b.is_none() {
             self.push(
@@ -203,14 +258,22 @@ impl<'a> Checker<'a> {
                 self.push(
                     line,
                     place,
-                    format!("`timeout` must be seconds or a duration like \"10m\", found {}", found(item)),
+                    format!(
+                        "`timeout` must be seconds or a duration like \"10m\", found {}",
+                        found(item)
+                    ),
                     fix.into(),
                 );
                 return None;
             }
         };
         if !(seconds > 0.0 && seconds.is_finite()) {
-            self.push(line, place, format!("`timeout` must be more than 0 seconds, found {seconds}"), fix.into());
+            self.push(
+                line,
+                place,
+                format!("`timeout` must be more than 0 seconds, found {seconds}"),
+                fix.into(),
+            );
             return None;
         }
         if seconds > MAX_TIMEOUT_S {
@@ -225,7 +288,14 @@ impl<'a> Checker<'a> {
         Some(seconds)
     }
 
-    fn read_name(&mut self, place: &str, key: &str, item: &Item, line: Option<usize>, example: &str) -> Option<String> {
+    fn read_name(
+        &mut self,
+        place: &str,
+        key: &str,
+        item: &Item,
+        line: Option<usize>,
+        example: &str,
+    ) -> Option<String> {
         let s = self.read_str(place, key, item, line, example)?;
         if valid_name(s) {
             return Some(s.to_string());
@@ -233,7 +303,10 @@ impl<'a> Checker<'a> {
         self.push(
             line,
             place,
-            format!("`{key}` = {} may only contain letters, digits, `_`, `.` and `-`", quote(s)),
+            format!(
+                "`{key}` = {} may only contain letters, digits, `_`, `.` and `-`",
+                quote(s)
+            ),
             format!("it names folders and columns of the results; write e.g. {example}"),
         );
         None
@@ -272,7 +345,8 @@ impl<'a> Checker<'a> {
                     None,
                     "",
                     "missing `name`".into(),
-                    "add name = \"...\" at the top; it names the results folder results/<name>/".into(),
+                    "add name = \"...\" at the top; it names the results folder results/<name>/"
+                        .into(),
                 );
                 None
             }
@@ -280,8 +354,14 @@ impl<'a> Checker<'a> {
         let description = match root.get("description") {
             Some(item) => {
                 let line = self.key_line(root, "description");
-                self.read_str("", "description", item, line, "description = \"strong scaling of triad\"")
-                    .map(str::to_string)
+                self.read_str(
+                    "",
+                    "description",
+                    item,
+                    line,
+                    "description = \"strong scaling of triad\"",
+                )
+                .map(str::to_string)
             }
             None => Some(String::new()),
         };
@@ -309,7 +389,9 @@ impl<'a> Checker<'a> {
             Some(Item::Value(Tv::Array(a))) => {
                 for (i, v) in a.iter().enumerate() {
                     match v {
-                        Tv::InlineTable(t) => tables.push((t as &dyn TableLike, self.line(v.span()))),
+                        Tv::InlineTable(t) => {
+                            tables.push((t as &dyn TableLike, self.line(v.span())))
+                        }
                         other => self.push(
                             self.line(other.span()).or(study_line),
                             &format!("study {}", i + 1),
@@ -348,9 +430,16 @@ impl<'a> Checker<'a> {
             );
         }
 
-        let defaults = (repetitions.unwrap_or(5), warmup.unwrap_or(1), timeout_s.unwrap_or(DEFAULT_TIMEOUT_S));
-        let mut infos: Vec<StudyInfo> =
-            tables.iter().enumerate().map(|(i, (t, header))| self.study(i, *t, *header, defaults)).collect();
+        let defaults = (
+            repetitions.unwrap_or(5),
+            warmup.unwrap_or(1),
+            timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+        );
+        let mut infos: Vec<StudyInfo> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, (t, header))| self.study(i, *t, *header, defaults))
+            .collect();
 
         // Study names must be unique: they are part of point ids and of the results.
         let mut first: HashMap<&str, usize> = HashMap::new();
@@ -371,8 +460,13 @@ impl<'a> Checker<'a> {
             self.push(
                 line,
                 &place,
-                format!("study name `{}` is already used by study {}", shown(&label), j + 1),
-                "give each study a unique name = \"...\" (studies of the same workload need one)".into(),
+                format!(
+                    "study name `{}` is already used by study {}",
+                    shown(&label),
+                    j + 1
+                ),
+                "give each study a unique name = \"...\" (studies of the same workload need one)"
+                    .into(),
             );
             infos[i].study = None;
         }
@@ -386,7 +480,9 @@ impl<'a> Checker<'a> {
             self.push(
                 None,
                 "",
-                format!("the manifest expands to {total} points, more than the limit of {MAX_POINTS}"),
+                format!(
+                    "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
+                ),
                 "sweep fewer values, or split the experiment into several manifests".into(),
             );
         } else {
@@ -410,7 +506,10 @@ impl<'a> Checker<'a> {
             repetitions: repetitions?,
             warmup: warmup?,
             timeout_s: timeout_s?,
-            studies: infos.into_iter().map(|i| i.study).collect::<Option<Vec<_>>>()?,
+            studies: infos
+                .into_iter()
+                .map(|i| i.study)
+                .collect::<Option<Vec<_>>>()?,
             slurm,
         })
     }
@@ -443,7 +542,8 @@ impl<'a> Checker<'a> {
                 self.key_line(root, "slurm"),
                 "",
                 format!("`slurm` must be a table, found {}", found(item)),
-                "write a [slurm] section, e.g.\n        [slurm]\n        partition = \"compute\"".into(),
+                "write a [slurm] section, e.g.\n        [slurm]\n        partition = \"compute\""
+                    .into(),
             );
             return None;
         };
@@ -452,12 +552,17 @@ impl<'a> Checker<'a> {
             let line = self.key_line(table, key);
             match key {
                 "partition" | "account" | "qos" | "constraint" => {
-                    if let Some(s) = self.read_str(place, key, value, line, &format!("{key} = \"...\"")) {
+                    if let Some(s) =
+                        self.read_str(place, key, value, line, &format!("{key} = \"...\""))
+                    {
                         if s.trim().is_empty() || s.chars().any(char::is_control) {
                             self.push(
                                 line,
                                 place,
-                                format!("`{key}` must be a non-empty name on one line, found {}", quote(s)),
+                                format!(
+                                    "`{key}` must be a non-empty name on one line, found {}",
+                                    quote(s)
+                                ),
                                 format!("write e.g. {key} = \"compute\", or remove the key"),
                             );
                         }
@@ -475,7 +580,9 @@ impl<'a> Checker<'a> {
                             line,
                             place,
                             format!("`time` must be a SLURM time limit, found {}", found(value)),
-                            format!("write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. {example}"),
+                            format!(
+                                "write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. {example}"
+                            ),
                         );
                     }
                 }
@@ -490,12 +597,15 @@ impl<'a> Checker<'a> {
                             line,
                             place,
                             format!("`mem` must be a SLURM memory size, found {}", found(value)),
-                            "write megabytes or a number with K, M, G or T, e.g. mem = \"4G\"".into(),
+                            "write megabytes or a number with K, M, G or T, e.g. mem = \"4G\""
+                                .into(),
                         );
                     }
                 }
                 "modules" | "setup" => {
-                    let ok = value.as_array().is_some_and(|a| a.iter().all(|v| v.as_str().is_some()));
+                    let ok = value
+                        .as_array()
+                        .is_some_and(|a| a.iter().all(|v| v.as_str().is_some()));
                     if !ok {
                         let example = if key == "modules" {
                             "modules = [\"openmpi/4.1\", \"rust\"]"
@@ -530,10 +640,14 @@ impl<'a> Checker<'a> {
         if self.problems.len() != before {
             return None;
         }
-        self.source.parse::<toml::Table>().ok()?.remove("slurm").and_then(|v| match v {
-            toml::Value::Table(t) => Some(t),
-            _ => None,
-        })
+        self.source
+            .parse::<toml::Table>()
+            .ok()?
+            .remove("slurm")
+            .and_then(|v| match v {
+                toml::Value::Table(t) => Some(t),
+                _ => None,
+            })
     }
 
     // ---------------------------------------------------------------- [[study]]
@@ -546,8 +660,10 @@ impl<'a> Checker<'a> {
         defaults: (u32, u32, f64),
     ) -> StudyInfo {
         let before = self.problems.len();
-        let key_lines: HashMap<String, usize> =
-            t.iter().filter_map(|(k, _)| self.key_line(t, k).map(|l| (k.to_string(), l))).collect();
+        let key_lines: HashMap<String, usize> = t
+            .iter()
+            .filter_map(|(k, _)| self.key_line(t, k).map(|l| (k.to_string(), l)))
+            .collect();
         let kl = |k: &str| key_lines.get(k).copied();
         let name_raw = t.get("name").and_then(|i| i.as_str());
         let workload_raw = t.get("workload").and_then(|i| i.as_str());
@@ -558,7 +674,9 @@ impl<'a> Checker<'a> {
         };
 
         let name = match t.get("name") {
-            Some(item) => self.read_name(&place, "name", item, kl("name"), "name = \"triad-threads\""),
+            Some(item) => {
+                self.read_name(&place, "name", item, kl("name"), "name = \"triad-threads\"")
+            }
             None => None,
         };
 
@@ -573,7 +691,13 @@ impl<'a> Checker<'a> {
                 );
                 None
             }
-            Some(item) => match self.read_str(&place, "workload", item, kl("workload"), "workload = \"stream.triad\"") {
+            Some(item) => match self.read_str(
+                &place,
+                "workload",
+                item,
+                kl("workload"),
+                "workload = \"stream.triad\"",
+            ) {
                 None => None,
                 Some(w) => {
                     let found = self.ctx.registry.iter().copied().find(|x| x.name() == w);
@@ -581,9 +705,16 @@ impl<'a> Checker<'a> {
                         let names: Vec<&str> = self.ctx.registry.iter().map(|x| x.name()).collect();
                         let fix = match did_you_mean(&suggest(w, names.iter().copied())) {
                             Some(d) => format!("{d} (see `scalelab list` for every workload)"),
-                            None => format!("choose one of: {} (see `scalelab list`)", names.join(", ")),
+                            None => {
+                                format!("choose one of: {} (see `scalelab list`)", names.join(", "))
+                            }
                         };
-                        self.push(kl("workload"), &place, format!("unknown workload `{}`", shown(w)), fix);
+                        self.push(
+                            kl("workload"),
+                            &place,
+                            format!("unknown workload `{}`", shown(w)),
+                            fix,
+                        );
                     }
                     found
                 }
@@ -601,19 +732,35 @@ impl<'a> Checker<'a> {
             if RESOURCE_AXES.contains(&key) {
                 present.push(key);
                 if let Some(values) = self.axis(&place, key, item, line, AxisKind::Resource) {
-                    axes.push(Axis { name: key.to_string(), values });
+                    axes.push(Axis {
+                        name: key.to_string(),
+                        values,
+                    });
                 }
                 continue;
             }
             let Some(w) = workload else { continue };
             if let Some(spec) = w.params().iter().find(|p| p.name == key) {
                 present.push(key);
-                if let Some(values) = self.axis(&place, key, item, line, AxisKind::Param(w.name(), spec.kind)) {
-                    axes.push(Axis { name: key.to_string(), values });
+                if let Some(values) = self.axis(
+                    &place,
+                    key,
+                    item,
+                    line,
+                    AxisKind::Param(w.name(), spec.kind),
+                ) {
+                    axes.push(Axis {
+                        name: key.to_string(),
+                        values,
+                    });
                 }
                 continue;
             }
-            let takes: Vec<&str> = RESOURCE_AXES.iter().copied().chain(w.params().iter().map(|p| p.name)).collect();
+            let takes: Vec<&str> = RESOURCE_AXES
+                .iter()
+                .copied()
+                .chain(w.params().iter().map(|p| p.name))
+                .collect();
             let candidates = takes.iter().copied().chain(STUDY_KEYS.iter().copied());
             let hint = match did_you_mean(&suggest(key, candidates)) {
                 Some(d) => format!("{d} "),
@@ -623,18 +770,30 @@ impl<'a> Checker<'a> {
                 line,
                 &place,
                 format!("unknown key `{}`", shown(key)),
-                format!("{hint}{} takes: {} (see `scalelab list`)", w.name(), takes.join(", ")),
+                format!(
+                    "{hint}{} takes: {} (see `scalelab list`)",
+                    w.name(),
+                    takes.join(", ")
+                ),
             );
         }
 
         // Settings.
         let scaling = match t.get("scaling") {
             None => Some(Scaling::Strong),
-            Some(item) => match self.read_str(&place, "scaling", item, kl("scaling"), "scaling = \"strong\"") {
+            Some(item) => match self.read_str(
+                &place,
+                "scaling",
+                item,
+                kl("scaling"),
+                "scaling = \"strong\"",
+            ) {
                 Some("strong") => Some(Scaling::Strong),
                 Some("weak") => Some(Scaling::Weak),
                 Some(other) => {
-                    let hint = did_you_mean(&suggest(other, ["strong", "weak"])).map(|d| format!("{d} ")).unwrap_or_default();
+                    let hint = did_you_mean(&suggest(other, ["strong", "weak"]))
+                        .map(|d| format!("{d} "))
+                        .unwrap_or_default();
                     self.push(
                         kl("scaling"),
                         &place,
@@ -648,26 +807,32 @@ impl<'a> Checker<'a> {
         };
         let weak_rule = match t.get("weak") {
             None => Some(workload.map(|w| w.weak_rule()).unwrap_or(WeakRule::Linear)),
-            Some(item) => match self.read_str(&place, "weak", item, kl("weak"), "weak = \"linear\"") {
-                Some(s) => {
-                    let rule = WeakRule::parse(s);
-                    if rule.is_none() {
-                        let hint = did_you_mean(&suggest(s, ["linear", "sqrt", "cbrt"]))
-                            .map(|d| format!("{d} "))
-                            .unwrap_or_default();
-                        self.push(
-                            kl("weak"),
-                            &place,
-                            format!("`weak` must be \"linear\", \"sqrt\" or \"cbrt\", found {}", quote(s)),
-                            format!("{hint}the size grows as p, √p or ∛p with the workers p"),
-                        );
+            Some(item) => {
+                match self.read_str(&place, "weak", item, kl("weak"), "weak = \"linear\"") {
+                    Some(s) => {
+                        let rule = WeakRule::parse(s);
+                        if rule.is_none() {
+                            let hint = did_you_mean(&suggest(s, ["linear", "sqrt", "cbrt"]))
+                                .map(|d| format!("{d} "))
+                                .unwrap_or_default();
+                            self.push(
+                                kl("weak"),
+                                &place,
+                                format!(
+                                    "`weak` must be \"linear\", \"sqrt\" or \"cbrt\", found {}",
+                                    quote(s)
+                                ),
+                                format!("{hint}the size grows as p, √p or ∛p with the workers p"),
+                            );
+                        }
+                        rule
                     }
-                    rule
+                    None => None,
                 }
-                None => None,
-            },
+            }
         };
-        let repetitions = self.opt_count(t, &place, "repetitions", 1, defaults.0, "repetitions = 5");
+        let repetitions =
+            self.opt_count(t, &place, "repetitions", 1, defaults.0, "repetitions = 5");
         let warmup = self.opt_count(t, &place, "warmup", 0, defaults.1, "warmup = 1");
         let timeout_s = match t.get("timeout") {
             Some(item) => self.read_timeout(&place, item, kl("timeout")),
@@ -685,21 +850,39 @@ impl<'a> Checker<'a> {
         // Rules across keys.
         let get = |name: &str| axes.iter().find(|a| a.name == name);
         let max_of = |name: &str| {
-            get(name).map(|a| a.values.iter().filter_map(|v| if let Value::Int(i) = v { Some(*i) } else { None }).max())
+            get(name).map(|a| {
+                a.values
+                    .iter()
+                    .filter_map(|v| {
+                        if let Value::Int(i) = v {
+                            Some(*i)
+                        } else {
+                            None
+                        }
+                    })
+                    .max()
+            })
         };
         if let (Some(Scaling::Weak), Some(w)) = (scaling, workload) {
             if !w.params().iter().any(|p| p.name == "size") {
                 self.push(
                     kl("scaling"),
                     &place,
-                    format!("scaling = \"weak\" needs a workload with a `size` parameter; {} has none", w.name()),
+                    format!(
+                        "scaling = \"weak\" needs a workload with a `size` parameter; {} has none",
+                        w.name()
+                    ),
                     "use scaling = \"strong\" (the default)".into(),
                 );
             }
         }
         if scaling == Some(Scaling::Weak) {
-            let swept = ["threads", "ranks", "gpus"].iter().any(|n| get(n).is_some_and(|a| a.values.len() > 1));
-            let broken = ["threads", "ranks", "gpus"].iter().any(|n| present.contains(n) && get(n).is_none());
+            let swept = ["threads", "ranks", "gpus"]
+                .iter()
+                .any(|n| get(n).is_some_and(|a| a.values.len() > 1));
+            let broken = ["threads", "ranks", "gpus"]
+                .iter()
+                .any(|n| present.contains(n) && get(n).is_none());
             if !swept && !broken {
                 self.push(
                     kl("scaling"),
@@ -717,7 +900,10 @@ impl<'a> Checker<'a> {
                 self.push(
                     kl("workload"),
                     &place,
-                    format!("workload `{}` runs on MPI, which this build does not include", w.name()),
+                    format!(
+                        "workload `{}` runs on MPI, which this build does not include",
+                        w.name()
+                    ),
                     mpi_fix.into(),
                 );
             }
@@ -725,7 +911,10 @@ impl<'a> Checker<'a> {
                 self.push(
                     kl("workload"),
                     &place,
-                    format!("workload `{}` runs on CUDA, which this build does not include", w.name()),
+                    format!(
+                        "workload `{}` runs on CUDA, which this build does not include",
+                        w.name()
+                    ),
                     cuda_fix.into(),
                 );
             }
@@ -758,7 +947,11 @@ impl<'a> Checker<'a> {
                     self.push(
                         kl("gpus"),
                         &place,
-                        format!("gpus = {g} but {} is a {} workload that does not use GPUs", w.name(), backend.as_str()),
+                        format!(
+                            "gpus = {g} but {} is a {} workload that does not use GPUs",
+                            w.name(),
+                            backend.as_str()
+                        ),
                         "remove `gpus`, or choose a CUDA workload (see `scalelab list`)".into(),
                     );
                 }
@@ -769,7 +962,11 @@ impl<'a> Checker<'a> {
                         header,
                         &place,
                         format!("the registry default of `{}` is invalid: {e}", spec.name),
-                        format!("set {} in the study (and report this bug in {})", spec.name, w.name()),
+                        format!(
+                            "set {} in the study (and report this bug in {})",
+                            spec.name,
+                            w.name()
+                        ),
                     );
                 }
             }
@@ -783,10 +980,26 @@ impl<'a> Checker<'a> {
             );
         }
 
-        let study = match (workload, scaling, weak_rule, repetitions, warmup, timeout_s, oversubscribe, zip) {
-            (Some(w), Some(scaling), Some(weak_rule), Some(repetitions), Some(warmup), Some(timeout_s), Some(o), Some(zip))
-                if self.problems.len() == before && name.is_some() == t.contains_key("name") =>
-            {
+        let study = match (
+            workload,
+            scaling,
+            weak_rule,
+            repetitions,
+            warmup,
+            timeout_s,
+            oversubscribe,
+            zip,
+        ) {
+            (
+                Some(w),
+                Some(scaling),
+                Some(weak_rule),
+                Some(repetitions),
+                Some(warmup),
+                Some(timeout_s),
+                Some(o),
+                Some(zip),
+            ) if self.problems.len() == before && name.is_some() == t.contains_key("name") => {
                 let study = Study {
                     index,
                     name: name.unwrap_or_else(|| w.name().to_string()),
@@ -804,7 +1017,10 @@ impl<'a> Checker<'a> {
                     self.push(
                         header,
                         &place,
-                        format!("the study expands to {} points, more than the limit of {MAX_POINTS}", study.point_count()),
+                        format!(
+                            "the study expands to {} points, more than the limit of {MAX_POINTS}",
+                            study.point_count()
+                        ),
                         "sweep fewer values, or zip axes that move together".into(),
                     );
                     None
@@ -814,11 +1030,24 @@ impl<'a> Checker<'a> {
             }
             _ => None,
         };
-        StudyInfo { label, place, header, key_lines, study }
+        StudyInfo {
+            label,
+            place,
+            header,
+            key_lines,
+            study,
+        }
     }
 
     /// The values of one axis: a scalar or a non-empty list, each value checked for its kind.
-    fn axis(&mut self, place: &str, key: &str, item: &Item, line: Option<usize>, kind: AxisKind) -> Option<Vec<Value>> {
+    fn axis(
+        &mut self,
+        place: &str,
+        key: &str,
+        item: &Item,
+        line: Option<usize>,
+        kind: AxisKind,
+    ) -> Option<Vec<Value>> {
         let elements: Vec<&Tv> = match item {
             Item::Value(Tv::Array(a)) => {
                 if a.is_empty() {
@@ -837,7 +1066,11 @@ impl<'a> Checker<'a> {
                 self.push(
                     line,
                     place,
-                    format!("`{key}` must be {} or a list of them, found {}", kind.expected(), found(other)),
+                    format!(
+                        "`{key}` must be {} or a list of them, found {}",
+                        kind.expected(),
+                        found(other)
+                    ),
                     format!("write e.g. {}", kind.example(key)),
                 );
                 return None;
@@ -868,7 +1101,10 @@ impl<'a> Checker<'a> {
             self.push(
                 line,
                 place,
-                format!("{} more values of `{key}` have problems like the ones above", bad - MAX_BAD_VALUES),
+                format!(
+                    "{} more values of `{key}` have problems like the ones above",
+                    bad - MAX_BAD_VALUES
+                ),
                 format!("write e.g. {}", kind.example(key)),
             );
         }
@@ -911,8 +1147,17 @@ impl<'a> Checker<'a> {
             } else {
                 vec![arr.iter().filter_map(|v| v.as_str()).collect()]
             }
-        } else if arr.iter().all(|v| v.as_array().is_some_and(|a| a.iter().all(|x| x.as_str().is_some()))) {
-            arr.iter().map(|v| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default()).collect()
+        } else if arr.iter().all(|v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().all(|x| x.as_str().is_some()))
+        }) {
+            arr.iter()
+                .map(|v| {
+                    v.as_array()
+                        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                        .unwrap_or_default()
+                })
+                .collect()
         } else {
             self.push(
                 line,
@@ -956,14 +1201,19 @@ impl<'a> Checker<'a> {
                         let names: Vec<&str> = present.to_vec();
                         match did_you_mean(&suggest(name, names.iter().copied())) {
                             Some(d) => format!("{d} the study's axes are: {}", names.join(", ")),
-                            None if names.is_empty() => "the study sets no axes to zip; remove `zip`".into(),
+                            None if names.is_empty() => {
+                                "the study sets no axes to zip; remove `zip`".into()
+                            }
                             None => format!("zip may name the study's axes: {}", names.join(", ")),
                         }
                     };
                     self.push(
                         line,
                         place,
-                        format!("zip names `{}`, which is not an axis of this study", shown(name)),
+                        format!(
+                            "zip names `{}`, which is not an axis of this study",
+                            shown(name)
+                        ),
                         fix,
                     );
                 }
@@ -981,13 +1231,21 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        (self.problems.len() == before)
-            .then(|| groups.into_iter().map(|g| g.into_iter().map(str::to_string).collect()).collect())
+        (self.problems.len() == before).then(|| {
+            groups
+                .into_iter()
+                .map(|g| g.into_iter().map(str::to_string).collect())
+                .collect()
+        })
     }
 }
 
 /// Check `source` (the manifest at `path`) against `ctx`.
-pub(super) fn check(path: &Path, source: &str, ctx: &Context<'_>) -> Result<Manifest, ManifestError> {
+pub(super) fn check(
+    path: &Path,
+    source: &str,
+    ctx: &Context<'_>,
+) -> Result<Manifest, ManifestError> {
     let mut c = Checker::new(path, source, ctx);
     let doc = match ImDocument::parse(source) {
         Ok(doc) => doc,
@@ -1015,7 +1273,9 @@ impl AxisKind {
     fn expected(self) -> &'static str {
         match self {
             AxisKind::Resource => "a whole number",
-            AxisKind::Param(_, ParamKind::Size) => "a size (a count like 4096 or \"10M\", or bytes like \"64MiB\")",
+            AxisKind::Param(_, ParamKind::Size) => {
+                "a size (a count like 4096 or \"10M\", or bytes like \"64MiB\")"
+            }
             AxisKind::Param(_, ParamKind::Int) => "a positive whole number",
             AxisKind::Param(_, ParamKind::Float) => "a number",
             AxisKind::Param(_, ParamKind::Choice(_)) => "a choice (in quotes)",
@@ -1035,7 +1295,14 @@ impl AxisKind {
             AxisKind::Param(_, ParamKind::Int) => format!("{key} = [1, 10]"),
             AxisKind::Param(_, ParamKind::Float) => format!("{key} = [0.5, 1.0]"),
             AxisKind::Param(_, ParamKind::Choice(c)) => {
-                format!("{key} = [{}]", c.iter().take(2).map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "{key} = [{}]",
+                    c.iter()
+                        .take(2)
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
             AxisKind::Param(_, ParamKind::Text) => format!("{key} = [\"...\"]"),
         }
@@ -1045,13 +1312,19 @@ impl AxisKind {
     fn convert(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
         let type_error = || {
             (
-                format!("`{key}` must be {}, found {}", self.expected(), found_value(v)),
+                format!(
+                    "`{key}` must be {}, found {}",
+                    self.expected(),
+                    found_value(v)
+                ),
                 format!("write e.g. {}", self.example(key)),
             )
         };
         match self {
             AxisKind::Resource => {
-                let Some(i) = v.as_integer() else { return Err(type_error()) };
+                let Some(i) = v.as_integer() else {
+                    return Err(type_error());
+                };
                 let min = if key == "gpus" { 0 } else { 1 };
                 if i < min {
                     let fix = if key == "gpus" {
@@ -1085,7 +1358,9 @@ impl AxisKind {
                 })
             }
             AxisKind::Param(_, ParamKind::Int) => {
-                let Some(i) = v.as_integer() else { return Err(type_error()) };
+                let Some(i) = v.as_integer() else {
+                    return Err(type_error());
+                };
                 if i < 1 {
                     return Err((
                         format!("`{key}` must be a positive whole number, found {i}"),
@@ -1111,14 +1386,20 @@ impl AxisKind {
             AxisKind::Param(workload, ParamKind::Choice(choices)) => {
                 let Some(s) = v.as_str() else {
                     return Err((
-                        format!("`{key}` must be one of {} (in quotes), found {}", choices.join(", "), found_value(v)),
+                        format!(
+                            "`{key}` must be one of {} (in quotes), found {}",
+                            choices.join(", "),
+                            found_value(v)
+                        ),
                         format!("write e.g. {}", self.example(key)),
                     ));
                 };
                 if choices.contains(&s) {
                     return Ok(Value::Text(s.to_string()));
                 }
-                let hint = did_you_mean(&suggest(s, choices.iter().copied())).map(|d| format!("{d} ")).unwrap_or_default();
+                let hint = did_you_mean(&suggest(s, choices.iter().copied()))
+                    .map(|d| format!("{d} "))
+                    .unwrap_or_default();
                 Err((
                     format!("`{key}` = {} is not a {key} of {workload}", quote(s)),
                     format!("{hint}choose from: {}", choices.join(", ")),
@@ -1133,16 +1414,19 @@ impl AxisKind {
 }
 
 /// Parse a time limit: seconds (`"90"`, `"1.5"`), or a number with a unit: `"90s"`, `"10m"`,
-/// `"10min"`, `"1h"`, `"1.5h"`. The error says which forms are accepted.
+/// `"10 min"`, `"1h"`, `"1.5 hours"`, `"2d"` (s, m, h, d, or the words). The error says which
+/// forms are accepted.
 pub fn parse_duration(text: &str) -> Result<f64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale = match unit.trim() {
-        "" | "s" | "sec" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86_400.0,
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86_400.0,
         _ => f64::NAN,
     };
     match num.parse::<f64>() {
@@ -1157,7 +1441,8 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 200
         && s != "."
         && s != ".."
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// SLURM `--time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`.
@@ -1178,11 +1463,16 @@ fn slurm_mem_ok(s: &str) -> bool {
 }
 
 /// The closest of `candidates` to `name` ([`nearest`]), keeping only those about as close as the best.
-pub(super) fn suggest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Vec<&'c str> {
+pub(super) fn suggest<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Vec<&'c str> {
     let near = nearest(name, candidates);
     let score = |c: &str| strsim::jaro_winkler(name, c);
     let best = near.first().map(|c| score(c)).unwrap_or(0.0);
-    near.into_iter().filter(|c| score(c) >= best - 0.03).collect()
+    near.into_iter()
+        .filter(|c| score(c) >= best - 0.03)
+        .collect()
 }
 
 /// "did you mean `a`?", "did you mean `a` or `b`?", "did you mean `a`, `b` or `c`?".
@@ -1224,7 +1514,12 @@ pub(super) fn quote(s: &str) -> String {
 
 /// A user string escaped and shortened for a one-line message.
 pub(super) fn shown(s: &str) -> String {
-    let mut out: String = s.chars().take(60).collect::<String>().escape_debug().to_string();
+    let mut out: String = s
+        .chars()
+        .take(60)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
     if s.chars().count() > 60 {
         out.push('…');
     }

@@ -59,7 +59,12 @@ impl fmt::Display for ManifestError {
             writeln!(f, "{}", self.render(p))?;
         }
         let n = self.problems.len();
-        write!(f, "{n} problem{} in {}", if n == 1 { "" } else { "s" }, self.path.display())
+        write!(
+            f,
+            "{n} problem{} in {}",
+            if n == 1 { "" } else { "s" },
+            self.path.display()
+        )
     }
 }
 

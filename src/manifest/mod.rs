@@ -111,7 +111,12 @@ impl Study {
     pub fn point_count(&self) -> usize {
         crate::plan::composite_axes(self)
             .iter()
-            .map(|g| g.iter().map(|&a| self.axes[a].values.len()).min().unwrap_or(0))
+            .map(|g| {
+                g.iter()
+                    .map(|&a| self.axes[a].values.len())
+                    .min()
+                    .unwrap_or(0)
+            })
             .fold(1usize, usize::saturating_mul)
     }
 }
@@ -140,7 +145,15 @@ pub const STUDY_KEYS: &[&str] = &[
 ];
 
 /// Top-level keys of a manifest.
-pub const TOP_KEYS: &[&str] = &["name", "description", "repetitions", "warmup", "timeout", "study", "slurm"];
+pub const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "repetitions",
+    "warmup",
+    "timeout",
+    "study",
+    "slurm",
+];
 
 /// Keys of the `[slurm]` table.
 pub const SLURM_KEYS: &[&str] = &[
@@ -189,7 +202,9 @@ impl Context<'static> {
 
 /// Logical CPUs this process may use (1 if unknown).
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Read and check the manifest at `path`. A missing, unreadable, oversized or non-UTF-8 file is a
@@ -197,12 +212,21 @@ pub fn available_cores() -> usize {
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let unreadable = |message: String, fix: &str| ManifestError {
         path: path.to_path_buf(),
-        problems: vec![Problem { line: None, place: String::new(), message, fix: fix.to_string() }],
+        problems: vec![Problem {
+            line: None,
+            place: String::new(),
+            message,
+            fix: fix.to_string(),
+        }],
     };
     let read_fix = "check the path; the manifests of this repository are in experiments/ (e.g. experiments/quickstart.toml)";
-    let meta = std::fs::metadata(path).map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
     if meta.is_dir() {
-        return Err(unreadable("is a folder, not a manifest file".into(), read_fix));
+        return Err(unreadable(
+            "is a folder, not a manifest file".into(),
+            read_fix,
+        ));
     }
     if meta.len() > MAX_MANIFEST_BYTES {
         return Err(unreadable(
@@ -210,10 +234,14 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             "give the path of a TOML manifest, e.g. experiments/quickstart.toml",
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
     let source = String::from_utf8(bytes).map_err(|e| {
         unreadable(
-            format!("is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
             "save the manifest as UTF-8 text; is this really a TOML manifest?",
         )
     })?;

@@ -41,14 +41,23 @@ impl Failures {
             Some(&i) => self.list[i].count += 1,
             None => {
                 self.index.insert(message.clone(), self.list.len());
-                self.list.push(Failure { message, first: describe_point(study, p), count: 1 });
+                self.list.push(Failure {
+                    message,
+                    first: describe_point(study, p),
+                    count: 1,
+                });
             }
         }
     }
 }
 
 /// Check the points of `study`; `ids` collects point ids across studies (id → study index).
-pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo, ids: &mut HashMap<u64, usize>) {
+pub(super) fn check_points(
+    c: &mut Checker<'_>,
+    study: &Study,
+    info: &StudyInfo,
+    ids: &mut HashMap<u64, usize>,
+) {
     let mut points = Vec::with_capacity(study.point_count());
     expand_study(study, c.ctx.cores, &mut points);
     let cores = c.ctx.cores.max(1) as u64;
@@ -65,7 +74,11 @@ pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo,
     for p in &points {
         let r = p.resources;
         if r.nodes > r.ranks {
-            nodes.add(format!("{} nodes but only {} ranks", r.nodes, r.ranks), study, p);
+            nodes.add(
+                format!("{} nodes but only {} ranks", r.nodes, r.ranks),
+                study,
+                p,
+            );
         }
         let per_node = u64::from(r.ranks.div_ceil(r.nodes.max(1))) * u64::from(r.threads);
         if per_node > cores && !study.oversubscribe {
@@ -77,7 +90,11 @@ pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo,
         if p.scaling == Scaling::Weak {
             if let Some(Value::Size(s)) = p.params.get("size") {
                 if s.value() > MAX_SIZE {
-                    sizes.add(format!("weak scaling grows `size` to {s}, beyond 10^18"), study, p);
+                    sizes.add(
+                        format!("weak scaling grows `size` to {s}, beyond 10^18"),
+                        study,
+                        p,
+                    );
                 }
             }
         }
@@ -100,11 +117,17 @@ pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo,
             info.header,
             place,
             format!("point {}{}: {}", f.first, more(f.count), f.message),
-            format!("change or remove these values ({} checks every point before anything runs)", w.name()),
+            format!(
+                "change or remove these values ({} checks every point before anything runs)",
+                w.name()
+            ),
         );
     }
     if checks.list.len() > MAX_CHECK_PROBLEMS {
-        let rest: usize = checks.list[MAX_CHECK_PROBLEMS..].iter().map(|f| f.count).sum();
+        let rest: usize = checks.list[MAX_CHECK_PROBLEMS..]
+            .iter()
+            .map(|f| f.count)
+            .sum();
         c.push(
             info.header,
             place,
@@ -131,11 +154,19 @@ pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo,
     if let Some((per_node, p)) = over {
         let r = p.resources;
         let what = if r.ranks > 1 {
-            format!("{} threads × {} ranks per node = {per_node} workers", r.threads, r.ranks.div_ceil(r.nodes.max(1)))
+            format!(
+                "{} threads × {} ranks per node = {per_node} workers",
+                r.threads,
+                r.ranks.div_ceil(r.nodes.max(1))
+            )
         } else {
             format!("{} threads", r.threads)
         };
-        let key = if r.ranks > 1 && !study.axes.iter().any(|a| a.name == "threads") { "ranks" } else { "threads" };
+        let key = if r.ranks > 1 && !study.axes.iter().any(|a| a.name == "threads") {
+            "ranks"
+        } else {
+            "threads"
+        };
         c.push(
             line(key),
             place,
@@ -149,9 +180,18 @@ pub(super) fn check_points(c: &mut Checker<'_>, study: &Study, info: &StudyInfo,
     }
     for (p, other) in duplicates.into_iter().take(5) {
         let message = if other == study.index {
-            format!("point {} ({}) is produced more than once", p.id, describe_point(study, p))
+            format!(
+                "point {} ({}) is produced more than once",
+                p.id,
+                describe_point(study, p)
+            )
         } else {
-            format!("point {} ({}) is also produced by study {}", p.id, describe_point(study, p), other + 1)
+            format!(
+                "point {} ({}) is also produced by study {}",
+                p.id,
+                describe_point(study, p),
+                other + 1
+            )
         };
         c.push(
             info.header,

@@ -23,14 +23,24 @@ impl Workload for TestGemm {
     }
     fn params(&self) -> &'static [ParamSpec] {
         &[
-            ParamSpec { name: "size", kind: ParamKind::Size, default: "256", doc: "matrix order" },
+            ParamSpec {
+                name: "size",
+                kind: ParamKind::Size,
+                default: "256",
+                doc: "matrix order",
+            },
             ParamSpec {
                 name: "variant",
                 kind: ParamKind::Choice(&["naive", "blocked", "tuned"]),
                 default: "naive",
                 doc: "implementation",
             },
-            ParamSpec { name: "block", kind: ParamKind::Int, default: "64", doc: "block side" },
+            ParamSpec {
+                name: "block",
+                kind: ParamKind::Int,
+                default: "64",
+                doc: "block side",
+            },
         ]
     }
     fn weak_rule(&self) -> WeakRule {
@@ -40,13 +50,18 @@ impl Workload for TestGemm {
         let n = params.size().side(8);
         let b = params.int("block");
         if params.variant() == "blocked" && n % b != 0 {
-            return Err(format!("block {b} does not divide n = {n}; use a multiple of {b}"));
+            return Err(format!(
+                "block {b} does not divide n = {n}; use a multiple of {b}"
+            ));
         }
         Ok(())
     }
     fn work(&self, params: &Params) -> Work {
         let n = params.size().side(8) as f64;
-        Work { flops: 2.0 * n * n * n, bytes: 24.0 * n * n }
+        Work {
+            flops: 2.0 * n * n * n,
+            bytes: 24.0 * n * n,
+        }
     }
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.5
@@ -70,11 +85,19 @@ impl Workload for TestStream {
         Backend::Rayon
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec { name: "size", kind: ParamKind::Size, default: "1M", doc: "elements per array" }]
+        &[ParamSpec {
+            name: "size",
+            kind: ParamKind::Size,
+            default: "1M",
+            doc: "elements per array",
+        }]
     }
     fn work(&self, params: &Params) -> Work {
         let n = params.size().count(8) as f64;
-        Work { flops: 2.0 * n, bytes: 24.0 * n }
+        Work {
+            flops: 2.0 * n,
+            bytes: 24.0 * n,
+        }
     }
     fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
         anyhow::bail!("test workload")
@@ -95,7 +118,12 @@ impl Workload for TestBackend {
         self.1
     }
     fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec { name: "size", kind: ParamKind::Size, default: "1000", doc: "elements" }]
+        &[ParamSpec {
+            name: "size",
+            kind: ParamKind::Size,
+            default: "1000",
+            doc: "elements",
+        }]
     }
     fn work(&self, _params: &Params) -> Work {
         Work::default()
@@ -111,13 +139,23 @@ pub(crate) static TEST_CUDA: TestBackend = TestBackend("t.cuda", Backend::Cuda);
 /// The test workloads and the registry's `debug.*` workloads.
 pub(crate) fn registry() -> Vec<&'static dyn Workload> {
     let mut r: Vec<&'static dyn Workload> = vec![&TestGemm, &TestStream, &TEST_MPI, &TEST_CUDA];
-    r.extend(crate::workload::REGISTRY.iter().copied().filter(|w| w.name().starts_with("debug.")));
+    r.extend(
+        crate::workload::REGISTRY
+            .iter()
+            .copied()
+            .filter(|w| w.name().starts_with("debug.")),
+    );
     r
 }
 
 /// A 4-core machine without MPI or CUDA.
 pub(crate) fn ctx<'a>(registry: &'a [&'static dyn Workload]) -> Context<'a> {
-    Context { registry, cores: 4, mpi: false, cuda: false }
+    Context {
+        registry,
+        cores: 4,
+        mpi: false,
+        cuda: false,
+    }
 }
 
 pub(crate) fn parse_test(source: &str) -> Result<Manifest, ManifestError> {
@@ -127,7 +165,11 @@ pub(crate) fn parse_test(source: &str) -> Result<Manifest, ManifestError> {
 /// Parse with MPI and CUDA compiled in.
 pub(crate) fn parse_full(source: &str) -> Result<Manifest, ManifestError> {
     let r = registry();
-    let c = Context { mpi: true, cuda: true, ..ctx(&r) };
+    let c = Context {
+        mpi: true,
+        cuda: true,
+        ..ctx(&r)
+    };
     parse_with(Path::new("experiments/x.toml"), source, &c)
 }
 
@@ -160,18 +202,38 @@ fn a_valid_manifest_is_typed_with_defaults() {
     assert_eq!(m.source, src);
     assert!(m.slurm.is_none());
     let s = &m.studies[0];
-    assert_eq!((s.index, s.name.as_str(), s.workload.name()), (0, "t.gemm", "t.gemm"));
+    assert_eq!(
+        (s.index, s.name.as_str(), s.workload.name()),
+        (0, "t.gemm", "t.gemm")
+    );
     assert_eq!(s.scaling, Scaling::Strong);
     assert_eq!(s.weak_rule, WeakRule::Cbrt, "the workload's weak rule");
-    assert_eq!((s.repetitions, s.warmup, s.timeout_s, s.oversubscribe), (5, 1, 600.0, false));
+    assert_eq!(
+        (s.repetitions, s.warmup, s.timeout_s, s.oversubscribe),
+        (5, 1, 600.0, false)
+    );
     let names: Vec<&str> = s.axes.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["threads", "size", "variant"], "manifest order");
     assert_eq!(s.axes[0].values, [Value::Int(1), Value::Int(2)]);
-    assert_eq!(s.axes[1].values, [Value::Size(Size::Bytes(64 << 20)), Value::Size(Size::Count(512))]);
-    assert_eq!(s.axes[2].values, [Value::Text("tuned".into())], "a scalar is a one-value axis");
+    assert_eq!(
+        s.axes[1].values,
+        [
+            Value::Size(Size::Bytes(64 << 20)),
+            Value::Size(Size::Count(512))
+        ]
+    );
+    assert_eq!(
+        s.axes[2].values,
+        [Value::Text("tuned".into())],
+        "a scalar is a one-value axis"
+    );
     let t = &m.studies[1];
     assert_eq!((t.index, t.name.as_str()), (1, "sleepy"));
-    assert_eq!((t.repetitions, t.warmup, t.timeout_s), (2, 0, 90.0), "per-study overrides");
+    assert_eq!(
+        (t.repetitions, t.warmup, t.timeout_s),
+        (2, 0, 90.0),
+        "per-study overrides"
+    );
     assert_eq!(t.axes[0].values, [Value::Float(0.5)]);
     assert_eq!(s.point_count(), 4);
 }
@@ -316,7 +378,9 @@ fn empty_axis_list() {
 
 #[test]
 fn non_positive_or_malformed_sizes() {
-    let src = format!("{HEAD}workload = \"t.stream\"\nsize = [\n  0,\n  \"12 parsecs\",\n  -5,\n  1.5,\n]\n");
+    let src = format!(
+        "{HEAD}workload = \"t.stream\"\nsize = [\n  0,\n  \"12 parsecs\",\n  -5,\n  1.5,\n]\n"
+    );
     let fix = "  fix: write a count like 4096 or \"10M\", or bytes like \"64MiB\"";
     let expected = [
         "error: experiments/x.toml:6: study 1 (t.stream): `size`: size `0` must be a positive whole number of items or bytes",
@@ -334,7 +398,9 @@ fn non_positive_or_malformed_sizes() {
 
 #[test]
 fn zero_or_negative_resources() {
-    let src = format!("{HEAD}workload = \"t.gemm\"\nthreads = [0, 1]\nranks = -1\nnodes = 0\ngpus = -2\n");
+    let src = format!(
+        "{HEAD}workload = \"t.gemm\"\nthreads = [0, 1]\nranks = -1\nnodes = 0\ngpus = -2\n"
+    );
     let expected = [
         "error: experiments/x.toml:5: study 1 (t.gemm): `threads` must be at least 1, found 0",
         "  fix: use 1 or more threads, e.g. threads = [1, 2, 4]",
@@ -353,7 +419,12 @@ fn zero_or_negative_resources() {
 fn huge_numbers_are_limits_not_overflows() {
     let src = format!("repetitions = 9223372036854775807\n{HEAD}workload = \"t.gemm\"\n");
     let e = errors(&src);
-    assert!(e.contains("x.toml:1: `repetitions` = 9223372036854775807 is more than the limit of 1000000"), "{e}");
+    assert!(
+        e.contains(
+            "x.toml:1: `repetitions` = 9223372036854775807 is more than the limit of 1000000"
+        ),
+        "{e}"
+    );
     // TOML itself refuses integers beyond 64 bits: a syntax error.
     assert_one(
         &format!("{HEAD}workload = \"t.gemm\"\nsize = 99999999999999999999\n"),
@@ -363,10 +434,21 @@ fn huge_numbers_are_limits_not_overflows() {
     );
     let src = format!("{HEAD}workload = \"t.gemm\"\nthreads = [1, 4000000000]\nsize = \"9999999999999999999999\"\n");
     let e = errors(&src);
-    assert!(e.contains("x.toml:5: study 1 (t.gemm): `threads` = 4000000000 is more than the limit of 1000000"), "{e}");
+    assert!(
+        e.contains(
+            "x.toml:5: study 1 (t.gemm): `threads` = 4000000000 is more than the limit of 1000000"
+        ),
+        "{e}"
+    );
     assert!(e.contains("x.toml:6: study 1 (t.gemm): `size`: size `9999999999999999999999` must be a positive whole number"), "{e}");
-    assert!(errors("timeout = 1e300\n[[study]]\nworkload = \"debug.sleep\"\n").contains("more than the limit of one week"));
-    assert!(errors("timeout = nan\n[[study]]\nworkload = \"debug.sleep\"\n").contains("`timeout` must be more than 0 seconds, found NaN"));
+    assert!(
+        errors("timeout = 1e300\n[[study]]\nworkload = \"debug.sleep\"\n")
+            .contains("more than the limit of one week")
+    );
+    assert!(
+        errors("timeout = nan\n[[study]]\nworkload = \"debug.sleep\"\n")
+            .contains("`timeout` must be more than 0 seconds, found NaN")
+    );
 }
 
 #[test]
@@ -395,8 +477,14 @@ fn repeated_values_in_an_axis() {
         fix,
         "2 problems in experiments/x.toml",
     ];
-    let src = format!("{HEAD}workload = \"t.gemm\"\nthreads = [1, 2, 1]\nsize = [\"1KiB\", \"1024B\", 1024]\n");
-    assert_eq!(errors(&src), expected.join("\n"), "1KiB and 1024B are the same size; 1024 (a count) is not");
+    let src = format!(
+        "{HEAD}workload = \"t.gemm\"\nthreads = [1, 2, 1]\nsize = [\"1KiB\", \"1024B\", 1024]\n"
+    );
+    assert_eq!(
+        errors(&src),
+        expected.join("\n"),
+        "1KiB and 1024B are the same size; 1024 (a count) is not"
+    );
 }
 
 #[test]
@@ -473,8 +561,13 @@ fn ranks_or_mpi_workloads_need_the_mpi_feature() {
         fix,
     );
     parse_full(&format!("{HEAD}workload = \"t.mpi\"\nranks = [1, 2]\n")).unwrap();
-    let e = parse_full(&format!("{HEAD}workload = \"t.stream\"\nranks = [1, 2]\n")).unwrap_err().to_string();
-    assert!(e.contains("ranks = 2 but t.stream is a rayon workload that does not use MPI"), "{e}");
+    let e = parse_full(&format!("{HEAD}workload = \"t.stream\"\nranks = [1, 2]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("ranks = 2 but t.stream is a rayon workload that does not use MPI"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -540,18 +633,33 @@ fn threads_beyond_the_cores_need_oversubscribe() {
     assert!(m.studies[0].oversubscribe);
     // Threads within the cores (a 2-core CI machine running threads = [1, 2]) are fine.
     let r = registry();
-    let two = Context { cores: 2, ..ctx(&r) };
-    parse_with(Path::new("x.toml"), &format!("{HEAD}workload = \"t.gemm\"\nthreads = [1, 2]\n"), &two).unwrap();
+    let two = Context {
+        cores: 2,
+        ..ctx(&r)
+    };
+    parse_with(
+        Path::new("x.toml"),
+        &format!("{HEAD}workload = \"t.gemm\"\nthreads = [1, 2]\n"),
+        &two,
+    )
+    .unwrap();
 }
 
 #[test]
 fn nodes_or_ranks_per_node_not_both() {
-    let src = format!("{HEAD}workload = \"t.mpi\"\nranks = [2, 4]\nnodes = 1\nranks_per_node = 2\n");
+    let src =
+        format!("{HEAD}workload = \"t.mpi\"\nranks = [2, 4]\nnodes = 1\nranks_per_node = 2\n");
     let e = parse_full(&src).unwrap_err().to_string();
-    assert!(e.contains("x.toml:7: study 1 (t.mpi): give either `nodes` or `ranks_per_node`, not both"), "{e}");
+    assert!(
+        e.contains("x.toml:7: study 1 (t.mpi): give either `nodes` or `ranks_per_node`, not both"),
+        "{e}"
+    );
     let src = format!("{HEAD}workload = \"t.mpi\"\nranks = [1, 2]\nnodes = [2]\n");
     let e = parse_full(&src).unwrap_err().to_string();
-    assert!(e.contains("x.toml:6: study 1 (t.mpi): point ranks=1, nodes=2: 2 nodes but only 1 ranks"), "{e}");
+    assert!(
+        e.contains("x.toml:6: study 1 (t.mpi): point ranks=1, nodes=2: 2 nodes but only 1 ranks"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -559,7 +667,10 @@ fn ranks_per_node_that_repeat_a_point_are_an_error() {
     let src = format!("{HEAD}workload = \"t.mpi\"\nranks = 4\nranks_per_node = [4, 8]\n");
     let e = parse_full(&src).unwrap_err().to_string();
     assert!(e.contains("x.toml:3: study 1 (t.mpi): point "), "{e}");
-    assert!(e.contains("(ranks=4, nodes=1) is produced more than once"), "{e}");
+    assert!(
+        e.contains("(ranks=4, nodes=1) is produced more than once"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -607,10 +718,18 @@ fn timeouts_in_seconds_or_with_units() {
     assert_eq!(parse_duration("1.5h"), Ok(5400.0));
     assert_eq!(parse_duration("45"), Ok(45.0));
     assert_eq!(parse_duration("2 min"), Ok(120.0));
+    assert_eq!(parse_duration("10 minutes"), Ok(600.0));
     assert!(parse_duration("soon").is_err());
     assert!(parse_duration("10y").is_err());
-    for (text, seconds) in [("timeout = 30", 30.0), ("timeout = 2.5", 2.5), ("timeout = \"2m\"", 120.0)] {
-        let m = parse_test(&format!("name = \"x\"\n{text}\n[[study]]\nworkload = \"debug.sleep\"\n")).unwrap();
+    for (text, seconds) in [
+        ("timeout = 30", 30.0),
+        ("timeout = 2.5", 2.5),
+        ("timeout = \"2m\"", 120.0),
+    ] {
+        let m = parse_test(&format!(
+            "name = \"x\"\n{text}\n[[study]]\nworkload = \"debug.sleep\"\n"
+        ))
+        .unwrap();
         assert_eq!((m.timeout_s, m.studies[0].timeout_s), (seconds, seconds));
     }
     assert_one(
@@ -651,25 +770,46 @@ fn slurm_keys_are_checked_and_kept() {
 
 #[test]
 fn studies_may_be_inline_tables() {
-    let m = parse_test("name = \"x\"\nstudy = [{ workload = \"debug.sleep\", seconds = [0.1, 0.2] }]\n").unwrap();
+    let m = parse_test(
+        "name = \"x\"\nstudy = [{ workload = \"debug.sleep\", seconds = [0.1, 0.2] }]\n",
+    )
+    .unwrap();
     assert_eq!(m.studies[0].axes[0].values.len(), 2);
     let e = errors("name = \"x\"\nstudy = [{ workload = \"debug.sleep\", secs = 1 }]\n");
-    assert!(e.starts_with("error: experiments/x.toml:2: study 1 (debug.sleep): unknown key `secs`"), "{e}");
+    assert!(
+        e.starts_with("error: experiments/x.toml:2: study 1 (debug.sleep): unknown key `secs`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn load_names_a_missing_or_binary_file() {
-    let e = load(Path::new("experiments/does-not-exist.toml")).unwrap_err().to_string();
-    assert!(e.starts_with("error: experiments/does-not-exist.toml: cannot read the manifest: "), "{e}");
+    let e = load(Path::new("experiments/does-not-exist.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("error: experiments/does-not-exist.toml: cannot read the manifest: "),
+        "{e}"
+    );
     assert!(e.contains("fix: check the path"), "{e}");
-    assert!(e.ends_with("1 problem in experiments/does-not-exist.toml"), "{e}");
+    assert!(
+        e.ends_with("1 problem in experiments/does-not-exist.toml"),
+        "{e}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("garbage.toml");
     std::fs::write(&bin, [0xff, 0xfe, 0x00, 0x41]).unwrap();
     let e = load(&bin).unwrap_err().to_string();
-    assert!(e.contains("is not UTF-8 text (invalid byte at offset 0)"), "{e}");
+    assert!(
+        e.contains("is not UTF-8 text (invalid byte at offset 0)"),
+        "{e}"
+    );
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "name = \"g\"\n[[study]]\nworkload = \"debug.sleep\"\n").unwrap();
+    std::fs::write(
+        &good,
+        "name = \"g\"\n[[study]]\nworkload = \"debug.sleep\"\n",
+    )
+    .unwrap();
     assert_eq!(load(&good).unwrap().path, good);
     let e = load(dir.path()).unwrap_err().to_string();
     assert!(e.contains("is a folder, not a manifest file"), "{e}");
@@ -705,11 +845,27 @@ fn no_input_panics() {
         let _ = parse_full(src);
     }
     // Many axes: a plan beyond the point limit is a problem, not an allocation.
-    let mut big = String::from("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\noversubscribe = true\n");
-    big.push_str(&format!("seconds = [{}]\n", (1..=2000).map(|i| format!("{i}.5")).collect::<Vec<_>>().join(", ")));
-    big.push_str(&format!("threads = [{}]\n", (1..=1000).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")));
+    let mut big =
+        String::from("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\noversubscribe = true\n");
+    big.push_str(&format!(
+        "seconds = [{}]\n",
+        (1..=2000)
+            .map(|i| format!("{i}.5"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    big.push_str(&format!(
+        "threads = [{}]\n",
+        (1..=1000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     let e = errors(&big);
-    assert!(e.contains("the study expands to 2000000 points, more than the limit of 1000000"), "{e}");
+    assert!(
+        e.contains("the study expands to 2000000 points, more than the limit of 1000000"),
+        "{e}"
+    );
 
     // Pseudo-random bytes and mutations of a valid manifest.
     let valid = "name = \"q\"\nrepetitions = 3\n[[study]]\nworkload = \"t.gemm\"\nthreads = [1, 2]\nsize = [\"128KiB\", 128]\nvariant = [\"naive\", \"blocked\"]\nzip = [\"threads\", \"size\"]\n[slurm]\ntime = \"1:00\"\n";

@@ -37,7 +37,12 @@ pub struct Rates {
 /// launch. `scalelab calibrate` can replace these with measured rates.
 impl Default for Rates {
     fn default() -> Self {
-        Rates { gflops_per_thread: 10.0, gbps_per_thread: 10.0, gbps_total: 50.0, launch_s: 0.2 }
+        Rates {
+            gflops_per_thread: 10.0,
+            gbps_per_thread: 10.0,
+            gbps_total: 50.0,
+            launch_s: 0.2,
+        }
     }
 }
 
@@ -55,9 +60,16 @@ pub fn estimate_with(w: &dyn Workload, point: &Point, rates: &Rates) -> f64 {
     let work = w.work(&point.params);
     let p = point.resources.workers().max(1) as f64;
     let eff = w.expected_efficiency(&point.params);
-    let eff = if eff.is_finite() && eff > 0.0 { eff.min(1.0) } else { 0.5 };
+    let eff = if eff.is_finite() && eff > 0.0 {
+        eff.min(1.0)
+    } else {
+        0.5
+    };
     let compute = rate_time(work.flops, rates.gflops_per_thread * p * eff);
-    let memory = rate_time(work.bytes, (rates.gbps_per_thread * p).min(rates.gbps_total) * eff);
+    let memory = rate_time(
+        work.bytes,
+        (rates.gbps_per_thread * p).min(rates.gbps_total) * eff,
+    );
     let sleep = match point.params.get("seconds") {
         Some(Value::Float(s)) if s.is_finite() && *s > 0.0 => *s,
         _ => 0.0,
@@ -95,6 +107,22 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
+/// A rate with about three significant digits: `83.1`, `20`, `0.05`.
+fn short(x: f64) -> String {
+    let text = if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// The text of [`Plan::describe`].
 pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
     let mut out = String::new();
@@ -123,24 +151,44 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         // (header, cells, right-aligned)
         let mut columns: Vec<(String, Vec<String>, bool)> = vec![("id".into(), Vec::new(), false)];
         for (name, get, default) in resources {
-            let shown = name == "threads" || s.points.iter().any(|p| get(p) != get(first) || get(p) != default);
+            let shown = name == "threads"
+                || s.points
+                    .iter()
+                    .any(|p| get(p) != get(first) || get(p) != default);
             if shown {
-                let cells = s.points.iter().take(DESCRIBE_ROWS).map(|p| get(p).to_string()).collect();
+                let cells = s
+                    .points
+                    .iter()
+                    .take(DESCRIBE_ROWS)
+                    .map(|p| get(p).to_string())
+                    .collect();
                 columns.push((name.into(), cells, true));
             }
         }
         let mut fixed = Vec::new();
         for (key, value) in &first.params.0 {
             if s.points.iter().any(|p| p.params.get(key) != Some(value)) {
-                let cells =
-                    s.points.iter().take(DESCRIBE_ROWS).map(|p| p.params.get(key).map(|v| v.to_string()).unwrap_or_default());
+                let cells = s
+                    .points
+                    .iter()
+                    .take(DESCRIBE_ROWS)
+                    .map(|p| p.params.get(key).map(|v| v.to_string()).unwrap_or_default());
                 columns.push((key.clone(), cells.collect(), false));
             } else {
                 fixed.push(format!("{key}={value}"));
             }
         }
-        columns[0].1 = s.points.iter().take(DESCRIBE_ROWS).map(|p| p.id.clone()).collect();
-        let mut estimates: Vec<String> = times.iter().take(DESCRIBE_ROWS).map(|&t| format_duration(t)).collect();
+        columns[0].1 = s
+            .points
+            .iter()
+            .take(DESCRIBE_ROWS)
+            .map(|p| p.id.clone())
+            .collect();
+        let mut estimates: Vec<String> = times
+            .iter()
+            .take(DESCRIBE_ROWS)
+            .map(|&t| format_duration(t))
+            .collect();
         let oversubscribed = s.points.iter().filter(|p| p.oversubscribed).count();
         if oversubscribed > 0 {
             for (cell, p) in estimates.iter_mut().zip(s.points) {
@@ -171,7 +219,14 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         }
         let widths: Vec<usize> = columns
             .iter()
-            .map(|(h, cells, _)| cells.iter().map(|c| c.chars().count()).chain([h.chars().count()]).max().unwrap_or(0))
+            .map(|(h, cells, _)| {
+                cells
+                    .iter()
+                    .map(|c| c.chars().count())
+                    .chain([h.chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let row = |cells: Vec<&str>| {
             let mut line = String::from(" ");
@@ -187,7 +242,10 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         out.push_str(&row(columns.iter().map(|(h, _, _)| h.as_str()).collect()));
         out.push('\n');
         for i in 0..s.points.len().min(DESCRIBE_ROWS) {
-            out.push_str(&row(columns.iter().map(|(_, cells, _)| cells[i].as_str()).collect()));
+            out.push_str(&row(columns
+                .iter()
+                .map(|(_, cells, _)| cells[i].as_str())
+                .collect()));
             out.push('\n');
         }
         if s.points.len() > DESCRIBE_ROWS {
@@ -212,10 +270,10 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         studies.len(),
         if studies.len() == 1 { "y" } else { "ies" },
         format_duration(total_s),
-        rates.gflops_per_thread,
-        rates.gbps_per_thread,
-        rates.gbps_total,
-        rates.launch_s
+        short(rates.gflops_per_thread),
+        short(rates.gbps_per_thread),
+        short(rates.gbps_total),
+        short(rates.launch_s)
     );
     out
 }

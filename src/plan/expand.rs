@@ -24,13 +24,21 @@ pub fn expand(m: &Manifest) -> Result<Plan, ManifestError> {
 
 /// [`expand`] with an explicit number of cores (for `oversubscribed`).
 pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestError> {
-    let error = |problems| ManifestError { path: m.path.clone(), problems };
-    let total = m.studies.iter().fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
+    let error = |problems| ManifestError {
+        path: m.path.clone(),
+        problems,
+    };
+    let total = m
+        .studies
+        .iter()
+        .fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
     if total > MAX_POINTS {
         return Err(error(vec![Problem {
             line: None,
             place: String::new(),
-            message: format!("the manifest expands to {total} points, more than the limit of {MAX_POINTS}"),
+            message: format!(
+                "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
+            ),
             fix: "sweep fewer values, or split the experiment into several manifests".into(),
         }]));
     }
@@ -51,7 +59,12 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
                 )
             } else {
                 (
-                    format!("point {} is produced by both study {} ({}) and this study", p.id, q.study + 1, q.study_name),
+                    format!(
+                        "point {} is produced by both study {} ({}) and this study",
+                        p.id,
+                        q.study + 1,
+                        q.study_name
+                    ),
                     "give the two studies different names",
                 )
             };
@@ -69,7 +82,11 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
     if !problems.is_empty() {
         return Err(error(problems));
     }
-    Ok(Plan { experiment: m.name.clone(), manifest_sha256: m.sha256.clone(), points })
+    Ok(Plan {
+        experiment: m.name.clone(),
+        manifest_sha256: m.sha256.clone(),
+        points,
+    })
 }
 
 /// The composite axes of a study, as indices into `study.axes`: one group per zip group (at the
@@ -85,8 +102,8 @@ pub(crate) fn composite_axes(study: &Study) -> Vec<Vec<usize>> {
         let name = &study.axes[i].name;
         let mut group = vec![i];
         if let Some(zip) = study.zip.iter().find(|g| g.iter().any(|m| m == name)) {
-            for j in i + 1..n {
-                if !taken[j] && zip.iter().any(|m| m == &study.axes[j].name) {
+            for (j, axis) in study.axes.iter().enumerate().skip(i + 1) {
+                if !taken[j] && zip.iter().any(|m| m == &axis.name) {
                     group.push(j);
                 }
             }
@@ -133,7 +150,12 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
     let groups = composite_axes(study);
     let lens: Vec<usize> = groups
         .iter()
-        .map(|g| g.iter().map(|&a| study.axes[a].values.len()).min().unwrap_or(0))
+        .map(|g| {
+            g.iter()
+                .map(|&a| study.axes[a].values.len())
+                .min()
+                .unwrap_or(0)
+        })
         .collect();
     if lens.contains(&0) {
         return;
@@ -175,9 +197,17 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
                 *s = s.with_value(study.weak_rule.scale(s.value(), res.workers()));
             }
         }
-        canonical_into(&mut canon, &study.name, w.name(), study.scaling, &res, &params);
+        canonical_into(
+            &mut canon,
+            &study.name,
+            w.name(),
+            study.scaling,
+            &res,
+            &params,
+        );
         let id = hex(&Sha256::digest(canon.as_bytes())[..6]);
-        let workers_per_node = u64::from(res.ranks.div_ceil(res.nodes.max(1))) * u64::from(res.threads);
+        let workers_per_node =
+            u64::from(res.ranks.div_ceil(res.nodes.max(1))) * u64::from(res.threads);
         out.push(Point {
             id,
             study: study.index,
@@ -210,7 +240,13 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
 /// The canonical text a point id hashes: one `key=value` per line, in this order: `study`,
 /// `workload`, `scaling`, `nodes`, `ranks`, `threads`, `gpus`, then every parameter sorted by name.
 /// Repetitions, warm-ups, time limits and the study's position are deliberately left out.
-pub fn canonical(study: &str, workload: &str, scaling: Scaling, resources: &Resources, params: &Params) -> String {
+pub fn canonical(
+    study: &str,
+    workload: &str,
+    scaling: Scaling,
+    resources: &Resources,
+    params: &Params,
+) -> String {
     let mut s = String::new();
     canonical_into(&mut s, study, workload, scaling, resources, params);
     s
@@ -241,7 +277,13 @@ fn canonical_into(
 }
 
 /// The id of a point: the first 12 hex digits of the sha256 of [`canonical`].
-pub fn point_id(study: &str, workload: &str, scaling: Scaling, resources: &Resources, params: &Params) -> String {
+pub fn point_id(
+    study: &str,
+    workload: &str,
+    scaling: Scaling,
+    resources: &Resources,
+    params: &Params,
+) -> String {
     let text = canonical(study, workload, scaling, resources, params);
     hex(&Sha256::digest(text.as_bytes())[..6])
 }

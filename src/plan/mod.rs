@@ -56,7 +56,10 @@ impl Plan {
         let mut start = 0;
         while start < self.points.len() {
             let first = &self.points[start];
-            let len = self.points[start..].iter().take_while(|p| p.study == first.study).count();
+            let len = self.points[start..]
+                .iter()
+                .take_while(|p| p.study == first.study)
+                .count();
             out.push(StudyPoints {
                 index: first.study,
                 name: &first.study_name,

@@ -43,7 +43,8 @@ impl Default for Resources {
 impl Resources {
     /// The parallelism p used by the scaling math: ranks × threads × max(gpus, 1).
     pub fn workers(&self) -> u64 {
-        self.ranks as u64 * self.threads as u64 * self.gpus.max(1) as u64
+        let (r, t, g) = (self.ranks as u64, self.threads as u64, self.gpus.max(1) as u64);
+        r.saturating_mul(t).saturating_mul(g)
     }
 }
 

@@ -51,7 +51,10 @@ fn axes_are_crossed_in_manifest_order_last_fastest() {
     assert_eq!(plan.experiment, "x");
     let ids: std::collections::HashSet<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
     assert_eq!(ids.len(), 8, "distinct ids");
-    assert!(plan.points.iter().all(|p| p.id.len() == 12 && p.id.chars().all(|c| c.is_ascii_hexdigit())));
+    assert!(plan
+        .points
+        .iter()
+        .all(|p| p.id.len() == 12 && p.id.chars().all(|c| c.is_ascii_hexdigit())));
 }
 
 #[test]
@@ -62,14 +65,26 @@ fn zipped_axes_move_together() {
     // The zip group sits at the place of `threads`; `variant` varies fastest.
     assert_eq!(
         table(&plan, &["threads", "size", "variant"]),
-        ["1 100 naive", "1 100 tuned", "2 200 naive", "2 200 tuned", "4 400 naive", "4 400 tuned"]
+        [
+            "1 100 naive",
+            "1 100 tuned",
+            "2 200 naive",
+            "2 200 tuned",
+            "4 400 naive",
+            "4 400 tuned"
+        ]
     );
     let plan = plan_of(
         "name = \"x\"\n[[study]]\nworkload = \"t.gemm\"\nthreads = [1, 2]\nvariant = [\"naive\", \"tuned\"]\nsize = [100, 200]\nblock = [4, 10]\nzip = [[\"threads\", \"block\"], [\"variant\", \"size\"]]\n",
     );
     assert_eq!(
         table(&plan, &["threads", "block", "variant", "size"]),
-        ["1 4 naive 100", "1 4 tuned 200", "2 10 naive 100", "2 10 tuned 200"]
+        [
+            "1 4 naive 100",
+            "1 4 tuned 200",
+            "2 10 naive 100",
+            "2 10 tuned 200"
+        ]
     );
 }
 
@@ -79,10 +94,18 @@ fn weak_scaling_grows_the_size_per_worker() {
     let plan = plan_of(
         "name = \"x\"\n[[study]]\nworkload = \"t.stream\"\nscaling = \"weak\"\nthreads = [1, 2, 4]\nsize = \"64MiB\"\noversubscribe = true\n",
     );
-    let sizes: Vec<Value> = plan.points.iter().map(|p| p.params.0["size"].clone()).collect();
+    let sizes: Vec<Value> = plan
+        .points
+        .iter()
+        .map(|p| p.params.0["size"].clone())
+        .collect();
     assert_eq!(
         sizes,
-        [Value::Size(Size::Bytes(64 << 20)), Value::Size(Size::Bytes(128 << 20)), Value::Size(Size::Bytes(256 << 20))]
+        [
+            Value::Size(Size::Bytes(64 << 20)),
+            Value::Size(Size::Bytes(128 << 20)),
+            Value::Size(Size::Bytes(256 << 20))
+        ]
     );
     // cbrt (t.gemm's own rule), counts stay counts, p = ranks × threads
     let m = parse_full(
@@ -95,10 +118,15 @@ fn weak_scaling_grows_the_size_per_worker() {
     let plan = plan_of(
         "name = \"x\"\n[[study]]\nworkload = \"t.gemm\"\nscaling = \"weak\"\nweak = \"sqrt\"\nthreads = [1, 4]\nsize = [100, 300]\n",
     );
-    assert_eq!(table(&plan, &["threads", "size"]), ["1 100", "1 300", "4 200", "4 600"]);
+    assert_eq!(
+        table(&plan, &["threads", "size"]),
+        ["1 100", "1 300", "4 200", "4 600"]
+    );
     assert!(plan.points.iter().all(|p| p.scaling == Scaling::Weak));
     // Strong scaling leaves sizes alone.
-    let plan = plan_of("name = \"x\"\n[[study]]\nworkload = \"t.stream\"\nthreads = [1, 4]\nsize = 1000\n");
+    let plan = plan_of(
+        "name = \"x\"\n[[study]]\nworkload = \"t.stream\"\nthreads = [1, 4]\nsize = 1000\n",
+    );
     assert_eq!(table(&plan, &["threads", "size"]), ["1 1000", "4 1000"]);
 }
 
@@ -107,13 +135,24 @@ fn unset_parameters_and_resources_take_their_defaults() {
     let plan = plan_of("name = \"x\"\nrepetitions = 3\nwarmup = 2\ntimeout = \"1m\"\n[[study]]\nworkload = \"t.gemm\"\n");
     assert_eq!(plan.points.len(), 1, "no axes: one point");
     let p = &plan.points[0];
-    assert_eq!(p.resources, Resources { nodes: 1, ranks: 1, threads: 1, gpus: 0 });
+    assert_eq!(
+        p.resources,
+        Resources {
+            nodes: 1,
+            ranks: 1,
+            threads: 1,
+            gpus: 0
+        }
+    );
     assert_eq!(p.params.0.len(), 3);
     assert_eq!(p.params.size(), Size::Count(256));
     assert_eq!(p.params.variant(), "naive");
     assert_eq!(p.params.int("block"), 64);
     assert_eq!((p.repetitions, p.warmup, p.timeout_s), (3, 2, 60.0));
-    assert_eq!((p.study, p.study_name.as_str(), p.workload.as_str()), (0, "t.gemm", "t.gemm"));
+    assert_eq!(
+        (p.study, p.study_name.as_str(), p.workload.as_str()),
+        (0, "t.gemm", "t.gemm")
+    );
     assert!(!p.oversubscribed);
 }
 
@@ -127,19 +166,33 @@ fn scalars_are_one_value_axes() {
 
 #[test]
 fn point_ids_are_stable() {
-    let plan = plan_of("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nthreads = [1, 2]\nseconds = 0.5\n");
+    let plan = plan_of(
+        "name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nthreads = [1, 2]\nseconds = 0.5\n",
+    );
     let p = &plan.points[1];
     assert_eq!(
         canonical(&p.study_name, &p.workload, p.scaling, &p.resources, &p.params),
         "study=debug.sleep\nworkload=debug.sleep\nscaling=strong\nnodes=1\nranks=1\nthreads=2\ngpus=0\nseconds=0.5"
     );
     assert_eq!(p.id, "4b542d2045e4");
-    assert_eq!(point_id(&p.study_name, &p.workload, p.scaling, &p.resources, &p.params), p.id);
+    assert_eq!(
+        point_id(
+            &p.study_name,
+            &p.workload,
+            p.scaling,
+            &p.resources,
+            &p.params
+        ),
+        p.id
+    );
 
     let plan = plan_of(
         "name = \"x\"\n[[study]]\nname = \"triad\"\nworkload = \"t.stream\"\nscaling = \"weak\"\nthreads = [1, 4]\nsize = \"64MiB\"\n",
     );
-    assert_eq!(plan.points[1].id, "122dd277fcbf", "weak ids hash the grown size");
+    assert_eq!(
+        plan.points[1].id, "122dd277fcbf",
+        "weak ids hash the grown size"
+    );
 }
 
 #[test]
@@ -163,29 +216,42 @@ fn ids_ignore_repetitions_timeouts_and_study_order() {
 
 #[test]
 fn ranks_per_node_sets_nodes() {
-    let m = parse_full("name = \"x\"\n[[study]]\nworkload = \"t.mpi\"\nranks = [1, 4, 6]\nranks_per_node = 4\n").unwrap();
+    let m = parse_full(
+        "name = \"x\"\n[[study]]\nworkload = \"t.mpi\"\nranks = [1, 4, 6]\nranks_per_node = 4\n",
+    )
+    .unwrap();
     let plan = expand_with_cores(&m, 4).unwrap();
     assert_eq!(table(&plan, &["ranks", "nodes"]), ["1 1", "4 1", "6 2"]);
 }
 
 #[test]
 fn duplicate_points_in_a_hand_built_manifest_are_an_error() {
-    let mut m: Manifest = parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.1, 0.2]\n").unwrap();
+    let mut m: Manifest =
+        parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.1, 0.2]\n")
+            .unwrap();
     m.studies[0].axes[0].values[1] = Value::Float(0.1);
     let e = expand_with_cores(&m, 4).unwrap_err().to_string();
-    assert!(e.starts_with("error: experiments/x.toml: study 1 (debug.sleep): point "), "{e}");
+    assert!(
+        e.starts_with("error: experiments/x.toml: study 1 (debug.sleep): point "),
+        "{e}"
+    );
     assert!(e.contains("is produced more than once"), "{e}");
     let mut two = parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\n").unwrap();
     two.studies.push(two.studies[0].clone());
     two.studies[1].index = 1;
     let e = expand_with_cores(&two, 4).unwrap_err().to_string();
     assert!(e.contains("study 2 (debug.sleep): point "), "{e}");
-    assert!(e.contains(" is produced by both study 1 (debug.sleep) and this study"), "{e}");
+    assert!(
+        e.contains(" is produced by both study 1 (debug.sleep) and this study"),
+        "{e}"
+    );
 }
 
 #[test]
 fn oversubscribed_points_are_marked() {
-    let plan = plan_of("name = \"x\"\n[[study]]\nworkload = \"t.gemm\"\nthreads = [2, 8]\noversubscribe = true\n");
+    let plan = plan_of(
+        "name = \"x\"\n[[study]]\nworkload = \"t.gemm\"\nthreads = [2, 8]\noversubscribe = true\n",
+    );
     let marks: Vec<bool> = plan.points.iter().map(|p| p.oversubscribed).collect();
     assert_eq!(marks, [false, true]);
 }
@@ -197,26 +263,46 @@ fn points_are_grouped_by_study() {
     );
     let studies = plan.studies();
     assert_eq!(studies.len(), 2);
-    assert_eq!((studies[0].index, studies[0].name, studies[0].points.len()), (0, "debug.sleep", 2));
-    assert_eq!((studies[1].index, studies[1].name, studies[1].workload), (1, "s", "t.stream"));
-    assert_eq!((studies[1].scaling, studies[1].points.len()), (Scaling::Weak, 3));
+    assert_eq!(
+        (studies[0].index, studies[0].name, studies[0].points.len()),
+        (0, "debug.sleep", 2)
+    );
+    assert_eq!(
+        (studies[1].index, studies[1].name, studies[1].workload),
+        (1, "s", "t.stream")
+    );
+    assert_eq!(
+        (studies[1].scaling, studies[1].points.len()),
+        (Scaling::Weak, 3)
+    );
     assert_eq!(plan.find(&plan.points[3].id), Some(&plan.points[3]));
     assert_eq!(plan.find("nope"), None);
 }
 
 #[test]
 fn estimates_follow_the_roofline() {
-    let rates = Rates { gflops_per_thread: 10.0, gbps_per_thread: 10.0, gbps_total: 20.0, launch_s: 0.5 };
+    let rates = Rates {
+        gflops_per_thread: 10.0,
+        gbps_per_thread: 10.0,
+        gbps_total: 20.0,
+        launch_s: 0.5,
+    };
     let plan = plan_of(
         "name = \"x\"\nrepetitions = 3\nwarmup = 1\n[[study]]\nworkload = \"t.stream\"\nthreads = [1, 4]\nsize = \"10M\"\n",
     );
     let w = &crate::manifest::tests::TestStream;
     // 10M elements: 240 MB per repetition, memory bound; eff = 0.5 (the default).
     let one = estimate_with(w, &plan.points[0], &rates);
-    assert!((one - (0.5 + 4.0 * 240e6 / (10e9 * 0.5))).abs() < 1e-9, "{one}");
+    assert!(
+        (one - (0.5 + 4.0 * 240e6 / (10e9 * 0.5))).abs() < 1e-9,
+        "{one}"
+    );
     // 4 threads want 40 GB/s but the machine gives 20.
     let four = estimate_with(w, &plan.points[1], &rates);
-    assert!((four - (0.5 + 4.0 * 240e6 / (20e9 * 0.5))).abs() < 1e-9, "{four}");
+    assert!(
+        (four - (0.5 + 4.0 * 240e6 / (20e9 * 0.5))).abs() < 1e-9,
+        "{four}"
+    );
     // A workload outside the registry counts only its launch.
     assert_eq!(estimate_seconds(&plan.points[0], &rates), 0.5);
     // debug.sleep's `seconds` counts.
@@ -240,7 +326,12 @@ fn describe_shows_studies_points_and_a_total() {
     let plan = plan_of(
         "name = \"x\"\nrepetitions = 2\nwarmup = 0\n[[study]]\nname = \"nap\"\nworkload = \"debug.sleep\"\nthreads = [1, 2]\nseconds = [0.5, 1.5]\n[[study]]\nworkload = \"debug.fail\"\nmode = \"ok\"\n",
     );
-    let rates = Rates { gflops_per_thread: 10.0, gbps_per_thread: 10.0, gbps_total: 20.0, launch_s: 0.5 };
+    let rates = Rates {
+        gflops_per_thread: 10.0,
+        gbps_per_thread: 10.0,
+        gbps_total: 20.0,
+        launch_s: 0.5,
+    };
     let text = plan.describe(&rates);
     let ids: Vec<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
     let expected = format!(
@@ -271,8 +362,15 @@ fn describe_truncates_long_studies() {
         values.join(", ")
     ));
     let text = plan.describe(&Rates::default());
-    let is_row = |l: &&str| l.split_whitespace().next().is_some_and(|w| w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()));
+    let is_row = |l: &&str| {
+        l.split_whitespace()
+            .next()
+            .is_some_and(|w| w.len() == 12 && w.chars().all(|c| c.is_ascii_hexdigit()))
+    };
     assert_eq!(text.lines().filter(is_row).count(), DESCRIBE_ROWS);
     assert!(text.contains("\n  ... 25 more points\n"), "{text}");
-    assert!(text.contains("45 points in 1 study; estimated run time ≈ "), "{text}");
+    assert!(
+        text.contains("45 points in 1 study; estimated run time ≈ "),
+        "{text}"
+    );
 }

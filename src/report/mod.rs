@@ -1,6 +1,6 @@
 //! The report of a run: what `scalelab report <run-dir>` writes from the point records.
 //!
-//! [`write`] turns the records into, inside the run directory:
+//! [`write()`] turns the records into, inside the run directory:
 //!
 //! * `measurements.csv` (one row per repetition) and `summary.csv` (one row per point), see
 //!   [`csv`] and `docs/results.md` for the columns;
@@ -32,7 +32,7 @@ use crate::results::{write_atomic, PointRecord, RunDir, Status};
 use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
 use crate::workload::Work;
 
-use self::plots::{secs, Plot};
+use self::plots::{secs, secs_pm, Plot};
 use self::scaling::{fixed_params, resources_label, size_label, Series};
 
 /// Which rate describes a workload: GFLOP/s for compute-bound work, GB/s for memory-bound work.
@@ -80,7 +80,7 @@ impl Throughput {
     }
 }
 
-/// The files one [`write`] produced, in this order: `measurements.csv`, `summary.csv`,
+/// The files one [`write()`] produced, in this order: `measurements.csv`, `summary.csv`,
 /// `report.md`, then the SVG and PNG of every plot.
 pub type ReportFiles = Vec<PathBuf>;
 
@@ -109,18 +109,37 @@ pub fn write(
 
     let mut plot_files = Vec::new();
     let mut study_plots: Vec<(usize, Vec<Plot>)> = Vec::new();
+    let mut plot_errors = Vec::new();
     for study in studies(plan, records) {
         let series: Vec<&Series<'_>> = all_series
             .iter()
             .filter(|s| s.study == study.index)
             .collect();
-        let plots =
-            plots::study_plots(&run.plots_dir(), study.index, &study.name, &series, machine)?;
-        plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
-        study_plots.push((study.index, plots));
+        // A plot that cannot be drawn costs its study the pictures, not the report.
+        match plots::study_plots(&run.plots_dir(), study.index, &study.name, &series, machine) {
+            Ok(plots) => {
+                plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
+                study_plots.push((study.index, plots));
+            }
+            Err(e) => plot_errors.push(format!(
+                "**Plots missing** for study {} ({}): {e:#}; the tables and CSV files are complete. Check free disk space and permissions of `{}`, then run `scalelab report {}`.",
+                study.index + 1,
+                study.name,
+                run.plots_dir().display(),
+                run.root.display()
+            )),
+        }
     }
 
-    let text = markdown(run, plan, records, &all_series, &study_plots, machine);
+    let text = markdown(
+        run,
+        plan,
+        records,
+        &all_series,
+        &study_plots,
+        &plot_errors,
+        machine,
+    );
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     let mut files = vec![measurements, summary, report];
@@ -297,6 +316,7 @@ fn markdown(
     records: &[PointRecord],
     series: &[Series<'_>],
     plots: &[(usize, Vec<Plot>)],
+    plot_errors: &[String],
     machine: &Machine,
 ) -> String {
     let mut md = String::new();
@@ -335,7 +355,8 @@ fn markdown(
         "\nData: [measurements.csv](measurements.csv) (one row per repetition), [summary.csv](summary.csv) (one row per point); columns in `docs/results.md`. Times are medians over the repetitions; ± is the half-width of the 95% confidence interval of the mean (Student's t).\n"
     );
 
-    let warns = warnings(plan, records, series, machine, run);
+    let mut warns = warnings(plan, records, series, machine, run);
+    warns.extend(plot_errors.iter().cloned());
     if !warns.is_empty() {
         let _ = writeln!(md, "## Warnings\n");
         for w in &warns {
@@ -412,39 +433,36 @@ fn markdown(
 
 fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
     let strong = series[0].scaling == Scaling::Strong;
-    let _ = writeln!(
-        md,
-        "| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | {} | efficiency | {} |",
-        if strong { "speedup" } else { "scaled speedup" },
-        if strong { "Karp–Flatt" } else { "" }
-    );
-    let _ = writeln!(
-        md,
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    );
+    if strong {
+        md.push_str("| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | speedup | efficiency | Karp–Flatt |\n");
+        md.push_str(
+            "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        );
+    } else {
+        md.push_str("| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | scaled speedup | efficiency |\n");
+        md.push_str("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    }
     for s in series {
         for (i, p) in s.points.iter().enumerate() {
             let r = p.record;
             let ci = if p.summary.n > 1 {
-                format!(
-                    "{} ± {}",
-                    secs(p.summary.median),
-                    secs(p.summary.ci95_half_width()).trim_end_matches(" s")
-                )
+                secs_pm(p.summary.median, p.summary.ci95_half_width())
             } else {
                 format!("{} (1 rep)", secs(p.summary.median))
             };
             let gflops = csv::rate(r.work.flops, p.summary.median);
             let gbps = csv::rate(r.work.bytes, p.summary.median);
+            // % of the FLOP peak only means something for compute-bound work.
+            let compute_bound = Throughput::for_work(&r.work) == Some(Throughput::Gflops);
             let peak = match (gflops, peak_gflops(r, machine)) {
-                (Some(g), Some(pk)) => pct(g / pk),
+                (Some(g), Some(pk)) if compute_bound => pct(g / pk),
                 _ => "–".into(),
             };
             let base = if i == s.base { " (base)" } else { "" };
             let warn = if r.point.oversubscribed { " ⚠" } else { "" };
-            let _ = writeln!(
+            let _ = write!(
                 md,
-                "| `{}`{warn} | {} | {} | {} | {} | {} | {} | {} | {}{base} | {} | {} |",
+                "| `{}`{warn} | {} | {} | {} | {} | {} | {} | {} | {}{base} | {} |",
                 r.point.id,
                 p.workers,
                 resources_label(&r.point.resources),
@@ -455,10 +473,12 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                 peak,
                 sig(p.speedup),
                 pct(p.efficiency),
-                p.karp_flatt
-                    .map(|e| format!("{e:.3}"))
-                    .unwrap_or_else(|| "–".into()),
             );
+            if strong {
+                let kf = p.karp_flatt.map(|e| format!("{e:.3}"));
+                let _ = write!(md, " {} |", kf.unwrap_or_else(|| "–".into()));
+            }
+            md.push('\n');
         }
     }
     md.push('\n');
@@ -473,25 +493,42 @@ fn fits(md: &mut String, series: &[&Series<'_>]) {
         };
         let base = s.base_point();
         let base_text = format!("base p0 = {}, {}", base.workers, secs(base.summary.median));
+        let exact = if s.distinct_workers() == 2 {
+            " Two worker counts determine the fit exactly; measure more to test the model."
+        } else {
+            ""
+        };
         if let Some(f) = s.amdahl {
-            let bound = f
-                .max_speedup()
-                .map(|m| format!("the speedup cannot exceed 1/f = {}", sig(m)))
-                .unwrap_or_else(|| "no serial part measured (f ≤ 0)".into());
+            let v = f.serial_fraction;
+            let meaning = if v >= 1.0 {
+                "f ≥ 1: the parallel runs are no faster than the base, so there is no speedup to explain; look for contention (memory bandwidth, locks) or a problem too small to share".to_string()
+            } else if v < 0.0 {
+                "f < 0: the speedup is superlinear (caches), which Amdahl's law does not describe"
+                    .to_string()
+            } else {
+                match f.max_speedup() {
+                    Some(m) => format!("so the speedup cannot exceed 1/f = {}", sig(m)),
+                    None => "no serial part measured".to_string(),
+                }
+            };
             let _ = writeln!(
                 md,
-                "**Amdahl fit**{name}: serial fraction f = {:.4} ({:.2}%), so {bound}; least squares of 1/S on 1/p over {} points, rms residual {:.2e} ({base_text}).\n",
-                f.serial_fraction,
-                f.serial_fraction * 100.0,
+                "**Amdahl fit**{name}: serial fraction f = {v:.4} ({:.2}%); {meaning}. Least squares of 1/S on 1/p over {} points, rms residual {:.2e} ({base_text}).{exact}\n",
+                v * 100.0,
                 f.points,
                 f.rms_residual
             );
         } else if let Some(g) = s.gustafson {
+            let v = g.serial_fraction;
+            let meaning = if v < 0.0 {
+                " α < 0: the larger runs were more efficient than the base (caches, or a noisy base time)."
+            } else {
+                ""
+            };
             let _ = writeln!(
                 md,
-                "**Gustafson fit**{name}: serial fraction α = {:.4} ({:.2}%) in S = p − α(p − 1); least squares over {} points, rms residual {:.2e} ({base_text}).\n",
-                g.serial_fraction,
-                g.serial_fraction * 100.0,
+                "**Gustafson fit**{name}: serial fraction α = {v:.4} ({:.2}%) in S = p − α(p − 1); least squares over {} points, rms residual {:.2e} ({base_text}).{meaning}{exact}\n",
+                v * 100.0,
                 g.points,
                 g.rms_residual
             );

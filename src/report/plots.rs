@@ -98,6 +98,8 @@ struct Axis {
     scale: Scale,
     /// Label ticks as percentages (value 1.0 → "100%").
     percent: bool,
+    /// Ticks at these values instead of the automatic ones (the measured p or sizes).
+    marks: Vec<f64>,
 }
 
 impl Axis {
@@ -127,6 +129,7 @@ impl Axis {
                     hi: max + 0.08 * span,
                     scale,
                     percent: false,
+                    marks: Vec::new(),
                 }
             }
             Scale::Log2 | Scale::Log10 => {
@@ -150,8 +153,34 @@ impl Axis {
                     hi: base.powf(hi_exp),
                     scale,
                     percent: false,
+                    marks: Vec::new(),
                 }
             }
+        }
+    }
+
+    /// A log axis over measured values (worker counts, sizes) with a tick at each distinct value
+    /// when there are at most 12 of them, else automatic ticks at powers of the base.
+    fn measured(values: impl IntoIterator<Item = f64>, scale: Scale) -> Axis {
+        let mut vals: Vec<f64> = values
+            .into_iter()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        vals.sort_by(f64::total_cmp);
+        vals.dedup();
+        if vals.is_empty() || vals.len() > 12 || scale == Scale::Linear {
+            return Axis::fit(vals, scale, false);
+        }
+        let (min, max) = (vals[0], vals[vals.len() - 1]);
+        // Pad by 6 % of the span in log space, at least a quarter of an octave.
+        let span = (max / min).log2();
+        let pad = 2f64.powf((span * 0.06).max(0.25));
+        Axis {
+            lo: min / pad,
+            hi: max * pad,
+            scale,
+            percent: false,
+            marks: vals,
         }
     }
 
@@ -170,6 +199,10 @@ impl Axis {
 
     fn ticks(&self, max_points: usize) -> Vec<f64> {
         let max_points = max_points.max(2);
+        if !self.marks.is_empty() {
+            let every = self.marks.len().div_ceil(max_points).max(1);
+            return self.marks.iter().step_by(every).copied().collect();
+        }
         match self.scale {
             Scale::Linear => {
                 let span = self.hi - self.lo;
@@ -207,7 +240,7 @@ impl Axis {
             return format!("{:.0}%", v * 100.0);
         }
         match self.scale {
-            Scale::Log2 if v >= 100_000.0 => binary_compact(v),
+            Scale::Log2 | Scale::Log10 if v >= 100_000.0 && v % 1024.0 == 0.0 => binary_compact(v),
             Scale::Log10 | Scale::Log2 => decimal_compact(v),
             Scale::Linear => {
                 let s = format!("{v:.3}");
@@ -317,7 +350,7 @@ fn draw<DB: DrawingBackend>(
     c: &Chart,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let caption = wrap(&c.caption, 100);
+    let caption = wrap(&c.caption, 112);
     let foot_height = 24 + 30 * caption.len() as i32;
     let (main, foot) = root.split_vertically(HEIGHT as i32 - foot_height);
     for (i, line) in caption.iter().enumerate() {
@@ -466,13 +499,40 @@ pub fn slug(name: &str) -> String {
     }
 }
 
-/// Format seconds with three significant digits: `0.0213 s`, `1.23 s`, `123 s`.
-pub fn secs(t: f64) -> String {
-    if !(t.is_finite() && t > 0.0) {
-        return format!("{t} s");
+/// The unit a duration is shown in: seconds from 1 ms up, else µs or ns. Returns (scale, unit).
+fn time_unit(t: f64) -> (f64, &'static str) {
+    if !(t.is_finite() && t > 0.0) || t >= 1e-3 {
+        (1.0, "s")
+    } else if t >= 1e-6 {
+        (1e6, "µs")
+    } else {
+        (1e9, "ns")
     }
-    let decimals = (2 - t.log10().floor() as i32).clamp(0, 12) as usize;
-    format!("{t:.decimals$} s")
+}
+
+/// Decimals that give `v` three significant digits.
+fn decimals3(v: f64) -> usize {
+    if v > 0.0 && v.is_finite() {
+        (2 - v.log10().floor() as i32).clamp(0, 9) as usize
+    } else {
+        0
+    }
+}
+
+/// A duration with three significant digits: `0.0213 s`, `1.23 s`, `123 s`; below a millisecond
+/// in µs or ns (`48.5 µs`).
+pub fn secs(t: f64) -> String {
+    let (scale, unit) = time_unit(t);
+    let v = t * scale;
+    format!("{v:.d$} {unit}", d = decimals3(v))
+}
+
+/// A duration and its uncertainty in one unit, with the duration's decimals:
+/// `0.550 ± 0.008 s`.
+pub fn secs_pm(t: f64, half: f64) -> String {
+    let (scale, unit) = time_unit(t);
+    let v = t * scale;
+    format!("{v:.d$} ± {:.d$} {unit}", half * scale, d = decimals3(v))
 }
 
 fn legend_label(s: &Series<'_>, with_base: bool) -> String {
@@ -539,7 +599,7 @@ pub fn study_plots(
             .flat_map(|s| s.points.iter().map(|p| p.workers as f64))
     };
     if scales && scaling == Scaling::Strong {
-        let x = Axis::fit(all_p(), Scale::Log2, false);
+        let x = Axis::measured(all_p(), Scale::Log2);
         let y_vals = series
             .iter()
             .flat_map(|s| {
@@ -549,7 +609,9 @@ pub fn study_plots(
             })
             .chain(all_p());
         let y = Axis::fit(y_vals, Scale::Log2, false);
-        let ideal = vec![(x.lo, x.lo), (x.hi, x.hi)];
+        // S = p, inside both axes.
+        let (from, to) = (x.lo.max(y.lo), x.hi.min(y.hi));
+        let ideal = vec![(from, from), (to, to)];
         emit(
             "speedup",
             Chart {
@@ -585,7 +647,7 @@ pub fn study_plots(
         )?;
     }
     if scales {
-        let x = Axis::fit(all_p(), Scale::Log2, false);
+        let x = Axis::measured(all_p(), Scale::Log2);
         let y_max = series
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.efficiency_range.1))
@@ -709,7 +771,7 @@ fn throughput_chart(name: &str, series: &[&Series<'_>], machine: &Machine) -> Op
     } else {
         Scale::Log2
     };
-    let x = Axis::fit(xs.iter().copied(), x_scale, false);
+    let x = Axis::measured(xs.iter().copied(), x_scale);
 
     let mut refs = Vec::new();
     if with_peak {
@@ -846,6 +908,11 @@ mod tests {
         assert_eq!(sizes.label(1e6), "1M");
         assert_eq!(sizes.label(1e3), "1000");
         assert_eq!(a.label(1024.0 * 1024.0), "1Mi");
+        assert_eq!(a.label(1e6), "1M");
+        let p = Axis::measured([1.0, 2.0, 3.0, 6.0, 2.0], Scale::Log2);
+        assert_eq!(p.ticks(12), vec![1.0, 2.0, 3.0, 6.0]);
+        assert_eq!(p.ticks(2), vec![1.0, 3.0]);
+        assert!(p.lo < 1.0 && p.hi > 6.0);
         assert_eq!(a.label(0.5), "0.5");
         assert_eq!(a.label(1024.0), "1024");
         // Monotone mapping into the pixel range.
@@ -875,6 +942,11 @@ mod tests {
         assert_eq!(secs(0.021_34), "0.0213 s");
         assert_eq!(secs(1.234_5), "1.23 s");
         assert_eq!(secs(123.4), "123 s");
+        assert_eq!(secs(0.007_3), "0.00730 s");
+        assert_eq!(secs(48.51e-6), "48.5 µs");
+        assert_eq!(secs(25e-9), "25.0 ns");
+        assert_eq!(secs_pm(0.55, 0.0078), "0.550 ± 0.008 s");
+        assert_eq!(secs_pm(1.0, 0.0142), "1.00 ± 0.01 s");
     }
 
     #[test]
@@ -934,11 +1006,10 @@ mod tests {
             std::fs::read_to_string(dir.path().join("study1-gemm-sizes-speedup.svg")).unwrap();
         assert!(speedup.contains("p0=1: "), "legend names each base");
         if let Some(keep) = std::env::var_os("SCALELAB_KEEP_REPORT") {
-            for p in &plots {
-                for f in &p.files {
-                    std::fs::copy(f, std::path::Path::new(&keep).join(f.file_name().unwrap()))
-                        .unwrap();
-                }
+            let keep = std::path::Path::new(&keep).join("plots");
+            std::fs::create_dir_all(&keep).unwrap();
+            for f in plots.iter().flat_map(|p| &p.files) {
+                std::fs::copy(f, keep.join(f.file_name().unwrap())).unwrap();
             }
         }
     }

@@ -6,7 +6,7 @@
 //! being held fixed. In a weak-scaling study the size grows with the workers, so a weak series
 //! holds the points that share every parameter but `size`; when a study sweeps several base sizes,
 //! they are told apart by the size per worker, `size / rule(p)` with the workload's
-//! [`WeakRule`](crate::workload::WeakRule). The parallelism of a point is
+//! [`WeakRule`]. The parallelism of a point is
 //! p = [`Resources::workers`] = ranks × threads × max(gpus, 1), and its time T(p) is the **median**
 //! of its repetitions (robust against the odd slow repetition). The base of a series is its point
 //! with the smallest p, p₀ (the fastest of them if several points share it); a point whose median
