@@ -100,12 +100,23 @@ pub fn main() -> Result<ExitCode> {
             print!("{}", plan.describe(&rates(&Machine::detect_quick())));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { manifest, resume, results, run_dir, mock, quiet } => {
+        Command::Run {
+            manifest,
+            resume,
+            results,
+            run_dir,
+            mock,
+            quiet,
+        } => {
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
                 None => Box::new(LocalExecutor::current()?),
             };
-            let opts = RunOptions { results, run_dir, quiet };
+            let opts = RunOptions {
+                results,
+                run_dir,
+                quiet,
+            };
             run(manifest.as_deref(), resume.as_deref(), &opts, executor)
         }
         Command::Report { run_dir } => {
@@ -177,7 +188,11 @@ fn run(
             (run, plan, prov)
         }
     };
-    let pending = plan.points.iter().filter(|p| !run.record(&p.id).exists()).count();
+    let pending = plan
+        .points
+        .iter()
+        .filter(|p| !run.record(&p.id).exists())
+        .count();
     eprintln!(
         "run {}: {} points, {} to measure (interrupted? resume with `scalelab run --resume {}`)",
         run.root.display(),
@@ -185,7 +200,11 @@ fn run(
         pending,
         run.root.display()
     );
-    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(pending as u64) };
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(pending as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} points  {elapsed_precise}  {msg}")
             .expect("valid template"),
@@ -206,7 +225,10 @@ fn run(
     bar.finish_and_clear();
     prov.finished = crate::results::now_rfc3339();
     let records = run.load_records(&plan)?;
-    prov.points_ok = records.iter().filter(|r| r.status == crate::results::Status::Ok).count();
+    prov.points_ok = records
+        .iter()
+        .filter(|r| r.status == crate::results::Status::Ok)
+        .count();
     prov.points_failed = records.len() - prov.points_ok;
     prov.write(&run)?;
     write_report(&run, &plan)?;
@@ -215,16 +237,26 @@ fn run(
         plan.points.len(),
         prov.points_ok,
         prov.points_failed,
-        if outcome.skipped > 0 { format!(" ({} recorded before this run)", outcome.skipped) } else { String::new() }
+        if outcome.skipped > 0 {
+            format!(" ({} recorded before this run)", outcome.skipped)
+        } else {
+            String::new()
+        }
     );
     println!("report: {}", run.report().display());
-    Ok(if outcome.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if outcome.any_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Write the report of `run` from its records, with the machine from its provenance.
 fn write_report(run: &RunDir, plan: &Plan) -> Result<Vec<PathBuf>> {
     let records = run.load_records(plan)?;
-    let machine = Provenance::load(run).map(|p| p.machine).unwrap_or_else(|_| Machine::detect_quick());
+    let machine = Provenance::load(run)
+        .map(|p| p.machine)
+        .unwrap_or_else(|_| Machine::detect_quick());
     crate::report::write(run, plan, &records, &machine)
 }
 
@@ -233,7 +265,11 @@ fn new_run_dir(results: &Path, experiment: &str) -> Result<RunDir> {
     let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
     let base = results.join(experiment);
     for n in 0..1000 {
-        let name = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let name = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
         let dir = base.join(name);
         match std::fs::create_dir_all(&base).and_then(|_| std::fs::create_dir(&dir)) {
             Ok(()) => return Ok(RunDir::new(dir)),
@@ -241,16 +277,26 @@ fn new_run_dir(results: &Path, experiment: &str) -> Result<RunDir> {
             Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
         }
     }
-    bail!("could not find a free run directory name under {}", base.display())
+    bail!(
+        "could not find a free run directory name under {}",
+        base.display()
+    )
 }
 
 fn parse_mock(spec: &str) -> Result<MockExecutor> {
-    let parts: Vec<f64> = spec.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    let parts: Vec<f64> = spec
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
     match parts.as_slice() {
-        [a, b] if *a >= 0.0 && *b >= 0.0 && a + b > 0.0 => {
-            Ok(MockExecutor { serial_s: *a, parallel_s: *b, jitter: 0.01 })
-        }
-        _ => bail!("--mock takes two non-negative seconds A,B for t(p) = A + B/p, e.g. --mock 0.1,0.9"),
+        [a, b] if *a >= 0.0 && *b >= 0.0 && a + b > 0.0 => Ok(MockExecutor {
+            serial_s: *a,
+            parallel_s: *b,
+            jitter: 0.01,
+        }),
+        _ => bail!(
+            "--mock takes two non-negative seconds A,B for t(p) = A + B/p, e.g. --mock 0.1,0.9"
+        ),
     }
 }
 
@@ -258,7 +304,11 @@ fn parse_mock(spec: &str) -> Result<MockExecutor> {
 /// bandwidth typical of one server core (about 20 GB/s) capped at 4 cores' worth.
 fn rates(m: &Machine) -> Rates {
     Rates {
-        gflops_per_thread: if m.peak_gflops_per_core > 0.0 { m.peak_gflops_per_core.round() } else { 10.0 },
+        gflops_per_thread: if m.peak_gflops_per_core > 0.0 {
+            m.peak_gflops_per_core.round()
+        } else {
+            10.0
+        },
         gbps_per_thread: 20.0,
         gbps_total: 80.0,
         launch_s: 0.05,
@@ -269,7 +319,12 @@ fn rates(m: &Machine) -> Rates {
 pub fn list_text() -> String {
     let mut s = String::from("Workloads (use as `workload = \"NAME\"` in a [[study]]):\n");
     for w in workload::REGISTRY {
-        s.push_str(&format!("\n{}  [{}]\n    {}\n", w.name(), w.backend().as_str(), w.summary()));
+        s.push_str(&format!(
+            "\n{}  [{}]\n    {}\n",
+            w.name(),
+            w.backend().as_str(),
+            w.summary()
+        ));
         for p in w.params() {
             let kind = match p.kind {
                 ParamKind::Size => "size".to_string(),
@@ -278,7 +333,10 @@ pub fn list_text() -> String {
                 ParamKind::Text => "text".to_string(),
                 ParamKind::Choice(c) => c.join("|"),
             };
-            s.push_str(&format!("    {:<12} {:<34} default {:<8} {}\n", p.name, kind, p.default, p.doc));
+            s.push_str(&format!(
+                "    {:<12} {:<34} default {:<8} {}\n",
+                p.name, kind, p.default, p.doc
+            ));
         }
         if w.params().iter().any(|p| p.name == "size") {
             s.push_str(&format!(

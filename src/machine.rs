@@ -59,16 +59,23 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
         };
         let (simd, lanes, fma) = simd_features();
-        let nominal_ghz = fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
-            .ok()
-            .and_then(|s| s.trim().parse::<f64>().ok())
-            .map(|khz| khz / 1e6)
-            .or_else(|| field("cpu MHz").and_then(|s| s.parse::<f64>().ok()).map(|mhz| mhz / 1e3))
-            .unwrap_or(0.0);
+        let nominal_ghz =
+            fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .map(|khz| khz / 1e6)
+                .or_else(|| {
+                    field("cpu MHz")
+                        .and_then(|s| s.parse::<f64>().ok())
+                        .map(|mhz| mhz / 1e3)
+                })
+                .unwrap_or(0.0);
         let mut m = Machine {
             host: hostname(),
             cpu_model: field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             caches: caches(),
             simd: simd.to_string(),
             simd_f64_lanes: lanes,
@@ -106,7 +113,11 @@ impl Machine {
             line(&mut s, &format!("cache {level}"), human_bytes(*bytes));
         }
         line(&mut s, "memory", human_bytes(self.memory_bytes));
-        line(&mut s, "simd", format!("{} ({} f64 lanes)", self.simd, self.simd_f64_lanes));
+        line(
+            &mut s,
+            "simd",
+            format!("{} ({} f64 lanes)", self.simd, self.simd_f64_lanes),
+        );
         line(
             &mut s,
             "clock",
@@ -129,7 +140,10 @@ impl Machine {
         line(
             &mut s,
             "peak f64 all cores",
-            format!("{:.1} GFLOP/s", self.peak_gflops_per_core * self.cores as f64),
+            format!(
+                "{:.1} GFLOP/s",
+                self.peak_gflops_per_core * self.cores as f64
+            ),
         );
         s
     }
@@ -159,9 +173,13 @@ fn memory_bytes() -> u64 {
     fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|kb| kb.parse::<u64>().ok())
+                })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
@@ -179,7 +197,11 @@ fn caches() -> Vec<(String, u64)> {
             continue;
         }
         let bytes = parse_cache_size(&size);
-        let name = if kind == "Data" { format!("L{level}d") } else { format!("L{level}") };
+        let name = if kind == "Data" {
+            format!("L{level}d")
+        } else {
+            format!("L{level}")
+        };
         out.push((name, bytes));
     }
     out
@@ -198,7 +220,11 @@ fn parse_cache_size(s: &str) -> u64 {
 fn simd_features() -> (&'static str, u32, u32) {
     #[cfg(target_arch = "x86_64")]
     {
-        let fma = if std::arch::is_x86_feature_detected!("fma") { 2 } else { 1 };
+        let fma = if std::arch::is_x86_feature_detected!("fma") {
+            2
+        } else {
+            1
+        };
         if std::arch::is_x86_feature_detected!("avx512f") {
             return ("avx512", 8, fma);
         }
@@ -267,7 +293,11 @@ mod tests {
         assert!(m.cores >= 1);
         assert!(m.simd_f64_lanes >= 1);
         if cfg!(target_arch = "x86_64") {
-            assert!(m.clock_ghz > 0.3 && m.clock_ghz < 10.0, "clock {}", m.clock_ghz);
+            assert!(
+                m.clock_ghz > 0.3 && m.clock_ghz < 10.0,
+                "clock {}",
+                m.clock_ghz
+            );
             let expect = m.simd_f64_lanes as f64 * m.fma_units as f64 * 2.0 * m.clock_ghz;
             assert!((m.peak_gflops_per_core - expect).abs() < 1e-9);
         }

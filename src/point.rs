@@ -24,12 +24,16 @@ use crate::workload::Work;
 /// a point that fails still returns `Ok` with a failed record.
 pub fn run(run: &RunDir, id: &str) -> Result<PointRecord> {
     let plan = run.load_plan()?;
-    let point = plan.points.into_iter().find(|p| p.id == id).ok_or_else(|| {
-        anyhow!(
-            "no point `{id}` in {}; `scalelab plan` lists the point ids of a manifest",
-            run.plan().display()
-        )
-    })?;
+    let point = plan
+        .points
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| {
+            anyhow!(
+                "no point `{id}` in {}; `scalelab plan` lists the point ids of a manifest",
+                run.plan().display()
+            )
+        })?;
     let record = measure(&point);
     run.write_record(&record)?;
     Ok(record)
@@ -91,13 +95,21 @@ struct Failure {
 }
 
 fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Failure> {
-    let failed = |reason: String| Failure { status: Status::Failed, reason };
+    let failed = |reason: String| Failure {
+        status: Status::Failed,
+        reason,
+    };
     let workload = point.workload().expect("checked by the caller");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(point.resources.threads as usize)
         .thread_name(|i| format!("scalelab-worker-{i}"))
         .build()
-        .map_err(|e| failed(format!("could not start {} threads: {e}", point.resources.threads)))?;
+        .map_err(|e| {
+            failed(format!(
+                "could not start {} threads: {e}",
+                point.resources.threads
+            ))
+        })?;
     pool.install(|| {
         let mut instance = workload
             .prepare(&point.params)
@@ -111,7 +123,10 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
             instance.run();
             let seconds = t.elapsed().as_secs_f64();
             let check = instance.verify();
-            reps.push(Repetition { seconds, verified: check.is_ok() });
+            reps.push(Repetition {
+                seconds,
+                verified: check.is_ok(),
+            });
             if let Err(why) = check {
                 return Err(Failure {
                     status: Status::VerifyFailed,
@@ -137,7 +152,10 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "(no message)".into());
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         if let Ok(mut slot) = PANIC_MESSAGE.lock() {
             slot.get_or_insert(format!("{msg}{at}"));
         }
@@ -168,7 +186,10 @@ mod tests {
             study_name: workload.into(),
             workload: workload.into(),
             scaling: Scaling::Strong,
-            resources: Resources { threads: 2, ..Resources::default() },
+            resources: Resources {
+                threads: 2,
+                ..Resources::default()
+            },
             params: Params([(key.to_string(), value)].into_iter().collect()),
             repetitions: 3,
             warmup: 1,
@@ -182,24 +203,53 @@ mod tests {
         let rec = measure(&debug_point("debug.sleep", "seconds", Value::Float(0.001)));
         assert_eq!(rec.status, Status::Ok, "{}", rec.reason);
         assert_eq!(rec.repetitions.len(), 3);
-        assert!(rec.repetitions.iter().all(|r| r.verified && r.seconds >= 0.001));
+        assert!(rec
+            .repetitions
+            .iter()
+            .all(|r| r.verified && r.seconds >= 0.001));
     }
 
     #[test]
     fn failures_become_records() {
-        let rec = measure(&debug_point("debug.fail", "mode", Value::Text("panic".into())));
+        let rec = measure(&debug_point(
+            "debug.fail",
+            "mode",
+            Value::Text("panic".into()),
+        ));
         assert_eq!(rec.status, Status::Crashed);
-        assert!(rec.reason.starts_with("panicked: debug.fail: panicked on purpose"), "{}", rec.reason);
+        assert!(
+            rec.reason
+                .starts_with("panicked: debug.fail: panicked on purpose"),
+            "{}",
+            rec.reason
+        );
 
-        let rec = measure(&debug_point("debug.fail", "mode", Value::Text("wrong".into())));
+        let rec = measure(&debug_point(
+            "debug.fail",
+            "mode",
+            Value::Text("wrong".into()),
+        ));
         assert_eq!(rec.status, Status::VerifyFailed);
         assert_eq!(rec.repetitions.len(), 1);
         assert!(!rec.repetitions[0].verified);
-        assert!(rec.reason.starts_with("repetition 1: debug.fail: result 41 differs"), "{}", rec.reason);
+        assert!(
+            rec.reason
+                .starts_with("repetition 1: debug.fail: result 41 differs"),
+            "{}",
+            rec.reason
+        );
 
-        let rec = measure(&debug_point("debug.fail", "mode", Value::Text("error".into())));
+        let rec = measure(&debug_point(
+            "debug.fail",
+            "mode",
+            Value::Text("error".into()),
+        ));
         assert_eq!(rec.status, Status::Failed);
-        assert!(rec.reason.contains("prepare failed on purpose"), "{}", rec.reason);
+        assert!(
+            rec.reason.contains("prepare failed on purpose"),
+            "{}",
+            rec.reason
+        );
 
         let rec = measure(&debug_point("no.such", "mode", Value::Text("x".into())));
         assert_eq!(rec.status, Status::Failed);

@@ -77,7 +77,13 @@ impl Provenance {
         for (k, v) in std::env::vars() {
             if k.starts_with("SLURM_") {
                 slurm.insert(k, v);
-            } else if RECORDED_ENV.iter().any(|p| if p.ends_with('_') { k.starts_with(p) } else { &k == p }) {
+            } else if RECORDED_ENV.iter().any(|p| {
+                if p.ends_with('_') {
+                    k.starts_with(p)
+                } else {
+                    &k == p
+                }
+            }) {
                 environment.insert(k, v);
             }
         }
@@ -109,7 +115,8 @@ impl Provenance {
 
     pub fn load(run: &RunDir) -> Result<Provenance> {
         let path = run.provenance();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))
     }
 }
@@ -140,7 +147,8 @@ fn git_state() -> (String, Option<bool>) {
     };
     match git(&["rev-parse", "HEAD"]) {
         Some(rev) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+            let dirty =
+                git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
             (rev, dirty)
         }
         None => (env!("SCALELAB_BUILD_REV").to_string(), None),

@@ -55,9 +55,15 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Status> {
-        [Status::Ok, Status::VerifyFailed, Status::Timeout, Status::Crashed, Status::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Status::Ok,
+            Status::VerifyFailed,
+            Status::Timeout,
+            Status::Crashed,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -144,7 +150,10 @@ impl RunDir {
             )
         })?;
         serde_json::from_str(&text).with_context(|| {
-            format!("{} is corrupt; start a new run with `scalelab run <manifest>`", path.display())
+            format!(
+                "{} is corrupt; start a new run with `scalelab run <manifest>`",
+                path.display()
+            )
         })
     }
 
@@ -187,7 +196,10 @@ impl RunDir {
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so readers and
 /// a later resume see the old content or the new one, never a torn file. Creates parent folders.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
@@ -197,14 +209,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
 /// Now, as RFC 3339 text (UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }

@@ -85,11 +85,17 @@ impl Size {
             }
         };
         let v = number * mult;
-        if !(v >= 1.0) || v.fract() != 0.0 || v > 1e18 {
-            return Err(format!("size `{text}` must be a positive whole number of items or bytes"));
+        if v.is_nan() || v < 1.0 || v.fract() != 0.0 || v > 1e18 {
+            return Err(format!(
+                "size `{text}` must be a positive whole number of items or bytes"
+            ));
         }
         let v = v as u64;
-        Ok(if bytes { Size::Bytes(v) } else { Size::Count(v) })
+        Ok(if bytes {
+            Size::Bytes(v)
+        } else {
+            Size::Count(v)
+        })
     }
 }
 
@@ -190,7 +196,9 @@ mod tests {
         assert!(Size::parse("0").is_err());
         assert!(Size::parse("-5").is_err());
         assert!(Size::parse("1.5").is_err());
-        assert!(Size::parse("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(Size::parse("12 parsecs")
+            .unwrap_err()
+            .contains("unknown unit"));
         assert_eq!(Size::Bytes(64 << 20).count(8), 8 << 20);
         assert_eq!(Size::Bytes(8 * 1024 * 1024).side(8), 1024);
         assert_eq!(Size::Bytes(64 << 20).to_string(), "64MiB");

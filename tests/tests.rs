@@ -38,12 +38,18 @@ fn run(cmd: &mut Command) -> Output {
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r.records().map(|rec| rec.unwrap().iter().map(String::from).collect()).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
     (header, rows)
 }
 
 fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
-    let i = header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
     &row[i]
 }
 
@@ -84,8 +90,16 @@ timeout = "1s"
 "#,
     );
     let run_dir = dir.path().join("run");
-    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir));
-    assert_eq!(out.code, 1, "a failed point makes the exit code 1\n{}{}", out.stdout, out.stderr);
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir));
+    assert_eq!(
+        out.code, 1,
+        "a failed point makes the exit code 1\n{}{}",
+        out.stdout, out.stderr
+    );
     let recs = records_in(&run_dir);
     assert_eq!(recs.len(), 6, "every point has a record");
     let by_mode = |mode: &str| {
@@ -94,15 +108,35 @@ timeout = "1s"
             .unwrap_or_else(|| panic!("no record for mode {mode}"))
     };
     assert_eq!(by_mode("panic")["status"], "crashed");
-    assert!(by_mode("panic")["reason"].as_str().unwrap().contains("panicked on purpose"));
+    assert!(by_mode("panic")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("panicked on purpose"));
     assert_eq!(by_mode("abort")["status"], "crashed");
-    assert!(by_mode("abort")["reason"].as_str().unwrap().contains("SIGABRT"), "{}", by_mode("abort")["reason"]);
+    assert!(
+        by_mode("abort")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SIGABRT"),
+        "{}",
+        by_mode("abort")["reason"]
+    );
     assert_eq!(by_mode("wrong")["status"], "verify_failed");
     assert_eq!(by_mode("error")["status"], "failed");
     assert_eq!(by_mode("ok")["status"], "ok");
-    let slow = recs.iter().find(|r| r["point"]["workload"] == "debug.sleep").unwrap();
+    let slow = recs
+        .iter()
+        .find(|r| r["point"]["workload"] == "debug.sleep")
+        .unwrap();
     assert_eq!(slow["status"], "timeout");
-    assert!(slow["reason"].as_str().unwrap().contains("time limit of 1 s"), "{}", slow["reason"]);
+    assert!(
+        slow["reason"]
+            .as_str()
+            .unwrap()
+            .contains("time limit of 1 s"),
+        "{}",
+        slow["reason"]
+    );
 
     // The report lists the failures and summary.csv has a row for every point.
     let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
@@ -151,20 +185,41 @@ seconds = [0.3, 0.31, 0.32, 0.33, 0.34, 0.35]
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500)); // an orphaned point process would finish by now
     let before = records_in(&run_dir);
-    assert!((2..6).contains(&before.len()), "{} records after the kill", before.len());
+    assert!(
+        (2..6).contains(&before.len()),
+        "{} records after the kill",
+        before.len()
+    );
     let started_before: Vec<(String, String)> = before
         .iter()
-        .map(|r| (r["point"]["id"].as_str().unwrap().to_string(), r["started"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["point"]["id"].as_str().unwrap().to_string(),
+                r["started"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
 
     let out = run(scalelab().arg("run").arg("--resume").arg(&run_dir));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains(&format!("({} recorded before this run)", before.len())), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains(&format!("({} recorded before this run)", before.len())),
+        "{}",
+        out.stdout
+    );
     let after = records_in(&run_dir);
     assert_eq!(after.len(), 6);
     for (id, started) in started_before {
-        let rec = after.iter().find(|r| r["point"]["id"] == id.as_str()).unwrap();
-        assert_eq!(rec["started"].as_str().unwrap(), started, "point {id} was measured again");
+        let rec = after
+            .iter()
+            .find(|r| r["point"]["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(
+            rec["started"].as_str().unwrap(),
+            started,
+            "point {id} was measured again"
+        );
     }
     let (_, rows) = read_csv(&run_dir.join("measurements.csv"));
     assert_eq!(rows.len(), 6);
@@ -189,7 +244,13 @@ oversubscribe = true
     );
     let run_dir = dir.path().join("run");
     // t(p) = 0.1 + 0.9/p: Amdahl serial fraction 0.1.
-    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir).arg("--mock").arg("0.1,0.9"));
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--mock")
+        .arg("0.1,0.9"));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (header, rows) = read_csv(&run_dir.join("summary.csv"));
     assert_eq!(rows.len(), 4);
@@ -198,7 +259,10 @@ oversubscribe = true
         let speedup: f64 = column(&header, row, "speedup").parse().unwrap();
         let efficiency: f64 = column(&header, row, "efficiency").parse().unwrap();
         let expect = 1.0 / (0.1 + 0.9 / p);
-        assert!((speedup - expect).abs() < 1e-6, "p={p}: speedup {speedup} != {expect}");
+        assert!(
+            (speedup - expect).abs() < 1e-6,
+            "p={p}: speedup {speedup} != {expect}"
+        );
         assert!((efficiency - expect / p).abs() < 1e-6);
         if p > 1.0 {
             let kf: f64 = column(&header, row, "karp_flatt").parse().unwrap();
@@ -206,7 +270,10 @@ oversubscribe = true
         }
     }
     let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
-    assert!(report.contains("0.100"), "the Amdahl fraction 0.100 is in the report:\n{report}");
+    assert!(
+        report.contains("0.100"),
+        "the Amdahl fraction 0.100 is in the report:\n{report}"
+    );
 }
 
 #[test]
@@ -227,34 +294,103 @@ threads = [1, 2]
 "#,
     );
     let run_dir = dir.path().join("run");
-    let out = run(scalelab().arg("run").arg(&manifest).arg("--run-dir").arg(&run_dir).arg("--quiet"));
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--quiet"));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (header, rows) = read_csv(&run_dir.join("measurements.csv"));
     for col in [
-        "experiment", "study", "point_id", "workload", "variant", "backend", "nodes", "ranks", "threads", "gpus",
-        "size", "param_seconds", "repetition", "seconds", "flops", "bytes", "gflops", "gbps", "verified", "status",
+        "experiment",
+        "study",
+        "point_id",
+        "workload",
+        "variant",
+        "backend",
+        "nodes",
+        "ranks",
+        "threads",
+        "gpus",
+        "size",
+        "param_seconds",
+        "repetition",
+        "seconds",
+        "flops",
+        "bytes",
+        "gflops",
+        "gbps",
+        "verified",
+        "status",
     ] {
-        assert!(header.iter().any(|h| h == col), "measurements.csv lacks {col}: {header:?}");
+        assert!(
+            header.iter().any(|h| h == col),
+            "measurements.csv lacks {col}: {header:?}"
+        );
     }
     assert_eq!(rows.len(), 4, "one row per repetition");
     let (header, rows) = read_csv(&run_dir.join("summary.csv"));
-    for col in ["point_id", "min_s", "median_s", "mean_s", "stddev_s", "ci95_low_s", "ci95_high_s", "speedup", "efficiency", "karp_flatt"] {
-        assert!(header.iter().any(|h| h == col), "summary.csv lacks {col}: {header:?}");
+    for col in [
+        "point_id",
+        "min_s",
+        "median_s",
+        "mean_s",
+        "stddev_s",
+        "ci95_low_s",
+        "ci95_high_s",
+        "speedup",
+        "efficiency",
+        "karp_flatt",
+    ] {
+        assert!(
+            header.iter().any(|h| h == col),
+            "summary.csv lacks {col}: {header:?}"
+        );
     }
     assert_eq!(rows.len(), 2, "one row per point");
-    let prov: serde_json::Value = serde_json::from_str(&fs::read_to_string(run_dir.join("provenance.json")).unwrap()).unwrap();
-    for key in ["git_revision", "machine", "manifest_sha256", "rustc", "features", "started", "finished", "environment"] {
+    let prov: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(run_dir.join("provenance.json")).unwrap())
+            .unwrap();
+    for key in [
+        "git_revision",
+        "machine",
+        "manifest_sha256",
+        "rustc",
+        "features",
+        "started",
+        "finished",
+        "environment",
+    ] {
         assert!(prov.get(key).is_some(), "provenance.json lacks {key}");
     }
-    assert_eq!(fs::read_to_string(run_dir.join("manifest.toml")).unwrap(), fs::read_to_string(&manifest).unwrap());
+    assert_eq!(
+        fs::read_to_string(run_dir.join("manifest.toml")).unwrap(),
+        fs::read_to_string(&manifest).unwrap()
+    );
     assert!(run_dir.join("plots").read_dir().unwrap().count() > 0);
 
     // A corrupt record is an error naming the file, not a panic.
-    fs::write(run_dir.join("points").read_dir().unwrap().next().unwrap().unwrap().path(), "{ not json").unwrap();
+    fs::write(
+        run_dir
+            .join("points")
+            .read_dir()
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+        "{ not json",
+    )
+    .unwrap();
     let out = run(scalelab().arg("report").arg(&run_dir));
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("is corrupt"), "{}", out.stderr);
-    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("backtrace"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -269,9 +405,21 @@ fn a_bad_manifest_is_a_clear_error_without_a_backtrace() {
     cmd.env("RUST_BACKTRACE", "1").arg("plan").arg(&manifest);
     let out = run(&mut cmd);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("typo.toml:5"), "names file and line: {}", out.stderr);
-    assert!(out.stderr.contains("threds") && out.stderr.contains("did you mean `threads`"), "{}", out.stderr);
-    assert!(!out.stderr.contains("backtrace") && !out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("typo.toml:5"),
+        "names file and line: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("threds") && out.stderr.contains("did you mean `threads`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("backtrace") && !out.stderr.contains("panicked"),
+        "{}",
+        out.stderr
+    );
 
     let out = run(scalelab().arg("plan").arg(dir.path().join("missing.toml")));
     assert_eq!(out.code, 2);
@@ -279,20 +427,33 @@ fn a_bad_manifest_is_a_clear_error_without_a_backtrace() {
 
     let out = run(scalelab().arg("report").arg(dir.path()));
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("is not a run directory"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is not a run directory"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn list_info_and_plan_describe_what_they_show() {
     let out = run(scalelab().arg("list"));
     assert_eq!(out.code, 0);
-    for w in ["stream.triad", "gemm", "stencil.jacobi2d", "pi.montecarlo", "reduce.dot", "debug.sleep"] {
+    for w in [
+        "stream.triad",
+        "gemm",
+        "stencil.jacobi2d",
+        "pi.montecarlo",
+        "reduce.dot",
+        "debug.sleep",
+    ] {
         assert!(out.stdout.contains(w), "list shows {w}");
     }
     let out = run(scalelab().arg("info"));
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("peak f64 per core"), "{}", out.stdout);
-    let out = run(scalelab().arg("plan").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml")));
+    let out = run(scalelab()
+        .arg("plan")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml")));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("points"), "{}", out.stdout);
 }

@@ -36,7 +36,8 @@ impl Executor for LocalExecutor {
     fn execute(&mut self, run: &RunDir, point: &Point) -> Result<PointRecord> {
         let log_path = run.log(&point.id);
         std::fs::create_dir_all(run.logs_dir())?;
-        let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let started = now_rfc3339();
         let mut cmd = Command::new(&self.program);
         cmd.arg("point")
@@ -125,11 +126,15 @@ fn describe_exit(status: ExitStatus) -> String {
                 15 => " (SIGTERM)",
                 _ => "",
             };
-            return format!("the point's process was killed by signal {sig}{name} before writing its record");
+            return format!(
+                "the point's process was killed by signal {sig}{name} before writing its record"
+            );
         }
     }
     match status.code() {
-        Some(code) => format!("the point's process exited with status {code} without writing its record"),
+        Some(code) => {
+            format!("the point's process exited with status {code} without writing its record")
+        }
         None => "the point's process ended without writing its record".into(),
     }
 }

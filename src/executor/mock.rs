@@ -43,15 +43,25 @@ impl Executor for MockExecutor {
                 let mut rec = crate::point::unmeasured(point, Status::Ok, String::new());
                 let t = self.model_seconds(point);
                 rec.repetitions = (0..point.repetitions)
-                    .map(|i| Repetition { seconds: t * (1.0 + self.jitter * i as f64), verified: true })
+                    .map(|i| Repetition {
+                        seconds: t * (1.0 + self.jitter * i as f64),
+                        verified: true,
+                    })
                     .collect();
                 rec
             }
-            "wrong" => crate::point::unmeasured(point, Status::VerifyFailed, "mock: wrong result".into()),
-            "error" => crate::point::unmeasured(point, Status::Failed, "mock: prepare failed".into()),
+            "wrong" => {
+                crate::point::unmeasured(point, Status::VerifyFailed, "mock: wrong result".into())
+            }
+            "error" => {
+                crate::point::unmeasured(point, Status::Failed, "mock: prepare failed".into())
+            }
             other => crate::point::unmeasured(point, Status::Crashed, format!("mock: {other}")),
         };
-        let rec = PointRecord { finished: now_rfc3339(), ..rec };
+        let rec = PointRecord {
+            finished: now_rfc3339(),
+            ..rec
+        };
         run.write_record(&rec)?;
         Ok(rec)
     }
