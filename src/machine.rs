@@ -3,9 +3,12 @@
 //! Everything is read from the OS (`/proc`, `/sys`) and the CPU's feature flags, except the clock:
 //! virtual machines and turbo make `/proc/cpuinfo`'s MHz a nominal figure, so [`Machine::detect`]
 //! measures it by timing a chain of dependent integer additions (one cycle each on every current
-//! x86 core). The theoretical peak is `f64 lanes × FMA pipes × 2 flops × clock` per core; the FMA
-//! pipe count is not reported by any OS interface, so it is assumed (2 on x86 cores with FMA, which
-//! holds for current server cores) and printed as an assumption.
+//! x86 core). The theoretical peak is `f64 lanes × FMA pipes × 2 flops × clock` per core. No OS
+//! interface reports how many full-width FMAs a core retires per cycle, and it differs between
+//! cores with the same instruction set (AMD Zen 4 splits a 512-bit FMA over two 256-bit pipes and
+//! retires one per cycle; Zen 5 and Intel server cores retire two), so [`Machine::detect`] measures
+//! it too: twelve independent FMA chains on full-width registers, FLOPs per cycle rounded to a
+//! whole number of FMA pipes.
 
 use std::fs;
 use std::time::Instant;
@@ -25,8 +28,12 @@ pub struct Machine {
     pub simd: String,
     /// f64 lanes of one SIMD register.
     pub simd_f64_lanes: u32,
-    /// FMA pipes per core assumed for the peak (2 on x86 cores with FMA).
+    /// Full-width FMAs retired per cycle per core: measured by [`Machine::detect`], else assumed
+    /// (2 on x86 cores with FMA).
     pub fma_units: u32,
+    /// Whether `fma_units` was measured rather than assumed.
+    #[serde(default)]
+    pub fma_measured: bool,
     /// Clock in GHz measured with a dependent add chain (0 if not measured).
     pub clock_ghz: f64,
     /// Nominal clock from the OS, GHz (0 if unknown).
@@ -38,11 +45,19 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Everything, including a measured clock (about 0.1 s).
+    /// Everything, including a measured clock and FMA throughput (about 0.1 s).
     pub fn detect() -> Machine {
         let mut m = Machine::detect_quick();
         if let Some(ghz) = measure_clock_ghz() {
             m.clock_ghz = ghz;
+            if let Some(flops) = measure_fma_flops_per_second(m.simd_f64_lanes) {
+                let per_cycle = flops / (ghz * 1e9);
+                let units = (per_cycle / (2.0 * m.simd_f64_lanes as f64)).round();
+                if units >= 1.0 {
+                    m.fma_units = units as u32;
+                    m.fma_measured = true;
+                }
+            }
         }
         m.peak_gflops_per_core = m.peak_per_core(m.clock());
         m
@@ -80,6 +95,7 @@ impl Machine {
             simd: simd.to_string(),
             simd_f64_lanes: lanes,
             fma_units: fma,
+            fma_measured: false,
             clock_ghz: 0.0,
             nominal_ghz,
             peak_gflops_per_core: 0.0,
@@ -130,10 +146,15 @@ impl Machine {
             &mut s,
             "peak f64 per core",
             format!(
-                "{:.1} GFLOP/s = {} lanes x {} FMA pipes (assumed) x 2 x {:.2} GHz",
+                "{:.1} GFLOP/s = {} lanes x {} FMA/cycle ({}) x 2 x {:.2} GHz",
                 self.peak_gflops_per_core,
                 self.simd_f64_lanes,
                 self.fma_units,
+                if self.fma_measured {
+                    "measured"
+                } else {
+                    "assumed"
+                },
                 self.clock()
             ),
         );
@@ -275,6 +296,93 @@ pub fn measure_clock_ghz() -> Option<f64> {
     }
     let cycles = (loops * ADDS_PER_LOOP) as f64;
     (best > 0.0).then(|| cycles / best / 1e9)
+}
+
+/// Twelve independent chains `a = a·x + y` on full-width f64 registers (`lanes` = 8: AVX-512,
+/// 4: AVX2), enough to hide the FMA latency on every current core, so the rate is the core's FMA
+/// throughput. Returns f64 FLOP/s, the best of many short tries. x86-64 only.
+#[cfg(target_arch = "x86_64")]
+pub fn measure_fma_flops_per_second(lanes: u32) -> Option<f64> {
+    const ITERS: u64 = 4_000;
+    let mut best = f64::INFINITY;
+    for _ in 0..100 {
+        let t = Instant::now();
+        // SAFETY: each function is called only when the CPU has its instruction set.
+        let sink = unsafe {
+            match lanes {
+                8 if std::arch::is_x86_feature_detected!("avx512f") => fma_chains_avx512(ITERS),
+                4 if std::arch::is_x86_feature_detected!("fma") => fma_chains_avx2(ITERS),
+                _ => return None,
+            }
+        };
+        std::hint::black_box(sink);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let flops = (ITERS * 12 * lanes as u64 * 2) as f64;
+    (best > 0.0).then(|| flops / best)
+}
+
+/// The chains for one register type: `$set1` broadcasts, `$fma` is the fused multiply-add.
+#[cfg(target_arch = "x86_64")]
+macro_rules! fma_chains {
+    ($name:ident, $feature:literal, $set1:ident, $fma:ident, $add:ident, $first:ident) => {
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(iters: u64) -> f64 {
+            use std::arch::x86_64::*;
+            let x = $set1(0.999_999_9);
+            let y = $set1(1e-9);
+            let mut acc = [$set1(1.0); 12];
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a = $set1(1.0 + k as f64 * 1e-3);
+            }
+            for _ in 0..iters {
+                for a in acc.iter_mut() {
+                    *a = $fma(*a, x, y);
+                }
+            }
+            let mut sum = $set1(0.0);
+            for a in acc {
+                sum = $add(sum, a);
+            }
+            $first(sum)
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+fma_chains!(
+    fma_chains_avx512,
+    "avx512f",
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_add_pd,
+    first_512
+);
+#[cfg(target_arch = "x86_64")]
+fma_chains!(
+    fma_chains_avx2,
+    "avx2,fma",
+    _mm256_set1_pd,
+    _mm256_fmadd_pd,
+    _mm256_add_pd,
+    first_256
+);
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn first_512(v: std::arch::x86_64::__m512d) -> f64 {
+    std::arch::x86_64::_mm512_reduce_add_pd(v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn first_256(v: std::arch::x86_64::__m256d) -> f64 {
+    std::arch::x86_64::_mm256_cvtsd_f64(v)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn measure_fma_flops_per_second(_lanes: u32) -> Option<f64> {
+    None
 }
 
 #[cfg(not(target_arch = "x86_64"))]

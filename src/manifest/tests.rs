@@ -49,7 +49,7 @@ impl Workload for TestGemm {
     fn check(&self, params: &Params) -> Result<(), String> {
         let n = params.size().side(8);
         let b = params.int("block");
-        if params.variant() == "blocked" && n % b != 0 {
+        if params.variant() == "blocked" && !n.is_multiple_of(b) {
             return Err(format!(
                 "block {b} does not divide n = {n}; use a multiple of {b}"
             ));

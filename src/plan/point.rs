@@ -36,14 +36,23 @@ pub struct Resources {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { nodes: 1, ranks: 1, threads: 1, gpus: 0 }
+        Resources {
+            nodes: 1,
+            ranks: 1,
+            threads: 1,
+            gpus: 0,
+        }
     }
 }
 
 impl Resources {
     /// The parallelism p used by the scaling math: ranks × threads × max(gpus, 1).
     pub fn workers(&self) -> u64 {
-        let (r, t, g) = (self.ranks as u64, self.threads as u64, self.gpus.max(1) as u64);
+        let (r, t, g) = (
+            self.ranks as u64,
+            self.threads as u64,
+            self.gpus.max(1) as u64,
+        );
         r.saturating_mul(t).saturating_mul(g)
     }
 }

@@ -141,7 +141,17 @@ mod tests {
 
     #[test]
     fn bitwise_identical_at_every_thread_count() {
-        for n in [1usize, 2, 15, 17, LEAF - 1, LEAF, LEAF + 1, 5 * LEAF + 3, 37 * LEAF + 999] {
+        for n in [
+            1usize,
+            2,
+            15,
+            17,
+            LEAF - 1,
+            LEAF,
+            LEAF + 1,
+            5 * LEAF + 3,
+            37 * LEAF + 999,
+        ] {
             let x = random_vec(n, 10);
             let y = random_vec(n, 11);
             let reference = dot_tree_serial(&x, &y);

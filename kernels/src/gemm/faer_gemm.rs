@@ -18,7 +18,11 @@ pub fn faer(n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
         return;
     }
     let threads = rayon::current_num_threads();
-    let par = if threads <= 1 { Par::Seq } else { Par::rayon(threads) };
+    let par = if threads <= 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    };
     let a = MatRef::from_row_major_slice(a, n, n);
     let b = MatRef::from_row_major_slice(b, n, n);
     let c = MatMut::from_row_major_slice_mut(c, n, n);

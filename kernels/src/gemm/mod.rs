@@ -43,9 +43,9 @@ pub enum Variant {
     Ikj,
     /// Cache-blocked `ikj` ([`blocked`]).
     Blocked,
-    /// Packed Goto/BLIS algorithm with a SIMD micro-kernel ([`tuned`]).
+    /// Packed Goto/BLIS algorithm with a SIMD micro-kernel ([`tuned()`]).
     Tuned,
-    /// faer's matrix product ([`faer`]).
+    /// faer's matrix product ([`faer()`]).
     Faer,
 }
 
@@ -122,13 +122,19 @@ pub(crate) mod tests {
                 let mag: f64 = (0..n).map(|k| (a[i * n + k] * b[k * n + j]).abs()).sum();
                 let tol = 2.0 * n as f64 * f64::EPSILON * mag + f64::MIN_POSITIVE;
                 let (g, w) = (got[i * n + j], want[i * n + j]);
-                assert!((g - w).abs() <= tol, "{what}: C[{i}][{j}] = {g}, want {w} (tolerance {tol:e})");
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{what}: C[{i}][{j}] = {g}, want {w} (tolerance {tol:e})"
+                );
             }
         }
     }
 
     pub fn inputs(n: usize) -> (Vec<f64>, Vec<f64>) {
-        (random_vec(n * n, 100 + n as u64), random_vec(n * n, 200 + n as u64))
+        (
+            random_vec(n * n, 100 + n as u64),
+            random_vec(n * n, 200 + n as u64),
+        )
     }
 
     #[test]
@@ -152,7 +158,8 @@ pub(crate) mod tests {
 
     #[test]
     fn loop_orders_are_bitwise_stable_across_threads() {
-        let n = 37;
+        // Larger than one block, with a k tile that is not a multiple of 4.
+        let n = super::BLOCK + 7;
         let (a, b) = inputs(n);
         let mut s = vec![0.0; n * n];
         ikj_serial(n, &a, &b, &mut s);
@@ -160,6 +167,8 @@ pub(crate) mod tests {
             let mut c = vec![0.0; n * n];
             pool(t).install(|| ikj(n, &a, &b, &mut c));
             assert_eq!(c, s, "ikj t={t}");
+            pool(t).install(|| blocked(n, &a, &b, &mut c));
+            assert_eq!(c, s, "blocked = ikj, t={t}");
             pool(t).install(|| naive(n, &a, &b, &mut c));
             let mut r = vec![0.0; n * n];
             naive_serial(n, &a, &b, &mut r);

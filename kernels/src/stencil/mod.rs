@@ -146,7 +146,10 @@ impl Jacobi {
 /// One serial sweep: the interior of `next` from `cur` (both `n × n`; `next`'s boundary is left
 /// alone). Panics if a slice is not `n × n`.
 pub fn sweep_serial(next: &mut [f64], cur: &[f64], n: usize) {
-    assert!(next.len() == n * n && cur.len() == n * n, "stencil grids must be n × n");
+    assert!(
+        next.len() == n * n && cur.len() == n * n,
+        "stencil grids must be n × n"
+    );
     if n < 3 {
         return;
     }
@@ -156,7 +159,10 @@ pub fn sweep_serial(next: &mut [f64], cur: &[f64], n: usize) {
 /// One parallel sweep: interior rows split into one contiguous block per worker of the current pool.
 /// Bitwise identical to [`sweep_serial`]. Panics if a slice is not `n × n`.
 pub fn sweep(next: &mut [f64], cur: &[f64], n: usize) {
-    assert!(next.len() == n * n && cur.len() == n * n, "stencil grids must be n × n");
+    assert!(
+        next.len() == n * n && cur.len() == n * n,
+        "stencil grids must be n × n"
+    );
     if n < 3 {
         return;
     }

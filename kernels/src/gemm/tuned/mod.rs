@@ -7,8 +7,8 @@
 //!     pack B[pc.., jc..] into B̃ (KC × NC)     in parallel; B̃ is shared by all threads (L3)
 //!     for each thread's band of rows of C     (the ic loop, split over the pool)
 //!       for ic in band step MC
-//!         pack A[ic.., pc..] into Ã (MC × KC) per thread, stays in L2
-//!         for jr in 0..NC step NR             one KC × NR micro-panel of B̃ (stays in L1)
+//!         pack A[ic.., pc..] into Ã (MC × KC) per thread (L2)
+//!         for jr in 0..NC step NR             one KC × NR micro-panel of B̃ (L1/L2)
 //!           for ir in 0..MC step MR           one MR × KC micro-panel of Ã (streamed from L2)
 //!             C[ir.., jr..] += Ã_ir · B̃_jr    the micro-kernel: an MR × NR tile of C in registers
 //! ```
@@ -20,8 +20,13 @@
 //! aligned, with zero padding at the edges, so the micro-kernel never sees a partial tile; partial
 //! tiles of C are written through a small buffer.
 //!
-//! Three micro-kernels are chosen at run time ([`Isa::detect`]): AVX-512F + FMA (`avx512`), AVX2 +
-//! FMA (`avx2`) and a portable one (`portable`) for other CPUs. Work: 2n³ flops, like every variant.
+//! Each thread packs its own Ã into its own buffer of the [`Workspace`] and works on its own band of
+//! rows of C (a static partition, `ceil(m / threads)` rows rounded up to MR), so threads never write
+//! the same memory; B̃ is packed once per (jc, pc) by all threads together and then read by all.
+//!
+//! Three micro-kernels are chosen at run time ([`Isa::detect`]): AVX-512F + FMA (`avx512`, 14 × 16),
+//! AVX2 + FMA (`avx2`, 6 × 8) and a portable one (`portable`, 4 × 8) for other CPUs. Work: 2n³
+//! flops, like every variant.
 //!
 //! References: K. Goto and R. A. van de Geijn, "Anatomy of High-Performance Matrix Multiplication",
 //! ACM TOMS 34(3), 2008; T. M. Low et al., "Analytical Modeling Is Enough for High-Performance BLIS",
@@ -105,11 +110,12 @@ impl Isa {
 /// Cache blocking of the tuned variant (see the module documentation for the loop nest).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Blocking {
-    /// Rows of A packed at once (the Ã block, sized for L2); rounded up to a multiple of MR.
+    /// Rows of A packed at once per thread (the Ã block, L2/L3); rounded up to a multiple of MR.
     pub mc: usize,
-    /// Depth of a packed panel (the shared dimension), sized so a KC × NR micro-panel of B̃ fits L1.
+    /// Depth of the packed panels (the shared dimension): each micro-tile of C is loaded and
+    /// stored once per KC steps of its micro-kernel.
     pub kc: usize,
-    /// Columns of B packed at once (the B̃ panel, sized for L3); rounded up to a multiple of NR.
+    /// Columns of B packed at once (the shared B̃ panel, L3); rounded up to a multiple of NR.
     pub nc: usize,
 }
 
@@ -125,7 +131,14 @@ pub(crate) trait MicroKernel {
     /// # Safety
     /// `a` holds `kc·MR` values, `b` holds `kc·NR`, C rows `0..MR` at stride `ldc` hold `NR` values
     /// each, and the CPU supports the kernel's instruction set.
-    unsafe fn tile(kc: usize, a: *const f64, b: *const f64, c: *mut f64, ldc: usize, accumulate: bool);
+    unsafe fn tile(
+        kc: usize,
+        a: *const f64,
+        b: *const f64,
+        c: *mut f64,
+        ldc: usize,
+        accumulate: bool,
+    );
 }
 
 /// A 64-byte aligned cache line of doubles (packed panels start on cache lines).
@@ -257,7 +270,16 @@ pub fn tuned(n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
 /// (row stride `lda`) into micro-panels: panel `q` holds, for each `p`, the `MR` values of rows
 /// `q·MR..q·MR+MR` at depth `p`.
 #[allow(clippy::too_many_arguments)]
-fn pack_a(dst: &mut [f64], mr: usize, a: &[f64], lda: usize, r0: usize, rows: usize, p0: usize, kc: usize) {
+fn pack_a(
+    dst: &mut [f64],
+    mr: usize,
+    a: &[f64],
+    lda: usize,
+    r0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+) {
     for (q, panel) in dst.chunks_exact_mut(mr * kc).enumerate() {
         let first = q * mr;
         if first >= rows {
@@ -282,7 +304,16 @@ fn pack_a(dst: &mut [f64], mr: usize, a: &[f64], lda: usize, r0: usize, rows: us
 /// Pack one `kc × NR` micro-panel of B: rows `p0..p0+kc`, columns `j0..j0+cols` (zero-padded to
 /// `NR`) of the row-major B (row stride `ldb`), row after row.
 #[allow(clippy::too_many_arguments)]
-fn pack_b(dst: &mut [f64], nr: usize, b: &[f64], ldb: usize, p0: usize, kc: usize, j0: usize, cols: usize) {
+fn pack_b(
+    dst: &mut [f64],
+    nr: usize,
+    b: &[f64],
+    ldb: usize,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+) {
     for (p, row) in dst.chunks_exact_mut(nr).take(kc).enumerate() {
         let src = &b[(p0 + p) * ldb + j0..][..cols];
         row[..cols].copy_from_slice(src);
@@ -295,7 +326,15 @@ const MAX_TILE: usize = 32 * 32;
 
 /// The Goto/BLIS loop nest for an `m × k` by `k × n` product into `m × n` C, all row-major and
 /// contiguous.
-fn drive<K: MicroKernel>(ws: &mut Workspace, m: usize, n: usize, k: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
+fn drive<K: MicroKernel>(
+    ws: &mut Workspace,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f64],
+    b: &[f64],
+    c: &mut [f64],
+) {
     let (mr, nr) = (K::MR, K::NR);
     const { assert!(K::MR * K::NR <= MAX_TILE) };
     let Blocking { mc, kc, nc } = ws.blocking;
@@ -310,10 +349,12 @@ fn drive<K: MicroKernel>(ws: &mut Workspace, m: usize, n: usize, k: usize, a: &[
             let kcur = kc.min(k - pc);
             let accumulate = pc > 0;
             let bp = b_pack.slice_mut(panels * kcur * nr);
-            bp.par_chunks_mut(kcur * nr).enumerate().for_each(|(q, dst)| {
-                let j0 = jc + q * nr;
-                pack_b(dst, nr, b, n, pc, kcur, j0, nr.min(n - j0));
-            });
+            bp.par_chunks_mut(kcur * nr)
+                .enumerate()
+                .for_each(|(q, dst)| {
+                    let j0 = jc + q * nr;
+                    pack_b(dst, nr, b, n, pc, kcur, j0, nr.min(n - j0));
+                });
             let bp: &[f64] = bp;
             c.par_chunks_mut(band * n)
                 .zip(a_pack.par_iter_mut())
@@ -337,11 +378,20 @@ fn drive<K: MicroKernel>(ws: &mut Workspace, m: usize, n: usize, k: usize, a: &[
                                     // SAFETY: full tile inside the band; panels hold kcur·MR and
                                     // kcur·NR values; the workspace's ISA is supported.
                                     unsafe {
-                                        K::tile(kcur, apanel, bpanel, cband[coff..].as_mut_ptr(), n, accumulate)
+                                        K::tile(
+                                            kcur,
+                                            apanel,
+                                            bpanel,
+                                            cband[coff..].as_mut_ptr(),
+                                            n,
+                                            accumulate,
+                                        )
                                     };
                                 } else {
                                     // SAFETY: as above, into the MR × NR edge buffer.
-                                    unsafe { K::tile(kcur, apanel, bpanel, edge.as_mut_ptr(), nr, false) };
+                                    unsafe {
+                                        K::tile(kcur, apanel, bpanel, edge.as_mut_ptr(), nr, false)
+                                    };
                                     for i in 0..nrows {
                                         let dst = &mut cband[coff + i * n..][..ncols];
                                         let src = &edge[i * nr..][..ncols];
@@ -380,7 +430,11 @@ mod tests {
         // at sizes a debug build checks quickly.
         for isa in isas() {
             let (mr, nr) = isa.tile();
-            let tiny = Blocking { mc: 2 * mr, kc: 5, nc: 2 * nr };
+            let tiny = Blocking {
+                mc: 2 * mr,
+                kc: 5,
+                nc: 2 * nr,
+            };
             for n in [1usize, 2, 5, mr + 1, nr + 3, 2 * mr * 2 + 1, 3 * nr + 1] {
                 let (a, b) = inputs(n);
                 let mut want = vec![0.0; n * n];
@@ -398,16 +452,53 @@ mod tests {
     }
 
     #[test]
+    fn default_blockings_are_consistent() {
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            let (mr, nr) = isa.tile();
+            let b = isa.blocking();
+            assert_eq!(b.mc % mr, 0, "{isa:?}");
+            assert_eq!(b.nc % nr, 0, "{isa:?}");
+            assert!(mr * nr <= MAX_TILE && nr % 4 == 0 && b.kc > 0, "{isa:?}");
+        }
+    }
+
+    /// Default blocking across its block edges (n > KC and > MC). Slow in a debug build:
+    /// `cargo test --release -p scalelab-kernels -- --ignored`.
+    #[test]
+    #[ignore]
     fn default_blocking_across_block_edges() {
         for isa in isas() {
-            let n = isa.blocking().kc + 3;
-            let (a, b) = inputs(n);
+            let b = isa.blocking();
+            let n = b.kc.max(b.mc) + 3;
+            let (a, bm) = inputs(n);
             let mut want = vec![0.0; n * n];
-            naive_serial(n, &a, &b, &mut want);
-            for t in [1, 2] {
+            naive_serial(n, &a, &bm, &mut want);
+            for t in [1, 2, 3] {
                 let mut c = vec![f64::NAN; n * n];
-                pool(t).install(|| Workspace::for_isa(isa).unwrap().gemm(n, &a, &b, &mut c));
-                assert_close(n, &a, &b, &c, &want, &format!("{} n={n} t={t}", isa.name()));
+                pool(t).install(|| Workspace::for_isa(isa).unwrap().gemm(n, &a, &bm, &mut c));
+                assert_close(
+                    n,
+                    &a,
+                    &bm,
+                    &c,
+                    &want,
+                    &format!("{} n={n} t={t}", isa.name()),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn default_blocking_small_sizes() {
+        for isa in isas() {
+            let (mr, nr) = isa.tile();
+            for n in [2 * mr + 3, nr * 2 + 5] {
+                let (a, b) = inputs(n);
+                let mut want = vec![0.0; n * n];
+                naive_serial(n, &a, &b, &mut want);
+                let mut c = vec![f64::NAN; n * n];
+                pool(2).install(|| Workspace::for_isa(isa).unwrap().gemm(n, &a, &b, &mut c));
+                assert_close(n, &a, &b, &c, &want, &format!("{} n={n}", isa.name()));
             }
         }
     }

@@ -9,7 +9,11 @@ const NR: usize = 8;
 
 /// Blocking for this kernel: KC × NR of B̃ (256 × 8 × 8 B = 16 KiB) in L1, MC × KC of Ã
 /// (128 × 256 × 8 B = 256 KiB) in L2.
-pub const BLOCKING: Blocking = Blocking { mc: 128, kc: 256, nc: 4096 };
+pub const BLOCKING: Blocking = Blocking {
+    mc: 128,
+    kc: 256,
+    nc: 4096,
+};
 
 /// The portable micro-kernel.
 pub struct Kernel;
@@ -19,7 +23,14 @@ impl MicroKernel for Kernel {
     const NR: usize = NR;
 
     #[inline]
-    unsafe fn tile(kc: usize, a: *const f64, b: *const f64, c: *mut f64, ldc: usize, accumulate: bool) {
+    unsafe fn tile(
+        kc: usize,
+        a: *const f64,
+        b: *const f64,
+        c: *mut f64,
+        ldc: usize,
+        accumulate: bool,
+    ) {
         // SAFETY: the caller guarantees `a` holds kc·MR and `b` kc·NR values.
         let (a, b) = unsafe {
             (
