@@ -462,10 +462,9 @@ mod tests {
         }
     }
 
-    /// Default blocking across its block edges (n > KC and > MC). Slow in a debug build:
-    /// `cargo test --release -p scalelab-kernels -- --ignored`.
+    /// Default blocking across its block edges (n > KC and > MC). The workspace builds this crate
+    /// optimised in test builds too (`[profile.dev.package.scalelab-kernels]`), which keeps this fast.
     #[test]
-    #[ignore]
     fn default_blocking_across_block_edges() {
         for isa in isas() {
             let b = isa.blocking();
