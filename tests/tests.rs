@@ -368,7 +368,28 @@ threads = [1, 2]
         fs::read_to_string(run_dir.join("manifest.toml")).unwrap(),
         fs::read_to_string(&manifest).unwrap()
     );
-    assert!(run_dir.join("plots").read_dir().unwrap().count() > 0);
+    let plots: Vec<PathBuf> = run_dir
+        .join("plots")
+        .read_dir()
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(plots
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "png")));
+    assert!(plots
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "svg")));
+    // Results are shared with others (a teaching assistant on a cluster): readable by group and world.
+    #[cfg(unix)]
+    for path in plots
+        .iter()
+        .chain([&run_dir.join("summary.csv"), &run_dir.join("report.md")])
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o044, 0o044, "{} has mode {mode:o}", path.display());
+    }
 
     // A corrupt record is an error naming the file, not a panic.
     fs::write(
@@ -456,4 +477,52 @@ fn list_info_and_plan_describe_what_they_show() {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml")));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("points"), "{}", out.stdout);
+}
+
+#[test]
+fn every_kernel_runs_verified_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/smoke.toml");
+    let run_dir = dir.path().join("run");
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (header, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 38);
+    for row in &rows {
+        assert_eq!(column(&header, row, "status"), "ok", "{row:?}");
+    }
+    // Weak scaling grew the matrix order with the cube root of the workers: 64 at p=1, 81 at p=2.
+    let weak: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| column(&header, r, "study") == "gemm-weak")
+        .map(|r| (column(&header, r, "threads"), column(&header, r, "size")))
+        .collect();
+    assert_eq!(weak, [("1", "64"), ("2", "81")]);
+    let (header, rows) = read_csv(&run_dir.join("measurements.csv"));
+    assert_eq!(rows.len(), 76, "two repetitions per point");
+    for row in &rows {
+        assert_eq!(column(&header, row, "verified"), "true", "{row:?}");
+        let seconds: f64 = column(&header, row, "seconds").parse().unwrap();
+        assert!(seconds > 0.0);
+    }
+    let gemm = rows
+        .iter()
+        .find(|r| column(&header, r, "workload") == "gemm" && column(&header, r, "size") == "96")
+        .unwrap();
+    let flops: f64 = column(&header, gemm, "flops").parse().unwrap();
+    assert_eq!(flops, 2.0 * 96f64.powi(3), "DGEMM counts 2n^3 flops");
+    let triad = rows
+        .iter()
+        .find(|r| column(&header, r, "workload") == "stream.triad")
+        .unwrap();
+    let bytes: f64 = column(&header, triad, "bytes").parse().unwrap();
+    assert_eq!(
+        bytes,
+        24.0 * 10001.0,
+        "STREAM counts 24 bytes per triad element"
+    );
 }

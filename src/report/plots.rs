@@ -465,6 +465,12 @@ fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
         let root = BitMapBackend::new(tmp.path(), (WIDTH, HEIGHT)).into_drawing_area();
         draw(&root, chart).map_err(|e| anyhow!("drawing {}: {e}", png_path.display()))?;
     }
+    // Readable by others, like every file `write_atomic` writes (temporary files start as 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(&png_path)
         .with_context(|| format!("writing {}", png_path.display()))?;
     Ok(vec![svg_path, png_path])
