@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what scalelab needs beyond the Rust toolchain, on Debian 12 (bookworm).
 #
-#   scripts/install-deps.sh               what the test suite needs (today: nothing)
+#   scripts/install-deps.sh               what the test suite needs (OpenMPI and libclang, as --mpi)
 #   scripts/install-deps.sh --reference   the reference programs of scripts/compare-reference.sh:
 #                                         Debian hpcc + OpenMPI + OpenBLAS, and numpy + threadpoolctl
 #                                         in a virtual environment under target/ref-venv/
@@ -157,10 +157,10 @@ install_reference_python() {
 # Sections. Each is one flag; the default run installs what `cargo test` needs beyond Rust.
 # ---------------------------------------------------------------------------------------------
 
-# Test suite: the default build (no `mpi`, no `cuda` feature) needs nothing beyond Rust today.
-# When a test starts needing a system package, add it here so CI (`.ci/run`) can call this script.
+# Test suite: the tests build with every feature (scripts/test.sh), so they need what the `mpi`
+# feature needs. When a test starts needing a system package, add it here so CI (`.ci/run`) gets it.
 install_test_deps() {
-    log "test suite: nothing to install beyond the Rust toolchain"
+    install_mpi
 }
 
 # Reference programs for scripts/compare-reference.sh (see docs/benchmarking.md).
@@ -177,7 +177,8 @@ install_reference() {
 }
 
 # MPI workloads (cargo feature `mpi`, rsmpi 0.8 over OpenMPI 4.1): bindgen needs libclang.
-# Owned by the MPI work; adjust the list there.
+# On a cluster, load the modules instead, e.g. `module load openmpi llvm` (or clang), so that
+# `mpicc -show` and libclang are found when cargo builds with `--features mpi`.
 install_mpi() {
     check_debian
     apt_install libopenmpi-dev openmpi-bin libclang-dev

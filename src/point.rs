@@ -126,6 +126,11 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
             reps.push(Repetition {
                 seconds,
                 verified: check.is_ok(),
+                metrics: instance
+                    .metrics()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
             });
             if let Err(why) = check {
                 return Err(Failure {

@@ -17,6 +17,7 @@
 //! either the old or the new content, never half a file; a point's record is its only result, so
 //! a resumed run skips exactly the points whose record exists.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -68,10 +69,14 @@ impl Status {
 }
 
 /// One timed execution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Repetition {
+    /// Wall-clock seconds of the timed region (under MPI: the maximum over ranks).
     pub seconds: f64,
     pub verified: bool,
+    /// The instance's extra measurements (`Instance::metrics`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// Everything measured for one point: the file `points/<id>.json`.

@@ -46,6 +46,7 @@ impl Executor for MockExecutor {
                     .map(|i| Repetition {
                         seconds: t * (1.0 + self.jitter * i as f64),
                         verified: true,
+                        metrics: Default::default(),
                     })
                     .collect();
                 rec

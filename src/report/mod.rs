@@ -652,6 +652,7 @@ pub(crate) mod test_support {
                 .map(|&seconds| Repetition {
                     seconds,
                     verified: true,
+                    metrics: Default::default(),
                 })
                 .collect(),
             work,

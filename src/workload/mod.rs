@@ -181,11 +181,24 @@ impl Params {
 /// A prepared problem, ready to be timed.
 pub trait Instance {
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.
+    /// Distributed instances must not synchronise before or after their work themselves: the point
+    /// runner puts a barrier before each repetition and takes the maximum time over ranks.
     fn run(&mut self);
     /// Check the result of the last `run` against the serial reference (or an exact invariant).
-    /// The error says what differs and by how much.
+    /// The error says what differs and by how much. Distributed instances check their own part;
+    /// the runner combines the ranks' answers (a point verifies only if every rank does).
     fn verify(&mut self) -> Result<(), String>;
+    /// Extra measurements of the last `run`, recorded per repetition as `metric_<name>` columns:
+    /// e.g. `("comm_s", seconds spent in halo exchange)`. Under MPI the runner records the maximum
+    /// over ranks. Default: none.
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
+
+/// The communicator distributed instances run on: MPI's world of the point's ranks.
+#[cfg(feature = "mpi")]
+pub type Comm = mpi::topology::SimpleCommunicator;
 
 /// A measurable computation. See the module documentation.
 pub trait Workload: Send + Sync {
@@ -227,6 +240,15 @@ pub trait Workload: Send + Sync {
     }
     /// Allocate and initialise the problem (untimed). Runs inside the point's rayon pool.
     fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>>;
+    /// Allocate and initialise this rank's part of a distributed problem (untimed), on every rank of
+    /// `comm`, inside the rank's rayon pool. The instance may keep `comm.duplicate()`. Workloads of
+    /// the `Mpi` backend implement it; the default runs `prepare` on every rank independently
+    /// (shared-memory workloads run replicated, one copy per rank).
+    #[cfg(feature = "mpi")]
+    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+        let _ = comm;
+        self.prepare(params)
+    }
 }
 
 /// Every workload this build knows, in listing order.
