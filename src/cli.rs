@@ -133,7 +133,13 @@ pub fn main() -> Result<ExitCode> {
             if rec.status == crate::results::Status::Ok {
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
+                // Under mpirun every rank returns the same record; one line in the log is enough.
+                let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"]
+                    .iter()
+                    .find_map(|v| std::env::var(v).ok());
+                if rank.is_none_or(|r| r == "0") {
+                    eprintln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
+                }
                 Ok(ExitCode::from(1))
             }
         }

@@ -7,6 +7,12 @@
 //! atomically to `points/<id>.json`, whatever happened: a preparation error, a failed verification
 //! or a panic each give a record with its status and reason. What the runner cannot record itself
 //! (an abort, a signal, a time limit) the executor records from outside.
+//!
+//! Under MPI (a build with the `mpi` feature and a point that [`needs_mpi`]) every rank runs this
+//! same sequence in its own pool, with a barrier before each warm-up and repetition; the ranks then
+//! agree on one result (the maximum time and metrics over ranks, verified only if every rank
+//! verified, the failing ranks named) and rank 0 alone writes the record. A panic on any rank ends
+//! the whole job at once (`MPI_Abort`), so no rank waits forever in a barrier.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
@@ -16,7 +22,7 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::plan::Point;
 use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
-use crate::workload::Work;
+use crate::workload::{Backend, Work};
 
 /// Run point `id` of the run in `run` and write its record. Returns the record.
 ///
@@ -34,9 +40,44 @@ pub fn run(run: &RunDir, id: &str) -> Result<PointRecord> {
                 run.plan().display()
             )
         })?;
+    #[cfg(feature = "mpi")]
+    if needs_mpi(&point) {
+        return mpi_point::run(run, &point);
+    }
+    #[cfg(not(feature = "mpi"))]
+    if needs_mpi(&point) && launched_by_mpirun() {
+        // Each rank would measure the whole point alone, and the record would pass for an MPI one.
+        let record = unmeasured(
+            &point,
+            Status::Failed,
+            "launched by mpirun, but this scalelab was built without MPI: rebuild it with \
+             `cargo build --release --features mpi`"
+                .into(),
+        );
+        run.write_record(&record)?;
+        return Ok(record);
+    }
     let record = measure(&point);
     run.write_record(&record)?;
     Ok(record)
+}
+
+/// Whether `point` runs as an MPI job: it has more than one rank, or its workload runs on MPI.
+/// The executor launches such points through `mpirun`, and (in a build with the `mpi` feature) the
+/// runner measures them on every rank of MPI's world.
+pub fn needs_mpi(point: &Point) -> bool {
+    point.resources.ranks > 1
+        || point
+            .workload()
+            .is_some_and(|w| w.backend() == Backend::Mpi)
+}
+
+/// Whether this process is one rank of a job that `mpirun` (OpenMPI or MPICH/Hydra) started.
+#[cfg(not(feature = "mpi"))]
+fn launched_by_mpirun() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
 }
 
 /// A record of `point` with no repetitions yet: work and size filled from its workload.
@@ -177,6 +218,242 @@ fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
+/// The point runner on every rank of an MPI job (see the module documentation).
+#[cfg(feature = "mpi")]
+mod mpi_point {
+    use std::time::Instant;
+
+    use anyhow::Result;
+    use mpi::collective::SystemOperation;
+    use mpi::environment::Threading;
+    use mpi::traits::*;
+
+    use super::{catch_panic, unmeasured, Failure};
+    use crate::plan::Point;
+    use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
+    use crate::workload::Comm;
+
+    /// Exit code of a job ended by a panic (`MPI_Abort`); Rust's own panic exit code.
+    const PANIC_ABORT_CODE: i32 = 101;
+
+    /// Initialise MPI, measure `point` on every rank, and write the record on rank 0. Every rank
+    /// returns the same record. A panic on any rank aborts the job (after rank 0, if it is the one
+    /// that panicked, has recorded it); the executor records the crash of the others.
+    pub(super) fn run(run: &RunDir, point: &Point) -> Result<PointRecord> {
+        let mut record = unmeasured(point, Status::Ok, String::new());
+        let Some((universe, level)) = mpi::initialize_with_threading(Threading::Serialized) else {
+            record.status = Status::Failed;
+            record.reason = "MPI was already initialised in this process".into();
+            run.write_record(&record)?;
+            return Ok(record);
+        };
+        let world = universe.world();
+        let rank = world.rank();
+        match catch_panic(|| measure_ranks(point, &world, level, &mut record.repetitions)) {
+            Ok(Ok(())) => {}
+            Ok(Err(Failure { status, reason })) => {
+                record.status = status;
+                record.reason = reason;
+            }
+            Err(panic_message) => {
+                // One line with the message, which the executor looks for in the log.
+                eprintln!("scalelab: rank {rank} panicked: {panic_message}; aborting the MPI job");
+                if rank == 0 {
+                    record.status = Status::Crashed;
+                    record.reason = format!("rank 0 panicked: {panic_message}");
+                    record.finished = now_rfc3339();
+                    if let Err(e) = run.write_record(&record) {
+                        eprintln!("scalelab: rank 0 could not record the panic: {e:#}");
+                    }
+                }
+                world.abort(PANIC_ABORT_CODE);
+            }
+        }
+        record.finished = now_rfc3339();
+        let written = if rank == 0 {
+            run.write_record(&record)
+        } else {
+            Ok(())
+        };
+        // No rank ends before the record exists: mpirun ends the whole job as soon as one rank
+        // exits with a non-zero status, as every rank of a failed point does.
+        world.barrier();
+        written.map(|()| record)
+    }
+
+    /// Check the job, then prepare, warm up, time and verify on every rank. Every rank returns the
+    /// same result: each step that can fail on one rank is agreed on by all before the next.
+    fn measure_ranks(
+        point: &Point,
+        world: &Comm,
+        level: Threading,
+        reps: &mut Vec<Repetition>,
+    ) -> Result<(), Failure> {
+        let failed = |reason: String| Failure {
+            status: Status::Failed,
+            reason,
+        };
+        let want = point.resources.ranks;
+        let size = world.size();
+        if u32::try_from(size).ok() != Some(want) {
+            return Err(failed(format!(
+                "launched with {size} ranks, point wants {want}: run it through `scalelab run`, or `mpirun -n {want} scalelab point <run-dir> {}`",
+                point.id
+            )));
+        }
+        if level < Threading::Serialized {
+            return Err(failed(format!(
+                "the MPI library provides thread support {level:?}, but scalelab needs Serialized \
+                 (MPI calls come from a rayon worker thread); use an MPI built with thread support"
+            )));
+        }
+        let workload = point.workload().expect("checked by the caller");
+        let threads = point.resources.threads;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .thread_name(|i| format!("scalelab-worker-{i}"))
+            .build()
+            .map_err(|e| format!("could not start {threads} threads: {e}"));
+        let pool = agree(world, pool).map_err(|f| failed(f.to_string()))?;
+        let shared = SerializedComm(world);
+        pool.install(|| {
+            let world = shared.get();
+            let prepared = workload
+                .prepare_mpi(&point.params, world)
+                .map_err(|e| format!("preparing {}: {e:#}", point.workload));
+            let mut instance = agree(world, prepared).map_err(|f| failed(f.to_string()))?;
+            for _ in 0..point.warmup {
+                world.barrier();
+                instance.run();
+            }
+            for i in 0..point.repetitions {
+                world.barrier();
+                let t = Instant::now();
+                instance.run();
+                let local_s = t.elapsed().as_secs_f64();
+                let check = instance.verify();
+                let mut seconds = 0.0f64;
+                world.all_reduce_into(&local_s, &mut seconds, SystemOperation::max());
+                let metrics = max_metrics(world, instance.metrics()).map_err(failed)?;
+                let check = agree(world, check);
+                reps.push(Repetition {
+                    seconds,
+                    verified: check.is_ok(),
+                    metrics,
+                });
+                if let Err(f) = check {
+                    return Err(Failure {
+                        status: Status::VerifyFailed,
+                        reason: format!("repetition {}: {f}", i + 1),
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The world communicator, lent to the pool's worker thread that runs the point.
+    ///
+    /// rsmpi's communicators are not `Sync`, because MPI does not allow concurrent calls below
+    /// `Threading::Multiple`. Here MPI is initialised with `Threading::Serialized` (checked before
+    /// this is built) and only one thread uses the communicator at any time: the thread that calls
+    /// `pool.install` waits, blocked, while one worker runs the closure that makes every MPI call.
+    struct SerializedComm<'a>(&'a Comm);
+
+    // SAFETY: see the type's documentation: calls are serialised, as Threading::Serialized requires.
+    unsafe impl Send for SerializedComm<'_> {}
+    // SAFETY: as above.
+    unsafe impl Sync for SerializedComm<'_> {}
+
+    impl<'a> SerializedComm<'a> {
+        /// The communicator (a method, so that closures capture the whole wrapper).
+        fn get(&self) -> &'a Comm {
+            self.0
+        }
+    }
+
+    /// The maximum over ranks of each metric. Every rank must report the same metrics, in the
+    /// same order; the names are this rank's.
+    fn max_metrics(
+        world: &Comm,
+        local: Vec<(&'static str, f64)>,
+    ) -> Result<std::collections::BTreeMap<String, f64>, String> {
+        let n = local.len() as u64;
+        let (mut fewest, mut most) = (0u64, 0u64);
+        world.all_reduce_into(&n, &mut fewest, SystemOperation::min());
+        world.all_reduce_into(&n, &mut most, SystemOperation::max());
+        if fewest != most {
+            return Err(format!(
+                "the ranks report different numbers of metrics ({fewest} to {most}); every rank's \
+                 Instance::metrics must return the same names in the same order"
+            ));
+        }
+        let values: Vec<f64> = local.iter().map(|(_, v)| *v).collect();
+        let mut max = vec![0.0f64; values.len()];
+        world.all_reduce_into(&values[..], &mut max[..], SystemOperation::max());
+        Ok(local
+            .iter()
+            .zip(max)
+            .map(|((k, _), v)| (k.to_string(), v))
+            .collect())
+    }
+
+    /// Ranks that failed a step, with the message of the first of them.
+    pub(super) struct RankFailure {
+        pub ranks: Vec<i32>,
+        pub message: String,
+    }
+
+    impl std::fmt::Display for RankFailure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            describe_ranks(&self.ranks, &self.message).fmt(f)
+        }
+    }
+
+    /// Make every rank agree on a step that may fail on some of them: `Ok` on every rank if every
+    /// rank succeeded, otherwise the same [`RankFailure`] on every rank (the failing ranks, and the
+    /// message of the lowest one, broadcast from it). Collective: every rank must call it.
+    fn agree<T>(world: &Comm, local: Result<T, String>) -> Result<T, RankFailure> {
+        let flag = i32::from(local.is_err());
+        let mut flags = vec![0i32; world.size() as usize];
+        world.all_gather_into(&flag, &mut flags[..]);
+        let ranks: Vec<i32> = (0..world.size())
+            .filter(|r| flags[*r as usize] != 0)
+            .collect();
+        let Some(&first) = ranks.first() else {
+            return local.map_err(|_| unreachable!("every rank reported success"));
+        };
+        let mut bytes = match &local {
+            Err(m) if world.rank() == first => m.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        let mut len = bytes.len() as u64;
+        let root = world.process_at_rank(first);
+        root.broadcast_into(&mut len);
+        bytes.resize(len as usize, 0);
+        root.broadcast_into(&mut bytes[..]);
+        Err(RankFailure {
+            ranks,
+            message: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
+
+    /// "rank 1: msg", or "ranks 1, 3 failed; rank 1: msg".
+    pub(super) fn describe_ranks(ranks: &[i32], message: &str) -> String {
+        match ranks {
+            [one] => format!("rank {one}: {message}"),
+            _ => {
+                let list: Vec<String> = ranks.iter().map(|r| r.to_string()).collect();
+                format!(
+                    "ranks {} failed; rank {}: {message}",
+                    list.join(", "),
+                    ranks[0]
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +478,29 @@ mod tests {
             timeout_s: 60.0,
             oversubscribed: false,
         }
+    }
+
+    #[test]
+    fn several_ranks_or_an_mpi_workload_need_mpi() {
+        let mut p = debug_point("debug.sleep", "seconds", Value::Float(0.001));
+        assert!(!needs_mpi(&p));
+        p.resources.ranks = 2;
+        assert!(needs_mpi(&p));
+        let p = debug_point("mpi.debug", "mode", Value::Text("ok".into()));
+        assert!(
+            needs_mpi(&p),
+            "an MPI workload runs under mpirun even on one rank"
+        );
+    }
+
+    #[cfg(feature = "mpi")]
+    #[test]
+    fn failing_ranks_are_named() {
+        assert_eq!(mpi_point::describe_ranks(&[1], "wrong"), "rank 1: wrong");
+        assert_eq!(
+            mpi_point::describe_ranks(&[1, 3], "wrong"),
+            "ranks 1, 3 failed; rank 1: wrong"
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@
 pub mod dot;
 pub mod gemm;
 pub mod pi;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod stencil;
 pub mod stream;
 

@@ -1,9 +1,17 @@
 //! The local executor: each point in its own process, one at a time, with a time limit.
+//!
+//! A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
+//! `mpirun -n <ranks> [--oversubscribe] [--allow-run-as-root] --bind-to core|none <scalelab> point
+//! <run-dir> <id>` (see [`mpirun_args`]); every other point as `<scalelab> point <run-dir> <id>`.
+//! Either way the launched process's output goes to `logs/<id>.txt`, it is stopped at the point's
+//! time limit and dies with this process, and when it ends without a record this executor records
+//! the crash with the end of the log (and, for an MPI job, the first panic message in it).
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -39,23 +47,31 @@ impl Executor for LocalExecutor {
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let started = now_rfc3339();
-        let mut cmd = Command::new(&self.program);
+        let mpi = crate::point::needs_mpi(point);
+        let mut cmd = if mpi {
+            match mpi_launcher(point, &self.program) {
+                Ok(cmd) => cmd,
+                Err(reason) => return record_failure(run, point, Status::Failed, reason, started),
+            }
+        } else {
+            Command::new(&self.program)
+        };
         cmd.arg("point")
             .arg(&run.root)
             .arg(&point.id)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        die_with_parent(&mut cmd);
+        // mpirun ends its ranks when it gets SIGTERM; SIGKILL would leave them orphaned.
+        die_with_parent(&mut cmd, if mpi { Signal::Terminate } else { Signal::Kill });
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("launching {}", self.program.display()))?;
+            .with_context(|| format!("launching {}", cmd.get_program().to_string_lossy()))?;
         let limit = Duration::from_secs_f64(point.timeout_s.max(0.001));
         let status = match child.wait_timeout(limit)? {
             Some(status) => status,
             None => {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child, mpi);
                 let reason = format!(
                     "exceeded its time limit of {}; raise `timeout` in the manifest or shrink the point",
                     human_seconds(point.timeout_s)
@@ -66,27 +82,147 @@ impl Executor for LocalExecutor {
         match run.load_record(&point.id)? {
             Some(rec) => Ok(rec),
             None => {
-                let reason = format!(
-                    "{}; last output:\n{}",
-                    describe_exit(status),
-                    tail(&log_path, 12)
-                );
+                let panic = if mpi {
+                    first_panic(&log_path).or_else(|| mpirun_culprit(&log_path))
+                } else {
+                    None
+                };
+                let reason = match panic {
+                    Some(line) => format!(
+                        "{line}; {}; last output:\n{}",
+                        describe_exit(status),
+                        tail(&log_path, 12)
+                    ),
+                    None => format!(
+                        "{}; last output:\n{}",
+                        describe_exit(status),
+                        tail(&log_path, 12)
+                    ),
+                };
                 record_failure(run, point, Status::Crashed, reason, started)
             }
         }
     }
 }
 
-/// Ask the kernel to kill the point's process when this one dies (even by SIGKILL), so that an
-/// interrupted sweep leaves no orphan that would write a record while a resumed run measures the
-/// same point.
+/// The `mpirun` command (without the scalelab part) that launches `point`, or why it cannot be
+/// launched: a build without MPI, or no `mpirun` on `PATH`.
+fn mpi_launcher(point: &Point, program: &Path) -> Result<Command, String> {
+    if !cfg!(feature = "mpi") {
+        return Err(format!(
+            "point has {} ranks or an MPI workload, but this scalelab was built without MPI; \
+             rebuild with `--features mpi`",
+            point.resources.ranks
+        ));
+    }
+    let mpirun = find_on_path("mpirun").ok_or_else(|| {
+        "mpirun not found: install OpenMPI (scripts/install-deps.sh --mpi) or `module load openmpi`"
+            .to_string()
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cmd = Command::new(mpirun);
+    cmd.args(mpirun_args(point, cores, running_as_root()))
+        .arg(program);
+    Ok(cmd)
+}
+
+/// `mpirun`'s options for `point` on a machine with `cores` cores, before the program:
+/// `-n <ranks>`; `--oversubscribe` when the point is oversubscribed or has more ranks than cores;
+/// `--allow-run-as-root` when running as root (OpenMPI refuses root otherwise); `--bind-to none`
+/// when a rank has several threads (binding would pin all of a rank's rayon workers to one core) or
+/// when oversubscribed (OpenMPI refuses to bind more ranks than cores), else `--bind-to core`.
+pub fn mpirun_args(point: &Point, cores: usize, as_root: bool) -> Vec<OsString> {
+    let ranks = point.resources.ranks.max(1);
+    let over = point.oversubscribed || ranks as usize > cores;
+    let mut args: Vec<OsString> = vec!["-n".into(), ranks.to_string().into()];
+    if over {
+        args.push("--oversubscribe".into());
+    }
+    if as_root {
+        args.push("--allow-run-as-root".into());
+    }
+    let bind = if point.resources.threads > 1 || over {
+        "none"
+    } else {
+        "core"
+    };
+    args.push("--bind-to".into());
+    args.push(bind.into());
+    args
+}
+
+/// The first executable file named `name` in a folder of `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
 #[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn running_as_root() -> bool {
+    false
+}
+
+/// How a launched point is told to stop.
+#[derive(Clone, Copy)]
+enum Signal {
+    /// SIGKILL: a plain point process, which holds nothing worth cleaning up.
+    Kill,
+    /// SIGTERM: `mpirun`, which then ends its ranks.
+    Terminate,
+}
+
+/// Stop a point that ran past its time limit. `mpirun` gets SIGTERM first, so that it ends its
+/// ranks, and SIGKILL only if it has not exited 5 s later.
+fn stop(child: &mut Child, mpi: bool) {
+    #[cfg(unix)]
+    if mpi {
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: kill has no memory preconditions; the pid is our unreaped child's.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            if let Ok(Some(_)) = child.wait_timeout(Duration::from_secs(5)) {
+                return;
+            }
+        }
+    }
+    let _ = mpi;
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Ask the kernel to send `signal` to the point's process when this one dies (even by SIGKILL), so
+/// that an interrupted sweep leaves no orphan that would write a record while a resumed run
+/// measures the same point.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command, signal: Signal) {
     use std::os::unix::process::CommandExt;
+    let sig = match signal {
+        Signal::Kill => libc::SIGKILL,
+        Signal::Terminate => libc::SIGTERM,
+    };
     // SAFETY: prctl is async-signal-safe and touches only the child's own process attributes.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, sig) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -95,7 +231,51 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
+fn die_with_parent(_cmd: &mut Command, _signal: Signal) {}
+
+/// Which rank ended an MPI job, as `mpirun` reports it at the end of the log: "mpirun noticed that
+/// process rank 1 … exited on signal 9 (Killed)", or "rank 1 exited with status 3" from its
+/// "Process name: [[job,1],1]" / "Exit code: 3" lines.
+fn mpirun_culprit(log: &Path) -> Option<String> {
+    let text = read_tail(log, 64 * 1024);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    if let Some(line) = lines
+        .iter()
+        .find(|l| l.starts_with("mpirun noticed that process rank"))
+    {
+        return Some(line.trim_start_matches("mpirun noticed that ").to_string());
+    }
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("Process name: [["))?;
+    let rank = lines[i].rsplit(',').next()?.trim_end_matches(']');
+    let code = lines
+        .get(i + 1)?
+        .strip_prefix("Exit code:")
+        .map(str::trim)?;
+    Some(format!("rank {rank} exited with status {code}"))
+}
+
+/// The first panic message of an MPI job's log: the point runner's own line
+/// ("scalelab: rank 1 panicked: <message> at <file>:<line>; aborting the MPI job"), or else Rust's
+/// "thread '…' panicked at <file>" line joined with the message on the line after it.
+fn first_panic(log: &Path) -> Option<String> {
+    let text = read_tail(log, 64 * 1024);
+    let lines: Vec<&str> = text.lines().collect();
+    if let Some(line) = lines.iter().find(|l| l.contains(" panicked: ")) {
+        let line = line.trim_start_matches("scalelab: ");
+        return Some(line.trim_end_matches("; aborting the MPI job").to_string());
+    }
+    let i = lines.iter().position(|l| l.contains("panicked"))?;
+    let mut out = lines[i].trim().to_string();
+    if out.ends_with(':') {
+        if let Some(next) = lines.get(i + 1) {
+            out.push(' ');
+            out.push_str(next.trim());
+        }
+    }
+    Some(out)
+}
 
 /// Write and return the record of a point that could not record itself.
 pub(crate) fn record_failure(
@@ -139,14 +319,20 @@ fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-/// The last `lines` lines of a log file (at most 8 KiB read).
-fn tail(path: &std::path::Path, lines: usize) -> String {
-    let mut text = String::new();
+/// The last `bytes` bytes of a file, as text (invalid UTF-8 replaced).
+fn read_tail(path: &Path, bytes: u64) -> String {
+    let mut raw = Vec::new();
     if let Ok(mut f) = File::open(path) {
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
-        let _ = f.read_to_string(&mut text);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(bytes)));
+        let _ = f.read_to_end(&mut raw);
     }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// The last `lines` lines of a log file (at most 8 KiB read).
+fn tail(path: &Path, lines: usize) -> String {
+    let text = read_tail(path, 8192);
     let all: Vec<&str> = text.lines().collect();
     let out = all[all.len().saturating_sub(lines)..].join("\n");
     if out.is_empty() {
@@ -164,5 +350,113 @@ pub fn human_seconds(s: f64) -> String {
         format!("{} min", (s / 60.0 * 10.0).round() / 10.0)
     } else {
         format!("{} h", (s / 3600.0 * 10.0).round() / 10.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Resources, Scaling};
+    use crate::workload::Params;
+
+    fn point(ranks: u32, threads: u32, oversubscribed: bool) -> Point {
+        Point {
+            id: "p".into(),
+            study: 0,
+            study_name: "s".into(),
+            workload: "mpi.debug".into(),
+            scaling: Scaling::Strong,
+            resources: Resources {
+                ranks,
+                threads,
+                ..Resources::default()
+            },
+            params: Params::default(),
+            repetitions: 1,
+            warmup: 0,
+            timeout_s: 60.0,
+            oversubscribed,
+        }
+    }
+
+    fn args(p: &Point, cores: usize, root: bool) -> String {
+        let a: Vec<String> = mpirun_args(p, cores, root)
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        a.join(" ")
+    }
+
+    #[test]
+    fn mpirun_binds_single_threaded_ranks_to_cores() {
+        assert_eq!(args(&point(2, 1, false), 2, false), "-n 2 --bind-to core");
+        assert_eq!(
+            args(&point(1, 1, false), 8, true),
+            "-n 1 --allow-run-as-root --bind-to core"
+        );
+    }
+
+    #[test]
+    fn mpirun_leaves_threaded_ranks_unbound() {
+        assert_eq!(args(&point(2, 4, false), 16, false), "-n 2 --bind-to none");
+    }
+
+    #[test]
+    fn mpirun_oversubscribes_when_the_point_or_the_rank_count_asks() {
+        assert_eq!(
+            args(&point(2, 2, true), 2, true),
+            "-n 2 --oversubscribe --allow-run-as-root --bind-to none"
+        );
+        assert_eq!(
+            args(&point(4, 1, false), 2, false),
+            "-n 4 --oversubscribe --bind-to none"
+        );
+    }
+
+    #[test]
+    fn the_first_panic_of_a_log_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.txt");
+        std::fs::write(
+            &log,
+            "thread 'scalelab-worker-0' (7) panicked at src/x.rs:1:2:\nboom\nscalelab: rank 1 panicked: boom at src/x.rs:1; aborting the MPI job\nMPI_ABORT was invoked\n",
+        )
+        .unwrap();
+        assert_eq!(
+            first_panic(&log).as_deref(),
+            Some("rank 1 panicked: boom at src/x.rs:1")
+        );
+        std::fs::write(&log, "thread 'main' panicked at src/x.rs:1:2:\nboom\n").unwrap();
+        assert_eq!(
+            first_panic(&log).as_deref(),
+            Some("thread 'main' panicked at src/x.rs:1:2: boom")
+        );
+        std::fs::write(&log, "all fine\n").unwrap();
+        assert_eq!(first_panic(&log), None);
+        assert_eq!(mpirun_culprit(&log), None);
+    }
+
+    #[test]
+    fn the_rank_that_ended_an_mpi_job_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log.txt");
+        std::fs::write(
+            &log,
+            "-----\nmpirun detected that one or more processes exited with non-zero status, thus causing\nthe job to be terminated. The first process to do so was:\n\n  Process name: [[8518,1],1]\n  Exit code:    3\n-----\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mpirun_culprit(&log).as_deref(),
+            Some("rank 1 exited with status 3")
+        );
+        std::fs::write(
+            &log,
+            "mpirun noticed that process rank 1 with PID 0 on node h exited on signal 9 (Killed).\n",
+        )
+        .unwrap();
+        assert_eq!(
+            mpirun_culprit(&log).as_deref(),
+            Some("process rank 1 with PID 0 on node h exited on signal 9 (Killed).")
+        );
     }
 }

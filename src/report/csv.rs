@@ -53,6 +53,11 @@
 //!
 //! Statistics are empty for a point without repetitions; scaling columns are empty for failed
 //! points and where undefined. Numbers are written in Rust's shortest round-trip form.
+//!
+//! Both files end with one `metric_<NAME>` column per extra measurement a workload records
+//! ([`crate::results::Repetition::metrics`], e.g. `metric_latency_us`, `metric_comm_s`): the
+//! union over the run, sorted by name, empty where a point lacks it. In `measurements.csv` it is
+//! the repetition's value, in `summary.csv` the median over the point's repetitions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -96,6 +101,10 @@ pub struct MeasurementRow {
     pub verified: Option<bool>,
     pub status: Status,
     pub reason: String,
+    /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the
+    /// repetition's extra measurements ([`crate::results::Repetition::metrics`]).
+    #[serde(skip)]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// One row of `summary.csv`: one point. See the module documentation for the columns.
@@ -133,6 +142,10 @@ pub struct SummaryRow {
     pub speedup: Option<f64>,
     pub efficiency: Option<f64>,
     pub karp_flatt: Option<f64>,
+    /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the median of
+    /// each metric over the repetitions that recorded it.
+    #[serde(skip)]
+    pub metrics: BTreeMap<String, f64>,
 }
 
 /// Columns before the `param_*` columns, shared by both files.
@@ -207,7 +220,10 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
     let mut rows = Vec::new();
     for rec in records {
         let params = param_columns(rec);
-        let row = |repetition: Option<u32>, seconds: Option<f64>, verified: Option<bool>| {
+        let row = |repetition: Option<u32>,
+                   seconds: Option<f64>,
+                   verified: Option<bool>,
+                   metrics: BTreeMap<String, f64>| {
             MeasurementRow {
                 experiment: experiment.to_string(),
                 study: rec.point.study_name.clone(),
@@ -232,13 +248,19 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
                 verified,
                 status: rec.status,
                 reason: rec.reason.clone(),
+                metrics,
             }
         };
         if rec.repetitions.is_empty() {
-            rows.push(row(None, None, None));
+            rows.push(row(None, None, None, BTreeMap::new()));
         }
         for (i, r) in rec.repetitions.iter().enumerate() {
-            rows.push(row(Some(i as u32 + 1), Some(r.seconds), Some(r.verified)));
+            rows.push(row(
+                Some(i as u32 + 1),
+                Some(r.seconds),
+                Some(r.verified),
+                r.metrics.clone(),
+            ));
         }
     }
     rows
@@ -296,9 +318,37 @@ pub fn summary_rows(
                 speedup: sc.map(|x| x.0),
                 efficiency: sc.map(|x| x.1),
                 karp_flatt: sc.and_then(|x| x.2),
+                metrics: metric_medians(rec),
             }
         })
         .collect()
+}
+
+/// The median of every metric over the repetitions of `rec` that recorded it (finite values only).
+pub fn metric_medians(rec: &PointRecord) -> BTreeMap<String, f64> {
+    let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in &rec.repetitions {
+        for (k, v) in &r.metrics {
+            if v.is_finite() {
+                values.entry(k.as_str()).or_default().push(*v);
+            }
+        }
+    }
+    values
+        .into_iter()
+        .filter_map(|(k, v)| Summary::of(&v).map(|s| (k.to_string(), s.median)))
+        .collect()
+}
+
+/// The median of metric `name` over the repetitions of `rec`, if any recorded it.
+pub fn metric_median(rec: &PointRecord, name: &str) -> Option<f64> {
+    let v: Vec<f64> = rec
+        .repetitions
+        .iter()
+        .filter_map(|r| r.metrics.get(name).copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    Summary::of(&v).map(|s| s.median)
 }
 
 fn num(x: f64) -> String {
@@ -316,6 +366,8 @@ trait Row: DeserializeOwned {
     fn tail_fields(&self) -> Vec<String>;
     fn params(&self) -> &BTreeMap<String, String>;
     fn params_mut(&mut self) -> &mut BTreeMap<String, String>;
+    fn metrics(&self) -> &BTreeMap<String, f64>;
+    fn metrics_mut(&mut self) -> &mut BTreeMap<String, f64>;
 }
 
 macro_rules! ident_fields {
@@ -362,6 +414,12 @@ impl Row for MeasurementRow {
     fn params_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.params
     }
+    fn metrics(&self) -> &BTreeMap<String, f64> {
+        &self.metrics
+    }
+    fn metrics_mut(&mut self) -> &mut BTreeMap<String, f64> {
+        &mut self.metrics
+    }
 }
 
 impl Row for SummaryRow {
@@ -395,16 +453,24 @@ impl Row for SummaryRow {
     fn params_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.params
     }
+    fn metrics(&self) -> &BTreeMap<String, f64> {
+        &self.metrics
+    }
+    fn metrics_mut(&mut self) -> &mut BTreeMap<String, f64> {
+        &mut self.metrics
+    }
 }
 
 fn to_csv<R: Row>(rows: &[R]) -> Result<Vec<u8>> {
     let names: BTreeSet<&String> = rows.iter().flat_map(|r| r.params().keys()).collect();
+    let metrics: BTreeSet<&String> = rows.iter().flat_map(|r| r.metrics().keys()).collect();
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let header: Vec<String> = IDENT_COLUMNS
         .iter()
         .map(|c| c.to_string())
         .chain(names.iter().map(|n| format!("param_{n}")))
         .chain(R::TAIL.iter().map(|c| c.to_string()))
+        .chain(metrics.iter().map(|n| format!("metric_{n}")))
         .collect();
     w.write_record(&header)?;
     for row in rows {
@@ -416,7 +482,12 @@ fn to_csv<R: Row>(rows: &[R]) -> Result<Vec<u8>> {
                     .iter()
                     .map(|n| row.params().get(*n).cloned().unwrap_or_default()),
             )
-            .chain(row.tail_fields());
+            .chain(row.tail_fields())
+            .chain(
+                metrics
+                    .iter()
+                    .map(|n| row.metrics().get(*n).map(|v| num(*v)).unwrap_or_default()),
+            );
         w.write_record(fields)?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
@@ -459,6 +530,11 @@ fn read_rows<R: Row>(path: &Path) -> Result<Vec<R>> {
         .enumerate()
         .filter_map(|(i, h)| h.strip_prefix("param_").map(|n| (i, n.to_string())))
         .collect();
+    let metrics: Vec<(usize, String)> = headers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.strip_prefix("metric_").map(|n| (i, n.to_string())))
+        .collect();
     let mut rows = Vec::new();
     for record in rdr.records() {
         let record = record.map_err(|e| corrupt(path, &e))?;
@@ -469,6 +545,25 @@ fn read_rows<R: Row>(path: &Path) -> Result<Vec<R>> {
             match record.get(*i) {
                 Some(v) if !v.is_empty() => {
                     row.params_mut().insert(name.clone(), v.to_string());
+                }
+                _ => {}
+            }
+        }
+        for (i, name) in &metrics {
+            match record.get(*i) {
+                Some(v) if !v.is_empty() => {
+                    let x: f64 = v.parse().map_err(|_| {
+                        anyhow::anyhow!(
+                            "{} line {} is corrupt (column metric_{name}: {v:?} is not a number); re-create it with `scalelab report {}`",
+                            path.display(),
+                            record.position().map(|p| p.line()).unwrap_or(0),
+                            path.parent()
+                                .filter(|p| !p.as_os_str().is_empty())
+                                .unwrap_or(Path::new("."))
+                                .display()
+                        )
+                    })?;
+                    row.metrics_mut().insert(name.clone(), x);
                 }
                 _ => {}
             }
@@ -569,6 +664,63 @@ mod tests {
             (fail.status, fail.reps, fail.median_s, fail.speedup),
             (Status::Timeout, 0, None, None)
         );
+    }
+
+    #[test]
+    fn metric_columns_round_trip() {
+        use crate::report::test_support::{mpi_record, with_metric};
+        let dir = tempfile::tempdir().unwrap();
+        let recs = vec![
+            with_metric(
+                mpi_record(0, "mpi.pingpong", 2, 1, 8, 1000, &[2e-4, 3e-4, 2.5e-4]),
+                "latency_us",
+                &[0.1, 0.15, 0.125],
+            ),
+            with_metric(
+                with_metric(
+                    mpi_record(1, "mpi.stencil", 2, 1, 512, 10, &[1.0, 1.2]),
+                    "comm_s",
+                    &[0.25, 0.35],
+                ),
+                "compute_s",
+                &[0.75, 0.85],
+            ),
+            record(2, "gemm", Scaling::Strong, 1, 64, &[0.1]),
+        ];
+        let path = dir.path().join("measurements.csv");
+        let rows = measurement_rows("exp", &recs);
+        write_measurements(&path, &rows).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with("status,reason,metric_comm_s,metric_compute_s,metric_latency_us"),
+            "{header}"
+        );
+        // Empty where a point has no such metric.
+        assert!(text.lines().last().unwrap().ends_with("ok,,,,"), "{text}");
+        let back = read_measurements(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(back[1].metrics["latency_us"], 0.15);
+        assert_eq!(back[3].metrics.len(), 2);
+        assert!(back[5].metrics.is_empty());
+
+        let path = dir.path().join("summary.csv");
+        let rows = summary_rows("exp", &recs, &scaling::series(&recs));
+        write_summary(&path, &rows).unwrap();
+        let back = read_summary(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(back[0].metrics["latency_us"], 0.125, "median");
+        assert_eq!(back[1].metrics["comm_s"], 0.3);
+        assert_eq!(back[1].metrics["compute_s"], 0.8);
+        assert!(!back[1].metrics.contains_key("latency_us"));
+        assert!(back[2].metrics.is_empty());
+
+        // A metric cell that is not a number names file, line and column.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen(",0.125", ",fast", 1)).unwrap();
+        let err = format!("{:#}", read_summary(&path).unwrap_err());
+        assert!(err.contains("summary.csv line 2"), "{err}");
+        assert!(err.contains("metric_latency_us"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
 //!   failed or missing points.
 //!
+//! MPI studies get more (see [`messages`]): tables with `ranks` and `threads/rank` columns and an
+//! "oversubscribed: more ranks × threads than cores" note; for message-size studies
+//! (`mpi.pingpong`, the collectives) a latency/bandwidth table by message size and log–log plots
+//! instead of speedups; for studies recording `comm_s` a "comm share" column and a compute vs
+//! communication plot. Workload metrics become `metric_<name>` columns of both CSV files.
+//!
 //! The scaling math lives in [`scaling`], the statistics in [`crate::stats`]. [`live_line`] is the
 //! one-line summary the CLI prints as each point finishes.
 //!
@@ -17,6 +23,7 @@
 //! study, and left out of the scaling numbers.
 
 pub mod csv;
+pub mod messages;
 pub mod plots;
 pub mod scaling;
 
@@ -276,8 +283,16 @@ fn warnings(
         } else {
             String::new()
         };
+        let what = if records
+            .iter()
+            .any(|r| r.point.oversubscribed && r.point.resources.ranks > 1)
+        {
+            "workers (ranks × threads)"
+        } else {
+            "workers"
+        };
         w.push(format!(
-            "**Oversubscribed**: {over} point(s) ran more workers{cores} (marked ⚠); their times measure time-sharing, not scaling. Leave them out of conclusions or run them on a bigger machine."
+            "**Oversubscribed**: {over} point(s) ran more {what}{cores} (marked ⚠); their times measure time-sharing, not scaling. Leave them out of conclusions or run them on a bigger machine."
         ));
     }
     let failed = records.iter().filter(|r| r.status != Status::Ok).count();
@@ -390,7 +405,11 @@ fn markdown(
             let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
         } else {
             study_table(&mut md, &st_series, machine);
-            fits(&mut md, &st_series);
+            if messages::is_message_study(&st_series) {
+                message_table(&mut md, &st_series);
+            } else {
+                fits(&mut md, &st_series);
+            }
         }
         if let Some((_, pl)) = plots.iter().find(|(i, _)| *i == study.index) {
             for p in pl {
@@ -433,15 +452,42 @@ fn markdown(
 
 fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
     let strong = series[0].scaling == Scaling::Strong;
-    if strong {
-        md.push_str("| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | speedup | efficiency | Karp–Flatt |\n");
-        md.push_str(
-            "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-        );
-    } else {
-        md.push_str("| point | p | resources | parameters | median ± 95% CI | GFLOP/s | GB/s | % peak | scaled speedup | efficiency |\n");
-        md.push_str("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    // MPI studies show ranks and threads per rank beside p, so hybrid splits with equal p
+    // (2 ranks × 1 thread, 1 rank × 2 threads) read apart.
+    let mpi = points().any(|p| p.record.point.resources.ranks > 1 || p.record.backend == "mpi");
+    let comm = messages::has_comm(series);
+    let mut head = vec!["point", "p"];
+    let mut align = vec!["---", "---:"];
+    if mpi {
+        head.extend(["ranks", "threads/rank"]);
+        align.extend(["---:", "---:"]);
     }
+    head.extend([
+        "resources",
+        "parameters",
+        "median ± 95% CI",
+        "GFLOP/s",
+        "GB/s",
+        "% peak",
+    ]);
+    align.extend(["---", "---", "---:", "---:", "---:", "---:"]);
+    // Message-size studies: every size is its own series, usually at one rank count, so
+    // speedups say nothing there; latency and bandwidth follow in their own table.
+    let message = messages::is_message_study(series);
+    if !message && strong {
+        head.extend(["speedup", "efficiency", "Karp–Flatt"]);
+        align.extend(["---:", "---:", "---:"]);
+    } else if !message {
+        head.extend(["scaled speedup", "efficiency"]);
+        align.extend(["---:", "---:"]);
+    }
+    if comm {
+        head.push("comm share");
+        align.push("---:");
+    }
+    let _ = writeln!(md, "| {} |", head.join(" | "));
+    let _ = writeln!(md, "| {} |", align.join(" | "));
     for s in series {
         for (i, p) in s.points.iter().enumerate() {
             let r = p.record;
@@ -460,28 +506,95 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
             };
             let base = if i == s.base { " (base)" } else { "" };
             let warn = if r.point.oversubscribed { " ⚠" } else { "" };
-            let _ = write!(
-                md,
-                "| `{}`{warn} | {} | {} | {} | {} | {} | {} | {} | {}{base} | {} |",
-                r.point.id,
-                p.workers,
+            let mut cells = vec![format!("`{}`{warn}", r.point.id), p.workers.to_string()];
+            if mpi {
+                cells.push(r.point.resources.ranks.to_string());
+                cells.push(r.point.resources.threads.to_string());
+            }
+            cells.extend([
                 resources_label(&r.point.resources),
                 cell(&params_text(r)),
                 ci,
                 opt_sig(gflops),
                 opt_sig(gbps),
                 peak,
-                sig(p.speedup),
-                pct(p.efficiency),
-            );
-            if strong {
-                let kf = p.karp_flatt.map(|e| format!("{e:.3}"));
-                let _ = write!(md, " {} |", kf.unwrap_or_else(|| "–".into()));
+            ]);
+            if !message {
+                cells.push(format!("{}{base}", sig(p.speedup)));
+                cells.push(pct(p.efficiency));
             }
-            md.push('\n');
+            if strong && !message {
+                let kf = p.karp_flatt.map(|e| format!("{e:.3}"));
+                cells.push(kf.unwrap_or_else(|| "–".into()));
+            }
+            if comm {
+                cells.push(
+                    messages::comm_share(r, p.summary.median)
+                        .map(pct)
+                        .unwrap_or_else(|| "–".into()),
+                );
+            }
+            let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
     }
     md.push('\n');
+    let mut notes = Vec::new();
+    if mpi {
+        notes.push(
+            "p = ranks × threads per rank × max(GPUs, 1); `ranks` is the total over all nodes."
+                .to_string(),
+        );
+    }
+    if comm {
+        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent communicating (halo exchange), maximum over the ranks.".to_string());
+    }
+    if points().any(|p| p.record.point.oversubscribed) {
+        let what = if mpi { "ranks × threads" } else { "workers" };
+        notes.push(format!(
+            "⚠ oversubscribed: more {what} than cores; times not comparable (they measure time-sharing, and the fits leave these points out)."
+        ));
+    }
+    for n in &notes {
+        let _ = writeln!(md, "*{n}*\n");
+    }
+}
+
+/// The latency/bandwidth table of a message-size study.
+fn message_table(md: &mut String, series: &[&Series<'_>]) {
+    let points = messages::message_points(series);
+    if points.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Latency and bandwidth by message size\n");
+    md.push_str("| message size | series | latency (µs) | bandwidth (GB/s) | point |\n");
+    md.push_str("| ---: | --- | ---: | ---: | --- |\n");
+    for p in &points {
+        let warn = if p.record.point.oversubscribed {
+            " ⚠"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | `{}`{warn} |",
+            messages::bytes_label(p.size as f64),
+            cell(&p.line),
+            sig(p.latency_us),
+            opt_sig(p.bandwidth_gbps),
+            p.record.point.id
+        );
+    }
+    let lat = if points.iter().all(|p| p.from_metric) {
+        "latency: median of the recorded one-way latency (`metric_latency_us`)"
+    } else if points.iter().any(|p| p.from_metric) {
+        "latency: median `metric_latency_us` where recorded, else median time / `iterations`"
+    } else {
+        "latency: median time / `iterations` (the time of one operation)"
+    };
+    let _ = writeln!(
+        md,
+        "\n*{lat}; bandwidth: bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations bytes, i.e. size / one-way time).*\n"
+    );
 }
 
 fn fits(md: &mut String, series: &[&Series<'_>]) {
@@ -577,6 +690,12 @@ pub fn live_line(rec: &PointRecord) -> String {
             let v = if v >= 10.0 { format!("{v:.1}") } else { sig(v) };
             let _ = write!(line, "  {v} {}", metric.unit());
         }
+    }
+    if let Some(lat) = csv::metric_median(rec, messages::LATENCY_METRIC) {
+        let _ = write!(line, "  latency {} µs", sig(lat));
+    }
+    if let Some(share) = messages::comm_share(rec, s.median) {
+        let _ = write!(line, "  comm {}", pct(share));
     }
     if s.n > 1 && s.relative_stddev() > HIGH_VARIANCE {
         let _ = write!(line, "  (noisy: ±{:.0}%)", s.relative_stddev() * 100.0);
@@ -677,6 +796,61 @@ pub(crate) mod test_support {
         let mut r = record(study, workload, scaling, threads, n, &[]);
         r.status = Status::Timeout;
         r.reason = reason.into();
+        r
+    }
+
+    /// `rec` with metric `name` set on its repetitions, `values[i]` on repetition i (repetitions
+    /// beyond `values` keep no value for it).
+    pub fn with_metric(mut rec: PointRecord, name: &str, values: &[f64]) -> PointRecord {
+        for (r, v) in rec.repetitions.iter_mut().zip(values) {
+            r.metrics.insert(name.into(), *v);
+        }
+        rec
+    }
+
+    /// An ok record of an MPI workload (`mpi.pingpong`, `mpi.allreduce`, `mpi.stencil`, ...) at
+    /// `ranks` × `threads` with the given repetition times. Communication workloads
+    /// (`mpi.pingpong` and the collectives) take `size` as message bytes and count
+    /// 2 · size · iterations bytes; `mpi.stencil` counts a grid of side `size` (8 bytes and
+    /// 5 FLOP per cell and iteration); the rest 2n³ FLOP.
+    pub fn mpi_record(
+        study: usize,
+        workload: &str,
+        ranks: u32,
+        threads: u32,
+        size: u64,
+        iterations: u64,
+        times: &[f64],
+    ) -> PointRecord {
+        let mut r = record(study, workload, Scaling::Strong, threads, size, times);
+        r.point.resources.ranks = ranks;
+        r.point.id = format!("{study}r{ranks}t{threads}s{size}");
+        r.point.study_name = workload.trim_start_matches("mpi.").to_string();
+        r.point.params.0.remove("variant");
+        r.point
+            .params
+            .0
+            .insert("iterations".into(), Value::Int(iterations));
+        r.backend = "mpi".into();
+        let (s, it) = (size as f64, iterations as f64);
+        let comm = !matches!(workload, "mpi.stencil" | "mpi.gemm" | "mpi.pi");
+        if comm {
+            r.point
+                .params
+                .0
+                .insert("size".into(), Value::Size(Size::Bytes(size)));
+            r.work = Work {
+                flops: 0.0,
+                bytes: 2.0 * s * it,
+            };
+            r.size_unit = "bytes".into();
+        } else if workload == "mpi.stencil" {
+            r.work = Work {
+                flops: 5.0 * s * s * it,
+                bytes: 8.0 * s * s * it,
+            };
+            r.size_unit = "grid side".into();
+        }
         r
     }
 
@@ -862,6 +1036,156 @@ mod tests {
     }
 
     #[test]
+    fn mpi_report_with_messages_comm_share_and_hybrid_points() {
+        use super::test_support::{mpi_record, with_metric};
+        let mut recs = Vec::new();
+        // Study 0: ping-pong over message sizes, 2 ranks: latency 0.2 µs + size / 10 GB/s.
+        for size in [1u64, 8, 64, 4096, 1 << 20, 4 << 20] {
+            let one_way = 0.2e-6 + size as f64 / 10e9;
+            let t = 2.0 * one_way * 1000.0;
+            let lat = one_way * 1e6;
+            recs.push(with_metric(
+                mpi_record(
+                    0,
+                    "mpi.pingpong",
+                    2,
+                    1,
+                    size,
+                    1000,
+                    &[t, t * 1.05, t * 0.98],
+                ),
+                "latency_us",
+                &[lat, lat * 1.05, lat * 0.98],
+            ));
+        }
+        // Study 1: allreduce at 2 and 4 ranks (4 oversubscribed), no latency metric.
+        for ranks in [2u32, 4] {
+            for size in [8u64, 65536] {
+                let t = 1e-3 * ranks as f64 * (1.0 + size as f64 / 65536.0);
+                let mut r = mpi_record(1, "mpi.allreduce", ranks, 1, size, 100, &[t, t * 1.02]);
+                r.point.oversubscribed = ranks > 2;
+                recs.push(r);
+            }
+        }
+        // Study 2: stencil with communication and compute times.
+        for ranks in [1u32, 2, 4] {
+            let compute = 1.0 / ranks as f64;
+            let comm = 0.05 * (ranks - 1) as f64;
+            let t = compute + comm;
+            let r = mpi_record(
+                2,
+                "mpi.stencil",
+                ranks,
+                1,
+                1024,
+                50,
+                &[t, t * 1.01, t * 0.99],
+            );
+            let r = with_metric(r, "comm_s", &[comm, comm, comm]);
+            recs.push(with_metric(r, "compute_s", &[compute, compute, compute]));
+        }
+        // Study 3: hybrid DGEMM, ranks × threads [1,1], [1,2], [2,1], [2,2] (4 workers on a
+        // 2-core machine: oversubscribed).
+        for (ranks, threads) in [(1u32, 1u32), (1, 2), (2, 1), (2, 2)] {
+            let t = 1.0 / (ranks * threads) as f64 * if ranks > 1 { 1.1 } else { 1.0 };
+            let mut r = mpi_record(3, "mpi.gemm", ranks, threads, 512, 1, &[t, t]);
+            r.point.oversubscribed = ranks * threads > 2;
+            recs.push(r);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let plan = plan_of(&recs, &[]);
+        let files = write(&run, &plan, &recs, &machine()).unwrap();
+        let stems: Vec<String> = files
+            .iter()
+            .filter(|f| f.extension().unwrap() == "svg")
+            .map(|f| f.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for want in [
+            "study1-pingpong-latency",
+            "study1-pingpong-bandwidth",
+            "study2-allreduce-latency",
+            "study2-allreduce-bandwidth",
+            "study3-stencil-comm",
+            "study3-stencil-speedup",
+            "study4-gemm-speedup",
+        ] {
+            assert!(stems.iter().any(|s| s == want), "{want} missing: {stems:?}");
+        }
+        assert!(
+            !stems
+                .iter()
+                .any(|s| s.starts_with("study1-pingpong-throughput")),
+            "message studies get latency/bandwidth instead of throughput: {stems:?}"
+        );
+        for f in &files {
+            match f.extension().unwrap().to_str().unwrap() {
+                "png" => {
+                    let bytes = std::fs::read(f).unwrap();
+                    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", f.display());
+                }
+                "svg" => {
+                    let text = std::fs::read_to_string(f).unwrap();
+                    assert!(text.starts_with("<svg") && text.ends_with("</svg>\n"));
+                }
+                _ => {}
+            }
+        }
+        let lat_svg =
+            std::fs::read_to_string(run.plots_dir().join("study1-pingpong-latency.svg")).unwrap();
+        assert!(lat_svg.contains("latency (µs)"), "y axis");
+        assert!(lat_svg.contains("message size (bytes)"), "x axis");
+        assert!(
+            lat_svg.contains("4 KiB") && lat_svg.contains("1 MiB"),
+            "byte ticks"
+        );
+        assert!(lat_svg.contains("ranks=2 threads=1"), "legend per series");
+        let hybrid =
+            std::fs::read_to_string(run.plots_dir().join("study4-gemm-speedup.svg")).unwrap();
+        assert!(hybrid.contains("workers p (ranks × threads × GPUs)"));
+        assert!(
+            hybrid.contains("2 thread(s)/rank"),
+            "hybrid split per threads"
+        );
+
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        assert!(
+            md.contains("### Latency and bandwidth by message size"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 8 B | ranks=2 threads=1 | 0.201 | "),
+            "latency from the metric: {md}"
+        );
+        assert!(md.contains("| 4 MiB | ranks=2 threads=1 |"), "{md}");
+        // Allreduce without the metric: median time / iterations = 2 ms · 1.01 / 100 = 20.2 µs.
+        assert!(md.contains("| 8 B | ranks=2 threads=1 | 20.2 | "), "{md}");
+        assert!(md.contains("| comm share |"), "{md}");
+        // Stencil at 2 ranks: comm 0.05 of 0.55 s.
+        assert!(md.contains("| 9% |"), "{md}");
+        assert!(md.contains("| ranks | threads/rank |"), "{md}");
+        assert!(
+            md.contains("oversubscribed: more ranks × threads than cores; times not comparable"),
+            "{md}"
+        );
+        assert!(md.contains("plots/study3-stencil-comm.png"), "{md}");
+        let rows = csv::read_summary(&run.summary()).unwrap();
+        let st: Vec<_> = rows
+            .iter()
+            .filter(|r| r.workload == "mpi.stencil")
+            .collect();
+        assert_eq!(st[1].metrics["comm_s"], 0.05);
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_MPI_REPORT") {
+            let keep = std::path::Path::new(&keep);
+            for f in &files {
+                let to = keep.join(f.strip_prefix(&run.root).unwrap());
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(f, to).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn live_lines() {
         let r = record(
             0,
@@ -890,6 +1214,22 @@ mod tests {
             live_line(&f),
             "FAILED (timeout) gemm variant=tuned n=1024 threads=8  timed out after 60 s"
         );
+        let pp = super::test_support::with_metric(
+            super::test_support::mpi_record(0, "mpi.pingpong", 2, 1, 8, 1000, &[3e-4, 3e-4]),
+            "latency_us",
+            &[0.15, 0.13],
+        );
+        assert!(
+            live_line(&pp).contains("latency 0.140 µs"),
+            "{}",
+            live_line(&pp)
+        );
+        let st = super::test_support::with_metric(
+            super::test_support::mpi_record(0, "mpi.stencil", 2, 1, 64, 10, &[1.0]),
+            "comm_s",
+            &[0.25],
+        );
+        assert!(live_line(&st).contains("comm 25%"), "{}", live_line(&st));
     }
 
     #[test]

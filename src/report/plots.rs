@@ -9,6 +9,12 @@
 //!   against the problem size when a strong study sweeps several sizes, else against p; a dashed
 //!   line marks the machine's theoretical peak (peak per core × p) when it is known.
 //!
+//! * MPI message-size studies (see [`super::messages`]) get, instead of the three above,
+//!   **latency** (µs) and **bandwidth** (GB/s) against the message size, log–log, one line per
+//!   resources/parameters; studies whose points record `comm_s` also get **compute vs
+//!   communication** time against p. In speedup and efficiency plots, a series that sweeps both
+//!   ranks and threads is drawn as one line per threads-per-rank value.
+//!
 //! Captions name the base case (p₀ and its median time; per series in the legend when there are
 //! several). Fonts are large, lines thick and colours from the Tableau 10 palette, which stays
 //! distinguishable in print and for most colour-blind readers.
@@ -29,7 +35,8 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::scaling::{fixed_params, resources_label, size_label, Series};
+use super::messages::{self, MessagePoint};
+use super::scaling::{fixed_params, resources_label, size_label, ScalingPoint, Series};
 use super::Throughput;
 use crate::machine::Machine;
 use crate::plan::Scaling;
@@ -98,6 +105,8 @@ struct Axis {
     scale: Scale,
     /// Label ticks as percentages (value 1.0 → "100%").
     percent: bool,
+    /// Label ticks as byte counts in binary units ("4 KiB").
+    bytes: bool,
     /// Ticks at these values instead of the automatic ones (the measured p or sizes).
     marks: Vec<f64>,
 }
@@ -129,6 +138,7 @@ impl Axis {
                     hi: max + 0.08 * span,
                     scale,
                     percent: false,
+                    bytes: false,
                     marks: Vec::new(),
                 }
             }
@@ -153,6 +163,7 @@ impl Axis {
                     hi: base.powf(hi_exp),
                     scale,
                     percent: false,
+                    bytes: false,
                     marks: Vec::new(),
                 }
             }
@@ -180,12 +191,18 @@ impl Axis {
             hi: max * pad,
             scale,
             percent: false,
+            bytes: false,
             marks: vals,
         }
     }
 
     fn percent(mut self) -> Axis {
         self.percent = true;
+        self
+    }
+
+    fn bytes(mut self) -> Axis {
+        self.bytes = true;
         self
     }
 
@@ -238,6 +255,9 @@ impl Axis {
     fn label(&self, v: f64) -> String {
         if self.percent {
             return format!("{:.0}%", v * 100.0);
+        }
+        if self.bytes {
+            return super::messages::bytes_label(v);
         }
         match self.scale {
             Scale::Log2 | Scale::Log10 if v >= 100_000.0 && v % 1024.0 == 0.0 => binary_compact(v),
@@ -598,6 +618,17 @@ pub fn study_plots(
         Ok(())
     };
 
+    if messages::is_message_study(series) {
+        let points = messages::message_points(series);
+        for (kind, chart) in message_charts(name, workload, &points) {
+            emit(kind, chart)?;
+        }
+        return Ok(plots);
+    }
+    if let Some(chart) = comm_chart(name, workload, series) {
+        emit("comm", chart)?;
+    }
+
     let scales = series.iter().any(|s| s.distinct_workers() >= 2);
     let all_p = || {
         series
@@ -625,22 +656,9 @@ pub fn study_plots(
                 caption: base_caption(series, "S(p) = T(p0)·p0 / T(p)."),
                 x_desc: "workers p (ranks × threads × GPUs)".into(),
                 y_desc: "speedup S(p)".into(),
-                lines: series
-                    .iter()
-                    .map(|s| Line {
-                        label: legend_label(s, several),
-                        points: s
-                            .points
-                            .iter()
-                            .map(|p| (p.workers as f64, p.speedup))
-                            .collect(),
-                        band: s
-                            .points
-                            .iter()
-                            .map(|p| (p.workers as f64, p.speedup_range.0, p.speedup_range.1))
-                            .collect(),
-                    })
-                    .collect(),
+                lines: series_lines(series, several, |p| {
+                    (p.speedup, p.speedup_range.0, p.speedup_range.1)
+                }),
                 refs: vec![Reference {
                     label: "ideal: S = p".into(),
                     points: ideal,
@@ -676,22 +694,9 @@ pub fn study_plots(
                 caption: base_caption(series, what),
                 x_desc: "workers p (ranks × threads × GPUs)".into(),
                 y_desc: "efficiency E(p)".into(),
-                lines: series
-                    .iter()
-                    .map(|s| Line {
-                        label: legend_label(s, several),
-                        points: s
-                            .points
-                            .iter()
-                            .map(|p| (p.workers as f64, p.efficiency))
-                            .collect(),
-                        band: s
-                            .points
-                            .iter()
-                            .map(|p| (p.workers as f64, p.efficiency_range.0, p.efficiency_range.1))
-                            .collect(),
-                    })
-                    .collect(),
+                lines: series_lines(series, several, |p| {
+                    (p.efficiency, p.efficiency_range.0, p.efficiency_range.1)
+                }),
                 refs: vec![Reference {
                     label: "ideal: 100%".into(),
                     points: vec![(x.lo, 1.0), (x.hi, 1.0)],
@@ -707,6 +712,244 @@ pub fn study_plots(
         emit("throughput", chart)?;
     }
     Ok(plots)
+}
+
+/// The lines of a speedup or efficiency chart: one per series, or, for a series that sweeps both
+/// ranks and threads (hybrid MPI × threads), one per threads-per-rank value, so that points with
+/// equal p but different splits (2 ranks × 1 thread, 1 rank × 2 threads) are not joined into a
+/// zig-zag. `value` gives (y, band low, band high) of a point.
+fn series_lines(
+    series: &[&Series<'_>],
+    several: bool,
+    value: impl Fn(&ScalingPoint<'_>) -> (f64, f64, f64),
+) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for s in series {
+        let label = legend_label(s, several);
+        let mut ranks: Vec<u32> = s
+            .points
+            .iter()
+            .map(|p| p.record.point.resources.ranks)
+            .collect();
+        let mut threads: Vec<u32> = s
+            .points
+            .iter()
+            .map(|p| p.record.point.resources.threads)
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        threads.sort_unstable();
+        threads.dedup();
+        let groups: Vec<(String, Vec<&ScalingPoint<'_>>)> = if ranks.len() > 1 && threads.len() > 1
+        {
+            threads
+                .iter()
+                .map(|&t| {
+                    (
+                        format!("{label}, {t} thread(s)/rank"),
+                        s.points
+                            .iter()
+                            .filter(|p| p.record.point.resources.threads == t)
+                            .collect(),
+                    )
+                })
+                .collect()
+        } else {
+            vec![(label, s.points.iter().collect())]
+        };
+        for (label, pts) in groups {
+            lines.push(Line {
+                label,
+                points: pts.iter().map(|p| (p.workers as f64, value(p).0)).collect(),
+                band: pts
+                    .iter()
+                    .map(|p| {
+                        let (_, lo, hi) = value(p);
+                        (p.workers as f64, lo, hi)
+                    })
+                    .collect(),
+            });
+        }
+    }
+    lines
+}
+
+/// Latency and bandwidth against message size, log–log, one line per resources/parameters.
+fn message_charts(
+    name: &str,
+    workload: &str,
+    points: &[MessagePoint<'_>],
+) -> Vec<(&'static str, Chart)> {
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let mut order: Vec<&str> = Vec::new();
+    for p in points {
+        if !order.contains(&p.line.as_str()) {
+            order.push(&p.line);
+        }
+    }
+    let x = Axis::measured(points.iter().map(|p| p.size as f64), Scale::Log2).bytes();
+    let from_metric = points.iter().all(|p| p.from_metric);
+    let lat_note = if from_metric {
+        "Latency: median of the recorded one-way latency (latency_us)."
+    } else if points.iter().any(|p| p.from_metric) {
+        "Latency: the recorded one-way latency (latency_us) where present, else median time / iterations."
+    } else {
+        "Latency: median time / iterations (the time of one operation)."
+    };
+    let lat_lines: Vec<Line> = order
+        .iter()
+        .map(|&l| {
+            let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
+            Line {
+                label: l.to_string(),
+                points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
+                band: pts
+                    .iter()
+                    .map(|p| (p.size as f64, p.latency_range.0, p.latency_range.1))
+                    .collect(),
+            }
+        })
+        .collect();
+    let y = Axis::fit(
+        points
+            .iter()
+            .flat_map(|p| [p.latency_range.0, p.latency_range.1, p.latency_us]),
+        Scale::Log10,
+        false,
+    );
+    let mut charts = vec![(
+        "latency",
+        Chart {
+            title: format!("{name}: latency vs message size ({workload})"),
+            caption: format!("{lat_note} Band: fastest to slowest repetition. Log–log axes."),
+            x_desc: "message size (bytes)".into(),
+            y_desc: "latency (µs)".into(),
+            x: x.clone(),
+            y,
+            lines: lat_lines,
+            refs: Vec::new(),
+            legend: SeriesLabelPosition::UpperLeft,
+        },
+    )];
+    let bw: Vec<&MessagePoint<'_>> = points
+        .iter()
+        .filter(|p| p.bandwidth_gbps.is_some())
+        .collect();
+    if !bw.is_empty() {
+        let lines: Vec<Line> = order
+            .iter()
+            .map(|&l| {
+                let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
+                Line {
+                    label: l.to_string(),
+                    points: pts
+                        .iter()
+                        .filter_map(|p| Some((p.size as f64, p.bandwidth_gbps?)))
+                        .collect(),
+                    band: pts
+                        .iter()
+                        .filter_map(|p| {
+                            let (lo, hi) = p.bandwidth_range?;
+                            Some((p.size as f64, lo, hi))
+                        })
+                        .collect(),
+                }
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect();
+        let y = Axis::fit(
+            bw.iter().flat_map(|p| {
+                let (lo, hi) = p.bandwidth_range.unwrap_or((f64::NAN, f64::NAN));
+                [p.bandwidth_gbps.unwrap_or(f64::NAN), lo, hi]
+            }),
+            Scale::Log10,
+            false,
+        );
+        charts.push((
+            "bandwidth",
+            Chart {
+                title: format!("{name}: bandwidth vs message size ({workload})"),
+                caption: "Bandwidth = the workload's bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations, i.e. size / one-way time). Band: slowest to fastest repetition. Log–log axes.".into(),
+                x_desc: "message size (bytes)".into(),
+                y_desc: "bandwidth (GB/s)".into(),
+                x,
+                y,
+                lines,
+                refs: Vec::new(),
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+        ));
+    }
+    charts
+}
+
+/// Median compute and communication time against p, for studies whose points record `comm_s`.
+fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Chart> {
+    if !messages::has_comm(series) {
+        return None;
+    }
+    let several = series.len() > 1;
+    let mut lines = Vec::new();
+    let mut all_y = vec![0.0];
+    let mut all_p = Vec::new();
+    for s in series {
+        let label = if several {
+            format!(" ({})", s.display_label())
+        } else {
+            String::new()
+        };
+        for (what, metric) in [
+            ("communication", messages::COMM_METRIC),
+            ("compute", messages::COMPUTE_METRIC),
+        ] {
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.workers as f64,
+                        super::csv::metric_median(p.record, metric)?,
+                    ))
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            all_y.extend(pts.iter().map(|p| p.1));
+            all_p.extend(pts.iter().map(|p| p.0));
+            lines.push(Line {
+                label: format!("{what}{label}"),
+                points: pts,
+                band: Vec::new(),
+            });
+        }
+        let total: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .map(|p| (p.workers as f64, p.summary.median))
+            .collect();
+        all_y.extend(total.iter().map(|p| p.1));
+        lines.push(Line {
+            label: format!("total (median time){label}"),
+            points: total,
+            band: Vec::new(),
+        });
+    }
+    let x = Axis::measured(all_p, Scale::Log2);
+    let y = Axis::fit(all_y, Scale::Linear, true);
+    Some(Chart {
+        title: format!("{name}: compute vs communication ({workload})"),
+        caption: "Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.".into(),
+        x_desc: "workers p (ranks × threads × GPUs)".into(),
+        y_desc: "seconds".into(),
+        x,
+        y,
+        lines,
+        refs: Vec::new(),
+        legend: SeriesLabelPosition::UpperRight,
+    })
 }
 
 /// Throughput against size (strong studies over several sizes) or against p (otherwise).

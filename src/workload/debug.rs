@@ -1,6 +1,7 @@
 //! Diagnostic workloads that misbehave on purpose, so that failure handling can be tested and taught:
 //! a point that sleeps (to exceed its time limit), and one that panics, aborts, errors or returns a
-//! wrong answer. They do no useful work; their work counts are zero.
+//! wrong answer, and an MPI job whose rank 1 does the same. They do no useful work; their work counts
+//! are zero.
 
 use anyhow::bail;
 
@@ -111,5 +112,117 @@ impl Instance for FailInstance {
         } else {
             Ok(())
         }
+    }
+}
+
+/// `mpi.debug`: an MPI diagnostic. Every rank sleeps `seconds / ranks` per repetition (so a strong
+/// scaling sweep has a known speedup of `ranks`), and rank 1 misbehaves as `mode` says: it panics
+/// in `run`, fails `verify`, fails `prepare`, or exits the process abruptly without finalising MPI.
+/// With one rank (or without the `mpi` feature) there is no rank 1 and every mode succeeds.
+///
+/// Each repetition reports the metric `rank_plus_one` (the rank + 1), so the point's record, which
+/// keeps the maximum over ranks, shows the number of ranks that ran.
+pub struct DebugMpi;
+
+const MPI_MODES: &[&str] = &["ok", "panic", "wrong", "error", "exit"];
+
+impl Workload for DebugMpi {
+    fn name(&self) -> &'static str {
+        "mpi.debug"
+    }
+    fn summary(&self) -> &'static str {
+        "MPI diagnostic: sleeps seconds/ranks; rank 1 panics, errs, exits or gives a wrong answer (mode)"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Mpi
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[
+            ParamSpec {
+                name: "mode",
+                kind: ParamKind::Choice(MPI_MODES),
+                default: "ok",
+                doc: "ok | panic | wrong (fails verification) | error (in prepare) | exit (no MPI_Finalize): what rank 1 does",
+            },
+            ParamSpec {
+                name: "seconds",
+                kind: ParamKind::Float,
+                default: "0.01",
+                doc: "seconds of work per repetition, divided evenly among the ranks",
+            },
+        ]
+    }
+    fn problem_size(&self, _params: &Params) -> u64 {
+        0
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+        DebugMpiInstance::prepare(params, 0, 1)
+    }
+    #[cfg(feature = "mpi")]
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        comm: &super::Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        use mpi::traits::Communicator;
+        DebugMpiInstance::prepare(params, comm.rank(), comm.size())
+    }
+}
+
+struct DebugMpiInstance {
+    mode: String,
+    /// Seconds this rank sleeps per repetition.
+    share_s: f64,
+    rank: i32,
+}
+
+impl DebugMpiInstance {
+    /// The instance of rank `rank` of `size`, or rank 1's preparation error in mode "error".
+    fn prepare(params: &Params, rank: i32, size: i32) -> anyhow::Result<Box<dyn Instance>> {
+        let mode = params.str("mode").to_string();
+        let seconds = params.float("seconds");
+        if !(0.0..=86_400.0).contains(&seconds) {
+            bail!("mpi.debug: seconds = {seconds} is outside 0..=86400");
+        }
+        if rank == 1 && mode == "error" {
+            bail!("mpi.debug: rank 1 failed to prepare on purpose (mode = \"error\")");
+        }
+        Ok(Box::new(DebugMpiInstance {
+            mode,
+            share_s: seconds / f64::from(size.max(1)),
+            rank,
+        }))
+    }
+}
+
+impl Instance for DebugMpiInstance {
+    fn run(&mut self) {
+        std::thread::sleep(std::time::Duration::from_secs_f64(self.share_s));
+        if self.rank == 1 {
+            match self.mode.as_str() {
+                "panic" => panic!("mpi.debug: rank 1 panicked on purpose (mode = \"panic\")"),
+                "exit" => {
+                    eprintln!("mpi.debug: rank 1 exits without finalising MPI (mode = \"exit\")");
+                    std::process::exit(3)
+                }
+                _ => {}
+            }
+        }
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        if self.rank == 1 && self.mode == "wrong" {
+            Err(
+                "mpi.debug: rank 1's result 41 differs from the reference 42 (mode = \"wrong\")"
+                    .into(),
+            )
+        } else {
+            Ok(())
+        }
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        vec![("rank_plus_one", f64::from(self.rank + 1))]
     }
 }

@@ -11,6 +11,8 @@
 
 mod debug;
 mod kernels;
+#[cfg(feature = "mpi")]
+mod mpi;
 
 use std::collections::BTreeMap;
 
@@ -198,7 +200,7 @@ pub trait Instance {
 
 /// The communicator distributed instances run on: MPI's world of the point's ranks.
 #[cfg(feature = "mpi")]
-pub type Comm = mpi::topology::SimpleCommunicator;
+pub type Comm = ::mpi::topology::SimpleCommunicator;
 
 /// A measurable computation. See the module documentation.
 pub trait Workload: Send + Sync {
@@ -263,6 +265,21 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &kernels::MonteCarloPi,
     &debug::Sleep,
     &debug::Fail,
+    &debug::DebugMpi,
+    #[cfg(feature = "mpi")]
+    &mpi::PingPong,
+    #[cfg(feature = "mpi")]
+    &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allreduce),
+    #[cfg(feature = "mpi")]
+    &mpi::Collective(scalelab_kernels::mpi::collective::Op::Bcast),
+    #[cfg(feature = "mpi")]
+    &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allgather),
+    #[cfg(feature = "mpi")]
+    &mpi::Stencil,
+    #[cfg(feature = "mpi")]
+    &mpi::Gemm,
+    #[cfg(feature = "mpi")]
+    &mpi::Pi,
 ];
 
 /// Look a workload up by name.
