@@ -28,9 +28,9 @@
 
 pub mod dot;
 pub mod gemm;
-pub mod pi;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod pi;
 pub mod stencil;
 pub mod stream;
 
