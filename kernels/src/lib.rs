@@ -19,6 +19,7 @@
 //! | [`gemm`] | DGEMM `C = A·B`: naive, ikj, blocked, tuned (Goto/BLIS), faer | 2n³ | 24n² (compulsory) |
 //! | [`stencil`] | 2-D 5-point Jacobi sweeps | 4 per interior point per sweep | 16 per interior point per sweep |
 //! | [`pi`] | Monte Carlo π with counter-seeded generators | 3 per sample | 0 |
+//! | `mpi` (feature `mpi`) | ping-pong, allreduce/bcast/allgather, halo-exchange stencil, SUMMA DGEMM, π over ranks | as the serial kernels | messages: see each kernel |
 //!
 //! Parallel reductions here (dot, π) are written so the result is bitwise identical at any thread
 //! count: work is cut into chunks of a fixed size that does not depend on the pool, and the

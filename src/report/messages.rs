@@ -100,6 +100,9 @@ fn line_label(rec: &PointRecord) -> String {
             .filter(|(k, _)| !matches!(k.as_str(), "size" | "variant" | "iterations"))
             .map(|(k, v)| format!("{k}={v}")),
     );
+    if rec.point.oversubscribed {
+        parts.push("⚠ oversubscribed".into());
+    }
     parts.join(" ")
 }
 
@@ -232,6 +235,9 @@ mod tests {
         assert!(!pts[0].from_metric);
         assert!((pts[0].latency_us - 10.0).abs() < 1e-9);
         assert_eq!(pts[0].line, "ranks=4 threads=1");
+        let mut over = mpi_record(1, "mpi.allreduce", 4, 1, 64, 100, &[1e-3]);
+        over.point.oversubscribed = true;
+        assert_eq!(line_label(&over), "ranks=4 threads=1 ⚠ oversubscribed");
     }
 
     #[test]

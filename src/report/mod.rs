@@ -546,7 +546,7 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         );
     }
     if comm {
-        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent communicating (halo exchange), maximum over the ranks.".to_string());
+        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent in MPI communication (halo exchange, panel broadcasts), maximum over the ranks.".to_string());
     }
     if points().any(|p| p.record.point.oversubscribed) {
         let what = if mpi { "ranks × threads" } else { "workers" };
@@ -585,7 +585,7 @@ fn message_table(md: &mut String, series: &[&Series<'_>]) {
         );
     }
     let lat = if points.iter().all(|p| p.from_metric) {
-        "latency: median of the recorded one-way latency (`metric_latency_us`)"
+        "latency: median of the workload's `metric_latency_us` (ping-pong: one-way, half a round trip; collectives: time per call)"
     } else if points.iter().any(|p| p.from_metric) {
         "latency: median `metric_latency_us` where recorded, else median time / `iterations`"
     } else {

@@ -303,8 +303,12 @@ fn decimal_compact(v: f64) -> String {
 fn trim_num(v: f64) -> String {
     let s = if v >= 100.0 {
         format!("{v:.0}")
-    } else {
+    } else if v == 0.0 || v.abs() >= 0.001 {
         format!("{v:.3}")
+    } else {
+        // Small values (log axes down to 1e-4 GB/s): enough decimals for two significant digits.
+        let d = (1.0 - v.abs().log10().floor()).clamp(3.0, 15.0) as usize;
+        format!("{v:.d$}")
     };
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -792,7 +796,7 @@ fn message_charts(
     let x = Axis::measured(points.iter().map(|p| p.size as f64), Scale::Log2).bytes();
     let from_metric = points.iter().all(|p| p.from_metric);
     let lat_note = if from_metric {
-        "Latency: median of the recorded one-way latency (latency_us)."
+        "Latency: median of the recorded latency_us (ping-pong: one-way, half a round trip; collectives: time per call)."
     } else if points.iter().any(|p| p.from_metric) {
         "Latency: the recorded one-way latency (latency_us) where present, else median time / iterations."
     } else {
@@ -939,9 +943,26 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
     }
     let x = Axis::measured(all_p, Scale::Log2);
     let y = Axis::fit(all_y, Scale::Linear, true);
+    let mut over: Vec<u64> = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.record.point.oversubscribed)
+        .map(|p| p.workers)
+        .collect();
+    over.sort_unstable();
+    over.dedup();
+    let over_note = if over.is_empty() {
+        String::new()
+    } else {
+        let ps: Vec<String> = over.iter().map(|p| p.to_string()).collect();
+        format!(
+            " Oversubscribed (more ranks × threads than cores, times not comparable): p = {}.",
+            ps.join(", ")
+        )
+    };
     Some(Chart {
         title: format!("{name}: compute vs communication ({workload})"),
-        caption: "Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.".into(),
+        caption: format!("Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.{over_note}"),
         x_desc: "workers p (ranks × threads × GPUs)".into(),
         y_desc: "seconds".into(),
         x,
@@ -1164,6 +1185,8 @@ mod tests {
         assert!(p.lo < 1.0 && p.hi > 6.0);
         assert_eq!(a.label(0.5), "0.5");
         assert_eq!(a.label(1024.0), "1024");
+        assert_eq!(sizes.label(1e-4), "0.0001");
+        assert_eq!(sizes.label(0.001), "0.001");
         // Monotone mapping into the pixel range.
         assert!(a.map(&1.0, (0, 1000)) < a.map(&2.0, (0, 1000)));
     }
