@@ -182,6 +182,7 @@ install_reference() {
 install_mpi() {
     check_debian
     apt_install libopenmpi-dev openmpi-bin libclang-dev
+    log "on a cluster, load modules instead of installing: e.g. \`module load openmpi llvm\` (OpenMPI's mpicc and libclang for bindgen), then build with \`cargo build --release --features mpi\`"
 }
 
 # One-node SLURM with accounting (see NOTES.md: slurmdbd + mariadb for sacct, munge for auth).
