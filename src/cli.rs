@@ -181,7 +181,6 @@ fn run(
                 );
             }
             write_atomic(&run.manifest(), m.source.as_bytes())?;
-            write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
             let prov = Provenance::start(
                 Machine::detect(),
                 &m.name,
@@ -191,6 +190,8 @@ fn run(
                 plan.points.len(),
             );
             prov.write(&run)?;
+            // plan.json last: its existence is what makes a folder a run that `--resume` finishes.
+            write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
             (run, plan, prov)
         }
     };
@@ -199,13 +200,20 @@ fn run(
         .iter()
         .filter(|p| !run.record(&p.id).exists())
         .count();
-    eprintln!(
-        "run {}: {} points, {} to measure (interrupted? resume with `scalelab run --resume {}`)",
-        run.root.display(),
-        plan.points.len(),
-        pending,
-        run.root.display()
-    );
+    let total = plan.points.len();
+    if pending > 0 {
+        eprintln!(
+            "run {}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {}`)",
+            run.root.display(),
+            if total == 1 { "" } else { "s" },
+            run.root.display()
+        );
+    } else {
+        eprintln!(
+            "run {}: all {total} points are recorded already",
+            run.root.display()
+        );
+    }
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -239,8 +247,9 @@ fn run(
     prov.write(&run)?;
     write_report(&run, &plan)?;
     println!(
-        "{} points: {} ok, {} failed{}",
+        "{} point{}: {} ok, {} failed{}",
         plan.points.len(),
+        if plan.points.len() == 1 { "" } else { "s" },
         prov.points_ok,
         prov.points_failed,
         if outcome.skipped > 0 {
@@ -293,6 +302,7 @@ fn parse_mock(spec: &str) -> Result<MockExecutor> {
     let parts: Vec<f64> = spec
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
+        .filter(|x: &f64| x.is_finite())
         .collect();
     match parts.as_slice() {
         [a, b] if *a >= 0.0 && *b >= 0.0 && a + b > 0.0 => Ok(MockExecutor {
@@ -356,6 +366,7 @@ pub fn list_text() -> String {
         "\nResource axes (any study):\n    threads      rayon worker threads per rank (default 1)\n    \
          ranks        MPI ranks in total (default 1; needs the `mpi` feature)\n    \
          nodes        nodes (default 1)\n    \
+         ranks_per_node  MPI ranks per node; sets nodes = ceil(ranks / ranks_per_node)\n    \
          gpus         GPUs per rank (default 0; needs the `cuda` feature)\n",
     );
     s

@@ -133,7 +133,7 @@ timeout = "1s"
         slow["reason"]
             .as_str()
             .unwrap()
-            .contains("time limit of 1 s"),
+            .contains("time limit of 1.0 s"),
         "{}",
         slow["reason"]
     );
@@ -524,5 +524,65 @@ fn every_kernel_runs_verified_end_to_end() {
         bytes,
         24.0 * 10001.0,
         "STREAM counts 24 bytes per triad element"
+    );
+}
+
+#[test]
+fn an_edited_plan_is_refused_and_a_mock_needs_finite_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "edit.toml",
+        "name = \"edit\"\nrepetitions = 1\nwarmup = 0\n\n[[study]]\nworkload = \"debug.sleep\"\nseconds = 0.001\n",
+    );
+    let run_dir = dir.path().join("run");
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--quiet"));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let plan_path = run_dir.join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let id = plan["points"][0]["id"].as_str().unwrap().to_string();
+    plan["points"][0]["resources"]["threads"] = serde_json::json!(0);
+    fs::write(&plan_path, serde_json::to_string(&plan).unwrap()).unwrap();
+    let out = run(scalelab().arg("point").arg(&run_dir).arg(&id));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("does not match its id (plan.json was edited)"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--mock")
+        .arg("inf,1")
+        .arg("--run-dir")
+        .arg(dir.path().join("m")));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("--mock takes two non-negative seconds"),
+        "{}",
+        out.stderr
+    );
+
+    // A sleep longer than a day is caught when the manifest is checked, before anything runs.
+    let bad = write(
+        dir.path(),
+        "long.toml",
+        "name = \"long\"\n\n[[study]]\nworkload = \"debug.sleep\"\nseconds = -1.0\n",
+    );
+    let out = run(scalelab().arg("plan").arg(&bad));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("seconds = -1 is outside 0..=86400"),
+        "{}",
+        out.stderr
     );
 }

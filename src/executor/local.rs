@@ -72,9 +72,13 @@ impl Executor for LocalExecutor {
             Some(status) => status,
             None => {
                 stop(&mut child, mpi);
+                // It may have written its record in the instant before the limit: keep that.
+                if let Some(rec) = run.load_record(&point.id)? {
+                    return Ok(rec);
+                }
                 let reason = format!(
                     "exceeded its time limit of {}; raise `timeout` in the manifest or shrink the point",
-                    human_seconds(point.timeout_s)
+                    crate::plan::format_duration(point.timeout_s)
                 );
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
@@ -339,17 +343,6 @@ fn tail(path: &Path, lines: usize) -> String {
         "(none)".into()
     } else {
         out
-    }
-}
-
-/// Seconds as "90 s", "10 min", "1.5 h".
-pub fn human_seconds(s: f64) -> String {
-    if s < 120.0 {
-        format!("{} s", (s * 100.0).round() / 100.0)
-    } else if s < 7200.0 {
-        format!("{} min", (s / 60.0 * 10.0).round() / 10.0)
-    } else {
-        format!("{} h", (s / 3600.0 * 10.0).round() / 10.0)
     }
 }
 

@@ -34,12 +34,22 @@ impl Workload for Sleep {
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn check(&self, params: &Params) -> Result<(), String> {
         let seconds = params.float("seconds");
-        if !(0.0..=86_400.0).contains(&seconds) {
-            bail!("debug.sleep: seconds = {seconds} is outside 0..=86400");
+        if (0.0..=86_400.0).contains(&seconds) {
+            Ok(())
+        } else {
+            Err(format!(
+                "seconds = {seconds} is outside 0..=86400; give a sleep of at most a day"
+            ))
         }
-        Ok(Box::new(SleepInstance { seconds }))
+    }
+    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+        self.check(params)
+            .map_err(|e| anyhow::anyhow!("debug.sleep: {e}"))?;
+        Ok(Box::new(SleepInstance {
+            seconds: params.float("seconds"),
+        }))
     }
 }
 

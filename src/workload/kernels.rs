@@ -226,17 +226,19 @@ const DOT_PARAMS: &[ParamSpec] = &[ParamSpec {
     doc: "length of each vector: elements (\"8M\") or bytes per vector (\"64MiB\" = 8Mi f64)",
 }];
 
-/// Input values of the dot workload: small integers, so every partial sum is exact.
+/// Input values of the dot workload: small positive integers, so every partial sum is exact (below
+/// 2^53 for any vector that fits in memory) and no block of terms cancels out: dropping or
+/// repeating any part of the sum changes the result.
 fn dot_x(i: usize) -> f64 {
-    (i % 16) as f64
+    1.0 + (i % 16) as f64
 }
 fn dot_y(i: usize) -> f64 {
-    (i % 13) as f64 - 6.0
+    1.0 + (i % 13) as f64
 }
 
 /// The exact value of `Σ dot_x(i)·dot_y(i)` for `i < n`, in integer arithmetic (period 208).
 fn dot_exact(n: usize) -> i128 {
-    let term = |i: usize| (i % 16) as i128 * ((i % 13) as i128 - 6);
+    let term = |i: usize| (1 + (i % 16) as i128) * (1 + (i % 13) as i128);
     let period: i128 = (0..208).map(term).sum();
     let full = (n / 208) as i128;
     full * period + (0..n % 208).map(term).sum::<i128>()

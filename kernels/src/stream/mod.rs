@@ -321,9 +321,11 @@ mod nt {
 
 /// The three STREAM arrays `a`, `b`, `c` of one size, first-touched in parallel.
 ///
-/// Initial values are position-dependent and exact in binary (`a[i] = 1 + (i mod 64)`,
-/// `b[i] = 2 + (i mod 32)/2`, `c[i] = (i mod 16)/4`), so every kernel's result is exact and can be
-/// checked element by element with [`Arrays::expected`].
+/// Initial values are position-dependent and exact in binary (`a[i] = 1 + (i mod 1021)`,
+/// `b[i] = 2 + (i mod 1019)/2`, `c[i] = (i mod 1013)/4`), so every kernel's result is exact and can
+/// be checked element by element with [`Arrays::expected`]. The periods are primes, so no chunk
+/// boundary a parallel split can produce repeats another chunk's inputs: a kernel that computes a
+/// chunk from the wrong offset fails the check.
 #[derive(Clone, Debug)]
 pub struct Arrays {
     /// STREAM's `a`.
@@ -337,15 +339,15 @@ pub struct Arrays {
 impl Arrays {
     /// Initial value of `a[i]`.
     pub fn a0(i: usize) -> f64 {
-        1.0 + (i % 64) as f64
+        1.0 + (i % 1021) as f64
     }
     /// Initial value of `b[i]`.
     pub fn b0(i: usize) -> f64 {
-        2.0 + (i % 32) as f64 * 0.5
+        2.0 + (i % 1019) as f64 * 0.5
     }
     /// Initial value of `c[i]`.
     pub fn c0(i: usize) -> f64 {
-        (i % 16) as f64 * 0.25
+        (i % 1013) as f64 * 0.25
     }
 
     /// Allocate and first-touch the three arrays of `n` elements in the current pool.
