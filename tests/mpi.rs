@@ -251,7 +251,11 @@ timeout = "2s"
     assert_eq!(code, 1, "{out}");
     let rec = &records(&run_dir)[0];
     assert_eq!(rec["status"], "timeout");
-    assert!(reason(rec).contains("time limit of 2.0 s"), "{}", reason(rec));
+    assert!(
+        reason(rec).contains("time limit of 2.0 s"),
+        "{}",
+        reason(rec)
+    );
     let left = processes_mentioning(&run_dir.to_string_lossy());
     assert!(left.is_empty(), "ranks left running: {left:?}");
 }
