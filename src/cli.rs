@@ -122,11 +122,16 @@ pub fn main() -> Result<ExitCode> {
         Command::Report { run_dir } => {
             let run = RunDir::new(run_dir);
             let plan = run.load_plan()?;
-            let files = write_report(&run, &plan)?;
+            let (files, unreadable) = write_report(&run, &plan)?;
             for f in files {
                 println!("{}", f.display());
             }
-            Ok(ExitCode::SUCCESS)
+            // The report was written without the unreadable records: say so in the exit code.
+            Ok(if unreadable > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Point { run_dir, point_id } => {
             let rec = crate::point::run(&RunDir::new(run_dir), &point_id)?;
@@ -238,7 +243,7 @@ fn run(
     )?;
     bar.finish_and_clear();
     prov.finished = crate::results::now_rfc3339();
-    let records = run.load_records(&plan)?;
+    let (records, _) = run.load_records(&plan);
     prov.points_ok = records
         .iter()
         .filter(|r| r.status == crate::results::Status::Ok)
@@ -266,13 +271,18 @@ fn run(
     })
 }
 
-/// Write the report of `run` from its records, with the machine from its provenance.
-fn write_report(run: &RunDir, plan: &Plan) -> Result<Vec<PathBuf>> {
-    let records = run.load_records(plan)?;
+/// Write the report of `run` from its readable records, with the machine from its provenance.
+/// Returns the files written and how many records could not be read (each named on stderr).
+fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
+    let (records, unreadable) = run.load_records(plan);
+    for problem in &unreadable {
+        eprintln!("warning: {problem}; the report leaves that point out");
+    }
     let machine = Provenance::load(run)
         .map(|p| p.machine)
         .unwrap_or_else(|_| Machine::detect_quick());
-    crate::report::write(run, plan, &records, &machine)
+    let files = crate::report::write(run, plan, &records, &machine)?;
+    Ok((files, unreadable.len()))
 }
 
 /// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created.

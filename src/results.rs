@@ -180,15 +180,19 @@ impl RunDir {
         Ok(Some(rec))
     }
 
-    /// The records of every finished point of the plan, in plan order.
-    pub fn load_records(&self, plan: &Plan) -> Result<Vec<PointRecord>> {
+    /// The records of every finished point of the plan, in plan order, and one message per record
+    /// that could not be read: a corrupt record fails only its own point, never the whole report.
+    pub fn load_records(&self, plan: &Plan) -> (Vec<PointRecord>, Vec<String>) {
         let mut out = Vec::new();
+        let mut problems = Vec::new();
         for p in &plan.points {
-            if let Some(r) = self.load_record(&p.id)? {
-                out.push(r);
+            match self.load_record(&p.id) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => problems.push(format!("{e:#}")),
             }
         }
-        Ok(out)
+        (out, problems)
     }
 
     /// Write a point's record atomically.

@@ -391,27 +391,42 @@ threads = [1, 2]
         assert_eq!(mode & 0o044, 0o044, "{} has mode {mode:o}", path.display());
     }
 
-    // A corrupt record is an error naming the file, not a panic.
-    fs::write(
-        run_dir
-            .join("points")
-            .read_dir()
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path(),
-        "{ not json",
-    )
-    .unwrap();
+    // A corrupt record fails only its point: the report leaves it out and names the file, exit 1;
+    // a resumed run measures that point again.
+    let corrupt = run_dir
+        .join("points")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::write(&corrupt, "{ not json").unwrap();
     let out = run(scalelab().arg("report").arg(&run_dir));
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("is corrupt"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the report leaves that point out"),
+        "{}",
+        out.stderr
+    );
     assert!(
         !out.stderr.contains("panicked") && !out.stderr.contains("backtrace"),
         "{}",
         out.stderr
     );
+    let (_, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 1, "the readable point is still reported");
+    let out = run(scalelab().arg("run").arg("--resume").arg(&run_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("measuring that point again"),
+        "{}",
+        out.stderr
+    );
+    let rec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&corrupt).unwrap()).unwrap();
+    assert_eq!(rec["status"], "ok");
 }
 
 #[test]

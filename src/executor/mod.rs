@@ -62,12 +62,18 @@ pub fn sweep(
 ) -> Result<SweepOutcome> {
     let mut outcome = SweepOutcome::default();
     for (i, point) in plan.points.iter().enumerate() {
-        if let Some(rec) = run.load_record(&point.id)? {
-            outcome.skipped += 1;
-            if rec.status != Status::Ok {
-                outcome.skipped_failed += 1;
+        match run.load_record(&point.id) {
+            Ok(Some(rec)) => {
+                outcome.skipped += 1;
+                if rec.status != Status::Ok {
+                    outcome.skipped_failed += 1;
+                }
+                continue;
             }
-            continue;
+            Ok(None) => {}
+            // A record that cannot be read is no result: measure the point again (the new record
+            // replaces it atomically) rather than stop the sweep.
+            Err(e) => eprintln!("warning: {e:#}; measuring that point again"),
         }
         on_start(point, i);
         let rec = executor.execute(run, point)?;
