@@ -701,7 +701,21 @@ impl<'a> Checker<'a> {
                 None => None,
                 Some(w) => {
                     let found = self.ctx.registry.iter().copied().find(|x| x.name() == w);
-                    if found.is_none() {
+                    let gated = crate::workload::FEATURE_GATED
+                        .iter()
+                        .find(|(name, _)| *name == w);
+                    if let (None, Some((_, feature))) = (found, gated) {
+                        let install = match *feature {
+                            "mpi" => " (install OpenMPI: scripts/install-deps.sh --mpi)",
+                            _ => "",
+                        };
+                        self.push(
+                            kl("workload"),
+                            &place,
+                            format!("workload `{w}` is not in this build of scalelab"),
+                            format!("build with `--features {feature}`{install}"),
+                        );
+                    } else if found.is_none() {
                         let names: Vec<&str> = self.ctx.registry.iter().map(|x| x.name()).collect();
                         let fix = match did_you_mean(&suggest(w, names.iter().copied())) {
                             Some(d) => format!("{d} (see `scalelab list` for every workload)"),
@@ -893,7 +907,8 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(w) = workload {
-            let mpi_fix = "build with `--features mpi` (install OpenMPI: scripts/install-deps.sh)";
+            let mpi_fix =
+                "build with `--features mpi` (install OpenMPI: scripts/install-deps.sh --mpi)";
             let cuda_fix = "build with `--features cuda`";
             let backend = w.backend();
             if backend == Backend::Mpi && !self.ctx.mpi {

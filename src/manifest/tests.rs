@@ -317,6 +317,16 @@ fn unknown_workload_suggests_registry_names() {
 }
 
 #[test]
+fn a_workload_of_a_feature_not_built_in_names_the_feature() {
+    assert_one(
+        &format!("{HEAD}workload = \"mpi.stencil\"\n"),
+        4,
+        "study 1 (mpi.stencil): workload `mpi.stencil` is not in this build of scalelab",
+        "build with `--features mpi` (install OpenMPI: scripts/install-deps.sh --mpi)",
+    );
+}
+
+#[test]
 fn wrong_value_types() {
     assert_one(
         &format!("repetitions = \"five\"\n{HEAD}workload = \"debug.sleep\"\n"),
@@ -547,7 +557,7 @@ fn weak_scaling_needs_a_size() {
 
 #[test]
 fn ranks_or_mpi_workloads_need_the_mpi_feature() {
-    let fix = "build with `--features mpi` (install OpenMPI: scripts/install-deps.sh)";
+    let fix = "build with `--features mpi` (install OpenMPI: scripts/install-deps.sh --mpi)";
     assert_one(
         &format!("{HEAD}workload = \"debug.sleep\"\nranks = [1, 2]\n"),
         5,

@@ -282,6 +282,18 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &mpi::Pi,
 ];
 
+/// Workloads that exist only in builds with a cargo feature, with that feature, so that a manifest
+/// naming one in a build without it is told how to get it rather than "unknown workload".
+pub const FEATURE_GATED: &[(&str, &str)] = &[
+    ("mpi.pingpong", "mpi"),
+    ("mpi.allreduce", "mpi"),
+    ("mpi.bcast", "mpi"),
+    ("mpi.allgather", "mpi"),
+    ("mpi.stencil", "mpi"),
+    ("mpi.gemm", "mpi"),
+    ("mpi.pi", "mpi"),
+];
+
 /// Look a workload up by name.
 pub fn find(name: &str) -> Option<&'static dyn Workload> {
     REGISTRY.iter().copied().find(|w| w.name() == name)
@@ -306,6 +318,18 @@ mod tests {
             for p in w.params() {
                 Value::parse_default(p).unwrap_or_else(|e| panic!("{}.{}: {e}", w.name(), p.name));
             }
+        }
+    }
+
+    #[test]
+    fn feature_gated_names_match_the_registry() {
+        for (name, feature) in FEATURE_GATED {
+            let enabled = match *feature {
+                "mpi" => cfg!(feature = "mpi"),
+                "cuda" => cfg!(feature = "cuda"),
+                other => panic!("unknown feature {other}"),
+            };
+            assert_eq!(find(name).is_some(), enabled, "{name} ({feature})");
         }
     }
 
