@@ -45,6 +45,34 @@ pub fn static_chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads()).max(1)
 }
 
+/// Compare `got` with the values `want(i)` bit for bit, in parallel over the current pool (with the
+/// same static split as the kernels). Returns how many elements differ and the first of them as
+/// `(index, got, want)`: what a verification message needs to say.
+pub fn bitwise_mismatches(
+    got: &[f64],
+    want: impl Fn(usize) -> f64 + Sync,
+) -> (usize, Option<(usize, f64, f64)>) {
+    use rayon::prelude::*;
+    let chunk = static_chunk(got.len());
+    got.par_chunks(chunk)
+        .enumerate()
+        .map(|(k, part)| {
+            let start = k * chunk;
+            let mut bad = 0usize;
+            let mut first = None;
+            for (j, &v) in part.iter().enumerate() {
+                let w = want(start + j);
+                if v.to_bits() != w.to_bits() {
+                    bad += 1;
+                    first.get_or_insert((start + j, v, w));
+                }
+            }
+            (bad, first)
+        })
+        // Chunks combine in order, so the first mismatch of the left part wins.
+        .reduce(|| (0, None), |x, y| (x.0 + y.0, x.1.or(y.1)))
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     //! Helpers shared by the kernel tests: local pools and seeded inputs.

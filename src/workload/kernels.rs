@@ -681,22 +681,8 @@ impl Instance for JacobiInstance {
     fn verify(&mut self) -> Result<(), String> {
         let n = self.grid.n();
         let got = self.grid.result();
-        let (bad, first) = got
-            .par_iter()
-            .zip(&self.reference)
-            .enumerate()
-            .filter(|(_, (g, r))| g.to_bits() != r.to_bits())
-            .map(|(i, (g, r))| (1usize, Some((i, *g, *r))))
-            .reduce(
-                || (0, None),
-                |x, y| {
-                    let first = match (x.1, y.1) {
-                        (Some(p), Some(q)) => Some(if p.0 < q.0 { p } else { q }),
-                        (p, q) => p.or(q),
-                    };
-                    (x.0 + y.0, first)
-                },
-            );
+        let reference = &self.reference;
+        let (bad, first) = scalelab_kernels::bitwise_mismatches(got, |i| reference[i]);
         // Poison the interior of the result (the boundary is never rewritten by a sweep).
         if self.iterations > 0 {
             self.grid.result_mut()[n..(n - 1) * n]

@@ -411,33 +411,7 @@ impl Arrays {
     /// parallel. Returns the number of wrong elements and the first one as `(index, found,
     /// expected)`.
     pub fn check(&self, op: Op) -> (usize, Option<(usize, f64, f64)>) {
-        let out = self.output(op);
-        let chunk = static_chunk(out.len());
-        out.par_chunks(chunk)
-            .enumerate()
-            .map(|(k, part)| {
-                let start = k * chunk;
-                let mut bad = 0usize;
-                let mut first = None;
-                for (j, &v) in part.iter().enumerate() {
-                    let want = Self::expected(op, start + j);
-                    if v.to_bits() != want.to_bits() {
-                        bad += 1;
-                        first.get_or_insert((start + j, v, want));
-                    }
-                }
-                (bad, first)
-            })
-            .reduce(
-                || (0, None),
-                |x, y| {
-                    let first = match (x.1, y.1) {
-                        (Some(p), Some(q)) => Some(if p.0 < q.0 { p } else { q }),
-                        (p, q) => p.or(q),
-                    };
-                    (x.0 + y.0, first)
-                },
-            )
+        crate::bitwise_mismatches(self.output(op), |i| Self::expected(op, i))
     }
 }
 
