@@ -45,6 +45,14 @@ pub fn static_chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads()).max(1)
 }
 
+/// SplitMix64's finaliser: a bijective hash of a 64-bit value, with which every kernel derives
+/// seeds and reproducible inputs from indices (any thread or rank can generate any element).
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Compare `got` with the values `want(i)` bit for bit, in parallel over the current pool (with the
 /// same static split as the kernels). Returns how many elements differ and the first of them as
 /// `(index, got, want)`: what a verification message needs to say.

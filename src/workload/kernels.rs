@@ -442,10 +442,7 @@ impl Workload for Gemm {
 /// A uniform value in [-1, 1) from a hash of `(seed, i)`: random-looking inputs that any thread can
 /// generate for any index (parallel first touch, deterministic).
 fn hashed_uniform(seed: u64, i: usize) -> f64 {
-    let mut z = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = scalelab_kernels::mix64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     (z >> 11) as f64 * (2.0 / (1u64 << 53) as f64) - 1.0
 }
 

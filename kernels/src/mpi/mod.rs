@@ -82,13 +82,11 @@ pub fn lcm(a: usize, b: usize) -> usize {
     }
 }
 
-/// SplitMix64's finaliser: a bijective hash, used to make reproducible matrix entries from their
-/// indices (so every rank can generate any part of a global matrix without communication).
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// One SplitMix64 step from state `z` (add the golden-ratio increment, then [`crate::mix64`]): a
+/// bijective hash that makes reproducible matrix entries from their indices (so every rank can
+/// generate any part of a global matrix without communication).
+pub(crate) fn splitmix64(z: u64) -> u64 {
+    crate::mix64(z.wrapping_add(0x9E37_79B9_7F4A_7C15))
 }
 
 /// A uniform value in [-1, 1) from a hash.

@@ -36,7 +36,7 @@ use mpi::topology::Color;
 use mpi::traits::*;
 use rayon::prelude::*;
 
-use super::{grid_dims, lcm, mix64, signed_unit, since, Comm};
+use super::{grid_dims, lcm, signed_unit, since, splitmix64, Comm};
 use crate::gemm::Workspace;
 
 const SEED_A: u64 = 0xA11C_E5ED;
@@ -46,14 +46,14 @@ const SEED_X: u64 = 0x0C0F_FEE5;
 /// Entry `(i, j)` of the `n × n` matrix generated from `seed` (0 outside the matrix: padding).
 pub fn entry(seed: u64, n: usize, i: usize, j: usize) -> f64 {
     if i < n && j < n {
-        signed_unit(mix64(((i * n + j) as u64) ^ seed.rotate_left(32)))
+        signed_unit(splitmix64(((i * n + j) as u64) ^ seed.rotate_left(32)))
     } else {
         0.0
     }
 }
 
 fn x_entry(j: usize) -> f64 {
-    signed_unit(mix64(j as u64 ^ SEED_X))
+    signed_unit(splitmix64(j as u64 ^ SEED_X))
 }
 
 /// The block layout for `n` on `p` ranks: `(pr, pc, nb, b)`.

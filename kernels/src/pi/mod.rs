@@ -51,12 +51,7 @@ pub fn estimate(hits: u64, samples: u64) -> f64 {
     4.0 * hits as f64 / samples.max(1) as f64
 }
 
-/// SplitMix64's finaliser: a bijective hash of a 64-bit value.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use crate::mix64;
 
 /// The 64-bit seed of generator `lane` of chunk `chunk`:
 /// `mix64(mix64(seed) + (LANES·chunk + lane + 1)·φ64)`, φ64 = 0x9E37_79B9_7F4A_7C15 (SplitMix64's
