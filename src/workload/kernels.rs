@@ -27,35 +27,11 @@ use anyhow::{anyhow, bail};
 use rayon::prelude::*;
 use scalelab_kernels::{dot, gemm, pi, stencil, stream};
 
-use super::{Backend, Instance, ParamKind, ParamSpec, Params, WeakRule, Work, Workload};
+use super::{
+    int_param, size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, WeakRule,
+    Work, Workload,
+};
 use crate::value::{Size, Value};
-
-// ---------------------------------------------------------------------------------------------
-// Parameter helpers: typed reads that return a message instead of panicking.
-
-fn size_param(params: &Params) -> Result<Size, String> {
-    match params.get("size") {
-        Some(Value::Size(s)) => Ok(*s),
-        Some(Value::Int(i)) if *i > 0 => Ok(Size::Count(*i)),
-        other => Err(format!(
-            "parameter `size` must be a size like 4096 or \"64MiB\" (found {other:?})"
-        )),
-    }
-}
-
-fn int_param(params: &Params, name: &str) -> Result<u64, String> {
-    match params.get(name) {
-        Some(Value::Int(i)) => Ok(*i),
-        other => Err(format!(
-            "parameter `{name}` must be a positive integer (found {other:?})"
-        )),
-    }
-}
-
-fn to_usize(v: u64, what: &str) -> Result<usize, String> {
-    usize::try_from(v)
-        .map_err(|_| format!("{what} = {v} does not fit this machine's address space"))
-}
 
 /// Memory of this machine in bytes (0 if unknown), read once.
 fn memory_bytes() -> u64 {

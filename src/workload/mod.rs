@@ -180,6 +180,33 @@ impl Params {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Parameter helpers for the adapters: typed reads that return a message instead of panicking.
+
+pub(crate) fn size_param(params: &Params) -> Result<Size, String> {
+    match params.get("size") {
+        Some(Value::Size(s)) => Ok(*s),
+        Some(Value::Int(i)) if *i > 0 => Ok(Size::Count(*i)),
+        other => Err(format!(
+            "parameter `size` must be a size like 4096 or \"64MiB\" (found {other:?})"
+        )),
+    }
+}
+
+pub(crate) fn int_param(params: &Params, name: &str) -> Result<u64, String> {
+    match params.get(name) {
+        Some(Value::Int(i)) => Ok(*i),
+        other => Err(format!(
+            "parameter `{name}` must be a positive integer (found {other:?})"
+        )),
+    }
+}
+
+pub(crate) fn to_usize(v: u64, what: &str) -> Result<usize, String> {
+    usize::try_from(v)
+        .map_err(|_| format!("{what} = {v} does not fit this machine's address space"))
+}
+
 /// A prepared problem, ready to be timed.
 pub trait Instance {
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.

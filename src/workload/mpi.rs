@@ -26,35 +26,11 @@ use anyhow::{anyhow, bail};
 use scalelab_kernels::mpi::{collective, pi as mpi_pi, pingpong, stencil as mpi_stencil, summa};
 use scalelab_kernels::{gemm, pi, stencil};
 
-use super::{Backend, Comm, Instance, ParamKind, ParamSpec, Params, WeakRule, Work, Workload};
-use crate::value::{Size, Value};
-
-// ---------------------------------------------------------------------------------------------
-// Parameter helpers: typed reads that return a message instead of panicking.
-
-fn size_param(params: &Params) -> Result<Size, String> {
-    match params.get("size") {
-        Some(Value::Size(s)) => Ok(*s),
-        Some(Value::Int(i)) if *i > 0 => Ok(Size::Count(*i)),
-        other => Err(format!(
-            "parameter `size` must be a size like 4096 or \"64KiB\" (found {other:?})"
-        )),
-    }
-}
-
-fn int_param(params: &Params, name: &str) -> Result<u64, String> {
-    match params.get(name) {
-        Some(Value::Int(i)) => Ok(*i),
-        other => Err(format!(
-            "parameter `{name}` must be a positive integer (found {other:?})"
-        )),
-    }
-}
-
-fn to_usize(v: u64, what: &str) -> Result<usize, String> {
-    usize::try_from(v)
-        .map_err(|_| format!("{what} = {v} does not fit this machine's address space"))
-}
+use super::{
+    int_param, size_param, to_usize, Backend, Comm, Instance, ParamKind, ParamSpec, Params,
+    WeakRule, Work, Workload,
+};
+use crate::value::Size;
 
 fn iterations(params: &Params) -> Result<usize, String> {
     to_usize(int_param(params, "iterations")?, "iterations")
@@ -598,6 +574,7 @@ impl Instance for PiInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
     use crate::workload::{find, REGISTRY};
 
     /// The workload's defaults, with `overrides` (name, TOML text) applied.
