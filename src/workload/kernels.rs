@@ -28,10 +28,10 @@ use rayon::prelude::*;
 use scalelab_kernels::{dot, gemm, pi, stencil, stream};
 
 use super::{
-    int_param, size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, WeakRule,
-    Work, Workload,
+    int_param, sample_count, size_param, square_side, to_usize, Backend, Instance, ParamKind,
+    ParamSpec, Params, WeakRule, Work, Workload,
 };
-use crate::value::{Size, Value};
+use crate::value::Value;
 
 /// Memory of this machine in bytes (0 if unknown), read once.
 fn memory_bytes() -> u64 {
@@ -336,11 +336,7 @@ const GEMM_PARAMS: &[ParamSpec] = &[
 
 impl Gemm {
     fn order(params: &Params) -> Result<usize, String> {
-        let n = to_usize(size_param(params)?.side(8), "size")?;
-        if n.checked_mul(n).and_then(|nn| nn.checked_mul(8)).is_none() {
-            return Err(format!("gemm: n = {n} is far too large (n² overflows)"));
-        }
-        Ok(n)
+        square_side("gemm", params, 1)
     }
 
     fn variant(params: &Params) -> Result<gemm::Variant, String> {
@@ -557,18 +553,8 @@ const JACOBI_PARAMS: &[ParamSpec] = &[
 
 impl Jacobi2d {
     fn side(params: &Params) -> Result<usize, String> {
-        let n = to_usize(size_param(params)?.side(8), "size")?;
-        if n < 3 {
-            return Err(format!(
-                "stencil.jacobi2d: grid side {n} has no interior points; use a `size` of at least 3"
-            ));
-        }
-        if n.checked_mul(n).and_then(|nn| nn.checked_mul(8)).is_none() {
-            return Err(format!(
-                "stencil.jacobi2d: grid side {n} is far too large (n² overflows)"
-            ));
-        }
-        Ok(n)
+        // A grid smaller than 3 × 3 has no interior points to update.
+        square_side("stencil.jacobi2d", params, 3)
     }
 
     fn iterations(params: &Params) -> Result<usize, String> {
@@ -699,13 +685,7 @@ const PI_PARAMS: &[ParamSpec] = &[
 
 impl MonteCarloPi {
     fn samples(params: &Params) -> Result<u64, String> {
-        match size_param(params)? {
-            Size::Count(n) => Ok(n),
-            Size::Bytes(_) => Err(
-                "pi.montecarlo: `size` is a number of samples, not bytes; write e.g. 100000000 or \"100M\""
-                    .into(),
-            ),
-        }
+        sample_count("pi.montecarlo", params)
     }
 }
 

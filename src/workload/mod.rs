@@ -207,6 +207,33 @@ pub(crate) fn to_usize(v: u64, what: &str) -> Result<usize, String> {
         .map_err(|_| format!("{what} = {v} does not fit this machine's address space"))
 }
 
+/// The side `n` of a square `n × n` f64 problem (matrix order, grid side) from `size`: at least
+/// `min`, and small enough that `8·n²` bytes can be counted.
+pub(crate) fn square_side(workload: &str, params: &Params, min: usize) -> Result<usize, String> {
+    let n = to_usize(size_param(params)?.side(8), "size")?;
+    if n < min {
+        return Err(format!(
+            "{workload}: n = {n} is below the smallest usable {min}; use a `size` of at least {min}"
+        ));
+    }
+    if n.checked_mul(n).and_then(|nn| nn.checked_mul(8)).is_none() {
+        return Err(format!(
+            "{workload}: n = {n} is far too large (8·n² bytes overflow)"
+        ));
+    }
+    Ok(n)
+}
+
+/// A number of samples from `size`, which must be a count, not bytes.
+pub(crate) fn sample_count(workload: &str, params: &Params) -> Result<u64, String> {
+    match size_param(params)? {
+        Size::Count(n) => Ok(n),
+        Size::Bytes(_) => Err(format!(
+            "{workload}: `size` is a number of samples, not bytes; write e.g. 100000000 or \"100M\""
+        )),
+    }
+}
+
 /// A prepared problem, ready to be timed.
 pub trait Instance {
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.

@@ -27,10 +27,9 @@ use scalelab_kernels::mpi::{collective, pi as mpi_pi, pingpong, stencil as mpi_s
 use scalelab_kernels::{gemm, pi, stencil};
 
 use super::{
-    int_param, size_param, to_usize, Backend, Comm, Instance, ParamKind, ParamSpec, Params,
-    WeakRule, Work, Workload,
+    int_param, sample_count, size_param, square_side, to_usize, Backend, Comm, Instance, ParamKind,
+    ParamSpec, Params, WeakRule, Work, Workload,
 };
-use crate::value::Size;
 
 fn iterations(params: &Params) -> Result<usize, String> {
     to_usize(int_param(params, "iterations")?, "iterations")
@@ -282,16 +281,7 @@ const STENCIL_PARAMS: &[ParamSpec] = &[
 
 impl Stencil {
     fn side(params: &Params) -> Result<usize, String> {
-        let n = to_usize(size_param(params)?.side(8), "size")?;
-        if n < 3 {
-            return Err(format!(
-                "mpi.stencil: the grid side must be at least 3 (got {n}); use a larger `size`"
-            ));
-        }
-        if n.checked_mul(n).and_then(|nn| nn.checked_mul(8)).is_none() {
-            return Err(format!("mpi.stencil: grid side {n} is far too large"));
-        }
-        Ok(n)
+        square_side("mpi.stencil", params, 3)
     }
 }
 
@@ -379,13 +369,7 @@ const GEMM_PARAMS: &[ParamSpec] = &[ParamSpec {
 
 impl Gemm {
     fn order(params: &Params) -> Result<usize, String> {
-        let n = to_usize(size_param(params)?.side(8), "size")?;
-        if n == 0 || n.checked_mul(n).and_then(|nn| nn.checked_mul(8)).is_none() {
-            return Err(format!(
-                "mpi.gemm: n = {n} is not a usable matrix order; use a `size` of at least 1"
-            ));
-        }
-        Ok(n)
+        square_side("mpi.gemm", params, 1)
     }
 }
 
@@ -474,13 +458,7 @@ const PI_PARAMS: &[ParamSpec] = &[
 
 impl Pi {
     fn samples(params: &Params) -> Result<u64, String> {
-        match size_param(params)? {
-            Size::Count(n) => Ok(n),
-            Size::Bytes(_) => Err(
-                "mpi.pi: `size` is a number of samples, not bytes; write e.g. 100000000 or \"100M\""
-                    .into(),
-            ),
-        }
+        sample_count("mpi.pi", params)
     }
 }
 
