@@ -6,57 +6,11 @@
 //! whose rank 1 misbehaves as `mode` says, so the times and failures are known in advance.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-fn scalelab() -> Command {
-    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
-    cmd.env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-/// Run `scalelab run <manifest text> --run-dir <dir>/run -q`; returns the run folder and the exit code.
-fn run_manifest(dir: &Path, text: &str) -> (PathBuf, i32, String) {
-    let manifest = dir.join("m.toml");
-    fs::write(&manifest, text).unwrap();
-    let run_dir = dir.join("run");
-    let out = scalelab()
-        .arg("run")
-        .arg(&manifest)
-        .arg("--run-dir")
-        .arg(&run_dir)
-        .arg("-q")
-        .output()
-        .expect("scalelab runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (run_dir, out.status.code().unwrap_or(-1), text)
-}
-
-/// The records of a run, in plan order.
-fn records(run_dir: &Path) -> Vec<Value> {
-    let plan: Value = serde_json::from_str(&fs::read_to_string(run_dir.join("plan.json")).unwrap())
-        .expect("plan.json parses");
-    plan["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let path = run_dir
-                .join("points")
-                .join(format!("{}.json", p["id"].as_str().unwrap()));
-            let text = fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("no record {}: {e}", path.display()));
-            serde_json::from_str(&text).unwrap()
-        })
-        .collect()
-}
+mod common;
+use common::{records, run_manifest, scalelab};
 
 fn reason(rec: &Value) -> &str {
     rec["reason"].as_str().unwrap()

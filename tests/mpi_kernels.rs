@@ -3,47 +3,10 @@
 //! record must be ok: each repetition verified on every rank. Needs the `mpi` feature and OpenMPI's
 //! `mpirun` on `PATH`.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-/// `scalelab run <manifest> --run-dir <dir>/run -q`: the run folder, the exit code and the output.
-fn run_manifest(dir: &Path, text: &str) -> (PathBuf, i32, String) {
-    let manifest = dir.join("m.toml");
-    fs::write(&manifest, text).unwrap();
-    let run_dir = dir.join("run");
-    let out = Command::cargo_bin("scalelab")
-        .expect("the scalelab binary is built")
-        .env_remove("RUST_BACKTRACE")
-        .arg("run")
-        .arg(&manifest)
-        .arg("--run-dir")
-        .arg(&run_dir)
-        .arg("-q")
-        .output()
-        .expect("scalelab runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (run_dir, out.status.code().unwrap_or(-1), text)
-}
-
-/// Every record in `<run>/points/*.json`.
-fn records(run_dir: &Path) -> Vec<Value> {
-    let mut recs: Vec<Value> = fs::read_dir(run_dir.join("points"))
-        .expect("a points folder")
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| serde_json::from_str(&fs::read_to_string(e.path()).unwrap()).unwrap())
-        .collect();
-    recs.sort_by_key(|r| r["point"]["workload"].as_str().unwrap_or("").to_string());
-    recs
-}
+mod common;
+use common::{records, run_manifest};
 
 fn describe(rec: &Value) -> String {
     format!(
