@@ -23,6 +23,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIB="$ROOT/scripts/lib"
+SCRIPT_NAME=compare-mpi
+# shellcheck source=scripts/lib/common.sh
+source "$LIB/common.sh"
+PROBE_OUT=/dev/null
 PY="$(command -v python3 || true)"
 MANIFEST="$ROOT/experiments/mpi-pingpong.toml"
 
@@ -33,51 +37,10 @@ SCALELAB=""
 HPCC_TIMEOUT=300
 SCALELAB_TIMEOUT=600
 
-# Two ranks, one per core, as compare-reference.sh does (no --oversubscribe: -np 2 on >= 2 cores).
-MPIRUN_FLAGS=(--bind-to core)
-if [[ $EUID -eq 0 ]]; then MPIRUN_FLAGS=(--allow-run-as-root "${MPIRUN_FLAGS[@]}"); fi
-
 LOG=""
-PROBE=""
 START=$SECONDS
 
-say() { printf '%s\n' "$*"; }
-die() {
-    printf 'compare-mpi: %s\n' "$*" >&2
-    exit 1
-}
-
 usage() { sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
-
-parse_args() {
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --rounds)
-                ROUNDS="${2:?--rounds needs a number}"
-                shift 2
-                ;;
-            --out)
-                OUT="${2:?--out needs a folder}"
-                shift 2
-                ;;
-            --no-build)
-                BUILD=0
-                shift
-                ;;
-            --scalelab)
-                SCALELAB="${2:?--scalelab needs a path}"
-                BUILD=0
-                shift 2
-                ;;
-            -h | --help)
-                usage
-                exit 0
-                ;;
-            *) die "unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 2 ]] || die "--rounds must be 2 or more (A B A B needs two rounds)"
-}
 
 check_prerequisites() {
     local fix="run scripts/install-deps.sh --reference (hpcc) and --mpi (OpenMPI)"
@@ -100,24 +63,6 @@ build_scalelab() {
     [[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release --features mpi"
     "$SCALELAB" plan "$MANIFEST" >"$OUT/plan.txt" 2>&1 ||
         die "$SCALELAB cannot plan $(basename "$MANIFEST") (see $OUT/plan.txt; was it built with --features mpi?)"
-}
-
-build_probe() {
-    local cc
-    cc="$(command -v cc || command -v gcc || true)"
-    if [[ -n $cc ]] && "$cc" -O2 -pthread -o "$OUT/c2c_probe" "$LIB/c2c_probe.c" 2>"$OUT/c2c_probe.build.log"; then
-        PROBE="$OUT/c2c_probe"
-    else
-        say "note: no C compiler for the core-to-core probe; placements come from the latencies only"
-    fi
-}
-
-probe() { # probe WHEN ROUND
-    [[ -n $PROBE ]] || return 0
-    local line
-    line="$("$PROBE" 0 1)" || die "core-to-core probe failed"
-    "$PY" "$LIB/compare.py" probe-record --when "$1" --round "$2" --log "$LOG" -- "$line" >/dev/null ||
-        die "probe output unreadable"
 }
 
 run_hpcc() { # run_hpcc ROUND

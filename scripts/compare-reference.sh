@@ -26,6 +26,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LIB="$ROOT/scripts/lib"
+SCRIPT_NAME=compare-reference
+# shellcheck source=scripts/lib/common.sh
+source "$LIB/common.sh"
 REF_VENV="${SCALELAB_REF_VENV:-$ROOT/target/ref-venv}"
 PY="$REF_VENV/bin/python"
 STREAM_MANIFEST="$ROOT/experiments/compare-stream.toml"
@@ -39,54 +42,11 @@ NUMPY_REPS=8
 HPCC_TIMEOUT=600      # one hpcc launch takes ~30 s here; this only catches a hang
 SCALELAB_TIMEOUT=600
 
-# mpirun flags. Root needs --allow-run-as-root. With at most 2 ranks on 2 cores OpenMPI binds each
-# rank to its own core by default; we say so explicitly so the ranks never share a core or
-# migrate mid-measurement (no --oversubscribe: -np never exceeds the cores, checked below).
-MPIRUN_FLAGS=(--bind-to core)
-if [[ $EUID -eq 0 ]]; then MPIRUN_FLAGS=(--allow-run-as-root "${MPIRUN_FLAGS[@]}"); fi
-
 LOG=""       # measurements, one JSON object a line (see scripts/lib/compare.py)
-PROBE=""     # compiled core-to-core probe, empty when no C compiler
 START=$SECONDS
-
-say() { printf '%s\n' "$*"; }
-die() {
-    printf 'compare-reference: %s\n' "$*" >&2
-    exit 1
-}
 
 usage() {
     sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-}
-
-parse_args() {
-    while [[ $# -gt 0 ]]; do
-        case "$1" in
-            --rounds)
-                ROUNDS="${2:?--rounds needs a number}"
-                shift 2
-                ;;
-            --out)
-                OUT="${2:?--out needs a folder}"
-                shift 2
-                ;;
-            --no-build)
-                BUILD=0
-                shift
-                ;;
-            --scalelab)
-                SCALELAB="${2:?--scalelab needs a path}"
-                BUILD=0
-                shift 2
-                ;;
-            -h | --help)
-                usage
-                exit 0
-                ;;
-            *) die "unknown argument '$1' (see --help)" ;;
-        esac
-    done
-    [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 2 ]] || die "--rounds must be 2 or more (A B A B needs two rounds)"
 }
 
 # Everything the run needs, checked before anything is measured, each with its fix.
@@ -115,24 +75,6 @@ build_scalelab() {
     fi
     [[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release"
     "$SCALELAB" run --help >/dev/null 2>&1 || die "$SCALELAB has no working 'run' command"
-}
-
-# The probe is a few lines of C; without a compiler the comparison still runs, minus the probe.
-build_probe() {
-    local cc
-    cc="$(command -v cc || command -v gcc || true)"
-    if [[ -n $cc ]] && "$cc" -O2 -pthread -o "$OUT/c2c_probe" "$LIB/c2c_probe.c" 2>"$OUT/c2c_probe.build.log"; then
-        PROBE="$OUT/c2c_probe"
-    else
-        say "note: no C compiler for the core-to-core probe (see $OUT/c2c_probe.build.log); only hpcc's ping-pong is reported"
-    fi
-}
-
-probe() { # probe WHEN ROUND
-    [[ -n $PROBE ]] || return 0
-    local line
-    line="$("$PROBE" 0 1)" || die "core-to-core probe failed"
-    "$PY" "$LIB/compare.py" probe-record --when "$1" --round "$2" --log "$LOG" -- "$line" || die "probe output unreadable"
 }
 
 print_setup() {

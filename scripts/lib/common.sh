@@ -1,0 +1,69 @@
+# shellcheck shell=bash
+# Shared by scripts/compare-reference.sh and scripts/compare-mpi.sh (sourced, not run).
+# The sourcing script sets SCRIPT_NAME, OUT, LOG, PY and LIB, and the defaults ROUNDS, BUILD and
+# SCALELAB that parse_args may change; it defines usage().
+# shellcheck disable=SC2034  # ROUNDS, OUT, BUILD, SCALELAB and PROBE are the caller's variables
+
+# mpirun flags. Root needs --allow-run-as-root. With at most 2 ranks on 2 cores OpenMPI binds each
+# rank to its own core by default; we say so explicitly so the ranks never share a core or
+# migrate mid-measurement (no --oversubscribe: -np never exceeds the cores, checked by the scripts).
+MPIRUN_FLAGS=(--bind-to core)
+if [[ $EUID -eq 0 ]]; then MPIRUN_FLAGS=(--allow-run-as-root "${MPIRUN_FLAGS[@]}"); fi
+
+PROBE=""             # compiled core-to-core probe, empty when no C compiler
+PROBE_OUT=/dev/stdout # where probe() prints its measurement line
+
+say() { printf '%s\n' "$*"; }
+die() {
+    printf '%s: %s\n' "$SCRIPT_NAME" "$*" >&2
+    exit 1
+}
+
+parse_args() {
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --rounds)
+                ROUNDS="${2:?--rounds needs a number}"
+                shift 2
+                ;;
+            --out)
+                OUT="${2:?--out needs a folder}"
+                shift 2
+                ;;
+            --no-build)
+                BUILD=0
+                shift
+                ;;
+            --scalelab)
+                SCALELAB="${2:?--scalelab needs a path}"
+                BUILD=0
+                shift 2
+                ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *) die "unknown argument '$1' (see --help)" ;;
+        esac
+    done
+    [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 2 ]] || die "--rounds must be 2 or more (A B A B needs two rounds)"
+}
+
+# The probe is a few lines of C; without a compiler the comparison still runs, minus the probe.
+build_probe() {
+    local cc
+    cc="$(command -v cc || command -v gcc || true)"
+    if [[ -n $cc ]] && "$cc" -O2 -pthread -o "$OUT/c2c_probe" "$LIB/c2c_probe.c" 2>"$OUT/c2c_probe.build.log"; then
+        PROBE="$OUT/c2c_probe"
+    else
+        say "note: no C compiler for the core-to-core probe (see $OUT/c2c_probe.build.log); placements come from the MPI latencies only"
+    fi
+}
+
+probe() { # probe WHEN ROUND
+    [[ -n $PROBE ]] || return 0
+    local line
+    line="$("$PROBE" 0 1)" || die "core-to-core probe failed"
+    "$PY" "$LIB/compare.py" probe-record --when "$1" --round "$2" --log "$LOG" -- "$line" >"$PROBE_OUT" ||
+        die "probe output unreadable"
+}
