@@ -257,6 +257,18 @@ mod mpi_point {
     use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
     use crate::workload::Comm;
 
+    /// The MPI thread level a point needs: `Single` when the rank runs one thread (the pool is
+    /// this thread alone), else `Funneled`. Asking for more than needed is not free: OpenMPI 4.1
+    /// then locks on every call, which measured here as 0.135-0.148 us against 0.160-0.167 us for
+    /// an 8-byte C ping-pong under MPI_Init vs MPI_Init_thread(FUNNELED), alternated in one job.
+    fn thread_level(point: &Point) -> Threading {
+        if point.resources.threads <= 1 {
+            Threading::Single
+        } else {
+            Threading::Funneled
+        }
+    }
+
     /// Exit code of a job ended by a panic (`MPI_Abort`); Rust's own panic exit code.
     const PANIC_ABORT_CODE: i32 = 101;
 
@@ -265,7 +277,7 @@ mod mpi_point {
     /// that panicked, has recorded it); the executor records the crash of the others.
     pub(super) fn run(run: &RunDir, point: &Point) -> Result<PointRecord> {
         let mut record = unmeasured(point, Status::Ok, String::new());
-        let Some((universe, level)) = mpi::initialize_with_threading(Threading::Funneled) else {
+        let Some((universe, level)) = mpi::initialize_with_threading(thread_level(point)) else {
             record.status = Status::Failed;
             record.reason = "MPI was already initialised in this process".into();
             run.write_record(&record)?;
@@ -325,19 +337,19 @@ mod mpi_point {
                 point.id
             )));
         }
-        if level < Threading::Funneled {
+        let needed = thread_level(point);
+        if level < needed {
             return Err(failed(format!(
-                "the MPI library provides thread support {level:?}, but scalelab needs Funneled \
-                 (rayon threads run beside the thread that calls MPI); use an MPI built with \
-                 thread support"
+                "the MPI library provides thread support {level:?}, but this point needs \
+                 {needed:?} (rayon threads run beside the thread that calls MPI); use an MPI \
+                 built with thread support, or threads = 1"
             )));
         }
         let workload = point.workload().expect("checked by the caller");
         let threads = point.resources.threads;
         // This thread joins the pool as its worker 0, so `install` runs the closure here, on the
-        // thread that initialised MPI: every MPI call comes from it, as `Funneled` requires.
-        // (`Serialized`, needed if a spawned worker made the calls, costs OpenMPI's locks on
-        // every call: about 0.02-0.04 us of an 8-byte ping-pong's 0.13 us here.)
+        // thread that initialised MPI: every MPI call comes from it, as `Funneled` requires (and
+        // with threads = 1 it is the only thread, as `Single` requires).
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
             .use_current_thread()
@@ -392,8 +404,9 @@ mod mpi_point {
     ///
     /// rsmpi's communicators are not `Sync`, because MPI does not allow concurrent calls below
     /// `Threading::Multiple`. Here the pool was built with `use_current_thread`, so `install` runs
-    /// its closure on this very thread, the one that initialised MPI (`Threading::Funneled`,
-    /// checked before this is built): the communicator never leaves the thread it belongs to.
+    /// its closure on this very thread, the one that initialised MPI (`Threading::Single` or
+    /// `Threading::Funneled`, checked before this is built): the communicator never leaves the
+    /// thread it belongs to.
     struct FunneledComm<'a>(&'a Comm);
 
     // SAFETY: see the type's documentation: every call is made by the thread that initialised MPI.
