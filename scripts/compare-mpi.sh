@@ -26,7 +26,7 @@ LIB="$ROOT/scripts/lib"
 SCRIPT_NAME=compare-mpi
 # shellcheck source=scripts/lib/common.sh
 source "$LIB/common.sh"
-PROBE_OUT=/dev/null
+PROBE_QUIET=1
 PY="$(command -v python3 || true)"
 MANIFEST="$ROOT/experiments/mpi-pingpong.toml"
 

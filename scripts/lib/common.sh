@@ -11,7 +11,7 @@ MPIRUN_FLAGS=(--bind-to core)
 if [[ $EUID -eq 0 ]]; then MPIRUN_FLAGS=(--allow-run-as-root "${MPIRUN_FLAGS[@]}"); fi
 
 PROBE=""             # compiled core-to-core probe, empty when no C compiler
-PROBE_OUT=/dev/stdout # where probe() prints its measurement line
+PROBE_QUIET=0         # 1: probe() records its measurement without printing it
 
 say() { printf '%s\n' "$*"; }
 die() {
@@ -64,6 +64,8 @@ probe() { # probe WHEN ROUND
     [[ -n $PROBE ]] || return 0
     local line
     line="$("$PROBE" 0 1)" || die "core-to-core probe failed"
-    "$PY" "$LIB/compare.py" probe-record --when "$1" --round "$2" --log "$LOG" -- "$line" >"$PROBE_OUT" ||
+    local printed
+    printed="$("$PY" "$LIB/compare.py" probe-record --when "$1" --round "$2" --log "$LOG" -- "$line")" ||
         die "probe output unreadable"
+    if [[ $PROBE_QUIET -eq 0 ]]; then say "$printed"; fi
 }
