@@ -1,0 +1,72 @@
+//! The traits every learner implements.
+//!
+//! An [`Estimator`] is an unfitted learner with its hyperparameters; `fit` returns a [`Model`]. Fitting
+//! takes row indices into a shared [`Dataset`] rather than a copy, so folds, bootstraps and grid
+//! candidates share one matrix (rows may repeat: a bootstrap sample is just an index list).
+
+use std::collections::BTreeMap;
+
+use crate::data::{Dataset, Matrix};
+
+/// One hyperparameter value, as a manifest or a search grid writes it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Hp {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// Hyperparameters by name.
+pub type HyperParams = BTreeMap<String, Hp>;
+
+/// How a fit may use the current rayon pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FitOptions {
+    /// Fit independent parts (the trees of a forest, the base models of a stack) in parallel. When an
+    /// outer level (folds, grid candidates) already runs in parallel this is false and the fit runs
+    /// serially. The fitted model is the same either way.
+    pub parallel: bool,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { parallel: true }
+    }
+}
+
+/// What a model predicts for a set of rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prediction {
+    Classes(Vec<u32>),
+    Values(Vec<f64>),
+}
+
+/// An unfitted learner with its hyperparameters.
+pub trait Estimator: Send + Sync + std::fmt::Debug {
+    /// The factory name, e.g. "random_forest".
+    fn name(&self) -> &'static str;
+
+    /// Fit on `rows` of `data` (indices may repeat). `weights`, when given, holds one sample weight per
+    /// entry of `rows`. All randomness derives from `seed`.
+    fn fit(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+    ) -> Result<Box<dyn Model>, String>;
+}
+
+/// A fitted model.
+pub trait Model: Send + Sync {
+    /// Predict `rows` of `x`.
+    fn predict(&self, x: &Matrix, rows: &[usize]) -> Prediction;
+
+    /// Class probabilities of `rows` of `x`: a `rows.len() × n_classes` matrix. `None` for
+    /// regressors and for classifiers without probabilities.
+    fn predict_proba(&self, _x: &Matrix, _rows: &[usize]) -> Option<Matrix> {
+        None
+    }
+}

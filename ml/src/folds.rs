@@ -1,0 +1,1 @@
+//! Splitters: KFold, StratifiedKFold, RepeatedStratifiedKFold, GroupKFold.

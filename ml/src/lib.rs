@@ -1,0 +1,35 @@
+//! Ensemble learning and model selection, written as the subject of the course.
+//!
+//! The crates of the Rust ecosystem (linfa, smartcore) have single trees and forests but no stratified
+//! folds, grid search, nested cross-validation, stacking, voting, gradient-boosting classifier or any
+//! parallelism, and their trees rescan every row at every node. Those are exactly what the course
+//! teaches and what scalelab measures, so they are written here; the crates remain as reference
+//! variants to compare against.
+//!
+//! Layout: [`data`] (the dense matrix, datasets, generator, CSV), [`estimator`] (the `Estimator` /
+//! `Model` traits every learner implements), [`estimators`] (the learners and the name → estimator
+//! factory), [`metrics`], [`folds`] (splitters), [`search`] (grid and random search, nested CV and the
+//! task lists that run them in parallel).
+//!
+//! Determinism: every random choice derives from an explicit `u64` seed mixed with the index of the
+//! unit it belongs to (tree, fold, candidate), never from a thread or from timing, so a model is the
+//! same whatever the thread or rank count.
+
+pub mod data;
+pub mod estimator;
+pub mod estimators;
+pub mod folds;
+pub mod metrics;
+pub mod search;
+
+/// SplitMix64 finaliser: derive independent seeds from (seed, index) pairs.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The seed of unit `index` (a tree, a fold, a candidate) of a computation seeded with `seed`.
+pub fn child_seed(seed: u64, index: u64) -> u64 {
+    mix64(seed ^ mix64(index.wrapping_add(0x9E37_79B9_7F4A_7C15)))
+}
