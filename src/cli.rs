@@ -16,6 +16,7 @@ use crate::machine::Machine;
 use crate::plan::{self, Plan, Rates};
 use crate::provenance::Provenance;
 use crate::results::{write_atomic, RunDir};
+use crate::slurm;
 use crate::workload::{self, ParamKind};
 
 /// Measure how parallel code scales: expand an experiment manifest into points, run them, and
@@ -78,7 +79,72 @@ pub enum Command {
         /// The run directory holding plan.json.
         run_dir: PathBuf,
         /// The point's id, as `scalelab plan` shows it.
-        point_id: String,
+        #[arg(required_unless_present = "task_file")]
+        point_id: Option<String>,
+        /// Read the point from line --task-index of this task file (written by `scalelab sbatch`)
+        /// instead of plan.json.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "task_index",
+            conflicts_with = "point_id"
+        )]
+        task_file: Option<PathBuf>,
+        /// 0-based line of --task-file (a SLURM array task passes $SLURM_ARRAY_TASK_ID).
+        #[arg(long, value_name = "N", requires = "task_file")]
+        task_index: Option<usize>,
+    },
+    /// Run an experiment on a SLURM cluster as job arrays, one array per resource shape.
+    ///
+    /// Plans the sweep, groups points by shape (nodes, tasks, CPUs per task, GPUs, memory, time
+    /// limit), and writes one sbatch script per shape into <run-dir>/slurm/round-1/ (arrays split at
+    /// the cluster's MaxArraySize, throttled by [slurm] throttle), plus a collect job that depends
+    /// on them all and writes the report. Shows the jobs and core-hours requested. With --submit
+    /// it submits them and records the job ids; with --resume it resubmits only the missing and
+    /// failed points of a run, under the manifest's [slurm.retry] policy.
+    Sbatch {
+        /// The experiment manifest (not needed with --resume).
+        #[arg(required_unless_present = "resume")]
+        manifest: Option<PathBuf>,
+        /// Resubmit the missing and failed points of <RUN_DIR> in a new round.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["manifest", "run_dir"])]
+        resume: Option<PathBuf>,
+        /// Print the scripts, the job count and the core-hours; write and submit nothing.
+        #[arg(long, conflicts_with = "submit")]
+        dry_run: bool,
+        /// Submit the scripts with sbatch and record the job ids in <run-dir>/slurm/jobs.json.
+        #[arg(long)]
+        submit: bool,
+        /// One job per shape that runs its points one after another in a single allocation,
+        /// instead of an array (for many small points).
+        #[arg(long)]
+        pack: bool,
+        /// Folder under which results/<experiment>/<run-id>/ is made.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Put the run exactly in this folder instead.
+        #[arg(long, value_name = "PATH")]
+        run_dir: Option<PathBuf>,
+        /// The scalelab binary the jobs run (default: this one; it must be reachable from the
+        /// compute nodes).
+        #[arg(long, value_name = "PATH")]
+        bin: Option<PathBuf>,
+    },
+    /// Show where each point of a run stands: finished, pending, running or failed, with SLURM's
+    /// failure class (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, FAILED, CANCELLED) and the evidence.
+    ///
+    /// Reads the point records, slurm/jobs.json and one batched sacct query. Exits with 1 when any
+    /// point failed.
+    Status {
+        /// A run directory made by `scalelab sbatch` (or `scalelab run`).
+        run_dir: PathBuf,
+    },
+    /// Merge the point records present now into measurements.csv and summary.csv.
+    ///
+    /// Idempotent, and safe while tasks are still writing (each record is written atomically).
+    Collect {
+        /// A run directory.
+        run_dir: PathBuf,
     },
 }
 
@@ -98,8 +164,38 @@ pub fn main() -> Result<ExitCode> {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
             print!("{}", plan.describe(&rates(&Machine::detect_quick())));
+            if m.slurm.is_some() {
+                print!("{}", slurm::commands::plan_cost(&m, &plan)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sbatch {
+            manifest,
+            resume,
+            dry_run,
+            submit,
+            pack,
+            results,
+            run_dir,
+            bin,
+        } => {
+            let opts = slurm::commands::SbatchOptions {
+                dry_run,
+                submit,
+                pack,
+                program: bin,
+            };
+            let mut cluster = slurm::CommandSlurm;
+            match (resume, manifest) {
+                (Some(dir), _) => slurm::commands::sbatch_resume(&dir, &opts, &mut cluster),
+                (None, Some(m)) => {
+                    slurm::commands::sbatch_new(&m, run_dir, &results, &opts, &mut cluster)
+                }
+                (None, None) => bail!("give a manifest, or --resume <run-dir>"),
+            }
+        }
+        Command::Status { run_dir } => slurm::commands::status(&run_dir, &mut slurm::CommandSlurm),
+        Command::Collect { run_dir } => slurm::commands::collect(&run_dir),
         Command::Run {
             manifest,
             resume,
@@ -133,8 +229,19 @@ pub fn main() -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Point { run_dir, point_id } => {
-            let rec = crate::point::run(&RunDir::new(run_dir), &point_id)?;
+        Command::Point {
+            run_dir,
+            point_id,
+            task_file,
+            task_index,
+        } => {
+            let run = RunDir::new(run_dir);
+            let rec = match (&task_file, task_index, &point_id) {
+                (Some(file), Some(index), _) => crate::point::run_task(&run, file, index)?,
+                (_, _, Some(id)) => crate::point::run(&run, id)?,
+                _ => bail!("give a point id, or --task-file with --task-index"),
+            };
+            let point_id = rec.point.id.clone();
             if rec.status == crate::results::Status::Ok {
                 Ok(ExitCode::SUCCESS)
             } else {

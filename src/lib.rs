@@ -14,6 +14,7 @@ pub mod point;
 pub mod provenance;
 pub mod report;
 pub mod results;
+pub mod slurm;
 pub mod stats;
 pub mod value;
 pub mod workload;

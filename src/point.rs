@@ -40,7 +40,42 @@ pub fn run(run: &RunDir, id: &str) -> Result<PointRecord> {
                 run.plan().display()
             )
         })?;
-    // The id is a hash of the point's contents: a mismatch means plan.json was edited by hand, and
+    run_point(run, point, &run.plan())
+}
+
+/// Run task `index` (0-based) of `tasks`, a task file of `scalelab sbatch` (one point as JSON per
+/// line), and write its record into `run`. An array task reads only its own line, never the whole
+/// plan, so a 100 000-point sweep costs each task microseconds to start.
+pub fn run_task(run: &RunDir, tasks: &std::path::Path, index: usize) -> Result<PointRecord> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(tasks)
+        .with_context(|| format!("opening the task file {}", tasks.display()))?;
+    let line = std::io::BufReader::new(file)
+        .lines()
+        .nth(index)
+        .transpose()
+        .with_context(|| format!("reading {}", tasks.display()))?
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no task {index}: the array is larger than its task file; resubmit with `scalelab sbatch --resume {}`",
+                tasks.display(),
+                run.root.display()
+            )
+        })?;
+    let point: Point = serde_json::from_str(&line).with_context(|| {
+        format!(
+            "{}: task {index} is not a point; resubmit with `scalelab sbatch --resume {}`",
+            tasks.display(),
+            run.root.display()
+        )
+    })?;
+    run_point(run, point, tasks)
+}
+
+/// Run `point` (read from `source`) and write its record.
+fn run_point(run: &RunDir, point: Point, source: &std::path::Path) -> Result<PointRecord> {
+    let id = point.id.as_str();
+    // The id is a hash of the point's contents: a mismatch means the plan was edited by hand, and
     // its values (sizes, thread counts) were never checked. Refuse rather than run them.
     let expected = crate::plan::point_id(
         &point.study_name,
@@ -51,9 +86,9 @@ pub fn run(run: &RunDir, id: &str) -> Result<PointRecord> {
     );
     if expected != point.id || point.repetitions == 0 || point.resources.threads == 0 {
         anyhow::bail!(
-            "point `{id}` in {} does not match its id (plan.json was edited); plans are made by \
+            "point `{id}` in {} does not match its id (the file was edited); plans are made by \
              `scalelab run <manifest>`, which checks every value: start a new run",
-            run.plan().display()
+            source.display()
         );
     }
     #[cfg(feature = "mpi")]
@@ -110,6 +145,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         host: crate::machine::Machine::detect_quick().host,
         started: now_rfc3339(),
         finished: now_rfc3339(),
+        slurm: slurm_ids(),
     };
     if let Some(w) = point.workload() {
         record.work = w.work(&point.params);
@@ -118,6 +154,21 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         record.backend = w.backend().as_str().to_string();
     }
     record
+}
+
+/// The SLURM variables that say which job, array task and nodes ran a point (empty outside SLURM).
+fn slurm_ids() -> std::collections::BTreeMap<String, String> {
+    [
+        "SLURM_JOB_ID",
+        "SLURM_ARRAY_JOB_ID",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_JOB_NODELIST",
+        "SLURM_CLUSTER_NAME",
+        "SLURM_JOB_PARTITION",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+    .collect()
 }
 
 /// Measure `point` in this process and return its record (not written).

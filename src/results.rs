@@ -99,6 +99,10 @@ pub struct PointRecord {
     /// RFC 3339 times of the point's start and end.
     pub started: String,
     pub finished: String,
+    /// The SLURM job, array task and nodes the point ran in (`SLURM_JOB_ID`, ...), when it ran under
+    /// SLURM.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slurm: BTreeMap<String, String>,
 }
 
 /// Paths inside one run directory.

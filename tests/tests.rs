@@ -568,7 +568,7 @@ fn an_edited_plan_is_refused_and_a_mock_needs_finite_times() {
     assert_eq!(out.code, 2);
     assert!(
         out.stderr
-            .contains("does not match its id (plan.json was edited)"),
+            .contains("does not match its id (the file was edited)"),
         "{}",
         out.stderr
     );

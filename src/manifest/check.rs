@@ -14,7 +14,7 @@ use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
 
 use super::{
     sha256_hex, Axis, Context, Manifest, ManifestError, Problem, Study, MAX_POINTS, RESOURCE_AXES,
-    SLURM_KEYS, STUDY_KEYS, TOP_KEYS,
+    SLURM_KEYS, SLURM_RETRY_KEYS, STUDY_KEYS, TOP_KEYS,
 };
 use crate::plan::Scaling;
 use crate::value::{nearest, Size, Value};
@@ -624,6 +624,17 @@ impl<'a> Checker<'a> {
                     let example = format!("{key} = {}", if key == "max_array" { 1000 } else { 8 });
                     self.read_count(place, key, value, line, 1, MAX_COUNT * 10, &example);
                 }
+                "launcher" => {
+                    if value.as_str().is_none_or(|s| s != "srun" && s != "mpirun") {
+                        self.push(
+                            line,
+                            place,
+                            format!("`launcher` must be \"srun\" or \"mpirun\", found {}", found(value)),
+                            "write launcher = \"srun\" (SLURM starts the ranks) or launcher = \"mpirun\" (mpirun inside the allocation)".into(),
+                        );
+                    }
+                }
+                "retry" => self.slurm_retry(value, line),
                 _ => {
                     let hint = did_you_mean(&suggest(key, SLURM_KEYS.iter().copied()))
                         .map(|d| format!("{d} "))
@@ -648,6 +659,62 @@ impl<'a> Checker<'a> {
                 toml::Value::Table(t) => Some(t),
                 _ => None,
             })
+    }
+
+    /// `[slurm.retry]`: `out_of_memory` and `timeout` are factors (0 or at least 1), `failed` a bool.
+    fn slurm_retry(&mut self, item: &Item, line: Option<usize>) {
+        let place = "[slurm.retry]";
+        let Some(table) = item.as_table_like() else {
+            self.push(
+                line,
+                "[slurm]",
+                format!("`retry` must be a table, found {}", found(item)),
+                "write e.g.\n        [slurm.retry]\n        out_of_memory = 2.0\n        timeout = 2.0\n        failed = true".into(),
+            );
+            return;
+        };
+        for (key, value) in table.iter() {
+            let line = self.key_line(table, key);
+            match key {
+                "out_of_memory" | "timeout" => {
+                    let factor = match value {
+                        Item::Value(Tv::Float(f)) => Some(*f.value()),
+                        Item::Value(Tv::Integer(i)) => Some(*i.value() as f64),
+                        _ => None,
+                    };
+                    if !factor.is_some_and(|f| f == 0.0 || (1.0..=100.0).contains(&f)) {
+                        let what = if key == "timeout" { "--time" } else { "--mem" };
+                        self.push(
+                            line,
+                            place,
+                            format!("`{key}` must be a factor between 1 and 100, or 0, found {}", found(value)),
+                            format!("write e.g. {key} = 2.0 to resubmit with twice the {what}, or {key} = 0 to leave such points failed"),
+                        );
+                    }
+                }
+                "failed" => {
+                    if value.as_bool().is_none() {
+                        self.push(
+                            line,
+                            place,
+                            format!("`failed` must be true or false, found {}", found(value)),
+                            "write failed = true to resubmit points whose task failed, crashed or was cancelled".into(),
+                        );
+                    }
+                }
+                _ => {
+                    let hint = did_you_mean(&suggest(key, SLURM_RETRY_KEYS.iter().copied()))
+                        .map(|d| format!("{d} "))
+                        .unwrap_or_else(|| "remove it; ".into());
+                    self.push(
+                        line,
+                        place,
+                        format!("unknown key `{}`", shown(key)),
+                        format!("{hint}[slurm.retry] takes: {}", SLURM_RETRY_KEYS.join(", ")),
+                    );
+                }
+            }
+        }
     }
 
     // ---------------------------------------------------------------- [[study]]

@@ -167,7 +167,12 @@ pub const SLURM_KEYS: &[&str] = &[
     "setup",
     "max_array",
     "throttle",
+    "launcher",
+    "retry",
 ];
+
+/// Keys of the `[slurm.retry]` table (the resubmission policy of `scalelab sbatch --resume`).
+pub const SLURM_RETRY_KEYS: &[&str] = &["out_of_memory", "timeout", "failed"];
 
 /// Most points one manifest may expand into (larger plans are almost always a mistake, and would
 /// not fit in memory as a plan).

@@ -766,13 +766,48 @@ fn slurm_keys_are_checked_and_kept() {
         lines,
         [
             "error: experiments/x.toml:7: [slurm]: unknown key `partiton`",
-            "  fix: did you mean `partition`? [slurm] takes: partition, account, qos, constraint, time, mem, modules, setup, max_array, throttle",
+            "  fix: did you mean `partition`? [slurm] takes: partition, account, qos, constraint, time, mem, modules, setup, max_array, throttle, launcher, retry",
             "error: experiments/x.toml:8: [slurm]: `time` must be a SLURM time limit, found a string (\"ten\")",
             "  fix: write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. time = \"00:10:00\"",
             "error: experiments/x.toml:9: [slurm]: `modules` must be a list of strings, found a string (\"rust\")",
             "  fix: write e.g. modules = [\"openmpi/4.1\", \"rust\"]",
             "error: experiments/x.toml:10: [slurm]: `throttle` must be at least 1, found 0",
             "  fix: write e.g. throttle = 8",
+            "4 problems in experiments/x.toml",
+        ]
+    );
+}
+
+#[test]
+fn slurm_retry_policy_and_launcher_are_checked() {
+    let ok = format!(
+        "{HEAD}workload = \"debug.sleep\"\n\n[slurm]\npartition = \"debug\"\nlauncher = \"mpirun\"\n[slurm.retry]\nout_of_memory = 3\ntimeout = 0\nfailed = false\n"
+    );
+    let m = parse_test(&ok).unwrap();
+    let s = crate::slurm::Settings::from_table(m.slurm.as_ref()).unwrap();
+    assert_eq!(s.launcher, crate::slurm::Launcher::Mpirun);
+    assert_eq!(
+        s.retry,
+        crate::slurm::RetryPolicy {
+            out_of_memory: 3.0,
+            timeout: 0.0,
+            failed: false
+        }
+    );
+    let bad = format!("{HEAD}workload = \"debug.sleep\"\n\n[slurm]\nlauncher = \"ssh\"\n[slurm.retry]\nout_of_memroy = 2.0\ntimeout = 0.5\nfailed = \"yes\"\n");
+    let e = errors(&bad);
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: experiments/x.toml:7: [slurm]: `launcher` must be \"srun\" or \"mpirun\", found a string (\"ssh\")",
+            "  fix: write launcher = \"srun\" (SLURM starts the ranks) or launcher = \"mpirun\" (mpirun inside the allocation)",
+            "error: experiments/x.toml:9: [slurm.retry]: unknown key `out_of_memroy`",
+            "  fix: did you mean `out_of_memory`? [slurm.retry] takes: out_of_memory, timeout, failed",
+            "error: experiments/x.toml:10: [slurm.retry]: `timeout` must be a factor between 1 and 100, or 0, found a float (0.5)",
+            "  fix: write e.g. timeout = 2.0 to resubmit with twice the --time, or timeout = 0 to leave such points failed",
+            "error: experiments/x.toml:11: [slurm.retry]: `failed` must be true or false, found a string (\"yes\")",
+            "  fix: write failed = true to resubmit points whose task failed, crashed or was cancelled",
             "4 problems in experiments/x.toml",
         ]
     );

@@ -103,16 +103,8 @@ pub fn write(
     records: &[PointRecord],
     machine: &Machine,
 ) -> Result<ReportFiles> {
-    let experiment = plan.experiment.as_str();
-    let measurements = run.measurements();
-    csv::write_measurements(&measurements, &csv::measurement_rows(experiment, records))?;
-
+    let (measurements, summary) = write_tables(run, plan, records)?;
     let all_series = scaling::series(records);
-    let summary = run.summary();
-    csv::write_summary(
-        &summary,
-        &csv::summary_rows(experiment, records, &all_series),
-    )?;
 
     let mut plot_files = Vec::new();
     let mut study_plots: Vec<(usize, Vec<Plot>)> = Vec::new();
@@ -152,6 +144,25 @@ pub fn write(
     let mut files = vec![measurements, summary, report];
     files.extend(plot_files);
     Ok(files)
+}
+
+/// Write only `measurements.csv` and `summary.csv` from `records` (what `scalelab collect` does):
+/// cheap, idempotent, and safe while points are still being written, since every record is
+/// replaced atomically and the tables are rewritten whole. Returns the two paths.
+pub fn write_tables(
+    run: &RunDir,
+    plan: &Plan,
+    records: &[PointRecord],
+) -> Result<(PathBuf, PathBuf)> {
+    let experiment = plan.experiment.as_str();
+    let measurements = run.measurements();
+    csv::write_measurements(&measurements, &csv::measurement_rows(experiment, records))?;
+    let summary = run.summary();
+    csv::write_summary(
+        &summary,
+        &csv::summary_rows(experiment, records, &scaling::series(records)),
+    )?;
+    Ok((measurements, summary))
 }
 
 /// A study as the report lists it.
@@ -781,6 +792,7 @@ pub(crate) mod test_support {
             host: "testhost".into(),
             started: "2025-01-01T00:00:00Z".into(),
             finished: "2025-01-01T00:00:01Z".into(),
+            slurm: Default::default(),
         }
     }
 
