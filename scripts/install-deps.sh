@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what scalelab needs beyond the Rust toolchain, on Debian 12 (bookworm).
 #
-#   scripts/install-deps.sh               what the test suite needs (OpenMPI and libclang, as --mpi)
+#   scripts/install-deps.sh               what the test suite needs (as --mpi --slurm)
 #   scripts/install-deps.sh --reference   the reference programs of scripts/compare-reference.sh:
 #                                         Debian hpcc + OpenMPI + OpenBLAS, and numpy + threadpoolctl
 #                                         in a virtual environment under target/ref-venv/
@@ -161,6 +161,7 @@ install_reference_python() {
 # feature needs. When a test starts needing a system package, add it here so CI (`.ci/run`) gets it.
 install_test_deps() {
     install_mpi
+    install_slurm
 }
 
 # Reference programs for scripts/compare-reference.sh (see docs/benchmarking.md).
@@ -185,12 +186,13 @@ install_mpi() {
     log "on a cluster, load modules instead of installing: e.g. \`module load openmpi llvm\` (OpenMPI's mpicc and libclang for bindgen), then build with \`cargo build --release --features mpi\`"
 }
 
-# One-node SLURM with accounting (see NOTES.md: slurmdbd + mariadb for sacct, munge for auth).
-# Only the packages; configuring and starting the daemons belongs to the SLURM script.
-# Owned by the SLURM work; adjust the list there.
+# One-node SLURM with accounting: slurmctld + slurmd (slurm-wlm), slurmdbd and MariaDB for sacct,
+# munge for authentication. libpmix2 is loaded at run time by Slurm's mpi/pmix plugin, which
+# `srun --mpi=pmix` needs to start OpenMPI ranks (no package dependency pulls it in otherwise).
+# Only the packages: scripts/local-slurm.sh configures and starts the daemons.
 install_slurm() {
     check_debian
-    apt_install slurm-wlm slurmdbd munge mariadb-server
+    apt_install slurm-wlm slurmdbd munge mariadb-server libpmix2
 }
 
 # NVRTC without a GPU: the PyPI wheel ships libnvrtc.so.12. Installed into a folder under target/

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh Debian 12 machine with Rust:
-#   1. install what the tests need (scripts/install-deps.sh; nothing beyond Rust at this stage),
+#   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM) and start a
+#      one-node SLURM with accounting for tests/slurm.rs (scripts/local-slurm.sh up),
 #   2. build every test binary once, with all features, and run them with cargo-nextest,
 #   3. run the doc tests,
 #   4. check that the default build (no features) compiles,
@@ -16,6 +17,9 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "dependencies"
 bash scripts/install-deps.sh
+
+step "one-node SLURM"
+bash scripts/local-slurm.sh up
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"

@@ -4,7 +4,10 @@
 //! * `plan/check`: TOML → checked manifest (this expands every study once, for per-point checks);
 //! * `plan/expand`: checked manifest → plan (points with parameters and ids);
 //! * `plan/describe`: the text of `scalelab plan` (estimates every point, prints the first rows);
-//! * `plan/all`: the three together, i.e. the whole `scalelab plan` command minus its output.
+//! * `plan/all`: the three together, i.e. the whole `scalelab plan` command minus its output;
+//! * `plan/sbatch`: check, expand, group into shapes, split into arrays and render every sbatch
+//!   script and task file of the 100 000 points, i.e. `scalelab sbatch --dry-run` minus its output
+//!   (which must take under a second).
 //!
 //! Run with `cargo bench --bench bench_main -- plan/`.
 
@@ -52,6 +55,26 @@ fn planner(c: &mut Criterion) {
         b.iter(|| {
             let m = manifest::parse(path, &text).unwrap();
             plan::expand(&m).unwrap().describe(&rates)
+        })
+    });
+    let settings = scalelab::slurm::Settings::from_table(Some(
+        &toml::from_str("partition = \"debug\"\nthrottle = 16\nmem = \"4G\"").unwrap(),
+    ))
+    .unwrap();
+    group.bench_function("sbatch", |b| {
+        b.iter(|| {
+            let m = manifest::parse(path, &text).unwrap();
+            let plan = plan::expand(&m).unwrap();
+            let points: Vec<&plan::Point> = plan.points.iter().collect();
+            let ctx = scalelab::slurm::ScriptContext {
+                experiment: &m.name,
+                run_dir: Path::new("/scratch/u/results/planner-bench/1"),
+                program: Path::new("/home/u/bin/scalelab"),
+                settings: &settings,
+                round: 1,
+            };
+            scalelab::slurm::submit::prepare_round(&ctx, &points, &Default::default(), 1001, false)
+                .unwrap()
         })
     });
     group.finish();

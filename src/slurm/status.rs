@@ -171,7 +171,7 @@ pub fn compute<'a>(
                         (JobState::Running, None) => PointState::Pending,
                         (JobState::Running, Some(s)) if !s.state.ended() => PointState::Running,
                         (_, Some(s)) if s.state.ended() && s.state != JobState::Completed => {
-                            PointState::Failed(Failure::Slurm(s.state.clone()))
+                            PointState::Failed(Failure::Slurm(cause(&s.state, &step_rows)))
                         }
                         (JobState::Running, Some(_)) => PointState::Running,
                         (JobState::Completed, _) => PointState::Failed(Failure::Lost),
@@ -181,7 +181,7 @@ pub fn compute<'a>(
                         JobState::Pending => PointState::Pending,
                         JobState::Running => PointState::Running,
                         JobState::Completed => PointState::Failed(Failure::Lost),
-                        state => PointState::Failed(Failure::Slurm(state.clone())),
+                        state => PointState::Failed(Failure::Slurm(cause(state, &step_rows))),
                     },
                 };
                 if log.exists() {
@@ -214,6 +214,27 @@ pub fn compute<'a>(
             st
         })
         .collect()
+}
+
+/// The failure class of a task that ended in `state`, refined by its steps: when `srun` reports a
+/// step killed by the OOM killer, the allocation itself only says FAILED (srun's exit code), so the
+/// most specific class any step shows wins (OUT_OF_MEMORY, then TIMEOUT, NODE_FAIL, CANCELLED).
+fn cause(state: &JobState, steps: &[&SacctRow]) -> JobState {
+    let rank = |s: &JobState| match s {
+        JobState::OutOfMemory => 4,
+        JobState::Timeout => 3,
+        JobState::NodeFail => 2,
+        JobState::Cancelled => 1,
+        _ => 0,
+    };
+    steps
+        .iter()
+        .map(|r| &r.state)
+        .chain(std::iter::once(state))
+        .max_by_key(|s| rank(s))
+        .filter(|s| rank(s) > rank(state))
+        .unwrap_or(state)
+        .clone()
 }
 
 /// The last `n` lines of a text file (lossy UTF-8), read from its end.
@@ -444,9 +465,11 @@ mod tests {
 
     const SACCT: &str = "\
 40_0|COMPLETED|0:0|00:00:02||1G|00:01:00|node1
-40_1|OUT_OF_MEMORY|0:125|00:00:03||1G|00:01:00|node1
-40_1.batch|OUT_OF_MEMORY|0:125|00:00:03|1048576K|||node1
-40_2|TIMEOUT|0:0|00:01:29||1G|00:01:00|node1
+40_1|FAILED|1:0|00:00:05||1G|00:01:00|node1
+40_1.batch|FAILED|1:0|00:00:05|0|||node1
+40_1.0|OUT_OF_MEMORY|0:125|00:00:05|0|||node1
+40_2|TIMEOUT|0:0|00:01:27||1G|00:01:00|node1
+40_2.batch|CANCELLED|0:15|00:01:28|220K|||node1
 40_3|FAILED|3:0|00:00:01||1G|00:01:00|node1
 40_4|CANCELLED by 0|0:0|00:00:00||1G|00:01:00|node1
 40_5|NODE_FAIL|0:0|00:00:10||1G|00:01:00|node1
@@ -484,8 +507,9 @@ mod tests {
         assert_eq!(
             oom.evidence,
             [
-                "sacct: 40_1|OUT_OF_MEMORY|0:125|00:00:03||1G|00:01:00|node1",
-                "sacct: 40_1.batch|OUT_OF_MEMORY|0:125|00:00:03|1048576K|||node1"
+                "sacct: 40_1|FAILED|1:0|00:00:05||1G|00:01:00|node1",
+                "sacct: 40_1.batch|FAILED|1:0|00:00:05|0|||node1",
+                "sacct: 40_1.0|OUT_OF_MEMORY|0:125|00:00:05|0|||node1"
             ]
         );
         assert!(

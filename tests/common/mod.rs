@@ -1,5 +1,8 @@
-//! Helpers shared by the MPI integration tests: run the real `scalelab` binary on a manifest in a
+//! Helpers shared by the MPI and SLURM integration tests: run the real `scalelab` binary on a manifest in a
 //! temporary folder and read its records back.
+
+// Each test binary that includes this module uses only some of its helpers.
+#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
