@@ -167,21 +167,27 @@ pub fn compute<'a>(
                     // Just submitted: accounting has not caught up yet.
                     None => PointState::Pending,
                     Some(a) if packed => match (&a.state, step_rows.last()) {
-                        (JobState::Pending, _) => PointState::Pending,
-                        (JobState::Running, None) => PointState::Pending,
-                        (JobState::Running, Some(s)) if !s.state.ended() => PointState::Running,
-                        (_, Some(s)) if s.state.ended() && s.state != JobState::Completed => {
-                            PointState::Failed(Failure::Slurm(cause(&s.state, &step_rows)))
+                        (JobState::Pending, _) | (JobState::Running, None) => PointState::Pending,
+                        (_, Some(s)) if !s.state.ended() => PointState::Running,
+                        (_, Some(s)) if s.state == JobState::Completed => {
+                            PointState::Failed(Failure::Lost)
                         }
-                        (JobState::Running, Some(_)) => PointState::Running,
-                        (JobState::Completed, _) => PointState::Failed(Failure::Lost),
-                        (state, _) => PointState::Failed(Failure::Slurm(state.clone())),
+                        // The step failed; a job that ended by TIMEOUT (or NODE_FAIL) says why.
+                        (job, Some(s)) => {
+                            PointState::Failed(Failure::Slurm(cause(&s.state, [job])))
+                        }
+                        (JobState::Completed, None) => PointState::Failed(Failure::Lost),
+                        // The job ended before this point's turn came.
+                        (job, None) => PointState::Failed(Failure::Slurm(job.clone())),
                     },
                     Some(a) => match &a.state {
                         JobState::Pending => PointState::Pending,
                         JobState::Running => PointState::Running,
                         JobState::Completed => PointState::Failed(Failure::Lost),
-                        state => PointState::Failed(Failure::Slurm(cause(state, &step_rows))),
+                        state => PointState::Failed(Failure::Slurm(cause(
+                            state,
+                            step_rows.iter().map(|r| &r.state),
+                        ))),
                     },
                 };
                 if log.exists() {
@@ -216,10 +222,11 @@ pub fn compute<'a>(
         .collect()
 }
 
-/// The failure class of a task that ended in `state`, refined by its steps: when `srun` reports a
-/// step killed by the OOM killer, the allocation itself only says FAILED (srun's exit code), so the
-/// most specific class any step shows wins (OUT_OF_MEMORY, then TIMEOUT, NODE_FAIL, CANCELLED).
-fn cause(state: &JobState, steps: &[&SacctRow]) -> JobState {
+/// The failure class of a task that ended in `state`, refined by the `others` that belong to it
+/// (its steps; for a packed point, its job): when the OOM killer ends a step, the allocation itself
+/// only says FAILED (srun's exit code); when a packed job runs out of time, the point's step says
+/// CANCELLED. The most specific class wins: OUT_OF_MEMORY, then TIMEOUT, NODE_FAIL, CANCELLED.
+fn cause<'s>(state: &'s JobState, others: impl IntoIterator<Item = &'s JobState>) -> JobState {
     let rank = |s: &JobState| match s {
         JobState::OutOfMemory => 4,
         JobState::Timeout => 3,
@@ -227,9 +234,8 @@ fn cause(state: &JobState, steps: &[&SacctRow]) -> JobState {
         JobState::Cancelled => 1,
         _ => 0,
     };
-    steps
-        .iter()
-        .map(|r| &r.state)
+    others
+        .into_iter()
         .chain(std::iter::once(state))
         .max_by_key(|s| rank(s))
         .filter(|s| rank(s) > rank(state))
@@ -379,7 +385,19 @@ pub fn render(run: &RunDir, statuses: &[PointStatus<'_>]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // Every failure with its evidence; of the points still waiting, the first few.
+    let waiting = statuses
+        .iter()
+        .filter(|s| !matches!(s.state, PointState::Finished | PointState::Failed(_)))
+        .count();
+    let mut shown_waiting = 0;
     for st in statuses.iter().filter(|s| s.state != PointState::Finished) {
+        if !matches!(st.state, PointState::Failed(_)) {
+            shown_waiting += 1;
+            if shown_waiting > WAITING_ROWS {
+                continue;
+            }
+        }
         let p = st.point;
         let _ = writeln!(
             s,
@@ -405,8 +423,18 @@ pub fn render(run: &RunDir, statuses: &[PointStatus<'_>]) -> String {
             }
         }
     }
+    if waiting > WAITING_ROWS {
+        let _ = writeln!(
+            s,
+            "\n... and {} more pending, running or not submitted",
+            waiting - WAITING_ROWS
+        );
+    }
     s
 }
+
+/// Points still pending, running or unsubmitted that `status` lists one by one.
+pub const WAITING_ROWS: usize = 20;
 
 #[cfg(test)]
 mod tests {
@@ -532,6 +560,53 @@ mod tests {
         assert!(
             text.contains("      | slurmstepd: error: Detected 1 oom_kill event"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn packed_points_map_to_the_steps_of_their_job() {
+        let (_d, run, plan, _) = setup();
+        let jobs = Jobs {
+            rounds: vec![Round {
+                round: 1,
+                submitted: String::new(),
+                packed: true,
+                jobs: vec![JobRecord {
+                    job_id: "50".into(),
+                    script: String::new(),
+                    points: ["pend", "run", "lost", "quiet"].map(String::from).to_vec(),
+                }],
+                collect: None,
+            }],
+        };
+        // Task 0's step ran out of memory, task 1 runs, tasks 2 and 3 wait for their turn.
+        let rows = parse(
+            "50|RUNNING|0:0|00:00:09||1G|00:04:00|node1\n\
+             50.batch|RUNNING|0:0|00:00:09||||node1\n\
+             50.0|OUT_OF_MEMORY|0:125|00:00:03|0|||node1\n\
+             50.1|RUNNING|0:0|00:00:06||||node1\n",
+        );
+        let st = compute(&run, &plan, &jobs, &rows);
+        let labels: Vec<String> = st[7..].iter().map(|s| s.state.label()).collect();
+        assert_eq!(labels, ["OUT_OF_MEMORY", "running", "pending", "pending"]);
+        assert_eq!(st[7].job.as_deref(), Some("50 task 0"));
+        // The job ran out of time before reaching task 3: that point failed as TIMEOUT.
+        let rows = parse(
+            "50|TIMEOUT|0:0|00:04:30||1G|00:04:00|node1\n\
+             50.0|COMPLETED|0:0|00:00:03|0|||node1\n\
+             50.1|COMPLETED|0:0|00:00:03|0|||node1\n\
+             50.2|CANCELLED|0:15|00:04:00|0|||node1\n",
+        );
+        let st = compute(&run, &plan, &jobs, &rows);
+        let labels: Vec<String> = st[7..].iter().map(|s| s.state.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "no record (task ended without one)",
+                "no record (task ended without one)",
+                "TIMEOUT",
+                "TIMEOUT"
+            ]
         );
     }
 
