@@ -125,7 +125,6 @@ fn edges(sorted: &[f64], max_bins: usize) -> Vec<f64> {
 
 /// What a split optimises.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[allow(dead_code)] // Newton: the gradient boosters (next)
 pub(crate) enum Criterion {
     Gini,
     Entropy,
@@ -184,7 +183,6 @@ pub(crate) struct Tree {
     width: usize,
 }
 
-#[allow(dead_code)] // set_value, scale: the boosters (next)
 impl Tree {
     /// The index of the leaf `x` falls in.
     pub fn leaf(&self, x: &[f64]) -> usize {
