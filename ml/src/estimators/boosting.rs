@@ -416,7 +416,7 @@ impl Estimator for GradientBoosting {
         rows: &[usize],
         weights: Option<&[f64]>,
         seed: u64,
-        _options: FitOptions,
+        options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name, data, rows, weights)?;
         let m = rows.len();
@@ -467,6 +467,8 @@ impl Estimator for GradientBoosting {
                 max_features: data.features(),
                 max_leaf_nodes: 0,
                 random_split: false,
+                subtraction: true,
+                parallel: options.parallel,
             },
             Flavour::Hist {
                 max_leaf_nodes,
@@ -482,6 +484,8 @@ impl Estimator for GradientBoosting {
                 max_features: data.features(),
                 max_leaf_nodes,
                 random_split: false,
+                subtraction: true,
+                parallel: options.parallel,
             },
         };
         let mut scores: Vec<f64> = (0..m).flat_map(|_| init.iter().copied()).collect();
@@ -521,12 +525,13 @@ impl Estimator for GradientBoosting {
                     row: r as u32,
                     class: 0,
                     w: sw[i],
-                    // The squared-error tree fits the negative gradient; the Newton tree the gradient.
+                    // The squared-error tree fits the negative gradient; the Newton tree sums
+                    // weighted gradients and hessians.
                     y: match self.flavour {
                         Flavour::Classic { .. } => -grad[i * width + c],
-                        Flavour::Hist { .. } => grad[i * width + c],
+                        Flavour::Hist { .. } => sw[i] * grad[i * width + c],
                     },
-                    h: hess[i * width + c],
+                    h: sw[i] * hess[i * width + c],
                 }));
                 entries.retain(|e| e.w > 0.0);
                 let mut rng =
@@ -558,7 +563,7 @@ impl Estimator for GradientBoosting {
                 }
                 tree.scale(self.lr);
                 for i in 0..m {
-                    scores[i * width + c] += tree.value(data.x.row(rows[i]))[0];
+                    scores[i * width + c] += tree.node_value(leaf_of[i]);
                 }
                 trees.push(tree);
             }
