@@ -277,6 +277,7 @@ pub(crate) fn grow(
         full,
         hist: vec![0.0; MAX_BINS * stat_width],
         counts: vec![0; MAX_BINS],
+        occupied: Vec::with_capacity(MAX_BINS),
         pool: Vec::new(),
         free: Vec::new(),
         order: (0..binned.features()).collect(),
@@ -398,6 +399,7 @@ struct Builder<'a> {
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
+    occupied: Vec<u8>,
     /// All-feature histograms (statistics, row counts), reused through `free`.
     pool: Vec<(Vec<f64>, Vec<u32>)>,
     free: Vec<usize>,
@@ -592,8 +594,7 @@ impl Builder<'_> {
                 &mut self.left,
                 &mut self.right,
                 f,
-                lo as u8,
-                hi as u8,
+                lo as u8..hi as u8,
                 None,
             );
             if let Some(c) = found {
@@ -619,18 +620,27 @@ impl Builder<'_> {
             }
             let f = self.order[i];
             let column = self.binned.column(f);
-            // Histogram of this feature over the node, and the occupied bin range.
+            // Histogram of this feature over the node, the occupied bin range and, for small nodes,
+            // the occupied bins themselves (so deep nodes scan a handful of bins, not the range).
             let (mut lo, mut hi) = (u8::MAX, 0u8);
+            self.occupied.clear();
             for e in rows {
                 let b = column[e.row as usize];
                 lo = lo.min(b);
                 hi = hi.max(b);
+                if self.counts[b as usize] == 0 {
+                    self.occupied.push(b);
+                }
                 self.counts[b as usize] += 1;
                 add(
                     &mut self.hist[b as usize * s..(b as usize + 1) * s],
                     self.cfg.criterion,
                     e,
                 );
+            }
+            let sparse = self.occupied.len() * 8 < (hi - lo) as usize + 1;
+            if sparse {
+                self.occupied.sort_unstable();
             }
             if lo < hi {
                 examined += 1;
@@ -639,31 +649,44 @@ impl Builder<'_> {
                 } else {
                     None
                 };
-                let found = scan(
-                    Scan {
-                        cfg: self.cfg,
-                        s,
-                        node_stats: &self.node_stats,
-                        hist: &self.hist,
-                        counts: &self.counts,
-                        n: rows.len(),
-                        node_proxy,
-                    },
-                    &mut self.left,
-                    &mut self.right,
-                    f,
-                    lo,
-                    hi,
-                    cut,
-                );
+                let sc = Scan {
+                    cfg: self.cfg,
+                    s,
+                    node_stats: &self.node_stats,
+                    hist: &self.hist,
+                    counts: &self.counts,
+                    n: rows.len(),
+                    node_proxy,
+                };
+                let (left, right) = (&mut self.left, &mut self.right);
+                let found = if sparse {
+                    let k = self.occupied.len();
+                    scan(
+                        sc,
+                        left,
+                        right,
+                        f,
+                        self.occupied[..k - 1].iter().copied(),
+                        cut,
+                    )
+                } else {
+                    scan(sc, left, right, f, lo..hi, cut)
+                };
                 if let Some(c) = found {
                     if best.is_none_or(|b| c.gain > b.gain) {
                         best = Some(c);
                     }
                 }
             }
-            self.hist[lo as usize * s..(hi as usize + 1) * s].fill(0.0);
-            self.counts[lo as usize..=hi as usize].fill(0);
+            if sparse {
+                for &b in &self.occupied {
+                    self.hist[b as usize * s..(b as usize + 1) * s].fill(0.0);
+                    self.counts[b as usize] = 0;
+                }
+            } else {
+                self.hist[lo as usize * s..(hi as usize + 1) * s].fill(0.0);
+                self.counts[lo as usize..=hi as usize].fill(0);
+            }
             if examined >= want {
                 break;
             }
@@ -684,15 +707,14 @@ struct Scan<'a> {
     node_proxy: f64,
 }
 
-/// The best boundary in `lo..hi` (or only `cut`) of one feature's histogram.
-#[allow(clippy::too_many_arguments)]
+/// The best boundary among `bins` (ascending occupied or candidate bins, the last occupied one
+/// left out), or only the boundary after `cut`, of one feature's histogram.
 fn scan(
     sc: Scan,
     left: &mut [f64],
     right: &mut [f64],
     feature: usize,
-    lo: u8,
-    hi: u8,
+    bins: impl Iterator<Item = u8>,
     cut: Option<u8>,
 ) -> Option<Split> {
     let s = sc.s;
@@ -700,29 +722,41 @@ fn scan(
     left.fill(0.0);
     let mut n_left = 0usize;
     let mut best: Option<Split> = None;
-    for b in lo..hi {
-        let h = &sc.hist[b as usize * s..(b as usize + 1) * s];
-        for k in 0..s {
-            left[k] += h[k];
-        }
-        n_left += sc.counts[b as usize] as usize;
-        if cut.is_some_and(|c| b != c) || n_left < msl {
-            continue;
+    let mut evaluate = |b: u8, left: &[f64], n_left: usize, best: &mut Option<Split>| -> bool {
+        if n_left < msl {
+            return true;
         }
         if sc.n - n_left < msl {
-            break;
+            return false;
         }
         for k in 0..s {
             right[k] = sc.node_stats[k] - left[k];
         }
         let gain = proxy(sc.cfg.criterion, left) + proxy(sc.cfg.criterion, right) - sc.node_proxy;
         if best.is_none_or(|x| gain > x.gain) {
-            best = Some(Split {
+            *best = Some(Split {
                 feature,
                 bin: b,
                 gain,
             });
         }
+        true
+    };
+    for b in bins {
+        if cut.is_some_and(|c| b > c) {
+            break;
+        }
+        let h = &sc.hist[b as usize * s..(b as usize + 1) * s];
+        for k in 0..s {
+            left[k] += h[k];
+        }
+        n_left += sc.counts[b as usize] as usize;
+        if cut.is_none() && !evaluate(b, left, n_left, &mut best) {
+            break;
+        }
+    }
+    if let Some(c) = cut {
+        evaluate(c, left, n_left, &mut best);
     }
     best
 }
