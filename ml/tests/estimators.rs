@@ -336,3 +336,27 @@ fn composites_are_identical_at_1_2_and_4_threads() {
     let few = params(&[("n_estimators", Hp::Int(5))]);
     same_at_any_thread_count("gradient_boosting", &few, &digits);
 }
+
+#[test]
+fn smartcore_references_learn_and_refuse_what_they_cannot_do() {
+    let bc = load("breast_cancer").unwrap();
+    let few = params(&[("n_estimators", Hp::Int(30))]);
+    assert!(cv_score("smartcore.random_forest", &few, &bc) >= 0.94);
+    assert!(cv_score("smartcore.decision_tree", &HyperParams::new(), &bc) >= 0.88);
+    let rows: Vec<usize> = (0..100).collect();
+    let err = build("smartcore.decision_tree", &HyperParams::new())
+        .unwrap()
+        .fit(
+            &load("diabetes").unwrap(),
+            &rows,
+            None,
+            0,
+            FitOptions::default(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        "smartcore.decision_tree: needs classes but dataset diabetes has a numeric target"
+    );
+}

@@ -12,6 +12,7 @@ mod ensemble;
 mod forest;
 mod logistic;
 pub mod params;
+mod reference;
 mod stacking;
 mod tree;
 
@@ -22,6 +23,7 @@ pub use ensemble::{Bagging, Voting};
 pub use forest::Forest;
 pub use logistic::Logistic;
 pub use params::{Kind, MaxFeatures, ParamSpec};
+pub use reference::Smartcore;
 pub use stacking::Stacking;
 
 use crate::estimator::{Estimator, HyperParams};
@@ -44,6 +46,8 @@ pub fn build(name: &str, params: &HyperParams) -> Result<Box<dyn Estimator>, Str
         "logistic_regression" => Ok(Box::new(Logistic::from_params(params)?)),
         "stacking" => Ok(Box::new(Stacking::from_params(params)?)),
         "voting" => Ok(Box::new(Voting::from_params(params)?)),
+        "smartcore.random_forest" => Ok(Box::new(Smartcore::random_forest(params)?)),
+        "smartcore.decision_tree" => Ok(Box::new(Smartcore::decision_tree(params)?)),
         other => Err(format!(
             "unknown estimator `{other}`; known: {}",
             NAMES.join(", ")
@@ -64,6 +68,8 @@ pub const NAMES: &[&str] = &[
     "stacking",
     "voting",
     "dummy.most_frequent",
+    "smartcore.random_forest",
+    "smartcore.decision_tree",
 ];
 
 /// The hyperparameters of estimator `name` (`None` for an unknown name).
@@ -80,6 +86,8 @@ pub fn specs(name: &str) -> Option<&'static [ParamSpec]> {
         "logistic_regression" => logistic::SPECS,
         "stacking" => stacking::SPECS,
         "voting" => ensemble::VOTING_SPECS,
+        "smartcore.random_forest" => reference::FOREST_SPECS,
+        "smartcore.decision_tree" => reference::TREE_SPECS,
         _ => return None,
     })
 }
