@@ -230,6 +230,27 @@ fn bad_hyperparameters_are_explained() {
         "decision_tree: `min_samples_leaf` = \"2\" is not allowed; allowed: an integer ≥ 1"
     );
     assert!(err("forest", HyperParams::new()).starts_with("unknown estimator `forest`; known: "));
+    let list = params(&[("estimators", Hp::Text("random_forest,nope".into()))]);
+    assert_eq!(
+        err("voting", list),
+        format!(
+            "voting: `estimators` = \"random_forest,nope\" is not allowed; allowed: a \
+             comma-separated list of estimator names ({})",
+            NAMES.join(", ")
+        )
+    );
+    assert_eq!(
+        err("logistic_regression", params(&[("C", Hp::Float(0.0))])),
+        "logistic_regression: `C` = 0 is not allowed; allowed: a number in (0, ∞)"
+    );
+    assert_eq!(
+        err(
+            "hist_gradient_boosting",
+            params(&[("max_bins", Hp::Int(300))])
+        ),
+        "hist_gradient_boosting: `max_bins` = 300 is not allowed; allowed: an integer from 2 to \
+         256"
+    );
     // Checks that need the data happen at fit time.
     let iris = load("iris").unwrap();
     let fit_err = |name: &str, p: HyperParams| {
@@ -329,6 +350,10 @@ fn composites_are_identical_at_1_2_and_4_threads() {
     same_at_any_thread_count("stacking", &small, &bc);
     same_at_any_thread_count("voting", &HyperParams::new(), &bc);
     same_at_any_thread_count("bagging", &HyperParams::new(), &load("diabetes").unwrap());
+    let forests = params(&[("base", Hp::Text("random_forest".into()))]);
+    same_at_any_thread_count("adaboost", &params(&[("n_estimators", Hp::Int(5))]), &bc);
+    same_at_any_thread_count("bagging", &forests, &load("iris").unwrap());
+    same_at_any_thread_count("logistic_regression", &HyperParams::new(), &bc);
     // Digits is large enough (1348 × 64) for the boosters to build root histograms in parallel.
     let digits = load("digits").unwrap();
     let few = params(&[("max_iter", Hp::Int(5))]);
