@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use scalelab_ml::data::{load, make_classification, Dataset, Synthetic, Target};
 use scalelab_ml::estimator::{FitOptions, Hp, HyperParams, Prediction};
-use scalelab_ml::estimators::{build, specs, NAMES};
+use scalelab_ml::estimators::{build, describe, specs, NAMES};
 
 /// Shuffled k-fold (seeded), local to these tests.
 fn folds(n: usize, k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
@@ -282,7 +282,13 @@ fn every_name_has_specs_with_valid_defaults() {
             assert!(!s.doc.is_empty(), "{name}.{}", s.name);
         }
         build(name, &HyperParams::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(describe(name).is_some(), "{name} has no description");
     }
+    assert_eq!(
+        describe("decision_tree").unwrap().lines().nth(2).unwrap(),
+        "  max_depth = 0  (an integer from 0 to 1000): deepest level a tree may grow to; 0 = no \
+         limit"
+    );
 }
 
 #[test]
