@@ -43,6 +43,8 @@ pub fn parse_csv(
     target: &str,
     task: Task,
 ) -> Result<Dataset, String> {
+    // A byte-order mark (spreadsheet exports) is not part of the first column's name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -214,6 +216,13 @@ mod tests {
             .collect();
         let d = parse_csv("t", "t.csv", &text, "y", Task::Auto).unwrap();
         assert!(matches!(d.y, Target::Values(_)));
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_blank_lines_are_ignored() {
+        let d = parse_csv("t", "t.csv", "\u{feff}y,a\n1,2\n\n0,3\n", "y", Task::Auto).unwrap();
+        assert_eq!(d.rows(), 2);
+        assert_eq!(d.feature_names, ["a"]);
     }
 
     #[test]
