@@ -392,3 +392,28 @@ fn smartcore_references_learn_and_refuse_what_they_cannot_do() {
         "smartcore.decision_tree: needs classes but dataset diabetes has a numeric target"
     );
 }
+
+#[test]
+fn zero_weights_leave_rows_out_of_boosting() {
+    // Half the rows weigh nothing: the boosters must still score every row and learn from the rest.
+    let data = load("breast_cancer").unwrap();
+    let rows: Vec<usize> = (0..400).collect();
+    let weights: Vec<f64> = (0..400).map(|i| (i % 2) as f64).collect();
+    let test: Vec<usize> = (400..data.rows()).collect();
+    let labels = data.y.labels().unwrap();
+    for name in ["gradient_boosting", "hist_gradient_boosting", "adaboost"] {
+        let model = build(name, &HyperParams::new())
+            .unwrap()
+            .fit(&data, &rows, Some(&weights), 0, FitOptions::default())
+            .unwrap();
+        let Prediction::Classes(pred) = model.predict(&data.x, &test) else {
+            unreachable!()
+        };
+        let right = pred
+            .iter()
+            .zip(&test)
+            .filter(|(p, &r)| **p == labels[r])
+            .count();
+        assert!(right as f64 / test.len() as f64 >= 0.9, "{name}: {right}");
+    }
+}
