@@ -9,7 +9,12 @@
 //!   it. A split "bin ≤ b" is stored as the raw threshold "x ≤ t", so prediction needs no binning.
 //! - A node's split search builds, per candidate feature, a histogram of the node's class weights (or
 //!   target sums, or gradients) over the bins, then scans the bin boundaries: O(rows + bins) per
-//!   feature instead of a sort. Only the node's occupied bin range is cleared and scanned.
+//!   feature instead of a sort. Only the node's occupied bin range is cleared and scanned, and a
+//!   small node scans just its occupied bins. The common criteria (Newton, squared error, two-class
+//!   Gini) scan fixed-size arrays with the gain written out.
+//! - With `subtraction` (the boosters: all features, shallow trees or a leaf budget) every node keeps
+//!   all features' histograms; only the smaller child is histogrammed and the larger one is parent −
+//!   smaller. Large nodes are histogrammed in parallel over features when the pool has threads.
 //! - The rows of a node are a contiguous range of one entry array, partitioned in place; the
 //!   histogram, feature order and node arrays are reused, so growing allocates nothing per node.
 //! - Growth is depth-first (CART) or best-first by gain with a leaf budget (histogram gradient
