@@ -79,6 +79,10 @@ fn decision_tree_learns_the_real_datasets() {
     assert!(cv_score("decision_tree", &none, &load("digits").unwrap()) >= 0.82);
     let p = params(&[("max_depth", Hp::Int(4))]);
     assert!(cv_score("decision_tree", &p, &load("diabetes").unwrap()) >= 0.20);
+    let entropy = params(&[("criterion", Hp::Text("entropy".into()))]);
+    assert!(cv_score("decision_tree", &entropy, &load("breast_cancer").unwrap()) >= 0.90);
+    let random = params(&[("splitter", Hp::Text("random".into()))]);
+    assert!(cv_score("decision_tree", &random, &load("iris").unwrap()) >= 0.90);
 }
 
 #[test]
