@@ -421,3 +421,30 @@ fn zero_weights_leave_rows_out_of_boosting() {
         assert!(right as f64 / test.len() as f64 >= 0.9, "{name}: {right}");
     }
 }
+
+#[test]
+fn forest_importances_find_the_informative_features() {
+    // Features 0..3 carry the signal, 3..8 are noise.
+    let data = make_classification(&Synthetic {
+        samples: 1500,
+        features: 8,
+        informative: 3,
+        redundant: 0,
+        seed: 9,
+        ..Synthetic::default()
+    })
+    .unwrap();
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let model = build("random_forest", &params(&[("n_estimators", Hp::Int(30))]))
+        .unwrap()
+        .fit(&data, &rows, None, 0, FitOptions::default())
+        .unwrap();
+    let imp = model.feature_importances().unwrap();
+    assert_eq!(imp.len(), 8);
+    assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let informative: f64 = imp[..3].iter().sum();
+    assert!(informative > 0.6, "{imp:?}");
+    assert!(imp[..3]
+        .iter()
+        .all(|&v| v > imp[3..].iter().copied().fold(0.0, f64::max)));
+}

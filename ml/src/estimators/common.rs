@@ -176,4 +176,15 @@ impl Model for TreeEnsemble {
     fn oob_score(&self) -> Option<f64> {
         self.oob_score
     }
+
+    fn feature_importances(&self) -> Option<Vec<f64>> {
+        let mut sum = Vec::new();
+        for t in &self.trees {
+            let imp = t.importances();
+            sum.resize(imp.len(), 0.0);
+            sum.iter_mut().zip(&imp).for_each(|(s, v)| *s += v);
+        }
+        let n = self.trees.len().max(1) as f64;
+        Some(sum.into_iter().map(|s| s / n).collect())
+    }
 }

@@ -212,6 +212,8 @@ pub(crate) struct Tree {
     nodes: Vec<Node>,
     values: Vec<f64>,
     width: usize,
+    /// Split gains (weighted impurity decrease) summed by feature.
+    gains: Vec<f64>,
 }
 
 impl Tree {
@@ -249,6 +251,13 @@ impl Tree {
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The split gains summed by feature, normalised to sum to 1 (all zero for a single leaf).
+    pub fn importances(&self) -> Vec<f64> {
+        let total: f64 = self.gains.iter().sum();
+        let scale = if total > 0.0 { 1.0 / total } else { 0.0 };
+        self.gains.iter().map(|g| g * scale).collect()
     }
 
     pub fn is_leaf(&self, i: usize) -> bool {
@@ -310,6 +319,7 @@ pub(crate) fn grow_with_ranges(
             nodes: Vec::new(),
             values: Vec::new(),
             width,
+            gains: vec![0.0; binned.features()],
         },
         ranges: Vec::new(),
     };
@@ -385,6 +395,7 @@ pub(crate) fn grow_with_ranges(
             left: left_id,
             right: right_id,
         };
+        b.tree.gains[s.feature] += s.gain.max(0.0);
         leaves += 1;
         // Depth-first takes the left child next, as a recursive CART would.
         frontier.extend(rp);
