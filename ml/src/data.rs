@@ -1,4 +1,6 @@
-//! The dense feature matrix and labelled datasets.
+//! The dense feature matrix and labelled datasets, and where datasets come from: the real datasets
+//! compiled into the crate ([`load`], [`BUILTINS`]), a user's CSV file ([`load_csv`]) and a seeded
+//! `make_classification`-style generator ([`make_classification`]).
 
 /// A dense, row-major `rows × cols` matrix of `f64` features.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,3 +169,11 @@ impl Dataset {
         self.x.cols()
     }
 }
+
+mod builtin;
+mod csv;
+mod synthetic;
+
+pub use builtin::{load, names as builtin_names, Builtin, BUILTINS};
+pub use csv::{load_csv, parse_csv, Task, AUTO_MAX_CLASSES};
+pub use synthetic::{make_classification, portable_ln, Synthetic};

@@ -69,4 +69,18 @@ pub trait Model: Send + Sync {
     fn predict_proba(&self, _x: &Matrix, _rows: &[usize]) -> Option<Matrix> {
         None
     }
+
+    /// The out-of-bag score of a bagged ensemble fitted with `oob_score = true`: accuracy for
+    /// classifiers, R² for regressors, over the training rows left out of at least one bootstrap
+    /// sample. `None` for other models.
+    fn oob_score(&self) -> Option<f64> {
+        None
+    }
+
+    /// Mean decrease in impurity per feature (Breiman's importances, as scikit-learn's
+    /// `feature_importances_`): each tree's split gains summed by feature and normalised to sum to 1,
+    /// averaged over the trees. `None` for models that are not trees.
+    fn feature_importances(&self) -> Option<Vec<f64>> {
+        None
+    }
 }
