@@ -339,10 +339,16 @@ pub fn status(dir: &Path, slurm: &mut dyn Slurm) -> Result<ExitCode> {
     let run = RunDir::new(dir);
     let plan = run.load_plan()?;
     let jobs = Jobs::load(&run)?;
+    let collect = jobs
+        .rounds
+        .last()
+        .and_then(|r| r.collect.clone().map(|id| (r.round, id)));
     let rows = if jobs.rounds.is_empty() {
         Vec::new()
     } else {
-        match slurm.sacct(&jobs.job_ids()) {
+        let mut ids = jobs.job_ids();
+        ids.extend(collect.iter().map(|(_, id)| id.clone()));
+        match slurm.sacct(&ids) {
             Ok(text) => sacct::parse(&text),
             Err(e) => {
                 eprintln!("warning: {e:#}; showing the point records only");
@@ -352,6 +358,16 @@ pub fn status(dir: &Path, slurm: &mut dyn Slurm) -> Result<ExitCode> {
     };
     let statuses = status::compute(&run, &plan, &jobs, &rows);
     print!("{}", status::render(&run, &statuses));
+    if let Some((round, id)) = collect {
+        let state = rows
+            .iter()
+            .find(|r| r.job == id && r.step.is_none())
+            .map_or_else(|| "not in sacct yet".to_string(), |r| r.state.label());
+        println!(
+            "\ncollect and report job {id} (round {round}): {state}; report: {}",
+            run.report().display()
+        );
+    }
     let failed = statuses
         .iter()
         .any(|s| matches!(s.state, PointState::Failed(_)));
