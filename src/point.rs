@@ -167,6 +167,7 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
                 point.resources.threads
             ))
         })?;
+    crate::workload::set_point_gpus(point.resources.gpus);
     pool.install(|| {
         let mut instance = workload
             .prepare(&point.params)
