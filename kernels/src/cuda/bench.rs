@@ -217,7 +217,7 @@ struct Timed<P: Parts> {
 }
 
 impl<P: Parts> Timed<P> {
-    fn new(parts: P, transfers: Transfers) -> Result<Box<dyn Bench>, String>
+    fn boxed(parts: P, transfers: Transfers) -> Result<Box<dyn Bench>, String>
     where
         P: 'static,
     {
@@ -406,7 +406,7 @@ fn elementwise_typed<T: Element>(
         dev_out,
         scalar,
     };
-    Timed::new(parts, transfers)
+    Timed::boxed(parts, transfers)
 }
 
 impl<T: Element> Parts for ElementwiseParts<T> {
@@ -517,7 +517,7 @@ pub fn reduce(
         dev_total,
         expected,
     };
-    Timed::new(parts, transfers)
+    Timed::boxed(parts, transfers)
 }
 
 impl Parts for ReduceParts {
@@ -610,7 +610,7 @@ pub fn transpose(
         dev_in,
         dev_out,
     };
-    Timed::new(parts, transfers)
+    Timed::boxed(parts, transfers)
 }
 
 impl Parts for TransposeParts {
@@ -790,7 +790,7 @@ pub fn gemm(
         dev,
         freivalds,
     };
-    Timed::new(parts, transfers)
+    Timed::boxed(parts, transfers)
 }
 
 impl Parts for GemmParts {

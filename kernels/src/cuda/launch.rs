@@ -211,7 +211,9 @@ pub fn gemm_shape_ok(variant: Gemm, m: u64, n: u64, k: u64) -> Result<(), String
         ));
     }
     if variant == Gemm::RegBlock
-        && (m % u64::from(REG_BM) != 0 || n % u64::from(REG_BN) != 0 || k % u64::from(REG_BK) != 0)
+        && !(m.is_multiple_of(u64::from(REG_BM))
+            && n.is_multiple_of(u64::from(REG_BN))
+            && k.is_multiple_of(u64::from(REG_BK)))
     {
         return Err(format!(
             "variant regblock needs matrix sides that are multiples of {REG_BM} (got m = {m}, n = {n}, k = {k}); use e.g. size = {}",
