@@ -7,11 +7,13 @@
 //   sgemm_tiled     TILE x TILE blocks stage TILE x TILE tiles of A and B in shared memory: each
 //                   element loaded from global memory is used TILE times. Block TILE x TILE.
 //   sgemm_regblock  2-D register blocking: a block computes a BM x BN tile of C with
-//                   REG_THREADS threads, each an TM x TN sub-tile held in registers; per step of
+//                   REG_THREADS threads, each a TM x TN sub-tile held in registers; per step of
 //                   BK along k the block stages A (transposed, so the inner loop reads it as
 //                   vectors) and B in shared memory with float4 loads. Each thread does TM*TN
-//                   FMAs per TM + TN shared-memory reads. Needs m, n multiples of BM = BN and k
-//                   a multiple of BK (the host checks).
+//                   FMAs per TM + TN shared-memory reads. A thread's rows and columns are two
+//                   groups of TM/2 (TN/2), half a tile apart, so that the 16 threads sharing a
+//                   row of the warp read 16 consecutive float4 of B's tile (no bank conflicts).
+//                   Needs m, n multiples of BM = BN and k a multiple of BK (the host checks).
 
 #define NAIVE_X 32
 #define NAIVE_Y 8
@@ -66,11 +68,12 @@ extern "C" __global__ void sgemm_tiled(int m, int n, int k, const float* __restr
 extern "C" __global__ void __launch_bounds__(REG_THREADS)
     sgemm_regblock(int m, int n, int k, const float* __restrict__ A,
                    const float* __restrict__ B, float* __restrict__ C) {
-    __shared__ float As[BK][BM];  // As[p][r] = A[row0 + r][p0 + p]
-    __shared__ float Bs[BK][BN];  // Bs[p][c] = B[p0 + p][col0 + c]
+    // float4 accesses need 16-byte alignment.
+    __shared__ __align__(16) float As[BK][BM];  // As[p][r] = A[row0 + r][p0 + p]
+    __shared__ __align__(16) float Bs[BK][BN];  // Bs[p][c] = B[p0 + p][col0 + c]
     const int tid = threadIdx.x;
-    const int tcol = tid % (BN / TN);  // which TN-wide column group of the block tile
-    const int trow = tid / (BN / TN);  // which TM-tall row group
+    const int tcol = tid % (BN / TN);  // columns tcol*TN/2 + [0, TN/2) and BN/2 + the same
+    const int trow = tid / (BN / TN);  // rows trow*TM/2 + [0, TM/2) and BM/2 + the same
     const int row0 = blockIdx.y * BM;
     const int col0 = blockIdx.x * BN;
     (void)m;
@@ -113,11 +116,11 @@ extern "C" __global__ void __launch_bounds__(REG_THREADS)
         for (int p = 0; p < BK; ++p) {
 #pragma unroll
             for (int i = 0; i < TM; ++i) {
-                a_frag[i] = As[p][trow * TM + i];
+                a_frag[i] = As[p][(i / (TM / 2)) * (BM / 2) + trow * (TM / 2) + i % (TM / 2)];
             }
 #pragma unroll
             for (int j = 0; j < TN; ++j) {
-                b_frag[j] = Bs[p][tcol * TN + j];
+                b_frag[j] = Bs[p][(j / (TN / 2)) * (BN / 2) + tcol * (TN / 2) + j % (TN / 2)];
             }
 #pragma unroll
             for (int i = 0; i < TM; ++i) {
@@ -131,10 +134,11 @@ extern "C" __global__ void __launch_bounds__(REG_THREADS)
     }
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        float* out = &C[(size_t)(row0 + trow * TM + i) * n + col0 + tcol * TN];
+        const int r = row0 + (i / (TM / 2)) * (BM / 2) + trow * (TM / 2) + i % (TM / 2);
 #pragma unroll
         for (int j = 0; j < TN; j += 4) {
-            *reinterpret_cast<float4*>(&out[j]) =
+            const int c = col0 + (j / (TN / 2)) * (BN / 2) + tcol * (TN / 2) + j % (TN / 2);
+            *reinterpret_cast<float4*>(&C[(size_t)r * n + c]) =
                 make_float4(acc[i][j], acc[i][j + 1], acc[i][j + 2], acc[i][j + 3]);
         }
     }

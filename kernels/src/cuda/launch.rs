@@ -307,3 +307,65 @@ mod tests {
         assert!(l.check().unwrap_err().contains("shared memory"));
     }
 }
+
+/// The element of C that thread `tid` of a register-blocked block writes as its `(i, j)`-th
+/// accumulator, relative to the block's tile: the index arithmetic of `sgemm_regblock`, mirrored
+/// so that a test can check that the threads cover the tile exactly once.
+pub fn regblock_element(tid: u32, i: u32, j: u32) -> (u32, u32) {
+    let (tcol, trow) = (tid % (REG_BN / REG_TN), tid / (REG_BN / REG_TN));
+    let (hm, hn) = (REG_TM / 2, REG_TN / 2);
+    (
+        (i / hm) * (REG_BM / 2) + trow * hm + i % hm,
+        (j / hn) * (REG_BN / 2) + tcol * hn + j % hn,
+    )
+}
+
+#[cfg(test)]
+mod coverage {
+    use super::*;
+
+    #[test]
+    fn register_tiles_cover_the_block_tile_exactly_once() {
+        let threads = (REG_BM / REG_TM) * (REG_BN / REG_TN);
+        let mut hits = vec![0u8; (REG_BM * REG_BN) as usize];
+        for tid in 0..threads {
+            for i in 0..REG_TM {
+                for j in 0..REG_TN {
+                    let (r, c) = regblock_element(tid, i, j);
+                    hits[(r * REG_BN + c) as usize] += 1;
+                }
+            }
+        }
+        assert!(hits.iter().all(|&h| h == 1));
+        // The 16 threads of a half-warp that share a row read 16 consecutive float4 of B's tile.
+        let cols: Vec<u32> = (0..16).map(|t| regblock_element(t, 0, 0).1).collect();
+        assert_eq!(cols, (0..16).map(|t| 4 * t).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn tile_loads_cover_the_staged_tiles_exactly_once() {
+        let threads = (REG_BM / REG_TM) * (REG_BN / REG_TN);
+        // A: BM × BK as float4 along k; B: BK × BN as float4 along n (as in sgemm.cu).
+        let mut a = vec![0u8; (REG_BM * REG_BK) as usize];
+        let mut b = vec![0u8; (REG_BK * REG_BN) as usize];
+        for it in 0..REG_BM * REG_BK / 4 / threads {
+            for tid in 0..threads {
+                let v = tid + it * threads;
+                let (r, p) = (v / (REG_BK / 4), (v % (REG_BK / 4)) * 4);
+                for q in 0..4 {
+                    a[(r * REG_BK + p + q) as usize] += 1;
+                }
+            }
+        }
+        for it in 0..REG_BK * REG_BN / 4 / threads {
+            for tid in 0..threads {
+                let v = tid + it * threads;
+                let (p, c) = (v / (REG_BN / 4), (v % (REG_BN / 4)) * 4);
+                for q in 0..4 {
+                    b[(p * REG_BN + c + q) as usize] += 1;
+                }
+            }
+        }
+        assert!(a.iter().all(|&h| h == 1) && b.iter().all(|&h| h == 1));
+    }
+}
