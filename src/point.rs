@@ -367,6 +367,7 @@ mod mpi_point {
                 ));
             }
             let world = shared.get();
+            crate::workload::set_point_gpus(point.resources.gpus);
             let prepared = workload
                 .prepare_mpi(&point.params, world)
                 .map_err(|e| format!("preparing {}: {e:#}", point.workload));

@@ -166,7 +166,11 @@ size = [256]
 
 #[test]
 fn gpu_manifests_check_and_bad_values_name_the_fix() {
-    for name in ["gpu-stream", "gpu-reduction", "gpu-gemm", "gpu-scaling"] {
+    let mut names = vec!["gpu-stream", "gpu-reduction", "gpu-gemm", "gpu-scaling"];
+    if cfg!(feature = "mpi") {
+        names.push("gpu-mpi");
+    }
+    for name in names {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("experiments")
             .join(format!("{name}.toml"));
@@ -207,4 +211,41 @@ fn info_reports_gpus_or_why_there_are_none() {
         ),
         Ok(_) => assert!(stdout.contains("peak FP32"), "{stdout}"),
     }
+}
+
+/// Under MPI every rank finds no driver: the ranks agree on one failure, nothing panics.
+#[cfg(feature = "mpi")]
+#[test]
+fn gpu_points_under_mpi_fail_cleanly_without_a_driver() {
+    if runtime::driver().is_ok() {
+        return; // A GPU machine: the single-process test above runs the points for real.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "gpu-mpi.toml",
+        "name = \"gpu-mpi\"\nrepetitions = 1\nwarmup = 0\ntimeout = \"2m\"\n\n[[study]]\n\
+         workload = \"cuda.stream\"\nranks = 2\ngpus = 1\nsize = [1000]\n",
+    );
+    let run_dir = dir.path().join("run");
+    let out = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let records: Vec<serde_json::Value> = fs::read_dir(run_dir.join("points"))
+        .unwrap()
+        .map(|e| serde_json::from_str(&fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["status"], "failed", "{}", records[0]);
+    let reason = records[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("ranks 0, 1 failed; rank 0: preparing cuda.stream: no CUDA driver"),
+        "{reason}"
+    );
 }

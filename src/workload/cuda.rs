@@ -3,7 +3,9 @@
 //! and `cuda.gemm`, each with its lecture steps as the `variant` axis.
 //!
 //! A point's `gpus` (at least 1) is how many devices the data is split across, one context and
-//! stream each; the throughput is the aggregate. The CUDA kernels are compiled by NVRTC when the
+//! stream each; the throughput is the aggregate. Under MPI (`ranks > 1`, feature `mpi`) each
+//! rank takes a contiguous share of the problem on its own `gpus` devices (one rank per GPU with
+//! `gpus = 1`). The CUDA kernels are compiled by NVRTC when the
 //! point prepares (untimed) and checked against the CPU reference after every repetition (see
 //! `scalelab_kernels::cuda::reference`). A machine without a driver, a GPU, NVRTC or cuBLAS
 //! gives a failed point whose reason names the fix. Besides the wall time of a repetition, each
@@ -67,6 +69,57 @@ fn gpus() -> usize {
 
 fn instance(b: Result<Box<dyn bench::Bench>, String>) -> anyhow::Result<Box<dyn Instance>> {
     Ok(Box::new(GpuInstance(b.map_err(|e| anyhow!(e))?)))
+}
+
+/// This rank's node-local rank, from the launcher's environment (OpenMPI, MPICH/Hydra, SLURM);
+/// 0 when none says.
+#[cfg(feature = "mpi")]
+fn local_rank() -> usize {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "PMI_LOCAL_RANK",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    .unwrap_or(0)
+}
+
+/// This rank's share of an MPI point: part `rank` of `size`, on its own `gpus` devices. Ranks on
+/// one node take consecutive devices (local rank × gpus onwards), unless the launcher already
+/// shows each rank only its own GPUs (as SLURM does with `--gpus-per-task`), then from 0.
+#[cfg(feature = "mpi")]
+fn rank_share(comm: &super::Comm) -> anyhow::Result<bench::Share> {
+    use ::mpi::traits::Communicator;
+    let visible = cuda::runtime::driver().map_err(|e| anyhow!(e))?;
+    let first_device = if visible == gpus() {
+        0
+    } else {
+        local_rank() * gpus()
+    };
+    Ok(bench::Share {
+        index: comm.rank() as usize,
+        count: comm.size() as usize,
+        first_device,
+    })
+}
+
+/// `prepare` and `prepare_mpi` of a GPU workload: the whole problem, or this rank's share.
+macro_rules! prepare_shares {
+    () => {
+        fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+            self.prepare_share(params, &bench::Share::WHOLE)
+        }
+        #[cfg(feature = "mpi")]
+        fn prepare_mpi(
+            &self,
+            params: &Params,
+            comm: &super::Comm,
+        ) -> anyhow::Result<Box<dyn Instance>> {
+            self.prepare_share(params, &rank_share(comm)?)
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,10 +194,18 @@ impl Workload for Stream {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.9
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    prepare_shares!();
+}
+
+impl Stream {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let (op, n) = Self::elements(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::elementwise(op, n, gpus(), t))
+        instance(bench::elementwise(op, n, gpus(), share, t))
     }
 }
 
@@ -218,10 +279,18 @@ impl Workload for ReduceSum {
             _ => 0.7,
         }
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    prepare_shares!();
+}
+
+impl ReduceSum {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::reduce(v, n, gpus(), t))
+        instance(bench::reduce(v, n, gpus(), share, t))
     }
 }
 
@@ -297,10 +366,18 @@ impl Workload for TransposeMatrix {
             bytes: work::transpose_bytes(n as u64),
         })
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    prepare_shares!();
+}
+
+impl TransposeMatrix {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::transpose(v, n, gpus(), t))
+        instance(bench::transpose(v, n, gpus(), share, t))
     }
 }
 
@@ -399,10 +476,18 @@ impl Workload for MatMul {
             _ => 0.5,
         }
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    prepare_shares!();
+}
+
+impl MatMul {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::gemm(v, n, gpus(), t))
+        instance(bench::gemm(v, n, gpus(), share, t))
     }
 }
 

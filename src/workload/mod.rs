@@ -429,6 +429,24 @@ mod tests {
         }
     }
 
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_gpu_workload_in_a_build_without_cuda_names_the_feature() {
+        for name in ["cuda.stream", "cuda.reduce", "cuda.transpose", "cuda.gemm"] {
+            let source = format!("name = \"x\"\n\n[[study]]\nworkload = \"{name}\"\n");
+            let err = crate::manifest::parse(std::path::Path::new("x.toml"), &source)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "workload `{name}` is not in this build of scalelab"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("build with `--features cuda`"), "{err}");
+        }
+    }
+
     #[test]
     fn weak_rules_keep_work_per_worker() {
         assert_eq!(WeakRule::Linear.scale(1000, 4), 4000);

@@ -72,6 +72,34 @@ impl Transfers {
     }
 }
 
+/// This process's share of a point's problem. A point on one process takes it whole
+/// ([`Share::WHOLE`]); under MPI, rank `index` of `count` takes the `index`-th of `count`
+/// contiguous parts (elements, or rows of the matrices) and runs it on its own GPUs, ordinals
+/// `first_device` onwards, splitting it again across them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// This process's part (the MPI rank).
+    pub index: usize,
+    /// Parts in all (the MPI world's size).
+    pub count: usize,
+    /// The first device ordinal this process uses.
+    pub first_device: usize,
+}
+
+impl Share {
+    /// The whole problem, on devices 0 onwards.
+    pub const WHOLE: Share = Share {
+        index: 0,
+        count: 1,
+        first_device: 0,
+    };
+
+    /// This share of `n` items, cut in multiples of `granule`.
+    pub fn range(&self, n: usize, granule: usize) -> Result<Range<usize>, String> {
+        Ok(split(n, self.count, granule)?[self.index.min(self.count - 1)].clone())
+    }
+}
+
 fn drv<T>(what: &str, r: Result<T, cudarc::driver::DriverError>) -> Result<T, String> {
     r.map_err(|e| format!("{what}: {e}"))
 }
@@ -166,17 +194,23 @@ impl Lane {
     }
 }
 
-/// Open devices 0..gpus (at least one), after checking the driver, the device count and NVRTC.
-fn lanes(gpus: usize) -> Result<Vec<Lane>, String> {
+/// Open devices `first..first + gpus` (at least one), after checking the driver, the device
+/// count and NVRTC.
+fn lanes(gpus: usize, first: usize) -> Result<Vec<Lane>, String> {
     let gpus = gpus.max(1);
     let count = runtime::driver()?;
-    if count < gpus {
-        return Err(format!(
-            "the point wants {gpus} GPUs but this machine has {count}; use gpus <= {count}"
-        ));
+    if first + gpus > count {
+        return Err(if first == 0 {
+            format!("the point wants {gpus} GPUs but this machine has {count}; use gpus <= {count}")
+        } else {
+            format!(
+                "this rank's GPUs would be {first}..={} ({gpus} per rank after those of the ranks                  before it on this node), but this machine has {count}; use fewer ranks per node                  or fewer gpus",
+                first + gpus - 1
+            )
+        });
     }
     runtime::nvrtc()?;
-    (0..gpus).map(Lane::open).collect()
+    (first..first + gpus).map(Lane::open).collect()
 }
 
 fn config(l: Launch) -> LaunchConfig {
@@ -327,6 +361,8 @@ impl Element for f64 {
 
 struct ElementwiseParts<T: Element> {
     op: Elementwise,
+    /// Global index of this share's first element.
+    offset: usize,
     lanes: Vec<Lane>,
     ranges: Vec<Range<usize>>,
     funcs: Vec<Option<CudaFunction>>,
@@ -337,35 +373,29 @@ struct ElementwiseParts<T: Element> {
     scalar: Option<T>,
 }
 
-/// SAXPY, a STREAM kernel or the device copy over `n` elements split across `gpus` devices.
+/// SAXPY, a STREAM kernel or the device copy over this share of `n` elements, split across
+/// `gpus` devices.
 pub fn elementwise(
     op: Elementwise,
     n: usize,
     gpus: usize,
+    share: &Share,
     transfers: Transfers,
 ) -> Result<Box<dyn Bench>, String> {
     use reference::*;
+    let w = (share, transfers);
     match op {
         Elementwise::Saxpy => {
-            elementwise_typed::<f32>(op, n, gpus, transfers, &[saxpy_x, saxpy_y], Some(SAXPY_A))
+            elementwise_typed::<f32>(op, n, gpus, w, &[saxpy_x, saxpy_y], Some(SAXPY_A))
         }
         Elementwise::Copy | Elementwise::Memcpy => {
-            elementwise_typed::<f64>(op, n, gpus, transfers, &[stream_a], None)
+            elementwise_typed::<f64>(op, n, gpus, w, &[stream_a], None)
         }
-        Elementwise::Scale => {
-            elementwise_typed::<f64>(op, n, gpus, transfers, &[stream_c], Some(STREAM_Q))
+        Elementwise::Scale => elementwise_typed::<f64>(op, n, gpus, w, &[stream_c], Some(STREAM_Q)),
+        Elementwise::Add => elementwise_typed::<f64>(op, n, gpus, w, &[stream_a, stream_b], None),
+        Elementwise::Triad => {
+            elementwise_typed::<f64>(op, n, gpus, w, &[stream_b, stream_c], Some(STREAM_Q))
         }
-        Elementwise::Add => {
-            elementwise_typed::<f64>(op, n, gpus, transfers, &[stream_a, stream_b], None)
-        }
-        Elementwise::Triad => elementwise_typed::<f64>(
-            op,
-            n,
-            gpus,
-            transfers,
-            &[stream_b, stream_c],
-            Some(STREAM_Q),
-        ),
     }
 }
 
@@ -373,13 +403,17 @@ fn elementwise_typed<T: Element>(
     op: Elementwise,
     n: usize,
     gpus: usize,
-    transfers: Transfers,
+    (share, transfers): (&Share, Transfers),
     inputs: &[fn(usize) -> T],
     scalar: Option<T>,
 ) -> Result<Box<dyn Bench>, String> {
-    let lanes = lanes(gpus)?;
-    let ranges = split(n, lanes.len(), 1)?;
-    let host_in: Vec<Vec<T>> = inputs.iter().map(|f| (0..n).map(f).collect()).collect();
+    let mine = share.range(n, 1)?;
+    let lanes = lanes(gpus, share.first_device)?;
+    let ranges = split(mine.len(), lanes.len(), 1)?;
+    let host_in: Vec<Vec<T>> = inputs
+        .iter()
+        .map(|f| mine.clone().map(f).collect())
+        .collect();
     let mut funcs = Vec::new();
     let mut dev_in = Vec::new();
     let mut dev_out = Vec::new();
@@ -397,11 +431,12 @@ fn elementwise_typed<T: Element>(
     }
     let parts = ElementwiseParts {
         op,
+        offset: mine.start,
         lanes,
         ranges,
         funcs,
         host_in,
-        host_out: vec![T::from_f64(0.0); n],
+        host_out: vec![T::from_f64(0.0); mine.len()],
         dev_in,
         dev_out,
         scalar,
@@ -453,18 +488,20 @@ impl<T: Element> Parts for ElementwiseParts<T> {
     }
 
     fn check(&mut self) -> Result<(), String> {
-        let op = self.op;
-        let (bad, first) =
-            reference::mismatches(&self.host_out, |i| reference::elementwise_expected(op, i));
+        let (op, offset) = (self.op, self.offset);
+        let (bad, first) = reference::mismatches(&self.host_out, |i| {
+            reference::elementwise_expected(op, offset + i)
+        });
         for (lane, out) in self.lanes.iter().zip(&mut self.dev_out) {
             drv("zeroing the output", lane.stream.memset_zeros(out))?;
         }
         match first {
             None => Ok(()),
             Some((i, got, want)) => Err(format!(
-                "{}: {bad} of {} elements are wrong; first at index {i}: {got} instead of {want}",
+                "{}: {bad} of {} elements are wrong; first at index {}: {got} instead of {want}",
                 op.name(),
-                self.host_out.len()
+                self.host_out.len(),
+                offset + i
             )),
         }
     }
@@ -485,17 +522,20 @@ struct ReduceParts {
     expected: u64,
 }
 
-/// A reduction step over `n` values split across `gpus` devices; the host adds the devices' sums.
+/// A reduction step over this share of `n` values, split across `gpus` devices; the host adds
+/// the devices' sums and checks them against the serial sum of the share.
 pub fn reduce(
     variant: Reduce,
     n: usize,
     gpus: usize,
+    share: &Share,
     transfers: Transfers,
 ) -> Result<Box<dyn Bench>, String> {
-    let lanes = lanes(gpus)?;
-    let ranges = split(n, lanes.len(), 1)?;
-    let host_in: Vec<u32> = (0..n).map(reference::reduce_input).collect();
-    let expected = reference::reduce_serial(n);
+    let mine = share.range(n, 1)?;
+    let lanes = lanes(gpus, share.first_device)?;
+    let ranges = split(mine.len(), lanes.len(), 1)?;
+    let host_in: Vec<u32> = mine.clone().map(reference::reduce_input).collect();
+    let expected = reference::reduce_serial_range(mine);
     let mut funcs = Vec::new();
     let mut dev_in = Vec::new();
     let mut dev_total = Vec::new();
@@ -568,6 +608,8 @@ impl Parts for ReduceParts {
 struct TransposeParts {
     variant: Transpose,
     n: usize,
+    /// Global index of this share's first row.
+    offset: usize,
     lanes: Vec<Lane>,
     ranges: Vec<Range<usize>>,
     funcs: Vec<CudaFunction>,
@@ -577,16 +619,21 @@ struct TransposeParts {
     dev_out: Vec<CudaSlice<f32>>,
 }
 
-/// A transpose of an `n × n` f32 matrix; with several GPUs each transposes a band of rows.
+/// A transpose of this share's band of rows of an `n × n` f32 matrix; with several GPUs each
+/// transposes a band of the band.
 pub fn transpose(
     variant: Transpose,
     n: usize,
     gpus: usize,
+    share: &Share,
     transfers: Transfers,
 ) -> Result<Box<dyn Bench>, String> {
-    let lanes = lanes(gpus)?;
-    let ranges = split(n, lanes.len(), 1)?;
-    let host_in: Vec<f32> = (0..n * n).map(reference::transpose_input).collect();
+    let mine = share.range(n, 1)?;
+    let lanes = lanes(gpus, share.first_device)?;
+    let ranges = split(mine.len(), lanes.len(), 1)?;
+    let host_in: Vec<f32> = (mine.start * n..mine.end * n)
+        .map(reference::transpose_input)
+        .collect();
     let mut funcs = Vec::new();
     let mut dev_in = Vec::new();
     let mut dev_out = Vec::new();
@@ -602,6 +649,7 @@ pub fn transpose(
     let parts = TransposeParts {
         variant,
         n,
+        offset: mine.start,
         lanes,
         ranges,
         funcs,
@@ -655,7 +703,7 @@ impl Parts for TransposeParts {
                 result = Err(format!(
                     "transpose {}: {bad} elements wrong on GPU {d}; first out[{row}][{}] = {got} instead of {want}",
                     self.variant.name(),
-                    col + r.start
+                    col + r.start + self.offset
                 ));
             }
             drv(
@@ -703,15 +751,16 @@ struct GemmParts {
     freivalds: Freivalds,
 }
 
-/// `C = A·B` for `n × n` matrices in one variant; with several GPUs each computes a band of C's
-/// rows from its band of A and a full copy of B.
+/// `C = A·B` for `n × n` matrices in one variant, for this share's band of C's rows; with
+/// several GPUs each computes a band of the band from its rows of A and a full copy of B.
 pub fn gemm(
     variant: Gemm,
     n: usize,
     gpus: usize,
+    share: &Share,
     transfers: Transfers,
 ) -> Result<Box<dyn Bench>, String> {
-    let lanes = lanes(gpus)?;
+    let lanes = lanes(gpus, share.first_device)?;
     if variant.kernel().is_none() {
         runtime::cublas()?;
     }
@@ -720,16 +769,17 @@ pub fn gemm(
     } else {
         1
     };
-    let ranges = split(n, lanes.len(), granule)?;
+    let mine = share.range(n, granule)?;
+    let ranges = split(mine.len(), lanes.len(), granule)?;
     for r in &ranges {
         launch::gemm_shape_ok(variant, r.len() as u64, n as u64, n as u64)?;
         if let Some(l) = launch::gemm(variant, r.len() as u64, n as u64, n as u64)? {
             l.check()?;
         }
     }
-    let a = reference::gemm_matrix(0, n);
+    let a = reference::gemm_rows(0, mine.clone(), n);
     let b = reference::gemm_matrix(1, n);
-    let freivalds = Freivalds::new(&a, &b, n);
+    let freivalds = Freivalds::new(&a, &b, mine.len(), n);
     let host_in = match variant {
         Gemm::CublasDgemm => HostInputs::F64(
             a.iter().map(|&v| f64::from(v)).collect(),
@@ -742,8 +792,8 @@ pub fn gemm(
         _ => HostInputs::F32(a, b),
     };
     let host_c = match variant {
-        Gemm::CublasDgemm => HostOutput::F64(vec![0.0; n * n]),
-        _ => HostOutput::F32(vec![0.0; n * n]),
+        Gemm::CublasDgemm => HostOutput::F64(vec![0.0; mine.len() * n]),
+        _ => HostOutput::F32(vec![0.0; mine.len() * n]),
     };
     let (ib, ob) = (variant.input_bytes(), variant.output_bytes());
     let mut funcs = Vec::new();
@@ -982,4 +1032,42 @@ unsafe fn gemm_ex(
         compute,
         cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ranks_shares_cover_the_problem_in_whole_tiles() {
+        let share = |index| Share {
+            index,
+            count: 3,
+            first_device: 0,
+        };
+        let parts: Vec<_> = (0..3).map(|i| share(i).range(8192, 128).unwrap()).collect();
+        assert_eq!(parts, vec![0..2816, 2816..5504, 5504..8192]);
+        assert_eq!(Share::WHOLE.range(1000, 1).unwrap(), 0..1000);
+        assert!(share(2).range(200, 128).is_err());
+    }
+
+    #[test]
+    fn without_a_driver_every_benchmark_fails_with_the_fix() {
+        if runtime::driver().is_ok() {
+            return; // A GPU machine: the integration tests run these for real.
+        }
+        let t = Transfers::Resident;
+        let w = &Share::WHOLE;
+        let errors = [
+            elementwise(Elementwise::Triad, 1000, 1, w, t).err(),
+            reduce(Reduce::Atomic, 1000, 1, w, t).err(),
+            transpose(Transpose::Tiled, 64, 2, w, t).err(),
+            gemm(Gemm::TensorBf16, 256, 1, w, t).err(),
+        ];
+        for e in errors {
+            assert!(e
+                .unwrap()
+                .starts_with("no CUDA driver: libcuda.so.1 was not found"));
+        }
+    }
 }

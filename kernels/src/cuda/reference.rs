@@ -95,8 +95,13 @@ pub fn reduce_input(i: usize) -> u32 {
 
 /// The serial reference: the sum of the first `n` inputs, one by one.
 pub fn reduce_serial(n: usize) -> u64 {
+    reduce_serial_range(0..n)
+}
+
+/// The serial sum of the inputs with indices in `range` (one rank's share).
+pub fn reduce_serial_range(range: std::ops::Range<usize>) -> u64 {
     let mut sum = 0u64;
-    for i in 0..n {
+    for i in range {
         sum += u64::from(reduce_input(i));
     }
     sum
@@ -130,7 +135,12 @@ pub fn gemm_input(which: u64, i: usize) -> f32 {
 
 /// An `n × n` input matrix, row-major.
 pub fn gemm_matrix(which: u64, n: usize) -> Vec<f32> {
-    (0..n * n)
+    gemm_rows(which, 0..n, n)
+}
+
+/// The rows `rows` of an `n × n` input matrix (one rank's band), row-major.
+pub fn gemm_rows(which: u64, rows: std::ops::Range<usize>, n: usize) -> Vec<f32> {
+    (rows.start * n..rows.end * n)
         .into_par_iter()
         .map(|i| gemm_input(which, i))
         .collect()
@@ -155,8 +165,10 @@ pub fn matvec<T: Copy + Into<f64> + Sync>(
         .collect()
 }
 
-/// Freivalds' check of `C = A·B` for `n × n` matrices (see the module documentation).
+/// Freivalds' check of `C = A·B` for an `n × n` B and a band of `rows` rows of A and C (all of
+/// them for a whole product; see the module documentation).
 pub struct Freivalds {
+    rows: usize,
     n: usize,
     /// The sign vectors x.
     xs: Vec<Vec<f64>>,
@@ -165,9 +177,9 @@ pub struct Freivalds {
 }
 
 impl Freivalds {
-    /// Prepare the check of products of `a` and `b` (`n × n`, row-major): two vectors of random
-    /// signs (seeded) and `A·(B·x)` for each.
-    pub fn new(a: &[f32], b: &[f32], n: usize) -> Freivalds {
+    /// Prepare the check of products of `a` (`rows × n`) and `b` (`n × n`), row-major: two
+    /// vectors of random signs (seeded) and `A·(B·x)` for each.
+    pub fn new(a: &[f32], b: &[f32], rows: usize, n: usize) -> Freivalds {
         let xs: Vec<Vec<f64>> = (0..2u64)
             .map(|v| {
                 (0..n)
@@ -177,22 +189,22 @@ impl Freivalds {
             .collect();
         let want = xs
             .iter()
-            .map(|x| matvec(a, &matvec(b, x, n, n), n, n))
+            .map(|x| matvec(a, &matvec(b, x, n, n), rows, n))
             .collect();
-        Freivalds { n, xs, want }
+        Freivalds { rows, n, xs, want }
     }
 
     /// `Ok` when `C·x = A·(B·x)` exactly for every vector; otherwise how many rows differ and the
     /// first of them.
     pub fn check<T: Copy + Into<f64> + Sync>(&self, c: &[T]) -> Result<(), String> {
         for (x, want) in self.xs.iter().zip(&self.want) {
-            let got = matvec(c, x, self.n, self.n);
+            let got = matvec(c, x, self.rows, self.n);
             let (bad, first) = mismatches(&got, |i| want[i]);
             if let Some((row, g, w)) = first {
                 return Err(format!(
                     "Freivalds' check: {bad} of {} rows of C·x differ from A·(B·x) (exact for \
                      these inputs); first row {row}: {g} instead of {w}",
-                    self.n
+                    self.rows
                 ));
             }
         }
@@ -286,17 +298,34 @@ mod tests {
                 assert_eq!(f64::from(c[i * n + j]), rev);
             }
         }
-        let check = Freivalds::new(&a, &b, n);
+        let check = Freivalds::new(&a, &b, n, n);
         check.check(&c).unwrap();
         let c64: Vec<f64> = c.iter().map(|&v| f64::from(v)).collect();
         check.check(&c64).unwrap();
     }
 
     #[test]
+    fn a_band_of_rows_is_checked_on_its_own() {
+        let n = 48;
+        let (a, b) = (gemm_matrix(0, n), gemm_matrix(1, n));
+        let c = sgemm_serial(&a, &b, n);
+        let band = 16..40;
+        let a_band = gemm_rows(0, band.clone(), n);
+        assert_eq!(a_band, a[band.start * n..band.end * n]);
+        let check = Freivalds::new(&a_band, &b, band.len(), n);
+        check.check(&c[band.start * n..band.end * n]).unwrap();
+        assert!(check.check(&c[0..band.len() * n]).is_err());
+        assert_eq!(
+            reduce_serial_range(0..10) + reduce_serial_range(10..25),
+            reduce_serial(25)
+        );
+    }
+
+    #[test]
     fn freivalds_catches_one_wrong_element_and_a_missing_k_step() {
         let n = 64;
         let (a, b) = (gemm_matrix(0, n), gemm_matrix(1, n));
-        let check = Freivalds::new(&a, &b, n);
+        let check = Freivalds::new(&a, &b, n, n);
         let mut c = sgemm_serial(&a, &b, n);
         c[5 * n + 9] += 1.0 / 64.0;
         let err = check.check(&c).unwrap_err();
