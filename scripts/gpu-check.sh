@@ -47,13 +47,15 @@ SEARCH=(
 while IFS= read -r site; do SEARCH+=("$site/nvidia"); done < <(
     python3 -c 'import site, sys; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null || true
 )
-ADDED=()
+# The loader cache, read once (grep -q on a pipe would end ldconfig early, and pipefail would
+# then count a found library as missing).
+LDCACHE="$({ command -v ldconfig >/dev/null && ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null || true)"
 # find_lib LABEL NAME...: succeed when one of the sonames loads from the cache or a searched folder.
 find_lib() {
     local label="$1" name dir hit
     shift
     for name in "$@"; do
-        if ldconfig -p 2>/dev/null | grep -q "[[:space:]]$name "; then
+        if grep -q "[[:space:]]$name " <<<"$LDCACHE"; then
             say "found $label: $name (loader cache)"
             return 0
         fi
@@ -63,7 +65,6 @@ find_lib() {
             [[ -n $dir && -d $dir ]] || continue
             hit="$(find -L "$dir" -maxdepth 6 -name "$name" \( -type f -o -type l \) 2>/dev/null | head -n 1)"
             if [[ -n $hit ]]; then
-                ADDED+=("$(dirname "$hit")")
                 export LD_LIBRARY_PATH="$(dirname "$hit")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
                 say "found $label: $hit"
                 return 0
