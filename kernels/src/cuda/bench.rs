@@ -204,7 +204,9 @@ fn lanes(gpus: usize, first: usize) -> Result<Vec<Lane>, String> {
             format!("the point wants {gpus} GPUs but this machine has {count}; use gpus <= {count}")
         } else {
             format!(
-                "this rank's GPUs would be {first}..={} ({gpus} per rank after those of the ranks                  before it on this node), but this machine has {count}; use fewer ranks per node                  or fewer gpus",
+                "this rank's GPUs would be {first}..={} ({gpus} per rank after those of the ranks \
+                 before it on this node), but this machine has {count}; use fewer ranks per node \
+                 or fewer gpus",
                 first + gpus - 1
             )
         });

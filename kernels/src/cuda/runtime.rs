@@ -262,3 +262,65 @@ pub fn describe() -> String {
         Err(why) => format!("gpus                  none: {why}\n"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An H100 SXM as its driver describes it.
+    fn h100() -> DeviceInfo {
+        DeviceInfo {
+            ordinal: 0,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            capability: (9, 0),
+            sms: 132,
+            memory_bytes: 80 << 30,
+            clock_mhz: 1980.0,
+            memory_clock_mhz: 2619.0,
+            bus_bits: 5120,
+        }
+    }
+
+    #[test]
+    fn peaks_follow_the_published_figures() {
+        let d = h100();
+        assert_eq!(d.arch(), "sm_90");
+        // 132 SMs x 128 lanes x 2 x 1.98 GHz = 66.9 TFLOP/s; 2 x 2619 MHz x 640 B = 3352 GB/s.
+        assert!(
+            (d.peak_fp32_tflops() - 66.9).abs() < 0.05,
+            "{}",
+            d.peak_fp32_tflops()
+        );
+        assert!(
+            (d.peak_bandwidth_gbs() - 3352.3).abs() < 0.1,
+            "{}",
+            d.peak_bandwidth_gbs()
+        );
+        let a100 = DeviceInfo {
+            capability: (8, 0),
+            sms: 108,
+            clock_mhz: 1410.0,
+            ..d.clone()
+        };
+        assert_eq!(a100.fp32_lanes_per_sm(), 64);
+        assert!((a100.peak_fp32_tflops() - 19.5).abs() < 0.05);
+        let text = d.describe();
+        assert!(
+            text.starts_with(
+                "gpu 0                 NVIDIA H100 80GB HBM3 (compute capability 9.0, sm_90)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("peak FP32 66.9 TFLOP/s"), "{text}");
+        assert!(text.contains("peak 3352 GB/s"), "{text}");
+    }
+
+    #[test]
+    fn without_a_driver_the_answer_names_the_fix() {
+        if unsafe { cudarc::driver::sys::is_culib_present() } {
+            return; // A machine with a driver: nothing to check here.
+        }
+        assert_eq!(driver().unwrap_err(), DRIVER_FIX);
+        assert!(describe().starts_with("gpus                  none: no CUDA driver"));
+    }
+}
