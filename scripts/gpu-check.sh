@@ -88,8 +88,8 @@ say "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
 # ---------------------------------------------------------------------------------------------
 OUT="${SCALELAB_OUT:-$DIR/gpu-check-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
-"$BIN" info
 status=0
+"$BIN" info || status=1
 for exp in gpu-stream gpu-reduction gpu-gemm; do
     say "running $exp"
     start=$SECONDS
