@@ -202,7 +202,10 @@ install_nvrtc() {
     if compgen -G "$lib/libnvrtc.so*" >/dev/null; then
         log "ok         NVRTC in $lib"
     else
-        command -v python3 >/dev/null || apt_install python3 python3-pip
+        command -v python3 >/dev/null || apt_install python3
+        # `pip install --target` needs pip (Debian's python3 comes without it) and is allowed
+        # beside an externally managed system Python.
+        python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
         log "pip install nvidia-cuda-nvrtc-cu12 into $NVRTC_DIR"
         python3 -m pip install --quiet --disable-pip-version-check --target "$NVRTC_DIR" nvidia-cuda-nvrtc-cu12
         log "installed  NVRTC in $lib"

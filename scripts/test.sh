@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh Debian 12 machine with Rust:
-#   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM) and start a
-#      one-node SLURM with accounting for tests/slurm.rs (scripts/local-slurm.sh up),
+#   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM, NVRTC) and
+#      start a one-node SLURM with accounting for tests/slurm.rs (scripts/local-slurm.sh up),
 #   2. build every test binary once, with all features, and run them with cargo-nextest,
 #   3. run the doc tests,
 #   4. check that the default build (no features) compiles,
@@ -17,6 +17,10 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "dependencies"
 bash scripts/install-deps.sh
+# NVRTC from PyPI: tests/cuda.rs compiles every CUDA kernel to PTX (no GPU needed) and fails,
+# naming this fix, when libnvrtc is not on LD_LIBRARY_PATH.
+bash scripts/install-deps.sh --nvrtc
+export LD_LIBRARY_PATH="${SCALELAB_NVRTC_DIR:-$PWD/target/nvrtc}/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 step "one-node SLURM"
 bash scripts/local-slurm.sh up

@@ -168,6 +168,7 @@ impl Machine {
                 self.peak_gflops_per_core * self.cores as f64
             ),
         );
+        s.push_str(&crate::workload::gpu_description());
         s
     }
 }

@@ -218,6 +218,7 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
                 point.resources.threads
             ))
         })?;
+    crate::workload::set_point_gpus(point.resources.gpus);
     pool.install(|| {
         let mut instance = workload
             .prepare(&point.params)
@@ -417,6 +418,7 @@ mod mpi_point {
                 ));
             }
             let world = shared.get();
+            crate::workload::set_point_gpus(point.resources.gpus);
             let prepared = workload
                 .prepare_mpi(&point.params, world)
                 .map_err(|e| format!("preparing {}: {e:#}", point.workload));

@@ -27,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cuda;
 pub mod dot;
 pub mod gemm;
 #[cfg(feature = "mpi")]

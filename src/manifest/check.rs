@@ -1008,7 +1008,7 @@ impl<'a> Checker<'a> {
                         format!("ranks = {r} needs MPI, which this build does not include"),
                         mpi_fix.into(),
                     );
-                } else if matches!(backend, Backend::Rayon | Backend::Cuda) {
+                } else if backend == Backend::Rayon {
                     self.push(
                         kl("ranks"),
                         &place,

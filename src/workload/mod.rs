@@ -9,12 +9,15 @@
 //! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
 //! `prepare` (untimed), `run` for each warm-up, then `run` + `verify` for each timed repetition.
 
+#[cfg(feature = "cuda")]
+mod cuda;
 mod debug;
 mod kernels;
 #[cfg(feature = "mpi")]
 mod mpi;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +237,33 @@ pub(crate) fn sample_count(workload: &str, params: &Params) -> Result<u64, Strin
     }
 }
 
+/// GPUs per rank of the point this process measures (0 until the point runner sets it).
+static POINT_GPUS: AtomicU32 = AtomicU32::new(0);
+
+/// Tell the workloads how many GPUs the point being prepared has (`Resources::gpus`); the point
+/// runner calls it before `prepare`, which takes only the workload's parameters.
+pub fn set_point_gpus(gpus: u32) {
+    POINT_GPUS.store(gpus, Ordering::Relaxed);
+}
+
+/// GPUs per rank of the point being prepared (see [`set_point_gpus`]).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+pub(crate) fn point_gpus() -> u32 {
+    POINT_GPUS.load(Ordering::Relaxed)
+}
+
+/// The GPU lines of `scalelab info`: each device with its peaks, or why there is none.
+pub fn gpu_description() -> String {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::describe()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        "gpus                  none: this build has no CUDA (build with `--features cuda`)\n".into()
+    }
+}
+
 /// A prepared problem, ready to be timed.
 pub trait Instance {
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.
@@ -334,6 +364,14 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &mpi::Gemm,
     #[cfg(feature = "mpi")]
     &mpi::Pi,
+    #[cfg(feature = "cuda")]
+    &cuda::Stream,
+    #[cfg(feature = "cuda")]
+    &cuda::ReduceSum,
+    #[cfg(feature = "cuda")]
+    &cuda::TransposeMatrix,
+    #[cfg(feature = "cuda")]
+    &cuda::MatMul,
 ];
 
 /// Workloads that exist only in builds with a cargo feature, with that feature, so that a manifest
@@ -346,6 +384,10 @@ pub const FEATURE_GATED: &[(&str, &str)] = &[
     ("mpi.stencil", "mpi"),
     ("mpi.gemm", "mpi"),
     ("mpi.pi", "mpi"),
+    ("cuda.stream", "cuda"),
+    ("cuda.reduce", "cuda"),
+    ("cuda.transpose", "cuda"),
+    ("cuda.gemm", "cuda"),
 ];
 
 /// Look a workload up by name.
@@ -384,6 +426,24 @@ mod tests {
                 other => panic!("unknown feature {other}"),
             };
             assert_eq!(find(name).is_some(), enabled, "{name} ({feature})");
+        }
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_gpu_workload_in_a_build_without_cuda_names_the_feature() {
+        for name in ["cuda.stream", "cuda.reduce", "cuda.transpose", "cuda.gemm"] {
+            let source = format!("name = \"x\"\n\n[[study]]\nworkload = \"{name}\"\n");
+            let err = crate::manifest::parse(std::path::Path::new("x.toml"), &source)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "workload `{name}` is not in this build of scalelab"
+                )),
+                "{err}"
+            );
+            assert!(err.contains("build with `--features cuda`"), "{err}");
         }
     }
 

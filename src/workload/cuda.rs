@@ -1,0 +1,497 @@
+//! Adapters from the GPU benchmarks of `scalelab_kernels::cuda` to [`Workload`] (feature
+//! `cuda`): `cuda.stream` (SAXPY, STREAM and the device copy), `cuda.reduce`, `cuda.transpose`
+//! and `cuda.gemm`, each with its lecture steps as the `variant` axis.
+//!
+//! A point's `gpus` (at least 1) is how many devices the data is split across, one context and
+//! stream each; the throughput is the aggregate. Under MPI (`ranks > 1`, feature `mpi`) each
+//! rank takes a contiguous share of the problem on its own `gpus` devices (one rank per GPU with
+//! `gpus = 1`). The CUDA kernels are compiled by NVRTC when the
+//! point prepares (untimed) and checked against the CPU reference after every repetition (see
+//! `scalelab_kernels::cuda::reference`). A machine without a driver, a GPU, NVRTC or cuBLAS
+//! gives a failed point whose reason names the fix. Besides the wall time of a repetition, each
+//! records `kernel_s` (CUDA events), and with `transfers = "timed"` also `h2d_s` and `d2h_s`.
+
+use anyhow::anyhow;
+use scalelab_kernels::cuda::{self, bench, launch, work, Elementwise, Gemm, Reduce, Transpose};
+
+use super::{
+    point_gpus, size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, WeakRule,
+    Work, Workload,
+};
+use crate::value::Value;
+
+/// A choice parameter's value, or its default when unset.
+fn choice<'a>(params: &'a Params, name: &str, default: &'a str) -> Result<&'a str, String> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(Value::Text(s)) => Ok(s),
+        Some(other) => Err(format!("`{name}` must be a name, found {other}")),
+    }
+}
+
+fn transfers(params: &Params) -> Result<bench::Transfers, String> {
+    let name = choice(params, "transfers", "resident")?;
+    bench::Transfers::parse(name).ok_or_else(|| {
+        format!(
+            "`transfers` must be one of {}, not `{name}`",
+            bench::Transfers::NAMES.join(", ")
+        )
+    })
+}
+
+const TRANSFERS: ParamSpec = ParamSpec {
+    name: "transfers",
+    kind: ParamKind::Choice(bench::Transfers::NAMES),
+    default: "resident",
+    doc: "resident (inputs stay on the GPU; a repetition is the kernel) | timed (each repetition \
+          also copies inputs in and the result out: metrics h2d_s, d2h_s)",
+};
+
+/// Wraps a GPU benchmark as an [`Instance`].
+struct GpuInstance(Box<dyn bench::Bench>);
+
+impl Instance for GpuInstance {
+    fn run(&mut self) {
+        self.0.run();
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        self.0.verify()
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        self.0.metrics()
+    }
+}
+
+/// The devices of the point being prepared: its `gpus`, at least 1.
+fn gpus() -> usize {
+    point_gpus().max(1) as usize
+}
+
+fn instance(b: Result<Box<dyn bench::Bench>, String>) -> anyhow::Result<Box<dyn Instance>> {
+    Ok(Box::new(GpuInstance(b.map_err(|e| anyhow!(e))?)))
+}
+
+/// This rank's node-local rank, from the launcher's environment (OpenMPI, MPICH/Hydra, SLURM);
+/// 0 when none says.
+#[cfg(feature = "mpi")]
+fn local_rank() -> usize {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "PMI_LOCAL_RANK",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.parse().ok())
+    .unwrap_or(0)
+}
+
+/// This rank's share of an MPI point: part `rank` of `size`, on its own `gpus` devices. Ranks on
+/// one node take consecutive devices (local rank × gpus onwards), unless the launcher already
+/// shows each rank only its own GPUs (as SLURM does with `--gpus-per-task`), then from 0.
+#[cfg(feature = "mpi")]
+fn rank_share(comm: &super::Comm) -> anyhow::Result<bench::Share> {
+    use ::mpi::traits::Communicator;
+    let visible = cuda::runtime::driver().map_err(|e| anyhow!(e))?;
+    let first_device = if visible == gpus() {
+        0
+    } else {
+        local_rank() * gpus()
+    };
+    Ok(bench::Share {
+        index: comm.rank() as usize,
+        count: comm.size() as usize,
+        first_device,
+    })
+}
+
+/// `prepare` and `prepare_mpi` of a GPU workload: the whole problem, or this rank's share.
+macro_rules! prepare_shares {
+    () => {
+        fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+            self.prepare_share(params, &bench::Share::WHOLE)
+        }
+        #[cfg(feature = "mpi")]
+        fn prepare_mpi(
+            &self,
+            params: &Params,
+            comm: &super::Comm,
+        ) -> anyhow::Result<Box<dyn Instance>> {
+            self.prepare_share(params, &rank_share(comm)?)
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `cuda.stream`: SAXPY, the STREAM kernels and the driver's device copy.
+pub struct Stream;
+
+const STREAM_VARIANTS: &[&str] = &["saxpy", "copy", "scale", "add", "triad", "memcpy"];
+
+const STREAM_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "256MiB",
+        doc: "length of each array: elements (\"32M\") or bytes per array (f64; f32 for saxpy)",
+    },
+    ParamSpec {
+        name: "variant",
+        kind: ParamKind::Choice(STREAM_VARIANTS),
+        default: "triad",
+        doc: "saxpy (f32 z = a·x + y) | copy | scale | add | triad (f64 STREAM) | memcpy \
+              (cuMemcpyDtoD, the copy yardstick)",
+    },
+    TRANSFERS,
+];
+
+impl Stream {
+    fn op(params: &Params) -> Result<Elementwise, String> {
+        let name = choice(params, "variant", "triad")?;
+        Elementwise::parse(name).ok_or_else(|| {
+            format!(
+                "cuda.stream: unknown variant `{name}`; use one of {}",
+                STREAM_VARIANTS.join(", ")
+            )
+        })
+    }
+
+    fn elements(params: &Params) -> Result<(Elementwise, usize), String> {
+        let op = Self::op(params)?;
+        let n = to_usize(size_param(params)?.count(op.element_bytes() as u64), "size")?;
+        Ok((op, n))
+    }
+}
+
+impl Workload for Stream {
+    fn name(&self) -> &'static str {
+        "cuda.stream"
+    }
+    fn summary(&self) -> &'static str {
+        "GPU SAXPY, STREAM copy/scale/add/triad and a device-to-device copy (memory bandwidth)"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Cuda
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        STREAM_PARAMS
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Self::elements(params).map_or(0, |(_, n)| n as u64)
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        let (_, n) = Self::elements(params)?;
+        transfers(params)?;
+        launch::elementwise(n as u64)?.check()
+    }
+    fn work(&self, params: &Params) -> Work {
+        Self::elements(params).map_or(Work::default(), |(op, n)| Work {
+            flops: work::elementwise_flops(op, n as u64),
+            bytes: work::elementwise_bytes(op, n as u64),
+        })
+    }
+    fn expected_efficiency(&self, _params: &Params) -> f64 {
+        0.9
+    }
+    prepare_shares!();
+}
+
+impl Stream {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let (op, n) = Self::elements(params).map_err(|e| anyhow!(e))?;
+        let t = transfers(params).map_err(|e| anyhow!(e))?;
+        instance(bench::elementwise(op, n, gpus(), share, t))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `cuda.reduce`: the sum of `size` 32-bit integers, in the reduction lecture's steps.
+pub struct ReduceSum;
+
+const REDUCE_VARIANTS: &[&str] = &["atomic", "shared", "shuffle", "gridstride"];
+
+const REDUCE_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "256MiB",
+        doc: "values to sum: a count (\"64M\") or bytes of 32-bit values (\"256MiB\" = 64Mi)",
+    },
+    ParamSpec {
+        name: "variant",
+        kind: ParamKind::Choice(REDUCE_VARIANTS),
+        default: "gridstride",
+        doc: "atomic (one atomicAdd per element) | shared (shared-memory tree) | shuffle (warp \
+              shuffles) | gridstride (few blocks, register sums, one atomic per block)",
+    },
+    TRANSFERS,
+];
+
+impl ReduceSum {
+    fn parse(params: &Params) -> Result<(Reduce, usize), String> {
+        let name = choice(params, "variant", "gridstride")?;
+        let v = Reduce::parse(name).ok_or_else(|| {
+            format!(
+                "cuda.reduce: unknown variant `{name}`; use one of {}",
+                REDUCE_VARIANTS.join(", ")
+            )
+        })?;
+        Ok((v, to_usize(size_param(params)?.count(4), "size")?))
+    }
+}
+
+impl Workload for ReduceSum {
+    fn name(&self) -> &'static str {
+        "cuda.reduce"
+    }
+    fn summary(&self) -> &'static str {
+        "GPU sum of 32-bit integers: atomics, shared-memory tree, warp shuffles, grid-stride (4 B/value)"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Cuda
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        REDUCE_PARAMS
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Self::parse(params).map_or(0, |(_, n)| n as u64)
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        let (v, n) = Self::parse(params)?;
+        transfers(params)?;
+        launch::reduce(v, n as u64, 1)?.check()
+    }
+    fn work(&self, params: &Params) -> Work {
+        Self::parse(params).map_or(Work::default(), |(_, n)| Work {
+            flops: work::reduce_ops(n as u64),
+            bytes: work::reduce_bytes(n as u64),
+        })
+    }
+    fn expected_efficiency(&self, params: &Params) -> f64 {
+        match Self::parse(params) {
+            Ok((Reduce::Atomic, _)) => 0.05,
+            _ => 0.7,
+        }
+    }
+    prepare_shares!();
+}
+
+impl ReduceSum {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
+        let t = transfers(params).map_err(|e| anyhow!(e))?;
+        instance(bench::reduce(v, n, gpus(), share, t))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `cuda.transpose`: an `n × n` f32 transpose, naive or through shared-memory tiles.
+pub struct TransposeMatrix;
+
+const TRANSPOSE_VARIANTS: &[&str] = &["naive", "tiled"];
+
+const TRANSPOSE_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "8192",
+        doc: "matrix side n, or bytes of the n × n f32 matrix (\"256MiB\" = 8192)",
+    },
+    ParamSpec {
+        name: "variant",
+        kind: ParamKind::Choice(TRANSPOSE_VARIANTS),
+        default: "tiled",
+        doc: "naive (strided writes) | tiled (shared-memory tile, both sides coalesced)",
+    },
+    TRANSFERS,
+];
+
+impl TransposeMatrix {
+    fn parse(params: &Params) -> Result<(Transpose, usize), String> {
+        let name = choice(params, "variant", "tiled")?;
+        let v = Transpose::parse(name).ok_or_else(|| {
+            format!(
+                "cuda.transpose: unknown variant `{name}`; use one of {}",
+                TRANSPOSE_VARIANTS.join(", ")
+            )
+        })?;
+        Ok((v, to_usize(size_param(params)?.side(4), "size")?))
+    }
+}
+
+impl Workload for TransposeMatrix {
+    fn name(&self) -> &'static str {
+        "cuda.transpose"
+    }
+    fn summary(&self) -> &'static str {
+        "GPU n × n f32 transpose: naive vs shared-memory tiled (coalescing; 8n² bytes)"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Cuda
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        TRANSPOSE_PARAMS
+    }
+    fn weak_rule(&self) -> WeakRule {
+        WeakRule::Sqrt
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Self::parse(params).map_or(0, |(_, n)| n as u64)
+    }
+    fn size_unit(&self) -> &'static str {
+        "n"
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        let (v, n) = Self::parse(params)?;
+        transfers(params)?;
+        if n > i32::MAX as usize / 2 {
+            return Err(format!("cuda.transpose: n = {n} is too large"));
+        }
+        launch::transpose(v, n as u64, n as u64)?.check()
+    }
+    fn work(&self, params: &Params) -> Work {
+        Self::parse(params).map_or(Work::default(), |(_, n)| Work {
+            flops: 0.0,
+            bytes: work::transpose_bytes(n as u64),
+        })
+    }
+    prepare_shares!();
+}
+
+impl TransposeMatrix {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
+        let t = transfers(params).map_err(|e| anyhow!(e))?;
+        instance(bench::transpose(v, n, gpus(), share, t))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `cuda.gemm`: `C = A·B` for `n × n` matrices, hand-written SGEMM steps and cuBLAS yardsticks.
+pub struct MatMul;
+
+const GEMM_VARIANTS: &[&str] = &[
+    "naive",
+    "tiled",
+    "regblock",
+    "cublas",
+    "cublas-dgemm",
+    "tensor-tf32",
+    "tensor-bf16",
+];
+
+const GEMM_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "4096",
+        doc: "matrix order n (a multiple of 128 for regblock)",
+    },
+    ParamSpec {
+        name: "variant",
+        kind: ParamKind::Choice(GEMM_VARIANTS),
+        default: "regblock",
+        doc: "naive | tiled (shared memory) | regblock (2-D register tiles) | cublas (SGEMM) | \
+              cublas-dgemm | tensor-tf32 | tensor-bf16 (cuBLAS tensor cores, f32 accumulation)",
+    },
+    TRANSFERS,
+];
+
+impl MatMul {
+    fn parse(params: &Params) -> Result<(Gemm, usize), String> {
+        let name = choice(params, "variant", "regblock")?;
+        let v = Gemm::parse(name).ok_or_else(|| {
+            format!(
+                "cuda.gemm: unknown variant `{name}`; use one of {}",
+                GEMM_VARIANTS.join(", ")
+            )
+        })?;
+        Ok((v, to_usize(size_param(params)?.side(4), "size")?))
+    }
+}
+
+impl Workload for MatMul {
+    fn name(&self) -> &'static str {
+        "cuda.gemm"
+    }
+    fn summary(&self) -> &'static str {
+        "GPU C = A·B, n × n: naive, tiled, register-blocked SGEMM; cuBLAS SGEMM, DGEMM, TF32 and bf16 tensor cores (2n³ flops)"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Cuda
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        GEMM_PARAMS
+    }
+    fn weak_rule(&self) -> WeakRule {
+        WeakRule::Cbrt
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Self::parse(params).map_or(0, |(_, n)| n as u64)
+    }
+    fn size_unit(&self) -> &'static str {
+        "n"
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        let (v, n) = Self::parse(params)?;
+        transfers(params)?;
+        if n >= 1 << 18 {
+            return Err(format!(
+                "cuda.gemm: n = {n} is too large for an exactly checkable product; use n < 262144"
+            ));
+        }
+        launch::gemm_shape_ok(v, n as u64, n as u64, n as u64)
+            .map_err(|e| format!("cuda.gemm: {e}"))?;
+        if let Some(l) = launch::gemm(v, n as u64, n as u64, n as u64)? {
+            l.check()?;
+        }
+        Ok(())
+    }
+    fn work(&self, params: &Params) -> Work {
+        Self::parse(params).map_or(Work::default(), |(v, n)| Work {
+            flops: work::gemm_flops(n as u64),
+            bytes: work::gemm_bytes(v, n as u64),
+        })
+    }
+    fn expected_efficiency(&self, params: &Params) -> f64 {
+        match Self::parse(params) {
+            Ok((Gemm::Naive, _)) => 0.05,
+            Ok((Gemm::Tiled, _)) => 0.15,
+            _ => 0.5,
+        }
+    }
+    prepare_shares!();
+}
+
+impl MatMul {
+    fn prepare_share(
+        &self,
+        params: &Params,
+        share: &bench::Share,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
+        let t = transfers(params).map_err(|e| anyhow!(e))?;
+        instance(bench::gemm(v, n, gpus(), share, t))
+    }
+}
+
+/// The GPU lines of `scalelab info`.
+pub fn describe() -> String {
+    cuda::runtime::describe()
+}
