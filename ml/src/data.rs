@@ -167,3 +167,11 @@ impl Dataset {
         self.x.cols()
     }
 }
+
+mod builtin;
+mod csv;
+mod synthetic;
+
+pub use builtin::{load, names as builtin_names, Builtin, BUILTINS};
+pub use csv::{load_csv, parse_csv, Task, AUTO_MAX_CLASSES};
+pub use synthetic::{make_classification, portable_ln, Synthetic};

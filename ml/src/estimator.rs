@@ -69,4 +69,11 @@ pub trait Model: Send + Sync {
     fn predict_proba(&self, _x: &Matrix, _rows: &[usize]) -> Option<Matrix> {
         None
     }
+
+    /// The out-of-bag score of a bagged ensemble fitted with `oob_score = true`: accuracy for
+    /// classifiers, R² for regressors, over the training rows left out of at least one bootstrap
+    /// sample. `None` for other models.
+    fn oob_score(&self) -> Option<f64> {
+        None
+    }
 }

@@ -1,0 +1,244 @@
+//! Reading a user's CSV file into a [`Dataset`]: a header row, numeric feature columns and one target
+//! column chosen by name.
+//!
+//! Every problem is an error that names the file, the line (1-based, the header is line 1) and the
+//! column, so a bad cell can be found and fixed without guessing. Parsing uses the `csv` crate (quoted
+//! fields, `\r\n` endings); the checks on top are ours.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::{Dataset, Matrix, Target};
+
+/// What kind of target a CSV file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Classification when any target value is not a number, or when all are integers with at most
+    /// [`AUTO_MAX_CLASSES`] distinct values; regression otherwise.
+    Auto,
+    /// Each distinct target text is a class (numbers ordered numerically, other texts alphabetically).
+    Classification,
+    /// The target must be numeric.
+    Regression,
+}
+
+/// The most distinct integer targets [`Task::Auto`] still reads as classes.
+pub const AUTO_MAX_CLASSES: usize = 20;
+
+/// Load `path` with the target column `target`. The dataset is named after the file's stem.
+pub fn load_csv(path: &Path, target: &str, task: Task) -> Result<Dataset, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read CSV file {}: {e}", path.display()))?;
+    let name = path
+        .file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
+    parse_csv(&name, &path.display().to_string(), &text, target, task)
+}
+
+/// Parse CSV `text` into a dataset named `name`; `origin` (a path) starts every error message.
+pub fn parse_csv(
+    name: &str,
+    origin: &str,
+    text: &str,
+    target: &str,
+    task: Task,
+) -> Result<Dataset, String> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{origin}: cannot read the header row: {e}"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(format!(
+            "{origin}: the file is empty; the first line must name the columns"
+        ));
+    }
+    let Some(target_col) = header.iter().position(|h| h == target) else {
+        return Err(format!(
+            "{origin}: no column `{target}` to use as the target; the columns are: {}",
+            header.join(", ")
+        ));
+    };
+    let feature_names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| c != target_col)
+        .map(|(_, h)| h.clone())
+        .collect();
+
+    let mut values = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    let mut target_lines: Vec<u64> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("{origin}: {e}"))?;
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() == 1 && record.get(0) == Some("") {
+            continue; // a blank line
+        }
+        if record.len() != header.len() {
+            return Err(format!(
+                "{origin}: line {line} has {} fields but the header names {} columns",
+                record.len(),
+                header.len()
+            ));
+        }
+        for (c, field) in record.iter().enumerate() {
+            if c == target_col {
+                if field.is_empty() {
+                    return Err(format!(
+                        "{origin}: line {line}, column {} (`{target}`): the target is empty",
+                        c + 1
+                    ));
+                }
+                targets.push(field.to_string());
+                target_lines.push(line);
+                continue;
+            }
+            match field.parse::<f64>() {
+                Ok(v) if v.is_finite() => values.push(v),
+                _ => return Err(format!(
+                    "{origin}: line {line}, column {} (`{}`): `{field}` is not a finite number; \
+                         feature columns must be numeric (drop or encode this column)",
+                    c + 1,
+                    header[c]
+                )),
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Err(format!("{origin}: the file has a header but no data rows"));
+    }
+    let numeric: Option<Vec<f64>> = targets
+        .iter()
+        .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
+        .collect();
+    let classify = match task {
+        Task::Classification => true,
+        Task::Regression => false,
+        Task::Auto => match &numeric {
+            None => true,
+            Some(v) => {
+                v.iter().all(|x| x.fract() == 0.0)
+                    && v.iter().map(|x| x.to_bits()).collect::<BTreeSet<_>>().len()
+                        <= AUTO_MAX_CLASSES
+            }
+        },
+    };
+    let y = if classify {
+        class_target(&targets, numeric.as_deref())
+    } else {
+        match numeric {
+            Some(v) => Target::Values(v),
+            None => {
+                let k = targets
+                    .iter()
+                    .position(|t| t.parse::<f64>().map_or(true, |v| !v.is_finite()))
+                    .unwrap_or(0);
+                return Err(format!(
+                    "{origin}: line {}, column {} (`{target}`): `{}` is not a number, but a \
+                     regression target must be numeric (or load the file as classification)",
+                    target_lines[k],
+                    target_col + 1,
+                    targets[k]
+                ));
+            }
+        }
+    };
+    let rows = targets.len();
+    let x = Matrix::new(rows, feature_names.len(), values)?;
+    Dataset::new(name, x, y, feature_names)
+}
+
+/// Classes from target texts: numbers in numeric order, otherwise alphabetical.
+fn class_target(texts: &[String], numeric: Option<&[f64]>) -> Target {
+    let mut names: Vec<String> = texts
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(v) = numeric {
+        let mut pairs: Vec<(f64, String)> =
+            v.iter().zip(texts).map(|(&x, t)| (x, t.clone())).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        pairs.dedup_by(|a, b| a.1 == b.1);
+        names = pairs.into_iter().map(|p| p.1).collect();
+    }
+    let labels = texts
+        .iter()
+        .map(|t| names.iter().position(|n| n == t).unwrap_or(0) as u32)
+        .collect();
+    Target::Classes { labels, names }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_features_and_string_classes() {
+        let d = parse_csv(
+            "t",
+            "t.csv",
+            "a,label,b\n1,yes,2\n3,no,4\n",
+            "label",
+            Task::Auto,
+        )
+        .unwrap();
+        assert_eq!(d.feature_names, ["a", "b"]);
+        assert_eq!(d.x.as_slice(), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            d.y,
+            Target::Classes {
+                labels: vec![1, 0],
+                names: vec!["no".into(), "yes".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn numeric_classes_sort_numerically_and_many_values_are_regression() {
+        let d = parse_csv("t", "t.csv", "x,y\n1,10\n2,9\n3,10\n", "y", Task::Auto).unwrap();
+        assert_eq!(d.y.n_classes(), 2);
+        assert_eq!(d.y.labels().unwrap(), &[1, 0, 1]);
+        let text: String = std::iter::once("x,y\n".to_string())
+            .chain((0..30).map(|i| format!("{i},{}\n", i * 7)))
+            .collect();
+        let d = parse_csv("t", "t.csv", &text, "y", Task::Auto).unwrap();
+        assert!(matches!(d.y, Target::Values(_)));
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let err = parse_csv("t", "t.csv", "a,b,y\n1,2,0\n1,x,1\n", "y", Task::Auto).unwrap_err();
+        assert_eq!(
+            err,
+            "t.csv: line 3, column 2 (`b`): `x` is not a finite number; feature columns must be \
+             numeric (drop or encode this column)"
+        );
+        let err = parse_csv("t", "t.csv", "a,b,y\n1,2,0\n1,2\n", "y", Task::Auto).unwrap_err();
+        assert_eq!(
+            err,
+            "t.csv: line 3 has 2 fields but the header names 3 columns"
+        );
+        let err = parse_csv("t", "t.csv", "a,b,y\n1,2,0\n", "label", Task::Auto).unwrap_err();
+        assert_eq!(
+            err,
+            "t.csv: no column `label` to use as the target; the columns are: a, b, y"
+        );
+        let err = parse_csv("t", "t.csv", "a,y\n1,0\n2,high\n", "y", Task::Regression).unwrap_err();
+        assert_eq!(
+            err,
+            "t.csv: line 3, column 2 (`y`): `high` is not a number, but a regression target must \
+             be numeric (or load the file as classification)"
+        );
+        let err = parse_csv("t", "t.csv", "a,y\n", "y", Task::Auto).unwrap_err();
+        assert_eq!(err, "t.csv: the file has a header but no data rows");
+    }
+}

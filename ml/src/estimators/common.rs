@@ -1,0 +1,167 @@
+//! Pieces every learner shares: checking a fit's inputs, turning rows into tree entries with sample
+//! and class weights, and the tree-ensemble model that a tree, a forest and bagged trees all are.
+
+use crate::data::{Dataset, Matrix, Target};
+use crate::estimator::{Model, Prediction};
+
+use super::tree::{Entry, Tree};
+
+/// Check `rows` and `weights` before a fit.
+pub(crate) fn check_fit(
+    name: &str,
+    data: &Dataset,
+    rows: &[usize],
+    weights: Option<&[f64]>,
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Err(format!("{name}: cannot fit on zero rows"));
+    }
+    if let Some(&r) = rows.iter().find(|&&r| r >= data.rows()) {
+        return Err(format!(
+            "{name}: row {r} is out of range; dataset {} has {} rows",
+            data.name,
+            data.rows()
+        ));
+    }
+    if let Some(w) = weights {
+        if w.len() != rows.len() {
+            return Err(format!(
+                "{name}: {} sample weights for {} rows; give one weight per row",
+                w.len(),
+                rows.len()
+            ));
+        }
+        if let Some(k) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!(
+                "{name}: sample weight {} (entry {k}) must be finite and non-negative",
+                w[k]
+            ));
+        }
+        if w.iter().sum::<f64>() <= 0.0 {
+            return Err(format!("{name}: the sample weights sum to zero"));
+        }
+    }
+    Ok(())
+}
+
+/// scikit-learn's `class_weight="balanced"`: `n / (classes × count_k)` over `rows` (absent classes 0).
+pub(crate) fn balanced_weights(labels: &[u32], rows: &[usize], n_classes: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; n_classes];
+    for &r in rows {
+        counts[labels[r] as usize] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1);
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                rows.len() as f64 / (present as f64 * c as f64)
+            }
+        })
+        .collect()
+}
+
+/// One entry per position of `rows`: class or target, and weight = sample weight × class weight.
+pub(crate) fn entries(
+    data: &Dataset,
+    rows: &[usize],
+    weights: Option<&[f64]>,
+    balanced: bool,
+) -> Vec<Entry> {
+    let class_w = match (&data.y, balanced) {
+        (Target::Classes { labels, names }, true) => {
+            Some(balanced_weights(labels, rows, names.len()))
+        }
+        _ => None,
+    };
+    rows.iter()
+        .enumerate()
+        .map(|(k, &r)| {
+            let (class, y) = match &data.y {
+                Target::Classes { labels, .. } => (labels[r], 0.0),
+                Target::Values(v) => (0, v[r]),
+            };
+            let mut w = weights.map_or(1.0, |w| w[k]);
+            if let Some(cw) = &class_w {
+                w *= cw[class as usize];
+            }
+            Entry {
+                row: r as u32,
+                class,
+                w,
+                y,
+                h: 0.0,
+            }
+        })
+        .collect()
+}
+
+/// The index of the largest value; ties go to the lowest index (as numpy's argmax).
+pub(crate) fn argmax(v: &[f64]) -> usize {
+    (0..v.len()).fold(0, |b, k| if v[k] > v[b] { k } else { b })
+}
+
+/// Trees whose leaf values are averaged: class probabilities (`n_classes > 0`) or means.
+pub(crate) struct TreeEnsemble {
+    pub trees: Vec<Tree>,
+    /// 0 for regression.
+    pub n_classes: usize,
+    pub oob_score: Option<f64>,
+}
+
+impl TreeEnsemble {
+    fn average(&self, x: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        for t in &self.trees {
+            for (o, v) in out.iter_mut().zip(t.value(x)) {
+                *o += v;
+            }
+        }
+        let inv = 1.0 / self.trees.len() as f64;
+        out.iter_mut().for_each(|o| *o *= inv);
+    }
+}
+
+impl Model for TreeEnsemble {
+    fn predict(&self, x: &Matrix, rows: &[usize]) -> Prediction {
+        let width = self.n_classes.max(1);
+        let mut buf = vec![0.0; width];
+        if self.n_classes == 0 {
+            Prediction::Values(
+                rows.iter()
+                    .map(|&r| {
+                        self.average(x.row(r), &mut buf);
+                        buf[0]
+                    })
+                    .collect(),
+            )
+        } else {
+            Prediction::Classes(
+                rows.iter()
+                    .map(|&r| {
+                        self.average(x.row(r), &mut buf);
+                        argmax(&buf) as u32
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    fn predict_proba(&self, x: &Matrix, rows: &[usize]) -> Option<Matrix> {
+        if self.n_classes == 0 {
+            return None;
+        }
+        let k = self.n_classes;
+        let mut out = Matrix::zeros(rows.len(), k);
+        for (i, &r) in rows.iter().enumerate() {
+            self.average(x.row(r), out.row_mut(i));
+        }
+        Some(out)
+    }
+
+    fn oob_score(&self) -> Option<f64> {
+        self.oob_score
+    }
+}

@@ -1,0 +1,217 @@
+//! Random forests (`random_forest`, Breiman 2001) and extremely randomised trees (`extra_trees`,
+//! Geurts, Ernst & Wehenkel 2006).
+//!
+//! One [`Binned`] view is computed per fit and shared by all trees. Tree `t` draws its bootstrap
+//! sample and every split from its own generator seeded with `child_seed(seed, t)`, so trees can be
+//! grown in any order on any number of threads (rayon, when `FitOptions::parallel`) and the forest is
+//! bit-identical. A bootstrap sample is kept as per-row counts used as weights (as scikit-learn
+//! does), so a tree touches each distinct row once. Extra trees cut at one random bin boundary per
+//! examined feature (uniform over the node's occupied bins, an approximation of Geurts et al.'s
+//! uniform threshold over the value range).
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
+
+use crate::child_seed;
+use crate::data::{Dataset, Target};
+use crate::estimator::{Estimator, FitOptions, HyperParams, Model};
+
+use super::common::{argmax, check_fit, entries, TreeEnsemble};
+use super::decision_tree::{
+    max_features, TreeHp, CLASS_WEIGHT, CRITERION, MAX_DEPTH, MIN_SAMPLES_LEAF, MIN_SAMPLES_SPLIT,
+};
+use super::params::{Default as D, Kind, ParamSpec, Params};
+use super::tree::{grow, Binned, Entry, Tree, MAX_BINS};
+
+const N_ESTIMATORS: ParamSpec = ParamSpec {
+    name: "n_estimators",
+    kind: Kind::Int {
+        min: 1,
+        max: 100_000,
+    },
+    default: D::Int(100),
+    doc: "number of trees",
+};
+const OOB_SCORE: ParamSpec = ParamSpec {
+    name: "oob_score",
+    kind: Kind::Bool,
+    default: D::Bool(false),
+    doc: "score each training row with the trees that did not see it (needs bootstrap)",
+};
+const fn bootstrap(default: bool) -> ParamSpec {
+    ParamSpec {
+        name: "bootstrap",
+        kind: Kind::Bool,
+        default: D::Bool(default),
+        doc: "grow each tree on a bootstrap sample (else on all rows)",
+    }
+}
+
+/// `random_forest` parameters.
+pub const RF_SPECS: &[ParamSpec] = &[
+    N_ESTIMATORS,
+    CRITERION,
+    MAX_DEPTH,
+    MIN_SAMPLES_SPLIT,
+    MIN_SAMPLES_LEAF,
+    max_features("sqrt"),
+    CLASS_WEIGHT,
+    bootstrap(true),
+    OOB_SCORE,
+];
+
+/// `extra_trees` parameters.
+pub const ET_SPECS: &[ParamSpec] = &[
+    N_ESTIMATORS,
+    CRITERION,
+    MAX_DEPTH,
+    MIN_SAMPLES_SPLIT,
+    MIN_SAMPLES_LEAF,
+    max_features("sqrt"),
+    CLASS_WEIGHT,
+    bootstrap(false),
+    OOB_SCORE,
+];
+
+/// A forest of CART trees (random cuts for extra trees), probabilities averaged over trees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forest {
+    name: &'static str,
+    pub(crate) n_trees: usize,
+    pub(crate) hp: TreeHp,
+    bootstrap: bool,
+    oob: bool,
+}
+
+impl Forest {
+    pub fn random_forest(params: &HyperParams) -> Result<Forest, String> {
+        Forest::read("random_forest", params, RF_SPECS, false)
+    }
+
+    pub fn extra_trees(params: &HyperParams) -> Result<Forest, String> {
+        Forest::read("extra_trees", params, ET_SPECS, true)
+    }
+
+    fn read(
+        name: &'static str,
+        params: &HyperParams,
+        specs: &'static [ParamSpec],
+        random: bool,
+    ) -> Result<Forest, String> {
+        let p = Params::new(name, params, specs)?;
+        let forest = Forest {
+            name,
+            n_trees: p.usize("n_estimators")?,
+            hp: TreeHp::read(&p, random)?,
+            bootstrap: p.bool("bootstrap")?,
+            oob: p.bool("oob_score")?,
+        };
+        if forest.oob && !forest.bootstrap {
+            return Err(format!(
+                "{name}: `oob_score` = true needs `bootstrap` = true (without bootstrap no row is \
+                 out of bag)"
+            ));
+        }
+        Ok(forest)
+    }
+}
+
+impl Estimator for Forest {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn fit(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+    ) -> Result<Box<dyn Model>, String> {
+        check_fit(self.name, data, rows, weights)?;
+        let cfg = self.hp.config(self.name, data)?;
+        let binned = Binned::new(data, rows, MAX_BINS)?;
+        let base = entries(data, rows, weights, self.hp.balanced);
+        let m = base.len();
+        let grow_one = |t: usize| -> (Tree, Vec<u32>) {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, t as u64));
+            let mut counts = vec![0u32; if self.bootstrap { m } else { 0 }];
+            let mut e: Vec<Entry> = if self.bootstrap {
+                for _ in 0..m {
+                    counts[rng.random_range(0..m)] += 1;
+                }
+                base.iter()
+                    .zip(&counts)
+                    .filter(|&(e, &c)| c > 0 && e.w > 0.0)
+                    .map(|(e, &c)| Entry {
+                        w: e.w * c as f64,
+                        ..*e
+                    })
+                    .collect()
+            } else {
+                base.iter().filter(|e| e.w > 0.0).copied().collect()
+            };
+            let tree = grow(&binned, &mut e, &cfg, &mut rng);
+            if !self.oob {
+                counts = Vec::new();
+            }
+            (tree, counts)
+        };
+        let grown: Vec<(Tree, Vec<u32>)> = if options.parallel {
+            (0..self.n_trees).into_par_iter().map(grow_one).collect()
+        } else {
+            (0..self.n_trees).map(grow_one).collect()
+        };
+        let oob_score = self.oob.then(|| oob(data, rows, &grown, cfg.n_classes));
+        Ok(Box::new(TreeEnsemble {
+            trees: grown.into_iter().map(|(t, _)| t).collect(),
+            n_classes: cfg.n_classes,
+            oob_score,
+        }))
+    }
+}
+
+/// Out-of-bag accuracy (classes) or R² (values) over the rows some tree left out.
+fn oob(data: &Dataset, rows: &[usize], grown: &[(Tree, Vec<u32>)], n_classes: usize) -> f64 {
+    let width = n_classes.max(1);
+    let mut sums = vec![0.0; rows.len() * width];
+    let mut votes = vec![0u32; rows.len()];
+    for (tree, counts) in grown {
+        for (k, &r) in rows.iter().enumerate() {
+            if counts[k] == 0 {
+                votes[k] += 1;
+                for (s, v) in sums[k * width..(k + 1) * width]
+                    .iter_mut()
+                    .zip(tree.value(data.x.row(r)))
+                {
+                    *s += v;
+                }
+            }
+        }
+    }
+    let scored: Vec<usize> = (0..rows.len()).filter(|&k| votes[k] > 0).collect();
+    if scored.is_empty() {
+        return f64::NAN;
+    }
+    match &data.y {
+        Target::Classes { labels, .. } => {
+            let right = scored
+                .iter()
+                .filter(|&&k| argmax(&sums[k * width..(k + 1) * width]) as u32 == labels[rows[k]])
+                .count();
+            right as f64 / scored.len() as f64
+        }
+        Target::Values(v) => {
+            let mean = scored.iter().map(|&k| v[rows[k]]).sum::<f64>() / scored.len() as f64;
+            let (mut ss_res, mut ss_tot) = (0.0, 0.0);
+            for &k in &scored {
+                let pred = sums[k] / votes[k] as f64;
+                ss_res += (v[rows[k]] - pred).powi(2);
+                ss_tot += (v[rows[k]] - mean).powi(2);
+            }
+            1.0 - ss_res / ss_tot
+        }
+    }
+}
