@@ -39,6 +39,8 @@
 //! the model fit: [`NestedResult::fits`] counts them.
 
 pub mod grid;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 
 use std::collections::BTreeMap;
 
@@ -52,7 +54,8 @@ use crate::folds::{kfold, stratified_kfold, Fold};
 use crate::metrics::Scoring;
 
 /// Builds an estimator from its complete hyperparameters (base merged with a candidate).
-pub type Builder = dyn Fn(&HyperParams) -> Result<Box<dyn Estimator>, String> + Send + Sync;
+pub type Builder<'a> =
+    dyn Fn(&HyperParams) -> Result<Box<dyn Estimator>, String> + Send + Sync + 'a;
 
 /// Which level of (outer fold × candidate × inner fold × tree) runs in parallel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -223,7 +226,7 @@ pub fn split(data: &Dataset, rows: &[usize], k: usize, seed: u64) -> Result<Vec<
 /// A search: an estimator factory, the candidates to compare, the scoring and the seed of every fold
 /// split and fit.
 pub struct Search<'a> {
-    pub build: &'a Builder,
+    pub build: &'a Builder<'a>,
     /// Complete hyperparameters of each candidate (base merged with the grid's values).
     pub candidates: Vec<HyperParams>,
     pub scoring: Scoring,

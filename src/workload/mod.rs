@@ -11,6 +11,7 @@
 
 mod debug;
 mod kernels;
+mod ml;
 #[cfg(feature = "mpi")]
 mod mpi;
 
@@ -317,6 +318,12 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &kernels::Gemm,
     &kernels::Jacobi2d,
     &kernels::MonteCarloPi,
+    &ml::Ml(ml::Kind::Forest),
+    &ml::Ml(ml::Kind::AdaBoost),
+    &ml::Ml(ml::Kind::GBoost),
+    &ml::Ml(ml::Kind::Stacking),
+    &ml::Ml(ml::Kind::KFold),
+    &ml::Ml(ml::Kind::Nested),
     &debug::Sleep,
     &debug::Fail,
     &debug::DebugMpi,
