@@ -301,8 +301,9 @@ fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Dataset, S
     }
     if dataset.ends_with(".csv") || dataset.contains('/') {
         let target = text(params, "target")?;
-        return data::load_csv(Path::new(dataset), target, data::Task::Auto)
-            .map_err(|e| format!("{name}: {e}"));
+        return data::load_csv(Path::new(dataset), target, data::Task::Auto).map_err(|e| {
+            format!("{name}: {e} (the study's `target` key names the target column)")
+        });
     }
     data::load(dataset).map_err(|e| format!("{name}: {e}"))
 }
@@ -312,8 +313,13 @@ fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Dataset, S
 fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), String> {
     let estimator = text(params, "estimator")?.to_string();
     let Some(specs) = estimators::specs(&estimator) else {
+        let hint =
+            match crate::value::nearest(&estimator, estimators::NAMES.iter().copied()).first() {
+                Some(n) => format!("did you mean `{n}`? "),
+                None => String::new(),
+            };
         return Err(format!(
-            "{name}: unknown estimator `{estimator}`; known: {}",
+            "{name}: unknown estimator `{estimator}`; {hint}known: {}",
             estimators::NAMES.join(", ")
         ));
     };
@@ -862,7 +868,7 @@ mod tests {
         assert_eq!(
             check(&nested, &[("estimator", t("forest"))]).unwrap_err(),
             format!(
-                "cv.nested: unknown estimator `forest`; known: {}",
+                "cv.nested: unknown estimator `forest`; did you mean `random_forest`? known: {}",
                 estimators::NAMES.join(", ")
             )
         );
