@@ -239,7 +239,6 @@ const KFOLD_PARAMS: &[ParamSpec] = &[
     spec!("folds", ParamKind::Int, "5", "folds (stratified for classes)"),
     SCORING,
     PARALLELISM,
-    DISTRIBUTION,
     SEED,
 ];
 const NESTED_PARAMS: &[ParamSpec] = &[
@@ -263,9 +262,27 @@ const NESTED_PARAMS: &[ParamSpec] = &[
     spec!("inner", ParamKind::Int, "3", "inner folds (selection)"),
     SCORING,
     PARALLELISM,
-    DISTRIBUTION,
     SEED,
 ];
+
+/// The parameters of `mpi.cv.kfold` and `mpi.cv.nested`: those of the rayon workload and
+/// `distribution`.
+#[cfg(feature = "mpi")]
+fn with_distribution(kind: Kind) -> &'static [ParamSpec] {
+    use std::sync::OnceLock;
+    static KFOLD: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    static NESTED: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    let (cell, base) = if kind == Kind::KFold {
+        (&KFOLD, KFOLD_PARAMS)
+    } else {
+        (&NESTED, NESTED_PARAMS)
+    };
+    cell.get_or_init(|| {
+        let mut v = base.to_vec();
+        v.insert(v.len() - 1, DISTRIBUTION);
+        v
+    })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading the parameters
@@ -403,7 +420,11 @@ struct Setup {
 
 impl Ml {
     fn setup(&self, params: &Params, preview: bool) -> Result<Setup, String> {
-        let name = self.name();
+        self.setup_as(self.name(), params, preview)
+    }
+
+    /// [`Ml::setup`] with errors naming workload `name`.
+    fn setup_as(&self, name: &str, params: &Params, preview: bool) -> Result<Setup, String> {
         let data = load_dataset(name, params, preview)?;
         let (estimator, base) = base_params(name, params)?;
         let scoring = scoring(name, params, &data)?;
@@ -450,7 +471,7 @@ impl Ml {
         let (parallelism, dynamic) = if cv {
             (
                 Parallelism::parse(text(params, "parallelism")?)?,
-                text(params, "distribution")? == "dynamic",
+                text(params, "distribution").is_ok_and(|d| d == "dynamic"),
             )
         } else {
             (Parallelism::Trees, false)
@@ -540,26 +561,71 @@ impl Workload for Ml {
             _ => Ok(Box::new(FitInstance::new(self.name(), setup)?)),
         }
     }
-    #[cfg(feature = "mpi")]
+}
+
+/// `mpi.cv.kfold` and `mpi.cv.nested`: the cv workloads with their task list distributed over the
+/// point's MPI ranks (feature `mpi`); every rank prepares the same data and serial reference.
+#[cfg(feature = "mpi")]
+pub struct MpiCv(pub Kind);
+
+#[cfg(feature = "mpi")]
+impl Workload for MpiCv {
+    fn name(&self) -> &'static str {
+        if self.0 == Kind::KFold {
+            "mpi.cv.kfold"
+        } else {
+            "mpi.cv.nested"
+        }
+    }
+    fn summary(&self) -> &'static str {
+        if self.0 == Kind::KFold {
+            "cv.kfold with its fits distributed over MPI ranks (static or dynamic); work: fits"
+        } else {
+            "cv.nested with its fits distributed over MPI ranks (static or dynamic); work: fits"
+        }
+    }
+    fn backend(&self) -> Backend {
+        Backend::Mpi
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        with_distribution(self.0)
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Ml(self.0).problem_size(params)
+    }
+    fn size_unit(&self) -> &'static str {
+        "samples"
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        Ml(self.0).setup_as(self.name(), params, true).map(|_| ())
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+        Err(anyhow!(
+            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
+             and this process was asked to prepare it without MPI",
+            self.name()
+        ))
+    }
     fn prepare_mpi(
         &self,
         params: &Params,
         comm: &super::Comm,
     ) -> anyhow::Result<Box<dyn Instance>> {
         use ::mpi::topology::Communicator;
-        match self.0 {
-            Kind::KFold | Kind::Nested => {
-                let setup = self.setup(params, false).map_err(|e| anyhow!(e))?;
-                let fits = self.fits(params).map_err(|e| anyhow!(e))?;
-                Ok(Box::new(CvInstance::new(
-                    self.0,
-                    setup,
-                    fits,
-                    Some(comm.duplicate()),
-                )?))
-            }
-            _ => self.prepare(params),
-        }
+        let ml = Ml(self.0);
+        let setup = ml
+            .setup_as(self.name(), params, false)
+            .map_err(|e| anyhow!(e))?;
+        let fits = ml.fits(params).map_err(|e| anyhow!(e))?;
+        Ok(Box::new(CvInstance::new(
+            self.0,
+            setup,
+            fits,
+            Some(comm.duplicate()),
+        )?))
     }
 }
 

@@ -341,6 +341,10 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &mpi::Gemm,
     #[cfg(feature = "mpi")]
     &mpi::Pi,
+    #[cfg(feature = "mpi")]
+    &ml::MpiCv(ml::Kind::KFold),
+    #[cfg(feature = "mpi")]
+    &ml::MpiCv(ml::Kind::Nested),
 ];
 
 /// Workloads that exist only in builds with a cargo feature, with that feature, so that a manifest
@@ -353,6 +357,8 @@ pub const FEATURE_GATED: &[(&str, &str)] = &[
     ("mpi.stencil", "mpi"),
     ("mpi.gemm", "mpi"),
     ("mpi.pi", "mpi"),
+    ("mpi.cv.kfold", "mpi"),
+    ("mpi.cv.nested", "mpi"),
 ];
 
 /// Look a workload up by name.
