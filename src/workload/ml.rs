@@ -68,6 +68,7 @@ const SCORINGS: &[&str] = &[
     "neg_root_mean_squared_error",
 ];
 const SEARCHES: &[&str] = &["grid", "random"];
+#[cfg(feature = "mpi")]
 const DISTRIBUTIONS: &[&str] = &["static", "dynamic"];
 
 macro_rules! spec {
@@ -153,6 +154,7 @@ const N_ITER: ParamSpec = spec!(
     "10",
     "candidates of a random search"
 );
+#[cfg(feature = "mpi")]
 const DISTRIBUTION: ParamSpec = spec!(
     "distribution",
     ParamKind::Choice(DISTRIBUTIONS),
