@@ -3,11 +3,13 @@
 //!
 //! `cargo run --release -p scalelab-ml --example fit_time -- [estimator] [samples] [features] [threads,..] [key=value ..]`
 //! e.g. `... --example fit_time -- random_forest 20000 20 1,2 n_estimators=100`.
-//! The data: `make_classification` with 10 informative and 5 redundant features, 2 classes, seed 0.
+//! The data: `make_classification` with 10 informative and 5 redundant features, 2 classes, seed 0,
+//! `samples` rows to fit and a quarter as many more to score; or, with `FIT_TIME_CSV=file.csv`, that
+//! file (target column `y`), fitted on its first `samples` rows and scored on the rest.
 
 use std::time::Instant;
 
-use scalelab_ml::data::{make_classification, Synthetic};
+use scalelab_ml::data::{load_csv, make_classification, Synthetic, Task};
 use scalelab_ml::estimator::{FitOptions, Hp, HyperParams, Prediction};
 use scalelab_ml::estimators::build;
 
@@ -44,18 +46,21 @@ fn main() -> Result<(), String> {
         };
         params.insert(k.to_string(), hp);
     }
-    let data = make_classification(&Synthetic {
-        samples,
-        features,
-        informative: 10.min(features),
-        redundant: 5.min(features.saturating_sub(10)),
-        seed: 0,
-        ..Synthetic::default()
-    })?;
+    let data = match std::env::var("FIT_TIME_CSV") {
+        Ok(path) => load_csv(std::path::Path::new(&path), "y", Task::Classification)?,
+        Err(_) => make_classification(&Synthetic {
+            samples: samples + samples / 4,
+            features,
+            informative: 10.min(features),
+            redundant: 5.min(features.saturating_sub(10)),
+            seed: 0,
+            ..Synthetic::default()
+        })?,
+    };
     let estimator = build(name, &params)?;
-    let cut = samples * 3 / 4;
+    let cut = samples.min(data.rows());
     let train: Vec<usize> = (0..cut).collect();
-    let test: Vec<usize> = (cut..samples).collect();
+    let test: Vec<usize> = (cut..data.rows()).collect();
     let labels = data.y.labels().expect("classes");
     for &t in &threads {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -76,7 +81,9 @@ fn main() -> Result<(), String> {
             .count() as f64
             / test.len() as f64;
         println!(
-            "{name} {samples}x{features} train {cut} threads {t}: fit {secs:.3} s, holdout accuracy {acc:.4}"
+            "{name} {}x{} train {cut} threads {t}: fit {secs:.3} s, holdout accuracy {acc:.4}",
+            data.rows(),
+            data.features()
         );
     }
     Ok(())

@@ -263,3 +263,100 @@ fn every_name_has_specs_with_valid_defaults() {
         build(name, &HyperParams::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn boosting_learns_the_real_datasets() {
+    let none = HyperParams::new();
+    let bc = load("breast_cancer").unwrap();
+    let iris = load("iris").unwrap();
+    assert!(cv_score("adaboost", &none, &bc) >= 0.95);
+    assert!(cv_score("adaboost", &none, &iris) >= 0.92);
+    for name in ["gradient_boosting", "hist_gradient_boosting"] {
+        assert!(cv_score(name, &none, &bc) >= 0.94);
+        assert!(cv_score(name, &none, &iris) >= 0.93);
+        // Fifty stages keep the 10-class digits fit (ten trees a stage) short.
+        let key = if name == "gradient_boosting" {
+            "n_estimators"
+        } else {
+            "max_iter"
+        };
+        let fifty = params(&[(key, Hp::Int(50))]);
+        assert!(cv_score(name, &fifty, &load("digits").unwrap()) >= 0.94);
+        assert!(cv_score(name, &none, &load("diabetes").unwrap()) >= 0.35);
+    }
+    assert!(
+        cv_score(
+            "hist_gradient_boosting",
+            &none,
+            &load("wine_quality").unwrap()
+        ) >= 0.65
+    );
+}
+
+#[test]
+fn linear_and_combined_models_learn_the_real_datasets() {
+    let none = HyperParams::new();
+    let bc = load("breast_cancer").unwrap();
+    assert!(cv_score("logistic_regression", &none, &bc) >= 0.97);
+    assert!(cv_score("logistic_regression", &none, &load("iris").unwrap()) >= 0.94);
+    assert!(cv_score("logistic_regression", &none, &load("digits").unwrap()) >= 0.96);
+    assert!(cv_score("bagging", &none, &bc) >= 0.93);
+    assert!(cv_score("bagging", &none, &load("diabetes").unwrap()) >= 0.35);
+    assert!(cv_score("voting", &none, &bc) >= 0.97);
+    let hard = params(&[("voting", Hp::Text("hard".into()))]);
+    assert!(cv_score("voting", &hard, &bc) >= 0.96);
+    let small = params(&[
+        (
+            "estimators",
+            Hp::Text("extra_trees,logistic_regression".into()),
+        ),
+        ("cv", Hp::Int(3)),
+    ]);
+    assert!(cv_score("stacking", &small, &bc) >= 0.97);
+    assert!(cv_score("stacking", &small, &load("wine_quality").unwrap()) >= 0.66);
+}
+
+#[test]
+fn composites_are_identical_at_1_2_and_4_threads() {
+    let bc = load("breast_cancer").unwrap();
+    let small = params(&[
+        (
+            "estimators",
+            Hp::Text("random_forest,logistic_regression".into()),
+        ),
+        ("cv", Hp::Int(3)),
+    ]);
+    same_at_any_thread_count("stacking", &small, &bc);
+    same_at_any_thread_count("voting", &HyperParams::new(), &bc);
+    same_at_any_thread_count("bagging", &HyperParams::new(), &load("diabetes").unwrap());
+    // Digits is large enough (1348 × 64) for the boosters to build root histograms in parallel.
+    let digits = load("digits").unwrap();
+    let few = params(&[("max_iter", Hp::Int(5))]);
+    same_at_any_thread_count("hist_gradient_boosting", &few, &digits);
+    let few = params(&[("n_estimators", Hp::Int(5))]);
+    same_at_any_thread_count("gradient_boosting", &few, &digits);
+}
+
+#[test]
+fn smartcore_references_learn_and_refuse_what_they_cannot_do() {
+    let bc = load("breast_cancer").unwrap();
+    let few = params(&[("n_estimators", Hp::Int(30))]);
+    assert!(cv_score("smartcore.random_forest", &few, &bc) >= 0.94);
+    assert!(cv_score("smartcore.decision_tree", &HyperParams::new(), &bc) >= 0.88);
+    let rows: Vec<usize> = (0..100).collect();
+    let err = build("smartcore.decision_tree", &HyperParams::new())
+        .unwrap()
+        .fit(
+            &load("diabetes").unwrap(),
+            &rows,
+            None,
+            0,
+            FitOptions::default(),
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        "smartcore.decision_tree: needs classes but dataset diabetes has a numeric target"
+    );
+}

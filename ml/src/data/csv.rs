@@ -102,12 +102,14 @@ pub fn parse_csv(
             }
             match field.parse::<f64>() {
                 Ok(v) if v.is_finite() => values.push(v),
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "{origin}: line {line}, column {} (`{}`): `{field}` is not a finite number; \
                          feature columns must be numeric (drop or encode this column)",
                     c + 1,
                     header[c]
-                )),
+                ))
+                }
             }
         }
     }

@@ -144,6 +144,8 @@ impl TreeHp {
             max_features: self.max_features.resolve(data.features()),
             max_leaf_nodes: 0,
             random_split: self.random_split,
+            subtraction: false,
+            parallel: false,
         })
     }
 }

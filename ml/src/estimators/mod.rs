@@ -4,17 +4,27 @@
 //! it (unknown names, wrong types and out-of-range values are errors naming the parameter and what is
 //! allowed) and `scalelab list` prints it.
 
+mod boosting;
 mod common;
 mod decision_tree;
 mod dummy;
+mod ensemble;
 mod forest;
+mod logistic;
 pub mod params;
+mod reference;
+mod stacking;
 mod tree;
 
+pub use boosting::{AdaBoost, GradientBoosting};
 pub use decision_tree::DecisionTree;
 pub use dummy::MostFrequent;
+pub use ensemble::{Bagging, Voting};
 pub use forest::Forest;
+pub use logistic::Logistic;
 pub use params::{Kind, MaxFeatures, ParamSpec};
+pub use reference::Smartcore;
+pub use stacking::Stacking;
 
 use crate::estimator::{Estimator, HyperParams};
 
@@ -29,6 +39,15 @@ pub fn build(name: &str, params: &HyperParams) -> Result<Box<dyn Estimator>, Str
         "decision_tree" => Ok(Box::new(DecisionTree::from_params(params)?)),
         "random_forest" => Ok(Box::new(Forest::random_forest(params)?)),
         "extra_trees" => Ok(Box::new(Forest::extra_trees(params)?)),
+        "bagging" => Ok(Box::new(Bagging::from_params(params)?)),
+        "adaboost" => Ok(Box::new(AdaBoost::from_params(params)?)),
+        "gradient_boosting" => Ok(Box::new(GradientBoosting::classic(params)?)),
+        "hist_gradient_boosting" => Ok(Box::new(GradientBoosting::hist(params)?)),
+        "logistic_regression" => Ok(Box::new(Logistic::from_params(params)?)),
+        "stacking" => Ok(Box::new(Stacking::from_params(params)?)),
+        "voting" => Ok(Box::new(Voting::from_params(params)?)),
+        "smartcore.random_forest" => Ok(Box::new(Smartcore::random_forest(params)?)),
+        "smartcore.decision_tree" => Ok(Box::new(Smartcore::decision_tree(params)?)),
         other => Err(format!(
             "unknown estimator `{other}`; known: {}",
             NAMES.join(", ")
@@ -41,7 +60,16 @@ pub const NAMES: &[&str] = &[
     "decision_tree",
     "random_forest",
     "extra_trees",
+    "bagging",
+    "adaboost",
+    "gradient_boosting",
+    "hist_gradient_boosting",
+    "logistic_regression",
+    "stacking",
+    "voting",
     "dummy.most_frequent",
+    "smartcore.random_forest",
+    "smartcore.decision_tree",
 ];
 
 /// The hyperparameters of estimator `name` (`None` for an unknown name).
@@ -51,6 +79,15 @@ pub fn specs(name: &str) -> Option<&'static [ParamSpec]> {
         "decision_tree" => decision_tree::SPECS,
         "random_forest" => forest::RF_SPECS,
         "extra_trees" => forest::ET_SPECS,
+        "bagging" => ensemble::BAGGING_SPECS,
+        "adaboost" => boosting::ADA_SPECS,
+        "gradient_boosting" => boosting::GB_SPECS,
+        "hist_gradient_boosting" => boosting::HGB_SPECS,
+        "logistic_regression" => logistic::SPECS,
+        "stacking" => stacking::SPECS,
+        "voting" => ensemble::VOTING_SPECS,
+        "smartcore.random_forest" => reference::FOREST_SPECS,
+        "smartcore.decision_tree" => reference::TREE_SPECS,
         _ => return None,
     })
 }

@@ -125,7 +125,6 @@ pub(crate) struct Params<'a> {
     specs: &'static [ParamSpec],
 }
 
-#[allow(dead_code)] // float: the boosters (next)
 impl<'a> Params<'a> {
     /// Check that every given name is a parameter of `estimator`.
     pub fn new(

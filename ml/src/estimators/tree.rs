@@ -20,6 +20,7 @@
 
 use rand::Rng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
 use crate::data::Dataset;
 
@@ -35,6 +36,11 @@ pub(crate) struct Binned {
     bins: Vec<u8>,
     /// Per feature, the upper edges of all bins but the last: bin `b` holds `(t[b-1], t[b]]`.
     thresholds: Vec<Vec<f64>>,
+    /// Row-major copy of `bins` (`[row * p + f]`), for one pass over a node's rows that fills every
+    /// feature's histogram.
+    row_major: Vec<u8>,
+    /// Where feature `f`'s bins start in an all-feature histogram; the last entry is the total.
+    offsets: Vec<usize>,
 }
 
 impl Binned {
@@ -66,10 +72,22 @@ impl Binned {
             }
             thresholds.push(t);
         }
+        let mut row_major = vec![0u8; n * p];
+        for f in 0..p {
+            for r in 0..n {
+                row_major[r * p + f] = bins[f * n + r];
+            }
+        }
+        let mut offsets = vec![0];
+        for t in &thresholds {
+            offsets.push(offsets.last().copied().unwrap_or(0) + t.len() + 1);
+        }
         Ok(Binned {
             n,
             bins,
             thresholds,
+            row_major,
+            offsets,
         })
     }
 
@@ -125,7 +143,6 @@ fn edges(sorted: &[f64], max_bins: usize) -> Vec<f64> {
 
 /// What a split optimises.
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[allow(dead_code)] // Newton: the gradient boosters (next)
 pub(crate) enum Criterion {
     Gini,
     Entropy,
@@ -153,6 +170,13 @@ pub(crate) struct TreeConfig {
     pub max_leaf_nodes: usize,
     /// Extremely randomised trees: one random cut per examined feature instead of the best.
     pub random_split: bool,
+    /// Keep every feature's histogram per node and derive the larger child's as parent − smaller
+    /// child (the subtraction trick). Pays off for shallow trees or leaf budgets on all features
+    /// (boosting); deep trees with many tiny nodes do better without it. Needs
+    /// `max_features` = all features and no random split.
+    pub subtraction: bool,
+    /// Build a node's histograms in parallel over features (rayon) when the node is large.
+    pub parallel: bool,
 }
 
 /// One training row as a tree sees it: its dataset row, class, weight, target (or gradient) and
@@ -184,7 +208,6 @@ pub(crate) struct Tree {
     width: usize,
 }
 
-#[allow(dead_code)] // set_value, scale: the boosters (next)
 impl Tree {
     /// The index of the leaf `x` falls in.
     pub fn leaf(&self, x: &[f64]) -> usize {
@@ -206,6 +229,11 @@ impl Tree {
     pub fn value(&self, x: &[f64]) -> &[f64] {
         let i = self.leaf(x);
         &self.values[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The (first) value of node `i`.
+    pub fn node_value(&self, i: usize) -> f64 {
+        self.values[i * self.width]
     }
 
     /// Replace the (single) value of node `i` (boosting's leaf updates).
@@ -241,12 +269,17 @@ pub(crate) fn grow(
         Criterion::Mse => 3,
         Criterion::Newton { .. } => 2,
     };
+    let full = cfg.subtraction && cfg.max_features >= binned.features() && !cfg.random_split;
     let mut b = Builder {
         binned,
         cfg,
         s: stat_width,
+        full,
         hist: vec![0.0; MAX_BINS * stat_width],
         counts: vec![0; MAX_BINS],
+        occupied: Vec::with_capacity(MAX_BINS),
+        pool: Vec::new(),
+        free: Vec::new(),
         order: (0..binned.features()).collect(),
         left: vec![0.0; stat_width],
         right: vec![0.0; stat_width],
@@ -258,7 +291,14 @@ pub(crate) fn grow(
         },
     };
     let mut frontier: Vec<Pending> = Vec::new();
-    if let Some(p) = b.make_node(entries, 0, entries.len(), 0, rng) {
+    let root_slot = if full {
+        let slot = b.alloc();
+        b.fill_slot(slot, entries);
+        slot
+    } else {
+        NO_SLOT
+    };
+    if let Some(p) = b.make_node(entries, 0, entries.len(), 0, root_slot, rng) {
         frontier.push(p);
     }
     let mut leaves = 1;
@@ -293,10 +333,29 @@ pub(crate) fn grow(
             }
         }
         let mid = p.start + i;
+        // Subtraction trick: histogram the smaller child, the larger one is parent − smaller.
+        let (left_slot, right_slot) = if full {
+            let small_is_left = mid - p.start <= p.end - mid;
+            let small = b.alloc();
+            let range = if small_is_left {
+                p.start..mid
+            } else {
+                mid..p.end
+            };
+            b.fill_slot(small, &entries[range]);
+            b.subtract(p.slot, small);
+            if small_is_left {
+                (small, p.slot)
+            } else {
+                (p.slot, small)
+            }
+        } else {
+            (NO_SLOT, NO_SLOT)
+        };
         let left_id = b.tree.nodes.len() as u32;
-        let lp = b.make_node(entries, p.start, mid, p.depth + 1, rng);
+        let lp = b.make_node(entries, p.start, mid, p.depth + 1, left_slot, rng);
         let right_id = b.tree.nodes.len() as u32;
-        let rp = b.make_node(entries, mid, p.end, p.depth + 1, rng);
+        let rp = b.make_node(entries, mid, p.end, p.depth + 1, right_slot, rng);
         b.tree.nodes[p.node] = Node {
             feature: s.feature as u32,
             threshold: binned.thresholds[s.feature][s.bin as usize],
@@ -311,6 +370,8 @@ pub(crate) fn grow(
     b.tree
 }
 
+const NO_SLOT: usize = usize::MAX;
+
 #[derive(Clone, Copy, Debug)]
 struct Split {
     feature: usize,
@@ -324,6 +385,8 @@ struct Pending {
     end: usize,
     depth: usize,
     split: Split,
+    /// The node's all-feature histogram in `pool`, or `NO_SLOT`.
+    slot: usize,
 }
 
 struct Builder<'a> {
@@ -331,8 +394,15 @@ struct Builder<'a> {
     cfg: &'a TreeConfig,
     /// Statistics per bin: class weights, (w, wy, wy²) or (g, h).
     s: usize,
+    /// All-feature histograms with the subtraction trick.
+    full: bool,
+    /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
+    occupied: Vec<u8>,
+    /// All-feature histograms (statistics, row counts), reused through `free`.
+    pool: Vec<(Vec<f64>, Vec<u32>)>,
+    free: Vec<usize>,
     order: Vec<usize>,
     left: Vec<f64>,
     right: Vec<f64>,
@@ -341,13 +411,85 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    /// Add a node for `entries[start..end]` with its value; return its best split if it should split.
+    fn alloc(&mut self) -> usize {
+        if let Some(slot) = self.free.pop() {
+            return slot;
+        }
+        let total = self.binned.offsets[self.binned.features()];
+        self.pool.push((vec![0.0; total * self.s], vec![0; total]));
+        self.pool.len() - 1
+    }
+
+    fn release(&mut self, slot: usize) {
+        if slot != NO_SLOT {
+            self.free.push(slot);
+        }
+    }
+
+    /// Every feature's histogram of `rows` into `slot`.
+    fn fill_slot(&mut self, slot: usize, rows: &[Entry]) {
+        let (s, criterion, binned) = (self.s, self.cfg.criterion, self.binned);
+        let p = binned.features();
+        let (hist, counts) = &mut self.pool[slot];
+        hist.fill(0.0);
+        counts.fill(0);
+        let offsets = &binned.offsets;
+        if self.cfg.parallel && rows.len() * p >= 1 << 16 && p > 1 {
+            // One task per feature, each reading the node's rows in order: the same sums as the
+            // serial pass, whatever the thread count.
+            let mut hs: Vec<(usize, &mut [f64], &mut [u32])> = Vec::with_capacity(p);
+            let (mut h_rest, mut c_rest) = (&mut hist[..], &mut counts[..]);
+            for f in 0..p {
+                let len = offsets[f + 1] - offsets[f];
+                let (h, hr) = std::mem::take(&mut h_rest).split_at_mut(len * s);
+                let (c, cr) = std::mem::take(&mut c_rest).split_at_mut(len);
+                hs.push((f, h, c));
+                h_rest = hr;
+                c_rest = cr;
+            }
+            hs.into_par_iter().for_each(|(f, h, c)| {
+                let column = binned.column(f);
+                for e in rows {
+                    let b = column[e.row as usize] as usize;
+                    c[b] += 1;
+                    add(&mut h[b * s..(b + 1) * s], criterion, e);
+                }
+            });
+        } else {
+            let rm = &binned.row_major;
+            for e in rows {
+                let bins = &rm[e.row as usize * p..(e.row as usize + 1) * p];
+                for (f, &b) in bins.iter().enumerate() {
+                    let at = offsets[f] + b as usize;
+                    counts[at] += 1;
+                    add(&mut hist[at * s..(at + 1) * s], criterion, e);
+                }
+            }
+        }
+    }
+
+    /// `parent -= child`, bin by bin: `parent` then holds the sibling's histogram.
+    fn subtract(&mut self, parent: usize, child: usize) {
+        let (a, b) = if parent < child {
+            let (x, y) = self.pool.split_at_mut(child);
+            (&mut x[parent], &y[0])
+        } else {
+            let (x, y) = self.pool.split_at_mut(parent);
+            (&mut y[0], &x[child])
+        };
+        a.0.iter_mut().zip(&b.0).for_each(|(p, c)| *p -= c);
+        a.1.iter_mut().zip(&b.1).for_each(|(p, c)| *p -= c);
+    }
+
+    /// Add a node for `entries[start..end]` with its value; return its best split if it should
+    /// split. `slot` holds its histogram in all-feature mode (released here if it becomes a leaf).
     fn make_node(
         &mut self,
         entries: &[Entry],
         start: usize,
         end: usize,
         depth: usize,
+        slot: usize,
         rng: &mut Xoshiro256PlusPlus,
     ) -> Option<Pending> {
         let id = self.tree.nodes.len();
@@ -377,21 +519,31 @@ impl Builder<'_> {
         }
         let n = end - start;
         let cfg = self.cfg;
-        if (cfg.max_depth > 0 && depth >= cfg.max_depth)
+        let split = if (cfg.max_depth > 0 && depth >= cfg.max_depth)
             || n < cfg.min_samples_split
             || n < 2 * cfg.min_samples_leaf
             || self.pure()
         {
-            return None;
+            None
+        } else if self.full {
+            self.find_split_full(slot, n)
+        } else {
+            self.find_split(rows, rng)
+        };
+        match split {
+            Some(split) => Some(Pending {
+                node: id,
+                start,
+                end,
+                depth,
+                split,
+                slot,
+            }),
+            None => {
+                self.release(slot);
+                None
+            }
         }
-        let split = self.find_split(rows, rng)?;
-        Some(Pending {
-            node: id,
-            start,
-            end,
-            depth,
-            split,
-        })
     }
 
     fn pure(&self) -> bool {
@@ -406,12 +558,61 @@ impl Builder<'_> {
         }
     }
 
+    fn accept(&self, best: Option<Split>) -> Option<Split> {
+        match (best, self.cfg.criterion) {
+            (Some(b), Criterion::Newton { .. }) if b.gain <= 1e-12 => None,
+            (b, _) => b,
+        }
+    }
+
+    /// The best split over every feature's histogram in `slot`.
+    fn find_split_full(&mut self, slot: usize, n: usize) -> Option<Split> {
+        let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
+        let s = self.s;
+        let (hist, counts) = &self.pool[slot];
+        let mut best: Option<Split> = None;
+        for f in 0..self.binned.features() {
+            let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+            let c = &counts[a..z];
+            let Some(lo) = c.iter().position(|&v| v > 0) else {
+                continue;
+            };
+            let hi = c.iter().rposition(|&v| v > 0).unwrap_or(lo);
+            if lo == hi {
+                continue;
+            }
+            let found = scan(
+                Scan {
+                    cfg: self.cfg,
+                    s,
+                    node_stats: &self.node_stats,
+                    hist: &hist[a * s..z * s],
+                    counts: c,
+                    n,
+                    node_proxy,
+                },
+                &mut self.left,
+                &mut self.right,
+                f,
+                lo as u8..hi as u8,
+                None,
+            );
+            if let Some(c) = found {
+                if best.is_none_or(|b| c.gain > b.gain) {
+                    best = Some(c);
+                }
+            }
+        }
+        self.accept(best)
+    }
+
     fn find_split(&mut self, rows: &[Entry], rng: &mut Xoshiro256PlusPlus) -> Option<Split> {
         let p = self.order.len();
         let want = self.cfg.max_features.min(p);
         let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
         let mut best: Option<Split> = None;
         let mut examined = 0;
+        let s = self.s;
         for i in 0..p {
             if want < p {
                 let j = rng.random_range(i..p);
@@ -419,24 +620,57 @@ impl Builder<'_> {
             }
             let f = self.order[i];
             let column = self.binned.column(f);
-            let s = self.s;
-            // Histogram of this feature over the node, and the occupied bin range.
+            // Histogram of this feature over the node, the occupied bin range and, for small nodes,
+            // the occupied bins themselves (so deep nodes scan a handful of bins, not the range).
             let (mut lo, mut hi) = (u8::MAX, 0u8);
+            self.occupied.clear();
             for e in rows {
                 let b = column[e.row as usize];
                 lo = lo.min(b);
                 hi = hi.max(b);
+                if self.counts[b as usize] == 0 {
+                    self.occupied.push(b);
+                }
                 self.counts[b as usize] += 1;
-                let h = &mut self.hist[b as usize * s..(b as usize + 1) * s];
-                add(h, self.cfg.criterion, e);
+                add(
+                    &mut self.hist[b as usize * s..(b as usize + 1) * s],
+                    self.cfg.criterion,
+                    e,
+                );
+            }
+            let sparse = self.occupied.len() * 8 < (hi - lo) as usize + 1;
+            if sparse {
+                self.occupied.sort_unstable();
             }
             if lo < hi {
                 examined += 1;
-                let found = if self.cfg.random_split {
-                    let cut = rng.random_range(lo..hi);
-                    self.scan(f, lo, hi, Some(cut), rows.len(), node_proxy)
+                let cut = if self.cfg.random_split {
+                    Some(rng.random_range(lo..hi))
                 } else {
-                    self.scan(f, lo, hi, None, rows.len(), node_proxy)
+                    None
+                };
+                let sc = Scan {
+                    cfg: self.cfg,
+                    s,
+                    node_stats: &self.node_stats,
+                    hist: &self.hist,
+                    counts: &self.counts,
+                    n: rows.len(),
+                    node_proxy,
+                };
+                let (left, right) = (&mut self.left, &mut self.right);
+                let found = if sparse {
+                    let k = self.occupied.len();
+                    scan(
+                        sc,
+                        left,
+                        right,
+                        f,
+                        self.occupied[..k - 1].iter().copied(),
+                        cut,
+                    )
+                } else {
+                    scan(sc, left, right, f, lo..hi, cut)
                 };
                 if let Some(c) = found {
                     if best.is_none_or(|b| c.gain > b.gain) {
@@ -444,69 +678,87 @@ impl Builder<'_> {
                     }
                 }
             }
-            self.hist[lo as usize * s..(hi as usize + 1) * s].fill(0.0);
-            self.counts[lo as usize..=hi as usize].fill(0);
+            if sparse {
+                for &b in &self.occupied {
+                    self.hist[b as usize * s..(b as usize + 1) * s].fill(0.0);
+                    self.counts[b as usize] = 0;
+                }
+            } else {
+                self.hist[lo as usize * s..(hi as usize + 1) * s].fill(0.0);
+                self.counts[lo as usize..=hi as usize].fill(0);
+            }
             if examined >= want {
                 break;
             }
         }
-        match (best, self.cfg.criterion) {
-            (Some(b), Criterion::Newton { .. }) if b.gain <= 1e-12 => None,
-            (b, _) => b,
-        }
+        self.accept(best)
     }
+}
 
-    /// The best boundary in `lo..hi` (or only `cut`) of the histogram just built.
-    fn scan(
-        &mut self,
-        feature: usize,
-        lo: u8,
-        hi: u8,
-        cut: Option<u8>,
-        n: usize,
-        node_proxy: f64,
-    ) -> Option<Split> {
-        let Builder {
-            cfg,
-            s,
-            hist,
-            counts,
-            left,
-            right,
-            node_stats,
-            ..
-        } = self;
-        let s = *s;
-        let msl = cfg.min_samples_leaf.max(1);
-        left.fill(0.0);
-        let mut n_left = 0usize;
-        let mut best: Option<Split> = None;
-        for b in lo..hi {
-            let h = &hist[b as usize * s..(b as usize + 1) * s];
-            for k in 0..s {
-                left[k] += h[k];
-            }
-            n_left += counts[b as usize] as usize;
-            if cut.is_some_and(|c| b != c) || n_left < msl {
-                continue;
-            }
-            if n - n_left < msl {
-                break;
-            }
-            for k in 0..s {
-                right[k] = node_stats[k] - left[k];
-            }
-            let gain = proxy(cfg.criterion, left) + proxy(cfg.criterion, right) - node_proxy;
-            if best.is_none_or(|x| gain > x.gain) {
-                best = Some(Split {
-                    feature,
-                    bin: b,
-                    gain,
-                });
-            }
+/// What a scan of one feature's histogram reads.
+struct Scan<'a> {
+    cfg: &'a TreeConfig,
+    s: usize,
+    node_stats: &'a [f64],
+    /// The feature's histogram: bin `b`'s statistics at `b * s`.
+    hist: &'a [f64],
+    counts: &'a [u32],
+    n: usize,
+    node_proxy: f64,
+}
+
+/// The best boundary among `bins` (ascending occupied or candidate bins, the last occupied one
+/// left out), or only the boundary after `cut`, of one feature's histogram.
+fn scan(
+    sc: Scan,
+    left: &mut [f64],
+    right: &mut [f64],
+    feature: usize,
+    bins: impl Iterator<Item = u8>,
+    cut: Option<u8>,
+) -> Option<Split> {
+    let s = sc.s;
+    let msl = sc.cfg.min_samples_leaf.max(1);
+    left.fill(0.0);
+    let mut n_left = 0usize;
+    let mut best: Option<Split> = None;
+    let mut evaluate = |b: u8, left: &[f64], n_left: usize, best: &mut Option<Split>| -> bool {
+        if n_left < msl {
+            return true;
         }
-        best
+        if sc.n - n_left < msl {
+            return false;
+        }
+        for k in 0..s {
+            right[k] = sc.node_stats[k] - left[k];
+        }
+        let gain = proxy(sc.cfg.criterion, left) + proxy(sc.cfg.criterion, right) - sc.node_proxy;
+        if best.is_none_or(|x| gain > x.gain) {
+            *best = Some(Split {
+                feature,
+                bin: b,
+                gain,
+            });
+        }
+        true
+    };
+    for b in bins {
+        if cut.is_some_and(|c| b > c) {
+            break;
+        }
+        let h = &sc.hist[b as usize * s..(b as usize + 1) * s];
+        for k in 0..s {
+            left[k] += h[k];
+        }
+        n_left += sc.counts[b as usize] as usize;
+        if cut.is_none() && !evaluate(b, left, n_left, &mut best) {
+            break;
+        }
     }
+    if let Some(c) = cut {
+        evaluate(c, left, n_left, &mut best);
+    }
+    best
 }
 
 #[inline]
@@ -518,9 +770,10 @@ fn add(stats: &mut [f64], criterion: Criterion, e: &Entry) {
             stats[1] += e.w * e.y;
             stats[2] += e.w * e.y * e.y;
         }
+        // The booster stores weighted gradients and hessians.
         Criterion::Newton { .. } => {
-            stats[0] += e.w * e.y;
-            stats[1] += e.w * e.h;
+            stats[0] += e.y;
+            stats[1] += e.h;
         }
     }
 }
