@@ -116,7 +116,7 @@ const TREES: ParamSpec = spec!(
     "trees",
     ParamKind::Int,
     "100",
-    "n_estimators of the estimator (when it has one)"
+    "n_estimators of the estimator (max_iter of hist_gradient_boosting), when it has one"
 );
 const HYPER: ParamSpec = spec!(
     "hyper",
@@ -327,8 +327,8 @@ fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Dataset, S
     data::load(dataset).map_err(|e| format!("{name}: {e}"))
 }
 
-/// The estimator's hyperparameters: `trees` as `n_estimators` when the estimator has that
-/// parameter, then `hyper`'s single values.
+/// The estimator's hyperparameters: `trees` as `n_estimators` (or `max_iter`) when the estimator
+/// has that parameter, then `hyper`'s single values.
 fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), String> {
     let estimator = text(params, "estimator")?.to_string();
     let Some(specs) = estimators::specs(&estimator) else {
@@ -343,12 +343,14 @@ fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), Str
         ));
     };
     let mut base = HyperParams::new();
-    if specs.iter().any(|s| s.name == "n_estimators") {
+    // The ensemble size: `n_estimators`, or `max_iter` for the histogram booster (scikit-learn's
+    // names).
+    if let Some(key) = ["n_estimators", "max_iter"]
+        .into_iter()
+        .find(|k| specs.iter().any(|s| s.name == *k))
+    {
         let trees = int_param(params, "trees")?;
-        base.insert(
-            "n_estimators".into(),
-            scalelab_ml::estimator::Hp::Int(trees as i64),
-        );
+        base.insert(key.into(), scalelab_ml::estimator::Hp::Int(trees as i64));
     }
     let hyper = text(params, "hyper")?;
     if !hyper.trim().is_empty() {
