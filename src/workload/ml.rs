@@ -644,7 +644,7 @@ struct FitInstance {
     test: Vec<usize>,
     estimator: Box<dyn Estimator>,
     reference: (Prediction, Option<Vec<f64>>),
-    model: Option<Box<dyn Model>>,
+    model: Option<Result<Box<dyn Model>, String>>,
     score: f64,
 }
 
@@ -695,23 +695,29 @@ impl FitInstance {
 impl Instance for FitInstance {
     fn run(&mut self) {
         let options = FitOptions { parallel: true };
-        self.model = self
-            .estimator
-            .fit(
-                &self.setup.data,
-                &self.train,
-                None,
-                self.setup.seed,
-                options,
-            )
-            .ok();
+        self.model = Some(self.estimator.fit(
+            &self.setup.data,
+            &self.train,
+            None,
+            self.setup.seed,
+            options,
+        ));
     }
     fn verify(&mut self) -> Result<(), String> {
-        let Some(model) = self.model.take() else {
-            return Err(format!(
-                "{}: the fit failed (it succeeded serially in prepare)",
-                self.name
-            ));
+        let model = match self.model.take() {
+            None => {
+                return Err(format!(
+                    "{}: no fit to check: run did not finish",
+                    self.name
+                ))
+            }
+            Some(Err(e)) => {
+                return Err(format!(
+                    "{}: the parallel fit failed ({e}) where the serial reference fit succeeded",
+                    self.name
+                ))
+            }
+            Some(Ok(m)) => m,
         };
         let (pred, proba) = predictions(model.as_ref(), &self.setup.data, &self.test);
         let differ = match (&pred, &self.reference.0) {
@@ -936,9 +942,9 @@ mod tests {
             .unwrap_err()
             .starts_with("cv.nested: grid candidate max_depth=-1: random_forest: `max_depth` = -1 is not allowed; allowed: "));
         assert_eq!(
-            check(&nested, &[("estimator", t("forest"))]).unwrap_err(),
+            check(&nested, &[("estimator", t("random_forrest"))]).unwrap_err(),
             format!(
-                "cv.nested: unknown estimator `forest`; did you mean `random_forest`? known: {}",
+                "cv.nested: unknown estimator `random_forrest`; did you mean `random_forest`? known: {}",
                 estimators::NAMES.join(", ")
             )
         );
@@ -1070,5 +1076,23 @@ mod tests {
         let m: std::collections::BTreeMap<_, _> = inst.metrics().into_iter().collect();
         assert!(m["accuracy"] > 0.8, "{m:?}");
         assert!(inst.verify().is_err());
+    }
+
+    #[test]
+    fn a_fit_unlike_the_serial_reference_fails_verification() {
+        let w = Ml(Kind::Forest);
+        let p = params(
+            &w,
+            &[("dataset", t("breast_cancer")), ("trees", Value::Int(5))],
+        );
+        let mut inst = FitInstance::new("forest.fit", w.setup(&p, false).unwrap()).unwrap();
+        // Another seed stands for a parallel fit that drew the wrong random streams.
+        inst.setup.seed += 1;
+        inst.run();
+        let err = inst.verify().unwrap_err();
+        assert!(
+            err.starts_with("forest.fit: ") && err.contains("the serial reference fit"),
+            "{err}"
+        );
     }
 }
