@@ -315,7 +315,7 @@ mod tests {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
     }
 
-    // Expected values are scikit-learn 1.5's on the same inputs (most from its documentation).
+    // Expected values are scikit-learn 1.9.1's on the same inputs (most from its documentation).
 
     #[test]
     fn accuracy_and_balanced_accuracy() {
