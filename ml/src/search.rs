@@ -472,7 +472,6 @@ mod tests {
     use super::*;
     use crate::data::Matrix;
     use crate::estimator::Hp;
-    use crate::estimators::MostFrequent;
 
     /// A small class dataset: 3 classes of 40, 25 and 15 rows, one feature (the row index).
     fn data() -> Dataset {
@@ -717,6 +716,5 @@ mod tests {
             Parallelism::parse("tree").unwrap_err(),
             "unknown parallelism `tree`; use one of serial, trees, folds, grid, all"
         );
-        let _ = MostFrequent;
     }
 }
