@@ -1,5 +1,9 @@
 //! Splitters: KFold, StratifiedKFold, RepeatedStratifiedKFold, GroupKFold.
 //!
+//! Written here rather than taken from linfa or smartcore: splitting is part of what the course
+//! teaches, nested cross-validation needs splitters over an arbitrary row list, and linfa's KFold
+//! leaves the last n mod k rows out of every validation fold.
+//!
 //! Every splitter works on a list of row indices, not on a whole dataset: nested cross-validation
 //! splits the outer training rows, and only those, into inner folds, so rows outside the list can
 //! never reach an inner fit. Each returns [`Fold`]s whose test sets partition the given rows (every
