@@ -1,4 +1,6 @@
-//! The dense feature matrix and labelled datasets.
+//! The dense feature matrix and labelled datasets, and where datasets come from: the real datasets
+//! compiled into the crate ([`load`], [`BUILTINS`]), a user's CSV file ([`load_csv`]) and a seeded
+//! `make_classification`-style generator ([`make_classification`]).
 
 /// A dense, row-major `rows × cols` matrix of `f64` features.
 #[derive(Clone, Debug, PartialEq)]

@@ -76,4 +76,11 @@ pub trait Model: Send + Sync {
     fn oob_score(&self) -> Option<f64> {
         None
     }
+
+    /// Mean decrease in impurity per feature (Breiman's importances, as scikit-learn's
+    /// `feature_importances_`): each tree's split gains summed by feature and normalised to sum to 1,
+    /// averaged over the trees. `None` for models that are not trees.
+    fn feature_importances(&self) -> Option<Vec<f64>> {
+        None
+    }
 }

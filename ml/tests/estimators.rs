@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use scalelab_ml::data::{load, make_classification, Dataset, Synthetic, Target};
 use scalelab_ml::estimator::{FitOptions, Hp, HyperParams, Prediction};
-use scalelab_ml::estimators::{build, specs, NAMES};
+use scalelab_ml::estimators::{build, describe, specs, NAMES};
 
 /// Shuffled k-fold (seeded), local to these tests.
 fn folds(n: usize, k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
@@ -79,6 +79,10 @@ fn decision_tree_learns_the_real_datasets() {
     assert!(cv_score("decision_tree", &none, &load("digits").unwrap()) >= 0.82);
     let p = params(&[("max_depth", Hp::Int(4))]);
     assert!(cv_score("decision_tree", &p, &load("diabetes").unwrap()) >= 0.20);
+    let entropy = params(&[("criterion", Hp::Text("entropy".into()))]);
+    assert!(cv_score("decision_tree", &entropy, &load("breast_cancer").unwrap()) >= 0.90);
+    let random = params(&[("splitter", Hp::Text("random".into()))]);
+    assert!(cv_score("decision_tree", &random, &load("iris").unwrap()) >= 0.90);
 }
 
 #[test]
@@ -126,7 +130,8 @@ fn same_at_any_thread_count(name: &str, p: &HyperParams, data: &Dataset) {
 fn ensembles_are_identical_at_1_2_and_4_threads() {
     let digits = load("digits").unwrap();
     let diabetes = load("diabetes").unwrap();
-    let few = params(&[("n_estimators", Hp::Int(24)), ("oob_score", Hp::Bool(true))]);
+    // 48 trees × 450 test rows: enough for the prediction to be split over the pool too.
+    let few = params(&[("n_estimators", Hp::Int(48)), ("oob_score", Hp::Bool(true))]);
     same_at_any_thread_count("random_forest", &few, &digits);
     same_at_any_thread_count("random_forest", &few, &diabetes);
     let few = params(&[("n_estimators", Hp::Int(24))]);
@@ -230,6 +235,27 @@ fn bad_hyperparameters_are_explained() {
         "decision_tree: `min_samples_leaf` = \"2\" is not allowed; allowed: an integer ≥ 1"
     );
     assert!(err("forest", HyperParams::new()).starts_with("unknown estimator `forest`; known: "));
+    let list = params(&[("estimators", Hp::Text("random_forest,nope".into()))]);
+    assert_eq!(
+        err("voting", list),
+        format!(
+            "voting: `estimators` = \"random_forest,nope\" is not allowed; allowed: a \
+             comma-separated list of estimator names ({})",
+            NAMES.join(", ")
+        )
+    );
+    assert_eq!(
+        err("logistic_regression", params(&[("C", Hp::Float(0.0))])),
+        "logistic_regression: `C` = 0 is not allowed; allowed: a number in (0, ∞)"
+    );
+    assert_eq!(
+        err(
+            "hist_gradient_boosting",
+            params(&[("max_bins", Hp::Int(300))])
+        ),
+        "hist_gradient_boosting: `max_bins` = 300 is not allowed; allowed: an integer from 2 to \
+         256"
+    );
     // Checks that need the data happen at fit time.
     let iris = load("iris").unwrap();
     let fit_err = |name: &str, p: HyperParams| {
@@ -261,7 +287,13 @@ fn every_name_has_specs_with_valid_defaults() {
             assert!(!s.doc.is_empty(), "{name}.{}", s.name);
         }
         build(name, &HyperParams::new()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(describe(name).is_some(), "{name} has no description");
     }
+    assert_eq!(
+        describe("decision_tree").unwrap().lines().nth(2).unwrap(),
+        "  max_depth = 0  (an integer from 0 to 1000): deepest level a tree may grow to; 0 = no \
+         limit"
+    );
 }
 
 #[test]
@@ -329,6 +361,10 @@ fn composites_are_identical_at_1_2_and_4_threads() {
     same_at_any_thread_count("stacking", &small, &bc);
     same_at_any_thread_count("voting", &HyperParams::new(), &bc);
     same_at_any_thread_count("bagging", &HyperParams::new(), &load("diabetes").unwrap());
+    let forests = params(&[("base", Hp::Text("random_forest".into()))]);
+    same_at_any_thread_count("adaboost", &params(&[("n_estimators", Hp::Int(5))]), &bc);
+    same_at_any_thread_count("bagging", &forests, &load("iris").unwrap());
+    same_at_any_thread_count("logistic_regression", &HyperParams::new(), &bc);
     // Digits is large enough (1348 × 64) for the boosters to build root histograms in parallel.
     let digits = load("digits").unwrap();
     let few = params(&[("max_iter", Hp::Int(5))]);
@@ -359,4 +395,56 @@ fn smartcore_references_learn_and_refuse_what_they_cannot_do() {
         err,
         "smartcore.decision_tree: needs classes but dataset diabetes has a numeric target"
     );
+}
+
+#[test]
+fn zero_weights_leave_rows_out_of_boosting() {
+    // Half the rows weigh nothing: the boosters must still score every row and learn from the rest.
+    let data = load("breast_cancer").unwrap();
+    let rows: Vec<usize> = (0..400).collect();
+    let weights: Vec<f64> = (0..400).map(|i| (i % 2) as f64).collect();
+    let test: Vec<usize> = (400..data.rows()).collect();
+    let labels = data.y.labels().unwrap();
+    for name in ["gradient_boosting", "hist_gradient_boosting", "adaboost"] {
+        let model = build(name, &HyperParams::new())
+            .unwrap()
+            .fit(&data, &rows, Some(&weights), 0, FitOptions::default())
+            .unwrap();
+        let Prediction::Classes(pred) = model.predict(&data.x, &test) else {
+            unreachable!()
+        };
+        let right = pred
+            .iter()
+            .zip(&test)
+            .filter(|(p, &r)| **p == labels[r])
+            .count();
+        assert!(right as f64 / test.len() as f64 >= 0.9, "{name}: {right}");
+    }
+}
+
+#[test]
+fn forest_importances_find_the_informative_features() {
+    // Features 0..3 carry the signal, 3..8 are noise.
+    let data = make_classification(&Synthetic {
+        samples: 1500,
+        features: 8,
+        informative: 3,
+        redundant: 0,
+        seed: 9,
+        ..Synthetic::default()
+    })
+    .unwrap();
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let model = build("random_forest", &params(&[("n_estimators", Hp::Int(30))]))
+        .unwrap()
+        .fit(&data, &rows, None, 0, FitOptions::default())
+        .unwrap();
+    let imp = model.feature_importances().unwrap();
+    assert_eq!(imp.len(), 8);
+    assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let informative: f64 = imp[..3].iter().sum();
+    assert!(informative > 0.6, "{imp:?}");
+    assert!(imp[..3]
+        .iter()
+        .all(|&v| v > imp[3..].iter().copied().fold(0.0, f64::max)));
 }

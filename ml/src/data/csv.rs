@@ -43,6 +43,8 @@ pub fn parse_csv(
     target: &str,
     task: Task,
 ) -> Result<Dataset, String> {
+    // A byte-order mark (spreadsheet exports) is not part of the first column's name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -214,6 +216,39 @@ mod tests {
             .collect();
         let d = parse_csv("t", "t.csv", &text, "y", Task::Auto).unwrap();
         assert!(matches!(d.y, Target::Values(_)));
+    }
+
+    #[test]
+    fn loads_a_file_named_after_its_stem() {
+        let dir = std::env::temp_dir().join(format!("scalelab-ml-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plants.csv");
+        std::fs::write(&path, "height,kind\n1.5,tree\n0.2,herb\n").unwrap();
+        let d = load_csv(&path, "kind", Task::Auto).unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.rows(), d.y.n_classes()),
+            ("plants", 2, 2)
+        );
+        let err = load_csv(&path, "Kind", Task::Auto).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: no column `Kind` to use as the target; the columns are: height, kind",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = dir.join("gone.csv");
+        assert!(load_csv(&missing, "y", Task::Auto)
+            .unwrap_err()
+            .starts_with(&format!("cannot read CSV file {}: ", missing.display())));
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_blank_lines_are_ignored() {
+        let d = parse_csv("t", "t.csv", "\u{feff}y,a\n1,2\n\n0,3\n", "y", Task::Auto).unwrap();
+        assert_eq!(d.rows(), 2);
+        assert_eq!(d.feature_names, ["a"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction
 
 use super::common::{argmax, check_fit};
 use super::params::{Default as D, Kind, ParamSpec, Params};
-use super::tree::{grow, Binned, Criterion, Entry, Tree, TreeConfig, MAX_BINS};
+use super::tree::{grow_with_ranges, Binned, Criterion, Entry, Tree, TreeConfig, MAX_BINS};
 
 const fn n_estimators(name: &'static str, default: i64) -> ParamSpec {
     ParamSpec {
@@ -523,7 +523,7 @@ impl Estimator for GradientBoosting {
                 entries.clear();
                 entries.extend(rows.iter().enumerate().map(|(i, &r)| Entry {
                     row: r as u32,
-                    class: 0,
+                    class: i as u32,
                     w: sw[i],
                     // The squared-error tree fits the negative gradient; the Newton tree sums
                     // weighted gradients and hessians.
@@ -536,9 +536,19 @@ impl Estimator for GradientBoosting {
                 entries.retain(|e| e.w > 0.0);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let mut tree = grow(&binned, &mut entries, &cfg, &mut rng);
-                for (i, &r) in rows.iter().enumerate() {
-                    leaf_of[i] = tree.leaf(data.x.row(r));
+                let (mut tree, ranges) = grow_with_ranges(&binned, &mut entries, &cfg, &mut rng);
+                // Rows of weight 0 are not in the tree's entries: walk them down.
+                if entries.len() < m {
+                    for (i, &r) in rows.iter().enumerate() {
+                        leaf_of[i] = tree.leaf(data.x.row(r));
+                    }
+                }
+                for (node, &(start, end)) in ranges.iter().enumerate() {
+                    if tree.is_leaf(node) {
+                        for e in &entries[start as usize..end as usize] {
+                            leaf_of[e.class as usize] = node;
+                        }
+                    }
                 }
                 if let Flavour::Classic { .. } = self.flavour {
                     if k > 0 {

@@ -1,6 +1,8 @@
 //! Pieces every learner shares: checking a fit's inputs, turning rows into tree entries with sample
 //! and class weights, and the tree-ensemble model that a tree, a forest and bagged trees all are.
 
+use rayon::prelude::*;
+
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Model, Prediction};
 
@@ -124,26 +126,41 @@ impl TreeEnsemble {
     }
 }
 
+impl TreeEnsemble {
+    /// Averaged leaf values of `rows`, row-major (`rows.len() × max(n_classes, 1)`). Large requests
+    /// are split over the rayon pool by rows; each row's sum runs over the trees in order, so the
+    /// result is the same at any thread count.
+    fn averages(&self, x: &Matrix, rows: &[usize]) -> Vec<f64> {
+        const CHUNK: usize = 256;
+        let width = self.n_classes.max(1);
+        let mut out = vec![0.0; rows.len() * width];
+        let work = |(chunk, part): (&[usize], &mut [f64])| {
+            for (&r, o) in chunk.iter().zip(part.chunks_mut(width)) {
+                self.average(x.row(r), o);
+            }
+        };
+        if rows.len() * self.trees.len() >= 1 << 14 {
+            rows.par_chunks(CHUNK)
+                .zip(out.par_chunks_mut(CHUNK * width))
+                .for_each(work);
+        } else {
+            rows.chunks(CHUNK)
+                .zip(out.chunks_mut(CHUNK * width))
+                .for_each(work);
+        }
+        out
+    }
+}
+
 impl Model for TreeEnsemble {
     fn predict(&self, x: &Matrix, rows: &[usize]) -> Prediction {
-        let width = self.n_classes.max(1);
-        let mut buf = vec![0.0; width];
+        let avg = self.averages(x, rows);
         if self.n_classes == 0 {
-            Prediction::Values(
-                rows.iter()
-                    .map(|&r| {
-                        self.average(x.row(r), &mut buf);
-                        buf[0]
-                    })
-                    .collect(),
-            )
+            Prediction::Values(avg)
         } else {
             Prediction::Classes(
-                rows.iter()
-                    .map(|&r| {
-                        self.average(x.row(r), &mut buf);
-                        argmax(&buf) as u32
-                    })
+                avg.chunks(self.n_classes)
+                    .map(|p| argmax(p) as u32)
                     .collect(),
             )
         }
@@ -153,15 +170,21 @@ impl Model for TreeEnsemble {
         if self.n_classes == 0 {
             return None;
         }
-        let k = self.n_classes;
-        let mut out = Matrix::zeros(rows.len(), k);
-        for (i, &r) in rows.iter().enumerate() {
-            self.average(x.row(r), out.row_mut(i));
-        }
-        Some(out)
+        Matrix::new(rows.len(), self.n_classes, self.averages(x, rows)).ok()
     }
 
     fn oob_score(&self) -> Option<f64> {
         self.oob_score
+    }
+
+    fn feature_importances(&self) -> Option<Vec<f64>> {
+        let mut sum = Vec::new();
+        for t in &self.trees {
+            let imp = t.importances();
+            sum.resize(imp.len(), 0.0);
+            sum.iter_mut().zip(&imp).for_each(|(s, v)| *s += v);
+        }
+        let n = self.trees.len().max(1) as f64;
+        Some(sum.into_iter().map(|s| s / n).collect())
     }
 }

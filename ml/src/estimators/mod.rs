@@ -91,3 +91,42 @@ pub fn specs(name: &str) -> Option<&'static [ParamSpec]> {
         _ => return None,
     })
 }
+
+/// One line on what estimator `name` is (`None` for an unknown name).
+pub fn about(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "decision_tree" => "CART tree: gini/entropy or squared error on binned features",
+        "random_forest" => "bootstrap trees with per-split feature sampling (Breiman 2001)",
+        "extra_trees" => "extremely randomised trees: random cuts, no bootstrap (Geurts 2006)",
+        "bagging" => "bootstrap aggregation of any estimator",
+        "adaboost" => "SAMME multi-class AdaBoost over a weak learner (stumps by default)",
+        "gradient_boosting" => {
+            "Friedman gradient boosting: depth-3 regression trees, Newton leaves"
+        }
+        "hist_gradient_boosting" => "second-order boosting on binned features, best-first trees",
+        "logistic_regression" => "multinomial L2 logistic regression on standardised features",
+        "stacking" => "out-of-fold predictions of base models feed a final estimator",
+        "voting" => "soft (mean probability) or hard (majority) vote of estimators",
+        "dummy.most_frequent" => "the most frequent class (the mean for regression)",
+        "smartcore.random_forest" => "smartcore's random forest classifier, for comparison",
+        "smartcore.decision_tree" => "smartcore's decision tree classifier, for comparison",
+        _ => return None,
+    })
+}
+
+/// Estimator `name` and its parameters as `scalelab list` prints them: a line on the estimator, then
+/// one line per parameter with its default, allowed values and what it does.
+pub fn describe(name: &str) -> Option<String> {
+    let table = specs(name)?;
+    let mut out = format!("{name}: {}\n", about(name)?);
+    for s in table {
+        out.push_str(&format!(
+            "  {} = {}  ({}): {}\n",
+            s.name,
+            s.default,
+            s.allowed(),
+            s.doc
+        ));
+    }
+    Some(out)
+}

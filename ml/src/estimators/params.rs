@@ -88,7 +88,10 @@ impl ParamSpec {
             Kind::Choice(options) => format!("one of {}", options.join(", ")),
             Kind::MaxFeatures => "sqrt, log2, all, a fraction in (0, 1] or a count ≥ 1".to_string(),
             Kind::Estimator => format!("an estimator name ({})", super::NAMES.join(", ")),
-            Kind::EstimatorList => "a comma-separated list of estimator names".to_string(),
+            Kind::EstimatorList => format!(
+                "a comma-separated list of estimator names ({})",
+                super::NAMES.join(", ")
+            ),
             Kind::Bool => "true or false".to_string(),
         }
     }

@@ -9,7 +9,12 @@
 //!   it. A split "bin ≤ b" is stored as the raw threshold "x ≤ t", so prediction needs no binning.
 //! - A node's split search builds, per candidate feature, a histogram of the node's class weights (or
 //!   target sums, or gradients) over the bins, then scans the bin boundaries: O(rows + bins) per
-//!   feature instead of a sort. Only the node's occupied bin range is cleared and scanned.
+//!   feature instead of a sort. Only the node's occupied bin range is cleared and scanned, and a
+//!   small node scans just its occupied bins. The common criteria (Newton, squared error, two-class
+//!   Gini) scan fixed-size arrays with the gain written out.
+//! - With `subtraction` (the boosters: all features, shallow trees or a leaf budget) every node keeps
+//!   all features' histograms; only the smaller child is histogrammed and the larger one is parent −
+//!   smaller. Large nodes are histogrammed in parallel over features when the pool has threads.
 //! - The rows of a node are a contiguous range of one entry array, partitioned in place; the
 //!   histogram, feature order and node arrays are reused, so growing allocates nothing per node.
 //! - Growth is depth-first (CART) or best-first by gain with a leaf budget (histogram gradient
@@ -180,7 +185,8 @@ pub(crate) struct TreeConfig {
 }
 
 /// One training row as a tree sees it: its dataset row, class, weight, target (or gradient) and
-/// hessian.
+/// hessian. The boosters' regression trees have no use for `class` and keep the entry's position
+/// among the training rows there.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     pub row: u32,
@@ -206,6 +212,8 @@ pub(crate) struct Tree {
     nodes: Vec<Node>,
     values: Vec<f64>,
     width: usize,
+    /// Split gains (weighted impurity decrease) summed by feature.
+    gains: Vec<f64>,
 }
 
 impl Tree {
@@ -245,6 +253,17 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// The split gains summed by feature, normalised to sum to 1 (all zero for a single leaf).
+    pub fn importances(&self) -> Vec<f64> {
+        let total: f64 = self.gains.iter().sum();
+        let scale = if total > 0.0 { 1.0 / total } else { 0.0 };
+        self.gains.iter().map(|g| g * scale).collect()
+    }
+
+    pub fn is_leaf(&self, i: usize) -> bool {
+        self.nodes[i].feature == LEAF
+    }
+
     /// Scale every value (a boosting learning rate).
     pub fn scale(&mut self, s: f64) {
         for v in &mut self.values {
@@ -260,6 +279,18 @@ pub(crate) fn grow(
     cfg: &TreeConfig,
     rng: &mut Xoshiro256PlusPlus,
 ) -> Tree {
+    grow_with_ranges(binned, entries, cfg, rng).0
+}
+
+/// [`grow`], also returning each node's range in the reordered `entries`: a leaf's range holds
+/// exactly the entries that reached it (the boosters update their scores from it without walking
+/// the tree again).
+pub(crate) fn grow_with_ranges(
+    binned: &Binned,
+    entries: &mut [Entry],
+    cfg: &TreeConfig,
+    rng: &mut Xoshiro256PlusPlus,
+) -> (Tree, Vec<(u32, u32)>) {
     let width = match cfg.criterion {
         Criterion::Gini | Criterion::Entropy => cfg.n_classes,
         _ => 1,
@@ -288,7 +319,9 @@ pub(crate) fn grow(
             nodes: Vec::new(),
             values: Vec::new(),
             width,
+            gains: vec![0.0; binned.features()],
         },
+        ranges: Vec::new(),
     };
     let mut frontier: Vec<Pending> = Vec::new();
     let root_slot = if full {
@@ -362,12 +395,13 @@ pub(crate) fn grow(
             left: left_id,
             right: right_id,
         };
+        b.tree.gains[s.feature] += s.gain.max(0.0);
         leaves += 1;
         // Depth-first takes the left child next, as a recursive CART would.
         frontier.extend(rp);
         frontier.extend(lp);
     }
-    b.tree
+    (b.tree, b.ranges)
 }
 
 const NO_SLOT: usize = usize::MAX;
@@ -408,6 +442,8 @@ struct Builder<'a> {
     right: Vec<f64>,
     node_stats: Vec<f64>,
     tree: Tree,
+    /// Each node's `start..end` in the entries.
+    ranges: Vec<(u32, u32)>,
 }
 
 impl Builder<'_> {
@@ -434,9 +470,14 @@ impl Builder<'_> {
         hist.fill(0.0);
         counts.fill(0);
         let offsets = &binned.offsets;
-        if self.cfg.parallel && rows.len() * p >= 1 << 16 && p > 1 {
+        if self.cfg.parallel
+            && rows.len() * p >= 1 << 16
+            && p > 1
+            && rayon::current_num_threads() > 1
+        {
             // One task per feature, each reading the node's rows in order: the same sums as the
-            // serial pass, whatever the thread count.
+            // serial pass below (which adds each row to every feature in turn), so the choice of
+            // path cannot change the tree.
             let mut hs: Vec<(usize, &mut [f64], &mut [u32])> = Vec::with_capacity(p);
             let (mut h_rest, mut c_rest) = (&mut hist[..], &mut counts[..]);
             for f in 0..p {
@@ -493,6 +534,7 @@ impl Builder<'_> {
         rng: &mut Xoshiro256PlusPlus,
     ) -> Option<Pending> {
         let id = self.tree.nodes.len();
+        self.ranges.push((start as u32, end as u32));
         self.tree.nodes.push(Node {
             feature: LEAF,
             threshold: 0.0,
@@ -717,6 +759,35 @@ fn scan(
     bins: impl Iterator<Item = u8>,
     cut: Option<u8>,
 ) -> Option<Split> {
+    // The common cases get a loop over fixed-size arrays with the gain written out; the arithmetic
+    // is the same as `proxy`'s, so the splits are too.
+    match (sc.cfg.criterion, sc.s) {
+        (Criterion::Newton { lambda }, _) => {
+            return scan_fixed::<2>(&sc, feature, bins, cut, |st: &[f64; 2]| {
+                st[0] * st[0] / (st[1] + lambda)
+            })
+        }
+        (Criterion::Mse, _) => {
+            return scan_fixed::<3>(&sc, feature, bins, cut, |st: &[f64; 3]| {
+                if st[0] <= 0.0 {
+                    0.0
+                } else {
+                    st[1] * st[1] / st[0]
+                }
+            })
+        }
+        (Criterion::Gini, 2) => {
+            return scan_fixed::<2>(&sc, feature, bins, cut, |st: &[f64; 2]| {
+                let total = st[0] + st[1];
+                if total <= 0.0 {
+                    0.0
+                } else {
+                    (st[0] * st[0] + st[1] * st[1]) / total
+                }
+            })
+        }
+        _ => {}
+    }
     let s = sc.s;
     let msl = sc.cfg.min_samples_leaf.max(1);
     left.fill(0.0);
@@ -761,7 +832,65 @@ fn scan(
     best
 }
 
-#[inline]
+/// [`scan`] for `S` statistics per bin and the proxy `proxy_of`.
+#[inline(always)]
+fn scan_fixed<const S: usize>(
+    sc: &Scan,
+    feature: usize,
+    bins: impl Iterator<Item = u8>,
+    cut: Option<u8>,
+    proxy_of: impl Fn(&[f64; S]) -> f64,
+) -> Option<Split> {
+    let msl = sc.cfg.min_samples_leaf.max(1);
+    let mut node = [0.0; S];
+    node.copy_from_slice(&sc.node_stats[..S]);
+    let mut left = [0.0; S];
+    let mut n_left = 0usize;
+    let mut best: Option<Split> = None;
+    let mut best_gain = f64::NEG_INFINITY;
+    let mut evaluate = |b: u8, left: &[f64; S], n_left: usize| -> bool {
+        if n_left < msl {
+            return true;
+        }
+        if sc.n - n_left < msl {
+            return false;
+        }
+        let mut right = [0.0; S];
+        for k in 0..S {
+            right[k] = node[k] - left[k];
+        }
+        let gain = proxy_of(left) + proxy_of(&right) - sc.node_proxy;
+        if best.is_none() || gain > best_gain {
+            best_gain = gain;
+            best = Some(Split {
+                feature,
+                bin: b,
+                gain,
+            });
+        }
+        true
+    };
+    for b in bins {
+        if cut.is_some_and(|c| b > c) {
+            break;
+        }
+        let at = b as usize * S;
+        let h = &sc.hist[at..at + S];
+        for k in 0..S {
+            left[k] += h[k];
+        }
+        n_left += sc.counts[b as usize] as usize;
+        if cut.is_none() && !evaluate(b, &left, n_left) {
+            break;
+        }
+    }
+    if let Some(c) = cut {
+        evaluate(c, &left, n_left);
+    }
+    best
+}
+
+#[inline(always)]
 fn add(stats: &mut [f64], criterion: Criterion, e: &Entry) {
     match criterion {
         Criterion::Gini | Criterion::Entropy => stats[e.class as usize] += e.w,
