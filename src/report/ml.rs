@@ -10,8 +10,8 @@
 use std::fmt::Write as _;
 
 use super::csv::metric_median;
-use super::scaling::Series;
-use super::{cell, params_text, sig};
+use super::scaling::{fixed_params, size_label, Series};
+use super::{cell, sig};
 use crate::results::PointRecord;
 
 /// The metric every ML workload records: model fits per repetition.
@@ -54,6 +54,18 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
         .filter(|m| points.iter().any(|p| metric_median(p.record, m).is_some()))
         .collect();
     let nested = shown.contains(&"nested_score") && shown.contains(&"non_nested_score");
+    // Parameters shared by every point are said once, under the table; the rows show the rest.
+    let parts = |r: &PointRecord| -> Vec<String> {
+        let mut p = fixed_params(r);
+        p.extend(size_label(r));
+        p
+    };
+    let all: Vec<Vec<String>> = points.iter().map(|p| parts(p.record)).collect();
+    let common: Vec<String> = all[0]
+        .iter()
+        .filter(|x| all.iter().all(|ps| ps.contains(x)))
+        .cloned()
+        .collect();
     let _ = writeln!(md, "### Model fits and quality\n");
     let mut head = vec!["point", "p", "parameters", "fits", "fits/s"];
     head.extend(shown.iter().copied());
@@ -67,13 +79,22 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
         .map(|(i, _)| if i == 0 || i == 2 { "---" } else { "---:" })
         .collect();
     let _ = writeln!(md, "| {} |", align.join(" | "));
-    for p in &points {
+    for (p, ps) in points.iter().zip(&all) {
         let r = p.record;
+        let own: Vec<&str> = ps
+            .iter()
+            .filter(|x| !common.contains(x))
+            .map(String::as_str)
+            .collect();
         let fits = metric_median(r, FITS_METRIC);
         let mut cells = vec![
             format!("`{}`", r.point.id),
             p.workers.to_string(),
-            cell(&params_text(r)),
+            if own.is_empty() {
+                "–".into()
+            } else {
+                cell(&own.join(" "))
+            },
             fits.map_or_else(|| "–".into(), |f| format!("{f:.0}")),
             fits_per_second(r, p.summary.median).map_or_else(|| "–".into(), sig),
         ];
@@ -87,6 +108,9 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
             cells.push(gap.map_or_else(|| "–".into(), |v| format!("{v:+.4}")));
         }
         let _ = writeln!(md, "| {} |", cells.join(" | "));
+    }
+    if !common.is_empty() {
+        let _ = writeln!(md, "\nEvery point: `{}`.", cell(&common.join(" ")));
     }
     let mut note = String::from(
         "*fits/s = model fits per repetition / median time. Scores are the same at every thread and rank count (each repetition is checked bit for bit against a serial reference).",
