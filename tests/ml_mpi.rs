@@ -1,6 +1,6 @@
 //! The cross-validation workloads distributed over MPI ranks: the real `scalelab` binary runs
-//! `mpi.cv.nested` and `mpi.cv.kfold` at 1, 2 and 4 ranks (`mpirun`), with the static scatter and the dynamic
-//! hand-out, and every point must verify (each rank checks the gathered results against its serial
+//! `mpi.cv.nested` and `mpi.cv.kfold` at 1, 2 and 4 ranks (`mpirun`) and 2 ranks × 2 threads, with
+//! the static scatter and the dynamic hand-out, and every point must verify (each rank checks the gathered results against its serial
 //! reference) and report the same scores to the last bit as the single-process run. Needs the `mpi`
 //! feature and OpenMPI's `mpirun` on `PATH`.
 
@@ -59,6 +59,22 @@ grid = "max_depth=2,4; max_features=sqrt,0.5"
 outer = 3
 inner = 2
 
+# Hybrid: 2 ranks × 2 threads, every fold's fits in parallel inside each rank.
+[[study]]
+name = "hybrid"
+workload = "mpi.cv.nested"
+oversubscribe = true
+ranks = 2
+threads = 2
+parallelism = "all"
+distribution = ["static", "dynamic"]
+dataset = "breast_cancer"
+estimator = "random_forest"
+trees = 4
+grid = "max_depth=2,4; max_features=sqrt,0.5"
+outer = 3
+inner = 2
+
 [[study]]
 name = "kfold"
 workload = "mpi.cv.kfold"
@@ -73,19 +89,24 @@ folds = 5
     );
     assert_eq!(code, 0, "{out}");
     let recs = records(&run_dir);
-    assert_eq!(recs.len(), 12);
+    assert_eq!(recs.len(), 14);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));
     }
-    for (study, fits, metrics) in [
-        ("nested", 36.0, &["nested_score", "non_nested_score"][..]),
-        ("kfold", 15.0, &["cv_score"][..]),
+    for (studies, count, fits, metrics) in [
+        (
+            &["nested", "hybrid"][..],
+            8,
+            36.0,
+            &["nested_score", "non_nested_score"][..],
+        ),
+        (&["kfold"][..], 6, 15.0, &["cv_score"][..]),
     ] {
         let points: Vec<&Value> = recs
             .iter()
-            .filter(|r| r["point"]["study_name"] == study)
+            .filter(|r| studies.iter().any(|s| r["point"]["study_name"] == *s))
             .collect();
-        assert_eq!(points.len(), 6);
+        assert_eq!(points.len(), count);
         for p in &points {
             assert_eq!(p["repetitions"][0]["metrics"]["fits"].as_f64(), Some(fits));
             for m in metrics {
