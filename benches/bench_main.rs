@@ -5,4 +5,8 @@ use criterion::criterion_main;
 
 mod benchmarks;
 
-criterion_main!(benchmarks::kernels::benches, benchmarks::plan::benches);
+criterion_main!(
+    benchmarks::kernels::benches,
+    benchmarks::plan::benches,
+    benchmarks::ml::benches
+);

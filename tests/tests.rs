@@ -506,7 +506,7 @@ fn every_kernel_runs_verified_end_to_end() {
         .arg(&run_dir));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let (header, rows) = read_csv(&run_dir.join("summary.csv"));
-    assert_eq!(rows.len(), 38);
+    assert_eq!(rows.len(), 50);
     for row in &rows {
         assert_eq!(column(&header, row, "status"), "ok", "{row:?}");
     }
@@ -518,7 +518,7 @@ fn every_kernel_runs_verified_end_to_end() {
         .collect();
     assert_eq!(weak, [("1", "64"), ("2", "81")]);
     let (header, rows) = read_csv(&run_dir.join("measurements.csv"));
-    assert_eq!(rows.len(), 76, "two repetitions per point");
+    assert_eq!(rows.len(), 100, "two repetitions per point");
     for row in &rows {
         assert_eq!(column(&header, row, "verified"), "true", "{row:?}");
         let seconds: f64 = column(&header, row, "seconds").parse().unwrap();

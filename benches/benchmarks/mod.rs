@@ -1,2 +1,3 @@
 pub mod kernels;
+pub mod ml;
 pub mod plan;

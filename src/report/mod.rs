@@ -14,7 +14,8 @@
 //! "oversubscribed: more ranks × threads than cores" note; for message-size studies
 //! (`mpi.pingpong`, the collectives) a latency/bandwidth table by message size and log–log plots
 //! instead of speedups; for studies recording `comm_s` a "comm share" column and a compute vs
-//! communication plot. Workload metrics become `metric_<name>` columns of both CSV files.
+//! communication plot. Workload metrics become `metric_<name>` columns of both CSV files. ML
+//! studies (points recording `fits`) get a table of fits per second and model quality ([`ml`]).
 //!
 //! The scaling math lives in [`scaling`], the statistics in [`crate::stats`]. [`live_line`] is the
 //! one-line summary the CLI prints as each point finishes.
@@ -24,6 +25,7 @@
 
 pub mod csv;
 pub mod messages;
+pub mod ml;
 pub mod plots;
 pub mod scaling;
 
@@ -416,6 +418,9 @@ fn markdown(
             let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
         } else {
             study_table(&mut md, &st_series, machine);
+            if ml::is_ml_study(&st_series) {
+                ml::table(&mut md, &st_series);
+            }
             if messages::is_message_study(&st_series) {
                 message_table(&mut md, &st_series);
             } else {
@@ -701,6 +706,9 @@ pub fn live_line(rec: &PointRecord) -> String {
             let v = if v >= 10.0 { format!("{v:.1}") } else { sig(v) };
             let _ = write!(line, "  {v} {}", metric.unit());
         }
+    }
+    if let Some(f) = ml::fits_per_second(rec, s.median) {
+        let _ = write!(line, "  {} fits/s", sig(f));
     }
     if let Some(lat) = csv::metric_median(rec, messages::LATENCY_METRIC) {
         let _ = write!(line, "  latency {} µs", sig(lat));

@@ -13,6 +13,7 @@
 mod cuda;
 mod debug;
 mod kernels;
+mod ml;
 #[cfg(feature = "mpi")]
 mod mpi;
 
@@ -347,6 +348,12 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &kernels::Gemm,
     &kernels::Jacobi2d,
     &kernels::MonteCarloPi,
+    &ml::Ml(ml::Kind::Forest),
+    &ml::Ml(ml::Kind::AdaBoost),
+    &ml::Ml(ml::Kind::GBoost),
+    &ml::Ml(ml::Kind::Stacking),
+    &ml::Ml(ml::Kind::KFold),
+    &ml::Ml(ml::Kind::Nested),
     &debug::Sleep,
     &debug::Fail,
     &debug::DebugMpi,
@@ -372,6 +379,10 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &cuda::TransposeMatrix,
     #[cfg(feature = "cuda")]
     &cuda::MatMul,
+    #[cfg(feature = "mpi")]
+    &ml::MpiCv(ml::Kind::KFold),
+    #[cfg(feature = "mpi")]
+    &ml::MpiCv(ml::Kind::Nested),
 ];
 
 /// Workloads that exist only in builds with a cargo feature, with that feature, so that a manifest
@@ -388,6 +399,8 @@ pub const FEATURE_GATED: &[(&str, &str)] = &[
     ("cuda.reduce", "cuda"),
     ("cuda.transpose", "cuda"),
     ("cuda.gemm", "cuda"),
+    ("mpi.cv.kfold", "mpi"),
+    ("mpi.cv.nested", "mpi"),
 ];
 
 /// Look a workload up by name.

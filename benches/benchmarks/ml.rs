@@ -1,0 +1,61 @@
+//! Nested cross-validation's task list (`scalelab_ml::search`): breast cancer, a 2 × 2 random
+//! forest grid (20 trees), 5 outer × 3 inner folds = 80 fits, run at every level of parallelism
+//! on pools of 1 and 2 threads. Each benchmark reports fits per second
+//! (`Throughput::Elements` = fits).
+//!
+//! Run with `cargo bench --bench bench_main -- ml/`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use scalelab_ml::estimator::HyperParams;
+use scalelab_ml::estimators;
+use scalelab_ml::metrics::Scoring;
+use scalelab_ml::search::{self, Parallelism, ParamGrid, Search};
+
+fn nested(c: &mut Criterion) {
+    let data = scalelab_ml::data::load("breast_cancer").expect("built-in dataset");
+    let build = |p: &HyperParams| estimators::build("random_forest", p);
+    let mut base = HyperParams::new();
+    base.insert("n_estimators".into(), scalelab_ml::estimator::Hp::Int(20));
+    let grid = ParamGrid::parse("max_depth=4,8; max_features=sqrt,0.5").expect("grid");
+    let s = Search {
+        build: &build,
+        candidates: grid
+            .candidates()
+            .iter()
+            .map(|g| search::merge(&base, g))
+            .collect(),
+        scoring: Scoring::Accuracy,
+        seed: 42,
+    };
+    let (_, tasks) = s.nested_tasks(&data, 5, 3).expect("tasks");
+    let reference = s
+        .nested(&data, 5, 3, &Parallelism::Serial)
+        .expect("serial run");
+
+    let mut group = c.benchmark_group("ml/nested");
+    group.throughput(Throughput::Elements(tasks.len() as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        for name in ["trees", "folds", "grid", "all"] {
+            let p = Parallelism::parse(name).expect("parallelism");
+            // A benchmark of a wrong answer is worthless: check once before timing.
+            assert_eq!(
+                pool.install(|| s.nested(&data, 5, 3, &p)).as_ref(),
+                Ok(&reference)
+            );
+            group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                b.iter(|| pool.install(|| s.nested(&data, 5, 3, &p).expect("nested CV")))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, nested);

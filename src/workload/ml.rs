@@ -1,0 +1,1098 @@
+//! Adapters from `scalelab-ml` to [`Workload`]: ensemble fits (`forest.fit`, `adaboost.fit`,
+//! `gboost.fit`, `stacking.fit`) and model selection (`cv.kfold`, `cv.nested`).
+//!
+//! The work unit is the model fit: every instance reports `fits` per repetition as a metric (one for
+//! the fit workloads; candidates × folds for `cv.kfold`; outer × candidates × (inner + 1) for
+//! `cv.nested`), and the report divides it by the time (`fits/s`, see `docs/ml.md`). [`Work`] stays
+//! zero: a fit has no meaningful FLOP or byte count.
+//!
+//! Verification ("a fast wrong answer fails"): `prepare` computes a serial reference (fits with
+//! [`FitOptions::parallel`] off, the search with [`Parallelism::Serial`]) outside the timed region.
+//! Every repetition must then agree with it bit for bit: the fit workloads compare the fitted
+//! model's predictions (and probabilities) on the held-out rows, the cv workloads every task's score
+//! and prediction fingerprint and the selection. Seeds derive from the `seed` parameter and unit
+//! indices only, so any thread or rank count gives the same models. After checking, `verify` drops
+//! the result, so each repetition is checked on what it computed itself.
+//!
+//! Quality is recorded beside the time: `accuracy` (or the scoring's value) of the fit workloads on
+//! a stratified held-out quarter of the rows; `cv_score` for `cv.kfold`; `nested_score` and
+//! `non_nested_score` for `cv.nested`, plus `nested_accuracy` / `non_nested_accuracy` when the
+//! scoring is accuracy.
+//!
+//! Datasets: a built-in name (`iris`, `breast_cancer`, ...), `synthetic` (scikit-learn's
+//! `make_classification` with `size` samples and `features` features), or a path to a CSV file
+//! (ending in `.csv`, relative to the directory `scalelab` runs in) whose target column is `target`.
+//!
+//! Under MPI (`prepare_mpi`, feature `mpi`) the cv workloads distribute their task list over the
+//! ranks (`distribution = "static"`: task i on rank i mod size; `"dynamic"`: rank 0 hands tasks
+//! out one at a time) and gather the results on rank 0, which broadcasts them; every rank then
+//! checks the same full result against its reference.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use scalelab_ml::data::{self, Dataset, Synthetic};
+use scalelab_ml::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
+use scalelab_ml::estimators;
+use scalelab_ml::metrics::Scoring;
+use scalelab_ml::search::{self, Parallelism, ParamGrid, Search};
+
+use super::{
+    int_param, sample_count, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Work,
+    Workload,
+};
+use crate::value::Value;
+
+/// The ML workloads: which one, and so its defaults and its computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Forest,
+    AdaBoost,
+    GBoost,
+    Stacking,
+    KFold,
+    Nested,
+}
+
+/// One ML workload of the registry.
+pub struct Ml(pub Kind);
+
+const SCORINGS: &[&str] = &[
+    "auto",
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "roc_auc",
+    "neg_log_loss",
+    "r2",
+    "neg_root_mean_squared_error",
+];
+const SEARCHES: &[&str] = &["grid", "random"];
+#[cfg(feature = "mpi")]
+const DISTRIBUTIONS: &[&str] = &["static", "dynamic"];
+
+macro_rules! spec {
+    ($name:expr, $kind:expr, $default:expr, $doc:expr) => {
+        ParamSpec {
+            name: $name,
+            kind: $kind,
+            default: $default,
+            doc: $doc,
+        }
+    };
+}
+
+const DATASET: ParamSpec = spec!(
+    "dataset",
+    ParamKind::Text,
+    "synthetic",
+    "a built-in dataset (iris, breast_cancer, digits, wine_quality, diabetes), `synthetic`, or a CSV path"
+);
+const SIZE: ParamSpec = spec!(
+    "size",
+    ParamKind::Size,
+    "2000",
+    "samples of the synthetic dataset (ignored for the others; weak scaling grows it)"
+);
+const FEATURES: ParamSpec = spec!(
+    "features",
+    ParamKind::Int,
+    "20",
+    "features of the synthetic dataset (half of them informative)"
+);
+const CLASSES: ParamSpec = spec!(
+    "classes",
+    ParamKind::Int,
+    "2",
+    "classes of the synthetic dataset"
+);
+const TARGET: ParamSpec = spec!(
+    "target",
+    ParamKind::Text,
+    "target",
+    "the target column of a CSV dataset"
+);
+const TREES: ParamSpec = spec!(
+    "trees",
+    ParamKind::Int,
+    "100",
+    "n_estimators of the estimator (max_iter of hist_gradient_boosting), when it has one"
+);
+const HYPER: ParamSpec = spec!(
+    "hyper",
+    ParamKind::Text,
+    "",
+    "more hyperparameters, one value each: \"max_depth=8; max_features=sqrt\""
+);
+const SCORING: ParamSpec = spec!(
+    "scoring",
+    ParamKind::Choice(SCORINGS),
+    "auto",
+    "what to score: auto (accuracy for classes, r2 for values) or a scikit-learn scoring name"
+);
+const SEED: ParamSpec = spec!(
+    "seed",
+    ParamKind::Int,
+    "42",
+    "seed of the data, folds and fits"
+);
+const PARALLELISM: ParamSpec = spec!(
+    "parallelism",
+    ParamKind::Choice(Parallelism::NAMES),
+    "all",
+    "the level run in parallel: trees | folds | grid | all | serial"
+);
+const SEARCH: ParamSpec = spec!(
+    "search",
+    ParamKind::Choice(SEARCHES),
+    "grid",
+    "every candidate of the grid, or `n_iter` drawn at random"
+);
+const N_ITER: ParamSpec = spec!(
+    "n_iter",
+    ParamKind::Int,
+    "10",
+    "candidates of a random search"
+);
+#[cfg(feature = "mpi")]
+const DISTRIBUTION: ParamSpec = spec!(
+    "distribution",
+    ParamKind::Choice(DISTRIBUTIONS),
+    "static",
+    "under MPI: static (task i on rank i mod size) or dynamic (rank 0 hands tasks out)"
+);
+
+macro_rules! estimator_spec {
+    ($default:expr) => {
+        spec!(
+            "estimator",
+            ParamKind::Text,
+            $default,
+            "the estimator (scalelab-ml's name, e.g. random_forest)"
+        )
+    };
+}
+
+const FOREST_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("random_forest"),
+    TREES,
+    HYPER,
+    SCORING,
+    SEED,
+];
+const ADABOOST_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("adaboost"),
+    TREES,
+    HYPER,
+    SCORING,
+    SEED,
+];
+const GBOOST_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("gradient_boosting"),
+    TREES,
+    HYPER,
+    SCORING,
+    SEED,
+];
+const STACKING_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("stacking"),
+    TREES,
+    HYPER,
+    SCORING,
+    SEED,
+];
+const KFOLD_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("random_forest"),
+    TREES,
+    HYPER,
+    spec!(
+        "grid",
+        ParamKind::Text,
+        "",
+        "candidates to compare, \"max_depth=4,8; max_features=sqrt,0.5\"; empty: the estimator alone"
+    ),
+    SEARCH,
+    N_ITER,
+    spec!("folds", ParamKind::Int, "5", "folds (stratified for classes)"),
+    SCORING,
+    PARALLELISM,
+    SEED,
+];
+const NESTED_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    estimator_spec!("random_forest"),
+    TREES,
+    HYPER,
+    spec!(
+        "grid",
+        ParamKind::Text,
+        "max_depth=4,8; max_features=sqrt,0.5",
+        "candidates to select from, \"max_depth=4,8; max_features=sqrt,0.5\""
+    ),
+    SEARCH,
+    N_ITER,
+    spec!("outer", ParamKind::Int, "5", "outer folds (evaluation)"),
+    spec!("inner", ParamKind::Int, "3", "inner folds (selection)"),
+    SCORING,
+    PARALLELISM,
+    SEED,
+];
+
+/// The parameters of `mpi.cv.kfold` and `mpi.cv.nested`: those of the rayon workload and
+/// `distribution`.
+#[cfg(feature = "mpi")]
+fn with_distribution(kind: Kind) -> &'static [ParamSpec] {
+    use std::sync::OnceLock;
+    static KFOLD: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    static NESTED: OnceLock<Vec<ParamSpec>> = OnceLock::new();
+    let (cell, base) = if kind == Kind::KFold {
+        (&KFOLD, KFOLD_PARAMS)
+    } else {
+        (&NESTED, NESTED_PARAMS)
+    };
+    cell.get_or_init(|| {
+        let mut v = base.to_vec();
+        v.insert(v.len() - 1, DISTRIBUTION);
+        v
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the parameters
+
+fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
+    match params.get(name) {
+        Some(Value::Text(s)) => Ok(s),
+        other => Err(format!("parameter `{name}` must be text (found {other:?})")),
+    }
+}
+
+fn count(params: &Params, name: &str) -> Result<usize, String> {
+    to_usize(int_param(params, name)?, name)
+}
+
+/// The dataset a point names.
+fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Dataset, String> {
+    let dataset = text(params, "dataset")?;
+    if dataset == "synthetic" {
+        let samples = to_usize(sample_count(name, params)?, "size")?;
+        let features = count(params, "features")?;
+        let spec = Synthetic {
+            // Checking a manifest only needs the spec validated, not a large matrix.
+            samples: if preview { samples.min(1000) } else { samples },
+            features,
+            informative: features.div_ceil(2),
+            redundant: 0,
+            classes: count(params, "classes")?,
+            seed: int_param(params, "seed")?,
+            ..Synthetic::default()
+        };
+        return data::make_classification(&spec).map_err(|e| format!("{name}: {e}"));
+    }
+    if dataset.ends_with(".csv") || dataset.contains('/') {
+        let target = text(params, "target")?;
+        return data::load_csv(Path::new(dataset), target, data::Task::Auto).map_err(|e| {
+            format!("{name}: {e} (the study's `target` key names the target column)")
+        });
+    }
+    data::load(dataset).map_err(|e| format!("{name}: {e}"))
+}
+
+/// The estimator's hyperparameters: `trees` as `n_estimators` (or `max_iter`) when the estimator
+/// has that parameter, then `hyper`'s single values.
+fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), String> {
+    let estimator = text(params, "estimator")?.to_string();
+    let Some(specs) = estimators::specs(&estimator) else {
+        let hint =
+            match crate::value::nearest(&estimator, estimators::NAMES.iter().copied()).first() {
+                Some(n) => format!("did you mean `{n}`? "),
+                None => String::new(),
+            };
+        return Err(format!(
+            "{name}: unknown estimator `{estimator}`; {hint}known: {}",
+            estimators::NAMES.join(", ")
+        ));
+    };
+    let mut base = HyperParams::new();
+    // The ensemble size: `n_estimators`, or `max_iter` for the histogram booster (scikit-learn's
+    // names).
+    if let Some(key) = ["n_estimators", "max_iter"]
+        .into_iter()
+        .find(|k| specs.iter().any(|s| s.name == *k))
+    {
+        let trees = int_param(params, "trees")?;
+        base.insert(key.into(), scalelab_ml::estimator::Hp::Int(trees as i64));
+    }
+    let hyper = text(params, "hyper")?;
+    if !hyper.trim().is_empty() {
+        let grid = ParamGrid::parse(hyper).map_err(|e| format!("{name}: `hyper`: {e}"))?;
+        if let Some((k, v)) = grid.axes.iter().find(|(_, v)| v.len() != 1) {
+            return Err(format!(
+                "{name}: `hyper` gives `{k}` {} values; give one value each (a list belongs in `grid`)",
+                v.len()
+            ));
+        }
+        base = search::merge(&base, &grid.candidate(0));
+    }
+    Ok((estimator, base))
+}
+
+fn scoring(name: &str, params: &Params, data: &Dataset) -> Result<Scoring, String> {
+    let s = match text(params, "scoring")? {
+        "auto" => Scoring::default_for(&data.y),
+        other => Scoring::parse(other)?,
+    };
+    if s.for_classes() != data.y.labels().is_some() {
+        let kind = if data.y.labels().is_some() {
+            "classes"
+        } else {
+            "real values"
+        };
+        return Err(format!(
+            "{name}: scoring `{}` does not fit dataset `{}`, whose target is {kind}; use scoring = \"auto\"",
+            s.name(),
+            data.name
+        ));
+    }
+    Ok(s)
+}
+
+/// The candidates of a cv workload: the grid's values (all, or `n_iter` at random; one empty
+/// candidate when `grid` is empty, allowed for `cv.kfold` only), to merge over the base.
+fn candidates(name: &str, kind: Kind, params: &Params) -> Result<Vec<HyperParams>, String> {
+    let grid_text = text(params, "grid")?;
+    if grid_text.trim().is_empty() && kind == Kind::KFold {
+        return Ok(vec![HyperParams::new()]);
+    }
+    let grid = ParamGrid::parse(grid_text).map_err(|e| format!("{name}: `grid`: {e}"))?;
+    let picked = match text(params, "search")? {
+        "random" => grid.sample(count(params, "n_iter")?, int_param(params, "seed")?),
+        _ => grid.candidates(),
+    };
+    Ok(picked)
+}
+
+fn build(
+    name: &str,
+) -> impl Fn(&HyperParams) -> Result<Box<dyn Estimator>, String> + Send + Sync + '_ {
+    move |p: &HyperParams| estimators::build(name, p)
+}
+
+/// Everything a point needs, read and checked.
+struct Setup {
+    data: Dataset,
+    estimator: String,
+    base: HyperParams,
+    candidates: Vec<HyperParams>,
+    scoring: Scoring,
+    seed: u64,
+    parallelism: Parallelism,
+    folds: (usize, usize),
+    /// Dynamic hand-out of tasks under MPI.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    dynamic: bool,
+}
+
+impl Ml {
+    fn setup(&self, params: &Params, preview: bool) -> Result<Setup, String> {
+        self.setup_as(self.name(), params, preview)
+    }
+
+    /// [`Ml::setup`] with errors naming workload `name`.
+    fn setup_as(&self, name: &str, params: &Params, preview: bool) -> Result<Setup, String> {
+        let data = load_dataset(name, params, preview)?;
+        let (estimator, base) = base_params(name, params)?;
+        let scoring = scoring(name, params, &data)?;
+        let seed = int_param(params, "seed")?;
+        let cv = matches!(self.0, Kind::KFold | Kind::Nested);
+        let grid = if cv {
+            candidates(name, self.0, params)?
+        } else {
+            vec![HyperParams::new()]
+        };
+        let mut candidates = Vec::with_capacity(grid.len());
+        for g in &grid {
+            let c = search::merge(&base, g);
+            build(&estimator)(&c).map_err(|e| {
+                if g.is_empty() {
+                    format!("{name}: {e}")
+                } else {
+                    format!(
+                        "{name}: grid candidate {}: {e}",
+                        search::format_candidate(g)
+                    )
+                }
+            })?;
+            candidates.push(c);
+        }
+        let folds = match self.0 {
+            Kind::KFold => (count(params, "folds")?, 0),
+            Kind::Nested => (count(params, "outer")?, count(params, "inner")?),
+            _ => (4, 0),
+        };
+        let rows = data.rows();
+        if folds.0 < 2 || folds.0 > rows {
+            return Err(format!(
+                "{name}: {} folds for {rows} rows; use from 2 to {rows}",
+                folds.0
+            ));
+        }
+        if self.0 == Kind::Nested && (folds.1 < 2 || folds.1 > rows - rows.div_ceil(folds.0)) {
+            return Err(format!(
+                "{name}: {} inner folds; use at least 2 and at most the rows of an outer training set",
+                folds.1
+            ));
+        }
+        let (parallelism, dynamic) = if cv {
+            (
+                Parallelism::parse(text(params, "parallelism")?)?,
+                text(params, "distribution").is_ok_and(|d| d == "dynamic"),
+            )
+        } else {
+            (Parallelism::Trees, false)
+        };
+        Ok(Setup {
+            data,
+            estimator,
+            base,
+            candidates,
+            scoring,
+            seed,
+            parallelism,
+            folds,
+            dynamic,
+        })
+    }
+
+    /// Fits of one repetition.
+    fn fits(&self, params: &Params) -> Result<usize, String> {
+        let c = || candidates(self.name(), self.0, params).map(|c| c.len());
+        Ok(match self.0 {
+            Kind::KFold => c()? * count(params, "folds")?,
+            Kind::Nested => count(params, "outer")? * c()? * (count(params, "inner")? + 1),
+            _ => 1,
+        })
+    }
+}
+
+impl Workload for Ml {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::Forest => "forest.fit",
+            Kind::AdaBoost => "adaboost.fit",
+            Kind::GBoost => "gboost.fit",
+            Kind::Stacking => "stacking.fit",
+            Kind::KFold => "cv.kfold",
+            Kind::Nested => "cv.nested",
+        }
+    }
+    fn summary(&self) -> &'static str {
+        match self.0 {
+            Kind::Forest => {
+                "fit a random forest (or any estimator) on 3/4 of a dataset; work: fits"
+            }
+            Kind::AdaBoost => "fit AdaBoost on 3/4 of a dataset; work: fits",
+            Kind::GBoost => "fit gradient boosting on 3/4 of a dataset; work: fits",
+            Kind::Stacking => "fit a stacking ensemble on 3/4 of a dataset; work: fits",
+            Kind::KFold => "k-fold cross-validation of a grid of candidates; work: fits",
+            Kind::Nested => {
+                "nested cross-validation (outer evaluation, inner grid selection); work: fits"
+            }
+        }
+    }
+    fn backend(&self) -> Backend {
+        Backend::Rayon
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        match self.0 {
+            Kind::Forest => FOREST_PARAMS,
+            Kind::AdaBoost => ADABOOST_PARAMS,
+            Kind::GBoost => GBOOST_PARAMS,
+            Kind::Stacking => STACKING_PARAMS,
+            Kind::KFold => KFOLD_PARAMS,
+            Kind::Nested => NESTED_PARAMS,
+        }
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        match text(params, "dataset") {
+            Ok("synthetic") => sample_count(self.name(), params).unwrap_or(0),
+            _ => 0,
+        }
+    }
+    fn size_unit(&self) -> &'static str {
+        "samples"
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        self.setup(params, true).map(|_| ())
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+        let setup = self.setup(params, false).map_err(|e| anyhow!(e))?;
+        let fits = self.fits(params).map_err(|e| anyhow!(e))?;
+        match self.0 {
+            Kind::KFold | Kind::Nested => Ok(Box::new(CvInstance::new(self.0, setup, fits, None)?)),
+            _ => Ok(Box::new(FitInstance::new(self.name(), setup)?)),
+        }
+    }
+}
+
+/// `mpi.cv.kfold` and `mpi.cv.nested`: the cv workloads with their task list distributed over the
+/// point's MPI ranks (feature `mpi`); every rank prepares the same data and serial reference.
+#[cfg(feature = "mpi")]
+pub struct MpiCv(pub Kind);
+
+#[cfg(feature = "mpi")]
+impl Workload for MpiCv {
+    fn name(&self) -> &'static str {
+        if self.0 == Kind::KFold {
+            "mpi.cv.kfold"
+        } else {
+            "mpi.cv.nested"
+        }
+    }
+    fn summary(&self) -> &'static str {
+        if self.0 == Kind::KFold {
+            "cv.kfold with its fits distributed over MPI ranks (static or dynamic); work: fits"
+        } else {
+            "cv.nested with its fits distributed over MPI ranks (static or dynamic); work: fits"
+        }
+    }
+    fn backend(&self) -> Backend {
+        Backend::Mpi
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        with_distribution(self.0)
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Ml(self.0).problem_size(params)
+    }
+    fn size_unit(&self) -> &'static str {
+        "samples"
+    }
+    fn check(&self, params: &Params) -> Result<(), String> {
+        Ml(self.0).setup_as(self.name(), params, true).map(|_| ())
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+        Err(anyhow!(
+            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
+             and this process was asked to prepare it without MPI",
+            self.name()
+        ))
+    }
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        comm: &super::Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        use ::mpi::topology::Communicator;
+        let ml = Ml(self.0);
+        let setup = ml
+            .setup_as(self.name(), params, false)
+            .map_err(|e| anyhow!(e))?;
+        let fits = ml.fits(params).map_err(|e| anyhow!(e))?;
+        Ok(Box::new(CvInstance::new(
+            self.0,
+            setup,
+            fits,
+            Some(comm.duplicate()),
+        )?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One fit
+
+/// A fit on 3/4 of the rows (the training part of a stratified 4-fold split), checked on the rest.
+struct FitInstance {
+    name: &'static str,
+    setup: Setup,
+    train: Vec<usize>,
+    test: Vec<usize>,
+    estimator: Box<dyn Estimator>,
+    reference: (Prediction, Option<Vec<f64>>),
+    model: Option<Result<Box<dyn Model>, String>>,
+    score: f64,
+}
+
+fn predictions(
+    model: &dyn Model,
+    data: &Dataset,
+    rows: &[usize],
+) -> (Prediction, Option<Vec<f64>>) {
+    (
+        model.predict(&data.x, rows),
+        model
+            .predict_proba(&data.x, rows)
+            .map(|m| m.as_slice().to_vec()),
+    )
+}
+
+impl FitInstance {
+    fn new(name: &'static str, setup: Setup) -> anyhow::Result<FitInstance> {
+        let rows: Vec<usize> = (0..setup.data.rows()).collect();
+        let fold = search::split(
+            &setup.data,
+            &rows,
+            4,
+            scalelab_ml::child_seed(setup.seed, 1),
+        )
+        .map_err(|e| anyhow!("{name}: {e}"))?
+        .swap_remove(0);
+        let estimator =
+            estimators::build(&setup.estimator, &setup.base).map_err(|e| anyhow!("{name}: {e}"))?;
+        let serial = FitOptions { parallel: false };
+        let model = estimator
+            .fit(&setup.data, &fold.train, None, setup.seed, serial)
+            .map_err(|e| anyhow!("{name}: serial reference fit: {e}"))?;
+        let reference = predictions(model.as_ref(), &setup.data, &fold.test);
+        Ok(FitInstance {
+            name,
+            setup,
+            train: fold.train,
+            test: fold.test,
+            estimator,
+            reference,
+            model: None,
+            score: f64::NAN,
+        })
+    }
+}
+
+impl Instance for FitInstance {
+    fn run(&mut self) {
+        let options = FitOptions { parallel: true };
+        self.model = Some(self.estimator.fit(
+            &self.setup.data,
+            &self.train,
+            None,
+            self.setup.seed,
+            options,
+        ));
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let model = match self.model.take() {
+            None => {
+                return Err(format!(
+                    "{}: no fit to check: run did not finish",
+                    self.name
+                ))
+            }
+            Some(Err(e)) => {
+                return Err(format!(
+                    "{}: the parallel fit failed ({e}) where the serial reference fit succeeded",
+                    self.name
+                ))
+            }
+            Some(Ok(m)) => m,
+        };
+        let (pred, proba) = predictions(model.as_ref(), &self.setup.data, &self.test);
+        let differ = match (&pred, &self.reference.0) {
+            (Prediction::Classes(a), Prediction::Classes(b)) => {
+                a.iter().zip(b).filter(|(x, y)| x != y).count()
+            }
+            (Prediction::Values(a), Prediction::Values(b)) => a
+                .iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count(),
+            _ => self.test.len(),
+        };
+        if differ > 0 {
+            return Err(format!(
+                "{}: {differ} of {} held-out predictions differ from the serial reference fit",
+                self.name,
+                self.test.len()
+            ));
+        }
+        let bits = |v: &Option<Vec<f64>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        if bits(&proba) != bits(&self.reference.1) {
+            return Err(format!(
+                "{}: the class probabilities differ from the serial reference fit's (same classes)",
+                self.name
+            ));
+        }
+        self.score = self
+            .setup
+            .scoring
+            .score(model.as_ref(), &self.setup.data, &self.test)?;
+        Ok(())
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        vec![(self.setup.scoring.name(), self.score), ("fits", 1.0)]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-validation
+
+/// The result of a cv workload's search.
+#[derive(Clone, Debug, PartialEq)]
+enum CvResult {
+    KFold(search::CvResult),
+    Nested(search::NestedResult),
+}
+
+struct CvInstance {
+    kind: Kind,
+    setup: Setup,
+    fits: usize,
+    reference: CvResult,
+    last: Option<Result<CvResult, String>>,
+    scores: Vec<(&'static str, f64)>,
+    #[cfg(feature = "mpi")]
+    comm: Option<super::Comm>,
+}
+
+#[cfg(feature = "mpi")]
+type MaybeComm = Option<super::Comm>;
+#[cfg(not(feature = "mpi"))]
+type MaybeComm = Option<()>;
+
+impl CvInstance {
+    fn new(kind: Kind, setup: Setup, fits: usize, comm: MaybeComm) -> anyhow::Result<CvInstance> {
+        #[cfg(not(feature = "mpi"))]
+        let _ = comm;
+        let reference = compute(kind, &setup, &Parallelism::Serial)
+            .map_err(|e| anyhow!("serial reference: {e}"))?;
+        Ok(CvInstance {
+            kind,
+            setup,
+            fits,
+            reference,
+            last: None,
+            scores: Vec::new(),
+            #[cfg(feature = "mpi")]
+            comm,
+        })
+    }
+}
+
+fn compute(kind: Kind, s: &Setup, runner: &dyn search::Runner) -> Result<CvResult, String> {
+    let b = build(&s.estimator);
+    let search = Search {
+        build: &b,
+        candidates: s.candidates.clone(),
+        scoring: s.scoring,
+        seed: s.seed,
+    };
+    if kind == Kind::KFold {
+        search
+            .cross_validate(&s.data, s.folds.0, runner)
+            .map(CvResult::KFold)
+    } else {
+        search
+            .nested(&s.data, s.folds.0, s.folds.1, runner)
+            .map(CvResult::Nested)
+    }
+}
+
+/// What differs between two results, in words.
+fn difference(got: &CvResult, want: &CvResult) -> String {
+    let (gf, wf) = match (got, want) {
+        (CvResult::KFold(g), CvResult::KFold(w)) => (&g.fingerprints, &w.fingerprints),
+        (CvResult::Nested(g), CvResult::Nested(w)) => (&g.fingerprints, &w.fingerprints),
+        _ => return "a different kind of result".into(),
+    };
+    let bad = gf.iter().zip(wf).filter(|(a, b)| a != b).count();
+    if bad > 0 {
+        let first = gf.iter().zip(wf).position(|(a, b)| a != b).unwrap_or(0);
+        format!(
+            "{bad} of {} fits predict differently from the serial reference (first: task {first})",
+            wf.len()
+        )
+    } else {
+        "the scores or the selection differ from the serial reference".into()
+    }
+}
+
+impl Instance for CvInstance {
+    fn run(&mut self) {
+        #[cfg(feature = "mpi")]
+        if let Some(comm) = &self.comm {
+            let runner = scalelab_ml::search::mpi::MpiRunner {
+                comm,
+                local: self.setup.parallelism,
+                dynamic: self.setup.dynamic,
+            };
+            self.last = Some(compute(self.kind, &self.setup, &runner));
+            return;
+        }
+        self.last = Some(compute(self.kind, &self.setup, &self.setup.parallelism));
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let got = match self.last.take() {
+            None => return Err("no result: run did not finish".into()),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(r)) => r,
+        };
+        if got != self.reference {
+            return Err(format!(
+                "{}: {}",
+                self.kind_name(),
+                difference(&got, &self.reference)
+            ));
+        }
+        let accuracy = self.setup.scoring == Scoring::Accuracy;
+        self.scores = match &got {
+            CvResult::KFold(r) => {
+                let mut v = vec![("cv_score", r.best_score)];
+                if accuracy {
+                    v.push(("cv_accuracy", r.best_score));
+                }
+                v
+            }
+            CvResult::Nested(r) => {
+                let mut v = vec![
+                    ("nested_score", r.nested_score),
+                    ("non_nested_score", r.non_nested_score),
+                ];
+                if accuracy {
+                    v.push(("nested_accuracy", r.nested_score));
+                    v.push(("non_nested_accuracy", r.non_nested_score));
+                }
+                v
+            }
+        };
+        Ok(())
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let mut m = self.scores.clone();
+        m.push(("fits", self.fits as f64));
+        m
+    }
+}
+
+impl CvInstance {
+    fn kind_name(&self) -> &'static str {
+        Ml(self.kind).name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Size;
+
+    fn params(w: &Ml, set: &[(&str, Value)]) -> Params {
+        let mut p = Params::default();
+        for spec in w.params() {
+            p.0.insert(spec.name.into(), Value::parse_default(spec).unwrap());
+        }
+        for (k, v) in set {
+            p.0.insert((*k).into(), v.clone());
+        }
+        p
+    }
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    #[test]
+    fn check_errors_say_what_to_fix() {
+        let nested = Ml(Kind::Nested);
+        let small = [("size", Value::Size(Size::Count(200)))];
+        let check = |w: &Ml, set: &[(&str, Value)]| {
+            let mut all = small.to_vec();
+            all.extend_from_slice(set);
+            w.check(&params(w, &all))
+        };
+        assert_eq!(
+            check(&nested, &[("estimator", t("dummy.most_frequent")), ("grid", t("max_depth=2"))]).unwrap_err(),
+            "cv.nested: grid candidate max_depth=2: estimator `dummy.most_frequent` takes no parameter `max_depth`"
+        );
+        assert!(check(&nested, &[("grid", t("max_depth=2,-1"))])
+            .unwrap_err()
+            .starts_with("cv.nested: grid candidate max_depth=-1: random_forest: `max_depth` = -1 is not allowed; allowed: "));
+        assert_eq!(
+            check(&nested, &[("estimator", t("random_forrest"))]).unwrap_err(),
+            format!(
+                "cv.nested: unknown estimator `random_forrest`; did you mean `random_forest`? known: {}",
+                estimators::NAMES.join(", ")
+            )
+        );
+        assert!(check(&nested, &[("grid", t(" "))])
+            .unwrap_err()
+            .starts_with("cv.nested: `grid`: grid \" \": the grid is empty;"));
+        assert_eq!(
+            check(
+                &nested,
+                &[
+                    ("estimator", t("dummy.most_frequent")),
+                    ("grid", t("")),
+                    ("search", t("grid"))
+                ]
+            )
+            .unwrap_err()
+            .split(';')
+            .next()
+            .unwrap(),
+            "cv.nested: `grid`: grid \"\": the grid is empty"
+        );
+        assert_eq!(
+            check(&nested, &[("dataset", t("diabetes")), ("scoring", t("accuracy"))]).unwrap_err(),
+            "cv.nested: scoring `accuracy` does not fit dataset `diabetes`, whose target is real values; use scoring = \"auto\""
+        );
+        assert_eq!(
+            check(&nested, &[("outer", Value::Int(300))]).unwrap_err(),
+            "cv.nested: 300 folds for 200 rows; use from 2 to 200"
+        );
+        let kfold = Ml(Kind::KFold);
+        assert!(check(&kfold, &[("estimator", t("dummy.most_frequent"))]).is_ok());
+        assert_eq!(
+            check(
+                &kfold,
+                &[
+                    ("estimator", t("dummy.most_frequent")),
+                    ("hyper", t("a=1,2"))
+                ]
+            )
+            .unwrap_err(),
+            "cv.kfold: `hyper` gives `a` 2 values; give one value each (a list belongs in `grid`)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("d.csv");
+        std::fs::write(&csv, "a,b,label\n1,2,0\n3,4,1\n").unwrap();
+        let err = check(&kfold, &[("dataset", t(csv.to_str().unwrap()))]).unwrap_err();
+        assert!(
+            err.starts_with("cv.kfold: ") && err.contains("target"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cv_instances_verify_and_count_fits() {
+        for w in [Ml(Kind::KFold), Ml(Kind::Nested)] {
+            let p = params(
+                &w,
+                &[
+                    ("dataset", t("iris")),
+                    ("estimator", t("dummy.most_frequent")),
+                    ("grid", t("")),
+                    ("outer", Value::Int(3)),
+                    ("inner", Value::Int(2)),
+                ],
+            );
+            let p = if w.0 == Kind::Nested {
+                // A grid of one candidate for the dummy (it has no parameters).
+                let mut p = p;
+                p.0.insert("estimator".into(), t("decision_tree"));
+                p.0.insert("grid".into(), t("max_depth=1,2"));
+                p
+            } else {
+                p
+            };
+            w.check(&p).unwrap();
+            let mut inst = w.prepare(&p).unwrap();
+            for _ in 0..2 {
+                inst.run();
+                inst.verify().unwrap();
+            }
+            let m: std::collections::BTreeMap<_, _> = inst.metrics().into_iter().collect();
+            let want = if w.0 == Kind::Nested {
+                3.0 * 2.0 * 3.0
+            } else {
+                5.0
+            };
+            assert_eq!(m["fits"], want);
+            assert!(m.contains_key("cv_accuracy") || m.contains_key("nested_accuracy"));
+            // Without a run, verify fails rather than passing on the last result.
+            assert!(inst.verify().is_err());
+        }
+    }
+
+    #[test]
+    fn a_result_unlike_the_serial_reference_fails_verification() {
+        let w = Ml(Kind::Nested);
+        let p = params(
+            &w,
+            &[
+                ("dataset", t("iris")),
+                ("estimator", t("decision_tree")),
+                ("grid", t("max_depth=1,3")),
+                ("outer", Value::Int(3)),
+                ("inner", Value::Int(2)),
+            ],
+        );
+        let setup = w.setup(&p, false).unwrap();
+        let mut inst = CvInstance::new(Kind::Nested, setup, 18, None).unwrap();
+        inst.run();
+        inst.verify().unwrap();
+        // A different seed stands for a computation that went wrong: other folds, other fits.
+        inst.setup.seed += 1;
+        inst.run();
+        let err = inst.verify().unwrap_err();
+        assert!(
+            err.starts_with("cv.nested: ")
+                && err.contains("fits predict differently from the serial reference"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fit_instance_agrees_with_its_serial_reference() {
+        let w = Ml(Kind::Forest);
+        let p = params(&w, &[("dataset", t("iris")), ("trees", Value::Int(8))]);
+        let mut inst = w.prepare(&p).unwrap();
+        inst.run();
+        inst.verify().unwrap();
+        let m: std::collections::BTreeMap<_, _> = inst.metrics().into_iter().collect();
+        assert!(m["accuracy"] > 0.8, "{m:?}");
+        assert!(inst.verify().is_err());
+    }
+
+    #[test]
+    fn a_fit_unlike_the_serial_reference_fails_verification() {
+        let w = Ml(Kind::Forest);
+        let p = params(
+            &w,
+            &[("dataset", t("breast_cancer")), ("trees", Value::Int(5))],
+        );
+        let mut inst = FitInstance::new("forest.fit", w.setup(&p, false).unwrap()).unwrap();
+        // Another seed stands for a parallel fit that drew the wrong random streams.
+        inst.setup.seed += 1;
+        inst.run();
+        let err = inst.verify().unwrap_err();
+        assert!(
+            err.starts_with("forest.fit: ") && err.contains("the serial reference fit"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The ML workloads through the real binary: a small experiment run end to end (every point in its
+//! own process, verified against its serial reference), its CSV files and report parsed back, and
+//! bad ML manifests refused with their exact errors before anything runs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn scalelab() -> Command {
+    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    &row[i]
+}
+
+/// A CSV dataset of two separable classes (x > 10), `n` rows, target column `label`.
+fn csv_dataset(dir: &Path, n: usize) -> PathBuf {
+    let mut text = String::from("x,noise,label\n");
+    for i in 0..n {
+        let x = (i * 7) % 21;
+        text.push_str(&format!("{x},{},{}\n", (i * 13) % 5, u8::from(x > 10)));
+    }
+    write(dir, "two.csv", &text)
+}
+
+#[test]
+fn an_ml_experiment_runs_verified_and_reports_fits_and_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv_dataset(dir.path(), 60);
+    let manifest = write(
+        dir.path(),
+        "ml.toml",
+        &format!(
+            r#"name = "ml"
+repetitions = 2
+warmup = 0
+timeout = "1m"
+
+[[study]]
+workload = "forest.fit"
+threads = [1, 2]
+dataset = "breast_cancer"
+trees = 12
+
+[[study]]
+workload = "cv.nested"
+threads = [1, 2]
+dataset = "iris"
+estimator = "decision_tree"
+grid = "max_depth=1,3; criterion=gini,entropy"
+outer = 3
+inner = 2
+parallelism = ["serial", "trees", "folds", "grid", "all"]
+
+[[study]]
+workload = "cv.kfold"
+threads = [2]
+dataset = "{}"
+target = "label"
+estimator = "random_forest"
+trees = 5
+grid = "max_depth=1,2,3"
+search = "random"
+n_iter = 2
+folds = 4
+"#,
+            data.display()
+        ),
+    );
+    let run_dir = dir.path().join("run");
+    let out = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("fits/s"), "live lines show fits/s: {text}");
+
+    let (h, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 2 + 10 + 1);
+    for r in &rows {
+        assert_eq!(column(&h, r, "status"), "ok", "{r:?}");
+    }
+    let hr = &h;
+    let of = |w: &'static str| -> Vec<&Vec<String>> {
+        rows.iter()
+            .filter(|r| column(hr, r, "workload") == w)
+            .collect()
+    };
+    for r in of("forest.fit") {
+        assert_eq!(column(&h, r, "metric_fits"), "1");
+        let acc: f64 = column(&h, r, "metric_accuracy").parse().unwrap();
+        assert!(acc > 0.85 && acc <= 1.0, "held-out accuracy {acc}");
+    }
+    // Both thread counts fit the same forest: the same held-out accuracy to the last bit.
+    let accs: Vec<&str> = of("forest.fit")
+        .into_iter()
+        .map(|r| column(&h, r, "metric_accuracy"))
+        .collect();
+    assert_eq!(accs[0], accs[1]);
+    // Nested CV: 3 outer × 4 candidates × (2 inner + 1 refit) fits, identical scores at every
+    // parallelism and thread count.
+    let nested = of("cv.nested");
+    assert_eq!(nested.len(), 10);
+    for r in &nested {
+        assert_eq!(column(&h, r, "metric_fits"), "36");
+        for m in [
+            "metric_nested_score",
+            "metric_non_nested_score",
+            "metric_nested_accuracy",
+        ] {
+            assert_eq!(column(&h, r, m), column(&h, nested[0], m), "{m}");
+        }
+    }
+    let nested_acc: f64 = column(&h, nested[0], "metric_nested_accuracy")
+        .parse()
+        .unwrap();
+    let non_nested: f64 = column(&h, nested[0], "metric_non_nested_accuracy")
+        .parse()
+        .unwrap();
+    assert!(nested_acc > 0.85, "{nested_acc}");
+    assert!(
+        non_nested >= nested_acc - 1e-12,
+        "non-nested is never below nested here"
+    );
+    // k-fold on the CSV file: 2 random candidates × 4 folds; the classes are separable.
+    let kfold = of("cv.kfold")[0];
+    assert_eq!(column(&h, kfold, "metric_fits"), "8");
+    assert_eq!(column(&h, kfold, "metric_cv_accuracy"), "1");
+
+    let (h, reps) = read_csv(&run_dir.join("measurements.csv"));
+    assert_eq!(reps.len(), 26);
+    assert!(reps.iter().all(|r| column(&h, r, "verified") == "true"));
+
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert_eq!(report.matches("### Model fits and quality").count(), 3);
+    assert!(
+        report.contains("| nested_score | non_nested_score | optimism |"),
+        "{report}"
+    );
+}
+
+/// `scalelab plan` on a manifest with one study: exit code 2 and the error lines.
+fn plan_error(study: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "bad.toml",
+        &format!("name = \"bad\"\n\n[[study]]\n{study}"),
+    );
+    let out = scalelab()
+        .env("RUST_BACKTRACE", "1")
+        .arg("plan")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    stderr.replace(&manifest.display().to_string(), "bad.toml")
+}
+
+#[test]
+fn bad_ml_manifests_are_refused_with_the_fix() {
+    let fix = "  fix: change or remove these values";
+    assert_eq!(
+        plan_error("workload = \"cv.nested\"\ndataset = \"iris\"\nestimator = \"random_forrest\"\n")
+            .lines()
+            .next()
+            .unwrap(),
+        "error: bad.toml:3: study 1 (cv.nested): point dataset=iris, estimator=random_forrest: cv.nested: \
+         unknown estimator `random_forrest`; did you mean `random_forest`? known: decision_tree, \
+         random_forest, extra_trees, dummy.most_frequent"
+            .replace("decision_tree, random_forest, extra_trees, dummy.most_frequent", &known())
+    );
+    let empty = plan_error("workload = \"cv.nested\"\ndataset = \"iris\"\ngrid = \"\"\n");
+    assert!(
+        empty.starts_with(
+            "error: bad.toml:3: study 1 (cv.nested): point dataset=iris, grid=: cv.nested: `grid`: \
+             grid \"\": the grid is empty; write it as \"NAME=V1,V2; NAME=V1,V2\""
+        ),
+        "{empty}"
+    );
+    assert!(empty.contains(fix), "{empty}");
+    let unknown =
+        plan_error("workload = \"cv.nested\"\ndataset = \"iris\"\ngrid = \"max_dept=2,4\"\n");
+    assert!(
+        unknown.contains(
+            "cv.nested: grid candidate max_dept=2: estimator `random_forest` has no parameter \
+             `max_dept`; its parameters: n_estimators,"
+        ),
+        "{unknown}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv_dataset(dir.path(), 10);
+    let missing = plan_error(&format!(
+        "workload = \"cv.kfold\"\ndataset = \"{}\"\n",
+        data.display()
+    ));
+    assert!(
+        missing.contains(&format!(
+            "cv.kfold: {}: no column `target` to use as the target; the columns are: x, noise, label \
+             (the study's `target` key names the target column)",
+            data.display()
+        )),
+        "{missing}"
+    );
+    let scoring =
+        plan_error("workload = \"forest.fit\"\ndataset = \"diabetes\"\nscoring = \"roc_auc\"\n");
+    assert!(
+        scoring.contains(
+            "forest.fit: scoring `roc_auc` does not fit dataset `diabetes`, whose target is real \
+             values; use scoring = \"auto\""
+        ),
+        "{scoring}"
+    );
+}
+
+/// The estimator names the build knows, as the error lists them.
+fn known() -> String {
+    scalelab_ml::estimators::NAMES.join(", ")
+}

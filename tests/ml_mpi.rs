@@ -1,0 +1,123 @@
+//! The cross-validation workloads distributed over MPI ranks: the real `scalelab` binary runs
+//! `mpi.cv.nested` and `mpi.cv.kfold` at 1, 2 and 4 ranks (`mpirun`) and 2 ranks × 2 threads, with
+//! the static scatter and the dynamic hand-out, and every point must verify (each rank checks the gathered results against its serial
+//! reference) and report the same scores to the last bit as the single-process run. Needs the `mpi`
+//! feature and OpenMPI's `mpirun` on `PATH`.
+
+use serde_json::Value;
+
+mod common;
+use common::{records, run_manifest};
+
+fn describe(rec: &Value) -> String {
+    format!(
+        "{} ranks={} params={}: {} {}",
+        rec["point"]["workload"],
+        rec["point"]["resources"]["ranks"],
+        rec["point"]["params"],
+        rec["status"],
+        rec["reason"]
+    )
+}
+
+/// The metric `name` of every repetition of `rec`, as bits.
+fn metric_bits(rec: &Value, name: &str) -> Vec<u64> {
+    rec["repetitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["metrics"][name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
+                .to_bits()
+        })
+        .collect()
+}
+
+#[test]
+fn cross_validation_over_ranks_matches_the_single_process_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "ml-mpi"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "nested"
+workload = "mpi.cv.nested"
+oversubscribe = true
+ranks = [1, 2, 4]
+distribution = ["static", "dynamic"]
+dataset = "breast_cancer"
+estimator = "random_forest"
+trees = 4
+grid = "max_depth=2,4; max_features=sqrt,0.5"
+outer = 3
+inner = 2
+
+# Hybrid: 2 ranks × 2 threads, every fold's fits in parallel inside each rank.
+[[study]]
+name = "hybrid"
+workload = "mpi.cv.nested"
+oversubscribe = true
+ranks = 2
+threads = 2
+parallelism = "all"
+distribution = ["static", "dynamic"]
+dataset = "breast_cancer"
+estimator = "random_forest"
+trees = 4
+grid = "max_depth=2,4; max_features=sqrt,0.5"
+outer = 3
+inner = 2
+
+[[study]]
+name = "kfold"
+workload = "mpi.cv.kfold"
+oversubscribe = true
+ranks = [1, 2, 4]
+distribution = ["static", "dynamic"]
+dataset = "iris"
+estimator = "decision_tree"
+grid = "max_depth=1,2,3"
+folds = 5
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 14);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    for (studies, count, fits, metrics) in [
+        (
+            &["nested", "hybrid"][..],
+            8,
+            36.0,
+            &["nested_score", "non_nested_score"][..],
+        ),
+        (&["kfold"][..], 6, 15.0, &["cv_score"][..]),
+    ] {
+        let points: Vec<&Value> = recs
+            .iter()
+            .filter(|r| studies.iter().any(|s| r["point"]["study_name"] == *s))
+            .collect();
+        assert_eq!(points.len(), count);
+        for p in &points {
+            assert_eq!(p["repetitions"][0]["metrics"]["fits"].as_f64(), Some(fits));
+            for m in metrics {
+                assert_eq!(
+                    metric_bits(p, m),
+                    metric_bits(points[0], m),
+                    "{m}: {} vs {}",
+                    describe(p),
+                    describe(points[0])
+                );
+            }
+        }
+    }
+}
