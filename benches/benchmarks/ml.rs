@@ -1,7 +1,11 @@
-//! Nested cross-validation's task list (`scalelab_ml::search`): breast cancer, a 2 × 2 random
-//! forest grid (20 trees), 5 outer × 3 inner folds = 80 fits, run at every level of parallelism
-//! on pools of 1 and 2 threads. Each benchmark reports fits per second
-//! (`Throughput::Elements` = fits).
+//! The ML workloads' building blocks, each reporting fits per second (`Throughput::Elements` = fits):
+//!
+//! * `ml/fit/<estimator>/<threads>t`: one fit of a decision tree, a 100-tree random forest and a
+//!   100-iteration histogram gradient boosting on 20 000 × 20 synthetic classification (the size
+//!   `scripts/compare-sklearn.sh` compares with scikit-learn), on pools of 1 and 2 threads;
+//! * `ml/nested/<level>/<threads>t`: nested cross-validation's task list (`scalelab_ml::search`):
+//!   breast cancer, a 2 × 2 random forest grid (20 trees), 5 outer × 3 inner folds = 80 fits, at
+//!   every level of parallelism on pools of 1 and 2 threads.
 //!
 //! Run with `cargo bench --bench bench_main -- ml/`.
 
@@ -58,4 +62,49 @@ fn nested(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, nested);
+fn fits(c: &mut Criterion) {
+    use scalelab_ml::data::{make_classification, Synthetic};
+    use scalelab_ml::estimator::{FitOptions, Hp};
+    let data = make_classification(&Synthetic {
+        samples: 20_000,
+        features: 20,
+        informative: 10,
+        redundant: 5,
+        seed: 0,
+        ..Synthetic::default()
+    })
+    .expect("synthetic data");
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let mut group = c.benchmark_group("ml/fit");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    for (name, params) in [
+        ("decision_tree", vec![]),
+        ("random_forest", vec![("n_estimators", 100)]),
+        ("hist_gradient_boosting", vec![("max_iter", 100)]),
+    ] {
+        let params: HyperParams = params
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Hp::Int(v)))
+            .collect();
+        let est = estimators::build(name, &params).expect("estimator");
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
+            group.bench_function(BenchmarkId::new(name, format!("{threads}t")), |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        est.fit(&data, &rows, None, 42, FitOptions::default())
+                            .expect("fit")
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fits, nested);
