@@ -58,6 +58,18 @@ fn manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `scalelab sbatch <manifest> [extra] --submit --run-dir <dir>/run`, which must succeed; returns
+/// the run folder and the output.
+fn submit(dir: &Path, manifest: &Path, extra: &[&str]) -> (PathBuf, Out) {
+    let run_dir = dir.join("run");
+    let mut args = vec!["sbatch", manifest.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend(["--submit", "--run-dir", run_dir.to_str().unwrap()]);
+    let out = run(&args, dir);
+    assert_eq!(out.code, 0, "{}", out.text);
+    (run_dir, out)
+}
+
 fn jobs(run_dir: &Path) -> Value {
     serde_json::from_str(&fs::read_to_string(run_dir.join("slurm/jobs.json")).unwrap()).unwrap()
 }
@@ -139,18 +151,7 @@ fn an_array_sweep_runs_every_point_and_the_dependent_job_reports() {
              [slurm]\npartition = \"{partition}\"\ntime = \"00:05:00\"\nmem = \"500M\"\nthrottle = 2\n"
         ),
     );
-    let run_dir = dir.path().join("run");
-    let out = run(
-        &[
-            "sbatch",
-            m.to_str().unwrap(),
-            "--submit",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.code, 0, "{}", out.text);
+    let (run_dir, out) = submit(dir.path(), &m, &[]);
     // Two shapes (1 and 2 CPUs per task): two arrays and the collect job.
     assert!(
         out.text
@@ -210,19 +211,7 @@ fn packed_points_run_one_after_another_in_one_allocation() {
              [slurm]\npartition = \"{partition}\"\ntime = \"2\"\nmem = \"200M\"\n"
         ),
     );
-    let run_dir = dir.path().join("run");
-    let out = run(
-        &[
-            "sbatch",
-            m.to_str().unwrap(),
-            "--pack",
-            "--submit",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.code, 0, "{}", out.text);
+    let (run_dir, out) = submit(dir.path(), &m, &["--pack"]);
     assert!(
         out.text
             .contains("2 jobs (1 packed job of 4 points + 1 collect job)"),
@@ -256,18 +245,7 @@ fn failures_are_classified_from_sacct_and_resume_reruns_only_them() {
                 &format!("partition = \"{partition}\""),
             );
     let m = manifest(dir.path(), "failures", &text);
-    let run_dir = dir.path().join("run");
-    let out = run(
-        &[
-            "sbatch",
-            m.to_str().unwrap(),
-            "--submit",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(out.code, 0, "{}", out.text);
+    let (run_dir, _) = submit(dir.path(), &m, &[]);
     wait_for_round(&run_dir, Duration::from_secs(400));
 
     let ids = point_ids(&run_dir);
@@ -503,18 +481,7 @@ fn mpi_points_start_their_ranks_inside_the_allocation() {
                  [slurm]\npartition = \"{partition}\"\ntime = \"3\"\nmem = \"1G\"\nlauncher = \"{launcher}\"\n"
             ),
         );
-        let run_dir = dir.path().join("run");
-        let out = run(
-            &[
-                "sbatch",
-                m.to_str().unwrap(),
-                "--submit",
-                "--run-dir",
-                run_dir.to_str().unwrap(),
-            ],
-            dir.path(),
-        );
-        assert_eq!(out.code, 0, "{}", out.text);
+        let (run_dir, _) = submit(dir.path(), &m, &[]);
         let script = fs::read_to_string(run_dir.join("slurm/round-1/array-1.sbatch")).unwrap();
         assert!(script.contains("\n#SBATCH --ntasks=2\n"), "{script}");
         assert!(script.contains(&format!("\nexec {launcher} ")), "{script}");
