@@ -170,6 +170,22 @@ folds = 4
         report.contains("| nested_score | non_nested_score | optimism |"),
         "{report}"
     );
+    // The nested study plots non-nested against nested scores, one marker per parameter set.
+    let plot = fs::read_dir(run_dir.join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-nested.svg"))
+        .expect("a nested vs non-nested plot");
+    let svg = fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.contains("non-nested vs nested score (cv.nested)"),
+        "{svg}"
+    );
+    assert!(svg.contains("no optimism: non-nested = nested"), "{svg}");
+    assert!(report.contains(&format!(
+        "plots/{}",
+        plot.file_name().unwrap().to_string_lossy()
+    )));
 }
 
 /// `scalelab plan` on a manifest with one study: exit code 2 and the error lines.

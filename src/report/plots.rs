@@ -35,6 +35,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::csv::metric_median;
 use super::messages::{self, MessagePoint};
 use super::scaling::{fixed_params, resources_label, size_label, ScalingPoint, Series};
 use super::Throughput;
@@ -344,6 +345,8 @@ impl Ranged for Axis {
 /// One measured curve.
 struct Line {
     label: String,
+    /// Draw only the markers, not a line through them (a scatter of unordered points).
+    markers_only: bool,
     points: Vec<(f64, f64)>,
     /// (x, low, high) of the band around the curve.
     band: Vec<(f64, f64, f64)>,
@@ -430,11 +433,18 @@ fn draw<DB: DrawingBackend>(
             PathElement::new(vec![(x, lo), (x, hi)], color.mix(0.7).stroke_width(3))
         }))?;
         let style = color.stroke_width(4);
-        chart
-            .draw_series(LineSeries::new(l.points.clone(), style))?
-            .label(l.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 36, y)], style));
-        chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 7, color.filled())))?;
+        let markers =
+            chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 7, color.filled())))?;
+        if l.markers_only {
+            markers
+                .label(l.label.clone())
+                .legend(move |(x, y)| Circle::new((x + 18, y), 7, color.filled()));
+        } else {
+            chart
+                .draw_series(LineSeries::new(l.points.clone(), style))?
+                .label(l.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 36, y)], style));
+        }
     }
     chart
         .configure_series_labels()
@@ -632,6 +642,9 @@ pub fn study_plots(
     if let Some(chart) = comm_chart(name, workload, series) {
         emit("comm", chart)?;
     }
+    if let Some(chart) = nested_chart(name, workload, series) {
+        emit("nested", chart)?;
+    }
 
     let scales = series.iter().any(|s| s.distinct_workers() >= 2);
     let all_p = || {
@@ -763,6 +776,7 @@ fn series_lines(
         };
         for (label, pts) in groups {
             lines.push(Line {
+                markers_only: false,
                 label,
                 points: pts.iter().map(|p| (p.workers as f64, value(p).0)).collect(),
                 band: pts
@@ -807,6 +821,7 @@ fn message_charts(
         .map(|&l| {
             let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
             Line {
+                markers_only: false,
                 label: l.to_string(),
                 points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
                 band: pts
@@ -847,6 +862,7 @@ fn message_charts(
             .map(|&l| {
                 let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
                 Line {
+                    markers_only: false,
                     label: l.to_string(),
                     points: pts
                         .iter()
@@ -890,6 +906,85 @@ fn message_charts(
 }
 
 /// Median compute and communication time against p, for studies whose points record `comm_s`.
+/// For nested cross-validation studies (points recording `nested_score` and `non_nested_score`):
+/// one marker per series (parameter set: dataset, estimator, grid, seed), the nested score against
+/// the non-nested one, with the diagonal where they agree, coloured by the parameters that vary
+/// (seeds pooled). The scores are the same at every p (each repetition is checked bit for bit),
+/// so each series is one marker; above the diagonal is the selection bias the model-selection
+/// lecture is about.
+fn nested_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Chart> {
+    // (parameters, nested, non-nested) per series.
+    let scored: Vec<(Vec<String>, (f64, f64))> = series
+        .iter()
+        .filter_map(|s| {
+            let p = s.points.first()?;
+            let xy = metric_median(p.record, "nested_score")
+                .zip(metric_median(p.record, "non_nested_score"))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())?;
+            Some((fixed_params(p.record), xy))
+        })
+        .collect();
+    // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
+    // a seed only changes the fold split, so its markers are repeats of one experiment.
+    let varies =
+        |kv: &String| !kv.starts_with("seed=") && !scored.iter().all(|(ps, _)| ps.contains(kv));
+    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for (ps, xy) in &scored {
+        let key = ps
+            .iter()
+            .filter(|kv| varies(kv))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, pts)) => pts.push(*xy),
+            None => groups.push((key, vec![*xy])),
+        }
+    }
+    let lines: Vec<Line> = groups
+        .into_iter()
+        .map(|(key, points)| {
+            let optimism = points.iter().map(|(x, y)| y - x).sum::<f64>() / points.len() as f64;
+            let what = if key.is_empty() {
+                "scores".to_string()
+            } else {
+                key
+            };
+            Line {
+                label: format!("{what} (mean optimism {optimism:+.3})"),
+                markers_only: true,
+                points,
+                band: Vec::new(),
+            }
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    // One range for both axes, so the diagonal is the diagonal.
+    let values: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().flat_map(|&(x, y)| [x, y]))
+        .collect();
+    let axis = Axis::fit(values, Scale::Linear, false);
+    let diagonal = vec![(axis.lo, axis.lo), (axis.hi, axis.hi)];
+    Some(Chart {
+        title: format!("{name}: non-nested vs nested score ({workload})"),
+        caption: "Each marker is one point (parameter set and seed): x its nested cross-validation score (the outer test folds never take part in choosing the hyperparameters), y the non-nested score (the best candidate's score on the inner folds that chose it). Above the dashed line: optimism = non-nested − nested, the bias of scoring a choice on the data that made it.".into(),
+        x_desc: "nested score".into(),
+        y_desc: "non-nested score".into(),
+        x: axis.clone(),
+        y: axis,
+        lines,
+        refs: vec![Reference {
+            label: "no optimism: non-nested = nested".into(),
+            points: diagonal,
+            color: BLACK,
+        }],
+        legend: SeriesLabelPosition::LowerRight,
+    })
+}
+
 fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Chart> {
     if !messages::has_comm(series) {
         return None;
@@ -924,6 +1019,7 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
             all_y.extend(pts.iter().map(|p| p.1));
             all_p.extend(pts.iter().map(|p| p.0));
             lines.push(Line {
+                markers_only: false,
                 label: format!("{what}{label}"),
                 points: pts,
                 band: Vec::new(),
@@ -936,6 +1032,7 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
             .collect();
         all_y.extend(total.iter().map(|p| p.1));
         lines.push(Line {
+            markers_only: false,
             label: format!("total (median time){label}"),
             points: total,
             band: Vec::new(),
@@ -1106,6 +1203,7 @@ fn throughput_chart(name: &str, series: &[&Series<'_>], machine: &Machine) -> Op
             let mut pts = groups[label].clone();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             Line {
+                markers_only: false,
                 label: label.clone(),
                 points: pts.iter().map(|g| (g.0, g.1)).collect(),
                 band: pts.iter().map(|g| (g.0, g.2, g.3)).collect(),
