@@ -389,13 +389,12 @@ fn bad_submissions_are_clear_errors() {
     let out = run(&["sbatch", m.to_str().unwrap(), "--dry-run"], dir.path());
     assert_eq!(out.code, 2, "{}", out.text);
     assert!(out.text.contains(&format!("badpart.toml: [slurm] partition \"gpu-huge\" does not exist on this cluster; sinfo lists: {partition}")), "{}", out.text);
-    // A shape larger than the partition's nodes.
+    // A shape larger than the partition's nodes (judged by the cluster's nodes, not this machine's
+    // cores: no `oversubscribe` needed).
     let m = manifest(
         dir.path(),
         "big",
-        &format!(
-            "{body}threads = [512]\noversubscribe = true\n\n[slurm]\npartition = \"{partition}\"\n"
-        ),
+        &format!("{body}threads = [512]\n\n[slurm]\npartition = \"{partition}\"\n"),
     );
     let out = run(&["sbatch", m.to_str().unwrap(), "--dry-run"], dir.path());
     assert_eq!(out.code, 2, "{}", out.text);

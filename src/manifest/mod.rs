@@ -212,9 +212,15 @@ pub fn available_cores() -> usize {
         .unwrap_or(1)
 }
 
-/// Read and check the manifest at `path`. A missing, unreadable, oversized or non-UTF-8 file is a
-/// [`ManifestError`] naming the path.
+/// Read and check the manifest at `path` against this build ([`Context::this_build`]). A missing,
+/// unreadable, oversized or non-UTF-8 file is a [`ManifestError`] naming the path.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    load_with(path, &Context::this_build())
+}
+
+/// [`load`] against an explicit [`Context`]: `scalelab sbatch` checks against the cluster's nodes,
+/// not the cores of the login node it runs on.
+pub fn load_with(path: &Path, ctx: &Context<'_>) -> Result<Manifest, ManifestError> {
     let unreadable = |message: String, fix: &str| ManifestError {
         path: path.to_path_buf(),
         problems: vec![Problem {
@@ -250,7 +256,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             "save the manifest as UTF-8 text; is this really a TOML manifest?",
         )
     })?;
-    parse(path, &source)
+    parse_with(path, &source, ctx)
 }
 
 /// Check `source` as the manifest at `path` (the path only names the file in messages) against

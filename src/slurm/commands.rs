@@ -55,7 +55,7 @@ pub fn sbatch_new(
     opts: &SbatchOptions,
     slurm: &mut dyn Slurm,
 ) -> Result<ExitCode> {
-    let m = crate::manifest::load(manifest)?;
+    let m = load_for_cluster(manifest)?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(manifest, &settings)?;
     if opts.submit {
@@ -81,11 +81,12 @@ pub fn sbatch_new(
         }
         None => None,
     };
-    // Oversubscription is judged against the compute nodes, not this login node.
+    // Oversubscription is judged against the compute nodes, not this login node; without sinfo,
+    // the partition's limits cannot be known and no point is marked.
     let cores = partition
         .as_ref()
-        .map(|p| (p.cpus_per_node * p.nodes.max(1)) as usize)
-        .unwrap_or(usize::MAX / 2);
+        .map(|p| p.cpus_per_node as usize)
+        .unwrap_or(CLUSTER_CORES);
     let plan = plan::expand_with_cores(&m, cores)?;
     let run = match run_dir {
         Some(d) => {
@@ -140,7 +141,7 @@ pub fn sbatch_new(
 pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) -> Result<ExitCode> {
     let run = RunDir::new(absolute(dir)?);
     let plan = run.load_plan()?;
-    let m = crate::manifest::load(&run.manifest())?;
+    let m = load_for_cluster(&run.manifest())?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(&run.manifest(), &settings)?;
     if opts.submit {
@@ -406,6 +407,20 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Cores per node assumed while checking a manifest for a cluster: none of the login node's limits
+/// apply; the partition's are checked against each shape once `sinfo` has told them.
+const CLUSTER_CORES: usize = 1 << 20;
+
+/// Load a manifest to run on the cluster: the checks of this build, but not the core count of the
+/// machine `scalelab sbatch` runs on (a login node is no compute node).
+fn load_for_cluster(path: &Path) -> Result<Manifest> {
+    let ctx = crate::manifest::Context {
+        cores: CLUSTER_CORES,
+        ..crate::manifest::Context::this_build()
+    };
+    Ok(crate::manifest::load_with(path, &ctx)?)
 }
 
 fn refuse_existing(run: &RunDir, m: &Manifest) -> Result<()> {
