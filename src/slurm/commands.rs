@@ -62,25 +62,7 @@ pub fn sbatch_new(
         // Fail before anything is written.
         require_command("sbatch")?;
     }
-    let partitions = slurm.partitions();
-    let partition = match &partitions {
-        Some(parts) => {
-            let name = settings.partition.as_deref().unwrap_or_default();
-            match parts.iter().find(|p| p.name == name) {
-                Some(p) => Some(p.clone()),
-                None => bail!(
-                    "{}: [slurm] partition {name:?} does not exist on this cluster; sinfo lists: {}",
-                    manifest.display(),
-                    parts
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        }
-        None => None,
-    };
+    let partition = find_partition(slurm, manifest, &settings)?;
     // Oversubscription is judged against the compute nodes, not this login node; without sinfo,
     // the partition's limits cannot be known and no point is marked.
     let cores = partition
@@ -222,11 +204,7 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
         round: jobs.next_round(),
     };
     let round = submit::prepare_round(&ctx, &resubmit, &overrides, max_array, opts.pack)?;
-    if let Some(p) = slurm.partitions().and_then(|parts| {
-        parts
-            .into_iter()
-            .find(|p| Some(&p.name) == settings.partition.as_ref())
-    }) {
+    if let Some(p) = find_partition(slurm, &run.manifest(), &settings)? {
         check_round(&run.manifest(), &p, &round)?;
     }
     if opts.dry_run {
@@ -299,6 +277,31 @@ fn finish(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The manifest's partition as `sinfo` reports it; `None` when `sinfo` cannot be asked, an error
+/// listing the cluster's partitions when it has no such one.
+fn find_partition(
+    slurm: &mut dyn Slurm,
+    manifest: &Path,
+    settings: &Settings,
+) -> Result<Option<submit::Partition>> {
+    let Some(parts) = slurm.partitions() else {
+        return Ok(None);
+    };
+    let name = settings.partition.as_deref().unwrap_or_default();
+    match parts.iter().find(|p| p.name == name) {
+        Some(p) => Ok(Some(p.clone())),
+        None => bail!(
+            "{}: [slurm] partition {name:?} does not exist on this cluster; sinfo lists: {}",
+            manifest.display(),
+            parts
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn check_round(manifest: &Path, p: &submit::Partition, round: &RoundPlan) -> Result<()> {
