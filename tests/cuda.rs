@@ -6,24 +6,14 @@
 //! `scripts/install-deps.sh --nvrtc` and exports its folder); without it the compile test fails
 //! with that fix rather than skipping, so CI cannot pass it silently.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use assert_cmd::cargo::CommandCargoExt;
+use common::{scalelab, write};
+
 use scalelab_kernels::cuda::{runtime, SOURCES};
-
-fn scalelab() -> Command {
-    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
-    cmd.env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, text).unwrap();
-    p
-}
 
 #[test]
 fn every_cuda_source_compiles_to_ptx_without_warnings() {

@@ -2,41 +2,12 @@
 //! own process, verified against its serial reference), its CSV files and report parsed back, and
 //! bad ML manifests refused with their exact errors before anything runs.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
-
-fn scalelab() -> Command {
-    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
-    cmd.env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, text).unwrap();
-    p
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|rec| rec.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
-}
-
-fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
-    let i = header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    &row[i]
-}
+use common::{column, read_csv, scalelab, write};
 
 /// A CSV dataset of two separable classes (x > 10), `n` rows, target column `label`.
 fn csv_dataset(dir: &Path, n: usize) -> PathBuf {

@@ -1,24 +1,14 @@
 //! Integration tests: the real `scalelab` binary on small manifests in temporary folders, with its
 //! outputs parsed back.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
-
-fn scalelab() -> Command {
-    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
-    cmd.env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    fs::write(&p, text).unwrap();
-    p
-}
+use common::{column, read_csv, scalelab, write};
 
 struct Output {
     code: i32,
@@ -33,24 +23,6 @@ fn run(cmd: &mut Command) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into(),
         stderr: String::from_utf8_lossy(&out.stderr).into(),
     }
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|rec| rec.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
-}
-
-fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
-    let i = header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    &row[i]
 }
 
 fn records_in(run_dir: &Path) -> Vec<serde_json::Value> {

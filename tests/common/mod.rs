@@ -1,4 +1,4 @@
-//! Helpers shared by the MPI and SLURM integration tests: run the real `scalelab` binary on a manifest in a
+//! Helpers shared by the integration tests: run the real `scalelab` binary on a manifest in a
 //! temporary folder and read its records back.
 
 // Each test binary that includes this module uses only some of its helpers.
@@ -16,6 +16,33 @@ pub fn scalelab() -> Command {
     let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
     cmd.env_remove("RUST_BACKTRACE");
     cmd
+}
+
+/// Write `text` to `<dir>/<name>` and return the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    p
+}
+
+/// A CSV file's header and rows, as text.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The cell of column `name` in `row`.
+pub fn column<'a>(header: &[String], row: &'a [String], name: &str) -> &'a str {
+    let i = header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    &row[i]
 }
 
 /// Run `scalelab run <manifest text> --run-dir <dir>/run -q`; returns the run folder, the exit
