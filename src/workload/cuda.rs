@@ -29,6 +29,24 @@ fn choice<'a>(params: &'a Params, name: &str, default: &'a str) -> Result<&'a st
     }
 }
 
+/// The `variant` parameter of `workload` read by `parse`, `default` when unset; an unknown name is
+/// an error listing `variants`.
+fn variant<V>(
+    params: &Params,
+    workload: &str,
+    variants: &[&str],
+    default: &str,
+    parse: fn(&str) -> Option<V>,
+) -> Result<V, String> {
+    let name = choice(params, "variant", default)?;
+    parse(name).ok_or_else(|| {
+        format!(
+            "{workload}: unknown variant `{name}`; use one of {}",
+            variants.join(", ")
+        )
+    })
+}
+
 fn transfers(params: &Params) -> Result<bench::Transfers, String> {
     let name = choice(params, "transfers", "resident")?;
     bench::Transfers::parse(name).ok_or_else(|| {
@@ -148,13 +166,13 @@ const STREAM_PARAMS: &[ParamSpec] = &[
 
 impl Stream {
     fn op(params: &Params) -> Result<Elementwise, String> {
-        let name = choice(params, "variant", "triad")?;
-        Elementwise::parse(name).ok_or_else(|| {
-            format!(
-                "cuda.stream: unknown variant `{name}`; use one of {}",
-                STREAM_VARIANTS.join(", ")
-            )
-        })
+        variant(
+            params,
+            "cuda.stream",
+            STREAM_VARIANTS,
+            "triad",
+            Elementwise::parse,
+        )
     }
 
     fn elements(params: &Params) -> Result<(Elementwise, usize), String> {
@@ -235,13 +253,13 @@ const REDUCE_PARAMS: &[ParamSpec] = &[
 
 impl ReduceSum {
     fn parse(params: &Params) -> Result<(Reduce, usize), String> {
-        let name = choice(params, "variant", "gridstride")?;
-        let v = Reduce::parse(name).ok_or_else(|| {
-            format!(
-                "cuda.reduce: unknown variant `{name}`; use one of {}",
-                REDUCE_VARIANTS.join(", ")
-            )
-        })?;
+        let v = variant(
+            params,
+            "cuda.reduce",
+            REDUCE_VARIANTS,
+            "gridstride",
+            Reduce::parse,
+        )?;
         Ok((v, to_usize(size_param(params)?.count(4), "size")?))
     }
 }
@@ -319,13 +337,13 @@ const TRANSPOSE_PARAMS: &[ParamSpec] = &[
 
 impl TransposeMatrix {
     fn parse(params: &Params) -> Result<(Transpose, usize), String> {
-        let name = choice(params, "variant", "tiled")?;
-        let v = Transpose::parse(name).ok_or_else(|| {
-            format!(
-                "cuda.transpose: unknown variant `{name}`; use one of {}",
-                TRANSPOSE_VARIANTS.join(", ")
-            )
-        })?;
+        let v = variant(
+            params,
+            "cuda.transpose",
+            TRANSPOSE_VARIANTS,
+            "tiled",
+            Transpose::parse,
+        )?;
         Ok((v, to_usize(size_param(params)?.side(4), "size")?))
     }
 }
@@ -415,13 +433,7 @@ const GEMM_PARAMS: &[ParamSpec] = &[
 
 impl MatMul {
     fn parse(params: &Params) -> Result<(Gemm, usize), String> {
-        let name = choice(params, "variant", "regblock")?;
-        let v = Gemm::parse(name).ok_or_else(|| {
-            format!(
-                "cuda.gemm: unknown variant `{name}`; use one of {}",
-                GEMM_VARIANTS.join(", ")
-            )
-        })?;
+        let v = variant(params, "cuda.gemm", GEMM_VARIANTS, "regblock", Gemm::parse)?;
         Ok((v, to_usize(size_param(params)?.side(4), "size")?))
     }
 }
