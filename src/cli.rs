@@ -218,6 +218,9 @@ pub fn main() -> Result<ExitCode> {
         Command::Report { run_dir } => {
             let run = RunDir::new(run_dir);
             let plan = run.load_plan()?;
+            // Refused at once while a run (or another report) writes this folder: a run writes
+            // its own report when it ends.
+            let _lock = run.lock()?;
             let (files, unreadable) = write_report(&run, &plan)?;
             for f in files {
                 println!("{}", f.display());
@@ -270,28 +273,33 @@ fn run(
     opts: &RunOptions,
     mut executor: Box<dyn Executor>,
 ) -> Result<ExitCode> {
-    let (run, plan, mut prov) = match resume {
+    // The lock is held until the run and its report are written.
+    let (run, plan, mut prov, _lock) = match resume {
         Some(dir) => {
             let run = RunDir::new(dir);
             let plan = run.load_plan()?;
+            let lock = run.lock()?;
             let prov = Provenance::load(&run)?;
-            (run, plan, prov)
+            (run, plan, prov, lock)
         }
         None => {
             let path = manifest.context("a manifest is needed unless --resume is given")?;
             let m = crate::manifest::load(path)?;
             let plan = plan::expand(&m)?;
             let run = match &opts.run_dir {
-                Some(d) => RunDir::new(d),
+                Some(d) => {
+                    let run = RunDir::new(d);
+                    // Refuse before anything (even the lock file) is written into a user's folder.
+                    run.check_fresh(&m, &finish_hint(&run))?;
+                    std::fs::create_dir_all(&run.root)
+                        .with_context(|| format!("creating {}", run.root.display()))?;
+                    run
+                }
                 None => new_run_dir(&opts.results, &m.name)?,
             };
-            if run.plan().exists() {
-                bail!(
-                    "{} already holds a run; finish it with `scalelab run --resume {}` or choose another --run-dir",
-                    run.root.display(),
-                    run.root.display()
-                );
-            }
+            let lock = run.lock()?;
+            // Again under the lock: another process may have started a run there meanwhile.
+            run.check_fresh(&m, &finish_hint(&run))?;
             write_atomic(&run.manifest(), m.source.as_bytes())?;
             let prov = Provenance::start(
                 Machine::detect(),
@@ -304,28 +312,10 @@ fn run(
             prov.write(&run)?;
             // plan.json last: its existence is what makes a folder a run that `--resume` finishes.
             write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
-            (run, plan, prov)
+            (run, plan, prov, lock)
         }
     };
-    let pending = plan
-        .points
-        .iter()
-        .filter(|p| !run.record(&p.id).exists())
-        .count();
-    let total = plan.points.len();
-    if pending > 0 {
-        eprintln!(
-            "run {}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {}`)",
-            run.root.display(),
-            if total == 1 { "" } else { "s" },
-            run.root.display()
-        );
-    } else {
-        eprintln!(
-            "run {}: all {total} points are recorded already",
-            run.root.display()
-        );
-    }
+    let pending = announce(&run, &plan);
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -357,7 +347,7 @@ fn run(
         .count();
     prov.points_failed = records.len() - prov.points_ok;
     prov.write(&run)?;
-    write_report(&run, &plan)?;
+    let report = write_report(&run, &plan);
     println!(
         "{} point{}: {} ok, {} failed{}",
         plan.points.len(),
@@ -370,6 +360,7 @@ fn run(
             String::new()
         }
     );
+    report?;
     println!("report: {}", run.report().display());
     Ok(if outcome.any_failed() {
         ExitCode::from(1)
@@ -378,8 +369,53 @@ fn run(
     })
 }
 
+/// How to go on with the run already in `run` (for a refused `--run-dir`).
+fn finish_hint(run: &RunDir) -> String {
+    format!(
+        "finish it with `scalelab run --resume {}`",
+        run.root.display()
+    )
+}
+
+/// Print the opening line of a sweep: how many points the run has and how many are measured now,
+/// naming every record that exists but cannot be used (it is measured again, never counted as
+/// recorded). Returns the number of points to measure.
+fn announce(run: &RunDir, plan: &Plan) -> usize {
+    let survey = run.survey(plan);
+    let total = plan.points.len();
+    let pending = survey.to_measure();
+    let root = run.root.display();
+    if pending > 0 {
+        eprintln!(
+            "run {root}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {root}`)",
+            if total == 1 { "" } else { "s" },
+        );
+    } else {
+        eprintln!("run {root}: all {total} points are recorded already");
+    }
+    if !survey.unreadable.is_empty() {
+        let n = survey.unreadable.len();
+        eprintln!(
+            "warning: {n} record{} unreadable and will be measured again: {}",
+            if n == 1 { " is" } else { "s are" },
+            survey
+                .unreadable
+                .iter()
+                .map(|(p, _)| format!("points/{}.json", p.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        for (_, problem) in &survey.unreadable {
+            eprintln!("warning: {problem}; measuring that point again");
+        }
+    }
+    pending
+}
+
 /// Write the report of `run` from its readable records, with the machine from its provenance.
 /// Returns the files written and how many records could not be read (each named on stderr).
+/// An error (a full disk while drawing plots, an unwritable folder) names the file and says that
+/// the records are intact and how to write the report again.
 fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
     let (records, unreadable) = run.load_records(plan);
     for problem in &unreadable {
@@ -388,7 +424,17 @@ fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
     let machine = Provenance::load(run)
         .map(|p| p.machine)
         .unwrap_or_else(|_| Machine::detect_quick());
-    let files = crate::report::write(run, plan, &records, &machine)?;
+    let n = records.len();
+    let files = crate::report::write(run, plan, &records, &machine).map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nthe report of {} is incomplete; the {n} point record{} in {} {} kept: free some space or fix the folder's permissions, then write the report again with `scalelab report {}`",
+            run.root.display(),
+            if n == 1 { "" } else { "s" },
+            run.points_dir().display(),
+            if n == 1 { "is" } else { "are" },
+            run.root.display()
+        )
+    })?;
     Ok((files, unreadable.len()))
 }
 

@@ -184,7 +184,8 @@ pub fn human_bytes(b: u64) -> String {
     format!("{b} B")
 }
 
-fn hostname() -> String {
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "unknown").
+pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -11,18 +11,25 @@
 //! measurements.csv   one row per repetition   } written by `report`
 //! summary.csv        one row per point        }
 //! report.md, plots/  the scaling report       }
+//! .lock              held by the process writing the run (see RunDir::lock)
 //! ```
 //!
 //! Every file is written by [`write_atomic`] (temporary file + rename), so a killed run leaves
 //! either the old or the new content, never half a file; a point's record is its only result, so
-//! a resumed run skips exactly the points whose record exists.
+//! a resumed run skips exactly the points whose record is usable. A record is checked when it is
+//! read ([`parse_record`]): one that is truncated, not JSON, holds another point (copied or
+//! renamed) or impossible times is no result: reports leave it out with a warning naming the file,
+//! and a resume measures that point again.
+//!
+//! One process at a time writes a run: [`RunDir::lock`] refuses a second one at once, naming the
+//! holder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, Point};
@@ -166,37 +173,67 @@ impl RunDir {
         })
     }
 
-    /// The record of point `id`, if it has finished. A corrupt record is an error naming the file.
-    pub fn load_record(&self, id: &str) -> Result<Option<PointRecord>> {
-        let path = self.record(id);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
+    /// The record of `point`, if it has finished. A record that cannot be read or does not hold
+    /// this point's measurement (see [`parse_record`]) is an error naming the file and the fix.
+    pub fn load_record(&self, point: &Point) -> Result<Option<PointRecord>> {
+        match self.read_record(point) {
+            Ok(rec) => Ok(rec),
+            Err(problem) => Err(anyhow!("{problem:#}; {}", self.remeasure_fix())),
+        }
+    }
+
+    /// [`RunDir::load_record`] without the fix in its error: the problem with the file alone.
+    fn read_record(&self, point: &Point) -> Result<Option<PointRecord>> {
+        let path = self.record(&point.id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let rec = serde_json::from_str(&text).with_context(|| {
+        parse_record(&bytes, &path, point).map(Some)
+    }
+
+    /// How to get a point measured again whose record is unusable: the sweep of this run's kind
+    /// replaces such a record (a run made by `scalelab sbatch` has a `slurm/` folder).
+    pub fn remeasure_fix(&self) -> String {
+        if self.root.join("slurm").is_dir() {
             format!(
-                "{} is corrupt; delete it and run `scalelab run --resume {}` to measure that point again",
-                path.display(),
+                "`scalelab sbatch --resume {} --submit` measures that point again",
                 self.root.display()
             )
-        })?;
-        Ok(Some(rec))
+        } else {
+            format!(
+                "`scalelab run --resume {}` measures that point again",
+                self.root.display()
+            )
+        }
+    }
+
+    /// Where each point of `plan` stands in this run directory: recorded (with its status),
+    /// missing, or unusable (with the problem), read once, in plan order.
+    pub fn survey<'p>(&self, plan: &'p Plan) -> Survey<'p> {
+        let mut survey = Survey::default();
+        for p in &plan.points {
+            match self.read_record(p) {
+                Ok(Some(rec)) => survey.recorded.push(rec),
+                Ok(None) => survey.missing.push(p),
+                Err(e) => survey.unreadable.push((p, format!("{e:#}"))),
+            }
+        }
+        survey
     }
 
     /// The records of every finished point of the plan, in plan order, and one message per record
     /// that could not be read: a corrupt record fails only its own point, never the whole report.
     pub fn load_records(&self, plan: &Plan) -> (Vec<PointRecord>, Vec<String>) {
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
-        for p in &plan.points {
-            match self.load_record(&p.id) {
-                Ok(Some(r)) => out.push(r),
-                Ok(None) => {}
-                Err(e) => problems.push(format!("{e:#}")),
-            }
-        }
-        (out, problems)
+        let survey = self.survey(plan);
+        let fix = self.remeasure_fix();
+        let problems = survey
+            .unreadable
+            .iter()
+            .map(|(_, problem)| format!("{problem}; {fix}"))
+            .collect();
+        (survey.recorded, problems)
     }
 
     /// Write a point's record atomically.
@@ -206,29 +243,255 @@ impl RunDir {
     }
 }
 
+/// Where the points of a plan stand in a run directory ([`RunDir::survey`]).
+#[derive(Debug, Default)]
+pub struct Survey<'p> {
+    /// The usable records, in plan order.
+    pub recorded: Vec<PointRecord>,
+    /// Points with no record yet.
+    pub missing: Vec<&'p Point>,
+    /// Points whose record exists but cannot be used, with the problem (naming the file).
+    pub unreadable: Vec<(&'p Point, String)>,
+}
+
+impl Survey<'_> {
+    /// Points a sweep measures: the missing ones and those whose record is unusable.
+    pub fn to_measure(&self) -> usize {
+        self.missing.len() + self.unreadable.len()
+    }
+}
+
+/// Parse the bytes of the record file `path` (`points/<id>.json`) of the plan's point `expected`,
+/// and check that it is that point's measurement: the record's point id is the file's id, its
+/// point is the plan's point (parameters, resources, limits), and every repetition lasted a finite,
+/// non-negative time with finite metrics. A record copied under another point's name, edited by
+/// hand or written by another plan is no result for this point, like a truncated one.
+///
+/// Pure: the error names `path` and the problem, never a fix (the caller knows the run).
+pub fn parse_record(bytes: &[u8], path: &Path, expected: &Point) -> Result<PointRecord> {
+    let shown = path.display();
+    let rec: PointRecord = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow!("{shown} is corrupt (not a point record: {e})"))?;
+    let file_id = path.file_stem().map(|s| s.to_string_lossy());
+    if file_id.as_deref() != Some(rec.point.id.as_str()) || rec.point.id != expected.id {
+        bail!(
+            "{shown} holds the record of point `{}`, not of point `{}` (was it copied or renamed?)",
+            rec.point.id,
+            expected.id
+        );
+    }
+    if rec.point != *expected {
+        bail!(
+            "{shown} holds point `{}` with other settings than plan.json ({}); it was not measured by this plan",
+            expected.id,
+            differing_fields(&rec.point, expected)
+        );
+    }
+    for (i, r) in rec.repetitions.iter().enumerate() {
+        if !r.seconds.is_finite() || r.seconds < 0.0 {
+            bail!(
+                "{shown} is corrupt (repetition {} lasted {} s, which is no duration)",
+                i + 1,
+                r.seconds
+            );
+        }
+        if let Some((name, v)) = r.metrics.iter().find(|(_, v)| !v.is_finite()) {
+            bail!(
+                "{shown} is corrupt (metric `{name}` of repetition {} is {v}, not a finite number)",
+                i + 1
+            );
+        }
+    }
+    Ok(rec)
+}
+
+/// The names of the fields in which two points differ, for a message.
+fn differing_fields(a: &Point, b: &Point) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return "its fields differ".into();
+    };
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let differ: Vec<String> = names
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("`{k}`"))
+        .collect();
+    if differ.is_empty() {
+        "its fields differ".into()
+    } else {
+        format!("{} differ", differ.join(", "))
+    }
+}
+
 /// Write `bytes` to `path` through a temporary file in the same folder and a rename, so readers and
 /// a later resume see the old content or the new one, never a torn file. Creates parent folders.
+/// Every error names `path`, the file being written, not the temporary file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    let writing = || format!("writing {}", path.display());
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(writing)?;
+    // Through the `File`: `NamedTempFile`'s own writes name the temporary file in their errors.
+    tmp.as_file_mut().write_all(bytes).with_context(writing)?;
     // Temporary files are created private (0600); results are meant to be read by others (a
     // teaching assistant on a shared cluster), so give them the usual 0644 before they appear.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))?;
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(writing)?;
     }
-    tmp.as_file().sync_all()?;
+    tmp.as_file().sync_all().with_context(writing)?;
     tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(|e| e.error)
+        .with_context(writing)?;
     Ok(())
+}
+
+/// The exclusive hold of one process on a run directory, released when dropped or when the
+/// process dies (see [`RunDir::lock`]).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: Option<fs::File>,
+}
+
+/// Who holds a run directory's lock: written into `.lock` for the message of a refused process.
+#[derive(Debug, Serialize, Deserialize)]
+struct LockHolder {
+    pid: u32,
+    host: String,
+    command: String,
+    since: String,
+}
+
+impl RunDir {
+    /// `.lock`: the file a process writing this run holds an exclusive lock on.
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// Take the run directory for this process: every command that writes a run (`run`,
+    /// `run --resume`, `sbatch`, `report`, `collect`) holds this lock while it writes, so two
+    /// processes never measure or write one run at the same time. A second process is refused at
+    /// once with the holder's pid, host, command line and start time and what to do. The lock is
+    /// the kernel's (`flock`): it ends with the holding process, even when that is killed, so a
+    /// lock is never stale; the `.lock` file stays and only describes the last holder. Points
+    /// (`scalelab point`) take no lock: they run concurrently under the holder or under SLURM
+    /// and each writes only its own record, atomically.
+    ///
+    /// On a file system without locks the run goes on with a warning.
+    pub fn lock(&self) -> Result<RunLock> {
+        let path = self.lock_path();
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("creating the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                bail!("{}", self.busy_message(&text));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                eprintln!(
+                    "warning: cannot lock {} ({e}); make sure no other scalelab process writes to {} meanwhile",
+                    path.display(),
+                    self.root.display()
+                );
+                return Ok(RunLock { _file: None });
+            }
+        }
+        let holder = LockHolder {
+            pid: std::process::id(),
+            host: crate::machine::hostname(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            since: now_rfc3339(),
+        };
+        // Only a description for the message of a refused process: a failure to write it leaves
+        // the lock held all the same.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| serde_json::to_writer(&file, &holder).map_err(std::io::Error::from));
+        Ok(RunLock { _file: Some(file) })
+    }
+
+    /// Whether this folder may receive a new run of manifest `m` (`--run-dir`): it must not exist,
+    /// be empty, or hold only the first files of an interrupted start of this same manifest
+    /// (`manifest.toml` with the same text, `provenance.json`), which the new run rewrites. Any
+    /// other folder is refused, naming one file it holds, so a user's files are never overwritten
+    /// and two manifests never share a folder. `finish` is the sentence that says how to go on
+    /// with a run of this manifest that is already there. The `.lock` file is ignored.
+    pub fn check_fresh(&self, m: &crate::manifest::Manifest, finish: &str) -> Result<()> {
+        let root = self.root.display();
+        let meta = match fs::metadata(&self.root) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {root}")),
+        };
+        if !meta.is_dir() {
+            bail!("{root} exists and is not a folder; give --run-dir a new or empty folder");
+        }
+        let mut names: Vec<String> = fs::read_dir(&self.root)
+            .with_context(|| format!("reading {root}"))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("reading {root}"))?;
+        names.retain(|n| n != ".lock");
+        names.sort();
+        if names.is_empty() {
+            return Ok(());
+        }
+        if self.plan().exists() {
+            let plan = self.load_plan()?;
+            if plan.manifest_sha256 == m.sha256 {
+                bail!("{root} already holds this run (experiment `{}`); {finish}, or choose another --run-dir", plan.experiment);
+            }
+            bail!(
+                "{root} belongs to another manifest (experiment `{}`, manifest sha256 {}…, not {}'s {}…): choose another --run-dir, or go on with that run with its own `--resume`",
+                plan.experiment,
+                &plan.manifest_sha256[..12.min(plan.manifest_sha256.len())],
+                m.path.display(),
+                &m.sha256[..12.min(m.sha256.len())],
+            );
+        }
+        // A start killed before plan.json was written: the same manifest may take the folder over.
+        let start_files =
+            |n: &String| n == "manifest.toml" || n == "provenance.json" || n.starts_with(".tmp");
+        let same_manifest = fs::read(self.manifest()).is_ok_and(|b| b == m.source.as_bytes());
+        if same_manifest && names.iter().all(start_files) {
+            return Ok(());
+        }
+        let shown = names.iter().find(|n| !start_files(n)).unwrap_or(&names[0]);
+        bail!(
+            "{root} is not empty (it holds `{shown}`) and holds no run of {}; give --run-dir a new or empty folder, or leave --run-dir out to make a new run folder under the results folder",
+            m.path.display()
+        )
+    }
+
+    /// The refusal of a process that found the run locked; `holder` is the `.lock` file's text.
+    fn busy_message(&self, holder: &str) -> String {
+        let root = self.root.display();
+        match serde_json::from_str::<LockHolder>(holder) {
+            Ok(h) => format!(
+                "{root} is in use by another scalelab process: pid {} on {}, `{}`, since {}; wait until it ends (or stop it with `kill {}` on {}), then try again",
+                h.pid, h.host, h.command, h.since, h.pid, h.host
+            ),
+            Err(_) => format!(
+                "{root} is in use by another scalelab process that is just starting (see {}); wait until it ends, then try again",
+                self.lock_path().display()
+            ),
+        }
+    }
 }
 
 /// Now, as RFC 3339 text (UTC).

@@ -73,7 +73,7 @@ impl Executor for LocalExecutor {
             None => {
                 stop(&mut child, mpi);
                 // It may have written its record in the instant before the limit: keep that.
-                if let Some(rec) = run.load_record(&point.id)? {
+                if let Some(rec) = run.load_record(point)? {
                     return Ok(rec);
                 }
                 let reason = format!(
@@ -83,7 +83,7 @@ impl Executor for LocalExecutor {
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
         };
-        match run.load_record(&point.id)? {
+        match run.load_record(point)? {
             Some(rec) => Ok(rec),
             None => {
                 let panic = if mpi {

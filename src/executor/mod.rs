@@ -50,7 +50,8 @@ impl SweepOutcome {
     }
 }
 
-/// Run every point of `plan` that has no record in `run` yet, in plan order.
+/// Run every point of `plan` that has no usable record in `run` yet, in plan order. The caller
+/// holds the run's lock ([`RunDir::lock`]).
 ///
 /// `on_record` is called after each point (for live output); `on_start` before it.
 pub fn sweep(
@@ -62,7 +63,7 @@ pub fn sweep(
 ) -> Result<SweepOutcome> {
     let mut outcome = SweepOutcome::default();
     for (i, point) in plan.points.iter().enumerate() {
-        match run.load_record(&point.id) {
+        match run.load_record(point) {
             Ok(Some(rec)) => {
                 outcome.skipped += 1;
                 if rec.status != Status::Ok {
@@ -70,10 +71,10 @@ pub fn sweep(
                 }
                 continue;
             }
-            Ok(None) => {}
-            // A record that cannot be read is no result: measure the point again (the new record
-            // replaces it atomically) rather than stop the sweep.
-            Err(e) => eprintln!("warning: {e:#}; measuring that point again"),
+            // A record that cannot be used (corrupt, another point's, impossible times) is no
+            // result: measure the point again (the new record replaces it atomically) rather than
+            // stop the sweep. The caller names such records before the sweep (`RunDir::survey`).
+            Ok(None) | Err(_) => {}
         }
         on_start(point, i);
         let rec = executor.execute(run, point)?;

@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::machine::Machine;
 use crate::plan::{Plan, Scaling};
@@ -98,7 +98,9 @@ pub type ReportFiles = Vec<PathBuf>;
 /// [`RunDir::load_records`]; `machine` gives the peaks for "% of peak".
 ///
 /// Every file is written atomically; a report can be re-created at any time from the records
-/// with `scalelab report <run-dir>`.
+/// with `scalelab report <run-dir>`. A plot that cannot be drawn costs only its study's pictures
+/// (report.md says so) but is still an error, returned after report.md is written; the first
+/// file that cannot be written otherwise ends it with an error naming that file.
 pub fn write(
     run: &RunDir,
     plan: &Plan,
@@ -111,6 +113,7 @@ pub fn write(
     let mut plot_files = Vec::new();
     let mut study_plots: Vec<(usize, Vec<Plot>)> = Vec::new();
     let mut plot_errors = Vec::new();
+    let mut plot_failures = Vec::new();
     for study in studies(plan, records) {
         let series: Vec<&Series<'_>> = all_series
             .iter()
@@ -122,13 +125,20 @@ pub fn write(
                 plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
                 study_plots.push((study.index, plots));
             }
-            Err(e) => plot_errors.push(format!(
+            Err(e) => {
+                plot_failures.push(format!(
+                    "drawing the plots of study {} ({}): {e:#}",
+                    study.index + 1,
+                    study.name
+                ));
+                plot_errors.push(format!(
                 "**Plots missing** for study {} ({}): {e:#}; the tables and CSV files are complete. Check free disk space and permissions of `{}`, then run `scalelab report {}`.",
                 study.index + 1,
                 study.name,
                 run.plots_dir().display(),
                 run.root.display()
-            )),
+            ))
+            }
         }
     }
 
@@ -143,6 +153,11 @@ pub fn write(
     );
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
+    // The report says which plots are missing; the command must say it too (and fail), or a full
+    // disk goes unnoticed.
+    if !plot_failures.is_empty() {
+        bail!("{}", plot_failures.join("\n"));
+    }
     let mut files = vec![measurements, summary, report];
     files.extend(plot_files);
     Ok(files)

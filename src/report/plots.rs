@@ -503,9 +503,11 @@ fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("writing {}", png_path.display()))?;
     }
     tmp.persist(&png_path)
+        .map_err(|e| e.error)
         .with_context(|| format!("writing {}", png_path.display()))?;
     Ok(vec![svg_path, png_path])
 }

@@ -58,6 +58,11 @@ pub fn sbatch_new(
     let m = load_for_cluster(manifest)?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(manifest, &settings)?;
+    if let Some(d) = &run_dir {
+        // Refuse a folder holding something else before anything (even the lock) is written.
+        let run = RunDir::new(d);
+        run.check_fresh(&m, &resubmit_hint(&run))?;
+    }
     if opts.submit {
         // Fail before anything is written.
         require_command("sbatch")?;
@@ -71,11 +76,7 @@ pub fn sbatch_new(
         .unwrap_or(CLUSTER_CORES);
     let plan = plan::expand_with_cores(&m, cores)?;
     let run = match run_dir {
-        Some(d) => {
-            let run = RunDir::new(d);
-            refuse_existing(&run, &m)?;
-            run
-        }
+        Some(d) => RunDir::new(d),
         None => RunDir::new(next_run_path(results, &m.name)),
     };
     let root = absolute(&run.root)?;
@@ -103,6 +104,10 @@ pub fn sbatch_new(
     }
     std::fs::create_dir_all(&run.root)
         .with_context(|| format!("creating {}", run.root.display()))?;
+    // Held while the run's files are written and submitted; checked again under the lock, since
+    // another process may have started a run there meanwhile.
+    let _lock = run.lock()?;
+    run.check_fresh(&m, &resubmit_hint(&run))?;
     write_atomic(&run.manifest(), m.source.as_bytes())?;
     Provenance::start(
         Machine::detect_quick(),
@@ -123,6 +128,12 @@ pub fn sbatch_new(
 pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) -> Result<ExitCode> {
     let run = RunDir::new(absolute(dir)?);
     let plan = run.load_plan()?;
+    // A dry run writes nothing and needs no lock.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(run.lock()?)
+    };
     let m = load_for_cluster(&run.manifest())?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(&run.manifest(), &settings)?;
@@ -383,10 +394,12 @@ pub fn status(dir: &Path, slurm: &mut dyn Slurm) -> Result<ExitCode> {
 }
 
 /// `scalelab collect <run-dir>`: merge the records present now into `measurements.csv` and
-/// `summary.csv`. Exits with 1 when a record could not be read.
+/// `summary.csv`. Exits with 1 when a record could not be read. Holds the run's lock while it
+/// writes (array tasks writing records meanwhile take none).
 pub fn collect(dir: &Path) -> Result<ExitCode> {
     let run = RunDir::new(dir);
     let plan = run.load_plan()?;
+    let _lock = run.lock()?;
     let (records, unreadable) = run.load_records(&plan);
     for problem in &unreadable {
         eprintln!("warning: {problem}; left out");
@@ -426,25 +439,10 @@ fn load_for_cluster(path: &Path) -> Result<Manifest> {
     Ok(crate::manifest::load_with(path, &ctx)?)
 }
 
-fn refuse_existing(run: &RunDir, m: &Manifest) -> Result<()> {
-    if !run.plan().exists() {
-        return Ok(());
-    }
-    let plan = run.load_plan()?;
-    if plan.manifest_sha256 != m.sha256 {
-        bail!(
-            "{} belongs to another manifest (experiment `{}`, manifest sha256 {}…, not {}'s {}…): choose another --run-dir, or resubmit that run with `scalelab sbatch --resume {}`",
-            run.root.display(),
-            plan.experiment,
-            &plan.manifest_sha256[..12.min(plan.manifest_sha256.len())],
-            m.path.display(),
-            &m.sha256[..12],
-            run.root.display()
-        );
-    }
-    bail!(
-        "{} already holds this run; resubmit its missing or failed points with `scalelab sbatch --resume {} --submit`",
-        run.root.display(),
+/// How to go on with the run already in `run` (for a refused `--run-dir`).
+fn resubmit_hint(run: &RunDir) -> String {
+    format!(
+        "resubmit its missing or failed points with `scalelab sbatch --resume {} --submit`",
         run.root.display()
     )
 }

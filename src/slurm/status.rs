@@ -122,7 +122,7 @@ pub fn compute<'a>(
                 req_mem_mb: None,
                 time_limit_s: None,
             };
-            let record = run.load_record(&p.id);
+            let record = run.load_record(p);
             if let Some(&(job, task, packed)) = latest.get(p.id.as_str()) {
                 let logs = run
                     .root
