@@ -501,3 +501,155 @@ pub fn now_rfc3339() -> String {
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Scaling;
+    use crate::report::test_support::record;
+
+    fn sample() -> PointRecord {
+        record(0, "gemm", Scaling::Strong, 2, 256, &[0.5, 0.25])
+    }
+
+    fn path_of(rec: &PointRecord) -> PathBuf {
+        PathBuf::from(format!("run/points/{}.json", rec.point.id))
+    }
+
+    fn parse(rec: &PointRecord, path: &Path, expected: &Point) -> Result<PointRecord> {
+        parse_record(&serde_json::to_vec(rec).unwrap(), path, expected)
+    }
+
+    #[test]
+    fn a_record_of_its_point_parses_back_equal() {
+        let rec = sample();
+        assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+        // A float parameter survives the round trip bit for bit (the plan's point is compared
+        // exactly).
+        let mut rec = sample();
+        rec.point.timeout_s = 0.1 + 0.2;
+        assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+    }
+
+    #[test]
+    fn a_record_under_another_name_or_of_another_plan_is_refused() {
+        let a = sample();
+        let mut b_point = a.point.clone();
+        b_point.id = "b0b0b0b0b0b0".into();
+        let b_path = PathBuf::from("run/points/b0b0b0b0b0b0.json");
+        let e = parse(&a, &b_path, &b_point).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "run/points/b0b0b0b0b0b0.json holds the record of point `{}`, not of point `b0b0b0b0b0b0` (was it copied or renamed?)",
+                a.point.id
+            )
+        );
+        let mut other = a.point.clone();
+        other.repetitions += 1;
+        other.timeout_s = 1.0;
+        let e = parse(&a, &path_of(&a), &other).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "{} holds point `{}` with other settings than plan.json (`repetitions`, `timeout_s` differ); it was not measured by this plan",
+                path_of(&a).display(),
+                a.point.id
+            )
+        );
+    }
+
+    #[test]
+    fn impossible_times_and_broken_bytes_are_corrupt() {
+        let mut rec = sample();
+        rec.repetitions[0].seconds = -0.5;
+        let e = parse(&rec, &path_of(&rec), &rec.point).unwrap_err();
+        assert!(
+            format!("{e:#}")
+                .ends_with("is corrupt (repetition 1 lasted -0.5 s, which is no duration)"),
+            "{e:#}"
+        );
+        rec.repetitions[0].seconds = -0.0;
+        assert!(parse(&rec, &path_of(&rec), &rec.point).is_ok());
+        rec.repetitions[1].seconds = f64::INFINITY;
+        assert!(parse(&rec, &path_of(&rec), &rec.point).is_err());
+        let mut rec = sample();
+        rec.repetitions[1]
+            .metrics
+            .insert("latency_us".into(), f64::NAN);
+        // JSON has no NaN: serde writes null, which is no number.
+        let e = parse(&rec, &path_of(&rec), &rec.point).unwrap_err();
+        assert!(format!("{e:#}").contains("is corrupt (not a point record: "));
+        for bytes in [&b""[..], b"{", b"\xff\xfe{}", b"null", b"[1, 2]"] {
+            let e = parse_record(bytes, &path_of(&rec), &rec.point).unwrap_err();
+            assert!(
+                format!("{e:#}").starts_with("run/points/")
+                    && format!("{e:#}").contains(" is corrupt (not a point record: "),
+                "{e:#}"
+            );
+        }
+    }
+
+    #[test]
+    fn load_record_names_the_fix_of_the_runs_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let rec = sample();
+        fs::create_dir_all(run.points_dir()).unwrap();
+        fs::write(run.record(&rec.point.id), b"\xff").unwrap();
+        let e = run.load_record(&rec.point).unwrap_err();
+        assert!(
+            format!("{e:#}").ends_with(&format!(
+                "; `scalelab run --resume {}` measures that point again",
+                dir.path().display()
+            )),
+            "{e:#}"
+        );
+        fs::create_dir(dir.path().join("slurm")).unwrap();
+        let e = run.load_record(&rec.point).unwrap_err();
+        assert!(
+            format!("{e:#}").ends_with(&format!(
+                "; `scalelab sbatch --resume {} --submit` measures that point again",
+                dir.path().display()
+            )),
+            "{e:#}"
+        );
+        fs::remove_file(run.record(&rec.point.id)).unwrap();
+        assert!(run.load_record(&rec.point).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_second_lock_in_the_same_process_is_refused_and_the_first_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let held = run.lock().unwrap();
+        let e = run.lock().unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&format!(
+                "is in use by another scalelab process: pid {} on ",
+                std::process::id()
+            )),
+            "{e:#}"
+        );
+        drop(held);
+        run.lock().unwrap();
+        // A lock file that describes nobody (a holder that just started) still gives a message.
+        assert!(run.busy_message("").contains("that is just starting (see "));
+    }
+
+    #[test]
+    fn write_atomic_names_the_file_it_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a folder: the final rename fails.
+        let target = dir.path().join("points").join("abc.json");
+        fs::create_dir_all(target.join("inside")).unwrap();
+        let e = write_atomic(&target, b"{}").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.starts_with(&format!("writing {}: ", target.display())),
+            "{text}"
+        );
+        let shown = text.replace(&dir.path().display().to_string(), "DIR");
+        assert!(!shown.contains("/.tmp"), "{shown}");
+    }
+}
