@@ -63,18 +63,15 @@ pub fn sweep(
 ) -> Result<SweepOutcome> {
     let mut outcome = SweepOutcome::default();
     for (i, point) in plan.points.iter().enumerate() {
-        match run.load_record(point) {
-            Ok(Some(rec)) => {
-                outcome.skipped += 1;
-                if rec.status != Status::Ok {
-                    outcome.skipped_failed += 1;
-                }
-                continue;
+        // A record that cannot be used (corrupt, another point's, impossible times) is no result:
+        // measure the point again (the new record replaces it atomically) rather than stop the
+        // sweep. The caller names such records before the sweep (`RunDir::survey`).
+        if let Ok(Some(rec)) = run.load_record(point) {
+            outcome.skipped += 1;
+            if rec.status != Status::Ok {
+                outcome.skipped_failed += 1;
             }
-            // A record that cannot be used (corrupt, another point's, impossible times) is no
-            // result: measure the point again (the new record replaces it atomically) rather than
-            // stop the sweep. The caller names such records before the sweep (`RunDir::survey`).
-            Ok(None) | Err(_) => {}
+            continue;
         }
         on_start(point, i);
         let rec = executor.execute(run, point)?;
