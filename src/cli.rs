@@ -58,7 +58,7 @@ pub enum Command {
         /// Folder under which results/<experiment>/<run-id>/ is made.
         #[arg(long, default_value = "results")]
         results: PathBuf,
-        /// Put the run exactly in this folder instead (it must not hold a run already).
+        /// Put the run exactly in this folder instead: a new or empty one (any other is refused).
         #[arg(long, value_name = "PATH")]
         run_dir: Option<PathBuf>,
         /// Do not run kernels: time points with the model t(p) = A + B/p (seconds), for trying
@@ -122,7 +122,7 @@ pub enum Command {
         /// Folder under which results/<experiment>/<run-id>/ is made.
         #[arg(long, default_value = "results")]
         results: PathBuf,
-        /// Put the run exactly in this folder instead.
+        /// Put the run exactly in this folder instead: a new or empty one (any other is refused).
         #[arg(long, value_name = "PATH")]
         run_dir: Option<PathBuf>,
         /// The scalelab binary the jobs run (default: this one; it must be reachable from the

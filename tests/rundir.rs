@@ -552,7 +552,11 @@ fn a_full_disk_while_writing_the_report_is_an_error_naming_the_file() {
     let out = run(scalelab().arg("report").arg(&run_dir));
     assert_ne!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr.contains("drawing the plots of study 1"),
+        out.stderr.contains("No space left on device")
+            && out.stderr.contains(&format!(
+                "the report of {} is incomplete",
+                run_dir.display()
+            )),
         "{}",
         out.stderr
     );
