@@ -15,6 +15,7 @@ use super::Settings;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
+use crate::workload::Node;
 use crate::provenance::Provenance;
 use crate::results::{write_atomic, RunDir};
 
@@ -55,7 +56,8 @@ pub fn sbatch_new(
     opts: &SbatchOptions,
     slurm: &mut dyn Slurm,
 ) -> Result<ExitCode> {
-    let m = load_for_cluster(manifest)?;
+    // Checked once without a node to learn the partition, then against the partition's nodes.
+    let m = load_for_cluster(manifest, None, None)?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(manifest, &settings)?;
     if opts.submit {
@@ -63,6 +65,13 @@ pub fn sbatch_new(
         require_command("sbatch")?;
     }
     let partition = find_partition(slurm, manifest, &settings)?;
+    let m = match &partition {
+        Some(p) => load_for_cluster(manifest, Some(p), None)?,
+        None => m,
+    };
+    if let Some(note) = unchecked_node(partition.as_ref()) {
+        eprintln!("note: {note}");
+    }
     // Oversubscription is judged against the compute nodes, not this login node; without sinfo,
     // the partition's limits cannot be known and no point is marked.
     let cores = partition
@@ -123,7 +132,10 @@ pub fn sbatch_new(
 pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) -> Result<ExitCode> {
     let run = RunDir::new(absolute(dir)?);
     let plan = run.load_plan()?;
-    let m = load_for_cluster(&run.manifest())?;
+    // The run's copy of the manifest lives in the run directory: its relative data files are
+    // resolved against the folder the plan resolved them against.
+    let data_dir = plan.data_dir();
+    let m = load_for_cluster(&run.manifest(), None, data_dir.as_deref())?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(&run.manifest(), &settings)?;
     if opts.submit {
@@ -412,15 +424,53 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
     })
 }
 
-/// Cores per node assumed while checking a manifest for a cluster: none of the login node's limits
-/// apply; the partition's are checked against each shape once `sinfo` has told them.
+/// Cores per node assumed while checking a manifest for a cluster whose partition `sinfo` has not
+/// told: none of the login node's limits apply (the absolute limits of the manifest still do).
 const CLUSTER_CORES: usize = 1 << 20;
 
-/// Load a manifest to run on the cluster: the checks of this build, but not the core count of the
-/// machine `scalelab sbatch` runs on (a login node is no compute node).
-fn load_for_cluster(path: &Path) -> Result<Manifest> {
+/// The node of `partition` as the checks see it: its CPUs and its memory (`sinfo`'s `%m`, MB);
+/// without a partition, unknown cores and unknown memory, never the login node's.
+fn cluster_node(partition: Option<&submit::Partition>) -> Node {
+    match partition {
+        Some(p) => Node {
+            cores: usize::try_from(p.cpus_per_node)
+                .ok()
+                .filter(|&c| c > 0)
+                .unwrap_or(CLUSTER_CORES),
+            memory_bytes: (p.mem_per_node_mb > 0).then(|| p.mem_per_node_mb.saturating_mul(1 << 20)),
+        },
+        None => Node {
+            cores: CLUSTER_CORES,
+            memory_bytes: None,
+        },
+    }
+}
+
+/// What the checks could not judge for lack of `sinfo`'s answer, if anything.
+fn unchecked_node(partition: Option<&submit::Partition>) -> Option<String> {
+    match partition {
+        None => Some(
+            "sinfo did not answer: points were not checked against the partition's cores and memory per node (this login node's say nothing about them)".into(),
+        ),
+        Some(p) if p.mem_per_node_mb == 0 => Some(format!(
+            "sinfo reports no memory for partition {:?}: the points' memory estimates were not checked",
+            p.name
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Load a manifest to run on the cluster: the checks of this build against a node of
+/// `partition` (see [`cluster_node`]), not the machine `scalelab sbatch` runs on (a login node is
+/// no compute node). `data_dir` overrides where relative data files are found.
+fn load_for_cluster(
+    path: &Path,
+    partition: Option<&submit::Partition>,
+    data_dir: Option<&Path>,
+) -> Result<Manifest> {
     let ctx = crate::manifest::Context {
-        cores: CLUSTER_CORES,
+        node: cluster_node(partition),
+        data_dir,
         ..crate::manifest::Context::this_build()
     };
     Ok(crate::manifest::load_with(path, &ctx)?)
