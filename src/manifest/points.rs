@@ -119,8 +119,9 @@ pub(super) fn check_points(
         } else if study.oversubscribe && per_node > OVERSUBSCRIBE_LIMIT.saturating_mul(cores) {
             bounds.add(
                 format!(
-                    "{} threads × {ranks_per_node} ranks per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
+                    "{} threads × {ranks_per_node} rank{} per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
                     r.threads,
+                    if ranks_per_node == 1 { "" } else { "s" },
                     OVERSUBSCRIBE_LIMIT.saturating_mul(cores)
                 ),
                 study,

@@ -1150,8 +1150,7 @@ mod tests {
         // The same point fits a node with more memory: the target decides, not this machine.
         let mut big = Target::test(1);
         big.node.memory_bytes = Some(1 << 50);
-        w.check(&synth(2000, 1_000_000), &big).unwrap_err();
-        w.check(&synth(100_000, 1000), &big).unwrap();
+        w.check(&synth(2000, 1_000_000), &big).unwrap();
         // Folds are judged against the real samples, not the stand-in's.
         let kfold = Ml(Kind::KFold);
         let p = params(
