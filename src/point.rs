@@ -219,7 +219,9 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
             ))
         })?;
     let target = crate::workload::Target::this_machine(point.resources);
-    let params = point.params_for_run().map_err(|e| failed(format!("{e:#}")))?;
+    let params = point
+        .params_for_run()
+        .map_err(|e| failed(format!("{e:#}")))?;
     pool.install(|| {
         let mut instance = workload
             .prepare(&params, &target)

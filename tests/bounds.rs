@@ -39,9 +39,8 @@ fn plan_text(text: &str) -> (i32, String) {
 #[test]
 fn synthetic_datasets_are_judged_by_their_memory_at_plan_time() {
     // A million features: the generator alone would allocate 2 TB (it used to abort `plan`).
-    let (code, text) = plan_text(
-        "name = \"x\"\n\n[[study]]\nworkload = \"forest.fit\"\nfeatures = 1000000\n",
-    );
+    let (code, text) =
+        plan_text("name = \"x\"\n\n[[study]]\nworkload = \"forest.fit\"\nfeatures = 1000000\n");
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("forest.fit needs ") && text.contains("of memory but a node has "),
@@ -51,7 +50,10 @@ fn synthetic_datasets_are_judged_by_their_memory_at_plan_time() {
         text.contains("use a smaller `size` (samples) or fewer `features`"),
         "{text}"
     );
-    assert!(!text.contains("panicked") && !text.contains("memory allocation"), "{text}");
+    assert!(
+        !text.contains("panicked") && !text.contains("memory allocation"),
+        "{text}"
+    );
     // 10^12 samples: passed `plan` and crashed at run time.
     let (code, text) =
         plan_text("name = \"x\"\n\n[[study]]\nworkload = \"cv.kfold\"\nsize = \"1T\"\n");
@@ -59,9 +61,8 @@ fn synthetic_datasets_are_judged_by_their_memory_at_plan_time() {
     assert!(text.contains("cv.kfold needs "), "{text}");
     // Ten thousand features fit; the check generates only a small stand-in (the real data takes
     // O(samples · features²) to generate: minutes).
-    let (code, text) = plan_text(
-        "name = \"x\"\n\n[[study]]\nworkload = \"forest.fit\"\nfeatures = 10000\n",
-    );
+    let (code, text) =
+        plan_text("name = \"x\"\n\n[[study]]\nworkload = \"forest.fit\"\nfeatures = 10000\n");
     assert_eq!(code, 0, "{text}");
 }
 
@@ -72,7 +73,9 @@ fn threads_are_bounded_even_with_oversubscribe() {
     );
     assert_eq!(code, 2, "{text}");
     assert!(
-        text.contains("point threads=1000000: 1000000 threads per rank are more than the limit of 4096"),
+        text.contains(
+            "point threads=1000000: 1000000 threads per rank are more than the limit of 4096"
+        ),
         "{text}"
     );
     assert!(text.contains("docs/manifest.md"), "{text}");
@@ -123,9 +126,8 @@ fn the_manifest_size_limit_holds_for_devices_and_pipes() {
 
 #[test]
 fn equal_values_are_one_duplicate_and_long_names_hear_the_limit() {
-    let (code, text) = plan_text(
-        "name = \"x\"\n\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.0, -0.0]\n",
-    );
+    let (code, text) =
+        plan_text("name = \"x\"\n\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.0, -0.0]\n");
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("`seconds` lists -0 more than once"), "{text}");
     assert!(text.contains("1 problem in"), "{text}");
@@ -249,5 +251,42 @@ fn a_relative_csv_dataset_is_pinned_by_the_plan() {
             &sha256_hex(csv.as_bytes())[..12]
         )),
         "{reason}\n{text}"
+    );
+}
+
+/// `scalelab sbatch` judges a point's memory by the partition's nodes as `sinfo` reports them.
+#[cfg(feature = "slurm-tests")]
+#[test]
+fn sbatch_checks_memory_against_the_partitions_nodes() {
+    let sinfo = Command::new("sinfo")
+        .args(["-h", "-o", "%P|%m"])
+        .output()
+        .expect("sinfo runs (scripts/local-slurm.sh up)");
+    let text = String::from_utf8_lossy(&sinfo.stdout).to_string();
+    let line = text.lines().next().expect("a partition");
+    let (name, mem_mb) = line.split_once('|').unwrap();
+    let name = name.trim_end_matches('*');
+    let mem_mb: u64 = mem_mb.trim_end_matches('+').parse().unwrap();
+    // Three arrays, each as large as the node's whole memory.
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.toml",
+        &format!(
+            "name = \"x\"\n\n[[study]]\nworkload = \"stream.triad\"\nsize = \"{mem_mb}MiB\"\n\n[slurm]\npartition = \"{name}\"\n"
+        ),
+    );
+    let (code, text) = output(scalelab().current_dir(dir.path()).args([
+        "sbatch",
+        m.to_str().unwrap(),
+        "--dry-run",
+    ]));
+    assert_eq!(code, 2, "{text}");
+    let node_gib = (mem_mb << 20) as f64 / f64::from(1u32 << 30);
+    assert!(
+        text.contains(&format!(
+            "of memory but a node has {node_gib:.2} GiB (at most 90% of it may be planned)"
+        )),
+        "{text}"
     );
 }

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use super::check::{Checker, StudyInfo};
 use super::Study;
 use crate::plan::{expand_study, resolve_data, Point, Scaling};
-use crate::workload::Target;
 use crate::value::Value;
+use crate::workload::Target;
 
 /// Most workers (threads × ranks) per core of a node that even `oversubscribe = true` allows.
 /// A few workers per core measure time-sharing, which is what oversubscription is for; hundreds

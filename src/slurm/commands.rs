@@ -15,9 +15,9 @@ use super::Settings;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
-use crate::workload::Node;
 use crate::provenance::Provenance;
 use crate::results::{write_atomic, RunDir};
+use crate::workload::Node;
 
 /// What `scalelab sbatch` was asked to do with the scripts.
 #[derive(Clone, Debug)]
@@ -428,21 +428,16 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
 /// told: none of the login node's limits apply (the absolute limits of the manifest still do).
 const CLUSTER_CORES: usize = 1 << 20;
 
-/// The node of `partition` as the checks see it: its CPUs and its memory (`sinfo`'s `%m`, MB);
-/// without a partition, unknown cores and unknown memory, never the login node's.
+/// The node of `partition` as the manifest's checks see it: its memory (`sinfo`'s `%m`, MB), or
+/// unknown, never the login node's. Its cores stay [`CLUSTER_CORES`]: the partition's CPUs per node
+/// are checked per job shape once the scripts are rendered (`submit::check_limits`), with the
+/// message that names the partition.
 fn cluster_node(partition: Option<&submit::Partition>) -> Node {
-    match partition {
-        Some(p) => Node {
-            cores: usize::try_from(p.cpus_per_node)
-                .ok()
-                .filter(|&c| c > 0)
-                .unwrap_or(CLUSTER_CORES),
-            memory_bytes: (p.mem_per_node_mb > 0).then(|| p.mem_per_node_mb.saturating_mul(1 << 20)),
-        },
-        None => Node {
-            cores: CLUSTER_CORES,
-            memory_bytes: None,
-        },
+    Node {
+        cores: CLUSTER_CORES,
+        memory_bytes: partition
+            .filter(|p| p.mem_per_node_mb > 0)
+            .map(|p| p.mem_per_node_mb.saturating_mul(1 << 20)),
     }
 }
 
@@ -450,7 +445,7 @@ fn cluster_node(partition: Option<&submit::Partition>) -> Node {
 fn unchecked_node(partition: Option<&submit::Partition>) -> Option<String> {
     match partition {
         None => Some(
-            "sinfo did not answer: points were not checked against the partition's cores and memory per node (this login node's say nothing about them)".into(),
+            "sinfo did not answer: points were not checked against the partition's CPUs and memory per node (this login node's say nothing about them)".into(),
         ),
         Some(p) if p.mem_per_node_mb == 0 => Some(format!(
             "sinfo reports no memory for partition {:?}: the points' memory estimates were not checked",
@@ -538,5 +533,56 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(mem_per_node_mb: u64) -> submit::Partition {
+        submit::Partition {
+            name: "batch".into(),
+            default: true,
+            max_time_s: None,
+            cpus_per_node: 128,
+            mem_per_node_mb,
+            nodes: 4,
+        }
+    }
+
+    #[test]
+    fn the_partitions_memory_judges_the_points_not_the_login_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        // 3 arrays of 64 GiB: more than any machine these tests run on, less than the partition's.
+        std::fs::write(
+            &path,
+            "name = \"x\"\n\n[[study]]\nworkload = \"stream.triad\"\nsize = \"64GiB\"\n\n[slurm]\npartition = \"batch\"\n",
+        )
+        .unwrap();
+        load_for_cluster(&path, Some(&partition(512_000)), None).unwrap();
+        // Unknown memory is not checked (and said so), rather than judged by this machine's.
+        load_for_cluster(&path, None, None).unwrap();
+        assert_eq!(
+            unchecked_node(None).unwrap(),
+            "sinfo did not answer: points were not checked against the partition's CPUs and memory per node (this login node's say nothing about them)"
+        );
+        load_for_cluster(&path, Some(&partition(0)), None).unwrap();
+        assert_eq!(
+            unchecked_node(Some(&partition(0))).unwrap(),
+            "sinfo reports no memory for partition \"batch\": the points' memory estimates were not checked"
+        );
+        assert_eq!(unchecked_node(Some(&partition(1000))), None);
+        // A partition with smaller nodes refuses the point at sbatch time.
+        let err = load_for_cluster(&path, Some(&partition(16_000)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "stream.triad needs 192.00 GiB of memory but a node has 15.62 GiB (at most 90% of it may be planned)"
+            ),
+            "{err}"
+        );
     }
 }

@@ -221,7 +221,13 @@ impl Workload for Stream {
         launch::elementwise(n as u64)?.check()?;
         // Up to two inputs, the output and the reference, on the host.
         let bytes = 4.0 * op.element_bytes() as f64 * n as f64;
-        host_memory(target, self.name(), bytes, 0.0, "use a smaller `size` (it is per array)")
+        host_memory(
+            target,
+            self.name(),
+            bytes,
+            0.0,
+            "use a smaller `size` (it is per array)",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::elements(params).map_or(Work::default(), |(op, n)| Work {
@@ -306,7 +312,13 @@ impl Workload for ReduceSum {
         transfers(params)?;
         launch::reduce(v, n as u64, 1)?.check()?;
         // The 32-bit input on the host.
-        host_memory(target, self.name(), 4.0 * n as f64, 0.0, "use a smaller `size`")
+        host_memory(
+            target,
+            self.name(),
+            4.0 * n as f64,
+            0.0,
+            "use a smaller `size`",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::parse(params).map_or(Work::default(), |(_, n)| Work {
@@ -403,7 +415,13 @@ impl Workload for TransposeMatrix {
         launch::transpose(v, n as u64, n as u64)?.check()?;
         // f32 input, output and reference on the host.
         let nn = (n as f64).powi(2);
-        host_memory(target, self.name(), 3.0 * 4.0 * nn, 0.0, "use a smaller `size`")
+        host_memory(
+            target,
+            self.name(),
+            3.0 * 4.0 * nn,
+            0.0,
+            "use a smaller `size`",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::parse(params).map_or(Work::default(), |(_, n)| Work {

@@ -886,7 +886,10 @@ mod tests {
         let msg = Gemm.check(&huge, &Target::test(1)).unwrap_err();
         assert!(msg.contains("smaller `size`"), "{msg}");
         let tiny = params(&Jacobi2d, &[("size", "2")]);
-        assert!(Jacobi2d.check(&tiny, &Target::test(1)).unwrap_err().contains("at least 3"));
+        assert!(Jacobi2d
+            .check(&tiny, &Target::test(1))
+            .unwrap_err()
+            .contains("at least 3"));
         assert!(Jacobi2d.prepare(&tiny, &Target::test(1)).is_err());
         let bytes = params(&MonteCarloPi, &[("size", "1MiB")]);
         assert!(MonteCarloPi
@@ -895,10 +898,14 @@ mod tests {
             .contains("not bytes"));
         let empty = Params::default();
         assert!(Gemm.check(&empty, &Target::test(1)).is_err());
-        assert!(Stream(stream::Op::Copy).prepare(&empty, &Target::test(1)).is_err());
+        assert!(Stream(stream::Op::Copy)
+            .prepare(&empty, &Target::test(1))
+            .is_err());
         assert_eq!(Dot.work(&empty), Work::default());
         let huge_stream = params(&Stream(stream::Op::Triad), &[("size", "1TiB")]);
-        assert!(Stream(stream::Op::Triad).check(&huge_stream, &Target::test(1)).is_err());
+        assert!(Stream(stream::Op::Triad)
+            .check(&huge_stream, &Target::test(1))
+            .is_err());
     }
 
     #[test]

@@ -1135,17 +1135,25 @@ mod tests {
         };
         // A million features: 8·(features/2)² = 2 TB for the generator's mixing matrix alone.
         // Refused by the estimate, with nothing allocated (this test would abort otherwise).
-        let err = w.check(&synth(2000, 1_000_000), &Target::test(1)).unwrap_err();
+        let err = w
+            .check(&synth(2000, 1_000_000), &Target::test(1))
+            .unwrap_err();
         assert!(
-            err.starts_with("forest.fit needs ") && err.contains("of memory but a node has 16.00 GiB"),
+            err.starts_with("forest.fit needs ")
+                && err.contains("of memory but a node has 16.00 GiB"),
             "{err}"
         );
-        assert!(err.ends_with("use a smaller `size` (samples) or fewer `features`"), "{err}");
+        assert!(
+            err.ends_with("use a smaller `size` (samples) or fewer `features`"),
+            "{err}"
+        );
         // Ten thousand features fit in memory; checking generates only a small stand-in
         // (O(samples·features²) for the real data: minutes).
         w.check(&synth(2000, 10_000), &Target::test(1)).unwrap();
         // 10^12 samples: 160 TB of data.
-        let err = w.check(&synth(1_000_000_000_000, 20), &Target::test(1)).unwrap_err();
+        let err = w
+            .check(&synth(1_000_000_000_000, 20), &Target::test(1))
+            .unwrap_err();
         assert!(err.contains("of memory but a node has 16.00 GiB"), "{err}");
         // The same point fits a node with more memory: the target decides, not this machine.
         let mut big = Target::test(1);

@@ -17,8 +17,8 @@ mod ml;
 #[cfg(feature = "mpi")]
 mod mpi;
 
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::plan::Resources;
 use crate::value::{Size, Value};
@@ -288,7 +288,12 @@ impl Target {
 
     /// Ranks that share one node (at least 1).
     pub fn ranks_per_node(&self) -> u64 {
-        u64::from(self.resources.ranks.div_ceil(self.resources.nodes.max(1)).max(1))
+        u64::from(
+            self.resources
+                .ranks
+                .div_ceil(self.resources.nodes.max(1))
+                .max(1),
+        )
     }
 
     /// Refuse a point whose ranks on one node need more than [`MEMORY_SHARE`] of the node's

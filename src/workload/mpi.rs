@@ -637,9 +637,14 @@ mod tests {
             assert!(REGISTRY.iter().any(|r| r.name() == name));
             assert_eq!(w.backend(), Backend::Mpi);
             let p = params(w, &[]);
-            w.check(&p, &Target::test(1)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            w.check(&p, &Target::test(1))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             // Without MPI, prepare says where these run.
-            let err = w.prepare(&p, &Target::test(1)).err().expect("prepare fails").to_string();
+            let err = w
+                .prepare(&p, &Target::test(1))
+                .err()
+                .expect("prepare fails")
+                .to_string();
             assert!(err.contains("mpirun"), "{name}: {err}");
         }
     }
@@ -674,9 +679,15 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors() {
         let p = params(&Stencil, &[("size", "2")]);
-        assert!(Stencil.check(&p, &Target::test(1)).unwrap_err().contains("at least 3"));
+        assert!(Stencil
+            .check(&p, &Target::test(1))
+            .unwrap_err()
+            .contains("at least 3"));
         let p = params(&Pi, &[("size", "1MiB")]);
-        assert!(Pi.check(&p, &Target::test(1)).unwrap_err().contains("not bytes"));
+        assert!(Pi
+            .check(&p, &Target::test(1))
+            .unwrap_err()
+            .contains("not bytes"));
         let p = params(&PingPong, &[("size", "2GiB")]);
         assert!(PingPong.check(&p, &Target::test(1)).is_err());
         assert!(Gemm.check(&Params::default(), &Target::test(1)).is_err());
