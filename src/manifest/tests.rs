@@ -952,3 +952,29 @@ fn no_input_panics() {
         }
     }
 }
+
+#[test]
+fn values_equal_as_values_repeat_a_point() {
+    let src = format!("{HEAD}workload = \"debug.sleep\"\nseconds = [0.0, 1.5, -0.0]\n");
+    let err = errors(&src);
+    assert!(err.contains("`seconds` lists -0 more than once"), "{err}");
+    assert!(err.ends_with("1 problem in experiments/x.toml"), "{err}");
+}
+
+#[test]
+fn a_name_too_long_hears_the_limit() {
+    let err = errors(&format!(
+        "name = \"{}\"\n\n[[study]]\nworkload = \"t.gemm\"\n",
+        "a".repeat(201)
+    ));
+    assert!(
+        err.contains("`name` has 201 characters, more than the limit of 200"),
+        "{err}"
+    );
+    assert!(!err.contains("may only contain"), "{err}");
+    parse_test(&format!(
+        "name = \"{}\"\n\n[[study]]\nworkload = \"t.gemm\"\n",
+        "a".repeat(200)
+    ))
+    .unwrap();
+}

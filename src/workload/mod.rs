@@ -582,6 +582,45 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_judged_per_node_for_the_ranks_sharing_it() {
+        let node = Node {
+            cores: 8,
+            memory_bytes: Some(10 << 30),
+        };
+        let target = |ranks: u32, nodes: u32| Target {
+            resources: Resources {
+                ranks,
+                nodes,
+                ..Resources::default()
+            },
+            node,
+        };
+        let gib = f64::from(1u32 << 30);
+        // 4 GiB per rank: one or two ranks per node fit in 90% of 10 GiB, three do not.
+        target(1, 1).fits_memory("w", 4.0 * gib, "fix").unwrap();
+        target(4, 2).fits_memory("w", 4.0 * gib, "fix").unwrap();
+        assert_eq!(
+            target(3, 1).fits_memory("w", 4.0 * gib, "use less").unwrap_err(),
+            "w needs 4.00 GiB per rank × 3 ranks per node = 12.00 GiB of memory but a node has 10.00 GiB (at most 90% of it may be planned); use less"
+        );
+        assert_eq!(
+            target(1, 1)
+                .fits_memory_with_root("w", 4.0 * gib, 6.0 * gib, "use less")
+                .unwrap_err(),
+            "w needs 4.00 GiB + 6.00 GiB on rank 0 = 10.00 GiB of memory but a node has 10.00 GiB (at most 90% of it may be planned); use less"
+        );
+        // Unknown memory is not judged.
+        let unknown = Target {
+            node: Node {
+                memory_bytes: None,
+                ..node
+            },
+            ..target(3, 1)
+        };
+        unknown.fits_memory("w", 1e30, "fix").unwrap();
+    }
+
+    #[test]
     fn weak_rules_keep_work_per_worker() {
         assert_eq!(WeakRule::Linear.scale(1000, 4), 4000);
         assert_eq!(WeakRule::Sqrt.scale(1000, 4), 2000);
