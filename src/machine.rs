@@ -99,7 +99,7 @@ impl Machine {
             clock_ghz: 0.0,
             nominal_ghz,
             peak_gflops_per_core: 0.0,
-            memory_bytes: memory_bytes(),
+            memory_bytes: memory_total().unwrap_or(0),
         };
         m.peak_gflops_per_core = m.peak_per_core(m.clock());
         m
@@ -194,20 +194,26 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn memory_bytes() -> u64 {
-    fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|kb| kb.parse::<u64>().ok())
-                })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
+/// Memory of this machine in bytes (`MemTotal` of `/proc/meminfo`), read once; `None` when it
+/// cannot be read. Checks of points judge their memory against it (see
+/// [`crate::workload::Node::this_machine`]).
+pub fn memory_total() -> Option<u64> {
+    static MEM: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *MEM.get_or_init(|| {
+        fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("MemTotal:"))
+                    .and_then(|l| {
+                        l.split_whitespace()
+                            .nth(1)
+                            .and_then(|kb| kb.parse::<u64>().ok())
+                    })
+            })
+            .map(|kb| kb * 1024)
+            .filter(|&b| b > 0)
+    })
 }
 
 fn caches() -> Vec<(String, u64)> {

@@ -218,10 +218,13 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
                 point.resources.threads
             ))
         })?;
-    crate::workload::set_point_gpus(point.resources.gpus);
+    let target = crate::workload::Target::this_machine(point.resources);
+    let params = point
+        .params_for_run()
+        .map_err(|e| failed(format!("{e:#}")))?;
     pool.install(|| {
         let mut instance = workload
-            .prepare(&point.params)
+            .prepare(&params, &target)
             .with_context(|| format!("preparing {}", point.workload))
             .map_err(|e| failed(format!("{e:#}")))?;
         for _ in 0..point.warmup {
@@ -418,9 +421,10 @@ mod mpi_point {
                 ));
             }
             let world = shared.get();
-            crate::workload::set_point_gpus(point.resources.gpus);
-            let prepared = workload
-                .prepare_mpi(&point.params, world)
+            let target = crate::workload::Target::this_machine(point.resources);
+            let prepared = point
+                .params_for_run()
+                .and_then(|params| workload.prepare_mpi(&params, &target, world))
                 .map_err(|e| format!("preparing {}: {e:#}", point.workload));
             let mut instance = agree(world, prepared).map_err(|f| failed(f.to_string()))?;
             for _ in 0..point.warmup {
@@ -577,6 +581,7 @@ mod tests {
             warmup: 1,
             timeout_s: 60.0,
             oversubscribed: false,
+            data: None,
         }
     }
 

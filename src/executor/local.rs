@@ -369,6 +369,7 @@ mod tests {
             warmup: 0,
             timeout_s: 60.0,
             oversubscribed,
+            data: None,
         }
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
 
@@ -56,6 +56,16 @@ pub(super) struct StudyInfo {
 }
 
 impl<'a> Checker<'a> {
+    /// The absolute folder relative data files resolve against: the context's, else the
+    /// manifest's own folder (the current folder for a bare file name).
+    pub(super) fn data_dir(&self) -> PathBuf {
+        if let Some(d) = self.ctx.data_dir {
+            return std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+        }
+        let abs = std::path::absolute(self.path).unwrap_or_else(|_| self.path.to_path_buf());
+        abs.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
     fn new(path: &'a Path, source: &'a str, ctx: &'a Context<'a>) -> Checker<'a> {
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
@@ -300,6 +310,16 @@ impl<'a> Checker<'a> {
         if valid_name(s) {
             return Some(s.to_string());
         }
+        let chars = s.chars().count();
+        if chars > MAX_NAME_CHARS {
+            self.push(
+                line,
+                place,
+                format!("`{key}` has {chars} characters, more than the limit of {MAX_NAME_CHARS}"),
+                format!("it names folders and columns of the results; use a shorter name, e.g. {example}"),
+            );
+            return None;
+        }
         self.push(
             line,
             place,
@@ -511,6 +531,7 @@ impl<'a> Checker<'a> {
                 .map(|i| i.study)
                 .collect::<Option<Vec<_>>>()?,
             slurm,
+            data_dir: self.data_dir(),
         })
     }
 
@@ -1165,7 +1186,7 @@ impl<'a> Checker<'a> {
         for v in elements {
             match kind.convert(key, v) {
                 Ok(value) => {
-                    if !seen.insert(value.to_string()) {
+                    if !seen.insert(same_value_key(&value)) {
                         repeated.push(value.to_string());
                     }
                     values.push(value);
@@ -1517,10 +1538,24 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
     }
 }
 
+/// What makes two values of one axis the same point: their text, except that floats equal under
+/// `==` are one value (`0.0` and `-0.0`, written "0" and "-0"). Sizes already print one way
+/// (`"1KiB"` and `"1024B"` are both `1KiB`).
+fn same_value_key(v: &Value) -> String {
+    match v {
+        Value::Float(x) if *x == 0.0 => "0".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Longest study or experiment name (names become folder names, which file systems cap at 255
+/// bytes, with room for a suffix).
+const MAX_NAME_CHARS: usize = 200;
+
 /// `[A-Za-z0-9_.-]+`, and not `.` or `..` (names become folder names).
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 200
+        && s.len() <= MAX_NAME_CHARS
         && s != "."
         && s != ".."
         && s.chars()

@@ -26,13 +26,14 @@ mod points;
 pub(crate) mod tests;
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::plan::Scaling;
 use crate::value::Value;
-use crate::workload::{WeakRule, Workload};
+use crate::workload::{Node, WeakRule, Workload};
 
 pub use check::{parse_duration, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S};
 pub use error::{ManifestError, Problem};
@@ -58,6 +59,9 @@ pub struct Manifest {
     pub studies: Vec<Study>,
     /// The `[slurm]` table, keys checked, kept for `scalelab sbatch`.
     pub slurm: Option<toml::Table>,
+    /// The absolute folder relative data files (a CSV `dataset`) are resolved against: the
+    /// manifest's own folder unless [`Context::data_dir`] says otherwise.
+    pub data_dir: PathBuf,
 }
 
 /// One `[[study]]` block.
@@ -178,29 +182,36 @@ pub const SLURM_RETRY_KEYS: &[&str] = &["out_of_memory", "timeout", "failed"];
 /// not fit in memory as a plan).
 pub const MAX_POINTS: usize = 1_000_000;
 
-/// What a manifest is checked against: the workloads that exist, the cores of this machine and
-/// the optional parts compiled into this build. [`Context::this_build`] is what [`load`] and
-/// [`parse`] use; tests inject their own workloads and core counts through [`parse_with`].
+/// What a manifest is checked against: the workloads that exist, the node its points run on, the
+/// optional parts compiled into this build, and where relative data files live.
+/// [`Context::this_build`] is what [`load`] and [`parse`] use; tests inject their own workloads and
+/// nodes through [`parse_with`], and `scalelab sbatch` a node of the cluster's partition.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// Workloads a study may name.
     pub registry: &'a [&'static dyn Workload],
-    /// Cores available on this machine (threads × ranks per node above this need `oversubscribe`).
-    pub cores: usize,
+    /// The node every point is checked for: its cores (threads × ranks per node above them need
+    /// `oversubscribe`) and its memory (every workload's estimate must fit).
+    pub node: Node,
     /// The `mpi` feature is compiled in.
     pub mpi: bool,
     /// The `cuda` feature is compiled in.
     pub cuda: bool,
+    /// The folder relative data files are resolved against; `None`: the manifest's own folder.
+    /// (`scalelab sbatch --resume` checks the run's copy of the manifest against the folder of the
+    /// original, which its plan records.)
+    pub data_dir: Option<&'a Path>,
 }
 
 impl Context<'static> {
-    /// The workload registry, this machine's available parallelism and this build's features.
+    /// The workload registry, this machine as the node, and this build's features.
     pub fn this_build() -> Context<'static> {
         Context {
             registry: crate::workload::REGISTRY,
-            cores: available_cores(),
+            node: Node::this_machine(),
             mpi: cfg!(feature = "mpi"),
             cuda: cfg!(feature = "cuda"),
+            data_dir: None,
         }
     }
 }
@@ -219,7 +230,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
 }
 
 /// [`load`] against an explicit [`Context`]: `scalelab sbatch` checks against the cluster's nodes,
-/// not the cores of the login node it runs on.
+/// not the cores and memory of the login node it runs on.
 pub fn load_with(path: &Path, ctx: &Context<'_>) -> Result<Manifest, ManifestError> {
     let unreadable = |message: String, fix: &str| ManifestError {
         path: path.to_path_buf(),
@@ -239,14 +250,26 @@ pub fn load_with(path: &Path, ctx: &Context<'_>) -> Result<Manifest, ManifestErr
             read_fix,
         ));
     }
-    if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(unreadable(
-            format!("is {} bytes; a manifest is a small TOML text file (at most {MAX_MANIFEST_BYTES} bytes)", meta.len()),
+    let too_large = |len: String| {
+        unreadable(
+            format!("is {len} bytes; a manifest is a small TOML text file (at most {MAX_MANIFEST_BYTES} bytes)"),
             "give the path of a TOML manifest, e.g. experiments/quickstart.toml",
-        ));
+        )
+    };
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(too_large(meta.len().to_string()));
     }
-    let bytes = std::fs::read(path)
+    // The size in the metadata is not trusted: a device (/dev/zero), a pipe (`<(yes)`) or a file
+    // that grows reports less than it gives. Read one byte past the limit at most.
+    let file = std::fs::File::open(path)
         .map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_MANIFEST_BYTES) as usize);
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(format!("cannot read the manifest: {e}"), read_fix))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(too_large(format!("more than {MAX_MANIFEST_BYTES}")));
+    }
     let source = String::from_utf8(bytes).map_err(|e| {
         unreadable(
             format!(

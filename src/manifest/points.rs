@@ -1,9 +1,13 @@
 //! Per-point checks: rules that depend on a whole combination of axis values, checked on the
 //! expanded points of each valid study (the same expansion the plan uses).
 //!
-//! * the workload's own [`Workload::check`](crate::workload::Workload::check) on each point;
+//! * the workload's own [`Workload::check`](crate::workload::Workload::check) on each point, for
+//!   the point's resources on the context's node (with a relative data file resolved against the
+//!   manifest's folder);
 //! * no more nodes than ranks;
-//! * threads × ranks per node within this machine's cores, unless the study sets `oversubscribe`;
+//! * threads × ranks per node within the node's cores, unless the study sets `oversubscribe`, and
+//!   within [`OVERSUBSCRIBE_LIMIT`] workers per core and [`MAX_THREADS_PER_RANK`] /
+//!   [`MAX_RANKS_PER_NODE`] even then;
 //! * weak-scaled sizes that still fit;
 //! * no two points with the same id.
 //!
@@ -14,8 +18,19 @@ use std::collections::HashMap;
 
 use super::check::{Checker, StudyInfo};
 use super::Study;
-use crate::plan::{expand_study, Point, Scaling};
+use crate::plan::{expand_study, resolve_data, Point, Scaling};
 use crate::value::Value;
+use crate::workload::Target;
+
+/// Most workers (threads × ranks) per core of a node that even `oversubscribe = true` allows.
+/// A few workers per core measure time-sharing, which is what oversubscription is for; hundreds
+/// measure the operating system's scheduler and its memory for thread stacks, not the code.
+pub const OVERSUBSCRIBE_LIMIT: u64 = 8;
+/// Most rayon threads one rank may start: above the hardware threads of any node built so far
+/// (two 192-core sockets with SMT give 768), and far below the kernel's per-process thread limit.
+pub const MAX_THREADS_PER_RANK: u64 = 4096;
+/// Most ranks (processes) one node may run, for the same reasons.
+pub const MAX_RANKS_PER_NODE: u64 = 4096;
 
 /// Largest size a weak-scaled point may reach (as `Size::parse` accepts).
 const MAX_SIZE: u64 = 1_000_000_000_000_000_000;
@@ -59,8 +74,8 @@ pub(super) fn check_points(
     ids: &mut HashMap<u64, usize>,
 ) {
     let mut points = Vec::with_capacity(study.point_count());
-    expand_study(study, c.ctx.cores, &mut points);
-    let cores = c.ctx.cores.max(1) as u64;
+    expand_study(study, c.ctx.node.cores, &mut points);
+    let cores = c.ctx.node.cores.max(1) as u64;
     let w = study.workload;
     let line = |key: &str| info.key_lines.get(key).copied().or(info.header);
     let place = info.place.as_str();
@@ -70,6 +85,8 @@ pub(super) fn check_points(
     let mut sizes = Failures::default();
     let mut over: Option<(u64, &Point)> = None;
     let mut over_count = 0usize;
+    let mut bounds = Failures::default();
+    let data_dir = c.data_dir();
     let mut duplicates: Vec<(&Point, usize)> = Vec::new();
     for p in &points {
         let r = p.resources;
@@ -80,7 +97,37 @@ pub(super) fn check_points(
                 p,
             );
         }
-        let per_node = u64::from(r.ranks.div_ceil(r.nodes.max(1))) * u64::from(r.threads);
+        let ranks_per_node = u64::from(r.ranks.div_ceil(r.nodes.max(1)));
+        let per_node = ranks_per_node * u64::from(r.threads);
+        if u64::from(r.threads) > MAX_THREADS_PER_RANK {
+            bounds.add(
+                format!(
+                    "{} threads per rank are more than the limit of {MAX_THREADS_PER_RANK}",
+                    r.threads
+                ),
+                study,
+                p,
+            );
+        } else if ranks_per_node > MAX_RANKS_PER_NODE {
+            bounds.add(
+                format!(
+                    "{ranks_per_node} ranks on one node are more than the limit of {MAX_RANKS_PER_NODE}"
+                ),
+                study,
+                p,
+            );
+        } else if study.oversubscribe && per_node > OVERSUBSCRIBE_LIMIT.saturating_mul(cores) {
+            bounds.add(
+                format!(
+                    "{} threads × {ranks_per_node} rank{} per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
+                    r.threads,
+                    if ranks_per_node == 1 { "" } else { "s" },
+                    OVERSUBSCRIBE_LIMIT.saturating_mul(cores)
+                ),
+                study,
+                p,
+            );
+        }
         if per_node > cores && !study.oversubscribe {
             over_count += 1;
             if over.is_none_or(|(worst, _)| per_node > worst) {
@@ -98,7 +145,21 @@ pub(super) fn check_points(
                 }
             }
         }
-        if let Err(m) = w.check(&p.params) {
+        let target = Target {
+            resources: r,
+            node: c.ctx.node,
+        };
+        let checked = match resolve_data(w, &p.params, &data_dir) {
+            Some((key, path)) => {
+                let mut params = p.params.clone();
+                params
+                    .0
+                    .insert(key.into(), Value::Text(path.to_string_lossy().into_owned()));
+                w.check(&params, &target)
+            }
+            None => w.check(&p.params, &target),
+        };
+        if let Err(m) = checked {
             checks.add(m, study, p);
         }
         let key = u64::from_str_radix(&p.id, 16).unwrap_or(u64::MAX);
@@ -143,6 +204,14 @@ pub(super) fn check_points(
             "every node needs at least one rank: set ranks (the total over all nodes) to at least nodes".into(),
         );
     }
+    for f in &bounds.list {
+        c.push(
+            line("threads"),
+            place,
+            format!("point {}{}: {}", f.first, more(f.count), f.message),
+            "lower threads or ranks per node (docs/manifest.md, \"Limits\", gives each limit's reason)".into(),
+        );
+    }
     for f in &sizes.list {
         c.push(
             line("size"),
@@ -171,7 +240,7 @@ pub(super) fn check_points(
             line(key),
             place,
             format!(
-                "point {}{}: {what} exceed the {cores} cores of this machine",
+                "point {}{}: {what} exceed the {cores} cores of a node",
                 describe_point(study, p),
                 more(over_count)
             ),

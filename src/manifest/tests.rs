@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::value::Size;
-use crate::workload::{Backend, Instance, ParamKind, ParamSpec, Params, Work};
+use crate::workload::{Backend, Instance, Node, ParamKind, ParamSpec, Params, Target, Work};
 
 /// `t.gemm`: a size, a variant and a block size; `blocked` needs a block that divides the size.
 pub(crate) struct TestGemm;
@@ -46,7 +46,7 @@ impl Workload for TestGemm {
     fn weak_rule(&self) -> WeakRule {
         WeakRule::Cbrt
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
         let n = params.size().side(8);
         let b = params.int("block");
         if params.variant() == "blocked" && !n.is_multiple_of(b) {
@@ -66,7 +66,7 @@ impl Workload for TestGemm {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.5
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         anyhow::bail!("test workload")
     }
 }
@@ -99,7 +99,7 @@ impl Workload for TestStream {
             bytes: 24.0 * n,
         }
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         anyhow::bail!("test workload")
     }
 }
@@ -128,7 +128,7 @@ impl Workload for TestBackend {
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         anyhow::bail!("test workload")
     }
 }
@@ -148,13 +148,17 @@ pub(crate) fn registry() -> Vec<&'static dyn Workload> {
     r
 }
 
-/// A 4-core machine without MPI or CUDA.
+/// A 4-core, 16 GiB node without MPI or CUDA.
 pub(crate) fn ctx<'a>(registry: &'a [&'static dyn Workload]) -> Context<'a> {
     Context {
         registry,
-        cores: 4,
+        node: Node {
+            cores: 4,
+            memory_bytes: Some(16 << 30),
+        },
         mpi: false,
         cuda: false,
+        data_dir: None,
     }
 }
 
@@ -602,7 +606,8 @@ fn the_build_context_follows_the_features() {
     let c = Context::this_build();
     assert_eq!(c.mpi, cfg!(feature = "mpi"));
     assert_eq!(c.cuda, cfg!(feature = "cuda"));
-    assert!(c.cores >= 1);
+    assert!(c.node.cores >= 1);
+    assert_eq!(c.node.memory_bytes, crate::machine::memory_total());
     assert_eq!(c.registry.len(), crate::workload::REGISTRY.len());
 }
 
@@ -636,7 +641,7 @@ fn threads_beyond_the_cores_need_oversubscribe() {
     assert_one(
         &src,
         5,
-        "study 1 (t.gemm): point threads=8: 8 threads exceed the 4 cores of this machine",
+        "study 1 (t.gemm): point threads=8: 8 threads exceed the 4 cores of a node",
         "set oversubscribe = true in the study, or lower threads",
     );
     let m = parse_test(&format!("{src}oversubscribe = true\n")).unwrap();
@@ -644,7 +649,10 @@ fn threads_beyond_the_cores_need_oversubscribe() {
     // Threads within the cores (a 2-core CI machine running threads = [1, 2]) are fine.
     let r = registry();
     let two = Context {
-        cores: 2,
+        node: Node {
+            cores: 2,
+            ..ctx(&r).node
+        },
         ..ctx(&r)
     };
     parse_with(
@@ -943,4 +951,30 @@ fn no_input_panics() {
             assert!(text.starts_with("error: experiments/x.toml"), "{text}");
         }
     }
+}
+
+#[test]
+fn values_equal_as_values_repeat_a_point() {
+    let src = format!("{HEAD}workload = \"debug.sleep\"\nseconds = [0.0, 1.5, -0.0]\n");
+    let err = errors(&src);
+    assert!(err.contains("`seconds` lists -0 more than once"), "{err}");
+    assert!(err.ends_with("1 problem in experiments/x.toml"), "{err}");
+}
+
+#[test]
+fn a_name_too_long_hears_the_limit() {
+    let err = errors(&format!(
+        "name = \"{}\"\n\n[[study]]\nworkload = \"t.gemm\"\n",
+        "a".repeat(201)
+    ));
+    assert!(
+        err.contains("`name` has 201 characters, more than the limit of 200"),
+        "{err}"
+    );
+    assert!(!err.contains("may only contain"), "{err}");
+    parse_test(&format!(
+        "name = \"{}\"\n\n[[study]]\nworkload = \"t.gemm\"\n",
+        "a".repeat(200)
+    ))
+    .unwrap();
 }

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
+use super::point::{resolve_data, sha256_file, DataFile};
 use super::{Plan, Point, Resources, Scaling};
 use crate::manifest::{available_cores, hex, Manifest, ManifestError, Problem, Study, MAX_POINTS};
 use crate::value::Value;
@@ -46,6 +47,14 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
     for study in &m.studies {
         expand_study(study, cores, &mut points);
     }
+    pin_data(m, &mut points).map_err(|e| {
+        error(vec![Problem {
+            line: None,
+            place: String::new(),
+            message: format!("{e:#}"),
+            fix: "a data file must stay readable from the plan until the run ends; check its path (relative paths start at the manifest's folder)".into(),
+        }])
+    })?;
     let mut seen: HashMap<u64, usize> = HashMap::with_capacity(points.len());
     let mut problems = Vec::new();
     for (i, p) in points.iter().enumerate() {
@@ -87,6 +96,31 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
         manifest_sha256: m.sha256.clone(),
         points,
     })
+}
+
+/// Resolve and hash the data file of every point that reads one (each file hashed once).
+fn pin_data(m: &Manifest, points: &mut [Point]) -> anyhow::Result<()> {
+    let mut hashes: HashMap<std::path::PathBuf, String> = HashMap::new();
+    for p in points.iter_mut() {
+        let Some(w) = p.workload() else { continue };
+        let Some((param, path)) = resolve_data(w, &p.params, &m.data_dir) else {
+            continue;
+        };
+        let sha256 = match hashes.get(&path) {
+            Some(h) => h.clone(),
+            None => {
+                let h = sha256_file(&path)?;
+                hashes.insert(path.clone(), h.clone());
+                h
+            }
+        };
+        p.data = Some(DataFile {
+            param: param.to_string(),
+            path,
+            sha256,
+        });
+    }
+    Ok(())
 }
 
 /// The composite axes of a study, as indices into `study.axes`: one group per zip group (at the
@@ -220,6 +254,7 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
             warmup: study.warmup,
             timeout_s: study.timeout_s,
             oversubscribed: study.oversubscribe && workers_per_node > cores as u64,
+            data: None,
         });
         // Odometer: the last composite axis varies fastest.
         let mut k = index.len();

@@ -13,6 +13,9 @@
 //! * Point ids ([`point_id`]): the first 12 hex digits of the sha256 of a canonical text of the
 //!   study name, workload, scaling, resources and parameters, so that ids survive edits to
 //!   repetitions, warm-ups or time limits, reordered studies, and new processes.
+//! * Data files ([`DataFile`]): a point that reads a file (a CSV `dataset`) gets its absolute
+//!   path, resolved against the manifest's folder, and its sha256; the point checks the hash
+//!   before it reads the file.
 //! * Estimates ([`estimate_seconds`], [`Plan::describe`]): a roofline-like guess from [`Rates`].
 
 mod estimate;
@@ -25,7 +28,8 @@ mod tests;
 pub use estimate::{estimate_seconds, estimate_with, format_duration, Rates};
 pub use expand::{canonical, expand, expand_with_cores, point_id};
 pub(crate) use expand::{composite_axes, expand_study};
-pub use point::{Point, Resources, Scaling};
+pub(crate) use point::resolve_data;
+pub use point::{sha256_file, DataFile, Point, Resources, Scaling};
 
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +74,30 @@ impl Plan {
             start += len;
         }
         out
+    }
+
+    /// The folder the plan's relative data files were resolved against, when a point reads one
+    /// given relative to the manifest (recovered from its pinned absolute path).
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        self.points.iter().find_map(|p| {
+            let data = p.data.as_ref()?;
+            let written = match p.params.get(&data.param)? {
+                crate::value::Value::Text(t) => std::path::Path::new(t),
+                _ => return None,
+            };
+            if written.is_absolute() {
+                return None;
+            }
+            let mut dir = data.path.clone();
+            let depth = written
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .count();
+            for _ in 0..depth {
+                dir.pop();
+            }
+            Some(dir)
+        })
     }
 
     /// The point with this id.

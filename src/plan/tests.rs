@@ -374,3 +374,54 @@ fn describe_truncates_long_studies() {
         "{text}"
     );
 }
+
+#[test]
+fn data_files_are_pinned_and_ids_do_not_depend_on_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,noise,label\n");
+    for i in 0..40 {
+        let x = (i * 7) % 21;
+        csv.push_str(&format!("{x},{},{}\n", (i * 13) % 5, u8::from(x > 10)));
+    }
+    let mut plans = Vec::new();
+    for sub in ["a", "b"] {
+        let folder = dir.path().join(sub);
+        std::fs::create_dir_all(folder.join("data")).unwrap();
+        std::fs::write(folder.join("data/d.csv"), &csv).unwrap();
+        let manifest = folder.join("m.toml");
+        std::fs::write(
+            &manifest,
+            "name = \"x\"\n[[study]]\nworkload = \"forest.fit\"\ndataset = \"./data/d.csv\"\ntarget = \"label\"\ntrees = 2\n",
+        )
+        .unwrap();
+        let plan = expand(&crate::manifest::load(&manifest).unwrap()).unwrap();
+        let abs = std::path::absolute(&folder).unwrap();
+        assert_eq!(plan.data_dir(), Some(abs.clone()));
+        let data = plan.points[0].data.clone().unwrap();
+        assert_eq!(data.param, "dataset");
+        assert_eq!(data.path, abs.join("./data/d.csv"));
+        assert_eq!(data.sha256, crate::manifest::sha256_hex(&csv));
+        plans.push(plan);
+    }
+    // The same point in two folders: one id, two pinned paths.
+    assert_eq!(plans[0].points[0].id, plans[1].points[0].id);
+    assert_ne!(plans[0].points[0].data, plans[1].points[0].data);
+    // The point reads the pinned absolute path while the file is unchanged ...
+    let p = &plans[0].points[0];
+    let data = p.data.as_ref().unwrap();
+    assert_eq!(
+        p.params_for_run().unwrap().get("dataset"),
+        Some(&Value::Text(data.path.display().to_string()))
+    );
+    // ... and refuses it once it changed.
+    std::fs::write(&data.path, format!("{csv}1,1,1\n")).unwrap();
+    let err = p.params_for_run().unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{} changed since the plan was made (sha256 {}…, now ",
+            data.path.display(),
+            &data.sha256[..12]
+        )) && err.ends_with("…): restore it or start a new run"),
+        "{err}"
+    );
+}

@@ -797,6 +797,7 @@ pub(crate) mod test_support {
                 warmup: 1,
                 timeout_s: 60.0,
                 oversubscribed: false,
+                data: None,
             },
             status: Status::Ok,
             reason: String::new(),

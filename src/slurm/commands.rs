@@ -17,6 +17,7 @@ use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
 use crate::provenance::Provenance;
 use crate::results::{write_atomic, RunDir};
+use crate::workload::Node;
 
 /// What `scalelab sbatch` was asked to do with the scripts.
 #[derive(Clone, Debug)]
@@ -55,7 +56,8 @@ pub fn sbatch_new(
     opts: &SbatchOptions,
     slurm: &mut dyn Slurm,
 ) -> Result<ExitCode> {
-    let m = load_for_cluster(manifest)?;
+    // Checked once without a node to learn the partition, then against the partition's nodes.
+    let m = load_for_cluster(manifest, None, None)?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(manifest, &settings)?;
     if let Some(d) = &run_dir {
@@ -68,6 +70,13 @@ pub fn sbatch_new(
         require_command("sbatch")?;
     }
     let partition = find_partition(slurm, manifest, &settings)?;
+    let m = match &partition {
+        Some(p) => load_for_cluster(manifest, Some(p), None)?,
+        None => m,
+    };
+    if let Some(note) = unchecked_node(partition.as_ref()) {
+        eprintln!("note: {note}");
+    }
     // Oversubscription is judged against the compute nodes, not this login node; without sinfo,
     // the partition's limits cannot be known and no point is marked.
     let cores = partition
@@ -134,7 +143,10 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
     } else {
         Some(run.lock()?)
     };
-    let m = load_for_cluster(&run.manifest())?;
+    // The run's copy of the manifest lives in the run directory: its relative data files are
+    // resolved against the folder the plan resolved them against.
+    let data_dir = plan.data_dir();
+    let m = load_for_cluster(&run.manifest(), None, data_dir.as_deref())?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
     submit::require_partition(&run.manifest(), &settings)?;
     if opts.submit {
@@ -425,15 +437,48 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
     })
 }
 
-/// Cores per node assumed while checking a manifest for a cluster: none of the login node's limits
-/// apply; the partition's are checked against each shape once `sinfo` has told them.
+/// Cores per node assumed while checking a manifest for a cluster whose partition `sinfo` has not
+/// told: none of the login node's limits apply (the absolute limits of the manifest still do).
 const CLUSTER_CORES: usize = 1 << 20;
 
-/// Load a manifest to run on the cluster: the checks of this build, but not the core count of the
-/// machine `scalelab sbatch` runs on (a login node is no compute node).
-fn load_for_cluster(path: &Path) -> Result<Manifest> {
-    let ctx = crate::manifest::Context {
+/// The node of `partition` as the manifest's checks see it: its memory (`sinfo`'s `%m`, MB), or
+/// unknown, never the login node's. Its cores stay [`CLUSTER_CORES`]: the partition's CPUs per node
+/// are checked per job shape once the scripts are rendered (`submit::check_limits`), with the
+/// message that names the partition.
+fn cluster_node(partition: Option<&submit::Partition>) -> Node {
+    Node {
         cores: CLUSTER_CORES,
+        memory_bytes: partition
+            .filter(|p| p.mem_per_node_mb > 0)
+            .map(|p| p.mem_per_node_mb.saturating_mul(1 << 20)),
+    }
+}
+
+/// What the checks could not judge for lack of `sinfo`'s answer, if anything.
+fn unchecked_node(partition: Option<&submit::Partition>) -> Option<String> {
+    match partition {
+        None => Some(
+            "sinfo did not answer: points were not checked against the partition's CPUs and memory per node (this login node's say nothing about them)".into(),
+        ),
+        Some(p) if p.mem_per_node_mb == 0 => Some(format!(
+            "sinfo reports no memory for partition {:?}: the points' memory estimates were not checked",
+            p.name
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Load a manifest to run on the cluster: the checks of this build against a node of
+/// `partition` (see [`cluster_node`]), not the machine `scalelab sbatch` runs on (a login node is
+/// no compute node). `data_dir` overrides where relative data files are found.
+fn load_for_cluster(
+    path: &Path,
+    partition: Option<&submit::Partition>,
+    data_dir: Option<&Path>,
+) -> Result<Manifest> {
+    let ctx = crate::manifest::Context {
+        node: cluster_node(partition),
+        data_dir,
         ..crate::manifest::Context::this_build()
     };
     Ok(crate::manifest::load_with(path, &ctx)?)
@@ -486,5 +531,56 @@ fn plural(n: usize) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(mem_per_node_mb: u64) -> submit::Partition {
+        submit::Partition {
+            name: "batch".into(),
+            default: true,
+            max_time_s: None,
+            cpus_per_node: 128,
+            mem_per_node_mb,
+            nodes: 4,
+        }
+    }
+
+    #[test]
+    fn the_partitions_memory_judges_the_points_not_the_login_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        // 3 arrays of 64 GiB: more than any machine these tests run on, less than the partition's.
+        std::fs::write(
+            &path,
+            "name = \"x\"\n\n[[study]]\nworkload = \"stream.triad\"\nsize = \"64GiB\"\n\n[slurm]\npartition = \"batch\"\n",
+        )
+        .unwrap();
+        load_for_cluster(&path, Some(&partition(512_000)), None).unwrap();
+        // Unknown memory is not checked (and said so), rather than judged by this machine's.
+        load_for_cluster(&path, None, None).unwrap();
+        assert_eq!(
+            unchecked_node(None).unwrap(),
+            "sinfo did not answer: points were not checked against the partition's CPUs and memory per node (this login node's say nothing about them)"
+        );
+        load_for_cluster(&path, Some(&partition(0)), None).unwrap();
+        assert_eq!(
+            unchecked_node(Some(&partition(0))).unwrap(),
+            "sinfo reports no memory for partition \"batch\": the points' memory estimates were not checked"
+        );
+        assert_eq!(unchecked_node(Some(&partition(1000))), None);
+        // A partition with smaller nodes refuses the point at sbatch time.
+        let err = load_for_cluster(&path, Some(&partition(16_000)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "stream.triad needs 192.00 GiB of memory but a node has 15.62 GiB (at most 90% of it may be planned)"
+            ),
+            "{err}"
+        );
     }
 }

@@ -239,6 +239,7 @@ pub(crate) mod tests {
             warmup: 0,
             timeout_s: 120.0,
             oversubscribed: false,
+            data: None,
         }
     }
 

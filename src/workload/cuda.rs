@@ -15,8 +15,8 @@ use anyhow::anyhow;
 use scalelab_kernels::cuda::{self, bench, launch, work, Elementwise, Gemm, Reduce, Transpose};
 
 use super::{
-    point_gpus, size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, WeakRule,
-    Work, Workload,
+    size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Target, WeakRule, Work,
+    Workload,
 };
 use crate::value::Value;
 
@@ -81,8 +81,24 @@ impl Instance for GpuInstance {
 }
 
 /// The devices of the point being prepared: its `gpus`, at least 1.
-fn gpus() -> usize {
-    point_gpus().max(1) as usize
+fn gpus(target: &Target) -> usize {
+    target.resources.gpus.max(1) as usize
+}
+
+/// Host memory a GPU point needs, checked against the node. The device's own memory is not known
+/// where a plan is made (a login node or a machine without the GPU): a share too large for a
+/// device fails when the point prepares, with the driver's out-of-memory error as its reason.
+/// `whole` is the host bytes of the whole problem that the ranks split (inputs, output and the
+/// CPU reference); `replicated` the bytes every rank holds in full.
+fn host_memory(
+    target: &Target,
+    workload: &str,
+    whole: f64,
+    replicated: f64,
+    fix: &str,
+) -> Result<(), String> {
+    let ranks = f64::from(target.resources.ranks.max(1));
+    target.fits_memory(workload, whole / ranks + replicated, fix)
 }
 
 fn instance(b: Result<Box<dyn bench::Bench>, String>) -> anyhow::Result<Box<dyn Instance>> {
@@ -108,13 +124,13 @@ fn local_rank() -> usize {
 /// one node take consecutive devices (local rank × gpus onwards), unless the launcher already
 /// shows each rank only its own GPUs (as SLURM does with `--gpus-per-task`), then from 0.
 #[cfg(feature = "mpi")]
-fn rank_share(comm: &super::Comm) -> anyhow::Result<bench::Share> {
+fn rank_share(comm: &super::Comm, target: &Target) -> anyhow::Result<bench::Share> {
     use ::mpi::traits::Communicator;
     let visible = cuda::runtime::driver().map_err(|e| anyhow!(e))?;
-    let first_device = if visible == gpus() {
+    let first_device = if visible == gpus(target) {
         0
     } else {
-        local_rank() * gpus()
+        local_rank() * gpus(target)
     };
     Ok(bench::Share {
         index: comm.rank() as usize,
@@ -126,16 +142,17 @@ fn rank_share(comm: &super::Comm) -> anyhow::Result<bench::Share> {
 /// `prepare` and `prepare_mpi` of a GPU workload: the whole problem, or this rank's share.
 macro_rules! prepare_shares {
     () => {
-        fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
-            self.prepare_share(params, &bench::Share::WHOLE)
+        fn prepare(&self, params: &Params, target: &Target) -> anyhow::Result<Box<dyn Instance>> {
+            self.prepare_share(params, target, &bench::Share::WHOLE)
         }
         #[cfg(feature = "mpi")]
         fn prepare_mpi(
             &self,
             params: &Params,
+            target: &Target,
             comm: &super::Comm,
         ) -> anyhow::Result<Box<dyn Instance>> {
-            self.prepare_share(params, &rank_share(comm)?)
+            self.prepare_share(params, target, &rank_share(comm, target)?)
         }
     };
 }
@@ -198,10 +215,19 @@ impl Workload for Stream {
     fn problem_size(&self, params: &Params) -> u64 {
         Self::elements(params).map_or(0, |(_, n)| n as u64)
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        let (_, n) = Self::elements(params)?;
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let (op, n) = Self::elements(params)?;
         transfers(params)?;
-        launch::elementwise(n as u64)?.check()
+        launch::elementwise(n as u64)?.check()?;
+        // Up to two inputs, the output and the reference, on the host.
+        let bytes = 4.0 * op.element_bytes() as f64 * n as f64;
+        host_memory(
+            target,
+            self.name(),
+            bytes,
+            0.0,
+            "use a smaller `size` (it is per array)",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::elements(params).map_or(Work::default(), |(op, n)| Work {
@@ -219,11 +245,12 @@ impl Stream {
     fn prepare_share(
         &self,
         params: &Params,
+        target: &Target,
         share: &bench::Share,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let (op, n) = Self::elements(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::elementwise(op, n, gpus(), share, t))
+        instance(bench::elementwise(op, n, gpus(target), share, t))
     }
 }
 
@@ -280,10 +307,18 @@ impl Workload for ReduceSum {
     fn problem_size(&self, params: &Params) -> u64 {
         Self::parse(params).map_or(0, |(_, n)| n as u64)
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (v, n) = Self::parse(params)?;
         transfers(params)?;
-        launch::reduce(v, n as u64, 1)?.check()
+        launch::reduce(v, n as u64, 1)?.check()?;
+        // The 32-bit input on the host.
+        host_memory(
+            target,
+            self.name(),
+            4.0 * n as f64,
+            0.0,
+            "use a smaller `size`",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::parse(params).map_or(Work::default(), |(_, n)| Work {
@@ -304,11 +339,12 @@ impl ReduceSum {
     fn prepare_share(
         &self,
         params: &Params,
+        target: &Target,
         share: &bench::Share,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::reduce(v, n, gpus(), share, t))
+        instance(bench::reduce(v, n, gpus(target), share, t))
     }
 }
 
@@ -370,13 +406,22 @@ impl Workload for TransposeMatrix {
     fn size_unit(&self) -> &'static str {
         "n"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (v, n) = Self::parse(params)?;
         transfers(params)?;
         if n > i32::MAX as usize / 2 {
             return Err(format!("cuda.transpose: n = {n} is too large"));
         }
-        launch::transpose(v, n as u64, n as u64)?.check()
+        launch::transpose(v, n as u64, n as u64)?.check()?;
+        // f32 input, output and reference on the host.
+        let nn = (n as f64).powi(2);
+        host_memory(
+            target,
+            self.name(),
+            3.0 * 4.0 * nn,
+            0.0,
+            "use a smaller `size`",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         Self::parse(params).map_or(Work::default(), |(_, n)| Work {
@@ -391,11 +436,12 @@ impl TransposeMatrix {
     fn prepare_share(
         &self,
         params: &Params,
+        target: &Target,
         share: &bench::Share,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::transpose(v, n, gpus(), share, t))
+        instance(bench::transpose(v, n, gpus(target), share, t))
     }
 }
 
@@ -460,9 +506,18 @@ impl Workload for MatMul {
     fn size_unit(&self) -> &'static str {
         "n"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (v, n) = Self::parse(params)?;
         transfers(params)?;
+        // Every rank holds A and B (f32, and an f64 or bf16 copy for cuBLAS) and its rows of C.
+        let nn = (n as f64).powi(2);
+        host_memory(
+            target,
+            self.name(),
+            8.0 * nn,
+            2.0 * (4.0 + 8.0) * nn,
+            "use a smaller `size` (the matrix order)",
+        )?;
         if n >= 1 << 18 {
             return Err(format!(
                 "cuda.gemm: n = {n} is too large for an exactly checkable product; use n < 262144"
@@ -495,11 +550,12 @@ impl MatMul {
     fn prepare_share(
         &self,
         params: &Params,
+        target: &Target,
         share: &bench::Share,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let (v, n) = Self::parse(params).map_err(|e| anyhow!(e))?;
         let t = transfers(params).map_err(|e| anyhow!(e))?;
-        instance(bench::gemm(v, n, gpus(), share, t))
+        instance(bench::gemm(v, n, gpus(target), share, t))
     }
 }
 

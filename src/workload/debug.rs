@@ -5,7 +5,7 @@
 
 use anyhow::bail;
 
-use super::{Backend, Instance, ParamKind, ParamSpec, Params, Work, Workload};
+use super::{Backend, Instance, ParamKind, ParamSpec, Params, Target, Work, Workload};
 
 /// `debug.sleep`: sleeps `seconds` per repetition.
 pub struct Sleep;
@@ -34,7 +34,7 @@ impl Workload for Sleep {
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
         let seconds = params.float("seconds");
         if (0.0..=86_400.0).contains(&seconds) {
             Ok(())
@@ -44,8 +44,8 @@ impl Workload for Sleep {
             ))
         }
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
-        self.check(params)
+    fn prepare(&self, params: &Params, target: &Target) -> anyhow::Result<Box<dyn Instance>> {
+        self.check(params, target)
             .map_err(|e| anyhow::anyhow!("debug.sleep: {e}"))?;
         Ok(Box::new(SleepInstance {
             seconds: params.float("seconds"),
@@ -95,7 +95,7 @@ impl Workload for Fail {
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         let mode = params.str("mode").to_string();
         if mode == "error" {
             bail!("debug.fail: prepare failed on purpose (mode = \"error\")");
@@ -168,13 +168,14 @@ impl Workload for DebugMpi {
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         DebugMpiInstance::prepare(params, 0, 1)
     }
     #[cfg(feature = "mpi")]
     fn prepare_mpi(
         &self,
         params: &Params,
+        _target: &Target,
         comm: &super::Comm,
     ) -> anyhow::Result<Box<dyn Instance>> {
         use mpi::traits::Communicator;

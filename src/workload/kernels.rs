@@ -21,40 +21,15 @@
 //! is checked on values it wrote itself: a kernel that skips its work fails instead of passing on
 //! an earlier repetition's result.
 
-use std::sync::OnceLock;
-
 use anyhow::{anyhow, bail};
 use rayon::prelude::*;
 use scalelab_kernels::{dot, gemm, pi, stencil, stream};
 
 use super::{
-    int_param, sample_count, size_param, square_side, to_usize, Backend, Instance, ParamKind,
-    ParamSpec, Params, WeakRule, Work, Workload,
+    gib, int_param, sample_count, size_param, square_side, to_usize, Backend, Instance, ParamKind,
+    ParamSpec, Params, Target, WeakRule, Work, Workload,
 };
 use crate::value::Value;
-
-/// Memory of this machine in bytes (0 if unknown), read once.
-fn memory_bytes() -> u64 {
-    static MEM: OnceLock<u64> = OnceLock::new();
-    *MEM.get_or_init(|| crate::machine::Machine::detect_quick().memory_bytes)
-}
-
-/// Refuse a problem needing more than 90% of this machine's memory.
-fn fits_memory(workload: &str, need: f64, fix: &str) -> Result<(), String> {
-    let have = memory_bytes();
-    if have > 0 && need > 0.9 * have as f64 {
-        return Err(format!(
-            "{workload} needs {:.1} GiB of memory but this machine has {:.1} GiB; {fix}",
-            need / f64::from(1u32 << 30),
-            have as f64 / f64::from(1u32 << 30)
-        ));
-    }
-    Ok(())
-}
-
-fn gib(bytes: f64) -> String {
-    format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
-}
 
 // ---------------------------------------------------------------------------------------------
 // STREAM
@@ -131,11 +106,11 @@ impl Workload for Stream {
     fn size_unit(&self) -> &'static str {
         "elements"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::elements(params)?;
         Self::stores(params)?;
         let need = 8.0 * n as f64 * self.0.arrays() as f64;
-        fits_memory(self.name(), need, "use a smaller `size` (it is per array)")
+        target.fits_memory(self.name(), need, "use a smaller `size` (it is per array)")
     }
     fn work(&self, params: &Params) -> Work {
         let n = Self::elements(params).unwrap_or(0);
@@ -147,7 +122,7 @@ impl Workload for Stream {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.8
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Ok(Box::new(StreamInstance::new(self.0, params)?))
     }
 }
@@ -245,14 +220,14 @@ impl Workload for Dot {
     fn size_unit(&self) -> &'static str {
         "elements"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::elements(params)?;
         if n as f64 * 90.0 >= 2f64.powi(53) {
             return Err(format!(
                 "reduce.dot: size {n} is too large for an exactly checkable sum; use at most 10^14 elements"
             ));
         }
-        fits_memory(
+        target.fits_memory(
             self.name(),
             16.0 * n as f64,
             "use a smaller `size` (it is per vector)",
@@ -268,7 +243,7 @@ impl Workload for Dot {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.8
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Ok(Box::new(DotInstance::new(params)?))
     }
 }
@@ -376,11 +351,11 @@ impl Workload for Gemm {
     fn size_unit(&self) -> &'static str {
         "n"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::order(params)?;
         Self::variant(params)?;
         let need = 3.0 * 8.0 * (n as f64).powi(2);
-        fits_memory(
+        target.fits_memory(
             "gemm",
             need,
             &format!(
@@ -406,7 +381,7 @@ impl Workload for Gemm {
             Err(_) => 0.5,
         }
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Ok(Box::new(GemmInstance::new(params)?))
     }
 }
@@ -584,13 +559,13 @@ impl Workload for Jacobi2d {
     fn size_unit(&self) -> &'static str {
         "grid side"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::side(params)?;
         Self::iterations(params)?;
         // Initial grid, two sweep buffers and the reference result; the reference's own three grids
         // live only during `prepare`.
         let need = 6.0 * 8.0 * (n as f64).powi(2);
-        fits_memory(self.name(), need, "use a smaller `size` (the grid side)")
+        target.fits_memory(self.name(), need, "use a smaller `size` (the grid side)")
     }
     fn work(&self, params: &Params) -> Work {
         let (n, it) = (
@@ -605,7 +580,7 @@ impl Workload for Jacobi2d {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.6
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Ok(Box::new(JacobiInstance::new(params)?))
     }
 }
@@ -708,7 +683,8 @@ impl Workload for MonteCarloPi {
     fn size_unit(&self) -> &'static str {
         "samples"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
+        // Constant memory: chunked generators, no arrays.
         Self::samples(params)?;
         int_param(params, "seed")?;
         Ok(())
@@ -725,7 +701,7 @@ impl Workload for MonteCarloPi {
         // the FMA peak is about 58.
         0.05
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Ok(Box::new(PiInstance::new(params)?))
     }
 }
@@ -826,10 +802,10 @@ mod tests {
             let w = find(name).unwrap_or_else(|| panic!("{name} is not registered"));
             assert!(REGISTRY.iter().any(|r| r.name() == name));
             let p = params(w, &small(name));
-            w.check(&p).unwrap();
+            w.check(&p, &Target::test(1)).unwrap();
             for t in [1, 3] {
                 pool(t).install(|| {
-                    let mut inst = w.prepare(&p).unwrap();
+                    let mut inst = w.prepare(&p, &Target::test(1)).unwrap();
                     inst.run();
                     for rep in 0..2 {
                         inst.run();
@@ -852,7 +828,7 @@ mod tests {
             let w = Stream(stream::Op::Add);
             let p = params(&w, &[("size", "999"), ("stores", stores)]);
             pool(2).install(|| {
-                let mut inst = w.prepare(&p).unwrap();
+                let mut inst = w.prepare(&p, &Target::test(1)).unwrap();
                 inst.run();
                 inst.verify().unwrap_or_else(|e| panic!("{stores}: {e}"));
             });
@@ -864,7 +840,7 @@ mod tests {
         for v in GEMM_VARIANTS {
             let p = params(&Gemm, &[("size", "45"), ("variant", v)]);
             pool(2).install(|| {
-                let mut inst = Gemm.prepare(&p).unwrap();
+                let mut inst = Gemm.prepare(&p, &Target::test(1)).unwrap();
                 inst.run();
                 inst.verify().unwrap_or_else(|e| panic!("{v}: {e}"));
             });
@@ -907,22 +883,29 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors_not_panics() {
         let huge = params(&Gemm, &[("size", "10000000")]);
-        let msg = Gemm.check(&huge).unwrap_err();
+        let msg = Gemm.check(&huge, &Target::test(1)).unwrap_err();
         assert!(msg.contains("smaller `size`"), "{msg}");
         let tiny = params(&Jacobi2d, &[("size", "2")]);
-        assert!(Jacobi2d.check(&tiny).unwrap_err().contains("at least 3"));
-        assert!(Jacobi2d.prepare(&tiny).is_err());
+        assert!(Jacobi2d
+            .check(&tiny, &Target::test(1))
+            .unwrap_err()
+            .contains("at least 3"));
+        assert!(Jacobi2d.prepare(&tiny, &Target::test(1)).is_err());
         let bytes = params(&MonteCarloPi, &[("size", "1MiB")]);
         assert!(MonteCarloPi
-            .check(&bytes)
+            .check(&bytes, &Target::test(1))
             .unwrap_err()
             .contains("not bytes"));
         let empty = Params::default();
-        assert!(Gemm.check(&empty).is_err());
-        assert!(Stream(stream::Op::Copy).prepare(&empty).is_err());
+        assert!(Gemm.check(&empty, &Target::test(1)).is_err());
+        assert!(Stream(stream::Op::Copy)
+            .prepare(&empty, &Target::test(1))
+            .is_err());
         assert_eq!(Dot.work(&empty), Work::default());
         let huge_stream = params(&Stream(stream::Op::Triad), &[("size", "1TiB")]);
-        assert!(Stream(stream::Op::Triad).check(&huge_stream).is_err());
+        assert!(Stream(stream::Op::Triad)
+            .check(&huge_stream, &Target::test(1))
+            .is_err());
     }
 
     #[test]

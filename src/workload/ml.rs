@@ -21,7 +21,8 @@
 //!
 //! Datasets: a built-in name (`iris`, `breast_cancer`, ...), `synthetic` (scikit-learn's
 //! `make_classification` with `size` samples and `features` features), or a path to a CSV file
-//! (ending in `.csv`, relative to the directory `scalelab` runs in) whose target column is `target`.
+//! (ending in `.csv` or holding a `/`; a relative path is resolved against the manifest's folder when
+//! the plan is made, and the plan records the file's sha256, which the point checks) whose target column is `target`.
 //!
 //! Under MPI (`prepare_mpi`, feature `mpi`) the cv workloads distribute their task list over the
 //! ranks (`distribution = "static"`: task i on rank i mod size; `"dynamic"`: rank 0 hands tasks
@@ -38,8 +39,8 @@ use scalelab_ml::metrics::Scoring;
 use scalelab_ml::search::{self, Parallelism, ParamGrid, Search};
 
 use super::{
-    int_param, sample_count, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Work,
-    Workload,
+    int_param, sample_count, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Target,
+    Work, Workload,
 };
 use crate::value::Value;
 
@@ -300,31 +301,101 @@ fn count(params: &Params, name: &str) -> Result<usize, String> {
     to_usize(int_param(params, name)?, name)
 }
 
-/// The dataset a point names.
-fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Dataset, String> {
+/// The `dataset` parameter when it names a CSV file (ends in `.csv` or holds a `/`).
+fn csv_dataset(params: &Params) -> Option<(&'static str, &str)> {
+    match params.get("dataset") {
+        Some(Value::Text(d)) if d.ends_with(".csv") || d.contains('/') => Some(("dataset", d)),
+        _ => None,
+    }
+}
+
+/// Most classes a synthetic dataset may have: the generator picks one distinct hypercube vertex
+/// per cluster by rejection (quadratic in the clusters), and a benchmark with more classes than
+/// this measures label bookkeeping rather than fitting.
+pub(crate) const MAX_CLASSES: usize = 1000;
+
+/// Largest stand-in a check generates for a synthetic dataset: the full spec is validated, but the
+/// data checked against (scoring, estimator, folds) has at most this many samples and features.
+/// Generating the real data at check time would cost O(samples · (features/2)²) time and
+/// 8·(features/2)² bytes per cluster (the informative features are mixed by a square matrix).
+const PREVIEW_SAMPLES: usize = 1000;
+const PREVIEW_FEATURES: usize = 64;
+
+/// The synthetic dataset a point describes (`size` samples, `features`, `classes`, `seed`).
+fn synthetic_spec(name: &str, params: &Params) -> Result<Synthetic, String> {
+    let samples = to_usize(sample_count(name, params)?, "size")?;
+    let features = count(params, "features")?;
+    let classes = count(params, "classes")?;
+    if classes > MAX_CLASSES {
+        return Err(format!(
+            "{name}: classes = {classes} is more than the limit of {MAX_CLASSES} for the synthetic dataset; use fewer classes"
+        ));
+    }
+    Ok(Synthetic {
+        samples,
+        features,
+        informative: features.div_ceil(2),
+        redundant: 0,
+        classes,
+        seed: int_param(params, "seed")?,
+        ..Synthetic::default()
+    })
+}
+
+/// A dataset as far as a point needs it: the data itself (a small stand-in for a synthetic one
+/// while checking), and the shape and generator memory of the real one.
+struct Loaded {
+    data: Dataset,
+    rows: usize,
+    cols: usize,
+    /// Bytes the synthetic generator holds besides the data (one cluster's mixing matrix).
+    generator_bytes: f64,
+}
+
+/// The dataset a point names. With `preview` (checking a manifest), a synthetic dataset is
+/// validated in full but generated only as a stand-in of at most [`PREVIEW_SAMPLES`] ×
+/// [`PREVIEW_FEATURES`]: with the same classes, hypercube and seed, that is enough to check the
+/// scoring, the estimator and the folds.
+fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, String> {
     let dataset = text(params, "dataset")?;
     if dataset == "synthetic" {
-        let samples = to_usize(sample_count(name, params)?, "size")?;
-        let features = count(params, "features")?;
-        let spec = Synthetic {
-            // Checking a manifest only needs the spec validated, not a large matrix.
-            samples: if preview { samples.min(1000) } else { samples },
-            features,
-            informative: features.div_ceil(2),
-            redundant: 0,
-            classes: count(params, "classes")?,
-            seed: int_param(params, "seed")?,
-            ..Synthetic::default()
+        let spec = synthetic_spec(name, params)?;
+        let (rows, cols) = (spec.samples, spec.features);
+        let k = spec.informative as f64;
+        let generated = if preview {
+            let features = cols.min(PREVIEW_FEATURES);
+            Synthetic {
+                samples: rows.min(PREVIEW_SAMPLES),
+                features,
+                informative: features.div_ceil(2),
+                ..spec
+            }
+        } else {
+            spec
         };
-        return data::make_classification(&spec).map_err(|e| format!("{name}: {e}"));
-    }
-    if dataset.ends_with(".csv") || dataset.contains('/') {
-        let target = text(params, "target")?;
-        return data::load_csv(Path::new(dataset), target, data::Task::Auto).map_err(|e| {
-            format!("{name}: {e} (the study's `target` key names the target column)")
+        let data = data::make_classification(&generated).map_err(|e| format!("{name}: {e}"))?;
+        return Ok(Loaded {
+            data,
+            rows,
+            cols,
+            generator_bytes: 8.0 * k * k,
         });
     }
-    data::load(dataset).map_err(|e| format!("{name}: {e}"))
+    let data = if dataset.ends_with(".csv") || dataset.contains('/') {
+        let target = text(params, "target")?;
+        data::load_csv(Path::new(dataset), target, data::Task::Auto).map_err(|e| {
+            format!("{name}: {e} (the study's `target` key names the target column)")
+        })?
+    } else {
+        data::load(dataset).map_err(|e| format!("{name}: {e}"))?
+    };
+    let (rows, cols) = (data.rows(), data.x.cols());
+    Ok(Loaded {
+        data,
+        rows,
+        cols,
+        generator_bytes: 0.0,
+    })
 }
 
 /// The estimator's hyperparameters: `trees` as `n_estimators` (or `max_iter`) when the estimator
@@ -410,6 +481,10 @@ fn build(
 /// Everything a point needs, read and checked.
 struct Setup {
     data: Dataset,
+    /// Rows, columns and generator bytes of the real dataset (`data` is a stand-in while checking).
+    rows: usize,
+    cols: usize,
+    generator_bytes: f64,
     estimator: String,
     base: HyperParams,
     candidates: Vec<HyperParams>,
@@ -422,6 +497,28 @@ struct Setup {
     dynamic: bool,
 }
 
+impl Setup {
+    /// Estimated bytes one rank allocates: the data (8 bytes a value, 4 a label), the synthetic
+    /// generator's mixing matrix, and per fit running at once a view of the data: 2 bytes a value
+    /// for the binned tree learners, 8 for the others (a row-selected copy). Fits at once: the
+    /// serial reference plus, when tasks run in parallel (`parallelism` folds, grid or all), one
+    /// per thread.
+    fn memory_bytes(&self, threads: u32) -> f64 {
+        let (n, p) = (self.rows as f64, self.cols as f64);
+        let data = 8.0 * n * p + 4.0 * n;
+        let tree = !matches!(
+            self.estimator.as_str(),
+            "logistic_regression" | "stacking" | "voting"
+        ) && !self.estimator.starts_with("smartcore.");
+        let per_fit = if tree { 2.0 } else { 8.0 } * n * p;
+        let at_once = match self.parallelism {
+            Parallelism::Serial | Parallelism::Trees => 1.0,
+            _ => f64::from(threads.max(1)),
+        };
+        data + self.generator_bytes + per_fit * (1.0 + at_once)
+    }
+}
+
 impl Ml {
     fn setup(&self, params: &Params, preview: bool) -> Result<Setup, String> {
         self.setup_as(self.name(), params, preview)
@@ -429,7 +526,12 @@ impl Ml {
 
     /// [`Ml::setup`] with errors naming workload `name`.
     fn setup_as(&self, name: &str, params: &Params, preview: bool) -> Result<Setup, String> {
-        let data = load_dataset(name, params, preview)?;
+        let Loaded {
+            data,
+            rows,
+            cols,
+            generator_bytes,
+        } = load_dataset(name, params, preview)?;
         let (estimator, base) = base_params(name, params)?;
         let scoring = scoring(name, params, &data)?;
         let seed = int_param(params, "seed")?;
@@ -459,7 +561,6 @@ impl Ml {
             Kind::Nested => (count(params, "outer")?, count(params, "inner")?),
             _ => (4, 0),
         };
-        let rows = data.rows();
         if folds.0 < 2 || folds.0 > rows {
             return Err(format!(
                 "{name}: {} folds for {rows} rows; use from 2 to {rows}",
@@ -482,6 +583,9 @@ impl Ml {
         };
         Ok(Setup {
             data,
+            rows,
+            cols,
+            generator_bytes,
             estimator,
             base,
             candidates,
@@ -491,6 +595,19 @@ impl Ml {
             folds,
             dynamic,
         })
+    }
+
+    /// Check a point as workload `name` (its own or its MPI twin's): everything `prepare` reads,
+    /// and the memory of one rank against the target node, without building the data.
+    fn check_as(&self, name: &str, params: &Params, target: &Target) -> Result<(), String> {
+        let setup = self.setup_as(name, params, true)?;
+        let need = setup.memory_bytes(target.resources.threads);
+        let fix = if text(params, "dataset") == Ok("synthetic") {
+            "use a smaller `size` (samples) or fewer `features`"
+        } else {
+            "use a smaller dataset, or fewer threads fitting at once (parallelism)"
+        };
+        target.fits_memory(name, need, fix)
     }
 
     /// Fits of one repetition.
@@ -551,13 +668,16 @@ impl Workload for Ml {
     fn size_unit(&self) -> &'static str {
         "samples"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        self.setup(params, true).map(|_| ())
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        self.check_as(self.name(), params, target)
+    }
+    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
+        csv_dataset(params)
     }
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         let setup = self.setup(params, false).map_err(|e| anyhow!(e))?;
         let fits = self.fits(params).map_err(|e| anyhow!(e))?;
         match self.0 {
@@ -600,13 +720,16 @@ impl Workload for MpiCv {
     fn size_unit(&self) -> &'static str {
         "samples"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        Ml(self.0).setup_as(self.name(), params, true).map(|_| ())
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        Ml(self.0).check_as(self.name(), params, target)
+    }
+    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
+        csv_dataset(params)
     }
     fn work(&self, _params: &Params) -> Work {
         Work::default()
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(anyhow!(
             "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
              and this process was asked to prepare it without MPI",
@@ -616,6 +739,7 @@ impl Workload for MpiCv {
     fn prepare_mpi(
         &self,
         params: &Params,
+        _target: &Target,
         comm: &super::Comm,
     ) -> anyhow::Result<Box<dyn Instance>> {
         use ::mpi::topology::Communicator;
@@ -932,7 +1056,7 @@ mod tests {
         let check = |w: &Ml, set: &[(&str, Value)]| {
             let mut all = small.to_vec();
             all.extend_from_slice(set);
-            w.check(&params(w, &all))
+            w.check(&params(w, &all), &Target::test(1))
         };
         assert_eq!(
             check(&nested, &[("estimator", t("dummy.most_frequent")), ("grid", t("max_depth=2"))]).unwrap_err(),
@@ -998,6 +1122,86 @@ mod tests {
     }
 
     #[test]
+    fn synthetic_checks_estimate_memory_without_building_the_data() {
+        let w = Ml(Kind::Forest);
+        let synth = |size: u64, features: u64| {
+            params(
+                &w,
+                &[
+                    ("size", Value::Size(Size::Count(size))),
+                    ("features", Value::Int(features)),
+                ],
+            )
+        };
+        // A million features: 8·(features/2)² = 2 TB for the generator's mixing matrix alone.
+        // Refused by the estimate, with nothing allocated (this test would abort otherwise).
+        let err = w
+            .check(&synth(2000, 1_000_000), &Target::test(1))
+            .unwrap_err();
+        assert!(
+            err.starts_with("forest.fit needs ")
+                && err.contains("of memory but a node has 16.00 GiB"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("use a smaller `size` (samples) or fewer `features`"),
+            "{err}"
+        );
+        // Ten thousand features fit in memory; checking generates only a small stand-in
+        // (O(samples·features²) for the real data: minutes).
+        w.check(&synth(2000, 10_000), &Target::test(1)).unwrap();
+        // 10^12 samples: 160 TB of data.
+        let err = w
+            .check(&synth(1_000_000_000_000, 20), &Target::test(1))
+            .unwrap_err();
+        assert!(err.contains("of memory but a node has 16.00 GiB"), "{err}");
+        // The same point fits a node with more memory: the target decides, not this machine.
+        let mut big = Target::test(1);
+        big.node.memory_bytes = Some(1 << 50);
+        w.check(&synth(2000, 1_000_000), &big).unwrap();
+        // Folds are judged against the real samples, not the stand-in's.
+        let kfold = Ml(Kind::KFold);
+        let p = params(
+            &kfold,
+            &[
+                ("size", Value::Size(Size::Count(5000))),
+                ("folds", Value::Int(2000)),
+                ("estimator", t("dummy.most_frequent")),
+            ],
+        );
+        kfold.check(&p, &Target::test(1)).unwrap();
+        let err = w
+            .check(
+                &params(&w, &[("classes", Value::Int(1001))]),
+                &Target::test(1),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "forest.fit: classes = 1001 is more than the limit of 1000 for the synthetic dataset; use fewer classes"
+        );
+    }
+
+    #[test]
+    fn parallel_fits_count_once_per_thread() {
+        let w = Ml(Kind::KFold);
+        let p = |parallelism: &str| {
+            params(
+                &w,
+                &[
+                    ("size", Value::Size(Size::Count(1_000_000))),
+                    ("features", Value::Int(200)),
+                    ("parallelism", t(parallelism)),
+                ],
+            )
+        };
+        // 1.6 GB of data, 0.4 GB per binned view: fine one fit at a time, too much 64 at once.
+        w.check(&p("trees"), &Target::test(64)).unwrap();
+        let err = w.check(&p("folds"), &Target::test(64)).unwrap_err();
+        assert!(err.contains("of memory but a node has 16.00 GiB"), "{err}");
+    }
+
+    #[test]
     fn cv_instances_verify_and_count_fits() {
         for w in [Ml(Kind::KFold), Ml(Kind::Nested)] {
             let p = params(
@@ -1019,8 +1223,8 @@ mod tests {
             } else {
                 p
             };
-            w.check(&p).unwrap();
-            let mut inst = w.prepare(&p).unwrap();
+            w.check(&p, &Target::test(1)).unwrap();
+            let mut inst = w.prepare(&p, &Target::test(1)).unwrap();
             for _ in 0..2 {
                 inst.run();
                 inst.verify().unwrap();
@@ -1070,7 +1274,7 @@ mod tests {
     fn a_fit_instance_agrees_with_its_serial_reference() {
         let w = Ml(Kind::Forest);
         let p = params(&w, &[("dataset", t("iris")), ("trees", Value::Int(8))]);
-        let mut inst = w.prepare(&p).unwrap();
+        let mut inst = w.prepare(&p, &Target::test(1)).unwrap();
         inst.run();
         inst.verify().unwrap();
         let m: std::collections::BTreeMap<_, _> = inst.metrics().into_iter().collect();

@@ -17,11 +17,10 @@ mod ml;
 #[cfg(feature = "mpi")]
 mod mpi;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
+use crate::plan::Resources;
 use crate::value::{Size, Value};
 
 /// Which engine a workload runs on; decides which cargo feature and which launcher it needs.
@@ -238,19 +237,128 @@ pub(crate) fn sample_count(workload: &str, params: &Params) -> Result<u64, Strin
     }
 }
 
-/// GPUs per rank of the point this process measures (0 until the point runner sets it).
-static POINT_GPUS: AtomicU32 = AtomicU32::new(0);
-
-/// Tell the workloads how many GPUs the point being prepared has (`Resources::gpus`); the point
-/// runner calls it before `prepare`, which takes only the workload's parameters.
-pub fn set_point_gpus(gpus: u32) {
-    POINT_GPUS.store(gpus, Ordering::Relaxed);
+/// One node of the machine a point runs on, as far as it is known where the point is checked.
+///
+/// `scalelab plan` and `scalelab run` describe this machine ([`Node::this_machine`]);
+/// `scalelab sbatch` describes a node of the manifest's partition as `sinfo` reports it, and says
+/// when it cannot. Unknown memory is `None`, never a guess: the login node's memory says nothing
+/// about a compute node's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// Cores of one node (threads × ranks per node above this need `oversubscribe`).
+    pub cores: usize,
+    /// Memory of one node in bytes, `None` when unknown (memory is then not checked).
+    pub memory_bytes: Option<u64>,
 }
 
-/// GPUs per rank of the point being prepared (see [`set_point_gpus`]).
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-pub(crate) fn point_gpus() -> u32 {
-    POINT_GPUS.load(Ordering::Relaxed)
+impl Node {
+    /// This machine: the cores this process may use and the memory `/proc/meminfo` reports.
+    pub fn this_machine() -> Node {
+        Node {
+            cores: crate::manifest::available_cores(),
+            memory_bytes: crate::machine::memory_total(),
+        }
+    }
+}
+
+/// What a point is checked and prepared for: its resources and the node each of its ranks runs on.
+///
+/// Passed explicitly to [`Workload::check`] and [`Workload::prepare`] so that neither reads the
+/// machine it happens to run on: `scalelab sbatch` checks on a login node for compute nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The point's nodes, ranks, threads per rank and GPUs per rank.
+    pub resources: Resources,
+    /// One of the nodes it runs on.
+    pub node: Node,
+}
+
+/// Share of a node's memory one point may plan to use: the rest is the operating system's, the
+/// MPI library's and the allocator's.
+pub const MEMORY_SHARE: f64 = 0.9;
+
+impl Target {
+    /// `resources` on this machine.
+    pub fn this_machine(resources: Resources) -> Target {
+        Target {
+            resources,
+            node: Node::this_machine(),
+        }
+    }
+
+    /// Ranks that share one node (at least 1).
+    pub fn ranks_per_node(&self) -> u64 {
+        u64::from(
+            self.resources
+                .ranks
+                .div_ceil(self.resources.nodes.max(1))
+                .max(1),
+        )
+    }
+
+    /// Refuse a point whose ranks on one node need more than [`MEMORY_SHARE`] of the node's
+    /// memory, given the bytes one rank allocates (`per_rank`). Unknown node memory passes.
+    pub fn fits_memory(&self, workload: &str, per_rank: f64, fix: &str) -> Result<(), String> {
+        self.fits_memory_with_root(workload, per_rank, 0.0, fix)
+    }
+
+    /// [`Target::fits_memory`] where rank 0 allocates `root_extra` bytes more than the others
+    /// (a serial reference it computes for everyone): the node holding rank 0 is the fullest.
+    pub fn fits_memory_with_root(
+        &self,
+        workload: &str,
+        per_rank: f64,
+        root_extra: f64,
+        fix: &str,
+    ) -> Result<(), String> {
+        let Some(have) = self.node.memory_bytes.filter(|&m| m > 0) else {
+            return Ok(());
+        };
+        let ranks = self.ranks_per_node();
+        let need = per_rank * ranks as f64 + root_extra;
+        if need > MEMORY_SHARE * have as f64 {
+            let mut what = if ranks > 1 {
+                format!("{} per rank × {ranks} ranks per node", gib(per_rank))
+            } else {
+                gib(per_rank)
+            };
+            if root_extra > 0.0 {
+                what = format!("{what} + {} on rank 0", gib(root_extra));
+            }
+            if ranks > 1 || root_extra > 0.0 {
+                what = format!("{what} = {}", gib(need));
+            }
+            return Err(format!(
+                "{workload} needs {what} of memory but a node has {} (at most {:.0}% of it may be planned); {fix}",
+                gib(have as f64),
+                MEMORY_SHARE * 100.0
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Target {
+    /// A fixed node for unit tests (4 cores, 16 GiB), one rank with `threads` threads, so that
+    /// no test depends on the machine it runs on.
+    pub(crate) fn test(threads: u32) -> Target {
+        Target {
+            resources: Resources {
+                threads,
+                ..Resources::default()
+            },
+            node: Node {
+                cores: 4,
+                memory_bytes: Some(16 << 30),
+            },
+        }
+    }
+}
+
+/// `12.50 GiB`.
+pub(crate) fn gib(bytes: f64) -> String {
+    format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
 }
 
 /// The GPU lines of `scalelab info`: each device with its peaks, or why there is none.
@@ -313,10 +421,17 @@ pub trait Workload: Send + Sync {
     fn size_unit(&self) -> &'static str {
         "elements"
     }
-    /// Extra validation of one point's parameters (beyond types and ranges), with a message that says
-    /// how to fix it.
-    fn check(&self, _params: &Params) -> Result<(), String> {
+    /// Extra validation of one point's parameters (beyond types and ranges) for `target`, with a
+    /// message that says how to fix it. Every workload that allocates estimates its memory here
+    /// ([`Target::fits_memory`]) without allocating it: `scalelab plan` runs this on every point.
+    fn check(&self, _params: &Params, _target: &Target) -> Result<(), String> {
         Ok(())
+    }
+    /// The parameter naming a data file this point reads, with its value as written (a CSV
+    /// `dataset`), if any. The plan resolves a relative one against the manifest's folder and
+    /// records the file's sha256, which the point checks before it reads the file.
+    fn data_file<'p>(&self, _params: &'p Params) -> Option<(&'static str, &'p str)> {
+        None
     }
     /// Analytic work of one repetition.
     fn work(&self, params: &Params) -> Work;
@@ -325,16 +440,22 @@ pub trait Workload: Send + Sync {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.5
     }
-    /// Allocate and initialise the problem (untimed). Runs inside the point's rayon pool.
-    fn prepare(&self, params: &Params) -> anyhow::Result<Box<dyn Instance>>;
+    /// Allocate and initialise the problem (untimed) for `target` (its GPUs per rank, its node).
+    /// Runs inside the point's rayon pool.
+    fn prepare(&self, params: &Params, target: &Target) -> anyhow::Result<Box<dyn Instance>>;
     /// Allocate and initialise this rank's part of a distributed problem (untimed), on every rank of
     /// `comm`, inside the rank's rayon pool. The instance may keep `comm.duplicate()`. Workloads of
     /// the `Mpi` backend implement it; the default runs `prepare` on every rank independently
     /// (shared-memory workloads run replicated, one copy per rank).
     #[cfg(feature = "mpi")]
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let _ = comm;
-        self.prepare(params)
+        self.prepare(params, target)
     }
 }
 
@@ -458,6 +579,45 @@ mod tests {
             );
             assert!(err.contains("build with `--features cuda`"), "{err}");
         }
+    }
+
+    #[test]
+    fn memory_is_judged_per_node_for_the_ranks_sharing_it() {
+        let node = Node {
+            cores: 8,
+            memory_bytes: Some(10 << 30),
+        };
+        let target = |ranks: u32, nodes: u32| Target {
+            resources: Resources {
+                ranks,
+                nodes,
+                ..Resources::default()
+            },
+            node,
+        };
+        let gib = f64::from(1u32 << 30);
+        // 4 GiB per rank: one or two ranks per node fit in 90% of 10 GiB, three do not.
+        target(1, 1).fits_memory("w", 4.0 * gib, "fix").unwrap();
+        target(4, 2).fits_memory("w", 4.0 * gib, "fix").unwrap();
+        assert_eq!(
+            target(3, 1).fits_memory("w", 4.0 * gib, "use less").unwrap_err(),
+            "w needs 4.00 GiB per rank × 3 ranks per node = 12.00 GiB of memory but a node has 10.00 GiB (at most 90% of it may be planned); use less"
+        );
+        assert_eq!(
+            target(1, 1)
+                .fits_memory_with_root("w", 4.0 * gib, 6.0 * gib, "use less")
+                .unwrap_err(),
+            "w needs 4.00 GiB + 6.00 GiB on rank 0 = 10.00 GiB of memory but a node has 10.00 GiB (at most 90% of it may be planned); use less"
+        );
+        // Unknown memory is not judged.
+        let unknown = Target {
+            node: Node {
+                memory_bytes: None,
+                ..node
+            },
+            ..target(3, 1)
+        };
+        unknown.fits_memory("w", 1e30, "fix").unwrap();
     }
 
     #[test]

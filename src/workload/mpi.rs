@@ -28,7 +28,7 @@ use scalelab_kernels::{gemm, pi, stencil};
 
 use super::{
     int_param, sample_count, size_param, square_side, to_usize, Backend, Comm, Instance, ParamKind,
-    ParamSpec, Params, WeakRule, Work, Workload,
+    ParamSpec, Params, Target, WeakRule, Work, Workload,
 };
 
 fn iterations(params: &Params) -> Result<usize, String> {
@@ -90,7 +90,7 @@ impl Workload for PingPong {
     fn size_unit(&self) -> &'static str {
         "bytes"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let b = message_bytes(params)?;
         iterations(params)?;
         if b > MAX_MESSAGE {
@@ -99,7 +99,8 @@ impl Workload for PingPong {
             ));
         }
         // The rank count is not a parameter: prepare_mpi refuses fewer than 2 ranks.
-        Ok(())
+        // A send and a receive buffer on every rank.
+        target.fits_memory(self.name(), 2.0 * b as f64, "use a smaller `size`")
     }
     fn work(&self, params: &Params) -> Work {
         let (b, it) = (
@@ -114,10 +115,15 @@ impl Workload for PingPong {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.2
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let b = message_bytes(params).map_err(|e| anyhow!(e))?;
         let it = iterations(params).map_err(|e| anyhow!(e))?;
         let pp = pingpong::PingPong::new(comm, b, it).map_err(|e| anyhow!("mpi.pingpong: {e}"))?;
@@ -207,10 +213,17 @@ impl Workload for Collective {
     fn size_unit(&self) -> &'static str {
         "bytes"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        Self::elements(params).map_err(|e| format!("{}: {e}", self.name()))?;
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let n = Self::elements(params).map_err(|e| format!("{}: {e}", self.name()))?;
         iterations(params)?;
-        Ok(())
+        // A send buffer, a receive buffer (all ranks' contributions for allgather) and the
+        // expected values, per rank.
+        let ranks = f64::from(target.resources.ranks.max(1));
+        let doubles = match self.0 {
+            collective::Op::Allgather => n as f64 * (1.0 + 2.0 * ranks),
+            _ => 3.0 * n as f64,
+        };
+        target.fits_memory(self.name(), 8.0 * doubles, "use a smaller `size`")
     }
     fn work(&self, params: &Params) -> Work {
         let (n, it) = (
@@ -225,10 +238,15 @@ impl Workload for Collective {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.2
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let n = Self::elements(params).map_err(|e| anyhow!("{}: {e}", self.name()))?;
         let it = iterations(params).map_err(|e| anyhow!(e))?;
         Ok(Box::new(CollectiveInstance(collective::Collective::new(
@@ -307,10 +325,18 @@ impl Workload for Stencil {
     fn size_unit(&self) -> &'static str {
         "grid side"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        Self::side(params)?;
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let n = Self::side(params)? as f64;
         iterations(params)?;
-        Ok(())
+        // Every rank: three padded grids and its block of the reference (4·8·n²/ranks); rank 0
+        // also runs the serial reference on the whole grid (three n × n grids).
+        let ranks = f64::from(target.resources.ranks.max(1));
+        target.fits_memory_with_root(
+            self.name(),
+            4.0 * 8.0 * n * n / ranks,
+            3.0 * 8.0 * n * n,
+            "use a smaller `size` (the global grid side)",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         let (n, it) = (
@@ -325,10 +351,15 @@ impl Workload for Stencil {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.5
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let n = Self::side(params).map_err(|e| anyhow!(e))?;
         let it = iterations(params).map_err(|e| anyhow!(e))?;
         let s =
@@ -395,8 +426,15 @@ impl Workload for Gemm {
     fn size_unit(&self) -> &'static str {
         "n"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
-        Self::order(params).map(|_| ())
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let n = Self::order(params)? as f64;
+        // Every rank: its blocks of A, B and C, and row and column panels (about 4·8·n²/ranks).
+        let ranks = f64::from(target.resources.ranks.max(1));
+        target.fits_memory(
+            self.name(),
+            4.0 * 8.0 * n * n / ranks,
+            "use a smaller `size` (the matrix order)",
+        )
     }
     fn work(&self, params: &Params) -> Work {
         let n = Self::order(params).unwrap_or(0);
@@ -408,10 +446,15 @@ impl Workload for Gemm {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.6
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         let n = Self::order(params).map_err(|e| anyhow!(e))?;
         let g = summa::Summa::new(comm, n).map_err(|e| anyhow!("mpi.gemm: {e}"))?;
         Ok(Box::new(GemmInstance(g)))
@@ -481,7 +524,8 @@ impl Workload for Pi {
     fn size_unit(&self) -> &'static str {
         "samples"
     }
-    fn check(&self, params: &Params) -> Result<(), String> {
+    fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
+        // Constant memory: chunked generators, no arrays.
         Self::samples(params)?;
         int_param(params, "seed")?;
         Ok(())
@@ -496,10 +540,15 @@ impl Workload for Pi {
     fn expected_efficiency(&self, _params: &Params) -> f64 {
         0.05
     }
-    fn prepare(&self, _params: &Params) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
-    fn prepare_mpi(&self, params: &Params, comm: &Comm) -> anyhow::Result<Box<dyn Instance>> {
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
         use mpi::traits::Communicator;
         let samples = Self::samples(params).map_err(|e| anyhow!(e))?;
         let seed = int_param(params, "seed").map_err(|e| anyhow!(e))?;
@@ -588,9 +637,14 @@ mod tests {
             assert!(REGISTRY.iter().any(|r| r.name() == name));
             assert_eq!(w.backend(), Backend::Mpi);
             let p = params(w, &[]);
-            w.check(&p).unwrap_or_else(|e| panic!("{name}: {e}"));
+            w.check(&p, &Target::test(1))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             // Without MPI, prepare says where these run.
-            let err = w.prepare(&p).err().expect("prepare fails").to_string();
+            let err = w
+                .prepare(&p, &Target::test(1))
+                .err()
+                .expect("prepare fails")
+                .to_string();
             assert!(err.contains("mpirun"), "{name}: {err}");
         }
     }
@@ -625,12 +679,18 @@ mod tests {
     #[test]
     fn bad_parameters_are_errors() {
         let p = params(&Stencil, &[("size", "2")]);
-        assert!(Stencil.check(&p).unwrap_err().contains("at least 3"));
+        assert!(Stencil
+            .check(&p, &Target::test(1))
+            .unwrap_err()
+            .contains("at least 3"));
         let p = params(&Pi, &[("size", "1MiB")]);
-        assert!(Pi.check(&p).unwrap_err().contains("not bytes"));
+        assert!(Pi
+            .check(&p, &Target::test(1))
+            .unwrap_err()
+            .contains("not bytes"));
         let p = params(&PingPong, &[("size", "2GiB")]);
-        assert!(PingPong.check(&p).is_err());
-        assert!(Gemm.check(&Params::default()).is_err());
+        assert!(PingPong.check(&p, &Target::test(1)).is_err());
+        assert!(Gemm.check(&Params::default(), &Target::test(1)).is_err());
         assert_eq!(Stencil.work(&Params::default()), Work::default());
     }
 }
