@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::executor::{self, Executor, LocalExecutor, MockExecutor};
+use crate::executor::{self, Executor, Interrupt, LocalExecutor, MockExecutor};
 use crate::machine::Machine;
 use crate::plan::{self, Plan, Rates};
 use crate::provenance::Provenance;
@@ -153,19 +153,19 @@ pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::List => {
-            print!("{}", list_text());
+            crate::out!("{}", list_text())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Info => {
-            print!("{}", Machine::detect().describe());
+            crate::out!("{}", Machine::detect().describe())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
-            print!("{}", plan.describe(&rates(&Machine::detect_quick())));
+            crate::out!("{}", plan.describe(&rates(&Machine::detect_quick())))?;
             if m.slurm.is_some() {
-                print!("{}", slurm::commands::plan_cost(&m, &plan)?);
+                crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -191,7 +191,7 @@ pub fn main() -> Result<ExitCode> {
                 (None, Some(m)) => {
                     slurm::commands::sbatch_new(&m, run_dir, &results, &opts, &mut cluster)
                 }
-                (None, None) => bail!("give a manifest, or --resume <run-dir>"),
+                (None, None) => crate::bad_input!("give a manifest, or --resume <run-dir>"),
             }
         }
         Command::Status { run_dir } => slurm::commands::status(&run_dir, &mut slurm::CommandSlurm),
@@ -204,23 +204,31 @@ pub fn main() -> Result<ExitCode> {
             mock,
             quiet,
         } => {
+            // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
+            let interrupt = Interrupt::install()?;
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
-                None => Box::new(LocalExecutor::current()?),
+                None => Box::new(LocalExecutor::current()?.interruptible(interrupt.clone())),
             };
             let opts = RunOptions {
                 results,
                 run_dir,
                 quiet,
             };
-            run(manifest.as_deref(), resume.as_deref(), &opts, executor)
+            run(
+                manifest.as_deref(),
+                resume.as_deref(),
+                &opts,
+                executor,
+                &interrupt,
+            )
         }
         Command::Report { run_dir } => {
             let run = RunDir::new(run_dir);
             let plan = run.load_plan()?;
             let (files, unreadable) = write_report(&run, &plan)?;
             for f in files {
-                println!("{}", f.display());
+                crate::outln!("{}", f.display())?;
             }
             // The report was written without the unreadable records: say so in the exit code.
             Ok(if unreadable > 0 {
@@ -239,7 +247,7 @@ pub fn main() -> Result<ExitCode> {
             let rec = match (&task_file, task_index, &point_id) {
                 (Some(file), Some(index), _) => crate::point::run_task(&run, file, index)?,
                 (_, _, Some(id)) => crate::point::run(&run, id)?,
-                _ => bail!("give a point id, or --task-file with --task-index"),
+                _ => crate::bad_input!("give a point id, or --task-file with --task-index"),
             };
             let point_id = rec.point.id.clone();
             if rec.status == crate::results::Status::Ok {
@@ -250,7 +258,7 @@ pub fn main() -> Result<ExitCode> {
                     .iter()
                     .find_map(|v| std::env::var(v).ok());
                 if rank.is_none_or(|r| r == "0") {
-                    eprintln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
+                    crate::errln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
                 }
                 Ok(ExitCode::from(1))
             }
@@ -269,12 +277,13 @@ fn run(
     resume: Option<&Path>,
     opts: &RunOptions,
     mut executor: Box<dyn Executor>,
+    interrupt: &Interrupt,
 ) -> Result<ExitCode> {
     let (run, plan, mut prov) = match resume {
         Some(dir) => {
             let run = RunDir::new(dir);
             let plan = run.load_plan()?;
-            let prov = Provenance::load(&run)?;
+            let prov = Provenance::resume(&run, &plan, executor.name())?;
             (run, plan, prov)
         }
         None => {
@@ -286,7 +295,7 @@ fn run(
                 None => new_run_dir(&opts.results, &m.name)?,
             };
             if run.plan().exists() {
-                bail!(
+                crate::bad_input!(
                     "{} already holds a run; finish it with `scalelab run --resume {}` or choose another --run-dir",
                     run.root.display(),
                     run.root.display()
@@ -314,14 +323,14 @@ fn run(
         .count();
     let total = plan.points.len();
     if pending > 0 {
-        eprintln!(
+        crate::errln!(
             "run {}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {}`)",
             run.root.display(),
-            if total == 1 { "" } else { "s" },
+            plural(total),
             run.root.display()
         );
     } else {
-        eprintln!(
+        crate::errln!(
             "run {}: all {total} points are recorded already",
             run.root.display()
         );
@@ -336,32 +345,53 @@ fn run(
             .expect("valid template"),
     );
     let quiet = opts.quiet;
+    // Live lines may be lost (`| head -1`, a closed terminal): the results are in the run
+    // directory, so a failed write is dropped and the sweep goes on.
     let outcome = executor::sweep(
         &run,
         &plan,
         executor.as_mut(),
+        interrupt,
         |point, _| bar.set_message(format!("{} {}", point.study_name, point.id)),
         |rec| {
             bar.inc(1);
             if !quiet {
-                bar.suspend(|| println!("{}", crate::report::live_line(rec)));
+                bar.suspend(|| crate::live!("{}", crate::report::live_line(rec)));
             }
         },
     )?;
     bar.finish_and_clear();
-    prov.finished = crate::results::now_rfc3339();
     let (records, _) = run.load_records(&plan);
     prov.points_ok = records
         .iter()
         .filter(|r| r.status == crate::results::Status::Ok)
         .count();
     prov.points_failed = records.len() - prov.points_ok;
+    prov.finish(outcome.interrupted.as_ref().map(|i| i.signal));
     prov.write(&run)?;
+    if let Some(stop) = &outcome.interrupted {
+        // Stop now, as asked: no report (drawing plots takes a while); the records are safe.
+        crate::errln!(
+            "interrupted by {}: {} of {total} point{} recorded ({} ok, {} failed); {}resume with `scalelab run --resume {}` (the report is written when the run finishes, or now with `scalelab report {}`)",
+            executor::signal_name(stop.signal),
+            records.len(),
+            plural(total),
+            prov.points_ok,
+            prov.points_failed,
+            match &stop.in_flight {
+                Some(id) => format!("the point in flight ({id}) was not recorded; "),
+                None => String::new(),
+            },
+            run.root.display(),
+            run.root.display()
+        );
+        return Ok(crate::exit::for_signal(stop.signal));
+    }
     write_report(&run, &plan)?;
-    println!(
+    crate::live!(
         "{} point{}: {} ok, {} failed{}",
-        plan.points.len(),
-        if plan.points.len() == 1 { "" } else { "s" },
+        total,
+        plural(total),
         prov.points_ok,
         prov.points_failed,
         if outcome.skipped > 0 {
@@ -370,7 +400,7 @@ fn run(
             String::new()
         }
     );
-    println!("report: {}", run.report().display());
+    crate::live!("report: {}", run.report().display());
     Ok(if outcome.any_failed() {
         ExitCode::from(1)
     } else {
@@ -378,12 +408,20 @@ fn run(
     })
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Write the report of `run` from its readable records, with the machine from its provenance.
 /// Returns the files written and how many records could not be read (each named on stderr).
 fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
     let (records, unreadable) = run.load_records(plan);
     for problem in &unreadable {
-        eprintln!("warning: {problem}; the report leaves that point out");
+        crate::errln!("warning: {problem}; the report leaves that point out");
     }
     let machine = Provenance::load(run)
         .map(|p| p.machine)
@@ -427,7 +465,7 @@ fn parse_mock(spec: &str) -> Result<MockExecutor> {
             parallel_s: *b,
             jitter: 0.01,
         }),
-        _ => bail!(
+        _ => crate::bad_input!(
             "--mock takes two non-negative seconds A,B for t(p) = A + B/p, e.g. --mock 0.1,0.9"
         ),
     }

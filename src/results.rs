@@ -152,11 +152,18 @@ impl RunDir {
     /// Read `plan.json`, with an error that says this is not a run directory when it is missing.
     pub fn load_plan(&self) -> Result<Plan> {
         let path = self.plan();
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
+        let text = fs::read_to_string(&path).map_err(|e| {
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
+            let err = anyhow::Error::new(e).context(format!(
                 "{} is not a run directory (no plan.json); give a folder made by `scalelab run`, e.g. results/<experiment>/<run-id>",
                 self.root.display()
-            )
+            ));
+            // A wrong path is the user's to fix (exit code 2); an unreadable file is not.
+            if missing {
+                crate::exit::BadInput::wrap(err)
+            } else {
+                err
+            }
         })?;
         serde_json::from_str(&text).with_context(|| {
             format!(

@@ -8,11 +8,15 @@
 //! [`MockExecutor`] is its deterministic twin: it writes records whose times follow a model
 //! `t(p) = a + b/p`, so the scaling math and the sweep loop are testable against known answers.
 //! [`sweep`] runs every unfinished point of a plan through an executor, writes each record as it
-//! arrives and reports progress; a failed point fails only itself.
+//! arrives and reports progress; a failed point fails only itself. An [`Interrupt`] (SIGINT,
+//! SIGTERM, SIGHUP) ends the sweep between points, or stops the point in flight without recording
+//! it, so that a resume measures it again.
 
+mod interrupt;
 mod local;
 mod mock;
 
+pub use interrupt::{signal_name, Interrupt, Interrupted};
 pub use local::{mpirun_args, LocalExecutor};
 pub use mock::MockExecutor;
 
@@ -26,12 +30,13 @@ pub trait Executor {
     /// Short name recorded in provenance ("local", "mock").
     fn name(&self) -> &'static str;
     /// Run `point` and make sure its record exists in `run`. An `Err` means the executor itself
-    /// failed (e.g. the run directory is unwritable), not the point.
+    /// failed (e.g. the run directory is unwritable), not the point, or, as [`Interrupted`], that
+    /// a signal stopped the point and nothing was recorded for it.
     fn execute(&mut self, run: &RunDir, point: &Point) -> Result<PointRecord>;
 }
 
 /// Counts of a finished sweep.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepOutcome {
     /// Points measured now that succeeded.
     pub ok: usize,
@@ -41,6 +46,16 @@ pub struct SweepOutcome {
     pub skipped: usize,
     /// Of the skipped points, how many had failed before.
     pub skipped_failed: usize,
+    /// Set when a signal ended the sweep early.
+    pub interrupted: Option<Interruption>,
+}
+
+/// How a signal ended a sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interruption {
+    pub signal: i32,
+    /// The point that was running and was stopped without a record (None: between points).
+    pub in_flight: Option<String>,
 }
 
 impl SweepOutcome {
@@ -52,16 +67,25 @@ impl SweepOutcome {
 
 /// Run every point of `plan` that has no record in `run` yet, in plan order.
 ///
-/// `on_record` is called after each point (for live output); `on_start` before it.
+/// `on_record` is called after each point (for live output); `on_start` before it. Once
+/// `interrupt` has seen a signal no further point starts.
 pub fn sweep(
     run: &RunDir,
     plan: &Plan,
     executor: &mut dyn Executor,
+    interrupt: &Interrupt,
     mut on_start: impl FnMut(&Point, usize),
     mut on_record: impl FnMut(&PointRecord),
 ) -> Result<SweepOutcome> {
     let mut outcome = SweepOutcome::default();
     for (i, point) in plan.points.iter().enumerate() {
+        if let Some(signal) = interrupt.signal() {
+            outcome.interrupted = Some(Interruption {
+                signal,
+                in_flight: None,
+            });
+            break;
+        }
         match run.load_record(&point.id) {
             Ok(Some(rec)) => {
                 outcome.skipped += 1;
@@ -73,10 +97,22 @@ pub fn sweep(
             Ok(None) => {}
             // A record that cannot be read is no result: measure the point again (the new record
             // replaces it atomically) rather than stop the sweep.
-            Err(e) => eprintln!("warning: {e:#}; measuring that point again"),
+            Err(e) => crate::errln!("warning: {e:#}; measuring that point again"),
         }
         on_start(point, i);
-        let rec = executor.execute(run, point)?;
+        let rec = match executor.execute(run, point) {
+            Ok(rec) => rec,
+            Err(e) => match e.downcast_ref::<Interrupted>() {
+                Some(stopped) => {
+                    outcome.interrupted = Some(Interruption {
+                        signal: stopped.signal,
+                        in_flight: Some(point.id.clone()),
+                    });
+                    break;
+                }
+                None => return Err(e),
+            },
+        };
         if rec.status == Status::Ok {
             outcome.ok += 1;
         } else {
