@@ -1,8 +1,12 @@
 //! The command line: one subcommand per step of a point's life (see `docs/ARCHITECTURE.md`).
 //!
 //! Every subcommand returns an exit code through [`main`]: 0 when all went well, 1 when a run
-//! finished but some point failed, 2 for bad input (a manifest error, a missing run directory);
-//! errors are printed once, without a backtrace, by `main.rs`.
+//! finished but some point failed, 2 for bad input (a manifest error, a missing or unknown run
+//! directory, a bad argument: errors wrapped in [`BadInput`](crate::exit::BadInput)), 3 for I/O
+//! and internal failures (an unwritable folder, a full disk, a bug), 128 + n when `run` was
+//! stopped by signal n (see [`crate::exit`]). Errors are printed once, without a backtrace, by
+//! `main.rs`. Output goes through [`crate::output`]: a closed or full terminal ends `plan` or
+//! `list` with one line, and never stops `run`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,10 +23,15 @@ use crate::results::{write_atomic, RunDir};
 use crate::slurm;
 use crate::workload::{self, ParamKind};
 
+/// The exit codes, shown by `--help` (the table is in `crate::exit` and docs/results.md).
+const EXIT_CODES: &str = "Exit codes: 0 all good; 1 some point failed; 2 bad input (a manifest error, a missing or \
+unknown run directory, a bad argument); 3 an I/O or internal failure (an unwritable folder, a full disk, a bug); \
+128+n stopped by signal n (`run`: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; resume with `scalelab run --resume <run-dir>`).";
+
 /// Measure how parallel code scales: expand an experiment manifest into points, run them, and
 /// report speedup, efficiency, Karp–Flatt, Amdahl fits, GFLOP/s and GB/s with plots.
 #[derive(Parser, Debug)]
-#[command(name = "scalelab", version, about, long_about = None)]
+#[command(name = "scalelab", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,7 +56,8 @@ pub enum Command {
     /// that fails is recorded with its reason and the sweep goes on. Results land in
     /// results/<experiment>/<run-id>/ as they arrive; an interrupted run is finished with
     /// `scalelab run --resume <run-dir>`, which skips every point already recorded.
-    /// Exits with 1 if any point failed.
+    /// Ctrl-C, SIGTERM or SIGHUP stop it cleanly: the point in flight is not recorded (a resume
+    /// measures it), and it exits with 130, 143 or 129. Exits with 1 if any point failed.
     Run {
         /// The experiment manifest (not needed with --resume).
         #[arg(required_unless_present = "resume")]
