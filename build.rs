@@ -33,12 +33,18 @@ fn main() {
     println!("cargo:rustc-env=SCALELAB_RUSTC={version}");
 
     let rev = git(&["rev-parse", "HEAD"]);
-    let dirty =
-        match rev {
-            Some(_) => git(&["status", "--porcelain", "--untracked-files=no"])
-                .map_or("unknown", |s| if s.is_empty() { "false" } else { "true" }),
-            None => "unknown",
-        };
+    let dirty = match rev {
+        // `--no-optional-locks`: a plain `git status` may rewrite the index it watches below,
+        // which would make the next build rerun this script for nothing.
+        Some(_) => git(&[
+            "--no-optional-locks",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ])
+        .map_or("unknown", |s| if s.is_empty() { "false" } else { "true" }),
+        None => "unknown",
+    };
     println!(
         "cargo:rustc-env=SCALELAB_BUILD_REV={}",
         rev.as_deref().unwrap_or("unknown")

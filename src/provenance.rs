@@ -328,7 +328,14 @@ pub fn checkout_state(dir: &Path) -> Option<Checkout> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let revision = git(&["rev-parse", "HEAD"])?;
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+    // `--no-optional-locks`: only look; a refreshed index would make the next build rerun build.rs.
+    let dirty = git(&[
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .map(|s| !s.is_empty());
     Some(Checkout {
         path: dir.display().to_string(),
         revision,

@@ -122,3 +122,86 @@ pub fn sweep(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn plan() -> Plan {
+        let m = crate::manifest::parse(
+            Path::new("m.toml"),
+            "name = \"m\"\nrepetitions = 1\nwarmup = 0\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.1, 0.2, 0.3]\n",
+        )
+        .unwrap();
+        crate::plan::expand(&m).unwrap()
+    }
+
+    /// Records the first point, then acts as if Ctrl-C stopped the second one in flight.
+    struct StoppedAtSecond {
+        mock: MockExecutor,
+        calls: usize,
+        interrupt: Interrupt,
+    }
+
+    impl Executor for StoppedAtSecond {
+        fn name(&self) -> &'static str {
+            "stopped"
+        }
+        fn execute(&mut self, run: &RunDir, point: &Point) -> Result<PointRecord> {
+            self.calls += 1;
+            if self.calls == 2 {
+                self.interrupt.raise(2);
+                return Err(Interrupted { signal: 2 }.into());
+            }
+            self.mock.execute(run, point)
+        }
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_sweep_and_leaves_the_point_in_flight_unrecorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let plan = plan();
+        let interrupt = Interrupt::never();
+        let mut ex = StoppedAtSecond {
+            mock: MockExecutor {
+                serial_s: 0.1,
+                parallel_s: 0.9,
+                jitter: 0.0,
+            },
+            calls: 0,
+            interrupt: interrupt.clone(),
+        };
+        let out = sweep(&run, &plan, &mut ex, &interrupt, |_, _| {}, |_| {}).unwrap();
+        assert_eq!(ex.calls, 2, "no point starts after the interrupt");
+        assert_eq!(out.ok, 1);
+        assert_eq!(out.failed, 0);
+        assert_eq!(
+            out.interrupted,
+            Some(Interruption {
+                signal: 2,
+                in_flight: Some(plan.points[1].id.clone()),
+            })
+        );
+        assert!(run.record(&plan.points[0].id).exists());
+        assert!(!run.record(&plan.points[1].id).exists());
+
+        // Interrupted before it began: nothing runs, nothing is in flight.
+        let mut ex = MockExecutor {
+            serial_s: 0.1,
+            parallel_s: 0.9,
+            jitter: 0.0,
+        };
+        let out = sweep(&run, &plan, &mut ex, &interrupt, |_, _| {}, |_| {}).unwrap();
+        assert_eq!(out.ok, 0);
+        assert_eq!(
+            out.interrupted,
+            Some(Interruption {
+                signal: 2,
+                in_flight: None
+            })
+        );
+        assert!(!run.record(&plan.points[1].id).exists());
+    }
+}
