@@ -1,8 +1,12 @@
 //! The command line: one subcommand per step of a point's life (see `docs/ARCHITECTURE.md`).
 //!
 //! Every subcommand returns an exit code through [`main`]: 0 when all went well, 1 when a run
-//! finished but some point failed, 2 for bad input (a manifest error, a missing run directory);
-//! errors are printed once, without a backtrace, by `main.rs`.
+//! finished but some point failed, 2 for bad input (a manifest error, a missing or unknown run
+//! directory, a bad argument: errors wrapped in [`BadInput`](crate::exit::BadInput)), 3 for I/O
+//! and internal failures (an unwritable folder, a full disk, a bug), 128 + n when `run` was
+//! stopped by signal n (see [`crate::exit`]). Errors are printed once, without a backtrace, by
+//! `main.rs`. Output goes through [`crate::output`]: a closed or full terminal ends `plan` or
+//! `list` with one line, and never stops `run`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::executor::{self, Executor, LocalExecutor, MockExecutor};
+use crate::executor::{self, Executor, Interrupt, LocalExecutor, MockExecutor};
 use crate::machine::Machine;
 use crate::plan::{self, Plan, Rates};
 use crate::provenance::Provenance;
@@ -19,10 +23,15 @@ use crate::results::{write_atomic, RunDir};
 use crate::slurm;
 use crate::workload::{self, ParamKind};
 
+/// The exit codes, shown by `--help` (the table is in `crate::exit` and docs/results.md).
+const EXIT_CODES: &str = "Exit codes: 0 all good; 1 some point failed; 2 bad input (a manifest error, a missing or \
+unknown run directory, a bad argument); 3 an I/O or internal failure (an unwritable folder, a full disk, a bug); \
+128+n stopped by signal n (`run`: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; resume with `scalelab run --resume <run-dir>`).";
+
 /// Measure how parallel code scales: expand an experiment manifest into points, run them, and
 /// report speedup, efficiency, Karp–Flatt, Amdahl fits, GFLOP/s and GB/s with plots.
 #[derive(Parser, Debug)]
-#[command(name = "scalelab", version, about, long_about = None)]
+#[command(name = "scalelab", version, about, long_about = None, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -47,7 +56,8 @@ pub enum Command {
     /// that fails is recorded with its reason and the sweep goes on. Results land in
     /// results/<experiment>/<run-id>/ as they arrive; an interrupted run is finished with
     /// `scalelab run --resume <run-dir>`, which skips every point already recorded.
-    /// Exits with 1 if any point failed.
+    /// Ctrl-C, SIGTERM or SIGHUP stop it cleanly: the point in flight is not recorded (a resume
+    /// measures it), and it exits with 130, 143 or 129. Exits with 1 if any point failed.
     Run {
         /// The experiment manifest (not needed with --resume).
         #[arg(required_unless_present = "resume")]
@@ -153,19 +163,19 @@ pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::List => {
-            print!("{}", list_text());
+            crate::out!("{}", list_text())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Info => {
-            print!("{}", Machine::detect().describe());
+            crate::out!("{}", Machine::detect().describe())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
-            print!("{}", plan.describe(&rates(&Machine::detect_quick())));
+            crate::out!("{}", plan.describe(&rates(&Machine::detect_quick())))?;
             if m.slurm.is_some() {
-                print!("{}", slurm::commands::plan_cost(&m, &plan)?);
+                crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -191,7 +201,7 @@ pub fn main() -> Result<ExitCode> {
                 (None, Some(m)) => {
                     slurm::commands::sbatch_new(&m, run_dir, &results, &opts, &mut cluster)
                 }
-                (None, None) => bail!("give a manifest, or --resume <run-dir>"),
+                (None, None) => crate::bad_input!("give a manifest, or --resume <run-dir>"),
             }
         }
         Command::Status { run_dir } => slurm::commands::status(&run_dir, &mut slurm::CommandSlurm),
@@ -204,16 +214,24 @@ pub fn main() -> Result<ExitCode> {
             mock,
             quiet,
         } => {
+            // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
+            let interrupt = Interrupt::install()?;
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
-                None => Box::new(LocalExecutor::current()?),
+                None => Box::new(LocalExecutor::current()?.interruptible(interrupt.clone())),
             };
             let opts = RunOptions {
                 results,
                 run_dir,
                 quiet,
             };
-            run(manifest.as_deref(), resume.as_deref(), &opts, executor)
+            run(
+                manifest.as_deref(),
+                resume.as_deref(),
+                &opts,
+                executor,
+                &interrupt,
+            )
         }
         Command::Report { run_dir } => {
             let run = RunDir::new(run_dir);
@@ -223,7 +241,7 @@ pub fn main() -> Result<ExitCode> {
             let _lock = run.lock()?;
             let (files, unreadable) = write_report(&run, &plan)?;
             for f in files {
-                println!("{}", f.display());
+                crate::outln!("{}", f.display())?;
             }
             // The report was written without the unreadable records: say so in the exit code.
             Ok(if unreadable > 0 {
@@ -242,7 +260,7 @@ pub fn main() -> Result<ExitCode> {
             let rec = match (&task_file, task_index, &point_id) {
                 (Some(file), Some(index), _) => crate::point::run_task(&run, file, index)?,
                 (_, _, Some(id)) => crate::point::run(&run, id)?,
-                _ => bail!("give a point id, or --task-file with --task-index"),
+                _ => crate::bad_input!("give a point id, or --task-file with --task-index"),
             };
             let point_id = rec.point.id.clone();
             if rec.status == crate::results::Status::Ok {
@@ -253,7 +271,7 @@ pub fn main() -> Result<ExitCode> {
                     .iter()
                     .find_map(|v| std::env::var(v).ok());
                 if rank.is_none_or(|r| r == "0") {
-                    eprintln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
+                    crate::errln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
                 }
                 Ok(ExitCode::from(1))
             }
@@ -272,6 +290,7 @@ fn run(
     resume: Option<&Path>,
     opts: &RunOptions,
     mut executor: Box<dyn Executor>,
+    interrupt: &Interrupt,
 ) -> Result<ExitCode> {
     // The lock is held until the run and its report are written.
     let (run, plan, mut prov, _lock) = match resume {
@@ -279,7 +298,7 @@ fn run(
             let run = RunDir::new(dir);
             let plan = run.load_plan()?;
             let lock = run.lock()?;
-            let prov = Provenance::load(&run)?;
+            let prov = Provenance::resume(&run, &plan, executor.name())?;
             (run, plan, prov, lock)
         }
         None => {
@@ -316,6 +335,7 @@ fn run(
         }
     };
     let pending = announce(&run, &plan);
+    let total = plan.points.len();
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -326,32 +346,53 @@ fn run(
             .expect("valid template"),
     );
     let quiet = opts.quiet;
+    // Live lines may be lost (`| head -1`, a closed terminal): the results are in the run
+    // directory, so a failed write is dropped and the sweep goes on.
     let outcome = executor::sweep(
         &run,
         &plan,
         executor.as_mut(),
+        interrupt,
         |point, _| bar.set_message(format!("{} {}", point.study_name, point.id)),
         |rec| {
             bar.inc(1);
             if !quiet {
-                bar.suspend(|| println!("{}", crate::report::live_line(rec)));
+                bar.suspend(|| crate::live!("{}", crate::report::live_line(rec)));
             }
         },
     )?;
     bar.finish_and_clear();
-    prov.finished = crate::results::now_rfc3339();
     let (records, _) = run.load_records(&plan);
     prov.points_ok = records
         .iter()
         .filter(|r| r.status == crate::results::Status::Ok)
         .count();
     prov.points_failed = records.len() - prov.points_ok;
+    prov.finish(outcome.interrupted.as_ref().map(|i| i.signal));
     prov.write(&run)?;
+    if let Some(stop) = &outcome.interrupted {
+        // Stop now, as asked: no report (drawing plots takes a while); the records are safe.
+        crate::errln!(
+            "interrupted by {}: {} of {total} point{} recorded ({} ok, {} failed); {}resume with `scalelab run --resume {}` (the report is written when the run finishes, or now with `scalelab report {}`)",
+            executor::signal_name(stop.signal),
+            records.len(),
+            plural(total),
+            prov.points_ok,
+            prov.points_failed,
+            match &stop.in_flight {
+                Some(id) => format!("the point in flight ({id}) was not recorded; "),
+                None => String::new(),
+            },
+            run.root.display(),
+            run.root.display()
+        );
+        return Ok(crate::exit::for_signal(stop.signal));
+    }
     let report = write_report(&run, &plan);
-    println!(
+    crate::live!(
         "{} point{}: {} ok, {} failed{}",
-        plan.points.len(),
-        if plan.points.len() == 1 { "" } else { "s" },
+        total,
+        plural(total),
         prov.points_ok,
         prov.points_failed,
         if outcome.skipped > 0 {
@@ -361,7 +402,7 @@ fn run(
         }
     );
     report?;
-    println!("report: {}", run.report().display());
+    crate::live!("report: {}", run.report().display());
     Ok(if outcome.any_failed() {
         ExitCode::from(1)
     } else {
@@ -386,16 +427,16 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
     let pending = survey.to_measure();
     let root = run.root.display();
     if pending > 0 {
-        eprintln!(
+        crate::errln!(
             "run {root}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {root}`)",
             if total == 1 { "" } else { "s" },
         );
     } else {
-        eprintln!("run {root}: all {total} points are recorded already");
+        crate::errln!("run {root}: all {total} points are recorded already");
     }
     if !survey.unreadable.is_empty() {
         let n = survey.unreadable.len();
-        eprintln!(
+        crate::errln!(
             "warning: {n} record{} unreadable and will be measured again: {}",
             if n == 1 { " is" } else { "s are" },
             survey
@@ -406,10 +447,18 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
                 .join(", ")
         );
         for (_, problem) in &survey.unreadable {
-            eprintln!("warning: {problem}; measuring that point again");
+            crate::errln!("warning: {problem}; measuring that point again");
         }
     }
     pending
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Write the report of `run` from its readable records, with the machine from its provenance.
@@ -419,7 +468,7 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
 fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
     let (records, unreadable) = run.load_records(plan);
     for problem in &unreadable {
-        eprintln!("warning: {problem}; the report leaves that point out");
+        crate::errln!("warning: {problem}; the report leaves that point out");
     }
     let machine = Provenance::load(run)
         .map(|p| p.machine)
@@ -473,7 +522,7 @@ fn parse_mock(spec: &str) -> Result<MockExecutor> {
             parallel_s: *b,
             jitter: 0.01,
         }),
-        _ => bail!(
+        _ => crate::bad_input!(
             "--mock takes two non-negative seconds A,B for t(p) = A + B/p, e.g. --mock 0.1,0.9"
         ),
     }

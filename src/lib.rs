@@ -7,8 +7,10 @@
 
 pub mod cli;
 pub mod executor;
+pub mod exit;
 pub mod machine;
 pub mod manifest;
+pub mod output;
 pub mod plan;
 pub mod point;
 pub mod provenance;

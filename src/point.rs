@@ -85,7 +85,7 @@ fn run_point(run: &RunDir, point: Point, source: &std::path::Path) -> Result<Poi
         &point.params,
     );
     if expected != point.id || point.repetitions == 0 || point.resources.threads == 0 {
-        anyhow::bail!(
+        crate::bad_input!(
             "point `{id}` in {} does not match its id (the file was edited); plans are made by \
              `scalelab run <manifest>`, which checks every value: start a new run",
             source.display()

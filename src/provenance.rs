@@ -1,18 +1,28 @@
 //! Provenance: where, when and with what a run was made, written beside its results.
 //!
-//! `provenance.json` answers "can I trust and repeat this number?": the source revision (and whether
-//! the tree had uncommitted changes), the scalelab version and compiled features, the compiler, the
-//! machine (see [`crate::machine`]), the manifest's sha256 (its copy is `manifest.toml` beside it),
-//! the executor, start and end times, SLURM job ids when present, and every environment variable
-//! that changes results.
+//! `provenance.json` answers "can I trust and repeat this number?": the source revision the binary
+//! was built from and whether that tree had uncommitted changes (both embedded at compile time by
+//! `build.rs`, so a later commit or edit cannot pass for what was measured), the state of the
+//! source checkout when the run started (recorded separately, and a mismatch with the build
+//! flagged), the scalelab version and compiled features, the compiler, the machine (see
+//! [`crate::machine`]), the manifest's sha256 (its copy is `manifest.toml` beside it), the
+//! executor, start and end times, SLURM job ids when present, every environment variable that
+//! changes results, and one entry per invocation that worked on the run (the first, then each
+//! `run --resume` or `sbatch --resume`).
+//!
+//! Fields added since the first version have serde defaults, so older files stay readable. A
+//! `provenance.json` that cannot be read does not block resuming: [`Provenance::resume`] moves it
+//! aside to `provenance.json.damaged` and starts a fresh one that says so.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
+use crate::plan::Plan;
 use crate::results::{now_rfc3339, write_atomic, RunDir};
 
 /// The contents of `provenance.json`.
@@ -22,11 +32,21 @@ pub struct Provenance {
     /// Cargo features compiled in ("mpi", "cuda").
     pub features: Vec<String>,
     pub rustc: String,
-    /// Source revision: of the checkout the binary was built in, read when the run started (falls
-    /// back to the revision at build time when that checkout is gone).
+    /// The source revision this binary was built from (embedded at compile time; "unknown" when
+    /// built outside a git checkout). Files written before that recorded the checkout's revision
+    /// at run time here.
     pub git_revision: String,
-    /// Whether tracked files differed from that revision (None when unknown).
+    /// Whether tracked files differed from that revision when the binary was built (None when
+    /// unknown).
     pub git_dirty: Option<bool>,
+    /// The source checkout the binary was built in, as found when the run started; None when that
+    /// folder is gone or is no git checkout (a binary copied to a cluster).
+    #[serde(default)]
+    pub checkout: Option<Checkout>,
+    /// Set when the checkout differs from what the binary was built from: what was measured is
+    /// the build, not the checkout.
+    #[serde(default)]
+    pub source_mismatch: Option<String>,
     pub machine: Machine,
     pub experiment: String,
     /// The manifest as given on the command line.
@@ -38,7 +58,7 @@ pub struct Provenance {
     pub started: String,
     /// Empty while the run is going on or after it was interrupted.
     pub finished: String,
-    /// Points in the plan, and how many ended ok / failed when the run finished.
+    /// Points in the plan, and how many ended ok / failed when the run last finished.
     pub points: usize,
     pub points_ok: usize,
     pub points_failed: usize,
@@ -46,6 +66,75 @@ pub struct Provenance {
     pub slurm: BTreeMap<String, String>,
     /// Environment variables that change results (threads, affinity, BLAS, GPUs).
     pub environment: BTreeMap<String, String>,
+    /// Every invocation that worked on this run, oldest first: the one that made it, then each
+    /// resume. (Empty in files written before this list existed.)
+    #[serde(default)]
+    pub invocations: Vec<Invocation>,
+    /// Set when an unreadable provenance.json was moved aside and this one started afresh: what
+    /// was lost, and where the old file is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<String>,
+}
+
+/// The state of a source checkout: its revision and whether tracked files had changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    pub path: String,
+    pub revision: String,
+    /// None when `git status` could not tell.
+    pub dirty: Option<bool>,
+}
+
+/// One invocation that worked on a run: `scalelab run`, `run --resume`, `sbatch`, `sbatch --resume`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invocation {
+    /// When it started (RFC 3339).
+    pub started: String,
+    pub command_line: Vec<String>,
+    pub host: String,
+    pub executor: String,
+    pub scalelab_version: String,
+    /// The build's revision and dirty flag, as in [`Provenance::git_revision`].
+    pub git_revision: String,
+    pub git_dirty: Option<bool>,
+    #[serde(default)]
+    pub checkout: Option<Checkout>,
+    #[serde(default)]
+    pub source_mismatch: Option<String>,
+    /// When it ended (empty while running, or when it was killed).
+    #[serde(default)]
+    pub finished: String,
+    /// The signal that stopped it early ("SIGINT"), if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
+}
+
+impl Invocation {
+    /// The invocation running now, on `machine` with `executor`; warns on stderr when the binary
+    /// was not built from the checkout it came from.
+    pub fn now(machine: &Machine, executor: &str) -> Invocation {
+        let (git_revision, git_dirty) = build_state();
+        let checkout = checkout_state(Path::new(env!("CARGO_MANIFEST_DIR")));
+        let source_mismatch = checkout
+            .as_ref()
+            .and_then(|c| mismatch(&git_revision, git_dirty, c));
+        if let Some(m) = &source_mismatch {
+            crate::errln!("warning: {m}");
+        }
+        Invocation {
+            started: now_rfc3339(),
+            command_line: std::env::args().collect(),
+            host: machine.host.clone(),
+            executor: executor.into(),
+            scalelab_version: env!("CARGO_PKG_VERSION").into(),
+            git_revision,
+            git_dirty,
+            checkout,
+            source_mismatch,
+            finished: String::new(),
+            interrupted: None,
+        }
+    }
 }
 
 /// Variables (or prefixes ending in `_`) that change results and are recorded.
@@ -71,7 +160,7 @@ impl Provenance {
         executor: &str,
         points: usize,
     ) -> Provenance {
-        let (git_revision, git_dirty) = git_state();
+        let first = Invocation::now(&machine, executor);
         let mut slurm = BTreeMap::new();
         let mut environment = BTreeMap::new();
         for (k, v) in std::env::vars() {
@@ -91,21 +180,100 @@ impl Provenance {
             scalelab_version: env!("CARGO_PKG_VERSION").into(),
             features: features(),
             rustc: env!("SCALELAB_RUSTC").into(),
-            git_revision,
-            git_dirty,
+            git_revision: first.git_revision.clone(),
+            git_dirty: first.git_dirty,
+            checkout: first.checkout.clone(),
+            source_mismatch: first.source_mismatch.clone(),
             machine,
             experiment: experiment.into(),
             manifest_path: manifest_path.into(),
             manifest_sha256: manifest_sha256.into(),
             executor: executor.into(),
-            command_line: std::env::args().collect(),
-            started: now_rfc3339(),
+            command_line: first.command_line.clone(),
+            started: first.started.clone(),
             finished: String::new(),
             points,
             points_ok: 0,
             points_failed: 0,
             slurm,
             environment,
+            invocations: vec![first],
+            recovered: None,
+        }
+    }
+
+    /// The provenance of `run` with this invocation (a resume) appended, written back.
+    ///
+    /// A provenance.json that cannot be read (damaged, or not there) must not block resuming
+    /// intact records: it is moved aside to `provenance.json.damaged` (when it exists), a warning
+    /// says so, and a fresh provenance for this machine starts, with `recovered` saying what was
+    /// lost.
+    pub fn resume(run: &RunDir, plan: &Plan, executor: &str) -> Result<Provenance> {
+        let mut prov = match Provenance::load(run) {
+            Ok(p) => p,
+            Err(e) => {
+                let path = run.provenance();
+                let note = if path.exists() {
+                    let aside = path.with_file_name("provenance.json.damaged");
+                    std::fs::rename(&path, &aside).with_context(|| {
+                        format!("moving the unreadable {} aside", path.display())
+                    })?;
+                    format!(
+                        "the earlier provenance.json could not be read ({e:#}); it was moved to {} and this one started afresh, so the first run's machine, times and build are not known",
+                        aside.display()
+                    )
+                } else {
+                    format!(
+                        "{} was missing; this one started afresh, so the first run's machine, times and build are not known",
+                        path.display()
+                    )
+                };
+                crate::errln!("warning: {note}");
+                let mut fresh = Provenance::start(
+                    Machine::detect_quick(),
+                    &plan.experiment,
+                    &run.manifest().display().to_string(),
+                    &plan.manifest_sha256,
+                    executor,
+                    plan.points.len(),
+                );
+                fresh.recovered = Some(note);
+                fresh.write(run)?;
+                return Ok(fresh);
+            }
+        };
+        if prov.invocations.is_empty() {
+            // A file from before the list existed: its top-level fields describe the first run.
+            prov.invocations.push(Invocation {
+                started: prov.started.clone(),
+                command_line: prov.command_line.clone(),
+                host: prov.machine.host.clone(),
+                executor: prov.executor.clone(),
+                scalelab_version: prov.scalelab_version.clone(),
+                git_revision: prov.git_revision.clone(),
+                git_dirty: prov.git_dirty,
+                checkout: prov.checkout.clone(),
+                source_mismatch: prov.source_mismatch.clone(),
+                finished: prov.finished.clone(),
+                interrupted: None,
+            });
+        }
+        let machine = Machine::detect_quick();
+        prov.invocations.push(Invocation::now(&machine, executor));
+        prov.finished = String::new();
+        prov.write(run)?;
+        Ok(prov)
+    }
+
+    /// Mark the latest invocation (and the run) finished now, or stopped by `signal`.
+    pub fn finish(&mut self, interrupted: Option<i32>) {
+        let now = now_rfc3339();
+        if let Some(last) = self.invocations.last_mut() {
+            last.finished = now.clone();
+            last.interrupted = interrupted.map(crate::executor::signal_name);
+        }
+        if interrupted.is_none() {
+            self.finished = now;
         }
     }
 
@@ -133,8 +301,22 @@ pub fn features() -> Vec<String> {
     f
 }
 
-fn git_state() -> (String, Option<bool>) {
-    let dir = env!("CARGO_MANIFEST_DIR");
+/// The revision and dirty flag this binary was built from, as `build.rs` embedded them.
+pub fn build_state() -> (String, Option<bool>) {
+    let dirty = match env!("SCALELAB_BUILD_DIRTY") {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    (env!("SCALELAB_BUILD_REV").to_string(), dirty)
+}
+
+/// The revision and dirty flag of the git checkout at `dir` now; None when it is gone or no
+/// checkout.
+pub fn checkout_state(dir: &Path) -> Option<Checkout> {
+    if !dir.is_dir() {
+        return None;
+    }
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -145,12 +327,104 @@ fn git_state() -> (String, Option<bool>) {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    match git(&["rev-parse", "HEAD"]) {
-        Some(rev) => {
-            let dirty =
-                git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
-            (rev, dirty)
-        }
-        None => (env!("SCALELAB_BUILD_REV").to_string(), None),
+    let revision = git(&["rev-parse", "HEAD"])?;
+    // `--no-optional-locks`: only look; a refreshed index would make the next build rerun build.rs.
+    let dirty = git(&[
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .map(|s| !s.is_empty());
+    Some(Checkout {
+        path: dir.display().to_string(),
+        revision,
+        dirty,
+    })
+}
+
+/// Why the checkout is not what the binary was built from, or None when they agree (or cannot be
+/// compared). Two dirty trees at the same revision cannot be told apart and count as agreeing.
+pub fn mismatch(build_rev: &str, build_dirty: Option<bool>, checkout: &Checkout) -> Option<String> {
+    let short = |r: &str| r.chars().take(12).collect::<String>();
+    let state = |rev: &str, dirty: Option<bool>| match dirty {
+        Some(true) => format!("{} with uncommitted changes", short(rev)),
+        _ => short(rev),
+    };
+    if build_rev == "unknown" {
+        return None;
+    }
+    let differs = build_rev != checkout.revision
+        || matches!((build_dirty, checkout.dirty), (Some(a), Some(b)) if a != b);
+    differs.then(|| {
+        format!(
+            "this binary was built from {} but the checkout {} is at {}: rebuild (cargo build --release) so that what is measured is what the checkout holds",
+            state(build_rev, build_dirty),
+            checkout.path,
+            state(&checkout.revision, checkout.dirty)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+
+    #[test]
+    fn a_checkout_that_moved_on_since_the_build_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        git(d, &["init", "-q"]);
+        std::fs::write(d.join("a.rs"), "1").unwrap();
+        git(d, &["add", "a.rs"]);
+        git(d, &["commit", "-qm", "one"]);
+        let built = checkout_state(d).expect("a checkout");
+        assert_eq!(built.dirty, Some(false));
+        assert_eq!(mismatch(&built.revision, Some(false), &built), None);
+
+        // Edited after the build: same revision, now dirty.
+        std::fs::write(d.join("a.rs"), "2").unwrap();
+        let edited = checkout_state(d).unwrap();
+        assert_eq!(edited.revision, built.revision);
+        let m = mismatch(&built.revision, Some(false), &edited).expect("flagged");
+        assert_eq!(
+            m,
+            format!(
+                "this binary was built from {} but the checkout {} is at {} with uncommitted changes: rebuild (cargo build --release) so that what is measured is what the checkout holds",
+                &built.revision[..12],
+                d.display(),
+                &built.revision[..12]
+            )
+        );
+
+        // Committed after the build: another revision.
+        git(d, &["commit", "-qam", "two"]);
+        let committed = checkout_state(d).unwrap();
+        assert_ne!(committed.revision, built.revision);
+        assert!(mismatch(&built.revision, Some(false), &committed).is_some());
+
+        // No checkout at all: nothing to compare.
+        assert_eq!(checkout_state(&d.join("gone")), None);
+    }
+
+    #[test]
+    fn the_build_state_is_embedded() {
+        let (rev, _) = build_state();
+        assert!(
+            rev == "unknown" || (rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit())),
+            "{rev}"
+        );
     }
 }

@@ -159,11 +159,18 @@ impl RunDir {
     /// Read `plan.json`, with an error that says this is not a run directory when it is missing.
     pub fn load_plan(&self) -> Result<Plan> {
         let path = self.plan();
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
+        let text = fs::read_to_string(&path).map_err(|e| {
+            let missing = e.kind() == std::io::ErrorKind::NotFound;
+            let err = anyhow::Error::new(e).context(format!(
                 "{} is not a run directory (no plan.json); give a folder made by `scalelab run`, e.g. results/<experiment>/<run-id>",
                 self.root.display()
-            )
+            ));
+            // A wrong path is the user's to fix (exit code 2); an unreadable file is not.
+            if missing {
+                crate::exit::BadInput::wrap(err)
+            } else {
+                err
+            }
         })?;
         serde_json::from_str(&text).with_context(|| {
             format!(
@@ -400,10 +407,10 @@ impl RunDir {
             Err(fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                bail!("{}", self.busy_message(&text));
+                crate::bad_input!("{}", self.busy_message(&text));
             }
             Err(fs::TryLockError::Error(e)) => {
-                eprintln!(
+                crate::errln!(
                     "warning: cannot lock {} ({e}); make sure no other scalelab process writes to {} meanwhile",
                     path.display(),
                     self.root.display()
@@ -439,7 +446,9 @@ impl RunDir {
             Err(e) => return Err(e).with_context(|| format!("reading {root}")),
         };
         if !meta.is_dir() {
-            bail!("{root} exists and is not a folder; give --run-dir a new or empty folder");
+            crate::bad_input!(
+                "{root} exists and is not a folder; give --run-dir a new or empty folder"
+            );
         }
         let mut names: Vec<String> = fs::read_dir(&self.root)
             .with_context(|| format!("reading {root}"))?
@@ -454,9 +463,9 @@ impl RunDir {
         if self.plan().exists() {
             let plan = self.load_plan()?;
             if plan.manifest_sha256 == m.sha256 {
-                bail!("{root} already holds this run (experiment `{}`); {finish}, or choose another --run-dir", plan.experiment);
+                crate::bad_input!("{root} already holds this run (experiment `{}`); {finish}, or choose another --run-dir", plan.experiment);
             }
-            bail!(
+            crate::bad_input!(
                 "{root} belongs to another manifest (experiment `{}`, manifest sha256 {}…, not {}'s {}…): choose another --run-dir, or go on with that run with its own `--resume`",
                 plan.experiment,
                 &plan.manifest_sha256[..12.min(plan.manifest_sha256.len())],
@@ -472,7 +481,7 @@ impl RunDir {
             return Ok(());
         }
         let shown = names.iter().find(|n| !start_files(n)).unwrap_or(&names[0]);
-        bail!(
+        crate::bad_input!(
             "{root} is not empty (it holds `{shown}`) and holds no run of {}; give --run-dir a new or empty folder, or leave --run-dir out to make a new run folder under the results folder",
             m.path.display()
         )

@@ -6,6 +6,9 @@
 //! Either way the launched process's output goes to `logs/<id>.txt`, it is stopped at the point's
 //! time limit and dies with this process, and when it ends without a record this executor records
 //! the crash with the end of the log (and, for an MPI job, the first panic message in it).
+//! When the sweep is interrupted (SIGINT, SIGTERM, SIGHUP: see [`Interrupt`]) the point is stopped
+//! and *not* recorded, even though its process died of the signal too: it did not crash, and a
+//! resume must measure it again.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -17,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use wait_timeout::ChildExt;
 
-use super::Executor;
+use super::{Executor, Interrupt, Interrupted};
 use crate::plan::Point;
 use crate::results::{now_rfc3339, PointRecord, RunDir, Status};
 
@@ -26,13 +29,26 @@ use crate::results::{now_rfc3339, PointRecord, RunDir, Status};
 pub struct LocalExecutor {
     /// The scalelab binary to launch (normally the running one).
     pub program: PathBuf,
+    /// Checked while a point runs: once set, the point is stopped and left unrecorded.
+    pub interrupt: Interrupt,
 }
+
+/// How often a running point's wait looks at the interrupt flag.
+const INTERRUPT_POLL: Duration = Duration::from_millis(50);
 
 impl LocalExecutor {
     /// An executor that launches the running binary.
     pub fn current() -> Result<LocalExecutor> {
         let program = std::env::current_exe().context("finding the scalelab binary")?;
-        Ok(LocalExecutor { program })
+        Ok(LocalExecutor {
+            program,
+            interrupt: Interrupt::never(),
+        })
+    }
+
+    /// The same executor, stopping its point when `interrupt` sees a signal.
+    pub fn interruptible(self, interrupt: Interrupt) -> LocalExecutor {
+        LocalExecutor { interrupt, ..self }
     }
 }
 
@@ -68,12 +84,30 @@ impl Executor for LocalExecutor {
             .spawn()
             .with_context(|| format!("launching {}", cmd.get_program().to_string_lossy()))?;
         let limit = Duration::from_secs_f64(point.timeout_s.max(0.001));
-        let status = match child.wait_timeout(limit)? {
+        let deadline = std::time::Instant::now() + limit;
+        let finished = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Some(status) = child.wait_timeout(left.min(INTERRUPT_POLL))? {
+                break Some(status);
+            }
+            if let Some(signal) = self.interrupt.signal() {
+                stop(&mut child, mpi);
+                // A record written in the instant before is a complete measurement: keep it.
+                if let Ok(Some(rec)) = run.load_record(point) {
+                    return Ok(rec);
+                }
+                return Err(Interrupted { signal }.into());
+            }
+            if left.is_zero() {
+                break None;
+            }
+        };
+        let status = match finished {
             Some(status) => status,
             None => {
                 stop(&mut child, mpi);
                 // It may have written its record in the instant before the limit: keep that.
-                if let Some(rec) = run.load_record(point)? {
+                if let Ok(Some(rec)) = run.load_record(point) {
                     return Ok(rec);
                 }
                 let reason = format!(
@@ -83,9 +117,23 @@ impl Executor for LocalExecutor {
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
         };
-        match run.load_record(point)? {
+        let written = match run.load_record(point) {
+            Ok(written) => written,
+            // Something the point wrote is no usable record: the point fails, and only itself.
+            Err(e) => {
+                let reason = format!("{}; its record is unusable: {e:#}", describe_exit(status));
+                return record_failure(run, point, Status::Crashed, reason, started);
+            }
+        };
+        match written {
             Some(rec) => Ok(rec),
             None => {
+                // Ctrl-C reaches the point's process group too: it died of the interrupt, not of
+                // a fault of its own. The handler ran before the wait returned (the signal was
+                // pending here before the point could die of it), so the flag is set by now.
+                if let Some(signal) = self.interrupt.signal() {
+                    return Err(Interrupted { signal }.into());
+                }
                 let panic = if mpi {
                     first_panic(&log_path).or_else(|| mpirun_culprit(&log_path))
                 } else {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::sacct;
 use super::script::ScriptContext;
@@ -12,6 +12,7 @@ use super::shape::{self, Override, Shape};
 use super::status::{self, Decision, PointState};
 use super::submit::{self, Jobs, RoundPlan, Slurm};
 use super::Settings;
+use crate::exit::BadInput;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
@@ -59,7 +60,7 @@ pub fn sbatch_new(
     // Checked once without a node to learn the partition, then against the partition's nodes.
     let m = load_for_cluster(manifest, None, None)?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
-    submit::require_partition(manifest, &settings)?;
+    submit::require_partition(manifest, &settings).map_err(BadInput::wrap)?;
     if let Some(d) = &run_dir {
         // Refuse a folder holding something else before anything (even the lock) is written.
         let run = RunDir::new(d);
@@ -75,7 +76,7 @@ pub fn sbatch_new(
         None => m,
     };
     if let Some(note) = unchecked_node(partition.as_ref()) {
-        eprintln!("note: {note}");
+        crate::errln!("note: {note}");
     }
     // Oversubscription is judged against the compute nodes, not this login node; without sinfo,
     // the partition's limits cannot be known and no point is marked.
@@ -108,7 +109,7 @@ pub fn sbatch_new(
         check_round(manifest, p, &round)?;
     }
     if opts.dry_run {
-        print_dry_run(&round);
+        print_dry_run(&round)?;
         return Ok(ExitCode::SUCCESS);
     }
     std::fs::create_dir_all(&run.root)
@@ -148,7 +149,7 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
     let data_dir = plan.data_dir();
     let m = load_for_cluster(&run.manifest(), None, data_dir.as_deref())?;
     let settings = Settings::from_table(m.slurm.as_ref())?;
-    submit::require_partition(&run.manifest(), &settings)?;
+    submit::require_partition(&run.manifest(), &settings).map_err(BadInput::wrap)?;
     if opts.submit {
         require_command("sbatch")?;
     }
@@ -187,32 +188,32 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
         }
     }
     if waiting > 0 {
-        println!(
+        crate::outln!(
             "{waiting} point{} still pending or running: left alone",
             plural(waiting)
-        );
+        )?;
     }
     if !left.is_empty() {
-        println!("not resubmitted ({}):", left.len());
+        crate::outln!("not resubmitted ({}):", left.len())?;
         for l in &left {
-            println!("{l}");
+            crate::outln!("{l}")?;
         }
     }
     if resubmit.is_empty() {
-        println!("nothing to resubmit in {}", run.root.display());
+        crate::outln!("nothing to resubmit in {}", run.root.display())?;
         return Ok(if left.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
         });
     }
-    println!(
+    crate::outln!(
         "resubmitting {} point{}:",
         resubmit.len(),
         plural(resubmit.len())
-    );
+    )?;
     for l in &lines {
-        println!("{l}");
+        crate::outln!("{l}")?;
     }
     let program = program(opts)?;
     let max_array = settings
@@ -231,9 +232,11 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
         check_round(&run.manifest(), &p, &round)?;
     }
     if opts.dry_run {
-        print_dry_run(&round);
+        print_dry_run(&round)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // This round is one more invocation on the run: provenance.json lists it.
+    Provenance::resume(&run, &plan, "slurm")?;
     // Keep the failed records as evidence, out of the way of the new ones.
     for p in &resubmit {
         let rec = run.record(&p.id);
@@ -267,17 +270,17 @@ fn finish(
         .collect_path
         .parent()
         .expect("scripts live in a folder");
-    println!(
+    crate::outln!(
         "round {}: {} script{} in {}",
         round.round,
         round.scripts.len() + 1,
         plural(round.scripts.len() + 1),
         dir.display()
-    );
-    println!("{}", round.cost.describe(round.packed));
+    )?;
+    crate::outln!("{}", round.cost.describe(round.packed))?;
     if opts.submit {
         let submitted = round.submit(run, slurm)?;
-        println!(
+        crate::outln!(
             "submitted: job{} {} and the collect job {}",
             plural(submitted.jobs.len()),
             submitted
@@ -287,17 +290,17 @@ fn finish(
                 .collect::<Vec<_>>()
                 .join(", "),
             submitted.collect.as_deref().unwrap_or("?")
-        );
-        println!(
+        )?;
+        crate::outln!(
             "follow it with `scalelab status {}`; resubmit what fails with `scalelab sbatch --resume {} --submit`",
             run.root.display(),
             run.root.display()
-        );
+        )?;
     } else {
-        println!(
+        crate::outln!(
             "not submitted; submit with `scalelab sbatch --resume {} --submit`",
             run.root.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -315,7 +318,7 @@ fn find_partition(
     let name = settings.partition.as_deref().unwrap_or_default();
     match parts.iter().find(|p| p.name == name) {
         Some(p) => Ok(Some(p.clone())),
-        None => bail!(
+        None => crate::bad_input!(
             "{}: [slurm] partition {name:?} does not exist on this cluster; sinfo lists: {}",
             manifest.display(),
             parts
@@ -342,22 +345,23 @@ fn check_round(manifest: &Path, p: &submit::Partition, round: &RoundPlan) -> Res
         .collect();
     let problems = submit::check_limits(manifest, p, &shapes, &times);
     if !problems.is_empty() {
-        bail!("{}", problems.join("\nerror: "));
+        crate::bad_input!("{}", problems.join("\nerror: "));
     }
     Ok(())
 }
 
-fn print_dry_run(round: &RoundPlan) {
+fn print_dry_run(round: &RoundPlan) -> Result<()> {
     for s in &round.scripts {
-        println!("==> {} <==\n{}", s.path.display(), s.text);
+        crate::outln!("==> {} <==\n{}", s.path.display(), s.text)?;
     }
-    println!(
+    crate::outln!(
         "==> {} <==\n{}",
         round.collect_path.display(),
         round.collect
-    );
-    println!("{}", round.cost.describe(round.packed));
-    println!("dry run: nothing written, nothing submitted");
+    )?;
+    crate::outln!("{}", round.cost.describe(round.packed))?;
+    crate::outln!("dry run: nothing written, nothing submitted")?;
+    Ok(())
 }
 
 /// `scalelab status <run-dir>`: each point's state, from its record, `jobs.json` and `sacct`.
@@ -378,22 +382,22 @@ pub fn status(dir: &Path, slurm: &mut dyn Slurm) -> Result<ExitCode> {
         match slurm.sacct(&ids) {
             Ok(text) => sacct::parse(&text),
             Err(e) => {
-                eprintln!("warning: {e:#}; showing the point records only");
+                crate::errln!("warning: {e:#}; showing the point records only");
                 Vec::new()
             }
         }
     };
     let statuses = status::compute(&run, &plan, &jobs, &rows);
-    print!("{}", status::render(&run, &statuses));
+    crate::out!("{}", status::render(&run, &statuses))?;
     if let Some((round, id)) = collect {
         let state = rows
             .iter()
             .find(|r| r.job == id && r.step.is_none())
             .map_or_else(|| "not in sacct yet".to_string(), |r| r.state.label());
-        println!(
+        crate::outln!(
             "\ncollect and report job {id} (round {round}): {state}; report: {}",
             run.report().display()
-        );
+        )?;
     }
     let failed = statuses
         .iter()
@@ -414,11 +418,11 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
     let _lock = run.lock()?;
     let (records, unreadable) = run.load_records(&plan);
     for problem in &unreadable {
-        eprintln!("warning: {problem}; left out");
+        crate::errln!("warning: {problem}; left out");
     }
     let (measurements, summary) = crate::report::write_tables(&run, &plan, &records)?;
     let missing = plan.points.len() - records.len() - unreadable.len();
-    println!(
+    crate::outln!(
         "collected {} of {} points into {} and {}{}",
         records.len(),
         plan.points.len(),
@@ -429,7 +433,7 @@ pub fn collect(dir: &Path) -> Result<ExitCode> {
         } else {
             String::new()
         }
-    );
+    )?;
     Ok(if unreadable.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -521,7 +525,8 @@ fn program(opts: &SbatchOptions) -> Result<PathBuf> {
 
 fn require_command(name: &str) -> Result<()> {
     if !submit::on_path(name) {
-        bail!("{}", submit::missing_command(name));
+        // Asking to submit where there is no SLURM is a wrong argument here, not a fault.
+        crate::bad_input!("{}", submit::missing_command(name));
     }
     Ok(())
 }
