@@ -756,20 +756,33 @@ mod tests {
     fn concurrent_panics_keep_their_own_messages() {
         let threads = 8;
         let barrier = std::sync::Barrier::new(threads);
-        std::thread::scope(|scope| {
-            for t in 0..threads {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    for round in 0..50 {
-                        barrier.wait();
-                        let got = catch_panic::<()>(|| panic!("call {t} round {round}"));
-                        let message = got.expect_err("the closure panicked");
-                        let want = format!("call {t} round {round} at {}:", file!());
-                        assert!(message.starts_with(&want), "{message:?}, want {want:?}");
-                    }
-                });
-            }
+        // Every thread runs every round (an assertion inside would leave the others waiting at
+        // the barrier); the wrong messages are compared after all have ended.
+        let wrong: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut wrong = Vec::new();
+                        for round in 0..50 {
+                            barrier.wait();
+                            let got = catch_panic::<()>(|| panic!("call {t} round {round}"));
+                            let want = format!("call {t} round {round} at {}:", file!());
+                            match got {
+                                Err(message) if message.starts_with(&want) => {}
+                                other => wrong.push(format!("want {want:?}, got {other:?}")),
+                            }
+                        }
+                        wrong
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
         });
+        assert!(wrong.is_empty(), "{} wrong: {wrong:#?}", wrong.len());
     }
 
     /// A panic on a worker of the point's pool is reported to the call that built the pool, with
