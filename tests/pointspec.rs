@@ -39,16 +39,6 @@ fn local() -> LocalExecutor {
     }
 }
 
-/// The names in a folder (none when it does not exist).
-fn names_in(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A run folder with no `plan.json` at all (as if it were removed or unreadable after the run
 /// started): the executor's points still run, because each reads its own spec. On a runner that
 /// parses `plan.json` for every point, each point crashed with "not a run directory".
@@ -68,8 +58,8 @@ fn a_local_point_runs_from_its_spec_without_plan_json() {
         assert_eq!(run.load_record(&point.id).unwrap().unwrap().point, *point);
     }
     assert!(!run.plan().exists());
-    // Each spec is removed once its point has ended.
-    assert_eq!(names_in(&run.root.join("specs")), Vec::<String>::new());
+    // Each spec is removed once its point has ended, and the emptied folder with it.
+    assert!(!run.root.join("specs").exists());
 }
 
 /// Write an executable shell script `name` in `dir` and return its path.
@@ -299,5 +289,58 @@ oversubscribe = true
     assert_eq!(rec.point, *point);
     assert_eq!(rec.backend, "mpi");
     assert!(!run.plan().exists());
-    assert_eq!(names_in(&run.root.join("specs")), Vec::<String>::new());
+    assert!(!run.root.join("specs").exists());
+}
+
+/// A SLURM array task reads its own line of the task file, and a task past the end, or a line that
+/// is no point, says to resubmit.
+#[test]
+fn a_task_reads_its_own_line_of_the_task_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path().join("run"));
+    fs::create_dir_all(&run.root).unwrap();
+    let plan = sleep_plan();
+    let tasks = dir.path().join("array-1.tasks");
+    let mut text = String::new();
+    for p in &plan.points {
+        text.push_str(&serde_json::to_string(p).unwrap());
+        text.push('\n');
+    }
+    text.push_str("not json\n");
+    fs::write(&tasks, text).unwrap();
+    let task = |i: &str| {
+        point_cmd(
+            &run,
+            &["--task-file", tasks.to_str().unwrap(), "--task-index", i],
+        )
+    };
+
+    let (ok, out) = task("1");
+    assert!(ok, "{out}");
+    let rec = run.load_record(&plan.points[1].id).unwrap().unwrap();
+    assert_eq!(rec.point, plan.points[1]);
+    assert!(run.load_record(&plan.points[0].id).unwrap().is_none());
+
+    let resubmit = format!(
+        "resubmit with `scalelab sbatch --resume {}`",
+        run.root.display()
+    );
+    let (ok, out) = task("2");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}: task 2 is not a point; {resubmit}",
+            tasks.display()
+        )),
+        "{out}"
+    );
+    let (ok, out) = task("3");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{} has no task 3: the array is larger than its task file; {resubmit}",
+            tasks.display()
+        )),
+        "{out}"
+    );
 }

@@ -7,8 +7,8 @@
 //! the spec rather than the planner writing an index of the plan: the run directory gains no
 //! second copy of the plan that must be kept in step with `plan.json`, resume works on runs made
 //! before specs existed, and the launched point is exactly the one the sweep chose. The spec is
-//! removed once the point has ended (its record holds the point); one left by an interrupted run
-//! is overwritten on resume. A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
+//! removed once the point has ended (its record holds the point), and `specs/` with the last one;
+//! a spec left by an interrupted run is overwritten on resume. A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
 //! `mpirun -n <ranks> [--oversubscribe] [--allow-run-as-root] --bind-to core|none <scalelab> point
 //! <run-dir> --spec <spec>` (see [`mpirun_args`]), and every rank reads the same spec; every other
 //! point as `<scalelab> point <run-dir> --spec <spec>`. Either way the launched process's output
@@ -140,13 +140,18 @@ pub fn write_spec(run: &RunDir, point: &Point) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// A point's spec file, removed when the point has ended.
+/// A point's spec file, removed when the point has ended, with the `specs` folder once it is
+/// empty (so a finished run has no `specs/`).
 struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        // A spec that stays behind is harmless (a resume overwrites it), so a failure is ignored.
+        // A spec that stays behind is harmless (a resume overwrites it), so failures are ignored;
+        // `remove_dir` removes only an empty folder.
         let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
