@@ -8,5 +8,6 @@ mod benchmarks;
 criterion_main!(
     benchmarks::kernels::benches,
     benchmarks::plan::benches,
+    benchmarks::point::benches,
     benchmarks::ml::benches
 );

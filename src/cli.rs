@@ -88,9 +88,14 @@ pub enum Command {
     Point {
         /// The run directory holding plan.json.
         run_dir: PathBuf,
-        /// The point's id, as `scalelab plan` shows it.
-        #[arg(required_unless_present = "task_file")]
+        /// The point's id, as `scalelab plan` shows it (read from plan.json, which is parsed whole).
+        #[arg(required_unless_present_any = ["task_file", "spec"])]
         point_id: Option<String>,
+        /// Read the point from this one-point spec file (JSON) instead of plan.json, so that
+        /// starting a point costs the same however large the plan; `scalelab run` writes it to
+        /// <run-dir>/specs/<id>.json just before it launches the point.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["point_id", "task_file"])]
+        spec: Option<PathBuf>,
         /// Read the point from line --task-index of this task file (written by `scalelab sbatch`)
         /// instead of plan.json.
         #[arg(
@@ -253,15 +258,19 @@ pub fn main() -> Result<ExitCode> {
         Command::Point {
             run_dir,
             point_id,
+            spec,
             task_file,
             task_index,
         } => {
+            use crate::point::Source;
             let run = RunDir::new(run_dir);
-            let rec = match (&task_file, task_index, &point_id) {
-                (Some(file), Some(index), _) => crate::point::run_task(&run, file, index)?,
-                (_, _, Some(id)) => crate::point::run(&run, id)?,
-                _ => crate::bad_input!("give a point id, or --task-file with --task-index"),
+            let source = match (&spec, &task_file, task_index, &point_id) {
+                (Some(spec), _, _, _) => Source::Spec(spec),
+                (_, Some(file), Some(index), _) => Source::Task(file, index),
+                (_, _, _, Some(id)) => Source::Plan(id),
+                _ => crate::bad_input!("give a point id, --spec, or --task-file with --task-index"),
             };
+            let rec = crate::point::run(&run, source)?;
             let point_id = rec.point.id.clone();
             if rec.status == crate::results::Status::Ok {
                 Ok(ExitCode::SUCCESS)

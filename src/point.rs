@@ -1,7 +1,11 @@
-//! The point runner: what `scalelab point <run-dir> <point-id>` does.
+//! The point runner: what `scalelab point` does.
 //!
 //! Every launch path (direct, mpirun, srun, a SLURM array task) ends here, so every path produces the
-//! same record. The runner builds a rayon pool of exactly `threads` workers (never the global pool),
+//! same record. The point comes from a [`Source`]: a one-point spec file that the local executor
+//! writes just before the launch (`--spec`; every rank of an MPI job reads the same one), one line
+//! of a SLURM task file (`--task-file`, `--task-index`), or, by hand, `plan.json` (`<point-id>`).
+//! Only the last parses the whole plan; the first two cost the same at 10 points as at 10^6.
+//! Whatever the source, [`check`] refuses a point whose id does not match its contents. The runner builds a rayon pool of exactly `threads` workers (never the global pool),
 //! and inside it: prepares the workload's instance (untimed), runs the warm-ups, then times each
 //! repetition with a monotonic clock and verifies its result right after. The record is written
 //! atomically to `points/<id>.json`, whatever happened: a preparation error, a failed verification
@@ -14,69 +18,161 @@
 //! verified, the failing ranks named) and rank 0 alone writes the record. A panic on any rank ends
 //! the whole job at once (`MPI_Abort`), so no rank waits forever in a barrier.
 
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Read};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::plan::Point;
 use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
 use crate::workload::{Backend, Work};
 
-/// Run point `id` of the run in `run` and write its record. Returns the record.
-///
-/// Errors only when the record cannot be produced at all (no such run or point, unwritable folder);
-/// a point that fails still returns `Ok` with a failed record.
-pub fn run(run: &RunDir, id: &str) -> Result<PointRecord> {
-    let plan = run.load_plan()?;
-    let point = plan
-        .points
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| {
-            anyhow!(
-                "no point `{id}` in {}; `scalelab plan` lists the point ids of a manifest",
-                run.plan().display()
-            )
-        })?;
-    run_point(run, point, &run.plan())
+/// Where `scalelab point` finds its point.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A one-point spec file (`--spec`), as the local executor writes it just before the launch:
+    /// the fast path, whose cost does not depend on the size of the plan.
+    Spec(&'a Path),
+    /// Line `index` (0-based) of a task file of `scalelab sbatch` (`--task-file`, `--task-index`).
+    Task(&'a Path, usize),
+    /// Point `id` of the run's `plan.json` (`scalelab point <run-dir> <id>`, by hand): parses the
+    /// whole plan, so it costs time and memory in proportion to the plan's size.
+    Plan(&'a str),
 }
 
-/// Run task `index` (0-based) of `tasks`, a task file of `scalelab sbatch` (one point as JSON per
-/// line), and write its record into `run`. An array task reads only its own line, never the whole
-/// plan, so a 100 000-point sweep costs each task microseconds to start.
-pub fn run_task(run: &RunDir, tasks: &std::path::Path, index: usize) -> Result<PointRecord> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(tasks)
-        .with_context(|| format!("opening the task file {}", tasks.display()))?;
-    let line = std::io::BufReader::new(file)
-        .lines()
-        .nth(index)
-        .transpose()
-        .with_context(|| format!("reading {}", tasks.display()))?
-        .ok_or_else(|| {
-            anyhow!(
-                "{} has no task {index}: the array is larger than its task file; resubmit with `scalelab sbatch --resume {}`",
-                tasks.display(),
-                run.root.display()
-            )
-        })?;
-    let point: Point = serde_json::from_str(&line).with_context(|| {
+/// The most bytes a point spec or one line of a task file may have. A point is a few hundred bytes;
+/// the bound keeps a wrong `--spec` (a device, a huge file) from being read into memory whole. A
+/// point cannot be larger than the manifest that made it, whose limit this is.
+pub const MAX_SPEC_BYTES: u64 = 4 << 20;
+
+/// Where the local executor writes the spec of point `id` of `run`: `<run-dir>/specs/<id>.json`.
+pub fn spec_path(run: &RunDir, id: &str) -> PathBuf {
+    run.root.join("specs").join(format!("{id}.json"))
+}
+
+/// Read, parse and check the point that `source` names: everything `scalelab point` does before
+/// it prepares the workload. The point's id must match its contents (see [`check`]).
+pub fn load(run: &RunDir, source: Source) -> Result<Point> {
+    let (point, from) = match source {
+        Source::Spec(path) => (read_spec(run, path)?, path.to_path_buf()),
+        Source::Task(tasks, index) => (read_task(run, tasks, index)?, tasks.to_path_buf()),
+        Source::Plan(id) => (read_from_plan(run, id)?, run.plan()),
+    };
+    check(&point, &from)?;
+    Ok(point)
+}
+
+/// Run the point that `source` names and write its record. Returns the record.
+///
+/// Errors only when the record cannot be produced at all (no such run, spec or point, an edited
+/// point, an unwritable folder); a point that fails still returns `Ok` with a failed record.
+pub fn run(run: &RunDir, source: Source) -> Result<PointRecord> {
+    let point = load(run, source)?;
+    run_point(run, point)
+}
+
+/// Point `id` of the run's plan.json (which is parsed whole).
+fn read_from_plan(run: &RunDir, id: &str) -> Result<Point> {
+    let plan = run.load_plan()?;
+    plan.points.into_iter().find(|p| p.id == id).ok_or_else(|| {
+        anyhow!(
+            "no point `{id}` in {}; `scalelab plan` lists the point ids of a manifest",
+            run.plan().display()
+        )
+    })
+}
+
+/// The point of a spec file: one point as JSON, at most [`MAX_SPEC_BYTES`].
+fn read_spec(run: &RunDir, path: &Path) -> Result<Point> {
+    let bytes = read_bounded(path).with_context(|| {
         format!(
-            "{}: task {index} is not a point; resubmit with `scalelab sbatch --resume {}`",
-            tasks.display(),
+            "reading the point spec {}; `scalelab run` writes it just before it launches the \
+             point: resume with `scalelab run --resume {}`, or run one point of the plan by hand \
+             with `scalelab point {} <point-id>`",
+            path.display(),
+            run.root.display(),
             run.root.display()
         )
     })?;
-    run_point(run, point, tasks)
+    serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a point spec; resume with `scalelab run --resume {}`, which writes it anew",
+            path.display(),
+            run.root.display()
+        )
+    })
 }
 
-/// Run `point` (read from `source`) and write its record.
-fn run_point(run: &RunDir, point: Point, source: &std::path::Path) -> Result<PointRecord> {
-    let id = point.id.as_str();
-    // The id is a hash of the point's contents: a mismatch means the plan was edited by hand, and
-    // its values (sizes, thread counts) were never checked. Refuse rather than run them.
+/// The whole file, or an error if it is larger than [`MAX_SPEC_BYTES`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        bail!(
+            "larger than {} MiB, which no point is",
+            MAX_SPEC_BYTES >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+/// Task `index` (0-based) of `tasks`, a task file of `scalelab sbatch` (one point as JSON per
+/// line). An array task reads its task file up to its own line, and parses only that line, never
+/// the whole plan: the scan costs about a millisecond per 10 000 lines before it, and a task file
+/// holds one array (at most the cluster's MaxArraySize tasks).
+fn read_task(run: &RunDir, tasks: &Path, index: usize) -> Result<Point> {
+    let file = std::fs::File::open(tasks)
+        .with_context(|| format!("opening the task file {}", tasks.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let resubmit = || {
+        format!(
+            "resubmit with `scalelab sbatch --resume {}`",
+            run.root.display()
+        )
+    };
+    for i in 0..=index {
+        line.clear();
+        // Bounded like a spec: a file without newlines is not read into memory whole.
+        let n = (&mut reader)
+            .take(MAX_SPEC_BYTES + 1)
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", tasks.display()))?;
+        if n == 0 {
+            bail!(
+                "{} has no task {index}: the array is larger than its task file; {}",
+                tasks.display(),
+                resubmit()
+            );
+        }
+        if line.last() != Some(&b'\n') && n as u64 > MAX_SPEC_BYTES {
+            bail!(
+                "{}: line {} is longer than {} MiB, so it is no task; {}",
+                tasks.display(),
+                i + 1,
+                MAX_SPEC_BYTES >> 20,
+                resubmit()
+            );
+        }
+    }
+    serde_json::from_slice(&line).with_context(|| {
+        format!(
+            "{}: task {index} is not a point; {}",
+            tasks.display(),
+            resubmit()
+        )
+    })
+}
+
+/// Refuse a point whose id does not match its contents. The id is a hash of the point's contents:
+/// a mismatch means the plan, spec or task file was edited by hand, and its values (sizes, thread
+/// counts) were never checked. `from` is the file the point was read from, for the message.
+pub fn check(point: &Point, from: &Path) -> Result<()> {
     let expected = crate::plan::point_id(
         &point.study_name,
         &point.workload,
@@ -86,11 +182,17 @@ fn run_point(run: &RunDir, point: Point, source: &std::path::Path) -> Result<Poi
     );
     if expected != point.id || point.repetitions == 0 || point.resources.threads == 0 {
         crate::bad_input!(
-            "point `{id}` in {} does not match its id (the file was edited); plans are made by \
+            "point `{}` in {} does not match its id (the file was edited); plans are made by \
              `scalelab run <manifest>`, which checks every value: start a new run",
-            source.display()
+            point.id,
+            from.display()
         );
     }
+    Ok(())
+}
+
+/// Run `point` (already checked by [`load`]) and write its record.
+fn run_point(run: &RunDir, point: Point) -> Result<PointRecord> {
     #[cfg(feature = "mpi")]
     if needs_mpi(&point) {
         return mpi_point::run(run, &point);
@@ -208,16 +310,12 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
         reason,
     };
     let workload = point.workload().expect("checked by the caller");
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(point.resources.threads as usize)
-        .thread_name(|i| format!("scalelab-worker-{i}"))
-        .build()
-        .map_err(|e| {
-            failed(format!(
-                "could not start {} threads: {e}",
-                point.resources.threads
-            ))
-        })?;
+    let pool = point_pool(point.resources.threads as usize, false).map_err(|e| {
+        failed(format!(
+            "could not start {} threads: {e}",
+            point.resources.threads
+        ))
+    })?;
     let target = crate::workload::Target::this_machine(point.resources);
     let params = point
         .params_for_run()
@@ -263,38 +361,113 @@ pub(crate) fn finite_metrics(
         .collect()
 }
 
-/// The message of the last panic seen by [`catch_panic`]'s hook, with its location.
-static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+/// Where a panic's message goes: the slot of the [`catch_panic`] call that the panicking thread
+/// works for. Each call has its own slot, so concurrent calls (tests, or several points measured in
+/// one process) never take each other's message.
+type PanicSlot = Arc<Mutex<Option<String>>>;
 
-/// Run `f`, turning a panic (in this thread or a rayon worker it waits on) into `Err(message)`.
-/// The panic is still printed to stderr (the point's log) by the default hook.
+thread_local! {
+    /// The slot of the [`catch_panic`] call this thread works for: the calling thread itself, and
+    /// the workers of a pool built by [`point_pool`] inside the call.
+    static PANIC_SLOT: RefCell<Option<PanicSlot>> = const { RefCell::new(None) };
+}
+
+/// Install, once per process, the panic hook that keeps a panic's message and location in the
+/// [`PanicSlot`] of the panicking thread. Installed once because `set_hook` is process-wide:
+/// installing and removing it on every call raced with other threads doing the same (one call
+/// removed the hook while another's panic was under way, which then came back "(no message)").
+/// The hook then calls the hook it replaced, so the panic is still printed to stderr (the point's
+/// log).
+fn install_panic_hook() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // `try_with`: a panic while the thread's locals are being destroyed has no slot.
+            let slot = PANIC_SLOT.try_with(|s| s.borrow().clone()).ok().flatten();
+            if let Some(slot) = slot {
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let text = format!("{}{at}", payload_message(info.payload()));
+                if let Ok(mut slot) = slot.lock() {
+                    // The first panic is the cause; later ones (other workers) follow from it.
+                    slot.get_or_insert(text);
+                }
+            }
+            previous(info);
+        }));
+    });
+}
+
+/// The text of a panic's payload (`panic!` gives a `&str` or a `String`).
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Sets this thread's [`PanicSlot`] for as long as it lives, then puts back the one it replaced
+/// (so that nested calls each keep their own).
+struct SlotGuard(Option<PanicSlot>);
+
+impl SlotGuard {
+    fn enter(slot: PanicSlot) -> SlotGuard {
+        SlotGuard(PANIC_SLOT.with(|s| s.replace(Some(slot))))
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = PANIC_SLOT.try_with(|s| s.replace(previous));
+    }
+}
+
+/// Run `f`, turning a panic (in this thread, or in a worker of a [`point_pool`] built inside `f`)
+/// into `Err("<message> at <file>:<line>")`. The panic is still printed to stderr by the hook
+/// that was in place before [`install_panic_hook`].
 fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    let default_hook = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        if let Ok(mut slot) = PANIC_MESSAGE.lock() {
-            slot.get_or_insert(format!("{msg}{at}"));
-        }
-        default_hook(info);
-    }));
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    let _ = panic::take_hook();
-    result.map_err(|_| {
-        PANIC_MESSAGE
-            .lock()
+    install_panic_hook();
+    let slot = PanicSlot::default();
+    let result = {
+        let _guard = SlotGuard::enter(slot.clone());
+        panic::catch_unwind(AssertUnwindSafe(f))
+    };
+    result.map_err(|payload| {
+        // The slot has the location too; a panic the hook did not see (a thread outside the
+        // call's pool that a workload joined) still has its payload's message.
+        slot.lock()
             .ok()
             .and_then(|mut s| s.take())
-            .unwrap_or_else(|| "(no message)".into())
+            .unwrap_or_else(|| payload_message(payload.as_ref()))
     })
+}
+
+/// A rayon pool of `threads` workers for one point. Its workers report their panics to the
+/// [`catch_panic`] call that builds the pool (its slot, read on this thread, is handed to each
+/// worker as it starts). With `use_current_thread`, this thread is the pool's worker 0.
+fn point_pool(
+    threads: usize,
+    use_current_thread: bool,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let slot = PANIC_SLOT.with(|s| s.borrow().clone());
+    let mut builder = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("scalelab-worker-{i}"))
+        .start_handler(move |_| {
+            if let Some(slot) = &slot {
+                // For the worker's whole life: the pool lives inside the call.
+                std::mem::forget(SlotGuard::enter(slot.clone()));
+            }
+        });
+    if use_current_thread {
+        builder = builder.use_current_thread();
+    }
+    builder.build()
 }
 
 /// The point runner on every rank of an MPI job (see the module documentation).
@@ -405,11 +578,7 @@ mod mpi_point {
         // This thread joins the pool as its worker 0, so `install` runs the closure here, on the
         // thread that initialised MPI: every MPI call comes from it, as `Funneled` requires (and
         // with threads = 1 it is the only thread, as `Single` requires).
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .use_current_thread()
-            .thread_name(|i| format!("scalelab-worker-{i}"))
-            .build()
+        let pool = super::point_pool(threads as usize, true)
             .map_err(|e| format!("could not start {threads} threads: {e}"));
         let pool = agree(world, pool).map_err(|f| failed(f.to_string()))?;
         let shared = FunneledComm(world);
@@ -583,6 +752,63 @@ mod tests {
             oversubscribed: false,
             data: None,
         }
+    }
+
+    /// Each of several concurrent calls gets its own panic's message. This failed when every call
+    /// installed and removed a process-wide hook: a call's panic then came back "(no message)" or
+    /// with another call's message.
+    #[test]
+    fn concurrent_panics_keep_their_own_messages() {
+        let threads = 8;
+        let barrier = std::sync::Barrier::new(threads);
+        // Every thread runs every round (an assertion inside would leave the others waiting at
+        // the barrier); the wrong messages are compared after all have ended.
+        let wrong: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut wrong = Vec::new();
+                        for round in 0..50 {
+                            barrier.wait();
+                            let got = catch_panic::<()>(|| panic!("call {t} round {round}"));
+                            let want = format!("call {t} round {round} at {}:", file!());
+                            match got {
+                                Err(message) if message.starts_with(&want) => {}
+                                other => wrong.push(format!("want {want:?}, got {other:?}")),
+                            }
+                        }
+                        wrong
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert!(wrong.is_empty(), "{} wrong: {wrong:#?}", wrong.len());
+    }
+
+    /// A panic on a worker of the point's pool is reported to the call that built the pool, with
+    /// its location.
+    #[test]
+    fn a_worker_panic_reaches_the_call_that_built_the_pool() {
+        let got = catch_panic(|| {
+            let pool = point_pool(2, false).unwrap();
+            pool.install(|| {
+                rayon::join(|| (), || panic!("worker says no"));
+            })
+        });
+        let message = got.expect_err("a worker panicked");
+        assert!(
+            message.starts_with(&format!("worker says no at {}:", file!())),
+            "{message}"
+        );
+        // No panic: the closure's value, and no message left behind for the next call.
+        assert_eq!(catch_panic(|| 7), Ok(7));
+        let next = catch_panic::<()>(|| panic!("{}", String::from("second"))).unwrap_err();
+        assert!(next.starts_with("second at "), "{next}");
     }
 
     #[test]

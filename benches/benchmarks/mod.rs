@@ -1,3 +1,4 @@
 pub mod kernels;
 pub mod ml;
 pub mod plan;
+pub mod point;

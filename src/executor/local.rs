@@ -1,18 +1,27 @@
 //! The local executor: each point in its own process, one at a time, with a time limit.
 //!
-//! A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
+//! Just before it launches a point, the executor writes the point alone to
+//! `<run-dir>/specs/<id>.json` (see [`write_spec`]), and the launched process reads that file, not
+//! `plan.json`: starting a point then costs the same at 10 points as at 10^6 (parsing a 10^5-point
+//! plan took 0.35 s and 134 MB per point). The executor, which already holds the plan, writes
+//! the spec rather than the planner writing an index of the plan: the run directory gains no
+//! second copy of the plan that must be kept in step with `plan.json`, resume works on runs made
+//! before specs existed, and the launched point is exactly the one the sweep chose. The spec is
+//! removed once the point has ended (its record holds the point), and `specs/` with the last one;
+//! a spec left by an interrupted run is overwritten on resume. A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
 //! `mpirun -n <ranks> [--oversubscribe] [--allow-run-as-root] --bind-to core|none <scalelab> point
-//! <run-dir> <id>` (see [`mpirun_args`]); every other point as `<scalelab> point <run-dir> <id>`.
-//! Either way the launched process's output goes to `logs/<id>.txt`, it is stopped at the point's
-//! time limit and dies with this process, and when it ends without a record this executor records
-//! the crash with the end of the log (and, for an MPI job, the first panic message in it).
+//! <run-dir> --spec <spec>` (see [`mpirun_args`]), and every rank reads the same spec; every other
+//! point as `<scalelab> point <run-dir> --spec <spec>`. Either way the launched process's output
+//! goes to `logs/<id>.txt`, it is stopped at the point's time limit and dies with this process, and
+//! when it ends without a record this executor records the crash with the end of the log (and, for
+//! an MPI job, the first panic message in it).
 //! When the sweep is interrupted (SIGINT, SIGTERM, SIGHUP: see [`Interrupt`]) the point is stopped
 //! and *not* recorded, even though its process died of the signal too: it did not crash, and a
 //! resume must measure it again.
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -24,8 +33,8 @@ use super::{Executor, Interrupt, Interrupted};
 use crate::plan::Point;
 use crate::results::{now_rfc3339, PointRecord, RunDir, Status};
 
-/// Runs `<program> point <run-dir> <point-id>` for each point, with the point's stdout and stderr
-/// in `logs/<id>.txt`, and kills it at the point's time limit.
+/// Runs `<program> point <run-dir> --spec <run-dir>/specs/<id>.json` for each point, with the
+/// point's stdout and stderr in `logs/<id>.txt`, and kills it at the point's time limit.
 pub struct LocalExecutor {
     /// The scalelab binary to launch (normally the running one).
     pub program: PathBuf,
@@ -72,9 +81,11 @@ impl Executor for LocalExecutor {
         } else {
             Command::new(&self.program)
         };
+        let spec = write_spec(run, point)?;
         cmd.arg("point")
             .arg(&run.root)
-            .arg(&point.id)
+            .arg("--spec")
+            .arg(&spec)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -83,6 +94,8 @@ impl Executor for LocalExecutor {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("launching {}", cmd.get_program().to_string_lossy()))?;
+        // Removed however the point ends (the `?`s below included).
+        let _spec = RemoveOnDrop(spec);
         let limit = Duration::from_secs_f64(point.timeout_s.max(0.001));
         let deadline = std::time::Instant::now() + limit;
         let finished = loop {
@@ -153,6 +166,39 @@ impl Executor for LocalExecutor {
                 };
                 record_failure(run, point, Status::Crashed, reason, started)
             }
+        }
+    }
+}
+
+/// Write `point` alone, as JSON, to its spec file `<run-dir>/specs/<id>.json`, and return the path.
+///
+/// Written through a temporary file and a rename, so that a process never reads a torn spec, but
+/// not synced to disk: the spec is read at once by the process launched next, and after a crash a
+/// resume writes it anew.
+pub fn write_spec(run: &RunDir, point: &Point) -> Result<PathBuf> {
+    let path = crate::point::spec_path(run, &point.id);
+    let dir = path.parent().expect("a spec path has a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(&serde_json::to_vec(point)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// A point's spec file, removed when the point has ended, with the `specs` folder once it is
+/// empty (so a finished run has no `specs/`).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        // A spec that stays behind is harmless (a resume overwrites it), so failures are ignored;
+        // `remove_dir` removes only an empty folder.
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Executors: how points are launched, and the sweep loop that drives them.
 //!
 //! An [`Executor`] turns one point into one record. [`LocalExecutor`] runs each point as its own
-//! process (`scalelab point <run-dir> <point-id>`, under `mpirun -n <ranks>` when the point has
-//! several ranks or an MPI workload), one at a time so timings never overlap, and records from
+//! process (`scalelab point <run-dir> --spec <run-dir>/specs/<id>.json`, reading that one point
+//! and not the whole plan; under `mpirun -n <ranks>` when the point has several ranks or an MPI
+//! workload), one at a time so timings never overlap, and records from
 //! outside what the point could not record itself (a time limit, an abort, a signal, a rank that
 //! ended the MPI job).
 //! [`MockExecutor`] is its deterministic twin: it writes records whose times follow a model
@@ -17,7 +18,7 @@ mod local;
 mod mock;
 
 pub use interrupt::{signal_name, Interrupt, Interrupted};
-pub use local::{mpirun_args, LocalExecutor};
+pub use local::{mpirun_args, write_spec, LocalExecutor};
 pub use mock::MockExecutor;
 
 use anyhow::Result;
