@@ -56,7 +56,7 @@ fn a_local_point_runs_from_its_spec_without_plan_json() {
         assert_eq!(rec.point, *point);
         assert_eq!(rec.repetitions.len(), 2);
         // The record on disk is the one returned.
-        assert_eq!(run.load_record(&point).unwrap().unwrap().point, *point);
+        assert_eq!(run.load_record(point).unwrap().unwrap().point, *point);
     }
     assert!(!run.plan().exists());
     // Each spec is removed once its point has ended, and the emptied folder with it.
@@ -232,7 +232,7 @@ fn a_point_by_hand_still_reads_plan_json() {
     let point = &plan.points[1];
     let (ok, out) = point_cmd(&run, &[&point.id]);
     assert!(ok, "{out}");
-    assert_eq!(run.load_record(&point).unwrap().unwrap().point, *point);
+    assert_eq!(run.load_record(point).unwrap().unwrap().point, *point);
     let (ok, out) = point_cmd(&run, &["0123456789abcdef"]);
     assert!(!ok, "{out}");
     assert!(
