@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | everything asked for was done |
 //! | 1 | the command finished, but some point failed (or a record could not be read) |
-//! | 2 | bad input: a manifest error, a missing or unknown run directory, a bad argument |
+//! | 2 | bad input: a manifest error, a missing or unknown run directory, a bad argument, a run directory locked by another process or a `--run-dir` holding something else |
 //! | 3 | an I/O or internal failure: an unwritable folder, a full disk, a bug |
 //! | 128 + n | stopped by signal n: 130 SIGINT, 143 SIGTERM, 129 SIGHUP (`run` stops cleanly and can be resumed), 141 when the reader of stdout went away |
 //!
