@@ -437,7 +437,7 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
     let root = run.root.display();
     if pending > 0 {
         crate::errln!(
-            "run {root}: {total} point{}, {pending} to measure (interrupted? resume with `scalelab run --resume {root}`)",
+            "run {root}: {total} point{}, {pending} to measure (if interrupted, resume with `scalelab run --resume {root}`)",
             if total == 1 { "" } else { "s" },
         );
     } else {
@@ -446,7 +446,7 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
     if !survey.unreadable.is_empty() {
         let n = survey.unreadable.len();
         crate::errln!(
-            "warning: {n} record{} unreadable and will be measured again: {}",
+            "warning: {n} record{} unusable and will be measured again: {}",
             if n == 1 { " is" } else { "s are" },
             survey
                 .unreadable

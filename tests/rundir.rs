@@ -308,7 +308,7 @@ fn a_record_under_another_points_name_is_no_result() {
     );
     assert!(
         out.stderr.contains(&format!(
-            "warning: 1 record is unreadable and will be measured again: points/{b}.json\n"
+            "warning: 1 record is unusable and will be measured again: points/{b}.json\n"
         )),
         "{}",
         out.stderr
@@ -398,14 +398,14 @@ fn resume_counts_unreadable_records_as_to_measure() {
     assert_eq!(
         opening,
         format!(
-            "run {}: 4 points, 2 to measure (interrupted? resume with `scalelab run --resume {}`)",
+            "run {}: 4 points, 2 to measure (if interrupted, resume with `scalelab run --resume {}`)",
             run_dir.display(),
             run_dir.display()
         )
     );
     assert!(
         out.stderr.contains(&format!(
-            "warning: 2 records are unreadable and will be measured again: points/{}.json, points/{}.json\n",
+            "warning: 2 records are unusable and will be measured again: points/{}.json, points/{}.json\n",
             ids[0], ids[3]
         )),
         "{}",
