@@ -424,7 +424,9 @@ fn nasty_string(rng: &mut R) -> String {
             rng.random_range(0..1u64 << 60),
             pick(rng, &["", "K", "MiB", "G", "T", "EiB", "s", "m", "h", "d"])
         ),
-        4 => format!("{}", REGISTRY[rng.random_range(0..REGISTRY.len())].name()),
+        4 => REGISTRY[rng.random_range(0..REGISTRY.len())]
+            .name()
+            .to_string(),
         _ => pick(rng, NASTY_STRINGS).to_string(),
     }
 }
@@ -690,7 +692,7 @@ fn nasty_value(rng: &mut R, depth: usize) -> Tv {
         4 if depth < 3 => {
             let mut t = InlineTable::new();
             for _ in 0..rng.random_range(0..3) {
-                t.insert(&nasty_string(rng), nasty_value(rng, depth + 1));
+                t.insert(nasty_string(rng), nasty_value(rng, depth + 1));
             }
             Tv::InlineTable(t)
         }
@@ -773,7 +775,10 @@ fn mutate_doc(rng: &mut R, doc: &mut DocumentMut, keys: &[String]) {
             }
             if rng.random_bool(0.3) {
                 let mut r = Table::new();
-                r.insert(*pick(rng, manifest::SLURM_RETRY_KEYS), nasty_item(rng));
+                r.insert(
+                    pick::<&str>(rng, manifest::SLURM_RETRY_KEYS),
+                    nasty_item(rng),
+                );
                 t.insert("retry", Item::Table(r));
             }
             doc.insert("slurm", Item::Table(t));
@@ -974,8 +979,8 @@ fn mutate_bytes(rng: &mut R, bytes: &mut Vec<u8>, snippets: &[&str], donors: &[V
 /// Check a refused manifest's error and an accepted manifest's plan.
 fn judge_manifest(
     path: &Path,
-    ctx: &Context<'_>,
     result: Result<manifest::Manifest, manifest::ManifestError>,
+    plan: Option<Result<scalelab::plan::Plan, manifest::ManifestError>>,
 ) -> Result<Outcome, Finding> {
     let v = |m: String| Err(Finding::Violation(m));
     match result {
@@ -1004,10 +1009,11 @@ fn judge_manifest(
                 shapes: e.problems.iter().map(|p| shape(&p.message)).collect(),
             })
         }
-        Ok(m) => {
-            let plan = match scalelab::plan::expand_with_cores(&m, ctx.cores) {
-                Ok(p) => p,
-                Err(e) => return v(format!("an accepted manifest does not expand: {e}")),
+        Ok(_) => {
+            let plan = match plan {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => return v(format!("an accepted manifest does not expand: {e}")),
+                None => unreachable!("an accepted manifest is expanded"),
             };
             if plan.points.is_empty() || plan.points.len() > MAX_POINTS {
                 return v(format!(
@@ -1078,23 +1084,26 @@ fn manifest_checker_never_panics_and_every_refusal_names_file_and_fix() {
                 mpi: cfg!(feature = "mpi"),
                 cuda: cfg!(feature = "cuda"),
             };
-            if case.choice & 256 != 0 {
+            let (path, text) = if case.choice & 256 != 0 {
                 std::fs::write(&file, &case.bytes).unwrap();
-                let r = guarded(|| manifest::load_with(&file, &ctx)).map_err(Finding::Panic)?;
-                judge_manifest(&file, &ctx, r)
+                (file.as_path(), None)
             } else {
-                let text = String::from_utf8_lossy(&case.bytes);
-                let r = guarded(|| {
-                    let r = manifest::parse_with(path, &text, &ctx);
-                    // Expanding is part of what must not panic.
-                    r.map(|m| {
-                        let _ = scalelab::plan::expand_with_cores(&m, ctx.cores);
-                        m
-                    })
-                })
-                .map_err(Finding::Panic)?;
-                judge_manifest(path, &ctx, r)
-            }
+                (path, Some(String::from_utf8_lossy(&case.bytes)))
+            };
+            // Checking and expanding an accepted manifest: neither may panic.
+            let (checked, plan) = guarded(|| {
+                let checked = match &text {
+                    Some(text) => manifest::parse_with(path, text, &ctx),
+                    None => manifest::load_with(path, &ctx),
+                };
+                let plan = checked
+                    .as_ref()
+                    .ok()
+                    .map(|m| scalelab::plan::expand_with_cores(m, ctx.cores));
+                (checked, plan)
+            })
+            .map_err(Finding::Panic)?;
+            judge_manifest(path, checked, plan)
         },
     );
 }
