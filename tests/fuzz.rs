@@ -12,7 +12,8 @@
 //!
 //! * nothing panics;
 //! * a refused manifest names its file, and every problem has a message and a fix;
-//! * an accepted manifest expands into a plan, within the point limit, with distinct point ids;
+//! * an accepted manifest expands into a plan, within the point limit, with distinct point ids
+//!   and no two points that measure the same thing (same study, resources and values);
 //! * a refused record or CSV file is an error naming the file; an accepted record is the
 //!   expected point's.
 //!
@@ -32,7 +33,7 @@
 //! target is saved beside it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use scalelab::manifest::{self, Context, MAX_POINTS};
-use scalelab::plan::Point;
+use scalelab::plan::{Point, Resources};
 use scalelab::results::{self, PointRecord, Repetition, Status};
 use scalelab::workload::{Work, REGISTRY};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value as Tv};
@@ -182,10 +183,16 @@ fn failures_dir() -> PathBuf {
     d
 }
 
-/// A finding's kind: its first line, digits removed (so the same panic at other values counts once).
+/// A finding's kind: its first two lines without numbers, point ids and what follows a `(`, so
+/// the same panic or violation at other values counts once.
 fn kind_of(message: &str) -> String {
     let first = message.lines().take(2).collect::<Vec<_>>().join(" | ");
+    let first = first.split('(').next().unwrap_or_default();
     first
+        .split(' ')
+        .filter(|w| !(w.len() >= 8 && w.chars().all(|c| c.is_ascii_hexdigit())))
+        .collect::<Vec<_>>()
+        .join(" ")
         .chars()
         .filter(|c| !c.is_ascii_digit())
         .take(300)
@@ -672,6 +679,16 @@ fn nasty_scalar(rng: &mut R) -> Tv {
 fn nasty_value(rng: &mut R, depth: usize) -> Tv {
     match rng.random_range(0..12) {
         0 => Tv::Array(Array::new()),
+        5 => {
+            // Two values that mean the same: a sweep over them measures one point twice.
+            let (a, b): (Tv, Tv) = match rng.random_range(0..4) {
+                0 => (Tv::from(0.0), Tv::from(-0.0)),
+                1 => (Tv::from(1.0), Tv::from(1.0)),
+                2 => (Tv::from(2), Tv::from(2)),
+                _ => (Tv::from("1K"), Tv::from("1K")),
+            };
+            Tv::Array(Array::from_iter([a, b]))
+        }
         1 | 2 if depth < 3 => {
             let mut a = Array::new();
             for _ in 0..rng.random_range(1..5) {
@@ -835,9 +852,22 @@ fn mutate_doc(rng: &mut R, doc: &mut DocumentMut, keys: &[String]) {
                 .collect();
             if let Some(k) = arrays.get(rng.random_range(0..arrays.len().max(1))) {
                 let a = t[k.as_str()].as_array_mut().unwrap();
-                match rng.random_range(0..3) {
+                match rng.random_range(0..4) {
                     0 => a.push(nasty_value(rng, 1)),
                     1 => a.clear(),
+                    2 if !a.is_empty() => {
+                        // A twin of a value, written differently: the same point twice.
+                        let twin = match a.get(rng.random_range(0..a.len())).unwrap() {
+                            Tv::Float(f) => Tv::from(if *f.value() == 0.0 {
+                                -*f.value()
+                            } else {
+                                *f.value()
+                            }),
+                            Tv::Integer(i) => Tv::from(*i.value() as f64),
+                            other => other.clone(),
+                        };
+                        a.push(twin);
+                    }
                     _ => {
                         let vs: Vec<Tv> = a.iter().cloned().collect();
                         a.extend(vs);
@@ -1020,6 +1050,21 @@ fn judge_manifest(
                     "an accepted manifest expands to {} points",
                     plan.points.len()
                 ));
+            }
+            // Points that measure the same thing (same study, resources and parameter values,
+            // compared as numbers: 0.0 equals -0.0) are one point.
+            let mut same: HashMap<(usize, Resources), Vec<&Point>> = HashMap::new();
+            for p in &plan.points {
+                let group = same.entry((p.study, p.resources)).or_default();
+                if group.len() < 500 {
+                    if let Some(q) = group.iter().find(|q| q.params == p.params) {
+                        return v(format!(
+                            "an accepted manifest has two points that measure the same thing: {} and {} (study {}, {:?})",
+                            q.id, p.id, p.study_name, p.params
+                        ));
+                    }
+                }
+                group.push(p);
             }
             let mut ids = HashSet::new();
             for p in &plan.points {
