@@ -1006,6 +1006,17 @@ fn mutate_bytes(rng: &mut R, bytes: &mut Vec<u8>, snippets: &[&str], donors: &[V
     }
 }
 
+/// What the fuzzed manifests are checked against: every workload of this build on a machine of
+/// `cores` cores (few cores keep the per-point checks cheap and reach the oversubscription rules).
+fn context(cores: usize) -> Context<'static> {
+    Context {
+        registry: REGISTRY,
+        cores,
+        mpi: cfg!(feature = "mpi"),
+        cuda: cfg!(feature = "cuda"),
+    }
+}
+
 /// Check a refused manifest's error and an accepted manifest's plan.
 fn judge_manifest(
     path: &Path,
@@ -1123,12 +1134,8 @@ fn manifest_checker_never_panics_and_every_refusal_names_file_and_fix() {
             Case { bytes, choice }
         },
         |case| {
-            let ctx = Context {
-                registry: REGISTRY,
-                cores: [1, 2, 4, 64][(case.choice & 3) as usize],
-                mpi: cfg!(feature = "mpi"),
-                cuda: cfg!(feature = "cuda"),
-            };
+            let cores = [1, 2, 4, 64][(case.choice & 3) as usize];
+            let ctx = context(cores);
             let (path, text) = if case.choice & 256 != 0 {
                 std::fs::write(&file, &case.bytes).unwrap();
                 (file.as_path(), None)
@@ -1144,7 +1151,7 @@ fn manifest_checker_never_panics_and_every_refusal_names_file_and_fix() {
                 let plan = checked
                     .as_ref()
                     .ok()
-                    .map(|m| scalelab::plan::expand_with_cores(m, ctx.cores));
+                    .map(|m| scalelab::plan::expand_with_cores(m, cores));
                 (checked, plan)
             })
             .map_err(Finding::Panic)?;
@@ -1158,12 +1165,7 @@ fn manifest_checker_never_panics_and_every_refusal_names_file_and_fix() {
 
 /// Real points: the plans of the example manifests (those this build can check).
 fn real_points() -> Vec<Point> {
-    let ctx = Context {
-        registry: REGISTRY,
-        cores: 64,
-        mpi: cfg!(feature = "mpi"),
-        cuda: cfg!(feature = "cuda"),
-    };
+    let ctx = context(64);
     let mut points = Vec::new();
     for (i, text) in manifest_corpus().iter().enumerate() {
         let path = PathBuf::from(format!("m{i}.toml"));
