@@ -112,24 +112,6 @@ pub struct PointRecord {
     pub slurm: BTreeMap<String, String>,
 }
 
-/// Read the record of `expected` from `bytes`, the content of the file at `path` (named in every
-/// error). A record that does not parse, or that belongs to another point (a file copied under
-/// another point's name), is an error naming the file and saying how to measure the point again.
-pub fn parse_record(bytes: &[u8], path: &Path, expected: &Point) -> Result<PointRecord> {
-    let fix = "delete it and resume the run (`scalelab run --resume <run-dir>`) to measure that point again";
-    let rec: PointRecord = serde_json::from_slice(bytes)
-        .with_context(|| format!("{} is corrupt; {fix}", path.display()))?;
-    if rec.point.id != expected.id {
-        anyhow::bail!(
-            "{} holds the record of point {}, not of point {}; {fix}",
-            path.display(),
-            rec.point.id,
-            expected.id
-        );
-    }
-    Ok(rec)
-}
-
 /// Paths inside one run directory.
 #[derive(Clone, Debug)]
 pub struct RunDir {

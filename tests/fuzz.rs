@@ -1011,9 +1011,14 @@ fn mutate_bytes(rng: &mut R, bytes: &mut Vec<u8>, snippets: &[&str], donors: &[V
 fn context(cores: usize) -> Context<'static> {
     Context {
         registry: REGISTRY,
-        cores,
+        // A small node, so that generated sizes also reach the memory checks.
+        node: scalelab::workload::Node {
+            cores,
+            memory_bytes: Some(8 << 30),
+        },
         mpi: cfg!(feature = "mpi"),
         cuda: cfg!(feature = "cuda"),
+        data_dir: None,
     }
 }
 
@@ -1417,10 +1422,20 @@ fn record_parsing_never_panics_and_every_refusal_names_the_file() {
             let r = guarded(|| results::parse_record(&case.bytes, path, expected))
                 .map_err(Finding::Panic)?;
             match r {
-                Ok(rec) if rec.point.id != expected.id => Err(Finding::Violation(format!(
+                Ok(rec) if rec.point != *expected => Err(Finding::Violation(format!(
                     "a record of point {} was accepted as point {}",
                     rec.point.id, expected.id
                 ))),
+                Ok(rec)
+                    if rec
+                        .repetitions
+                        .iter()
+                        .any(|r| !r.seconds.is_finite() || r.seconds < 0.0) =>
+                {
+                    Err(Finding::Violation(
+                        "a record with a negative or non-finite time was accepted".into(),
+                    ))
+                }
                 Ok(_) => Ok(Outcome {
                     ok: true,
                     shapes: Vec::new(),

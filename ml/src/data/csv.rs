@@ -25,10 +25,43 @@ pub enum Task {
 /// The most distinct integer targets [`Task::Auto`] still reads as classes.
 pub const AUTO_MAX_CLASSES: usize = 20;
 
+/// The largest CSV file [`load_csv`] reads: the whole text is held in memory while it is parsed,
+/// beside the matrix it becomes, and the datasets of the course are megabytes. A bound also keeps a
+/// mistaken path (`/dev/zero`, a log that keeps growing) from reading until memory runs out.
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
 /// Load `path` with the target column `target`. The dataset is named after the file's stem.
+///
+/// Only a regular file of at most [`MAX_CSV_BYTES`] is read: a device or a pipe (which could block
+/// or never end) is refused by name.
 pub fn load_csv(path: &Path, target: &str, task: Task) -> Result<Dataset, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read CSV file {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read CSV file {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (a folder, device or pipe); give the path of a CSV file",
+            path.display()
+        ));
+    }
+    let too_big = || {
+        format!(
+            "{} is larger than {} GiB, the most a CSV dataset may hold; sample it down, or use \
+             dataset = \"synthetic\" with a `size`",
+            path.display(),
+            MAX_CSV_BYTES >> 30
+        )
+    };
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CSV_BYTES + 1).read_to_string(&mut text))
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_CSV_BYTES {
+        return Err(too_big());
+    }
     let name = path
         .file_stem()
         .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
@@ -184,6 +217,19 @@ fn class_target(texts: &[String], numeric: Option<&[f64]>) -> Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_and_folders_are_refused_by_name_without_reading_them() {
+        for path in ["/dev/zero", "/tmp"] {
+            let err = load_csv(Path::new(path), "y", Task::Auto).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "{path} is not a regular file (a folder, device or pipe); give the path of a CSV file"
+                )
+            );
+        }
+    }
 
     #[test]
     fn reads_features_and_string_classes() {
