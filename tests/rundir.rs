@@ -8,22 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::{column, read_csv, scalelab, write};
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("scalelab runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-    }
-}
+use common::{column, read_csv, run, scalelab, write, Output};
 
 /// Four quick points (threads 1, 2, 4, 8 of `debug.sleep`), run with the mock executor.
 const FOUR_POINTS: &str = "name = \"four\"\nrepetitions = 2\nwarmup = 0\n\n[[study]]\nworkload = \"debug.sleep\"\nthreads = [1, 2, 4, 8]\noversubscribe = true\n";

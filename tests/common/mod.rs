@@ -18,6 +18,23 @@ pub fn scalelab() -> Command {
     cmd
 }
 
+/// What a finished command printed, and its exit code (-1 when a signal ended it).
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `cmd` to its end and keep what it printed.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("scalelab runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
+}
+
 /// Write `text` to `<dir>/<name>` and return the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
