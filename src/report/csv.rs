@@ -101,6 +101,19 @@ pub struct MeasurementRow {
     pub verified: Option<bool>,
     pub status: Status,
     pub reason: String,
+    /// The machine's state while the point ran ([`crate::load`]); every one is empty when the
+    /// record holds none.
+    pub disturbed: Option<bool>,
+    pub disturbed_why: String,
+    pub cores: Option<u32>,
+    pub cores_needed: Option<u32>,
+    pub other_cores: Option<f64>,
+    pub point_cores: Option<f64>,
+    pub steal_share: Option<f64>,
+    pub runnable_mean: Option<f64>,
+    pub runnable_max: Option<u32>,
+    pub loadavg_1m: Option<f64>,
+    pub clock_mhz: Option<f64>,
     /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the
     /// repetition's extra measurements ([`crate::results::Repetition::metrics`]).
     #[serde(skip)]
@@ -142,6 +155,19 @@ pub struct SummaryRow {
     pub speedup: Option<f64>,
     pub efficiency: Option<f64>,
     pub karp_flatt: Option<f64>,
+    /// The machine's state while the point ran ([`crate::load`]); every one is empty when the
+    /// record holds none.
+    pub disturbed: Option<bool>,
+    pub disturbed_why: String,
+    pub cores: Option<u32>,
+    pub cores_needed: Option<u32>,
+    pub other_cores: Option<f64>,
+    pub point_cores: Option<f64>,
+    pub steal_share: Option<f64>,
+    pub runnable_mean: Option<f64>,
+    pub runnable_max: Option<u32>,
+    pub loadavg_1m: Option<f64>,
+    pub clock_mhz: Option<f64>,
     /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the median of
     /// each metric over the repetitions that recorded it.
     #[serde(skip)]
@@ -165,8 +191,23 @@ const IDENT_COLUMNS: [&str; 13] = [
     "size_unit",
 ];
 
+/// The machine-state columns that end both files' tails (see [`crate::load`]).
+pub const LOAD_COLUMNS: [&str; 11] = [
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
+];
+
 /// Columns of `measurements.csv` after the `param_*` columns.
-pub const MEASUREMENT_TAIL: [&str; 9] = [
+pub const MEASUREMENT_TAIL: [&str; 20] = [
     "repetition",
     "seconds",
     "flops",
@@ -176,10 +217,21 @@ pub const MEASUREMENT_TAIL: [&str; 9] = [
     "verified",
     "status",
     "reason",
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
 ];
 
 /// Columns of `summary.csv` after the `param_*` columns.
-pub const SUMMARY_TAIL: [&str; 16] = [
+pub const SUMMARY_TAIL: [&str; 27] = [
     "workers",
     "oversubscribed",
     "status",
@@ -196,6 +248,17 @@ pub const SUMMARY_TAIL: [&str; 16] = [
     "speedup",
     "efficiency",
     "karp_flatt",
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
 ];
 
 /// The `param_<NAME>` values of a record: every workload parameter but `size` and `variant`,
@@ -208,6 +271,46 @@ fn param_columns(rec: &PointRecord) -> BTreeMap<String, String> {
         .filter(|(k, _)| k.as_str() != "size" && k.as_str() != "variant")
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect()
+}
+
+/// The machine-state fields of a row (`LOAD_COLUMNS`), from a record's load and its judgement.
+macro_rules! load_fields {
+    ($rec:expr) => {{
+        let load = $rec.load.as_ref();
+        let verdict = load.map(crate::load::judge);
+        (
+            verdict.as_ref().map(|v| v.disturbed),
+            verdict.map(|v| v.why).unwrap_or_default(),
+            load.map(|l| l.cores),
+            load.map(|l| l.cores_needed),
+            load.map(|l| l.other_cores),
+            load.map(|l| l.point_cores),
+            load.map(|l| l.steal_share),
+            load.map(|l| l.runnable_mean),
+            load.map(|l| l.runnable_max),
+            load.map(|l| l.loadavg_1m),
+            load.and_then(|l| l.clock_mhz),
+        )
+    }};
+}
+
+/// The `LOAD_COLUMNS` of a row, as text.
+macro_rules! load_texts {
+    ($r:expr) => {
+        [
+            opt($r.disturbed),
+            $r.disturbed_why.clone(),
+            opt($r.cores),
+            opt($r.cores_needed),
+            opt($r.other_cores),
+            opt($r.point_cores),
+            opt($r.steal_share),
+            opt($r.runnable_mean),
+            opt($r.runnable_max),
+            opt($r.loadavg_1m),
+            opt($r.clock_mhz),
+        ]
+    };
 }
 
 /// `work / seconds / 1e9`, or `None` when there is no work or no positive time.
@@ -224,6 +327,19 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
                    seconds: Option<f64>,
                    verified: Option<bool>,
                    metrics: BTreeMap<String, f64>| {
+            let (
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
+            ) = load_fields!(rec);
             MeasurementRow {
                 experiment: experiment.to_string(),
                 study: rec.point.study_name.clone(),
@@ -248,6 +364,17 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
                 verified,
                 status: rec.status,
                 reason: rec.reason.clone(),
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
                 metrics,
             }
         };
@@ -287,6 +414,19 @@ pub fn summary_rows(
             let stat = |g: fn(&Summary) -> f64| s.as_ref().map(g);
             let median = s.map(|s| s.median);
             let sc = scaling.get(rec.point.id.as_str());
+            let (
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
+            ) = load_fields!(rec);
             SummaryRow {
                 experiment: experiment.to_string(),
                 study: rec.point.study_name.clone(),
@@ -318,6 +458,17 @@ pub fn summary_rows(
                 speedup: sc.map(|x| x.0),
                 efficiency: sc.map(|x| x.1),
                 karp_flatt: sc.and_then(|x| x.2),
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
                 metrics: metric_medians(rec),
             }
         })
@@ -396,7 +547,7 @@ impl Row for MeasurementRow {
         ident_fields!(self)
     }
     fn tail_fields(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             opt(self.repetition),
             opt(self.seconds),
             num(self.flops),
@@ -406,7 +557,9 @@ impl Row for MeasurementRow {
             opt(self.verified),
             self.status.as_str().to_string(),
             self.reason.clone(),
-        ]
+        ];
+        v.extend(load_texts!(self));
+        v
     }
     fn params(&self) -> &BTreeMap<String, String> {
         &self.params
@@ -428,7 +581,7 @@ impl Row for SummaryRow {
         ident_fields!(self)
     }
     fn tail_fields(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             self.workers.to_string(),
             self.oversubscribed.to_string(),
             self.status.as_str().to_string(),
@@ -445,7 +598,9 @@ impl Row for SummaryRow {
             opt(self.speedup),
             opt(self.efficiency),
             opt(self.karp_flatt),
-        ]
+        ];
+        v.extend(load_texts!(self));
+        v
     }
     fn params(&self) -> &BTreeMap<String, String> {
         &self.params

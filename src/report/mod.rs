@@ -267,6 +267,9 @@ fn warnings(
 ) -> Vec<String> {
     let mut w = Vec::new();
     let dir = run.root.display();
+    if let Some(busy) = disturbed_warning(records, run) {
+        w.push(busy);
+    }
     let mut noisy = Vec::new();
     let mut outliers = 0;
     let mut few = 0;
@@ -351,6 +354,49 @@ fn warnings(
         ));
     }
     w
+}
+
+/// The warning about points measured beside other work ([`crate::load`]): which, why, what the
+/// report did with them, and how to measure them again on a quiet machine.
+fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option<String> {
+    let busy: Vec<(&PointRecord, String)> = records
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| {
+            crate::load::verdict(r)
+                .filter(|v| v.disturbed)
+                .map(|v| (r, v.why))
+        })
+        .collect();
+    if busy.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 8;
+    let named: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, why)| format!("`{}` ({why})", r.point.id))
+        .collect();
+    let more = if busy.len() > SHOWN {
+        format!(
+            ", and {} more (the `disturbed` column of summary.csv lists them all)",
+            busy.len() - SHOWN
+        )
+    } else {
+        String::new()
+    };
+    let dir = run.root.display();
+    let rm: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, _)| format!("{dir}/points/{}.json", r.point.id))
+        .collect();
+    Some(format!(
+        "**Busy machine: {} point(s) were disturbed.** Other programs used the cores these points needed while they ran, so their times measure that other work as much as the code: {}{more}. They are marked ⚠ in the tables and hollow in the plots, left out of the Amdahl and Gustafson fits, and no speedup is based on them where an undisturbed point exists. To measure them again on a quiet machine, close other programs (`top` shows what runs), delete their records and resume, waiting for quiet before each point: `rm {}` then `scalelab run --resume {dir} --wait-idle`.",
+        busy.len(),
+        named.join(", "),
+        rm.join(" ")
+    ))
 }
 
 fn markdown(
@@ -517,6 +563,11 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         head.push("comm share");
         align.push("---:");
     }
+    let loaded = points().any(|p| p.record.load.is_some());
+    if loaded {
+        head.push("machine");
+        align.push("---");
+    }
     let _ = writeln!(md, "| {} |", head.join(" | "));
     let _ = writeln!(md, "| {} |", align.join(" | "));
     for s in series {
@@ -565,6 +616,13 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                         .unwrap_or_else(|| "–".into()),
                 );
             }
+            if loaded {
+                cells.push(match crate::load::verdict(r) {
+                    Some(v) if v.disturbed => "⚠ disturbed".into(),
+                    Some(_) => "quiet".into(),
+                    None => "–".into(),
+                });
+            }
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
     }
@@ -584,6 +642,9 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         notes.push(format!(
             "⚠ oversubscribed: more {what} than cores; times not comparable (they measure time-sharing, and the fits leave these points out)."
         ));
+    }
+    if points().any(|p| crate::load::is_disturbed(p.record)) {
+        notes.push("⚠ disturbed: other work used the cores this point needed while it ran (see the warning at the top); its time is not comparable, it is hollow in the plots and the fits leave it out.".to_string());
     }
     for n in &notes {
         let _ = writeln!(md, "*{n}*\n");
@@ -735,6 +796,9 @@ pub fn live_line(rec: &PointRecord) -> String {
         let _ = write!(line, "  (noisy: ±{:.0}%)", s.relative_stddev() * 100.0);
     }
     line.push_str(over);
+    if let Some(v) = crate::load::verdict(rec).filter(|v| v.disturbed) {
+        let _ = write!(line, "  [disturbed: {}]", v.why);
+    }
     line
 }
 
