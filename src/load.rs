@@ -15,8 +15,9 @@
 //! an MPI job, the CPU time of every process under its launcher ([`OwnCpu::Tree`]).
 //!
 //! **What is sampled.** At the start and the end of the point (counters, so nothing between two
-//! samples is missed): the machine's busy and steal time from the `cpu` line of `/proc/stat`, in
-//! clock ticks (`USER_HZ`, 100 per second on Linux); the CPU time of the point's own process tree.
+//! samples is missed): the busy and steal time of the cores the sampler may run on (its affinity:
+//! the whole machine, or under SLURM and `taskset` the cores given) from the `cpuN` lines of
+//! `/proc/stat`, in clock ticks (`USER_HZ`, 100 per second on Linux); the CPU time of the point's own process tree.
 //! Every [`TICK`] meanwhile: runnable tasks (`procs_running` of `/proc/stat`, which counts the
 //! point's own running threads and the sampler itself), and the current clock (the mean over cores
 //! of `/sys/devices/system/cpu/cpu*/cpufreq/scaling_cur_freq`, else of the `cpu MHz` lines of
@@ -75,7 +76,7 @@ pub struct MachineLoad {
     pub sampled_by: String,
     /// Wall time sampled, seconds (the point's process, from launch to end).
     pub seconds: f64,
-    /// Cores of the machine (the `cpuN` lines of `/proc/stat`).
+    /// Cores sampled: those of the machine that the sampler may run on (its affinity).
     pub cores: u32,
     /// Cores the point needed: threads × ranks, at most `cores`.
     pub cores_needed: u32,
@@ -209,33 +210,53 @@ pub struct ProcStat {
     pub procs_running: u32,
 }
 
-/// Parse the text of `/proc/stat`; `None` when it lacks the `cpu` line.
-pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
-    let mut out = None;
+/// Parse the text of `/proc/stat`, summing the `cpuN` lines of the cores in `only` (all cores
+/// when `None`, or when none of them is listed); `None` when it lacks the `cpu` lines.
+pub fn parse_proc_stat(text: &str, only: Option<&[usize]>) -> Option<ProcStat> {
+    let mut all = None;
+    let mut mine: Option<(u64, u64, u64)> = None;
     let mut cores = 0;
+    let mut mine_cores = 0;
     let mut running = 0;
     for line in text.lines() {
         let mut f = line.split_ascii_whitespace();
-        match f.next() {
-            Some("cpu") => {
-                let v: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();
-                let at = |i: usize| v.get(i).copied().unwrap_or(0);
-                let (user, nice, system, idle, iowait, irq, softirq, steal) =
-                    (at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
-                if v.len() < 4 {
-                    return None;
-                }
-                let busy = user + nice + system + irq + softirq;
-                out = Some((busy, steal, busy + idle + iowait + steal));
-            }
-            Some(name) if name.starts_with("cpu") => cores += 1,
-            Some("procs_running") => {
-                running = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
-            }
-            _ => {}
+        let Some(name) = f.next() else { continue };
+        if name == "procs_running" {
+            running = f.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            continue;
+        }
+        let Some(index) = name.strip_prefix("cpu") else {
+            continue;
+        };
+        let v: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();
+        if v.len() < 4 {
+            continue;
+        }
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        let (user, nice, system, idle, iowait, irq, softirq, steal) =
+            (at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7));
+        let busy = user + nice + system + irq + softirq;
+        let ticks = (busy, steal, busy + idle + iowait + steal);
+        if index.is_empty() {
+            all = Some(ticks);
+            continue;
+        }
+        cores += 1;
+        let Ok(n) = index.parse::<usize>() else {
+            continue;
+        };
+        if only.is_some_and(|o| o.contains(&n)) {
+            mine_cores += 1;
+            let m = mine.get_or_insert((0, 0, 0));
+            m.0 += ticks.0;
+            m.1 += ticks.1;
+            m.2 += ticks.2;
         }
     }
-    let (busy, steal, total) = out?;
+    let ((busy, steal, total), cores) = match mine {
+        Some(m) => (m, mine_cores),
+        None => (all?, cores),
+    };
     Some(ProcStat {
         busy,
         steal,
@@ -245,9 +266,35 @@ pub fn parse_proc_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// `/proc/stat` now, if readable.
+/// `/proc/stat` now, if readable, over the cores this process may run on (its affinity: under
+/// SLURM or `taskset` the cores it was given, whose other work is what disturbs it).
 pub fn read_proc_stat() -> Option<ProcStat> {
-    parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+    let only = allowed_cpus();
+    parse_proc_stat(
+        &std::fs::read_to_string("/proc/stat").ok()?,
+        only.as_deref(),
+    )
+}
+
+/// The cores this process may run on (`sched_getaffinity`), or `None` where unknown.
+#[cfg(target_os = "linux")]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size into it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+        return None;
+    }
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: i is below CPU_SETSIZE, the set's capacity.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect();
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    None
 }
 
 /// The 1-minute load average of the text of `/proc/loadavg`.
@@ -618,9 +665,6 @@ pub fn wait_idle(
         if other <= allowed {
             return Idle::Quiet(begun.elapsed());
         }
-        if begun.elapsed() >= how.bound {
-            return Idle::GaveUp(other);
-        }
         if !said {
             said = true;
             say(&format!(
@@ -628,6 +672,9 @@ pub fn wait_idle(
                 after.cores,
                 how.bound.as_secs()
             ));
+        }
+        if begun.elapsed() >= how.bound {
+            return Idle::GaveUp(other);
         }
     }
 }
@@ -673,7 +720,7 @@ mod tests {
         assert!(v.disturbed);
         assert_eq!(
             v.why,
-            "other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.22 allowed)"
+            "other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.20 allowed)"
         );
         assert!(judge(&load(2, 1, 1.4, 0.0)).disturbed);
         assert!(judge(&load(64, 64, 7.0, 0.0)).disturbed);
@@ -704,7 +751,7 @@ mod tests {
     fn proc_files_parse() {
         let stat = "cpu  100 20 30 400 5 1 2 7 0 0\ncpu0 50 10 15 200 2 1 1 3 0 0\ncpu1 50 10 15 200 3 0 1 4 0 0\nintr 1\nprocs_running 3\nprocs_blocked 0\n";
         assert_eq!(
-            parse_proc_stat(stat),
+            parse_proc_stat(stat, None),
             Some(ProcStat {
                 busy: 153,
                 steal: 7,
@@ -713,7 +760,20 @@ mod tests {
                 procs_running: 3
             })
         );
-        assert_eq!(parse_proc_stat("intr 1\n"), None);
+        // Only the cores this process may use (SLURM, taskset); an affinity that names no listed
+        // core falls back to the whole machine.
+        assert_eq!(
+            parse_proc_stat(stat, Some(&[1])),
+            Some(ProcStat {
+                busy: 76,
+                steal: 4,
+                total: 283,
+                cores: 1,
+                procs_running: 3
+            })
+        );
+        assert_eq!(parse_proc_stat(stat, Some(&[7])).unwrap().cores, 2);
+        assert_eq!(parse_proc_stat("intr 1\n", None), None);
         assert_eq!(parse_loadavg("9.87 5.00 1.00 3/200 42\n"), Some(9.87));
         assert_eq!(
             parse_cpuinfo_mhz("cpu MHz\t\t: 2600.000\nx: 1\ncpu MHz\t\t: 3000.000\n"),

@@ -822,6 +822,60 @@ mod tests {
     }
 
     #[test]
+    fn load_columns_are_written_judged_and_read_back() {
+        use crate::report::test_support::with_load;
+        let dir = tempfile::tempdir().unwrap();
+        let recs = vec![
+            with_load(
+                record(0, "gemm", Scaling::Strong, 1, 64, &[0.2, 0.21]),
+                0.02,
+            ),
+            with_load(
+                record(0, "gemm", Scaling::Strong, 2, 64, &[0.15, 0.16]),
+                1.5,
+            ),
+            record(0, "gemm", Scaling::Strong, 4, 64, &[0.1]),
+        ];
+        let path = dir.path().join("summary.csv");
+        let rows = summary_rows("exp", &recs, &scaling::series(&recs));
+        write_summary(&path, &rows).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with(&format!("karp_flatt,{}", LOAD_COLUMNS.join(","))),
+            "{header}"
+        );
+        assert!(
+            text.contains(",false,,2,1,0.02,1,0,1.02,2,0.02,2600\n"),
+            "a quiet point: {text}"
+        );
+        assert!(
+            text.contains(",true,other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.20 allowed),2,2,1.5,2,0,3.5,4,1.5,2600\n"),
+            "a disturbed point: {text}"
+        );
+        let back = read_summary(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(back[0].disturbed, Some(false));
+        assert_eq!(back[1].disturbed, Some(true));
+        assert_eq!(back[1].other_cores, Some(1.5));
+        assert_eq!(back[1].clock_mhz, Some(2600.0));
+        // A record without load figures (made before they existed) has empty cells.
+        assert_eq!(back[2].disturbed, None);
+        assert_eq!(back[2].disturbed_why, "");
+        assert_eq!(back[2].other_cores, None);
+
+        let path = dir.path().join("measurements.csv");
+        let rows = measurement_rows("exp", &recs);
+        write_measurements(&path, &rows).unwrap();
+        let back = read_measurements(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(
+            back.iter().map(|r| r.disturbed).collect::<Vec<_>>(),
+            [Some(false), Some(false), Some(true), Some(true), None]
+        );
+    }
+
+    #[test]
     fn metric_columns_round_trip() {
         use crate::report::test_support::{mpi_record, with_metric};
         let dir = tempfile::tempdir().unwrap();
@@ -848,11 +902,20 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with("status,reason,metric_comm_s,metric_compute_s,metric_latency_us"),
+            header.ends_with(&format!(
+                "status,reason,{},metric_comm_s,metric_compute_s,metric_latency_us",
+                LOAD_COLUMNS.join(",")
+            )),
             "{header}"
         );
-        // Empty where a point has no such metric.
-        assert!(text.lines().last().unwrap().ends_with("ok,,,,"), "{text}");
+        // Empty where a point has no such metric (and no machine load).
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .ends_with(&format!("ok{}", ",".repeat(1 + LOAD_COLUMNS.len() + 3))),
+            "{text}"
+        );
         let back = read_measurements(&path).unwrap();
         assert_eq!(back, rows);
         assert_eq!(back[1].metrics["latency_us"], 0.15);

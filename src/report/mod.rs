@@ -737,6 +737,13 @@ fn fits(md: &mut String, series: &[&Series<'_>]) {
                 g.points,
                 g.rms_residual
             );
+        } else if s.distinct_workers() >= 2
+            && s.points.iter().any(|p| crate::load::is_disturbed(p.record))
+        {
+            let _ = writeln!(
+                md,
+                "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"
+            );
         } else {
             let _ = writeln!(
                 md,
@@ -953,6 +960,26 @@ pub(crate) mod test_support {
             r.size_unit = "grid side".into();
         }
         r
+    }
+
+    /// `rec` with the machine load of a 10 s run on 2 cores beside other work that kept `other`
+    /// cores busy (disturbed above 0.2 cores for a 2-thread point, above 1.1 for a 1-thread one).
+    pub fn with_load(mut rec: PointRecord, other: f64) -> PointRecord {
+        let needed = rec.point.resources.threads.min(2);
+        rec.load = Some(crate::load::MachineLoad {
+            sampled_by: "parent".into(),
+            seconds: 10.0,
+            cores: 2,
+            cores_needed: needed,
+            other_cores: other,
+            point_cores: needed as f64,
+            steal_share: 0.0,
+            runnable_mean: needed as f64 + other,
+            runnable_max: needed + other.ceil() as u32,
+            loadavg_1m: other,
+            clock_mhz: Some(2600.0),
+        });
+        rec
     }
 
     /// `rec` with one more text parameter.
