@@ -611,6 +611,33 @@ mod tests {
     }
 
     #[test]
+    fn a_records_machine_load_is_optional_and_checked() {
+        use crate::report::test_support::with_load;
+        // A record written before loads were sampled has no `load` key, and parses.
+        let rec = sample();
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(!text.contains("\"load\""));
+        assert_eq!(
+            parse_record(text.as_bytes(), &path_of(&rec), &rec.point)
+                .unwrap()
+                .load,
+            None
+        );
+        let rec = with_load(sample(), 1.5);
+        assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+        let mut bad = rec.clone();
+        bad.load.as_mut().unwrap().other_cores = -1.0;
+        let e = parse(&bad, &path_of(&bad), &bad.point).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "{} is corrupt (load.other_cores is -1, not a finite number ≥ 0)",
+                path_of(&bad).display()
+            )
+        );
+    }
+
+    #[test]
     fn load_record_names_the_fix_of_the_runs_kind() {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::new(dir.path());

@@ -1025,6 +1025,53 @@ mod tests {
     }
 
     #[test]
+    fn disturbed_points_are_warned_about_marked_hollow_and_left_out_of_the_fit() {
+        use super::test_support::with_load;
+        let (a, b) = (0.1, 0.9);
+        // p = 2 ran beside other work; the others ran on a quiet machine.
+        let recs: Vec<PointRecord> = [1u32, 2, 4]
+            .iter()
+            .map(|&p| {
+                let t = a + b / p as f64;
+                let r = record(0, "gemm", Scaling::Strong, p, 1024, &[t, t * 1.01, t]);
+                with_load(r, if p == 2 { 1.5 } else { 0.02 })
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let plan = plan_of(&recs, &[]);
+        write(&run, &plan, &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let root = dir.path().display();
+        // The first warning: what happened, to which point, what the report did, what to do.
+        let first = md
+            .split("## Warnings\n\n- ")
+            .nth(1)
+            .and_then(|w| w.lines().next())
+            .unwrap();
+        assert_eq!(
+            first,
+            format!("**Busy machine: 1 point(s) were disturbed.** Other programs used the cores these points needed while they ran, so their times measure that other work as much as the code: `0get2n1024` (other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.20 allowed)). They are marked ⚠ in the tables and hollow in the plots, left out of the Amdahl and Gustafson fits, and no speedup is based on them where an undisturbed point exists. To measure them again on a quiet machine, close other programs (`top` shows what runs), delete their records and resume, waiting for quiet before each point: `rm {root}/points/0get2n1024.json` then `scalelab run --resume {root} --wait-idle`.")
+        );
+        assert!(md.contains("| 100% | – | quiet |"), "{md}");
+        assert!(md.contains("| ⚠ disturbed |"), "{md}");
+        assert!(
+            md.contains("*⚠ disturbed: other work used the cores"),
+            "{md}"
+        );
+        // The fit holds the two quiet points only.
+        assert!(md.contains(" over 2 points, rms residual "), "{md}");
+        // The speedup plot draws one ring (a white disc and a coloured circle), and says why.
+        let svg = std::fs::read_to_string(run.plots_dir().join("study1-gemm-strong-speedup.svg"))
+            .unwrap();
+        let ring = r##"r="8" opacity="1" fill="none" stroke="#1F77B4" stroke-width="3""##;
+        let disc = r##"r="7" opacity="1" fill="#1F77B4" stroke="none""##;
+        assert_eq!(svg.matches(ring).count(), 1, "{svg}");
+        assert_eq!(svg.matches(disc).count(), 2, "{svg}");
+        assert!(svg.contains("Hollow"), "{svg}");
+    }
+
+    #[test]
     fn full_report_in_a_tempdir() {
         let (a, b) = (0.1, 0.9);
         let mut recs: Vec<PointRecord> = [1u32, 2, 4, 8]

@@ -489,6 +489,45 @@ mod tests {
     }
 
     #[test]
+    fn disturbed_points_are_no_base_and_stay_out_of_the_fit() {
+        use crate::report::test_support::with_load;
+        let (a, b) = (0.1, 0.9);
+        // p = 1 and p = 4 ran beside other work (1.5 cores of 2 busy); p = 2 ran quiet, p = 8
+        // has no load figures (a record from before they existed).
+        let recs: Vec<PointRecord> = amdahl_records(a, b, &[1, 2, 4, 8])
+            .into_iter()
+            .map(|r| match r.point.resources.threads {
+                1 | 4 => with_load(r, 1.5),
+                2 => with_load(r, 0.02),
+                _ => r,
+            })
+            .collect();
+        let s = &series(&recs)[0];
+        assert_eq!(s.points.len(), 4, "disturbed points keep their place");
+        assert_eq!(s.base_point().workers, 2, "the smallest undisturbed p");
+        let fit = s.amdahl.unwrap();
+        assert_eq!(fit.points, 2, "p = 2 and p = 8 only");
+        let t = |p: f64| a + b / p;
+        let quiet = [(2, t(2.0) * 2.0 / t(2.0)), (8, t(2.0) * 2.0 / t(8.0))];
+        let expect = amdahl_fit(&quiet).unwrap();
+        assert!(
+            close(fit.serial_fraction, expect.serial_fraction),
+            "{fit:?}"
+        );
+        // A disturbed point still has its speedup against the quiet base.
+        assert!(close(s.points[0].speedup, t(2.0) * 2.0 / t(1.0)));
+
+        // Every point disturbed: the base is the smallest p again, and there is no fit.
+        let all: Vec<PointRecord> = amdahl_records(a, b, &[1, 2, 4])
+            .into_iter()
+            .map(|r| with_load(r, 1.9))
+            .collect();
+        let s = &series(&all)[0];
+        assert_eq!(s.base_point().workers, 1);
+        assert!(s.amdahl.is_none());
+    }
+
+    #[test]
     fn amdahl_fraction_of_the_a_plus_b_over_p_model() {
         let (a, b) = (0.1, 0.9);
         let recs = amdahl_records(a, b, &[1, 2, 4, 8, 16]);
