@@ -51,6 +51,21 @@
 //! | `efficiency` | 0–1 | strong: speedup / p; weak: T(p₀)/T(p) |
 //! | `karp_flatt` | 0–1 | Karp–Flatt serial fraction (strong scaling, p > 1) |
 //!
+//! Both files then carry the machine's state while the point ran ([`LOAD_COLUMNS`], from the
+//! record's `load`, see [`crate::load`]), the same on every row of a point, empty for a record
+//! without it:
+//!
+//! | column | unit | meaning |
+//! | --- | --- | --- |
+//! | `disturbed` | true/false | [`crate::load::judge`]: other work used the point's cores, or steal > 5 % |
+//! | `disturbed_why` | | why, in words; empty when not disturbed |
+//! | `cores`, `cores_needed` | | cores sampled (the sampler's affinity); threads × ranks |
+//! | `other_cores`, `point_cores` | cores | average cores kept busy by other work, by the point |
+//! | `steal_share` | 0–1 | CPU time stolen by the hypervisor |
+//! | `runnable_mean`, `runnable_max` | tasks | `procs_running` over the samples |
+//! | `loadavg_1m` | | 1-minute load average at the end of the point |
+//! | `clock_mhz` | MHz | mean current clock; empty where unknown |
+//!
 //! Statistics are empty for a point without repetitions; scaling columns are empty for failed
 //! points and where undefined. Numbers are written in Rust's shortest round-trip form.
 //!
