@@ -75,13 +75,13 @@ impl LocalExecutor {
             needed,
             how,
             |msg| {
-                let _ = crate::errln!("point {}: {msg}", point.id);
+                crate::errln!("point {}: {msg}", point.id);
             },
             || interrupt.signal().is_some(),
         );
         match idle {
             crate::load::Idle::GaveUp(other) => {
-                let _ = crate::errln!(
+                crate::errln!(
                     "point {}: the machine is still busy after {} s (other work keeps {other:.1} cores busy); running the point anyway: the report marks it if it was disturbed",
                     point.id,
                     how.bound.as_secs()
