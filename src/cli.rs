@@ -419,14 +419,23 @@ fn run(
         return Ok(crate::exit::for_signal(stop.signal));
     }
     let report = write_report(&run, &plan);
+    let disturbed = records
+        .iter()
+        .filter(|r| crate::load::is_disturbed(r))
+        .count();
     crate::live!(
-        "{} point{}: {} ok, {} failed{}",
+        "{} point{}: {} ok, {} failed{}{}",
         total,
         plural(total),
         prov.points_ok,
         prov.points_failed,
         if outcome.skipped > 0 {
             format!(" ({} recorded before this run)", outcome.skipped)
+        } else {
+            String::new()
+        },
+        if disturbed > 0 {
+            format!("; {disturbed} ok point(s) disturbed by other work on the machine (see the report's first warning)")
         } else {
             String::new()
         }

@@ -105,8 +105,15 @@ fn a_point_beside_a_cpu_hog_is_flagged_left_out_of_the_fit_and_named_in_the_repo
         assert!(load["loadavg_1m"].as_f64().is_some());
         assert!(load["runnable_max"].as_u64().unwrap() >= 1);
     }
-    // The live line says so.
+    // The live lines and the closing line say so.
     assert!(stdout.contains("[disturbed: other work kept "), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "; {} ok point(s) disturbed by other work on the machine (see the report's first warning)\n",
+            recs.len()
+        )),
+        "{stdout}"
+    );
 
     // Both CSVs carry the judgement and the figures.
     for file in ["summary.csv", "measurements.csv"] {
