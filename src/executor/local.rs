@@ -15,6 +15,10 @@
 //! goes to `logs/<id>.txt`, it is stopped at the point's time limit and dies with this process, and
 //! when it ends without a record this executor records the crash with the end of the log (and, for
 //! an MPI job, the first panic message in it).
+//! While the point runs, this process samples what else the machine does ([`crate::load::Sampler`],
+//! from outside, so the measured process does no extra work) and adds it to the point's record as
+//! its `load`; the point is told so ([`crate::load::SAMPLED_BY_PARENT`]) and does not sample again.
+//! With `--wait-idle` it first waits, bounded, until the machine leaves the point its cores.
 //! When the sweep is interrupted (SIGINT, SIGTERM, SIGHUP: see [`Interrupt`]) the point is stopped
 //! and *not* recorded, even though its process died of the signal too: it did not crash, and a
 //! resume must measure it again.
@@ -92,7 +96,13 @@ impl LocalExecutor {
                     return Err(Interrupted { signal }.into());
                 }
             }
-            crate::load::Idle::Quiet(_) | crate::load::Idle::Unknown => {}
+            crate::load::Idle::Unknown => {
+                crate::errln!(
+                    "point {}: --wait-idle cannot tell how busy the machine is (no readable /proc/stat); running the point without waiting",
+                    point.id
+                );
+            }
+            crate::load::Idle::Quiet(_) => {}
         }
         Ok(())
     }
