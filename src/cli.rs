@@ -78,6 +78,18 @@ pub enum Command {
         /// Print only the final summary, no progress bar or per-point lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Before each point, wait until other work leaves the cores the point needs free (the
+        /// rule of docs/benchmarking.md), at most SECONDS (default 120); then run it anyway, and
+        /// the report marks it if it was disturbed. For shared laptops and nodes.
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "120",
+            conflicts_with = "mock"
+        )]
+        wait_idle: Option<u64>,
     },
     /// Re-render the report of a run (measurements.csv, summary.csv, report.md, plots).
     Report {
@@ -218,12 +230,21 @@ pub fn main() -> Result<ExitCode> {
             run_dir,
             mock,
             quiet,
+            wait_idle,
         } => {
             // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
             let interrupt = Interrupt::install()?;
+            let wait_idle = wait_idle.map(|s| crate::load::WaitIdle {
+                bound: std::time::Duration::from_secs(s),
+                window: std::time::Duration::from_secs(1),
+            });
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
-                None => Box::new(LocalExecutor::current()?.interruptible(interrupt.clone())),
+                None => Box::new(
+                    LocalExecutor::current()?
+                        .interruptible(interrupt.clone())
+                        .waiting_for_idle(wait_idle),
+                ),
             };
             let opts = RunOptions {
                 results,
@@ -398,14 +419,23 @@ fn run(
         return Ok(crate::exit::for_signal(stop.signal));
     }
     let report = write_report(&run, &plan);
+    let disturbed = records
+        .iter()
+        .filter(|r| crate::load::is_disturbed(r))
+        .count();
     crate::live!(
-        "{} point{}: {} ok, {} failed{}",
+        "{} point{}: {} ok, {} failed{}{}",
         total,
         plural(total),
         prov.points_ok,
         prov.points_failed,
         if outcome.skipped > 0 {
             format!(" ({} recorded before this run)", outcome.skipped)
+        } else {
+            String::new()
+        },
+        if disturbed > 0 {
+            format!("; {disturbed} ok point(s) disturbed by other work on the machine (see the report's first warning)")
         } else {
             String::new()
         }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod executor;
 pub mod exit;
+pub mod load;
 pub mod machine;
 pub mod manifest;
 pub mod output;

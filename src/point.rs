@@ -193,9 +193,16 @@ pub fn check(point: &Point, from: &Path) -> Result<()> {
 
 /// Run `point` (already checked by [`load`]) and write its record.
 fn run_point(run: &RunDir, point: Point) -> Result<PointRecord> {
+    // Where no parent samples the machine (under srun, or by hand), the rank that writes the
+    // record samples it from a thread.
+    let sampler = if writes_the_record() {
+        crate::load::InTask::start(crate::load::cores_needed(&point))
+    } else {
+        None
+    };
     #[cfg(feature = "mpi")]
     if needs_mpi(&point) {
-        return mpi_point::run(run, &point);
+        return mpi_point::run(run, &point, sampler);
     }
     #[cfg(not(feature = "mpi"))]
     if needs_mpi(&point) && launched_by_mpirun() {
@@ -210,9 +217,19 @@ fn run_point(run: &RunDir, point: Point) -> Result<PointRecord> {
         run.write_record(&record)?;
         return Ok(record);
     }
-    let record = measure(&point);
+    let mut record = measure(&point);
+    record.load = sampler.and_then(crate::load::InTask::finish);
     run.write_record(&record)?;
     Ok(record)
+}
+
+/// Whether this process writes the point's record: it is not one rank of an MPI job, or it is
+/// rank 0.
+fn writes_the_record() -> bool {
+    ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .is_none_or(|r| r == "0")
 }
 
 /// Whether `point` runs as an MPI job: it has more than one rank, or its workload runs on MPI.
@@ -248,6 +265,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         started: now_rfc3339(),
         finished: now_rfc3339(),
         slurm: slurm_ids(),
+        load: None,
     };
     if let Some(w) = point.workload() {
         record.work = w.work(&point.params);
@@ -503,7 +521,11 @@ mod mpi_point {
     /// Initialise MPI, measure `point` on every rank, and write the record on rank 0. Every rank
     /// returns the same record. A panic on any rank aborts the job (after rank 0, if it is the one
     /// that panicked, has recorded it); the executor records the crash of the others.
-    pub(super) fn run(run: &RunDir, point: &Point) -> Result<PointRecord> {
+    pub(super) fn run(
+        run: &RunDir,
+        point: &Point,
+        sampler: Option<crate::load::InTask>,
+    ) -> Result<PointRecord> {
         let mut record = unmeasured(point, Status::Ok, String::new());
         let Some((universe, level)) = mpi::initialize_with_threading(thread_level(point)) else {
             record.status = Status::Failed;
@@ -534,6 +556,7 @@ mod mpi_point {
             }
         }
         record.finished = now_rfc3339();
+        record.load = sampler.and_then(crate::load::InTask::finish);
         let written = if rank == 0 {
             run.write_record(&record)
         } else {

@@ -110,6 +110,11 @@ pub struct PointRecord {
     /// SLURM.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub slurm: BTreeMap<String, String>,
+    /// What else the machine did while the point ran ([`crate::load`]): sampled by the local
+    /// executor, or inside the task under SLURM. Absent in records made before it was sampled, or
+    /// where `/proc` is unreadable; the report judges it ([`crate::load::judge`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::load::MachineLoad>,
 }
 
 /// Paths inside one run directory.
@@ -271,7 +276,8 @@ impl Survey<'_> {
 /// Parse the bytes of the record file `path` (`points/<id>.json`) of the plan's point `expected`,
 /// and check that it is that point's measurement: the record's point id is the file's id, its
 /// point is the plan's point (parameters, resources, limits), and every repetition lasted a finite,
-/// non-negative time with finite metrics. A record copied under another point's name, edited by
+/// non-negative time with finite metrics, and its machine load, if any, holds possible figures
+/// ([`crate::load::MachineLoad::check`]). A record copied under another point's name, edited by
 /// hand or written by another plan is no result for this point, like a truncated one.
 ///
 /// Pure: the error names `path` and the problem, never a fix (the caller knows the run).
@@ -307,6 +313,11 @@ pub fn parse_record(bytes: &[u8], path: &Path, expected: &Point) -> Result<Point
                 "{shown} is corrupt (metric `{name}` of repetition {} is {v}, not a finite number)",
                 i + 1
             );
+        }
+    }
+    if let Some(load) = &rec.load {
+        if let Err(problem) = load.check() {
+            bail!("{shown} is corrupt ({problem})");
         }
     }
     Ok(rec)
@@ -597,6 +608,33 @@ mod tests {
                 "{e:#}"
             );
         }
+    }
+
+    #[test]
+    fn a_records_machine_load_is_optional_and_checked() {
+        use crate::report::test_support::with_load;
+        // A record written before loads were sampled has no `load` key, and parses.
+        let rec = sample();
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(!text.contains("\"load\""));
+        assert_eq!(
+            parse_record(text.as_bytes(), &path_of(&rec), &rec.point)
+                .unwrap()
+                .load,
+            None
+        );
+        let rec = with_load(sample(), 1.5);
+        assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+        let mut bad = rec.clone();
+        bad.load.as_mut().unwrap().other_cores = -1.0;
+        let e = parse(&bad, &path_of(&bad), &bad.point).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "{} is corrupt (load.other_cores is -1, not a finite number ≥ 0)",
+                path_of(&bad).display()
+            )
+        );
     }
 
     #[test]

@@ -37,6 +37,7 @@ fn local() -> LocalExecutor {
     LocalExecutor {
         program: PathBuf::from(env!("CARGO_BIN_EXE_scalelab")),
         interrupt: Interrupt::never(),
+        wait_idle: None,
     }
 }
 
@@ -92,6 +93,7 @@ fn the_launched_command_names_the_spec_which_holds_the_point() {
     let rec = LocalExecutor {
         program,
         interrupt: Interrupt::never(),
+        wait_idle: None,
     }
     .execute(&run, point)
     .unwrap();

@@ -172,6 +172,9 @@ fn an_array_sweep_runs_every_point_and_the_dependent_job_reports() {
         let rec = record(&run_dir, &id).unwrap_or_else(|| panic!("no record for {id} ({study})"));
         assert_eq!(rec["status"], "ok", "{rec}");
         assert!(rec["slurm"]["SLURM_ARRAY_JOB_ID"].is_string(), "{rec}");
+        // No scalelab parent under srun: the task sampled the machine itself.
+        assert_eq!(rec["load"]["sampled_by"], "task", "{rec}");
+        assert!(rec["load"]["cores"].as_u64().unwrap() >= 1, "{rec}");
     }
     // The collect job wrote the tables and the report.
     let csv = fs::read_to_string(run_dir.join("summary.csv")).unwrap();
@@ -490,6 +493,12 @@ fn mpi_points_start_their_ranks_inside_the_allocation() {
                 record(&run_dir, &id).unwrap_or_else(|| panic!("{launcher}: no record for {id}"));
             assert_eq!(rec["status"], "ok", "{launcher}: {rec}");
             assert_eq!(rec["point"]["resources"]["ranks"], 2);
+            // Rank 0 sampled the machine, counting both ranks' CPU time as the point's.
+            assert_eq!(rec["load"]["sampled_by"], "task", "{launcher}: {rec}");
+            assert!(
+                rec["load"]["point_cores"].as_f64().unwrap() > 0.0,
+                "{launcher}: {rec}"
+            );
         }
     }
 }

@@ -15,6 +15,10 @@
 //! goes to `logs/<id>.txt`, it is stopped at the point's time limit and dies with this process, and
 //! when it ends without a record this executor records the crash with the end of the log (and, for
 //! an MPI job, the first panic message in it).
+//! While the point runs, this process samples what else the machine does ([`crate::load::Sampler`],
+//! from outside, so the measured process does no extra work) and adds it to the point's record as
+//! its `load`; the point is told so ([`crate::load::SAMPLED_BY_PARENT`]) and does not sample again.
+//! With `--wait-idle` it first waits, bounded, until the machine leaves the point its cores.
 //! When the sweep is interrupted (SIGINT, SIGTERM, SIGHUP: see [`Interrupt`]) the point is stopped
 //! and *not* recorded, even though its process died of the signal too: it did not crash, and a
 //! resume must measure it again.
@@ -40,6 +44,8 @@ pub struct LocalExecutor {
     pub program: PathBuf,
     /// Checked while a point runs: once set, the point is stopped and left unrecorded.
     pub interrupt: Interrupt,
+    /// `--wait-idle`: before each point, wait (at most this long) until the machine is quiet.
+    pub wait_idle: Option<crate::load::WaitIdle>,
 }
 
 /// How often a running point's wait looks at the interrupt flag.
@@ -52,7 +58,53 @@ impl LocalExecutor {
         Ok(LocalExecutor {
             program,
             interrupt: Interrupt::never(),
+            wait_idle: None,
         })
+    }
+
+    /// The same executor, waiting before each point until the machine is quiet (`--wait-idle`).
+    pub fn waiting_for_idle(self, wait_idle: Option<crate::load::WaitIdle>) -> LocalExecutor {
+        LocalExecutor { wait_idle, ..self }
+    }
+
+    /// Wait before `point` until the machine is quiet enough for it ([`crate::load::wait_idle`]),
+    /// saying what it waits for, and at the bound say that the point runs anyway.
+    fn wait_for_idle(&self, point: &Point) -> Result<()> {
+        let Some(how) = self.wait_idle else {
+            return Ok(());
+        };
+        let needed = crate::load::cores_needed(point);
+        let interrupt = &self.interrupt;
+        let idle = crate::load::wait_idle(
+            needed,
+            how,
+            |msg| {
+                crate::errln!("point {}: {msg}", point.id);
+            },
+            || interrupt.signal().is_some(),
+        );
+        match idle {
+            crate::load::Idle::GaveUp(other) => {
+                crate::errln!(
+                    "point {}: the machine is still busy after {} s (other work keeps {other:.1} cores busy); running the point anyway: the report marks it if it was disturbed",
+                    point.id,
+                    how.bound.as_secs()
+                );
+            }
+            crate::load::Idle::Stopped => {
+                if let Some(signal) = interrupt.signal() {
+                    return Err(Interrupted { signal }.into());
+                }
+            }
+            crate::load::Idle::Unknown => {
+                crate::errln!(
+                    "point {}: --wait-idle cannot tell how busy the machine is (no readable /proc/stat); running the point without waiting",
+                    point.id
+                );
+            }
+            crate::load::Idle::Quiet(_) => {}
+        }
+        Ok(())
     }
 
     /// The same executor, stopping its point when `interrupt` sees a signal.
@@ -67,6 +119,7 @@ impl Executor for LocalExecutor {
     }
 
     fn execute(&mut self, run: &RunDir, point: &Point) -> Result<PointRecord> {
+        self.wait_for_idle(point)?;
         let log_path = run.log(&point.id);
         std::fs::create_dir_all(run.logs_dir())?;
         let log =
@@ -89,8 +142,13 @@ impl Executor for LocalExecutor {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        // This process samples the machine while the point runs: the point need not.
+        cmd.env(crate::load::SAMPLED_BY_PARENT, "1");
         // mpirun ends its ranks when it gets SIGTERM; SIGKILL would leave them orphaned.
         die_with_parent(&mut cmd, if mpi { Signal::Terminate } else { Signal::Kill });
+        // Started just before the launch and finished just after the point is reaped, so that
+        // the CPU time of reaped children between the two is the point's alone.
+        let mut sampler = crate::load::Sampler::start(crate::load::OwnCpu::Children, "parent");
         let mut child = cmd
             .spawn()
             .with_context(|| format!("launching {}", cmd.get_program().to_string_lossy()))?;
@@ -102,6 +160,9 @@ impl Executor for LocalExecutor {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if let Some(status) = child.wait_timeout(left.min(INTERRUPT_POLL))? {
                 break Some(status);
+            }
+            if let Some(sampler) = sampler.as_mut() {
+                sampler.tick();
             }
             if let Some(signal) = self.interrupt.signal() {
                 stop(&mut child, mpi);
@@ -130,6 +191,7 @@ impl Executor for LocalExecutor {
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
         };
+        let load = sampler.and_then(|s| s.finish(crate::load::cores_needed(point)));
         let written = match run.load_record(point) {
             Ok(written) => written,
             // Something the point wrote is no usable record: the point fails, and only itself.
@@ -139,7 +201,13 @@ impl Executor for LocalExecutor {
             }
         };
         match written {
-            Some(rec) => Ok(rec),
+            Some(mut rec) => {
+                if load.is_some() {
+                    rec.load = load;
+                    run.write_record(&rec)?;
+                }
+                Ok(rec)
+            }
             None => {
                 // Ctrl-C reaches the point's process group too: it died of the interrupt, not of
                 // a fault of its own. The handler ran before the wait returned (the signal was

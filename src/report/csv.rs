@@ -51,6 +51,21 @@
 //! | `efficiency` | 0–1 | strong: speedup / p; weak: T(p₀)/T(p) |
 //! | `karp_flatt` | 0–1 | Karp–Flatt serial fraction (strong scaling, p > 1) |
 //!
+//! Both files then carry the machine's state while the point ran ([`LOAD_COLUMNS`], from the
+//! record's `load`, see [`crate::load`]), the same on every row of a point, empty for a record
+//! without it:
+//!
+//! | column | unit | meaning |
+//! | --- | --- | --- |
+//! | `disturbed` | true/false | [`crate::load::judge`]: other work used the point's cores, or steal > 5 % |
+//! | `disturbed_why` | | why, in words; empty when not disturbed |
+//! | `cores`, `cores_needed` | | cores sampled (the sampler's affinity); threads × ranks |
+//! | `other_cores`, `point_cores` | cores | average cores kept busy by other work, by the point |
+//! | `steal_share` | 0–1 | CPU time stolen by the hypervisor |
+//! | `runnable_mean`, `runnable_max` | tasks | `procs_running` over the samples |
+//! | `loadavg_1m` | | 1-minute load average at the end of the point |
+//! | `clock_mhz` | MHz | mean current clock; empty where unknown |
+//!
 //! Statistics are empty for a point without repetitions; scaling columns are empty for failed
 //! points and where undefined. Numbers are written in Rust's shortest round-trip form.
 //!
@@ -101,6 +116,19 @@ pub struct MeasurementRow {
     pub verified: Option<bool>,
     pub status: Status,
     pub reason: String,
+    /// The machine's state while the point ran ([`crate::load`]); every one is empty when the
+    /// record holds none.
+    pub disturbed: Option<bool>,
+    pub disturbed_why: String,
+    pub cores: Option<u32>,
+    pub cores_needed: Option<u32>,
+    pub other_cores: Option<f64>,
+    pub point_cores: Option<f64>,
+    pub steal_share: Option<f64>,
+    pub runnable_mean: Option<f64>,
+    pub runnable_max: Option<u32>,
+    pub loadavg_1m: Option<f64>,
+    pub clock_mhz: Option<f64>,
     /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the
     /// repetition's extra measurements ([`crate::results::Repetition::metrics`]).
     #[serde(skip)]
@@ -142,6 +170,19 @@ pub struct SummaryRow {
     pub speedup: Option<f64>,
     pub efficiency: Option<f64>,
     pub karp_flatt: Option<f64>,
+    /// The machine's state while the point ran ([`crate::load`]); every one is empty when the
+    /// record holds none.
+    pub disturbed: Option<bool>,
+    pub disturbed_why: String,
+    pub cores: Option<u32>,
+    pub cores_needed: Option<u32>,
+    pub other_cores: Option<f64>,
+    pub point_cores: Option<f64>,
+    pub steal_share: Option<f64>,
+    pub runnable_mean: Option<f64>,
+    pub runnable_max: Option<u32>,
+    pub loadavg_1m: Option<f64>,
+    pub clock_mhz: Option<f64>,
     /// The `metric_<NAME>` columns of this row that are not empty, keyed by NAME: the median of
     /// each metric over the repetitions that recorded it.
     #[serde(skip)]
@@ -165,8 +206,23 @@ const IDENT_COLUMNS: [&str; 13] = [
     "size_unit",
 ];
 
+/// The machine-state columns that end both files' tails (see [`crate::load`]).
+pub const LOAD_COLUMNS: [&str; 11] = [
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
+];
+
 /// Columns of `measurements.csv` after the `param_*` columns.
-pub const MEASUREMENT_TAIL: [&str; 9] = [
+pub const MEASUREMENT_TAIL: [&str; 20] = [
     "repetition",
     "seconds",
     "flops",
@@ -176,10 +232,21 @@ pub const MEASUREMENT_TAIL: [&str; 9] = [
     "verified",
     "status",
     "reason",
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
 ];
 
 /// Columns of `summary.csv` after the `param_*` columns.
-pub const SUMMARY_TAIL: [&str; 16] = [
+pub const SUMMARY_TAIL: [&str; 27] = [
     "workers",
     "oversubscribed",
     "status",
@@ -196,6 +263,17 @@ pub const SUMMARY_TAIL: [&str; 16] = [
     "speedup",
     "efficiency",
     "karp_flatt",
+    "disturbed",
+    "disturbed_why",
+    "cores",
+    "cores_needed",
+    "other_cores",
+    "point_cores",
+    "steal_share",
+    "runnable_mean",
+    "runnable_max",
+    "loadavg_1m",
+    "clock_mhz",
 ];
 
 /// The `param_<NAME>` values of a record: every workload parameter but `size` and `variant`,
@@ -208,6 +286,46 @@ fn param_columns(rec: &PointRecord) -> BTreeMap<String, String> {
         .filter(|(k, _)| k.as_str() != "size" && k.as_str() != "variant")
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect()
+}
+
+/// The machine-state fields of a row (`LOAD_COLUMNS`), from a record's load and its judgement.
+macro_rules! load_fields {
+    ($rec:expr) => {{
+        let load = $rec.load.as_ref();
+        let verdict = load.map(crate::load::judge);
+        (
+            verdict.as_ref().map(|v| v.disturbed),
+            verdict.map(|v| v.why).unwrap_or_default(),
+            load.map(|l| l.cores),
+            load.map(|l| l.cores_needed),
+            load.map(|l| l.other_cores),
+            load.map(|l| l.point_cores),
+            load.map(|l| l.steal_share),
+            load.map(|l| l.runnable_mean),
+            load.map(|l| l.runnable_max),
+            load.map(|l| l.loadavg_1m),
+            load.and_then(|l| l.clock_mhz),
+        )
+    }};
+}
+
+/// The `LOAD_COLUMNS` of a row, as text.
+macro_rules! load_texts {
+    ($r:expr) => {
+        [
+            opt($r.disturbed),
+            $r.disturbed_why.clone(),
+            opt($r.cores),
+            opt($r.cores_needed),
+            opt($r.other_cores),
+            opt($r.point_cores),
+            opt($r.steal_share),
+            opt($r.runnable_mean),
+            opt($r.runnable_max),
+            opt($r.loadavg_1m),
+            opt($r.clock_mhz),
+        ]
+    };
 }
 
 /// `work / seconds / 1e9`, or `None` when there is no work or no positive time.
@@ -224,6 +342,19 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
                    seconds: Option<f64>,
                    verified: Option<bool>,
                    metrics: BTreeMap<String, f64>| {
+            let (
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
+            ) = load_fields!(rec);
             MeasurementRow {
                 experiment: experiment.to_string(),
                 study: rec.point.study_name.clone(),
@@ -248,6 +379,17 @@ pub fn measurement_rows(experiment: &str, records: &[PointRecord]) -> Vec<Measur
                 verified,
                 status: rec.status,
                 reason: rec.reason.clone(),
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
                 metrics,
             }
         };
@@ -287,6 +429,19 @@ pub fn summary_rows(
             let stat = |g: fn(&Summary) -> f64| s.as_ref().map(g);
             let median = s.map(|s| s.median);
             let sc = scaling.get(rec.point.id.as_str());
+            let (
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
+            ) = load_fields!(rec);
             SummaryRow {
                 experiment: experiment.to_string(),
                 study: rec.point.study_name.clone(),
@@ -318,6 +473,17 @@ pub fn summary_rows(
                 speedup: sc.map(|x| x.0),
                 efficiency: sc.map(|x| x.1),
                 karp_flatt: sc.and_then(|x| x.2),
+                disturbed,
+                disturbed_why,
+                cores,
+                cores_needed,
+                other_cores,
+                point_cores,
+                steal_share,
+                runnable_mean,
+                runnable_max,
+                loadavg_1m,
+                clock_mhz,
                 metrics: metric_medians(rec),
             }
         })
@@ -396,7 +562,7 @@ impl Row for MeasurementRow {
         ident_fields!(self)
     }
     fn tail_fields(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             opt(self.repetition),
             opt(self.seconds),
             num(self.flops),
@@ -406,7 +572,9 @@ impl Row for MeasurementRow {
             opt(self.verified),
             self.status.as_str().to_string(),
             self.reason.clone(),
-        ]
+        ];
+        v.extend(load_texts!(self));
+        v
     }
     fn params(&self) -> &BTreeMap<String, String> {
         &self.params
@@ -428,7 +596,7 @@ impl Row for SummaryRow {
         ident_fields!(self)
     }
     fn tail_fields(&self) -> Vec<String> {
-        vec![
+        let mut v = vec![
             self.workers.to_string(),
             self.oversubscribed.to_string(),
             self.status.as_str().to_string(),
@@ -445,7 +613,9 @@ impl Row for SummaryRow {
             opt(self.speedup),
             opt(self.efficiency),
             opt(self.karp_flatt),
-        ]
+        ];
+        v.extend(load_texts!(self));
+        v
     }
     fn params(&self) -> &BTreeMap<String, String> {
         &self.params
@@ -667,6 +837,60 @@ mod tests {
     }
 
     #[test]
+    fn load_columns_are_written_judged_and_read_back() {
+        use crate::report::test_support::with_load;
+        let dir = tempfile::tempdir().unwrap();
+        let recs = vec![
+            with_load(
+                record(0, "gemm", Scaling::Strong, 1, 64, &[0.2, 0.21]),
+                0.02,
+            ),
+            with_load(
+                record(0, "gemm", Scaling::Strong, 2, 64, &[0.15, 0.16]),
+                1.5,
+            ),
+            record(0, "gemm", Scaling::Strong, 4, 64, &[0.1]),
+        ];
+        let path = dir.path().join("summary.csv");
+        let rows = summary_rows("exp", &recs, &scaling::series(&recs));
+        write_summary(&path, &rows).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with(&format!("karp_flatt,{}", LOAD_COLUMNS.join(","))),
+            "{header}"
+        );
+        assert!(
+            text.contains(",false,,2,1,0.02,1,0,1.02,2,0.02,2600\n"),
+            "a quiet point: {text}"
+        );
+        assert!(
+            text.contains(",true,other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.20 allowed),2,2,1.5,2,0,3.5,4,1.5,2600\n"),
+            "a disturbed point: {text}"
+        );
+        let back = read_summary(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(back[0].disturbed, Some(false));
+        assert_eq!(back[1].disturbed, Some(true));
+        assert_eq!(back[1].other_cores, Some(1.5));
+        assert_eq!(back[1].clock_mhz, Some(2600.0));
+        // A record without load figures (made before they existed) has empty cells.
+        assert_eq!(back[2].disturbed, None);
+        assert_eq!(back[2].disturbed_why, "");
+        assert_eq!(back[2].other_cores, None);
+
+        let path = dir.path().join("measurements.csv");
+        let rows = measurement_rows("exp", &recs);
+        write_measurements(&path, &rows).unwrap();
+        let back = read_measurements(&path).unwrap();
+        assert_eq!(back, rows);
+        assert_eq!(
+            back.iter().map(|r| r.disturbed).collect::<Vec<_>>(),
+            [Some(false), Some(false), Some(true), Some(true), None]
+        );
+    }
+
+    #[test]
     fn metric_columns_round_trip() {
         use crate::report::test_support::{mpi_record, with_metric};
         let dir = tempfile::tempdir().unwrap();
@@ -693,11 +917,20 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let header = text.lines().next().unwrap();
         assert!(
-            header.ends_with("status,reason,metric_comm_s,metric_compute_s,metric_latency_us"),
+            header.ends_with(&format!(
+                "status,reason,{},metric_comm_s,metric_compute_s,metric_latency_us",
+                LOAD_COLUMNS.join(",")
+            )),
             "{header}"
         );
-        // Empty where a point has no such metric.
-        assert!(text.lines().last().unwrap().ends_with("ok,,,,"), "{text}");
+        // Empty where a point has no such metric (and no machine load).
+        assert!(
+            text.lines()
+                .last()
+                .unwrap()
+                .ends_with(&format!("ok{}", ",".repeat(1 + LOAD_COLUMNS.len() + 3))),
+            "{text}"
+        );
         let back = read_measurements(&path).unwrap();
         assert_eq!(back, rows);
         assert_eq!(back[1].metrics["latency_us"], 0.15);

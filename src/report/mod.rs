@@ -267,6 +267,9 @@ fn warnings(
 ) -> Vec<String> {
     let mut w = Vec::new();
     let dir = run.root.display();
+    if let Some(busy) = disturbed_warning(records, run) {
+        w.push(busy);
+    }
     let mut noisy = Vec::new();
     let mut outliers = 0;
     let mut few = 0;
@@ -351,6 +354,49 @@ fn warnings(
         ));
     }
     w
+}
+
+/// The warning about points measured beside other work ([`crate::load`]): which, why, what the
+/// report did with them, and how to measure them again on a quiet machine.
+fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option<String> {
+    let busy: Vec<(&PointRecord, String)> = records
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| {
+            crate::load::verdict(r)
+                .filter(|v| v.disturbed)
+                .map(|v| (r, v.why))
+        })
+        .collect();
+    if busy.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 8;
+    let named: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, why)| format!("`{}` ({why})", r.point.id))
+        .collect();
+    let more = if busy.len() > SHOWN {
+        format!(
+            ", and {} more (the `disturbed` column of summary.csv lists them all)",
+            busy.len() - SHOWN
+        )
+    } else {
+        String::new()
+    };
+    let dir = run.root.display();
+    let rm: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, _)| format!("{dir}/points/{}.json", r.point.id))
+        .collect();
+    Some(format!(
+        "**Busy machine: {} point(s) were disturbed.** Other programs used the cores these points needed while they ran, so their times measure that other work as much as the code: {}{more}. They are marked ⚠ in the tables and hollow in the plots, left out of the Amdahl and Gustafson fits, and no speedup is based on them where an undisturbed point exists. To measure them again on a quiet machine, close other programs (`top` shows what runs), delete their records and resume, waiting for quiet before each point: `rm {}` then `scalelab run --resume {dir} --wait-idle`.",
+        busy.len(),
+        named.join(", "),
+        rm.join(" ")
+    ))
 }
 
 fn markdown(
@@ -517,6 +563,11 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         head.push("comm share");
         align.push("---:");
     }
+    let loaded = points().any(|p| p.record.load.is_some());
+    if loaded {
+        head.push("machine");
+        align.push("---");
+    }
     let _ = writeln!(md, "| {} |", head.join(" | "));
     let _ = writeln!(md, "| {} |", align.join(" | "));
     for s in series {
@@ -565,6 +616,13 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                         .unwrap_or_else(|| "–".into()),
                 );
             }
+            if loaded {
+                cells.push(match crate::load::verdict(r) {
+                    Some(v) if v.disturbed => "⚠ disturbed".into(),
+                    Some(_) => "quiet".into(),
+                    None => "–".into(),
+                });
+            }
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
     }
@@ -584,6 +642,9 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         notes.push(format!(
             "⚠ oversubscribed: more {what} than cores; times not comparable (they measure time-sharing, and the fits leave these points out)."
         ));
+    }
+    if points().any(|p| crate::load::is_disturbed(p.record)) {
+        notes.push("⚠ disturbed: other work used the cores this point needed while it ran (see the warning at the top); its time is not comparable, it is hollow in the plots and the fits leave it out.".to_string());
     }
     for n in &notes {
         let _ = writeln!(md, "*{n}*\n");
@@ -676,6 +737,13 @@ fn fits(md: &mut String, series: &[&Series<'_>]) {
                 g.points,
                 g.rms_residual
             );
+        } else if s.distinct_workers() >= 2
+            && s.points.iter().any(|p| crate::load::is_disturbed(p.record))
+        {
+            let _ = writeln!(
+                md,
+                "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"
+            );
         } else {
             let _ = writeln!(
                 md,
@@ -735,6 +803,9 @@ pub fn live_line(rec: &PointRecord) -> String {
         let _ = write!(line, "  (noisy: ±{:.0}%)", s.relative_stddev() * 100.0);
     }
     line.push_str(over);
+    if let Some(v) = crate::load::verdict(rec).filter(|v| v.disturbed) {
+        let _ = write!(line, "  [disturbed: {}]", v.why);
+    }
     line
 }
 
@@ -817,6 +888,7 @@ pub(crate) mod test_support {
             started: "2025-01-01T00:00:00Z".into(),
             finished: "2025-01-01T00:00:01Z".into(),
             slurm: Default::default(),
+            load: None,
         }
     }
 
@@ -890,6 +962,26 @@ pub(crate) mod test_support {
         r
     }
 
+    /// `rec` with the machine load of a 10 s run on 2 cores beside other work that kept `other`
+    /// cores busy (disturbed above 0.2 cores for a 2-thread point, above 1.1 for a 1-thread one).
+    pub fn with_load(mut rec: PointRecord, other: f64) -> PointRecord {
+        let needed = rec.point.resources.threads.min(2);
+        rec.load = Some(crate::load::MachineLoad {
+            sampled_by: "parent".into(),
+            seconds: 10.0,
+            cores: 2,
+            cores_needed: needed,
+            other_cores: other,
+            point_cores: needed as f64,
+            steal_share: 0.0,
+            runnable_mean: needed as f64 + other,
+            runnable_max: needed + other.ceil() as u32,
+            loadavg_1m: other,
+            clock_mhz: Some(2600.0),
+        });
+        rec
+    }
+
     /// `rec` with one more text parameter.
     pub fn with_param(mut rec: PointRecord, name: &str, text: &str) -> PointRecord {
         rec.point
@@ -930,6 +1022,53 @@ mod tests {
             peak_gflops_per_core: 32.0,
             ..Machine::default()
         }
+    }
+
+    #[test]
+    fn disturbed_points_are_warned_about_marked_hollow_and_left_out_of_the_fit() {
+        use super::test_support::with_load;
+        let (a, b) = (0.1, 0.9);
+        // p = 2 ran beside other work; the others ran on a quiet machine.
+        let recs: Vec<PointRecord> = [1u32, 2, 4]
+            .iter()
+            .map(|&p| {
+                let t = a + b / p as f64;
+                let r = record(0, "gemm", Scaling::Strong, p, 1024, &[t, t * 1.01, t]);
+                with_load(r, if p == 2 { 1.5 } else { 0.02 })
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let plan = plan_of(&recs, &[]);
+        write(&run, &plan, &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let root = dir.path().display();
+        // The first warning: what happened, to which point, what the report did, what to do.
+        let first = md
+            .split("## Warnings\n\n- ")
+            .nth(1)
+            .and_then(|w| w.lines().next())
+            .unwrap();
+        assert_eq!(
+            first,
+            format!("**Busy machine: 1 point(s) were disturbed.** Other programs used the cores these points needed while they ran, so their times measure that other work as much as the code: `0get2n1024` (other work kept 1.50 of 2 cores busy while the point needed 2 (at most 0.20 allowed)). They are marked ⚠ in the tables and hollow in the plots, left out of the Amdahl and Gustafson fits, and no speedup is based on them where an undisturbed point exists. To measure them again on a quiet machine, close other programs (`top` shows what runs), delete their records and resume, waiting for quiet before each point: `rm {root}/points/0get2n1024.json` then `scalelab run --resume {root} --wait-idle`.")
+        );
+        assert!(md.contains("| 100% | – | quiet |"), "{md}");
+        assert!(md.contains("| ⚠ disturbed |"), "{md}");
+        assert!(
+            md.contains("*⚠ disturbed: other work used the cores"),
+            "{md}"
+        );
+        // The fit holds the two quiet points only.
+        assert!(md.contains(" over 2 points, rms residual "), "{md}");
+        // The speedup plot draws one ring (a white disc and a coloured circle), and says why.
+        let svg = std::fs::read_to_string(run.plots_dir().join("study1-gemm-strong-speedup.svg"))
+            .unwrap();
+        let ring = r##"r="8" opacity="1" fill="none" stroke="#1F77B4" stroke-width="3""##;
+        let disc = r##"r="7" opacity="1" fill="#1F77B4" stroke="none""##;
+        assert_eq!(svg.matches(ring).count(), 1, "{svg}");
+        assert_eq!(svg.matches(disc).count(), 2, "{svg}");
+        assert!(svg.contains("Hollow"), "{svg}");
     }
 
     #[test]

@@ -350,6 +350,9 @@ struct Line {
     points: Vec<(f64, f64)>,
     /// (x, low, high) of the band around the curve.
     band: Vec<(f64, f64, f64)>,
+    /// Which points get a hollow marker (disturbed: measured beside other work, see
+    /// [`crate::load`]); missing entries are filled.
+    hollow: Vec<bool>,
 }
 
 /// A dashed reference line (ideal scaling, a peak).
@@ -433,8 +436,14 @@ fn draw<DB: DrawingBackend>(
             PathElement::new(vec![(x, lo), (x, hi)], color.mix(0.7).stroke_width(3))
         }))?;
         let style = color.stroke_width(4);
-        let markers =
-            chart.draw_series(l.points.iter().map(|&p| Circle::new(p, 7, color.filled())))?;
+        let hollow = |j: usize| l.hollow.get(j).copied().unwrap_or(false);
+        let markers = chart.draw_series(
+            l.points
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| !hollow(j))
+                .map(|(_, &p)| Circle::new(p, 7, color.filled())),
+        )?;
         if l.markers_only {
             markers
                 .label(l.label.clone())
@@ -445,6 +454,14 @@ fn draw<DB: DrawingBackend>(
                 .label(l.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 36, y)], style));
         }
+        // Over the line, so that it shows as a ring.
+        let rings = l.points.iter().enumerate().filter(|&(j, _)| hollow(j));
+        chart.draw_series(
+            rings
+                .clone()
+                .map(|(_, &p)| Circle::new(p, 8, WHITE.filled())),
+        )?;
+        chart.draw_series(rings.map(|(_, &p)| Circle::new(p, 8, color.stroke_width(3))))?;
     }
     chart
         .configure_series_labels()
@@ -592,7 +609,16 @@ fn legend_label(s: &Series<'_>, with_base: bool) -> String {
 }
 
 fn base_caption(series: &[&Series<'_>], what: &str) -> String {
-    match series {
+    let hollow = if series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .any(|p| crate::load::is_disturbed(p.record))
+    {
+        " Hollow markers: disturbed points (other work used their cores; not in the fits)."
+    } else {
+        ""
+    };
+    let text = match series {
         [s] => {
             let b = s.base_point();
             format!(
@@ -603,7 +629,8 @@ fn base_caption(series: &[&Series<'_>], what: &str) -> String {
             )
         }
         _ => format!("Base case: the smallest p of each series (p0 and median time in the legend). {what} Band: slowest to fastest repetition."),
-    }
+    };
+    text + hollow
 }
 
 /// Draw the plots of one study into `dir` and return them. `series` are the study's series (see
@@ -788,6 +815,10 @@ fn series_lines(
                         (p.workers as f64, lo, hi)
                     })
                     .collect(),
+                hollow: pts
+                    .iter()
+                    .map(|p| crate::load::is_disturbed(p.record))
+                    .collect(),
             });
         }
     }
@@ -823,6 +854,7 @@ fn message_charts(
         .map(|&l| {
             let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
             Line {
+                hollow: Vec::new(),
                 markers_only: false,
                 label: l.to_string(),
                 points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
@@ -864,6 +896,7 @@ fn message_charts(
             .map(|&l| {
                 let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
                 Line {
+                    hollow: Vec::new(),
                     markers_only: false,
                     label: l.to_string(),
                     points: pts
@@ -953,6 +986,7 @@ fn nested_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Ch
                 key
             };
             Line {
+                hollow: Vec::new(),
                 label: format!("{what} (mean optimism {optimism:+.3})"),
                 markers_only: true,
                 points,
@@ -1021,6 +1055,7 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
             all_y.extend(pts.iter().map(|p| p.1));
             all_p.extend(pts.iter().map(|p| p.0));
             lines.push(Line {
+                hollow: Vec::new(),
                 markers_only: false,
                 label: format!("{what}{label}"),
                 points: pts,
@@ -1034,6 +1069,7 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
             .collect();
         all_y.extend(total.iter().map(|p| p.1));
         lines.push(Line {
+            hollow: Vec::new(),
             markers_only: false,
             label: format!("total (median time){label}"),
             points: total,
@@ -1205,6 +1241,7 @@ fn throughput_chart(name: &str, series: &[&Series<'_>], machine: &Machine) -> Op
             let mut pts = groups[label].clone();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             Line {
+                hollow: Vec::new(),
                 markers_only: false,
                 label: label.clone(),
                 points: pts.iter().map(|g| (g.0, g.1)).collect(),

@@ -12,6 +12,11 @@
 //! with the smallest p, p₀ (the fastest of them if several points share it); a point whose median
 //! is not a positive number is left out, as its ratios would be infinite.
 //!
+//! **Disturbed points** ([`crate::load::is_disturbed`]: other work used the cores a point needed)
+//! keep their speedup and efficiency, but the base is the smallest-p point among the undisturbed
+//! ones (all points when every one is disturbed), and they stay out of the Amdahl and Gustafson
+//! fits, like oversubscribed points.
+//!
 //! **Strong scaling** (fixed problem):
 //! * speedup S(p) = T(p₀) · p₀ / T(p) (the base is assumed to run at speedup p₀, so S(1) = 1 when
 //!   the series starts at one worker);
@@ -344,11 +349,21 @@ fn build_series(mut items: Members<'_>) -> Series<'_> {
             .then(ra.size.cmp(&rb.size))
             .then(ra.point.id.cmp(&rb.point.id))
     });
-    let p0 = items[0].0.point.resources.workers();
+    // The base is chosen among the points measured on an undisturbed machine, if there are any
+    // (see `crate::load`).
+    let quiet = |r: &PointRecord| !crate::load::is_disturbed(r);
+    let any_quiet = items.iter().any(|(r, _)| quiet(r));
+    let eligible = |r: &PointRecord| !any_quiet || quiet(r);
+    let p0 = items
+        .iter()
+        .filter(|(r, _)| eligible(r))
+        .map(|(r, _)| r.point.resources.workers())
+        .min()
+        .unwrap_or(1);
     let base = items
         .iter()
         .enumerate()
-        .filter(|(_, (r, _))| r.point.resources.workers() == p0)
+        .filter(|(_, (r, _))| eligible(r) && r.point.resources.workers() == p0)
         .min_by(|a, b| a.1 .1.median.total_cmp(&b.1 .1.median))
         .map(|(i, _)| i)
         .unwrap_or(0);
@@ -397,10 +412,11 @@ fn build_series(mut items: Members<'_>) -> Series<'_> {
         })
         .collect();
 
-    // Oversubscribed points measure time-sharing, not scaling: they stay out of the fits.
+    // Oversubscribed points measure time-sharing, not scaling, and disturbed points measure the
+    // other work beside them: they stay out of the fits.
     let samples: Vec<(u64, f64)> = points
         .iter()
-        .filter(|p| !p.record.point.oversubscribed)
+        .filter(|p| !p.record.point.oversubscribed && !crate::load::is_disturbed(p.record))
         .map(|p| (p.workers, p.speedup))
         .collect();
     let (amdahl, gustafson) = match scaling {
@@ -470,6 +486,45 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn disturbed_points_are_no_base_and_stay_out_of_the_fit() {
+        use crate::report::test_support::with_load;
+        let (a, b) = (0.1, 0.9);
+        // p = 1 and p = 4 ran beside other work (1.5 cores of 2 busy); p = 2 ran quiet, p = 8
+        // has no load figures (a record from before they existed).
+        let recs: Vec<PointRecord> = amdahl_records(a, b, &[1, 2, 4, 8])
+            .into_iter()
+            .map(|r| match r.point.resources.threads {
+                1 | 4 => with_load(r, 1.5),
+                2 => with_load(r, 0.02),
+                _ => r,
+            })
+            .collect();
+        let s = &series(&recs)[0];
+        assert_eq!(s.points.len(), 4, "disturbed points keep their place");
+        assert_eq!(s.base_point().workers, 2, "the smallest undisturbed p");
+        let fit = s.amdahl.unwrap();
+        assert_eq!(fit.points, 2, "p = 2 and p = 8 only");
+        let t = |p: f64| a + b / p;
+        let quiet = [(2, t(2.0) * 2.0 / t(2.0)), (8, t(2.0) * 2.0 / t(8.0))];
+        let expect = amdahl_fit(&quiet).unwrap();
+        assert!(
+            close(fit.serial_fraction, expect.serial_fraction),
+            "{fit:?}"
+        );
+        // A disturbed point still has its speedup against the quiet base.
+        assert!(close(s.points[0].speedup, t(2.0) * 2.0 / t(1.0)));
+
+        // Every point disturbed: the base is the smallest p again, and there is no fit.
+        let all: Vec<PointRecord> = amdahl_records(a, b, &[1, 2, 4])
+            .into_iter()
+            .map(|r| with_load(r, 1.9))
+            .collect();
+        let s = &series(&all)[0];
+        assert_eq!(s.base_point().workers, 1);
+        assert!(s.amdahl.is_none());
     }
 
     #[test]
