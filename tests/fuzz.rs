@@ -1231,6 +1231,19 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
         host: "node01".into(),
         started: "2026-01-01T00:00:00Z".into(),
         finished: "2026-01-01T00:00:01Z".into(),
+        load: rng.random_bool(0.5).then(|| scalelab::load::MachineLoad {
+            sampled_by: "parent".into(),
+            seconds: rng.random_range(0.0..100.0),
+            cores: rng.random_range(1..256),
+            cores_needed: rng.random_range(1..256),
+            other_cores: rng.random_range(0.0..256.0),
+            point_cores: rng.random_range(0.0..256.0),
+            steal_share: rng.random_range(0.0..1.0),
+            runnable_mean: rng.random_range(0.0..512.0),
+            runnable_max: rng.random_range(0..512),
+            loadavg_1m: rng.random_range(0.0..100.0),
+            clock_mhz: rng.random_bool(0.5).then(|| rng.random_range(400.0..6000.0)),
+        }),
         slurm: if rng.random_bool(0.2) {
             [("SLURM_JOB_ID".to_string(), "123".to_string())].into()
         } else {
