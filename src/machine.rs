@@ -234,7 +234,11 @@ pub const CACHE_ENV: &str = "SCALELAB_MACHINE_CACHE";
 /// node whose allocation gives it fewer cores) never read each other's figure. Point
 /// `SCALELAB_MACHINE_CACHE` at node-local storage to keep them apart altogether.
 pub fn cache_dir() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env(CACHE_ENV)
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("scalelab")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("scalelab")))
@@ -693,7 +697,11 @@ pub fn judge_fma(full: f64, ratio: f64) -> FmaVerdict {
 /// the core (another process, a busy sibling thread, a lower AVX-512 clock) slows both alike,
 /// while the clock-based figure mixes a latency-bound add chain with a throughput-bound FMA loop.
 pub fn fallback_fma_units(ratio: f64) -> u32 {
-    if ratio >= FMA_RATIO_SPLIT { 2 } else { 1 }
+    if ratio >= FMA_RATIO_SPLIT {
+        2
+    } else {
+        1
+    }
 }
 
 /// Measure the clock and the FMA throughput of this core for `lanes`-wide f64 registers
@@ -917,10 +925,15 @@ unsafe fn fma_xmm15(loops: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     #[test]
     fn detects_something_plausible() {
-        let m = Machine::detect();
+        let dir = tempfile::tempdir().unwrap();
+        let (m, warnings) = detect_in(Some(dir.path()), false, probe);
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert!(m.cores >= 1);
         assert!(m.simd_f64_lanes >= 1);
         if cfg!(target_arch = "x86_64") {
@@ -932,7 +945,296 @@ mod tests {
             let expect = m.simd_f64_lanes as f64 * m.fma_units as f64 * 2.0 * m.clock_ghz;
             assert!((m.peak_gflops_per_core - expect).abs() <= 0.05 + 1e-9);
         }
+        if m.fma_measured {
+            assert!((1..=2).contains(&m.fma_units), "{}", m.fma_units);
+            assert_eq!(m.peak_source, "measured");
+        }
         assert!(m.describe().contains("peak f64 per core"));
+    }
+
+    #[test]
+    fn the_isa_rule_on_synthetic_inputs() {
+        use FmaVerdict::*;
+        // Clean answers that the clock-free ratio confirms.
+        assert_eq!(judge_fma(2.0, 1.0), Units(2));
+        assert_eq!(judge_fma(1.97, 0.99), Units(2));
+        assert_eq!(judge_fma(1.0, 0.5), Units(1));
+        assert_eq!(judge_fma(1.25, 0.5), Units(1));
+        assert_eq!(judge_fma(1.75, 0.9), Units(2));
+        // Between 1 and 2 pipes: measure more.
+        assert_eq!(judge_fma(1.26, 0.5), Ambiguous);
+        assert_eq!(judge_fma(1.5, 1.0), Ambiguous);
+        assert_eq!(judge_fma(1.74, 0.9), Ambiguous);
+        // Outside the ISA's 1..2.
+        assert_eq!(judge_fma(0.6, 0.5), Ambiguous);
+        assert_eq!(judge_fma(2.4, 1.0), Ambiguous);
+        // Half the FMA rate but a full clock (a busy sibling thread): the measures disagree.
+        assert_eq!(judge_fma(1.0, 1.0), Ambiguous);
+        assert_eq!(judge_fma(2.0, 0.5), Ambiguous);
+        // The fallback: the clock-free ratio, split at 0.75.
+        assert_eq!(fallback_fma_units(1.0), 2);
+        assert_eq!(fallback_fma_units(0.75), 2);
+        assert_eq!(fallback_fma_units(0.74), 1);
+        assert_eq!(fallback_fma_units(0.5), 1);
+    }
+
+    fn peak(units: u32, full: f64, fallback: bool, ghz: f64) -> MeasuredPeak {
+        MeasuredPeak {
+            key: CacheKey::of(&Machine::detect_quick()),
+            measured_at: "2026-12-06T10:00:00Z".into(),
+            scalelab_version: "0".into(),
+            clock_ghz: ghz,
+            fma_units: units,
+            full_fma_per_cycle: full,
+            half_fma_per_cycle: 2.0,
+            fallback,
+            rounds: 100,
+        }
+    }
+
+    #[test]
+    fn cached_figures_are_checked_against_the_isa() {
+        assert_eq!(peak(2, 1.98, false, 3.2).check(), Ok(()));
+        assert_eq!(peak(1, 1.02, false, 3.2).check(), Ok(()));
+        assert_eq!(peak(2, 1.6, true, 3.2).check(), Ok(()));
+        assert_eq!(
+            peak(3, 2.9, false, 3.2).check(),
+            Err("3 FMA pipes per core, where every core has 1 or 2".into())
+        );
+        assert_eq!(
+            peak(2, 1.6, false, 3.2).check(),
+            Err("1.60 full-width FMAs per cycle does not round to its 2 FMA pipes".into())
+        );
+        assert_eq!(
+            peak(1, 0.3, true, 3.2).check(),
+            Err("0.30 full-width FMAs per cycle, outside the ISA's 1 to 2".into())
+        );
+        assert_eq!(
+            peak(2, 2.0, false, 0.0).check(),
+            Err("a clock of 0.00 GHz".into())
+        );
+    }
+
+    /// A probe that answers 2 pipes at 3 GHz and counts its calls.
+    fn fake(calls: &Cell<usize>) -> impl Fn(u32) -> Option<Probe> + '_ {
+        move |_| {
+            calls.set(calls.get() + 1);
+            Some(Probe {
+                clock_ghz: 3.0,
+                full_per_cycle: 1.98,
+                half_per_cycle: 1.99,
+                fma_units: 2,
+                fallback: false,
+                rounds: 100,
+            })
+        }
+    }
+
+    #[test]
+    fn the_cache_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Cell::new(0);
+        let mut quick = Machine::detect_quick();
+        quick.simd_f64_lanes = 8;
+        quick.simd = "avx512".into();
+        let path = dir.path().join(CacheKey::of(&quick).file_name());
+        let shown = path.display().to_string();
+        let again = "measuring the clock and FMA throughput again and replacing it";
+
+        // Nothing cached: measured, written.
+        let (m, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!((calls.get(), w.len()), (1, 0), "{w:?}");
+        assert_eq!(m.peak_source, "measured");
+        assert_eq!(m.peak_cache_file, shown);
+        assert_eq!(
+            (m.fma_units, m.clock_ghz, m.peak_gflops_per_core),
+            (2, 3.0, 96.0)
+        );
+        let file: MeasuredPeak = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(file.key, CacheKey::of(&quick));
+        assert_eq!((file.fma_units, file.full_fma_per_cycle), (2, 1.98));
+
+        // Cached: read, not measured; the same figure and date.
+        let (c, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!((calls.get(), w.len()), (1, 0), "{w:?}");
+        assert_eq!(c.peak_source, "cached");
+        assert_eq!(c.peak_gflops_per_core, m.peak_gflops_per_core);
+        assert_eq!(c.peak_measured_at, m.peak_measured_at);
+        assert!(
+            c.describe().contains(&format!(
+                "cached from {} in {shown}; re-measure with `scalelab info --remeasure`",
+                m.peak_measured_at
+            )),
+            "{}",
+            c.describe()
+        );
+
+        // --remeasure: measured again.
+        let (r, _) = detect_from(quick.clone(), Some(dir.path()), true, fake(&calls));
+        assert_eq!((calls.get(), r.peak_source.as_str()), (2, "measured"));
+
+        // Another host (a heterogeneous cluster sharing one home): its own file, measured.
+        let mut other = quick.clone();
+        other.host = "node17".into();
+        let (o, w) = detect_from(other.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!((calls.get(), w.len()), (3, 0));
+        assert_ne!(o.peak_cache_file, shown);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        // Fewer cores (a smaller allocation) is another key too.
+        let mut fewer = quick.clone();
+        fewer.cores += 1;
+        assert_ne!(
+            CacheKey::of(&fewer).file_name(),
+            CacheKey::of(&quick).file_name()
+        );
+
+        // A file whose key is not this machine's: measured again, replaced.
+        let mut edited = file.clone();
+        edited.key.cores = 99;
+        fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+        let (_, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!(calls.get(), 4);
+        assert_eq!(
+            w,
+            vec![format!(
+                "{shown} was measured on another machine (host {}, cpu {}, 99 cores); {again}",
+                quick.host, quick.cpu_model
+            )]
+        );
+        let (_, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!((calls.get(), w.len()), (4, 0), "replaced by a good file");
+
+        // A corrupt file: a warning, measured again, replaced.
+        fs::write(&path, "{\"key\": tru").unwrap();
+        let (m2, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!(calls.get(), 5);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with(&format!("{shown} is corrupt (")) && w[0].ends_with(again),
+            "{}",
+            w[0]
+        );
+        assert_eq!(m2.peak_source, "measured");
+        let (_, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!((calls.get(), w.len()), (5, 0));
+
+        // A figure that fails the ISA sanity bound: measured again.
+        let mut bad = file.clone();
+        bad.fma_units = 4;
+        fs::write(&path, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let (m3, w) = detect_from(quick.clone(), Some(dir.path()), false, fake(&calls));
+        assert_eq!(calls.get(), 6);
+        assert_eq!(
+            w,
+            vec![format!(
+                "{shown} holds an implausible figure (4 FMA pipes per core, where every core has 1 or 2); {again}"
+            )]
+        );
+        assert_eq!(m3.fma_units, 2);
+
+        // A cache folder that cannot be written: measured, said so, not fatal.
+        let blocked = dir.path().join("a-file");
+        fs::write(&blocked, "").unwrap();
+        let (m4, w) = detect_from(quick.clone(), Some(&blocked), false, fake(&calls));
+        assert_eq!((m4.fma_units, m4.peak_cache_file.as_str()), (2, ""));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].starts_with("cannot read "), "{}", w[0]);
+        assert!(
+            w[1].starts_with("cannot cache the measured peak in "),
+            "{}",
+            w[1]
+        );
+        assert!(
+            w[1].ends_with("set SCALELAB_MACHINE_CACHE to a writable folder"),
+            "{}",
+            w[1]
+        );
+    }
+
+    #[test]
+    fn a_report_quotes_the_compute_nodes_peak() {
+        let dir = tempfile::tempdir().unwrap();
+        let login = Machine {
+            host: "login".into(),
+            peak_gflops_per_core: 39.1,
+            peak_source: "nominal".into(),
+            ..Machine::default()
+        };
+        // No node recorded (a local run): the provenance's machine.
+        let (m, w) = for_report(dir.path(), Some(login.clone()));
+        assert_eq!((m.host.as_str(), w), ("login", None));
+        let nodes = dir.path().join(RUN_MACHINES_DIR);
+        fs::create_dir_all(&nodes).unwrap();
+        let node = |host: &str, peak: f64| Machine {
+            host: host.into(),
+            fma_measured: true,
+            peak_gflops_per_core: peak,
+            peak_source: "cached".into(),
+            ..Machine::default()
+        };
+        fs::write(
+            nodes.join("n2.json"),
+            serde_json::to_vec(&node("n2", 51.9)).unwrap(),
+        )
+        .unwrap();
+        let (m, w) = for_report(dir.path(), Some(login.clone()));
+        assert_eq!(
+            (m.host.as_str(), m.peak_gflops_per_core, w),
+            ("n2", 51.9, None)
+        );
+        fs::write(
+            nodes.join("n1.json"),
+            serde_json::to_vec(&node("n1", 135.6)).unwrap(),
+        )
+        .unwrap();
+        let (m, w) = for_report(dir.path(), Some(login));
+        assert_eq!(m.host, "n1");
+        assert_eq!(
+            w.as_deref(),
+            Some(
+                "the points ran on nodes with different peaks per core (n1 135.6, n2 51.9 GFLOP/s); the report's shares of peak use n1's, so compare points of one node type only"
+            )
+        );
+    }
+
+    /// The probe's answer does not change when every core also runs a busy thread (FMA work, the
+    /// worst neighbour for an FMA probe). Compares the rounded FMA pipes, never times.
+    #[test]
+    fn the_probe_gives_the_same_answer_beside_busy_threads() {
+        let lanes = Machine::detect_quick().simd_f64_lanes;
+        let Some(quiet) = probe(lanes) else {
+            return; // no FMA probe on this CPU (not x86-64, or no FMA)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hogs: Vec<_> = (0..cores)
+            .map(|k| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut x = [1.0 + k as f64; 8];
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..10_000 {
+                            for v in x.iter_mut() {
+                                *v = v.mul_add(0.999_999, 1e-9);
+                            }
+                        }
+                        x = std::hint::black_box(x);
+                    }
+                })
+            })
+            .collect();
+        let busy: Vec<Probe> = (0..2).filter_map(|_| probe(lanes)).collect();
+        stop.store(true, Ordering::Relaxed);
+        for h in hogs {
+            h.join().unwrap();
+        }
+        assert_eq!(busy.len(), 2);
+        for b in busy {
+            assert_eq!(
+                b.fma_units, quiet.fma_units,
+                "quiet {quiet:?}, beside {cores} busy threads {b:?}"
+            );
+        }
     }
 
     #[test]
