@@ -1237,6 +1237,22 @@ mod tests {
         }
     }
 
+    /// Both register widths the probe knows (AVX-512 and AVX2, each with its half-width
+    /// reference) give one or two whole pipes here, so neither path counts its FMAs wrong.
+    #[test]
+    fn both_probe_paths_give_whole_pipes() {
+        for lanes in [8, 4] {
+            let Some(p) = probe(lanes) else {
+                continue; // this CPU lacks that instruction set
+            };
+            assert!((1..=2).contains(&p.fma_units), "{lanes} lanes: {p:?}");
+            assert!(
+                (0.5..=2.5).contains(&p.full_per_cycle) && (0.5..=2.5).contains(&p.half_per_cycle),
+                "{lanes} lanes: {p:?}"
+            );
+        }
+    }
+
     #[test]
     fn cache_sizes_parse() {
         assert_eq!(parse_cache_size("48K"), 48 * 1024);
