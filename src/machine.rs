@@ -197,6 +197,23 @@ impl Machine {
         s
     }
 
+    /// Where the peak's figures came from, in a few words for a report: "clock and FMA pipes
+    /// measured <date>", or "nominal clock, FMA pipes assumed".
+    pub fn peak_basis(&self) -> String {
+        if self.fma_measured && self.clock_ghz > 0.0 {
+            let date = self.peak_measured_at.get(..10).unwrap_or("");
+            if date.is_empty() {
+                "clock and FMA pipes measured".to_string()
+            } else {
+                format!("clock and FMA pipes measured {date}")
+            }
+        } else if self.clock_ghz > 0.0 {
+            "measured clock, FMA pipes assumed".to_string()
+        } else {
+            "nominal clock, FMA pipes assumed".to_string()
+        }
+    }
+
     /// Where the peak's clock and FMA figures came from, in words, with how to measure again.
     pub fn peak_provenance(&self) -> String {
         let redo = "re-measure with `scalelab info --remeasure`";
@@ -1068,6 +1085,12 @@ mod tests {
             "{}",
             c.describe()
         );
+
+        assert_eq!(
+            c.peak_basis(),
+            format!("clock and FMA pipes measured {}", &m.peak_measured_at[..10])
+        );
+        assert_eq!(quick.peak_basis(), "nominal clock, FMA pipes assumed");
 
         // --remeasure: measured again.
         let (r, _) = detect_from(quick.clone(), Some(dir.path()), true, fake(&calls));
