@@ -247,9 +247,9 @@ pub const CACHE_ENV: &str = "SCALELAB_MACHINE_CACHE";
 /// is cached then: each process measures).
 ///
 /// On a cluster whose nodes share one home folder every node writes beside the others: the file
-/// name hashes the host with the CPU model, flags and core count, so heterogeneous nodes (and one
-/// node whose allocation gives it fewer cores) never read each other's figure. Point
-/// `SCALELAB_MACHINE_CACHE` at node-local storage to keep them apart altogether.
+/// name hashes the host with the CPU model, flags and the node's CPU count, so heterogeneous nodes
+/// never read each other's figure, while every allocation shape on one node (1 core or 64) reads
+/// that node's one file.
 pub fn cache_dir() -> Option<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -271,6 +271,8 @@ pub struct CacheKey {
     pub cpu_flags_sha256: String,
     pub simd: String,
     pub simd_f64_lanes: u32,
+    /// The node's online CPUs (not the share an allocation or affinity mask grants this process,
+    /// so every task shape on one node reads the same file).
     pub cores: usize,
     /// [`PROBE_VERSION`]: figures measured by an older probe are measured again.
     pub probe_version: u32,
@@ -289,7 +291,11 @@ impl CacheKey {
             cpu_flags_sha256: hex(&Sha256::digest(flags.as_bytes())),
             simd: m.simd.clone(),
             simd_f64_lanes: m.simd_f64_lanes,
-            cores: m.cores,
+            cores: cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count()
+                .max(m.cores),
             probe_version: PROBE_VERSION,
         }
     }
@@ -391,6 +397,10 @@ pub fn detect_from(
     let mut warnings = Vec::new();
     let key = CacheKey::of(&m);
     let path = dir.map(|d| d.join(key.file_name()));
+    // Held until the figure is read or measured and written: tasks starting together on a node
+    // with no figure yet measure once, and the others then read that figure rather than measure
+    // their own (each slightly different) one.
+    let _lock = path.as_deref().and_then(lock_beside);
     let again = "measuring the clock and FMA throughput again";
     if let (Some(path), false) = (&path, remeasure) {
         match fs::read_to_string(path) {
@@ -505,6 +515,21 @@ pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Opt
         )
     });
     (first, warning)
+}
+
+/// An exclusive lock on `<path without .json>.lock`, created (with its folder) if need be;
+/// `None` where the folder cannot be made or the file system has no locks (the cache then works
+/// unlocked: at worst two processes measure at once and the last write wins).
+fn lock_beside(path: &Path) -> Option<fs::File> {
+    fs::create_dir_all(path.parent()?).ok()?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1102,14 +1127,38 @@ mod tests {
         let (o, w) = detect_from(other.clone(), Some(dir.path()), false, fake(&calls));
         assert_eq!((calls.get(), w.len()), (3, 0));
         assert_ne!(o.peak_cache_file, shown);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
-        // Fewer cores (a smaller allocation) is another key too.
+        let figures = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "json")
+            .count();
+        assert_eq!(figures, 2);
+        assert!(path.with_extension("lock").exists());
+        // A smaller allocation on the same node is the same key (the node's CPUs count)...
         let mut fewer = quick.clone();
-        fewer.cores += 1;
-        assert_ne!(
-            CacheKey::of(&fewer).file_name(),
-            CacheKey::of(&quick).file_name()
-        );
+        fewer.cores = 1;
+        assert_eq!(CacheKey::of(&fewer), CacheKey::of(&quick));
+        // ... while a node with another CPU count, model or flags, or a newer probe, is another.
+        let key = CacheKey::of(&quick);
+        for other in [
+            CacheKey {
+                cores: key.cores + 1,
+                ..key.clone()
+            },
+            CacheKey {
+                cpu_model: "AMD EPYC 7B13".into(),
+                ..key.clone()
+            },
+            CacheKey {
+                cpu_flags_sha256: hex(&Sha256::digest(b"fpu fma")),
+                ..key.clone()
+            },
+            CacheKey {
+                probe_version: PROBE_VERSION + 1,
+                ..key.clone()
+            },
+        ] {
+            assert_ne!(other.file_name(), key.file_name(), "{other:?}");
+        }
 
         // A file whose key is not this machine's: measured again, replaced.
         let mut edited = file.clone();
@@ -1172,6 +1221,38 @@ mod tests {
             "{}",
             w[1]
         );
+    }
+
+    /// Tasks starting together on a node with no figure yet: one measures, the others wait for
+    /// its file and quote the same figure.
+    #[test]
+    fn processes_starting_together_measure_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let slow = |_| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Some(Probe {
+                clock_ghz: 3.0 + calls.load(Ordering::SeqCst) as f64 * 0.01,
+                full_per_cycle: 2.0,
+                half_per_cycle: 2.0,
+                fma_units: 2,
+                fallback: false,
+                rounds: 100,
+            })
+        };
+        let quick = Machine::detect_quick();
+        let peaks: Vec<f64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| detect_from(quick.clone(), Some(dir.path()), false, slow).0))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().peak_gflops_per_core)
+                .collect()
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(peaks.iter().all(|&p| p == peaks[0]), "{peaks:?}");
     }
 
     #[test]

@@ -398,7 +398,11 @@ fn a_task_records_its_nodes_measured_peak_in_the_run() {
         assert_eq!(first.peak_source, "nominal");
         return;
     }
-    let cached: Vec<_> = fs::read_dir(&cache).unwrap().collect();
+    let cached: Vec<PathBuf> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     assert_eq!(cached.len(), 1, "one cache file for this node");
     assert_eq!(first.peak_source, "measured");
     assert_eq!(second.peak_source, "cached");

@@ -597,6 +597,7 @@ fn info_quotes_the_cached_peak_and_remeasures_on_request() {
     let files: Vec<PathBuf> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     if !first.stdout.contains("FMA/cycle (measured") {
         // No FMA probe on this CPU: nothing measured, nothing cached.
