@@ -186,7 +186,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
-            crate::out!("{}", plan.describe(&rates(&Machine::detect_quick())))?;
+            crate::out!("{}", plan.describe(&rates(&Machine::detect_if_cached())))?;
             if m.slurm.is_some() {
                 crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
             }

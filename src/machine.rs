@@ -79,6 +79,22 @@ impl Machine {
         m
     }
 
+    /// This machine with its cached clock and FMA figure where a usable one exists, else
+    /// [`Machine::detect_quick`]'s nominal one: never measures, never warns. For estimates
+    /// (`scalelab plan`) that must not take the probe's time.
+    pub fn detect_if_cached() -> Machine {
+        let mut m = Machine::detect_quick();
+        let Some(path) = cache_dir().map(|d| d.join(CacheKey::of(&m).file_name())) else {
+            return m;
+        };
+        if let Ok(Some(c)) = read_cached(&path, &CacheKey::of(&m)) {
+            m.apply(&c);
+            m.peak_source = "cached".into();
+            m.peak_cache_file = path.display().to_string();
+        }
+        m
+    }
+
     /// Everything but the clock measurement: the peak uses the nominal clock. Instant.
     pub fn detect_quick() -> Machine {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -229,8 +245,10 @@ impl Machine {
                 "cached from {} in {}; {redo}",
                 self.peak_measured_at, self.peak_cache_file
             ),
-            _ => "not measured: nominal clock, FMA pipes assumed (no FMA probe for this CPU)"
-                .to_string(),
+            _ if self.clock_ghz > 0.0 => {
+                "clock measured now; FMA pipes assumed (no FMA probe for this CPU)".to_string()
+            }
+            _ => "not measured: nominal clock, FMA pipes assumed".to_string(),
         }
     }
 }
@@ -401,36 +419,16 @@ pub fn detect_from(
     // with no figure yet measure once, and the others then read that figure rather than measure
     // their own (each slightly different) one.
     let _lock = path.as_deref().and_then(lock_beside);
-    let again = "measuring the clock and FMA throughput again";
     if let (Some(path), false) = (&path, remeasure) {
-        match fs::read_to_string(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => warnings.push(format!("cannot read {} ({e}); {again}", path.display())),
-            Ok(text) => match serde_json::from_str::<MeasuredPeak>(&text) {
-                Err(e) => warnings.push(format!(
-                    "{} is corrupt ({e}); {again} and replacing it",
-                    path.display()
-                )),
-                Ok(c) if c.key != key => warnings.push(format!(
-                    "{} was measured on another machine (host {}, cpu {}, {} cores); {again} and replacing it",
-                    path.display(),
-                    c.key.host,
-                    c.key.cpu_model,
-                    c.key.cores
-                )),
-                Ok(c) => match c.check() {
-                    Err(why) => warnings.push(format!(
-                        "{} holds an implausible figure ({why}); {again} and replacing it",
-                        path.display()
-                    )),
-                    Ok(()) => {
-                        m.apply(&c);
-                        m.peak_source = "cached".into();
-                        m.peak_cache_file = path.display().to_string();
-                        return (m, warnings);
-                    }
-                },
-            },
+        match read_cached(path, &key) {
+            Ok(Some(c)) => {
+                m.apply(&c);
+                m.peak_source = "cached".into();
+                m.peak_cache_file = path.display().to_string();
+                return (m, warnings);
+            }
+            Ok(None) => {}
+            Err(w) => warnings.push(w),
         }
     }
     let Some(p) = measure(m.simd_f64_lanes) else {
@@ -485,8 +483,9 @@ pub fn record_in_run(run_root: &Path) -> anyhow::Result<Machine> {
 
 /// The machine a run's report quotes peaks for: the compute nodes' recorded figures (see
 /// [`record_in_run`]) when there are any, else `provenance` (the machine `scalelab run` ran on),
-/// else this machine now. Returns it with a warning when the points ran on node types whose peaks
-/// differ (the report then uses the first by host name).
+/// else this machine's cached figure (see [`Machine::detect_if_cached`]). Returns it with a
+/// warning when the points ran on node types whose peaks differ (the report then uses the first
+/// by host name).
 pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Option<String>) {
     let mut nodes: Vec<Machine> = fs::read_dir(run_root.join(RUN_MACHINES_DIR))
         .into_iter()
@@ -498,7 +497,7 @@ pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Opt
         .collect();
     nodes.sort_by(|a, b| a.host.cmp(&b.host));
     let Some(first) = nodes.first().cloned() else {
-        return (provenance.unwrap_or_else(Machine::detect_quick), None);
+        return (provenance.unwrap_or_else(Machine::detect_if_cached), None);
     };
     let differ: Vec<String> = nodes
         .iter()
@@ -515,6 +514,30 @@ pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Opt
         )
     });
     (first, warning)
+}
+
+/// The figure cached in `path` for `key`: `Ok(None)` when there is no file, `Err` with the warning
+/// to show when the file is unreadable, corrupt, another key's or fails [`MeasuredPeak::check`].
+fn read_cached(path: &Path, key: &CacheKey) -> Result<Option<MeasuredPeak>, String> {
+    let again = "measuring the clock and FMA throughput again";
+    let shown = path.display();
+    let text = match fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {shown} ({e}); {again}")),
+        Ok(text) => text,
+    };
+    let c = serde_json::from_str::<MeasuredPeak>(&text)
+        .map_err(|e| format!("{shown} is corrupt ({e}); {again} and replacing it"))?;
+    if c.key != *key {
+        return Err(format!(
+            "{shown} was measured on another machine (host {}, cpu {}, {} cores); {again} and replacing it",
+            c.key.host, c.key.cpu_model, c.key.cores
+        ));
+    }
+    c.check().map_err(|why| {
+        format!("{shown} holds an implausible figure ({why}); {again} and replacing it")
+    })?;
+    Ok(Some(c))
 }
 
 /// An exclusive lock on `<path without .json>.lock`, created (with its folder) if need be;
