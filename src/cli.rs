@@ -42,7 +42,15 @@ pub enum Command {
     /// List the workloads, their parameters (the axes a manifest can sweep) and the resource axes.
     List,
     /// Describe this machine: cores, caches, SIMD width, measured clock and theoretical peak FLOP/s.
-    Info,
+    ///
+    /// The clock and FMA throughput are measured once per machine and cached (in
+    /// $SCALELAB_MACHINE_CACHE, else $XDG_CACHE_HOME/scalelab, else ~/.cache/scalelab); the last
+    /// line says when and where.
+    Info {
+        /// Measure the clock and FMA throughput again and replace the cached figure.
+        #[arg(long)]
+        remeasure: bool,
+    },
     /// Check a manifest and show its points, grouped by study, with a count and a run-time estimate.
     ///
     /// Nothing is run. Every mistake in the manifest is reported with its file, line, key and fix.
@@ -183,14 +191,14 @@ pub fn main() -> Result<ExitCode> {
             crate::out!("{}", list_text())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Info => {
-            crate::out!("{}", Machine::detect().describe())?;
+        Command::Info { remeasure } => {
+            crate::out!("{}", Machine::detect_cached(remeasure).describe())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
-            crate::out!("{}", plan.describe(&rates(&Machine::detect_quick())))?;
+            crate::out!("{}", plan.describe(&rates(&Machine::detect_if_cached())))?;
             if m.slurm.is_some() {
                 crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
             }
@@ -500,7 +508,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Write the report of `run` from its readable records, with the machine from its provenance.
+/// Write the report of `run` from its readable records, with the machine from its provenance, or
+/// the compute nodes' where SLURM tasks recorded them (see [`crate::machine::for_report`]).
 /// Returns the files written and how many records could not be read (each named on stderr).
 /// An error (a full disk while drawing plots, an unwritable folder) names the file and says that
 /// the records are intact and how to write the report again.
@@ -509,9 +518,11 @@ fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
     for problem in &unreadable {
         crate::errln!("warning: {problem}; the report leaves that point out");
     }
-    let machine = Provenance::load(run)
-        .map(|p| p.machine)
-        .unwrap_or_else(|_| Machine::detect_quick());
+    let (machine, nodes_differ) =
+        crate::machine::for_report(&run.root, Provenance::load(run).map(|p| p.machine).ok());
+    if let Some(w) = nodes_differ {
+        crate::errln!("warning: {w}");
+    }
     let n = records.len();
     let files = crate::report::write(run, plan, &records, &machine).map_err(|e| {
         anyhow::anyhow!(

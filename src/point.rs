@@ -70,8 +70,22 @@ pub fn load(run: &RunDir, source: Source) -> Result<Point> {
 ///
 /// Errors only when the record cannot be produced at all (no such run, spec or point, an edited
 /// point, an unwritable folder); a point that fails still returns `Ok` with a failed record.
+///
+/// A SLURM task (a point from a task file) first records its compute node's machine in the run
+/// (see [`crate::machine::record_in_run`]), once per node: the node's cached peak, measured now if
+/// that node type has none yet.
 pub fn run(run: &RunDir, source: Source) -> Result<PointRecord> {
+    let from_task = matches!(source, Source::Task(..));
     let point = load(run, source)?;
+    // One rank per node records it (the others of an MPI task would only write the same file).
+    let other_rank_on_node = std::env::var("SLURM_LOCALID").is_ok_and(|id| id != "0");
+    if from_task && !other_rank_on_node {
+        if let Err(e) = crate::machine::record_in_run(&run.root) {
+            crate::errln!(
+                "warning: this node's peak could not be recorded in the run ({e:#}); the report quotes the peak of the machine `scalelab sbatch` ran on"
+            );
+        }
+    }
     run_point(run, point)
 }
 

@@ -230,7 +230,7 @@ impl Provenance {
                 };
                 crate::errln!("warning: {note}");
                 let mut fresh = Provenance::start(
-                    Machine::detect_quick(),
+                    Machine::detect_if_cached(),
                     &plan.experiment,
                     &run.manifest().display().to_string(),
                     &plan.manifest_sha256,

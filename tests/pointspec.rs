@@ -352,3 +352,70 @@ fn a_task_reads_its_own_line_of_the_task_file() {
         "{out}"
     );
 }
+
+/// A SLURM task records its compute node's measured peak in the run (for the report), measuring
+/// it when the node's key is not cached and quoting the cache after that; the report reads it in
+/// place of the login node's nominal figure.
+#[test]
+fn a_task_records_its_nodes_measured_peak_in_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = RunDir::new(dir.path().join("run"));
+    fs::create_dir_all(&run.root).unwrap();
+    let plan = sleep_plan();
+    let tasks = dir.path().join("array-1.tasks");
+    let text: String = plan
+        .points
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap() + "\n")
+        .collect();
+    fs::write(&tasks, text).unwrap();
+    let task = |i: &str| {
+        let out = scalelab()
+            .env("SCALELAB_MACHINE_CACHE", &cache)
+            .env_remove("SLURM_LOCALID")
+            .arg("point")
+            .arg(&run.root)
+            .args(["--task-file", tasks.to_str().unwrap(), "--task-index", i])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let recorded: Vec<PathBuf> = fs::read_dir(run.root.join("machines"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        serde_json::from_slice::<scalelab::machine::Machine>(&fs::read(&recorded[0]).unwrap())
+            .unwrap()
+    };
+    let first = task("0");
+    let second = task("1");
+    if !first.fma_measured {
+        // No FMA probe on this CPU: the nominal figure, said so.
+        assert_eq!(first.peak_source, "nominal");
+        return;
+    }
+    let cached: Vec<PathBuf> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(cached.len(), 1, "one cache file for this node");
+    assert_eq!(first.peak_source, "measured");
+    assert_eq!(second.peak_source, "cached");
+    assert_eq!(second.peak_measured_at, first.peak_measured_at);
+    assert_eq!(second.peak_gflops_per_core, first.peak_gflops_per_core);
+    let login = scalelab::machine::Machine {
+        host: "login".into(),
+        ..Default::default()
+    };
+    let (m, warning) = scalelab::machine::for_report(&run.root, Some(login));
+    assert_eq!(warning, None);
+    assert_eq!(m.peak_gflops_per_core, first.peak_gflops_per_core);
+    assert_eq!(m.host, first.host);
+}

@@ -180,6 +180,26 @@ fn an_array_sweep_runs_every_point_and_the_dependent_job_reports() {
     let csv = fs::read_to_string(run_dir.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
     assert!(run_dir.join("report.md").exists());
+    // The tasks recorded the compute node's measured peak; the report quotes it, not the nominal
+    // figure `scalelab sbatch` saw on the submitting host.
+    let prov = fs::read_to_string(run_dir.join("provenance.json")).unwrap();
+    assert!(prov.contains("\"peak_source\": \"nominal\""), "{prov}");
+    let nodes: Vec<_> = fs::read_dir(run_dir.join("machines")).unwrap().collect();
+    assert_eq!(nodes.len(), 1, "one node type");
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    let probed = cfg!(target_arch = "x86_64") && {
+        #[cfg(target_arch = "x86_64")]
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let fma = false;
+        fma
+    };
+    if probed {
+        assert!(
+            report.contains("; clock and FMA pipes measured 20"),
+            "{report}"
+        );
+    }
     let status = run(&["status", run_dir.to_str().unwrap()], dir.path());
     assert_eq!(status.code, 0, "{}", status.text);
     assert!(

@@ -558,3 +558,85 @@ fn an_edited_plan_is_refused_and_a_mock_needs_finite_times() {
         out.stderr
     );
 }
+
+/// `scalelab info` measures the peak once per machine, then quotes the cached figure with its date
+/// and file; `--remeasure` measures again; a corrupt cache file is measured over with a warning.
+#[test]
+fn info_quotes_the_cached_peak_and_remeasures_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = |args: &[&str]| {
+        run(scalelab()
+            .env("SCALELAB_MACHINE_CACHE", dir.path())
+            .arg("info")
+            .args(args))
+    };
+    let peak_line = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("peak f64 per core"))
+            .unwrap()
+            .to_string()
+    };
+    let first = info(&[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let files: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    if !first.stdout.contains("FMA/cycle (measured") {
+        // No FMA probe on this CPU: nothing measured, nothing cached.
+        assert!(files.is_empty(), "{files:?}");
+        return;
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = files[0].display().to_string();
+    assert!(
+        first.stdout.contains(&format!("; cached in {file}\n")),
+        "{}",
+        first.stdout
+    );
+    let second = info(&[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(peak_line(&second.stdout), peak_line(&first.stdout));
+    assert!(
+        second.stdout.contains(&format!(
+            " in {file}; re-measure with `scalelab info --remeasure`\n"
+        )),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        second
+            .stdout
+            .contains("peak measured         cached from 20"),
+        "{}",
+        second.stdout
+    );
+    let again = info(&["--remeasure"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("peak measured         now, at "),
+        "{}",
+        again.stdout
+    );
+
+    fs::write(&files[0], "not json").unwrap();
+    let repaired = info(&[]);
+    assert_eq!(repaired.code, 0, "{}", repaired.stderr);
+    assert!(
+        repaired
+            .stderr
+            .starts_with(&format!("warning: {file} is corrupt (")),
+        "{}",
+        repaired.stderr
+    );
+    assert!(
+        repaired.stdout.contains("peak measured         now, at "),
+        "{}",
+        repaired.stdout
+    );
+    assert!(info(&[])
+        .stdout
+        .contains("peak measured         cached from "));
+}

@@ -423,12 +423,13 @@ fn markdown(
     if !machine.host.is_empty() || !machine.cpu_model.is_empty() {
         let peak = if machine.peak_gflops_per_core > 0.0 {
             format!(
-                ", theoretical peak {} GFLOP/s per core ({}, {} f64 lanes × {} FMA × 2 × {:.2} GHz)",
+                ", theoretical peak {} GFLOP/s per core ({}, {} f64 lanes × {} FMA × 2 × {:.2} GHz; {})",
                 sig(machine.peak_gflops_per_core),
                 machine.simd,
                 machine.simd_f64_lanes,
                 machine.fma_units,
-                machine.clock_ghz.max(machine.nominal_ghz)
+                machine.clock(),
+                machine.peak_basis()
             )
         } else {
             String::new()

@@ -1255,7 +1255,7 @@ fn throughput_chart(name: &str, series: &[&Series<'_>], machine: &Machine) -> Op
             trim_num(peak),
             machine.simd_f64_lanes,
             machine.fma_units,
-            machine.clock_ghz.max(machine.nominal_ghz)
+            machine.clock()
         )
     } else if metric == Throughput::Gflops {
         "Peak unknown for this machine.".into()

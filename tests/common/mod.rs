@@ -11,10 +11,15 @@ use std::process::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-/// The `scalelab` binary of this build, without backtraces (so a printed one is a real panic).
+/// The `scalelab` binary of this build, without backtraces (so a printed one is a real panic),
+/// with its cache of measured peaks in the build's temporary folder rather than the user's.
 pub fn scalelab() -> Command {
     let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
     cmd.env_remove("RUST_BACKTRACE");
+    cmd.env(
+        "SCALELAB_MACHINE_CACHE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("machine-cache"),
+    );
     cmd
 }
 
