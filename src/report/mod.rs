@@ -4,7 +4,8 @@
 //!
 //! * `measurements.csv` (one row per repetition) and `summary.csv` (one row per point), see
 //!   [`csv`] and `docs/results.md` for the columns;
-//! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`];
+//! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`],
+//!   and the run's roofline (`plots/roofline.*`, one per worker count), see [`roofline`];
 //! * `report.md`: per study a table of points (median time ± 95 % CI, GFLOP/s, GB/s, % of peak,
 //!   speedup, efficiency, Karp–Flatt), the Amdahl or Gustafson fit, the plots, and the failed
 //!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
@@ -27,6 +28,7 @@ pub mod csv;
 pub mod messages;
 pub mod ml;
 pub mod plots;
+pub mod roofline;
 pub mod scaling;
 
 use std::collections::BTreeSet;
@@ -142,7 +144,24 @@ pub fn write(
         }
     }
 
-    let text = markdown(
+    // The roofline of the run: one plot per worker count, across studies.
+    let roofline_md = match roofline::write(&run.plots_dir(), records, machine) {
+        Ok(roof) => {
+            plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
+            roofline::markdown(&roof)
+        }
+        Err(e) => {
+            plot_failures.push(format!("drawing the roofline: {e:#}"));
+            plot_errors.push(format!(
+                "**Roofline missing**: {e:#}; the tables and CSV files are complete. Check free disk space and permissions of `{}`, then run `scalelab report {}`.",
+                run.plots_dir().display(),
+                run.root.display()
+            ));
+            String::new()
+        }
+    };
+
+    let mut text = markdown(
         run,
         plan,
         records,
@@ -151,6 +170,7 @@ pub fn write(
         &plot_errors,
         machine,
     );
+    text.push_str(&roofline_md);
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     // The report says which plots are missing; the command must say it too (and fail), or a full
@@ -984,9 +1004,10 @@ mod tests {
             .iter()
             .filter(|p| p.extension().unwrap() == "svg")
             .collect();
-        // Strong: speedup, efficiency, throughput; weak: efficiency, throughput.
-        assert_eq!(pngs.len(), 5, "{pngs:?}");
-        assert_eq!(svgs.len(), 5);
+        // Strong: speedup, efficiency, throughput; weak: efficiency, throughput; the roofline
+        // at the largest and the smallest p.
+        assert_eq!(pngs.len(), 7, "{pngs:?}");
+        assert_eq!(svgs.len(), 7);
         for png in pngs {
             let bytes = std::fs::read(png).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
@@ -1021,6 +1042,13 @@ mod tests {
         assert!(md.contains("**Incomplete run**: 1 planned point"));
         assert!(md.contains("plots/study1-gemm-strong-speedup.png"));
         assert!(md.contains("% peak"));
+        assert!(md.contains("## Roofline"), "{md}");
+        assert!(md.contains("![Roofline, p = 16 workers (Test CPU)](plots/roofline.png)"));
+        assert!(md.contains("(plots/roofline-p1.png)"));
+        assert!(
+            md.contains("the points at p = 2, 4, 8 are in the tables above"),
+            "{md}"
+        );
 
         let rows = csv::read_summary(&run.summary()).unwrap();
         assert_eq!(rows.len(), recs.len());
