@@ -227,19 +227,21 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
         let times: Vec<f64> = rec.repetitions.iter().map(|r| r.seconds).collect();
         let median = Summary::of(&times).map(|s| s.median).unwrap_or(0.0);
         let (flops, bytes) = (rec.work.flops, rec.work.bytes);
+        // NaN counts as "none" too.
+        let (has_flops, has_bytes) = (flops > 0.0, bytes > 0.0);
         if rec.backend == "cuda" {
             left.push(out("GPU point: the record holds no device peaks to draw its roofline against (`scalelab info` prints them)"));
-        } else if !(flops > 0.0) && !(bytes > 0.0) {
+        } else if !has_flops && !has_bytes {
             left.push(out("counts neither FLOPs nor bytes"));
-        } else if !(flops > 0.0) {
+        } else if !has_flops {
             left.push(out(
-                "counts no FLOPs, so it has no arithmetic intensity (its rate is GB/s only)",
+                "counts no FLOPs, so its arithmetic intensity is 0, which a log axis cannot show (its rate is in GB/s)",
             ));
-        } else if !(bytes > 0.0) {
+        } else if !has_bytes {
             left.push(out(
                 "counts no bytes (no memory traffic), so its arithmetic intensity is infinite",
             ));
-        } else if !(median > 0.0 && median.is_finite()) {
+        } else if median.is_nan() || median <= 0.0 || median.is_infinite() {
             left.push(out("has no positive median time"));
         } else {
             placed.push(RooflinePoint {
@@ -405,6 +407,9 @@ fn rate_text(v: f64, unit: &str) -> String {
     format!("{s} {unit}")
 }
 
+/// A line segment in pixels.
+type Segment = ((f64, f64), (f64, f64));
+
 /// A rectangle in pixels: left, top, right, bottom.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Rect {
@@ -487,7 +492,7 @@ fn place(
     (w, h): (f64, f64),
     area: &Rect,
     taken: &[Rect],
-    lines: &[((f64, f64), (f64, f64))],
+    lines: &[Segment],
 ) -> (Rect, bool) {
     let mut best: Option<(f64, Rect, f64)> = None;
     let r = RADIUS as f64;
@@ -673,7 +678,7 @@ fn draw<DB: DrawingBackend>(
     let ink = RGBColor(40, 40, 40);
     let label_font = (FAMILY, LABEL_SIZE as u32).into_font();
     let mut taken: Vec<Rect> = Vec::new();
-    let mut lines: Vec<((f64, f64), (f64, f64))> = Vec::new();
+    let mut lines: Vec<Segment> = Vec::new();
     let mut texts: Vec<(String, Rect, RGBColor)> = Vec::new();
 
     // Ceilings: compute lines from the ridge with the highest diagonal to the right edge,
@@ -740,7 +745,7 @@ fn draw<DB: DrawingBackend>(
             b: m.1 + r,
         });
     }
-    let free = |rect: &Rect, taken: &[Rect], lines: &[((f64, f64), (f64, f64))]| {
+    let free = |rect: &Rect, taken: &[Rect], lines: &[Segment]| {
         let padded = rect.grow(MARGIN);
         padded.inside(&area)
             && !taken.iter().any(|o| o.intersects(&padded))
