@@ -287,7 +287,7 @@ pub fn run_ceilings(machine: &Machine, workers: u64, points: &[&RooflinePoint]) 
         .max_by(|a, b| a.gbps.total_cmp(&b.gbps));
     match best {
         Some(b) => c.with_bandwidth(
-            &format!("memory ({})", b.workload),
+            &format!("bandwidth, measured ({})", b.workload),
             b.gbps,
             Source::Measured(format!(
                 "the best stream.* point of this run, {}",
@@ -1078,7 +1078,7 @@ mod tests {
             "peak (avx2 + FMA): 51.2 GFLOP/s",
             "avx2, no FMA: 25.6 GFLOP/s",
             "scalar + FMA: 12.8 GFLOP/s",
-            "memory (stream.triad): 40.0 GB/s",
+            "bandwidth, measured (stream.triad): 40.0 GB/s",
         ] {
             assert!(texts.iter().any(|t| t.4 == want), "{want} missing");
         }
@@ -1154,7 +1154,7 @@ mod tests {
         );
         assert!(texts.iter().any(|t| t == "gemm tuned"), "{texts:?}");
         assert!(
-            !texts.iter().any(|t| t.starts_with("memory (")),
+            !texts.iter().any(|t| t.starts_with("bandwidth, measured")),
             "no stream point at p = 2: no bandwidth ceiling"
         );
         assert!(texts.join(" ").contains("no bandwidth ceiling"));
