@@ -488,6 +488,40 @@ fn text_size(text: &str, size: f64) -> (f64, f64) {
     }
 }
 
+/// Labels set further than this from their marker (pixels) get a leader line.
+const LEADER_FROM: f64 = 20.0;
+
+/// The marker box of a point at `at`.
+fn own(at: (f64, f64)) -> Rect {
+    let r = RADIUS as f64;
+    Rect {
+        l: at.0 - r,
+        t: at.1 - r,
+        r: at.0 + r,
+        b: at.1 + r,
+    }
+}
+
+/// The point `dist` pixels from `from` towards `to`.
+fn toward(from: (f64, f64), to: (f64, f64), dist: f64) -> (f64, f64) {
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let len = (dx * dx + dy * dy).sqrt();
+    if len <= dist {
+        return to;
+    }
+    (from.0 + dx / len * dist, from.1 + dy / len * dist)
+}
+
+/// Whether segments p–q and r–s cross (proper intersection).
+fn segments_cross((p, q): Segment, (r, s): Segment) -> bool {
+    let orient = |a: (f64, f64), b: (f64, f64), c: (f64, f64)| {
+        (b.0 - a.0) * (c.1 - a.1) - (b.1 - a.1) * (c.0 - a.0)
+    };
+    let (d1, d2) = (orient(r, s, p), orient(r, s, q));
+    let (d3, d4) = (orient(p, q, r), orient(p, q, s));
+    d1 * d2 < 0.0 && d3 * d4 < 0.0
+}
+
 /// Choose a box for a `w` × `h` label of the marker at `at`: the cheapest of a ring of candidates
 /// (see the module documentation). Returns the box and whether it needs a leader line.
 fn place(
@@ -533,15 +567,33 @@ fn place(
             let overlaps = taken.iter().filter(|o| o.intersects(&padded)).count();
             let clear = rect.grow(LINE_CLEARANCE);
             let crossings = lines.iter().filter(|(a, b)| clear.crosses(*a, *b)).count();
+            // A leader line must not run through another label or marker, and had better not
+            // cross a ceiling.
+            let leader_hits = if d > LEADER_FROM {
+                let end = rect.nearest(at);
+                let start = toward(at, end, r + 2.0);
+                taken
+                    .iter()
+                    .filter(|o| o.crosses(start, end) && !o.grow(-MARGIN).inside(&own(at)))
+                    .count() as f64
+                    * 1e4
+                    + lines
+                        .iter()
+                        .filter(|(a, b)| segments_cross((start, end), (*a, *b)))
+                        .count() as f64
+                        * 60.0
+            } else {
+                0.0
+            };
             let side = if c > 0.3 { 0.0 } else { 6.0 };
-            let cost = overlaps as f64 * 1e5 + crossings as f64 * 400.0 + d + side;
+            let cost = overlaps as f64 * 1e5 + crossings as f64 * 400.0 + leader_hits + d + side;
             if best.as_ref().is_none_or(|(bc, _, _)| cost < *bc) {
                 best = Some((cost, rect, d));
             }
         }
     }
     match best {
-        Some((_, rect, d)) => (rect, d > 20.0),
+        Some((_, rect, d)) => (rect, d > LEADER_FROM),
         // Nothing fits inside the area (a tiny plot): to the right of the point.
         None => (
             Rect {
@@ -840,7 +892,10 @@ fn draw<DB: DrawingBackend>(
         let (rect, leader) = place(markers[i], size, &area, &taken, &lines);
         taken.push(rect.grow(MARGIN));
         if leader {
-            leaders.push((markers[i], rect.nearest(markers[i])));
+            let end = rect.nearest(markers[i]);
+            leaders.push((toward(markers[i], end, r + 2.0), end));
+            // Later labels keep off this leader as off a ceiling.
+            lines.push((toward(markers[i], end, r + 2.0), end));
         }
         texts.push((p.label.clone(), rect, colours[p.workload.as_str()]));
     }
@@ -1147,6 +1202,31 @@ mod tests {
             })
             .collect();
         assert!(segments.len() > 10, "ceilings drawn: {}", segments.len());
+        // Leader lines (grey) run through no text.
+        let leaders: Vec<Segment> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#969696\""))
+            .map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                (pts[0], pts[1])
+            })
+            .collect();
+        for (b, t) in &boxes {
+            for (a, z) in &leaders {
+                assert!(
+                    !b.grow(-2.0).crosses(*a, *z),
+                    "a leader {a:?}–{z:?} runs through `{t}` {b:?}"
+                );
+            }
+        }
         for (b, t) in boxes
             .iter()
             .filter(|(_, t)| placed.iter().any(|p| p.label == *t))
