@@ -581,7 +581,7 @@ fn place(
                         .iter()
                         .filter(|(a, b)| segments_cross((start, end), (*a, *b)))
                         .count() as f64
-                        * 60.0
+                        * 20.0
             } else {
                 0.0
             };
