@@ -141,6 +141,8 @@ impl Ceilings {
                     Source::Theoretical => None,
                 })
                 .collect();
+            let mut measured = measured;
+            measured.dedup();
             let mut parts = Vec::new();
             if theo > 0 {
                 parts.push(format!("{kind} ceilings theoretical"));
@@ -300,6 +302,19 @@ pub fn run_ceilings(machine: &Machine, workers: u64, points: &[&RooflinePoint]) 
 
 /// Draw the roofline plots of `records` into `dir` (see the module documentation).
 pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<Roofline> {
+    write_with(dir, records, machine, |p, pts| {
+        run_ceilings(machine, p, pts)
+    })
+}
+
+/// [`write`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
+/// measured ceilings (a calibrated machine profile) instead of [`run_ceilings`].
+pub fn write_with(
+    dir: &Path,
+    records: &[PointRecord],
+    machine: &Machine,
+    ceilings: impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
+) -> Result<Roofline> {
     let (placed, left_out) = points(records);
     let mut by_p: BTreeMap<u64, Vec<&RooflinePoint>> = BTreeMap::new();
     for p in &placed {
@@ -324,7 +339,7 @@ pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<R
         } else {
             format!("roofline-p{p}")
         };
-        let ceilings = run_ceilings(machine, p, pts);
+        let ceilings = ceilings(p, pts);
         let title = format!(
             "Roofline, p = {p} worker{}{}",
             if p == 1 { "" } else { "s" },
@@ -839,42 +854,54 @@ fn draw<DB: DrawingBackend>(
         taken.push(rect.grow(MARGIN));
         texts.push((text, rect, ink));
     }
-    // A bandwidth ceiling's label: left of and above the diagonal (the unattainable side), at
-    // the first free spot along it from a third of the way up.
-    for (text, a, b) in memory_segs {
+    // A bandwidth ceiling's label: beside its diagonal, touching it at a corner: above and left
+    // of the highest (the unattainable side, where nothing else is drawn), below and right of the
+    // others, so that each label sits against its own line; at the first free spot along it.
+    for (k, (text, a, b)) in memory_segs.into_iter().enumerate() {
         let (w, h) = text_size(&text, LABEL_SIZE);
+        let gap = LINE_CLEARANCE + 2.0;
+        let sides: [bool; 2] = if k == 0 { [true, false] } else { [false, true] };
         let mut chosen = None;
-        for frac in [0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75] {
-            let at = (a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac);
-            let mut rect = Rect {
-                l: at.0 - 10.0 - w,
-                t: at.1 - h / 2.0,
-                r: at.0 - 10.0,
-                b: at.1 + h / 2.0,
-            };
-            if rect.l < area.l + 4.0 {
-                let shift = area.l + 4.0 - rect.l;
-                rect.l += shift;
-                rect.r += shift;
-            }
-            // Off the line: up until the box clears it.
-            let mut guard = 0;
-            while rect.grow(LINE_CLEARANCE).crosses(a, b) && guard < 200 {
-                rect.t -= 2.0;
-                rect.b -= 2.0;
-                guard += 1;
-            }
-            if free(&rect, &taken, &lines) {
-                chosen = Some(rect);
-                break;
-            }
-            chosen.get_or_insert(rect);
+        let mut fallback = None;
+        // Where along the line an up-left label first fits inside the area, then fixed steps.
+        let fits = (area.l + MARGIN + w + gap - a.0) / (b.0 - a.0);
+        let mut fracs = vec![0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75, 0.85];
+        if fits > 0.0 && fits <= 1.0 {
+            fracs.insert(0, fits.max(0.35).min(1.0));
         }
-        if let Some(rect) = chosen {
+        'along: for frac in fracs {
+            let at = (a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac);
+            for up_left in sides {
+                let rect = if up_left {
+                    Rect {
+                        l: at.0 - gap - w,
+                        t: at.1 - gap - h,
+                        r: at.0 - gap,
+                        b: at.1 - gap,
+                    }
+                } else {
+                    Rect {
+                        l: at.0 + gap,
+                        t: at.1 + gap,
+                        r: at.0 + gap + w,
+                        b: at.1 + gap + h,
+                    }
+                };
+                if free(&rect, &taken, &lines) {
+                    chosen = Some(rect);
+                    break 'along;
+                }
+                if fallback.is_none() && rect.grow(MARGIN).inside(&area) {
+                    fallback = Some(rect);
+                }
+            }
+        }
+        if let Some(rect) = chosen.or(fallback) {
             taken.push(rect.grow(MARGIN));
             texts.push((text, rect, ink));
         }
     }
+
     // Labels: the most crowded first (points with neighbours close by), so they get the nearest
     // free spots.
     let mut order: Vec<usize> = (0..points.len()).collect();
@@ -1248,6 +1275,29 @@ mod tests {
             md.contains("- gemm tuned (1 point: `gpu-gemm`): GPU point"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn measured_ceilings_from_outside() {
+        let recs = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let m = machine();
+        write_with(dir.path(), &recs, &m, |p, _| {
+            Ceilings::theoretical(&m, p)
+                .with_bandwidth("DRAM", 38.0, Source::Measured("calibrate".into()))
+                .with_bandwidth("L2", 180.0, Source::Measured("calibrate".into()))
+        })
+        .unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            let to = Path::new(&keep).join("measured.png");
+            std::fs::copy(dir.path().join("roofline.png"), to).unwrap();
+        }
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).into_iter().map(|t| t.4).collect();
+        assert!(texts.iter().any(|t| t == "L2: 180 GB/s"), "{texts:?}");
+        assert!(texts.iter().any(|t| t == "DRAM: 38.0 GB/s"), "{texts:?}");
+        assert!(texts.join(" ").contains("bandwidth measured (calibrate)"));
     }
 
     #[test]
