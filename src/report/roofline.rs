@@ -867,7 +867,7 @@ fn draw<DB: DrawingBackend>(
         let fits = (area.l + MARGIN + w + gap - a.0) / (b.0 - a.0);
         let mut fracs = vec![0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75, 0.85];
         if fits > 0.0 && fits <= 1.0 {
-            fracs.insert(0, fits.max(0.35).min(1.0));
+            fracs.insert(0, fits.clamp(0.35, 1.0));
         }
         'along: for frac in fracs {
             let at = (a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac);
