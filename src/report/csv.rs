@@ -48,8 +48,8 @@
 //! | `ci95_low_s`, `ci95_high_s` | s | 95 % confidence interval of the mean (Student's t, n − 1 df) |
 //! | `gflops`, `gbps` | GFLOP/s, GB/s | from the median time; empty when the work count is 0 |
 //! | `speedup` | × | strong: T(p₀)·p₀/T(p); weak: Gustafson scaled speedup p·E (see [`super::scaling`]) |
-//! | `efficiency` | 0–1 | strong: speedup / p; weak: T(p₀)/T(p) |
-//! | `karp_flatt` | 0–1 | Karp–Flatt serial fraction (strong scaling, p > 1) |
+//! | `efficiency` | ratio | strong: speedup / p; weak: T(p₀)/T(p); above 1 when superlinear |
+//! | `karp_flatt` | ratio | Karp–Flatt serial fraction (strong scaling, p > 1); raw, also outside 0–1 |
 //!
 //! Both files then carry the machine's state while the point ran ([`LOAD_COLUMNS`], from the
 //! record's `load`, see [`crate::load`]), the same on every row of a point, empty for a record

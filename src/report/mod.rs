@@ -4,7 +4,8 @@
 //!
 //! * `measurements.csv` (one row per repetition) and `summary.csv` (one row per point), see
 //!   [`csv`] and `docs/results.md` for the columns;
-//! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`];
+//! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`],
+//!   and the run's roofline (`plots/roofline.*`, one per worker count), see [`roofline`];
 //! * `report.md`: per study a table of points (median time ± 95 % CI, GFLOP/s, GB/s, % of peak,
 //!   speedup, efficiency, Karp–Flatt), the Amdahl or Gustafson fit, the plots, and the failed
 //!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
@@ -27,6 +28,7 @@ pub mod csv;
 pub mod messages;
 pub mod ml;
 pub mod plots;
+pub mod roofline;
 pub mod scaling;
 
 use std::collections::BTreeSet;
@@ -142,7 +144,24 @@ pub fn write(
         }
     }
 
-    let text = markdown(
+    // The roofline of the run: one plot per worker count, across studies.
+    let roofline_md = match roofline::write(&run.plots_dir(), records, machine) {
+        Ok(roof) => {
+            plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
+            roofline::markdown(&roof)
+        }
+        Err(e) => {
+            plot_failures.push(format!("drawing the roofline: {e:#}"));
+            plot_errors.push(format!(
+                "**Roofline missing**: {e:#}; the tables and CSV files are complete. Check free disk space and permissions of `{}`, then run `scalelab report {}`.",
+                run.plots_dir().display(),
+                run.root.display()
+            ));
+            String::new()
+        }
+    };
+
+    let mut text = markdown(
         run,
         plan,
         records,
@@ -151,6 +170,7 @@ pub fn write(
         &plot_errors,
         machine,
     );
+    text.push_str(&roofline_md);
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     // The report says which plots are missing; the command must say it too (and fail), or a full
@@ -603,11 +623,15 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                 peak,
             ]);
             if !message {
-                cells.push(format!("{}{base}", sig(p.speedup)));
-                cells.push(pct(p.efficiency));
+                // Values outside their range are worded, not printed as 240% (see scaling).
+                cells.push(format!(
+                    "{}{base}",
+                    scaling::speedup_text(p.speedup, p.workers)
+                ));
+                cells.push(scaling::efficiency_text(p.efficiency));
             }
             if strong && !message {
-                let kf = p.karp_flatt.map(|e| format!("{e:.3}"));
+                let kf = p.karp_flatt.map(scaling::karp_flatt_text);
                 cells.push(kf.unwrap_or_else(|| "–".into()));
             }
             if comm {
@@ -705,36 +729,18 @@ fn fits(md: &mut String, series: &[&Series<'_>]) {
             ""
         };
         if let Some(f) = s.amdahl {
-            let v = f.serial_fraction;
-            let meaning = if v >= 1.0 {
-                "f ≥ 1: the parallel runs are no faster than the base, so there is no speedup to explain; look for contention (memory bandwidth, locks) or a problem too small to share".to_string()
-            } else if v < 0.0 {
-                "f < 0: the speedup is superlinear (caches), which Amdahl's law does not describe"
-                    .to_string()
-            } else {
-                match f.max_speedup() {
-                    Some(m) => format!("so the speedup cannot exceed 1/f = {}", sig(m)),
-                    None => "no serial part measured".to_string(),
-                }
-            };
             let _ = writeln!(
                 md,
-                "**Amdahl fit**{name}: serial fraction f = {v:.4} ({:.2}%); {meaning}. Least squares of 1/S on 1/p over {} points, rms residual {:.2e} ({base_text}).{exact}\n",
-                v * 100.0,
+                "**Amdahl fit**{name}: {}. Least squares of 1/S on 1/p over {} points, rms residual {:.2e} ({base_text}).{exact}\n",
+                scaling::amdahl_text(&f),
                 f.points,
                 f.rms_residual
             );
         } else if let Some(g) = s.gustafson {
-            let v = g.serial_fraction;
-            let meaning = if v < 0.0 {
-                " α < 0: the larger runs were more efficient than the base (caches, or a noisy base time)."
-            } else {
-                ""
-            };
             let _ = writeln!(
                 md,
-                "**Gustafson fit**{name}: serial fraction α = {v:.4} ({:.2}%) in S = p − α(p − 1); least squares over {} points, rms residual {:.2e} ({base_text}).{meaning}{exact}\n",
-                v * 100.0,
+                "**Gustafson fit**{name}: {}; least squares over {} points, rms residual {:.2e} ({base_text}).{exact}\n",
+                scaling::gustafson_text(&g),
                 g.points,
                 g.rms_residual
             );
@@ -1138,9 +1144,10 @@ mod tests {
             .iter()
             .filter(|p| p.extension().unwrap() == "svg")
             .collect();
-        // Strong: speedup, efficiency, throughput; weak: efficiency, throughput.
-        assert_eq!(pngs.len(), 5, "{pngs:?}");
-        assert_eq!(svgs.len(), 5);
+        // Strong: speedup, efficiency, throughput; weak: efficiency, throughput; the roofline
+        // at the largest and the smallest p.
+        assert_eq!(pngs.len(), 7, "{pngs:?}");
+        assert_eq!(svgs.len(), 7);
         for png in pngs {
             let bytes = std::fs::read(png).unwrap();
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
@@ -1175,6 +1182,13 @@ mod tests {
         assert!(md.contains("**Incomplete run**: 1 planned point"));
         assert!(md.contains("plots/study1-gemm-strong-speedup.png"));
         assert!(md.contains("% peak"));
+        assert!(md.contains("## Roofline"), "{md}");
+        assert!(md.contains("![Roofline, p = 16 workers (Test CPU)](plots/roofline.png)"));
+        assert!(md.contains("(plots/roofline-p1.png)"));
+        assert!(
+            md.contains("the points at p = 2, 4, 8 are in the tables above"),
+            "{md}"
+        );
 
         let rows = csv::read_summary(&run.summary()).unwrap();
         assert_eq!(rows.len(), recs.len());
@@ -1208,6 +1222,41 @@ mod tests {
                 std::fs::create_dir_all(to.parent().unwrap()).unwrap();
                 std::fs::copy(f, to).unwrap();
             }
+        }
+    }
+
+    #[test]
+    fn out_of_range_scaling_values_are_named_in_the_report() {
+        // A slowdown (faer on a busy machine: S = 0.53 at p = 2) and a superlinear series
+        // (S = 2.4 at p = 2), each with three repetitions.
+        let recs = vec![
+            record(0, "gemm", Scaling::Strong, 1, 512, &[1.0, 1.0, 1.0]),
+            record(0, "gemm", Scaling::Strong, 2, 512, &[1.0 / 0.53; 3]),
+            record(0, "gemm", Scaling::Strong, 1, 1024, &[2.4, 2.4, 2.4]),
+            record(0, "gemm", Scaling::Strong, 2, 1024, &[1.0, 1.0, 1.0]),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        assert!(
+            md.contains("**Amdahl fit** for `variant=tuned n=512`: not meaningful (f = 2.77 outside [0, 1]: the times do not follow Amdahl's law;"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**Amdahl fit** for `variant=tuned n=1024`: not meaningful (f = −0.167 outside [0, 1]: the speedup is superlinear"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| superlinear (speedup 2.40 > p = 2: cache effects or a noisy base) | superlinear (E = 120% > 100%) | not meaningful (e = −0.167 < 0: superlinear speedup) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 0.530 | 26% | not meaningful (e = 2.77 > 1: slower than the base) |"),
+            "{md}"
+        );
+        for wrong in ["277", "-16.67%", "−16.67%", "120.00%"] {
+            assert!(!md.contains(wrong), "{wrong} in {md}");
         }
     }
 

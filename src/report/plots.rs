@@ -51,10 +51,10 @@ pub const HEIGHT: u32 = 800;
 /// The embedded font (DejaVu Sans 2.37).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family name the font is registered under; plotters' default family.
-const FAMILY: &str = "sans-serif";
+pub(super) const FAMILY: &str = "sans-serif";
 
 /// Tableau 10.
-const PALETTE: [RGBColor; 10] = [
+pub(super) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -68,7 +68,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// Register the embedded font with plotters (once per process).
-fn register_font() -> Result<()> {
+pub(super) fn register_font() -> Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         [
@@ -100,9 +100,9 @@ pub enum Scale {
 /// One axis: its range, scale and tick labels. Implements plotters' [`Ranged`] so that log axes
 /// get ticks exactly at powers of their base.
 #[derive(Clone, Debug)]
-struct Axis {
-    lo: f64,
-    hi: f64,
+pub(super) struct Axis {
+    pub(super) lo: f64,
+    pub(super) hi: f64,
     scale: Scale,
     /// Label ticks as percentages (value 1.0 → "100%").
     percent: bool,
@@ -116,7 +116,7 @@ impl Axis {
     /// An axis covering `values` (which must hold at least one positive value for log scales).
     /// Log axes snap outwards to powers of their base with a little padding; linear axes start at
     /// zero when `zero` is set.
-    fn fit(values: impl IntoIterator<Item = f64>, scale: Scale, zero: bool) -> Axis {
+    pub(super) fn fit(values: impl IntoIterator<Item = f64>, scale: Scale, zero: bool) -> Axis {
         let vals: Vec<f64> = values
             .into_iter()
             .filter(|v| v.is_finite() && (scale == Scale::Linear || *v > 0.0))
@@ -253,7 +253,7 @@ impl Axis {
         }
     }
 
-    fn label(&self, v: f64) -> String {
+    pub(super) fn label(&self, v: f64) -> String {
         if self.percent {
             return format!("{:.0}%", v * 100.0);
         }
@@ -476,7 +476,7 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// Break `text` into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {

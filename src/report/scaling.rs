@@ -42,6 +42,16 @@
 //!
 //! The band plotted around each curve comes from the fastest and slowest repetition of each point
 //! against the base median: S from T_max and T_min.
+//!
+//! **When a value is outside its range.** Each quantity has a range its definition gives it:
+//! S(p) ≤ p and E(p) ≤ 1 unless the speedup is superlinear, and e, f, α lie in [0, 1] only when
+//! the times follow the model. Measured times do not have to: a base slowed by another program, a
+//! share of the data that now fits in cache, or parallel runs that are slower than the base all
+//! push values outside. [`speedup_text`], [`efficiency_text`], [`karp_flatt_text`],
+//! [`amdahl_text`] and [`gustafson_text`] are the only places that word these values: inside the
+//! range as a number, outside as what it is ("superlinear (speedup 2.40 > p = 2: cache effects or
+//! a noisy base)", "not meaningful (f = 2.78 outside [0, 1]: ...)"), never as a percentage beyond
+//! 100 %. The CSV files keep the raw numbers.
 
 use std::collections::BTreeMap;
 
@@ -146,6 +156,164 @@ pub fn karp_flatt(speedup: f64, p: u64) -> Option<f64> {
     }
     let inv_p = 1.0 / p as f64;
     Some((1.0 / speedup - inv_p) / (1.0 - inv_p))
+}
+
+/// Where a fitted or derived serial fraction (Amdahl's f, Gustafson's α, Karp–Flatt's e) lies
+/// against [0, 1], the range in which it means "the serial share of the work".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FractionRange {
+    /// In [0, 1] (within rounding): a serial fraction.
+    Inside,
+    /// Below 0: the runs scaled better than linearly (superlinear).
+    Below,
+    /// Above 1: the parallel runs were slower than the base.
+    Above,
+}
+
+/// Rounding slack for the range checks: a value computed from exact model times can land a few
+/// ulps outside its bound.
+const SLACK: f64 = 1e-9;
+
+/// Classify a serial fraction against [0, 1].
+pub fn fraction_range(v: f64) -> FractionRange {
+    if v < -SLACK {
+        FractionRange::Below
+    } else if v > 1.0 + SLACK {
+        FractionRange::Above
+    } else {
+        FractionRange::Inside
+    }
+}
+
+/// Whether a speedup exceeds its worker count p (superlinear).
+pub fn is_superlinear(speedup: f64, p: u64) -> bool {
+    speedup > p as f64 * (1.0 + SLACK)
+}
+
+/// `v` with three significant digits, but with as many more decimals (up to 6) as it takes to
+/// print it apart from `bound` (so that "2.004 > 2" never reads "2.00 > 2").
+fn num_apart(v: f64, bound: f64) -> String {
+    let mut d = decimals3(v);
+    let mut s = format!("{v:.d$}");
+    while d < 6 && s.parse::<f64>().is_ok_and(|r| r == bound) {
+        d += 1;
+        s = format!("{v:.d$}");
+    }
+    s.replace('-', "−")
+}
+
+/// Decimals that give `v` three significant digits (at least one below 100, none above), judged
+/// after rounding (9.9996 prints as "10.0").
+fn decimals3(v: f64) -> usize {
+    let mut a = v.abs();
+    if a > 0.0 && a.is_finite() {
+        let m = 10f64.powi(2 - a.log10().floor() as i32);
+        a = (a * m).round() / m;
+    }
+    if !a.is_finite() || a >= 100.0 {
+        0
+    } else if a >= 10.0 {
+        1
+    } else if a >= 1.0 {
+        2
+    } else {
+        3
+    }
+}
+
+/// A speedup for a table cell: the number, or "superlinear (speedup 2.40 > p = 2: cache effects
+/// or a noisy base)" when it exceeds p.
+pub fn speedup_text(speedup: f64, p: u64) -> String {
+    if is_superlinear(speedup, p) {
+        format!(
+            "superlinear (speedup {} > p = {p}: cache effects or a noisy base)",
+            num_apart(speedup, p as f64)
+        )
+    } else {
+        num_apart(speedup, f64::NAN)
+    }
+}
+
+/// An efficiency for a table cell: a percentage up to 100 %, "superlinear (E = 120% > 100%)"
+/// above.
+pub fn efficiency_text(efficiency: f64) -> String {
+    let pct = format!("{:.0}%", efficiency * 100.0);
+    if efficiency > 1.0 + SLACK {
+        let pct = if pct == "100%" {
+            format!("{:.1}%", efficiency * 100.0)
+        } else {
+            pct
+        };
+        format!("superlinear (E = {pct} > 100%)")
+    } else {
+        pct
+    }
+}
+
+/// A Karp–Flatt value for a table cell: the number in [0, 1], else why it is not a serial
+/// fraction.
+pub fn karp_flatt_text(e: f64) -> String {
+    match fraction_range(e) {
+        FractionRange::Inside => format!("{:.3}", e.clamp(0.0, 1.0) + 0.0),
+        FractionRange::Below => format!(
+            "not meaningful (e = {} < 0: superlinear speedup)",
+            num_apart(e, 0.0)
+        ),
+        FractionRange::Above => format!(
+            "not meaningful (e = {} > 1: slower than the base)",
+            num_apart(e, 1.0)
+        ),
+    }
+}
+
+/// What an Amdahl fit says, after "Amdahl fit for `…`: ": the serial fraction and the speedup
+/// bound it implies, or, outside [0, 1], that the fit is not meaningful and why.
+pub fn amdahl_text(fit: &SerialFit) -> String {
+    let f = fit.serial_fraction;
+    match fraction_range(f) {
+        FractionRange::Inside => {
+            let f = f.clamp(0.0, 1.0) + 0.0;
+            let bound = match fit.max_speedup() {
+                Some(m) if f < 1.0 - SLACK => {
+                    format!("so the speedup cannot exceed 1/f = {}", num_apart(m, f64::NAN))
+                }
+                Some(_) => "the parallel runs are no faster than the base, so there is no speedup to explain; look for contention (memory bandwidth, locks) or a problem too small to share".to_string(),
+                None => "no serial part measured".to_string(),
+            };
+            format!("serial fraction f = {f:.4} ({:.2}%); {bound}", f * 100.0)
+        }
+        FractionRange::Above => format!(
+            "not meaningful (f = {} outside [0, 1]: the times do not follow Amdahl's law; the parallel runs were slower than the base, likely noise, disturbed points or contention for memory bandwidth)",
+            num_apart(f, 1.0)
+        ),
+        FractionRange::Below => format!(
+            "not meaningful (f = {} outside [0, 1]: the speedup is superlinear, which Amdahl's law does not describe; cache effects or a noisy base)",
+            num_apart(f, 0.0)
+        ),
+    }
+}
+
+/// What a Gustafson fit says, after "Gustafson fit for `…`: ": the serial fraction α of
+/// S = p − α(p − 1), or, outside [0, 1], that the fit is not meaningful and why.
+pub fn gustafson_text(fit: &SerialFit) -> String {
+    let a = fit.serial_fraction;
+    match fraction_range(a) {
+        FractionRange::Inside => {
+            let a = a.clamp(0.0, 1.0) + 0.0;
+            format!(
+                "serial fraction α = {a:.4} ({:.2}%) in S = p − α(p − 1)",
+                a * 100.0
+            )
+        }
+        FractionRange::Above => format!(
+            "not meaningful (α = {} outside [0, 1]: the larger runs took more than p times as long per unit of work as the base, which Gustafson's law does not describe; likely noise, disturbed points or contention for memory bandwidth)",
+            num_apart(a, 1.0)
+        ),
+        FractionRange::Below => format!(
+            "not meaningful (α = {} outside [0, 1]: the larger runs were more efficient than the base (scaled speedup above p), which Gustafson's law does not describe; cache effects or a noisy base)",
+            num_apart(a, 0.0)
+        ),
+    }
 }
 
 /// Least squares through the origin of y on x: (slope, points, rms residual).
@@ -660,6 +828,88 @@ mod tests {
         assert!(close(karp_flatt(4.0, 4).unwrap(), 0.0));
         // S = 2 on 4 workers: (1/2 − 1/4) / (3/4) = 1/3.
         assert!(close(karp_flatt(2.0, 4).unwrap(), 1.0 / 3.0));
+    }
+
+    #[test]
+    fn out_of_range_values_are_worded_as_what_they_are() {
+        // The faer slowdown seen on a busy 2-core machine: S = 0.53 at p = 2.
+        let fit = amdahl_fit(&[(1, 1.0), (2, 0.53)]).unwrap();
+        assert_eq!(fraction_range(fit.serial_fraction), FractionRange::Above);
+        let text = amdahl_text(&fit);
+        assert!(
+            text.starts_with(
+                "not meaningful (f = 2.77 outside [0, 1]: the times do not follow Amdahl's law;"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains('%'),
+            "no percentage for an out-of-range f: {text}"
+        );
+        // Superlinear: S = 2.4 at p = 2.
+        let fit = amdahl_fit(&[(1, 1.0), (2, 2.4)]).unwrap();
+        assert_eq!(fraction_range(fit.serial_fraction), FractionRange::Below);
+        assert_eq!(
+            amdahl_text(&fit),
+            "not meaningful (f = −0.167 outside [0, 1]: the speedup is superlinear, which Amdahl's law does not describe; cache effects or a noisy base)"
+        );
+        assert_eq!(
+            speedup_text(2.4, 2),
+            "superlinear (speedup 2.40 > p = 2: cache effects or a noisy base)"
+        );
+        assert_eq!(
+            speedup_text(2.004, 2),
+            "superlinear (speedup 2.004 > p = 2: cache effects or a noisy base)"
+        );
+        assert_eq!(speedup_text(1.8, 2), "1.80");
+        assert_eq!(
+            speedup_text(2.0, 2),
+            "2.00",
+            "S = p is linear, not superlinear"
+        );
+        assert_eq!(efficiency_text(0.9), "90%");
+        assert_eq!(efficiency_text(1.0), "100%");
+        assert_eq!(efficiency_text(1.2), "superlinear (E = 120% > 100%)");
+        assert_eq!(efficiency_text(1.002), "superlinear (E = 100.2% > 100%)");
+        assert_eq!(karp_flatt_text(1.0 / 3.0), "0.333");
+        assert_eq!(
+            karp_flatt_text(karp_flatt(0.53, 2).unwrap()),
+            "not meaningful (e = 2.77 > 1: slower than the base)"
+        );
+        assert_eq!(
+            karp_flatt_text(karp_flatt(2.4, 2).unwrap()),
+            "not meaningful (e = −0.167 < 0: superlinear speedup)"
+        );
+    }
+
+    #[test]
+    fn in_range_fits_keep_their_numbers() {
+        let fit = amdahl_fit(&[(1, 1.0), (2, 2.0 / 1.1), (4, 4.0 / 1.3)]).unwrap();
+        assert_eq!(
+            amdahl_text(&fit),
+            "serial fraction f = 0.1000 (10.00%); so the speedup cannot exceed 1/f = 10.0"
+        );
+        let none = amdahl_fit(&[(1, 1.0), (2, 2.0)]).unwrap();
+        assert_eq!(
+            amdahl_text(&none),
+            "serial fraction f = 0.0000 (0.00%); no serial part measured"
+        );
+        // f = 1 exactly: no speedup at all, still inside the range.
+        let flat = amdahl_fit(&[(1, 1.0), (2, 1.0)]).unwrap();
+        assert!(
+            amdahl_text(&flat).contains("no faster than the base"),
+            "{}",
+            amdahl_text(&flat)
+        );
+        let g = gustafson_fit(&[(1, 1.0), (2, 1.9)]).unwrap();
+        assert_eq!(
+            gustafson_text(&g),
+            "serial fraction α = 0.1000 (10.00%) in S = p − α(p − 1)"
+        );
+        let over = gustafson_fit(&[(1, 1.0), (2, 0.5)]).unwrap();
+        assert!(gustafson_text(&over).starts_with("not meaningful (α = 1.50 outside [0, 1]:"));
+        let under = gustafson_fit(&[(1, 1.0), (2, 2.5)]).unwrap();
+        assert!(gustafson_text(&under).starts_with("not meaningful (α = −0.500 outside [0, 1]:"));
     }
 
     #[test]

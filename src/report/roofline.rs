@@ -1,0 +1,1327 @@
+//! The roofline plot of a run (Williams, Waterman & Patterson 2009, "Roofline: an insightful visual
+//! performance model for multicore architectures", CACM 52(4)).
+//!
+//! Every ok CPU point is placed at its **arithmetic intensity** I = flops / bytes, both from the
+//! workload's analytic work count (`work.flops`, `work.bytes` of the record), against its achieved
+//! rate, flops / median repetition time in GFLOP/s. Both axes are log₁₀, so a bandwidth ceiling
+//! B (GB/s) is the diagonal y = B · I and a compute ceiling C (GFLOP/s) is horizontal; a point can
+//! never rise above min(C, B · I) of the ceilings that really bind it. The ceilings ([`Ceilings`])
+//! are drawn as the classic roof: each bandwidth diagonal up to the highest compute ceiling, each
+//! compute ceiling from the highest bandwidth diagonal on, every line labelled with its value and
+//! whether it is theoretical or measured.
+//!
+//! **One plot per worker count.** Ceilings scale with the cores a point uses, so a run whose
+//! points use several worker counts p gets `plots/roofline.svg|png` for the largest p (the most
+//! of the machine the run used) and `plots/roofline-p<p>.svg|png` for the smallest (one core's
+//! view, where the steps of a kernel's variants show); points at the counts between are left to
+//! the tables, and [`markdown`] says so.
+//!
+//! **Which points cannot be placed.** A point that counts no FLOPs (STREAM copy, communication) or
+//! no bytes (Monte Carlo π) has no finite intensity or no rate; GPU points (backend `cuda`) need
+//! the device's ceilings, which the records do not hold. They are listed by [`markdown`] under the
+//! plot, with the reason, rather than dropped silently.
+//!
+//! **Labels.** Each point is labelled with its kernel and variant ("gemm blocked",
+//! "stream.triad"), plus the size when the plot holds the same kernel at several sizes. Labels are
+//! placed greedily, point by point, at the nearest of a ring of candidate positions whose box
+//! (the text's extent from the embedded font's metrics, plus a margin) overlaps no other label, no
+//! marker and no ceiling label, stays inside the plotting area and, if it can, crosses no ceiling
+//! line; a label set further away gets a thin leader line to its point. There is no legend box to
+//! cover data: lines and points are labelled where they are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::coord::{CoordTranslate, Shift};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::plots::{register_font, wrap, Axis, Plot, Scale, FAMILY, HEIGHT, PALETTE, WIDTH};
+use super::scaling::size_label;
+use crate::machine::Machine;
+use crate::results::{write_atomic, PointRecord, Status};
+use crate::stats::Summary;
+use crate::value::{Size, Value};
+
+/// Where a ceiling's value comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    /// Computed from the machine's description (SIMD lanes, FMA pipes, clock): an upper bound
+    /// no code reaches.
+    Theoretical,
+    /// Measured; the text says how (e.g. "best stream.* point of this run").
+    Measured(String),
+}
+
+/// One ceiling: a compute rate (GFLOP/s) or a bandwidth (GB/s).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ceiling {
+    /// What it is, e.g. "avx2 + FMA peak" or "DRAM (STREAM triad)".
+    pub label: String,
+    /// GFLOP/s for a compute ceiling, GB/s for a bandwidth ceiling.
+    pub value: f64,
+    pub source: Source,
+}
+
+/// The ceilings of one roofline plot, for a given number of workers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ceilings {
+    /// Horizontal lines, GFLOP/s, highest first.
+    pub compute: Vec<Ceiling>,
+    /// Diagonals, GB/s, highest first.
+    pub memory: Vec<Ceiling>,
+}
+
+impl Ceilings {
+    /// The theoretical compute ceilings of `workers` cores of `machine`: the peak with SIMD and
+    /// FMA (lanes × FMA pipes × 2 × clock, per core, as `scalelab info` reports it), the same
+    /// without FMA (half: a separate multiply and add per pipe), and scalar code with FMA (one
+    /// lane). No bandwidth ceiling: the OS reports no memory bandwidth; see
+    /// [`Ceilings::with_bandwidth`]. Empty when the machine's peak is unknown.
+    pub fn theoretical(machine: &Machine, workers: u64) -> Ceilings {
+        let mut c = Ceilings::default();
+        let peak = machine.peak_gflops_per_core * workers.max(1) as f64;
+        if !(peak > 0.0 && peak.is_finite()) {
+            return c;
+        }
+        let simd = if machine.simd.is_empty() {
+            "SIMD".to_string()
+        } else {
+            machine.simd.clone()
+        };
+        c.compute.push(Ceiling {
+            label: format!("peak ({simd} + FMA)"),
+            value: peak,
+            source: Source::Theoretical,
+        });
+        c.compute.push(Ceiling {
+            label: format!("{simd}, no FMA"),
+            value: peak / 2.0,
+            source: Source::Theoretical,
+        });
+        let lanes = machine.simd_f64_lanes.max(1) as f64;
+        if lanes > 1.0 {
+            c.compute.push(Ceiling {
+                label: "scalar + FMA".into(),
+                value: peak / lanes,
+                source: Source::Theoretical,
+            });
+        }
+        c
+    }
+
+    /// These ceilings with one more bandwidth ceiling, kept sorted highest first.
+    pub fn with_bandwidth(mut self, label: &str, gbps: f64, source: Source) -> Ceilings {
+        if gbps > 0.0 && gbps.is_finite() {
+            self.memory.push(Ceiling {
+                label: label.into(),
+                value: gbps,
+                source,
+            });
+            self.memory.sort_by(|a, b| b.value.total_cmp(&a.value));
+        }
+        self
+    }
+
+    /// The subtitle sentence that says which ceilings are theoretical and which measured.
+    fn provenance(&self) -> String {
+        let says = |list: &[Ceiling], kind: &str| -> String {
+            if list.is_empty() {
+                return format!("no {kind} ceiling");
+            }
+            let theo = list
+                .iter()
+                .filter(|c| c.source == Source::Theoretical)
+                .count();
+            let measured: Vec<&str> = list
+                .iter()
+                .filter_map(|c| match &c.source {
+                    Source::Measured(how) => Some(how.as_str()),
+                    Source::Theoretical => None,
+                })
+                .collect();
+            let mut measured = measured;
+            measured.dedup();
+            let mut parts = Vec::new();
+            if theo > 0 {
+                parts.push(format!("{kind} ceilings theoretical"));
+            }
+            if !measured.is_empty() {
+                parts.push(format!("{kind} measured ({})", measured.join("; ")));
+            }
+            parts.join(", ")
+        };
+        format!(
+            "{}; {}.",
+            says(&self.compute, "compute"),
+            says(&self.memory, "bandwidth")
+        )
+    }
+}
+
+/// A point as the roofline shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RooflinePoint {
+    pub point_id: String,
+    /// Kernel and variant, e.g. "gemm blocked" (with the size where needed, see the module docs).
+    pub label: String,
+    pub workload: String,
+    /// Workers p of the point.
+    pub workers: u64,
+    /// Arithmetic intensity, flops / bytes.
+    pub intensity: f64,
+    /// flops / median time, GFLOP/s.
+    pub gflops: f64,
+    /// bytes / median time, GB/s.
+    pub gbps: f64,
+}
+
+/// A point the roofline cannot show, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeftOut {
+    pub point_id: String,
+    /// Kernel and variant as a label would show them.
+    pub what: String,
+    pub reason: String,
+}
+
+/// What [`write`] drew and what it could not place.
+#[derive(Clone, Debug, Default)]
+pub struct Roofline {
+    /// The plots written, largest worker count first.
+    pub plots: Vec<Plot>,
+    pub left_out: Vec<LeftOut>,
+    /// Worker counts between the smallest and the largest, whose points no plot shows.
+    pub skipped_workers: Vec<u64>,
+}
+
+/// "gemm blocked", "stream.triad": the workload and its variant.
+fn kernel_label(rec: &PointRecord) -> String {
+    let v = rec.point.params.variant();
+    if v.is_empty() {
+        rec.point.workload.clone()
+    } else {
+        format!("{} {v}", rec.point.workload)
+    }
+}
+
+/// The size as the manifest wrote it ("64MiB"), or `n=1024` for counts.
+fn size_text(rec: &PointRecord) -> Option<String> {
+    match rec.point.params.get("size") {
+        Some(Value::Size(s @ Size::Bytes(_))) => Some(s.to_string()),
+        _ => size_label(rec),
+    }
+}
+
+/// Split the ok records into placeable points and the rest (failed points are neither: the report
+/// lists them elsewhere).
+pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
+    let mut placed = Vec::new();
+    let mut left = Vec::new();
+    for rec in records.iter().filter(|r| r.status == Status::Ok) {
+        let what = kernel_label(rec);
+        let out = |reason: &str| LeftOut {
+            point_id: rec.point.id.clone(),
+            what: what.clone(),
+            reason: reason.into(),
+        };
+        let times: Vec<f64> = rec.repetitions.iter().map(|r| r.seconds).collect();
+        let median = Summary::of(&times).map(|s| s.median).unwrap_or(0.0);
+        let (flops, bytes) = (rec.work.flops, rec.work.bytes);
+        // NaN counts as "none" too.
+        let (has_flops, has_bytes) = (flops > 0.0, bytes > 0.0);
+        if rec.backend == "cuda" {
+            left.push(out("GPU point: the record holds no device peaks to draw its roofline against (`scalelab info` prints them)"));
+        } else if !has_flops && !has_bytes {
+            left.push(out("counts neither FLOPs nor bytes"));
+        } else if !has_flops {
+            left.push(out(
+                "counts no FLOPs, so its arithmetic intensity is 0, which a log axis cannot show (its rate is in GB/s)",
+            ));
+        } else if !has_bytes {
+            left.push(out(
+                "counts no bytes (no memory traffic), so its arithmetic intensity is infinite",
+            ));
+        } else if median.is_nan() || median <= 0.0 || median.is_infinite() {
+            left.push(out("has no positive median time"));
+        } else {
+            placed.push(RooflinePoint {
+                point_id: rec.point.id.clone(),
+                label: what,
+                workload: rec.point.workload.clone(),
+                workers: rec.point.resources.workers(),
+                intensity: flops / bytes,
+                gflops: flops / median / 1e9,
+                gbps: bytes / median / 1e9,
+            });
+        }
+    }
+    // The size goes into a label only where one plot holds the same kernel at several sizes.
+    let mut sizes: BTreeMap<(u64, String), Vec<String>> = BTreeMap::new();
+    let by_id: BTreeMap<&str, &PointRecord> =
+        records.iter().map(|r| (r.point.id.as_str(), r)).collect();
+    for p in &placed {
+        let size = size_text(by_id[p.point_id.as_str()]).unwrap_or_default();
+        let list = sizes.entry((p.workers, p.label.clone())).or_default();
+        if !list.contains(&size) {
+            list.push(size);
+        }
+    }
+    for p in &mut placed {
+        if sizes[&(p.workers, p.label.clone())].len() > 1 {
+            if let Some(size) = size_text(by_id[p.point_id.as_str()]) {
+                p.label = format!("{} {size}", p.label);
+            }
+        }
+    }
+    (placed, left)
+}
+
+/// The ceilings of a plot of `points` at `workers`: [`Ceilings::theoretical`] plus, where the run
+/// has STREAM points at this worker count, the best bandwidth they reached as a measured
+/// bandwidth ceiling (an attainable bandwidth, not a theoretical one).
+pub fn run_ceilings(machine: &Machine, workers: u64, points: &[&RooflinePoint]) -> Ceilings {
+    let c = Ceilings::theoretical(machine, workers);
+    let best = points
+        .iter()
+        .filter(|p| p.workload.starts_with("stream."))
+        .max_by(|a, b| a.gbps.total_cmp(&b.gbps));
+    match best {
+        Some(b) => c.with_bandwidth(
+            &format!("bandwidth, measured ({})", b.workload),
+            b.gbps,
+            Source::Measured(format!(
+                "the best stream.* point of this run, {}",
+                b.workload
+            )),
+        ),
+        None => c,
+    }
+}
+
+/// Draw the roofline plots of `records` into `dir` (see the module documentation).
+pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<Roofline> {
+    write_with(dir, records, machine, |p, pts| {
+        run_ceilings(machine, p, pts)
+    })
+}
+
+/// [`write`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
+/// measured ceilings (a calibrated machine profile) instead of [`run_ceilings`].
+pub fn write_with(
+    dir: &Path,
+    records: &[PointRecord],
+    machine: &Machine,
+    ceilings: impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
+) -> Result<Roofline> {
+    let (placed, left_out) = points(records);
+    let mut by_p: BTreeMap<u64, Vec<&RooflinePoint>> = BTreeMap::new();
+    for p in &placed {
+        by_p.entry(p.workers).or_default().push(p);
+    }
+    let largest = by_p.keys().next_back().copied();
+    let smallest = by_p.keys().next().copied();
+    // Only the smallest and the largest worker count get a plot: one core's view, where the
+    // kernels' own steps show, and the most of the machine the run used.
+    let skipped: Vec<u64> = by_p
+        .keys()
+        .copied()
+        .filter(|&p| Some(p) != largest && Some(p) != smallest)
+        .collect();
+    let mut plots = Vec::new();
+    for (&p, pts) in by_p.iter().rev() {
+        if skipped.contains(&p) {
+            continue;
+        }
+        let stem = if Some(p) == largest {
+            "roofline".to_string()
+        } else {
+            format!("roofline-p{p}")
+        };
+        let ceilings = ceilings(p, pts);
+        let title = format!(
+            "Roofline, p = {p} worker{}{}",
+            if p == 1 { "" } else { "s" },
+            if machine.cpu_model.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", machine.cpu_model)
+            }
+        );
+        let files = write_chart(dir, &stem, &title, pts, &ceilings)?;
+        plots.push(Plot { stem, title, files });
+    }
+    Ok(Roofline {
+        plots,
+        left_out,
+        skipped_workers: skipped,
+    })
+}
+
+/// The "Roofline" section of report.md: the plots and the points left out, with reasons.
+pub fn markdown(roofline: &Roofline) -> String {
+    let mut md = String::new();
+    if roofline.plots.is_empty() && roofline.left_out.is_empty() {
+        return md;
+    }
+    md.push_str("## Roofline\n\n");
+    md.push_str("Each point at its arithmetic intensity (analytic flops / bytes of one repetition) and its median GFLOP/s; diagonals are bandwidth ceilings, horizontal lines compute ceilings. One plot per worker count p.\n\n");
+    for p in &roofline.plots {
+        md.push_str(&format!("![{}](plots/{}.png)\n\n", p.title, p.stem));
+        md.push_str(&format!("[{} (SVG)](plots/{}.svg)\n\n", p.title, p.stem));
+    }
+    if roofline.plots.is_empty() {
+        md.push_str("No point can be placed on a roofline.\n\n");
+    }
+    if !roofline.skipped_workers.is_empty() {
+        let ps: Vec<String> = roofline
+            .skipped_workers
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        md.push_str(&format!(
+            "The plots show the smallest and the largest worker count; the points at p = {} are in the tables above.\n\n",
+            ps.join(", ")
+        ));
+    }
+    if !roofline.left_out.is_empty() {
+        // One line per kernel and reason, naming the points.
+        let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+        for l in &roofline.left_out {
+            groups
+                .entry((l.what.as_str(), l.reason.as_str()))
+                .or_default()
+                .push(l.point_id.as_str());
+        }
+        md.push_str("Not on the roofline:\n\n");
+        for ((what, reason), ids) in groups {
+            let shown: Vec<String> = ids.iter().take(6).map(|i| format!("`{i}`")).collect();
+            let more = if ids.len() > shown.len() { ", …" } else { "" };
+            md.push_str(&format!(
+                "- {what} ({} point{}: {}{more}): {reason}.\n",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                shown.join(", ")
+            ));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+/// "104 GFLOP/s", "41.2 GB/s".
+fn rate_text(v: f64, unit: &str) -> String {
+    let s = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    format!("{s} {unit}")
+}
+
+/// A line segment in pixels.
+type Segment = ((f64, f64), (f64, f64));
+
+/// A rectangle in pixels: left, top, right, bottom.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Rect {
+    l: f64,
+    t: f64,
+    r: f64,
+    b: f64,
+}
+
+impl Rect {
+    fn intersects(&self, o: &Rect) -> bool {
+        self.l < o.r && o.l < self.r && self.t < o.b && o.t < self.b
+    }
+    fn inside(&self, o: &Rect) -> bool {
+        self.l >= o.l && self.r <= o.r && self.t >= o.t && self.b <= o.b
+    }
+    fn grow(&self, m: f64) -> Rect {
+        Rect {
+            l: self.l - m,
+            t: self.t - m,
+            r: self.r + m,
+            b: self.b + m,
+        }
+    }
+    /// Whether the segment a–b passes through the rectangle (Liang–Barsky clipping).
+    fn crosses(&self, a: (f64, f64), b: (f64, f64)) -> bool {
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let (mut t0, mut t1) = (0.0f64, 1.0f64);
+        for (p, q) in [
+            (-dx, a.0 - self.l),
+            (dx, self.r - a.0),
+            (-dy, a.1 - self.t),
+            (dy, self.b - a.1),
+        ] {
+            if p == 0.0 {
+                if q < 0.0 {
+                    return false;
+                }
+            } else {
+                let t = q / p;
+                if p < 0.0 {
+                    t0 = t0.max(t);
+                } else {
+                    t1 = t1.min(t);
+                }
+                if t0 > t1 {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+    /// The point of the rectangle nearest to `p`.
+    fn nearest(&self, p: (f64, f64)) -> (f64, f64) {
+        (p.0.clamp(self.l, self.r), p.1.clamp(self.t, self.b))
+    }
+}
+
+/// Font size of point and ceiling labels, pixels.
+const LABEL_SIZE: f64 = 22.0;
+/// Marker radius, pixels.
+const RADIUS: i32 = 8;
+/// Space kept free around every label box, pixels.
+const MARGIN: f64 = 3.0;
+/// Space kept between a label box and a ceiling line, pixels: lines are 2–3 px wide and glyphs
+/// reach a little beyond the font's layout box.
+const LINE_CLEARANCE: f64 = 7.0;
+
+/// Width and height of `text` at `size` pixels in the embedded font.
+fn text_size(text: &str, size: f64) -> (f64, f64) {
+    let font = FontDesc::new(FontFamily::Name(FAMILY), size, FontStyle::Normal);
+    match font.box_size(text) {
+        Ok((w, h)) => (w as f64, (h as f64).max(size * 0.8)),
+        // Should not happen with the embedded font; a generous estimate keeps labels apart.
+        Err(_) => (0.62 * size * text.chars().count() as f64, size),
+    }
+}
+
+/// Labels set further than this from their marker (pixels) get a leader line.
+const LEADER_FROM: f64 = 20.0;
+
+/// The marker box of a point at `at`.
+fn own(at: (f64, f64)) -> Rect {
+    let r = RADIUS as f64;
+    Rect {
+        l: at.0 - r,
+        t: at.1 - r,
+        r: at.0 + r,
+        b: at.1 + r,
+    }
+}
+
+/// The point `dist` pixels from `from` towards `to`.
+fn toward(from: (f64, f64), to: (f64, f64), dist: f64) -> (f64, f64) {
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let len = (dx * dx + dy * dy).sqrt();
+    if len <= dist {
+        return to;
+    }
+    (from.0 + dx / len * dist, from.1 + dy / len * dist)
+}
+
+/// Whether segments p–q and r–s cross (proper intersection).
+fn segments_cross((p, q): Segment, (r, s): Segment) -> bool {
+    let orient = |a: (f64, f64), b: (f64, f64), c: (f64, f64)| {
+        (b.0 - a.0) * (c.1 - a.1) - (b.1 - a.1) * (c.0 - a.0)
+    };
+    let (d1, d2) = (orient(r, s, p), orient(r, s, q));
+    let (d3, d4) = (orient(p, q, r), orient(p, q, s));
+    d1 * d2 < 0.0 && d3 * d4 < 0.0
+}
+
+/// Choose a box for a `w` × `h` label of the marker at `at`: the cheapest of a ring of candidates
+/// (see the module documentation). Returns the box and whether it needs a leader line.
+fn place(
+    at: (f64, f64),
+    (w, h): (f64, f64),
+    area: &Rect,
+    taken: &[Rect],
+    lines: &[Segment],
+) -> (Rect, bool) {
+    let mut best: Option<(f64, Rect, f64)> = None;
+    let r = RADIUS as f64;
+    for d in [4.0, 14.0, 28.0, 46.0, 70.0, 100.0, 140.0, 190.0, 250.0] {
+        // Directions, right first: a label to the right of its point reads most naturally.
+        for k in 0..16 {
+            let angle = std::f64::consts::PI * 2.0 * k as f64 / 16.0;
+            let (c, s) = (angle.cos(), -angle.sin());
+            // The box's anchor: the side or corner facing the point, at distance r + d.
+            let (ax, ay) = (at.0 + c * (r + d), at.1 + s * (r + d));
+            let l = if c > 0.3 {
+                ax
+            } else if c < -0.3 {
+                ax - w
+            } else {
+                ax - w / 2.0
+            };
+            let t = if s > 0.3 {
+                ay
+            } else if s < -0.3 {
+                ay - h
+            } else {
+                ay - h / 2.0
+            };
+            let rect = Rect {
+                l,
+                t,
+                r: l + w,
+                b: t + h,
+            };
+            let padded = rect.grow(MARGIN);
+            if !padded.inside(area) {
+                continue;
+            }
+            let overlaps = taken.iter().filter(|o| o.intersects(&padded)).count();
+            let clear = rect.grow(LINE_CLEARANCE);
+            let crossings = lines.iter().filter(|(a, b)| clear.crosses(*a, *b)).count();
+            // A leader line must not run through another label or marker, and had better not
+            // cross a ceiling.
+            let leader_hits = if d > LEADER_FROM {
+                let end = rect.nearest(at);
+                let start = toward(at, end, r + 2.0);
+                taken
+                    .iter()
+                    .filter(|o| o.crosses(start, end) && !o.grow(-MARGIN).inside(&own(at)))
+                    .count() as f64
+                    * 1e4
+                    + lines
+                        .iter()
+                        .filter(|(a, b)| segments_cross((start, end), (*a, *b)))
+                        .count() as f64
+                        * 20.0
+            } else {
+                0.0
+            };
+            let side = if c > 0.3 { 0.0 } else { 6.0 };
+            let cost = overlaps as f64 * 1e5 + crossings as f64 * 400.0 + leader_hits + d + side;
+            if best.as_ref().is_none_or(|(bc, _, _)| cost < *bc) {
+                best = Some((cost, rect, d));
+            }
+        }
+    }
+    match best {
+        Some((_, rect, d)) => (rect, d > LEADER_FROM),
+        // Nothing fits inside the area (a tiny plot): to the right of the point.
+        None => (
+            Rect {
+                l: at.0 + r + 4.0,
+                t: at.1 - h / 2.0,
+                r: at.0 + r + 4.0 + w,
+                b: at.1 + h / 2.0,
+            },
+            false,
+        ),
+    }
+}
+
+fn write_chart(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    points: &[&RooflinePoint],
+    ceilings: &Ceilings,
+) -> Result<Vec<std::path::PathBuf>> {
+    register_font()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, title, points, ceilings)
+            .map_err(|e| anyhow!("drawing {}: {e}", svg_path.display()))?;
+    }
+    write_atomic(&svg_path, svg.as_bytes())?;
+    let png_path = dir.join(format!("{stem}.png"));
+    let tmp = tempfile::Builder::new()
+        .prefix(".plot")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    {
+        let root = BitMapBackend::new(tmp.path(), (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, title, points, ceilings)
+            .map_err(|e| anyhow!("drawing {}: {e}", png_path.display()))?;
+    }
+    // Readable by others, like every file `write_atomic` writes (temporary files start as 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("writing {}", png_path.display()))?;
+    }
+    tmp.persist(&png_path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", png_path.display()))?;
+    Ok(vec![svg_path, png_path])
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[&RooflinePoint],
+    ceilings: &Ceilings,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let caption = format!(
+        "Points: median GFLOP/s over the repetitions at the analytic intensity flops / bytes. Ceilings: {} Labels: kernel and variant.",
+        ceilings.provenance()
+    );
+    let caption = wrap(&caption, 112);
+    let foot_height = 24 + 30 * caption.len() as i32;
+    let (main, foot) = root.split_vertically(HEIGHT as i32 - foot_height);
+    for (i, line) in caption.iter().enumerate() {
+        foot.draw(&Text::new(
+            line.clone(),
+            (40, 8 + 30 * i as i32),
+            (FAMILY, 24).into_font().color(&RGBColor(60, 60, 60)),
+        ))?;
+    }
+
+    let top_c = ceilings.compute.first().map(|c| c.value);
+    let top_m = ceilings.memory.first().map(|c| c.value);
+    // Ridge points: where each compute ceiling meets the highest bandwidth diagonal.
+    let ridges: Vec<f64> = match top_m {
+        Some(b) => ceilings.compute.iter().map(|c| c.value / b).collect(),
+        None => Vec::new(),
+    };
+    let xs: Vec<f64> = points
+        .iter()
+        .map(|p| p.intensity)
+        .chain(ridges.iter().copied())
+        .collect();
+    let (xmin, xmax) = xs
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    // Room on the left for the diagonals' labels, on the right for the points' labels.
+    let x = Axis::fit([xmin / 6.0, xmax * 6.0], Scale::Log10, false);
+    let ys: Vec<f64> = points.iter().map(|p| p.gflops).collect();
+    let (ymin, ymax) = ys
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    let roof_top = top_c.unwrap_or(ymax).max(ymax);
+    let y = Axis::fit([ymin / 3.0, roof_top * 3.0], Scale::Log10, false);
+
+    let mut chart = ChartBuilder::on(&main)
+        .caption(title, (FAMILY, 36).into_font())
+        .margin(20)
+        .margin_right(50)
+        .x_label_area_size(85)
+        .y_label_area_size(120)
+        .build_cartesian_2d(x.clone(), y.clone())?;
+    let xfmt = |v: &f64| x.label(*v);
+    let yfmt = |v: &f64| y.label(*v);
+    chart
+        .configure_mesh()
+        .x_desc("arithmetic intensity (FLOP/byte)")
+        .y_desc("GFLOP/s")
+        .axis_desc_style((FAMILY, 30))
+        .label_style((FAMILY, 26))
+        .x_label_formatter(&xfmt)
+        .y_label_formatter(&yfmt)
+        .x_labels(12)
+        .y_labels(10)
+        .set_all_tick_mark_size(8)
+        .bold_line_style(BLACK.mix(0.12).stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .axis_style(BLACK.stroke_width(2))
+        .draw()?;
+
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let area = Rect {
+        l: xr.start as f64,
+        t: yr.start as f64,
+        r: xr.end as f64,
+        b: yr.end as f64,
+    };
+    let coord = chart.as_coord_spec().clone();
+    let px = |v: (f64, f64)| -> (f64, f64) {
+        let (a, b) = coord.translate(&v);
+        (a as f64, b as f64)
+    };
+    let ink = RGBColor(40, 40, 40);
+    let label_font = (FAMILY, LABEL_SIZE as u32).into_font();
+    let mut taken: Vec<Rect> = Vec::new();
+    let mut lines: Vec<Segment> = Vec::new();
+    let mut texts: Vec<(String, Rect, RGBColor)> = Vec::new();
+
+    // Ceilings: compute lines from the ridge with the highest diagonal to the right edge,
+    // diagonals from the left edge to the highest compute ceiling. The first of each kind is the
+    // roof (solid), the others dashed. Their labels are placed once every line and marker is
+    // known.
+    let mut compute_segs = Vec::new();
+    for (i, c) in ceilings.compute.iter().enumerate() {
+        if c.value < y.lo || c.value > y.hi {
+            continue;
+        }
+        let from = top_m.map(|b| (c.value / b).max(x.lo)).unwrap_or(x.lo);
+        let seg = [(from, c.value), (x.hi, c.value)];
+        let style = ink.stroke_width(if i == 0 { 3 } else { 2 });
+        if i == 0 {
+            chart.draw_series(LineSeries::new(seg, style))?;
+        } else {
+            chart.draw_series(DashedLineSeries::new(seg, 14, 9, style))?;
+        }
+        let (a, b) = (px(seg[0]), px(seg[1]));
+        lines.push((a, b));
+        compute_segs.push((
+            format!("{}: {}", c.label, rate_text(c.value, "GFLOP/s")),
+            a,
+            b,
+        ));
+    }
+    let mut memory_segs = Vec::new();
+    for (i, m) in ceilings.memory.iter().enumerate() {
+        let cap = top_c.unwrap_or(y.hi).min(y.hi);
+        // y = m · x, clipped to the axes and ended at the highest compute ceiling.
+        let x0 = x.lo.max(y.lo / m.value);
+        let x1 = x.hi.min(cap / m.value);
+        if x1 <= x0 {
+            continue;
+        }
+        let seg = [(x0, m.value * x0), (x1, m.value * x1)];
+        let style = ink.stroke_width(if i == 0 { 3 } else { 2 });
+        if i == 0 {
+            chart.draw_series(LineSeries::new(seg, style))?;
+        } else {
+            chart.draw_series(DashedLineSeries::new(seg, 14, 9, style))?;
+        }
+        let (a, b) = (px(seg[0]), px(seg[1]));
+        lines.push((a, b));
+        memory_segs.push((format!("{}: {}", m.label, rate_text(m.value, "GB/s")), a, b));
+    }
+
+    // Points, coloured by workload (the same workload keeps its colour in the plot).
+    let mut colours: BTreeMap<&str, RGBColor> = BTreeMap::new();
+    for p in points {
+        let n = colours.len();
+        colours
+            .entry(p.workload.as_str())
+            .or_insert(PALETTE[n % PALETTE.len()]);
+    }
+    let markers: Vec<(f64, f64)> = points.iter().map(|p| px((p.intensity, p.gflops))).collect();
+    let r = RADIUS as f64;
+    for m in &markers {
+        taken.push(Rect {
+            l: m.0 - r,
+            t: m.1 - r,
+            r: m.0 + r,
+            b: m.1 + r,
+        });
+    }
+    let free = |rect: &Rect, taken: &[Rect], lines: &[Segment]| {
+        let padded = rect.grow(MARGIN);
+        let clear = rect.grow(LINE_CLEARANCE);
+        padded.inside(&area)
+            && !taken.iter().any(|o| o.intersects(&padded))
+            && !lines.iter().any(|(a, b)| clear.crosses(*a, *b))
+    };
+    // A compute ceiling's label: just above its line, as far right as it is free (else below).
+    for (text, a, b) in compute_segs {
+        let (w, h) = text_size(&text, LABEL_SIZE);
+        let mut chosen = None;
+        'search: for step in 0..60 {
+            let right = b.0 - 8.0 - 20.0 * step as f64;
+            if right - w < a.0 {
+                break;
+            }
+            for top in [b.1 - LINE_CLEARANCE - 2.0 - h, b.1 + LINE_CLEARANCE + 2.0] {
+                let rect = Rect {
+                    l: right - w,
+                    t: top,
+                    r: right,
+                    b: top + h,
+                };
+                if free(&rect, &taken, &lines) {
+                    chosen = Some(rect);
+                    break 'search;
+                }
+            }
+        }
+        let rect = chosen.unwrap_or(Rect {
+            l: b.0 - 8.0 - w,
+            t: b.1 - LINE_CLEARANCE - 2.0 - h,
+            r: b.0 - 8.0,
+            b: b.1 - LINE_CLEARANCE - 2.0,
+        });
+        taken.push(rect.grow(MARGIN));
+        texts.push((text, rect, ink));
+    }
+    // A bandwidth ceiling's label: beside its diagonal, touching it at a corner: above and left
+    // of the highest (the unattainable side, where nothing else is drawn), below and right of the
+    // others, so that each label sits against its own line; at the first free spot along it.
+    for (k, (text, a, b)) in memory_segs.into_iter().enumerate() {
+        let (w, h) = text_size(&text, LABEL_SIZE);
+        let gap = LINE_CLEARANCE + 2.0;
+        let sides: [bool; 2] = if k == 0 { [true, false] } else { [false, true] };
+        let mut chosen = None;
+        let mut fallback = None;
+        // Where along the line an up-left label first fits inside the area, then fixed steps.
+        let fits = (area.l + MARGIN + w + gap - a.0) / (b.0 - a.0);
+        let mut fracs = vec![0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75, 0.85];
+        if fits > 0.0 && fits <= 1.0 {
+            fracs.insert(0, fits.clamp(0.35, 1.0));
+        }
+        'along: for frac in fracs {
+            let at = (a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac);
+            for up_left in sides {
+                let rect = if up_left {
+                    Rect {
+                        l: at.0 - gap - w,
+                        t: at.1 - gap - h,
+                        r: at.0 - gap,
+                        b: at.1 - gap,
+                    }
+                } else {
+                    Rect {
+                        l: at.0 + gap,
+                        t: at.1 + gap,
+                        r: at.0 + gap + w,
+                        b: at.1 + gap + h,
+                    }
+                };
+                if free(&rect, &taken, &lines) {
+                    chosen = Some(rect);
+                    break 'along;
+                }
+                if fallback.is_none() && rect.grow(MARGIN).inside(&area) {
+                    fallback = Some(rect);
+                }
+            }
+        }
+        if let Some(rect) = chosen.or(fallback) {
+            taken.push(rect.grow(MARGIN));
+            texts.push((text, rect, ink));
+        }
+    }
+
+    // Labels: the most crowded first (points with neighbours close by), so they get the nearest
+    // free spots.
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    let crowd = |i: usize| {
+        markers
+            .iter()
+            .filter(|m| (m.0 - markers[i].0).abs() < 120.0 && (m.1 - markers[i].1).abs() < 60.0)
+            .count()
+    };
+    order.sort_by_key(|&i| (std::cmp::Reverse(crowd(i)), i));
+    let mut leaders = Vec::new();
+    for i in order {
+        let p = points[i];
+        let size = text_size(&p.label, LABEL_SIZE);
+        let (rect, leader) = place(markers[i], size, &area, &taken, &lines);
+        taken.push(rect.grow(MARGIN));
+        if leader {
+            let end = rect.nearest(markers[i]);
+            leaders.push((toward(markers[i], end, r + 2.0), end));
+            // Later labels keep off this leader as off a ceiling.
+            lines.push((toward(markers[i], end, r + 2.0), end));
+        }
+        texts.push((p.label.clone(), rect, colours[p.workload.as_str()]));
+    }
+    for (from, to) in leaders {
+        root.draw(&PathElement::new(
+            vec![(from.0 as i32, from.1 as i32), (to.0 as i32, to.1 as i32)],
+            RGBColor(150, 150, 150).stroke_width(1),
+        ))?;
+    }
+    for (p, m) in points.iter().zip(&markers) {
+        root.draw(&Circle::new(
+            (m.0 as i32, m.1 as i32),
+            RADIUS,
+            colours[p.workload.as_str()].filled(),
+        ))?;
+    }
+    for (text, rect, colour) in texts {
+        root.draw(&Text::new(
+            text,
+            (rect.l.round() as i32, rect.t.round() as i32),
+            label_font
+                .clone()
+                .color(&colour)
+                .pos(Pos::new(HPos::Left, VPos::Top)),
+        ))?;
+    }
+    root.present()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Scaling;
+    use crate::report::test_support::{record, with_param};
+    use crate::workload::Work;
+
+    fn machine() -> Machine {
+        Machine {
+            host: "node01".into(),
+            cpu_model: "Test CPU".into(),
+            cores: 2,
+            simd: "avx2".into(),
+            simd_f64_lanes: 4,
+            fma_units: 2,
+            clock_ghz: 3.2,
+            peak_gflops_per_core: 51.2,
+            ..Machine::default()
+        }
+    }
+
+    /// A DGEMM variant at n = 1024 reaching `gflops` on one thread.
+    fn gemm(variant: &str, n: u64, gflops: f64) -> PointRecord {
+        let t = 2.0 * (n as f64).powi(3) / gflops / 1e9;
+        let mut r = with_param(
+            record(0, "gemm", Scaling::Strong, 1, n, &[t, t * 1.01, t * 0.99]),
+            "variant",
+            variant,
+        );
+        r.point.id = format!("gemm-{variant}-{n}");
+        r
+    }
+
+    /// A memory-bound point of `workload` with `flops` and `bytes` per repetition at `gbps`.
+    fn memory(workload: &str, flops: f64, bytes: f64, gbps: f64) -> PointRecord {
+        let t = bytes / gbps / 1e9;
+        let mut r = record(1, workload, Scaling::Strong, 1, 1 << 20, &[t, t, t]);
+        r.point.params.0.remove("variant");
+        r.work = Work { flops, bytes };
+        r.point.id = workload.replace('.', "-");
+        r
+    }
+
+    fn fixture() -> Vec<PointRecord> {
+        let mut recs = vec![
+            gemm("naive", 1024, 1.1),
+            gemm("ikj", 1024, 4.5),
+            gemm("blocked", 1024, 9.0),
+            gemm("tuned", 1024, 24.0),
+            gemm("faer", 1024, 23.5),
+            gemm("tuned", 512, 35.0),
+            memory("stream.triad", 2e6, 24e6, 40.0),
+            memory("reduce.dot", 2e6, 16e6, 38.0),
+            memory("stencil.jacobi2d", 4e6, 16e6, 45.0),
+            memory("stream.copy", 0.0, 16e6, 42.0),
+        ];
+        let mut pi = memory("pi.montecarlo", 3e6, 0.0, 1.0);
+        pi.repetitions.iter_mut().for_each(|r| r.seconds = 0.01);
+        recs.push(pi);
+        let mut gpu = gemm("tuned", 2048, 9000.0);
+        gpu.backend = "cuda".into();
+        gpu.point.id = "gpu-gemm".into();
+        recs.push(gpu);
+        recs
+    }
+
+    /// Every `<text>` element of an SVG written by plotters: (x, top, pixel size, anchor,
+    /// content), rotated ones left out. plotters writes font-size as the pixel size / 1.24.
+    fn svg_texts(svg: &str) -> Vec<(f64, f64, f64, String, String)> {
+        let mut out = Vec::new();
+        for part in svg.split("<text ").skip(1) {
+            let (attrs, rest) = part.split_once('>').unwrap();
+            if attrs.contains("transform=") {
+                continue;
+            }
+            let content = rest.split("</text>").next().unwrap();
+            let attr = |name: &str| -> String {
+                let key = format!(" {name}=\"");
+                let from = format!(" {attrs}").find(&key).unwrap() + key.len() - 1;
+                let s = &attrs[from..];
+                s[..s.find('"').unwrap()].to_string()
+            };
+            // The top of the text from its vertical anchor: top (dy 0.76em), centre (0.5ex),
+            // bottom (−0.5ex).
+            let size: f64 = attr("font-size").parse::<f64>().unwrap() * 1.24;
+            let y: f64 = attr("y").parse().unwrap();
+            let top = match attr("dy").as_str() {
+                "0.5ex" => y - size / 2.0,
+                "-0.5ex" => y - size,
+                _ => y,
+            };
+            out.push((
+                attr("x").parse().unwrap(),
+                top,
+                size,
+                attr("text-anchor"),
+                content
+                    .trim()
+                    .replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">"),
+            ));
+        }
+        out
+    }
+
+    /// Approximate advance width of a character in DejaVu Sans, in em (rounded up from the
+    /// font's tables by character class).
+    fn em(c: char) -> f64 {
+        match c {
+            ' ' => 0.33,
+            '.' | ',' | ':' | ';' | '\'' | '|' | 'i' | 'j' | 'l' => 0.29,
+            '(' | ')' | '[' | ']' | 'f' | 't' | 'r' | 'I' => 0.41,
+            '/' | '-' => 0.37,
+            'm' | 'w' | 'M' | 'W' => 0.98,
+            '0'..='9' => 0.64,
+            c if c.is_ascii_uppercase() => 0.74,
+            '+' | '=' | '*' | '<' | '>' => 0.84,
+            _ => 0.62,
+        }
+    }
+
+    /// The box of a text of `size` pixels with its top at `y` and the given anchor, its width
+    /// from [`em`]; the em is the SVG font-size, `size` / 1.24.
+    fn text_box(x: f64, y: f64, size: f64, anchor: &str, text: &str) -> Rect {
+        let w = size / 1.24 * text.chars().map(em).sum::<f64>();
+        let l = match anchor {
+            "end" => x - w,
+            "middle" => x - w / 2.0,
+            _ => x,
+        };
+        Rect {
+            l,
+            t: y,
+            r: l + w,
+            b: y + size,
+        }
+    }
+
+    #[test]
+    fn ceilings_from_the_machine() {
+        let c = Ceilings::theoretical(&machine(), 2);
+        let v: Vec<f64> = c.compute.iter().map(|c| c.value).collect();
+        assert_eq!(v, vec![102.4, 51.2, 25.6]);
+        assert_eq!(c.compute[0].label, "peak (avx2 + FMA)");
+        assert!(c.memory.is_empty());
+        assert!(Ceilings::theoretical(&Machine::default(), 4)
+            .compute
+            .is_empty());
+        let c = c.with_bandwidth("DRAM", 40.0, Source::Measured("calibrate".into()));
+        assert_eq!(
+            c.provenance(),
+            "compute ceilings theoretical; bandwidth measured (calibrate)."
+        );
+    }
+
+    #[test]
+    fn points_and_the_ones_left_out() {
+        let recs = fixture();
+        let (placed, left) = points(&recs);
+        let labels: Vec<&str> = placed.iter().map(|p| p.label.as_str()).collect();
+        assert!(labels.contains(&"gemm naive"), "{labels:?}");
+        assert!(labels.contains(&"gemm tuned n=1024") && labels.contains(&"gemm tuned n=512"));
+        assert!(labels.contains(&"stream.triad"));
+        let triad = placed.iter().find(|p| p.label == "stream.triad").unwrap();
+        assert!((triad.intensity - 1.0 / 12.0).abs() < 1e-12);
+        assert!((triad.gbps - 40.0).abs() < 1e-9);
+        let naive = placed.iter().find(|p| p.label == "gemm naive").unwrap();
+        assert!((naive.gflops - 1.1).abs() < 1e-9, "median GFLOP/s");
+        assert!((naive.intensity - 1024.0 / 12.0).abs() < 1e-9);
+        let reasons: BTreeMap<&str, &str> = left
+            .iter()
+            .map(|l| (l.point_id.as_str(), l.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(reasons["pi-montecarlo"].starts_with("counts no bytes"));
+        assert!(reasons["stream-copy"].starts_with("counts no FLOPs"));
+        assert!(reasons["gpu-gemm"].starts_with("GPU point"));
+    }
+
+    #[test]
+    fn roofline_svg_holds_every_label_and_none_overlap() {
+        let recs = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write(dir.path(), &recs, &machine()).unwrap();
+        // To look at it: SCALELAB_KEEP_ROOFLINE=/tmp/roof cargo test --lib roofline_svg
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            for f in &roof.plots[0].files {
+                std::fs::copy(f, Path::new(&keep).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        assert_eq!(roof.plots.len(), 1);
+        assert_eq!(roof.plots[0].stem, "roofline");
+        for f in &roof.plots[0].files {
+            assert!(f.exists(), "{}", f.display());
+        }
+        let png = std::fs::read(dir.path().join("roofline.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts = svg_texts(&svg);
+        let (placed, _) = points(&recs);
+        for p in &placed {
+            assert!(
+                texts.iter().any(|t| t.4 == p.label),
+                "label {} missing from the SVG",
+                p.label
+            );
+        }
+        for want in [
+            "peak (avx2 + FMA): 51.2 GFLOP/s",
+            "avx2, no FMA: 25.6 GFLOP/s",
+            "scalar + FMA: 12.8 GFLOP/s",
+            "bandwidth, measured (stream.triad): 40.0 GB/s",
+        ] {
+            assert!(texts.iter().any(|t| t.4 == want), "{want} missing");
+        }
+        let all: Vec<&str> = texts.iter().map(|t| t.4.as_str()).collect();
+        let all = all.join(" ");
+        assert!(
+            all.contains("compute ceilings theoretical"),
+            "subtitle: {all}"
+        );
+        assert!(all.contains("bandwidth measured (the best stream.* point of this run"));
+        // No two texts overlap (labels, ceiling labels, ticks, title, caption lines).
+        let boxes: Vec<(Rect, &str)> = texts
+            .iter()
+            .map(|t| (text_box(t.0, t.1, t.2, &t.3, &t.4), t.4.as_str()))
+            .collect();
+        for (i, (a, ta)) in boxes.iter().enumerate() {
+            for (b, tb) in &boxes[i + 1..] {
+                assert!(!a.intersects(b), "`{ta}` {a:?} overlaps `{tb}` {b:?}");
+            }
+        }
+        // No point label covers a marker.
+        let circles: Vec<(f64, f64)> = svg
+            .split("<circle ")
+            .skip(1)
+            .map(|c| {
+                let num = |k: &str| -> f64 {
+                    let s = &c[c.find(k).unwrap() + k.len()..];
+                    s[..s.find('"').unwrap()].parse().unwrap()
+                };
+                (num("cx=\""), num("cy=\""))
+            })
+            .collect();
+        assert_eq!(circles.len(), placed.len());
+        for (b, t) in &boxes {
+            for c in &circles {
+                let marker = Rect {
+                    l: c.0 - 8.0,
+                    t: c.1 - 8.0,
+                    r: c.0 + 8.0,
+                    b: c.1 + 8.0,
+                };
+                assert!(!b.intersects(&marker), "`{t}` covers the marker at {c:?}");
+            }
+        }
+        // No point label crosses a ceiling line (drawn in the ceilings' ink, dashed lines as
+        // many short polylines).
+        let segments: Vec<Segment> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#282828\""))
+            .flat_map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                pts.windows(2).map(|w| (w[0], w[1])).collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(segments.len() > 10, "ceilings drawn: {}", segments.len());
+        // Leader lines (grey) run through no text.
+        let leaders: Vec<Segment> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#969696\""))
+            .map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                (pts[0], pts[1])
+            })
+            .collect();
+        for (b, t) in &boxes {
+            for (a, z) in &leaders {
+                assert!(
+                    !b.grow(-2.0).crosses(*a, *z),
+                    "a leader {a:?}–{z:?} runs through `{t}` {b:?}"
+                );
+            }
+        }
+        for (b, t) in boxes
+            .iter()
+            .filter(|(_, t)| placed.iter().any(|p| p.label == *t))
+        {
+            for (a, z) in &segments {
+                assert!(
+                    !b.grow(2.0).crosses(*a, *z),
+                    "`{t}` {b:?} crosses the line {a:?}–{z:?}"
+                );
+            }
+        }
+        let md = markdown(&roof);
+        assert!(md.contains("![Roofline, p = 1 worker (Test CPU)](plots/roofline.png)"));
+        assert!(
+            md.contains("- pi.montecarlo (1 point: `pi-montecarlo`): counts no bytes (no memory traffic), so its arithmetic intensity is infinite."),
+            "{md}"
+        );
+        assert!(
+            md.contains("- gemm tuned (1 point: `gpu-gemm`): GPU point"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn measured_ceilings_from_outside() {
+        let recs = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let m = machine();
+        write_with(dir.path(), &recs, &m, |p, _| {
+            Ceilings::theoretical(&m, p)
+                .with_bandwidth("DRAM", 38.0, Source::Measured("calibrate".into()))
+                .with_bandwidth("L2", 180.0, Source::Measured("calibrate".into()))
+        })
+        .unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            let to = Path::new(&keep).join("measured.png");
+            std::fs::copy(dir.path().join("roofline.png"), to).unwrap();
+        }
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).into_iter().map(|t| t.4).collect();
+        assert!(texts.iter().any(|t| t == "L2: 180 GB/s"), "{texts:?}");
+        assert!(texts.iter().any(|t| t == "DRAM: 38.0 GB/s"), "{texts:?}");
+        assert!(texts.join(" ").contains("bandwidth measured (calibrate)"));
+    }
+
+    #[test]
+    fn one_plot_per_worker_count() {
+        let mut recs = fixture();
+        let mut two = gemm("tuned", 1024, 70.0);
+        two.point.resources.threads = 2;
+        two.point.id = "gemm-tuned-2t".into();
+        recs.push(two);
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write(dir.path(), &recs, &machine()).unwrap();
+        let stems: Vec<&str> = roof.plots.iter().map(|p| p.stem.as_str()).collect();
+        assert_eq!(stems, ["roofline", "roofline-p1"]);
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).into_iter().map(|t| t.4).collect();
+        assert!(
+            texts.iter().any(|t| t == "peak (avx2 + FMA): 102 GFLOP/s"),
+            "ceilings × p"
+        );
+        assert!(texts.iter().any(|t| t == "gemm tuned"), "{texts:?}");
+        assert!(
+            !texts.iter().any(|t| t.starts_with("bandwidth, measured")),
+            "no stream point at p = 2: no bandwidth ceiling"
+        );
+        assert!(texts.join(" ").contains("no bandwidth ceiling"));
+    }
+}
