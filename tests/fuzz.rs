@@ -1242,7 +1242,9 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
             runnable_mean: rng.random_range(0.0..512.0),
             runnable_max: rng.random_range(0..512),
             loadavg_1m: rng.random_range(0.0..100.0),
-            clock_mhz: rng.random_bool(0.5).then(|| rng.random_range(400.0..6000.0)),
+            clock_mhz: rng
+                .random_bool(0.5)
+                .then(|| rng.random_range(400.0..6000.0)),
         }),
         slurm: if rng.random_bool(0.2) {
             [("SLURM_JOB_ID".to_string(), "123".to_string())].into()
