@@ -23,6 +23,8 @@
 
 pub mod mpi;
 pub mod profile;
+#[cfg(test)]
+mod report_tests;
 
 use std::time::Instant;
 
