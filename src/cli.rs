@@ -163,6 +163,11 @@ pub enum Command {
         /// compute nodes).
         #[arg(long, value_name = "PATH")]
         bin: Option<PathBuf>,
+        /// Add a calibration job: `scalelab calibrate` on one whole (exclusive) node of the
+        /// sweep's partition, writing <run-dir>/machine-profile.json for the report's
+        /// "% measured" column (the collect job waits for it).
+        #[arg(long, conflicts_with = "resume")]
+        calibrate: bool,
     },
     /// Show where each point of a run stands: finished, pending, running or failed, with SLURM's
     /// failure class (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, FAILED, CANCELLED) and the evidence.
@@ -223,12 +228,14 @@ pub fn main() -> Result<ExitCode> {
             results,
             run_dir,
             bin,
+            calibrate,
         } => {
             let opts = slurm::commands::SbatchOptions {
                 dry_run,
                 submit,
                 pack,
                 program: bin,
+                calibrate,
             };
             let mut cluster = slurm::CommandSlurm;
             match (resume, manifest) {
