@@ -59,7 +59,7 @@ impl Settings {
     /// up to 4 × L3, DGEMM n = 1536.
     pub fn full(m: &Machine) -> Settings {
         let l3 = cache(m, "L3").unwrap_or(32 << 20);
-        let per_array = (4 * l3 / 3).max(64 << 20 / 3);
+        let per_array = (4 * l3 / 3).max((64 << 20) / 3);
         Settings {
             triad_elements: (per_array / 8) as usize,
             reps: 10,
