@@ -12,8 +12,9 @@
 use super::Mpi;
 
 /// The result rank 0 writes for the launching process.
+#[cfg(feature = "mpi")]
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Result {
+struct Measured {
     latency_us: f64,
     bandwidth_gbps: f64,
     ranks: usize,
@@ -28,12 +29,12 @@ pub fn measure(quick: bool) -> Mpi {
 }
 
 #[cfg(not(feature = "mpi"))]
-fn launch(_quick: bool) -> std::result::Result<Mpi, String> {
+fn launch(_quick: bool) -> Result<Mpi, String> {
     Err("this scalelab was built without MPI; rebuild with `--features mpi` (and OpenMPI installed) to measure ping-pong".into())
 }
 
 #[cfg(feature = "mpi")]
-fn launch(quick: bool) -> std::result::Result<Mpi, String> {
+fn launch(quick: bool) -> Result<Mpi, String> {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -111,7 +112,7 @@ fn launch(quick: bool) -> std::result::Result<Mpi, String> {
     }
     let bytes =
         std::fs::read(&out).map_err(|e| format!("mpirun wrote no result ({e}): {}", tail()))?;
-    let r: Result =
+    let r: Measured =
         serde_json::from_slice(&bytes).map_err(|e| format!("unreadable result: {e}"))?;
     Ok(Mpi::Measured {
         latency_us: r.latency_us,
@@ -160,7 +161,7 @@ pub fn ranks(out: &std::path::Path, quick: bool) -> anyhow::Result<()> {
     let big = 1 << 20;
     let big_us = best(big, 200 / scale)?;
     if world.rank() == 0 {
-        let r = Result {
+        let r = Measured {
             latency_us,
             bandwidth_gbps: big as f64 / (big_us * 1e-6) / 1e9,
             ranks: world.size() as usize,
