@@ -46,7 +46,7 @@ pub enum Command {
     /// Measure this machine's attainable peaks and write its profile (JSON).
     ///
     /// STREAM triad and DGEMM (tuned and faer) at 1, 2, 4, … N cores, a cache sweep giving L1,
-    /// L2, L3 and DRAM bandwidth, and, in an MPI build, 2-rank ping-pong. About 30 s on 2 cores.
+    /// L2, L3 and DRAM bandwidth, and, in an MPI build, 2-rank ping-pong. About 10 s on 2 cores.
     /// `run` copies the profile into each new run, and reports show "% measured" beside "% peak".
     /// The schema is in docs/benchmarking.md.
     Calibrate {
@@ -371,6 +371,8 @@ fn run(
     mut executor: Box<dyn Executor>,
     interrupt: &Interrupt,
 ) -> Result<ExitCode> {
+    // What `run` did with this machine's profile (new runs only), shown after the opening line.
+    let mut profile_note = None;
     // The lock is held until the run and its report are written.
     let (run, plan, mut prov, _lock) = match resume {
         Some(dir) => {
@@ -400,7 +402,7 @@ fn run(
             run.check_fresh(&m, &finish_hint(&run))?;
             write_atomic(&run.manifest(), m.source.as_bytes())?;
             let machine = Machine::detect();
-            crate::calibrate::adopt(&run, &machine)?;
+            profile_note = Some(crate::calibrate::adopt(&run, &machine)?);
             let prov = Provenance::start(
                 machine,
                 &m.name,
@@ -416,6 +418,9 @@ fn run(
         }
     };
     let pending = announce(&run, &plan);
+    if let Some(note) = profile_note {
+        crate::errln!("{note}");
+    }
     let total = plan.points.len();
     let bar = if opts.quiet {
         ProgressBar::hidden()

@@ -163,6 +163,13 @@ fn run_copies_the_profile_and_the_report_uses_it() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     let copy = run_dir.join("machine-profile.json");
+    // The run's opening line stays first; the profile line follows it.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("run {}: 1 point", run_dir.display())),
+        "{stderr}"
+    );
+    assert!(lines[1].starts_with("machine profile: "), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "machine profile: {} (calibrated {}, --quick), copied to {}",

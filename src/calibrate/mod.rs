@@ -190,44 +190,42 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
 }
 
 /// Copy this machine's profile ([`profile::default_path`]) into a new run as
-/// `<run>/machine-profile.json`, so its report is reproducible, and say on stderr what was used.
-/// A missing profile, or one of another machine, only costs the "% measured" column (the line
-/// says how to make one); a profile that cannot be copied is an error.
-pub fn adopt(run: &crate::results::RunDir, machine: &Machine) -> Result<Option<Profile>> {
+/// `<run>/machine-profile.json`, so its report is reproducible. Returns the line to show the user
+/// (what was used, or why nothing was and how to fix it): a missing profile, or one of another
+/// machine, only costs the "% measured" column; a profile that cannot be copied is an error.
+pub fn adopt(run: &crate::results::RunDir, machine: &Machine) -> Result<String> {
     let path = profile::default_path(machine);
     if !path.exists() {
-        crate::errln!(
+        return Ok(format!(
             "note: no machine profile at {}: the report gives % of theoretical peak only; run `scalelab calibrate` once on this machine to add % of measured peak",
             path.display()
-        );
-        return Ok(None);
+        ));
     }
     let p = match Profile::load(&path) {
         Ok(p) => p,
         Err(e) => {
-            crate::errln!("warning: {e:#}; this run's report gives % of theoretical peak only");
-            return Ok(None);
+            return Ok(format!(
+                "warning: {e:#}; this run's report gives % of theoretical peak only"
+            ))
         }
     };
     let key = profile::machine_key(machine);
     if p.key != key {
-        crate::errln!(
+        return Ok(format!(
             "warning: the machine profile {} was measured on {} and this is {key}: not used; run `scalelab calibrate` here",
             path.display(),
             p.key
-        );
-        return Ok(None);
+        ));
     }
     let dest = run.root.join(profile::RUN_FILE);
     crate::results::write_atomic(&dest, &serde_json::to_vec_pretty(&p)?)?;
-    crate::errln!(
+    Ok(format!(
         "machine profile: {} (calibrated {}{}), copied to {}",
         path.display(),
         p.created,
         if p.quick { ", --quick" } else { "" },
         dest.display()
-    );
-    Ok(Some(p))
+    ))
 }
 
 /// `/proc/loadavg`'s three averages (zeros where unreadable).
