@@ -6,8 +6,8 @@
 # References:
 #   STREAM triad  scripts/lib/stream_triad.c (stream.c's triad and timing), built with
 #                 gcc -O3 -march=native -fopenmp, at the same array length as calibrate's triad,
-#                 at each of calibrate's core counts; also built with -DNT (non-temporal stores,
-#                 which calibrate's triad uses) for information
+#                 at each of calibrate's core counts; also built with -DNT: the same with AVX
+#                 non-temporal stores, as calibrate's triad writes (C-nt)
 #   DGEMM         numpy float64 matmul (its bundled OpenBLAS) at calibrate's n, at each core
 #                 count, with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command only;
 #                 the OpenBLAS kernel is printed (threadpoolctl)

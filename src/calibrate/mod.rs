@@ -40,7 +40,9 @@ use crate::machine::Machine;
 pub struct Settings {
     /// Elements of each STREAM array (three arrays).
     pub triad_elements: usize,
-    /// Timed repetitions of each triad and sweep point (after one warm-up).
+    /// Timed repetitions of the STREAM triad (after one warm-up; stream.c's NTIMES is 20).
+    pub triad_reps: usize,
+    /// Timed repetitions of each sweep point (after one warm-up).
     pub reps: usize,
     /// Bytes moved per sweep measurement at least (small working sets repeat the triad).
     pub sweep_bytes: f64,
@@ -62,6 +64,7 @@ impl Settings {
         let per_array = (4 * l3 / 3).max((64 << 20) / 3);
         Settings {
             triad_elements: (per_array / 8) as usize,
+            triad_reps: 20,
             reps: 10,
             sweep_bytes: 5e8,
             sweep_max: 4 * l3,
@@ -75,6 +78,7 @@ impl Settings {
     pub fn quick() -> Settings {
         Settings {
             triad_elements: 1 << 18,
+            triad_reps: 3,
             reps: 3,
             sweep_bytes: 2e7,
             sweep_max: 2 << 20,
@@ -118,7 +122,7 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
             .num_threads(cores)
             .build()
             .context("starting the calibration's thread pool")?;
-        let t = pool.install(|| measure_triad(settings.triad_elements, settings.reps));
+        let t = pool.install(|| measure_triad(settings.triad_elements, settings.triad_reps));
         progress(&format!(
             "{cores} core(s): STREAM triad {:.1} GB/s (median {:.1})",
             t.gbps, t.gbps_median
