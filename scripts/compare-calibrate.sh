@@ -18,7 +18,7 @@
 # step, per-round ratios and their median with the 5% target.
 # Needs gcc with OpenMP and the reference venv (scripts/install-deps.sh --reference).
 # Exit status: 0 when everything ran (whatever the targets say), 1 when something could not run.
-# Output stays in the folder (default results/compare-calibrate/<UTC time>/). About 1 minute a
+# Output stays in the folder (default results/compare-calibrate/<UTC time>/). About 10-20 s a
 # round on the 2-core course machine, plus the build.
 set -euo pipefail
 
@@ -39,7 +39,7 @@ NUMPY_REPS=5
 START=$SECONDS
 
 usage() {
-    sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 check_prerequisites() {
