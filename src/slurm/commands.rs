@@ -278,14 +278,21 @@ fn finish(
         .collect_path
         .parent()
         .expect("scripts live in a folder");
+    let scripts = round.scripts.len() + 1 + usize::from(round.calibrate.is_some());
     crate::outln!(
         "round {}: {} script{} in {}",
         round.round,
-        round.scripts.len() + 1,
-        plural(round.scripts.len() + 1),
+        scripts,
+        plural(scripts),
         dir.display()
     )?;
     crate::outln!("{}", round.cost.describe(round.packed))?;
+    if round.calibrate.is_some() {
+        crate::outln!(
+            "plus the calibration job (calibrate.sbatch): one whole node for at most {} min, not counted above",
+            script::CALIBRATE_TIME_S / 60
+        )?;
+    }
     if opts.submit {
         let submitted = round.submit(run, slurm)?;
         crate::outln!(
@@ -294,7 +301,11 @@ fn finish(
             submitted
                 .jobs
                 .iter()
-                .map(|j| j.job_id.as_str())
+                .map(|j| if j.points.is_empty() {
+                    format!("{} (calibration)", j.job_id)
+                } else {
+                    j.job_id.clone()
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             submitted.collect.as_deref().unwrap_or("?")
@@ -309,6 +320,12 @@ fn finish(
             "not submitted; submit with `scalelab sbatch --resume {} --submit`",
             run.root.display()
         )?;
+        if let Some((path, _)) = &round.calibrate {
+            crate::outln!(
+                "`--resume` submits points only: submit the calibration job with `sbatch {}`",
+                script::quote(path)
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
