@@ -51,6 +51,25 @@ pub enum Command {
         #[arg(long)]
         remeasure: bool,
     },
+    /// Measure this machine's attainable peaks and write its profile (JSON).
+    ///
+    /// STREAM triad and DGEMM (tuned and faer) at 1, 2, 4, … N cores, a cache sweep giving L1,
+    /// L2, L3 and DRAM bandwidth, and, in an MPI build, 2-rank ping-pong. About 10 s on 2 cores.
+    /// `run` copies the profile into each new run, and reports show "% measured" beside "% peak".
+    /// The schema is in docs/benchmarking.md.
+    Calibrate {
+        /// Write the profile here instead of the default
+        /// ($SCALELAB_PROFILE, else $XDG_CACHE_HOME/scalelab/profile-<host-cpu-cores>.json, else
+        /// ~/.cache/scalelab/…).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Small sizes, few repetitions: a few seconds, rough figures (the profile says so).
+        #[arg(long)]
+        quick: bool,
+        /// Internal: run as one of the two ping-pong ranks under mpirun and write the result here.
+        #[arg(long, value_name = "FILE", hide = true)]
+        mpi_pingpong: Option<PathBuf>,
+    },
     /// Check a manifest and show its points, grouped by study, with a count and a run-time estimate.
     ///
     /// Nothing is run. Every mistake in the manifest is reported with its file, line, key and fix.
@@ -164,6 +183,11 @@ pub enum Command {
         /// compute nodes).
         #[arg(long, value_name = "PATH")]
         bin: Option<PathBuf>,
+        /// Add a calibration job: `scalelab calibrate` on one whole (exclusive) node of the
+        /// sweep's partition, writing <run-dir>/machine-profile.json for the report's
+        /// "% measured" column (the collect job waits for it).
+        #[arg(long, conflicts_with = "resume")]
+        calibrate: bool,
     },
     /// Show where each point of a run stands: finished, pending, running or failed, with SLURM's
     /// failure class (OUT_OF_MEMORY, TIMEOUT, NODE_FAIL, FAILED, CANCELLED) and the evidence.
@@ -195,6 +219,17 @@ pub fn main() -> Result<ExitCode> {
             crate::out!("{}", Machine::detect_cached(remeasure).describe())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Calibrate {
+            out,
+            quick,
+            mpi_pingpong,
+        } => {
+            if let Some(file) = mpi_pingpong {
+                crate::calibrate::mpi::ranks(&file, quick)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            calibrate(out, quick)
+        }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
             let plan = plan::expand(&m)?;
@@ -213,12 +248,14 @@ pub fn main() -> Result<ExitCode> {
             results,
             run_dir,
             bin,
+            calibrate,
         } => {
             let opts = slurm::commands::SbatchOptions {
                 dry_run,
                 submit,
                 pack,
                 program: bin,
+                calibrate,
             };
             let mut cluster = slurm::CommandSlurm;
             match (resume, manifest) {
@@ -317,6 +354,39 @@ pub fn main() -> Result<ExitCode> {
     }
 }
 
+/// `scalelab calibrate`: measure, write the profile, say where and how long it took.
+fn calibrate(out: Option<PathBuf>, quick: bool) -> Result<ExitCode> {
+    use crate::calibrate::{self, Settings};
+    let settings = if quick {
+        Settings::quick()
+    } else {
+        Settings::full(&Machine::detect_quick())
+    };
+    let load = calibrate::load_average();
+    crate::errln!(
+        "calibrating{} (load average {:.2}; other programs running now lower the figures)",
+        if quick { " --quick" } else { "" },
+        load[0]
+    );
+    // Progress lines are a courtesy: a closed terminal must not stop the measurement.
+    let profile = calibrate::calibrate(&settings, |line| {
+        crate::errln!("  {line}");
+    })?;
+    let path = out.unwrap_or_else(|| calibrate::profile::default_path(&profile.machine));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(&profile)?)?;
+    crate::outln!(
+        "{} ({:.1} s; load average {:.2} before, {:.2} after)",
+        path.display(),
+        profile.wall_s,
+        profile.load_before[0],
+        profile.load_after[0]
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
 struct RunOptions {
     results: PathBuf,
     run_dir: Option<PathBuf>,
@@ -330,6 +400,8 @@ fn run(
     mut executor: Box<dyn Executor>,
     interrupt: &Interrupt,
 ) -> Result<ExitCode> {
+    // What `run` did with this machine's profile (new runs only), shown after the opening line.
+    let mut profile_note = None;
     // The lock is held until the run and its report are written.
     let (run, plan, mut prov, _lock) = match resume {
         Some(dir) => {
@@ -358,8 +430,10 @@ fn run(
             // Again under the lock: another process may have started a run there meanwhile.
             run.check_fresh(&m, &finish_hint(&run))?;
             write_atomic(&run.manifest(), m.source.as_bytes())?;
+            let machine = Machine::detect();
+            profile_note = Some(crate::calibrate::adopt(&run, &machine)?);
             let prov = Provenance::start(
-                Machine::detect(),
+                machine,
                 &m.name,
                 &path.display().to_string(),
                 &m.sha256,
@@ -373,6 +447,9 @@ fn run(
         }
     };
     let pending = announce(&run, &plan);
+    if let Some(note) = profile_note {
+        crate::errln!("{note}");
+    }
     let total = plan.points.len();
     let bar = if opts.quiet {
         ProgressBar::hidden()

@@ -5,6 +5,7 @@
 //! → [`results`] (records in a run directory) → [`stats`] and [`report`] (CSV, scaling math, plots).
 //! See `docs/ARCHITECTURE.md`.
 
+pub mod calibrate;
 pub mod cli;
 pub mod executor;
 pub mod exit;

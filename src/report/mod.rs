@@ -37,6 +37,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
+use crate::calibrate::{Profile, RunProfile};
 use crate::machine::Machine;
 use crate::plan::{Plan, Scaling};
 use crate::results::{write_atomic, PointRecord, RunDir, Status};
@@ -278,6 +279,28 @@ fn peak_gflops(rec: &PointRecord, machine: &Machine) -> Option<f64> {
         .then(|| machine.peak_gflops_per_core * rec.point.resources.workers() as f64)
 }
 
+/// A point's rate as a share of the measured peak at its core count: GFLOP/s of compute-bound
+/// work against the best DGEMM, GB/s of bandwidth-bound work against STREAM triad ("–" without a
+/// profile, for GPU points, or at a core count the profile has no figure for).
+fn measured_pct(
+    rec: &PointRecord,
+    gflops: Option<f64>,
+    gbps: Option<f64>,
+    profile: Option<&Profile>,
+) -> String {
+    let cores = rec.point.resources.workers() as usize;
+    let share = match (profile, Throughput::for_work(&rec.work)) {
+        (Some(p), Some(Throughput::Gflops)) if rec.backend != "cuda" => {
+            gflops.zip(p.dgemm_gflops(cores)).map(|(g, pk)| g / pk)
+        }
+        (Some(p), Some(Throughput::Gbps)) if rec.backend != "cuda" => {
+            gbps.zip(p.triad_gbps(cores)).map(|(g, pk)| g / pk)
+        }
+        _ => None,
+    };
+    share.map(pct).unwrap_or_else(|| "–".into())
+}
+
 fn warnings(
     plan: &Plan,
     records: &[PointRecord],
@@ -460,6 +483,9 @@ fn markdown(
             machine.host, machine.cpu_model, machine.cores
         );
     }
+    // Measured peaks come from the run's own copy of the machine profile (see crate::calibrate).
+    let measured = RunProfile::load(&run.root);
+    let _ = writeln!(md, "\n{}", measured.describe(&run.root));
     let _ = writeln!(
         md,
         "\nData: [measurements.csv](measurements.csv) (one row per repetition), [summary.csv](summary.csv) (one row per point); columns in `docs/results.md`. Times are medians over the repetitions; ± is the half-width of the 95% confidence interval of the mean (Student's t).\n"
@@ -499,7 +525,7 @@ fn markdown(
         if st_series.is_empty() {
             let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
         } else {
-            study_table(&mut md, &st_series, machine);
+            study_table(&mut md, &st_series, machine, measured.profile());
             if ml::is_ml_study(&st_series) {
                 ml::table(&mut md, &st_series);
             }
@@ -548,7 +574,12 @@ fn markdown(
     md
 }
 
-fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
+fn study_table(
+    md: &mut String,
+    series: &[&Series<'_>],
+    machine: &Machine,
+    measured: Option<&Profile>,
+) {
     let strong = series[0].scaling == Scaling::Strong;
     let points = || series.iter().flat_map(|s| s.points.iter());
     // MPI studies show ranks and threads per rank beside p, so hybrid splits with equal p
@@ -568,8 +599,9 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
         "GFLOP/s",
         "GB/s",
         "% peak",
+        "% measured",
     ]);
-    align.extend(["---", "---", "---:", "---:", "---:", "---:"]);
+    align.extend(["---", "---", "---:", "---:", "---:", "---:", "---:"]);
     // Message-size studies: every size is its own series, usually at one rank count, so
     // speedups say nothing there; latency and bandwidth follow in their own table.
     let message = messages::is_message_study(series);
@@ -607,6 +639,7 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                 (Some(g), Some(pk)) if compute_bound => pct(g / pk),
                 _ => "–".into(),
             };
+            let of_measured = measured_pct(r, gflops, gbps, measured);
             let base = if i == s.base { " (base)" } else { "" };
             let warn = if r.point.oversubscribed { " ⚠" } else { "" };
             let mut cells = vec![format!("`{}`{warn}", r.point.id), p.workers.to_string()];
@@ -621,6 +654,7 @@ fn study_table(md: &mut String, series: &[&Series<'_>], machine: &Machine) {
                 opt_sig(gflops),
                 opt_sig(gbps),
                 peak,
+                of_measured,
             ]);
             if !message {
                 // Values outside their range are worded, not printed as 240% (see scaling).

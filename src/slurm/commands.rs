@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::sacct;
-use super::script::ScriptContext;
+use super::script::{self, ScriptContext};
 use super::shape::{self, Override, Shape};
 use super::status::{self, Decision, PointState};
 use super::submit::{self, Jobs, RoundPlan, Slurm};
@@ -31,6 +31,8 @@ pub struct SbatchOptions {
     pub pack: bool,
     /// The scalelab binary the scripts run (default: this one).
     pub program: Option<PathBuf>,
+    /// Add a calibration job (`scalelab calibrate` on a whole compute node) to the first round.
+    pub calibrate: bool,
 }
 
 /// The cost line `scalelab plan` adds for a manifest with a `[slurm]` table.
@@ -104,7 +106,13 @@ pub fn sbatch_new(
         round: 1,
     };
     let points: Vec<&Point> = plan.points.iter().collect();
-    let round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
+    let mut round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
+    if opts.calibrate {
+        round.calibrate = Some((
+            ctx.round_dir().join("calibrate.sbatch"),
+            script::render_calibrate(&ctx),
+        ));
+    }
     if let Some(p) = &partition {
         check_round(manifest, p, &round)?;
     }
@@ -270,14 +278,21 @@ fn finish(
         .collect_path
         .parent()
         .expect("scripts live in a folder");
+    let scripts = round.scripts.len() + 1 + usize::from(round.calibrate.is_some());
     crate::outln!(
         "round {}: {} script{} in {}",
         round.round,
-        round.scripts.len() + 1,
-        plural(round.scripts.len() + 1),
+        scripts,
+        plural(scripts),
         dir.display()
     )?;
     crate::outln!("{}", round.cost.describe(round.packed))?;
+    if round.calibrate.is_some() {
+        crate::outln!(
+            "plus the calibration job (calibrate.sbatch): one whole node for at most {} min, not counted above",
+            script::CALIBRATE_TIME_S / 60
+        )?;
+    }
     if opts.submit {
         let submitted = round.submit(run, slurm)?;
         crate::outln!(
@@ -286,7 +301,11 @@ fn finish(
             submitted
                 .jobs
                 .iter()
-                .map(|j| j.job_id.as_str())
+                .map(|j| if j.points.is_empty() {
+                    format!("{} (calibration)", j.job_id)
+                } else {
+                    j.job_id.clone()
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             submitted.collect.as_deref().unwrap_or("?")
@@ -301,6 +320,12 @@ fn finish(
             "not submitted; submit with `scalelab sbatch --resume {} --submit`",
             run.root.display()
         )?;
+        if let Some((path, _)) = &round.calibrate {
+            crate::outln!(
+                "`--resume` submits points only: submit the calibration job with `sbatch {}`",
+                script::quote(path)
+            )?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -351,6 +376,9 @@ fn check_round(manifest: &Path, p: &submit::Partition, round: &RoundPlan) -> Res
 }
 
 fn print_dry_run(round: &RoundPlan) -> Result<()> {
+    if let Some((path, text)) = &round.calibrate {
+        crate::outln!("==> {} <==\n{}", path.display(), text)?;
+    }
     for s in &round.scripts {
         crate::outln!("==> {} <==\n{}", s.path.display(), s.text)?;
     }
@@ -552,6 +580,91 @@ mod tests {
             mem_per_node_mb,
             nodes: 4,
         }
+    }
+
+    /// Records every submission; job ids count up from 100.
+    #[derive(Default)]
+    struct FakeSlurm {
+        submitted: Vec<(PathBuf, Option<String>)>,
+    }
+
+    impl Slurm for FakeSlurm {
+        fn sbatch(&mut self, script: &Path, dependency: Option<&str>) -> Result<String> {
+            self.submitted
+                .push((script.to_path_buf(), dependency.map(str::to_string)));
+            Ok((99 + self.submitted.len()).to_string())
+        }
+        fn sacct(&mut self, _: &[String]) -> Result<String> {
+            Ok(String::new())
+        }
+        fn partitions(&mut self) -> Option<Vec<submit::Partition>> {
+            None
+        }
+        fn max_array_size(&mut self) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn sbatch_calibrate_adds_a_calibration_job_the_collect_job_waits_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("m.toml");
+        std::fs::write(
+            &manifest,
+            "name = \"x\"\n\n[[study]]\nworkload = \"gemm\"\nsize = [64]\nthreads = [1, 2]\n\n[slurm]\npartition = \"batch\"\n",
+        )
+        .unwrap();
+        let run_dir = dir.path().join("run");
+        let opts = SbatchOptions {
+            dry_run: false,
+            submit: false,
+            pack: false,
+            program: Some(PathBuf::from("/opt/bin/scalelab")),
+            calibrate: true,
+        };
+        let mut slurm = FakeSlurm::default();
+        sbatch_new(
+            &manifest,
+            Some(run_dir.clone()),
+            dir.path(),
+            &opts,
+            &mut slurm,
+        )
+        .unwrap();
+        let round_dir = run_dir.join("slurm/round-1");
+        let script = std::fs::read_to_string(round_dir.join("calibrate.sbatch")).unwrap();
+        assert!(script.contains("#SBATCH --partition=batch\n"), "{script}");
+        assert!(script.ends_with(&format!(
+            "exec /opt/bin/scalelab calibrate --out {}\n",
+            run_dir.join("machine-profile.json").display()
+        )));
+
+        // Submitted first, recorded without points; the collect job depends on it too.
+        let settings = Settings::from_table(None).unwrap();
+        let ctx = ScriptContext {
+            experiment: "x",
+            run_dir: &run_dir,
+            program: Path::new("/opt/bin/scalelab"),
+            settings: &settings,
+            round: 1,
+        };
+        let plan = RunDir::new(&run_dir).load_plan().unwrap();
+        let points: Vec<&Point> = plan.points.iter().collect();
+        let mut round =
+            submit::prepare_round(&ctx, &points, &BTreeMap::new(), 1000, false).unwrap();
+        round.calibrate = Some((round_dir.join("calibrate.sbatch"), script));
+        let rec = round.submit(&RunDir::new(&run_dir), &mut slurm).unwrap();
+        assert_eq!(
+            slurm.submitted[0],
+            (round_dir.join("calibrate.sbatch"), None)
+        );
+        assert_eq!(rec.jobs[0].job_id, "100");
+        assert!(rec.jobs[0].points.is_empty());
+        assert_eq!(rec.jobs[0].script, "slurm/round-1/calibrate.sbatch");
+        let (collect, dep) = slurm.submitted.last().unwrap();
+        assert_eq!(collect, &round_dir.join("collect.sbatch"));
+        // Two shapes (1 and 2 CPUs per task): two arrays after the calibration job.
+        assert_eq!(dep.as_deref(), Some("afterany:100:101:102"));
     }
 
     #[test]

@@ -215,6 +215,38 @@ pub fn render_collect(ctx: &ScriptContext<'_>) -> String {
     s
 }
 
+/// Time limit of the calibration job: `scalelab calibrate` takes about 30 s on 2 cores and grows
+/// with the core count (1, 2, 4, … N).
+pub const CALIBRATE_TIME_S: u64 = 900;
+
+/// The calibration job of `scalelab sbatch --calibrate`: one whole node of the sweep's partition
+/// (and constraint), `--exclusive` so nothing else runs beside it, measuring the machine profile
+/// into `<run>/machine-profile.json`, where the collect job's report finds it.
+pub fn render_calibrate(ctx: &ScriptContext<'_>) -> String {
+    let mut s = String::new();
+    ctx.header(
+        &mut s,
+        &format!("{}-r{}-calibrate", ctx.experiment, ctx.round),
+        &format!(
+            "scalelab: {}, round {}: measure a compute node's attainable peaks (scalelab calibrate)",
+            ctx.experiment, ctx.round
+        ),
+    );
+    s.push_str("#SBATCH --nodes=1\n#SBATCH --exclusive\n#SBATCH --mem=0\n");
+    let _ = writeln!(s, "#SBATCH --time={}", format_time(CALIBRATE_TIME_S));
+    let logs = ctx.round_dir().join("logs");
+    let _ = writeln!(s, "#SBATCH --output={}/calibrate-%j.out", logs.display());
+    ctx.environment(&mut s);
+    let out = ctx.run_dir.join(crate::calibrate::profile::RUN_FILE);
+    let _ = writeln!(
+        s,
+        "exec {} calibrate --out {}",
+        quote(ctx.program),
+        quote(&out)
+    );
+    s
+}
+
 /// `path` as one shell word: unchanged when it is made of safe characters, else single-quoted.
 pub fn quote(path: &Path) -> String {
     let text = path.display().to_string();
@@ -329,6 +361,21 @@ exec srun --nodes=1 --ntasks=1 --cpus-per-task=2 /home/u/bin/scalelab point /hom
         assert!(text.ends_with(
             "/home/u/bin/scalelab collect /home/u/results/demo/1\nexec /home/u/bin/scalelab report /home/u/results/demo/1\n"
         ));
+    }
+
+    #[test]
+    fn calibrate_script_takes_a_whole_node_and_writes_the_run_profile() {
+        let settings = settings();
+        let text = render_calibrate(&ctx(&settings));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"#SBATCH --exclusive"), "{text}");
+        assert!(lines.contains(&"#SBATCH --nodes=1"), "{text}");
+        assert!(lines.contains(&"#SBATCH --time=00:15:00"), "{text}");
+        assert_eq!(
+            lines.last(),
+            Some(&"exec /home/u/bin/scalelab calibrate --out /home/u/results/demo/1/machine-profile.json"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -337,6 +337,9 @@ pub struct RoundPlan {
     pub scripts: Vec<Rendered>,
     pub collect_path: PathBuf,
     pub collect: String,
+    /// `scalelab sbatch --calibrate`: the calibration job's script path and text (submitted
+    /// first; the collect job waits for it like for the arrays).
+    pub calibrate: Option<(PathBuf, String)>,
     pub cost: Cost,
 }
 
@@ -398,6 +401,7 @@ pub fn prepare_round(
         scripts,
         collect_path: dir.join("collect.sbatch"),
         collect: script::render_collect(ctx),
+        calibrate: None,
         cost,
     })
 }
@@ -410,6 +414,9 @@ impl RoundPlan {
             write_script(&s.path, &s.text)?;
         }
         write_script(&self.collect_path, &self.collect)?;
+        if let Some((path, text)) = &self.calibrate {
+            write_script(path, text)?;
+        }
         let logs = self.collect_path.with_file_name("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))
     }
@@ -426,6 +433,17 @@ impl RoundPlan {
             collect: None,
         });
         let last = jobs.rounds.len() - 1;
+        // The calibration job runs no point: recorded with none, so `status` leaves it out, and
+        // the collect job below depends on it like on every array.
+        if let Some((path, _)) = &self.calibrate {
+            let id = slurm.sbatch(path, None)?;
+            jobs.rounds[last].jobs.push(JobRecord {
+                job_id: id,
+                script: relative(&run.root, path),
+                points: Vec::new(),
+            });
+            jobs.save(run)?;
+        }
         for s in &self.scripts {
             let id = slurm.sbatch(&s.path, None)?;
             jobs.rounds[last].jobs.push(JobRecord {

@@ -1,0 +1,179 @@
+//! MPI ping-pong for the machine profile: 8-byte latency and 1 MiB bandwidth between two ranks.
+//!
+//! `scalelab calibrate` is an ordinary process, so it launches itself under `mpirun` the way the
+//! executor launches MPI points: `mpirun -n 2 [--allow-run-as-root] --bind-to core <scalelab>
+//! calibrate --mpi-pingpong <file>`. The two ranks run the project's ping-pong kernel
+//! (`scalelab_kernels::mpi::pingpong`, checked after each run) and rank 0 writes the result to
+//! `<file>`. Without MPI in the build, without `mpirun`, or when the launch fails or takes more
+//! than a minute, the profile records [`Mpi::Skipped`] with the reason and the fix.
+//! Ping-pong between nodes (a calibration under a multi-node SLURM allocation) is not measured
+//! yet; the profile's `nodes` is always 1.
+
+use super::Mpi;
+
+/// The result rank 0 writes for the launching process.
+#[cfg(feature = "mpi")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Measured {
+    latency_us: f64,
+    bandwidth_gbps: f64,
+    ranks: usize,
+}
+
+/// Launch the ping-pong under `mpirun` and read its result, or say why it was not measured.
+pub fn measure(quick: bool) -> Mpi {
+    match launch(quick) {
+        Ok(m) => m,
+        Err(reason) => Mpi::Skipped { reason },
+    }
+}
+
+#[cfg(not(feature = "mpi"))]
+fn launch(_quick: bool) -> Result<Mpi, String> {
+    Err("this scalelab was built without MPI; rebuild with `--features mpi` (and OpenMPI installed) to measure ping-pong".into())
+}
+
+#[cfg(feature = "mpi")]
+fn launch(quick: bool) -> Result<Mpi, String> {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let mpirun = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mpirun"))
+                .find(|p| p.is_file())
+        })
+        .ok_or("mpirun not found: install OpenMPI (scripts/install-deps.sh --mpi) or `module load openmpi`")?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this scalelab: {e}"))?;
+    // Under `cargo test` the running program is a test harness, not scalelab.
+    if exe.file_stem().is_none_or(|s| s != "scalelab") {
+        return Err(format!(
+            "{} is not the scalelab program, so it cannot launch itself under mpirun",
+            exe.display()
+        ));
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
+    let out = dir.path().join("pingpong.json");
+    let mut cmd = Command::new(mpirun);
+    cmd.args(["-n", "2"]);
+    if as_root() {
+        cmd.arg("--allow-run-as-root");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        cmd.args(["--oversubscribe", "--bind-to", "none"]);
+    } else {
+        cmd.args(["--bind-to", "core"]);
+    }
+    cmd.arg(&exe)
+        .arg("calibrate")
+        .arg("--mpi-pingpong")
+        .arg(&out);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let log = dir.path().join("mpirun.log");
+    let logf =
+        std::fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(logf.try_clone().map_err(|e| e.to_string())?)
+        .stderr(logf)
+        .spawn()
+        .map_err(|e| format!("mpirun could not start: {e}"))?;
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() > Duration::from_secs(60) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("mpirun ran for more than 60 s and was stopped".into());
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("waiting for mpirun: {e}")),
+        }
+    };
+    let tail = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    if !status.success() {
+        return Err(format!("mpirun failed ({status}): {}", tail()));
+    }
+    let bytes =
+        std::fs::read(&out).map_err(|e| format!("mpirun wrote no result ({e}): {}", tail()))?;
+    let r: Measured =
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable result: {e}"))?;
+    Ok(Mpi::Measured {
+        latency_us: r.latency_us,
+        bandwidth_gbps: r.bandwidth_gbps,
+        ranks: r.ranks,
+        nodes: 1,
+    })
+}
+
+#[cfg(all(feature = "mpi", target_os = "linux"))]
+fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[cfg(all(feature = "mpi", not(target_os = "linux")))]
+fn as_root() -> bool {
+    false
+}
+
+/// The ranks' side (`scalelab calibrate --mpi-pingpong FILE`): best of 5 runs of 8-byte and
+/// 1 MiB ping-pongs, each checked; rank 0 writes the result to `out`.
+#[cfg(feature = "mpi")]
+pub fn ranks(out: &std::path::Path, quick: bool) -> anyhow::Result<()> {
+    use anyhow::{anyhow, bail, Context};
+    use mpi::traits::Communicator;
+    use scalelab_kernels::mpi::pingpong::PingPong;
+
+    let Some(universe) = mpi::initialize() else {
+        bail!("MPI was already initialised in this process");
+    };
+    let world = universe.world();
+    let best = |size: usize, iterations: usize| -> anyhow::Result<f64> {
+        let mut pp = PingPong::new(&world, size, iterations).map_err(|e| anyhow!(e))?;
+        pp.run();
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            pp.run();
+            pp.check().map_err(|e| anyhow!(e))?;
+            best = best.min(pp.latency_us());
+        }
+        Ok(best)
+    };
+    let scale = if quick { 10 } else { 1 };
+    let latency_us = best(8, 10_000 / scale)?;
+    let big = 1 << 20;
+    let big_us = best(big, 200 / scale)?;
+    if world.rank() == 0 {
+        let r = Measured {
+            latency_us,
+            bandwidth_gbps: big as f64 / (big_us * 1e-6) / 1e9,
+            ranks: world.size() as usize,
+        };
+        crate::results::write_atomic(out, &serde_json::to_vec(&r)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// Without MPI there are no ranks to run.
+#[cfg(not(feature = "mpi"))]
+pub fn ranks(_out: &std::path::Path, _quick: bool) -> anyhow::Result<()> {
+    anyhow::bail!("this scalelab was built without MPI; rebuild with `--features mpi`")
+}
