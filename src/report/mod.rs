@@ -146,7 +146,16 @@ pub fn write(
     }
 
     // The roofline of the run: one plot per worker count, across studies.
-    let roofline_md = match roofline::write(&run.plots_dir(), records, machine) {
+    // With a calibrated profile in the run, its measured ceilings (caches, DRAM, DGEMM) join the
+    // theoretical ones; without, the run's own best STREAM point is the one measured ceiling.
+    let run_profile = RunProfile::load(&run.root);
+    let drawn = match run_profile.profile() {
+        Some(profile) => roofline::write_with(&run.plots_dir(), records, machine, |p, pts| {
+            roofline::profile_ceilings(profile, machine, p, pts)
+        }),
+        None => roofline::write(&run.plots_dir(), records, machine),
+    };
+    let roofline_md = match drawn {
         Ok(roof) => {
             plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
             roofline::markdown(&roof)

@@ -39,6 +39,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plots::{register_font, wrap, Axis, Plot, Scale, FAMILY, HEIGHT, PALETTE, WIDTH};
 use super::scaling::size_label;
+use crate::calibrate::Profile;
 use crate::machine::Machine;
 use crate::results::{write_atomic, PointRecord, Status};
 use crate::stats::Summary;
@@ -296,6 +297,52 @@ pub fn run_ceilings(machine: &Machine, workers: u64, points: &[&RooflinePoint]) 
                 b.workload
             )),
         ),
+        None => c,
+    }
+}
+
+/// The ceilings of a plot at `workers` from a calibrated machine profile (`scalelab calibrate`):
+/// the theoretical compute ceilings, the best DGEMM the profile measured at that core count as a
+/// measured compute ceiling, and the bandwidth of each cache level and of DRAM (STREAM triad) at
+/// that core count as measured diagonals. Where the profile has no figure for `workers` (e.g. MPI
+/// ranks across nodes, or more workers than cores) it falls back to [`run_ceilings`].
+pub fn profile_ceilings(
+    profile: &Profile,
+    machine: &Machine,
+    workers: u64,
+    points: &[&RooflinePoint],
+) -> Ceilings {
+    let Ok(cores) = usize::try_from(workers) else {
+        return run_ceilings(machine, workers, points);
+    };
+    if !profile.core_counts().contains(&cores) {
+        return run_ceilings(machine, workers, points);
+    }
+    let how = |what: &str| {
+        Source::Measured(format!(
+            "{what} by `scalelab calibrate` at {cores} core{}",
+            if cores == 1 { "" } else { "s" }
+        ))
+    };
+    let mut c = Ceilings::theoretical(machine, workers);
+    if let Some(g) = profile
+        .dgemm_gflops(cores)
+        .filter(|g| *g > 0.0 && g.is_finite())
+    {
+        c.compute.push(Ceiling {
+            label: "DGEMM, measured".into(),
+            value: g,
+            source: how("DGEMM"),
+        });
+        c.compute.sort_by(|a, b| b.value.total_cmp(&a.value));
+    }
+    for level in ["L1", "L2", "L3"] {
+        if let Some(gbps) = profile.level_gbps(level, cores) {
+            c = c.with_bandwidth(&format!("{level}, measured"), gbps, how("cache bandwidth"));
+        }
+    }
+    match profile.triad_gbps(cores) {
+        Some(gbps) => c.with_bandwidth("DRAM (triad), measured", gbps, how("bandwidth")),
         None => c,
     }
 }
@@ -1105,6 +1152,55 @@ mod tests {
         assert_eq!(
             c.provenance(),
             "compute ceilings theoretical; bandwidth measured (calibrate)."
+        );
+    }
+
+    #[test]
+    fn a_calibrated_profile_gives_measured_cache_dram_and_dgemm_ceilings() {
+        let profile = crate::calibrate::profile::tests::fixture();
+        let m = machine();
+        let c = profile_ceilings(&profile, &m, 1, &[]);
+        let memory: Vec<(&str, f64)> = c
+            .memory
+            .iter()
+            .map(|c| (c.label.as_str(), c.value))
+            .collect();
+        let want_memory: Vec<(String, f64)> = ["L1", "L2", "L3"]
+            .iter()
+            .filter_map(|l| {
+                profile
+                    .level_gbps(l, 1)
+                    .map(|g| (format!("{l}, measured"), g))
+            })
+            .chain([("DRAM (triad), measured".to_string(), 40.0)])
+            .collect();
+        assert_eq!(memory.len(), want_memory.len(), "{memory:?}");
+        for (label, gbps) in &want_memory {
+            assert!(
+                memory.contains(&(label.as_str(), *gbps)),
+                "{label}: {memory:?}"
+            );
+        }
+        assert!(
+            memory.windows(2).all(|w| w[0].1 >= w[1].1),
+            "highest first: {memory:?}"
+        );
+        let dgemm = c
+            .compute
+            .iter()
+            .find(|c| c.label == "DGEMM, measured")
+            .expect("a measured DGEMM ceiling");
+        assert_eq!(Some(dgemm.value), profile.dgemm_gflops(1));
+        assert!(c.compute.iter().any(|c| c.source == Source::Theoretical));
+        assert!(
+            c.provenance().contains("by `scalelab calibrate` at 1 core"),
+            "{}",
+            c.provenance()
+        );
+        // No figure for 8 workers in the profile: the run's own ceilings instead.
+        assert_eq!(
+            profile_ceilings(&profile, &m, 8, &[]),
+            run_ceilings(&m, 8, &[])
         );
     }
 
