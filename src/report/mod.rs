@@ -492,6 +492,9 @@ fn markdown(
             machine.host, machine.cpu_model, machine.cores
         );
     }
+    if let Some(load) = crate::load::describe_run(records) {
+        let _ = writeln!(md, "{load}");
+    }
     // Measured peaks come from the run's own copy of the machine profile (see crate::calibrate).
     let measured = RunProfile::load(&run.root);
     let _ = writeln!(md, "\n{}", measured.describe(&run.root));
