@@ -307,7 +307,13 @@ fn measured_pct(
         }
         _ => None,
     };
-    share.map(pct).unwrap_or_else(|| "–".into())
+    match share {
+        // The profile is a measurement too, taken at another size and moment: a point beyond it
+        // says the profile is low (recalibrate on a quiet machine), not that the point beat a peak.
+        Some(s) if s > 1.0 => format!("{} (above the profile)", pct(s)),
+        Some(s) => pct(s),
+        None => "–".into(),
+    }
 }
 
 fn warnings(
@@ -1050,6 +1056,19 @@ mod tests {
     use super::test_support::{failed, record};
     use super::*;
     use crate::plan::Point;
+
+    #[test]
+    fn a_point_beyond_the_measured_peak_says_the_profile_is_low() {
+        // The fixture profile measured DGEMM 25 GFLOP/s on 1 core.
+        let profile = crate::calibrate::profile::tests::fixture();
+        let rec = record(0, "gemm", Scaling::Strong, 1, 1000, &[0.1]);
+        assert_eq!(measured_pct(&rec, Some(20.0), None, Some(&profile)), "80%");
+        assert_eq!(
+            measured_pct(&rec, Some(30.0), None, Some(&profile)),
+            "120% (above the profile)"
+        );
+        assert_eq!(measured_pct(&rec, Some(30.0), None, None), "–");
+    }
 
     fn plan_of(records: &[PointRecord], extra: &[Point]) -> Plan {
         Plan {
