@@ -12,13 +12,20 @@ use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
 /// The `scalelab` binary of this build, without backtraces (so a printed one is a real panic),
-/// with its cache of measured peaks in the build's temporary folder rather than the user's.
+/// with its cache of measured peaks in the build's temporary folder rather than the user's, and
+/// no machine profile.
 pub fn scalelab() -> Command {
     let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
     cmd.env_remove("RUST_BACKTRACE");
     cmd.env(
         "SCALELAB_MACHINE_CACHE",
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("machine-cache"),
+    );
+    // No calibrated profile unless a test gives one: the user's (`scalelab calibrate` on this
+    // machine) would otherwise be copied into every run, changing what a test's run holds.
+    cmd.env(
+        "SCALELAB_PROFILE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-machine-profile/profile.json"),
     );
     cmd
 }
