@@ -27,7 +27,13 @@
 //! (the text's extent from the embedded font's metrics, plus a margin) overlaps no other label, no
 //! marker and no ceiling label, stays inside the plotting area and, if it can, crosses no ceiling
 //! line; a label set further away gets a thin leader line to its point. There is no legend box to
-//! cover data: lines and points are labelled where they are.
+//! cover data: lines and points are labelled where they are. Ceiling labels are placed first, in
+//! reserved room, so that close lines never share a spot: the compute ceilings' labels in a column
+//! in the right margin, each at its line's height (nudged apart where lines are close) with a tick
+//! from the line's end; the bandwidth diagonals, each in its own colour and dash pattern, labelled
+//! in that colour above the roof (the y axis gets headroom for them), on a stem from where the
+//! diagonal meets the roof. No placement accepts an overlap: a ceiling label with no free place is
+//! named in the caption instead.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -710,20 +716,114 @@ fn write_chart(
     Ok(vec![svg_path, png_path])
 }
 
+/// Ink of the compute ceilings and their labels.
+const INK: RGBColor = RGBColor(40, 40, 40);
+/// Colours of the bandwidth diagonals, highest first, and of their labels: Okabe & Ito's
+/// colour-blind-safe set ("Color universal design", 2008), darkest first so that the usual four
+/// (L1, L2, L3, DRAM) read well as text on white.
+pub(super) const DIAGONAL_COLOURS: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+];
+/// Dash and gap lengths (pixels) of the diagonals after the first, which is solid: the
+/// diagonals differ in pattern as well as colour, so they stay apart in grey print too.
+const DIAGONAL_DASHES: [(u32, u32); 5] = [(14, 9), (5, 6), (24, 6), (2, 5), (10, 4)];
+/// Space between stacked ceiling labels, pixels: more than the free margin kept around both.
+const STACK_GAP: f64 = 2.0 * MARGIN + 1.0;
+/// Length of the tick from a compute ceiling's end to its label in the right margin, pixels.
+const TICK: f64 = 16.0;
+
+/// Draw the plot, with the ceiling labels that find no room listed in the caption instead: a
+/// first pass on a scratch SVG finds them (the layout depends only on the geometry and the
+/// font, not on the backend), and the caption grows until every label left in the plot has a
+/// free place.
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     points: &[&RooflinePoint],
     ceilings: &Ceilings,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let size = root.dim_in_pixel();
+    let mut captioned: Vec<String> = Vec::new();
+    for _ in 0..=ceilings.compute.len() + ceilings.memory.len() {
+        let mut scratch = String::new();
+        let unplaced = {
+            let area = SVGBackend::with_string(&mut scratch, size).into_drawing_area();
+            match draw_once(&area, title, points, ceilings, &captioned) {
+                Ok(u) => u,
+                // The real pass below reports the same error.
+                Err(_) => break,
+            }
+        };
+        if unplaced.is_empty() {
+            break;
+        }
+        captioned.extend(unplaced);
+    }
+    draw_once(root, title, points, ceilings, &captioned).map(|_| ())
+}
+
+/// The thin box of a vertical stem, which later labels keep off.
+fn stem_box((from, to): Segment) -> Rect {
+    Rect {
+        l: from.0 - 1.0,
+        t: from.1.min(to.1),
+        r: from.0 + 1.0,
+        b: from.1.max(to.1),
+    }
+}
+
+/// The 1-D layout of labels of height `h` wanted with their tops at `want` (sorted top to
+/// bottom): each as near its wish as it can be, none closer than [`STACK_GAP`] to the next, all
+/// between `lo` and `hi`. `None` when they do not fit.
+fn stack(want: &[f64], h: f64, lo: f64, hi: f64) -> Option<Vec<f64>> {
+    let mut tops: Vec<f64> = Vec::with_capacity(want.len());
+    for &w in want {
+        let t = match tops.last() {
+            Some(&prev) => w.max(prev + h + STACK_GAP),
+            None => w,
+        };
+        tops.push(t.max(lo));
+    }
+    // Push back up from the bottom where the last ones ran past it.
+    let mut limit = hi;
+    for t in tops.iter_mut().rev() {
+        if *t + h > limit {
+            *t = limit - h;
+        }
+        limit = *t - STACK_GAP;
+    }
+    (tops.first().is_none_or(|&t| t >= lo)).then_some(tops)
+}
+
+/// [`draw`] once, with the ceiling labels in `captioned` named in the caption rather than in the
+/// plot. Returns the ceiling labels (not in `captioned`) that found no free place.
+fn draw_once<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[&RooflinePoint],
+    ceilings: &Ceilings,
+    captioned: &[String],
+) -> Result<Vec<String>, DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
-    let caption = format!(
+    let (_, height) = root.dim_in_pixel();
+    let mut caption = format!(
         "Points: median GFLOP/s over the repetitions at the analytic intensity flops / bytes. Ceilings: {} Labels: kernel and variant.",
         ceilings.provenance()
     );
+    if !captioned.is_empty() {
+        caption.push_str(&format!(
+            " Ceilings with no room for their label in the plot: {}.",
+            captioned.join("; ")
+        ));
+    }
     let caption = wrap(&caption, 112);
     let foot_height = 24 + 30 * caption.len() as i32;
-    let (main, foot) = root.split_vertically(HEIGHT as i32 - foot_height);
+    let (main, foot) = root.split_vertically(height as i32 - foot_height);
     for (i, line) in caption.iter().enumerate() {
         foot.draw(&Text::new(
             line.clone(),
@@ -732,6 +832,8 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
 
+    let compute_text = |c: &Ceiling| format!("{}: {}", c.label, rate_text(c.value, "GFLOP/s"));
+    let memory_text = |m: &Ceiling| format!("{}: {}", m.label, rate_text(m.value, "GB/s"));
     let top_c = ceilings.compute.first().map(|c| c.value);
     let top_m = ceilings.memory.first().map(|c| c.value);
     // Ridge points: where each compute ceiling meets the highest bandwidth diagonal.
@@ -747,19 +849,53 @@ fn draw<DB: DrawingBackend>(
     let (xmin, xmax) = xs
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-    // Room on the left for the diagonals' labels, on the right for the points' labels.
+    // Room on the left for the diagonals, on the right for the points' labels.
     let x = Axis::fit([xmin / 6.0, xmax * 6.0], Scale::Log10, false);
     let ys: Vec<f64> = points.iter().map(|p| p.gflops).collect();
     let (ymin, ymax) = ys
         .iter()
         .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
     let roof_top = top_c.unwrap_or(ymax).max(ymax);
-    let y = Axis::fit([ymin / 3.0, roof_top * 3.0], Scale::Log10, false);
+    // Stacked labels are a full em apart (glyphs reach beyond the font's layout box).
+    let label_h = LABEL_SIZE.max(text_size("Lg", LABEL_SIZE).1);
+    // Headroom above the roof for the diagonals' labels, stacked there (see below): the plotting
+    // area's height is estimated from the fixed margins, decades are added until they fit.
+    let diagonals = ceilings
+        .memory
+        .iter()
+        .filter(|m| !captioned.contains(&memory_text(m)))
+        .count();
+    let want_px = diagonals as f64 * (label_h + STACK_GAP) + 2.0 * LINE_CLEARANCE + 8.0;
+    let plot_px = (height as f64 - foot_height as f64 - 20.0 - 60.0 - 85.0 - 20.0).max(100.0);
+    let mut headroom = 3.0f64;
+    let mut y = Axis::fit([ymin / 3.0, roof_top * headroom], Scale::Log10, false);
+    for _ in 0..4 {
+        let per_decade = plot_px / (y.hi / y.lo).log10();
+        if diagonals == 0 || (y.hi / roof_top).log10() * per_decade >= want_px {
+            break;
+        }
+        headroom *= 10.0;
+        y = Axis::fit([ymin / 3.0, roof_top * headroom], Scale::Log10, false);
+    }
 
+    // The compute ceilings' labels stand in a column in the right margin, each at its line's
+    // height (nudged apart where lines are close) with a tick from the line's end.
+    let compute_w = ceilings
+        .compute
+        .iter()
+        .map(compute_text)
+        .filter(|t| !captioned.contains(t))
+        .map(|t| text_size(&t, LABEL_SIZE).0)
+        .fold(0.0f64, f64::max);
+    let margin_right = if compute_w > 0.0 {
+        (compute_w + TICK + 6.0 + 16.0).ceil() as i32
+    } else {
+        50
+    };
     let mut chart = ChartBuilder::on(&main)
         .caption(title, (FAMILY, 36).into_font())
         .margin(20)
-        .margin_right(50)
+        .margin_right(margin_right)
         .x_label_area_size(85)
         .y_label_area_size(120)
         .build_cartesian_2d(x.clone(), y.clone())?;
@@ -793,16 +929,17 @@ fn draw<DB: DrawingBackend>(
         let (a, b) = coord.translate(&v);
         (a as f64, b as f64)
     };
-    let ink = RGBColor(40, 40, 40);
     let label_font = (FAMILY, LABEL_SIZE as u32).into_font();
     let mut taken: Vec<Rect> = Vec::new();
     let mut lines: Vec<Segment> = Vec::new();
     let mut texts: Vec<(String, Rect, RGBColor)> = Vec::new();
+    // Ticks and leaders of ceiling labels, in their line's colour.
+    let mut ticks: Vec<(Vec<(f64, f64)>, RGBColor)> = Vec::new();
+    let mut unplaced: Vec<String> = Vec::new();
 
     // Ceilings: compute lines from the ridge with the highest diagonal to the right edge,
     // diagonals from the left edge to the highest compute ceiling. The first of each kind is the
-    // roof (solid), the others dashed. Their labels are placed once every line and marker is
-    // known.
+    // roof (solid), the others dashed.
     let mut compute_segs = Vec::new();
     for (i, c) in ceilings.compute.iter().enumerate() {
         if c.value < y.lo || c.value > y.hi {
@@ -810,7 +947,7 @@ fn draw<DB: DrawingBackend>(
         }
         let from = top_m.map(|b| (c.value / b).max(x.lo)).unwrap_or(x.lo);
         let seg = [(from, c.value), (x.hi, c.value)];
-        let style = ink.stroke_width(if i == 0 { 3 } else { 2 });
+        let style = INK.stroke_width(if i == 0 { 3 } else { 2 });
         if i == 0 {
             chart.draw_series(LineSeries::new(seg, style))?;
         } else {
@@ -818,11 +955,7 @@ fn draw<DB: DrawingBackend>(
         }
         let (a, b) = (px(seg[0]), px(seg[1]));
         lines.push((a, b));
-        compute_segs.push((
-            format!("{}: {}", c.label, rate_text(c.value, "GFLOP/s")),
-            a,
-            b,
-        ));
+        compute_segs.push((compute_text(c), b));
     }
     let mut memory_segs = Vec::new();
     for (i, m) in ceilings.memory.iter().enumerate() {
@@ -833,16 +966,18 @@ fn draw<DB: DrawingBackend>(
         if x1 <= x0 {
             continue;
         }
+        let colour = DIAGONAL_COLOURS[i % DIAGONAL_COLOURS.len()];
         let seg = [(x0, m.value * x0), (x1, m.value * x1)];
-        let style = ink.stroke_width(if i == 0 { 3 } else { 2 });
+        let style = colour.stroke_width(if i == 0 { 3 } else { 2 });
         if i == 0 {
             chart.draw_series(LineSeries::new(seg, style))?;
         } else {
-            chart.draw_series(DashedLineSeries::new(seg, 14, 9, style))?;
+            let (dash, gap) = DIAGONAL_DASHES[(i - 1) % DIAGONAL_DASHES.len()];
+            chart.draw_series(DashedLineSeries::new(seg, dash, gap, style))?;
         }
         let (a, b) = (px(seg[0]), px(seg[1]));
         lines.push((a, b));
-        memory_segs.push((format!("{}: {}", m.label, rate_text(m.value, "GB/s")), a, b));
+        memory_segs.push((memory_text(m), a, b, colour));
     }
 
     // Points, coloured by workload (the same workload keeps its colour in the plot).
@@ -856,13 +991,47 @@ fn draw<DB: DrawingBackend>(
     let markers: Vec<(f64, f64)> = points.iter().map(|p| px((p.intensity, p.gflops))).collect();
     let r = RADIUS as f64;
     for m in &markers {
-        taken.push(Rect {
-            l: m.0 - r,
-            t: m.1 - r,
-            r: m.0 + r,
-            b: m.1 + r,
-        });
+        taken.push(own(*m));
     }
+
+    // Compute labels: the right margin's column, top to bottom in the lines' order.
+    let mut column: Vec<(String, (f64, f64))> = compute_segs
+        .into_iter()
+        .filter(|(t, _)| !captioned.contains(t))
+        .collect();
+    column.sort_by(|a, b| a.1 .1.total_cmp(&b.1 .1));
+    let want: Vec<f64> = column
+        .iter()
+        .map(|(_, end)| end.1 - label_h / 2.0)
+        .collect();
+    let lo = area.t - label_h / 2.0;
+    let hi = area.b;
+    match stack(&want, label_h, lo, hi) {
+        Some(tops) => {
+            let left = area.r + TICK + 6.0;
+            for ((text, end), top) in column.into_iter().zip(tops) {
+                let (w, _) = text_size(&text, LABEL_SIZE);
+                let rect = Rect {
+                    l: left,
+                    t: top,
+                    r: left + w,
+                    b: top + label_h,
+                };
+                ticks.push((
+                    vec![
+                        (end.0 + 2.0, end.1),
+                        (end.0 + TICK / 2.0, end.1),
+                        (left - 4.0, top + label_h / 2.0),
+                    ],
+                    INK,
+                ));
+                taken.push(rect.grow(MARGIN));
+                texts.push((text, rect, INK));
+            }
+        }
+        None => unplaced.extend(column.into_iter().map(|(t, _)| t)),
+    }
+
     let free = |rect: &Rect, taken: &[Rect], lines: &[Segment]| {
         let padded = rect.grow(MARGIN);
         let clear = rect.grow(LINE_CLEARANCE);
@@ -870,55 +1039,92 @@ fn draw<DB: DrawingBackend>(
             && !taken.iter().any(|o| o.intersects(&padded))
             && !lines.iter().any(|(a, b)| clear.crosses(*a, *b))
     };
-    // A compute ceiling's label: just above its line, as far right as it is free (else below).
-    for (text, a, b) in compute_segs {
-        let (w, h) = text_size(&text, LABEL_SIZE);
-        let mut chosen = None;
-        'search: for step in 0..60 {
-            let right = b.0 - 8.0 - 20.0 * step as f64;
-            if right - w < a.0 {
-                break;
+    // A bandwidth ceiling's label, in its line's colour: above the roof (where no line runs), on
+    // a stem that rises from where its diagonal meets the roof.
+    let todo: Vec<_> = memory_segs
+        .into_iter()
+        .filter(|s| !captioned.contains(&s.0))
+        .collect();
+    // Two layouts above the roof: every label right of its stem, the diagonal that ends furthest
+    // right lowest; or every label left of its stem, the one that ends furthest left lowest.
+    // Either way no stem passes another diagonal's label. The one that places more wins.
+    let above = |right: bool| -> Vec<Option<(Rect, Segment)>> {
+        let mut taken = taken.clone();
+        let mut lines = lines.clone();
+        let mut order: Vec<usize> = (0..todo.len()).collect();
+        order.sort_by(|&i, &j| {
+            let (p, q) = (todo[i].2 .0, todo[j].2 .0);
+            if right {
+                q.total_cmp(&p)
+            } else {
+                p.total_cmp(&q)
             }
-            for top in [b.1 - LINE_CLEARANCE - 2.0 - h, b.1 + LINE_CLEARANCE + 2.0] {
+        });
+        let mut got = vec![None; todo.len()];
+        for i in order {
+            let b = todo[i].2;
+            if b.1 <= area.t + 1.0 || b.0 >= area.r - 1.0 {
+                continue;
+            }
+            let w = text_size(&todo[i].0, LABEL_SIZE).0;
+            let left = if right { b.0 + 5.0 } else { b.0 - 5.0 - w };
+            for row in 0..12 {
+                let bottom = b.1 - LINE_CLEARANCE - 2.0 - row as f64 * (label_h + STACK_GAP);
+                if bottom - label_h < area.t {
+                    break;
+                }
                 let rect = Rect {
-                    l: right - w,
-                    t: top,
-                    r: right,
-                    b: top + h,
+                    l: left,
+                    t: bottom - label_h,
+                    r: left + w,
+                    b: bottom,
                 };
-                if free(&rect, &taken, &lines) {
-                    chosen = Some(rect);
-                    break 'search;
+                let stem = ((b.0, b.1 - 2.0), (b.0, rect.t + label_h / 2.0));
+                if free(&rect, &taken, &lines) && !taken.iter().any(|o| o.crosses(stem.0, stem.1)) {
+                    taken.push(rect.grow(MARGIN));
+                    taken.push(stem_box(stem));
+                    lines.push(stem);
+                    got[i] = Some((rect, stem));
+                    break;
                 }
             }
         }
-        let rect = chosen.unwrap_or(Rect {
-            l: b.0 - 8.0 - w,
-            t: b.1 - LINE_CLEARANCE - 2.0 - h,
-            r: b.0 - 8.0,
-            b: b.1 - LINE_CLEARANCE - 2.0,
-        });
-        taken.push(rect.grow(MARGIN));
-        texts.push((text, rect, ink));
-    }
-    // A bandwidth ceiling's label: beside its diagonal, touching it at a corner: above and left
-    // of the highest (the unattainable side, where nothing else is drawn), below and right of the
-    // others, so that each label sits against its own line; at the first free spot along it.
-    for (k, (text, a, b)) in memory_segs.into_iter().enumerate() {
-        let (w, h) = text_size(&text, LABEL_SIZE);
-        let gap = LINE_CLEARANCE + 2.0;
-        let sides: [bool; 2] = if k == 0 { [true, false] } else { [false, true] };
-        let mut chosen = None;
-        let mut fallback = None;
-        // Where along the line an up-left label first fits inside the area, then fixed steps.
-        let fits = (area.l + MARGIN + w + gap - a.0) / (b.0 - a.0);
-        let mut fracs = vec![0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75, 0.85];
-        if fits > 0.0 && fits <= 1.0 {
-            fracs.insert(0, fits.clamp(0.35, 1.0));
+        got
+    };
+    let (right, left) = (above(true), above(false));
+    let placed_n = |g: &[Option<(Rect, Segment)>]| g.iter().filter(|x| x.is_some()).count();
+    let layout = if placed_n(&left) > placed_n(&right) {
+        left
+    } else {
+        right
+    };
+    let mut rest = Vec::new();
+    for ((text, a, b, colour), got) in todo.into_iter().zip(layout) {
+        match got {
+            Some((rect, stem)) => {
+                taken.push(rect.grow(MARGIN));
+                taken.push(stem_box(stem));
+                lines.push(stem);
+                let reach = if rect.l > stem.0 .0 {
+                    rect.l - 1.0
+                } else {
+                    rect.r + 1.0
+                };
+                ticks.push((vec![stem.0, stem.1, (reach, stem.1 .1)], colour));
+                texts.push((text, rect, colour));
+            }
+            None => rest.push((text, a, b, colour)),
         }
-        'along: for frac in fracs {
+    }
+    // The others beside their own line, touching it at a corner, at the first free spot along
+    // it; else in the caption.
+    for (text, a, b, colour) in rest {
+        let (w, h) = (text_size(&text, LABEL_SIZE).0, label_h);
+        let mut chosen = None;
+        let gap = LINE_CLEARANCE + 2.0;
+        'along: for frac in [0.35, 0.25, 0.45, 0.15, 0.55, 0.65, 0.05, 0.75, 0.85] {
             let at = (a.0 + (b.0 - a.0) * frac, a.1 + (b.1 - a.1) * frac);
-            for up_left in sides {
+            for up_left in [true, false] {
                 let rect = if up_left {
                     Rect {
                         l: at.0 - gap - w,
@@ -938,14 +1144,14 @@ fn draw<DB: DrawingBackend>(
                     chosen = Some(rect);
                     break 'along;
                 }
-                if fallback.is_none() && rect.grow(MARGIN).inside(&area) {
-                    fallback = Some(rect);
-                }
             }
         }
-        if let Some(rect) = chosen.or(fallback) {
-            taken.push(rect.grow(MARGIN));
-            texts.push((text, rect, ink));
+        match chosen {
+            Some(rect) => {
+                taken.push(rect.grow(MARGIN));
+                texts.push((text, rect, colour));
+            }
+            None => unplaced.push(text),
         }
     }
 
@@ -973,6 +1179,14 @@ fn draw<DB: DrawingBackend>(
         }
         texts.push((p.label.clone(), rect, colours[p.workload.as_str()]));
     }
+    for (path, colour) in ticks {
+        root.draw(&PathElement::new(
+            path.iter()
+                .map(|p| (p.0.round() as i32, p.1.round() as i32))
+                .collect::<Vec<_>>(),
+            colour.stroke_width(1),
+        ))?;
+    }
     for (from, to) in leaders {
         root.draw(&PathElement::new(
             vec![(from.0 as i32, from.1 as i32), (to.0 as i32, to.1 as i32)],
@@ -996,7 +1210,8 @@ fn draw<DB: DrawingBackend>(
                 .pos(Pos::new(HPos::Left, VPos::Top)),
         ))?;
     }
-    root.present()
+    root.present()?;
+    Ok(unplaced)
 }
 
 #[cfg(test)]
@@ -1138,6 +1353,118 @@ mod tests {
         }
     }
 
+    /// The stroke colours of ceiling lines in an SVG: the compute ceilings' ink and the
+    /// diagonals' colours.
+    fn ceiling_inks() -> Vec<String> {
+        std::iter::once(INK)
+            .chain(DIAGONAL_COLOURS)
+            .map(|c| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2))
+            .collect()
+    }
+
+    /// No two texts overlap (labels, ceiling labels, ticks, title, caption lines), no label
+    /// covers a marker, no leader runs through a text and no point label crosses a ceiling.
+    fn assert_clean_layout(
+        svg: &str,
+        texts: &[(f64, f64, f64, String, String)],
+        placed: &[RooflinePoint],
+    ) {
+        let ceiling_inks = ceiling_inks();
+        // No two texts overlap (labels, ceiling labels, ticks, title, caption lines).
+        let boxes: Vec<(Rect, &str)> = texts
+            .iter()
+            .map(|t| (text_box(t.0, t.1, t.2, &t.3, &t.4), t.4.as_str()))
+            .collect();
+        for (i, (a, ta)) in boxes.iter().enumerate() {
+            for (b, tb) in &boxes[i + 1..] {
+                assert!(!a.intersects(b), "`{ta}` {a:?} overlaps `{tb}` {b:?}");
+            }
+        }
+        // No point label covers a marker.
+        let circles: Vec<(f64, f64)> = svg
+            .split("<circle ")
+            .skip(1)
+            .map(|c| {
+                let num = |k: &str| -> f64 {
+                    let s = &c[c.find(k).unwrap() + k.len()..];
+                    s[..s.find('"').unwrap()].parse().unwrap()
+                };
+                (num("cx=\""), num("cy=\""))
+            })
+            .collect();
+        assert_eq!(circles.len(), placed.len());
+        for (b, t) in &boxes {
+            for c in &circles {
+                let marker = Rect {
+                    l: c.0 - 8.0,
+                    t: c.1 - 8.0,
+                    r: c.0 + 8.0,
+                    b: c.1 + 8.0,
+                };
+                assert!(!b.intersects(&marker), "`{t}` covers the marker at {c:?}");
+            }
+        }
+        // No point label crosses a ceiling line (drawn in the ceilings' ink, dashed lines as
+        // many short polylines).
+        let segments: Vec<Segment> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| {
+                ceiling_inks
+                    .iter()
+                    .any(|c| l.contains(&format!("stroke=\"{c}\"")))
+            })
+            .flat_map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                pts.windows(2).map(|w| (w[0], w[1])).collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(segments.len() > 10, "ceilings drawn: {}", segments.len());
+        // Leader lines (grey) run through no text.
+        let leaders: Vec<Segment> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#969696\""))
+            .map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                (pts[0], pts[1])
+            })
+            .collect();
+        for (b, t) in &boxes {
+            for (a, z) in &leaders {
+                assert!(
+                    !b.grow(-2.0).crosses(*a, *z),
+                    "a leader {a:?}–{z:?} runs through `{t}` {b:?}"
+                );
+            }
+        }
+        for (b, t) in boxes
+            .iter()
+            .filter(|(_, t)| placed.iter().any(|p| p.label == *t))
+        {
+            for (a, z) in &segments {
+                assert!(
+                    !b.grow(2.0).crosses(*a, *z),
+                    "`{t}` {b:?} crosses the line {a:?}–{z:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn ceilings_from_the_machine() {
         let c = Ceilings::theoretical(&machine(), 2);
@@ -1272,95 +1599,7 @@ mod tests {
             "subtitle: {all}"
         );
         assert!(all.contains("bandwidth measured (the best stream.* point of this run"));
-        // No two texts overlap (labels, ceiling labels, ticks, title, caption lines).
-        let boxes: Vec<(Rect, &str)> = texts
-            .iter()
-            .map(|t| (text_box(t.0, t.1, t.2, &t.3, &t.4), t.4.as_str()))
-            .collect();
-        for (i, (a, ta)) in boxes.iter().enumerate() {
-            for (b, tb) in &boxes[i + 1..] {
-                assert!(!a.intersects(b), "`{ta}` {a:?} overlaps `{tb}` {b:?}");
-            }
-        }
-        // No point label covers a marker.
-        let circles: Vec<(f64, f64)> = svg
-            .split("<circle ")
-            .skip(1)
-            .map(|c| {
-                let num = |k: &str| -> f64 {
-                    let s = &c[c.find(k).unwrap() + k.len()..];
-                    s[..s.find('"').unwrap()].parse().unwrap()
-                };
-                (num("cx=\""), num("cy=\""))
-            })
-            .collect();
-        assert_eq!(circles.len(), placed.len());
-        for (b, t) in &boxes {
-            for c in &circles {
-                let marker = Rect {
-                    l: c.0 - 8.0,
-                    t: c.1 - 8.0,
-                    r: c.0 + 8.0,
-                    b: c.1 + 8.0,
-                };
-                assert!(!b.intersects(&marker), "`{t}` covers the marker at {c:?}");
-            }
-        }
-        // No point label crosses a ceiling line (drawn in the ceilings' ink, dashed lines as
-        // many short polylines).
-        let segments: Vec<Segment> = svg
-            .split("<polyline ")
-            .skip(1)
-            .filter(|l| l.contains("stroke=\"#282828\""))
-            .flat_map(|l| {
-                let from = l.find("points=\"").unwrap() + 8;
-                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
-                    .split_whitespace()
-                    .map(|xy| {
-                        let (x, y) = xy.split_once(',').unwrap();
-                        (x.parse().unwrap(), y.parse().unwrap())
-                    })
-                    .collect();
-                pts.windows(2).map(|w| (w[0], w[1])).collect::<Vec<_>>()
-            })
-            .collect();
-        assert!(segments.len() > 10, "ceilings drawn: {}", segments.len());
-        // Leader lines (grey) run through no text.
-        let leaders: Vec<Segment> = svg
-            .split("<polyline ")
-            .skip(1)
-            .filter(|l| l.contains("stroke=\"#969696\""))
-            .map(|l| {
-                let from = l.find("points=\"").unwrap() + 8;
-                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
-                    .split_whitespace()
-                    .map(|xy| {
-                        let (x, y) = xy.split_once(',').unwrap();
-                        (x.parse().unwrap(), y.parse().unwrap())
-                    })
-                    .collect();
-                (pts[0], pts[1])
-            })
-            .collect();
-        for (b, t) in &boxes {
-            for (a, z) in &leaders {
-                assert!(
-                    !b.grow(-2.0).crosses(*a, *z),
-                    "a leader {a:?}–{z:?} runs through `{t}` {b:?}"
-                );
-            }
-        }
-        for (b, t) in boxes
-            .iter()
-            .filter(|(_, t)| placed.iter().any(|p| p.label == *t))
-        {
-            for (a, z) in &segments {
-                assert!(
-                    !b.grow(2.0).crosses(*a, *z),
-                    "`{t}` {b:?} crosses the line {a:?}–{z:?}"
-                );
-            }
-        }
+        assert_clean_layout(&svg, &texts, &placed);
         let md = markdown(&roof);
         assert!(md.contains("![Roofline, p = 1 worker (Test CPU)](plots/roofline.png)"));
         assert!(
@@ -1371,6 +1610,107 @@ mod tests {
             md.contains("- gemm tuned (1 point: `gpu-gemm`): GPU point"),
             "{md}"
         );
+    }
+
+    /// A calibrated profile's ceilings: a measured DGEMM within 25% of the peak (two compute
+    /// lines close together) and four diagonals (L1, L2, L3, DRAM). Every ceiling label is in the
+    /// plot, none overlaps another text, each compute label is at its line's height (within a
+    /// label's height: nudged apart, not moved away) and each diagonal's label is in its colour.
+    #[test]
+    fn roofline_with_calibrated_ceilings_labels_every_ceiling_apart() {
+        let recs = fixture();
+        let m = machine();
+        let calibrated = |p: u64| {
+            let mut c = Ceilings::theoretical(&m, p);
+            c.compute.push(Ceiling {
+                label: "DGEMM, measured".into(),
+                value: 44.0,
+                source: Source::Measured("DGEMM by calibrate".into()),
+            });
+            c.compute.sort_by(|a, b| b.value.total_cmp(&a.value));
+            let how = || Source::Measured("cache bandwidth by calibrate".into());
+            c.with_bandwidth("L1, measured", 150.0, how())
+                .with_bandwidth("L2, measured", 95.0, how())
+                .with_bandwidth("L3, measured", 60.0, how())
+                .with_bandwidth("DRAM (triad), measured", 40.0, how())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write_with(dir.path(), &recs, &m, |p, _| calibrated(p)).unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            let to = Path::new(&keep).join("calibrated.png");
+            std::fs::copy(dir.path().join("roofline.png"), to).unwrap();
+        }
+        assert_eq!(roof.plots.len(), 1);
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts = svg_texts(&svg);
+        let (placed, _) = points(&recs);
+        let want_compute = [
+            "peak (avx2 + FMA): 51.2 GFLOP/s",
+            "DGEMM, measured: 44.0 GFLOP/s",
+            "avx2, no FMA: 25.6 GFLOP/s",
+            "scalar + FMA: 12.8 GFLOP/s",
+        ];
+        let want_memory = [
+            "L1, measured: 150 GB/s",
+            "L2, measured: 95.0 GB/s",
+            "L3, measured: 60.0 GB/s",
+            "DRAM (triad), measured: 40.0 GB/s",
+        ];
+        let all: Vec<&str> = texts.iter().map(|t| t.4.as_str()).collect();
+        for want in want_compute.iter().chain(&want_memory) {
+            assert!(all.contains(want), "{want} missing from {all:?}");
+        }
+        assert!(
+            !all.join(" ").contains("no room for their label"),
+            "every ceiling labelled in the plot: {all:?}"
+        );
+        assert_clean_layout(&svg, &texts, &placed);
+        // Compute labels: one column right of the plot, top to bottom in the lines' order,
+        // each within a label's height of its line.
+        let compute: Vec<&(f64, f64, f64, String, String)> = want_compute
+            .iter()
+            .map(|w| texts.iter().find(|t| t.4 == *w).unwrap())
+            .collect();
+        assert!(compute.windows(2).all(|w| w[0].0 == w[1].0), "{compute:?}");
+        assert!(compute.windows(2).all(|w| w[0].1 < w[1].1), "{compute:?}");
+        let horizontal: Vec<f64> = svg
+            .split("<polyline ")
+            .skip(1)
+            .filter(|l| l.contains("stroke=\"#282828\""))
+            .filter_map(|l| {
+                let from = l.find("points=\"").unwrap() + 8;
+                let pts: Vec<(f64, f64)> = l[from..l[from..].find('"').unwrap() + from]
+                    .split_whitespace()
+                    .map(|xy| {
+                        let (x, y) = xy.split_once(',').unwrap();
+                        (x.parse().unwrap(), y.parse().unwrap())
+                    })
+                    .collect();
+                // The ceiling's last dash ends at the right edge, left of its label.
+                let last = pts.last()?;
+                (pts.len() == 2 && pts[0].1 == last.1 && last.0 < compute[0].0).then_some(last.1)
+            })
+            .collect();
+        for t in &compute {
+            let centre = t.1 + t.2 / 2.0;
+            assert!(
+                horizontal.iter().any(|y| (y - centre).abs() < t.2),
+                "`{}` at {centre} is by no line of {horizontal:?}",
+                t.4
+            );
+        }
+        // Each diagonal's label in the diagonal's own colour, all four colours different.
+        for (i, want) in want_memory.iter().enumerate() {
+            let c = DIAGONAL_COLOURS[i];
+            let fill = format!("fill=\"#{:02X}{:02X}{:02X}\"", c.0, c.1, c.2);
+            let at = svg
+                .find(&format!(">\n{want}\n</text>"))
+                .or_else(|| svg.find(&format!(">{want}</text>")));
+            let at = at.unwrap_or_else(|| panic!("{want} not in the SVG"));
+            let open = svg[..at].rfind("<text ").unwrap();
+            assert!(svg[open..at].contains(&fill), "{want}: {}", &svg[open..at]);
+        }
     }
 
     #[test]
