@@ -64,8 +64,7 @@ impl Settings {
         let l3 = cache(m, "L3").unwrap_or(32 << 20);
         // STREAM's rule: *each* array at least 4 × the last-level cache. With only the three
         // together at 4 × L3, a VM whose two vCPUs sit on two L3 slices (the OS reports one)
-        // served part of the arrays from cache: 2-core triad read 103 GB/s where the `stream.triad`
-        // workload on 64 MiB arrays measured 48.
+        // could serve part of the arrays from cache.
         let per_array = (4 * l3).max(64 << 20);
         Settings {
             triad_elements: (per_array / 8) as usize,

@@ -598,6 +598,7 @@ fn place(
     area: &Rect,
     taken: &[Rect],
     lines: &[Segment],
+    markers: &[(f64, f64)],
 ) -> (Rect, bool) {
     let mut best: Option<(f64, Rect, f64)> = None;
     let r = RADIUS as f64;
@@ -653,8 +654,29 @@ fn place(
             } else {
                 0.0
             };
+            // A label without a leader names the marker nearest to it: one nearer to another
+            // marker reads as that marker's (DGEMM variants stacked at one intensity).
+            let ambiguous = if d > LEADER_FROM {
+                0.0
+            } else {
+                let own_d = distance(rect.nearest(at), at);
+                let nearer = markers
+                    .iter()
+                    .filter(|m| **m != at)
+                    .any(|m| distance(rect.nearest(*m), *m) < own_d);
+                if nearer {
+                    3000.0
+                } else {
+                    0.0
+                }
+            };
             let side = if c > 0.3 { 0.0 } else { 6.0 };
-            let cost = overlaps as f64 * 1e5 + crossings as f64 * 400.0 + leader_hits + d + side;
+            let cost = overlaps as f64 * 1e5
+                + crossings as f64 * 400.0
+                + ambiguous
+                + leader_hits
+                + d
+                + side;
             if best.as_ref().is_none_or(|(bc, _, _)| cost < *bc) {
                 best = Some((cost, rect, d));
             }
@@ -673,6 +695,11 @@ fn place(
             false,
         ),
     }
+}
+
+/// Euclidean distance in pixels.
+fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {
+    (a.0 - b.0).hypot(a.1 - b.1)
 }
 
 fn write_chart(
@@ -1169,7 +1196,7 @@ fn draw_once<DB: DrawingBackend>(
     for i in order {
         let p = points[i];
         let size = text_size(&p.label, LABEL_SIZE);
-        let (rect, leader) = place(markers[i], size, &area, &taken, &lines);
+        let (rect, leader) = place(markers[i], size, &area, &taken, &lines, &markers);
         taken.push(rect.grow(MARGIN));
         if leader {
             let end = rect.nearest(markers[i]);
@@ -1404,6 +1431,27 @@ mod tests {
                 assert!(!b.intersects(&marker), "`{t}` covers the marker at {c:?}");
             }
         }
+        // A label beside its marker (no leader) is nearer to it than to any other marker.
+        for (i, p) in placed.iter().enumerate() {
+            let Some((b, _)) = boxes.iter().find(|(_, t)| *t == p.label) else {
+                continue;
+            };
+            let own = circles[i];
+            let own_d = distance(b.nearest(own), own);
+            if own_d > 20.0 {
+                continue;
+            }
+            for (j, c) in circles.iter().enumerate() {
+                if j != i {
+                    assert!(
+                        distance(b.nearest(*c), *c) >= own_d,
+                        "`{}` sits nearer to `{}`'s marker than to its own",
+                        p.label,
+                        placed[j].label
+                    );
+                }
+            }
+        }
         // No point label crosses a ceiling line (drawn in the ceilings' ink, dashed lines as
         // many short polylines).
         let segments: Vec<Segment> = svg
@@ -1445,7 +1493,11 @@ mod tests {
             })
             .collect();
         for (b, t) in &boxes {
-            for (a, z) in &leaders {
+            // A leader ends on its own label's edge (within the estimate of text extents).
+            for (a, z) in leaders
+                .iter()
+                .filter(|(_, z)| distance(b.nearest(*z), *z) > 6.0)
+            {
                 assert!(
                     !b.grow(-2.0).crosses(*a, *z),
                     "a leader {a:?}–{z:?} runs through `{t}` {b:?}"
