@@ -287,6 +287,13 @@ fn run_target(
         slowest.3,
         slow_file.display()
     );
+    // A generator whose inputs are all refused tests only the refusals (a record read under a
+    // file name that is not its point's id was refused whatever it held).
+    assert!(
+        done < 1000 || ok > 0,
+        "{name}: none of {done} cases was accepted; the generator no longer reaches the checks \
+         behind the first refusal"
+    );
     if !findings.by_kind.is_empty() {
         let mut msg = format!("{name}: {} distinct findings\n", findings.by_kind.len());
         for (kind, (n, file, seed, i)) in &findings.by_kind {
@@ -1380,7 +1387,11 @@ const NOT_UTF8: &[&[u8]] = &[
 #[test]
 fn record_parsing_never_panics_and_every_refusal_names_the_file() {
     let points = real_points();
-    let path = Path::new("results/fuzz/run/points/record.json");
+    // The file a record is read from is named after the point it should hold (`points/<id>.json`).
+    let paths: Vec<PathBuf> = points
+        .iter()
+        .map(|p| PathBuf::from(format!("results/fuzz/run/points/{}.json", p.id)))
+        .collect();
     run_target(
         "record",
         "json",
@@ -1434,6 +1445,7 @@ fn record_parsing_never_panics_and_every_refusal_names_the_file() {
         },
         |case| {
             let expected = &points[case.choice as usize];
+            let path = paths[case.choice as usize].as_path();
             let r = guarded(|| results::parse_record(&case.bytes, path, expected))
                 .map_err(Finding::Panic)?;
             match r {
