@@ -129,14 +129,35 @@ pub fn roc_auc_ovr(y_true: &[u32], proba: &Matrix) -> Result<f64, String> {
         let pos: Vec<bool> = y_true.iter().map(|&y| y == 1).collect();
         return roc_auc(&pos, &column(1));
     }
+    // Name the classes really missing: the binary AUC's own error would blame class 0 when class 0
+    // is the only one present.
+    let mut count = vec![0usize; k];
+    for &y in y_true {
+        if let Some(n) = count.get_mut(y as usize) {
+            *n += 1;
+        }
+    }
+    let absent: Vec<String> = (0..k)
+        .filter(|&c| count[c] == 0)
+        .map(|c| c.to_string())
+        .collect();
+    if !absent.is_empty() {
+        let (noun, verb) = if absent.len() == 1 {
+            ("class", "is")
+        } else {
+            ("classes", "are")
+        };
+        return Err(format!(
+            "ROC AUC: {noun} {} {verb} absent from these {} samples (one-vs-rest needs every \
+             class); use fewer folds, stratified folds, or another scoring",
+            absent.join(", "),
+            y_true.len()
+        ));
+    }
     let mut sum = 0.0;
     for c in 0..k {
         let pos: Vec<bool> = y_true.iter().map(|&y| y as usize == c).collect();
-        sum += roc_auc(&pos, &column(c)).map_err(|_| {
-            format!(
-                "ROC AUC: class {c} is absent from these samples (one-vs-rest needs every class)"
-            )
-        })?;
+        sum += roc_auc(&pos, &column(c))?;
     }
     Ok(sum / k as f64)
 }
@@ -382,6 +403,22 @@ mod tests {
         );
         let binary = Matrix::new(3, 2, vec![0.9, 0.1, 0.2, 0.8, 0.6, 0.4]).unwrap();
         close(roc_auc_ovr(&[0, 1, 1], &binary).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn roc_auc_one_vs_rest_names_the_classes_that_are_absent() {
+        // Three classes, and the fold holds only class 0: classes 1 and 2 are missing, not 0.
+        let proba = Matrix::new(2, 3, vec![0.8, 0.1, 0.1, 0.6, 0.3, 0.1]).unwrap();
+        assert_eq!(
+            roc_auc_ovr(&[0, 0], &proba).unwrap_err(),
+            "ROC AUC: classes 1, 2 are absent from these 2 samples (one-vs-rest needs every \
+             class); use fewer folds, stratified folds, or another scoring"
+        );
+        assert_eq!(
+            roc_auc_ovr(&[0, 2], &proba).unwrap_err(),
+            "ROC AUC: class 1 is absent from these 2 samples (one-vs-rest needs every class); \
+             use fewer folds, stratified folds, or another scoring"
+        );
     }
 
     #[test]

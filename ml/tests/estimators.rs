@@ -448,3 +448,28 @@ fn forest_importances_find_the_informative_features() {
         .iter()
         .all(|&v| v > imp[3..].iter().copied().fold(0.0, f64::max)));
 }
+
+#[test]
+fn logistic_regression_learns_a_feature_of_huge_magnitude() {
+    // One feature separates the classes perfectly, at ±1e200: its square overflows f64, which once
+    // made the standard deviation infinite and the feature silently zero (chance accuracy).
+    let n = 60;
+    let x: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { -1e200 } else { 1e200 } * (1.0 + i as f64 / n as f64))
+        .collect();
+    let labels: Vec<u32> = (0..n).map(|i| (i % 2) as u32).collect();
+    let data = Dataset::new(
+        "huge",
+        scalelab_ml::data::Matrix::new(n, 1, x).unwrap(),
+        Target::Classes {
+            labels,
+            names: vec!["a".into(), "b".into()],
+        },
+        vec!["x".into()],
+    )
+    .unwrap();
+    assert_eq!(
+        cv_score("logistic_regression", &HyperParams::new(), &data),
+        1.0
+    );
+}

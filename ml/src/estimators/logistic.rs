@@ -54,16 +54,70 @@ impl Logistic {
 
 /// A fitted model: standardisation, then `k × (p + 1)` weights (intercept last).
 struct Fitted {
-    mean: Vec<f64>,
-    scale: Vec<f64>,
+    standard: Standardise,
     w: Vec<f64>,
     k: usize,
+}
+
+/// Per-feature standardisation `z = (x − mean) / sd`, computed on `x / mag` with `mag` a power of
+/// two at least the feature's largest magnitude. Dividing by a power of two is exact, so `z` is the
+/// same as the plain formula wherever that one does not overflow; without it, a feature near
+/// 1e154 in magnitude squared to infinity and was silently zeroed.
+struct Standardise {
+    mag: Vec<f64>,
+    /// The mean, divided by `mag`.
+    mean: Vec<f64>,
+    /// `mag / sd` (1 for a constant feature).
+    scale: Vec<f64>,
+}
+
+impl Standardise {
+    /// Weighted mean and standard deviation of each feature over `rows`.
+    fn fit(x: &Matrix, rows: &[usize], wt: impl Fn(usize) -> f64) -> Standardise {
+        let p = x.cols();
+        let mut mag = vec![0.0f64; p];
+        for &r in rows {
+            for (j, m) in mag.iter_mut().enumerate() {
+                *m = m.max(x.get(r, j).abs());
+            }
+        }
+        for m in mag.iter_mut() {
+            *m = if m.is_normal() {
+                2f64.powi(m.log2().ceil() as i32)
+            } else {
+                1.0
+            };
+        }
+        let total: f64 = (0..rows.len()).map(&wt).sum();
+        let mut mean = vec![0.0; p];
+        for (i, &r) in rows.iter().enumerate() {
+            for (j, mj) in mean.iter_mut().enumerate() {
+                *mj += wt(i) * (x.get(r, j) / mag[j]);
+            }
+        }
+        mean.iter_mut().for_each(|v| *v /= total);
+        let mut scale = vec![0.0; p];
+        for (i, &r) in rows.iter().enumerate() {
+            for j in 0..p {
+                scale[j] += wt(i) * (x.get(r, j) / mag[j] - mean[j]).powi(2);
+            }
+        }
+        for s in scale.iter_mut() {
+            let sd = (*s / total).sqrt();
+            *s = if sd > 1e-12 { 1.0 / sd } else { 1.0 };
+        }
+        Standardise { mag, mean, scale }
+    }
+
+    fn z(&self, j: usize, v: f64) -> f64 {
+        (v / self.mag[j] - self.mean[j]) * self.scale[j]
+    }
 }
 
 impl Fitted {
     fn proba_row(&self, x: &[f64], z: &mut [f64], out: &mut [f64]) {
         for (j, zj) in z.iter_mut().enumerate() {
-            *zj = (x[j] - self.mean[j]) * self.scale[j];
+            *zj = self.standard.z(j, x[j]);
         }
         let p = z.len();
         for (c, o) in out.iter_mut().enumerate() {
@@ -103,7 +157,7 @@ impl Model for Fitted {
 
     fn predict_proba(&self, x: &Matrix, rows: &[usize]) -> Option<Matrix> {
         let mut out = Matrix::zeros(rows.len(), self.k);
-        let mut z = vec![0.0; self.mean.len()];
+        let mut z = vec![0.0; self.standard.mean.len()];
         for (i, &r) in rows.iter().enumerate() {
             self.proba_row(x.row(r), &mut z, out.row_mut(i));
         }
@@ -134,28 +188,11 @@ impl Estimator for Logistic {
         let (p, k, m) = (data.features(), names.len(), rows.len());
         let wt = |i: usize| weights.map_or(1.0, |w| w[i]);
         // Standardise with the weighted mean and standard deviation of the training rows.
-        let total: f64 = (0..m).map(wt).sum();
-        let mut mean = vec![0.0; p];
-        let mut scale = vec![0.0; p];
-        for (i, &r) in rows.iter().enumerate() {
-            for (j, mj) in mean.iter_mut().enumerate() {
-                *mj += wt(i) * data.x.get(r, j);
-            }
-        }
-        mean.iter_mut().for_each(|v| *v /= total);
-        for (i, &r) in rows.iter().enumerate() {
-            for j in 0..p {
-                scale[j] += wt(i) * (data.x.get(r, j) - mean[j]).powi(2);
-            }
-        }
-        for s in scale.iter_mut() {
-            let sd = (*s / total).sqrt();
-            *s = if sd > 1e-12 { 1.0 / sd } else { 1.0 };
-        }
-        let (mu, sc) = (&mean, &scale);
+        let standard = Standardise::fit(&data.x, rows, wt);
+        let st = &standard;
         let z: Vec<f64> = rows
             .iter()
-            .flat_map(|&r| (0..p).map(move |j| (data.x.get(r, j) - mu[j]) * sc[j]))
+            .flat_map(|&r| (0..p).map(move |j| st.z(j, data.x.get(r, j))))
             .collect();
         let y: Vec<usize> = rows.iter().map(|&r| labels[r] as usize).collect();
         let sw: Vec<f64> = (0..m).map(wt).collect();
@@ -192,7 +229,7 @@ impl Estimator for Logistic {
             loss
         };
         let w = lbfgs(vec![0.0; k * (p + 1)], objective, self.max_iter);
-        Ok(Box::new(Fitted { mean, scale, w, k }))
+        Ok(Box::new(Fitted { standard, w, k }))
     }
 }
 
