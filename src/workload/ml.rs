@@ -402,7 +402,7 @@ fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, St
 /// has that parameter, then `hyper`'s single values.
 fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), String> {
     let estimator = text(params, "estimator")?.to_string();
-    let Some(specs) = estimators::specs(&estimator) else {
+    if estimators::specs(&estimator).is_none() {
         let hint =
             match crate::value::nearest(&estimator, estimators::NAMES.iter().copied()).first() {
                 Some(n) => format!("did you mean `{n}`? "),
@@ -412,14 +412,9 @@ fn base_params(name: &str, params: &Params) -> Result<(String, HyperParams), Str
             "{name}: unknown estimator `{estimator}`; {hint}known: {}",
             estimators::NAMES.join(", ")
         ));
-    };
+    }
     let mut base = HyperParams::new();
-    // The ensemble size: `n_estimators`, or `max_iter` for the histogram booster (scikit-learn's
-    // names).
-    if let Some(key) = ["n_estimators", "max_iter"]
-        .into_iter()
-        .find(|k| specs.iter().any(|s| s.name == *k))
-    {
+    if let Some(key) = estimators::ensemble_size(&estimator) {
         let trees = int_param(params, "trees")?;
         base.insert(key.into(), scalelab_ml::estimator::Hp::Int(trees as i64));
     }
@@ -1118,6 +1113,28 @@ mod tests {
         assert!(
             err.starts_with("cv.kfold: ") && err.contains("target"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn trees_sets_the_ensemble_size_only() {
+        // `trees` is an ensemble's size; logistic regression's `max_iter` counts solver
+        // iterations and must keep its own default whatever `trees` says.
+        use scalelab_ml::estimator::Hp;
+        let w = Ml(Kind::KFold);
+        let base = |est: &str| {
+            base_params(
+                "cv.kfold",
+                &params(&w, &[("estimator", t(est)), ("trees", Value::Int(1))]),
+            )
+            .unwrap()
+            .1
+        };
+        assert_eq!(base("logistic_regression"), HyperParams::new());
+        assert_eq!(base("random_forest").get("n_estimators"), Some(&Hp::Int(1)));
+        assert_eq!(
+            base("hist_gradient_boosting").get("max_iter"),
+            Some(&Hp::Int(1))
         );
     }
 

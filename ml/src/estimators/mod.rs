@@ -92,6 +92,19 @@ pub fn specs(name: &str) -> Option<&'static [ParamSpec]> {
     })
 }
 
+/// The hyperparameter that sets estimator `name`'s ensemble size: `n_estimators`, or `max_iter`
+/// for the histogram booster, whose boosting rounds scikit-learn calls so. `None` for a single
+/// model: logistic regression's `max_iter` counts solver iterations, not members.
+pub fn ensemble_size(name: &str) -> Option<&'static str> {
+    if specs(name)?.iter().any(|s| s.name == "n_estimators") {
+        Some("n_estimators")
+    } else if name == "hist_gradient_boosting" {
+        Some("max_iter")
+    } else {
+        None
+    }
+}
+
 /// One line on what estimator `name` is (`None` for an unknown name).
 pub fn about(name: &str) -> Option<&'static str> {
     Some(match name {
