@@ -251,6 +251,17 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         if s.points.len() > DESCRIBE_ROWS {
             let _ = writeln!(out, "  ... {} more points", s.points.len() - DESCRIBE_ROWS);
         }
+        let mut notes: Vec<String> = Vec::new();
+        for p in s.points {
+            for note in w.map(|w| w.plan_notes(&p.params)).unwrap_or_default() {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+        }
+        for note in notes {
+            let _ = writeln!(out, "  {note}");
+        }
         if oversubscribed > 0 {
             let _ = writeln!(
                 out,

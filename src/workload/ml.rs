@@ -119,6 +119,13 @@ const TREES: ParamSpec = spec!(
     "100",
     "n_estimators of the estimator (max_iter of hist_gradient_boosting), when it has one"
 );
+const TASKS: &[&str] = &["auto", "classification", "regression"];
+const TASK: ParamSpec = spec!(
+    "task",
+    ParamKind::Choice(TASKS),
+    "auto",
+    "what the target is: auto (classes when any value is not a number, or when all are integers with at most 20 distinct values; real values otherwise), classification or regression"
+);
 const HYPER: ParamSpec = spec!(
     "hyper",
     ParamKind::Text,
@@ -180,6 +187,7 @@ const FOREST_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
@@ -192,6 +200,7 @@ const ADABOOST_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("adaboost"),
     TREES,
     HYPER,
@@ -204,6 +213,7 @@ const GBOOST_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("gradient_boosting"),
     TREES,
     HYPER,
@@ -216,6 +226,7 @@ const STACKING_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("stacking"),
     TREES,
     HYPER,
@@ -228,6 +239,7 @@ const KFOLD_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
@@ -250,6 +262,7 @@ const NESTED_PARAMS: &[ParamSpec] = &[
     FEATURES,
     CLASSES,
     TARGET,
+    TASK,
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
@@ -358,7 +371,14 @@ struct Loaded {
 /// scoring, the estimator and the folds.
 fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, String> {
     let dataset = text(params, "dataset")?;
+    let task = text(params, "task")?;
     if dataset == "synthetic" {
+        if task == "regression" {
+            return Err(format!(
+                "{name}: task = \"regression\" does not fit the synthetic dataset, whose target \
+                 is classes; use task = \"auto\", or a CSV dataset with a numeric target"
+            ));
+        }
         let spec = synthetic_spec(name, params)?;
         let (rows, cols) = (spec.samples, spec.features);
         let k = spec.informative as f64;
@@ -383,12 +403,45 @@ fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, St
     }
     let data = if dataset.ends_with(".csv") || dataset.contains('/') {
         let target = text(params, "target")?;
-        data::load_csv(Path::new(dataset), target, data::Task::Auto).map_err(|e| {
-            format!("{name}: {e} (the study's `target` key names the target column)")
+        let rule = match task {
+            "classification" => data::Task::Classification,
+            "regression" => data::Task::Regression,
+            _ => data::Task::Auto,
+        };
+        data::load_csv(Path::new(dataset), target, rule).map_err(|e| {
+            if e.contains(&format!("no column `{target}`")) {
+                format!("{name}: {e} (the study's `target` key names the target column)")
+            } else {
+                format!("{name}: {e}")
+            }
         })?
     } else {
-        data::load(dataset).map_err(|e| format!("{name}: {e}"))?
+        let data = data::load(dataset).map_err(|e| format!("{name}: {e}"))?;
+        let classes = data.y.labels().is_some();
+        if (task == "regression" && classes) || (task == "classification" && !classes) {
+            return Err(format!(
+                "{name}: task = \"{task}\" does not fit dataset `{dataset}`, whose target is {}; \
+                 use task = \"auto\"",
+                if classes { "classes" } else { "real values" }
+            ));
+        }
+        data
     };
+    if let Some(labels) = data.y.labels() {
+        let present = labels.iter().collect::<std::collections::BTreeSet<_>>();
+        if present.len() < 2 {
+            let data::Target::Classes { names, .. } = &data.y else {
+                unreachable!("labels() is Some only for classes")
+            };
+            let only = labels.first().map_or("", |&l| names[l as usize].as_str());
+            return Err(format!(
+                "{name}: dataset `{dataset}` has one class (`{only}`) in all {} rows; \
+                 classification needs at least two (check the target column, or set \
+                 task = \"regression\" for a numeric target)",
+                data.rows()
+            ));
+        }
+    }
     let (rows, cols) = (data.rows(), data.x.cols());
     Ok(Loaded {
         data,
@@ -473,6 +526,102 @@ fn build(
     move |p: &HyperParams| estimators::build(name, p)
 }
 
+/// What `scalelab plan` says under an ML study: how a CSV target was read (the `task` rule), and
+/// scikit-learn's warning when a class has fewer rows than the folds that should each hold it.
+fn plan_notes(name: &str, kind: Kind, params: &Params) -> Vec<String> {
+    let Ok(Loaded { data, .. }) = load_dataset(name, params, true) else {
+        return Vec::new(); // the check reports the error
+    };
+    let mut notes = Vec::new();
+    let task = text(params, "task").unwrap_or("auto");
+    if let Some((_, path)) = csv_dataset(params) {
+        let target = text(params, "target").unwrap_or("target");
+        let read = match &data.y {
+            data::Target::Classes { names, .. } => {
+                let why = if names.iter().all(|n| n.parse::<f64>().is_ok()) {
+                    format!(
+                        "integers with at most {} distinct values",
+                        data::AUTO_MAX_CLASSES
+                    )
+                } else {
+                    "values that are not numbers".to_string()
+                };
+                let rule = if task == "auto" {
+                    format!(", task = \"auto\": {why}")
+                } else {
+                    String::new()
+                };
+                format!("classification, {} classes{rule}", names.len())
+            }
+            data::Target::Values(_) => {
+                let rule = if task == "auto" {
+                    format!(
+                        ", task = \"auto\": numbers that are not all integers, or more than {} \
+                         distinct integers",
+                        data::AUTO_MAX_CLASSES
+                    )
+                } else {
+                    String::new()
+                };
+                format!("regression{rule}")
+            }
+        };
+        notes.push(format!("dataset {path}: target `{target}` read as {read}"));
+    }
+    let folds = match kind {
+        Kind::KFold => count(params, "folds"),
+        Kind::Nested => count(params, "outer"),
+        _ => return notes,
+    };
+    if let (Ok(folds), data::Target::Classes { labels, names }) = (folds, &data.y) {
+        let mut rows = vec![0usize; names.len()];
+        labels.iter().for_each(|&l| rows[l as usize] += 1);
+        if let Some((c, &n)) = rows
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .min_by_key(|(_, &n)| n)
+            .filter(|(_, &n)| n < folds)
+        {
+            notes.push(format!(
+                "warning: class `{}` has only {n} row{} in dataset `{}`, fewer than the {folds} \
+                 folds: some test folds hold none of it",
+                names[c],
+                if n == 1 { "" } else { "s" },
+                text(params, "dataset").unwrap_or("")
+            ));
+        }
+    }
+    notes
+}
+
+/// Rows a check-time trial fit uses at most.
+const TRIAL_ROWS: usize = 256;
+
+/// Fit `estimator` once, as a check, on at most [`TRIAL_ROWS`] rows spread evenly over `data` and
+/// with an ensemble of one, so a setting that cannot fit this data (`max_features = 50` on two
+/// features, a regression criterion on classes) is refused by `scalelab plan` with the message the
+/// real fit would give, instead of failing every point at run time. One generic trial rather than
+/// a rule per estimator: the estimators' own checks stay the only source of truth.
+fn trial_fit(
+    estimator: &str,
+    params: &HyperParams,
+    data: &Dataset,
+    seed: u64,
+) -> Result<(), String> {
+    let mut params = params.clone();
+    if let Some(key) = estimators::ensemble_size(estimator) {
+        params.insert(key.into(), scalelab_ml::estimator::Hp::Int(1));
+    }
+    let n = data.rows();
+    let take = n.min(TRIAL_ROWS);
+    let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
+    let options = FitOptions { parallel: false };
+    estimators::build(estimator, &params)?
+        .fit(data, &rows, None, seed, options)
+        .map(drop)
+}
+
 /// Everything a point needs, read and checked.
 struct Setup {
     data: Dataset,
@@ -549,6 +698,15 @@ impl Ml {
                     )
                 }
             })?;
+            if preview {
+                trial_fit(&estimator, &c, &data, seed).map_err(|e| match g.is_empty() {
+                    true => format!("{name}: {e}"),
+                    false => format!(
+                        "{name}: grid candidate {}: {e}",
+                        search::format_candidate(g)
+                    ),
+                })?;
+            }
             candidates.push(c);
         }
         let folds = match self.0 {
@@ -666,6 +824,9 @@ impl Workload for Ml {
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         self.check_as(self.name(), params, target)
     }
+    fn plan_notes(&self, params: &Params) -> Vec<String> {
+        plan_notes(self.name(), self.0, params)
+    }
     fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
         csv_dataset(params)
     }
@@ -717,6 +878,9 @@ impl Workload for MpiCv {
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         Ml(self.0).check_as(self.name(), params, target)
+    }
+    fn plan_notes(&self, params: &Params) -> Vec<String> {
+        plan_notes(self.name(), self.0, params)
     }
     fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
         csv_dataset(params)
@@ -1114,6 +1278,92 @@ mod tests {
             err.starts_with("cv.kfold: ") && err.contains("target"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn targets_and_settings_that_cannot_fit_are_refused_at_check_time() {
+        let w = Ml(Kind::KFold);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            t(path.to_str().unwrap())
+        };
+        let check = |set: &[(&str, Value)]| w.check(&params(&w, set), &Target::test(1));
+        let notes = |set: &[(&str, Value)]| w.plan_notes(&params(&w, set));
+
+        // One class in every row: refused, not scored 1.000.
+        let one = write("one.csv", &format!("a,target\n{}", "1,yes\n".repeat(30)));
+        assert_eq!(
+            check(&[("dataset", one)]).unwrap_err(),
+            "cv.kfold: dataset `PATH` has one class (`yes`) in all 30 rows; classification needs \
+             at least two (check the target column, or set task = \"regression\" for a numeric \
+             target)"
+                .replace("PATH", dir.path().join("one.csv").to_str().unwrap())
+        );
+
+        // 25 distinct integers: regression under `auto`, classes when asked for.
+        let many: String = (0..50).map(|i| format!("{i},{}\n", i % 25)).collect();
+        let many = write("many.csv", &format!("a,target\n{many}"));
+        let auto = [("dataset", many.clone()), ("estimator", t("decision_tree"))];
+        assert!(check(&auto).is_ok());
+        assert_eq!(
+            notes(&auto)[0].split_once(": target").unwrap().1,
+            " `target` read as regression, task = \"auto\": numbers that are not all integers, \
+             or more than 20 distinct integers"
+        );
+        let classes = [
+            ("dataset", many),
+            ("estimator", t("decision_tree")),
+            ("task", t("classification")),
+        ];
+        assert!(check(&classes).is_ok());
+        assert!(notes(&classes)[0].ends_with("read as classification, 25 classes"));
+        assert_eq!(
+            notes(&classes)[1],
+            format!(
+                "warning: class `0` has only 2 rows in dataset `{}`, fewer than the 5 folds: \
+                 some test folds hold none of it",
+                dir.path().join("many.csv").display()
+            )
+        );
+
+        // A task that does not fit a built-in or synthetic dataset.
+        assert_eq!(
+            check(&[("dataset", t("iris")), ("task", t("regression"))]).unwrap_err(),
+            "cv.kfold: task = \"regression\" does not fit dataset `iris`, whose target is classes; \
+             use task = \"auto\""
+        );
+        assert!(check(&[("task", t("regression"))])
+            .unwrap_err()
+            .starts_with("cv.kfold: task = \"regression\" does not fit the synthetic dataset"));
+
+        // Settings the data cannot take are refused by `plan`, not at run time.
+        let two = [("dataset", t("iris")), ("estimator", t("decision_tree"))];
+        let with = |hyper: &str| {
+            let mut set = two.to_vec();
+            set.push(("hyper", t(hyper)));
+            check(&set).unwrap_err()
+        };
+        assert_eq!(
+            with("max_features=50"),
+            "cv.kfold: decision_tree: `max_features` = 50 but dataset iris has 4 features"
+        );
+        assert_eq!(
+            with("criterion=squared_error"),
+            "cv.kfold: decision_tree: criterion `squared_error` needs a numeric target but dataset \
+             iris has classes; use gini or entropy"
+        );
+
+        // A bad cell is not blamed on the `target` key; a missing target column is.
+        let nan = write("nan.csv", "a,target\n1,0\nnan,1\n");
+        let err = check(&[("dataset", nan)]).unwrap_err();
+        assert!(err.contains("`nan` is not a finite number"), "{err}");
+        assert!(!err.contains("`target` key"), "{err}");
+        let other = write("other.csv", "a,label\n1,0\n2,1\n");
+        assert!(check(&[("dataset", other)])
+            .unwrap_err()
+            .ends_with("(the study's `target` key names the target column)"));
     }
 
     #[test]

@@ -427,6 +427,11 @@ pub trait Workload: Send + Sync {
     fn check(&self, _params: &Params, _target: &Target) -> Result<(), String> {
         Ok(())
     }
+    /// Lines `scalelab plan` prints under the study for this point, e.g. what a dataset's target
+    /// was read as and why; the plan shows each distinct line once per study.
+    fn plan_notes(&self, _params: &Params) -> Vec<String> {
+        Vec::new()
+    }
     /// The parameter naming a data file this point reads, with its value as written (a CSV
     /// `dataset`), if any. The plan resolves a relative one against the manifest's folder and
     /// records the file's sha256, which the point checks before it reads the file.
