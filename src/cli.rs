@@ -708,5 +708,17 @@ pub fn list_text() -> String {
          ranks_per_node  MPI ranks per node; sets nodes = ceil(ranks / ranks_per_node)\n    \
          gpus         GPUs per rank (default 0; needs the `cuda` feature)\n",
     );
+    s.push_str(
+        "\nEstimators of the ML workloads (`estimator = \"NAME\"`; hyperparameters go in \
+         [study.hyper], one value each, and [study.grid], a list each):\n",
+    );
+    for name in scalelab_ml::estimators::NAMES {
+        if let Some(text) = scalelab_ml::estimators::describe(name) {
+            s.push('\n');
+            for line in text.lines() {
+                s.push_str(&format!("    {line}\n"));
+            }
+        }
+    }
     s
 }

@@ -441,6 +441,15 @@ fn list_info_and_plan_describe_what_they_show() {
     ] {
         assert!(out.stdout.contains(w), "list shows {w}");
     }
+    // Every estimator, with each hyperparameter's default and range.
+    assert!(
+        out.stdout.contains("\n    decision_tree: CART tree")
+            && out
+                .stdout
+                .contains("\n      min_samples_split = 2  (an integer ≥ 2): "),
+        "{}",
+        out.stdout
+    );
     let out = run(scalelab().arg("info"));
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("peak f64 per core"), "{}", out.stdout);

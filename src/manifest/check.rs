@@ -88,7 +88,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Line of `key` in `table` (the key itself, else its value).
-    fn key_line(&self, table: &dyn TableLike, key: &str) -> Option<usize> {
+    pub(super) fn key_line(&self, table: &dyn TableLike, key: &str) -> Option<usize> {
         table
             .key(key)
             .and_then(|k| k.span())
@@ -844,6 +844,15 @@ impl<'a> Checker<'a> {
             let Some(w) = workload else { continue };
             if let Some(spec) = w.params().iter().find(|p| p.name == key) {
                 present.push(key);
+                if let (Some(table), "hyper" | "grid") = (item.as_table_like(), key) {
+                    if let Some(value) = self.hyper_table(&place, key, table, t, w) {
+                        axes.push(Axis {
+                            name: key.to_string(),
+                            values: vec![value],
+                        });
+                    }
+                    continue;
+                }
                 if let Some(values) = self.axis(
                     &place,
                     key,

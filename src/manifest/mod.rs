@@ -20,6 +20,7 @@
 
 mod check;
 mod error;
+mod hyper;
 mod points;
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ const HYPER: ParamSpec = spec!(
     "hyper",
     ParamKind::Text,
     "",
-    "more hyperparameters, one value each: \"max_depth=8; max_features=sqrt\""
+    "more hyperparameters, one value each: a [study.hyper] table (max_depth = 8), or the older string \"max_depth=8; max_features=sqrt\""
 );
 const SCORING: ParamSpec = spec!(
     "scoring",
@@ -247,7 +247,7 @@ const KFOLD_PARAMS: &[ParamSpec] = &[
         "grid",
         ParamKind::Text,
         "",
-        "candidates to compare, \"max_depth=4,8; max_features=sqrt,0.5\"; empty: the estimator alone"
+        "candidates to compare: a [study.grid] table (max_depth = [4, 8]), or the older string \"max_depth=4,8; max_features=sqrt,0.5\"; empty: the estimator alone"
     ),
     SEARCH,
     N_ITER,
@@ -270,7 +270,7 @@ const NESTED_PARAMS: &[ParamSpec] = &[
         "grid",
         ParamKind::Text,
         "max_depth=4,8; max_features=sqrt,0.5",
-        "candidates to select from, \"max_depth=4,8; max_features=sqrt,0.5\""
+        "candidates to select from: a [study.grid] table (max_depth = [4, 8]), or the older string \"max_depth=4,8; max_features=sqrt,0.5\""
     ),
     SEARCH,
     N_ITER,
