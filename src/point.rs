@@ -369,6 +369,7 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
                 seconds,
                 verified: check.is_ok(),
                 metrics: finite_metrics(instance.metrics()),
+                details: owned(instance.details()),
             });
             if let Err(why) = check {
                 return Err(Failure {
@@ -389,6 +390,16 @@ pub(crate) fn finite_metrics(
     metrics
         .into_iter()
         .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// An instance's details as recorded, names owned.
+pub(crate) fn owned(
+    details: Vec<(&'static str, String)>,
+) -> std::collections::BTreeMap<String, String> {
+    details
+        .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
 }
@@ -651,6 +662,7 @@ mod mpi_point {
                     seconds,
                     verified: check.is_ok(),
                     metrics,
+                    details: super::owned(instance.details()),
                 });
                 if let Err(f) = check {
                     return Err(Failure {

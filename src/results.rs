@@ -84,6 +84,10 @@ pub struct Repetition {
     /// The instance's extra measurements (`Instance::metrics`), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
+    /// Facts about the result that are not numbers (`Instance::details`), by name: e.g. the
+    /// candidate each outer fold of a nested cross-validation chose.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
 }
 
 /// Everything measured for one point: the file `points/<id>.json`.

@@ -1217,6 +1217,14 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
                     )
                 })
                 .collect(),
+            details: (0..rng.random_range(0..2))
+                .map(|_| {
+                    (
+                        "chosen".to_string(),
+                        pick(rng, &["outer 1: max_depth=4", "", "\u{0}"]).to_string(),
+                    )
+                })
+                .collect(),
         })
         .collect();
     PointRecord {

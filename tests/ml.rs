@@ -105,6 +105,7 @@ folds = 4
     // parallelism and thread count.
     let nested = of("cv.nested");
     assert_eq!(nested.len(), 10);
+    let nested_id = column(&h, nested[0], "point_id").to_string();
     for r in &nested {
         assert_eq!(column(&h, r, "metric_fits"), "36");
         for m in [
@@ -139,6 +140,30 @@ folds = 4
     assert_eq!(report.matches("### Model fits and quality").count(), 3);
     assert!(
         report.contains("| nested_score | non_nested_score | optimism |"),
+        "{report}"
+    );
+    // Each nested record names the candidate each outer fold chose, and the report lists them.
+    let id = &nested_id;
+    let record: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(run_dir.join("points").join(format!("{id}.json"))).unwrap(),
+    )
+    .unwrap();
+    let chosen = record["repetitions"][1]["details"]["chosen"]
+        .as_str()
+        .unwrap();
+    let folds: Vec<&str> = chosen.split("; ").collect();
+    assert_eq!(folds.len(), 3, "{chosen}");
+    for (o, f) in folds.iter().enumerate() {
+        let (head, candidate) = f.split_once(": ").unwrap();
+        assert_eq!(head, format!("outer {}", o + 1));
+        assert!(
+            candidate.contains("criterion=") && candidate.contains("max_depth="),
+            "{chosen}"
+        );
+    }
+    assert!(
+        report.contains("#### Hyperparameters chosen in each outer fold")
+            && report.contains(&format!("| {chosen} |")),
         "{report}"
     );
     // The nested study plots non-nested against nested scores, one marker per parameter set.

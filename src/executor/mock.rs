@@ -47,6 +47,7 @@ impl Executor for MockExecutor {
                         seconds: t * (1.0 + self.jitter * i as f64),
                         verified: true,
                         metrics: Default::default(),
+                        details: Default::default(),
                     })
                     .collect();
                 rec

@@ -119,4 +119,60 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
         note.push_str(" optimism = non-nested − nested score: the bias of scoring the selected hyperparameters on the folds that selected them.");
     }
     let _ = writeln!(md, "\n{note}*\n");
+    if nested {
+        chosen_table(md, &points, &all, &common);
+    }
+}
+
+/// The candidate each outer fold of a nested cross-validation chose (the `chosen` detail of the
+/// last repetition), once per parameter set: it does not depend on threads or ranks.
+fn chosen_table(
+    md: &mut String,
+    points: &[&super::scaling::ScalingPoint<'_>],
+    all: &[Vec<String>],
+    common: &[String],
+) {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (p, ps) in points.iter().zip(all) {
+        let Some(chosen) = p
+            .record
+            .repetitions
+            .last()
+            .and_then(|r| r.details.get("chosen"))
+        else {
+            continue;
+        };
+        let own: Vec<&str> = ps
+            .iter()
+            .filter(|x| !common.contains(x))
+            .map(String::as_str)
+            .collect();
+        let row = (own.join(" "), chosen.clone());
+        if !rows.contains(&row) {
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "#### Hyperparameters chosen in each outer fold
+"
+    );
+    let _ = writeln!(md, "| parameters | chosen |");
+    let _ = writeln!(md, "| --- | --- |");
+    for (params, chosen) in rows {
+        let params = if params.is_empty() {
+            "–".into()
+        } else {
+            cell(&params)
+        };
+        let _ = writeln!(md, "| {params} | {} |", cell(&chosen));
+    }
+    let _ = writeln!(
+        md,
+        "\n*Each outer fold selects on its own inner folds, so the choices may differ between \
+         folds: the nested score rates this selection procedure, not one fixed setting.*\n"
+    );
 }

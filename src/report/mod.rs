@@ -937,6 +937,7 @@ pub(crate) mod test_support {
                     seconds,
                     verified: true,
                     metrics: Default::default(),
+                    details: Default::default(),
                 })
                 .collect(),
             work,

@@ -473,6 +473,7 @@ mod tests {
             seconds: 1.0,
             verified: true,
             metrics: Default::default(),
+            details: Default::default(),
         });
         run.write_record(&ok).unwrap();
         let wrong = crate::point::unmeasured(

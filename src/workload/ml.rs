@@ -1059,6 +1059,8 @@ struct CvInstance {
     reference: CvResult,
     last: Option<Result<CvResult, String>>,
     scores: Vec<(&'static str, f64)>,
+    /// The candidate each outer fold chose (nested CV), once a run verified.
+    chosen: Option<String>,
     #[cfg(feature = "mpi")]
     comm: Option<super::Comm>,
 }
@@ -1081,6 +1083,7 @@ impl CvInstance {
             reference,
             last: None,
             scores: Vec::new(),
+            chosen: None,
             #[cfg(feature = "mpi")]
             comm,
         })
@@ -1162,6 +1165,7 @@ impl Instance for CvInstance {
                 v
             }
             CvResult::Nested(r) => {
+                self.chosen = Some(chosen_text(&self.setup.candidates, &r.chosen));
                 let mut v = vec![
                     ("nested_score", r.nested_score),
                     ("non_nested_score", r.non_nested_score),
@@ -1180,6 +1184,32 @@ impl Instance for CvInstance {
         m.push(("fits", self.fits as f64));
         m
     }
+    fn details(&self) -> Vec<(&'static str, String)> {
+        self.chosen.iter().map(|c| ("chosen", c.clone())).collect()
+    }
+}
+
+/// The candidate each outer fold chose, e.g. `outer 1: max_depth=4; outer 2: max_depth=8`, naming
+/// only the hyperparameters that differ between candidates (the rest are the same in all).
+fn chosen_text(candidates: &[HyperParams], chosen: &[usize]) -> String {
+    let varies = |key: &String| {
+        candidates
+            .iter()
+            .any(|c| c.get(key) != candidates[0].get(key))
+    };
+    chosen
+        .iter()
+        .enumerate()
+        .map(|(o, &c)| {
+            let shown: HyperParams = candidates[c]
+                .iter()
+                .filter(|(k, _)| varies(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            format!("outer {}: {}", o + 1, search::format_candidate(&shown))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl CvInstance {

@@ -389,6 +389,12 @@ pub trait Instance {
     fn metrics(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Facts about the last verified `run` that are not numbers, recorded per repetition under
+    /// `details`: e.g. `("chosen", the candidate each outer fold of a nested CV chose)`. Under MPI
+    /// rank 0's are recorded. Default: none.
+    fn details(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
 }
 
 /// The communicator distributed instances run on: MPI's world of the point's ranks.
