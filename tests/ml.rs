@@ -263,6 +263,59 @@ fn bad_ml_manifests_are_refused_with_the_fix() {
     );
 }
 
+#[test]
+fn selecting_features_before_cross_validation_finds_signal_in_noise() {
+    // The leakage lesson at a small size: 100 rows × 1000 noise features, the 10 "best" chosen on
+    // every row (all_rows) or inside each training fold (folds).
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "leak.toml",
+        "name = \"leak\"\nrepetitions = 1\nwarmup = 0\n\n[[study]]\nworkload = \"cv.kfold\"\n\
+         dataset = \"noise\"\nsize = 100\nfeatures = 1000\nestimator = \"logistic_regression\"\n\
+         pipeline = \"standard_scaler > select_k_best:10\"\npipeline_fit = [\"all_rows\", \"folds\"]\n",
+    );
+    let run_dir = dir.path().join("run");
+    let out = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (h, rows) = read_csv(&run_dir.join("summary.csv"));
+    let accuracy = |fit: &str| -> f64 {
+        let r = rows
+            .iter()
+            .find(|r| column(&h, r, "param_pipeline_fit") == fit)
+            .unwrap();
+        assert_eq!(column(&h, r, "status"), "ok");
+        column(&h, r, "metric_cv_accuracy").parse().unwrap()
+    };
+    let (leaky, honest) = (accuracy("all_rows"), accuracy("folds"));
+    assert!(
+        leaky > 0.7 && honest < 0.65 && leaky - honest > 0.15,
+        "all_rows {leaky}, folds {honest}"
+    );
+    // A bad step is refused by `plan`, naming the key and the steps it knows.
+    assert!(plan_error(
+        "workload = \"cv.kfold\"\ndataset = \"iris\"\npipeline = \"standard_scalar\"\n"
+    )
+    .contains(
+        "cv.kfold: `pipeline`: unknown pipeline step `standard_scalar`; known: standard_scaler,"
+    ));
+    // So is a step the data cannot take, by the check's trial fit.
+    assert!(
+        plan_error("workload = \"cv.kfold\"\ndataset = \"iris\"\npipeline = \"pca:9\"\n")
+            .contains("pipeline step pca:9: at most min(rows, features) = 4 components here")
+    );
+}
+
 /// The estimator names the build knows, as the error lists them.
 fn known() -> String {
     scalelab_ml::estimators::NAMES.join(", ")

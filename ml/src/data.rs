@@ -176,4 +176,4 @@ mod synthetic;
 
 pub use builtin::{load, names as builtin_names, Builtin, BUILTINS};
 pub use csv::{load_csv, parse_csv, Task, AUTO_MAX_CLASSES};
-pub use synthetic::{make_classification, portable_ln, Synthetic};
+pub use synthetic::{make_classification, make_noise, portable_ln, Synthetic};

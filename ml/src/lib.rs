@@ -7,7 +7,7 @@
 //! variants to compare against.
 //!
 //! Layout: [`data`] (the dense matrix, datasets, generator, CSV), [`estimator`] (the `Estimator` /
-//! `Model` traits every learner implements), [`estimators`] (the learners and the name → estimator
+//! `Model` traits every learner implements), [`pipeline`] (preprocessing fitted inside each fold), [`estimators`] (the learners and the name → estimator
 //! factory), [`metrics`], [`folds`] (splitters), [`search`] (grid and random search, nested CV and the
 //! task lists that run them in parallel).
 //!
@@ -20,6 +20,7 @@ pub mod estimator;
 pub mod estimators;
 pub mod folds;
 pub mod metrics;
+pub mod pipeline;
 pub mod search;
 
 /// SplitMix64 finaliser: derive independent seeds from (seed, index) pairs.

@@ -36,6 +36,7 @@ use scalelab_ml::data::{self, Dataset, Synthetic};
 use scalelab_ml::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
 use scalelab_ml::estimators;
 use scalelab_ml::metrics::Scoring;
+use scalelab_ml::pipeline::{self, Pipeline, Step};
 use scalelab_ml::search::{self, Parallelism, ParamGrid, Search};
 
 use super::{
@@ -87,7 +88,7 @@ const DATASET: ParamSpec = spec!(
     "dataset",
     ParamKind::Text,
     "synthetic",
-    "a built-in dataset (iris, breast_cancer, digits, wine_quality, diabetes), `synthetic`, or a CSV path"
+    "a built-in dataset (iris, breast_cancer, digits, wine_quality, diabetes), `synthetic`, `noise` (no signal: chance accuracy), or a CSV path"
 );
 const SIZE: ParamSpec = spec!(
     "size",
@@ -118,6 +119,19 @@ const TREES: ParamSpec = spec!(
     ParamKind::Int,
     "100",
     "n_estimators of the estimator (max_iter of hist_gradient_boosting), when it has one"
+);
+const PIPELINE_FITS: &[&str] = &["folds", "all_rows"];
+const PIPELINE: ParamSpec = spec!(
+    "pipeline",
+    ParamKind::Text,
+    "none",
+    "preprocessing fitted inside each training fold, steps joined by `>`: \"standard_scaler > select_k_best:10\" (standard_scaler, minmax_scaler, one_hot:COLS, polynomial:D, pca:K, select_k_best:K)"
+);
+const PIPELINE_FIT: ParamSpec = spec!(
+    "pipeline_fit",
+    ParamKind::Choice(PIPELINE_FITS),
+    "folds",
+    "folds: fit the pipeline on each training set (honest); all_rows: once on every row before splitting (the leakage lesson: optimistic)"
 );
 const TASKS: &[&str] = &["auto", "classification", "regression"];
 const TASK: ParamSpec = spec!(
@@ -191,6 +205,8 @@ const FOREST_PARAMS: &[ParamSpec] = &[
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     SCORING,
     SEED,
 ];
@@ -204,6 +220,8 @@ const ADABOOST_PARAMS: &[ParamSpec] = &[
     estimator_spec!("adaboost"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     SCORING,
     SEED,
 ];
@@ -217,6 +235,8 @@ const GBOOST_PARAMS: &[ParamSpec] = &[
     estimator_spec!("gradient_boosting"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     SCORING,
     SEED,
 ];
@@ -230,6 +250,8 @@ const STACKING_PARAMS: &[ParamSpec] = &[
     estimator_spec!("stacking"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     SCORING,
     SEED,
 ];
@@ -243,6 +265,8 @@ const KFOLD_PARAMS: &[ParamSpec] = &[
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     spec!(
         "grid",
         ParamKind::Text,
@@ -266,6 +290,8 @@ const NESTED_PARAMS: &[ParamSpec] = &[
     estimator_spec!("random_forest"),
     TREES,
     HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
     spec!(
         "grid",
         ParamKind::Text,
@@ -372,6 +398,29 @@ struct Loaded {
 fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, String> {
     let dataset = text(params, "dataset")?;
     let task = text(params, "task")?;
+    if dataset == "noise" {
+        if task == "regression" {
+            return Err(format!(
+                "{name}: task = \"regression\" does not fit the noise dataset, whose target is \
+                 classes; use task = \"auto\""
+            ));
+        }
+        let spec = synthetic_spec(name, params)?;
+        let (rows, cols) = (spec.samples, spec.features);
+        let shown = if preview {
+            rows.min(PREVIEW_SAMPLES)
+        } else {
+            rows
+        };
+        let data = data::make_noise(shown, cols, spec.classes, spec.seed)
+            .map_err(|e| format!("{name}: {e}"))?;
+        return Ok(Loaded {
+            data,
+            rows,
+            cols,
+            generator_bytes: 0.0,
+        });
+    }
     if dataset == "synthetic" {
         if task == "regression" {
             return Err(format!(
@@ -520,10 +569,20 @@ fn candidates(name: &str, kind: Kind, params: &Params) -> Result<Vec<HyperParams
     Ok(picked)
 }
 
-fn build(
-    name: &str,
-) -> impl Fn(&HyperParams) -> Result<Box<dyn Estimator>, String> + Send + Sync + '_ {
-    move |p: &HyperParams| estimators::build(name, p)
+/// The estimator `name` with hyperparameters `p`, inside a [`Pipeline`] when `steps` is not empty
+/// (the steps are then fitted on each training set the estimator is given).
+fn build<'a>(
+    name: &'a str,
+    steps: &'a [Step],
+) -> impl Fn(&HyperParams) -> Result<Box<dyn Estimator>, String> + Send + Sync + 'a {
+    move |p: &HyperParams| {
+        let e = estimators::build(name, p)?;
+        Ok(if steps.is_empty() {
+            e
+        } else {
+            Box::new(Pipeline::new(steps.to_vec(), e))
+        })
+    }
 }
 
 /// What `scalelab plan` says under an ML study: how a CSV target was read (the `task` rule), and
@@ -605,6 +664,7 @@ const TRIAL_ROWS: usize = 256;
 /// a rule per estimator: the estimators' own checks stay the only source of truth.
 fn trial_fit(
     estimator: &str,
+    steps: &[Step],
     params: &HyperParams,
     data: &Dataset,
     seed: u64,
@@ -617,7 +677,7 @@ fn trial_fit(
     let take = n.min(TRIAL_ROWS);
     let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
     let options = FitOptions { parallel: false };
-    estimators::build(estimator, &params)?
+    build(estimator, steps)(&params)?
         .fit(data, &rows, None, seed, options)
         .map(drop)
 }
@@ -630,6 +690,9 @@ struct Setup {
     cols: usize,
     generator_bytes: f64,
     estimator: String,
+    /// Preprocessing fitted inside each training set (empty with `pipeline_fit = "all_rows"`,
+    /// where `data` is already transformed).
+    steps: Vec<Step>,
     base: HyperParams,
     candidates: Vec<HyperParams>,
     scoring: Scoring,
@@ -671,11 +734,22 @@ impl Ml {
     /// [`Ml::setup`] with errors naming workload `name`.
     fn setup_as(&self, name: &str, params: &Params, preview: bool) -> Result<Setup, String> {
         let Loaded {
-            data,
+            mut data,
             rows,
             cols,
             generator_bytes,
         } = load_dataset(name, params, preview)?;
+        let mut steps = pipeline::parse(text(params, "pipeline")?)
+            .map_err(|e| format!("{name}: `pipeline`: {e}"))?;
+        if text(params, "pipeline_fit")? == "all_rows" && !steps.is_empty() {
+            // The leak, on purpose: the steps see every row, test folds included.
+            let all: Vec<usize> = (0..data.rows()).collect();
+            let fitted = pipeline::fit_steps(&steps, &data, &all)
+                .and_then(|f| pipeline::transform_dataset(&f, &data))
+                .map_err(|e| format!("{name}: `pipeline`: {e}"))?;
+            data = fitted;
+            steps.clear();
+        }
         let (estimator, base) = base_params(name, params)?;
         let scoring = scoring(name, params, &data)?;
         let seed = int_param(params, "seed")?;
@@ -688,7 +762,7 @@ impl Ml {
         let mut candidates = Vec::with_capacity(grid.len());
         for g in &grid {
             let c = search::merge(&base, g);
-            build(&estimator)(&c).map_err(|e| {
+            build(&estimator, &steps)(&c).map_err(|e| {
                 if g.is_empty() {
                     format!("{name}: {e}")
                 } else {
@@ -699,7 +773,7 @@ impl Ml {
                 }
             })?;
             if preview {
-                trial_fit(&estimator, &c, &data, seed).map_err(|e| match g.is_empty() {
+                trial_fit(&estimator, &steps, &c, &data, seed).map_err(|e| match g.is_empty() {
                     true => format!("{name}: {e}"),
                     false => format!(
                         "{name}: grid candidate {}: {e}",
@@ -740,6 +814,7 @@ impl Ml {
             cols,
             generator_bytes,
             estimator,
+            steps,
             base,
             candidates,
             scoring,
@@ -755,7 +830,7 @@ impl Ml {
     fn check_as(&self, name: &str, params: &Params, target: &Target) -> Result<(), String> {
         let setup = self.setup_as(name, params, true)?;
         let need = setup.memory_bytes(target.resources.threads);
-        let fix = if text(params, "dataset") == Ok("synthetic") {
+        let fix = if matches!(text(params, "dataset"), Ok("synthetic" | "noise")) {
             "use a smaller `size` (samples) or fewer `features`"
         } else {
             "use a smaller dataset, or fewer threads fitting at once (parallelism)"
@@ -814,7 +889,7 @@ impl Workload for Ml {
     }
     fn problem_size(&self, params: &Params) -> u64 {
         match text(params, "dataset") {
-            Ok("synthetic") => sample_count(self.name(), params).unwrap_or(0),
+            Ok("synthetic" | "noise") => sample_count(self.name(), params).unwrap_or(0),
             _ => 0,
         }
     }
@@ -955,8 +1030,8 @@ impl FitInstance {
         )
         .map_err(|e| anyhow!("{name}: {e}"))?
         .swap_remove(0);
-        let estimator =
-            estimators::build(&setup.estimator, &setup.base).map_err(|e| anyhow!("{name}: {e}"))?;
+        let estimator = build(&setup.estimator, &setup.steps)(&setup.base)
+            .map_err(|e| anyhow!("{name}: {e}"))?;
         let serial = FitOptions { parallel: false };
         let model = estimator
             .fit(&setup.data, &fold.train, None, setup.seed, serial)
@@ -1091,7 +1166,7 @@ impl CvInstance {
 }
 
 fn compute(kind: Kind, s: &Setup, runner: &dyn search::Runner) -> Result<CvResult, String> {
-    let b = build(&s.estimator);
+    let b = build(&s.estimator, &s.steps);
     let search = Search {
         build: &b,
         candidates: s.candidates.clone(),
