@@ -316,6 +316,46 @@ fn selecting_features_before_cross_validation_finds_signal_in_noise() {
     );
 }
 
+#[test]
+fn prediction_in_parallel_batches_is_measured_in_rows_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "predict.toml",
+        "name = \"predict\"\nrepetitions = 2\nwarmup = 0\n\n[[study]]\nworkload = \"ml.predict\"\n\
+         threads = [1, 2]\ndataset = \"synthetic\"\nsize = 300\nfeatures = 6\ntrees = 5\n\
+         batch = [7, 300]\n",
+    );
+    let run_dir = dir.path().join("run");
+    let out = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (h, rows) = read_csv(&run_dir.join("summary.csv"));
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        assert_eq!(column(&h, r, "status"), "ok");
+        assert_eq!(column(&h, r, "metric_rows"), "300");
+    }
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("### Predictions\n\n| point | p | parameters | rows | rows/s |"),
+        "{report}"
+    );
+    assert!(
+        plan_error("workload = \"ml.predict\"\ndataset = \"iris\"\nbatch = 151\n")
+            .contains("ml.predict: batch = 151 rows, but the dataset has 150; use from 1 to 150")
+    );
+}
+
 /// The estimator names the build knows, as the error lists them.
 fn known() -> String {
     scalelab_ml::estimators::NAMES.join(", ")

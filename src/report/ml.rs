@@ -14,8 +14,17 @@ use super::scaling::{fixed_params, size_label, Series};
 use super::{cell, sig};
 use crate::results::PointRecord;
 
-/// The metric every ML workload records: model fits per repetition.
+/// The metric every fitting ML workload records: model fits per repetition.
 pub const FITS_METRIC: &str = "fits";
+/// The metric `ml.predict` records instead: rows predicted per repetition.
+pub const ROWS_METRIC: &str = "rows";
+
+/// The work unit of an ML point: its metric and what one of it is called.
+fn unit(rec: &PointRecord) -> Option<(&'static str, &'static str)> {
+    [(FITS_METRIC, "fits"), (ROWS_METRIC, "rows")]
+        .into_iter()
+        .find(|(m, _)| metric_median(rec, m).is_some())
+}
 
 /// Quality metrics shown, in this order, when any point of the study records them.
 const QUALITY: &[&str] = &[
@@ -36,13 +45,15 @@ pub fn is_ml_study(series: &[&Series<'_>]) -> bool {
     series
         .iter()
         .flat_map(|s| s.points.iter())
-        .any(|p| metric_median(p.record, FITS_METRIC).is_some())
+        .any(|p| unit(p.record).is_some())
 }
 
-/// Fits per second of a point whose median repetition takes `median` seconds.
-pub fn fits_per_second(rec: &PointRecord, median: f64) -> Option<f64> {
-    let fits = metric_median(rec, FITS_METRIC)?;
-    (median > 0.0).then(|| fits / median)
+/// Fits (or predicted rows) per second of a point whose median repetition takes `median` seconds,
+/// with its unit: `fits/s` or `rows/s`.
+pub fn rate(rec: &PointRecord, median: f64) -> Option<(f64, String)> {
+    let (metric, name) = unit(rec)?;
+    let n = metric_median(rec, metric)?;
+    (median > 0.0).then(|| (n / median, format!("{name}/s")))
 }
 
 /// The fits and quality table of an ML study.
@@ -66,8 +77,18 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
         .filter(|x| all.iter().all(|ps| ps.contains(x)))
         .cloned()
         .collect();
-    let _ = writeln!(md, "### Model fits and quality\n");
-    let mut head = vec!["point", "p", "parameters", "fits", "fits/s"];
+    let (metric, name) = points
+        .iter()
+        .find_map(|p| unit(p.record))
+        .unwrap_or((FITS_METRIC, "fits"));
+    let per_s = format!("{name}/s");
+    let title = if metric == ROWS_METRIC {
+        "Predictions"
+    } else {
+        "Model fits and quality"
+    };
+    let _ = writeln!(md, "### {title}\n");
+    let mut head = vec!["point", "p", "parameters", name, per_s.as_str()];
     head.extend(shown.iter().copied());
     if nested {
         head.push("optimism");
@@ -86,7 +107,7 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
             .filter(|x| !common.contains(x))
             .map(String::as_str)
             .collect();
-        let fits = metric_median(r, FITS_METRIC);
+        let fits = metric_median(r, metric);
         let mut cells = vec![
             format!("`{}`", r.point.id),
             p.workers.to_string(),
@@ -96,7 +117,7 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
                 cell(&own.join(" "))
             },
             fits.map_or_else(|| "–".into(), |f| format!("{f:.0}")),
-            fits_per_second(r, p.summary.median).map_or_else(|| "–".into(), sig),
+            rate(r, p.summary.median).map_or_else(|| "–".into(), |(v, _)| sig(v)),
         ];
         for m in &shown {
             cells.push(metric_median(r, m).map_or_else(|| "–".into(), |v| format!("{v:.4}")));
@@ -112,9 +133,11 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
     if !common.is_empty() {
         let _ = writeln!(md, "\nEvery point: `{}`.", cell(&common.join(" ")));
     }
-    let mut note = String::from(
-        "*fits/s = model fits per repetition / median time. Scores are the same at every thread and rank count (each repetition is checked bit for bit against a serial reference).",
-    );
+    let mut note = String::from(if metric == ROWS_METRIC {
+        "*rows/s = rows predicted per repetition (every row of the dataset, in batches) / median time; the model is fitted once, untimed, and each repetition's predictions are checked bit for bit against one call on every row."
+    } else {
+        "*fits/s = model fits per repetition / median time. Scores are the same at every thread and rank count (each repetition is checked bit for bit against a serial reference)."
+    });
     if nested {
         note.push_str(" optimism = non-nested − nested score: the bias of scoring the selected hyperparameters on the folds that selected them.");
     }

@@ -849,8 +849,8 @@ pub fn live_line(rec: &PointRecord) -> String {
             let _ = write!(line, "  {v} {}", metric.unit());
         }
     }
-    if let Some(f) = ml::fits_per_second(rec, s.median) {
-        let _ = write!(line, "  {} fits/s", sig(f));
+    if let Some((v, unit)) = ml::rate(rec, s.median) {
+        let _ = write!(line, "  {} {unit}", sig(v));
     }
     if let Some(lat) = csv::metric_median(rec, messages::LATENCY_METRIC) {
         let _ = write!(line, "  latency {} µs", sig(lat));

@@ -486,6 +486,7 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &ml::Ml(ml::Kind::Stacking),
     &ml::Ml(ml::Kind::KFold),
     &ml::Ml(ml::Kind::Nested),
+    &ml::Predict,
     &debug::Sleep,
     &debug::Fail,
     &debug::DebugMpi,
