@@ -1294,6 +1294,166 @@ impl CvInstance {
     }
 }
 
+/// `ml.predict`: parallel inference. The estimator is fitted once on every row (untimed, in
+/// `prepare`); a repetition predicts every row again in batches of `batch` rows, the batches spread
+/// over the point's threads. The work unit is the predicted row (`rows` per repetition, rows/s in
+/// the report). Each repetition must give exactly the predictions of one serial call on all rows.
+pub struct Predict;
+
+const BATCH: ParamSpec = spec!(
+    "batch",
+    ParamKind::Int,
+    "256",
+    "rows per prediction batch; the batches run in parallel over the point's threads"
+);
+const PREDICT_PARAMS: &[ParamSpec] = &[
+    DATASET,
+    SIZE,
+    FEATURES,
+    CLASSES,
+    TARGET,
+    TASK,
+    estimator_spec!("random_forest"),
+    TREES,
+    HYPER,
+    PIPELINE,
+    PIPELINE_FIT,
+    BATCH,
+    SEED,
+];
+
+impl Workload for Predict {
+    fn name(&self) -> &'static str {
+        "ml.predict"
+    }
+    fn summary(&self) -> &'static str {
+        "predict every row of a dataset with a model fitted once, in parallel batches; work: rows"
+    }
+    fn backend(&self) -> Backend {
+        Backend::Rayon
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        PREDICT_PARAMS
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Ml(Kind::Forest).problem_size(params)
+    }
+    fn size_unit(&self) -> &'static str {
+        "samples"
+    }
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let setup = Ml(Kind::Forest).setup_as(self.name(), params, true)?;
+        batch_size(self.name(), params, setup.rows)?;
+        Ml(Kind::Forest).check_as(self.name(), params, target)
+    }
+    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
+        csv_dataset(params)
+    }
+    fn plan_notes(&self, params: &Params) -> Vec<String> {
+        plan_notes(self.name(), Kind::Forest, params)
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
+        let name = self.name();
+        let setup = Ml(Kind::Forest)
+            .setup_as(name, params, false)
+            .map_err(|e| anyhow!(e))?;
+        let batch = batch_size(name, params, setup.rows).map_err(|e| anyhow!(e))?;
+        let all: Vec<usize> = (0..setup.data.rows()).collect();
+        let model = build(&setup.estimator, &setup.steps)(&setup.base)
+            .and_then(|e| e.fit(&setup.data, &all, None, setup.seed, FitOptions::default()))
+            .map_err(|e| anyhow!("{name}: fitting the model to predict with: {e}"))?;
+        let reference = model.predict(&setup.data.x, &all);
+        Ok(Box::new(PredictInstance {
+            data: setup.data,
+            model,
+            batch,
+            reference,
+            last: None,
+        }))
+    }
+}
+
+/// `batch`, between 1 and the dataset's rows.
+fn batch_size(name: &str, params: &Params, rows: usize) -> Result<usize, String> {
+    let batch = count(params, "batch")?;
+    if batch == 0 || batch > rows {
+        return Err(format!(
+            "{name}: batch = {batch} rows, but the dataset has {rows}; use from 1 to {rows}"
+        ));
+    }
+    Ok(batch)
+}
+
+struct PredictInstance {
+    data: Dataset,
+    model: Box<dyn Model>,
+    batch: usize,
+    reference: Prediction,
+    last: Option<Prediction>,
+}
+
+impl Instance for PredictInstance {
+    fn run(&mut self) {
+        use rayon::prelude::*;
+        let rows: Vec<usize> = (0..self.data.rows()).collect();
+        let parts: Vec<Prediction> = rows
+            .par_chunks(self.batch)
+            .map(|chunk| self.model.predict(&self.data.x, chunk))
+            .collect();
+        let joined = match self.reference {
+            Prediction::Classes(_) => Prediction::Classes(
+                parts
+                    .into_iter()
+                    .flat_map(|p| match p {
+                        Prediction::Classes(c) => c,
+                        Prediction::Values(_) => Vec::new(),
+                    })
+                    .collect(),
+            ),
+            Prediction::Values(_) => Prediction::Values(
+                parts
+                    .into_iter()
+                    .flat_map(|p| match p {
+                        Prediction::Values(v) => v,
+                        Prediction::Classes(_) => Vec::new(),
+                    })
+                    .collect(),
+            ),
+        };
+        self.last = Some(joined);
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let got = self
+            .last
+            .take()
+            .ok_or("no predictions: run did not finish")?;
+        if got == self.reference {
+            return Ok(());
+        }
+        let differ = match (&got, &self.reference) {
+            (Prediction::Classes(a), Prediction::Classes(b)) if a.len() == b.len() => {
+                a.iter().zip(b).filter(|(x, y)| x != y).count()
+            }
+            (Prediction::Values(a), Prediction::Values(b)) if a.len() == b.len() => a
+                .iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count(),
+            _ => self.data.rows(),
+        };
+        Err(format!(
+            "ml.predict: {differ} of {} batched predictions differ from one call on every row",
+            self.data.rows()
+        ))
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        vec![("rows", self.data.rows() as f64)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1671,165 +1831,5 @@ mod tests {
             err.starts_with("forest.fit: ") && err.contains("the serial reference fit"),
             "{err}"
         );
-    }
-}
-
-/// `ml.predict`: parallel inference. The estimator is fitted once on every row (untimed, in
-/// `prepare`); a repetition predicts every row again in batches of `batch` rows, the batches spread
-/// over the point's threads. The work unit is the predicted row (`rows` per repetition, rows/s in
-/// the report). Each repetition must give exactly the predictions of one serial call on all rows.
-pub struct Predict;
-
-const BATCH: ParamSpec = spec!(
-    "batch",
-    ParamKind::Int,
-    "256",
-    "rows per prediction batch; the batches run in parallel over the point's threads"
-);
-const PREDICT_PARAMS: &[ParamSpec] = &[
-    DATASET,
-    SIZE,
-    FEATURES,
-    CLASSES,
-    TARGET,
-    TASK,
-    estimator_spec!("random_forest"),
-    TREES,
-    HYPER,
-    PIPELINE,
-    PIPELINE_FIT,
-    BATCH,
-    SEED,
-];
-
-impl Workload for Predict {
-    fn name(&self) -> &'static str {
-        "ml.predict"
-    }
-    fn summary(&self) -> &'static str {
-        "predict every row of a dataset with a model fitted once, in parallel batches; work: rows"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PREDICT_PARAMS
-    }
-    fn problem_size(&self, params: &Params) -> u64 {
-        Ml(Kind::Forest).problem_size(params)
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
-    }
-    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
-        let setup = Ml(Kind::Forest).setup_as(self.name(), params, true)?;
-        batch_size(self.name(), params, setup.rows)?;
-        Ml(Kind::Forest).check_as(self.name(), params, target)
-    }
-    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
-        csv_dataset(params)
-    }
-    fn plan_notes(&self, params: &Params) -> Vec<String> {
-        plan_notes(self.name(), Kind::Forest, params)
-    }
-    fn work(&self, _params: &Params) -> Work {
-        Work::default()
-    }
-    fn prepare(&self, params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        let name = self.name();
-        let setup = Ml(Kind::Forest)
-            .setup_as(name, params, false)
-            .map_err(|e| anyhow!(e))?;
-        let batch = batch_size(name, params, setup.rows).map_err(|e| anyhow!(e))?;
-        let all: Vec<usize> = (0..setup.data.rows()).collect();
-        let model = build(&setup.estimator, &setup.steps)(&setup.base)
-            .and_then(|e| e.fit(&setup.data, &all, None, setup.seed, FitOptions::default()))
-            .map_err(|e| anyhow!("{name}: fitting the model to predict with: {e}"))?;
-        let reference = model.predict(&setup.data.x, &all);
-        Ok(Box::new(PredictInstance {
-            data: setup.data,
-            model,
-            batch,
-            reference,
-            last: None,
-        }))
-    }
-}
-
-/// `batch`, between 1 and the dataset's rows.
-fn batch_size(name: &str, params: &Params, rows: usize) -> Result<usize, String> {
-    let batch = count(params, "batch")?;
-    if batch == 0 || batch > rows {
-        return Err(format!(
-            "{name}: batch = {batch} rows, but the dataset has {rows}; use from 1 to {rows}"
-        ));
-    }
-    Ok(batch)
-}
-
-struct PredictInstance {
-    data: Dataset,
-    model: Box<dyn Model>,
-    batch: usize,
-    reference: Prediction,
-    last: Option<Prediction>,
-}
-
-impl Instance for PredictInstance {
-    fn run(&mut self) {
-        use rayon::prelude::*;
-        let rows: Vec<usize> = (0..self.data.rows()).collect();
-        let parts: Vec<Prediction> = rows
-            .par_chunks(self.batch)
-            .map(|chunk| self.model.predict(&self.data.x, chunk))
-            .collect();
-        let joined = match self.reference {
-            Prediction::Classes(_) => Prediction::Classes(
-                parts
-                    .into_iter()
-                    .flat_map(|p| match p {
-                        Prediction::Classes(c) => c,
-                        Prediction::Values(_) => Vec::new(),
-                    })
-                    .collect(),
-            ),
-            Prediction::Values(_) => Prediction::Values(
-                parts
-                    .into_iter()
-                    .flat_map(|p| match p {
-                        Prediction::Values(v) => v,
-                        Prediction::Classes(_) => Vec::new(),
-                    })
-                    .collect(),
-            ),
-        };
-        self.last = Some(joined);
-    }
-    fn verify(&mut self) -> Result<(), String> {
-        let got = self
-            .last
-            .take()
-            .ok_or("no predictions: run did not finish")?;
-        if got == self.reference {
-            return Ok(());
-        }
-        let differ = match (&got, &self.reference) {
-            (Prediction::Classes(a), Prediction::Classes(b)) if a.len() == b.len() => {
-                a.iter().zip(b).filter(|(x, y)| x != y).count()
-            }
-            (Prediction::Values(a), Prediction::Values(b)) if a.len() == b.len() => a
-                .iter()
-                .zip(b)
-                .filter(|(x, y)| x.to_bits() != y.to_bits())
-                .count(),
-            _ => self.data.rows(),
-        };
-        Err(format!(
-            "ml.predict: {differ} of {} batched predictions differ from one call on every row",
-            self.data.rows()
-        ))
-    }
-    fn metrics(&self) -> Vec<(&'static str, f64)> {
-        vec![("rows", self.data.rows() as f64)]
     }
 }
