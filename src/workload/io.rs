@@ -262,11 +262,13 @@ fn expand(dir: &str) -> Result<PathBuf, String> {
         }
         match std::env::var(name) {
             Ok(v) if !v.is_empty() => out.push_str(&v),
-            _ => return Err(format!(
-                "io.seq: `dir` = {dir:?} needs the environment variable {name}, which is not set \
-                     on {}; set it, or write an absolute path",
-                crate::machine::hostname()
-            )),
+            _ => {
+                let host = crate::machine::hostname();
+                return Err(format!(
+                    "io.seq: `dir` = {dir:?} needs the environment variable {name}, which is not \
+                     set on {host}; set it, or write an absolute path"
+                ));
+            }
         }
         rest = tail;
     }
