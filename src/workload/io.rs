@@ -1354,6 +1354,28 @@ mod tests {
     }
 
     #[test]
+    fn readers_of_other_data_take_the_next_node_or_the_next_rank() {
+        let spec = |mode: &str, from: &str| {
+            Spec::parse(&params(&[("mode", mode), ("read_from", from)])).unwrap()
+        };
+        let src = |s: Spec, rank: u64, ranks: u64, shift: u64| {
+            instance(s, rank, ranks, shift, PathBuf::from("/x"), None)
+                .unwrap()
+                .source
+        };
+        // One node, 2 ranks: the other rank.
+        assert_eq!(src(spec("read", "other"), 0, 2, 1), 1);
+        assert_eq!(src(spec("read", "other"), 1, 2, 1), 0);
+        // 2 nodes × 2 ranks: the same local rank on the other node.
+        assert_eq!(src(spec("read", "other"), 0, 4, 2), 2);
+        assert_eq!(src(spec("read", "other"), 3, 4, 2), 1);
+        // One rank reads its own data (dropped from the cache); `own` and writes keep their own.
+        assert_eq!(src(spec("read", "other"), 0, 1, 1), 0);
+        assert_eq!(src(spec("read", "own"), 1, 2, 1), 1);
+        assert_eq!(src(spec("write", "other"), 1, 2, 1), 1);
+    }
+
+    #[test]
     fn stale_data_from_an_earlier_repetition_fails() {
         let b = body(8192);
         let mut buf = b.clone();
