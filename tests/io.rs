@@ -274,3 +274,42 @@ fn io_a_leftover_folder_holding_other_files_fails_the_point_and_is_kept() {
     );
     assert!(odd.join("results.csv").exists() && odd.join("rank-0.dat").exists());
 }
+
+#[test]
+fn io_points_get_no_share_of_the_memory_bandwidth_in_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target");
+    fs::create_dir(&target).unwrap();
+    let profile = tmp.path().join("profile.json");
+    let cal = run(scalelab()
+        .args(["calibrate", "--quick", "--out"])
+        .arg(&profile));
+    assert_eq!(cal.code, 0, "{}", cal.stderr);
+    let m = write(tmp.path(), "m.toml", &manifest(&target, ""));
+    let run_dir = tmp.path().join("run");
+    let out = run(scalelab()
+        .env("SCALELAB_PROFILE", &profile)
+        .arg("run")
+        .arg(&m)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("-q"));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("Measured peaks ("), "{report}");
+    let lines: Vec<&str> = report.lines().collect();
+    let header = lines
+        .iter()
+        .find(|l| l.contains("| % measured |"))
+        .expect("a points table");
+    let col = header
+        .split('|')
+        .position(|c| c.trim() == "% measured")
+        .unwrap();
+    let row = lines
+        .iter()
+        .find(|l| l.contains("mode=write"))
+        .expect("the io point's row");
+    // GB/s to a disk is no share of STREAM's memory bandwidth.
+    assert_eq!(row.split('|').nth(col).unwrap().trim(), "–", "{row}");
+}
