@@ -282,7 +282,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         load: None,
     };
     if let Some(w) = point.workload() {
-        record.work = w.work(&point.params);
+        record.work = w.work_for(&point.params, &point.resources);
         record.size = w.problem_size(&point.params);
         record.size_unit = w.size_unit().to_string();
         record.backend = w.backend().as_str().to_string();

@@ -1055,7 +1055,7 @@ impl<'a> Checker<'a> {
                         format!("gpus = {g} needs CUDA, which this build does not include"),
                         cuda_fix.into(),
                     );
-                } else if matches!(backend, Backend::Rayon | Backend::Mpi) {
+                } else if matches!(backend, Backend::Rayon | Backend::Mpi | Backend::Io) {
                     self.push(
                         kl("gpus"),
                         &place,

@@ -290,7 +290,8 @@ fn peak_gflops(rec: &PointRecord, machine: &Machine) -> Option<f64> {
 
 /// A point's rate as a share of the measured peak at its core count: GFLOP/s of compute-bound
 /// work against the best DGEMM, GB/s of bandwidth-bound work against STREAM triad ("–" without a
-/// profile, for GPU points, or at a core count the profile has no figure for).
+/// profile, for GPU points, for file I/O (its bytes go to a disk, not to memory), or at a core
+/// count the profile has no figure for).
 fn measured_pct(
     rec: &PointRecord,
     gflops: Option<f64>,
@@ -302,7 +303,7 @@ fn measured_pct(
         (Some(p), Some(Throughput::Gflops)) if rec.backend != "cuda" => {
             gflops.zip(p.dgemm_gflops(cores)).map(|(g, pk)| g / pk)
         }
-        (Some(p), Some(Throughput::Gbps)) if rec.backend != "cuda" => {
+        (Some(p), Some(Throughput::Gbps)) if rec.backend != "cuda" && rec.backend != "io" => {
             gbps.zip(p.triad_gbps(cores)).map(|(g, pk)| g / pk)
         }
         _ => None,

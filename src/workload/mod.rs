@@ -12,6 +12,8 @@
 #[cfg(feature = "cuda")]
 mod cuda;
 mod debug;
+#[cfg(target_os = "linux")]
+mod io;
 mod kernels;
 mod ml;
 #[cfg(feature = "mpi")]
@@ -35,6 +37,8 @@ pub enum Backend {
     Cuda,
     /// Diagnostics used to teach and test failure handling.
     Debug,
+    /// File I/O: one rank in any build, several ranks under MPI (the `mpi` feature).
+    Io,
 }
 
 impl Backend {
@@ -45,6 +49,7 @@ impl Backend {
             Backend::Mpi => "mpi",
             Backend::Cuda => "cuda",
             Backend::Debug => "debug",
+            Backend::Io => "io",
         }
     }
 }
@@ -446,6 +451,13 @@ pub trait Workload: Send + Sync {
     }
     /// Analytic work of one repetition.
     fn work(&self, params: &Params) -> Work;
+    /// Analytic work of one repetition of a point with `resources`: what records and estimates
+    /// use. The default is [`Workload::work`]; a workload whose parameters are per rank (io.seq's
+    /// `block`) multiplies by the ranks here.
+    fn work_for(&self, params: &Params, resources: &Resources) -> Work {
+        let _ = resources;
+        self.work(params)
+    }
     /// Rough fraction of the machine's peak (FLOP/s or memory bandwidth, whichever bounds the
     /// workload) this point reaches; only `scalelab plan`'s run-time estimate uses it.
     fn expected_efficiency(&self, _params: &Params) -> f64 {
@@ -490,6 +502,8 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &debug::Sleep,
     &debug::Fail,
     &debug::DebugMpi,
+    #[cfg(target_os = "linux")]
+    &io::Seq,
     #[cfg(feature = "mpi")]
     &mpi::PingPong,
     #[cfg(feature = "mpi")]
