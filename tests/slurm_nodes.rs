@@ -186,7 +186,10 @@ fn node_sweep(launcher: &str, pack: bool) {
     assert!(out.text.contains(what), "{}", out.text);
     let kind = if pack { "pack" } else { "array" };
     let two = fs::read_to_string(run_dir.join(format!("slurm/round-1/{kind}-1.sbatch"))).unwrap();
-    assert!(two.contains("\n#SBATCH --nodes=2\n#SBATCH --ntasks=2\n"), "{two}");
+    assert!(
+        two.contains("\n#SBATCH --nodes=2\n#SBATCH --ntasks=2\n"),
+        "{two}"
+    );
     let start = if launcher == "srun" {
         "srun --nodes=2 --ntasks=2 --cpus-per-task=1 "
     } else {
@@ -218,7 +221,11 @@ fn node_sweep(launcher: &str, pack: bool) {
         // the point asked for.
         let distinct: BTreeSet<String> = hosts.iter().cloned().collect();
         assert!(distinct.is_subset(&allocated), "{hosts:?} not in {list}");
-        assert_eq!(distinct.len() as u64, nodes, "{launcher}: ranks on {hosts:?}");
+        assert_eq!(
+            distinct.len() as u64,
+            nodes,
+            "{launcher}: ranks on {hosts:?}"
+        );
         if pack {
             let job = rec["slurm"]["SLURM_JOB_ID"].as_str().unwrap();
             let packed: Vec<String> = jobs(&run_dir)["rounds"][0]["jobs"]
