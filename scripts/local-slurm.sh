@@ -9,6 +9,10 @@
 #   scripts/local-slurm.sh down     cancel the jobs, stop every daemon `up` started, remove the
 #                                   state folder and the config files `up` installed
 #   scripts/local-slurm.sh status   which daemons run, the nodes and the queue
+#   scripts/local-slurm.sh crash-node NODE
+#                                   simulate a node failure: kill -9 NODE's slurmd and every process
+#                                   of its jobs; SLURM marks it DOWN after SlurmdTimeout (30 s) and
+#                                   its jobs NODE_FAIL; `up` brings it back
 #
 # Needs root and Debian 12's packages (scripts/install-deps.sh --slurm). Idempotent: `up` starts only
 # what is not running (and removes pid files left by a crash); `up` on a running cluster is a check.
@@ -83,7 +87,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # fail MESSAGE [LOGFILE...]: die, showing the end of the logs that explain why.
@@ -669,6 +673,35 @@ cmd_status() {
     fi
 }
 
+# crash-node NODE: what a power cut does to one node. Its slurmd and every process of its jobs
+# (slurmstepd and the tasks, found in the node's cgroup slurm_<node>) die at once, with no chance to
+# report; slurmctld notices only when the node stops answering its pings.
+cmd_crash_node() {
+    local node=${1:-} pid f p killed=0 i
+    [[ -n $node ]] || die "crash-node needs a node name (\`$0 status\` lists them)"
+    need_root_and_packages
+    choose_etc
+    pid="$(running_pid "slurmd-$node")" ||
+        die "node $node has no running slurmd started by this script (\`$0 status\` lists them)"
+    local freezer=/sys/fs/cgroup/freezer/slurm_$node
+    [[ -d /sys/fs/cgroup/freezer ]] ||
+        die "no cgroup v1 freezer hierarchy: crash-node finds a node's job processes there; use \`scontrol update nodename=$node state=down reason=test\` instead"
+    kill -KILL "$pid"
+    # Twice: a process may fork while the first pass runs.
+    for i in 1 2; do
+        while IFS= read -r f; do
+            while IFS= read -r p; do
+                [[ -n $p ]] || continue
+                kill -KILL "$p" 2>/dev/null && killed=$((killed + 1))
+            done <"$f"
+        done < <(find "$freezer" -name cgroup.procs 2>/dev/null)
+        sleep 0.2
+    done
+    log "crashed    node $node: killed its slurmd (pid $pid) and $killed process(es) of its jobs"
+    log "SLURM marks it DOWN when it misses its pings (SlurmdTimeout=30 s); its jobs end as NODE_FAIL"
+    log "bring it back: $0 up --nodes $(sinfo -h -N -o '%N' | sort -u | wc -l)"
+}
+
 main() {
     case "${1:-}" in
         up)
@@ -692,11 +725,12 @@ main() {
             ;;
         down) cmd_down ;;
         status) cmd_status ;;
+        crash-node) cmd_crash_node "${2:-}" ;;
         -h | --help | "")
             usage
             [[ -n ${1:-} ]]
             ;;
-        *) die "unknown command '$1' (up, down or status; see --help)" ;;
+        *) die "unknown command '$1' (up, down, status or crash-node; see --help)" ;;
     esac
 }
 

@@ -371,35 +371,34 @@ fn each_partition_is_judged_by_its_own_nodes_and_limits() {
 /// Puts a node back in service when the test ends, however it ends.
 struct Resume(String);
 
-impl Drop for Resume {
+/// Starts what `scripts/local-slurm.sh crash-node` killed (`up` starts only what is missing) when
+/// the test ends, however it ends.
+struct Restart(usize);
+
+impl Drop for Restart {
     fn drop(&mut self) {
-        let _ = Command::new("scontrol")
-            .args(["update", &format!("nodename={}", self.0), "state=resume"])
-            .status();
+        let _ = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/local-slurm.sh"))
+            .args(["up", "--nodes", &self.0.to_string()])
+            .output();
     }
 }
 
-/// A node lost under a running array task: the task ends as NODE_FAIL, `status` says so with
-/// sacct's evidence, and `sbatch --resume --submit` runs exactly that point again, on the node
-/// that is left.
-#[test]
-fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() {
-    require_nodes();
-    let dir = tempfile::tempdir().unwrap();
-    // Two points that run at once, one on each node, long enough to take a node down under one.
+/// Submit two 20-second points that run at once, one per node; return the run, the array's job
+/// id and the node that task 1 runs on.
+fn two_running_points(dir: &Path) -> (PathBuf, String, String) {
     let m = manifest(
-        dir.path(),
+        dir,
         "lost",
         "name = \"lost\"\nrepetitions = 1\nwarmup = 0\ntimeout = \"2m\"\n\n\
          [[study]]\nworkload = \"debug.sleep\"\nseconds = [20.0, 20.5]\n\n\
          [slurm]\npartition = \"debug\"\ntime = \"3\"\nmem = \"200M\"\n",
     );
-    let (run_dir, _) = submit(dir.path(), &m, &[]);
+    let (run_dir, _) = submit(dir, &m, &[]);
     let array = jobs(&run_dir)["rounds"][0]["jobs"][0]["job_id"]
         .as_str()
         .unwrap()
         .to_string();
-    // Wait until both tasks run, and take the node of task 1.
     let start = Instant::now();
     let node = loop {
         let out = Command::new("squeue")
@@ -423,23 +422,17 @@ fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() 
         );
         std::thread::sleep(Duration::from_millis(300));
     };
-    let _resume = Resume(node.clone());
-    let down = Command::new("scontrol")
-        .args([
-            "update",
-            &format!("nodename={node}"),
-            "state=down",
-            "reason=scalelab test: node lost",
-        ])
-        .status()
-        .unwrap();
-    assert!(down.success());
-    wait_for_round(&run_dir, Duration::from_secs(300));
+    (run_dir, array, node)
+}
 
-    let ids = point_ids(&run_dir);
+/// After a node failed under task 1 of `array`: `status` reports NODE_FAIL with the evidence,
+/// `sbatch --resume --submit` resubmits exactly that point, which then finishes on another node,
+/// and the other point's record is untouched.
+fn node_fail_then_resume(dir: &Path, run_dir: &Path, array: &str, node: &str) {
+    let ids = point_ids(run_dir);
     let lost = &ids[1].0;
     let kept = &ids[0].0;
-    let status = run(&["status", run_dir.to_str().unwrap()], dir.path());
+    let status = run(&["status", run_dir.to_str().unwrap()], dir);
     assert_eq!(status.code, 1, "{}", status.text);
     assert!(
         status
@@ -458,15 +451,19 @@ fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() 
         "{}",
         status.text
     );
-    // The evidence: sacct's line for the task, on the lost node.
-    assert!(status.text.contains("|NODE_FAIL|"), "{}", status.text);
-    assert!(status.text.contains(&node), "{}", status.text);
-    let kept_before = record(&run_dir, kept).unwrap();
+    // The evidence: sacct's line for the task, naming the lost node.
+    let evidence = status
+        .text
+        .lines()
+        .find(|l| l.contains(&format!("sacct: {array}_1|NODE_FAIL|")))
+        .unwrap_or_else(|| panic!("no sacct line: {}", status.text));
+    assert!(evidence.ends_with(&format!("|{node}")), "{evidence}");
+    let kept_before = record(run_dir, kept).unwrap();
     assert_eq!(kept_before["status"], "ok");
 
     let resume = run(
         &["sbatch", "--resume", run_dir.to_str().unwrap(), "--submit"],
-        dir.path(),
+        dir,
     );
     assert_eq!(resume.code, 0, "{}", resume.text);
     assert!(
@@ -479,7 +476,7 @@ fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() 
         "{}",
         resume.text
     );
-    let round2 = &jobs(&run_dir)["rounds"][1];
+    let round2 = &jobs(run_dir)["rounds"][1];
     let again: Vec<&str> = round2["jobs"]
         .as_array()
         .unwrap()
@@ -488,11 +485,66 @@ fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() 
         .map(|p| p.as_str().unwrap())
         .collect();
     assert_eq!(again, [lost.as_str()]);
-    wait_for_round(&run_dir, Duration::from_secs(300));
-    let rec = record(&run_dir, lost).unwrap();
+    wait_for_round(run_dir, Duration::from_secs(300));
+    let rec = record(run_dir, lost).unwrap();
     assert_eq!(rec["status"], "ok", "{rec}");
-    assert_ne!(rec["slurm"]["SLURMD_NODENAME"], node.as_str(), "{rec}");
-    assert_eq!(record(&run_dir, kept).unwrap(), kept_before);
-    let status = run(&["status", run_dir.to_str().unwrap()], dir.path());
+    assert_ne!(rec["slurm"]["SLURMD_NODENAME"], node, "{rec}");
+    assert_eq!(record(run_dir, kept).unwrap(), kept_before);
+    let status = run(&["status", run_dir.to_str().unwrap()], dir);
     assert_eq!(status.code, 0, "{}", status.text);
+}
+
+/// A node whose slurmd and job processes die at once (`scripts/local-slurm.sh crash-node`, a power
+/// cut): SLURM notices when it misses its pings, the task on it ends as NODE_FAIL, and resume
+/// reruns the point on the node that is left.
+#[test]
+fn a_crashed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() {
+    let nodes = require_nodes();
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, array, node) = two_running_points(dir.path());
+    let _restart = Restart(nodes.len());
+    let crash = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/local-slurm.sh"))
+        .args(["crash-node", &node])
+        .output()
+        .unwrap();
+    assert!(
+        crash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&crash.stderr)
+    );
+    // SlurmdTimeout (30 s) and the ping interval: the node is DOWN within about a minute.
+    wait_for_round(&run_dir, Duration::from_secs(300));
+    node_fail_then_resume(dir.path(), &run_dir, &array, &node);
+}
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("scontrol")
+            .args(["update", &format!("nodename={}", self.0), "state=resume"])
+            .status();
+    }
+}
+
+/// A node taken down under a running array task (`scontrol update nodename=… state=down`): the
+/// task ends as NODE_FAIL, `status` says so with sacct's evidence, and `sbatch --resume --submit`
+/// runs exactly that point again, on the node that is left.
+#[test]
+fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() {
+    require_nodes();
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, array, node) = two_running_points(dir.path());
+    let _resume = Resume(node.clone());
+    let down = Command::new("scontrol")
+        .args([
+            "update",
+            &format!("nodename={node}"),
+            "state=down",
+            "reason=scalelab test: node lost",
+        ])
+        .status()
+        .unwrap();
+    assert!(down.success());
+    wait_for_round(&run_dir, Duration::from_secs(300));
+    node_fail_then_resume(dir.path(), &run_dir, &array, &node);
 }
