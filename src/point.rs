@@ -318,6 +318,29 @@ pub fn this_node() -> String {
         .unwrap_or_else(crate::machine::hostname)
 }
 
+/// Every rank's node ([`this_node`]), in rank order, on every rank. Collective.
+#[cfg(feature = "mpi")]
+pub(crate) fn rank_hosts(world: &crate::workload::Comm) -> Vec<String> {
+    use mpi::traits::*;
+    let mine = this_node().into_bytes();
+    let n = world.size() as usize;
+    let len = mine.len() as u64;
+    let mut lens = vec![0u64; n];
+    world.all_gather_into(&len, &mut lens[..]);
+    let width = lens.iter().copied().max().unwrap_or(0) as usize;
+    if width == 0 {
+        return vec![String::new(); n];
+    }
+    let mut padded = mine;
+    padded.resize(width, 0);
+    let mut all = vec![0u8; width * n];
+    world.all_gather_into(&padded[..], &mut all[..]);
+    all.chunks(width)
+        .zip(&lens)
+        .map(|(c, &l)| String::from_utf8_lossy(&c[..l as usize]).into_owned())
+        .collect()
+}
+
 /// Measure `point` in this process and return its record (not written).
 pub fn measure(point: &Point) -> PointRecord {
     let mut record = unmeasured(point, Status::Ok, String::new());
@@ -582,7 +605,7 @@ mod mpi_point {
                 world.abort(PANIC_ABORT_CODE);
             }
         }
-        record.rank_hosts = rank_hosts(&world);
+        record.rank_hosts = super::rank_hosts(&world);
         record.finished = now_rfc3339();
         record.load = sampler.and_then(crate::load::InTask::finish);
         let written = if rank == 0 {
@@ -720,27 +743,6 @@ mod mpi_point {
         Ok(super::finite_metrics(
             local.iter().zip(max).map(|((k, _), v)| (*k, v)).collect(),
         ))
-    }
-
-    /// Every rank's node ([`super::this_node`]), in rank order, on every rank. Collective.
-    fn rank_hosts(world: &Comm) -> Vec<String> {
-        let mine = super::this_node().into_bytes();
-        let n = world.size() as usize;
-        let len = mine.len() as u64;
-        let mut lens = vec![0u64; n];
-        world.all_gather_into(&len, &mut lens[..]);
-        let width = lens.iter().copied().max().unwrap_or(0) as usize;
-        if width == 0 {
-            return vec![String::new(); n];
-        }
-        let mut padded = mine.clone();
-        padded.resize(width, 0);
-        let mut all = vec![0u8; width * n];
-        world.all_gather_into(&padded[..], &mut all[..]);
-        all.chunks(width)
-            .zip(&lens)
-            .map(|(c, &l)| String::from_utf8_lossy(&c[..l as usize]).into_owned())
-            .collect()
     }
 
     /// Ranks that failed a step, with the message of the first of them.

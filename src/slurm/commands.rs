@@ -108,9 +108,15 @@ pub fn sbatch_new(
     let points: Vec<&Point> = plan.points.iter().collect();
     let mut round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
     if opts.calibrate {
+        // Two nodes where the partition has them, for the ping-pong between nodes.
+        let nodes = if partition.as_ref().is_some_and(|p| p.nodes >= 2) {
+            2
+        } else {
+            1
+        };
         round.calibrate = Some((
             ctx.round_dir().join("calibrate.sbatch"),
-            script::render_calibrate(&ctx),
+            script::render_calibrate(&ctx, nodes),
         ));
     }
     if let Some(p) = &partition {
