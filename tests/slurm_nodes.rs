@@ -368,6 +368,57 @@ fn each_partition_is_judged_by_its_own_nodes_and_limits() {
     );
 }
 
+/// `scalelab calibrate` inside a two-node allocation measures the MPI ping-pong between the nodes
+/// too, with one rank on each, into the profile's `mpi_nodes`.
+#[cfg(feature = "mpi")]
+#[test]
+fn calibrate_in_a_two_node_allocation_measures_pingpong_between_the_nodes() {
+    require_nodes();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.json");
+    let exe = assert_cmd::cargo::cargo_bin("scalelab");
+    let script = dir.path().join("calibrate.sbatch");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --exclusive\n#SBATCH --mem=0\n#SBATCH --time=10\n#SBATCH --output={}\nexec {} calibrate --quick --out {}\n",
+            dir.path().join("calibrate.out").display(),
+            exe.display(),
+            profile.display()
+        ),
+    )
+    .unwrap();
+    // scalelab() sets the test environment (no user cache or profile); sbatch passes it on.
+    let env = scalelab();
+    let mut cmd = Command::new("sbatch");
+    for (k, v) in env.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd
+        .args(["--parsable", "--wait"])
+        .arg(&script)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let log = fs::read_to_string(dir.path().join("calibrate.out")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}{log}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: Value = serde_json::from_str(&fs::read_to_string(&profile).unwrap()).unwrap();
+    assert_eq!(p["mpi"]["status"], "measured", "{log}");
+    assert_eq!(p["mpi"]["nodes"], 1, "{}", p["mpi"]);
+    let between = &p["mpi_nodes"];
+    assert_eq!(between["status"], "measured", "{between} {log}");
+    assert_eq!(between["nodes"], 2, "{between}");
+    assert_eq!(between["ranks"], 2, "{between}");
+    assert!(between["latency_us"].as_f64().unwrap() > 0.0, "{between}");
+    assert!(log.contains("MPI ping-pong between 2 nodes: "), "{log}");
+}
+
 /// Puts a node back in service when the test ends, however it ends.
 struct Resume(String);
 

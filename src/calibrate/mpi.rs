@@ -87,10 +87,27 @@ fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
     if as_root() {
         cmd.arg("--allow-run-as-root");
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The cores this node gives the job: SLURM's count inside an allocation (a node of the local
+    // multi-slurmd cluster sees every core of the machine, but owns one), else the machine's.
+    let cores = std::env::var("SLURM_CPUS_ON_NODE")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let several_nodes = std::env::var("SLURM_JOB_NUM_NODES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n >= 2);
     if between_nodes {
         // One rank per node of the allocation (OpenMPI starts its daemons there through srun).
         cmd.args(["--map-by", "node", "--bind-to", "none"]);
+    } else if several_nodes {
+        // Both ranks on the first node, even where mpirun would fill one slot per node.
+        cmd.args(["--map-by", "ppr:2:node"]);
+        if cores < 2 {
+            cmd.args(["--oversubscribe", "--bind-to", "none"]);
+        } else {
+            cmd.args(["--bind-to", "core"]);
+        }
     } else if cores < 2 {
         cmd.args(["--oversubscribe", "--bind-to", "none"]);
     } else {
