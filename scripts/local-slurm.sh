@@ -600,11 +600,12 @@ cmd_up() {
     start_mariadb
     local running_nodes
     running_nodes="$(sed -n 's/^# Nodes: \([0-9]*\)$/\1/p' "$SLURM_CONF" 2>/dev/null || true)"
+    # Refused before any config file changes under the running daemons.
+    if [[ -n $running_nodes && $running_nodes != "$NODES" ]] && running_pid slurmctld >/dev/null; then
+        die "the cluster runs with $running_nodes node(s), not $NODES: \`$0 down\` first, then \`$0 up --nodes $NODES\`"
+    fi
     write_configs
     if [[ $CONF_CHANGED -eq 1 ]] && running_pid slurmctld >/dev/null; then
-        if [[ -n $running_nodes && $running_nodes != "$NODES" ]]; then
-            die "the cluster runs with $running_nodes node(s), not $NODES: \`$0 down\` first, then \`$0 up --nodes $NODES\`"
-        fi
         log "note: the config changed while slurmctld runs; \`$0 down && $0 up --nodes $NODES\` applies it"
     fi
     start_slurm
