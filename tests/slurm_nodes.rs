@@ -597,5 +597,17 @@ fn a_failed_node_is_node_fail_in_status_and_resume_reruns_its_point_elsewhere() 
         .unwrap();
     assert!(down.success());
     wait_for_round(&run_dir, Duration::from_secs(300));
+    // Its slurmd still answers, so the node returns by itself (ReturnToService=2); drained, it
+    // takes no new job, and the resubmitted point must run on the other node.
+    let drain = Command::new("scontrol")
+        .args([
+            "update",
+            &format!("nodename={node}"),
+            "state=drain",
+            "reason=scalelab test: node lost",
+        ])
+        .status()
+        .unwrap();
+    assert!(drain.success());
     node_fail_then_resume(dir.path(), &run_dir, &array, &node);
 }
