@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# A real one-node SLURM cluster with accounting on this machine, for testing `scalelab sbatch`.
+# A real SLURM cluster with accounting on this machine, one node or several, for testing
+# `scalelab sbatch`.
 #
-#   scripts/local-slurm.sh up       start munged, MariaDB, slurmdbd, slurmctld and slurmd; wait until
-#                                   the node is idle and sacct answers; print how to use the cluster
+#   scripts/local-slurm.sh up [--nodes N]
+#                                   start munged, MariaDB, slurmdbd, slurmctld and N slurmd's (one
+#                                   per node, default 1); wait until every node is idle and sacct
+#                                   answers; print how to use the cluster
 #   scripts/local-slurm.sh down     cancel the jobs, stop every daemon `up` started, remove the
 #                                   state folder and the config files `up` installed
-#   scripts/local-slurm.sh status   which daemons run, the node and the queue
+#   scripts/local-slurm.sh status   which daemons run, the nodes and the queue
+#   scripts/local-slurm.sh crash-node NODE
+#                                   simulate a node failure: kill -9 NODE's slurmd and every process
+#                                   of its jobs; SLURM marks it DOWN after SlurmdTimeout (30 s) and
+#                                   its jobs NODE_FAIL; `up` brings it back
 #
 # Needs root and Debian 12's packages (scripts/install-deps.sh --slurm). Idempotent: `up` starts only
 # what is not running (and removes pid files left by a crash); `up` on a running cluster is a check.
@@ -26,8 +33,20 @@
 #             MariaDB runs as `mysql` on 127.0.0.1:${SCALELAB_SLURM_DB_PORT:-13306} with its own data
 #             folder (not /var/lib/mysql). SLURM's own ports: 6817 (slurmctld), 6818, 6819 (slurmdbd).
 #
-# Cluster: ClusterName=scalelab, one node (this host: its CPUs and memory from `slurmd -C`), one
-# partition `debug` (Default, MaxTime=INFINITE). select/cons_tres with CR_Core_Memory (DefMemPerCPU =
+# Cluster: ClusterName=scalelab.
+#   --nodes 1 (default): one node, this host (its CPUs and memory from `slurmd -C`), slurmd on 6818.
+#   --nodes N: N nodes node1..nodeN on this one host through SLURM's multiple-slurmd support
+#     (`slurmd -N nodeK`, each with its own port 6830+K, spool, tmp, pid file and log). The machine
+#     is shared honestly: each node counts CPUs/N of the cores (N may not exceed the CPUs) and
+#     memory/N, so the cluster never hands out more cores or memory than the machine has. Jobs are
+#     not pinned to "their" cores: SLURM numbers every node's CPUs from 0 and sees the whole machine
+#     through hwloc, so binding would put every node on core 0; instead (TaskPlugin=task/cgroup,
+#     ConstrainCores=no) the kernel spreads the nodes' tasks over the cores, memory stays limited
+#     per job. Every node still shares one memory bus, one network stack (MPI between "nodes" is
+#     shared memory, not a network) and one file system.
+# Two partitions of different shapes: `debug` (every node, Default, MaxTime=INFINITE) and `short`
+# (the last node only, MaxTime=00:10:00, MaxNodes=1), so partition choice and per-partition limits
+# are exercised. select/cons_tres with CR_Core_Memory (DefMemPerCPU =
 # memory / CPUs, so a job without --mem does not take the whole node), proctrack/cgroup and
 # task/cgroup,task/affinity with RAM and swap constrained (a job over --mem is OOM-killed:
 # OUT_OF_MEMORY in sacct), jobacct_gather/cgroup, MaxArraySize=10001, MinJobAge=30, KillWait=5 and
@@ -35,7 +54,8 @@
 # limits every 30 s). MPI: MpiDefault=pmix, so `srun ./prog` starts OpenMPI ranks; `mpirun` inside
 # an `sbatch -n N` allocation works too (as root with --allow-run-as-root).
 #
-# `up` takes about 10 s from scratch on a 2-core machine; `down` about 10 s.
+# `up` takes about 10 s from scratch on a 2-core machine (a few seconds more per node); `down`
+# about 10 s.
 set -euo pipefail
 # No `cmd | grep -q` or `cmd | head`: under pipefail, cmd dying of SIGPIPE when the reader stops
 # early would make a success look like a failure (it did: MpiDefault came out `none` at random).
@@ -43,6 +63,11 @@ set -euo pipefail
 STATE="${SCALELAB_SLURM_DIR:-/tmp/scalelab-slurm}"
 CLUSTER="${SCALELAB_SLURM_CLUSTER:-scalelab}"
 PARTITION="debug"
+# The second partition: the last node alone, with a time limit.
+SHORT_PARTITION="short"
+SHORT_MAXTIME="00:10:00"
+# Nodes `up` starts (--nodes).
+NODES=1
 DB_PORT="${SCALELAB_SLURM_DB_PORT:-13306}"
 # First line of every config file this script writes; `down` removes the files with its own state
 # folder in that line, and `up` never overwrites a file without the prefix.
@@ -62,7 +87,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # fail MESSAGE [LOGFILE...]: die, showing the end of the logs that explain why.
@@ -131,13 +156,14 @@ logfile_of() {
     esac
 }
 
-# running_pid NAME: print the pid and succeed when NAME runs from our pid file.
+# running_pid NAME: print the pid and succeed when NAME runs from our pid file. A node's slurmd is
+# named slurmd-<node> (its pid file and log too); its process is called slurmd.
 running_pid() {
     local f pid
     f="$(pidfile_of "$1")"
     [[ -s $f ]] || return 1
     pid="$(tr -dc '0-9' <"$f")"
-    [[ -n $pid && -r /proc/$pid/comm && "$(cat "/proc/$pid/comm")" == "$1" ]] || return 1
+    [[ -n $pid && -r /proc/$pid/comm && "$(cat "/proc/$pid/comm")" == "${1%%-*}" ]] || return 1
     # A killed daemon stays a zombie until its parent reaps it: that is not running either.
     [[ "$(sed 's/.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
     echo "$pid"
@@ -151,6 +177,17 @@ clear_stale() {
         log "removing stale pid file $f"
         rm -f "$f"
     fi
+}
+
+# The slurmd's that have a pid file under the state folder (running or left by a crash), as
+# daemon names slurmd-<node>: what `down`, `status` and crash clean-up cover, whatever --nodes was.
+slurmd_daemons() {
+    local f
+    for f in "$STATE"/run/slurmd-*.pid; do
+        [[ -e $f ]] || continue
+        f="${f##*/}"
+        echo "${f%.pid}"
+    done
 }
 
 # wait_until SECONDS WHAT NAME CMD...: poll CMD until it succeeds; fail with NAME's log when the
@@ -338,7 +375,7 @@ mpi_default() {
 }
 
 write_configs() {
-    local host node_line cpus mem cgroup mpi
+    local host node_line cpus mem cgroup mpi nodes_conf i per_cpus per_mem
     cgroup="$(cgroup_plugin)"
     mpi="$(mpi_default)"
     host="$(hostname -s)"
@@ -349,28 +386,57 @@ write_configs() {
     cpus="$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$node_line")"
     mem="$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$node_line")"
     [[ -n $cpus && -n $mem ]] || die "no CPUs/RealMemory in slurmd -C output '$node_line'"
-    NODE="$host" NODE_CPUS="$cpus" NODE_MEM="$mem"
+    ((NODES <= cpus)) ||
+        die "--nodes $NODES: this machine has $cpus CPUs and every node needs one of its own; use --nodes $cpus or fewer"
+    HOST="$host" NODE_CPUS="$cpus" NODE_MEM="$mem" NODE_LIST=()
+    local task_plugin="task/cgroup,task/affinity" constrain_cores=yes
+    if ((NODES == 1)); then
+        # The whole host as one node, as `slurmd -C` describes it.
+        nodes_conf="NodeName=$host NodeAddr=127.0.0.1 ${node_line#NodeName=* } State=UNKNOWN"
+        NODE_LIST=("$host")
+    else
+        # Node K: CPUs/N of the cores and memory/N; no core binding (see the header).
+        per_cpus=$((cpus / NODES))
+        per_mem=$((mem / NODES))
+        NODE_CPUS=$per_cpus NODE_MEM=$per_mem
+        task_plugin="task/cgroup"
+        constrain_cores=no
+        nodes_conf=""
+        for ((i = 1; i <= NODES; i++)); do
+            NODE_LIST+=("node$i")
+            nodes_conf+="NodeName=node$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$((6830 + i)) CPUs=$per_cpus Boards=1 SocketsPerBoard=1 CoresPerSocket=$per_cpus ThreadsPerCore=1 RealMemory=$per_mem State=UNKNOWN"$'\n'
+        done
+        nodes_conf="${nodes_conf%$'\n'}"
+    fi
+    local all last
+    all="$(IFS=,; echo "${NODE_LIST[*]}")"
+    last="${NODE_LIST[-1]}"
 
     install -d -m 755 "$ETC"
     install_conf "$ETC/slurm.conf" 644 <<EOF
 ClusterName=$CLUSTER
-# The controller and the node are this host, reached over loopback whatever its name resolves to.
+# Nodes: $NODES
+# The controller and the nodes are this host, reached over loopback whatever its name resolves to.
 SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
 
 StateSaveLocation=$STATE/slurmctld
-SlurmdSpoolDir=$STATE/slurmd
+# %n: the node's name, so that several slurmd's on this host (slurmd -N <node>) keep apart.
+SlurmdSpoolDir=$STATE/slurmd/%n
+# Each node's own tmp: SLURM's PMIx plugin makes its per-step folder there, and two nodes of one
+# step would otherwise collide in /tmp ("Cannot create directory .../spmix_appdir_...").
+TmpFS=$STATE/tmp/%n
 SlurmctldPidFile=$(pidfile_of slurmctld)
-SlurmdPidFile=$(pidfile_of slurmd)
+SlurmdPidFile=$STATE/run/slurmd-%n.pid
 SlurmctldLogFile=$(logfile_of slurmctld)
-SlurmdLogFile=$(logfile_of slurmd)
+SlurmdLogFile=$STATE/log/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 
 ProctrackType=proctrack/cgroup
-TaskPlugin=task/cgroup,task/affinity
+TaskPlugin=$task_plugin
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
@@ -395,16 +461,23 @@ KillWait=5
 OverTimeLimit=0
 InactiveLimit=0
 ReturnToService=2
+# A node whose slurmd stops answering is DOWN after 30 s (the default is 300 s), and the jobs on it
+# end as NODE_FAIL.
+SlurmdTimeout=30
+# Batch jobs on a failed node are not requeued by SLURM: they end as NODE_FAIL, and
+# scalelab sbatch --resume decides what to run again (many real clusters requeue them instead).
+JobRequeue=0
 
-NodeName=$host NodeAddr=127.0.0.1 ${node_line#NodeName=* } State=UNKNOWN
-PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+$nodes_conf
+PartitionName=$PARTITION Nodes=$all Default=YES MaxTime=INFINITE State=UP
+PartitionName=$SHORT_PARTITION Nodes=$last MaxTime=$SHORT_MAXTIME MaxNodes=1 State=UP
 # Without a default, a job that gives no --mem would be given the whole node's memory.
-DefMemPerCPU=$((mem / cpus))
+DefMemPerCPU=$((NODE_MEM / NODE_CPUS))
 EOF
     install_conf "$ETC/cgroup.conf" 644 <<EOF
 CgroupPlugin=$cgroup
 CgroupMountpoint=/sys/fs/cgroup
-ConstrainCores=yes
+ConstrainCores=$constrain_cores
 ConstrainRAMSpace=yes
 AllowedRAMSpace=100
 # RAM + swap limited to the RAM request: a job over --mem is OOM-killed rather than swapping.
@@ -430,8 +503,9 @@ EOF
     chown root:root "$ETC/slurmdbd.conf"
 }
 
-# Set by write_configs: the node's name, CPUs and memory (MB).
-NODE="" NODE_CPUS="" NODE_MEM=""
+# Set by write_configs: the host, each node's CPUs and memory (MB), and the node names.
+HOST="" NODE_CPUS="" NODE_MEM=""
+NODE_LIST=()
 
 # ---------------------------------------------------------------------------------------------
 # SLURM daemons
@@ -441,7 +515,7 @@ dbd_answers() { sacctmgr -n -P list cluster format=cluster; }
 ctld_answers() { [[ "$(scontrol ping)" == *"is UP"* ]]; }
 node_ready() {
     local s
-    s="$(sinfo -h -n "$NODE" -o '%T' 2>/dev/null)"
+    s="$(sinfo -h -n "$1" -o '%T' 2>/dev/null)"
     [[ $s == idle || $s == mixed || $s == allocated || $s == completing ]]
 }
 sacct_answers() { sacct -n -X -S now >/dev/null; }
@@ -476,11 +550,17 @@ start_slurm() {
         wait_until "$UP_TIMEOUT" "slurmctld (scontrol ping)" slurmctld ctld_answers
         log "started    slurmctld (pid $(running_pid slurmctld))"
     fi
-    if start_slurm_daemon slurmd slurmd -f "$SLURM_CONF"; then
-        wait_until 30 "slurmd (pid file)" slurmd running_pid slurmd
-        log "started    slurmd (pid $(running_pid slurmd))"
-    fi
-    wait_node
+    local node name
+    for node in "${NODE_LIST[@]}"; do
+        name="slurmd-$node"
+        install -d -m 755 "$STATE/slurmd/$node" "$STATE/tmp/$node"
+        start_slurm_daemon "$name" slurmd -f "$SLURM_CONF" -N "$node" || continue
+        wait_until 30 "$name (pid file)" "$name" running_pid "$name"
+        log "started    $name (pid $(running_pid "$name"))"
+    done
+    for node in "${NODE_LIST[@]}"; do
+        wait_node "$node"
+    done
     wait_until "$UP_TIMEOUT" "sacct" slurmdbd sacct_answers
 }
 
@@ -489,20 +569,22 @@ start_slurm() {
 # with the daemons) is resumed once. A drain for a real reason (less memory than configured) stays,
 # and `sinfo -R` shows it.
 wait_node() {
-    local i s resumed=0
+    local node=$1 i s resumed=0
     for ((i = 0; i < UP_TIMEOUT * 2; i++)); do
-        node_ready && return 0
-        s="$(sinfo -h -n "$NODE" -o '%T' 2>/dev/null || true)"
-        if [[ $resumed -eq 0 && $s == drain* ]]; then
-            log "resuming  node $NODE ($s: $(sinfo -h -n "$NODE" -o '%E'))"
-            scontrol update nodename="$NODE" state=resume || true
+        node_ready "$node" && return 0
+        s="$(sinfo -h -n "$node" -o '%T' 2>/dev/null || true)"
+        # A node set DOWN by hand (`scontrol update state=down`, as the node-failure test does)
+        # stays down after its slurmd returns: resumed once, like a drained one.
+        if [[ $resumed -eq 0 && ($s == drain* || $s == down*) ]]; then
+            log "resuming   node $node ($s: $(sinfo -h -n "$node" -o '%E'))"
+            scontrol update nodename="$node" state=resume || true
             resumed=1
         fi
         sleep 0.5
     done
     printf '[local-slurm] sinfo -N -l:\n%s\n[local-slurm] sinfo -R:\n%s\n' \
         "$(sinfo -N -l 2>&1)" "$(sinfo -R 2>&1)" >&2
-    fail "node $NODE is not idle after ${UP_TIMEOUT}s" "$(logfile_of slurmd)" "$(logfile_of slurmctld)"
+    fail "node $node is not idle after ${UP_TIMEOUT}s" "$(logfile_of "slurmd-$node")" "$(logfile_of slurmctld)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -516,13 +598,20 @@ cmd_up() {
     choose_etc
     start_munge
     start_mariadb
+    local running_nodes
+    running_nodes="$(sed -n 's/^# Nodes: \([0-9]*\)$/\1/p' "$SLURM_CONF" 2>/dev/null || true)"
+    # Refused before any config file changes under the running daemons.
+    if [[ -n $running_nodes && $running_nodes != "$NODES" ]] && running_pid slurmctld >/dev/null; then
+        die "the cluster runs with $running_nodes node(s), not $NODES: \`$0 down\` first, then \`$0 up --nodes $NODES\`"
+    fi
     write_configs
     if [[ $CONF_CHANGED -eq 1 ]] && running_pid slurmctld >/dev/null; then
-        log "note: the config changed while slurmctld runs; \`$0 down && $0 up\` applies it"
+        log "note: the config changed while slurmctld runs; \`$0 down && $0 up --nodes $NODES\` applies it"
     fi
     start_slurm
-    log "up in $((SECONDS - t0)) s: cluster $CLUSTER, node $NODE ($NODE_CPUS CPUs, $NODE_MEM MB)," \
-        "partition $PARTITION (default)"
+    log "up in $((SECONDS - t0)) s: cluster $CLUSTER, $NODES node(s) ${NODE_LIST[*]} ($NODE_CPUS CPUs," \
+        "$NODE_MEM MB each); partitions $PARTITION (default, every node) and $SHORT_PARTITION" \
+        "(${NODE_LIST[-1]}, at most $SHORT_MAXTIME)"
     sinfo -o '%P %a %l %D %c %m %t %N'
     if [[ $ETC == /etc/slurm ]]; then
         log "config in /etc/slurm: plain sbatch, squeue, sacct, scontrol work"
@@ -548,7 +637,8 @@ cmd_down() {
         done
     fi
     local d
-    for d in slurmd slurmctld slurmdbd mariadbd munged; do
+    # Every node's slurmd (and the single `slurmd` of older versions of this script).
+    for d in $(slurmd_daemons) slurmd slurmctld slurmdbd mariadbd munged; do
         stop_daemon "$d"
     done
     local f
@@ -568,7 +658,7 @@ cmd_down() {
 cmd_status() {
     choose_etc
     local d pid
-    for d in munged mariadbd slurmdbd slurmctld slurmd; do
+    for d in munged mariadbd slurmdbd slurmctld $(slurmd_daemons); do
         if pid="$(running_pid "$d")"; then
             log "running    $d (pid $pid)"
         elif [[ $d == munged ]] && munge_answers; then
@@ -584,16 +674,64 @@ cmd_status() {
     fi
 }
 
+# crash-node NODE: what a power cut does to one node. Its slurmd and every process of its jobs
+# (slurmstepd and the tasks, found in the node's cgroup slurm_<node>) die at once, with no chance to
+# report; slurmctld notices only when the node stops answering its pings.
+cmd_crash_node() {
+    local node=${1:-} pid f p killed=0 i
+    [[ -n $node ]] || die "crash-node needs a node name (\`$0 status\` lists them)"
+    need_root_and_packages
+    choose_etc
+    pid="$(running_pid "slurmd-$node")" ||
+        die "node $node has no running slurmd started by this script (\`$0 status\` lists them)"
+    local freezer=/sys/fs/cgroup/freezer/slurm_$node
+    [[ -d /sys/fs/cgroup/freezer ]] ||
+        die "no cgroup v1 freezer hierarchy: crash-node finds a node's job processes there; use \`scontrol update nodename=$node state=down reason=test\` instead"
+    kill -KILL "$pid"
+    # Twice: a process may fork while the first pass runs.
+    for i in 1 2; do
+        while IFS= read -r f; do
+            while IFS= read -r p; do
+                [[ -n $p ]] || continue
+                kill -KILL "$p" 2>/dev/null && killed=$((killed + 1))
+            done <"$f"
+        done < <(find "$freezer" -name cgroup.procs 2>/dev/null)
+        sleep 0.2
+    done
+    log "crashed    node $node: killed its slurmd (pid $pid) and $killed process(es) of its jobs"
+    log "SLURM marks it DOWN when it misses its pings (SlurmdTimeout=30 s); its jobs end as NODE_FAIL"
+    log "bring it back: $0 up --nodes $(sinfo -h -N -o '%N' | sort -u | wc -l)"
+}
+
 main() {
     case "${1:-}" in
-        up) cmd_up ;;
+        up)
+            shift
+            while [[ $# -gt 0 ]]; do
+                case "$1" in
+                    --nodes)
+                        [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || die "--nodes needs a number of nodes, 1 or more (found '${2:-}')"
+                        NODES=$2
+                        shift 2
+                        ;;
+                    --nodes=*)
+                        NODES=${1#--nodes=}
+                        [[ $NODES =~ ^[1-9][0-9]*$ ]] || die "--nodes needs a number of nodes, 1 or more (found '$NODES')"
+                        shift
+                        ;;
+                    *) die "unknown option '$1' for up (--nodes N)" ;;
+                esac
+            done
+            cmd_up
+            ;;
         down) cmd_down ;;
         status) cmd_status ;;
+        crash-node) cmd_crash_node "${2:-}" ;;
         -h | --help | "")
             usage
             [[ -n ${1:-} ]]
             ;;
-        *) die "unknown command '$1' (up, down or status; see --help)" ;;
+        *) die "unknown command '$1' (up, down, status or crash-node; see --help)" ;;
     esac
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh Debian 12 machine with Rust:
 #   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM, NVRTC) and
-#      start a one-node SLURM with accounting for tests/slurm.rs (scripts/local-slurm.sh up),
+#      start a two-node SLURM with accounting for tests/slurm.rs and tests/slurm_nodes.rs
+#      (scripts/local-slurm.sh up --nodes 2),
 #   2. build every test binary once, with all features, and run them with cargo-nextest,
 #   3. run the doc tests,
 #   4. check that the default build (no features) compiles,
@@ -22,8 +23,13 @@ bash scripts/install-deps.sh
 bash scripts/install-deps.sh --nvrtc
 export LD_LIBRARY_PATH="${SCALELAB_NVRTC_DIR:-$PWD/target/nvrtc}/nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-step "one-node SLURM"
-bash scripts/local-slurm.sh up
+step "two-node SLURM"
+# Two nodes of one CPU each on this machine (tests/slurm.rs, tests/slurm_nodes.rs). A cluster that
+# already runs with another node count is restarted.
+if ! bash scripts/local-slurm.sh up --nodes 2; then
+  bash scripts/local-slurm.sh down
+  bash scripts/local-slurm.sh up --nodes 2
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   step "installing cargo-nextest"

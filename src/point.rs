@@ -279,6 +279,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         started: now_rfc3339(),
         finished: now_rfc3339(),
         slurm: slurm_ids(),
+        rank_hosts: Vec::new(),
         load: None,
     };
     if let Some(w) = point.workload() {
@@ -297,12 +298,47 @@ fn slurm_ids() -> std::collections::BTreeMap<String, String> {
         "SLURM_ARRAY_JOB_ID",
         "SLURM_ARRAY_TASK_ID",
         "SLURM_JOB_NODELIST",
+        "SLURM_STEP_NODELIST",
+        "SLURMD_NODENAME",
         "SLURM_CLUSTER_NAME",
         "SLURM_JOB_PARTITION",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
     .collect()
+}
+
+/// The node this process runs on, as a rank's entry of [`PointRecord::rank_hosts`]: SLURM's name
+/// for it (`SLURMD_NODENAME`: on a cluster that runs several `slurmd` on one host, as the local
+/// test cluster does, every node has the same host name), else the host name.
+pub fn this_node() -> String {
+    std::env::var("SLURMD_NODENAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(crate::machine::hostname)
+}
+
+/// Every rank's node ([`this_node`]), in rank order, on every rank. Collective.
+#[cfg(feature = "mpi")]
+pub(crate) fn rank_hosts(world: &crate::workload::Comm) -> Vec<String> {
+    use mpi::traits::*;
+    let mine = this_node().into_bytes();
+    let n = world.size() as usize;
+    let len = mine.len() as u64;
+    let mut lens = vec![0u64; n];
+    world.all_gather_into(&len, &mut lens[..]);
+    let width = lens.iter().copied().max().unwrap_or(0) as usize;
+    if width == 0 {
+        return vec![String::new(); n];
+    }
+    let mut padded = mine;
+    padded.resize(width, 0);
+    let mut all = vec![0u8; width * n];
+    world.all_gather_into(&padded[..], &mut all[..]);
+    all.chunks(width)
+        .zip(&lens)
+        .map(|(c, &l)| String::from_utf8_lossy(&c[..l as usize]).into_owned())
+        .collect()
 }
 
 /// Measure `point` in this process and return its record (not written).
@@ -580,6 +616,7 @@ mod mpi_point {
                 world.abort(PANIC_ABORT_CODE);
             }
         }
+        record.rank_hosts = super::rank_hosts(&world);
         record.finished = now_rfc3339();
         record.load = sampler.and_then(crate::load::InTask::finish);
         let written = if rank == 0 {

@@ -114,6 +114,11 @@ pub struct PointRecord {
     /// SLURM.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub slurm: BTreeMap<String, String>,
+    /// The node each MPI rank ran on, in rank order: SLURM's node name (`SLURMD_NODENAME`) where
+    /// the rank ran under SLURM, the host name otherwise. It shows where the ranks really landed
+    /// (one node or several); empty for a point without MPI, and in older records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rank_hosts: Vec<String>,
     /// What else the machine did while the point ran ([`crate::load`]): sampled by the local
     /// executor, or inside the task under SLURM. Absent in records made before it was sampled, or
     /// where `/proc` is unreadable; the report judges it ([`crate::load::judge`]).

@@ -1266,6 +1266,11 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
         } else {
             BTreeMap::new()
         },
+        rank_hosts: if rng.random_bool(0.2) {
+            vec!["node1".to_string(), "node2".to_string()]
+        } else {
+            Vec::new()
+        },
     }
 }
 

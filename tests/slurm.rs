@@ -1,7 +1,9 @@
-//! `scalelab sbatch`, `status` and `collect` against a real SLURM with accounting: the one-node
-//! cluster `scripts/local-slurm.sh up` starts (`scripts/test.sh` does; build with
-//! `--features slurm-tests`). Each test submits for real, waits for its jobs and reads back what
-//! they wrote: every record, the collect job's report, and `sacct`'s failure classes.
+//! `scalelab sbatch`, `status` and `collect` against a real SLURM with accounting: the two-node
+//! cluster `scripts/local-slurm.sh up --nodes 2` starts (two nodes of one CPU each;
+//! `scripts/test.sh` starts it; build with `--features slurm-tests`). Each test submits for real,
+//! waits for its jobs and reads back what they wrote: every record, the collect job's report, and
+//! `sacct`'s failure classes. tests/slurm_nodes.rs covers what needs several nodes. The two files
+//! share one cluster of two CPUs, so .config/nextest.toml runs their tests one at a time.
 
 mod common;
 
@@ -19,16 +21,28 @@ fn require_slurm() -> String {
         .args(["-h", "-o", "%P"])
         .output()
         .unwrap_or_else(|e| {
-            panic!("sinfo: {e}; start a one-node SLURM with `bash scripts/local-slurm.sh up`")
+            panic!("sinfo: {e}; start the test cluster with `bash scripts/local-slurm.sh up --nodes 2`")
         });
     assert!(
         out.status.success(),
-        "SLURM does not answer ({}); start it with `bash scripts/local-slurm.sh up`",
+        "SLURM does not answer ({}); start it with `bash scripts/local-slurm.sh up --nodes 2`",
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let first = text.lines().next().expect("sinfo lists a partition");
     first.trim_end_matches('*').to_string()
+}
+
+/// Every partition `sinfo` lists, in its order (the default one marked `*` there, not here).
+fn partitions() -> Vec<String> {
+    let out = Command::new("sinfo")
+        .args(["-h", "-o", "%P"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches('*').to_string())
+        .collect()
 }
 
 struct Out {
@@ -146,13 +160,14 @@ fn an_array_sweep_runs_every_point_and_the_dependent_job_reports() {
         "sweep",
         &format!(
             "name = \"sweep\"\nrepetitions = 2\nwarmup = 1\ntimeout = \"2m\"\n\n\
-             [[study]]\nname = \"triad\"\nworkload = \"stream.triad\"\nthreads = [1, 2]\nsize = [\"1MiB\"]\n\n\
-             [[study]]\nname = \"sleep\"\nworkload = \"debug.sleep\"\nseconds = [0.01, 0.02, 0.03]\n\n\
-             [slurm]\npartition = \"{partition}\"\ntime = \"00:05:00\"\nmem = \"500M\"\nthrottle = 2\n"
+             [[study]]\nname = \"triad\"\nworkload = \"stream.triad\"\nsize = [\"1MiB\", \"2MiB\"]\n\n\
+             [[study]]\nname = \"sleep\"\nworkload = \"debug.sleep\"\ntimeout = \"1m\"\nseconds = [0.01, 0.02, 0.03]\n\n\
+             [slurm]\npartition = \"{partition}\"\nmem = \"500M\"\nthrottle = 2\n"
         ),
     );
     let (run_dir, out) = submit(dir.path(), &m, &[]);
-    // Two shapes (1 and 2 CPUs per task): two arrays and the collect job.
+    // Two shapes (time limits of 3 and 2 minutes: the studies' timeouts + 1 minute): two arrays and
+    // the collect job.
     assert!(
         out.text
             .contains("3 jobs (2 arrays of 5 points + 1 collect job)"),
@@ -162,10 +177,11 @@ fn an_array_sweep_runs_every_point_and_the_dependent_job_reports() {
     let j = jobs(&run_dir);
     let round = &j["rounds"][0];
     assert_eq!(round["jobs"].as_array().unwrap().len(), 2);
-    // The 1-CPU shape holds the 1-thread triad and the three sleeps.
+    // The 2-minute shape holds the three sleeps.
     let script =
-        fs::read_to_string(run_dir.join(round["jobs"][0]["script"].as_str().unwrap())).unwrap();
-    assert!(script.contains("\n#SBATCH --array=0-3%2\n"), "{script}");
+        fs::read_to_string(run_dir.join(round["jobs"][1]["script"].as_str().unwrap())).unwrap();
+    assert!(script.contains("\n#SBATCH --array=0-2%2\n"), "{script}");
+    assert!(script.contains("\n#SBATCH --time=00:02:00\n"), "{script}");
     wait_for_round(&run_dir, Duration::from_secs(300));
 
     for (id, study) in point_ids(&run_dir) {
@@ -411,7 +427,7 @@ fn bad_submissions_are_clear_errors() {
     );
     let out = run(&["sbatch", m.to_str().unwrap(), "--dry-run"], dir.path());
     assert_eq!(out.code, 2, "{}", out.text);
-    assert!(out.text.contains(&format!("badpart.toml: [slurm] partition \"gpu-huge\" does not exist on this cluster; sinfo lists: {partition}")), "{}", out.text);
+    assert!(out.text.contains(&format!("badpart.toml: [slurm] partition \"gpu-huge\" does not exist on this cluster; sinfo lists: {}", partitions().join(", "))), "{}", out.text);
     // A shape larger than the partition's nodes (judged by the cluster's nodes, not this machine's
     // cores: no `oversubscribe` needed).
     let m = manifest(
@@ -487,7 +503,7 @@ fn bad_submissions_are_clear_errors() {
 }
 
 /// MPI points inside the allocation: ranks started by `srun` (PMIx) or by `mpirun`, each measuring
-/// the same point with every rank.
+/// the same point with every rank (one rank on each of the two one-CPU nodes).
 #[cfg(feature = "mpi")]
 #[test]
 fn mpi_points_start_their_ranks_inside_the_allocation() {
@@ -499,7 +515,7 @@ fn mpi_points_start_their_ranks_inside_the_allocation() {
             "mpi",
             &format!(
                 "name = \"mpi-{launcher}\"\nrepetitions = 2\ntimeout = \"2m\"\n\n\
-                 [[study]]\nworkload = \"mpi.pi\"\nranks = [2]\nsize = [\"1M\"]\n\n\
+                 [[study]]\nworkload = \"mpi.pi\"\nranks = [2]\nranks_per_node = 1\nsize = [\"1M\"]\n\n\
                  [slurm]\npartition = \"{partition}\"\ntime = \"3\"\nmem = \"1G\"\nlauncher = \"{launcher}\"\n"
             ),
         );

@@ -179,6 +179,20 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
         )),
         Mpi::Skipped { reason } => progress(&format!("MPI ping-pong skipped: {reason}")),
     }
+    let mpi_nodes = mpi::measure_between_nodes(settings.quick);
+    match &mpi_nodes {
+        Some(Mpi::Measured {
+            latency_us,
+            bandwidth_gbps,
+            ..
+        }) => progress(&format!(
+            "MPI ping-pong between 2 nodes: {latency_us:.2} µs (8 B), {bandwidth_gbps:.1} GB/s (1 MiB)"
+        )),
+        Some(Mpi::Skipped { reason }) => {
+            progress(&format!("MPI ping-pong between nodes skipped: {reason}"))
+        }
+        None => {}
+    }
     Ok(Profile {
         schema: profile::SCHEMA,
         created: crate::results::now_rfc3339(),
@@ -194,6 +208,7 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
         levels,
         dgemm,
         mpi,
+        mpi_nodes,
     })
 }
 

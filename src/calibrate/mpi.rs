@@ -6,8 +6,11 @@
 //! (`scalelab_kernels::mpi::pingpong`, checked after each run) and rank 0 writes the result to
 //! `<file>`. Without MPI in the build, without `mpirun`, or when the launch fails or takes more
 //! than a minute, the profile records [`Mpi::Skipped`] with the reason and the fix.
-//! Ping-pong between nodes (a calibration under a multi-node SLURM allocation) is not measured
-//! yet; the profile's `nodes` is always 1.
+//!
+//! Between nodes: when `calibrate` runs in a SLURM allocation of two or more nodes
+//! (`SLURM_JOB_NUM_NODES`), it also launches `mpirun -n 2 --map-by node`, one rank on each of two
+//! nodes, into the profile's `mpi_nodes`. The ranks report their nodes; a launch that put both on
+//! one node is recorded as skipped, never as a figure between nodes.
 
 use super::Mpi;
 
@@ -18,23 +21,47 @@ struct Measured {
     latency_us: f64,
     bandwidth_gbps: f64,
     ranks: usize,
+    /// The distinct nodes the ranks ran on.
+    #[serde(default = "one")]
+    nodes: usize,
+}
+
+#[cfg(feature = "mpi")]
+fn one() -> usize {
+    1
 }
 
 /// Launch the ping-pong under `mpirun` and read its result, or say why it was not measured.
 pub fn measure(quick: bool) -> Mpi {
-    match launch(quick) {
+    match launch(quick, false) {
         Ok(m) => m,
         Err(reason) => Mpi::Skipped { reason },
     }
 }
 
+/// The ping-pong between two nodes, one rank on each, when this process runs in a SLURM
+/// allocation of two or more nodes; `None` elsewhere.
+pub fn measure_between_nodes(quick: bool) -> Option<Mpi> {
+    let nodes: usize = std::env::var("SLURM_JOB_NUM_NODES").ok()?.parse().ok()?;
+    if nodes < 2 {
+        return None;
+    }
+    Some(match launch(quick, true) {
+        Ok(Mpi::Measured { nodes: 1, .. }) => Mpi::Skipped {
+            reason: "mpirun --map-by node put both ranks on one node; check the allocation (`scontrol show job $SLURM_JOB_ID`)".into(),
+        },
+        Ok(m) => m,
+        Err(reason) => Mpi::Skipped { reason },
+    })
+}
+
 #[cfg(not(feature = "mpi"))]
-fn launch(_quick: bool) -> Result<Mpi, String> {
+fn launch(_quick: bool, _between_nodes: bool) -> Result<Mpi, String> {
     Err("this scalelab was built without MPI; rebuild with `--features mpi` (and OpenMPI installed) to measure ping-pong".into())
 }
 
 #[cfg(feature = "mpi")]
-fn launch(quick: bool) -> Result<Mpi, String> {
+fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -60,8 +87,28 @@ fn launch(quick: bool) -> Result<Mpi, String> {
     if as_root() {
         cmd.arg("--allow-run-as-root");
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 {
+    // The cores this node gives the job: SLURM's count inside an allocation (a node of the local
+    // multi-slurmd cluster sees every core of the machine, but owns one), else the machine's.
+    let cores = std::env::var("SLURM_CPUS_ON_NODE")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let several_nodes = std::env::var("SLURM_JOB_NUM_NODES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n >= 2);
+    if between_nodes {
+        // One rank per node of the allocation (OpenMPI starts its daemons there through srun).
+        cmd.args(["--map-by", "node", "--bind-to", "none"]);
+    } else if several_nodes {
+        // Both ranks on the first node, even where mpirun would fill one slot per node.
+        cmd.args(["--map-by", "ppr:2:node"]);
+        if cores < 2 {
+            cmd.args(["--oversubscribe", "--bind-to", "none"]);
+        } else {
+            cmd.args(["--bind-to", "core"]);
+        }
+    } else if cores < 2 {
         cmd.args(["--oversubscribe", "--bind-to", "none"]);
     } else {
         cmd.args(["--bind-to", "core"]);
@@ -118,7 +165,7 @@ fn launch(quick: bool) -> Result<Mpi, String> {
         latency_us: r.latency_us,
         bandwidth_gbps: r.bandwidth_gbps,
         ranks: r.ranks,
-        nodes: 1,
+        nodes: r.nodes,
     })
 }
 
@@ -160,11 +207,16 @@ pub fn ranks(out: &std::path::Path, quick: bool) -> anyhow::Result<()> {
     let latency_us = best(8, 10_000 / scale)?;
     let big = 1 << 20;
     let big_us = best(big, 200 / scale)?;
+    let hosts = crate::point::rank_hosts(&world);
     if world.rank() == 0 {
         let r = Measured {
             latency_us,
             bandwidth_gbps: big as f64 / (big_us * 1e-6) / 1e9,
             ranks: world.size() as usize,
+            nodes: hosts
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
         };
         crate::results::write_atomic(out, &serde_json::to_vec(&r)?)
             .with_context(|| format!("writing {}", out.display()))?;

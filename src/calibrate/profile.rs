@@ -61,6 +61,11 @@ pub struct Profile {
     pub dgemm: Vec<Gemm>,
     /// MPI ping-pong between two ranks, or why it was not measured.
     pub mpi: Mpi,
+    /// MPI ping-pong between two nodes, one rank on each: measured when `calibrate` runs in a
+    /// SLURM allocation of two or more nodes (`scalelab sbatch --calibrate` asks for two where the
+    /// partition has them); absent otherwise, and in older profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpi_nodes: Option<Mpi>,
 }
 
 /// A bandwidth measured at one working set and core count.
@@ -110,7 +115,7 @@ pub struct Gemm {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Mpi {
-    /// Two ranks on this node under `mpirun`.
+    /// Two ranks under `mpirun`: on this node (`mpi`), or one on each of two nodes (`mpi_nodes`).
     Measured {
         /// One-way time of an 8-byte message, µs (best of the repetitions).
         latency_us: f64,
@@ -118,7 +123,7 @@ pub enum Mpi {
         bandwidth_gbps: f64,
         /// Ranks that took part (2).
         ranks: usize,
-        /// Nodes the ranks ran on (1 here).
+        /// Nodes the ranks ran on (1 for `mpi`, 2 for `mpi_nodes`).
         nodes: usize,
     },
     /// Not measured, and why (no MPI in this build, no `mpirun`, a failed launch).
@@ -369,6 +374,7 @@ pub(crate) mod tests {
             mpi: Mpi::Skipped {
                 reason: "this scalelab was built without MPI".into(),
             },
+            mpi_nodes: None,
         }
     }
 

@@ -949,6 +949,7 @@ pub(crate) mod test_support {
             started: "2025-01-01T00:00:00Z".into(),
             finished: "2025-01-01T00:00:01Z".into(),
             slurm: Default::default(),
+            rank_hosts: Vec::new(),
             load: None,
         }
     }

@@ -633,6 +633,24 @@ fn base_caption(series: &[&Series<'_>], what: &str) -> String {
     text + hollow
 }
 
+/// The x axis of the plots against workers. In a node-count sweep with one rank per node and one
+/// thread per rank (p = nodes for every point), it says so: the axis is then the node count.
+fn workers_axis(series: &[&Series<'_>]) -> String {
+    let per_node = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .all(|p| p.workers == u64::from(p.record.point.resources.nodes));
+    let several_nodes = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .any(|p| p.record.point.resources.nodes > 1);
+    if per_node && several_nodes {
+        "nodes (one rank per node: p = nodes)".into()
+    } else {
+        "workers p (ranks × threads × GPUs)".into()
+    }
+}
+
 /// Draw the plots of one study into `dir` and return them. `series` are the study's series (see
 /// [`super::scaling::series`]); studies without any scaling data get no plots.
 pub fn study_plots(
@@ -700,7 +718,7 @@ pub fn study_plots(
             Chart {
                 title: format!("{name}: strong scaling speedup ({workload})"),
                 caption: base_caption(series, "S(p) = T(p0)·p0 / T(p)."),
-                x_desc: "workers p (ranks × threads × GPUs)".into(),
+                x_desc: workers_axis(series),
                 y_desc: "speedup S(p)".into(),
                 lines: series_lines(series, several, |p| {
                     (p.speedup, p.speedup_range.0, p.speedup_range.1)
@@ -738,7 +756,7 @@ pub fn study_plots(
             Chart {
                 title,
                 caption: base_caption(series, what),
-                x_desc: "workers p (ranks × threads × GPUs)".into(),
+                x_desc: workers_axis(series),
                 y_desc: "efficiency E(p)".into(),
                 lines: series_lines(series, several, |p| {
                     (p.efficiency, p.efficiency_range.0, p.efficiency_range.1)
@@ -1098,7 +1116,7 @@ fn comm_chart(name: &str, workload: &str, series: &[&Series<'_>]) -> Option<Char
     Some(Chart {
         title: format!("{name}: compute vs communication ({workload})"),
         caption: format!("Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.{over_note}"),
-        x_desc: "workers p (ranks × threads × GPUs)".into(),
+        x_desc: workers_axis(series),
         y_desc: "seconds".into(),
         x,
         y,
@@ -1280,7 +1298,7 @@ fn throughput_chart(name: &str, series: &[&Series<'_>], machine: &Machine) -> Op
             .unwrap_or_default();
         (
             format!("{name}: {unit} vs workers ({workload}{at})"),
-            "workers p (ranks × threads × GPUs)".into(),
+            workers_axis(series),
         )
     };
     Some(Chart {
@@ -1356,6 +1374,29 @@ mod tests {
         assert_eq!(secs(25e-9), "25.0 ns");
         assert_eq!(secs_pm(0.55, 0.0078), "0.550 ± 0.008 s");
         assert_eq!(secs_pm(1.0, 0.0142), "1.00 ± 0.01 s");
+    }
+
+    #[test]
+    fn a_sweep_with_one_rank_per_node_is_plotted_against_nodes() {
+        use crate::report::scaling;
+        use crate::report::test_support::mpi_record;
+        let sweep = |per_node: bool| {
+            let recs: Vec<_> = [1u32, 2]
+                .into_iter()
+                .map(|ranks| {
+                    let mut r =
+                        mpi_record(0, "mpi.stencil", ranks, 1, 512, 10, &[0.2 / ranks as f64]);
+                    r.point.resources.nodes = if per_node { ranks } else { 1 };
+                    r
+                })
+                .collect();
+            let series = scaling::series(&recs);
+            let refs: Vec<&Series<'_>> = series.iter().collect();
+            workers_axis(&refs)
+        };
+        assert_eq!(sweep(true), "nodes (one rank per node: p = nodes)");
+        // Two ranks on one node: the workers, not the nodes.
+        assert_eq!(sweep(false), "workers p (ranks × threads × GPUs)");
     }
 
     #[test]

@@ -108,9 +108,15 @@ pub fn sbatch_new(
     let points: Vec<&Point> = plan.points.iter().collect();
     let mut round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
     if opts.calibrate {
+        // Two nodes where the partition has them, for the ping-pong between nodes.
+        let nodes = if partition.as_ref().is_some_and(|p| p.nodes >= 2) {
+            2
+        } else {
+            1
+        };
         round.calibrate = Some((
             ctx.round_dir().join("calibrate.sbatch"),
-            script::render_calibrate(&ctx),
+            script::render_calibrate(&ctx, nodes),
         ));
     }
     if let Some(p) = &partition {
@@ -387,6 +393,10 @@ fn print_dry_run(round: &RoundPlan) -> Result<()> {
         round.collect_path.display(),
         round.collect
     )?;
+    crate::outln!(
+        "==> the sbatch commands `--submit` runs (the collect job waits for every other job) <==\n{}\n",
+        round.sbatch_commands().join("\n")
+    )?;
     crate::outln!("{}", round.cost.describe(round.packed))?;
     crate::outln!("dry run: nothing written, nothing submitted")?;
     Ok(())
@@ -653,6 +663,19 @@ mod tests {
         let mut round =
             submit::prepare_round(&ctx, &points, &BTreeMap::new(), 1000, false).unwrap();
         round.calibrate = Some((round_dir.join("calibrate.sbatch"), script));
+        // What `--dry-run` prints: the same commands, in the order `submit` runs them.
+        let d = round_dir.display();
+        assert_eq!(
+            round.sbatch_commands(),
+            vec![
+                format!("calibrate=$(sbatch --parsable {d}/calibrate.sbatch)"),
+                format!("array1=$(sbatch --parsable {d}/array-1.sbatch)"),
+                format!("array2=$(sbatch --parsable {d}/array-2.sbatch)"),
+                format!(
+                    "sbatch --parsable --dependency=afterany:$calibrate:$array1:$array2 {d}/collect.sbatch"
+                ),
+            ]
+        );
         let rec = round.submit(&RunDir::new(&run_dir), &mut slurm).unwrap();
         assert_eq!(
             slurm.submitted[0],
@@ -665,6 +688,20 @@ mod tests {
         assert_eq!(collect, &round_dir.join("collect.sbatch"));
         // Two shapes (1 and 2 CPUs per task): two arrays after the calibration job.
         assert_eq!(dep.as_deref(), Some("afterany:100:101:102"));
+        let order: Vec<String> = slurm
+            .submitted
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "calibrate.sbatch",
+                "array-1.sbatch",
+                "array-2.sbatch",
+                "collect.sbatch"
+            ]
+        );
     }
 
     #[test]

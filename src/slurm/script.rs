@@ -219,10 +219,12 @@ pub fn render_collect(ctx: &ScriptContext<'_>) -> String {
 /// with the core count (1, 2, 4, … N).
 pub const CALIBRATE_TIME_S: u64 = 900;
 
-/// The calibration job of `scalelab sbatch --calibrate`: one whole node of the sweep's partition
-/// (and constraint), `--exclusive` so nothing else runs beside it, measuring the machine profile
-/// into `<run>/machine-profile.json`, where the collect job's report finds it.
-pub fn render_calibrate(ctx: &ScriptContext<'_>) -> String {
+/// The calibration job of `scalelab sbatch --calibrate`: whole nodes of the sweep's partition
+/// (and constraint), `--exclusive` so nothing else runs beside them, measuring the machine profile
+/// into `<run>/machine-profile.json`, where the collect job's report finds it. With `nodes = 2`
+/// (where the partition has two or more), the profile also holds the MPI ping-pong between two
+/// nodes; the rest is measured on the first node.
+pub fn render_calibrate(ctx: &ScriptContext<'_>, nodes: u32) -> String {
     let mut s = String::new();
     ctx.header(
         &mut s,
@@ -232,7 +234,8 @@ pub fn render_calibrate(ctx: &ScriptContext<'_>) -> String {
             ctx.experiment, ctx.round
         ),
     );
-    s.push_str("#SBATCH --nodes=1\n#SBATCH --exclusive\n#SBATCH --mem=0\n");
+    let _ = writeln!(s, "#SBATCH --nodes={nodes}");
+    s.push_str("#SBATCH --exclusive\n#SBATCH --mem=0\n");
     let _ = writeln!(s, "#SBATCH --time={}", format_time(CALIBRATE_TIME_S));
     let logs = ctx.round_dir().join("logs");
     let _ = writeln!(s, "#SBATCH --output={}/calibrate-%j.out", logs.display());
@@ -366,7 +369,7 @@ exec srun --nodes=1 --ntasks=1 --cpus-per-task=2 /home/u/bin/scalelab point /hom
     #[test]
     fn calibrate_script_takes_a_whole_node_and_writes_the_run_profile() {
         let settings = settings();
-        let text = render_calibrate(&ctx(&settings));
+        let text = render_calibrate(&ctx(&settings), 1);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines.contains(&"#SBATCH --exclusive"), "{text}");
         assert!(lines.contains(&"#SBATCH --nodes=1"), "{text}");
@@ -376,6 +379,10 @@ exec srun --nodes=1 --ntasks=1 --cpus-per-task=2 /home/u/bin/scalelab point /hom
             Some(&"exec /home/u/bin/scalelab calibrate --out /home/u/results/demo/1/machine-profile.json"),
             "{text}"
         );
+        // Two nodes where the partition has them: the ping-pong between nodes is measured too.
+        let two = render_calibrate(&ctx(&settings), 2);
+        assert!(two.lines().any(|l| l == "#SBATCH --nodes=2"), "{two}");
+        assert!(two.lines().any(|l| l == "#SBATCH --exclusive"), "{two}");
     }
 
     #[test]

@@ -421,6 +421,40 @@ impl RoundPlan {
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))
     }
 
+    /// The `sbatch` command lines [`RoundPlan::submit`] runs, in its order, as a shell script a
+    /// student can read (or run by hand): each job's id is kept in a shell variable named after
+    /// its script (`array1=$(sbatch --parsable .../array-1.sbatch)`), and the collect job waits
+    /// for all of them with `--dependency=afterany:$array1:...`, so the report is written when
+    /// every array has ended, however its tasks ended.
+    pub fn sbatch_commands(&self) -> Vec<String> {
+        let var = |path: &Path| -> String {
+            path.file_stem()
+                .map(|s| {
+                    s.to_string_lossy()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                })
+                .unwrap_or_default()
+        };
+        let mut lines = Vec::new();
+        let mut vars = Vec::new();
+        let paths = self
+            .calibrate
+            .iter()
+            .map(|(p, _)| p)
+            .chain(self.scripts.iter().map(|s| &s.path));
+        for path in paths {
+            let v = var(path);
+            lines.push(format!("{v}=$(sbatch --parsable {})", script::quote(path)));
+            vars.push(format!("${v}"));
+        }
+        lines.push(format!(
+            "sbatch --parsable --dependency=afterany:{} {}",
+            vars.join(":"),
+            script::quote(&self.collect_path)
+        ));
+        lines
+    }
+
     /// Submit the scripts (written first), then the collect job depending on all of them; record
     /// every id in `jobs.json` as soon as it is known, so an interrupted submission is not lost.
     pub fn submit(&self, run: &RunDir, slurm: &mut dyn Slurm) -> Result<Round> {
