@@ -66,6 +66,11 @@ pub enum Command {
         /// Small sizes, few repetitions: a few seconds, rough figures (the profile says so).
         #[arg(long)]
         quick: bool,
+        /// Measure only the STREAM triad at each core count (calibrate's sizes and passes) and
+        /// write it to --out (required): not a machine profile; for comparing the `stream.triad`
+        /// workload with calibrate's triad (scripts/compare-calibrate.sh --triad).
+        #[arg(long, requires = "out")]
+        triad_only: bool,
         /// Internal: run as one of the two ping-pong ranks under mpirun and write the result here.
         #[arg(long, value_name = "FILE", hide = true)]
         mpi_pingpong: Option<PathBuf>,
@@ -222,13 +227,14 @@ pub fn main() -> Result<ExitCode> {
         Command::Calibrate {
             out,
             quick,
+            triad_only,
             mpi_pingpong,
         } => {
             if let Some(file) = mpi_pingpong {
                 crate::calibrate::mpi::ranks(&file, quick)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            calibrate(out, quick)
+            calibrate(out, quick, triad_only)
         }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
@@ -355,7 +361,7 @@ pub fn main() -> Result<ExitCode> {
 }
 
 /// `scalelab calibrate`: measure, write the profile, say where and how long it took.
-fn calibrate(out: Option<PathBuf>, quick: bool) -> Result<ExitCode> {
+fn calibrate(out: Option<PathBuf>, quick: bool, triad_only: bool) -> Result<ExitCode> {
     use crate::calibrate::{self, Settings};
     let settings = if quick {
         Settings::quick()
@@ -368,6 +374,15 @@ fn calibrate(out: Option<PathBuf>, quick: bool) -> Result<ExitCode> {
         if quick { " --quick" } else { "" },
         load[0]
     );
+    if let (true, Some(path)) = (triad_only, &out) {
+        let t = calibrate::calibrate_triad(&settings, |line| crate::errln!("  {line}"))?;
+        write_atomic(path, &serde_json::to_vec_pretty(&t)?)?;
+        crate::outln!(
+            "{} (STREAM triad only; not a machine profile)",
+            path.display()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Progress lines are a courtesy: a closed terminal must not stop the measurement.
     let profile = calibrate::calibrate(&settings, |line| {
         crate::errln!("  {line}");
