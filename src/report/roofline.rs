@@ -433,7 +433,9 @@ fn write_gpu(dir: &Path, placed: &[RooflinePoint]) -> Result<(Vec<Plot>, Vec<Str
     for ((name, gpus), pts) in by_device {
         let d = &pts[0].gpu.as_ref().expect("GPU points only").0;
         let stem = format!("roofline-gpu-{}-{gpus}", super::plots::slug(&name));
-        let title = format!("Roofline, {} × {}", gpus, d.describe());
+        // The compute capability is in report.md's note where it matters: a longer title would
+        // not fit above the plot.
+        let title = format!("Roofline, {gpus} × {name}");
         if !d.note.is_empty() {
             notes.push(format!(
                 "The GPU roofline of {} ([{stem}.png](plots/{stem}.png)) has only the ceilings the device's figures give: {}.",
@@ -511,15 +513,16 @@ pub fn write_studies(
     ceilings: impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
 ) -> Result<Vec<(usize, Vec<Plot>)>> {
     let (placed, _) = points(records);
-    let mut by_study: BTreeMap<(usize, String), Vec<&RooflinePoint>> = BTreeMap::new();
+    let mut by_study: BTreeMap<usize, Vec<&RooflinePoint>> = BTreeMap::new();
     for p in placed.iter().filter(|p| p.gpu.is_none()) {
-        by_study.entry(p.study.clone()).or_default().push(p);
+        by_study.entry(p.study.0).or_default().push(p);
     }
     if by_study.len() < 2 {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for ((index, name), pts) in by_study {
+    for (index, pts) in by_study {
+        let name = pts[0].study.1.clone();
         let mut per_p: BTreeMap<u64, usize> = BTreeMap::new();
         for p in &pts {
             *per_p.entry(p.workers).or_default() += 1;
@@ -2018,6 +2021,181 @@ mod tests {
         // The geometry: no label box within 2 px of a ceiling line (and the rest of a clean
         // layout).
         assert_clean_layout(&svg, &texts, &placed);
+    }
+
+    /// A CUDA point with its device's peaks recorded, as the point process writes it.
+    fn gpu_point(id: &str, device: crate::device::DevicePeaks, gflops: f64) -> PointRecord {
+        let mut r = gemm("tiled", 4096, gflops);
+        r.backend = "cuda".into();
+        r.point.workload = "cuda.gemm".into();
+        r.point.resources.gpus = 1;
+        r.point.id = id.into();
+        r.devices = vec![device];
+        r
+    }
+
+    /// GPU points get a roofline of their own device, from the peaks in their records (an H100:
+    /// FP64 and FP32 of the CUDA cores and HBM bandwidth, all theoretical), apart from the CPU
+    /// points' roofline. A device outside the table of FLOPs per SM per cycle gets its bandwidth
+    /// ceiling only, and report.md says in plain words why there is no compute ceiling. A GPU
+    /// record without peaks (an older scalelab) is listed as left out. The records go through
+    /// JSON first, as `scalelab report` reads them.
+    #[test]
+    fn gpu_points_are_drawn_against_their_devices_ceilings() {
+        use crate::device::DevicePeaks;
+        let h100 = DevicePeaks::from_attributes(
+            0,
+            "NVIDIA H100 80GB HBM3",
+            (9, 0),
+            132,
+            1980.0,
+            2619.0,
+            5120,
+        );
+        let b200 =
+            DevicePeaks::from_attributes(0, "NVIDIA B200", (10, 0), 148, 1965.0, 4000.0, 8192);
+        let mut recs = vec![
+            gemm("tuned", 1024, 24.0),
+            gpu_point("h100-gemm", h100.clone(), 21_000.0),
+            gpu_point("b200-gemm", b200, 40_000.0),
+        ];
+        let mut old = gpu_point("old-gpu", h100, 20_000.0);
+        old.devices.clear();
+        recs.push(old);
+        let recs: Vec<PointRecord> = recs
+            .iter()
+            .map(|r| serde_json::from_str(&serde_json::to_string(r).unwrap()).unwrap())
+            .collect();
+        assert_eq!(recs[1].devices[0].name, "NVIDIA H100 80GB HBM3");
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write(dir.path(), &recs, &machine()).unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            for p in &roof.plots {
+                let f = dir.path().join(format!("{}.png", p.stem));
+                std::fs::copy(&f, Path::new(&keep).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        let stems: Vec<&str> = roof.plots.iter().map(|p| p.stem.as_str()).collect();
+        assert_eq!(
+            stems,
+            [
+                "roofline",
+                "roofline-gpu-nvidia-b200-1",
+                "roofline-gpu-nvidia-h100-80gb-hbm3-1"
+            ]
+        );
+        let texts = |stem: &str| -> Vec<String> {
+            let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+            svg_texts(&svg).into_iter().map(|t| t.4).collect()
+        };
+        let h = texts("roofline-gpu-nvidia-h100-80gb-hbm3-1");
+        for want in [
+            "FP32 peak (CUDA cores): 66908 GFLOP/s",
+            "FP64 peak (CUDA cores): 33454 GFLOP/s",
+            "device memory peak: 3352 GB/s",
+            "cuda.gemm tiled",
+        ] {
+            assert!(h.iter().any(|t| t == want), "{want} missing from {h:?}");
+        }
+        assert!(
+            h.iter().any(|t| t == "Roofline, 1 × NVIDIA H100 80GB HBM3"),
+            "{h:?}"
+        );
+        // The CPU plot holds the CPU point only, under the CPU's ceilings.
+        let cpu = texts("roofline");
+        assert!(cpu.iter().any(|t| t == "gemm tuned"));
+        assert!(!cpu.iter().any(|t| t.starts_with("cuda.gemm")));
+        assert!(!cpu.iter().any(|t| t.contains("CUDA cores")));
+        // The unknown architecture: a bandwidth ceiling, no compute ceiling, and a note.
+        let b = texts("roofline-gpu-nvidia-b200-1");
+        assert!(
+            b.iter().any(|t| t == "device memory peak: 8192 GB/s"),
+            "{b:?}"
+        );
+        assert!(
+            !b.iter()
+                .any(|t| t.contains("GFLOP/s:") || t.contains("CUDA cores)")),
+            "{b:?}"
+        );
+        let md = markdown(&roof);
+        assert!(
+            md.contains("The GPU roofline of NVIDIA B200 (compute capability 10.0) ([roofline-gpu-nvidia-b200-1.png](plots/roofline-gpu-nvidia-b200-1.png)) has only the ceilings the device's figures give: its compute capability is not in scalelab's table of FLOPs per SM per cycle (src/device.rs), so no compute peak is drawn rather than a guessed one."),
+            "{md}"
+        );
+        assert!(
+            md.contains("(plots/roofline-gpu-nvidia-h100-80gb-hbm3-1.png)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- cuda.gemm tiled (1 point: `old-gpu`): GPU point whose record holds no device peaks"),
+            "{md}"
+        );
+    }
+
+    /// In a run of several studies, a study with two or more points at one worker count (the
+    /// DGEMM variants) gets its own roofline besides the run's; a study of one kernel per worker
+    /// count (the triad) does not, nor does a run of a single study. report.md shows it in the
+    /// study's section.
+    #[test]
+    fn a_study_of_several_kernels_gets_its_own_roofline() {
+        let mut recs = fixture();
+        recs.retain(|r| r.backend != "cuda");
+        // The memory-bound kernels each in a study of their own.
+        for (k, r) in recs.iter_mut().filter(|r| r.point.study == 1).enumerate() {
+            r.point.study = 1 + k;
+            r.point.study_name = r.point.workload.clone();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let per = write_studies(dir.path(), &recs, &machine(), |p, pts| {
+            run_ceilings(&machine(), p, pts)
+        })
+        .unwrap();
+        let got: Vec<(usize, Vec<&str>)> = per
+            .iter()
+            .map(|(i, plots)| (*i, plots.iter().map(|p| p.stem.as_str()).collect()))
+            .collect();
+        assert_eq!(got, [(0, vec!["study1-gemm-strong-roofline"])]);
+        assert!(dir.path().join("study1-gemm-strong-roofline.svg").exists());
+        assert!(dir.path().join("study1-gemm-strong-roofline.png").exists());
+        let svg =
+            std::fs::read_to_string(dir.path().join("study1-gemm-strong-roofline.svg")).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).into_iter().map(|t| t.4).collect();
+        assert!(texts.iter().any(|t| t == "gemm blocked"), "{texts:?}");
+        assert!(!texts.iter().any(|t| t == "stream.triad"), "{texts:?}");
+        assert!(texts
+            .join(" ")
+            .contains("Roofline of gemm strong, p = 1 worker"));
+        // One study alone: the run's roofline is the study's.
+        let only: Vec<PointRecord> = recs
+            .iter()
+            .filter(|r| r.point.study == 0)
+            .cloned()
+            .collect();
+        assert!(
+            write_studies(dir.path(), &only, &machine(), |p, pts| run_ceilings(
+                &machine(),
+                p,
+                pts
+            ))
+            .unwrap()
+            .is_empty()
+        );
+        // In report.md, in the study's section.
+        let run_dir = tempfile::tempdir().unwrap();
+        let run = crate::results::RunDir::new(run_dir.path());
+        let plan = crate::plan::Plan {
+            experiment: "roof".into(),
+            manifest_sha256: "0".repeat(64),
+            points: recs.iter().map(|r| r.point.clone()).collect(),
+        };
+        crate::report::write(&run, &plan, &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let at = md
+            .find("![Roofline of gemm strong, p = 1 worker (Test CPU)](plots/study1-gemm-strong-roofline.png)")
+            .unwrap_or_else(|| panic!("{md}"));
+        let study2 = md.find("## Study 2").unwrap();
+        assert!(at < study2, "in study 1's section");
     }
 
     #[test]
