@@ -750,17 +750,33 @@ fn message_table(md: &mut String, series: &[&Series<'_>]) {
         return;
     }
     let _ = writeln!(md, "### Latency and bandwidth by message size\n");
-    md.push_str("| message size | series | latency (µs) | bandwidth (GB/s) | point |\n");
-    md.push_str("| ---: | --- | ---: | ---: | --- |\n");
+    // The machine's state beside each point, as in the study table: a latency measured while
+    // other work held the cores is not the network's.
+    let loaded = points.iter().any(|p| p.record.load.is_some());
+    if loaded {
+        md.push_str(
+            "| message size | series | latency (µs) | bandwidth (GB/s) | point | machine |\n",
+        );
+        md.push_str("| ---: | --- | ---: | ---: | --- | --- |\n");
+    } else {
+        md.push_str("| message size | series | latency (µs) | bandwidth (GB/s) | point |\n");
+        md.push_str("| ---: | --- | ---: | ---: | --- |\n");
+    }
     for p in &points {
-        let warn = if p.record.point.oversubscribed {
+        let warn = if p.record.point.oversubscribed || crate::load::is_disturbed(p.record) {
             " ⚠"
         } else {
             ""
         };
+        let machine = match (loaded, crate::load::verdict(p.record)) {
+            (false, _) => String::new(),
+            (true, Some(v)) if v.disturbed => " ⚠ disturbed |".into(),
+            (true, Some(_)) => " quiet |".into(),
+            (true, None) => " – |".into(),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | `{}`{warn} |",
+            "| {} | {} | {} | {} | `{}`{warn} |{machine}",
             messages::bytes_label(p.size as f64),
             cell(&p.line),
             sig(p.latency_us),
@@ -779,6 +795,12 @@ fn message_table(md: &mut String, series: &[&Series<'_>]) {
         md,
         "\n*{lat}; bandwidth: bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations bytes, i.e. size / one-way time).*\n"
     );
+    if points.iter().any(|p| crate::load::is_disturbed(p.record)) {
+        let _ = writeln!(
+            md,
+            "*⚠ disturbed: other work used the cores these ranks needed while they ran (see the warning at the top); their latency and bandwidth measure that contention as much as the interconnect.*\n"
+        );
+    }
 }
 
 fn fits(md: &mut String, series: &[&Series<'_>]) {
@@ -1340,6 +1362,53 @@ mod tests {
         for wrong in ["277", "-16.67%", "−16.67%", "120.00%"] {
             assert!(!md.contains(wrong), "{wrong} in {md}");
         }
+    }
+
+    /// A ping-pong point measured while other work held the cores is marked ⚠ in the message
+    /// table too, with the machine column the study table has and a note under the table.
+    #[test]
+    fn message_table_marks_disturbed_points() {
+        use super::test_support::{mpi_record, with_load, with_metric};
+        let recs: Vec<PointRecord> = [(8u64, 0.0), (4096, 1.5), (1 << 20, 0.0)]
+            .iter()
+            .map(|&(size, other)| {
+                let one_way = 0.2e-6 + size as f64 / 10e9;
+                let t = 2.0 * one_way * 1000.0;
+                let lat = one_way * 1e6;
+                let r = mpi_record(0, "mpi.pingpong", 2, 1, size, 1000, &[t, t, t]);
+                with_load(with_metric(r, "latency_us", &[lat; 3]), other)
+            })
+            .collect();
+        assert!(crate::load::is_disturbed(&recs[1]) && !crate::load::is_disturbed(&recs[0]));
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let table = &md[md
+            .find("### Latency and bandwidth by message size")
+            .unwrap()..];
+        assert!(table.contains(
+            "| message size | series | latency (µs) | bandwidth (GB/s) | point | machine |\n| ---: | --- | ---: | ---: | --- | --- |\n"
+        ), "{table}");
+        let row = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(&format!("`{id}`")))
+                .unwrap_or_else(|| panic!("no row for {id}: {table}"))
+                .to_string()
+        };
+        assert!(
+            row("0r2t1s4096").ends_with("| `0r2t1s4096` ⚠ | ⚠ disturbed |"),
+            "{}",
+            row("0r2t1s4096")
+        );
+        assert!(
+            row("0r2t1s8").ends_with("| `0r2t1s8` | quiet |"),
+            "{}",
+            row("0r2t1s8")
+        );
+        assert!(table
+            .contains("*⚠ disturbed: other work used the cores these ranks needed while they ran"));
     }
 
     #[test]
