@@ -285,10 +285,8 @@ pub fn main() -> Result<ExitCode> {
         } => {
             // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
             let interrupt = Interrupt::install()?;
-            let wait_idle = wait_idle.map(|s| crate::load::WaitIdle {
-                bound: std::time::Duration::from_secs(s),
-                window: std::time::Duration::from_secs(1),
-            });
+            let wait_idle_given = wait_idle.is_some();
+            let wait_idle = wait_idle.map(wait_idle_for);
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
                 None => Box::new(
@@ -301,6 +299,7 @@ pub fn main() -> Result<ExitCode> {
                 results,
                 run_dir,
                 quiet,
+                wait_idle_given,
             };
             run(
                 manifest.as_deref(),
@@ -406,6 +405,31 @@ struct RunOptions {
     results: PathBuf,
     run_dir: Option<PathBuf>,
     quiet: bool,
+    /// `--wait-idle` was given: it wins over the manifest's `wait_idle`.
+    wait_idle_given: bool,
+}
+
+/// The wait before each point for a bound of `seconds` (`--wait-idle` or `wait_idle`).
+fn wait_idle_for(seconds: u64) -> crate::load::WaitIdle {
+    crate::load::WaitIdle {
+        bound: std::time::Duration::from_secs(seconds),
+        window: std::time::Duration::from_secs(1),
+    }
+}
+
+/// The `wait_idle` of a run's own manifest copy (checked when the run began), for `--resume`.
+fn run_wait_idle(run: &RunDir) -> Result<Option<u64>> {
+    let path = run.manifest();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    match doc.get("wait_idle") {
+        None => Ok(None),
+        Some(item) => crate::manifest::wait_idle_seconds(item)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display())),
+    }
 }
 
 fn run(
@@ -423,6 +447,11 @@ fn run(
             let run = RunDir::new(dir);
             let plan = run.load_plan()?;
             let lock = run.lock()?;
+            if !opts.wait_idle_given {
+                if let Some(s) = run_wait_idle(&run)? {
+                    executor.set_wait_idle(wait_idle_for(s));
+                }
+            }
             let prov = Provenance::resume(&run, &plan, executor.name())?;
             (run, plan, prov, lock)
         }
@@ -430,6 +459,9 @@ fn run(
             let path = manifest.context("a manifest is needed unless --resume is given")?;
             let m = crate::manifest::load(path)?;
             let plan = plan::expand(&m)?;
+            if let (false, Some(s)) = (opts.wait_idle_given, m.wait_idle_s) {
+                executor.set_wait_idle(wait_idle_for(s));
+            }
             let run = match &opts.run_dir {
                 Some(d) => {
                     let run = RunDir::new(d);
