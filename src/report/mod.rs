@@ -184,6 +184,8 @@ pub fn write(
         }
     };
 
+    // The compute nodes SLURM tasks recorded: each point's "% peak" is of its own node.
+    let nodes = crate::machine::run_nodes(&run.root);
     let mut text = markdown(
         run,
         plan,
@@ -191,7 +193,10 @@ pub fn write(
         &all_series,
         &study_plots,
         &plot_errors,
-        machine,
+        Machines {
+            report: machine,
+            nodes: &nodes,
+        },
     );
     text.push_str(&roofline_md);
     let report = run.report();
@@ -472,6 +477,27 @@ fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option<String> {
     ))
 }
 
+/// The machine a report quotes, and the compute nodes of the run (`<run>/machines/`).
+#[derive(Clone, Copy)]
+struct Machines<'a> {
+    /// The report's machine (see [`crate::machine::for_report`]).
+    report: &'a Machine,
+    /// Every node SLURM tasks recorded, with its measured peak.
+    nodes: &'a [Machine],
+}
+
+impl<'a> Machines<'a> {
+    /// The machine `rec` ran on: its node's record where the run has one for its host, else
+    /// the report's machine. A run over node types with different peaks thus gives each point
+    /// the share of its own node's peak.
+    fn of(&self, rec: &PointRecord) -> &'a Machine {
+        self.nodes
+            .iter()
+            .find(|m| m.host == rec.host)
+            .unwrap_or(self.report)
+    }
+}
+
 fn markdown(
     run: &RunDir,
     plan: &Plan,
@@ -479,8 +505,9 @@ fn markdown(
     series: &[Series<'_>],
     plots: &[(usize, Vec<Plot>)],
     plot_errors: &[String],
-    machine: &Machine,
+    machines: Machines<'_>,
 ) -> String {
+    let machine = machines.report;
     let mut md = String::new();
     let ok = records.iter().filter(|r| r.status == Status::Ok).count();
     let _ = writeln!(md, "# {}: scaling report\n", plan.experiment);
@@ -558,7 +585,7 @@ fn markdown(
         if st_series.is_empty() {
             let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
         } else {
-            study_table(&mut md, &st_series, machine, measured.profile());
+            study_table(&mut md, &st_series, machines, measured.profile());
             if ml::is_ml_study(&st_series) {
                 ml::table(&mut md, &st_series);
             }
@@ -610,7 +637,7 @@ fn markdown(
 fn study_table(
     md: &mut String,
     series: &[&Series<'_>],
-    machine: &Machine,
+    machines: Machines<'_>,
     measured: Option<&Profile>,
 ) {
     let strong = series[0].scaling == Scaling::Strong;
@@ -668,7 +695,7 @@ fn study_table(
             let gbps = csv::rate(r.work.bytes, p.summary.median);
             // % of the FLOP peak only means something for compute-bound work.
             let compute_bound = Throughput::for_work(&r.work) == Some(Throughput::Gflops);
-            let peak = match (gflops, peak_gflops(r, machine)) {
+            let peak = match (gflops, peak_gflops(r, machines.of(r))) {
                 (Some(g), Some(pk)) if compute_bound => pct(g / pk),
                 _ => "–".into(),
             };
@@ -1362,6 +1389,51 @@ mod tests {
         for wrong in ["277", "-16.67%", "−16.67%", "120.00%"] {
             assert!(!md.contains(wrong), "{wrong} in {md}");
         }
+    }
+
+    /// A SLURM run over two node types (n1: 100 GFLOP/s per core, n2: 50): each point's "% peak"
+    /// is of the node it ran on, from `<run>/machines/`, not of the report's (first) node.
+    #[test]
+    fn each_point_gets_its_own_nodes_peak() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let nodes = dir.path().join(crate::machine::RUN_MACHINES_DIR);
+        std::fs::create_dir_all(&nodes).unwrap();
+        for (host, peak) in [("n1", 100.0), ("n2", 50.0)] {
+            let m = Machine {
+                host: host.into(),
+                fma_measured: true,
+                peak_gflops_per_core: peak,
+                ..Machine::default()
+            };
+            std::fs::write(
+                nodes.join(format!("{host}-key.json")),
+                serde_json::to_vec(&m).unwrap(),
+            )
+            .unwrap();
+        }
+        // n = 1000: 2·10⁹ flops in 0.1 s = 20 GFLOP/s on 1 core, on each node.
+        let mut a = record(0, "gemm", Scaling::Strong, 1, 1000, &[0.1, 0.1]);
+        a.host = "n1".into();
+        let mut b = record(1, "gemm", Scaling::Strong, 1, 1000, &[0.1, 0.1]);
+        b.host = "n2".into();
+        let recs = vec![a, b];
+        let (machine, warning) = crate::machine::for_report(dir.path(), None);
+        assert_eq!(machine.host, "n1");
+        assert!(warning.is_some());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let row = |study: usize| -> Vec<String> {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| `{study}get1n1000`")))
+                .unwrap_or_else(|| panic!("{md}"))
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        // Columns: point, p, resources, parameters, median, GFLOP/s, GB/s, % peak.
+        assert_eq!(row(0)[8], "20%", "{:?}", row(0));
+        assert_eq!(row(1)[8], "40%", "{:?}", row(1));
     }
 
     /// A ping-pong point measured while other work held the cores is marked ⚠ in the message
