@@ -14,19 +14,28 @@
 //! points use several worker counts p gets `plots/roofline.svg|png` for the largest p (the most
 //! of the machine the run used) and `plots/roofline-p<p>.svg|png` for the smallest (one core's
 //! view, where the steps of a kernel's variants show); points at the counts between are left to
-//! the tables, and [`markdown`] says so.
+//! the tables, and [`markdown`] says so. In a run of several studies, a study with two or more
+//! points at one worker count gets the same pair of plots of its own ([`write_studies`]).
+//!
+//! **GPU points** (backend `cuda`) are drawn apart, one plot per GPU model and GPU count, against
+//! that device's ceilings ([`gpu_ceilings`]): the FP32 and FP64 peaks of its CUDA cores and its
+//! memory bandwidth, all theoretical, from the peaks the point's record holds
+//! ([`crate::device::DevicePeaks`]). A device whose peaks are unknown gets only the ceilings it
+//! has, and [`markdown`] says why in plain words.
 //!
 //! **Which points cannot be placed.** A point that counts no FLOPs (STREAM copy, communication) or
-//! no bytes (Monte Carlo π) has no finite intensity or no rate; GPU points (backend `cuda`) need
-//! the device's ceilings, which the records do not hold. They are listed by [`markdown`] under the
-//! plot, with the reason, rather than dropped silently.
+//! no bytes (Monte Carlo π) has no finite intensity or no rate; a GPU point whose record holds no
+//! device peaks (an older scalelab) has no roofline to be drawn on. They are listed by
+//! [`markdown`] under the plot, with the reason, rather than dropped silently.
 //!
 //! **Labels.** Each point is labelled with its kernel and variant ("gemm blocked",
 //! "stream.triad"), plus the size when the plot holds the same kernel at several sizes. Labels are
-//! placed greedily, point by point, at the nearest of a ring of candidate positions whose box
+//! placed greedily, point by point, at the nearest of rings of candidate positions whose box
 //! (the text's extent from the embedded font's metrics, plus a margin) overlaps no other label, no
-//! marker and no ceiling label, stays inside the plotting area and, if it can, crosses no ceiling
-//! line; a label set further away gets a thin leader line to its point. There is no legend box to
+//! marker and no ceiling label, stays inside the plotting area and crosses no ceiling line; a
+//! label set further away gets a thin leader line to its point, which runs through no label. A
+//! point label with no such place is never drawn across a line: its marker stays unlabelled and
+//! the caption names it with its rate and intensity. There is no legend box to
 //! cover data: lines and points are labelled where they are. Ceiling labels are placed first, in
 //! reserved room, so that close lines never share a spot: the compute ceilings' labels in a column
 //! in the right margin, each at its line's height (nudged apart where lines are close) with a tick
