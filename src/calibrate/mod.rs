@@ -18,7 +18,10 @@
 //!   build ([`mpi`]).
 //!
 //! Each measurement has a warm-up and several repetitions; the profile keeps the best (the
-//! ceiling, as STREAM reports) and the median (how steady it was). `--quick` shrinks sizes and
+//! ceiling, as STREAM reports, drawn on the roofline) and the median (how steady it was, and what
+//! a point's median is set against in the report's "% measured": like with like). The triad is
+//! the `stream.triad` workload's own kernel; `--triad-only` ([`calibrate_triad`]) measures it
+//! alone, for a side-by-side comparison with that workload. `--quick` shrinks sizes and
 //! repetitions for tests and trials; its profile says so. Load averages before and after go into
 //! the profile: a calibration on a busy machine is visible as such.
 
