@@ -1552,7 +1552,7 @@ pub fn wait_idle_seconds(item: &Item) -> Result<Option<u64>, String> {
             ))
         }
     };
-    if !(seconds >= 1.0 && seconds <= 86_400.0) {
+    if !(1.0..=86_400.0).contains(&seconds) {
         return Err(format!(
             "`wait_idle` must be between 1 second and one day (86400 s), found {seconds}"
         ));
