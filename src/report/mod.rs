@@ -156,9 +156,21 @@ pub fn write(
     let drawn = roofline::write_with(&run.plots_dir(), records, machine, ceilings);
     // A study's own roofline (DGEMM variants, several sizes) goes into its section, after its
     // scaling plots.
+    let mut study_roofs: Vec<String> = Vec::new();
     match roofline::write_studies(&run.plots_dir(), records, machine, ceilings) {
         Ok(per_study) => {
             for (index, plots) in per_study {
+                if let Some(p) = plots.first() {
+                    let name = records
+                        .iter()
+                        .find(|r| r.point.study == index)
+                        .map_or("", |r| r.point.study_name.as_str());
+                    study_roofs.push(format!(
+                        "[study {} ({name})](plots/{}.png)",
+                        index + 1,
+                        p.stem
+                    ));
+                }
                 plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
                 match study_plots.iter_mut().find(|(i, _)| *i == index) {
                     Some((_, list)) => list.extend(plots),
@@ -199,6 +211,13 @@ pub fn write(
         },
     );
     text.push_str(&roofline_md);
+    if !study_roofs.is_empty() {
+        let _ = writeln!(
+            text,
+            "Studies with a roofline of their own, in their sections above: {}.\n",
+            study_roofs.join(", ")
+        );
+    }
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     // The report says which plots are missing; the command must say it too (and fail), or a full

@@ -2205,6 +2205,10 @@ mod tests {
             .unwrap_or_else(|| panic!("{md}"));
         let study2 = md.find("## Study 2").unwrap();
         assert!(at < study2, "in study 1's section");
+        assert!(
+            md.contains("Studies with a roofline of their own, in their sections above: [study 1 (gemm strong)](plots/study1-gemm-strong-roofline.png)."),
+            "{md}"
+        );
     }
 
     #[test]
