@@ -9,7 +9,8 @@
 #   (best and median of 20 passes), then `scalelab run` of stream.triad with 20 repetitions, then,
 #   with --before PATH, the same run by another scalelab binary (e.g. the previous build): the
 #   before/after of a workload change, side by side. Ratios: workload median / calibrate best
-#   (the report's "% measured"), median / median and best / best, per round and their median.
+#   (what "% measured" compared before it took medians on both sides), median / median (what it
+#   compares now) and best / best, per round and their median.
 #
 # References:
 #   STREAM triad  scripts/lib/stream_triad.c (stream.c's triad and timing), built with
@@ -49,7 +50,7 @@ BEFORE=""
 START=$SECONDS
 
 usage() {
-    sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 check_prerequisites() {
@@ -110,8 +111,14 @@ triad_mode() {
     local n counts round
     n="$(triad_elements)"
     counts="$(core_counts)"
-    [[ -n $SCALELAB ]] || SCALELAB="$ROOT/target/release/scalelab"
-    [[ $BUILD -eq 0 || -x $SCALELAB ]] || (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    if [[ -z $SCALELAB ]]; then
+        SCALELAB="$ROOT/target/release/scalelab"
+        if [[ $BUILD -eq 1 ]]; then
+            say "== cargo build --release"
+            (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+        fi
+    fi
+    [[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release"
     "$SCALELAB" calibrate --help 2>/dev/null | grep -q -- --triad-only || die "$SCALELAB has no 'calibrate --triad-only'"
     [[ -z $BEFORE || -x $BEFORE ]] || die "--before $BEFORE: not an executable"
     mkdir -p "$OUT"/{calibrate,after,before,load}
