@@ -757,3 +757,32 @@ pub fn list_text() -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run --resume` takes `wait_idle` from the run's own copy of the manifest; a run without
+    /// it waits for nothing, and a copy that no longer parses is named.
+    #[test]
+    fn a_resume_reads_wait_idle_from_the_runs_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::write(
+            run.manifest(),
+            "name = \"x\"\nwait_idle = \"1m\"\n[[study]]\nworkload = \"debug.sleep\"\n",
+        )
+        .unwrap();
+        assert_eq!(run_wait_idle(&run).unwrap(), Some(60));
+        std::fs::write(run.manifest(), "name = \"x\"\n").unwrap();
+        assert_eq!(run_wait_idle(&run).unwrap(), None);
+        std::fs::write(run.manifest(), "name = \"x\"\nwait_idle = \"soon\"\n").unwrap();
+        assert_eq!(
+            run_wait_idle(&run).unwrap_err().to_string(),
+            format!(
+                "{}: `wait_idle`: \"soon\" is not a duration",
+                run.manifest().display()
+            )
+        );
+    }
+}
