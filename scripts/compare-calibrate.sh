@@ -2,6 +2,15 @@
 # Compare `scalelab calibrate`'s STREAM triad and DGEMM with C STREAM and numpy, interleaved.
 #
 #   scripts/compare-calibrate.sh [--rounds N] [--out DIR] [--no-build] [--scalelab PATH]
+#   scripts/compare-calibrate.sh --triad [--before PATH] [--rounds N] [--out DIR] [--scalelab PATH]
+#
+# --triad: the `stream.triad` workload against calibrate's own triad instead (no gcc, no numpy).
+#   Each round runs, at calibrate's array length and core counts: `scalelab calibrate --triad-only`
+#   (best and median of 20 passes), then `scalelab run` of stream.triad with 20 repetitions, then,
+#   with --before PATH, the same run by another scalelab binary (e.g. the previous build): the
+#   before/after of a workload change, side by side. Ratios: workload median / calibrate best
+#   (what "% measured" compared before it took medians on both sides), median / median (what it
+#   compares now) and best / best, per round and their median.
 #
 # References:
 #   STREAM triad  scripts/lib/stream_triad.c (stream.c's triad and timing), built with
@@ -36,10 +45,12 @@ BUILD=1
 SCALELAB=""
 STREAM_REPS=20
 NUMPY_REPS=5
+TRIAD=0
+BEFORE=""
 START=$SECONDS
 
 usage() {
-    sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 check_prerequisites() {
@@ -65,8 +76,9 @@ build() {
         die "gcc could not build the -DNT variant (see $OUT/stream_triad.build.log)"
 }
 
-# The array length calibrate uses (calibrate::Settings::full): per array max(4 x L3 / 3, 64 MiB / 3)
-# bytes, in doubles. Checked against each profile by compare_calibrate.py.
+# The array length calibrate uses (calibrate::Settings::full): each array max(4 x L3, 64 MiB)
+# bytes, in doubles (STREAM's rule: each array at least 4 x the last-level cache). Checked against
+# each profile by compare_calibrate.py.
 triad_elements() {
     local l3
     l3="$(lscpu -B 2>/dev/null | sed -n 's/^L3 cache: *\([0-9]*\).*/\1/p' | head -1)"
@@ -78,8 +90,8 @@ triad_elements() {
         *K) l3=$((${one%K} << 10)) ;;
         *M) l3=$((${one%M} << 20)) ;;
     esac
-    local per_array=$((4 * l3 / 3))
-    local floor=$(((64 << 20) / 3))
+    local per_array=$((4 * l3))
+    local floor=$((64 << 20))
     ((per_array > floor)) || per_array=$floor
     echo $((per_array / 8))
 }
@@ -94,8 +106,84 @@ core_counts() {
 
 load() { cut -d' ' -f1 /proc/loadavg; }
 
+# The --triad mode: calibrate's triad and the stream.triad workload, interleaved per round.
+triad_mode() {
+    local n counts round
+    n="$(triad_elements)"
+    counts="$(core_counts)"
+    if [[ -z $SCALELAB ]]; then
+        SCALELAB="$ROOT/target/release/scalelab"
+        if [[ $BUILD -eq 1 ]]; then
+            say "== cargo build --release"
+            (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+        fi
+    fi
+    [[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release"
+    "$SCALELAB" calibrate --help 2>/dev/null | grep -q -- --triad-only || die "$SCALELAB has no 'calibrate --triad-only'"
+    [[ -z $BEFORE || -x $BEFORE ]] || die "--before $BEFORE: not an executable"
+    mkdir -p "$OUT"/{calibrate,after,before,load}
+    local threads
+    threads="$(echo "$counts" | tr ' ' ',')"
+    cat >"$OUT/triad.toml" <<TOML
+name = "triad-vs-calibrate"
+repetitions = 20
+warmup = 1
+[[study]]
+name = "triad"
+workload = "stream.triad"
+threads = [$threads]
+size = ["$n"]
+TOML
+    say "== setup (--triad)"
+    say "  host      $(hostname), $(nproc) cpus, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+    say "  after     $SCALELAB (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+    say "  before    ${BEFORE:-<none>}"
+    say "  triad     $n doubles per array, cores $counts, 20 passes (calibrate) and 20 repetitions (workload)"
+    say "  load      $(cut -d' ' -f1-3 /proc/loadavg)"
+    say "  output    $OUT"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        say "== round $round of $ROUNDS ($((SECONDS - START)) s elapsed)"
+        local loads=("$(load)")
+        "$SCALELAB" calibrate --triad-only --out "$OUT/calibrate/round$round.json" >"$OUT/calibrate/round$round.log" 2>&1 ||
+            { tail -n 20 "$OUT/calibrate/round$round.log" >&2; die "scalelab calibrate --triad-only failed"; }
+        loads+=("$(load)")
+        local which bin
+        for which in after before; do
+            bin="$SCALELAB"
+            if [[ $which == before ]]; then
+                [[ -n $BEFORE ]] || continue
+                bin="$BEFORE"
+            fi
+            "$bin" run "$OUT/triad.toml" --quiet --run-dir "$OUT/$which/round$round" >"$OUT/$which/round$round.log" 2>&1 ||
+                { tail -n 20 "$OUT/$which/round$round.log" >&2; die "$bin run failed (log: $OUT/$which/round$round.log)"; }
+            loads+=("$(load)")
+        done
+        echo "${loads[*]}" >"$OUT/load/round$round.txt"
+        say "  load averages ${loads[*]}"
+    done
+    say ""
+    say "== results ($ROUNDS rounds, $((SECONDS - START)) s; $(lscpu | sed -n 's/^Model name: *//p' | head -1); load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+    python3 "$LIB/compare_calibrate.py" triad --out "$OUT" | tee "$OUT/report.txt"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || die "some measurements are missing (see above)"
+}
+
 main() {
-    parse_args "$@"
+    local args=()
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --triad) TRIAD=1; shift ;;
+            --before) BEFORE="${2:?--before needs a path}"; shift 2 ;;
+            *) args+=("$1"); shift ;;
+        esac
+    done
+    parse_args "${args[@]}"
+    if [[ $TRIAD -eq 1 ]]; then
+        OUT="${OUT:-$ROOT/results/compare-calibrate/triad-$(date -u +%Y%m%dT%H%M%SZ)}"
+        mkdir -p "$OUT"
+        OUT="$(cd "$OUT" && pwd)"
+        triad_mode
+        return
+    fi
     check_prerequisites
     OUT="${OUT:-$ROOT/results/compare-calibrate/$(date -u +%Y%m%dT%H%M%SZ)}"
     mkdir -p "$OUT"/{calibrate,stream,numpy,load}

@@ -66,6 +66,11 @@ pub enum Command {
         /// Small sizes, few repetitions: a few seconds, rough figures (the profile says so).
         #[arg(long)]
         quick: bool,
+        /// Measure only the STREAM triad at each core count (calibrate's sizes and passes) and
+        /// write it to --out (required): not a machine profile; for comparing the `stream.triad`
+        /// workload with calibrate's triad (scripts/compare-calibrate.sh --triad).
+        #[arg(long, requires = "out")]
+        triad_only: bool,
         /// Internal: run as one of the two ping-pong ranks under mpirun and write the result here.
         #[arg(long, value_name = "FILE", hide = true)]
         mpi_pingpong: Option<PathBuf>,
@@ -222,13 +227,14 @@ pub fn main() -> Result<ExitCode> {
         Command::Calibrate {
             out,
             quick,
+            triad_only,
             mpi_pingpong,
         } => {
             if let Some(file) = mpi_pingpong {
                 crate::calibrate::mpi::ranks(&file, quick)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            calibrate(out, quick)
+            calibrate(out, quick, triad_only)
         }
         Command::Plan { manifest } => {
             let m = crate::manifest::load(&manifest)?;
@@ -279,10 +285,8 @@ pub fn main() -> Result<ExitCode> {
         } => {
             // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
             let interrupt = Interrupt::install()?;
-            let wait_idle = wait_idle.map(|s| crate::load::WaitIdle {
-                bound: std::time::Duration::from_secs(s),
-                window: std::time::Duration::from_secs(1),
-            });
+            let wait_idle_given = wait_idle.is_some();
+            let wait_idle = wait_idle.map(wait_idle_for);
             let executor: Box<dyn Executor> = match mock {
                 Some(spec) => Box::new(parse_mock(&spec)?),
                 None => Box::new(
@@ -295,6 +299,7 @@ pub fn main() -> Result<ExitCode> {
                 results,
                 run_dir,
                 quiet,
+                wait_idle_given,
             };
             run(
                 manifest.as_deref(),
@@ -355,7 +360,7 @@ pub fn main() -> Result<ExitCode> {
 }
 
 /// `scalelab calibrate`: measure, write the profile, say where and how long it took.
-fn calibrate(out: Option<PathBuf>, quick: bool) -> Result<ExitCode> {
+fn calibrate(out: Option<PathBuf>, quick: bool, triad_only: bool) -> Result<ExitCode> {
     use crate::calibrate::{self, Settings};
     let settings = if quick {
         Settings::quick()
@@ -368,6 +373,15 @@ fn calibrate(out: Option<PathBuf>, quick: bool) -> Result<ExitCode> {
         if quick { " --quick" } else { "" },
         load[0]
     );
+    if let (true, Some(path)) = (triad_only, &out) {
+        let t = calibrate::calibrate_triad(&settings, |line| crate::errln!("  {line}"))?;
+        write_atomic(path, &serde_json::to_vec_pretty(&t)?)?;
+        crate::outln!(
+            "{} (STREAM triad only; not a machine profile)",
+            path.display()
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // Progress lines are a courtesy: a closed terminal must not stop the measurement.
     let profile = calibrate::calibrate(&settings, |line| {
         crate::errln!("  {line}");
@@ -391,6 +405,31 @@ struct RunOptions {
     results: PathBuf,
     run_dir: Option<PathBuf>,
     quiet: bool,
+    /// `--wait-idle` was given: it wins over the manifest's `wait_idle`.
+    wait_idle_given: bool,
+}
+
+/// The wait before each point for a bound of `seconds` (`--wait-idle` or `wait_idle`).
+fn wait_idle_for(seconds: u64) -> crate::load::WaitIdle {
+    crate::load::WaitIdle {
+        bound: std::time::Duration::from_secs(seconds),
+        window: std::time::Duration::from_secs(1),
+    }
+}
+
+/// The `wait_idle` of a run's own manifest copy (checked when the run began), for `--resume`.
+fn run_wait_idle(run: &RunDir) -> Result<Option<u64>> {
+    let path = run.manifest();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    match doc.get("wait_idle") {
+        None => Ok(None),
+        Some(item) => crate::manifest::wait_idle_seconds(item)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", path.display())),
+    }
 }
 
 fn run(
@@ -408,6 +447,11 @@ fn run(
             let run = RunDir::new(dir);
             let plan = run.load_plan()?;
             let lock = run.lock()?;
+            if !opts.wait_idle_given {
+                if let Some(s) = run_wait_idle(&run)? {
+                    executor.set_wait_idle(wait_idle_for(s));
+                }
+            }
             let prov = Provenance::resume(&run, &plan, executor.name())?;
             (run, plan, prov, lock)
         }
@@ -415,6 +459,9 @@ fn run(
             let path = manifest.context("a manifest is needed unless --resume is given")?;
             let m = crate::manifest::load(path)?;
             let plan = plan::expand(&m)?;
+            if let (false, Some(s)) = (opts.wait_idle_given, m.wait_idle_s) {
+                executor.set_wait_idle(wait_idle_for(s));
+            }
             let run = match &opts.run_dir {
                 Some(d) => {
                     let run = RunDir::new(d);
@@ -721,4 +768,33 @@ pub fn list_text() -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `run --resume` takes `wait_idle` from the run's own copy of the manifest; a run without
+    /// it waits for nothing, and a copy that no longer parses is named.
+    #[test]
+    fn a_resume_reads_wait_idle_from_the_runs_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        std::fs::write(
+            run.manifest(),
+            "name = \"x\"\nwait_idle = \"1m\"\n[[study]]\nworkload = \"debug.sleep\"\n",
+        )
+        .unwrap();
+        assert_eq!(run_wait_idle(&run).unwrap(), Some(60));
+        std::fs::write(run.manifest(), "name = \"x\"\n").unwrap();
+        assert_eq!(run_wait_idle(&run).unwrap(), None);
+        std::fs::write(run.manifest(), "name = \"x\"\nwait_idle = \"soon\"\n").unwrap();
+        assert_eq!(
+            run_wait_idle(&run).unwrap_err().to_string(),
+            format!(
+                "{}: `wait_idle`: \"soon\" is not a duration",
+                run.manifest().display()
+            )
+        );
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod calibrate;
 pub mod cli;
+pub mod device;
 pub mod executor;
 pub mod exit;
 pub mod load;

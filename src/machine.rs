@@ -487,15 +487,7 @@ pub fn record_in_run(run_root: &Path) -> anyhow::Result<Machine> {
 /// warning when the points ran on node types whose peaks differ (the report then uses the first
 /// by host name).
 pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Option<String>) {
-    let mut nodes: Vec<Machine> = fs::read_dir(run_root.join(RUN_MACHINES_DIR))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<Machine>(&b).ok())
-        .filter(|m| m.fma_measured)
-        .collect();
-    nodes.sort_by(|a, b| a.host.cmp(&b.host));
+    let nodes = run_nodes(run_root);
     let Some(first) = nodes.first().cloned() else {
         return (provenance.unwrap_or_else(Machine::detect_if_cached), None);
     };
@@ -506,7 +498,7 @@ pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Opt
         .collect();
     let warning = (!differ.is_empty()).then(|| {
         format!(
-            "the points ran on nodes with different peaks per core ({} {:.1}, {} GFLOP/s); the report's shares of peak use {}'s, so compare points of one node type only",
+            "the points ran on nodes with different peaks per core ({} {:.1}, {} GFLOP/s); each point's \"% peak\" is of its own node's figure, but the header and the roofline quote {}'s, so compare points of one node type only",
             first.host,
             first.peak_gflops_per_core,
             differ.join(", "),
@@ -514,6 +506,21 @@ pub fn for_report(run_root: &Path, provenance: Option<Machine>) -> (Machine, Opt
         )
     });
     (first, warning)
+}
+
+/// The compute nodes of a run as SLURM tasks recorded them ([`record_in_run`]), with measured
+/// peaks only, sorted by host name; empty for a local run.
+pub fn run_nodes(run_root: &Path) -> Vec<Machine> {
+    let mut nodes: Vec<Machine> = fs::read_dir(run_root.join(RUN_MACHINES_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Machine>(&b).ok())
+        .filter(|m| m.fma_measured)
+        .collect();
+    nodes.sort_by(|a, b| a.host.cmp(&b.host));
+    nodes
 }
 
 /// The figure cached in `path` for `key`: `Ok(None)` when there is no file, `Err` with the warning
@@ -1319,7 +1326,7 @@ mod tests {
         assert_eq!(
             w.as_deref(),
             Some(
-                "the points ran on nodes with different peaks per core (n1 135.6, n2 51.9 GFLOP/s); the report's shares of peak use n1's, so compare points of one node type only"
+                "the points ran on nodes with different peaks per core (n1 135.6, n2 51.9 GFLOP/s); each point's \"% peak\" is of its own node's figure, but the header and the roofline quote n1's, so compare points of one node type only"
             )
         );
     }

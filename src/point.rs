@@ -281,6 +281,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         slurm: slurm_ids(),
         rank_hosts: Vec::new(),
         load: None,
+        devices: Vec::new(),
     };
     if let Some(w) = point.workload() {
         record.work = w.work_for(&point.params, &point.resources);
@@ -352,7 +353,7 @@ pub fn measure(point: &Point) -> PointRecord {
         );
         return record;
     }
-    match catch_panic(|| time_repetitions(point, &mut record.repetitions)) {
+    match catch_panic(|| time_repetitions(point, &mut record.repetitions, &mut record.devices)) {
         Ok(Ok(())) => {}
         Ok(Err(Failure { status, reason })) => {
             record.status = status;
@@ -372,7 +373,13 @@ struct Failure {
     reason: String,
 }
 
-fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Failure> {
+/// Prepare and time `point` in this process: its repetitions into `reps`, and the GPUs it runs
+/// on (with their peaks) into `devices`.
+fn time_repetitions(
+    point: &Point,
+    reps: &mut Vec<Repetition>,
+    devices: &mut Vec<crate::device::DevicePeaks>,
+) -> Result<(), Failure> {
     let failed = |reason: String| Failure {
         status: Status::Failed,
         reason,
@@ -393,6 +400,7 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
             .prepare(&params, &target)
             .with_context(|| format!("preparing {}", point.workload))
             .map_err(|e| failed(format!("{e:#}")))?;
+        *devices = instance.devices();
         for _ in 0..point.warmup {
             instance.run();
         }
@@ -596,7 +604,8 @@ mod mpi_point {
         };
         let world = universe.world();
         let rank = world.rank();
-        match catch_panic(|| measure_ranks(point, &world, level, &mut record.repetitions)) {
+        let (reps, devices) = (&mut record.repetitions, &mut record.devices);
+        match catch_panic(|| measure_ranks(point, &world, level, reps, devices)) {
             Ok(Ok(())) => {}
             Ok(Err(Failure { status, reason })) => {
                 record.status = status;
@@ -637,6 +646,7 @@ mod mpi_point {
         world: &Comm,
         level: Threading,
         reps: &mut Vec<Repetition>,
+        devices: &mut Vec<crate::device::DevicePeaks>,
     ) -> Result<(), Failure> {
         let failed = |reason: String| Failure {
             status: Status::Failed,
@@ -681,6 +691,8 @@ mod mpi_point {
                 .and_then(|params| workload.prepare_mpi(&params, &target, world))
                 .map_err(|e| format!("preparing {}: {e:#}", point.workload));
             let mut instance = agree(world, prepared).map_err(|f| failed(f.to_string()))?;
+            // Rank 0 writes the record: its GPUs stand for every rank's (one node type).
+            *devices = instance.devices();
             for _ in 0..point.warmup {
                 world.barrier();
                 instance.run();

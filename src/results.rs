@@ -124,6 +124,10 @@ pub struct PointRecord {
     /// where `/proc` is unreadable; the report judges it ([`crate::load::judge`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::load::MachineLoad>,
+    /// The GPUs a CUDA point ran on, with their theoretical peaks ([`crate::device`]): what its
+    /// roofline is drawn against. Empty for CPU points and in records made before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<crate::device::DevicePeaks>,
 }
 
 /// Paths inside one run directory.

@@ -1246,6 +1246,7 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
         host: "node01".into(),
         started: "2026-01-01T00:00:00Z".into(),
         finished: "2026-01-01T00:00:01Z".into(),
+        devices: Vec::new(),
         load: rng.random_bool(0.5).then(|| scalelab::load::MachineLoad {
             sampled_by: "parent".into(),
             seconds: rng.random_range(0.0..100.0),

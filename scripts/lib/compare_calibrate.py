@@ -3,6 +3,13 @@
 and numpy/OpenBLAS, measured in the same rounds.
 
     compare_calibrate.py report --out DIR
+    compare_calibrate.py triad --out DIR
+
+`triad` (compare-calibrate.sh --triad): DIR holds, per round R, calibrate/roundR.json (`scalelab
+calibrate --triad-only`), after/roundR/ and, if measured, before/roundR/ (runs of stream.triad:
+their measurements.csv), and load/roundR.txt. Prints per round and core count the workload's
+median GB/s over calibrate's best (what report.md's "% measured" shows), median over median and
+best over best, then their medians over rounds.
 
 DIR holds, per round R: calibrate/roundR.json (the machine profile), stream/roundR-tT.txt (one
 line of stream_triad per thread count T, plain and -nt), numpy/roundR.json (numpy_dgemm.py) and
@@ -28,12 +35,71 @@ def stream_line(path):
     return {"threads": int(m[1]), "n": int(m[2]), "best": float(m[3]), "median": float(m[4])}
 
 
+def run_gbps(run_dir):
+    """{threads: [GB/s of each repetition]} from a run's measurements.csv (ok rows only)."""
+    import csv
+
+    per, sizes = {}, set()
+    with open(os.path.join(run_dir, "measurements.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["status"] == "ok" and row["gbps"]:
+                sizes.add(int(row["size"]))
+                per.setdefault(int(row["threads"]), []).append(float(row["gbps"]))
+    if not per:
+        raise ValueError(f"{run_dir}/measurements.csv: no ok repetitions")
+    return per, sizes
+
+
+def triad(out):
+    rounds = sorted(int(re.search(r"round(\d+)", p)[1]) for p in glob.glob(f"{out}/calibrate/round*.json"))
+    if not rounds:
+        print(f"no calibrate/round*.json in {out}", file=sys.stderr)
+        return 1
+    rows = {}
+    print("round  which   cores  calib best/median GB/s  workload best/median GB/s  median/best  median/median  best/best  load (1 min)")
+    for r in rounds:
+        with open(f"{out}/calibrate/round{r}.json") as f:
+            doc = json.load(f)
+        cal = {b["cores"]: b for b in doc["triad"]}
+        with open(f"{out}/load/round{r}.txt") as f:
+            load = f.read().strip()
+        for which in ["after", "before"]:
+            d = f"{out}/{which}/round{r}"
+            if not os.path.isdir(d):
+                continue
+            try:
+                wl, sizes = run_gbps(d)
+            except (OSError, ValueError) as e:
+                print(f"{d}: {e}", file=sys.stderr)
+                return 1
+            if sizes != {doc["elements"]}:
+                print(f"{d}: arrays of {sorted(sizes)} elements, calibrate's of {doc['elements']}: not comparable", file=sys.stderr)
+                return 1
+            for cores, reps in sorted(wl.items()):
+                c = cal.get(cores)
+                if c is None:
+                    continue
+                med, best = statistics.median(reps), max(reps)
+                ratios = (med / c["gbps"], med / c["gbps_median"], best / c["gbps"])
+                rows.setdefault((which, cores), []).append(ratios)
+                print(f"{r:5}  {which:6}  {cores:5}  {c['gbps']:8.1f} / {c['gbps_median']:<8.1f}     {best:8.1f} / {med:<8.1f}        "
+                      f"{ratios[0]:.3f}        {ratios[1]:.3f}          {ratios[2]:.3f}      {load}")
+    print()
+    print("median over rounds          median/best  median/median  best/best")
+    for (which, cores), rs in sorted(rows.items()):
+        m = [statistics.median(x[i] for x in rs) for i in range(3)]
+        print(f"  {which:6} {cores} core(s)           {m[0]:.3f}        {m[1]:.3f}          {m[2]:.3f}")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["report"])
+    ap.add_argument("what", choices=["report", "triad"])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = args.out
+    if args.what == "triad":
+        return triad(out)
     rounds = sorted(int(re.search(r"round(\d+)", p)[1]) for p in glob.glob(f"{out}/calibrate/round*.json"))
     if not rounds:
         print(f"no calibrate/round*.json in {out}", file=sys.stderr)

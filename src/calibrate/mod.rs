@@ -18,7 +18,10 @@
 //!   build ([`mpi`]).
 //!
 //! Each measurement has a warm-up and several repetitions; the profile keeps the best (the
-//! ceiling, as STREAM reports) and the median (how steady it was). `--quick` shrinks sizes and
+//! ceiling, as STREAM reports, drawn on the roofline) and the median (how steady it was, and what
+//! a point's median is set against in the report's "% measured": like with like). The triad is
+//! the `stream.triad` workload's own kernel; `--triad-only` ([`calibrate_triad`]) measures it
+//! alone, for a side-by-side comparison with that workload. `--quick` shrinks sizes and
 //! repetitions for tests and trials; its profile says so. Load averages before and after go into
 //! the profile: a calibration on a busy machine is visible as such.
 
@@ -209,6 +212,56 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
         dgemm,
         mpi,
         mpi_nodes,
+    })
+}
+
+/// The STREAM triad alone, at every calibrated core count, as `scalelab calibrate --triad-only`
+/// writes it: the figure that `scripts/compare-calibrate.sh --triad` sets beside the
+/// `stream.triad` workload, run interleaved with it, without the minute the whole calibration takes.
+/// Not a machine profile (no DGEMM, no levels): `run` and `report` never read it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TriadOnly {
+    /// When it was measured (RFC 3339).
+    pub created: String,
+    /// The CPU model, as [`Machine`] reads it.
+    pub cpu: String,
+    /// Elements of each of the three arrays.
+    pub elements: usize,
+    /// Timed passes per core count (after one warm-up); `gbps` is their best, `gbps_median`
+    /// their median.
+    pub reps: usize,
+    /// `/proc/loadavg` before and after.
+    pub load_before: [f64; 3],
+    pub load_after: [f64; 3],
+    /// One entry per core count, as in [`Profile::triad`].
+    pub triad: Vec<Bandwidth>,
+}
+
+/// Measure only the STREAM triad, exactly as [`calibrate`] does, at every core count.
+pub fn calibrate_triad(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<TriadOnly> {
+    let load_before = load_average();
+    let machine = Machine::detect_quick();
+    let mut triad = Vec::new();
+    for cores in core_counts(machine.cores) {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores)
+            .build()
+            .context("starting the calibration's thread pool")?;
+        let t = pool.install(|| measure_triad(settings.triad_elements, settings.triad_reps));
+        progress(&format!(
+            "{cores} core(s): STREAM triad {:.1} GB/s (median {:.1})",
+            t.gbps, t.gbps_median
+        ));
+        triad.push(t);
+    }
+    Ok(TriadOnly {
+        created: crate::results::now_rfc3339(),
+        cpu: machine.cpu_model.clone(),
+        elements: settings.triad_elements,
+        reps: settings.triad_reps,
+        load_before,
+        load_after: load_average(),
+        triad,
     })
 }
 

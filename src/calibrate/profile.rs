@@ -139,6 +139,24 @@ impl Profile {
         self.triad.iter().find(|b| b.cores == cores).map(|b| b.gbps)
     }
 
+    /// The median of the STREAM triad's passes at `cores` threads, GB/s: the figure a point's
+    /// median is compared with ("% measured"), the same statistic on both sides.
+    pub fn triad_gbps_median(&self, cores: usize) -> Option<f64> {
+        self.triad
+            .iter()
+            .find(|b| b.cores == cores)
+            .map(|b| b.gbps_median)
+    }
+
+    /// The median GFLOP/s of the DGEMM variant with the highest median at `cores` threads.
+    pub fn dgemm_gflops_median(&self, cores: usize) -> Option<f64> {
+        self.dgemm
+            .iter()
+            .filter(|g| g.cores == cores)
+            .map(|g| g.gflops_median)
+            .reduce(f64::max)
+    }
+
     /// The best DGEMM GFLOP/s of any variant at `cores` threads, if measured.
     pub fn dgemm_gflops(&self, cores: usize) -> Option<f64> {
         self.dgemm
@@ -291,13 +309,17 @@ impl RunProfile {
                 let cores = p.core_counts();
                 let top = cores.last().copied().unwrap_or(1);
                 format!(
-                    "Measured peaks ([{RUN_FILE}]({RUN_FILE}), `scalelab calibrate`{}, {}): STREAM triad {} GB/s on 1 core, {} GB/s on {top}; DGEMM {} GFLOP/s on 1 core, {} on {top}. \"% peak\" is of the theoretical peak, \"% measured\" of these at the point's core count.",
+                    "Measured peaks ([{RUN_FILE}]({RUN_FILE}), `scalelab calibrate`{}, {}): STREAM triad {} GB/s on 1 core (median {}), {} GB/s on {top} (median {}); DGEMM {} GFLOP/s on 1 core (median {}), {} on {top} (median {}). \"% peak\" is of the theoretical peak; \"% measured\" is the point's median rate over calibrate's median at the point's core count (the same statistic on both sides); the roofline draws calibrate's best as the ceiling.",
                     if p.quick { " --quick: rough" } else { "" },
                     p.created,
                     fmt(p.triad_gbps(1)),
+                    fmt(p.triad_gbps_median(1)),
                     fmt(p.triad_gbps(top)),
+                    fmt(p.triad_gbps_median(top)),
                     fmt(p.dgemm_gflops(1)),
+                    fmt(p.dgemm_gflops_median(1)),
                     fmt(p.dgemm_gflops(top)),
+                    fmt(p.dgemm_gflops_median(top)),
                 )
             }
             RunProfile::Missing => format!(

@@ -114,6 +114,10 @@ impl LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
+    fn set_wait_idle(&mut self, wait: crate::load::WaitIdle) {
+        self.wait_idle = Some(wait);
+    }
+
     fn name(&self) -> &'static str {
         "local"
     }

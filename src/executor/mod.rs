@@ -34,6 +34,9 @@ pub trait Executor {
     /// failed (e.g. the run directory is unwritable), not the point, or, as [`Interrupted`], that
     /// a signal stopped the point and nothing was recorded for it.
     fn execute(&mut self, run: &RunDir, point: &Point) -> Result<PointRecord>;
+    /// Wait before each point, at most `wait.bound`, until the machine is quiet (the manifest's
+    /// `wait_idle`). Executors that measure nothing (the mock) ignore it.
+    fn set_wait_idle(&mut self, _wait: crate::load::WaitIdle) {}
 }
 
 /// Counts of a finished sweep.

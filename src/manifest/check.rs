@@ -350,7 +350,7 @@ impl<'a> Checker<'a> {
                     line,
                     "",
                     format!("unknown top-level key `{}`", shown(key)),
-                    format!("{hint}the top level takes: name, description, repetitions, warmup, timeout, [[study]], [slurm]"),
+                    format!("{hint}the top level takes: name, description, repetitions, warmup, timeout, wait_idle, [[study]], [slurm]"),
                 );
             }
         }
@@ -393,6 +393,17 @@ impl<'a> Checker<'a> {
                 self.read_timeout("", item, line)
             }
             None => Some(DEFAULT_TIMEOUT_S),
+        };
+        let wait_idle_s = match root.get("wait_idle") {
+            Some(item) => match wait_idle_seconds(item) {
+                Ok(v) => Some(v),
+                Err(message) => {
+                    let line = self.key_line(root, "wait_idle");
+                    self.push(line, "", message, WAIT_IDLE_FIX.into());
+                    None
+                }
+            },
+            None => Some(None),
         };
         let slurm = root.get("slurm").and_then(|item| self.slurm(root, item));
 
@@ -526,6 +537,7 @@ impl<'a> Checker<'a> {
             repetitions: repetitions?,
             warmup: warmup?,
             timeout_s: timeout_s?,
+            wait_idle_s: wait_idle_s?,
             studies: infos
                 .into_iter()
                 .map(|i| i.study)
@@ -1528,6 +1540,35 @@ impl AxisKind {
 /// Parse a time limit: seconds (`"90"`, `"1.5"`), or a number with a unit: `"90s"`, `"10m"`,
 /// `"10 min"`, `"1h"`, `"1.5 hours"`, `"2d"` (s, m, h, d, or the words). The error says which
 /// forms are accepted.
+/// How to write `wait_idle`.
+const WAIT_IDLE_FIX: &str = "write the longest wait before each point in seconds or as a duration, e.g. wait_idle = 60 or wait_idle = \"2m\" (true: 120 s, as --wait-idle; false: no waiting)";
+
+/// The longest wait of a top-level `wait_idle` (seconds, a duration like "2m", `true` for the
+/// 120 s of a bare `--wait-idle`, `false` for none), or what is wrong with it. Also read from a
+/// run's own manifest by `scalelab run --resume`.
+pub fn wait_idle_seconds(item: &Item) -> Result<Option<u64>, String> {
+    let seconds = match item {
+        Item::Value(Tv::Boolean(b)) => return Ok(b.value().then_some(120)),
+        Item::Value(Tv::Integer(i)) => *i.value() as f64,
+        Item::Value(Tv::Float(f)) => *f.value(),
+        Item::Value(Tv::String(s)) => {
+            parse_duration(s.value()).map_err(|m| format!("`wait_idle`: {m}"))?
+        }
+        _ => {
+            return Err(format!(
+                "`wait_idle` must be seconds, a duration like \"2m\", or true/false, found {}",
+                found(item)
+            ))
+        }
+    };
+    if !(1.0..=86_400.0).contains(&seconds) {
+        return Err(format!(
+            "`wait_idle` must be between 1 second and one day (86400 s), found {seconds}"
+        ));
+    }
+    Ok(Some(seconds.round() as u64))
+}
+
 pub fn parse_duration(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let split = t

@@ -23,6 +23,8 @@ mod error;
 mod hyper;
 mod points;
 
+pub use check::wait_idle_seconds;
+
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -57,6 +59,9 @@ pub struct Manifest {
     pub warmup: u32,
     /// Per-point time limit in seconds.
     pub timeout_s: f64,
+    /// `wait_idle`: before each point, wait at most this many seconds for the machine to be
+    /// quiet, as `scalelab run --wait-idle=SECONDS` (which overrides it). `None` when unset.
+    pub wait_idle_s: Option<u64>,
     pub studies: Vec<Study>,
     /// The `[slurm]` table, keys checked, kept for `scalelab sbatch`.
     pub slurm: Option<toml::Table>,
@@ -156,6 +161,7 @@ pub const TOP_KEYS: &[&str] = &[
     "repetitions",
     "warmup",
     "timeout",
+    "wait_idle",
     "study",
     "slurm",
 ];

@@ -265,14 +265,14 @@ fn unknown_top_level_key() {
         &src,
         1,
         "unknown top-level key `repetition`",
-        "did you mean `repetitions`? the top level takes: name, description, repetitions, warmup, timeout, [[study]], [slurm]",
+        "did you mean `repetitions`? the top level takes: name, description, repetitions, warmup, timeout, wait_idle, [[study]], [slurm]",
     );
     let src = format!("threads = [1, 2]\n{HEAD}workload = \"debug.sleep\"\n");
     assert_one(
         &src,
         1,
         "unknown top-level key `threads`",
-        "`threads` belongs inside a [[study]] block; the top level takes: name, description, repetitions, warmup, timeout, [[study]], [slurm]",
+        "`threads` belongs inside a [[study]] block; the top level takes: name, description, repetitions, warmup, timeout, wait_idle, [[study]], [slurm]",
     );
 }
 
@@ -725,6 +725,44 @@ fn missing_name_and_studies() {
             "2 problems in experiments/x.toml",
         ]
         .join("\n")
+    );
+}
+
+/// `wait_idle` at the top level is `run --wait-idle=SECONDS`: seconds, a duration, true (120 s,
+/// as the bare flag) or false; anything else is refused with the line, the problem and the fix.
+#[test]
+fn wait_idle_in_seconds_a_duration_or_a_switch() {
+    for (text, want) in [
+        ("wait_idle = 60", Some(60)),
+        ("wait_idle = \"2m\"", Some(120)),
+        ("wait_idle = true", Some(120)),
+        ("wait_idle = false", None),
+        ("", None),
+    ] {
+        let m = parse_test(&format!(
+            "name = \"x\"\n{text}\n[[study]]\nworkload = \"debug.sleep\"\n"
+        ))
+        .unwrap();
+        assert_eq!(m.wait_idle_s, want, "{text}");
+    }
+    let fix = "write the longest wait before each point in seconds or as a duration, e.g. wait_idle = 60 or wait_idle = \"2m\" (true: 120 s, as --wait-idle; false: no waiting)";
+    assert_one(
+        &format!("wait_idle = \"soon\"\n{HEAD}workload = \"debug.sleep\"\n"),
+        1,
+        "`wait_idle`: \"soon\" is not a duration",
+        fix,
+    );
+    assert_one(
+        &format!("wait_idle = 0\n{HEAD}workload = \"debug.sleep\"\n"),
+        1,
+        "`wait_idle` must be between 1 second and one day (86400 s), found 0",
+        fix,
+    );
+    assert_one(
+        &format!("wait_idle = [60]\n{HEAD}workload = \"debug.sleep\"\n"),
+        1,
+        "`wait_idle` must be seconds, a duration like \"2m\", or true/false, found a list",
+        fix,
     );
 }
 

@@ -149,12 +149,37 @@ pub fn write(
     // With a calibrated profile in the run, its measured ceilings (caches, DRAM, DGEMM) join the
     // theoretical ones; without, the run's own best STREAM point is the one measured ceiling.
     let run_profile = RunProfile::load(&run.root);
-    let drawn = match run_profile.profile() {
-        Some(profile) => roofline::write_with(&run.plots_dir(), records, machine, |p, pts| {
-            roofline::profile_ceilings(profile, machine, p, pts)
-        }),
-        None => roofline::write(&run.plots_dir(), records, machine),
+    let ceilings = |p: u64, pts: &[&roofline::RooflinePoint]| match run_profile.profile() {
+        Some(profile) => roofline::profile_ceilings(profile, machine, p, pts),
+        None => roofline::run_ceilings(machine, p, pts),
     };
+    let drawn = roofline::write_with(&run.plots_dir(), records, machine, ceilings);
+    // A study's own roofline (DGEMM variants, several sizes) goes into its section, after its
+    // scaling plots.
+    let mut study_roofs: Vec<String> = Vec::new();
+    match roofline::write_studies(&run.plots_dir(), records, machine, ceilings) {
+        Ok(per_study) => {
+            for (index, plots) in per_study {
+                if let Some(p) = plots.first() {
+                    let name = records
+                        .iter()
+                        .find(|r| r.point.study == index)
+                        .map_or("", |r| r.point.study_name.as_str());
+                    study_roofs.push(format!(
+                        "[study {} ({name})](plots/{}.png)",
+                        index + 1,
+                        p.stem
+                    ));
+                }
+                plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
+                match study_plots.iter_mut().find(|(i, _)| *i == index) {
+                    Some((_, list)) => list.extend(plots),
+                    None => study_plots.push((index, plots)),
+                }
+            }
+        }
+        Err(e) => plot_failures.push(format!("drawing the studies' rooflines: {e:#}")),
+    }
     let roofline_md = match drawn {
         Ok(roof) => {
             plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
@@ -171,6 +196,8 @@ pub fn write(
         }
     };
 
+    // The compute nodes SLURM tasks recorded: each point's "% peak" is of its own node.
+    let nodes = crate::machine::run_nodes(&run.root);
     let mut text = markdown(
         run,
         plan,
@@ -178,9 +205,19 @@ pub fn write(
         &all_series,
         &study_plots,
         &plot_errors,
-        machine,
+        Machines {
+            report: machine,
+            nodes: &nodes,
+        },
     );
     text.push_str(&roofline_md);
+    if !study_roofs.is_empty() {
+        let _ = writeln!(
+            text,
+            "Studies with a roofline of their own, in their sections above: {}.\n",
+            study_roofs.join(", ")
+        );
+    }
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     // The report says which plots are missing; the command must say it too (and fail), or a full
@@ -289,9 +326,11 @@ fn peak_gflops(rec: &PointRecord, machine: &Machine) -> Option<f64> {
 }
 
 /// A point's rate as a share of the measured peak at its core count: GFLOP/s of compute-bound
-/// work against the best DGEMM, GB/s of bandwidth-bound work against STREAM triad ("–" without a
+/// work against DGEMM, GB/s of bandwidth-bound work against STREAM triad ("–" without a
 /// profile, for GPU points, for file I/O (its bytes go to a disk, not to memory), or at a core
-/// count the profile has no figure for).
+/// count the profile has no figure for). Both sides are medians (the point's over its
+/// repetitions, calibrate's over its passes): the best of 20 calibrate passes against a median of
+/// 5 repetitions read 63% for the very same triad kernel.
 fn measured_pct(
     rec: &PointRecord,
     gflops: Option<f64>,
@@ -300,11 +339,11 @@ fn measured_pct(
 ) -> String {
     let cores = rec.point.resources.workers() as usize;
     let share = match (profile, Throughput::for_work(&rec.work)) {
-        (Some(p), Some(Throughput::Gflops)) if rec.backend != "cuda" => {
-            gflops.zip(p.dgemm_gflops(cores)).map(|(g, pk)| g / pk)
-        }
+        (Some(p), Some(Throughput::Gflops)) if rec.backend != "cuda" => gflops
+            .zip(p.dgemm_gflops_median(cores))
+            .map(|(g, pk)| g / pk),
         (Some(p), Some(Throughput::Gbps)) if rec.backend != "cuda" && rec.backend != "io" => {
-            gbps.zip(p.triad_gbps(cores)).map(|(g, pk)| g / pk)
+            gbps.zip(p.triad_gbps_median(cores)).map(|(g, pk)| g / pk)
         }
         _ => None,
     };
@@ -458,6 +497,27 @@ fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option<String> {
     ))
 }
 
+/// The machine a report quotes, and the compute nodes of the run (`<run>/machines/`).
+#[derive(Clone, Copy)]
+struct Machines<'a> {
+    /// The report's machine (see [`crate::machine::for_report`]).
+    report: &'a Machine,
+    /// Every node SLURM tasks recorded, with its measured peak.
+    nodes: &'a [Machine],
+}
+
+impl<'a> Machines<'a> {
+    /// The machine `rec` ran on: its node's record where the run has one for its host, else
+    /// the report's machine. A run over node types with different peaks thus gives each point
+    /// the share of its own node's peak.
+    fn of(&self, rec: &PointRecord) -> &'a Machine {
+        self.nodes
+            .iter()
+            .find(|m| m.host == rec.host)
+            .unwrap_or(self.report)
+    }
+}
+
 fn markdown(
     run: &RunDir,
     plan: &Plan,
@@ -465,8 +525,9 @@ fn markdown(
     series: &[Series<'_>],
     plots: &[(usize, Vec<Plot>)],
     plot_errors: &[String],
-    machine: &Machine,
+    machines: Machines<'_>,
 ) -> String {
+    let machine = machines.report;
     let mut md = String::new();
     let ok = records.iter().filter(|r| r.status == Status::Ok).count();
     let _ = writeln!(md, "# {}: scaling report\n", plan.experiment);
@@ -544,7 +605,7 @@ fn markdown(
         if st_series.is_empty() {
             let _ = writeln!(md, "No successful points yet ({} planned).\n", planned);
         } else {
-            study_table(&mut md, &st_series, machine, measured.profile());
+            study_table(&mut md, &st_series, machines, measured.profile());
             if ml::is_ml_study(&st_series) {
                 ml::table(&mut md, &st_series);
             }
@@ -596,7 +657,7 @@ fn markdown(
 fn study_table(
     md: &mut String,
     series: &[&Series<'_>],
-    machine: &Machine,
+    machines: Machines<'_>,
     measured: Option<&Profile>,
 ) {
     let strong = series[0].scaling == Scaling::Strong;
@@ -654,7 +715,7 @@ fn study_table(
             let gbps = csv::rate(r.work.bytes, p.summary.median);
             // % of the FLOP peak only means something for compute-bound work.
             let compute_bound = Throughput::for_work(&r.work) == Some(Throughput::Gflops);
-            let peak = match (gflops, peak_gflops(r, machine)) {
+            let peak = match (gflops, peak_gflops(r, machines.of(r))) {
                 (Some(g), Some(pk)) if compute_bound => pct(g / pk),
                 _ => "–".into(),
             };
@@ -736,17 +797,33 @@ fn message_table(md: &mut String, series: &[&Series<'_>]) {
         return;
     }
     let _ = writeln!(md, "### Latency and bandwidth by message size\n");
-    md.push_str("| message size | series | latency (µs) | bandwidth (GB/s) | point |\n");
-    md.push_str("| ---: | --- | ---: | ---: | --- |\n");
+    // The machine's state beside each point, as in the study table: a latency measured while
+    // other work held the cores is not the network's.
+    let loaded = points.iter().any(|p| p.record.load.is_some());
+    if loaded {
+        md.push_str(
+            "| message size | series | latency (µs) | bandwidth (GB/s) | point | machine |\n",
+        );
+        md.push_str("| ---: | --- | ---: | ---: | --- | --- |\n");
+    } else {
+        md.push_str("| message size | series | latency (µs) | bandwidth (GB/s) | point |\n");
+        md.push_str("| ---: | --- | ---: | ---: | --- |\n");
+    }
     for p in &points {
-        let warn = if p.record.point.oversubscribed {
+        let warn = if p.record.point.oversubscribed || crate::load::is_disturbed(p.record) {
             " ⚠"
         } else {
             ""
         };
+        let machine = match (loaded, crate::load::verdict(p.record)) {
+            (false, _) => String::new(),
+            (true, Some(v)) if v.disturbed => " ⚠ disturbed |".into(),
+            (true, Some(_)) => " quiet |".into(),
+            (true, None) => " – |".into(),
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | `{}`{warn} |",
+            "| {} | {} | {} | {} | `{}`{warn} |{machine}",
             messages::bytes_label(p.size as f64),
             cell(&p.line),
             sig(p.latency_us),
@@ -765,6 +842,12 @@ fn message_table(md: &mut String, series: &[&Series<'_>]) {
         md,
         "\n*{lat}; bandwidth: bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations bytes, i.e. size / one-way time).*\n"
     );
+    if points.iter().any(|p| crate::load::is_disturbed(p.record)) {
+        let _ = writeln!(
+            md,
+            "*⚠ disturbed: other work used the cores these ranks needed while they ran (see the warning at the top); their latency and bandwidth measure that contention as much as the interconnect.*\n"
+        );
+    }
 }
 
 fn fits(md: &mut String, series: &[&Series<'_>]) {
@@ -951,6 +1034,7 @@ pub(crate) mod test_support {
             slurm: Default::default(),
             rank_hosts: Vec::new(),
             load: None,
+            devices: Vec::new(),
         }
     }
 
@@ -1062,13 +1146,14 @@ mod tests {
 
     #[test]
     fn a_point_beyond_the_measured_peak_says_the_profile_is_low() {
-        // The fixture profile measured DGEMM 25 GFLOP/s on 1 core.
+        // The fixture profile measured DGEMM 25 GFLOP/s on 1 core at best, 24.25 as its median:
+        // a point's median is compared with the median.
         let profile = crate::calibrate::profile::tests::fixture();
         let rec = record(0, "gemm", Scaling::Strong, 1, 1000, &[0.1]);
-        assert_eq!(measured_pct(&rec, Some(20.0), None, Some(&profile)), "80%");
+        assert_eq!(measured_pct(&rec, Some(19.4), None, Some(&profile)), "80%");
         assert_eq!(
             measured_pct(&rec, Some(30.0), None, Some(&profile)),
-            "120% (above the profile)"
+            "124% (above the profile)"
         );
         assert_eq!(measured_pct(&rec, Some(30.0), None, None), "–");
     }
@@ -1326,6 +1411,98 @@ mod tests {
         for wrong in ["277", "-16.67%", "−16.67%", "120.00%"] {
             assert!(!md.contains(wrong), "{wrong} in {md}");
         }
+    }
+
+    /// A SLURM run over two node types (n1: 100 GFLOP/s per core, n2: 50): each point's "% peak"
+    /// is of the node it ran on, from `<run>/machines/`, not of the report's (first) node.
+    #[test]
+    fn each_point_gets_its_own_nodes_peak() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let nodes = dir.path().join(crate::machine::RUN_MACHINES_DIR);
+        std::fs::create_dir_all(&nodes).unwrap();
+        for (host, peak) in [("n1", 100.0), ("n2", 50.0)] {
+            let m = Machine {
+                host: host.into(),
+                fma_measured: true,
+                peak_gflops_per_core: peak,
+                ..Machine::default()
+            };
+            std::fs::write(
+                nodes.join(format!("{host}-key.json")),
+                serde_json::to_vec(&m).unwrap(),
+            )
+            .unwrap();
+        }
+        // n = 1000: 2·10⁹ flops in 0.1 s = 20 GFLOP/s on 1 core, on each node.
+        let mut a = record(0, "gemm", Scaling::Strong, 1, 1000, &[0.1, 0.1]);
+        a.host = "n1".into();
+        let mut b = record(1, "gemm", Scaling::Strong, 1, 1000, &[0.1, 0.1]);
+        b.host = "n2".into();
+        let recs = vec![a, b];
+        let (machine, warning) = crate::machine::for_report(dir.path(), None);
+        assert_eq!(machine.host, "n1");
+        assert!(warning.is_some());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let row = |study: usize| -> Vec<String> {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| `{study}get1n1000`")))
+                .unwrap_or_else(|| panic!("{md}"))
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        };
+        // Columns: point, p, resources, parameters, median, GFLOP/s, GB/s, % peak.
+        assert_eq!(row(0)[8], "20%", "{:?}", row(0));
+        assert_eq!(row(1)[8], "40%", "{:?}", row(1));
+    }
+
+    /// A ping-pong point measured while other work held the cores is marked ⚠ in the message
+    /// table too, with the machine column the study table has and a note under the table.
+    #[test]
+    fn message_table_marks_disturbed_points() {
+        use super::test_support::{mpi_record, with_load, with_metric};
+        let recs: Vec<PointRecord> = [(8u64, 0.0), (4096, 1.5), (1 << 20, 0.0)]
+            .iter()
+            .map(|&(size, other)| {
+                let one_way = 0.2e-6 + size as f64 / 10e9;
+                let t = 2.0 * one_way * 1000.0;
+                let lat = one_way * 1e6;
+                let r = mpi_record(0, "mpi.pingpong", 2, 1, size, 1000, &[t, t, t]);
+                with_load(with_metric(r, "latency_us", &[lat; 3]), other)
+            })
+            .collect();
+        assert!(crate::load::is_disturbed(&recs[1]) && !crate::load::is_disturbed(&recs[0]));
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let table = &md[md
+            .find("### Latency and bandwidth by message size")
+            .unwrap()..];
+        assert!(table.contains(
+            "| message size | series | latency (µs) | bandwidth (GB/s) | point | machine |\n| ---: | --- | ---: | ---: | --- | --- |\n"
+        ), "{table}");
+        let row = |id: &str| {
+            table
+                .lines()
+                .find(|l| l.contains(&format!("`{id}`")))
+                .unwrap_or_else(|| panic!("no row for {id}: {table}"))
+                .to_string()
+        };
+        assert!(
+            row("0r2t1s4096").ends_with("| `0r2t1s4096` ⚠ | ⚠ disturbed |"),
+            "{}",
+            row("0r2t1s4096")
+        );
+        assert!(
+            row("0r2t1s8").ends_with("| `0r2t1s8` | quiet |"),
+            "{}",
+            row("0r2t1s8")
+        );
+        assert!(table
+            .contains("*⚠ disturbed: other work used the cores these ranks needed while they ran"));
     }
 
     #[test]

@@ -14,19 +14,28 @@
 //! points use several worker counts p gets `plots/roofline.svg|png` for the largest p (the most
 //! of the machine the run used) and `plots/roofline-p<p>.svg|png` for the smallest (one core's
 //! view, where the steps of a kernel's variants show); points at the counts between are left to
-//! the tables, and [`markdown`] says so.
+//! the tables, and [`markdown`] says so. In a run of several studies, a study with two or more
+//! points at one worker count gets the same pair of plots of its own ([`write_studies`]).
+//!
+//! **GPU points** (backend `cuda`) are drawn apart, one plot per GPU model and GPU count, against
+//! that device's ceilings ([`gpu_ceilings`]): the FP32 and FP64 peaks of its CUDA cores and its
+//! memory bandwidth, all theoretical, from the peaks the point's record holds
+//! ([`crate::device::DevicePeaks`]). A device whose peaks are unknown gets only the ceilings it
+//! has, and [`markdown`] says why in plain words.
 //!
 //! **Which points cannot be placed.** A point that counts no FLOPs (STREAM copy, communication) or
-//! no bytes (Monte Carlo π) has no finite intensity or no rate; GPU points (backend `cuda`) need
-//! the device's ceilings, which the records do not hold. They are listed by [`markdown`] under the
-//! plot, with the reason, rather than dropped silently.
+//! no bytes (Monte Carlo π) has no finite intensity or no rate; a GPU point whose record holds no
+//! device peaks (an older scalelab) has no roofline to be drawn on. They are listed by
+//! [`markdown`] under the plot, with the reason, rather than dropped silently.
 //!
 //! **Labels.** Each point is labelled with its kernel and variant ("gemm blocked",
 //! "stream.triad"), plus the size when the plot holds the same kernel at several sizes. Labels are
-//! placed greedily, point by point, at the nearest of a ring of candidate positions whose box
+//! placed greedily, point by point, at the nearest of rings of candidate positions whose box
 //! (the text's extent from the embedded font's metrics, plus a margin) overlaps no other label, no
-//! marker and no ceiling label, stays inside the plotting area and, if it can, crosses no ceiling
-//! line; a label set further away gets a thin leader line to its point. There is no legend box to
+//! marker and no ceiling label, stays inside the plotting area and crosses no ceiling line; a
+//! label set further away gets a thin leader line to its point, which runs through no label. A
+//! point label with no such place is never drawn across a line: its marker stays unlabelled and
+//! the caption names it with its rate and intensity. There is no legend box to
 //! cover data: lines and points are labelled where they are. Ceiling labels are placed first, in
 //! reserved room, so that close lines never share a spot: the compute ceilings' labels in a column
 //! in the right margin, each at its line's height (nudged apart where lines are close) with a tick
@@ -182,6 +191,11 @@ pub struct RooflinePoint {
     pub gflops: f64,
     /// bytes / median time, GB/s.
     pub gbps: f64,
+    /// For a GPU point, the devices it ran on: the model and how many (its roofline is that
+    /// device's, see [`gpu_ceilings`]); `None` for CPU points.
+    pub gpu: Option<(crate::device::DevicePeaks, u64)>,
+    /// The point's study (index) and study name.
+    pub study: (usize, String),
 }
 
 /// A point the roofline cannot show, and why.
@@ -196,8 +210,11 @@ pub struct LeftOut {
 /// What [`write`] drew and what it could not place.
 #[derive(Clone, Debug, Default)]
 pub struct Roofline {
-    /// The plots written, largest worker count first.
+    /// The plots written: the CPU points' (largest worker count first), then one per GPU model
+    /// and GPU count.
     pub plots: Vec<Plot>,
+    /// Plain-words notes on the GPU rooflines (a device whose peaks are unknown).
+    pub notes: Vec<String>,
     pub left_out: Vec<LeftOut>,
     /// Worker counts between the smallest and the largest, whose points no plot shows.
     pub skipped_workers: Vec<u64>,
@@ -238,8 +255,8 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
         let (flops, bytes) = (rec.work.flops, rec.work.bytes);
         // NaN counts as "none" too.
         let (has_flops, has_bytes) = (flops > 0.0, bytes > 0.0);
-        if rec.backend == "cuda" {
-            left.push(out("GPU point: the record holds no device peaks to draw its roofline against (`scalelab info` prints them)"));
+        if rec.backend == "cuda" && rec.devices.is_empty() {
+            left.push(out("GPU point whose record holds no device peaks (recorded by an older scalelab); measure it again to place it on its GPU's roofline"));
         } else if !has_flops && !has_bytes {
             left.push(out("counts neither FLOPs nor bytes"));
         } else if !has_flops {
@@ -261,6 +278,14 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
                 intensity: flops / bytes,
                 gflops: flops / median / 1e9,
                 gbps: bytes / median / 1e9,
+                gpu: (rec.backend == "cuda").then(|| {
+                    let r = rec.point.resources;
+                    (
+                        rec.devices[0].clone(),
+                        u64::from(r.gpus.max(1)) * u64::from(r.ranks.max(1)),
+                    )
+                }),
+                study: (rec.point.study, rec.point.study_name.clone()),
             });
         }
     }
@@ -369,8 +394,82 @@ pub fn write_with(
     ceilings: impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
 ) -> Result<Roofline> {
     let (placed, left_out) = points(records);
+    let cpu: Vec<&RooflinePoint> = placed.iter().filter(|p| p.gpu.is_none()).collect();
+    let mut roof = write_points(dir, "roofline", "Roofline", &cpu, machine, &ceilings)?;
+    roof.left_out = left_out;
+    let (plots, notes) = write_gpu(dir, &placed)?;
+    roof.plots.extend(plots);
+    roof.notes = notes;
+    Ok(roof)
+}
+
+/// The ceilings of a GPU roofline: `gpus` devices of the model `d`, from the peaks its record
+/// holds (all theoretical: CUDA-core FP64 and FP32, and the memory bandwidth). A peak the record
+/// lacks (an architecture outside the table of [`crate::device`]) is not drawn.
+pub fn gpu_ceilings(d: &crate::device::DevicePeaks, gpus: u64) -> Ceilings {
+    let g = gpus.max(1) as f64;
+    let mut c = Ceilings::default();
+    for (label, v) in [
+        ("FP32 peak (CUDA cores)", d.fp32_gflops),
+        ("FP64 peak (CUDA cores)", d.fp64_gflops),
+    ] {
+        if let Some(v) = v.filter(|v| *v > 0.0 && v.is_finite()) {
+            c.compute.push(Ceiling {
+                label: label.into(),
+                value: v * g,
+                source: Source::Theoretical,
+            });
+        }
+    }
+    c.compute.sort_by(|a, b| b.value.total_cmp(&a.value));
+    match d.bandwidth_gbps.filter(|v| *v > 0.0 && v.is_finite()) {
+        Some(b) => c.with_bandwidth("device memory peak", b * g, Source::Theoretical),
+        None => c,
+    }
+}
+
+/// One roofline per GPU model and GPU count of the run's GPU points, against that device's
+/// ceilings ([`gpu_ceilings`]); notes for devices whose peaks are unknown.
+fn write_gpu(dir: &Path, placed: &[RooflinePoint]) -> Result<(Vec<Plot>, Vec<String>)> {
+    let mut by_device: BTreeMap<(String, u64), Vec<&RooflinePoint>> = BTreeMap::new();
+    for p in placed {
+        if let Some((d, g)) = &p.gpu {
+            by_device.entry((d.name.clone(), *g)).or_default().push(p);
+        }
+    }
+    let mut plots = Vec::new();
+    let mut notes = Vec::new();
+    for ((name, gpus), pts) in by_device {
+        let d = &pts[0].gpu.as_ref().expect("GPU points only").0;
+        let stem = format!("roofline-gpu-{}-{gpus}", super::plots::slug(&name));
+        // The compute capability is in report.md's note where it matters: a longer title would
+        // not fit above the plot.
+        let title = format!("Roofline, {gpus} × {name}");
+        if !d.note.is_empty() {
+            notes.push(format!(
+                "The GPU roofline of {} ([{stem}.png](plots/{stem}.png)) has only the ceilings the device's figures give: {}.",
+                d.describe(),
+                d.note
+            ));
+        }
+        let files = write_chart(dir, &stem, &title, &pts, &gpu_ceilings(d, gpus))?;
+        plots.push(Plot { stem, title, files });
+    }
+    Ok((plots, notes))
+}
+
+/// The CPU rooflines of `points`: one for the largest and one for the smallest worker count,
+/// named `<stem>` and `<stem>-p<p>`, titled `<title>, p = …`.
+fn write_points(
+    dir: &Path,
+    stem_base: &str,
+    title_base: &str,
+    points: &[&RooflinePoint],
+    machine: &Machine,
+    ceilings: &impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
+) -> Result<Roofline> {
     let mut by_p: BTreeMap<u64, Vec<&RooflinePoint>> = BTreeMap::new();
-    for p in &placed {
+    for p in points {
         by_p.entry(p.workers).or_default().push(p);
     }
     let largest = by_p.keys().next_back().copied();
@@ -388,13 +487,13 @@ pub fn write_with(
             continue;
         }
         let stem = if Some(p) == largest {
-            "roofline".to_string()
+            stem_base.to_string()
         } else {
-            format!("roofline-p{p}")
+            format!("{stem_base}-p{p}")
         };
         let ceilings = ceilings(p, pts);
         let title = format!(
-            "Roofline, p = {p} worker{}{}",
+            "{title_base}, p = {p} worker{}{}",
             if p == 1 { "" } else { "s" },
             if machine.cpu_model.is_empty() {
                 String::new()
@@ -407,15 +506,51 @@ pub fn write_with(
     }
     Ok(Roofline {
         plots,
-        left_out,
         skipped_workers: skipped,
+        ..Roofline::default()
     })
+}
+
+/// The rooflines of single studies, where one is useful besides the run's: in a run with more
+/// than one study on the roofline, each CPU study with at least two points at one worker count
+/// (DGEMM variants climbing, several sizes) gets `plots/study<N>-<name>-roofline[-p<p>]`, with
+/// the same ceilings as the run's. Returns them by study index, for the study's section.
+pub fn write_studies(
+    dir: &Path,
+    records: &[PointRecord],
+    machine: &Machine,
+    ceilings: impl Fn(u64, &[&RooflinePoint]) -> Ceilings,
+) -> Result<Vec<(usize, Vec<Plot>)>> {
+    let (placed, _) = points(records);
+    let mut by_study: BTreeMap<usize, Vec<&RooflinePoint>> = BTreeMap::new();
+    for p in placed.iter().filter(|p| p.gpu.is_none()) {
+        by_study.entry(p.study.0).or_default().push(p);
+    }
+    if by_study.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (index, pts) in by_study {
+        let name = pts[0].study.1.clone();
+        let mut per_p: BTreeMap<u64, usize> = BTreeMap::new();
+        for p in &pts {
+            *per_p.entry(p.workers).or_default() += 1;
+        }
+        if per_p.values().all(|&n| n < 2) {
+            continue;
+        }
+        let stem = format!("study{}-{}-roofline", index + 1, super::plots::slug(&name));
+        let title = format!("Roofline of {name}");
+        let roof = write_points(dir, &stem, &title, &pts, machine, &ceilings)?;
+        out.push((index, roof.plots));
+    }
+    Ok(out)
 }
 
 /// The "Roofline" section of report.md: the plots and the points left out, with reasons.
 pub fn markdown(roofline: &Roofline) -> String {
     let mut md = String::new();
-    if roofline.plots.is_empty() && roofline.left_out.is_empty() {
+    if roofline.plots.is_empty() && roofline.left_out.is_empty() && roofline.notes.is_empty() {
         return md;
     }
     md.push_str("## Roofline\n\n");
@@ -426,6 +561,10 @@ pub fn markdown(roofline: &Roofline) -> String {
     }
     if roofline.plots.is_empty() {
         md.push_str("No point can be placed on a roofline.\n\n");
+    }
+    for note in &roofline.notes {
+        md.push_str(note);
+        md.push_str("\n\n");
     }
     if !roofline.skipped_workers.is_empty() {
         let ps: Vec<String> = roofline
@@ -591,7 +730,10 @@ fn segments_cross((p, q): Segment, (r, s): Segment) -> bool {
 }
 
 /// Choose a box for a `w` × `h` label of the marker at `at`: the cheapest of a ring of candidates
-/// (see the module documentation). Returns the box and whether it needs a leader line.
+/// (see the module documentation). Returns the box and whether it needs a leader line, or `None`
+/// when no candidate is legal: inside the plotting area, overlapping no label, marker or stem,
+/// and crossing no ceiling line (nor an earlier label's leader). Such a label goes to the
+/// caption, as a ceiling label with no room does.
 fn place(
     at: (f64, f64),
     (w, h): (f64, f64),
@@ -599,13 +741,17 @@ fn place(
     taken: &[Rect],
     lines: &[Segment],
     markers: &[(f64, f64)],
-) -> (Rect, bool) {
+) -> Option<(Rect, bool)> {
     let mut best: Option<(f64, Rect, f64)> = None;
     let r = RADIUS as f64;
-    for d in [4.0, 14.0, 28.0, 46.0, 70.0, 100.0, 140.0, 190.0, 250.0] {
+    // Far rings too: in a tight cluster under close compute ceilings (DGEMM variants between
+    // the peak and the measured DGEMM) the only legal room may be well above the roof.
+    for d in [
+        4.0, 14.0, 28.0, 46.0, 70.0, 100.0, 140.0, 190.0, 250.0, 320.0, 400.0,
+    ] {
         // Directions, right first: a label to the right of its point reads most naturally.
-        for k in 0..16 {
-            let angle = std::f64::consts::PI * 2.0 * k as f64 / 16.0;
+        for k in 0..24 {
+            let angle = std::f64::consts::PI * 2.0 * k as f64 / 24.0;
             let (c, s) = (angle.cos(), -angle.sin());
             // The box's anchor: the side or corner facing the point, at distance r + d.
             let (ax, ay) = (at.0 + c * (r + d), at.1 + s * (r + d));
@@ -633,19 +779,26 @@ fn place(
             if !padded.inside(area) {
                 continue;
             }
-            let overlaps = taken.iter().filter(|o| o.intersects(&padded)).count();
+            if taken.iter().any(|o| o.intersects(&padded)) {
+                continue;
+            }
             let clear = rect.grow(LINE_CLEARANCE);
-            let crossings = lines.iter().filter(|(a, b)| clear.crosses(*a, *b)).count();
+            if lines.iter().any(|(a, b)| clear.crosses(*a, *b)) {
+                continue;
+            }
             // A leader line must not run through another label or marker, and had better not
             // cross a ceiling.
             let leader_hits = if d > LEADER_FROM {
                 let end = rect.nearest(at);
                 let start = toward(at, end, r + 2.0);
-                taken
-                    .iter()
-                    .filter(|o| o.crosses(start, end) && !o.grow(-MARGIN).inside(&own(at)))
-                    .count() as f64
-                    * 1e4
+                let hits = |o: &&Rect| o.crosses(start, end) && !o.grow(-MARGIN).inside(&own(at));
+                let is_marker = |o: &&Rect| markers.iter().any(|m| own(*m) == **o);
+                // Through a label: never; through another marker of a tight cluster: only
+                // when nothing else is free.
+                if taken.iter().filter(hits).any(|o| !is_marker(&o)) {
+                    continue;
+                }
+                taken.iter().filter(hits).count() as f64 * 1e4
                     + lines
                         .iter()
                         .filter(|(a, b)| segments_cross((start, end), (*a, *b)))
@@ -671,30 +824,13 @@ fn place(
                 }
             };
             let side = if c > 0.3 { 0.0 } else { 6.0 };
-            let cost = overlaps as f64 * 1e5
-                + crossings as f64 * 400.0
-                + ambiguous
-                + leader_hits
-                + d
-                + side;
+            let cost = ambiguous + leader_hits + d + side;
             if best.as_ref().is_none_or(|(bc, _, _)| cost < *bc) {
                 best = Some((cost, rect, d));
             }
         }
     }
-    match best {
-        Some((_, rect, d)) => (rect, d > LEADER_FROM),
-        // Nothing fits inside the area (a tiny plot): to the right of the point.
-        None => (
-            Rect {
-                l: at.0 + r + 4.0,
-                t: at.1 - h / 2.0,
-                r: at.0 + r + 4.0 + w,
-                b: at.1 + h / 2.0,
-            },
-            false,
-        ),
-    }
+    best.map(|(_, rect, d)| (rect, d > LEADER_FROM))
 }
 
 /// Euclidean distance in pixels.
@@ -776,22 +912,48 @@ fn draw<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let size = root.dim_in_pixel();
     let mut captioned: Vec<String> = Vec::new();
-    for _ in 0..=ceilings.compute.len() + ceilings.memory.len() {
+    let mut captioned_points: Vec<usize> = Vec::new();
+    for _ in 0..=ceilings.compute.len() + ceilings.memory.len() + points.len() {
         let mut scratch = String::new();
-        let unplaced = {
+        let (unplaced, unplaced_points) = {
             let area = SVGBackend::with_string(&mut scratch, size).into_drawing_area();
-            match draw_once(&area, title, points, ceilings, &captioned) {
+            match draw_once(
+                &area,
+                title,
+                points,
+                ceilings,
+                &captioned,
+                &captioned_points,
+            ) {
                 Ok(u) => u,
                 // The real pass below reports the same error.
                 Err(_) => break,
             }
         };
-        if unplaced.is_empty() {
+        if unplaced.is_empty() && unplaced_points.is_empty() {
             break;
         }
         captioned.extend(unplaced);
+        captioned_points.extend(unplaced_points);
     }
-    draw_once(root, title, points, ceilings, &captioned).map(|_| ())
+    draw_once(root, title, points, ceilings, &captioned, &captioned_points).map(|_| ())
+}
+
+/// How the caption names a point whose label found no legal place: its label, rate and
+/// intensity, so the reader can find its (unlabelled) marker.
+fn point_caption(p: &RooflinePoint) -> String {
+    format!(
+        "{} ({}, {} FLOP/B)",
+        p.label,
+        rate_text(p.gflops, "GFLOP/s"),
+        intensity_text(p.intensity)
+    )
+}
+
+/// An intensity with three significant digits: "0.0833", "2.67", "85.3".
+fn intensity_text(v: f64) -> String {
+    let digits = (2 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.digits$}")
 }
 
 /// The thin box of a vertical stem, which later labels keep off.
@@ -827,15 +989,20 @@ fn stack(want: &[f64], h: f64, lo: f64, hi: f64) -> Option<Vec<f64>> {
     (tops.first().is_none_or(|&t| t >= lo)).then_some(tops)
 }
 
-/// [`draw`] once, with the ceiling labels in `captioned` named in the caption rather than in the
-/// plot. Returns the ceiling labels (not in `captioned`) that found no free place.
+/// The ceiling labels and the points (indices) that found no free place in one drawing.
+type Unplaced = (Vec<String>, Vec<usize>);
+
+/// [`draw`] once, with the ceiling labels in `captioned` and the labels of the points (indices)
+/// in `captioned_points` named in the caption rather than in the plot. Returns the ceiling labels
+/// and points not yet captioned that found no free place.
 fn draw_once<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     points: &[&RooflinePoint],
     ceilings: &Ceilings,
     captioned: &[String],
-) -> Result<Vec<String>, DrawingAreaErrorKind<DB::ErrorType>> {
+    captioned_points: &[usize],
+) -> Result<Unplaced, DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let (_, height) = root.dim_in_pixel();
     let mut caption = format!(
@@ -848,7 +1015,18 @@ fn draw_once<DB: DrawingBackend>(
             captioned.join("; ")
         ));
     }
-    let caption = wrap(&caption, 112);
+    if !captioned_points.is_empty() {
+        let named: Vec<String> = captioned_points
+            .iter()
+            .map(|&i| point_caption(points[i]))
+            .collect();
+        caption.push_str(&format!(
+            " Points whose label has no room beside its marker without crossing a line: {}.",
+            named.join("; ")
+        ));
+    }
+    // Proportional text: 104 characters keep a line of wide glyphs (digits, capitals) inside.
+    let caption = wrap(&caption, 104);
     let foot_height = 24 + 30 * caption.len() as i32;
     let (main, foot) = root.split_vertically(height as i32 - foot_height);
     for (i, line) in caption.iter().enumerate() {
@@ -1193,10 +1371,20 @@ fn draw_once<DB: DrawingBackend>(
     };
     order.sort_by_key(|&i| (std::cmp::Reverse(crowd(i)), i));
     let mut leaders = Vec::new();
+    let mut unplaced_points = Vec::new();
     for i in order {
+        if captioned_points.contains(&i) {
+            continue;
+        }
         let p = points[i];
+        // 6% wider than the font's layout box: renderers differ a little in glyph advances, and
+        // a label set to the left of its marker must not reach it in any of them.
         let size = text_size(&p.label, LABEL_SIZE);
-        let (rect, leader) = place(markers[i], size, &area, &taken, &lines, &markers);
+        let size = (size.0 * 1.06, size.1);
+        let Some((rect, leader)) = place(markers[i], size, &area, &taken, &lines, &markers) else {
+            unplaced_points.push(i);
+            continue;
+        };
         taken.push(rect.grow(MARGIN));
         if leader {
             let end = rect.nearest(markers[i]);
@@ -1238,7 +1426,7 @@ fn draw_once<DB: DrawingBackend>(
         ))?;
     }
     root.present()?;
-    Ok(unplaced)
+    Ok((unplaced, unplaced_points))
 }
 
 #[cfg(test)]
@@ -1763,6 +1951,264 @@ mod tests {
             let open = svg[..at].rfind("<text ").unwrap();
             assert!(svg[open..at].contains(&fill), "{want}: {}", &svg[open..at]);
         }
+    }
+
+    /// The DGEMM study of the quick start on a 2-core Zen 5 (naive → faer at n = 512 and 1024,
+    /// p = 2) under a calibrated profile's ceilings: the measured DGEMM line runs between the
+    /// tuned and faer markers and the peak, the cache diagonals through the slow variants. No
+    /// point label's box may touch a ceiling line (read back from the SVG's geometry); a label
+    /// with no legal spot is named in the caption, with its rate, instead.
+    #[test]
+    fn quick_start_gemm_labels_never_cross_a_ceiling() {
+        let m = Machine {
+            cpu_model: "AMD EPYC".into(),
+            cores: 2,
+            simd: "avx512".into(),
+            simd_f64_lanes: 8,
+            fma_units: 2,
+            clock_ghz: 4.236,
+            peak_gflops_per_core: 135.6,
+            ..Machine::default()
+        };
+        let mut recs = Vec::new();
+        for (variant, at512, at1024) in [
+            ("naive", 2.39, 0.9),
+            ("ikj", 32.6, 30.1),
+            ("blocked", 45.9, 44.0),
+            ("tuned", 144.0, 170.0),
+            ("faer", 188.0, 201.0),
+        ] {
+            for (n, gflops) in [(512, at512), (1024, at1024)] {
+                let mut r = gemm(variant, n, gflops);
+                r.point.resources.threads = 2;
+                recs.push(r);
+            }
+        }
+        let ceilings = |p: u64| {
+            let mut c = Ceilings::theoretical(&m, p);
+            c.compute.push(Ceiling {
+                label: "DGEMM, measured".into(),
+                value: 206.7,
+                source: Source::Measured("DGEMM by `scalelab calibrate` at 2 cores".into()),
+            });
+            c.compute.sort_by(|a, b| b.value.total_cmp(&a.value));
+            let how = || Source::Measured("cache bandwidth by `scalelab calibrate`".into());
+            c.with_bandwidth("L1, measured", 763.2, how())
+                .with_bandwidth("L2, measured", 477.5, how())
+                .with_bandwidth("L3, measured", 218.6, how())
+                .with_bandwidth("DRAM (triad), measured", 99.9, how())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write_with(dir.path(), &recs, &m, |p, _| ceilings(p)).unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            let to = Path::new(&keep).join("quick-start-gemm.png");
+            std::fs::copy(dir.path().join("roofline.png"), to).unwrap();
+        }
+        assert_eq!(roof.plots.len(), 1);
+        let svg = std::fs::read_to_string(dir.path().join("roofline.svg")).unwrap();
+        let texts = svg_texts(&svg);
+        let (placed, _) = points(&recs);
+        assert_eq!(placed.len(), 10);
+        assert!(texts.iter().any(|t| t.4 == "DGEMM, measured: 207 GFLOP/s"));
+        // Every label in the plot, or named in the caption with its rate.
+        let all = texts
+            .iter()
+            .map(|t| t.4.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for p in &placed {
+            let in_plot = texts.iter().any(|t| t.4 == p.label);
+            let in_caption =
+                all.contains(&format!("{} ({}", p.label, rate_text(p.gflops, "GFLOP/s")));
+            assert!(
+                in_plot != in_caption,
+                "`{}`: in the plot {in_plot}, in the caption {in_caption}",
+                p.label
+            );
+        }
+        // The geometry: no label box within 2 px of a ceiling line (and the rest of a clean
+        // layout).
+        assert_clean_layout(&svg, &texts, &placed);
+    }
+
+    /// A CUDA point with its device's peaks recorded, as the point process writes it.
+    fn gpu_point(id: &str, device: crate::device::DevicePeaks, gflops: f64) -> PointRecord {
+        let mut r = gemm("tiled", 4096, gflops);
+        r.backend = "cuda".into();
+        r.point.workload = "cuda.gemm".into();
+        r.point.resources.gpus = 1;
+        r.point.id = id.into();
+        r.devices = vec![device];
+        r
+    }
+
+    /// GPU points get a roofline of their own device, from the peaks in their records (an H100:
+    /// FP64 and FP32 of the CUDA cores and HBM bandwidth, all theoretical), apart from the CPU
+    /// points' roofline. A device outside the table of FLOPs per SM per cycle gets its bandwidth
+    /// ceiling only, and report.md says in plain words why there is no compute ceiling. A GPU
+    /// record without peaks (an older scalelab) is listed as left out. The records go through
+    /// JSON first, as `scalelab report` reads them.
+    #[test]
+    fn gpu_points_are_drawn_against_their_devices_ceilings() {
+        use crate::device::DevicePeaks;
+        let h100 = DevicePeaks::from_attributes(
+            0,
+            "NVIDIA H100 80GB HBM3",
+            (9, 0),
+            132,
+            1980.0,
+            2619.0,
+            5120,
+        );
+        let b200 =
+            DevicePeaks::from_attributes(0, "NVIDIA B200", (10, 0), 148, 1965.0, 4000.0, 8192);
+        let mut recs = vec![
+            gemm("tuned", 1024, 24.0),
+            gpu_point("h100-gemm", h100.clone(), 21_000.0),
+            gpu_point("b200-gemm", b200, 40_000.0),
+        ];
+        let mut old = gpu_point("old-gpu", h100, 20_000.0);
+        old.devices.clear();
+        recs.push(old);
+        let recs: Vec<PointRecord> = recs
+            .iter()
+            .map(|r| serde_json::from_str(&serde_json::to_string(r).unwrap()).unwrap())
+            .collect();
+        assert_eq!(recs[1].devices[0].name, "NVIDIA H100 80GB HBM3");
+        let dir = tempfile::tempdir().unwrap();
+        let roof = write(dir.path(), &recs, &machine()).unwrap();
+        if let Some(keep) = std::env::var_os("SCALELAB_KEEP_ROOFLINE") {
+            std::fs::create_dir_all(&keep).unwrap();
+            for p in &roof.plots {
+                let f = dir.path().join(format!("{}.png", p.stem));
+                std::fs::copy(&f, Path::new(&keep).join(f.file_name().unwrap())).unwrap();
+            }
+        }
+        let stems: Vec<&str> = roof.plots.iter().map(|p| p.stem.as_str()).collect();
+        assert_eq!(
+            stems,
+            [
+                "roofline",
+                "roofline-gpu-nvidia-b200-1",
+                "roofline-gpu-nvidia-h100-80gb-hbm3-1"
+            ]
+        );
+        let texts = |stem: &str| -> Vec<String> {
+            let svg = std::fs::read_to_string(dir.path().join(format!("{stem}.svg"))).unwrap();
+            svg_texts(&svg).into_iter().map(|t| t.4).collect()
+        };
+        let h = texts("roofline-gpu-nvidia-h100-80gb-hbm3-1");
+        for want in [
+            "FP32 peak (CUDA cores): 66908 GFLOP/s",
+            "FP64 peak (CUDA cores): 33454 GFLOP/s",
+            "device memory peak: 3352 GB/s",
+            "cuda.gemm tiled",
+        ] {
+            assert!(h.iter().any(|t| t == want), "{want} missing from {h:?}");
+        }
+        assert!(
+            h.iter().any(|t| t == "Roofline, 1 × NVIDIA H100 80GB HBM3"),
+            "{h:?}"
+        );
+        // The CPU plot holds the CPU point only, under the CPU's ceilings.
+        let cpu = texts("roofline");
+        assert!(cpu.iter().any(|t| t == "gemm tuned"));
+        assert!(!cpu.iter().any(|t| t.starts_with("cuda.gemm")));
+        assert!(!cpu.iter().any(|t| t.contains("CUDA cores")));
+        // The unknown architecture: a bandwidth ceiling, no compute ceiling, and a note.
+        let b = texts("roofline-gpu-nvidia-b200-1");
+        assert!(
+            b.iter().any(|t| t == "device memory peak: 8192 GB/s"),
+            "{b:?}"
+        );
+        assert!(
+            !b.iter()
+                .any(|t| t.contains("GFLOP/s:") || t.contains("CUDA cores)")),
+            "{b:?}"
+        );
+        let md = markdown(&roof);
+        assert!(
+            md.contains("The GPU roofline of NVIDIA B200 (compute capability 10.0) ([roofline-gpu-nvidia-b200-1.png](plots/roofline-gpu-nvidia-b200-1.png)) has only the ceilings the device's figures give: its compute capability is not in scalelab's table of FLOPs per SM per cycle (src/device.rs), so no compute peak is drawn rather than a guessed one."),
+            "{md}"
+        );
+        assert!(
+            md.contains("(plots/roofline-gpu-nvidia-h100-80gb-hbm3-1.png)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- cuda.gemm tiled (1 point: `old-gpu`): GPU point whose record holds no device peaks"),
+            "{md}"
+        );
+    }
+
+    /// In a run of several studies, a study with two or more points at one worker count (the
+    /// DGEMM variants) gets its own roofline besides the run's; a study of one kernel per worker
+    /// count (the triad) does not, nor does a run of a single study. report.md shows it in the
+    /// study's section.
+    #[test]
+    fn a_study_of_several_kernels_gets_its_own_roofline() {
+        let mut recs = fixture();
+        recs.retain(|r| r.backend != "cuda");
+        // The memory-bound kernels each in a study of their own.
+        for (k, r) in recs.iter_mut().filter(|r| r.point.study == 1).enumerate() {
+            r.point.study = 1 + k;
+            r.point.study_name = r.point.workload.clone();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let per = write_studies(dir.path(), &recs, &machine(), |p, pts| {
+            run_ceilings(&machine(), p, pts)
+        })
+        .unwrap();
+        let got: Vec<(usize, Vec<&str>)> = per
+            .iter()
+            .map(|(i, plots)| (*i, plots.iter().map(|p| p.stem.as_str()).collect()))
+            .collect();
+        assert_eq!(got, [(0, vec!["study1-gemm-strong-roofline"])]);
+        assert!(dir.path().join("study1-gemm-strong-roofline.svg").exists());
+        assert!(dir.path().join("study1-gemm-strong-roofline.png").exists());
+        let svg =
+            std::fs::read_to_string(dir.path().join("study1-gemm-strong-roofline.svg")).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).into_iter().map(|t| t.4).collect();
+        assert!(texts.iter().any(|t| t == "gemm blocked"), "{texts:?}");
+        assert!(!texts.iter().any(|t| t == "stream.triad"), "{texts:?}");
+        assert!(texts
+            .join(" ")
+            .contains("Roofline of gemm strong, p = 1 worker"));
+        // One study alone: the run's roofline is the study's.
+        let only: Vec<PointRecord> = recs
+            .iter()
+            .filter(|r| r.point.study == 0)
+            .cloned()
+            .collect();
+        assert!(
+            write_studies(dir.path(), &only, &machine(), |p, pts| run_ceilings(
+                &machine(),
+                p,
+                pts
+            ))
+            .unwrap()
+            .is_empty()
+        );
+        // In report.md, in the study's section.
+        let run_dir = tempfile::tempdir().unwrap();
+        let run = crate::results::RunDir::new(run_dir.path());
+        let plan = crate::plan::Plan {
+            experiment: "roof".into(),
+            manifest_sha256: "0".repeat(64),
+            points: recs.iter().map(|r| r.point.clone()).collect(),
+        };
+        crate::report::write(&run, &plan, &recs, &machine()).unwrap();
+        let md = std::fs::read_to_string(run.report()).unwrap();
+        let at = md
+            .find("![Roofline of gemm strong, p = 1 worker (Test CPU)](plots/study1-gemm-strong-roofline.png)")
+            .unwrap_or_else(|| panic!("{md}"));
+        let study2 = md.find("## Study 2").unwrap();
+        assert!(at < study2, "in study 1's section");
+        assert!(
+            md.contains("Studies with a roofline of their own, in their sections above: [study 1 (gemm strong)](plots/study1-gemm-strong-roofline.png)."),
+            "{md}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::sacct;
 use super::script::{self, ScriptContext};
 use super::shape::{self, Override, Shape};
 use super::status::{self, Decision, PointState};
-use super::submit::{self, Jobs, RoundPlan, Slurm};
+use super::submit::{self, Jobs, Partition, RoundPlan, Slurm};
 use super::Settings;
 use crate::exit::BadInput;
 use crate::machine::Machine;
@@ -108,15 +108,9 @@ pub fn sbatch_new(
     let points: Vec<&Point> = plan.points.iter().collect();
     let mut round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
     if opts.calibrate {
-        // Two nodes where the partition has them, for the ping-pong between nodes.
-        let nodes = if partition.as_ref().is_some_and(|p| p.nodes >= 2) {
-            2
-        } else {
-            1
-        };
         round.calibrate = Some((
             ctx.round_dir().join("calibrate.sbatch"),
-            script::render_calibrate(&ctx, nodes),
+            script::render_calibrate(&ctx, calibrate_nodes(partition.as_ref())),
         ));
     }
     if let Some(p) = &partition {
@@ -213,7 +207,19 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
             crate::outln!("{l}")?;
         }
     }
-    if resubmit.is_empty() {
+    let calibration = calibration_state(&run, &jobs, &rows);
+    match &calibration {
+        Calibration::Running(id) => crate::outln!(
+            "the calibration job {id} has not ended (or sacct does not know it yet): left alone"
+        )?,
+        Calibration::Missing => crate::outln!(
+            "resubmitting the calibration job: the run was made with --calibrate and has no {}",
+            crate::calibrate::profile::RUN_FILE
+        )?,
+        Calibration::NotAsked | Calibration::Done => {}
+    }
+    let calibrate = calibration == Calibration::Missing;
+    if resubmit.is_empty() && !calibrate {
         crate::outln!("nothing to resubmit in {}", run.root.display())?;
         return Ok(if left.is_empty() {
             ExitCode::SUCCESS
@@ -221,11 +227,13 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
             ExitCode::from(1)
         });
     }
-    crate::outln!(
-        "resubmitting {} point{}:",
-        resubmit.len(),
-        plural(resubmit.len())
-    )?;
+    if !resubmit.is_empty() {
+        crate::outln!(
+            "resubmitting {} point{}:",
+            resubmit.len(),
+            plural(resubmit.len())
+        )?;
+    }
     for l in &lines {
         crate::outln!("{l}")?;
     }
@@ -241,9 +249,16 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
         settings: &settings,
         round: jobs.next_round(),
     };
-    let round = submit::prepare_round(&ctx, &resubmit, &overrides, max_array, opts.pack)?;
-    if let Some(p) = find_partition(slurm, &run.manifest(), &settings)? {
-        check_round(&run.manifest(), &p, &round)?;
+    let mut round = submit::prepare_round(&ctx, &resubmit, &overrides, max_array, opts.pack)?;
+    let partition = find_partition(slurm, &run.manifest(), &settings)?;
+    if calibrate {
+        round.calibrate = Some((
+            ctx.round_dir().join("calibrate.sbatch"),
+            script::render_calibrate(&ctx, calibrate_nodes(partition.as_ref())),
+        ));
+    }
+    if let Some(p) = &partition {
+        check_round(&run.manifest(), p, &round)?;
     }
     if opts.dry_run {
         print_dry_run(&round)?;
@@ -271,6 +286,54 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
     )?;
     round.write()?;
     finish(&run, &round, opts, slurm)
+}
+
+/// Where a run's calibration job stands, for `sbatch --resume`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Calibration {
+    /// The run was made without `--calibrate`.
+    NotAsked,
+    /// Its profile (`machine-profile.json`) is in the run.
+    Done,
+    /// A calibration job (this id) has not ended, as far as `sacct` says.
+    Running(String),
+    /// Asked for, no profile, none in flight: the resume submits it again.
+    Missing,
+}
+
+/// Whether `run` was made with `--calibrate` (a round folder holds `calibrate.sbatch`, written
+/// whether or not it was submitted) and, if so, whether its profile arrived, a calibration job is
+/// still in flight (by `sacct`'s `rows`), or it must be submitted again.
+fn calibration_state(run: &RunDir, jobs: &Jobs, rows: &[sacct::SacctRow]) -> Calibration {
+    let scripts = std::fs::read_dir(run.root.join("slurm"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path().join("calibrate.sbatch").exists());
+    let calibration_jobs: Vec<&str> = jobs
+        .rounds
+        .iter()
+        .flat_map(|r| &r.jobs)
+        .filter(|j| j.points.is_empty() && j.script.ends_with("calibrate.sbatch"))
+        .map(|j| j.job_id.as_str())
+        .collect();
+    if !scripts && calibration_jobs.is_empty() {
+        return Calibration::NotAsked;
+    }
+    if run.root.join(crate::calibrate::profile::RUN_FILE).exists() {
+        return Calibration::Done;
+    }
+    // A job sacct does not (yet) report as ended counts as in flight: a second calibration job
+    // is never submitted beside one that may still run.
+    let in_flight = calibration_jobs.iter().find(|id| {
+        !rows
+            .iter()
+            .any(|r| r.job == **id && r.step.is_none() && r.state.ended())
+    });
+    match in_flight {
+        Some(id) => Calibration::Running(id.to_string()),
+        None => Calibration::Missing,
+    }
 }
 
 /// Print where the scripts went, submit them when asked, and say what comes next.
@@ -323,15 +386,14 @@ fn finish(
         )?;
     } else {
         crate::outln!(
-            "not submitted; submit with `scalelab sbatch --resume {} --submit`",
-            run.root.display()
+            "not submitted; submit with `scalelab sbatch --resume {} --submit`{}",
+            run.root.display(),
+            if round.calibrate.is_some() {
+                " (it submits the calibration job too while the run has no machine profile)"
+            } else {
+                ""
+            }
         )?;
-        if let Some((path, _)) = &round.calibrate {
-            crate::outln!(
-                "`--resume` submits points only: submit the calibration job with `sbatch {}`",
-                script::quote(path)
-            )?;
-        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -358,6 +420,16 @@ fn find_partition(
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
+    }
+}
+
+/// Nodes of the calibration job: two where the partition has them, for the MPI ping-pong between
+/// nodes; one otherwise.
+fn calibrate_nodes(partition: Option<&Partition>) -> u32 {
+    if partition.is_some_and(|p| p.nodes >= 2) {
+        2
+    } else {
+        1
     }
 }
 
@@ -592,10 +664,11 @@ mod tests {
         }
     }
 
-    /// Records every submission; job ids count up from 100.
+    /// Records every submission; job ids count up from 100. `sacct` answers `accounting`.
     #[derive(Default)]
     struct FakeSlurm {
         submitted: Vec<(PathBuf, Option<String>)>,
+        accounting: String,
     }
 
     impl Slurm for FakeSlurm {
@@ -605,7 +678,7 @@ mod tests {
             Ok((99 + self.submitted.len()).to_string())
         }
         fn sacct(&mut self, _: &[String]) -> Result<String> {
-            Ok(String::new())
+            Ok(self.accounting.clone())
         }
         fn partitions(&mut self) -> Option<Vec<submit::Partition>> {
             None
@@ -701,6 +774,110 @@ mod tests {
                 "array-2.sbatch",
                 "collect.sbatch"
             ]
+        );
+    }
+
+    /// `sbatch --resume` of a run made with `--calibrate`: while the calibration job has not
+    /// ended it is left alone; once sacct says it ended without leaving `machine-profile.json`,
+    /// the new round has a calibration job again (its script for the run's profile), submitted
+    /// first and waited for by the collect job; once the profile is there, no more.
+    #[test]
+    fn resume_resubmits_a_calibration_whose_profile_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("m.toml");
+        std::fs::write(
+            &manifest,
+            "name = \"x\"\n\n[[study]]\nworkload = \"gemm\"\nsize = [64]\nthreads = [1]\n\n[slurm]\npartition = \"batch\"\n",
+        )
+        .unwrap();
+        let run_dir = dir.path().join("run");
+        let run = RunDir::new(&run_dir);
+        let opts = SbatchOptions {
+            dry_run: false,
+            submit: false,
+            pack: false,
+            program: Some(PathBuf::from("/opt/bin/scalelab")),
+            calibrate: true,
+        };
+        let mut slurm = FakeSlurm::default();
+        sbatch_new(
+            &manifest,
+            Some(run_dir.clone()),
+            dir.path(),
+            &opts,
+            &mut slurm,
+        )
+        .unwrap();
+        // Written but not submitted: asked for, nothing in flight.
+        assert_eq!(
+            calibration_state(&run, &Jobs::default(), &[]),
+            Calibration::Missing
+        );
+        // Submit round 1 as `--submit` would: calibration job 100, array 101, collect 102.
+        let settings = Settings::from_table(None).unwrap();
+        let ctx = ScriptContext {
+            experiment: "x",
+            run_dir: &run_dir,
+            program: Path::new("/opt/bin/scalelab"),
+            settings: &settings,
+            round: 1,
+        };
+        let plan = run.load_plan().unwrap();
+        let points: Vec<&Point> = plan.points.iter().collect();
+        let mut round =
+            submit::prepare_round(&ctx, &points, &BTreeMap::new(), 1000, false).unwrap();
+        round.calibrate = Some((
+            ctx.round_dir().join("calibrate.sbatch"),
+            script::render_calibrate(&ctx, 1),
+        ));
+        round.submit(&run, &mut slurm).unwrap();
+        let jobs = Jobs::load(&run).unwrap();
+        let row = |state: &str| sacct::parse(&format!("100|{state}|0:0|00:00:30|||00:05:00|n1\n"));
+        assert_eq!(
+            calibration_state(&run, &jobs, &[]),
+            Calibration::Running("100".into()),
+            "not in sacct yet: in flight"
+        );
+        assert_eq!(
+            calibration_state(&run, &jobs, &row("RUNNING")),
+            Calibration::Running("100".into())
+        );
+        assert_eq!(
+            calibration_state(&run, &jobs, &row("FAILED")),
+            Calibration::Missing
+        );
+
+        // The resume while it runs writes no calibration script in round 2.
+        slurm.accounting =
+            "100|RUNNING|0:0|00:00:30|||00:05:00|n1\n101_0|FAILED|1:0|00:00:01|||00:05:00|n1\n"
+                .into();
+        sbatch_resume(&run_dir, &opts, &mut slurm).unwrap();
+        assert!(!run_dir.join("slurm/round-2/calibrate.sbatch").exists());
+        // Ended without a profile: round 2 calibrates again, for the run's profile.
+        slurm.accounting =
+            "100|TIMEOUT|0:0|00:05:00|||00:05:00|n1\n101_0|FAILED|1:0|00:00:01|||00:05:00|n1\n"
+                .into();
+        sbatch_resume(&run_dir, &opts, &mut slurm).unwrap();
+        let again =
+            std::fs::read_to_string(run_dir.join("slurm/round-2/calibrate.sbatch")).unwrap();
+        assert!(
+            again.ends_with(&format!(
+                "exec /opt/bin/scalelab calibrate --out {}\n",
+                run_dir.join("machine-profile.json").display()
+            )),
+            "{again}"
+        );
+        // With the profile in the run, nothing more to calibrate.
+        std::fs::write(run_dir.join("machine-profile.json"), b"{}").unwrap();
+        assert_eq!(
+            calibration_state(&run, &jobs, &row("TIMEOUT")),
+            Calibration::Done
+        );
+        // A run made without --calibrate never gets one.
+        let plain = tempfile::tempdir().unwrap();
+        assert_eq!(
+            calibration_state(&RunDir::new(plain.path()), &Jobs::default(), &[]),
+            Calibration::NotAsked
         );
     }
 

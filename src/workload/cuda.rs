@@ -78,6 +78,22 @@ impl Instance for GpuInstance {
     fn metrics(&self) -> Vec<(&'static str, f64)> {
         self.0.metrics()
     }
+    fn devices(&self) -> Vec<crate::device::DevicePeaks> {
+        self.0.devices().iter().map(peaks).collect()
+    }
+}
+
+/// A device's facts from the driver and the peaks computed from them ([`crate::device`]).
+fn peaks(d: &cuda::runtime::DeviceInfo) -> crate::device::DevicePeaks {
+    crate::device::DevicePeaks::from_attributes(
+        d.ordinal,
+        &d.name,
+        d.capability,
+        d.sms,
+        d.clock_mhz,
+        d.memory_clock_mhz,
+        d.bus_bits,
+    )
 }
 
 /// The devices of the point being prepared: its `gpus`, at least 1.

@@ -400,6 +400,11 @@ pub trait Instance {
     fn details(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// The GPUs this instance runs on, with their peaks, for the record (GPU roofline). Default:
+    /// none (CPU workloads).
+    fn devices(&self) -> Vec<crate::device::DevicePeaks> {
+        Vec::new()
+    }
 }
 
 /// The communicator distributed instances run on: MPI's world of the point's ranks.

@@ -47,6 +47,8 @@ pub trait Bench {
     fn verify(&mut self) -> Result<(), String>;
     /// The last repetition's phase times in seconds (slowest device).
     fn metrics(&self) -> Vec<(&'static str, f64)>;
+    /// The devices this benchmark runs on, as the driver describes them (for the record's peaks).
+    fn devices(&self) -> Vec<DeviceInfo>;
 }
 
 /// Whether host↔device copies are part of each repetition.
@@ -331,6 +333,10 @@ impl<P: Parts> Bench for Timed<P> {
             lane.sync()?;
         }
         result
+    }
+
+    fn devices(&self) -> Vec<DeviceInfo> {
+        self.parts.lanes().iter().map(|l| l.info.clone()).collect()
     }
 
     fn metrics(&self) -> Vec<(&'static str, f64)> {

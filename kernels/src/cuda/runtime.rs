@@ -172,18 +172,25 @@ impl DeviceInfo {
         format!("sm_{}{}", self.capability.0, self.capability.1)
     }
 
-    /// FP32 lanes per SM for this compute capability (CUDA programming guide, "Arithmetic
-    /// instructions"): 64 on 6.0, 7.x and 8.0, 128 otherwise from 6.1 on.
-    pub fn fp32_lanes_per_sm(&self) -> u32 {
+    /// FP32 lanes per SM for this compute capability (CUDA C++ Programming Guide, "Arithmetic
+    /// Instructions": 32-bit floating-point multiply-add results per clock per multiprocessor),
+    /// for the capabilities 5.0–9.0 that table lists; `None` for any other, rather than a guess
+    /// (the same table as the records' peaks, `src/device.rs` of scalelab).
+    pub fn fp32_lanes_per_sm(&self) -> Option<u32> {
         match self.capability {
-            (6, 0) | (7, _) | (8, 0) => 64,
-            _ => 128,
+            (5, 0) | (5, 2) | (5, 3) | (6, 1) | (6, 2) | (8, 6) | (8, 7) | (8, 9) | (9, 0) => {
+                Some(128)
+            }
+            (6, 0) | (7, 0) | (7, 2) | (7, 5) | (8, 0) => Some(64),
+            _ => None,
         }
     }
 
-    /// Theoretical FP32 peak in TFLOP/s: SMs × lanes × 2 (FMA) × clock.
-    pub fn peak_fp32_tflops(&self) -> f64 {
-        f64::from(self.sms) * f64::from(self.fp32_lanes_per_sm()) * 2.0 * self.clock_mhz * 1e-6
+    /// Theoretical FP32 peak in TFLOP/s: SMs × lanes × 2 (FMA) × clock; `None` for a compute
+    /// capability outside the table of [`DeviceInfo::fp32_lanes_per_sm`].
+    pub fn peak_fp32_tflops(&self) -> Option<f64> {
+        self.fp32_lanes_per_sm()
+            .map(|l| f64::from(self.sms) * f64::from(l) * 2.0 * self.clock_mhz * 1e-6)
     }
 
     /// Theoretical memory bandwidth in GB/s: 2 transfers per clock (DDR/HBM) × bus bytes.
@@ -194,11 +201,18 @@ impl DeviceInfo {
     /// One block of `scalelab info` lines for this device.
     pub fn describe(&self) -> String {
         let gib = self.memory_bytes as f64 / f64::from(1u32 << 30);
+        let fp32 = match (self.peak_fp32_tflops(), self.fp32_lanes_per_sm()) {
+            (Some(t), Some(l)) => format!("peak FP32 {t:.1} TFLOP/s ({l} lanes/SM x 2 x clock)"),
+            _ => format!(
+                "peak FP32 unknown: compute capability {}.{} is not in scalelab's table of lanes per SM",
+                self.capability.0, self.capability.1
+            ),
+        };
         format!(
             "gpu {}                 {} (compute capability {}.{}, {})\n  \
              SMs                 {}\n  \
              memory              {gib:.1} GiB, {}-bit bus at {:.0} MHz: peak {:.0} GB/s\n  \
-             clock               {:.0} MHz: peak FP32 {:.1} TFLOP/s ({} lanes/SM x 2 x clock)\n",
+             clock               {:.0} MHz: {fp32}\n",
             self.ordinal,
             self.name,
             self.capability.0,
@@ -209,8 +223,6 @@ impl DeviceInfo {
             self.memory_clock_mhz,
             self.peak_bandwidth_gbs(),
             self.clock_mhz,
-            self.peak_fp32_tflops(),
-            self.fp32_lanes_per_sm()
         )
     }
 }
@@ -287,9 +299,9 @@ mod tests {
         assert_eq!(d.arch(), "sm_90");
         // 132 SMs x 128 lanes x 2 x 1.98 GHz = 66.9 TFLOP/s; 2 x 2619 MHz x 640 B = 3352 GB/s.
         assert!(
-            (d.peak_fp32_tflops() - 66.9).abs() < 0.05,
+            (d.peak_fp32_tflops().unwrap() - 66.9).abs() < 0.05,
             "{}",
-            d.peak_fp32_tflops()
+            d.peak_fp32_tflops().unwrap()
         );
         assert!(
             (d.peak_bandwidth_gbs() - 3352.3).abs() < 0.1,
@@ -302,8 +314,17 @@ mod tests {
             clock_mhz: 1410.0,
             ..d.clone()
         };
-        assert_eq!(a100.fp32_lanes_per_sm(), 64);
-        assert!((a100.peak_fp32_tflops() - 19.5).abs() < 0.05);
+        assert_eq!(a100.fp32_lanes_per_sm(), Some(64));
+        assert!((a100.peak_fp32_tflops().unwrap() - 19.5).abs() < 0.05);
+        // An architecture the table does not list: no figure, said in words.
+        let b200 = DeviceInfo {
+            capability: (10, 0),
+            ..d.clone()
+        };
+        assert_eq!(b200.peak_fp32_tflops(), None);
+        assert!(b200.describe().contains(
+            "peak FP32 unknown: compute capability 10.0 is not in scalelab's table of lanes per SM"
+        ));
         let text = d.describe();
         assert!(
             text.starts_with(

@@ -123,6 +123,21 @@ pub fn fill(x: &mut [f64], f: impl Fn(usize) -> f64 + Sync) {
     });
 }
 
+/// Set every element of `x` to `v` in parallel (static partition of the current pool), with
+/// `stores`. A harness that overwrites a kernel's output between timed passes (to catch a kernel
+/// that stops writing) must do it with the kernel's own kind of stores: ordinary stores would
+/// leave up to a last-level cache of dirty output lines behind, whose write-back then lands in the
+/// next timed pass as traffic STREAM does not count (up to L3 / (24 B × n) slower; about 15% with
+/// 64 MiB arrays and a 32 MiB L3). Streaming stores leave nothing dirty, as a back-to-back pass
+/// of the kernel itself does.
+pub fn poison(x: &mut [f64], v: f64, stores: Stores) {
+    let chunk = static_chunk(x.len());
+    x.par_chunks_mut(chunk).for_each(|part| match stores {
+        Stores::Cached => part.fill(v),
+        Stores::Streaming => nt::fill(part, v),
+    });
+}
+
 /// Serial copy `c[i] = a[i]`. Panics if the lengths differ.
 pub fn copy_serial(c: &mut [f64], a: &[f64]) {
     same_len(c, &[a]);
@@ -277,6 +292,12 @@ mod nt {
         unsafe { _mm_loadu_pd(x.as_ptr().add(i)) }
     }
 
+    pub fn fill(x: &mut [f64], v: f64) {
+        // SAFETY: SSE2 baseline.
+        let vv = unsafe { _mm_set1_pd(v) };
+        pairs(x, |o, _| o.fill(v), |_| vv);
+    }
+
     pub fn copy(c: &mut [f64], a: &[f64]) {
         pairs(c, |o, r| super::copy_serial(o, &a[r]), |i| load(a, i));
     }
@@ -317,6 +338,10 @@ mod nt {
     pub use super::{
         add_serial as add, copy_serial as copy, scale_serial as scale, triad_serial as triad,
     };
+
+    pub fn fill(x: &mut [f64], v: f64) {
+        x.fill(v);
+    }
 }
 
 /// The three STREAM arrays `a`, `b`, `c` of one size, first-touched in parallel.
@@ -398,6 +423,12 @@ impl Arrays {
         }
     }
 
+    /// Overwrite the output array of `op` with NaN using `stores` (see [`poison`]): the next run
+    /// must write every element again for [`Arrays::check`] to pass.
+    pub fn poison_output(&mut self, op: Op, stores: Stores) {
+        poison(self.output_mut(op), f64::NAN, stores);
+    }
+
     /// Restore the output array of `op` to its initial value (the inputs are never written).
     pub fn reset_output(&mut self, op: Op) {
         match op {
@@ -447,6 +478,30 @@ mod tests {
                             triad(x, &b, &c, SCALAR, stores);
                             triad_serial(&mut y, &b, &c, SCALAR);
                             assert_eq!(x, &y[..], "triad {what}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Both kinds of poison write every element, on and off the 16-byte alignment, at every pool
+    /// size (a streaming fill that skipped its scalar head or tail would leave old values).
+    #[test]
+    fn poison_writes_every_element() {
+        for t in THREADS {
+            pool(t).install(|| {
+                for n in [1usize, 2, 3, 17, 4099] {
+                    for off in [0usize, 1] {
+                        for stores in Stores::ALL {
+                            let mut xs = vec![1.0; n + 1];
+                            poison(&mut xs[off..off + n], f64::NAN, stores);
+                            let what = format!("n={n} t={t} off={off} {stores:?}");
+                            assert!(xs[off..off + n].iter().all(|x| x.is_nan()), "{what}");
+                            assert!(
+                                xs[..off].iter().chain(&xs[off + n..]).all(|&x| x == 1.0),
+                                "{what}"
+                            );
                         }
                     }
                 }
