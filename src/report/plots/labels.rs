@@ -58,7 +58,8 @@ pub(super) fn applies(rec: &PointRecord, key: &str) -> bool {
     }
 }
 
-/// The parameters of `rec` that apply to it, size and resources left out: `variant=…` first.
+/// The parameters of `rec` that apply to it, size and resources left out: `variant=…` first;
+/// an empty text value (an optional parameter not given) says nothing and is left out.
 pub(super) fn params(rec: &PointRecord) -> Vec<String> {
     let mut parts = Vec::new();
     let variant = rec.point.params.variant();
@@ -70,7 +71,12 @@ pub(super) fn params(rec: &PointRecord) -> Vec<String> {
             .params
             .0
             .iter()
-            .filter(|(k, _)| k.as_str() != "size" && k.as_str() != "variant" && applies(rec, k))
+            .filter(|(k, v)| {
+                k.as_str() != "size"
+                    && k.as_str() != "variant"
+                    && applies(rec, k)
+                    && !matches!(v, Value::Text(t) if t.is_empty())
+            })
             .map(|(k, v)| format!("{k}={v}")),
     );
     parts

@@ -615,3 +615,39 @@ fn the_checker_sees_an_overlap() {
     let off = r##"<svg><text x="1250" y="10" dy="0.76em" text-anchor="start" font-size="20">cut off</text></svg>"##;
     assert!(problems(off)[0].contains("runs off the page"));
 }
+
+/// The same check on the plots of real runs: `SCALELAB_LAYOUT_DIR=<folder> cargo nextest run
+/// --all-features --run-ignored all -E 'test(plots_of_a_folder)'` checks every SVG under the
+/// folder (a run's `plots/`, or a folder of runs), roofline plots excepted (drawn elsewhere).
+#[test]
+#[ignore = "checks the plots under $SCALELAB_LAYOUT_DIR, by hand"]
+fn plots_of_a_folder() {
+    let root = std::env::var_os("SCALELAB_LAYOUT_DIR")
+        .expect("set SCALELAB_LAYOUT_DIR to a folder of plots");
+    let mut stack = vec![std::path::PathBuf::from(root)];
+    let (mut checked, mut all) = (0, Vec::new());
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if name.ends_with(".svg") && !name.starts_with("roofline") {
+                checked += 1;
+                let svg = std::fs::read_to_string(&p).unwrap();
+                all.extend(
+                    problems(&svg)
+                        .into_iter()
+                        .map(|m| format!("{}: {m}", p.display())),
+                );
+            }
+        }
+    }
+    assert!(checked > 0, "no plots found");
+    assert!(
+        all.is_empty(),
+        "{} layout problems in {checked} plots:\n{}",
+        all.len(),
+        all.join("\n")
+    );
+}

@@ -501,11 +501,22 @@ fn draw<DB: DrawingBackend>(
         chart.draw_series(DashedLineSeries::new(r.points.clone(), 16, 10, style))?;
     }
     let plot = chart.plotting_area();
+    // Whiskers of lines that share an x are set side by side, 6 px apart, so none hides another.
+    let with_band = c.lines.iter().filter(|l| l.band.len() >= 1).count() as i32;
+    let mut k = 0;
     for l in &c.lines {
         let col = color(l.style);
+        let dodge = if l.band.is_empty() {
+            0
+        } else {
+            k += 1;
+            6 * (k - 1) - 3 * (with_band - 1)
+        };
         // Whiskers with caps: the spread of each point.
         for &(x, lo, hi) in &l.band {
-            let (a, b) = (plot.map_coordinate(&(x, lo)), plot.map_coordinate(&(x, hi)));
+            let (mut a, mut b) = (plot.map_coordinate(&(x, lo)), plot.map_coordinate(&(x, hi)));
+            a.0 += dodge;
+            b.0 += dodge;
             if (a.1 - b.1).abs() < 2 {
                 continue;
             }
