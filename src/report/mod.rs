@@ -1481,7 +1481,7 @@ mod tests {
             "the swept resources"
         );
         assert!(
-            hybrid.contains("2 thread(s)/rank"),
+            hybrid.contains("2 threads/rank"),
             "hybrid split per threads"
         );
 

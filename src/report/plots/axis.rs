@@ -241,6 +241,20 @@ fn decimal_compact(v: f64) -> String {
     trim_num(v)
 }
 
+/// `v` to three significant digits, trailing zeros trimmed: 59.112 → "59.1", 118.2 → "118".
+pub(super) fn sig3(v: f64) -> String {
+    if !(v.is_finite() && v > 0.0) || v >= 100.0 {
+        return trim_num(v.round());
+    }
+    let d = (2 - v.log10().floor() as i32).clamp(0, 9) as usize;
+    let s = format!("{v:.d$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 pub(super) fn trim_num(v: f64) -> String {
     let s = if v >= 100.0 {
         format!("{v:.0}")
@@ -305,6 +319,9 @@ mod tests {
         assert_eq!(p.ticks(2), vec![1.0, 3.0]);
         assert!(p.lo < 1.0 && p.hi > 6.0);
         assert_eq!(a.label(0.5), "0.5");
+        assert_eq!(sig3(59.112), "59.1");
+        assert_eq!(sig3(118.224), "118");
+        assert_eq!(sig3(0.012345), "0.0123");
         assert_eq!(a.label(1024.0), "1024");
         assert_eq!(sizes.label(1e-4), "0.0001");
         assert_eq!(sizes.label(0.001), "0.001");

@@ -11,75 +11,19 @@
 
 use crate::plan::Resources;
 use crate::results::PointRecord;
-use crate::value::{Size, Value};
 
-/// `v` with an exact decimal suffix when it has one (20000000 → "20M"), else the digits.
-fn count_text(v: u64) -> String {
-    for (suffix, scale) in [("G", 1_000_000_000u64), ("M", 1_000_000), ("k", 1_000)] {
-        if v >= scale.max(10_000) && v.is_multiple_of(scale) {
-            return format!("{}{suffix}", v / scale);
-        }
-    }
-    v.to_string()
-}
+pub(super) use crate::report::scaling::size_value;
 
-/// A size as the manifest wrote it: `64MiB` for bytes, `20M` or `1024` for counts.
-pub(super) fn size_value(rec: &PointRecord) -> Option<String> {
-    match rec.point.params.get("size") {
-        Some(Value::Size(Size::Bytes(b))) => Some(Size::Bytes(*b).to_string()),
-        Some(Value::Size(Size::Count(n))) => Some(count_text(*n)),
-        Some(other) => Some(other.to_string()),
-        None if rec.size > 0 => Some(count_text(rec.size)),
-        None => None,
-    }
-}
-
-/// `n=1024` for workloads whose size unit is a short name, else `size=64MiB`.
+/// `n=1024` for workloads whose size unit is a short name, else `size=64MiB`
+/// ([`crate::report::scaling::size_label`]), or `None` when the size does not apply.
 pub(super) fn size_text(rec: &PointRecord) -> Option<String> {
-    if !applies(rec, "size") {
-        return None;
-    }
-    let v = size_value(rec)?;
-    let unit = rec.size_unit.trim();
-    Some(if !unit.is_empty() && unit.len() <= 2 {
-        format!("{unit}={v}")
-    } else {
-        format!("size={v}")
-    })
+    crate::report::scaling::size_label(rec)
 }
 
-/// Whether parameter `key` means anything for `rec`: the synthetic-data settings do not when the
-/// point reads another dataset.
-pub(super) fn applies(rec: &PointRecord, key: &str) -> bool {
-    let synthetic_only = matches!(key, "size" | "features" | "classes");
-    match rec.point.params.get("dataset") {
-        Some(Value::Text(d)) if synthetic_only => d == "synthetic",
-        _ => true,
-    }
-}
-
-/// The parameters of `rec` that apply to it, size and resources left out: `variant=…` first;
-/// an empty text value (an optional parameter not given) says nothing and is left out.
+/// The parameters of `rec` that apply to it, size and resources left out: `variant=…` first
+/// ([`crate::report::scaling::fixed_params`]).
 pub(super) fn params(rec: &PointRecord) -> Vec<String> {
-    let mut parts = Vec::new();
-    let variant = rec.point.params.variant();
-    if !variant.is_empty() {
-        parts.push(format!("variant={variant}"));
-    }
-    parts.extend(
-        rec.point
-            .params
-            .0
-            .iter()
-            .filter(|(k, v)| {
-                k.as_str() != "size"
-                    && k.as_str() != "variant"
-                    && applies(rec, k)
-                    && !matches!(v, Value::Text(t) if t.is_empty())
-            })
-            .map(|(k, v)| format!("{k}={v}")),
-    );
-    parts
+    crate::report::scaling::fixed_params(rec)
 }
 
 /// Split the parts of each line into what every line shares (returned first, in the first
@@ -158,6 +102,7 @@ mod tests {
     use super::*;
     use crate::plan::Scaling;
     use crate::report::test_support::record;
+    use crate::value::{Size, Value};
 
     fn res(ranks: u32, threads: u32, gpus: u32) -> Resources {
         Resources {

@@ -39,14 +39,13 @@ fn lines(st: &mut Study<'_, '_>, value: impl Fn(&ScalingPoint<'_>) -> f64) -> Ve
     let mut out = Vec::new();
     for (i, s) in st.series.iter().enumerate() {
         let base = s.base_point();
-        let mut label = st.label(i, "measured");
-        if several {
-            label = format!(
-                "{label} (p0={}: {})",
-                base.workers,
-                secs(base.summary.median)
-            );
-        }
+        let own = st.labels[i].clone();
+        let base_note = if several {
+            format!(" (p0={}: {})", base.workers, secs(base.summary.median))
+        } else {
+            String::new()
+        };
+        let label = format!("{}{base_note}", st.label(i, "measured"));
         let mut ranks: Vec<u32> = s
             .points
             .iter()
@@ -65,10 +64,21 @@ fn lines(st: &mut Study<'_, '_>, value: impl Fn(&ScalingPoint<'_>) -> f64) -> Ve
             if ranks.len() > 1 && threads.len() > 1 {
                 threads
                     .iter()
-                    .map(|&t| {
+                    .enumerate()
+                    .map(|(k, &t)| {
+                        let per = format!("{t} thread{}/rank", if t == 1 { "" } else { "s" });
                         (
-                            format!("{label}, {t} thread(s)/rank"),
-                            format!("{}\u{1f}{t}", st.labels[i]),
+                            if own.is_empty() {
+                                format!("{per}{base_note}")
+                            } else {
+                                format!("{own}, {per}{base_note}")
+                            },
+                            // The first split keeps the series' colour.
+                            if k == 0 {
+                                own.clone()
+                            } else {
+                                format!("{own}\u{1f}{t}")
+                            },
                             s.points
                                 .iter()
                                 .filter(|p| p.record.point.resources.threads == t)
@@ -77,7 +87,7 @@ fn lines(st: &mut Study<'_, '_>, value: impl Fn(&ScalingPoint<'_>) -> f64) -> Ve
                     })
                     .collect()
             } else {
-                vec![(label, st.labels[i].clone(), s.points.iter().collect())]
+                vec![(label, own.clone(), s.points.iter().collect())]
             };
         for (label, key, pts) in groups {
             let style = st.colors.of(&key);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use plotters::style::RGBColor;
 
-use super::axis::{trim_num, Axis, Scale};
+use super::axis::{sig3, Axis, Scale};
 use super::labels;
 use super::render::{Chart, Line, Reference, REF_GREY};
 use super::Study;
@@ -103,23 +103,25 @@ pub(super) fn chart(st: &mut Study<'_, '_>, machine: &Machine) -> Option<Chart> 
     let mut refs = Vec::new();
     if with_peak {
         if by_size {
-            let shown: Vec<u64> = workers.iter().rev().take(4).copied().collect();
+            // The four largest worker counts, listed from the smallest.
+            let mut shown: Vec<u64> = workers.iter().rev().take(4).copied().collect();
+            shown.reverse();
             for (i, p) in shown.iter().enumerate() {
                 let v = peak * *p as f64;
                 refs.push(Reference {
-                    label: format!("theoretical peak, p={p}: {} GFLOP/s", trim_num(v)),
+                    label: format!("theoretical peak, p={p}: {} GFLOP/s", sig3(v)),
                     points: vec![(x.lo, v), (x.hi, v)],
                     color: [
-                        REF_GREY,
                         RGBColor(150, 150, 150),
-                        RGBColor(120, 120, 120),
+                        REF_GREY,
                         RGBColor(170, 170, 170),
+                        RGBColor(120, 120, 120),
                     ][i],
                 });
             }
         } else {
             refs.push(Reference {
-                label: format!("theoretical peak: {} GFLOP/s per core × p", trim_num(peak)),
+                label: format!("theoretical peak: {} GFLOP/s per core × p", sig3(peak)),
                 points: vec![(x.lo, peak * x.lo), (x.hi, peak * x.hi)],
                 color: REF_GREY,
             });
@@ -201,7 +203,7 @@ pub(super) fn chart(st: &mut Study<'_, '_>, machine: &Machine) -> Option<Chart> 
     let peak_note = if with_peak {
         format!(
             " Dashed: theoretical peak {} GFLOP/s per core ({} × {} FMA × 2 × {:.2} GHz) × p.",
-            trim_num(peak),
+            sig3(peak),
             machine.simd_f64_lanes,
             machine.fma_units,
             machine.clock()
