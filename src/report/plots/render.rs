@@ -502,7 +502,7 @@ fn draw<DB: DrawingBackend>(
     }
     let plot = chart.plotting_area();
     // Whiskers of lines that share an x are set side by side, 6 px apart, so none hides another.
-    let with_band = c.lines.iter().filter(|l| l.band.len() >= 1).count() as i32;
+    let with_band = c.lines.iter().filter(|l| !l.band.is_empty()).count() as i32;
     let mut k = 0;
     for l in &c.lines {
         let col = color(l.style);
