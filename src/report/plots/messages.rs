@@ -208,6 +208,8 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         return None;
     }
     let several = st.series.len() > 1;
+    // Compute, communication and total are not the study's series: colours of their own.
+    let mut colors = Colors::default();
     let mut lines = Vec::new();
     let mut all_y = vec![0.0];
     let mut all_p = Vec::new();
@@ -239,7 +241,7 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             all_p.extend(pts.iter().map(|p| p.0));
             let label = format!("{what}{label}");
             lines.push(Line {
-                style: st.colors.of(&format!("\u{1f}{label}")),
+                style: colors.of(&label),
                 label,
                 markers_only: false,
                 points: pts.iter().map(|p| (p.0, p.1)).collect(),
@@ -255,7 +257,7 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         all_y.extend(total.iter().map(|p| p.1));
         let label = format!("total (median time){label}");
         lines.push(Line {
-            style: st.colors.of(&format!("\u{1f}{label}")),
+            style: colors.of(&label),
             label,
             markers_only: false,
             points: total,

@@ -23,7 +23,9 @@ pub(super) fn nested_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             let xy = metric_median(p.record, "nested_score")
                 .zip(metric_median(p.record, "non_nested_score"))
                 .filter(|(x, y)| x.is_finite() && y.is_finite())?;
-            Some((labels::params(p.record), xy, Study::hollow(p)))
+            // Scores do not depend on the load beside a run (each repetition is checked bit for
+            // bit): a disturbed point's scores are drawn like any other.
+            Some((labels::params(p.record), xy, false))
         })
         .collect();
     // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
