@@ -173,6 +173,50 @@ mod tests {
             ]
         );
         assert_eq!(size_text(&r).as_deref(), Some("n=2000"));
+
+        // A grid search of a single tree on a built-in dataset: no n_iter, trees or target.
+        let mut cv = record(0, "cv.nested", Scaling::Strong, 1, 2000, &[1.0]);
+        cv.point.params.0.remove("variant");
+        for (k, v) in [
+            ("dataset", "digits"),
+            ("estimator", "decision_tree"),
+            ("search", "grid"),
+            ("target", "target"),
+            ("hyper", ""),
+        ] {
+            cv.point.params.0.insert(k.into(), Value::Text(v.into()));
+        }
+        for (k, v) in [("n_iter", 10), ("trees", 100), ("outer", 5)] {
+            cv.point.params.0.insert(k.into(), Value::Int(v));
+        }
+        assert_eq!(
+            params(&cv),
+            [
+                "dataset=digits",
+                "estimator=decision_tree",
+                "outer=5",
+                "search=grid"
+            ]
+        );
+        for (k, v) in [
+            ("estimator", "random_forest"),
+            ("search", "random"),
+            ("dataset", "data/my.csv"),
+        ] {
+            cv.point.params.0.insert(k.into(), Value::Text(v.into()));
+        }
+        assert_eq!(
+            params(&cv),
+            [
+                "dataset=data/my.csv",
+                "estimator=random_forest",
+                "n_iter=10",
+                "outer=5",
+                "search=random",
+                "target=target",
+                "trees=100"
+            ]
+        );
     }
 
     #[test]
