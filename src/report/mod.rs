@@ -179,14 +179,21 @@ pub fn write_with(
     // The roofline of the run: one plot per worker count, across studies.
     // With a calibrated profile in the run, its measured ceilings (caches, DRAM, DGEMM) join the
     // theoretical ones; without, the run's own best STREAM point is the one measured ceiling.
+    // Not for a mock run: its GFLOP/s are model times, and a roofline would place them against
+    // this machine's real ceilings.
     let run_profile = RunProfile::load(&run.root);
-    let drawn = match run_profile.profile() {
-        Some(profile) => roofline::write_with(&run.plots_dir(), records, machine, |p, pts| {
-            roofline::profile_ceilings(profile, machine, p, pts)
-        }),
-        None => roofline::write(&run.plots_dir(), records, machine),
+    let drawn = if mock {
+        Ok(roofline::Roofline::default())
+    } else {
+        match run_profile.profile() {
+            Some(profile) => roofline::write_with(&run.plots_dir(), records, machine, |p, pts| {
+                roofline::profile_ceilings(profile, machine, p, pts)
+            }),
+            None => roofline::write(&run.plots_dir(), records, machine),
+        }
     };
     let roofline_md = match drawn {
+        Ok(_) if mock => "\n## Roofline\n\nNot drawn for a mock run: its GFLOP/s are model times, not measurements of this machine.\n".to_string(),
         Ok(roof) => {
             plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
             roofline::markdown(&roof)
