@@ -651,3 +651,77 @@ fn plots_of_a_folder() {
         all.join("\n")
     );
 }
+
+/// The colour of the legend swatch drawn just before the legend text that starts with `label`.
+fn swatch_color(svg: &str, label: &str) -> Option<String> {
+    let at = svg.find(&format!(">\n{label}"))?;
+    let before = &svg[..at];
+    let line = before.rfind("<polyline")?;
+    attr(&before[line..], "stroke")
+}
+
+#[test]
+fn a_series_keeps_its_colour_and_dashed_lines_get_dashed_swatches() {
+    let mut recs = Vec::new();
+    for variant in ["blocked", "tuned", "faer"] {
+        for p in [1u32, 2, 4] {
+            let mut r = record(
+                0,
+                "gemm",
+                Scaling::Strong,
+                p,
+                512,
+                &times(0.1 / p as f64, 5),
+            );
+            r.point
+                .params
+                .0
+                .insert("variant".into(), Value::Text(variant.into()));
+            r.point.id = format!("{variant}{p}");
+            recs.push(r);
+        }
+    }
+    let all = scaling::series(&recs);
+    let series: Vec<&Series<'_>> = all.iter().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = PlotOptions::default();
+    let plots = study_plots_with(dir.path(), 0, "dgemm", &series, &machine(), opts).unwrap();
+    let svg = |kind: &str| {
+        let p = plots.iter().find(|p| p.stem.ends_with(kind)).unwrap();
+        std::fs::read_to_string(&p.files[0]).unwrap()
+    };
+    let (speedup, efficiency, throughput) = (svg("speedup"), svg("efficiency"), svg("throughput"));
+    let mut seen = Vec::new();
+    for variant in ["blocked", "tuned", "faer"] {
+        let label = format!("variant={variant}");
+        let c = swatch_color(&speedup, &label).unwrap();
+        assert_eq!(
+            swatch_color(&efficiency, &label),
+            Some(c.clone()),
+            "{label}"
+        );
+        assert_eq!(
+            swatch_color(&throughput, &label),
+            Some(c.clone()),
+            "{label}"
+        );
+        assert!(!seen.contains(&c), "{label} has a colour of its own");
+        seen.push(c);
+    }
+    // n=512 is shared by every line: the subtitle says it, no legend entry does.
+    assert!(speedup.contains(">\ngemm · n=512\n<"), "{speedup}");
+    assert!(!speedup.contains("variant=faer, n=512"), "{speedup}");
+    // The ideal's swatch is dashed like the line: three short strokes on one row.
+    let ideal = speedup.find(">\nideal: S = p").unwrap();
+    let strokes: Vec<Vec<(f64, f64)>> = speedup[..ideal]
+        .rsplit("<polyline")
+        .take(3)
+        .map(|tag| points(&format!(" {}", &tag[..tag.find("/>").unwrap()])))
+        .collect();
+    let lens: Vec<f64> = strokes.iter().map(|s| s[1].0 - s[0].0).collect();
+    assert!(
+        strokes.iter().all(|s| s.len() == 2 && s[0].1 == s[1].1)
+            && lens.iter().all(|l| *l > 0.0 && *l <= 12.0),
+        "three dashes: {strokes:?}"
+    );
+}
