@@ -100,6 +100,36 @@ impl Axis {
         }
     }
 
+    /// A log axis just around `values` (a little padding, no snapping to powers of the base), so
+    /// that the data fill the plot; it falls back to [`Axis::fit`] when fewer than two powers of
+    /// the base would fall inside, as an axis needs two ticks to be read.
+    pub(super) fn tight(values: impl IntoIterator<Item = f64>, scale: Scale) -> Axis {
+        let vals: Vec<f64> = values
+            .into_iter()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        let snapped = Axis::fit(vals.iter().copied(), scale, false);
+        if scale == Scale::Linear || vals.is_empty() {
+            return snapped;
+        }
+        let (min, max) = vals
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        let base: f64 = if scale == Scale::Log2 { 2.0 } else { 10.0 };
+        let span = (max / min).log(base);
+        let pad = base.powf((span * 0.06).max(if scale == Scale::Log2 { 0.15 } else { 0.05 }));
+        let tight = Axis {
+            lo: min / pad,
+            hi: max * pad,
+            ..snapped.clone()
+        };
+        if tight.ticks(12).len() >= 2 {
+            tight
+        } else {
+            snapped
+        }
+    }
+
     /// A log axis over measured values (worker counts, sizes) with a tick at each distinct value
     /// when there are at most 12 of them, else automatic ticks at powers of the base.
     pub(super) fn measured(values: impl IntoIterator<Item = f64>, scale: Scale) -> Axis {
@@ -320,6 +350,16 @@ mod tests {
         assert!(p.lo < 1.0 && p.hi > 6.0);
         assert_eq!(a.label(0.5), "0.5");
         assert_eq!(sig3(59.112), "59.1");
+        // Tight: 0.9 to 2.2 holds the ticks 1 and 2, not 0.5 and 4.
+        let t = Axis::tight([0.97, 1.0, 1.9, 2.05], Scale::Log2);
+        assert!(
+            t.lo > 0.5 && t.lo < 0.97 && t.hi > 2.05 && t.hi < 4.0,
+            "{t:?}"
+        );
+        assert_eq!(t.ticks(10), vec![1.0, 2.0]);
+        // Between two powers of ten there is no second tick: snapped instead.
+        let l = Axis::tight([0.45, 1.5], Scale::Log10);
+        assert_eq!(l.ticks(10), vec![0.1, 1.0, 10.0]);
         assert_eq!(sig3(118.224), "118");
         assert_eq!(sig3(0.012345), "0.0123");
         assert_eq!(a.label(1024.0), "1024");

@@ -114,13 +114,12 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
             }
         })
         .collect();
-    let y = Axis::fit(
+    let y = Axis::tight(
         lat_lines
             .iter()
             .flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]))
             .chain(points.iter().map(|p| p.latency_us)),
         Scale::Log10,
-        false,
     );
     let mut t = st.chart(
         format!("{}: latency vs message size", st.name),
@@ -176,13 +175,12 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
             })
             .filter(|l| !l.points.is_empty())
             .collect();
-        let y = Axis::fit(
+        let y = Axis::tight(
             lines
                 .iter()
                 .flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]))
                 .chain(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1))),
             Scale::Log10,
-            false,
         );
         let mut t = st.chart(
             format!("{}: bandwidth vs message size", st.name),

@@ -16,7 +16,7 @@
 //!
 //! Every point is drawn at its **median** with a whisker over the spread of its repetitions: the
 //! interquartile range by default, the fastest to the slowest repetition with
-//! [`Spread::MinMax`] (`scalelab report --spread minmax`). Axes are scaled to what is drawn.
+//! [`Spread::MinMax`] (`scalelab report --spread minmax`). Axes are scaled to what is drawn (log axes hug the data, with at least two ticks).
 //! Disturbed points (see [`crate::load`]) are drawn hollow in every chart. Legend entries show
 //! only what varies between the lines; what they share is the subtitle ([`labels`]). The page
 //! layout (header, plot area, legend below it, caption), the colours and the files are

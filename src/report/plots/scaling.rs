@@ -132,7 +132,7 @@ pub(super) fn charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart)> {
             .flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]))
             .chain(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)))
             .chain(all_p.iter().copied());
-        let y = Axis::fit(y_vals, Scale::Log2, false);
+        let y = Axis::tight(y_vals, Scale::Log2);
         // S = p, inside both axes.
         let (from, to) = (x.lo.max(y.lo), x.hi.min(y.hi));
         let t = st.chart(
