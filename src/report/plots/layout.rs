@@ -506,6 +506,27 @@ fn nested_study() -> Vec<PointRecord> {
     recs
 }
 
+/// Twenty-four series (a sweep over block sizes and variants): a legend of many rows.
+fn many_series_study() -> Vec<PointRecord> {
+    let mut recs = Vec::new();
+    for variant in ["blocked", "tuned", "faer", "naive"] {
+        for block in [16u64, 32, 64, 128, 256, 512] {
+            for p in [1u32, 2] {
+                let t = 0.2 / p as f64 * (1.0 + block as f64 / 1000.0);
+                let mut r = record(0, "gemm", Scaling::Strong, p, 1024, &times(t, 5));
+                r.point
+                    .params
+                    .0
+                    .insert("variant".into(), Value::Text(variant.into()));
+                r.point.params.0.insert("block".into(), Value::Int(block));
+                r.point.id = format!("m{variant}{block}{p}");
+                recs.push(r);
+            }
+        }
+    }
+    recs
+}
+
 /// Render every fixture study and return the SVGs as (file name, text).
 fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
     let studies: Vec<(&str, Vec<PointRecord>)> = vec![
@@ -522,6 +543,7 @@ fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
         ("pingpong", pingpong_study()),
         ("hybrid stencil", hybrid_stencil_study()),
         ("nested", nested_study()),
+        ("many", many_series_study()),
     ];
     let mut out = Vec::new();
     for (i, (name, recs)) in studies.iter().enumerate() {

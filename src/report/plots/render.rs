@@ -275,12 +275,27 @@ struct LegendLayout {
     col_w: i32,
     /// Height of each row (the tallest entry in it).
     rows: Vec<i32>,
+    /// Font size and line height of the entries.
+    size: f64,
+    line: i32,
 }
+
+/// The tallest a legend may be at the full font size; a taller one is set smaller.
+const LEGEND_MAX_HEIGHT: i32 = 230;
 
 const LEGEND_LINE: i32 = 28;
 const LEGEND_PAD: i32 = 10;
 
+/// The legend at the full size, or at a smaller one when it would crowd out the plot area.
 fn legend_layout(c: &Chart) -> LegendLayout {
+    let full = legend_layout_at(c, LEGEND_SIZE, LEGEND_LINE);
+    if full.rows.iter().sum::<i32>() <= LEGEND_MAX_HEIGHT {
+        return full;
+    }
+    legend_layout_at(c, 17.0, 21)
+}
+
+fn legend_layout_at(c: &Chart, size: f64, line: i32) -> LegendLayout {
     let mut raw: Vec<(Swatch, String)> = Vec::new();
     for l in &c.lines {
         raw.push((
@@ -304,14 +319,14 @@ fn legend_layout(c: &Chart) -> LegendLayout {
     let text_max = (avail - SWATCH - 12) as f64;
     let widest = raw
         .iter()
-        .map(|(_, t)| text_width(t, LEGEND_SIZE).min(text_max))
+        .map(|(_, t)| text_width(t, size).min(text_max))
         .fold(0.0f64, f64::max);
     let col_w = (widest as i32 + SWATCH + 12 + 28).min(avail);
     let cols = ((avail / col_w.max(1)) as usize).clamp(1, raw.len().max(1));
     let entries: Vec<(Swatch, Vec<String>)> = raw
         .into_iter()
         .map(|(s, t)| {
-            let lines = wrap_px(&t, LEGEND_SIZE, text_max);
+            let lines = wrap_px(&t, size, text_max);
             (s, lines)
         })
         .collect();
@@ -319,9 +334,9 @@ fn legend_layout(c: &Chart) -> LegendLayout {
         .chunks(cols)
         .map(|row| {
             row.iter()
-                .map(|(_, t)| LEGEND_LINE * t.len().max(1) as i32)
+                .map(|(_, t)| line * t.len().max(1) as i32)
                 .max()
-                .unwrap_or(LEGEND_LINE)
+                .unwrap_or(line)
         })
         .collect();
     LegendLayout {
@@ -329,6 +344,8 @@ fn legend_layout(c: &Chart) -> LegendLayout {
         cols,
         col_w,
         rows,
+        size,
+        line,
     }
 }
 
@@ -346,12 +363,12 @@ fn draw_legend<DB: DrawingBackend>(
     area.draw(&Rectangle::new(frame, WHITE.filled()))?;
     area.draw(&Rectangle::new(frame, BLACK.mix(0.4).stroke_width(1)))?;
     let font =
-        TextStyle::from((FAMILY, LEGEND_SIZE).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        TextStyle::from((FAMILY, l.size).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let mut y = top + LEGEND_PAD;
     for (r, row) in l.entries.chunks(l.cols).enumerate() {
         for (k, (swatch, text)) in row.iter().enumerate() {
             let x = LEFT + LEGEND_PAD + k as i32 * l.col_w;
-            let mid = y + LEGEND_LINE / 2;
+            let mid = y + l.line / 2;
             match swatch {
                 Swatch::Line {
                     style,
@@ -384,7 +401,7 @@ fn draw_legend<DB: DrawingBackend>(
             for (j, t) in text.iter().enumerate() {
                 area.draw(&Text::new(
                     t.clone(),
-                    (x + SWATCH + 12, mid + LEGEND_LINE * j as i32),
+                    (x + SWATCH + 12, mid + l.line * j as i32),
                     font.clone(),
                 ))?;
             }
@@ -501,7 +518,7 @@ fn draw<DB: DrawingBackend>(
         chart.draw_series(DashedLineSeries::new(r.points.clone(), 16, 10, style))?;
     }
     let plot = chart.plotting_area();
-    // Whiskers of lines that share an x are set side by side, 6 px apart, so none hides another.
+    // Whiskers of lines that share an x are set side by side, so none hides another.
     let with_band = c.lines.iter().filter(|l| !l.band.is_empty()).count() as i32;
     let mut k = 0;
     for l in &c.lines {
@@ -510,7 +527,13 @@ fn draw<DB: DrawingBackend>(
             0
         } else {
             k += 1;
-            6 * (k - 1) - 3 * (with_band - 1)
+            // 6 px apart, closer when many lines share the x (at most 40 px in all).
+            let step = if with_band > 1 {
+                (40 / (with_band - 1)).clamp(1, 6)
+            } else {
+                0
+            };
+            step * (k - 1) - step * (with_band - 1) / 2
         };
         // Whiskers with caps: the spread of each point.
         for &(x, lo, hi) in &l.band {
