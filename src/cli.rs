@@ -104,7 +104,8 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         run_dir: Option<PathBuf>,
         /// Do not run kernels: time points with the model t(p) = A + B/p (seconds), for trying
-        /// manifests and reports. Example: --mock 0.1,0.9
+        /// manifests and reports. The run goes to results/mock/<experiment>/<run-id>/ and its
+        /// report and plots are marked "MOCK DATA". Example: --mock 0.1,0.9
         #[arg(long, value_name = "A,B")]
         mock: Option<String>,
         /// Print only the final summary, no progress bar or per-point lines.
@@ -127,6 +128,10 @@ pub enum Command {
     Report {
         /// A run directory, e.g. results/quickstart/20261128-210000.
         run_dir: PathBuf,
+        /// What the whiskers of the plots span: the interquartile range of the repetitions
+        /// (iqr, the default) or the fastest to the slowest repetition (minmax).
+        #[arg(long, value_name = "SPREAD", default_value = "iqr", value_parser = ["iqr", "minmax"])]
+        spread: String,
     },
     /// Run one point of a run and write its record (what executors launch; rarely typed by hand).
     Point {
@@ -309,13 +314,18 @@ pub fn main() -> Result<ExitCode> {
                 &interrupt,
             )
         }
-        Command::Report { run_dir } => {
+        Command::Report { run_dir, spread } => {
+            let spread = if spread == "minmax" {
+                crate::report::Spread::MinMax
+            } else {
+                crate::report::Spread::Iqr
+            };
             let run = RunDir::new(run_dir);
             let plan = run.load_plan()?;
             // Refused at once while a run (or another report) writes this folder: a run writes
             // its own report when it ends.
             let _lock = run.lock()?;
-            let (files, unreadable) = write_report(&run, &plan)?;
+            let (files, unreadable) = write_report(&run, &plan, spread)?;
             for f in files {
                 crate::outln!("{}", f.display())?;
             }
@@ -471,6 +481,11 @@ fn run(
                         .with_context(|| format!("creating {}", run.root.display()))?;
                     run
                 }
+                // Mock runs go to their own folder, results/mock/<experiment>/, so that their
+                // model times never sit beside measurements.
+                None if executor.name() == "mock" => {
+                    new_run_dir(&opts.results.join("mock"), &m.name)?
+                }
                 None => new_run_dir(&opts.results, &m.name)?,
             };
             let lock = run.lock()?;
@@ -550,7 +565,7 @@ fn run(
         );
         return Ok(crate::exit::for_signal(stop.signal));
     }
-    let report = write_report(&run, &plan);
+    let report = write_report(&run, &plan, crate::report::Spread::default());
     let disturbed = records
         .iter()
         .filter(|r| crate::load::is_disturbed(r))
@@ -637,7 +652,11 @@ fn plural(n: usize) -> &'static str {
 /// Returns the files written and how many records could not be read (each named on stderr).
 /// An error (a full disk while drawing plots, an unwritable folder) names the file and says that
 /// the records are intact and how to write the report again.
-fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
+fn write_report(
+    run: &RunDir,
+    plan: &Plan,
+    spread: crate::report::Spread,
+) -> Result<(Vec<PathBuf>, usize)> {
     let (records, unreadable) = run.load_records(plan);
     for problem in &unreadable {
         crate::errln!("warning: {problem}; the report leaves that point out");
@@ -648,7 +667,7 @@ fn write_report(run: &RunDir, plan: &Plan) -> Result<(Vec<PathBuf>, usize)> {
         crate::errln!("warning: {w}");
     }
     let n = records.len();
-    let files = crate::report::write(run, plan, &records, &machine).map_err(|e| {
+    let files = crate::report::write_with(run, plan, &records, &machine, spread).map_err(|e| {
         anyhow::anyhow!(
             "{e:#}\nthe report of {} is incomplete; the {n} point record{} in {} {} kept: free some space or fix the folder's permissions, then write the report again with `scalelab report {}`",
             run.root.display(),

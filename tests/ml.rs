@@ -173,9 +173,10 @@ folds = 4
         .find(|p| p.to_string_lossy().ends_with("-nested.svg"))
         .expect("a nested vs non-nested plot");
     let svg = fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains(": non-nested vs nested score"), "{svg}");
     assert!(
-        svg.contains("non-nested vs nested score (cv.nested)"),
-        "{svg}"
+        svg.contains(">\ncv.nested · "),
+        "the workload opens the subtitle: {svg}"
     );
     assert!(svg.contains("no optimism: non-nested = nested"), "{svg}");
     assert!(report.contains(&format!(

@@ -649,3 +649,88 @@ fn info_quotes_the_cached_peak_and_remeasures_on_request() {
         .stdout
         .contains("peak measured         cached from "));
 }
+
+#[test]
+fn mock_runs_are_marked_and_go_to_their_own_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "m.toml",
+        "name = \"mocked\"\nrepetitions = 3\nwarmup = 0\n\n[[study]]\nname = \"triad\"\nworkload = \"stream.triad\"\nthreads = [1, 2]\nsize = \"1MiB\"\n",
+    );
+    let results = dir.path().join("results");
+    let out = run(scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--results")
+        .arg(&results)
+        .args(["--mock", "0.1,0.9", "-q"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        !results.join("mocked").exists(),
+        "a mock run never lands beside measured runs"
+    );
+    let runs: Vec<PathBuf> = fs::read_dir(results.join("mock").join("mocked"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run_dir = &runs[0];
+    let report = fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        report.starts_with("> **MOCK DATA — not measured.**"),
+        "{report}"
+    );
+    let plots: Vec<PathBuf> = fs::read_dir(run_dir.join("plots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    // Speedup, efficiency and throughput; no roofline, which would set model times against this
+    // machine's real ceilings.
+    assert_eq!(plots.len(), 3, "{plots:?}");
+    assert!(
+        report.contains("Not drawn for a mock run"),
+        "the roofline section says why it is missing: {report}"
+    );
+    for p in &plots {
+        let svg = fs::read_to_string(p).unwrap();
+        assert!(
+            svg.contains("MOCK DATA (model times, not measured)"),
+            "{} has no mock badge",
+            p.display()
+        );
+        assert!(
+            svg_text(&svg).contains("whiskers: interquartile range"),
+            "{}",
+            p.display()
+        );
+    }
+
+    // The whiskers span the fastest to the slowest repetition on request.
+    let out = run(scalelab()
+        .arg("report")
+        .arg(run_dir)
+        .args(["--spread", "minmax"]));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let speedup = plots
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-speedup.svg"))
+        .unwrap();
+    let svg = fs::read_to_string(speedup).unwrap();
+    assert!(
+        svg_text(&svg).contains("whiskers: fastest to slowest repetition"),
+        "{svg}"
+    );
+    assert!(svg.contains("MOCK DATA"), "still marked after a re-render");
+}
+
+/// The text of an SVG's `<text>` elements, joined by spaces (a caption wraps over several).
+fn svg_text(svg: &str) -> String {
+    svg.split('>')
+        .filter_map(|part| part.split('<').next())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

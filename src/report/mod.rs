@@ -44,7 +44,11 @@ use crate::results::{write_atomic, PointRecord, RunDir, Status};
 use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
 use crate::workload::Work;
 
-use self::plots::{secs, secs_pm, Plot};
+pub use self::plots::Spread;
+use self::plots::{secs, secs_pm, Plot, PlotOptions};
+
+/// The first line of the report of a mock run.
+pub const MOCK_NOTE: &str = "> **MOCK DATA — not measured.** Every time in this report comes from the mock executor's model t(p) = A + B/p (`scalelab run --mock A,B`); no figure here describes this machine, and every plot carries a \"MOCK DATA\" badge.";
 use self::scaling::{fixed_params, resources_label, size_label, Series};
 
 /// Which rate describes a workload: GFLOP/s for compute-bound work, GB/s for memory-bound work.
@@ -110,6 +114,26 @@ pub fn write(
     records: &[PointRecord],
     machine: &Machine,
 ) -> Result<ReportFiles> {
+    write_with(run, plan, records, machine, Spread::default())
+}
+
+/// Whether the run's times came from the mock executor (`scalelab run --mock`), as its
+/// provenance records; a run without a readable provenance is taken as measured.
+pub fn is_mock(run: &RunDir) -> bool {
+    crate::provenance::Provenance::load(run).is_ok_and(|p| p.executor == "mock")
+}
+
+/// [`write()`] with the plots' whiskers over `spread` (the interquartile range by default; the
+/// fastest to the slowest repetition with `scalelab report --spread minmax`).
+pub fn write_with(
+    run: &RunDir,
+    plan: &Plan,
+    records: &[PointRecord],
+    machine: &Machine,
+    spread: Spread,
+) -> Result<ReportFiles> {
+    let mock = is_mock(run);
+    let opts = PlotOptions { spread, mock };
     let (measurements, summary) = write_tables(run, plan, records)?;
     let all_series = scaling::series(records);
 
@@ -123,7 +147,14 @@ pub fn write(
             .filter(|s| s.study == study.index)
             .collect();
         // A plot that cannot be drawn costs its study the pictures, not the report.
-        match plots::study_plots(&run.plots_dir(), study.index, &study.name, &series, machine) {
+        match plots::study_plots_with(
+            &run.plots_dir(),
+            study.index,
+            &study.name,
+            &series,
+            machine,
+            opts,
+        ) {
             Ok(plots) => {
                 plot_files.extend(plots.iter().flat_map(|p| p.files.iter().cloned()));
                 study_plots.push((study.index, plots));
@@ -148,16 +179,27 @@ pub fn write(
     // The roofline of the run: one plot per worker count, across studies.
     // With a calibrated profile in the run, its measured ceilings (caches, DRAM, DGEMM) join the
     // theoretical ones; without, the run's own best STREAM point is the one measured ceiling.
+    // Not for a mock run: its GFLOP/s are model times, and a roofline would place them against
+    // this machine's real ceilings.
     let run_profile = RunProfile::load(&run.root);
     let ceilings = |p: u64, pts: &[&roofline::RooflinePoint]| match run_profile.profile() {
         Some(profile) => roofline::profile_ceilings(profile, machine, p, pts),
         None => roofline::run_ceilings(machine, p, pts),
     };
-    let drawn = roofline::write_with(&run.plots_dir(), records, machine, ceilings);
+    let drawn = if mock {
+        Ok(roofline::Roofline::default())
+    } else {
+        roofline::write_with(&run.plots_dir(), records, machine, ceilings)
+    };
     // A study's own roofline (DGEMM variants, several sizes) goes into its section, after its
     // scaling plots.
     let mut study_roofs: Vec<String> = Vec::new();
-    match roofline::write_studies(&run.plots_dir(), records, machine, ceilings) {
+    let per_study = if mock {
+        Ok(Vec::new())
+    } else {
+        roofline::write_studies(&run.plots_dir(), records, machine, ceilings)
+    };
+    match per_study {
         Ok(per_study) => {
             for (index, plots) in per_study {
                 if let Some(p) = plots.first() {
@@ -181,6 +223,7 @@ pub fn write(
         Err(e) => plot_failures.push(format!("drawing the studies' rooflines: {e:#}")),
     }
     let roofline_md = match drawn {
+        Ok(_) if mock => "\n## Roofline\n\nNot drawn for a mock run: its GFLOP/s are model times, not measurements of this machine.\n".to_string(),
         Ok(roof) => {
             plot_files.extend(roof.plots.iter().flat_map(|p| p.files.iter().cloned()));
             roofline::markdown(&roof)
@@ -210,6 +253,9 @@ pub fn write(
             nodes: &nodes,
         },
     );
+    if mock {
+        text = format!("{MOCK_NOTE}\n\n{text}");
+    }
     text.push_str(&roofline_md);
     if !study_roofs.is_empty() {
         let _ = writeln!(
@@ -1221,14 +1267,21 @@ mod tests {
         );
         // The fit holds the two quiet points only.
         assert!(md.contains(" over 2 points, rms residual "), "{md}");
-        // The speedup plot draws one ring (a white disc and a coloured circle), and says why.
-        let svg = std::fs::read_to_string(run.plots_dir().join("study1-gemm-strong-speedup.svg"))
+        // The speedup and throughput plots draw one ring (a white disc and a coloured circle),
+        // and say why; the other two points and the legend's swatch are discs.
+        for kind in ["speedup", "throughput"] {
+            let svg = std::fs::read_to_string(
+                run.plots_dir()
+                    .join(format!("study1-gemm-strong-{kind}.svg")),
+            )
             .unwrap();
-        let ring = r##"r="8" opacity="1" fill="none" stroke="#1F77B4" stroke-width="3""##;
-        let disc = r##"r="7" opacity="1" fill="#1F77B4" stroke="none""##;
-        assert_eq!(svg.matches(ring).count(), 1, "{svg}");
-        assert_eq!(svg.matches(disc).count(), 2, "{svg}");
-        assert!(svg.contains("Hollow"), "{svg}");
+            let ring = r##"r="8" opacity="1" fill="none" stroke="#0072B2" stroke-width="3""##;
+            let disc = r##"r="7" opacity="1" fill="#0072B2" stroke="none""##;
+            assert_eq!(svg.matches(ring).count(), 1, "{kind}: {svg}");
+            assert_eq!(svg.matches(disc).count(), 3, "{kind}: {svg}");
+            assert!(svg.contains("Hollow"), "{svg}");
+            assert!(svg.contains("hollow: disturbed"), "a legend entry: {svg}");
+        }
     }
 
     #[test]
@@ -1604,17 +1657,23 @@ mod tests {
         let lat_svg =
             std::fs::read_to_string(run.plots_dir().join("study1-pingpong-latency.svg")).unwrap();
         assert!(lat_svg.contains("latency (µs)"), "y axis");
-        assert!(lat_svg.contains("message size (bytes)"), "x axis");
+        assert!(lat_svg.contains("message size"), "x axis");
         assert!(
             lat_svg.contains("4 KiB") && lat_svg.contains("1 MiB"),
             "byte ticks"
         );
-        assert!(lat_svg.contains("ranks=2 threads=1"), "legend per series");
+        assert!(
+            lat_svg.contains("mpi.pingpong · ranks=2 · threads=1"),
+            "what the one line has is the subtitle"
+        );
         let hybrid =
             std::fs::read_to_string(run.plots_dir().join("study4-gemm-speedup.svg")).unwrap();
-        assert!(hybrid.contains("workers p (ranks × threads × GPUs)"));
         assert!(
-            hybrid.contains("2 thread(s)/rank"),
+            hybrid.contains(">\nranks × threads\n<"),
+            "the swept resources"
+        );
+        assert!(
+            hybrid.contains("2 threads/rank"),
             "hybrid split per threads"
         );
 

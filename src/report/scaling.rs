@@ -58,7 +58,7 @@ use std::collections::BTreeMap;
 use crate::plan::{Resources, Scaling};
 use crate::results::{PointRecord, Status};
 use crate::stats::Summary;
-use crate::value::Value;
+use crate::value::{Size, Value};
 use crate::workload::{self, WeakRule};
 
 /// One point of a series with its scaling numbers.
@@ -361,29 +361,87 @@ pub fn gustafson_fit(samples: &[(u64, f64)]) -> Option<SerialFit> {
     fit_origin(samples.iter().map(|&(p, s)| (p as f64 - 1.0, p as f64 - s)))
 }
 
-/// `name=value` for the size column of a record: `n=1024` for short units, else
-/// `size=8388608 elements`; `None` when the workload has no size.
+/// `v` with an exact decimal suffix when it has one (20000000 → "20M"), else the digits: how a
+/// manifest writes a count.
+fn count_text(v: u64) -> String {
+    for (suffix, scale) in [("G", 1_000_000_000u64), ("M", 1_000_000), ("k", 1_000)] {
+        if v >= scale.max(10_000) && v.is_multiple_of(scale) {
+            return format!("{}{suffix}", v / scale);
+        }
+    }
+    v.to_string()
+}
+
+/// A record's size as the manifest wrote it: `64MiB` for a byte size, `20M` or `1024` for a
+/// count; `None` when the workload has no size.
+pub fn size_value(rec: &PointRecord) -> Option<String> {
+    match rec.point.params.get("size") {
+        Some(Value::Size(Size::Bytes(b))) => Some(Size::Bytes(*b).to_string()),
+        Some(Value::Size(Size::Count(n))) => Some(count_text(*n)),
+        Some(other) => Some(other.to_string()),
+        None if rec.size > 0 => Some(count_text(rec.size)),
+        None => None,
+    }
+}
+
+/// `name=value` for the size of a record, as the manifest wrote it: `n=1024` for workloads whose
+/// size unit is a short name, else `size=64MiB` or `size=20M`; `None` when the workload has no
+/// size.
 pub fn size_label(rec: &PointRecord) -> Option<String> {
-    if rec.size == 0 {
+    if rec.size == 0 || !param_applies(rec, "size") {
         return None;
     }
+    let v = size_value(rec)?;
     let unit = rec.size_unit.trim();
     Some(if !unit.is_empty() && unit.len() <= 2 {
-        format!("{unit}={}", rec.size)
-    } else if unit.is_empty() {
-        format!("size={}", rec.size)
+        format!("{unit}={v}")
     } else {
-        format!("size={} {unit}", rec.size)
+        format!("size={v}")
     })
 }
 
-/// The workload parameters of a record other than `size` and `variant`, as `name=value`.
+/// Whether parameter `key` means anything for `rec`: the synthetic-data settings (`size`,
+/// `features`, `classes`) of an ML point do not when it reads a built-in dataset or a CSV file,
+/// `target` only names a CSV file's column, `n_iter` counts a random search's candidates, `trees`
+/// sizes only estimators that are ensembles, and an optional text parameter left empty says
+/// nothing.
+pub fn param_applies(rec: &PointRecord, key: &str) -> bool {
+    if matches!(rec.point.params.get(key), Some(Value::Text(t)) if t.is_empty()) {
+        return false;
+    }
+    let text = |k: &str| match rec.point.params.get(k) {
+        Some(Value::Text(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    match (key, text("dataset")) {
+        ("size" | "features" | "classes", Some(d)) => return d == "synthetic",
+        // The target column names a column of a CSV file only.
+        ("target", Some(d)) => return d.ends_with(".csv") || d.contains('/'),
+        _ => {}
+    }
+    match key {
+        // Candidates drawn by a random search only.
+        "n_iter" => text("search").is_none_or(|s| s == "random"),
+        // The ensemble size of estimators that have one (n_estimators, max_iter).
+        "trees" => text("estimator").is_none_or(|e| {
+            scalelab_ml::estimators::specs(e).is_none_or(|specs| {
+                specs
+                    .iter()
+                    .any(|s| s.name == "n_estimators" || s.name == "max_iter")
+            })
+        }),
+        _ => true,
+    }
+}
+
+/// The workload parameters of a record other than `size` and `variant` that apply to it (see
+/// [`param_applies`]), as `name=value`.
 pub fn other_params(rec: &PointRecord) -> Vec<String> {
     rec.point
         .params
         .0
         .iter()
-        .filter(|(k, _)| k.as_str() != "size" && k.as_str() != "variant")
+        .filter(|(k, _)| k.as_str() != "size" && k.as_str() != "variant" && param_applies(rec, k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect()
 }
@@ -796,7 +854,7 @@ mod tests {
         // α = Σ(p−1)(p−S) / Σ(p−1)² = (1·0.4 + 3·2) / (1 + 9)
         assert!(close(s.gustafson.unwrap().serial_fraction, 0.64));
         assert!(s.amdahl.is_none());
-        assert_eq!(s.label, "variant=tuned base size=1000 elements");
+        assert_eq!(s.label, "variant=tuned base size=1000");
     }
 
     #[test]
@@ -916,6 +974,21 @@ mod tests {
     fn labels() {
         let r = record(0, "gemm", Scaling::Strong, 2, 1024, &[1.0]);
         assert_eq!(size_label(&r).unwrap(), "n=1024");
+        let mut b = record(0, "stream.triad", Scaling::Strong, 1, 8 << 20, &[1.0]);
+        b.point
+            .params
+            .0
+            .insert("size".into(), Value::Size(Size::Bytes(64 << 20)));
+        assert_eq!(
+            size_label(&b).unwrap(),
+            "size=64MiB",
+            "as the manifest wrote it"
+        );
+        b.point
+            .params
+            .0
+            .insert("size".into(), Value::Size(Size::Count(20_000_000)));
+        assert_eq!(size_label(&b).unwrap(), "size=20M");
         assert_eq!(resources_label(&r.point.resources), "threads=2");
         let res = Resources {
             nodes: 2,

@@ -1,0 +1,296 @@
+//! MPI charts: latency and bandwidth against the message size (log–log, one line per resources
+//! and parameters), and compute vs communication time against p for studies recording `comm_s`.
+
+use super::axis::{Axis, Scale};
+use super::labels;
+use super::render::{Chart, Colors, Line};
+use super::{Spread, Study};
+use crate::report::csv::metric_median;
+use crate::report::messages::{self, MessagePoint, LATENCY_METRIC};
+
+/// The (low, high) of `values` under `spread`.
+fn spread_of(spread: Spread, values: &[f64]) -> (f64, f64) {
+    match spread {
+        Spread::Iqr => (
+            crate::stats::quantile(values, 0.25),
+            crate::stats::quantile(values, 0.75),
+        ),
+        Spread::MinMax => (
+            values.iter().copied().fold(f64::INFINITY, f64::min),
+            values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        ),
+    }
+}
+
+/// The latency whisker of a point (µs): over its recorded `latency_us`, else over its times per
+/// iteration.
+fn latency_range(spread: Spread, p: &MessagePoint<'_>) -> (f64, f64) {
+    let rec = p.record;
+    if p.from_metric {
+        let lat: Vec<f64> = rec
+            .repetitions
+            .iter()
+            .filter_map(|r| r.metrics.get(LATENCY_METRIC).copied())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        if !lat.is_empty() {
+            return spread_of(spread, &lat);
+        }
+        return p.latency_range;
+    }
+    let times: Vec<f64> = rec.repetitions.iter().map(|r| r.seconds).collect();
+    if times.is_empty() {
+        return p.latency_range;
+    }
+    let (lo, hi) = spread_of(spread, &times);
+    let per = p.latency_us / metric_or(p);
+    (lo * per, hi * per)
+}
+
+/// The median time of a point's repetitions (seconds), so that latency = time × (latency/time).
+fn metric_or(p: &MessagePoint<'_>) -> f64 {
+    let mut t: Vec<f64> = p.record.repetitions.iter().map(|r| r.seconds).collect();
+    t.sort_by(f64::total_cmp);
+    crate::stats::quantile_sorted(&t, 0.5)
+}
+
+/// Latency and bandwidth against message size.
+pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart)> {
+    let points = messages::message_points(st.series);
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let spread = st.opts.spread;
+    let mut order: Vec<&str> = Vec::new();
+    for p in &points {
+        if !order.contains(&p.line.as_str()) {
+            order.push(&p.line);
+        }
+    }
+    // What every line shares goes to the subtitle.
+    let parts: Vec<Vec<String>> = order
+        .iter()
+        .map(|l| l.split(' ').map(str::to_string).collect())
+        .collect();
+    let (shared, own) = labels::split_shared(&parts);
+    let subtitle = labels::subtitle(st.workload, &shared);
+    let label_of = |l: &str| -> String {
+        let i = order.iter().position(|o| *o == l).unwrap_or(0);
+        let t = own[i].join(" ");
+        if t.is_empty() {
+            "measured".into()
+        } else {
+            t
+        }
+    };
+    let mut colors = Colors::default();
+    let x = Axis::measured(points.iter().map(|p| p.size as f64), Scale::Log2).bytes();
+    let from_metric = points.iter().all(|p| p.from_metric);
+    let lat_note = if from_metric {
+        "Latency: median of the recorded latency_us (ping-pong: one-way, half a round trip; collectives: time per call)."
+    } else if points.iter().any(|p| p.from_metric) {
+        "Latency: the recorded one-way latency (latency_us) where present, else median time / iterations."
+    } else {
+        "Latency: median time / iterations (the time of one operation)."
+    };
+    let hollow = |p: &MessagePoint<'_>| crate::load::is_disturbed(p.record);
+    let lat_lines: Vec<Line> = order
+        .iter()
+        .map(|&l| {
+            let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
+            Line {
+                label: label_of(l),
+                style: colors.of(l),
+                markers_only: false,
+                points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
+                band: pts
+                    .iter()
+                    .map(|p| {
+                        let (lo, hi) = latency_range(spread, p);
+                        (p.size as f64, lo, hi)
+                    })
+                    .collect(),
+                hollow: pts.iter().map(|p| hollow(p)).collect(),
+            }
+        })
+        .collect();
+    let y = Axis::tight(
+        lat_lines
+            .iter()
+            .flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]))
+            .chain(points.iter().map(|p| p.latency_us)),
+        Scale::Log10,
+    );
+    let mut t = st.chart(
+        format!("{}: latency vs message size", st.name),
+        format!(
+            "{lat_note} {} Log–log axes.{}",
+            spread.caption(),
+            st.hollow_note()
+        ),
+    );
+    t.subtitle = subtitle.clone();
+    let mut charts = vec![(
+        "latency",
+        t.chart(
+            ("message size".into(), x.clone()),
+            ("latency (µs)".into(), y),
+            lat_lines,
+            Vec::new(),
+        ),
+    )];
+    let bw: Vec<&MessagePoint<'_>> = points
+        .iter()
+        .filter(|p| p.bandwidth_gbps.is_some())
+        .collect();
+    if !bw.is_empty() {
+        let lines: Vec<Line> = order
+            .iter()
+            .map(|&l| {
+                let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
+                let rate = |p: &MessagePoint<'_>| -> Option<(f64, f64, f64)> {
+                    let v = p.bandwidth_gbps?;
+                    let times: Vec<f64> = p.record.repetitions.iter().map(|r| r.seconds).collect();
+                    let (fast, slow) = spread_of(spread, &times);
+                    let m = metric_or(p);
+                    Some((v, v * m / slow, v * m / fast))
+                };
+                Line {
+                    label: label_of(l),
+                    style: colors.of(l),
+                    markers_only: false,
+                    points: pts
+                        .iter()
+                        .filter_map(|p| Some((p.size as f64, rate(p)?.0)))
+                        .collect(),
+                    band: pts
+                        .iter()
+                        .filter_map(|p| {
+                            let (_, lo, hi) = rate(p)?;
+                            Some((p.size as f64, lo, hi))
+                        })
+                        .collect(),
+                    hollow: pts.iter().map(|p| hollow(p)).collect(),
+                }
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect();
+        let y = Axis::tight(
+            lines
+                .iter()
+                .flat_map(|l| l.band.iter().flat_map(|b| [b.1, b.2]))
+                .chain(lines.iter().flat_map(|l| l.points.iter().map(|p| p.1))),
+            Scale::Log10,
+        );
+        let mut t = st.chart(
+            format!("{}: bandwidth vs message size", st.name),
+            format!("Bandwidth = the workload's bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations, i.e. size / one-way time). {} Log–log axes.{}", spread.caption(), st.hollow_note()),
+        );
+        t.subtitle = subtitle;
+        charts.push((
+            "bandwidth",
+            t.chart(
+                ("message size".into(), x),
+                ("bandwidth (GB/s)".into(), y),
+                lines,
+                Vec::new(),
+            ),
+        ));
+    }
+    charts
+}
+
+/// Median compute and communication time against p, for studies whose points record `comm_s`.
+pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    if !messages::has_comm(st.series) {
+        return None;
+    }
+    let several = st.series.len() > 1;
+    // Compute, communication and total are not the study's series: colours of their own.
+    let mut colors = Colors::default();
+    let mut lines = Vec::new();
+    let mut all_y = vec![0.0];
+    let mut all_p = Vec::new();
+    for (i, s) in st.series.iter().enumerate() {
+        let label = if several {
+            format!(" ({})", st.label(i, &s.workload))
+        } else {
+            String::new()
+        };
+        for (what, metric) in [
+            ("communication", messages::COMM_METRIC),
+            ("compute", messages::COMPUTE_METRIC),
+        ] {
+            let pts: Vec<(f64, f64, bool)> = s
+                .points
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.workers as f64,
+                        metric_median(p.record, metric)?,
+                        Study::hollow(p),
+                    ))
+                })
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            all_y.extend(pts.iter().map(|p| p.1));
+            all_p.extend(pts.iter().map(|p| p.0));
+            let label = format!("{what}{label}");
+            lines.push(Line {
+                style: colors.of(&label),
+                label,
+                markers_only: false,
+                points: pts.iter().map(|p| (p.0, p.1)).collect(),
+                band: Vec::new(),
+                hollow: pts.iter().map(|p| p.2).collect(),
+            });
+        }
+        let total: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .map(|p| (p.workers as f64, p.summary.median))
+            .collect();
+        all_y.extend(total.iter().map(|p| p.1));
+        let label = format!("total (median time){label}");
+        lines.push(Line {
+            style: colors.of(&label),
+            label,
+            markers_only: false,
+            points: total,
+            band: Vec::new(),
+            hollow: s.points.iter().map(Study::hollow).collect(),
+        });
+    }
+    let x = Axis::measured(all_p, Scale::Log2);
+    let y = Axis::fit(all_y, Scale::Linear, true);
+    let mut over: Vec<u64> = st
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.record.point.oversubscribed)
+        .map(|p| p.workers)
+        .collect();
+    over.sort_unstable();
+    over.dedup();
+    let over_note = if over.is_empty() {
+        String::new()
+    } else {
+        let ps: Vec<String> = over.iter().map(|p| p.to_string()).collect();
+        format!(
+            " Oversubscribed (more ranks × threads than cores, times not comparable): p = {}.",
+            ps.join(", ")
+        )
+    };
+    let t = st.chart(
+        format!("{}: compute vs communication", st.name),
+        format!("Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.{over_note}{}", st.hollow_note()),
+    );
+    Some(t.chart(
+        (st.resource_axis(), x),
+        ("seconds".into(), y),
+        lines,
+        Vec::new(),
+    ))
+}
