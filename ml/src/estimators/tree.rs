@@ -678,8 +678,33 @@ impl<B: Code> Builder<'_, B> {
         let (hist, counts) = &mut self.pool[slot];
         hist.fill(0.0);
         counts.fill(0);
+        let parallel = self.cfg.parallel && rayon::current_num_threads() > 1;
+        let p = binned.features();
         if rows.len() <= BLOCK {
-            fill_rows(binned, criterion, s, rows, hist, counts);
+            if parallel && p > 1 && rows.len() * p >= 1 << 14 {
+                // One task per feature, each reading the node's rows in order: the same sums as
+                // the row-major pass (which adds each row to every feature in turn).
+                let mut parts: Vec<(usize, &mut [f64], &mut [u32])> = Vec::with_capacity(p);
+                let (mut h_rest, mut c_rest) = (&mut hist[..], &mut counts[..]);
+                for f in 0..p {
+                    let len = binned.offsets[f + 1] - binned.offsets[f];
+                    let (h, hr) = std::mem::take(&mut h_rest).split_at_mut(len * s);
+                    let (c, cr) = std::mem::take(&mut c_rest).split_at_mut(len);
+                    parts.push((f, h, c));
+                    h_rest = hr;
+                    c_rest = cr;
+                }
+                parts.into_par_iter().for_each(|(f, h, c)| {
+                    let column = binned.column(f);
+                    for e in rows {
+                        let b = column[e.row as usize].idx();
+                        c[b] += 1;
+                        add(&mut h[b * s..(b + 1) * s], criterion, e);
+                    }
+                });
+            } else {
+                fill_rows(binned, criterion, s, rows, hist, counts);
+            }
             return;
         }
         let nb = rows.len().div_ceil(BLOCK);
@@ -692,7 +717,6 @@ impl<B: Code> Builder<'_, B> {
             c.fill(0);
             fill_rows(binned, criterion, s, chunk, h, c);
         };
-        let parallel = self.cfg.parallel && rayon::current_num_threads() > 1;
         if parallel {
             blocks
                 .par_iter_mut()
@@ -825,47 +849,58 @@ impl<B: Code> Builder<'_, B> {
         }
     }
 
-    /// The best split over every feature's histogram in `slot`.
+    /// The best split over every feature's histogram in `slot`: each feature's best, in parallel
+    /// over features when allowed, then the best of those in feature order (ties to the lower
+    /// feature, as a serial scan), so the thread count cannot change the choice.
     fn find_split_full(&mut self, slot: usize, n: usize) -> Option<Split> {
         let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
-        let s = self.s;
+        let (s, cfg, binned) = (self.s, self.cfg, self.binned);
         let (hist, counts) = &self.pool[slot];
-        let mut best: Option<Split> = None;
-        for f in 0..self.binned.features() {
-            let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+        let node_stats = &self.node_stats[..];
+        let feature_best = |f: usize, left: &mut [f64], right: &mut [f64]| -> Option<Split> {
+            let (a, z) = (binned.offsets[f], binned.offsets[f + 1]);
             let c = &counts[a..z];
-            let Some(lo) = c.iter().position(|&v| v > 0) else {
-                continue;
-            };
+            let lo = c.iter().position(|&v| v > 0)?;
             let hi = c.iter().rposition(|&v| v > 0).unwrap_or(lo);
             if lo == hi {
-                continue;
+                return None;
             }
-            let found = scan(
-                Scan {
-                    cfg: self.cfg,
-                    s,
-                    node_stats: &self.node_stats,
-                    hist: &hist[a * s..z * s],
-                    counts: c,
-                    n,
-                    node_proxy,
-                },
-                &mut self.left,
-                &mut self.right,
-                lo..hi,
-                None,
-            );
-            if let Some((bin, gain)) = found {
-                if best.is_none_or(|b| gain > b.gain) {
-                    let next = bin + 1 + c[bin + 1..].iter().position(|&v| v > 0).unwrap_or(0);
-                    best = Some(Split {
-                        feature: f,
-                        bin,
-                        gain,
-                        threshold: self.binned.best_threshold(f, bin, next),
-                    });
-                }
+            let sc = Scan {
+                cfg,
+                s,
+                node_stats,
+                hist: &hist[a * s..z * s],
+                counts: c,
+                n,
+                node_proxy,
+            };
+            let (bin, gain) = scan(sc, left, right, lo..hi, None)?;
+            let next = bin + 1 + c[bin + 1..].iter().position(|&v| v > 0).unwrap_or(0);
+            Some(Split {
+                feature: f,
+                bin,
+                gain,
+                threshold: binned.best_threshold(f, bin, next),
+            })
+        };
+        let p = binned.features();
+        let found: Vec<Option<Split>> =
+            if cfg.parallel && p >= 4 && rayon::current_num_threads() > 1 {
+                (0..p)
+                    .into_par_iter()
+                    .map_init(
+                        || (vec![0.0; s], vec![0.0; s]),
+                        |(l, r), f| feature_best(f, l, r),
+                    )
+                    .collect()
+            } else {
+                let (l, r) = (&mut self.left, &mut self.right);
+                (0..p).map(|f| feature_best(f, l, r)).collect()
+            };
+        let mut best: Option<Split> = None;
+        for c in found.into_iter().flatten() {
+            if best.is_none_or(|b| c.gain > b.gain) {
+                best = Some(c);
             }
         }
         self.accept(best)
