@@ -745,16 +745,16 @@ const ROW_CHUNK: usize = 1024;
 fn gradients(k: usize, width: usize, s: &[f64], y: &[f64], g: &mut [f64], h: &mut [f64]) {
     match k {
         0 => {
-            for i in 0..s.len() {
-                g[i] = s[i] - y[i];
-                h[i] = 1.0;
+            for (((g, h), s), y) in g.iter_mut().zip(h.iter_mut()).zip(s).zip(y) {
+                *g = s - y;
+                *h = 1.0;
             }
         }
         2 => {
-            for i in 0..s.len() {
-                let q = 1.0 / (1.0 + (-s[i]).exp());
-                g[i] = q - y[i];
-                h[i] = (q * (1.0 - q)).max(1e-16);
+            for (((g, h), s), y) in g.iter_mut().zip(h.iter_mut()).zip(s).zip(y) {
+                let q = 1.0 / (1.0 + (-s).exp());
+                *g = q - y;
+                *h = (q * (1.0 - q)).max(1e-16);
             }
         }
         _ => {

@@ -145,11 +145,14 @@ pub(crate) struct Codes<B: Code> {
     n: usize,
     /// Column-major codes: `bins[f * n + row]`.
     bins: Vec<B>,
-    /// Per feature, the upper edges of all codes but the last: code `b` holds `(t[b-1], t[b]]`.
-    thresholds: Vec<Vec<f64>>,
-    /// Per feature and code, the smallest and largest training value it holds (equal for exact).
+    /// Per feature and code, the smallest training value it holds (exact: the code's value).
     low: Vec<Vec<f64>>,
+    /// Hist only: per feature and code, the largest training value it holds.
     high: Vec<Vec<f64>>,
+    /// Hist only: per feature, the upper edges of all bins but the last: bin `b` holds
+    /// `(t[b-1], t[b]]`. (Exact derives an edge from two values instead of storing it: the
+    /// coding then costs 12 bytes a value, the code and at most one distinct value.)
+    thresholds: Vec<Vec<f64>>,
     /// Each code is one distinct value.
     exact: bool,
     /// Row-major copy of `bins` (`[row * p + f]`) for one pass over a node's rows that fills every
@@ -165,6 +168,7 @@ impl<B: Code> Codes<B> {
     /// `max_bins = None`: one code per distinct value.
     fn new(data: &Dataset, rows: &[usize], max_bins: Option<usize>) -> Result<Codes<B>, String> {
         let (n, p) = (data.rows(), data.features());
+        let exact = max_bins.is_none();
         let mut thresholds = Vec::with_capacity(p);
         let (mut low, mut high) = (Vec::with_capacity(p), Vec::with_capacity(p));
         let mut bins = vec![B::of(0); n * p];
@@ -182,16 +186,23 @@ impl<B: Code> Codes<B> {
                 values.push(v);
             }
             values.sort_unstable_by(f64::total_cmp);
-            let t = match max_bins {
-                Some(m) => edges(&values, m.clamp(2, MAX_BINS)),
-                None => edges(&values, usize::MAX),
-            };
             let column = &mut bins[f * n..(f + 1) * n];
+            if exact {
+                values.dedup();
+                // A training value's code is its rank among the distinct values.
+                for (r, b) in column.iter_mut().enumerate() {
+                    let v = data.x.get(r, f);
+                    *b = B::of(values.partition_point(|&d| d < v));
+                }
+                low.push(values.clone());
+                continue;
+            }
+            let t = edges(&values, max_bins.unwrap_or(MAX_BINS).clamp(2, MAX_BINS));
             for (r, b) in column.iter_mut().enumerate() {
                 let v = data.x.get(r, f);
                 *b = B::of(t.partition_point(|&e| e < v));
             }
-            // Each code's smallest and largest training value.
+            // Each bin's smallest and largest training value.
             let (mut lo, mut hi) = (vec![f64::NAN; t.len() + 1], vec![f64::NAN; t.len() + 1]);
             let mut b = 0;
             for &v in values.iter() {
@@ -207,7 +218,6 @@ impl<B: Code> Codes<B> {
             low.push(lo);
             high.push(hi);
         }
-        let exact = max_bins.is_none();
         let row_major = if exact {
             Vec::new()
         } else {
@@ -220,16 +230,16 @@ impl<B: Code> Codes<B> {
             rm
         };
         let mut offsets = vec![0];
-        for t in &thresholds {
-            offsets.push(offsets.last().copied().unwrap_or(0) + t.len() + 1);
+        for l in &low {
+            offsets.push(offsets.last().copied().unwrap_or(0) + l.len().max(1));
         }
-        let widest = thresholds.iter().map(|t| t.len() + 1).max().unwrap_or(1);
+        let widest = low.iter().map(|l| l.len()).max().unwrap_or(1).max(1);
         Ok(Codes {
             n,
             bins,
-            thresholds,
             low,
             high,
+            thresholds,
             exact,
             row_major,
             offsets,
@@ -238,29 +248,51 @@ impl<B: Code> Codes<B> {
     }
 
     pub fn features(&self) -> usize {
-        self.thresholds.len()
+        self.low.len()
     }
 
     fn column(&self, f: usize) -> &[B] {
         &self.bins[f * self.n..(f + 1) * self.n]
     }
 
+    /// Per code of feature `f`, the largest training value it holds.
+    fn highs(&self, f: usize) -> &[f64] {
+        if self.exact {
+            &self.low[f]
+        } else {
+            &self.high[f]
+        }
+    }
+
+    /// The upper edge of code `b` of feature `f`: the midpoint to the next distinct value (exact)
+    /// or the bin edge.
+    fn edge(&self, f: usize, b: usize) -> f64 {
+        if self.exact {
+            midpoint(self.low[f][b], self.low[f][b + 1])
+        } else {
+            self.thresholds[f][b]
+        }
+    }
+
     /// The threshold of the best split after code `b` of feature `f`, whose next occupied code in
     /// the node is `next`: the midpoint of the two values (exact, as scikit-learn), else the edge.
     fn best_threshold(&self, f: usize, b: usize, next: usize) -> f64 {
         if self.exact {
-            let (a, c) = (self.low[f][b], self.low[f][next]);
-            // scikit-learn's midpoint, falling back to the lower value when rounding reaches the
-            // upper one.
-            let m = a / 2.0 + c / 2.0;
-            if m >= c || !m.is_finite() {
-                a
-            } else {
-                m
-            }
+            midpoint(self.low[f][b], self.low[f][next])
         } else {
             self.thresholds[f][b]
         }
+    }
+}
+
+/// scikit-learn's threshold between two values `a < c`: `a/2 + c/2`, or `a` when rounding reaches
+/// `c`.
+fn midpoint(a: f64, c: f64) -> f64 {
+    let m = a / 2.0 + c / 2.0;
+    if m >= c || !m.is_finite() {
+        a
+    } else {
+        m
     }
 }
 
@@ -577,7 +609,18 @@ fn grow_codes<B: Code>(
         frontier.extend(rp);
         frontier.extend(lp);
     }
+    b.recycle();
     (b.tree, b.ranges)
+}
+
+/// The most all-feature histograms a thread keeps between trees.
+const KEPT_SLOTS: usize = 64;
+
+thread_local! {
+    /// All-feature histograms left by the trees this thread grew: a booster grows hundreds of
+    /// trees of the same shape, and fresh buffers for each cost page faults and zeroing. Every
+    /// buffer is cleared before use, so reuse cannot change a tree.
+    static SLOTS: std::cell::RefCell<Vec<Slot>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 const NO_SLOT: usize = usize::MAX;
@@ -630,6 +673,19 @@ struct Builder<'a, B: Code> {
     ranges: Vec<(u32, u32)>,
 }
 
+/// An all-feature histogram of `total` codes and `s` statistics each: one this thread kept from an
+/// earlier tree if it has one of that size (its contents are cleared before use), else a new one.
+fn new_slot(total: usize, s: usize) -> Slot {
+    let kept = SLOTS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        let at = kept
+            .iter()
+            .position(|(h, c)| h.len() == total * s && c.len() == total)?;
+        Some(kept.swap_remove(at))
+    });
+    kept.unwrap_or_else(|| (vec![0.0; total * s], vec![0; total]))
+}
+
 /// Add every feature's codes of `rows` into one all-feature histogram (`hist`, `counts` zeroed
 /// by the caller), rows in order: each feature's sums are those of a serial pass over the rows.
 fn fill_rows<B: Code>(
@@ -658,8 +714,22 @@ impl<B: Code> Builder<'_, B> {
             return slot;
         }
         let total = self.binned.offsets[self.binned.features()];
-        self.pool.push((vec![0.0; total * self.s], vec![0; total]));
+        self.pool.push(new_slot(total, self.s));
         self.pool.len() - 1
+    }
+
+    /// Hand the all-feature histograms back to this thread's store for the next tree.
+    fn recycle(&mut self) {
+        let pool = std::mem::take(&mut self.pool);
+        let blocks = std::mem::take(&mut self.blocks);
+        SLOTS.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            for slot in pool.into_iter().chain(blocks) {
+                if kept.len() < KEPT_SLOTS {
+                    kept.push(slot);
+                }
+            }
+        });
     }
 
     fn release(&mut self, slot: usize) {
@@ -709,7 +779,7 @@ impl<B: Code> Builder<'_, B> {
         }
         let nb = rows.len().div_ceil(BLOCK);
         while self.blocks.len() < nb {
-            self.blocks.push((vec![0.0; total * s], vec![0; total]));
+            self.blocks.push(new_slot(total, s));
         }
         let blocks = &mut self.blocks[..nb];
         let fill = |((h, c), chunk): (&mut Slot, &[Entry])| {
@@ -919,24 +989,24 @@ impl<B: Code> Builder<'_, B> {
         match self.cfg.cut {
             Cut::Value => {
                 // scikit-learn's rule: uniform in [min, max), a draw of max taken as min.
-                let (min, max) = (bn.low[f][lo], bn.high[f][hi]);
+                let (min, max) = (bn.low[f][lo], bn.highs(f)[hi]);
                 let mut t = min + (max - min) * rng.random::<f64>();
                 if t >= max {
                     t = min;
                 }
                 // The last code whose values all lie at or below t (at least lo, at most hi - 1).
-                let below = bn.high[f][lo..=hi].partition_point(|&v| v <= t);
+                let below = bn.highs(f)[lo..=hi].partition_point(|&v| v <= t);
                 let b = (lo + below.saturating_sub(1)).min(hi - 1);
                 let threshold = if bn.exact && bn.low[f][b] <= t && t < bn.low[f][b + 1] {
                     t
                 } else {
-                    bn.thresholds[f][b]
+                    bn.edge(f, b)
                 };
                 (b, threshold)
             }
             _ => {
                 let b = rng.random_range(lo..hi);
-                (b, bn.thresholds[f][b])
+                (b, bn.edge(f, b))
             }
         }
     }
