@@ -634,9 +634,7 @@ impl Estimator for GradientBoosting {
         for stage in 0..self.n {
             // Gradients and hessians of the loss at the current scores.
             let chunk = ROW_CHUNK * width;
-            let work = |((g, h), (s, y)): ((&mut [f64], &mut [f64]), (&[f64], &[f64]))| {
-                gradients(k, width, s, y, g, h)
-            };
+            let work = |((g, h), (s, y)): GradChunk| gradients(k, width, s, y, g, h);
             if parallel {
                 grad.par_chunks_mut(chunk)
                     .zip(hess.par_chunks_mut(chunk))
@@ -738,6 +736,9 @@ impl Estimator for GradientBoosting {
     }
 }
 
+/// One chunk of rows' gradients and hessians (written) and scores and targets (read).
+type GradChunk<'a> = ((&'a mut [f64], &'a mut [f64]), (&'a [f64], &'a [f64]));
+
 /// Rows per chunk of the boosters' per-row work.
 const ROW_CHUNK: usize = 1024;
 
@@ -762,10 +763,10 @@ fn gradients(k: usize, width: usize, s: &[f64], y: &[f64], g: &mut [f64], h: &mu
             for (i, row) in s.chunks(width).enumerate() {
                 p.copy_from_slice(row);
                 softmax(&mut p);
-                for c in 0..width {
+                for (c, &pc) in p.iter().enumerate() {
                     let at = i * width + c;
-                    g[at] = p[c] - y[at];
-                    h[at] = (p[c] * (1.0 - p[c])).max(1e-16);
+                    g[at] = pc - y[at];
+                    h[at] = (pc * (1.0 - pc)).max(1e-16);
                 }
             }
         }
