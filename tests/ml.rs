@@ -253,6 +253,23 @@ fn bad_ml_manifests_are_refused_with_the_fix() {
         )),
         "{missing}"
     );
+    let splitter =
+        plan_error("workload = \"forest.fit\"\ndataset = \"iris\"\nhyper = \"splitter=approx\"\n");
+    assert!(
+        splitter.contains(
+            "forest.fit: random_forest: `splitter` = \"approx\" is not allowed; allowed: one of \
+             exact, hist"
+        ),
+        "{splitter}"
+    );
+    let cut = plan_error(
+        "workload = \"forest.fit\"\ndataset = \"iris\"\nestimator = \"decision_tree\"\n\
+         hyper = \"splitter=random\"\n",
+    );
+    assert!(
+        cut.contains("(scikit-learn's splitter = \"random\" is `cut = \"value\"` here)"),
+        "{cut}"
+    );
     let scoring =
         plan_error("workload = \"forest.fit\"\ndataset = \"diabetes\"\nscoring = \"roc_auc\"\n");
     assert!(

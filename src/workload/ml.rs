@@ -707,8 +707,10 @@ struct Setup {
 
 impl Setup {
     /// Estimated bytes one rank allocates: the data (8 bytes a value, 4 a label), the synthetic
-    /// generator's mixing matrix, and per fit running at once a view of the data: 2 bytes a value
-    /// for the binned tree learners, 8 for the others (a row-selected copy). Fits at once: the
+    /// generator's mixing matrix, and per fit running at once a view of the data: for the tree
+    /// learners 12 bytes a value with the exact splitter (a 4-byte code and at most one distinct
+    /// value), 2 with the hist splitter (a 1-byte bin, column- and row-major), 8 for the others (a
+    /// row-selected copy). Fits at once: the
     /// serial reference plus, when tasks run in parallel (`parallelism` folds, grid or all), one
     /// per thread.
     fn memory_bytes(&self, threads: u32) -> f64 {
@@ -718,7 +720,17 @@ impl Setup {
             self.estimator.as_str(),
             "logistic_regression" | "stacking" | "voting"
         ) && !self.estimator.starts_with("smartcore.");
-        let per_fit = if tree { 2.0 } else { 8.0 } * n * p;
+        // Exact unless every candidate says hist (the default of hist_gradient_boosting only).
+        let exact = |hp: &HyperParams| match hp.get("splitter") {
+            Some(scalelab_ml::estimator::Hp::Text(s)) => s == "exact",
+            _ => self.estimator != "hist_gradient_boosting",
+        };
+        let per_value = match (tree, self.candidates.iter().chain([&self.base]).any(exact)) {
+            (false, _) => 8.0,
+            (true, true) => 12.0,
+            (true, false) => 2.0,
+        };
+        let per_fit = per_value * n * p;
         let at_once = match self.parallelism {
             Parallelism::Serial | Parallelism::Trees => 1.0,
             _ => f64::from(threads.max(1)),
@@ -1728,10 +1740,31 @@ mod tests {
                 ],
             )
         };
-        // 1.6 GB of data, 0.4 GB per binned view: fine one fit at a time, too much 64 at once.
+        // 1.6 GB of data, 2.4 GB per exact view: fine one fit at a time, too much 64 at once.
         w.check(&p("trees"), &Target::test(64)).unwrap();
         let err = w.check(&p("folds"), &Target::test(64)).unwrap_err();
         assert!(err.contains("of memory but a node has 16.00 GiB"), "{err}");
+    }
+
+    #[test]
+    fn exact_trees_count_twelve_bytes_a_value_and_hist_two() {
+        let w = Ml(Kind::KFold);
+        let p = |hyper: &str| {
+            params(
+                &w,
+                &[
+                    ("size", Value::Size(Size::Count(1_000_000))),
+                    ("features", Value::Int(200)),
+                    ("parallelism", t("folds")),
+                    ("hyper", t(hyper)),
+                ],
+            )
+        };
+        // 1.6 GB of data and 7 fits at once on 6 threads: 2.4 GB per exact view is too much for
+        // 16 GiB, 0.4 GB per hist view is not.
+        let err = w.check(&p(""), &Target::test(6)).unwrap_err();
+        assert!(err.contains("of memory but a node has 16.00 GiB"), "{err}");
+        w.check(&p("splitter=hist"), &Target::test(6)).unwrap();
     }
 
     #[test]

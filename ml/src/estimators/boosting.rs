@@ -6,16 +6,21 @@
 //! log loss (binary: one tree per stage on the log-odds; multi-class: one tree per class on softmax
 //! scores) and squared error for a numeric target. Stage trees are seeded `child_seed(seed, stage)`.
 
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
 use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
 
 use super::common::{argmax, check_fit};
+use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
-use super::tree::{grow_with_ranges, Binned, Criterion, Entry, Tree, TreeConfig, MAX_BINS};
+use super::tree::{
+    grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig, MAX_BINS,
+};
 
 const fn n_estimators(name: &'static str, default: i64) -> ParamSpec {
     ParamSpec {
@@ -58,6 +63,7 @@ pub const ADA_SPECS: &[ParamSpec] = &[
         default: D::Int(1),
         doc: "depth of a decision_tree base",
     },
+    splitter("exact"),
 ];
 
 /// `gradient_boosting` parameters.
@@ -79,6 +85,7 @@ pub const GB_SPECS: &[ParamSpec] = &[
         default: D::Int(1),
         doc: "fewest training rows per leaf",
     },
+    splitter("exact"),
 ];
 
 /// `hist_gradient_boosting` parameters.
@@ -123,7 +130,45 @@ pub const HGB_SPECS: &[ParamSpec] = &[
         name: "max_bins",
         kind: Kind::Int { min: 2, max: 256 },
         default: D::Int(255),
-        doc: "quantile bins per feature",
+        doc: "quantile bins per feature (splitter = hist)",
+    },
+    splitter("hist"),
+    ParamSpec {
+        name: "early_stopping",
+        kind: Kind::Choice(&["auto", "true", "false"]),
+        default: D::Text("auto"),
+        doc: "hold out validation_fraction of the rows and stop when the validation loss stops \
+              improving; auto = on above 10 000 rows (scikit-learn's rule)",
+    },
+    ParamSpec {
+        name: "validation_fraction",
+        kind: Kind::Float {
+            min: 0.0,
+            max: 1.0,
+            open_min: true,
+        },
+        default: D::Float(0.1),
+        doc: "share of the training rows held out for early stopping (stratified for classes)",
+    },
+    ParamSpec {
+        name: "n_iter_no_change",
+        kind: Kind::Int {
+            min: 1,
+            max: 100_000,
+        },
+        default: D::Int(10),
+        doc:
+            "stop when none of the last n_iter_no_change iterations beat the one before them by tol",
+    },
+    ParamSpec {
+        name: "tol",
+        kind: Kind::Float {
+            min: 0.0,
+            max: f64::INFINITY,
+            open_min: false,
+        },
+        default: D::Float(1e-7),
+        doc: "the least improvement of the validation loss that counts",
     },
 ];
 
@@ -141,9 +186,16 @@ impl AdaBoost {
     pub fn from_params(params: &HyperParams) -> Result<AdaBoost, String> {
         let p = Params::new("adaboost", params, ADA_SPECS)?;
         let base_name = p.text("base")?;
+        if params.contains_key("splitter") && base_name != "decision_tree" {
+            return Err(format!(
+                "adaboost: `splitter` applies to a decision_tree base, not to `{base_name}`; \
+                 drop it or use base = \"decision_tree\""
+            ));
+        }
         let mut base_params = HyperParams::new();
         if base_name == "decision_tree" {
             base_params.insert("max_depth".into(), Hp::Int(p.int("base_max_depth")?));
+            base_params.insert("splitter".into(), Hp::Text(p.text("splitter")?));
         }
         Ok(AdaBoost {
             base: super::build(&base_name, &base_params)?,
@@ -294,6 +346,17 @@ enum Flavour {
     },
 }
 
+/// scikit-learn's early stopping of histogram gradient boosting.
+#[derive(Clone, Debug, PartialEq)]
+struct EarlyStopping {
+    validation_fraction: f64,
+    n_iter_no_change: usize,
+    tol: f64,
+}
+
+/// Rows above which `early_stopping = "auto"` turns early stopping on (scikit-learn's rule).
+const AUTO_EARLY_STOPPING_ROWS: usize = 10_000;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct GradientBoosting {
     name: &'static str,
@@ -301,6 +364,10 @@ pub struct GradientBoosting {
     n: usize,
     lr: f64,
     min_samples_leaf: usize,
+    splitter: Splitter,
+    /// `None`: never; `Some((settings, auto))`: always, or (auto) above
+    /// [`AUTO_EARLY_STOPPING_ROWS`] training rows.
+    early: Option<(EarlyStopping, bool)>,
 }
 
 impl GradientBoosting {
@@ -314,11 +381,36 @@ impl GradientBoosting {
             n: p.usize("n_estimators")?,
             lr: p.float("learning_rate")?,
             min_samples_leaf: p.usize("min_samples_leaf")?,
+            splitter: read_splitter(&p)?,
+            early: None,
         })
     }
 
     pub fn hist(params: &HyperParams) -> Result<GradientBoosting, String> {
-        let p = Params::new("hist_gradient_boosting", params, HGB_SPECS)?;
+        // scikit-learn writes early_stopping = True / False / "auto": take a boolean as its text.
+        let mut params = params.clone();
+        if let Some(Hp::Bool(b)) = params.get("early_stopping") {
+            let text = b.to_string();
+            params.insert("early_stopping".into(), Hp::Text(text));
+        }
+        let p = Params::new("hist_gradient_boosting", &params, HGB_SPECS)?;
+        let settings = EarlyStopping {
+            validation_fraction: p.float("validation_fraction")?,
+            n_iter_no_change: p.usize("n_iter_no_change")?,
+            tol: p.float("tol")?,
+        };
+        if settings.validation_fraction >= 1.0 {
+            return Err(
+                "hist_gradient_boosting: `validation_fraction` = 1 leaves no training rows; use a \
+                 fraction below 1 (scikit-learn's default is 0.1)"
+                    .into(),
+            );
+        }
+        let early = match p.text("early_stopping")?.as_str() {
+            "false" => None,
+            "true" => Some((settings, false)),
+            _ => Some((settings, true)),
+        };
         Ok(GradientBoosting {
             name: "hist_gradient_boosting",
             flavour: Flavour::Hist {
@@ -330,6 +422,8 @@ impl GradientBoosting {
             n: p.usize("max_iter")?,
             lr: p.float("learning_rate")?,
             min_samples_leaf: p.usize("min_samples_leaf")?,
+            splitter: read_splitter(&p)?,
+            early,
         })
     }
 }
@@ -419,29 +513,64 @@ impl Estimator for GradientBoosting {
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name, data, rows, weights)?;
-        let m = rows.len();
-        let sw: Vec<f64> = (0..m).map(|i| weights.map_or(1.0, |w| w[i])).collect();
-        let total_w: f64 = sw.iter().sum();
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
-        // Targets as one-hot (classes) or values.
-        let target = |i: usize, c: usize| -> f64 {
-            match &data.y {
-                Target::Classes { labels, .. } => {
-                    let l = labels[rows[i]] as usize;
-                    if k == 2 {
-                        (l == 1) as u8 as f64
-                    } else {
-                        (l == c) as u8 as f64
-                    }
-                }
-                Target::Values(v) => v[rows[i]],
-            }
+        let all_w: Vec<f64> = (0..rows.len())
+            .map(|i| weights.map_or(1.0, |w| w[i]))
+            .collect();
+        // Early stopping holds out a validation share of the rows (seeded, stratified for classes).
+        let stop = match &self.early {
+            Some((s, auto)) if !auto || rows.len() > AUTO_EARLY_STOPPING_ROWS => Some(s),
+            _ => None,
         };
+        let (train_pos, val_pos) = match stop {
+            Some(s) => validation_split(
+                self.name,
+                data,
+                rows,
+                s.validation_fraction,
+                child_seed(seed, u64::MAX),
+            )?,
+            None => ((0..rows.len()).collect(), Vec::new()),
+        };
+        let train: Vec<usize> = train_pos.iter().map(|&i| rows[i]).collect();
+        let sw: Vec<f64> = train_pos.iter().map(|&i| all_w[i]).collect();
+        let val: Vec<usize> = val_pos.iter().map(|&i| rows[i]).collect();
+        let val_w: Vec<f64> = val_pos.iter().map(|&i| all_w[i]).collect();
+        let m = train.len();
+        let total_w: f64 = sw.iter().sum();
+        if total_w <= 0.0 {
+            return Err(format!(
+                "{}: the training rows left after the validation share have zero total weight; \
+                 lower `validation_fraction` or set `early_stopping` = false",
+                self.name
+            ));
+        }
+        // Targets, row-major `width` per row: one-hot classes (binary: the class-1 indicator) or
+        // values.
+        let targets = |rows: &[usize]| -> Vec<f64> {
+            let mut out = vec![0.0; rows.len() * width];
+            for (i, &r) in rows.iter().enumerate() {
+                match &data.y {
+                    Target::Classes { labels, .. } => {
+                        let l = labels[r] as usize;
+                        if k == 2 {
+                            out[i] = (l == 1) as u8 as f64;
+                        } else {
+                            out[i * width + l] = 1.0;
+                        }
+                    }
+                    Target::Values(v) => out[i] = v[r],
+                }
+            }
+            out
+        };
+        let ys = targets(&train);
+        let val_ys = targets(&val);
         // Initial scores: the weighted mean, log-odds or log prior.
         let init: Vec<f64> = (0..width)
             .map(|c| {
-                let mean = (0..m).map(|i| sw[i] * target(i, c)).sum::<f64>() / total_w;
+                let mean = (0..m).map(|i| sw[i] * ys[i * width + c]).sum::<f64>() / total_w;
                 match k {
                     0 => mean,
                     2 => {
@@ -456,7 +585,7 @@ impl Estimator for GradientBoosting {
             Flavour::Hist { max_bins, .. } => max_bins,
             Flavour::Classic { .. } => MAX_BINS,
         };
-        let binned = Binned::new(data, rows, max_bins)?;
+        let binned = Binned::new(data, &train, self.splitter, max_bins)?;
         let cfg = match self.flavour {
             Flavour::Classic { max_depth } => TreeConfig {
                 criterion: Criterion::Mse,
@@ -466,7 +595,7 @@ impl Estimator for GradientBoosting {
                 min_samples_leaf: self.min_samples_leaf,
                 max_features: data.features(),
                 max_leaf_nodes: 0,
-                random_split: false,
+                cut: Cut::Best,
                 subtraction: true,
                 parallel: options.parallel,
             },
@@ -483,45 +612,43 @@ impl Estimator for GradientBoosting {
                 min_samples_leaf: self.min_samples_leaf,
                 max_features: data.features(),
                 max_leaf_nodes,
-                random_split: false,
+                cut: Cut::Best,
                 subtraction: true,
                 parallel: options.parallel,
             },
         };
+        // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
+        // allowed: each row's numbers are its own, so the thread count cannot change them.
+        let parallel = options.parallel && rayon::current_num_threads() > 1;
         let mut scores: Vec<f64> = (0..m).flat_map(|_| init.iter().copied()).collect();
+        let mut val_scores: Vec<f64> = (0..val.len()).flat_map(|_| init.iter().copied()).collect();
         let mut grad = vec![0.0; m * width];
         let mut hess = vec![0.0; m * width];
         let mut entries: Vec<Entry> = Vec::with_capacity(m);
         let mut leaf_of = vec![0usize; m];
         let mut trees = Vec::with_capacity(self.n * width);
-        let mut p = vec![0.0; width];
+        let mut history = Vec::new();
+        if stop.is_some() {
+            history.push(-mean_loss(k, width, &val_scores, &val_ys, &val_w));
+        }
         for stage in 0..self.n {
             // Gradients and hessians of the loss at the current scores.
-            for i in 0..m {
-                let s = &scores[i * width..(i + 1) * width];
-                match k {
-                    0 => {
-                        grad[i] = s[0] - target(i, 0);
-                        hess[i] = 1.0;
-                    }
-                    2 => {
-                        let q = 1.0 / (1.0 + (-s[0]).exp());
-                        grad[i] = q - target(i, 0);
-                        hess[i] = (q * (1.0 - q)).max(1e-16);
-                    }
-                    _ => {
-                        p.copy_from_slice(s);
-                        softmax(&mut p);
-                        for c in 0..width {
-                            grad[i * width + c] = p[c] - target(i, c);
-                            hess[i * width + c] = (p[c] * (1.0 - p[c])).max(1e-16);
-                        }
-                    }
-                }
+            let chunk = ROW_CHUNK * width;
+            let work = |((g, h), (s, y)): GradChunk| gradients(k, width, s, y, g, h);
+            if parallel {
+                grad.par_chunks_mut(chunk)
+                    .zip(hess.par_chunks_mut(chunk))
+                    .zip(scores.par_chunks(chunk).zip(ys.par_chunks(chunk)))
+                    .for_each(work);
+            } else {
+                grad.chunks_mut(chunk)
+                    .zip(hess.chunks_mut(chunk))
+                    .zip(scores.chunks(chunk).zip(ys.chunks(chunk)))
+                    .for_each(work);
             }
             for c in 0..width {
                 entries.clear();
-                entries.extend(rows.iter().enumerate().map(|(i, &r)| Entry {
+                entries.extend(train.iter().enumerate().map(|(i, &r)| Entry {
                     row: r as u32,
                     class: i as u32,
                     w: sw[i],
@@ -539,7 +666,7 @@ impl Estimator for GradientBoosting {
                 let (mut tree, ranges) = grow_with_ranges(&binned, &mut entries, &cfg, &mut rng);
                 // Rows of weight 0 are not in the tree's entries: walk them down.
                 if entries.len() < m {
-                    for (i, &r) in rows.iter().enumerate() {
+                    for (i, &r) in train.iter().enumerate() {
                         leaf_of[i] = tree.leaf(data.x.row(r));
                     }
                 }
@@ -575,7 +702,29 @@ impl Estimator for GradientBoosting {
                 for i in 0..m {
                     scores[i * width + c] += tree.node_value(leaf_of[i]);
                 }
+                let update = |(part, vrows): (&mut [f64], &[usize])| {
+                    for (s, &r) in part.chunks_mut(width).zip(vrows) {
+                        s[c] += tree.value(data.x.row(r))[0];
+                    }
+                };
+                if parallel {
+                    val_scores
+                        .par_chunks_mut(chunk)
+                        .zip(val.par_chunks(ROW_CHUNK))
+                        .for_each(update);
+                } else {
+                    val_scores
+                        .chunks_mut(chunk)
+                        .zip(val.chunks(ROW_CHUNK))
+                        .for_each(update);
+                }
                 trees.push(tree);
+            }
+            if let Some(s) = stop {
+                history.push(-mean_loss(k, width, &val_scores, &val_ys, &val_w));
+                if should_stop(&history, s.n_iter_no_change, s.tol) {
+                    break;
+                }
             }
         }
         Ok(Box::new(BoostModel {
@@ -585,4 +734,133 @@ impl Estimator for GradientBoosting {
             k,
         }))
     }
+}
+
+/// One chunk of rows' gradients and hessians (written) and scores and targets (read).
+type GradChunk<'a> = ((&'a mut [f64], &'a mut [f64]), (&'a [f64], &'a [f64]));
+
+/// Rows per chunk of the boosters' per-row work.
+const ROW_CHUNK: usize = 1024;
+
+/// Gradients and hessians of the loss for a chunk of rows (`width` scores and targets per row).
+fn gradients(k: usize, width: usize, s: &[f64], y: &[f64], g: &mut [f64], h: &mut [f64]) {
+    match k {
+        0 => {
+            for (((g, h), s), y) in g.iter_mut().zip(h.iter_mut()).zip(s).zip(y) {
+                *g = s - y;
+                *h = 1.0;
+            }
+        }
+        2 => {
+            for (((g, h), s), y) in g.iter_mut().zip(h.iter_mut()).zip(s).zip(y) {
+                let q = 1.0 / (1.0 + (-s).exp());
+                *g = q - y;
+                *h = (q * (1.0 - q)).max(1e-16);
+            }
+        }
+        _ => {
+            let mut p = vec![0.0; width];
+            for (i, row) in s.chunks(width).enumerate() {
+                p.copy_from_slice(row);
+                softmax(&mut p);
+                for (c, &pc) in p.iter().enumerate() {
+                    let at = i * width + c;
+                    g[at] = pc - y[at];
+                    h[at] = (pc * (1.0 - pc)).max(1e-16);
+                }
+            }
+        }
+    }
+}
+
+/// The weighted mean loss of `scores` against `targets` (half squared error, binary or
+/// multinomial log loss), as scikit-learn's early stopping scores the validation rows.
+fn mean_loss(k: usize, width: usize, scores: &[f64], targets: &[f64], w: &[f64]) -> f64 {
+    let (mut sum, mut total) = (0.0, 0.0);
+    for ((s, y), &w) in scores.chunks(width).zip(targets.chunks(width)).zip(w) {
+        let loss = match k {
+            0 => 0.5 * (s[0] - y[0]) * (s[0] - y[0]),
+            // log(1 + e^s) − y s, without overflow.
+            2 => s[0].max(0.0) + (-s[0].abs()).exp().ln_1p() - y[0] * s[0],
+            _ => {
+                let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let lse = max + s.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                lse - s.iter().zip(y).map(|(s, y)| s * y).sum::<f64>()
+            }
+        };
+        sum += w * loss;
+        total += w;
+    }
+    if total > 0.0 {
+        sum / total
+    } else {
+        0.0
+    }
+}
+
+/// scikit-learn's rule (`_should_stop`): with `scores` the validation scores (higher is better,
+/// the first before any iteration), stop when none of the last `n` beats the score `n + 1` back by
+/// more than `tol`.
+pub(crate) fn should_stop(scores: &[f64], n: usize, tol: f64) -> bool {
+    if scores.len() < n + 1 {
+        return false;
+    }
+    let reference = scores[scores.len() - n - 1] + tol;
+    !scores[scores.len() - n..].iter().any(|&s| s > reference)
+}
+
+/// Positions of `rows` to train on and to validate on: `ceil(fraction × rows)` held out, drawn
+/// per class in proportion to its count (largest remainders first) for classes, else uniformly.
+fn validation_split(
+    name: &str,
+    data: &Dataset,
+    rows: &[usize],
+    fraction: f64,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let n = rows.len();
+    let n_val = (fraction * n as f64).ceil() as usize;
+    if n_val == 0 || n_val >= n {
+        return Err(format!(
+            "{name}: early stopping would hold out {n_val} of {n} training rows; set \
+             `early_stopping` = false or a `validation_fraction` that leaves rows on both sides"
+        ));
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let groups: Vec<Vec<usize>> = match &data.y {
+        Target::Classes { labels, names } => {
+            let mut g = vec![Vec::new(); names.len()];
+            for (i, &r) in rows.iter().enumerate() {
+                g[labels[r] as usize].push(i);
+            }
+            g
+        }
+        Target::Values(_) => vec![(0..n).collect()],
+    };
+    // Each group's share: floor of its quota, then the largest remainders.
+    let quota: Vec<f64> = groups
+        .iter()
+        .map(|g| n_val as f64 * g.len() as f64 / n as f64)
+        .collect();
+    let mut take: Vec<usize> = quota.iter().map(|q| q.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|&a, &b| (quota[b] - quota[b].floor()).total_cmp(&(quota[a] - quota[a].floor())));
+    let mut left = n_val - take.iter().sum::<usize>();
+    for &g in &order {
+        if left == 0 {
+            break;
+        }
+        if take[g] < groups[g].len() {
+            take[g] += 1;
+            left -= 1;
+        }
+    }
+    let mut is_val = vec![false; n];
+    for (mut g, t) in groups.into_iter().zip(take) {
+        g.shuffle(&mut rng);
+        for &i in &g[..t] {
+            is_val[i] = true;
+        }
+    }
+    Ok((0..n).partition(|&i| !is_val[i]))
 }

@@ -8,7 +8,7 @@ use crate::estimator::{Estimator, FitOptions, Model};
 
 use super::common::{check_fit, entries, TreeEnsemble};
 use super::params::{Default as D, Kind, MaxFeatures, ParamSpec, Params};
-use super::tree::{grow, Binned, Criterion, TreeConfig, MAX_BINS};
+use super::tree::{grow, Binned, Criterion, Cut, Splitter, TreeConfig, MAX_BINS};
 
 pub(crate) const CRITERION: ParamSpec = ParamSpec {
     name: "criterion",
@@ -47,6 +47,35 @@ pub(crate) const CLASS_WEIGHT: ParamSpec = ParamSpec {
     doc: "balanced = weight each class by n / (classes × its count), for imbalanced data",
 };
 
+/// The `splitter` parameter of every tree learner.
+pub(crate) const fn splitter(default: &'static str) -> ParamSpec {
+    ParamSpec {
+        name: "splitter",
+        kind: Kind::Choice(&["exact", "hist"]),
+        default: D::Text(default),
+        doc: "exact = every boundary between distinct values, threshold at the midpoint \
+              (scikit-learn's trees); hist = 256 quantile bins per feature (LightGBM)",
+    }
+}
+
+/// The `cut` parameter of `extra_trees` (and `decision_tree`, whose default is `best`).
+pub(crate) const fn cut(options: &'static [&'static str], default: &'static str) -> ParamSpec {
+    ParamSpec {
+        name: "cut",
+        kind: Kind::Choice(options),
+        default: D::Text(default),
+        doc: "best = the best boundary; value = one random threshold per examined feature, \
+              uniform in value over the node's range (scikit-learn's extra trees); rank = \
+              uniform over the node's distinct values (or bins)",
+    }
+}
+
+/// The splitter a learner was given.
+pub(crate) fn read_splitter(p: &Params) -> Result<Splitter, String> {
+    let text = p.text("splitter")?;
+    Ok(Splitter::parse(&text).unwrap_or_else(|| unreachable!("checked choice {text}")))
+}
+
 pub(crate) const fn max_features(default: &'static str) -> ParamSpec {
     ParamSpec {
         name: "max_features",
@@ -64,12 +93,8 @@ pub const SPECS: &[ParamSpec] = &[
     MIN_SAMPLES_LEAF,
     max_features("all"),
     CLASS_WEIGHT,
-    ParamSpec {
-        name: "splitter",
-        kind: Kind::Choice(&["best", "random"]),
-        default: D::Text("best"),
-        doc: "best = best cut of each examined feature; random = one random cut (extra tree)",
-    },
+    splitter("exact"),
+    cut(&["best", "value", "rank"], "best"),
 ];
 
 /// The tree hyperparameters shared by a tree and the forests.
@@ -81,11 +106,22 @@ pub(crate) struct TreeHp {
     pub min_samples_leaf: usize,
     pub max_features: MaxFeatures,
     pub balanced: bool,
-    pub random_split: bool,
+    pub cut: Cut,
+    pub splitter: Splitter,
 }
 
 impl TreeHp {
-    pub fn read(p: &Params, random_split: bool) -> Result<TreeHp, String> {
+    /// The shared parameters; `cut` and `splitter` from the table when it has them.
+    pub fn read(p: &Params) -> Result<TreeHp, String> {
+        let cut = if !p.has("cut") {
+            Cut::Best
+        } else {
+            match p.text("cut")?.as_str() {
+                "value" => Cut::Value,
+                "rank" => Cut::Rank,
+                _ => Cut::Best,
+            }
+        };
         Ok(TreeHp {
             criterion: p.text("criterion")?,
             max_depth: p.usize("max_depth")?,
@@ -93,7 +129,8 @@ impl TreeHp {
             min_samples_leaf: p.usize("min_samples_leaf")?,
             max_features: p.max_features("max_features")?,
             balanced: p.text("class_weight")? == "balanced",
-            random_split,
+            cut,
+            splitter: read_splitter(p)?,
         })
     }
 
@@ -143,7 +180,7 @@ impl TreeHp {
             min_samples_leaf: self.min_samples_leaf,
             max_features: self.max_features.resolve(data.features()),
             max_leaf_nodes: 0,
-            random_split: self.random_split,
+            cut: self.cut,
             subtraction: false,
             parallel: false,
         })
@@ -159,10 +196,20 @@ pub struct DecisionTree {
 
 impl DecisionTree {
     pub fn from_params(params: &crate::estimator::HyperParams) -> Result<DecisionTree, String> {
+        // scikit-learn spells the random cut `splitter = "random"`; here `splitter` picks exact or
+        // binned candidates, so point the old spelling at its new key.
+        if let Some(crate::estimator::Hp::Text(t)) = params.get("splitter") {
+            if t == "best" || t == "random" {
+                let to = if t == "best" { "best" } else { "value" };
+                return Err(format!(
+                    "decision_tree: `splitter` = \"{t}\" is not allowed; allowed: one of exact, hist \
+                     (scikit-learn's splitter = \"{t}\" is `cut = \"{to}\"` here)"
+                ));
+            }
+        }
         let p = Params::new("decision_tree", params, SPECS)?;
-        let random = p.text("splitter")? == "random";
         Ok(DecisionTree {
-            hp: TreeHp::read(&p, random)?,
+            hp: TreeHp::read(&p)?,
         })
     }
 }
@@ -182,7 +229,7 @@ impl Estimator for DecisionTree {
     ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name(), data, rows, weights)?;
         let cfg = self.hp.config(self.name(), data)?;
-        let binned = Binned::new(data, rows, MAX_BINS)?;
+        let binned = Binned::new(data, rows, self.hp.splitter, MAX_BINS)?;
         let mut e = entries(data, rows, weights, self.hp.balanced);
         e.retain(|e| e.w > 0.0);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);

@@ -5,9 +5,11 @@
 //! sample and every split from its own generator seeded with `child_seed(seed, t)`, so trees can be
 //! grown in any order on any number of threads (rayon, when `FitOptions::parallel`) and the forest is
 //! bit-identical. A bootstrap sample is kept as per-row counts used as weights (as scikit-learn
-//! does), so a tree touches each distinct row once. Extra trees cut at one random bin boundary per
-//! examined feature (uniform over the node's occupied bins, an approximation of Geurts et al.'s
-//! uniform threshold over the value range).
+//! does), so a tree touches each distinct row once. Both forests take `splitter = "exact"` (every
+//! boundary between distinct values, the default, as scikit-learn) or `"hist"` (256 quantile bins).
+//! Extra trees cut each examined feature once at a threshold drawn uniform in value between the
+//! node's smallest and largest value (`cut = "value"`, Geurts et al. and scikit-learn), or uniform
+//! over the node's distinct values or bins (`cut = "rank"`: robust to heavy tails).
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -19,7 +21,8 @@ use crate::estimator::{Estimator, FitOptions, HyperParams, Model};
 
 use super::common::{argmax, check_fit, entries, TreeEnsemble};
 use super::decision_tree::{
-    max_features, TreeHp, CLASS_WEIGHT, CRITERION, MAX_DEPTH, MIN_SAMPLES_LEAF, MIN_SAMPLES_SPLIT,
+    cut, max_features, splitter, TreeHp, CLASS_WEIGHT, CRITERION, MAX_DEPTH, MIN_SAMPLES_LEAF,
+    MIN_SAMPLES_SPLIT,
 };
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{grow, Binned, Entry, Tree, MAX_BINS};
@@ -59,6 +62,7 @@ pub const RF_SPECS: &[ParamSpec] = &[
     CLASS_WEIGHT,
     bootstrap(true),
     OOB_SCORE,
+    splitter("exact"),
 ];
 
 /// `extra_trees` parameters.
@@ -72,6 +76,8 @@ pub const ET_SPECS: &[ParamSpec] = &[
     CLASS_WEIGHT,
     bootstrap(false),
     OOB_SCORE,
+    splitter("exact"),
+    cut(&["value", "rank"], "value"),
 ];
 
 /// A forest of CART trees (random cuts for extra trees), probabilities averaged over trees.
@@ -86,24 +92,23 @@ pub struct Forest {
 
 impl Forest {
     pub fn random_forest(params: &HyperParams) -> Result<Forest, String> {
-        Forest::read("random_forest", params, RF_SPECS, false)
+        Forest::read("random_forest", params, RF_SPECS)
     }
 
     pub fn extra_trees(params: &HyperParams) -> Result<Forest, String> {
-        Forest::read("extra_trees", params, ET_SPECS, true)
+        Forest::read("extra_trees", params, ET_SPECS)
     }
 
     fn read(
         name: &'static str,
         params: &HyperParams,
         specs: &'static [ParamSpec],
-        random: bool,
     ) -> Result<Forest, String> {
         let p = Params::new(name, params, specs)?;
         let forest = Forest {
             name,
             n_trees: p.usize("n_estimators")?,
-            hp: TreeHp::read(&p, random)?,
+            hp: TreeHp::read(&p)?,
             bootstrap: p.bool("bootstrap")?,
             oob: p.bool("oob_score")?,
         };
@@ -132,7 +137,7 @@ impl Estimator for Forest {
     ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name, data, rows, weights)?;
         let cfg = self.hp.config(self.name, data)?;
-        let binned = Binned::new(data, rows, MAX_BINS)?;
+        let binned = Binned::new(data, rows, self.hp.splitter, MAX_BINS)?;
         let base = entries(data, rows, weights, self.hp.balanced);
         let m = base.len();
         let grow_one = |t: usize| -> (Tree, Vec<u32>) {

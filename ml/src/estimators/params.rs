@@ -155,6 +155,11 @@ impl<'a> Params<'a> {
         })
     }
 
+    /// Whether the estimator's table has parameter `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.specs.iter().any(|s| s.name == name)
+    }
+
     fn spec(&self, name: &str) -> &'static ParamSpec {
         self.specs
             .iter()
