@@ -206,6 +206,39 @@ pub(crate) fn trsm_unit_lower(
     });
 }
 
+/// `B = L⁻¹·B` for the unit lower triangular `w × w` L (row stride `ldl`, its strictly lower part
+/// read) and the separate `w`-row B (row stride and width `ldb`); column chunks in parallel.
+pub fn trsm_unit_lower_separate(l: &[f64], ldl: usize, w: usize, b: &mut [f64], ldb: usize) {
+    if w < 2 || ldb == 0 {
+        return;
+    }
+    assert!(l.len() >= (w - 1) * ldl + w && b.len() >= w * ldb);
+    let base = SharedPtr(b.as_mut_ptr());
+    let chunks = ldb.div_ceil(TRSM_CHUNK);
+    (0..chunks).into_par_iter().for_each(|c| {
+        let ptr = base;
+        let cs = c * TRSM_CHUNK;
+        let len = TRSM_CHUNK.min(ldb - cs);
+        for i in 1..w {
+            for q in 0..i {
+                let f = l[i * ldl + q];
+                if f == 0.0 {
+                    continue;
+                }
+                // SAFETY: rows i and q differ; each task owns columns cs..cs+len of every row of
+                // B, which no other task touches; indices are inside `b` (asserted above).
+                unsafe {
+                    let src = std::slice::from_raw_parts(ptr.0.add(q * ldb + cs), len);
+                    let dst = std::slice::from_raw_parts_mut(ptr.0.add(i * ldb + cs), len);
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d -= f * s;
+                    }
+                }
+            }
+        }
+    });
+}
+
 /// `C −= L·U` with `L = p[r1..m, lc..lc+k]`, `U = p[r0..r0+k, cols]`, `C = p[r1..m, cols]`
 /// (`r1 ≥ r0 + k`), through the tuned DGEMM: L is copied, negated, into `lbuf` (contiguous).
 #[allow(clippy::too_many_arguments)]
