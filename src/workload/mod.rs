@@ -12,6 +12,7 @@
 #[cfg(feature = "cuda")]
 mod cuda;
 mod debug;
+mod hpl;
 mod kernels;
 mod ml;
 #[cfg(feature = "mpi")]
@@ -469,6 +470,7 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &kernels::Gemm,
     &kernels::Jacobi2d,
     &kernels::MonteCarloPi,
+    &hpl::Lu,
     &ml::Ml(ml::Kind::Forest),
     &ml::Ml(ml::Kind::AdaBoost),
     &ml::Ml(ml::Kind::GBoost),
@@ -492,6 +494,8 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &mpi::Gemm,
     #[cfg(feature = "mpi")]
     &mpi::Pi,
+    #[cfg(feature = "mpi")]
+    &hpl::MpiLu,
     #[cfg(feature = "cuda")]
     &cuda::Stream,
     #[cfg(feature = "cuda")]
@@ -516,6 +520,7 @@ pub const FEATURE_GATED: &[(&str, &str)] = &[
     ("mpi.stencil", "mpi"),
     ("mpi.gemm", "mpi"),
     ("mpi.pi", "mpi"),
+    ("mpi.hpl.lu", "mpi"),
     ("cuda.stream", "cuda"),
     ("cuda.reduce", "cuda"),
     ("cuda.transpose", "cuda"),
