@@ -358,9 +358,11 @@ fn time_repetitions(point: &Point, reps: &mut Vec<Repetition>) -> Result<(), Fai
             .with_context(|| format!("preparing {}", point.workload))
             .map_err(|e| failed(format!("{e:#}")))?;
         for _ in 0..point.warmup {
+            instance.reset();
             instance.run();
         }
         for i in 0..point.repetitions {
+            instance.reset();
             let t = Instant::now();
             instance.run();
             let seconds = t.elapsed().as_secs_f64();
@@ -634,10 +636,12 @@ mod mpi_point {
                 .map_err(|e| format!("preparing {}: {e:#}", point.workload));
             let mut instance = agree(world, prepared).map_err(|f| failed(f.to_string()))?;
             for _ in 0..point.warmup {
+                instance.reset();
                 world.barrier();
                 instance.run();
             }
             for i in 0..point.repetitions {
+                instance.reset();
                 world.barrier();
                 let t = Instant::now();
                 instance.run();

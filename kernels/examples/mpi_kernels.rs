@@ -99,7 +99,15 @@ fn main() {
             }
             // HPL: every block/grid edge (n below, at and across nb; n mod nb = 0), the same x as
             // the serial reference on every rank, and a broken factorisation refused.
-            for (n, nb) in [(1usize, 1usize), (5, 2), (16, 4), (37, 8), (64, 16), (150, 32), (97, 40)] {
+            for (n, nb) in [
+                (1usize, 1usize),
+                (5, 2),
+                (16, 4),
+                (37, 8),
+                (64, 16),
+                (150, 32),
+                (97, 40),
+            ] {
                 let want = scalelab_kernels::hpl::solve_serial(n, 11);
                 let mut h = hpl::Hpl::new(world, n, nb, 11).unwrap();
                 for rep in 0..2 {

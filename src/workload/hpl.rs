@@ -141,6 +141,9 @@ struct LuInstance {
 }
 
 impl Instance for LuInstance {
+    fn reset(&mut self) {
+        self.lu.reset();
+    }
     fn run(&mut self) {
         self.lu.run();
     }
@@ -239,6 +242,9 @@ struct MpiLuInstance {
 
 #[cfg(feature = "mpi")]
 impl Instance for MpiLuInstance {
+    fn reset(&mut self) {
+        self.h.reset();
+    }
     fn run(&mut self) {
         self.h.run();
     }
@@ -312,7 +318,10 @@ mod tests {
         assert!(Lu.check(&p, &Target::test(1)).unwrap_err().contains("`nb`"));
         let p = params(&[("size", "8B")]);
         let err = Lu.check(&p, &Target::test(1)).unwrap_err();
-        assert!(err.contains("`nb` = 128 is larger than the matrix order n = 1"), "{err}");
+        assert!(
+            err.contains("`nb` = 128 is larger than the matrix order n = 1"),
+            "{err}"
+        );
         // 16 GiB test node: n = 50000 needs 18.6 GiB.
         let p = params(&[("size", "50000")]);
         let err = Lu.check(&p, &Target::test(1)).unwrap_err();
@@ -323,7 +332,12 @@ mod tests {
     fn every_repetition_is_checked_and_a_wrong_answer_fails() {
         let p = params(&[("size", "150"), ("nb", "32")]);
         let mut inst = Lu.prepare(&p, &Target::test(1)).unwrap();
+        // A warm-up (run, no check) leaves the factors in place; `reset` restores the matrix, as
+        // the point runner calls it before every run.
+        inst.reset();
+        inst.run();
         for _ in 0..2 {
+            inst.reset();
             inst.run();
             inst.verify().unwrap();
             let m = inst.metrics();

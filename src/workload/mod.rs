@@ -7,7 +7,8 @@
 //! checking and the docs alike. Adding a workload means adding one entry to that table.
 //!
 //! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
-//! `prepare` (untimed), `run` for each warm-up, then `run` + `verify` for each timed repetition.
+//! `prepare` (untimed), `reset` + `run` for each warm-up, then `reset` (untimed) + `run` (timed) +
+//! `verify` for each timed repetition.
 
 #[cfg(feature = "cuda")]
 mod cuda;
@@ -376,6 +377,10 @@ pub fn gpu_description() -> String {
 
 /// A prepared problem, ready to be timed.
 pub trait Instance {
+    /// Restore the input before a run that overwrites it (HPL factors its matrix in place), outside
+    /// the timed region: the point runner calls it before every warm-up and every timed
+    /// repetition. Default: nothing.
+    fn reset(&mut self) {}
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.
     /// Distributed instances must not synchronise before or after their work themselves: the point
     /// runner puts a barrier before each repetition and takes the maximum time over ranks.

@@ -143,7 +143,10 @@ pub fn residual_rows(
             ((r - b).abs(), s, b.abs())
         })
         // NaN-propagating maxima: a NaN row must not vanish in `f64::max`.
-        .reduce(|| (0.0, 0.0, 0.0), |p, q| (nan_max(p.0, q.0), p.1.max(q.1), p.2.max(q.2)))
+        .reduce(
+            || (0.0, 0.0, 0.0),
+            |p, q| (nan_max(p.0, q.0), p.1.max(q.1), p.2.max(q.2)),
+        )
 }
 
 /// `max` that keeps a NaN.
@@ -177,7 +180,10 @@ pub(crate) fn trsm_unit_lower(
     if w < 2 || cols.is_empty() {
         return;
     }
-    assert!(lc + w <= cols.start || cols.end <= lc, "L overlaps the columns it updates");
+    assert!(
+        lc + w <= cols.start || cols.end <= lc,
+        "L overlaps the columns it updates"
+    );
     assert!((r0 + w - 1) * ld + cols.end.max(lc + w) <= p.len());
     let base = SharedPtr(p.as_mut_ptr());
     let chunks = cols.len().div_ceil(TRSM_CHUNK);
@@ -317,7 +323,15 @@ pub fn factor_panel(
 }
 
 /// Column-by-column factorisation of a narrow panel (see [`factor_panel`]).
-fn panel_base(p: &mut [f64], ld: usize, m: usize, c0: usize, d: usize, w: usize, ipiv: &mut [usize]) {
+fn panel_base(
+    p: &mut [f64],
+    ld: usize,
+    m: usize,
+    c0: usize,
+    d: usize,
+    w: usize,
+    ipiv: &mut [usize],
+) {
     let end = c0 + d + w;
     let mut urow = [0.0f64; BASE];
     for j in d..d + w {
@@ -358,7 +372,10 @@ fn panel_base(p: &mut [f64], ld: usize, m: usize, c0: usize, d: usize, w: usize,
         if below * (width + 1) < 1 << 14 {
             rows.chunks_mut(ld).take(below).for_each(work);
         } else {
-            rows[..below * ld].par_chunks_mut(ld).with_min_len(256).for_each(work);
+            rows[..below * ld]
+                .par_chunks_mut(ld)
+                .with_min_len(256)
+                .for_each(work);
         }
     }
 }
@@ -368,7 +385,11 @@ fn panel_base(p: &mut [f64], ld: usize, m: usize, c0: usize, d: usize, w: usize,
 pub fn back_substitute(a: &[f64], ld: usize, n: usize, x: &mut [f64]) {
     for i in (0..n).rev() {
         let row = &a[i * ld..];
-        let s: f64 = row[i + 1..n].iter().zip(&x[i + 1..n]).map(|(u, x)| u * x).sum();
+        let s: f64 = row[i + 1..n]
+            .iter()
+            .zip(&x[i + 1..n])
+            .map(|(u, x)| u * x)
+            .sum();
         x[i] = (row[n] - s) / row[i];
     }
 }
@@ -385,6 +406,8 @@ pub struct Lu {
     ipiv: Vec<usize>,
     ws: Workspace,
     lbuf: Vec<f64>,
+    /// A run has overwritten the matrix since the last refill.
+    dirty: bool,
 }
 
 impl Lu {
@@ -409,6 +432,7 @@ impl Lu {
             ipiv: vec![0; n],
             ws,
             lbuf: vec![0.0; n * nb.min(n)],
+            dirty: true,
         };
         lu.refill();
         Ok(lu)
@@ -425,12 +449,27 @@ impl Lu {
         self.a
             .par_chunks_mut(n + 1)
             .enumerate()
-            .for_each(|(i, row)| row.iter_mut().enumerate().for_each(|(j, v)| *v = entry(seed, n, i, j)));
+            .for_each(|(i, row)| {
+                row.iter_mut()
+                    .enumerate()
+                    .for_each(|(j, v)| *v = entry(seed, n, i, j))
+            });
         self.x.fill(f64::NAN);
+        self.dirty = false;
     }
 
-    /// Factor and solve (the timed region: no allocation).
+    /// Refill the matrix if a run has overwritten it since the last refill (what the point
+    /// runner calls, untimed, before every run: warm-ups are not checked, so they do not refill).
+    pub fn reset(&mut self) {
+        if self.dirty {
+            self.refill();
+        }
+    }
+
+    /// Factor and solve (the timed region: no allocation). Overwrites the matrix with its factors:
+    /// [`Lu::reset`] (or [`Lu::check`]) restores it.
     pub fn run(&mut self) {
+        self.dirty = true;
         let (n, nb, ld) = (self.n, self.nb, self.n + 1);
         for k in (0..n).step_by(nb) {
             let kb = nb.min(n - k);
@@ -446,7 +485,18 @@ impl Lu {
                 &mut self.lbuf,
             );
             trsm_unit_lower(&mut self.a, ld, k, kb, k, k + kb..ld);
-            update_below(&mut self.a, ld, n, k, k + kb, kb, k, k + kb..ld, &mut self.ws, &mut self.lbuf);
+            update_below(
+                &mut self.a,
+                ld,
+                n,
+                k,
+                k + kb,
+                kb,
+                k,
+                k + kb..ld,
+                &mut self.ws,
+                &mut self.lbuf,
+            );
         }
         back_substitute(&self.a, ld, n, &mut self.x);
     }
@@ -468,7 +518,8 @@ impl Lu {
     pub fn check(&mut self) -> Result<Residual, String> {
         let res = self.residual();
         self.refill();
-        res.check(&format!("hpl n={} nb={}", self.n, self.nb)).map(|()| res)
+        res.check(&format!("hpl n={} nb={}", self.n, self.nb))
+            .map(|()| res)
     }
 
     /// Break the last run's factorisation on purpose (one entry of U in the middle of the matrix
@@ -488,7 +539,9 @@ impl Lu {
 /// seeded `[A | b]`, then back substitution. Returns x.
 pub fn solve_serial(n: usize, seed: u64) -> Vec<f64> {
     let ld = n + 1;
-    let mut a: Vec<f64> = (0..n * ld).map(|k| entry(seed, n, k / ld, k % ld)).collect();
+    let mut a: Vec<f64> = (0..n * ld)
+        .map(|k| entry(seed, n, k / ld, k % ld))
+        .collect();
     for j in 0..n {
         let p = (j..n)
             .max_by(|&x, &y| a[x * ld + j].abs().total_cmp(&a[y * ld + j].abs()))
@@ -538,7 +591,16 @@ mod tests {
     #[test]
     fn blocked_lu_matches_the_serial_reference_and_passes_the_check() {
         // Sizes around and across the base panel, block and micro-tile edges.
-        for (n, nb) in [(1usize, 1usize), (2, 1), (5, 2), (17, 4), (40, 16), (67, 32), (130, 48), (200, 64)] {
+        for (n, nb) in [
+            (1usize, 1usize),
+            (2, 1),
+            (5, 2),
+            (17, 4),
+            (40, 16),
+            (67, 32),
+            (130, 48),
+            (200, 64),
+        ] {
             let want = solve_serial(n, 3);
             for t in THREADS {
                 pool(t).install(|| {
@@ -546,7 +608,9 @@ mod tests {
                     for rep in 0..2 {
                         lu.run();
                         let x = lu.solution().to_vec();
-                        let res = lu.check().unwrap_or_else(|e| panic!("n={n} nb={nb} t={t}: {e}"));
+                        let res = lu
+                            .check()
+                            .unwrap_or_else(|e| panic!("n={n} nb={nb} t={t}: {e}"));
                         assert!(res.scaled < THRESHOLD);
                         for (i, (g, w)) in x.iter().zip(&want).enumerate() {
                             assert!(
@@ -622,7 +686,13 @@ mod tests {
 
     #[test]
     fn bad_shapes_are_refused() {
-        assert_eq!(Lu::new(0, 4, 1).err().unwrap(), "the matrix order n must be at least 1");
-        assert_eq!(Lu::new(4, 0, 1).err().unwrap(), "the block size nb must be at least 1");
+        assert_eq!(
+            Lu::new(0, 4, 1).err().unwrap(),
+            "the matrix order n must be at least 1"
+        );
+        assert_eq!(
+            Lu::new(4, 0, 1).err().unwrap(),
+            "the block size nb must be at least 1"
+        );
     }
 }

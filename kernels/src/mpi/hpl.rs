@@ -129,6 +129,8 @@ pub struct Hpl {
     partial: Vec<f64>,
     x: Vec<f64>,
     comm_s: f64,
+    /// A run has overwritten the local blocks since the last refill.
+    dirty: bool,
 }
 
 impl Hpl {
@@ -181,6 +183,7 @@ impl Hpl {
             partial: vec![0.0; mp],
             x: vec![f64::NAN; n],
             comm_s: 0.0,
+            dirty: true,
         };
         hpl.refill();
         Ok(hpl)
@@ -214,10 +217,21 @@ impl Hpl {
             });
         }
         self.x.fill(f64::NAN);
+        self.dirty = false;
     }
 
-    /// Factor and solve (the timed region; collective: every rank calls it).
+    /// Refill the local blocks if a run has overwritten them since the last refill (local, no
+    /// communication; the point runner calls it untimed before every run).
+    pub fn reset(&mut self) {
+        if self.dirty {
+            self.refill();
+        }
+    }
+
+    /// Factor and solve (the timed region; collective: every rank calls it). Overwrites the local
+    /// blocks with the factors: [`Hpl::reset`] (or [`Hpl::check`]) restores them.
     pub fn run(&mut self) {
+        self.dirty = true;
         let t0 = Instant::now();
         let mut comm_s = 0.0;
         for k0 in (0..self.n).step_by(self.nb) {
@@ -266,7 +280,8 @@ impl Hpl {
             } else {
                 let (cnt, dsp) = counts_displs(counts);
                 let mut part = PartitionMut::new(&mut self.recv[..m * kb], cnt, &dsp[..]);
-                self.col.all_gather_varcount_into(&self.send[..mine * kb], &mut part);
+                self.col
+                    .all_gather_varcount_into(&self.send[..mine * kb], &mut part);
             }
             comm_s += since(t);
             // Into global row order.
@@ -341,7 +356,8 @@ impl Hpl {
             } else {
                 let (cnt, dsp) = counts_displs(counts);
                 let mut part = PartitionMut::new(&mut self.recv[..total], cnt, &dsp[..]);
-                self.col.all_gather_varcount_into(&self.send[..sent], &mut part);
+                self.col
+                    .all_gather_varcount_into(&self.send[..sent], &mut part);
             }
             comm_s += since(t);
             // Where each touched original row sits in `recv`.
@@ -553,7 +569,13 @@ mod tests {
 
     #[test]
     fn numroc_and_index_maps_cover_every_row_once() {
-        for (n, nb, procs) in [(10usize, 3usize, 2usize), (7, 7, 3), (1, 4, 2), (100, 8, 3), (9, 2, 4)] {
+        for (n, nb, procs) in [
+            (10usize, 3usize, 2usize),
+            (7, 7, 3),
+            (1, 4, 2),
+            (100, 8, 3),
+            (9, 2, 4),
+        ] {
             let total: usize = (0..procs).map(|me| numroc(n, nb, me, procs)).sum();
             assert_eq!(total, n, "n={n} nb={nb} procs={procs}");
             let mut seen = vec![false; n];

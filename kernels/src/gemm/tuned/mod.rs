@@ -589,7 +589,11 @@ mod tests {
                 kc: 5,
                 nc: 2 * nr,
             };
-            for (m, n, k) in [(1usize, 1usize, 1usize), (7, 3, 2), (2 * mr + 3, 3 * nr + 1, 11)] {
+            for (m, n, k) in [
+                (1usize, 1usize, 1usize),
+                (7, 3, 2),
+                (2 * mr + 3, 3 * nr + 1, 11),
+            ] {
                 let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
                 let a = crate::testing::random_vec(m * lda, 1);
                 let b = crate::testing::random_vec(k * ldb, 2);
