@@ -137,7 +137,7 @@ nb = 0
     );
     assert!(
         out.stderr
-            .contains("bad.toml:12: study 2 (zero): `nb` must be a positive whole number, found 0"),
+            .contains("bad.toml:13: study 2 (zero): `nb` must be a positive whole number, found 0"),
         "{}",
         out.stderr
     );
