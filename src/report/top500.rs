@@ -401,12 +401,7 @@ where
         .draw_series(DashedLineSeries::new(me, 14, 9, line(BLACK)))?
         .label(format!("this machine: {}", human_flops(best.gflops)))
         .legend(move |(x, y)| {
-            plotters::element::DashedPathElement::new(
-                vec![(x, y), (x + 36, y)].into_iter(),
-                8,
-                5,
-                line(BLACK),
-            )
+            plotters::element::DashedPathElement::new(vec![(x, y), (x + 36, y)], 8, 5, line(BLACK))
         });
     // The legend goes to the lower right: below the #500 line's recent years, where nothing
     // is drawn (the #500 line rises far above any one machine's result by then).

@@ -454,12 +454,12 @@ impl Hpl {
             if myrow == pr {
                 // My contribution to the block's rows: partial sums minus y where I hold it.
                 let (_, l0) = owner(r0, nb, p);
-                for i in 0..w {
+                for (i, sum) in sums[..w].iter_mut().enumerate() {
                     let mut s = self.partial[l0 + i];
                     if mycol == ycol {
                         s -= self.a[(l0 + i) * nq + ylocal];
                     }
-                    sums[i] = s;
+                    *sum = s;
                 }
                 let t = Instant::now();
                 let root = self.row.process_at_rank(pc as i32);
