@@ -8,8 +8,10 @@
 #   A  hpcc, mpirun -np 1, HPL on a 1 x 1 grid          B  scalelab hpl.lu, 1 thread
 #   A  hpcc, mpirun -np 2, HPL on a 1 x 2 grid          B  scalelab mpi.hpl.lu, 2 ranks x 1 thread
 # hpcc reports one HPL run per launch (HPL_Tflops); scalelab the best of 3 verified repetitions
-# (after one warm-up). Both count HPL's flops (2/3 n^3 + 3/2 n^2). The load average is recorded
-# beside every measurement: on a shared machine only the ratios of one round mean anything.
+# (after one warm-up). Both count HPL's flops (2/3 n^3 + 3/2 n^2). The load average, and the cores
+# each side actually obtained (hpcc: CPU seconds / wall seconds of the launch; scalelab: the
+# point's point_cores), are recorded beside every measurement: on a shared machine only the ratios
+# of one round mean anything, and the ratio per core obtained is printed beside the raw one.
 #
 # hpcc: Debian's package, linked to libblas.so.3, which must resolve to OpenBLAS (install with
 # scripts/install-deps.sh --reference); the script prints the BLAS library and the OpenBLAS
@@ -38,7 +40,7 @@ OUT=""
 SCALELAB=""
 TIMEOUT=1800
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -104,6 +106,7 @@ run_hpcc() { # run_hpcc ROUND RANKS
     load="$(cut -d' ' -f1 /proc/loadavg)"
     if ! (cd "$dir" && timeout "$TIMEOUT" env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
         OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+        "$PY" "$LIB/compare_hpl.py" timed --out "$dir/timing.json" -- \
         mpirun "${MPIRUN_FLAGS[@]}" -np "$ranks" hpcc >"$dir/log.txt" 2>&1); then
         tail -n 20 "$dir/log.txt" >&2
         die "hpcc failed (log: $dir/log.txt)"

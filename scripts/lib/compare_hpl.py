@@ -6,7 +6,13 @@
                                             or mpi.hpl.lu (R ranks x 1 thread), 3 repetitions
   hpcc-record FILE --round K --side S --log L     append hpcc's HPL_Tflops (as GFLOP/s) to L
   scalelab-record RUN --round K --side S --log L  append the best verified repetition to L
+  timed --out F -- CMD...                   run CMD, write its wall and children's CPU seconds to F
   verdict --log L                           print the side-by-side table and the ratios
+
+Beside each figure goes the share of the cores the measured program got: for hpcc the CPU seconds
+of the whole launch over its wall time (`timed`), for scalelab the point's own `point_cores`
+(docs/benchmarking.md, "The machine's state beside every point"). On a machine that others load,
+GFLOP/s per core obtained is the figure that still compares; it is printed as a second ratio.
 
 The measurement log is JSON lines (compare.py's format), one per measurement, with the load
 average read just before it.
@@ -59,17 +65,41 @@ def cmd_manifest(args):
         f.write(text)
 
 
+def cmd_timed(args):
+    import resource
+    import subprocess
+    import time
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        raise Fail("timed: no command")
+    t0 = time.time()
+    rc = subprocess.call(cmd)
+    wall = time.time() - t0
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with open(args.out, "w") as f:
+        json.dump({"wall_s": wall, "cpu_s": r.ru_utime + r.ru_stime, "rc": rc}, f)
+    return rc
+
+
 def cmd_hpcc_record(args):
     s = compare.hpcc_summary(args.file)
+    cores = None
+    timing = os.path.join(os.path.dirname(args.file), "timing.json")
+    if os.path.exists(timing):
+        with open(timing) as f:
+            t = json.load(f)
+        if t["wall_s"] > 0:
+            cores = t["cpu_s"] / t["wall_s"]
     tflops = compare.num(s, "HPL_Tflops", args.file)
     n = int(float(s.get("HPL_N", "0")))
     nb = int(float(s.get("HPL_NB", "0")))
     append(args.log, args.round, args.side, "hpl_gflops", tflops * 1e3, "GFLOP/s",
-           f"hpcc HPL n={n} nb={nb}; load average {args.load}", load1=args.load, n=n, nb=nb)
+           f"hpcc HPL n={n} nb={nb}; load average {args.load}; cores obtained {fmt_cores(cores)}",
+           load1=args.load, n=n, nb=nb, cores=cores)
 
 
 def cmd_scalelab_record(args):
-    best, n, nb = None, None, None
+    best, n, nb, cores = None, None, None, None
     points = os.path.join(args.run, "points")
     for name in sorted(os.listdir(points)):
         with open(os.path.join(points, name)) as f:
@@ -78,6 +108,7 @@ def cmd_scalelab_record(args):
             raise Fail(f"{points}/{name}: status {rec['status']}: {rec.get('reason', '')}")
         n = rec["size"]
         nb = rec["point"]["params"].get("nb")
+        cores = (rec.get("load") or {}).get("point_cores")
         for rep in rec["repetitions"]:
             if not rep["verified"]:
                 raise Fail(f"{points}/{name}: an unverified repetition")
@@ -86,8 +117,18 @@ def cmd_scalelab_record(args):
     if best is None:
         raise Fail(f"{points}: no records")
     append(args.log, args.round, args.side, "hpl_gflops", best, "GFLOP/s",
-           f"scalelab best of 3 verified repetitions, n={n} nb={nb}; load average {args.load}",
-           load1=args.load, n=n, nb=nb)
+           f"scalelab best of 3 verified repetitions, n={n} nb={nb}; load average {args.load}; "
+           f"cores obtained {fmt_cores(cores)}",
+           load1=args.load, n=n, nb=nb, cores=cores)
+
+
+def fmt_cores(c):
+    return "?" if c is None else f"{c:.2f}"
+
+
+def per_core(r):
+    c = r["extra"].get("cores")
+    return r["value"] / c if c else None
 
 
 def cmd_verdict(args):
@@ -108,9 +149,13 @@ def cmd_verdict(args):
             a, b = ref[k], ours[k]
             ratio = b["value"] / a["value"]
             ratios.append(ratio)
-            out.append(f"  round {k}: hpcc {a['value']:.2f} GFLOP/s (load {a['extra']['load1']}), "
-                       f"scalelab {b['value']:.2f} GFLOP/s (load {b['extra']['load1']}): "
-                       f"ratio {ratio:.2f}")
+            pa, pb = per_core(a), per_core(b)
+            norm = f"{pb / pa:.2f}" if pa and pb else "?"
+            out.append(f"  round {k}: hpcc {a['value']:.2f} GFLOP/s (load {a['extra']['load1']}, "
+                       f"{fmt_cores(a['extra'].get('cores'))} cores obtained), "
+                       f"scalelab {b['value']:.2f} GFLOP/s (load {b['extra']['load1']}, "
+                       f"{fmt_cores(b['extra'].get('cores'))} cores obtained): "
+                       f"ratio {ratio:.2f}, per core obtained {norm}")
         best_ratio = max(ours[k]["value"] for k in rounds) / max(ref[k]["value"] for k in rounds)
         med = statistics.median(ratios)
         verdict = "met" if med >= TARGETS[case] else "MISSED"
@@ -140,6 +185,9 @@ def main():
         a.add_argument("--side", required=True)
         a.add_argument("--log", required=True)
         a.add_argument("--load", type=float, default=None)
+    a = sub.add_parser("timed")
+    a.add_argument("--out", required=True)
+    a.add_argument("command", nargs=argparse.REMAINDER)
     a = sub.add_parser("verdict")
     a.add_argument("--log", required=True)
     args = p.parse_args()
@@ -148,7 +196,7 @@ def main():
             args.load = loadavg()
         rc = {"hpcc-input": cmd_hpcc_input, "manifest": cmd_manifest,
               "hpcc-record": cmd_hpcc_record, "scalelab-record": cmd_scalelab_record,
-              "verdict": cmd_verdict}[args.cmd](args)
+              "timed": cmd_timed, "verdict": cmd_verdict}[args.cmd](args)
         sys.exit(rc or 0)
     except Fail as e:
         print(f"compare-hpl: {e}", file=sys.stderr)
