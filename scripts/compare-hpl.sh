@@ -21,8 +21,9 @@
 # measures the same kernel code).
 #
 # Targets: hpl.lu >= 0.8 x hpcc's HPL GFLOP/s (1 process); mpi.hpl.lu >= 0.7 x (2 ranks);
-# judged on the median of the rounds' ratios. Exit status 0 when everything ran (whatever the
-# targets say), 1 when something could not run, with the reason. Everything stays in the output
+# judged on the median of the rounds' ratios. A crashed hpcc launch skips its pair of that round.
+# Exit status 0 when every target case has a complete round (whatever the targets say), 1 when
+# something could not run, with the reason. Everything stays in the output
 # folder (default results/compare-hpl/<UTC time>/): measurements.jsonl, logs, hpcc outputs, runs.
 set -euo pipefail
 
@@ -108,8 +109,11 @@ run_hpcc() { # run_hpcc ROUND RANKS
         OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
         "$PY" "$LIB/compare_hpl.py" timed --out "$dir/timing.json" -- \
         mpirun "${MPIRUN_FLAGS[@]}" -np "$ranks" hpcc >"$dir/log.txt" 2>&1); then
-        tail -n 20 "$dir/log.txt" >&2
-        die "hpcc failed (log: $dir/log.txt)"
+        # hpcc 1.5 crashes now and then on this VM (a segfault after its other tests); a crashed
+        # launch costs its round's pair, not the comparison.
+        tail -n 5 "$dir/log.txt" >&2
+        say "    hpcc failed (log: $dir/log.txt); this pair of round $round is skipped"
+        return 1
     fi
     "$PY" "$LIB/compare_hpl.py" hpcc-record "$dir/hpccoutf.txt" --round "$round" --side "hpcc-${ranks}p" --log "$LOG" --load "$load" ||
         die "could not read $dir/hpccoutf.txt"
@@ -131,10 +135,8 @@ run_scalelab() { # run_scalelab ROUND RANKS
 
 for ((round = 1; round <= ROUNDS; round++)); do
     say "== round $round of $ROUNDS"
-    run_hpcc "$round" 1
-    run_scalelab "$round" 1
-    run_hpcc "$round" 2
-    run_scalelab "$round" 2
+    if run_hpcc "$round" 1; then run_scalelab "$round" 1; fi
+    if run_hpcc "$round" 2; then run_scalelab "$round" 2; fi
 done
 
 say "== verdict (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
