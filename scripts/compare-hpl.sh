@@ -17,8 +17,8 @@
 # scripts/install-deps.sh --reference); the script prints the BLAS library and the OpenBLAS
 # package version, and runs hpcc with OPENBLAS_NUM_THREADS=1 and without OPENBLAS_CORETYPE.
 # scalelab: built with `cargo build --release --features mpi` unless --scalelab names a binary
-# (it must have the `mpi` feature; debug builds optimise the kernels crate, so a debug binary
-# measures the same kernel code).
+# (it must have the `mpi` feature, and be a release build: a debug build keeps Rust's debug
+# precondition checks in the DGEMM micro-kernel, which cost it about 2.7x here; the script warns).
 #
 # Targets: hpl.lu >= 0.8 x hpcc's HPL GFLOP/s (1 process); mpi.hpl.lu >= 0.7 x (2 ranks);
 # judged on the median of the rounds' ratios. A crashed hpcc launch skips its pair of that round.
@@ -79,6 +79,9 @@ if [[ -z $SCALELAB ]]; then
     (cd "$ROOT" && cargo build --release --features mpi --quiet) || die "cargo build --release --features mpi failed"
 fi
 [[ -x $SCALELAB ]] || die "$SCALELAB is not an executable"
+case "$SCALELAB" in
+    */debug/*) say "warning: $SCALELAB looks like a debug build: its DGEMM micro-kernel runs with Rust's debug precondition checks (about 2.7x slower here); measure with a release build" ;;
+esac
 
 for ranks in 1 2; do
     "$PY" "$LIB/compare_hpl.py" manifest --out "$OUT/hpl-${ranks}p.toml" --n "$N" --nb "$NB" --ranks "$ranks"
