@@ -33,6 +33,7 @@ SCRIPT_NAME=compare-hpl
 # shellcheck source=scripts/lib/common.sh
 source "$LIB/common.sh"
 PY="$(command -v python3 || true)"
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 N=4000
 NB=128
