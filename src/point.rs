@@ -402,9 +402,11 @@ fn time_repetitions(
             .map_err(|e| failed(format!("{e:#}")))?;
         *devices = instance.devices();
         for _ in 0..point.warmup {
+            instance.reset();
             instance.run();
         }
         for i in 0..point.repetitions {
+            instance.reset();
             let t = Instant::now();
             instance.run();
             let seconds = t.elapsed().as_secs_f64();
@@ -694,10 +696,12 @@ mod mpi_point {
             // Rank 0 writes the record: its GPUs stand for every rank's (one node type).
             *devices = instance.devices();
             for _ in 0..point.warmup {
+                instance.reset();
                 world.barrier();
                 instance.run();
             }
             for i in 0..point.repetitions {
+                instance.reset();
                 world.barrier();
                 let t = Instant::now();
                 instance.run();

@@ -11,7 +11,7 @@
 #[cfg(feature = "mpi")]
 fn main() {
     use mpi::traits::*;
-    use scalelab_kernels::mpi::{collective, pi, pingpong, stencil, summa, Comm};
+    use scalelab_kernels::mpi::{collective, hpl, pi, pingpong, stencil, summa, Comm};
 
     let (universe, _) =
         mpi::initialize_with_threading(mpi::Threading::Serialized).expect("MPI initialises once");
@@ -96,6 +96,37 @@ fn main() {
                     g.check().unwrap_or_else(|e| panic!("n={n}: {e}"));
                 }
                 assert!(g.check().is_err(), "poisoned C fails");
+            }
+            // HPL: every block/grid edge (n below, at and across nb; n mod nb = 0), the same x as
+            // the serial reference on every rank, and a broken factorisation refused.
+            for (n, nb) in [
+                (1usize, 1usize),
+                (5, 2),
+                (16, 4),
+                (37, 8),
+                (64, 16),
+                (150, 32),
+                (97, 40),
+            ] {
+                let want = scalelab_kernels::hpl::solve_serial(n, 11);
+                let mut h = hpl::Hpl::new(world, n, nb, 11).unwrap();
+                for rep in 0..2 {
+                    h.run();
+                    for (i, (g, w)) in h.solution().iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 1e-9 * (1.0 + w.abs()),
+                            "hpl n={n} nb={nb} rep={rep} rank {me}: x[{i}] = {g}, serial {w}"
+                        );
+                    }
+                    h.check().unwrap_or_else(|e| panic!("rank {me}: {e}"));
+                }
+                if n >= 4 {
+                    h.run();
+                    h.break_factorization();
+                    let err = h.check().unwrap_err();
+                    assert!(err.contains("is not below 16"), "{err}");
+                }
+                assert!(h.check().is_err(), "a check needs a new run");
             }
             for samples in [1u64, 70_000, 1_000_003] {
                 let got = pi::hits(world, samples, 42);

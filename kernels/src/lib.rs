@@ -17,6 +17,7 @@
 //! | [`stream`] | STREAM copy, scale, add, triad | 0, 1, 1, 2 per element | 16, 16, 24, 24 per element |
 //! | [`dot`] | dot product, deterministic reduction | 2 per element | 16 per element |
 //! | [`gemm`] | DGEMM `C = A·B`: naive, ikj, blocked, tuned (Goto/BLIS), faer | 2n³ | 24n² (compulsory) |
+//! | [`hpl`] | HPL: blocked right-looking LU with partial pivoting + back substitution | 2/3·n³ + 3/2·n² | modelled: Σ 16·m·(m+1) over block steps |
 //! | [`stencil`] | 2-D 5-point Jacobi sweeps | 4 per interior point per sweep | 16 per interior point per sweep |
 //! | [`pi`] | Monte Carlo π with counter-seeded generators | 3 per sample | 0 |
 //! | `mpi` (feature `mpi`) | ping-pong, allreduce/bcast/allgather, halo-exchange stencil, SUMMA DGEMM, π over ranks | as the serial kernels | messages: see each kernel |
@@ -30,6 +31,7 @@
 pub mod cuda;
 pub mod dot;
 pub mod gemm;
+pub mod hpl;
 #[cfg(feature = "mpi")]
 pub mod mpi;
 pub mod pi;

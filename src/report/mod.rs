@@ -5,7 +5,8 @@
 //! * `measurements.csv` (one row per repetition) and `summary.csv` (one row per point), see
 //!   [`csv`] and `docs/results.md` for the columns;
 //! * `plots/*.svg` and `plots/*.png`: speedup, efficiency and throughput per study, see [`plots`],
-//!   and the run's roofline (`plots/roofline.*`, one per worker count), see [`roofline`];
+//!   and the run's roofline (`plots/roofline.*`, one per worker count), see [`roofline`]; with HPL
+//!   points, the run against the TOP500 lists (`plots/top500.*`), see [`top500`];
 //! * `report.md`: per study a table of points (median time ± 95 % CI, GFLOP/s, GB/s, % of peak,
 //!   speedup, efficiency, Karp–Flatt), the Amdahl or Gustafson fit, the plots, and the failed
 //!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
@@ -30,6 +31,7 @@ pub mod ml;
 pub mod plots;
 pub mod roofline;
 pub mod scaling;
+pub mod top500;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -241,6 +243,30 @@ pub fn write_with(
 
     // The compute nodes SLURM tasks recorded: each point's "% peak" is of its own node.
     let nodes = crate::machine::run_nodes(&run.root);
+    // HPL points: the run's best result against the TOP500 lists.
+    // Not for a mock run: its GFLOP/s are model times, not this machine's.
+    let top500 = if mock {
+        Ok(None)
+    } else {
+        top500::write(&run.plots_dir(), records)
+    };
+    let top500_md = match top500 {
+        Ok(Some((plot, md))) => {
+            plot_files.extend(plot.files);
+            md
+        }
+        Ok(None) => String::new(),
+        Err(e) => {
+            plot_failures.push(format!("drawing the TOP500 plot: {e:#}"));
+            plot_errors.push(format!(
+                "**TOP500 plot missing**: {e:#}; the tables and CSV files are complete. Check free disk space and permissions of `{}`, then run `scalelab report {}`.",
+                run.plots_dir().display(),
+                run.root.display()
+            ));
+            String::new()
+        }
+    };
+
     let mut text = markdown(
         run,
         plan,
@@ -264,6 +290,7 @@ pub fn write_with(
             study_roofs.join(", ")
         );
     }
+    text.push_str(&top500_md);
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
     // The report says which plots are missing; the command must say it too (and fail), or a full

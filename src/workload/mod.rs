@@ -7,11 +7,13 @@
 //! checking and the docs alike. Adding a workload means adding one entry to that table.
 //!
 //! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
-//! `prepare` (untimed), `run` for each warm-up, then `run` + `verify` for each timed repetition.
+//! `prepare` (untimed), `reset` + `run` for each warm-up, then `reset` (untimed) + `run` (timed) +
+//! `verify` for each timed repetition.
 
 #[cfg(feature = "cuda")]
 mod cuda;
 mod debug;
+mod hpl;
 #[cfg(target_os = "linux")]
 mod io;
 mod kernels;
@@ -380,6 +382,10 @@ pub fn gpu_description() -> String {
 
 /// A prepared problem, ready to be timed.
 pub trait Instance {
+    /// Restore the input before a run that overwrites it (HPL factors its matrix in place), outside
+    /// the timed region: the point runner calls it before every warm-up and every timed
+    /// repetition. Default: nothing.
+    fn reset(&mut self) {}
     /// One execution of the kernel. This is the timed region: no allocation or set-up belongs here.
     /// Distributed instances must not synchronise before or after their work themselves: the point
     /// runner puts a barrier before each repetition and takes the maximum time over ranks.
@@ -497,6 +503,7 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &kernels::Gemm,
     &kernels::Jacobi2d,
     &kernels::MonteCarloPi,
+    &hpl::Lu,
     &ml::Ml(ml::Kind::Forest),
     &ml::Ml(ml::Kind::AdaBoost),
     &ml::Ml(ml::Kind::GBoost),
@@ -523,6 +530,8 @@ pub static REGISTRY: &[&dyn Workload] = &[
     &mpi::Gemm,
     #[cfg(feature = "mpi")]
     &mpi::Pi,
+    #[cfg(feature = "mpi")]
+    &hpl::MpiLu,
     #[cfg(feature = "cuda")]
     &cuda::Stream,
     #[cfg(feature = "cuda")]
@@ -547,6 +556,7 @@ pub const FEATURE_GATED: &[(&str, &str)] = &[
     ("mpi.stencil", "mpi"),
     ("mpi.gemm", "mpi"),
     ("mpi.pi", "mpi"),
+    ("mpi.hpl.lu", "mpi"),
     ("cuda.stream", "cuda"),
     ("cuda.reduce", "cuda"),
     ("cuda.transpose", "cuda"),

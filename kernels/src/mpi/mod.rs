@@ -13,6 +13,7 @@
 //! | [`collective`] | `MPI_Allreduce` (sum), `MPI_Bcast`, `MPI_Allgather` | 0 (allreduce: (p−1)·n adds, reported separately) | message size per call (algorithmic bandwidth) |
 //! | [`stencil`] | 2-D Jacobi, 2-D Cartesian decomposition, halo exchange overlapped with the interior | 4 per interior point per sweep | 16 per interior point per sweep |
 //! | [`summa`] | SUMMA DGEMM on a 2-D process grid, local products with the tuned kernel | 2n³ | 24n² (compulsory) |
+//! | [`hpl`] | HPL: LU with partial pivoting on a P × Q block-cyclic grid, back substitution | 2/3·n³ + 3/2·n² | modelled as the shared-memory LU |
 //! | [`pi`] | Monte Carlo π, chunks split statically over ranks, `MPI_Reduce` of the hit counts | 3 per sample | 0 |
 //!
 //! The process grid of the 2-D kernels is [`grid_dims`] (what `MPI_Dims_create(p, 2)` returns),
@@ -25,6 +26,7 @@
 use std::ops::Range;
 
 pub mod collective;
+pub mod hpl;
 pub mod pi;
 pub mod pingpong;
 pub mod stencil;

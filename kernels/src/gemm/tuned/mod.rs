@@ -227,16 +227,22 @@ impl Workspace {
 
     /// Allocate the packing buffers for `n × n` products in the current pool.
     pub fn reserve(&mut self, n: usize) {
+        self.reserve_mnk(n, n, n);
+    }
+
+    /// Allocate the packing buffers for `m × k` by `k × n` products (see [`Workspace::update`])
+    /// in the current pool.
+    pub fn reserve_mnk(&mut self, m: usize, n: usize, k: usize) {
         let (mr, nr) = self.isa.tile();
         let Blocking { mc, kc, nc } = self.blocking;
-        let kc = kc.min(n).max(1);
+        let kc = kc.min(k).max(1);
         self.b_pack.ensure(kc * nc.min(n.next_multiple_of(nr)));
         let threads = rayon::current_num_threads();
         if self.a_pack.len() < threads {
             self.a_pack.resize_with(threads, AlignedBuf::default);
         }
         for buf in &mut self.a_pack {
-            buf.ensure(kc * mc.min(n.next_multiple_of(mr)));
+            buf.ensure(kc * mc.min(m.next_multiple_of(mr)));
         }
     }
 
@@ -248,15 +254,84 @@ impl Workspace {
             return;
         }
         self.reserve(n);
+        let shape = Shape {
+            m: n,
+            n,
+            k: n,
+            lda: n,
+            ldb: n,
+            ldc: n,
+            overwrite: true,
+        };
+        self.dispatch(&shape, a, b, c);
+    }
+
+    /// `C += A·B` for a row-major `m × k` A (row stride `lda`), `k × n` B (row stride `ldb`) and
+    /// `m × n` C (row stride `ldc`), in the current rayon pool: the general product the blocked LU
+    /// factorisation's trailing update `A₂₂ −= L₂₁·U₁₂` needs (it passes −L₂₁). The slices start at
+    /// the first element of each matrix and must reach its last (`(rows − 1)·ld + cols`
+    /// elements); panics otherwise.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f64],
+        lda: usize,
+        b: &[f64],
+        ldb: usize,
+        c: &mut [f64],
+        ldc: usize,
+    ) {
+        if m == 0 || n == 0 || k == 0 {
+            return;
+        }
+        let need = |rows: usize, cols: usize, ld: usize| (rows - 1) * ld + cols;
+        assert!(
+            lda >= k && ldb >= n && ldc >= n,
+            "gemm update: row strides ({lda}, {ldb}, {ldc}) shorter than rows ({k}, {n}, {n})"
+        );
+        assert!(
+            a.len() >= need(m, k, lda) && b.len() >= need(k, n, ldb) && c.len() >= need(m, n, ldc),
+            "gemm update: A, B or C shorter than its {m} × {k}, {k} × {n}, {m} × {n} shape"
+        );
+        self.reserve_mnk(m, n, k);
+        let shape = Shape {
+            m,
+            n,
+            k,
+            lda,
+            ldb,
+            ldc,
+            overwrite: false,
+        };
+        let c = &mut c[..need(m, n, ldc)];
+        self.dispatch(&shape, a, b, c);
+    }
+
+    fn dispatch(&mut self, shape: &Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
         match self.isa {
             // A workspace only holds an `Isa` this CPU supports (`for_isa`, `detect`).
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => drive::<avx512::Kernel>(self, n, n, n, a, b, c),
+            Isa::Avx512 => drive::<avx512::Kernel>(self, shape, a, b, c),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => drive::<avx2::Kernel>(self, n, n, n, a, b, c),
-            _ => drive::<portable::Kernel>(self, n, n, n, a, b, c),
+            Isa::Avx2 => drive::<avx2::Kernel>(self, shape, a, b, c),
+            _ => drive::<portable::Kernel>(self, shape, a, b, c),
         }
     }
+}
+
+/// The shape of one product for [`drive`]: `m × k` by `k × n`, row strides, and whether C is
+/// overwritten (`C = A·B`) or accumulated into (`C += A·B`).
+struct Shape {
+    m: usize,
+    n: usize,
+    k: usize,
+    lda: usize,
+    ldb: usize,
+    ldc: usize,
+    overwrite: bool,
 }
 
 /// `C = A·B` with the tuned algorithm and the best micro-kernel of this CPU, allocating its packing
@@ -324,17 +399,18 @@ fn pack_b(
 /// Largest micro-tile any kernel uses (for the edge buffer).
 const MAX_TILE: usize = 32 * 32;
 
-/// The Goto/BLIS loop nest for an `m × k` by `k × n` product into `m × n` C, all row-major and
-/// contiguous.
-fn drive<K: MicroKernel>(
-    ws: &mut Workspace,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f64],
-    b: &[f64],
-    c: &mut [f64],
-) {
+/// The Goto/BLIS loop nest for an `m × k` by `k × n` product into `m × n` C, all row-major with
+/// the row strides of `shape`; `c` ends at C's last element.
+fn drive<K: MicroKernel>(ws: &mut Workspace, shape: &Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
+    let Shape {
+        m,
+        n,
+        k,
+        lda,
+        ldb,
+        ldc,
+        overwrite,
+    } = *shape;
     let (mr, nr) = (K::MR, K::NR);
     const { assert!(K::MR * K::NR <= MAX_TILE) };
     let Blocking { mc, kc, nc } = ws.blocking;
@@ -347,33 +423,33 @@ fn drive<K: MicroKernel>(
         let panels = ncur.div_ceil(nr);
         for pc in (0..k).step_by(kc) {
             let kcur = kc.min(k - pc);
-            let accumulate = pc > 0;
+            let accumulate = pc > 0 || !overwrite;
             let bp = b_pack.slice_mut(panels * kcur * nr);
             bp.par_chunks_mut(kcur * nr)
                 .enumerate()
                 .for_each(|(q, dst)| {
                     let j0 = jc + q * nr;
-                    pack_b(dst, nr, b, n, pc, kcur, j0, nr.min(n - j0));
+                    pack_b(dst, nr, b, ldb, pc, kcur, j0, nr.min(n - j0));
                 });
             let bp: &[f64] = bp;
-            c.par_chunks_mut(band * n)
+            c.par_chunks_mut(band * ldc)
                 .zip(a_pack.par_iter_mut())
                 .enumerate()
                 .for_each(|(t, (cband, abuf))| {
                     let r0 = t * band;
-                    let rows = cband.len() / n;
+                    let rows = band.min(m - r0);
                     let mut edge = [0.0f64; MAX_TILE];
                     for ic in (0..rows).step_by(mc) {
                         let mcur = mc.min(rows - ic);
                         let ap = abuf.slice_mut(mcur.next_multiple_of(mr) * kcur);
-                        pack_a(ap, mr, a, k, r0 + ic, mcur, pc, kcur);
+                        pack_a(ap, mr, a, lda, r0 + ic, mcur, pc, kcur);
                         for jr in 0..panels {
                             let ncols = nr.min(ncur - jr * nr);
                             let bpanel = bp[jr * kcur * nr..].as_ptr();
                             for ir in (0..mcur).step_by(mr) {
                                 let nrows = mr.min(mcur - ir);
                                 let apanel = ap[ir * kcur..].as_ptr();
-                                let coff = (ic + ir) * n + jc + jr * nr;
+                                let coff = (ic + ir) * ldc + jc + jr * nr;
                                 if nrows == mr && ncols == nr {
                                     // SAFETY: full tile inside the band; panels hold kcur·MR and
                                     // kcur·NR values; the workspace's ISA is supported.
@@ -383,7 +459,7 @@ fn drive<K: MicroKernel>(
                                             apanel,
                                             bpanel,
                                             cband[coff..].as_mut_ptr(),
-                                            n,
+                                            ldc,
                                             accumulate,
                                         )
                                     };
@@ -393,7 +469,7 @@ fn drive<K: MicroKernel>(
                                         K::tile(kcur, apanel, bpanel, edge.as_mut_ptr(), nr, false)
                                     };
                                     for i in 0..nrows {
-                                        let dst = &mut cband[coff + i * n..][..ncols];
+                                        let dst = &mut cband[coff + i * ldc..][..ncols];
                                         let src = &edge[i * nr..][..ncols];
                                         if accumulate {
                                             dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
@@ -498,6 +574,53 @@ mod tests {
                 let mut c = vec![f64::NAN; n * n];
                 pool(2).install(|| Workspace::for_isa(isa).unwrap().gemm(n, &a, &b, &mut c));
                 assert_close(n, &a, &b, &c, &want, &format!("{} n={n}", isa.name()));
+            }
+        }
+    }
+
+    /// `C += A·B` on strided sub-matrices of larger arrays (the LU trailing update's shape):
+    /// every element inside C's window matches the serial sum, every element outside is untouched.
+    #[test]
+    fn strided_update_accumulates_inside_its_window_only() {
+        for isa in isas() {
+            let (mr, nr) = isa.tile();
+            let tiny = Blocking {
+                mc: 2 * mr,
+                kc: 5,
+                nc: 2 * nr,
+            };
+            for (m, n, k) in [
+                (1usize, 1usize, 1usize),
+                (7, 3, 2),
+                (2 * mr + 3, 3 * nr + 1, 11),
+            ] {
+                let (lda, ldb, ldc) = (k + 3, n + 5, n + 2);
+                let a = crate::testing::random_vec(m * lda, 1);
+                let b = crate::testing::random_vec(k * ldb, 2);
+                let c0 = crate::testing::random_vec(m * ldc, 3);
+                for t in [1, 3] {
+                    let mut c = c0.clone();
+                    pool(t).install(|| {
+                        let mut ws = Workspace::for_isa(isa).unwrap().with_blocking(tiny);
+                        ws.update(m, n, k, &a, lda, &b, ldb, &mut c, ldc);
+                    });
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j];
+                            if j >= n {
+                                assert_eq!(got, c0[i * ldc + j], "outside ({i}, {j})");
+                                continue;
+                            }
+                            let want: f64 = c0[i * ldc + j]
+                                + (0..k).map(|p| a[i * lda + p] * b[p * ldb + j]).sum::<f64>();
+                            assert!(
+                                (got - want).abs() <= 1e-12 * (k as f64 + 1.0),
+                                "{} m={m} n={n} k={k} t={t} ({i}, {j}): {got} vs {want}",
+                                isa.name()
+                            );
+                        }
+                    }
+                }
             }
         }
     }
