@@ -202,9 +202,9 @@ fn figure(dest: &str, alt: &str, root: &Path, missing: &mut Vec<String>) -> Stri
     }
 }
 
-/// One plot's SVG as an element to place in HTML: the XML prolog dropped, and refused if it holds
-/// anything that could run or load (scripts, foreign objects, external references), which a plot
-/// of ours never does.
+/// One plot's SVG as an element to place in HTML: the XML prolog dropped, and refused if a tag
+/// holds anything that could run or load (scripts, foreign objects, event handlers, links), which a
+/// plot of ours never does.
 fn read_svg(path: &Path) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -215,38 +215,55 @@ fn read_svg(path: &Path) -> Result<String> {
             None => "",
         };
     }
-    if !svg.starts_with("<svg") || !svg.trim_end().ends_with("</svg>") {
+    let svg = svg.trim_end();
+    if !svg.starts_with("<svg") || !svg.ends_with("</svg>") {
         bail!("{} is not an SVG document", path.display());
     }
-    let lower = svg.to_ascii_lowercase();
-    for bad in ["<script", "<foreignobject", "href=", "javascript:", " on"] {
-        let found = if bad == " on" {
-            // Event handler attributes (onload=, onclick=, ...).
-            lower
-                .match_indices(" on")
-                .any(|(i, _)| attribute_name_at(&lower[i + 1..]))
-        } else {
-            lower.contains(bad)
-        };
-        if found {
-            bail!(
-                "{} holds `{}`, which a scalelab plot never does; not inlined",
-                path.display(),
-                bad.trim()
-            );
-        }
+    if let Some(bad) = unsafe_markup(svg) {
+        bail!(
+            "{} holds `{bad}`, which a scalelab plot never does; not inlined",
+            path.display()
+        );
     }
-    Ok(svg.trim_end().to_string())
+    Ok(svg.to_string())
 }
 
-/// Whether `s` starts with an attribute name followed by `=` (as in `onload="..."`), not a word in
-/// a text such as "on 2 threads".
-fn attribute_name_at(s: &str) -> bool {
-    let name: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .collect();
-    name.len() > 2 && s[name.len()..].starts_with('=')
+/// The first thing in `svg`'s tags that could run code or load something: a `script` or
+/// `foreignObject` element, an `on…=` event handler, an `href`, a `url(` or `javascript:`. Only
+/// tags are searched: text between them has its `<` escaped, so words such as "on 2 threads" or a
+/// parameter `onehot=1` in a legend are never mistaken for markup.
+fn unsafe_markup(svg: &str) -> Option<String> {
+    for piece in svg.split('<').skip(1) {
+        let tag = piece
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let name = tag
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or_default();
+        if name == "script" || name == "foreignobject" {
+            return Some(format!("<{name}>"));
+        }
+        let mut words = tag.split(|c: char| c.is_whitespace());
+        words.next(); // the element name
+        for attr in words {
+            let key = attr.split('=').next().unwrap_or_default();
+            if (key.starts_with("on") && attr.contains('=')) || key.ends_with("href") {
+                return Some(format!("{key}="));
+            }
+        }
+        if tag.contains("javascript:") || tag.contains("url(") {
+            return Some(if tag.contains("url(") {
+                "url(".into()
+            } else {
+                "javascript:".into()
+            });
+        }
+    }
+    None
 }
 
 /// The machine card: what ran the report's points, in a small table after the title.
@@ -434,13 +451,18 @@ mod tests {
             "{:?}",
             page.missing
         );
-        assert!(page.missing[1].contains("holds `on`"), "{:?}", page.missing);
+        assert!(
+            page.missing[1].contains("holds `onload=`"),
+            "{:?}",
+            page.missing
+        );
         assert!(
             page.missing[2].contains("not a plot of this run"),
             "{:?}",
             page.missing
         );
-        assert!(!page.html.contains("onload"), "{}", page.html);
+        // Named as text, never placed as an element.
+        assert!(!page.html.contains("<svg onload"), "{}", page.html);
         assert!(page
             .html
             .contains("<span class=\"missing\">Plot missing: Gone (plots/gone.svg: reading "));
@@ -469,8 +491,21 @@ mod tests {
     }
 
     #[test]
-    fn event_handler_check_ignores_words() {
-        assert!(attribute_name_at("onload=\"x\""));
-        assert!(!attribute_name_at("on 2 threads"));
+    fn only_markup_that_runs_or_loads_is_refused_in_an_svg() {
+        let ok = "<svg width=\"1\"><text x=\"1\" opacity=\"1\">on 2 threads, onehot=1 href=x</text></svg>";
+        assert_eq!(unsafe_markup(ok), None);
+        for (svg, bad) in [
+            ("<svg onload=\"x()\"></svg>", "onload="),
+            ("<svg><script>x()</script></svg>", "<script>"),
+            (
+                "<svg><foreignObject></foreignObject></svg>",
+                "<foreignobject>",
+            ),
+            ("<svg><image href=\"a.png\"/></svg>", "href="),
+            ("<svg><use xlink:href=\"#a\"/></svg>", "xlink:href="),
+            ("<svg><rect style=\"fill:url(#g)\"/></svg>", "url("),
+        ] {
+            assert_eq!(unsafe_markup(svg).as_deref(), Some(bad), "{svg}");
+        }
     }
 }
