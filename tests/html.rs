@@ -116,6 +116,8 @@ fn inspect(browser: &Path, dir: &Path, page: &str) -> Inspection {
             "--disable-gpu",
             "--no-sandbox",
             "--no-first-run",
+            // Containers often give /dev/shm only 64 MiB, which Chromium can run out of.
+            "--disable-dev-shm-usage",
             "--allow-file-access-from-files",
             "--enable-logging=stderr",
             "--v=0",
