@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install what scalelab needs beyond the Rust toolchain, on Debian 12 (bookworm).
 #
-#   scripts/install-deps.sh               what the test suite needs (as --mpi --slurm)
+#   scripts/install-deps.sh               what the test suite needs (as --mpi --slurm --browser)
 #   scripts/install-deps.sh --reference   the reference programs of scripts/compare-reference.sh:
 #                                         Debian hpcc + OpenMPI + OpenBLAS, and numpy + threadpoolctl
 #                                         in a virtual environment under target/ref-venv/
 #   scripts/install-deps.sh --mpi         OpenMPI headers and libclang, for the `mpi` cargo feature
 #   scripts/install-deps.sh --slurm       Debian's SLURM packages for a one-node cluster
 #   scripts/install-deps.sh --nvrtc       NVRTC from PyPI (compiles CUDA to PTX without a GPU)
+#   scripts/install-deps.sh --browser     Chromium, which tests/html.rs opens report.html in
 #
 # Flags combine. Idempotent: what is installed already is skipped, and `apt-get update` runs only
 # when a Debian package is missing. Needs root (uses sudo when run as another user and sudo exists).
@@ -32,7 +33,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # Root is needed for apt-get and update-alternatives. Fall back to sudo rather than failing, so a
@@ -162,6 +163,16 @@ install_reference_python() {
 install_test_deps() {
     install_mpi
     install_slurm
+    install_browser
+}
+
+# A real browser for tests/html.rs: it loads every run's report.html headless (`chromium --headless
+# --dump-dom`) and checks that the page loads, every figure is there and the tables match
+# summary.csv. Debian's `chromium` package; no recommends (fonts and drivers a headless load of
+# an SVG-only page does not need).
+install_browser() {
+    check_debian
+    apt_install chromium
 }
 
 # Reference programs for scripts/compare-reference.sh (see docs/benchmarking.md).
@@ -214,13 +225,14 @@ install_nvrtc() {
 }
 
 main() {
-    local want_test=1 want_ref=0 want_mpi=0 want_slurm=0 want_nvrtc=0 arg
+    local want_test=1 want_ref=0 want_mpi=0 want_slurm=0 want_nvrtc=0 want_browser=0 arg
     for arg in "$@"; do
         case "$arg" in
             --reference) want_ref=1 want_test=0 ;;
             --mpi) want_mpi=1 want_test=0 ;;
             --slurm) want_slurm=1 want_test=0 ;;
             --nvrtc) want_nvrtc=1 want_test=0 ;;
+            --browser) want_browser=1 want_test=0 ;;
             -h | --help)
                 usage
                 exit 0
@@ -233,6 +245,7 @@ main() {
     if [[ $want_mpi -eq 1 ]]; then install_mpi; fi
     if [[ $want_slurm -eq 1 ]]; then install_slurm; fi
     if [[ $want_nvrtc -eq 1 ]]; then install_nvrtc; fi
+    if [[ $want_browser -eq 1 ]]; then install_browser; fi
     log "done"
 }
 

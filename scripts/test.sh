@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh Debian 12 machine with Rust:
-#   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM, NVRTC) and
+#   1. install what the tests need (scripts/install-deps.sh: OpenMPI, libclang, SLURM, Chromium for
+#      tests/html.rs, NVRTC) and
 #      start a two-node SLURM with accounting for tests/slurm.rs and tests/slurm_nodes.rs
 #      (scripts/local-slurm.sh up --nodes 2),
 #   2. build every test binary once, with all features, and run them with cargo-nextest,
@@ -17,6 +18,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "dependencies"
+# The default set includes Chromium (--browser): tests/html.rs opens report.html in it headless
+# and fails, naming this fix, when no browser is on PATH.
 bash scripts/install-deps.sh
 # NVRTC from PyPI: tests/cuda.rs compiles every CUDA kernel to PTX (no GPU needed) and fails,
 # naming this fix, when libnvrtc is not on LD_LIBRARY_PATH.

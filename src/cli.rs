@@ -588,7 +588,11 @@ fn run(
         }
     );
     report?;
-    crate::live!("report: {}", run.report().display());
+    crate::live!(
+        "report: {} (and {}, one page with the plots inside)",
+        run.report().display(),
+        run.root.join(crate::report::html::FILE).display()
+    );
     Ok(if outcome.any_failed() {
         ExitCode::from(1)
     } else {

@@ -10,7 +10,9 @@
 //! * `report.md`: per study a table of points (median time ± 95 % CI, GFLOP/s, GB/s, % of peak,
 //!   speedup, efficiency, Karp–Flatt), the Amdahl or Gustafson fit, the plots, and the failed
 //!   points with their reasons; at the top, warnings that say what to do about noisy, oversubscribed,
-//!   failed or missing points.
+//!   failed or missing points;
+//! * `report.html`: report.md as one self-contained page, the plots inline as SVG and a machine
+//!   card at the top, see [`html`].
 //!
 //! MPI studies get more (see [`messages`]): tables with `ranks` and `threads/rank` columns and an
 //! "oversubscribed: more ranks × threads than cores" note; for message-size studies
@@ -26,6 +28,7 @@
 //! study, and left out of the scaling numbers.
 
 pub mod csv;
+pub mod html;
 pub mod messages;
 pub mod ml;
 pub mod plots;
@@ -99,7 +102,7 @@ impl Throughput {
 }
 
 /// The files one [`write()`] produced, in this order: `measurements.csv`, `summary.csv`,
-/// `report.md`, then the SVG and PNG of every plot.
+/// `report.md`, `report.html`, then the SVG and PNG of every plot.
 pub type ReportFiles = Vec<PathBuf>;
 
 /// Write the whole report of a run (see the module documentation) and return the files written.
@@ -293,12 +296,19 @@ pub fn write_with(
     text.push_str(&top500_md);
     let report = run.report();
     write_atomic(&report, text.as_bytes())?;
+    // The same text as a page with the plots inside; a plot it cannot inline is marked there and
+    // named here.
+    let page = html::write(run, &text, machine);
+    if let Err(e) = &page {
+        plot_failures.push(format!("{e:#}"));
+    }
     // The report says which plots are missing; the command must say it too (and fail), or a full
     // disk goes unnoticed.
     if !plot_failures.is_empty() {
         bail!("{}", plot_failures.join("\n"));
     }
     let mut files = vec![measurements, summary, report];
+    files.extend(page.ok());
     files.extend(plot_files);
     Ok(files)
 }
