@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use common::{column, read_csv, run, scalelab};
 
-/// Two studies compared point by point, one whose points differ (dgemm sizes), one per run only.
+/// One study compared point by point, one whose points differ (dgemm sizes), one measured with
+/// another workload under the same name, one per run only.
 const MANIFEST_A: &str = r#"name = "cmp"
 repetitions = 3
 warmup = 0
@@ -28,6 +29,12 @@ workload = "gemm"
 variant = "tuned"
 threads = [1, 2]
 size = 64
+
+[[study]]
+name = "mixed"
+workload = "stream.triad"
+threads = [1]
+size = "1MiB"
 
 [[study]]
 name = "only-a"
@@ -54,6 +61,12 @@ threads = [1, 2]
 size = 96
 
 [[study]]
+name = "mixed"
+workload = "reduce.dot"
+threads = [1]
+size = "1MiB"
+
+[[study]]
 name = "only-b"
 workload = "stream.triad"
 threads = [1]
@@ -75,14 +88,22 @@ fn mock_run(dir: &Path, name: &str, manifest: &str, model: &str) -> PathBuf {
     run_dir
 }
 
-/// Give the run's provenance another machine, as if it had been made on a cluster node.
+/// Give the run's provenance and records another machine, as if it had been made on a cluster
+/// node.
 fn set_machine(run_dir: &Path, host: &str, cpu: &str) {
-    let path = run_dir.join("provenance.json");
-    let mut p: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
-    p["machine"]["host"] = host.into();
-    p["machine"]["cpu_model"] = cpu.into();
-    fs::write(&path, serde_json::to_string_pretty(&p).unwrap()).unwrap();
+    let edit = |path: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        f(&mut v);
+        fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    };
+    edit(&run_dir.join("provenance.json"), &|p| {
+        p["machine"]["host"] = host.into();
+        p["machine"]["cpu_model"] = cpu.into();
+    });
+    for e in fs::read_dir(run_dir.join("points")).unwrap() {
+        edit(&e.unwrap().path(), &|r| r["host"] = host.into());
+    }
 }
 
 /// The rows of the markdown table that follows `heading` (a line of compare.md), by column name.
@@ -184,6 +205,7 @@ fn compare_matches_points_computes_ratios_and_names_what_it_cannot_match() {
         "study \"only-a\": only in run 1",
         "study \"only-b\": only in run 2",
         "study \"dgemm\": no point in common (run 1: variant=tuned n=64 threads=1;",
+        "study \"mixed\": workload stream.triad in run 1, reduce.dot in run 2",
     ] {
         assert!(md.contains(line), "{line} missing from: {md}");
         assert!(
@@ -300,7 +322,7 @@ fn folders_that_are_not_runs_are_bad_input_naming_the_folder_and_the_fix() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("has no finished point to compare (0 of 5 points recorded, none ok)"),
+            .contains("has no finished point to compare (0 of 6 points recorded, none ok)"),
         "{}",
         out.stderr
     );

@@ -87,7 +87,7 @@ pub fn load(dir: &Path) -> Result<Run> {
         Ok(p) => (Some(p.machine), None, p.executor == "mock"),
         Err(e) => (None, Some(format!("machine unknown: {e:#}")), false),
     };
-    let label = machine_label(machine.as_ref(), &records);
+    let label = machine_label(dir, machine.as_ref(), &records);
     Ok(Run {
         dir: dir.to_path_buf(),
         label,
@@ -100,22 +100,42 @@ pub fn load(dir: &Path) -> Result<Run> {
     })
 }
 
-/// `host: CPU model (N cores)`, then the GPUs the run's points used; from the records' host when
-/// the provenance is unreadable.
-fn machine_label(machine: Option<&Machine>, records: &[PointRecord]) -> String {
+/// `host: CPU model (N cores)`, then the GPUs the run's points used.
+///
+/// The hosts are where the points ran (their records' `host`); the CPU is that of the compute
+/// nodes a SLURM run recorded (`machines/`, see [`crate::machine::run_nodes`]), else the
+/// provenance's machine when the points ran on it. A SLURM run whose nodes recorded no machine is
+/// named by its nodes, with the CPU "not recorded" rather than the login node's.
+fn machine_label(dir: &Path, provenance: Option<&Machine>, records: &[PointRecord]) -> String {
+    let mut hosts: Vec<&str> = Vec::new();
+    for r in records.iter().filter(|r| r.status == Status::Ok) {
+        if !hosts.contains(&r.host.as_str()) {
+            hosts.push(&r.host);
+        }
+    }
+    hosts.sort_unstable();
+    let host_text = match hosts.as_slice() {
+        [] => provenance.map_or("unknown host".to_string(), |m| m.host.clone()),
+        [one] => one.to_string(),
+        [a, b] => format!("{a}, {b}"),
+        [a, .., z] => format!("{a}…{z} ({} nodes)", hosts.len()),
+    };
+    let nodes = crate::machine::run_nodes(dir);
+    let cpu = |m: &Machine| format!("{} ({} cores)", m.cpu_model.trim(), m.cores);
+    let mut text = match (nodes.first(), provenance) {
+        (Some(node), _) => format!("{host_text}: {}", cpu(node)),
+        (None, Some(m)) if hosts.iter().all(|h| *h == m.host) => {
+            format!("{host_text}: {}", cpu(m))
+        }
+        (None, Some(m)) => format!("{host_text}: CPU not recorded (run made on {})", m.host),
+        (None, None) => format!("{host_text}: machine unknown"),
+    };
     let mut gpus: Vec<&str> = Vec::new();
     for d in records.iter().flat_map(|r| &r.devices) {
         if !gpus.contains(&d.name.as_str()) {
             gpus.push(&d.name);
         }
     }
-    let mut text = match machine {
-        Some(m) => format!("{}: {} ({} cores)", m.host, m.cpu_model.trim(), m.cores),
-        None => {
-            let host = records.first().map_or("unknown host", |r| r.host.as_str());
-            format!("{host}: machine unknown")
-        }
-    };
     if !gpus.is_empty() {
         text.push_str(&format!(" + {}", gpus.join(", ")));
     }
@@ -649,5 +669,55 @@ mod tests {
         assert_eq!(sig3(0.0), "0.00");
         assert_eq!(ratio(Some(0.5)), "0.500×");
         assert_eq!(ratio(None), "–");
+    }
+
+    #[test]
+    fn machines_are_named_where_the_points_ran() {
+        use crate::plan::Scaling;
+        use crate::report::test_support::record;
+        let dir = tempfile::tempdir().unwrap();
+        let on = |host: &str| {
+            let mut r = record(0, "gemm", Scaling::Strong, 1, 64, &[1.0]);
+            r.host = host.into();
+            r
+        };
+        let m = Machine {
+            host: "laptop".into(),
+            cpu_model: "AMD Ryzen 7 7840U ".into(),
+            cores: 16,
+            ..Machine::default()
+        };
+        let local = [on("laptop"), on("laptop")];
+        assert_eq!(
+            machine_label(dir.path(), Some(&m), &local),
+            "laptop: AMD Ryzen 7 7840U (16 cores)"
+        );
+        // Submitted from a login node, run on compute nodes that recorded no machine.
+        let login = Machine {
+            host: "login1".into(),
+            ..m.clone()
+        };
+        let slurm = [on("n03"), on("n01"), on("n02")];
+        assert_eq!(
+            machine_label(dir.path(), Some(&login), &slurm),
+            "n01…n03 (3 nodes): CPU not recorded (run made on login1)"
+        );
+        assert_eq!(
+            machine_label(dir.path(), None, &local[..1]),
+            "laptop: machine unknown"
+        );
+        let mut gpu = on("gpu7");
+        gpu.devices.push(crate::device::DevicePeaks {
+            name: "NVIDIA H100 80GB HBM3".into(),
+            ..Default::default()
+        });
+        let gm = Machine {
+            host: "gpu7".into(),
+            ..m
+        };
+        assert_eq!(
+            machine_label(dir.path(), Some(&gm), &[gpu]),
+            "gpu7: AMD Ryzen 7 7840U (16 cores) + NVIDIA H100 80GB HBM3"
+        );
     }
 }
