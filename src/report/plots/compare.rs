@@ -3,7 +3,7 @@
 //!
 //! The lines are (run, series) pairs. A run keeps one colour in every plot (the first run the
 //! first colour of the palette, the second the second, ...), and the series of one run differ by
-//! their marker (circle, square, triangle), so a reader finds "the laptop" by colour and "the
+//! their marker (circle, square, triangle, then again), so a reader finds "the laptop" by colour and "the
 //! faer variant" by shape. Legends carry the run label first, then what varies between the
 //! series; what every line shares is the subtitle, as in a run's own report.
 //!
@@ -89,10 +89,11 @@ pub fn compare_plots(
     Ok(plots)
 }
 
-/// Colours keyed by legend label so that series `k` of run `r` gets style `r + 7·(k mod 3)`: the
-/// run's colour with the k-th marker shape. [`Colors`] hands out styles in the order keys are
-/// first asked for, so the free styles in between are taken by keys no line uses. With more
-/// runs than colours, styles are handed out in line order.
+/// Colours keyed by legend label so that series `k` of run `r` gets style `r + 7·k`: the run's
+/// colour with the k-th marker shape (shapes repeat past the third series of a run; the colour
+/// stays the run's). [`Colors`] hands out styles in the order keys are first asked for, so the
+/// free styles in between are taken by keys no line uses. With more runs than colours, styles
+/// are handed out in line order.
 fn run_colors(labels: &[String], owner: &[(usize, usize)], runs: usize) -> Colors {
     let mut colors = Colors::default();
     if runs > COLOURS {
@@ -103,7 +104,7 @@ fn run_colors(labels: &[String], owner: &[(usize, usize)], runs: usize) -> Color
     }
     let mut slots: BTreeMap<usize, &str> = BTreeMap::new();
     for (l, &(r, k)) in labels.iter().zip(owner) {
-        slots.entry(r + COLOURS * (k % 3)).or_insert(l);
+        slots.entry(r + COLOURS * k).or_insert(l);
     }
     let last = slots.keys().next_back().copied().unwrap_or(0);
     for i in 0..=last {
@@ -149,10 +150,11 @@ fn rate_chart(
     ps.dedup();
     let by_size = ps.len() < 2;
 
-    // Line key -> (label parts, colour key, points (x, rate, low, high, hollow)).
+    // Line key -> (label parts, style, points (x, rate, low, high, hollow)).
     type Pts = Vec<(f64, f64, f64, f64, bool)>;
     let mut order: Vec<String> = Vec::new();
-    let mut lines: BTreeMap<String, (Vec<String>, String, Pts)> = BTreeMap::new();
+    let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
+    let mut per_run = vec![0usize; runs.len()];
     let mut names = Vec::new();
     for (i, s) in st.series.iter().enumerate() {
         let (r, _) = owner[i];
@@ -175,12 +177,22 @@ fn rate_chart(
             let (lo, hi) = st.opts.spread.of_rate(p, v);
             if !lines.contains_key(&key) {
                 order.push(key.clone());
+                // By size a line gathers several series (one per size): it takes its run's
+                // colour and the next marker of that run. Against p a line is a series, styled
+                // as in the speedup charts.
+                let style = if by_size && runs.len() <= COLOURS {
+                    per_run[r] += 1;
+                    r + COLOURS * (per_run[r] - 1)
+                } else if by_size {
+                    st.colors.of(&key)
+                } else {
+                    st.colors.of(&st.labels[i])
+                };
+                lines.insert(key.clone(), (parts, style, Vec::new()));
             }
-            lines
-                .entry(key)
-                .or_insert_with(|| (parts, st.labels[i].clone(), Vec::new()))
-                .2
-                .push((x, v, lo, hi, Study::hollow(p)));
+            if let Some(l) = lines.get_mut(&key) {
+                l.2.push((x, v, lo, hi, Study::hollow(p)));
+            }
         }
     }
     if lines.is_empty() {
@@ -197,7 +209,13 @@ fn rate_chart(
     } else {
         (
             st.subtitle.clone(),
-            order.iter().map(|k| lines[k].1.clone()).collect(),
+            order
+                .iter()
+                .map(|k| {
+                    let i: usize = k.parse().unwrap_or(0);
+                    st.labels[i].clone()
+                })
+                .collect(),
         )
     };
     let xs: Vec<f64> = lines
@@ -229,7 +247,7 @@ fn rate_chart(
         .iter()
         .zip(&texts)
         .map(|(key, text)| {
-            let (_, color_key, pts) = &lines[key];
+            let (_, style, pts) = &lines[key];
             let mut pts = pts.clone();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
             Line {
@@ -238,7 +256,7 @@ fn rate_chart(
                 } else {
                     text.clone()
                 },
-                style: st.colors.of(color_key),
+                style: *style,
                 markers_only: false,
                 points: pts.iter().map(|g| (g.0, g.1)).collect(),
                 band: pts.iter().map(|g| (g.0, g.2, g.3)).collect(),
@@ -249,7 +267,10 @@ fn rate_chart(
     let (title, x_desc) = if by_size {
         (
             format!("{}: {unit} vs problem size, by machine", st.name),
-            "problem size".to_string(),
+            match st.series[0].base_point().record.size_unit.trim() {
+                u if !u.is_empty() && u.len() <= 2 => format!("problem size {u}"),
+                _ => "problem size".to_string(),
+            },
         )
     } else {
         let axis = st.resource_axis();
@@ -339,6 +360,50 @@ mod tests {
         assert!(rate.contains("#0072B2"), "first run blue");
         assert!(rate.contains("#D55E00"), "second run vermillion");
         assert!(!rate.contains("#009E73"), "no third colour for two runs");
+
+        // One thread, several sizes on both machines: the rate against the problem size, one
+        // line per run and variant, no speedup.
+        let sized = |scale: f64| {
+            let mut recs = Vec::new();
+            for variant in ["tuned", "faer"] {
+                for n in [128u64, 256, 512] {
+                    let t = scale * (n as f64 / 128.0).powi(3) * 0.01;
+                    let r = record(0, "gemm", Scaling::Strong, 1, n, &[t, t * 1.01]);
+                    recs.push(with_param(r, "variant", variant));
+                }
+            }
+            recs
+        };
+        let (c, d) = (sized(1.0), sized(0.4));
+        let (sc, sd) = (
+            crate::report::scaling::series(&c),
+            crate::report::scaling::series(&d),
+        );
+        let runs = [
+            RunSeries {
+                label: runs[0].label,
+                series: sc.iter().collect(),
+            },
+            RunSeries {
+                label: runs[1].label,
+                series: sd.iter().collect(),
+            },
+        ];
+        let sized_plots =
+            compare_plots(dir.path(), 1, "sizes", &runs, PlotOptions::default()).unwrap();
+        assert_eq!(sized_plots.len(), 1);
+        let svg = std::fs::read_to_string(&sized_plots[0].files[0]).unwrap();
+        let bad = super::super::layout::problems(&svg);
+        assert!(bad.is_empty(), "{bad:#?}");
+        assert!(svg.contains("GFLOP/s vs problem size, by machine"));
+        assert!(svg.contains("problem size n"));
+        // Two lines per run (its variants), in the run's colour.
+        assert!(
+            svg.contains("#0072B2") && svg.contains("#D55E00"),
+            "both runs' colours"
+        );
+        assert!(!svg.contains("#009E73"), "no third colour for two runs");
+        let plots: Vec<Plot> = plots.into_iter().chain(sized_plots).collect();
         if let Some(keep) = std::env::var_os("SCALELAB_KEEP_REPORT") {
             let keep = std::path::Path::new(&keep).join("compare");
             std::fs::create_dir_all(&keep).unwrap();
