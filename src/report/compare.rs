@@ -122,7 +122,16 @@ fn machine_label(dir: &Path, provenance: Option<&Machine>, records: &[PointRecor
     };
     let nodes = crate::machine::run_nodes(dir);
     let cpu = |m: &Machine| format!("{} ({} cores)", m.cpu_model.trim(), m.cores);
+    let mut models: Vec<String> = Vec::new();
+    for m in nodes.iter().map(cpu) {
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
     let mut text = match (nodes.first(), provenance) {
+        (Some(_), _) if models.len() > 1 => {
+            format!("{host_text}: mixed nodes ({})", models.join("; "))
+        }
         (Some(node), _) => format!("{host_text}: {}", cpu(node)),
         (None, Some(m)) if hosts.iter().all(|h| *h == m.host) => {
             format!("{host_text}: {}", cpu(m))
@@ -706,6 +715,33 @@ mod tests {
             machine_label(dir.path(), None, &local[..1]),
             "laptop: machine unknown"
         );
+        // The compute nodes recorded their machine: that CPU, not the login node's.
+        let nodes = dir.path().join(crate::machine::RUN_MACHINES_DIR);
+        std::fs::create_dir_all(&nodes).unwrap();
+        let node = Machine {
+            host: "n01".into(),
+            cpu_model: "Intel Xeon Gold 6248".into(),
+            cores: 40,
+            fma_measured: true,
+            ..Machine::default()
+        };
+        std::fs::write(nodes.join("n01.json"), serde_json::to_vec(&node).unwrap()).unwrap();
+        assert_eq!(
+            machine_label(dir.path(), Some(&login), &slurm),
+            "n01…n03 (3 nodes): Intel Xeon Gold 6248 (40 cores)"
+        );
+        let other = Machine {
+            host: "n02".into(),
+            cpu_model: "AMD EPYC 7742".into(),
+            cores: 128,
+            ..node
+        };
+        std::fs::write(nodes.join("n02.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert_eq!(
+            machine_label(dir.path(), Some(&login), &slurm),
+            "n01…n03 (3 nodes): mixed nodes (Intel Xeon Gold 6248 (40 cores); AMD EPYC 7742 (128 cores))"
+        );
+        std::fs::remove_dir_all(&nodes).unwrap();
         let mut gpu = on("gpu7");
         gpu.devices.push(crate::device::DevicePeaks {
             name: "NVIDIA H100 80GB HBM3".into(),
