@@ -482,9 +482,11 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
                 .iter()
                 .map(|(rec, row)| (point_key(rec), Side { rec, row }))
                 .collect();
-            let common: Vec<&String> = base_by_key
-                .keys()
-                .filter(|k| other_by_key.contains_key(*k))
+            // In run 1's order (its plan's).
+            let common: Vec<String> = recs[base]
+                .iter()
+                .map(|(rec, _)| point_key(rec))
+                .filter(|k| other_by_key.contains_key(k))
                 .collect();
             if common.is_empty() {
                 let describe = |m: &BTreeMap<String, Side<'_>>| {
@@ -534,7 +536,7 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
             md.push_str(&format!("|{}\n", " --- |".repeat(13)));
             let mut rows_written = 0;
             for key in &common {
-                let (x, y) = (&base_by_key[*key], &other_by_key[*key]);
+                let (x, y) = (&base_by_key[key], &other_by_key[key]);
                 let failed: Vec<String> = [(x, b), (y, o)]
                     .iter()
                     .filter(|(s, _)| s.rec.status != Status::Ok)
