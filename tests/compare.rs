@@ -341,3 +341,53 @@ fn folders_that_are_not_runs_are_bad_input_naming_the_folder_and_the_fix() {
     let out = run(scalelab().arg("compare").arg(&good));
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[test]
+fn points_without_a_partner_or_failed_on_one_side_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = mock_run(dir.path(), "a", MANIFEST_A, "0.1,0.9");
+    let b = mock_run(dir.path(), "b", MANIFEST_A, "0.05,0.45");
+    // In run 2: the dgemm point at 2 threads never finished, the triad point at 2 threads failed.
+    for e in fs::read_dir(b.join("points")).unwrap() {
+        let path = e.unwrap().path();
+        let mut r: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+        let (study, threads) = (
+            r["point"]["study_name"].as_str().unwrap().to_string(),
+            r["point"]["resources"]["threads"].as_u64().unwrap(),
+        );
+        match (study.as_str(), threads) {
+            ("dgemm", 2) => fs::remove_file(&path).unwrap(),
+            ("triad", 2) => {
+                r["status"] = "timeout".into();
+                r["reason"] = "ran past its time limit of 60 s".into();
+                r["repetitions"] = serde_json::json!([]);
+                fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+            }
+            _ => {}
+        }
+    }
+    let out_dir = dir.path().join("o");
+    let out = run(scalelab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let md = fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    for line in [
+        "study \"triad\", point stores=streaming size=1MiB threads=2: timeout in run 2 (ran past its time limit of 60 s)",
+        "study \"dgemm\": 1 point only in run 1, no partner in run 2: variant=tuned n=64 threads=2",
+    ] {
+        assert!(md.contains(line), "{line} missing from: {md}");
+        assert!(out.stderr.contains(line), "{line} missing from: {}", out.stderr);
+    }
+    // The 1-thread points are still compared, one row each.
+    let triad = md.split("## Study \"triad\"").nth(1).unwrap();
+    assert_eq!(
+        table_after(triad, "### Run 2 against run 1").len(),
+        1,
+        "{triad}"
+    );
+}
