@@ -683,6 +683,34 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_is_the_one_the_study_records() {
+        use crate::plan::Scaling;
+        use crate::report::test_support::{record, with_metric};
+        let gemm = record(0, "gemm", Scaling::Strong, 1, 100, &[0.5, 0.5, 0.5]);
+        let triad = record(
+            0,
+            "stream.triad",
+            Scaling::Strong,
+            1,
+            1000,
+            &[0.5, 0.5, 0.5],
+        );
+        let mut fit = record(0, "forest.fit", Scaling::Strong, 1, 100, &[2.0, 2.0, 2.0]);
+        fit.work = crate::workload::Work::default();
+        let fit = with_metric(fit, "fits", &[10.0, 10.0, 10.0]);
+        let recs = [gemm, triad, fit];
+        let rows = summary_rows("x", &recs, &series(&recs));
+        let unit_and_value = |i: usize| {
+            let r = Rate::of_study(&[&recs[i]]);
+            (r.unit(), r.value(&rows[i], &recs[i]))
+        };
+        assert_eq!(unit_and_value(0), ("GFLOP/s", Some(2e6 / 0.5 / 1e9)));
+        assert_eq!(unit_and_value(1), ("GB/s", Some(24_000.0 / 0.5 / 1e9)));
+        // Ten fits per repetition of two seconds.
+        assert_eq!(unit_and_value(2), ("fits/s", Some(5.0)));
+    }
+
+    #[test]
     fn machines_are_named_where_the_points_ran() {
         use crate::plan::Scaling;
         use crate::report::test_support::record;
