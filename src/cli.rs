@@ -133,6 +133,24 @@ pub enum Command {
         #[arg(long, value_name = "SPREAD", default_value = "iqr", value_parser = ["iqr", "minmax"])]
         spread: String,
     },
+    /// Compare runs made on different machines: the same studies overlaid on one set of plots,
+    /// each run labelled by its machine, and a table of ratios against the first run.
+    ///
+    /// Points are matched by study name, workload, parameters and resources; a study or point
+    /// that cannot be matched is listed with the reason under "Not compared". Writes
+    /// compare.md and plots/ into --out. Exits with 1 when no study could be compared or a point
+    /// record could not be read.
+    Compare {
+        /// Two or more run directories; the first is the reference of every ratio.
+        #[arg(required = true, num_args = 2.., value_name = "RUN_DIR")]
+        runs: Vec<PathBuf>,
+        /// Write compare.md and plots/ here (default: results/compare-<yyyymmdd-hhmmss>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// What the whiskers of the plots span: iqr (the default) or minmax.
+        #[arg(long, value_name = "SPREAD", default_value = "iqr", value_parser = ["iqr", "minmax"])]
+        spread: String,
+    },
     /// Run one point of a run and write its record (what executors launch; rarely typed by hand).
     Point {
         /// The run directory holding plan.json.
@@ -336,6 +354,7 @@ pub fn main() -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Compare { runs, out, spread } => compare(&runs, out, &spread),
         Command::Point {
             run_dir,
             point_id,
@@ -367,6 +386,53 @@ pub fn main() -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `scalelab compare`: read every run (all are checked before anything is written), write the
+/// comparison, list its files and what was not compared.
+fn compare(dirs: &[PathBuf], out: Option<PathBuf>, spread: &str) -> Result<ExitCode> {
+    use crate::report::compare;
+    let mut runs = dirs
+        .iter()
+        .map(|d| compare::load(d))
+        .collect::<Result<Vec<_>>>()?;
+    compare::label_runs(&mut runs);
+    let out = out.unwrap_or_else(|| {
+        let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
+        PathBuf::from("results").join(format!("compare-{stamp}"))
+    });
+    let spread = if spread == "minmax" {
+        crate::report::Spread::MinMax
+    } else {
+        crate::report::Spread::Iqr
+    };
+    let unreadable: usize = runs.iter().map(|r| r.unreadable.len()).sum();
+    for (i, r) in runs.iter().enumerate() {
+        for u in &r.unreadable {
+            crate::errln!(
+                "warning: run {}: {u}; the comparison leaves that point out",
+                i + 1
+            );
+        }
+    }
+    let outcome = compare::write(&runs, &out, spread)?;
+    for f in &outcome.files {
+        crate::outln!("{}", f.display())?;
+    }
+    for line in &outcome.not_compared {
+        crate::errln!("not compared: {line}");
+    }
+    if outcome.compared == 0 {
+        crate::errln!(
+            "error: no study could be compared: the runs share no study with a point measured on both sides (see {})",
+            out.join("compare.md").display()
+        );
+    }
+    Ok(if outcome.compared == 0 || unreadable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `scalelab calibrate`: measure, write the profile, say where and how long it took.

@@ -27,6 +27,7 @@
 //! Failed points never stop a report: they are rows with a status and a reason, listed under their
 //! study, and left out of the scaling numbers.
 
+pub mod compare;
 pub mod csv;
 pub mod html;
 pub mod messages;

@@ -291,7 +291,7 @@ fn shapes(svg: &str) -> Vec<Shape> {
 }
 
 /// Everything wrong with the layout of one SVG, worded for a test failure.
-fn problems(svg: &str) -> Vec<String> {
+pub(super) fn problems(svg: &str) -> Vec<String> {
     let shapes = shapes(svg);
     let page = Rect {
         x0: 0.0,

@@ -24,6 +24,7 @@
 //! badge.
 
 mod axis;
+mod compare;
 mod labels;
 #[cfg(test)]
 mod layout;
@@ -44,6 +45,7 @@ use crate::plan::Scaling;
 
 pub(in crate::report) use self::axis::Axis;
 pub use self::axis::Scale;
+pub use self::compare::{compare_plots, RunSeries};
 pub(in crate::report) use self::render::{register_font, wrap, FAMILY, PALETTE};
 pub use self::render::{HEIGHT, WIDTH};
 
