@@ -57,10 +57,12 @@ fn planner(c: &mut Criterion) {
             plan::expand(&m).unwrap().describe(&rates)
         })
     });
-    let settings = scalelab::slurm::Settings::from_table(Some(
-        &toml::from_str("partition = \"debug\"\nthrottle = 16\nmem = \"4G\"").unwrap(),
-    ))
-    .unwrap();
+    let settings = scalelab::slurm::Settings {
+        partition: Some("debug".into()),
+        throttle: Some(16),
+        mem_mb: Some(4096),
+        ..Default::default()
+    };
     group.bench_function("sbatch", |b| {
         b.iter(|| {
             let m = manifest::parse(path, &text).unwrap();

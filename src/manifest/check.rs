@@ -14,7 +14,7 @@ use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
 
 use super::{
     sha256_hex, Axis, Context, Manifest, ManifestError, Problem, Study, MAX_POINTS, RESOURCE_AXES,
-    SLURM_KEYS, SLURM_RETRY_KEYS, STUDY_KEYS, TOP_KEYS,
+    STUDY_KEYS, TOP_KEYS,
 };
 use crate::plan::Scaling;
 use crate::value::{nearest, Size, Value};
@@ -25,7 +25,7 @@ pub const MAX_TIMEOUT_S: f64 = 7.0 * 86_400.0;
 /// Default per-point time limit: ten minutes.
 pub const DEFAULT_TIMEOUT_S: f64 = 600.0;
 /// Largest accepted `repetitions`, `warmup`, `max_array`, `throttle`.
-const MAX_COUNT: i64 = 1_000_000;
+pub(super) const MAX_COUNT: i64 = 1_000_000;
 /// Largest accepted value of a resource axis (keeps ranks × threads × gpus far from overflow).
 const MAX_RESOURCE: i64 = 1_000_000;
 /// Bad values reported one by one per axis; the rest are summed up in one more problem.
@@ -166,7 +166,7 @@ impl<'a> Checker<'a> {
 
     // ---------------------------------------------------------------- scalar readers
 
-    fn read_str<'t>(
+    pub(super) fn read_str<'t>(
         &mut self,
         place: &str,
         key: &str,
@@ -193,7 +193,7 @@ impl<'a> Checker<'a> {
 
     /// A whole number in `min..=max`.
     #[allow(clippy::too_many_arguments)]
-    fn read_count(
+    pub(super) fn read_count(
         &mut self,
         place: &str,
         key: &str,
@@ -563,190 +563,6 @@ impl<'a> Checker<'a> {
                 self.read_count(place, key, item, line, min, MAX_COUNT, example)
             }
             None => Some(default),
-        }
-    }
-
-    // ---------------------------------------------------------------- [slurm]
-
-    fn slurm(&mut self, root: &dyn TableLike, item: &Item) -> Option<toml::Table> {
-        let place = "[slurm]";
-        let Some(table) = item.as_table_like() else {
-            self.push(
-                self.key_line(root, "slurm"),
-                "",
-                format!("`slurm` must be a table, found {}", found(item)),
-                "write a [slurm] section, e.g.\n        [slurm]\n        partition = \"compute\""
-                    .into(),
-            );
-            return None;
-        };
-        let before = self.problems.len();
-        for (key, value) in table.iter() {
-            let line = self.key_line(table, key);
-            match key {
-                "partition" | "account" | "qos" | "constraint" => {
-                    if let Some(s) =
-                        self.read_str(place, key, value, line, &format!("{key} = \"...\""))
-                    {
-                        if s.trim().is_empty() || s.chars().any(char::is_control) {
-                            self.push(
-                                line,
-                                place,
-                                format!(
-                                    "`{key}` must be a non-empty name on one line, found {}",
-                                    quote(s)
-                                ),
-                                format!("write e.g. {key} = \"compute\", or remove the key"),
-                            );
-                        }
-                    }
-                }
-                "time" => {
-                    let example = "time = \"00:10:00\"";
-                    let ok = match value {
-                        Item::Value(Tv::Integer(i)) => *i.value() > 0,
-                        Item::Value(Tv::String(s)) => slurm_time_ok(s.value()),
-                        _ => false,
-                    };
-                    if !ok {
-                        self.push(
-                            line,
-                            place,
-                            format!("`time` must be a SLURM time limit, found {}", found(value)),
-                            format!(
-                                "write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. {example}"
-                            ),
-                        );
-                    }
-                }
-                "mem" => {
-                    let ok = match value {
-                        Item::Value(Tv::Integer(i)) => *i.value() > 0,
-                        Item::Value(Tv::String(s)) => slurm_mem_ok(s.value()),
-                        _ => false,
-                    };
-                    if !ok {
-                        self.push(
-                            line,
-                            place,
-                            format!("`mem` must be a SLURM memory size, found {}", found(value)),
-                            "write megabytes or a number with K, M, G or T, e.g. mem = \"4G\""
-                                .into(),
-                        );
-                    }
-                }
-                "modules" | "setup" => {
-                    let ok = value
-                        .as_array()
-                        .is_some_and(|a| a.iter().all(|v| v.as_str().is_some()));
-                    if !ok {
-                        let example = if key == "modules" {
-                            "modules = [\"openmpi/4.1\", \"rust\"]"
-                        } else {
-                            "setup = [\"source ~/venv/bin/activate\"]"
-                        };
-                        self.push(
-                            line,
-                            place,
-                            format!("`{key}` must be a list of strings, found {}", found(value)),
-                            format!("write e.g. {example}"),
-                        );
-                    }
-                }
-                "max_array" | "throttle" => {
-                    let example = format!("{key} = {}", if key == "max_array" { 1000 } else { 8 });
-                    self.read_count(place, key, value, line, 1, MAX_COUNT * 10, &example);
-                }
-                "launcher" => {
-                    if value.as_str().is_none_or(|s| s != "srun" && s != "mpirun") {
-                        self.push(
-                            line,
-                            place,
-                            format!("`launcher` must be \"srun\" or \"mpirun\", found {}", found(value)),
-                            "write launcher = \"srun\" (SLURM starts the ranks) or launcher = \"mpirun\" (mpirun inside the allocation)".into(),
-                        );
-                    }
-                }
-                "retry" => self.slurm_retry(value, line),
-                _ => {
-                    let hint = did_you_mean(&suggest(key, SLURM_KEYS.iter().copied()))
-                        .map(|d| format!("{d} "))
-                        .unwrap_or_else(|| "remove it; ".into());
-                    self.push(
-                        line,
-                        place,
-                        format!("unknown key `{}`", shown(key)),
-                        format!("{hint}[slurm] takes: {}", SLURM_KEYS.join(", ")),
-                    );
-                }
-            }
-        }
-        if self.problems.len() != before {
-            return None;
-        }
-        self.source
-            .parse::<toml::Table>()
-            .ok()?
-            .remove("slurm")
-            .and_then(|v| match v {
-                toml::Value::Table(t) => Some(t),
-                _ => None,
-            })
-    }
-
-    /// `[slurm.retry]`: `out_of_memory` and `timeout` are factors (0 or at least 1), `failed` a bool.
-    fn slurm_retry(&mut self, item: &Item, line: Option<usize>) {
-        let place = "[slurm.retry]";
-        let Some(table) = item.as_table_like() else {
-            self.push(
-                line,
-                "[slurm]",
-                format!("`retry` must be a table, found {}", found(item)),
-                "write e.g.\n        [slurm.retry]\n        out_of_memory = 2.0\n        timeout = 2.0\n        failed = true".into(),
-            );
-            return;
-        };
-        for (key, value) in table.iter() {
-            let line = self.key_line(table, key);
-            match key {
-                "out_of_memory" | "timeout" => {
-                    let factor = match value {
-                        Item::Value(Tv::Float(f)) => Some(*f.value()),
-                        Item::Value(Tv::Integer(i)) => Some(*i.value() as f64),
-                        _ => None,
-                    };
-                    if !factor.is_some_and(|f| f == 0.0 || (1.0..=100.0).contains(&f)) {
-                        let what = if key == "timeout" { "--time" } else { "--mem" };
-                        self.push(
-                            line,
-                            place,
-                            format!("`{key}` must be a factor between 1 and 100, or 0, found {}", found(value)),
-                            format!("write e.g. {key} = 2.0 to resubmit with twice the {what}, or {key} = 0 to leave such points failed"),
-                        );
-                    }
-                }
-                "failed" => {
-                    if value.as_bool().is_none() {
-                        self.push(
-                            line,
-                            place,
-                            format!("`failed` must be true or false, found {}", found(value)),
-                            "write failed = true to resubmit points whose task failed, crashed or was cancelled".into(),
-                        );
-                    }
-                }
-                _ => {
-                    let hint = did_you_mean(&suggest(key, SLURM_RETRY_KEYS.iter().copied()))
-                        .map(|d| format!("{d} "))
-                        .unwrap_or_else(|| "remove it; ".into());
-                    self.push(
-                        line,
-                        place,
-                        format!("unknown key `{}`", shown(key)),
-                        format!("{hint}[slurm.retry] takes: {}", SLURM_RETRY_KEYS.join(", ")),
-                    );
-                }
-            }
         }
     }
 
@@ -1612,23 +1428,6 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// SLURM `--time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`.
-fn slurm_time_ok(s: &str) -> bool {
-    let num = |p: &str| !p.is_empty() && p.len() <= 6 && p.chars().all(|c| c.is_ascii_digit());
-    let (days, rest) = match s.split_once('-') {
-        Some((d, r)) => (Some(d), r),
-        None => (None, s),
-    };
-    let parts: Vec<&str> = rest.split(':').collect();
-    days.is_none_or(num) && (1..=3).contains(&parts.len()) && parts.iter().all(|p| num(p))
-}
-
-/// SLURM `--mem`: digits with an optional K, M, G or T.
-fn slurm_mem_ok(s: &str) -> bool {
-    let digits = s.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
-    !digits.is_empty() && s.len() - digits.len() <= 1 && digits.chars().all(|c| c.is_ascii_digit())
-}
-
 /// The closest of `candidates` to `name` ([`nearest`]), keeping only those about as close as the best.
 pub(super) fn suggest<'c>(
     name: &str,
@@ -1653,7 +1452,7 @@ pub(super) fn did_you_mean(candidates: &[&str]) -> Option<String> {
 }
 
 /// What a TOML item is, for "found ..." in messages.
-fn found(item: &Item) -> String {
+pub(super) fn found(item: &Item) -> String {
     match item {
         Item::None => "nothing".into(),
         Item::Value(v) => found_value(v),

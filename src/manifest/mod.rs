@@ -22,6 +22,7 @@ mod check;
 mod error;
 mod hyper;
 mod points;
+mod slurm;
 
 pub use check::wait_idle_seconds;
 
@@ -40,6 +41,9 @@ use crate::workload::{Node, WeakRule, Workload};
 
 pub use check::{parse_duration, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S};
 pub use error::{ManifestError, Problem};
+pub use slurm::{
+    parse_mem_mb, parse_time_s, Launcher, RetryPolicy, Settings, MAX_MEM_DIGITS, MAX_TIME_DIGITS,
+};
 
 /// Largest manifest file `load` reads; a manifest is a small hand-written text file.
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
@@ -63,8 +67,9 @@ pub struct Manifest {
     /// quiet, as `scalelab run --wait-idle=SECONDS` (which overrides it). `None` when unset.
     pub wait_idle_s: Option<u64>,
     pub studies: Vec<Study>,
-    /// The `[slurm]` table, keys checked, kept for `scalelab sbatch`.
-    pub slurm: Option<toml::Table>,
+    /// The `[slurm]` section, checked and typed for `scalelab sbatch`; `None` when the manifest
+    /// has none (sbatch then uses [`Settings::default`]).
+    pub slurm: Option<Settings>,
     /// The absolute folder relative data files (a CSV `dataset`) are resolved against: the
     /// manifest's own folder unless [`Context::data_dir`] says otherwise.
     pub data_dir: PathBuf,

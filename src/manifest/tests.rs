@@ -802,9 +802,18 @@ fn slurm_keys_are_checked_and_kept() {
         "{HEAD}workload = \"debug.sleep\"\n\n[slurm]\npartition = \"compute\"\ntime = \"00:10:00\"\nmem = \"4G\"\nmodules = [\"openmpi/4.1\"]\nsetup = []\nmax_array = 1000\nthrottle = 8\n"
     );
     let m = parse_test(&ok).unwrap();
-    let slurm = m.slurm.unwrap();
-    assert_eq!(slurm["partition"].as_str(), Some("compute"));
-    assert_eq!(slurm["max_array"].as_integer(), Some(1000));
+    assert_eq!(
+        m.slurm.unwrap(),
+        crate::slurm::Settings {
+            partition: Some("compute".into()),
+            time_s: Some(600),
+            mem_mb: Some(4096),
+            modules: vec!["openmpi/4.1".into()],
+            max_array: Some(1000),
+            throttle: Some(8),
+            ..crate::slurm::Settings::default()
+        }
+    );
     let bad = format!("{HEAD}workload = \"debug.sleep\"\n\n[slurm]\npartiton = \"compute\"\ntime = \"ten\"\nmodules = \"rust\"\nthrottle = 0\n");
     let e = errors(&bad);
     let lines: Vec<&str> = e.lines().collect();
@@ -824,13 +833,76 @@ fn slurm_keys_are_checked_and_kept() {
     );
 }
 
+/// `time` and `mem` follow one grammar whether written as a number or a string, with the limits
+/// `sbatch` and `sacct` reading use: at most 6 digits a time field, 9 digits of memory, more than 0.
+#[test]
+fn slurm_time_and_mem_have_one_grammar() {
+    let with = |lines: &str| format!("{HEAD}workload = \"debug.sleep\"\n\n[slurm]\n{lines}\n");
+    let settings = |lines: &str| parse_test(&with(lines)).unwrap().slurm.unwrap();
+    let s = settings("time = 90\nmem = 512");
+    assert_eq!((s.time_s, s.mem_mb), (Some(90 * 60), Some(512)));
+    let s = settings("time = \"999999\"\nmem = \"2g\"");
+    assert_eq!((s.time_s, s.mem_mb), (Some(999_999 * 60), Some(2048)));
+    let s = settings("time = \"1-00:00:00\"\nmem = \"999999999\"");
+    assert_eq!((s.time_s, s.mem_mb), (Some(86_400), Some(999_999_999)));
+    let s = settings("time = \"1:30\"\nmem = \"512K\"");
+    assert_eq!((s.time_s, s.mem_mb), (Some(90), Some(1)));
+
+    let e = errors(&with(
+        "time = 1234567\nmem = \"1234567890\"\n[slurm.retry]\ntimeout = 2",
+    ));
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: experiments/x.toml:7: [slurm]: `time` must be a SLURM time limit, found an integer (1234567)",
+            "  fix: write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. time = \"00:10:00\"",
+            "error: experiments/x.toml:8: [slurm]: `mem` must be a SLURM memory size, found a string (\"1234567890\")",
+            "  fix: write megabytes or a number with K, M, G or T, e.g. mem = \"4G\"",
+            "2 problems in experiments/x.toml",
+        ]
+    );
+    for bad in [
+        "time = \"0\"",
+        "time = \"00:00:00\"",
+        "time = 0",
+        "time = -5",
+        "time = 9223372036854775807",
+        "time = \"1234567-00\"",
+        "time = \"1:2:3:4\"",
+        "time = \" 10\"",
+        "time = 1.5",
+    ] {
+        assert!(
+            errors(&with(bad)).contains("`time` must be a SLURM time limit"),
+            "{bad}"
+        );
+    }
+    for bad in [
+        "mem = \"0\"",
+        "mem = \"0G\"",
+        "mem = 0",
+        "mem = \"9999999999T\"",
+        "mem = \"1.5G\"",
+        "mem = \"4Gn\"",
+        "mem = \"4GB\"",
+        "mem = \"G\"",
+    ] {
+        let e = errors(&with(bad));
+        assert!(
+            e.contains("`mem` must be a SLURM memory size"),
+            "{bad}: {e}"
+        );
+    }
+}
+
 #[test]
 fn slurm_retry_policy_and_launcher_are_checked() {
     let ok = format!(
         "{HEAD}workload = \"debug.sleep\"\n\n[slurm]\npartition = \"debug\"\nlauncher = \"mpirun\"\n[slurm.retry]\nout_of_memory = 3\ntimeout = 0\nfailed = false\n"
     );
     let m = parse_test(&ok).unwrap();
-    let s = crate::slurm::Settings::from_table(m.slurm.as_ref()).unwrap();
+    let s = m.slurm.unwrap();
     assert_eq!(s.launcher, crate::slurm::Launcher::Mpirun);
     assert_eq!(
         s.retry,

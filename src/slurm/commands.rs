@@ -37,7 +37,7 @@ pub struct SbatchOptions {
 
 /// The cost line `scalelab plan` adds for a manifest with a `[slurm]` table.
 pub fn plan_cost(m: &Manifest, plan: &Plan) -> Result<String> {
-    let settings = Settings::from_table(m.slurm.as_ref())?;
+    let settings = m.slurm.clone().unwrap_or_default();
     let points: Vec<&Point> = plan.points.iter().collect();
     let groups = shape::group(&points, &settings, &BTreeMap::new());
     let max = settings.max_array.unwrap_or(submit::DEFAULT_MAX_ARRAY_SIZE);
@@ -61,7 +61,7 @@ pub fn sbatch_new(
 ) -> Result<ExitCode> {
     // Checked once without a node to learn the partition, then against the partition's nodes.
     let m = load_for_cluster(manifest, None, None)?;
-    let settings = Settings::from_table(m.slurm.as_ref())?;
+    let settings = m.slurm.clone().unwrap_or_default();
     submit::require_partition(manifest, &settings).map_err(BadInput::wrap)?;
     if let Some(d) = &run_dir {
         // Refuse a folder holding something else before anything (even the lock) is written.
@@ -156,7 +156,7 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
     // resolved against the folder the plan resolved them against.
     let data_dir = plan.data_dir();
     let m = load_for_cluster(&run.manifest(), None, data_dir.as_deref())?;
-    let settings = Settings::from_table(m.slurm.as_ref())?;
+    let settings = m.slurm.clone().unwrap_or_default();
     submit::require_partition(&run.manifest(), &settings).map_err(BadInput::wrap)?;
     if opts.submit {
         require_command("sbatch")?;
@@ -723,7 +723,7 @@ mod tests {
         )));
 
         // Submitted first, recorded without points; the collect job depends on it too.
-        let settings = Settings::from_table(None).unwrap();
+        let settings = Settings::default();
         let ctx = ScriptContext {
             experiment: "x",
             run_dir: &run_dir,
@@ -814,7 +814,7 @@ mod tests {
             Calibration::Missing
         );
         // Submit round 1 as `--submit` would: calibration job 100, array 101, collect 102.
-        let settings = Settings::from_table(None).unwrap();
+        let settings = Settings::default();
         let ctx = ScriptContext {
             experiment: "x",
             run_dir: &run_dir,

@@ -267,12 +267,16 @@ mod tests {
     use crate::slurm::shape::{split_arrays, Shape};
 
     fn settings() -> Settings {
-        let table: toml::Table = toml::from_str(
-            "partition = \"debug\"\naccount = \"course\"\ntime = \"00:10:00\"\nmem = \"2G\"\n\
-             modules = [\"openmpi/4.1\"]\nsetup = [\"source /opt/venv/bin/activate\"]\nthrottle = 4\n",
-        )
-        .unwrap();
-        Settings::from_table(Some(&table)).unwrap()
+        Settings {
+            partition: Some("debug".into()),
+            account: Some("course".into()),
+            time_s: Some(600),
+            mem_mb: Some(2048),
+            modules: vec!["openmpi/4.1".into()],
+            setup: vec!["source /opt/venv/bin/activate".into()],
+            throttle: Some(4),
+            ..Settings::default()
+        }
     }
 
     fn shape(tasks: u32) -> Shape {

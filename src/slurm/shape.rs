@@ -244,7 +244,7 @@ pub(crate) mod tests {
     }
 
     fn settings() -> Settings {
-        Settings::from_table(None).unwrap()
+        Settings::default()
     }
 
     #[test]

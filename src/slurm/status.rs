@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use super::sacct::{JobState, SacctRow, Task};
 use super::shape::{Override, Shape};
 use super::submit::Jobs;
-use super::units::{format_mem_mb, format_time, parse_mem_mb, parse_time_s};
+use super::units::{format_mem_mb, format_time, parse_reported_mem_mb, parse_time_s};
 use super::RetryPolicy;
 use crate::plan::{Plan, Point};
 use crate::results::{RunDir, Status};
@@ -156,7 +156,7 @@ pub fn compute<'a>(
                 let alloc_row = alloc.get(&key).copied();
                 if let Some(a) = alloc_row {
                     st.evidence.push(format!("sacct: {}", a.line));
-                    st.req_mem_mb = parse_mem_mb(&a.req_mem).ok();
+                    st.req_mem_mb = parse_reported_mem_mb(&a.req_mem).ok();
                     st.time_limit_s = parse_time_s(&a.timelimit).ok();
                 }
                 for s in &step_rows {
@@ -615,9 +615,11 @@ mod tests {
     fn the_retry_policy_decides_per_class() {
         let (_d, run, plan, jobs) = setup();
         let st = compute(&run, &plan, &jobs, &parse(SACCT));
-        let mut settings = Settings::from_table(None).unwrap();
-        settings.time_s = Some(60);
-        settings.mem_mb = Some(1024);
+        let mut settings = Settings {
+            time_s: Some(60),
+            mem_mb: Some(1024),
+            ..Settings::default()
+        };
         let decide_all = |settings: &Settings| -> Vec<Option<Decision>> {
             st.iter()
                 .map(|s| {

@@ -1,36 +1,10 @@
-//! SLURM's time and memory notations, both ways.
+//! SLURM's time and memory notations, both ways: the grammar that reads them lives with the
+//! manifest's `[slurm]` section ([`crate::manifest::parse_time_s`], [`crate::manifest::parse_mem_mb`])
+//! and is re-exported here; this file writes them for `#SBATCH` lines and reads `sacct`'s ReqMem.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 
-/// Seconds from a SLURM time: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S` (as `--time` takes and
-/// `sacct` prints, e.g. `00:01:00`, `1-00:00:00`).
-pub fn parse_time_s(s: &str) -> Result<u64> {
-    let bad = || {
-        anyhow::anyhow!("{s:?} is not a SLURM time; write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\"")
-    };
-    let num = |p: &str| -> Result<u64> {
-        if p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()) || p.len() > 9 {
-            return Err(bad());
-        }
-        p.parse().map_err(|_| bad())
-    };
-    let s = s.trim();
-    let (days, rest) = match s.split_once('-') {
-        Some((d, r)) => (Some(num(d)?), r),
-        None => (None, s),
-    };
-    let parts = rest.split(':').map(num).collect::<Result<Vec<u64>>>()?;
-    let secs = match (days, parts.as_slice()) {
-        (None, [m]) => m * 60,
-        (None, [m, sec]) => m * 60 + sec,
-        (None, [h, m, sec]) => h * 3600 + m * 60 + sec,
-        (Some(d), [h]) => d * 86400 + h * 3600,
-        (Some(d), [h, m]) => d * 86400 + h * 3600 + m * 60,
-        (Some(d), [h, m, sec]) => d * 86400 + h * 3600 + m * 60 + sec,
-        _ => bail!(bad()),
-    };
-    Ok(secs)
-}
+pub use crate::manifest::{parse_mem_mb, parse_time_s};
 
 /// `--time` text for `seconds`, rounded up to whole minutes: `D-HH:MM:00` or `HH:MM:00`.
 pub fn format_time(seconds: u64) -> String {
@@ -43,30 +17,31 @@ pub fn format_time(seconds: u64) -> String {
     }
 }
 
-/// Megabytes from a SLURM memory size: digits with an optional K, M, G or T (plain digits are
-/// megabytes), as `--mem` takes. `sacct`'s ReqMem may end in `n` or `c` (per node / per CPU in
-/// older versions); that suffix is ignored.
-pub fn parse_mem_mb(s: &str) -> Result<u64> {
+/// Megabytes from `sacct`'s ReqMem: a `--mem` size ([`parse_mem_mb`]), which older SLURM versions
+/// end with `n` or `c` (per node / per CPU; the suffix is dropped) and may print with a fraction
+/// (`1.50G`, rounded up to whole megabytes).
+pub fn parse_reported_mem_mb(s: &str) -> Result<u64> {
     let t = s.trim().trim_end_matches(['n', 'c']);
-    let (digits, unit) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], Some(c.to_ascii_uppercase())),
-        _ => (t, None),
-    };
-    let value: f64 = digits
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| {
-            anyhow::anyhow!("{s:?} is not a SLURM memory size; write megabytes or e.g. \"4G\"")
-        })?;
-    let mb = match unit {
-        None | Some('M') => value,
-        Some('K') => value / 1024.0,
-        Some('G') => value * 1024.0,
-        Some('T') => value * 1024.0 * 1024.0,
-        Some(_) => bail!("{s:?} is not a SLURM memory size; write megabytes or e.g. \"4G\""),
-    };
-    Ok(mb.ceil() as u64)
+    if let Ok(mb) = parse_mem_mb(t) {
+        return Ok(mb);
+    }
+    let bad = || anyhow!("{s:?} is not a SLURM memory size");
+    let (number, unit) = t.split_at(
+        t.len()
+            - t.chars()
+                .last()
+                .filter(char::is_ascii_alphabetic)
+                .map_or(0, |_| 1),
+    );
+    let (whole, fraction) = number.split_once('.').ok_or_else(bad)?;
+    if fraction.is_empty() || !fraction.chars().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    // The whole part and the unit go through the one grammar; the fraction adds at most one unit.
+    let floor = parse_mem_mb(&format!("{whole}{unit}"))?;
+    let one = parse_mem_mb(&format!("1{unit}"))?;
+    let frac: f64 = format!("0.{fraction}").parse().map_err(|_| bad())?;
+    Ok(floor + (frac * one as f64).ceil() as u64)
 }
 
 /// `--mem` text for `mb` megabytes: whole gigabytes as `NG`, otherwise `NM`.
@@ -102,7 +77,12 @@ mod tests {
         assert_eq!(parse_mem_mb("100").unwrap(), 100);
         assert_eq!(parse_mem_mb("100M").unwrap(), 100);
         assert_eq!(parse_mem_mb("4G").unwrap(), 4096);
-        assert_eq!(parse_mem_mb("4Gn").unwrap(), 4096);
+        assert_eq!(parse_reported_mem_mb("4Gn").unwrap(), 4096);
+        assert_eq!(parse_reported_mem_mb("100Mc").unwrap(), 100);
+        assert_eq!(parse_reported_mem_mb("1.5G").unwrap(), 1536);
+        assert_eq!(parse_reported_mem_mb("0.1M").unwrap(), 1);
+        assert!(parse_reported_mem_mb("1.G").is_err());
+        assert!(parse_reported_mem_mb("x.5G").is_err());
         assert_eq!(parse_mem_mb("512K").unwrap(), 1);
         assert_eq!(parse_mem_mb("1T").unwrap(), 1 << 20);
         assert!(parse_mem_mb("lots").is_err());
