@@ -242,6 +242,37 @@ pub fn portable_ln(x: f64) -> f64 {
     2.0 * t * sum + e as f64 * LN2
 }
 
+/// Pure noise: `samples × features` values uniform in [0, 1) and balanced labels (row `i` is class
+/// `i mod classes`, rows then shuffled), all from `seed`. No feature carries any signal, so an
+/// honest estimate of any learner's accuracy is chance, 1 / `classes`: the dataset `noise` of the
+/// leakage lesson, where selecting features on every row before cross-validation finds "signal".
+pub fn make_noise(
+    samples: usize,
+    features: usize,
+    classes: usize,
+    seed: u64,
+) -> Result<Dataset, String> {
+    use rand::seq::SliceRandom;
+    if samples < 2 || features == 0 || classes < 2 {
+        return Err("noise: needs at least 2 samples, 1 feature and 2 classes".into());
+    }
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let x: Vec<f64> = (0..samples * features)
+        .map(|_| rng.random::<f64>())
+        .collect();
+    let mut labels: Vec<u32> = (0..samples).map(|i| (i % classes) as u32).collect();
+    labels.shuffle(&mut rng);
+    Dataset::new(
+        "noise",
+        Matrix::new(samples, features, x)?,
+        Target::Classes {
+            labels,
+            names: (0..classes).map(|c| c.to_string()).collect(),
+        },
+        (0..features).map(|j| format!("x{j}")).collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,35 +340,4 @@ mod tests {
             "synthetic: `class_weights` needs 2 positive numbers (one per class), got [1.0]"
         );
     }
-}
-
-/// Pure noise: `samples × features` values uniform in [0, 1) and balanced labels (row `i` is class
-/// `i mod classes`, rows then shuffled), all from `seed`. No feature carries any signal, so an
-/// honest estimate of any learner's accuracy is chance, 1 / `classes`: the dataset `noise` of the
-/// leakage lesson, where selecting features on every row before cross-validation finds "signal".
-pub fn make_noise(
-    samples: usize,
-    features: usize,
-    classes: usize,
-    seed: u64,
-) -> Result<Dataset, String> {
-    use rand::seq::SliceRandom;
-    if samples < 2 || features == 0 || classes < 2 {
-        return Err("noise: needs at least 2 samples, 1 feature and 2 classes".into());
-    }
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let x: Vec<f64> = (0..samples * features)
-        .map(|_| rng.random::<f64>())
-        .collect();
-    let mut labels: Vec<u32> = (0..samples).map(|i| (i % classes) as u32).collect();
-    labels.shuffle(&mut rng);
-    Dataset::new(
-        "noise",
-        Matrix::new(samples, features, x)?,
-        Target::Classes {
-            labels,
-            names: (0..classes).map(|c| c.to_string()).collect(),
-        },
-        (0..features).map(|j| format!("x{j}")).collect(),
-    )
 }
