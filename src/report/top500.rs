@@ -201,11 +201,17 @@ pub fn markdown(best: &Best, entries: &[Entry], plot: Option<&Plot>) -> String {
     let mut s = String::from("\n## Where this machine would have stood in the TOP500\n\n");
     let first = entries.first().map_or("?", |e| e.edition.as_str());
     let last = entries.last().map_or("?", |e| e.edition.as_str());
+    // The rate in GFLOP/s as well, when the readable unit is another one.
+    let human = human_flops(best.gflops);
+    let gflops = format!("{} GFLOP/s", fmt_gflops(best.gflops));
+    let also = if human == gflops {
+        String::new()
+    } else {
+        format!("{gflops}; ")
+    };
     s.push_str(&format!(
-        "Best HPL result of this run: **{}** ({} GFLOP/s; `{}` n = {}, nb = {}, {} rank(s) × {} thread(s), on {}), \
+        "Best HPL result of this run: **{human}** ({also}`{}` n = {}, nb = {}, {} rank(s) × {} thread(s), on {}), \
          the fastest verified repetition, counted as HPL counts (2/3·n³ + 3/2·n² flops).\n\n",
-        human_flops(best.gflops),
-        fmt_gflops(best.gflops),
         best.workload,
         best.n,
         best.nb,
@@ -216,9 +222,13 @@ pub fn markdown(best: &Best, entries: &[Entry], plot: Option<&Plot>) -> String {
     let (top, listed) = standing(best.gflops, entries);
     match top {
         Some(e) => s.push_str(&format!(
-            "- It would have been **No. 1** on the {} list and every earlier one in the table \
-             (#1 then: {}, {}).\n",
+            "- It would have been **No. 1** on the {} list{} (#1 then: {}, {}).\n",
             month_name(&e.edition),
+            if entries.first().is_some_and(|f| f.edition == e.edition) {
+                ", the first in the table"
+            } else {
+                " and every earlier one in the table"
+            },
             if e.system.is_empty() {
                 "unnamed"
             } else {
@@ -489,5 +499,31 @@ mod tests {
         assert_eq!(human_flops(59.7), "59.7 GFLOP/s");
         assert_eq!(human_flops(1.742e9), "1.74 EFLOP/s");
         assert_eq!(human_flops(715600.0), "716 TFLOP/s");
+    }
+
+    #[test]
+    fn the_section_says_each_figure_once() {
+        let e = entries().unwrap();
+        let best = |gflops: f64| Best {
+            gflops,
+            workload: "hpl.lu".into(),
+            n: 2048,
+            nb: 128,
+            ranks: 1,
+            threads: 2,
+            host: "vm".into(),
+        };
+        let md = markdown(&best(100.0), &e, None);
+        assert!(
+            md.contains("**100 GFLOP/s** (`hpl.lu` n = 2048")
+                && md.contains("**No. 1** on the June 1993 list, the first in the table (#1 then:"),
+            "{md}"
+        );
+        // A rate in another unit keeps its GFLOP/s beside it.
+        let md = markdown(&best(1500.0), &e, None);
+        assert!(
+            md.contains("**1.50 TFLOP/s** (1500 GFLOP/s; `hpl.lu`"),
+            "{md}"
+        );
     }
 }
