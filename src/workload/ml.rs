@@ -840,7 +840,8 @@ impl Ml {
 
     /// Check a point as workload `name` (its own or its MPI twin's): everything `prepare` reads,
     /// and the memory of one rank against the target node, without building the data.
-    fn check_as(&self, name: &str, params: &Params, target: &Target) -> Result<(), String> {
+    /// Returns the checked setup (of the stand-in data while checking), for a caller's own checks.
+    fn check_as(&self, name: &str, params: &Params, target: &Target) -> Result<Setup, String> {
         let setup = self.setup_as(name, params, true)?;
         let need = setup.memory_bytes(target.resources.threads);
         let fix = if matches!(text(params, "dataset"), Ok("synthetic" | "noise")) {
@@ -848,7 +849,8 @@ impl Ml {
         } else {
             "use a smaller dataset, or fewer threads fitting at once (parallelism)"
         };
-        target.fits_memory(name, need, fix)
+        target.fits_memory(name, need, fix)?;
+        Ok(setup)
     }
 
     /// Fits of one repetition.
@@ -910,7 +912,7 @@ impl Workload for Ml {
         "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
-        self.check_as(self.name(), params, target)
+        self.check_as(self.name(), params, target).map(drop)
     }
     fn plan_notes(&self, params: &Params) -> Vec<String> {
         plan_notes(self.name(), self.0, params)
@@ -965,7 +967,7 @@ impl Workload for MpiCv {
         "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
-        Ml(self.0).check_as(self.name(), params, target)
+        Ml(self.0).check_as(self.name(), params, target).map(drop)
     }
     fn plan_notes(&self, params: &Params) -> Vec<String> {
         plan_notes(self.name(), self.0, params)
@@ -1354,9 +1356,9 @@ impl Workload for Predict {
         "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
-        let setup = Ml(Kind::Forest).setup_as(self.name(), params, true)?;
-        batch_size(self.name(), params, setup.rows)?;
-        Ml(Kind::Forest).check_as(self.name(), params, target)
+        // One setup (data, trial fit, memory) serves both checks.
+        let setup = Ml(Kind::Forest).check_as(self.name(), params, target)?;
+        batch_size(self.name(), params, setup.rows).map(drop)
     }
     fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
         csv_dataset(params)
