@@ -8,12 +8,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::scalelab;
-use serde_json::Value;
+use common::slurm::{jobs, manifest, point_ids, record, run, submit, wait_for_round};
 
 /// Panic with the fix when no SLURM answers: these tests must not pass without one.
 fn require_slurm() -> String {
@@ -42,112 +42,6 @@ fn partitions() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim_end_matches('*').to_string())
-        .collect()
-}
-
-struct Out {
-    code: i32,
-    text: String,
-}
-
-fn run(args: &[&str], dir: &Path) -> Out {
-    let out = scalelab()
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("scalelab runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        text: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
-fn manifest(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(format!("{name}.toml"));
-    fs::write(&p, text).unwrap();
-    p
-}
-
-/// `scalelab sbatch <manifest> [extra] --submit --run-dir <dir>/run`, which must succeed; returns
-/// the run folder and the output.
-fn submit(dir: &Path, manifest: &Path, extra: &[&str]) -> (PathBuf, Out) {
-    let run_dir = dir.join("run");
-    let mut args = vec!["sbatch", manifest.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.extend(["--submit", "--run-dir", run_dir.to_str().unwrap()]);
-    let out = run(&args, dir);
-    assert_eq!(out.code, 0, "{}", out.text);
-    (run_dir, out)
-}
-
-fn jobs(run_dir: &Path) -> Value {
-    serde_json::from_str(&fs::read_to_string(run_dir.join("slurm/jobs.json")).unwrap()).unwrap()
-}
-
-/// Wait until job `id` has ended in accounting (at most `limit`), and return its state.
-fn wait_for(id: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let out = Command::new("sacct")
-            .args(["-n", "-X", "-P", "--format=State", "-j", id])
-            .output()
-            .expect("sacct runs");
-        let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let word = state.split_whitespace().next().unwrap_or("");
-        if !word.is_empty()
-            && ![
-                "PENDING",
-                "RUNNING",
-                "COMPLETING",
-                "CONFIGURING",
-                "REQUEUED",
-            ]
-            .contains(&word)
-        {
-            return state;
-        }
-        if start.elapsed() > limit {
-            let q = Command::new("squeue").output().unwrap();
-            panic!(
-                "job {id} still `{state}` after {limit:?}; squeue:\n{}",
-                String::from_utf8_lossy(&q.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
-}
-
-/// Wait for the collect job of the last round of `run_dir`.
-fn wait_for_round(run_dir: &Path, limit: Duration) {
-    let j = jobs(run_dir);
-    let last = j["rounds"].as_array().unwrap().last().unwrap().clone();
-    let collect = last["collect"].as_str().unwrap();
-    let state = wait_for(collect, limit);
-    assert_eq!(state, "COMPLETED", "collect job {collect}");
-}
-
-fn record(run_dir: &Path, id: &str) -> Option<Value> {
-    let text = fs::read_to_string(run_dir.join("points").join(format!("{id}.json"))).ok()?;
-    Some(serde_json::from_str(&text).unwrap())
-}
-
-fn point_ids(run_dir: &Path) -> Vec<(String, String)> {
-    let plan: Value =
-        serde_json::from_str(&fs::read_to_string(run_dir.join("plan.json")).unwrap()).unwrap();
-    plan["points"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["id"].as_str().unwrap().to_string(),
-                p["study_name"].as_str().unwrap().to_string(),
-            )
-        })
         .collect()
 }
 

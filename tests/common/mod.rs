@@ -11,6 +11,8 @@ use std::process::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
+pub mod slurm;
+
 /// The `scalelab` binary of this build, without backtraces (so a printed one is a real panic),
 /// with its cache of measured peaks in the build's temporary folder rather than the user's, and
 /// no machine profile.
