@@ -132,7 +132,7 @@ pub struct LeftOut {
     pub reason: String,
 }
 
-/// What [`write`] drew and what it could not place.
+/// What [`write()`] drew and what it could not place.
 #[derive(Clone, Debug, Default)]
 pub struct Roofline {
     /// The plots written: the CPU points' (largest worker count first), then one per GPU model

@@ -22,7 +22,7 @@ pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<R
     })
 }
 
-/// [`write`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
+/// [`write()`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
 /// measured ceilings (a calibrated machine profile) instead of [`run_ceilings`].
 pub fn write_with(
     dir: &Path,
