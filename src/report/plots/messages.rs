@@ -54,35 +54,16 @@ fn metric_or(p: &MessagePoint<'_>) -> f64 {
     crate::stats::quantile_sorted(&t, 0.5)
 }
 
-/// Latency and bandwidth against message size.
+/// Latency and bandwidth against message size, in steps: the lines and their labels
+/// ([`MessageLines::of`]), the latency lines, then the bandwidth lines where points record a
+/// bandwidth; each chart log–log.
 pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart)> {
     let points = messages::message_points(st.series);
     if points.is_empty() {
         return Vec::new();
     }
     let spread = st.opts.spread;
-    let mut order: Vec<&str> = Vec::new();
-    for p in &points {
-        if !order.contains(&p.line.as_str()) {
-            order.push(&p.line);
-        }
-    }
-    // What every line shares goes to the subtitle.
-    let parts: Vec<Vec<String>> = order
-        .iter()
-        .map(|l| l.split(' ').map(str::to_string).collect())
-        .collect();
-    let (shared, own) = labels::split_shared(&parts);
-    let subtitle = labels::subtitle(st.workload, &shared);
-    let label_of = |l: &str| -> String {
-        let i = order.iter().position(|o| *o == l).unwrap_or(0);
-        let t = own[i].join(" ");
-        if t.is_empty() {
-            "measured".into()
-        } else {
-            t
-        }
-    };
+    let keys = MessageLines::of(&points, st.workload);
     let mut colors = Colors::default();
     let x = Axis::measured(points.iter().map(|p| p.size as f64), Scale::Log2).bytes();
     let from_metric = points.iter().all(|p| p.from_metric);
@@ -93,27 +74,7 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
     } else {
         "Latency: median time / iterations (the time of one operation)."
     };
-    let hollow = |p: &MessagePoint<'_>| crate::load::is_disturbed(p.record);
-    let lat_lines: Vec<Line> = order
-        .iter()
-        .map(|&l| {
-            let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
-            Line {
-                label: label_of(l),
-                style: colors.of(l),
-                markers_only: false,
-                points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
-                band: pts
-                    .iter()
-                    .map(|p| {
-                        let (lo, hi) = latency_range(spread, p);
-                        (p.size as f64, lo, hi)
-                    })
-                    .collect(),
-                hollow: pts.iter().map(|p| hollow(p)).collect(),
-            }
-        })
-        .collect();
+    let lat_lines = latency_lines(&points, &keys, &mut colors, spread);
     let y = Axis::tight(
         lat_lines
             .iter()
@@ -129,7 +90,7 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
             st.hollow_note()
         ),
     );
-    t.subtitle = subtitle.clone();
+    t.subtitle = keys.subtitle.clone();
     let mut charts = vec![(
         "latency",
         t.chart(
@@ -139,42 +100,7 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
             Vec::new(),
         ),
     )];
-    let bw: Vec<&MessagePoint<'_>> = points
-        .iter()
-        .filter(|p| p.bandwidth_gbps.is_some())
-        .collect();
-    if !bw.is_empty() {
-        let lines: Vec<Line> = order
-            .iter()
-            .map(|&l| {
-                let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
-                let rate = |p: &MessagePoint<'_>| -> Option<(f64, f64, f64)> {
-                    let v = p.bandwidth_gbps?;
-                    let times: Vec<f64> = p.record.repetitions.iter().map(|r| r.seconds).collect();
-                    let (fast, slow) = spread_of(spread, &times);
-                    let m = metric_or(p);
-                    Some((v, v * m / slow, v * m / fast))
-                };
-                Line {
-                    label: label_of(l),
-                    style: colors.of(l),
-                    markers_only: false,
-                    points: pts
-                        .iter()
-                        .filter_map(|p| Some((p.size as f64, rate(p)?.0)))
-                        .collect(),
-                    band: pts
-                        .iter()
-                        .filter_map(|p| {
-                            let (_, lo, hi) = rate(p)?;
-                            Some((p.size as f64, lo, hi))
-                        })
-                        .collect(),
-                    hollow: pts.iter().map(|p| hollow(p)).collect(),
-                }
-            })
-            .filter(|l| !l.points.is_empty())
-            .collect();
+    if let Some(lines) = bandwidth_lines(&points, &keys, &mut colors, spread) {
         let y = Axis::tight(
             lines
                 .iter()
@@ -186,7 +112,7 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
             format!("{}: bandwidth vs message size", st.name),
             format!("Bandwidth = the workload's bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations, i.e. size / one-way time). {} Log–log axes.{}", spread.caption(), st.hollow_note()),
         );
-        t.subtitle = subtitle;
+        t.subtitle = keys.subtitle;
         charts.push((
             "bandwidth",
             t.chart(
@@ -198,6 +124,134 @@ pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart
         ));
     }
     charts
+}
+
+/// The lines of the message charts: one per resources and parameters (a point's `line`), in
+/// order of first appearance, each labelled by what sets it apart; what every line shares goes
+/// to the subtitle.
+struct MessageLines<'p> {
+    order: Vec<&'p str>,
+    /// Each line's own label parts, by position in `order`.
+    own: Vec<Vec<String>>,
+    subtitle: String,
+}
+
+impl<'p> MessageLines<'p> {
+    fn of(points: &'p [MessagePoint<'_>], workload: &str) -> Self {
+        let mut order: Vec<&str> = Vec::new();
+        for p in points {
+            if !order.contains(&p.line.as_str()) {
+                order.push(&p.line);
+            }
+        }
+        // What every line shares goes to the subtitle.
+        let parts: Vec<Vec<String>> = order
+            .iter()
+            .map(|l| l.split(' ').map(str::to_string).collect())
+            .collect();
+        let (shared, own) = labels::split_shared(&parts);
+        let subtitle = labels::subtitle(workload, &shared);
+        MessageLines {
+            order,
+            own,
+            subtitle,
+        }
+    }
+
+    /// The legend label of line `l` ("measured" when nothing sets it apart).
+    fn label(&self, l: &str) -> String {
+        let i = self.order.iter().position(|o| *o == l).unwrap_or(0);
+        let t = self.own[i].join(" ");
+        if t.is_empty() {
+            "measured".into()
+        } else {
+            t
+        }
+    }
+}
+
+/// Whether a point is drawn hollow: measured while the machine was disturbed.
+fn hollow(p: &MessagePoint<'_>) -> bool {
+    crate::load::is_disturbed(p.record)
+}
+
+/// The latency lines (µs), with whiskers from [`latency_range`].
+fn latency_lines(
+    points: &[MessagePoint<'_>],
+    keys: &MessageLines<'_>,
+    colors: &mut Colors,
+    spread: Spread,
+) -> Vec<Line> {
+    keys.order
+        .iter()
+        .map(|&l| {
+            let pts: Vec<&MessagePoint<'_>> = points.iter().filter(|p| p.line == l).collect();
+            Line {
+                label: keys.label(l),
+                style: colors.of(l),
+                markers_only: false,
+                points: pts.iter().map(|p| (p.size as f64, p.latency_us)).collect(),
+                band: pts
+                    .iter()
+                    .map(|p| {
+                        let (lo, hi) = latency_range(spread, p);
+                        (p.size as f64, lo, hi)
+                    })
+                    .collect(),
+                hollow: pts.iter().map(|p| hollow(p)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The bandwidth lines (GB/s) of the points that record a bandwidth, with whiskers from the
+/// spread of their times; `None` when no point does.
+fn bandwidth_lines(
+    points: &[MessagePoint<'_>],
+    keys: &MessageLines<'_>,
+    colors: &mut Colors,
+    spread: Spread,
+) -> Option<Vec<Line>> {
+    let bw: Vec<&MessagePoint<'_>> = points
+        .iter()
+        .filter(|p| p.bandwidth_gbps.is_some())
+        .collect();
+    if bw.is_empty() {
+        return None;
+    }
+    let lines = keys
+        .order
+        .iter()
+        .map(|&l| {
+            let pts: Vec<&&MessagePoint<'_>> = bw.iter().filter(|p| p.line == l).collect();
+            let rate = |p: &MessagePoint<'_>| -> Option<(f64, f64, f64)> {
+                let v = p.bandwidth_gbps?;
+                let times: Vec<f64> = p.record.repetitions.iter().map(|r| r.seconds).collect();
+                let (fast, slow) = spread_of(spread, &times);
+                let m = metric_or(p);
+                Some((v, v * m / slow, v * m / fast))
+            };
+            Line {
+                label: keys.label(l),
+                style: colors.of(l),
+                markers_only: false,
+                points: pts
+                    .iter()
+                    .filter_map(|p| Some((p.size as f64, rate(p)?.0)))
+                    .collect(),
+                band: pts
+                    .iter()
+                    .filter_map(|p| {
+                        let (_, lo, hi) = rate(p)?;
+                        Some((p.size as f64, lo, hi))
+                    })
+                    .collect(),
+                hollow: pts.iter().map(|p| hollow(p)).collect(),
+            }
+        })
+        .filter(|l| !l.points.is_empty())
+        .collect();
+    Some(lines)
 }
 
 /// Median compute and communication time against p, for studies whose points record `comm_s`.

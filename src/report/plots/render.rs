@@ -415,15 +415,63 @@ fn draw_legend<DB: DrawingBackend>(
 const MOCK_TEXT: &str = "MOCK DATA (model times, not measured)";
 const MOCK_SIZE: f64 = 22.0;
 
+/// Draw chart `c` in steps: the header (mock badge, title, subtitle), the footer (legend, then
+/// caption), the axes between them, then the reference lines and the data lines.
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     c: &Chart,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     root.fill(&WHITE)?;
     let w = WIDTH as i32;
-    let text_w = (w - 2 * LEFT) as f64;
+    let top = draw_header(root, c)?;
+    let bottom = draw_footer(root, c)?;
 
-    // Header: mock badge, title, subtitle.
+    // The plot area between them.
+    let main = root
+        .clone()
+        .shrink((0, top), (w as u32, (bottom - top).max(100) as u32));
+    let mut chart = ChartBuilder::on(&main)
+        .margin_top(22)
+        .margin_left(LEFT - 10)
+        .margin_right(50)
+        .margin_bottom(4)
+        .x_label_area_size(78)
+        .y_label_area_size(118)
+        .build_cartesian_2d(c.x.clone(), c.y.clone())?;
+    let xfmt = |v: &f64| c.x.label(*v);
+    let yfmt = |v: &f64| c.y.label(*v);
+    chart
+        .configure_mesh()
+        .x_desc(c.x_desc.as_str())
+        .y_desc(c.y_desc.as_str())
+        .axis_desc_style((FAMILY, 28))
+        .label_style((FAMILY, 25))
+        .x_label_formatter(&xfmt)
+        .y_label_formatter(&yfmt)
+        .x_labels(12)
+        .y_labels(8)
+        .set_all_tick_mark_size(8)
+        .bold_line_style(BLACK.mix(0.12).stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .axis_style(BLACK.stroke_width(2))
+        .draw()?;
+
+    for r in &c.refs {
+        let style = r.color.stroke_width(3);
+        chart.draw_series(DashedLineSeries::new(r.points.clone(), 16, 10, style))?;
+    }
+    draw_lines(chart.plotting_area(), c)?;
+    root.present()
+}
+
+/// The header: the mock badge (top right, for a mock run), the title (shrunk, then wrapped, to
+/// fit beside it) and the subtitle. Returns the y where the plot area may start.
+fn draw_header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &Chart,
+) -> Result<i32, DrawingAreaErrorKind<DB::ErrorType>> {
+    let w = WIDTH as i32;
+    let text_w = (w - 2 * LEFT) as f64;
     let mut top = 14;
     let mut title_room = text_w;
     if c.mock {
@@ -462,9 +510,15 @@ fn draw<DB: DrawingBackend>(
         ))?;
         top += SUBTITLE_SIZE as i32 + 6;
     }
-    top += 8;
+    Ok(top + 8)
+}
 
-    // Footer: legend, then caption.
+/// The footer: the legend, then the caption under it. Returns the y where the plot area ends.
+fn draw_footer<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    c: &Chart,
+) -> Result<i32, DrawingAreaErrorKind<DB::ErrorType>> {
+    let text_w = (WIDTH as i32 - 2 * LEFT) as f64;
     let legend = legend_layout(c);
     let legend_h = if legend.entries.is_empty() {
         0
@@ -482,42 +536,15 @@ fn draw<DB: DrawingBackend>(
         ))?;
     }
     draw_legend(root, bottom, &legend)?;
+    Ok(bottom)
+}
 
-    // The plot area between them.
-    let main = root
-        .clone()
-        .shrink((0, top), (w as u32, (bottom - top).max(100) as u32));
-    let mut chart = ChartBuilder::on(&main)
-        .margin_top(22)
-        .margin_left(LEFT - 10)
-        .margin_right(50)
-        .margin_bottom(4)
-        .x_label_area_size(78)
-        .y_label_area_size(118)
-        .build_cartesian_2d(c.x.clone(), c.y.clone())?;
-    let xfmt = |v: &f64| c.x.label(*v);
-    let yfmt = |v: &f64| c.y.label(*v);
-    chart
-        .configure_mesh()
-        .x_desc(c.x_desc.as_str())
-        .y_desc(c.y_desc.as_str())
-        .axis_desc_style((FAMILY, 28))
-        .label_style((FAMILY, 25))
-        .x_label_formatter(&xfmt)
-        .y_label_formatter(&yfmt)
-        .x_labels(12)
-        .y_labels(8)
-        .set_all_tick_mark_size(8)
-        .bold_line_style(BLACK.mix(0.12).stroke_width(1))
-        .light_line_style(TRANSPARENT)
-        .axis_style(BLACK.stroke_width(2))
-        .draw()?;
-
-    for r in &c.refs {
-        let style = r.color.stroke_width(3);
-        chart.draw_series(DashedLineSeries::new(r.points.clone(), 16, 10, style))?;
-    }
-    let plot = chart.plotting_area();
+/// The data lines on the plotting area `plot`: for each line its whiskers with caps, its line
+/// (unless markers only) and its markers, hollow where the point was disturbed.
+fn draw_lines<DB: DrawingBackend>(
+    plot: &DrawingArea<DB, Cartesian2d<Axis, Axis>>,
+    c: &Chart,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     // Whiskers of lines that share an x are set side by side, so none hides another.
     let with_band = c.lines.iter().filter(|l| !l.band.is_empty()).count() as i32;
     let mut k = 0;
@@ -562,7 +589,7 @@ fn draw<DB: DrawingBackend>(
             marker(&plot.use_screen_coord(), l.style, at, !hollow)?;
         }
     }
-    root.present()
+    Ok(())
 }
 
 /// A [`BitMapBackend`] whose text is rasterised with `ab_glyph` glyph by glyph at its own
