@@ -160,7 +160,8 @@ impl Machine {
         self.peak_gflops_per_core = self.peak_per_core(self.clock());
     }
 
-    /// The text `scalelab info` prints.
+    /// The CPU part of what `scalelab info` prints (the GPU lines come from
+    /// [`crate::workload::gpu_description`], added by the command: this module knows no workload).
     pub fn describe(&self) -> String {
         let mut s = String::new();
         let line = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<22}{v}\n"));
@@ -209,7 +210,6 @@ impl Machine {
             ),
         );
         line(&mut s, "peak measured", self.peak_provenance());
-        s.push_str(&crate::workload::gpu_description());
         s
     }
 
@@ -575,15 +575,9 @@ fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// Bytes as KiB/MiB/GiB text.
+/// Bytes as KiB/MiB/GiB text ([`crate::units::bytes`]).
 pub fn human_bytes(b: u64) -> String {
-    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    for (u, scale) in units {
-        if b >= scale {
-            return format!("{:.1} {u}", b as f64 / scale as f64).replace(".0 ", " ");
-        }
-    }
-    format!("{b} B")
+    crate::units::bytes(b)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "unknown").

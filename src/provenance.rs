@@ -13,6 +13,9 @@
 //! Fields added since the first version have serde defaults, so older files stay readable. A
 //! `provenance.json` that cannot be read does not block resuming: [`Provenance::resume`] moves it
 //! aside to `provenance.json.damaged` and starts a fresh one that says so.
+//!
+//! [`start_run`] writes a new run's first files (`manifest.toml`, `provenance.json`, `plan.json`
+//! last) for both `scalelab run` and `scalelab sbatch`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,8 +25,54 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
+use crate::manifest::Manifest;
 use crate::plan::Plan;
-use crate::results::{now_rfc3339, write_atomic, RunDir};
+use crate::results::{now_rfc3339, write_atomic, RunDir, RunLock};
+
+/// What a new run starts from, for [`start_run`].
+pub struct NewRun<'a> {
+    pub manifest: &'a Manifest,
+    /// The manifest as given on the command line (recorded in provenance.json).
+    pub manifest_path: &'a Path,
+    pub plan: &'a Plan,
+    /// The executor's name (`local`, `mock`, `slurm`).
+    pub executor: &'a str,
+    /// How to go on with a run already in the folder, for the refusal (`finish it with ...`).
+    pub finish_hint: &'a str,
+}
+
+/// Take the (existing) folder of a new run and write its first files in the one order that makes
+/// an interrupted start safe: lock; check, under the lock, that the folder is new or empty (another
+/// process may have started a run there since an earlier check); `manifest.toml`; whatever
+/// `before_provenance` adds (`run` copies the machine profile); `provenance.json`; and `plan.json`
+/// last, since its existence is what makes a folder a run that `--resume` finishes (a start killed
+/// before it may be taken over by the same manifest, see [`RunDir::check_fresh`]).
+///
+/// Returns the lock (held until the run's files are written), the provenance as written, and what
+/// `before_provenance` returned.
+pub fn start_run<T>(
+    run: &RunDir,
+    new: &NewRun<'_>,
+    machine: Machine,
+    before_provenance: impl FnOnce(&Machine) -> Result<T>,
+) -> Result<(RunLock, Provenance, T)> {
+    let m = new.manifest;
+    let lock = run.lock()?;
+    run.check_fresh(m, new.finish_hint)?;
+    write_atomic(&run.manifest(), m.source.as_bytes())?;
+    let extra = before_provenance(&machine)?;
+    let prov = Provenance::start(
+        machine,
+        &m.name,
+        &new.manifest_path.display().to_string(),
+        &m.sha256,
+        new.executor,
+        new.plan.points.len(),
+    );
+    prov.write(run)?;
+    write_atomic(&run.plan(), &serde_json::to_vec_pretty(new.plan)?)?;
+    Ok((lock, prov, extra))
+}
 
 /// The contents of `provenance.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
