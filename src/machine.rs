@@ -1388,4 +1388,17 @@ mod tests {
         assert_eq!(human_bytes(32 << 20), "32 MiB");
         assert_eq!(human_bytes(1536), "1.5 KiB");
     }
+
+    /// `machine` sits below `workload` (workloads read the host name and memory from here): no
+    /// code line of this file may reach into `crate::workload`, or the two modules would form a
+    /// cycle again.
+    #[test]
+    fn machine_does_not_depend_on_workload() {
+        let code: Vec<&str> = include_str!("machine.rs")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .filter(|l| l.contains(concat!("crate::", "workload")))
+            .collect();
+        assert!(code.is_empty(), "{code:?}");
+    }
 }

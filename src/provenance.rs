@@ -476,4 +476,60 @@ mod tests {
             "{rev}"
         );
     }
+
+    /// A new run's files come in the one safe order (the step between sees `manifest.toml` but
+    /// no provenance yet, and `plan.json` comes last), and a second start in the same folder is
+    /// refused with the caller's hint, leaving the first run's files as they were.
+    #[test]
+    fn start_run_writes_plan_json_last_and_refuses_a_taken_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(
+            &path,
+            "name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\n",
+        )
+        .unwrap();
+        let m = crate::manifest::load(&path).unwrap();
+        let plan = crate::plan::expand(&m).unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        std::fs::create_dir(&run.root).unwrap();
+        let new = NewRun {
+            manifest: &m,
+            manifest_path: &path,
+            plan: &plan,
+            executor: "mock",
+            finish_hint: "finish it elsewhere",
+        };
+        let (lock, prov, seen) = start_run(&run, &new, Machine::detect_quick(), |_| {
+            Ok((
+                run.manifest().exists(),
+                run.provenance().exists(),
+                run.plan().exists(),
+            ))
+        })
+        .unwrap();
+        assert_eq!(seen, (true, false, false));
+        assert_eq!(std::fs::read_to_string(run.manifest()).unwrap(), m.source);
+        assert_eq!(Provenance::load(&run).unwrap(), prov);
+        assert_eq!(prov.executor, "mock");
+        assert_eq!(prov.points, plan.points.len());
+        assert_eq!(prov.manifest_path, path.display().to_string());
+        assert_eq!(run.load_plan().unwrap().points, plan.points);
+        drop(lock);
+
+        let plan_before = std::fs::read(run.plan()).unwrap();
+        let mut called = false;
+        let err = start_run(&run, &new, Machine::detect_quick(), |_| {
+            called = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("already holds this run (experiment `x`); finish it elsewhere"),
+            "{err:#}"
+        );
+        assert!(!called);
+        assert_eq!(std::fs::read(run.plan()).unwrap(), plan_before);
+    }
 }
