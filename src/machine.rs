@@ -169,9 +169,13 @@ impl Machine {
         line(&mut s, "cpu", self.cpu_model.clone());
         line(&mut s, "cores (available)", self.cores.to_string());
         for (level, bytes) in &self.caches {
-            line(&mut s, &format!("cache {level}"), human_bytes(*bytes));
+            line(
+                &mut s,
+                &format!("cache {level}"),
+                crate::units::bytes(*bytes),
+            );
         }
-        line(&mut s, "memory", human_bytes(self.memory_bytes));
+        line(&mut s, "memory", crate::units::bytes(self.memory_bytes));
         line(
             &mut s,
             "simd",
@@ -573,11 +577,6 @@ fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
         .find(|l| l.starts_with(name))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
-}
-
-/// Bytes as KiB/MiB/GiB text ([`crate::units::bytes`]).
-pub fn human_bytes(b: u64) -> String {
-    crate::units::bytes(b)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "unknown").
@@ -1385,8 +1384,6 @@ mod tests {
     fn cache_sizes_parse() {
         assert_eq!(parse_cache_size("48K"), 48 * 1024);
         assert_eq!(parse_cache_size("32M"), 32 << 20);
-        assert_eq!(human_bytes(32 << 20), "32 MiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 
     /// `machine` sits below `workload` (workloads read the host name and memory from here): no
