@@ -38,6 +38,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The doc comments below are clap's `--help` text, where `<run-dir>` names an argument the usual
+// way; as rustdoc HTML those read as unclosed tags, which they are not meant to be.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the workloads, their parameters (the axes a manifest can sweep) and the resource axes.

@@ -218,7 +218,7 @@ impl Machine {
     }
 
     /// Where the peak's figures came from, in a few words for a report: "clock and FMA pipes
-    /// measured <date>", or "nominal clock, FMA pipes assumed".
+    /// measured `<date>`", or "nominal clock, FMA pipes assumed".
     pub fn peak_basis(&self) -> String {
         if self.fma_measured && self.clock_ghz > 0.0 {
             let date = self.peak_measured_at.get(..10).unwrap_or("");
@@ -296,7 +296,7 @@ pub struct CacheKey {
     /// The node's online CPUs (not the share an allocation or affinity mask grants this process,
     /// so every task shape on one node reads the same file).
     pub cores: usize,
-    /// [`PROBE_VERSION`]: figures measured by an older probe are measured again.
+    /// `PROBE_VERSION`: figures measured by an older probe are measured again.
     pub probe_version: u32,
 }
 
@@ -787,7 +787,7 @@ pub fn fallback_fma_units(ratio: f64) -> u32 {
 ///   half-width FMA trial, so all three see the same conditions (turbo state, vCPU placement);
 ///   the clock is the same best-of statistic as the FMA rate.
 /// - **A sanity bound against the ISA.** See [`judge_fma`]: when a batch's answer is not a clean
-///   1 or 2 that the clock-free ratio confirms, the probe takes up to [`PROBE_BATCHES`] batches,
+///   1 or 2 that the clock-free ratio confirms, the probe takes up to `PROBE_BATCHES` batches,
 ///   each twice the last (keeping the bests), and then lets [`fallback_fma_units`] decide.
 pub fn probe(lanes: u32) -> Option<Probe> {
     probe_with(lanes, PROBE_ROUNDS, PROBE_BATCHES)
