@@ -844,17 +844,11 @@ fn write_report(
     Ok((files, unreadable.len()))
 }
 
-/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created.
+/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created (the first free of
+/// [`provenance::run_dir_candidates`]).
 fn new_run_dir(results: &Path, experiment: &str) -> Result<RunDir> {
-    let stamp = crate::units::stamp_now();
     let base = results.join(experiment);
-    for n in 0..1000 {
-        let name = if n == 0 {
-            stamp.clone()
-        } else {
-            format!("{stamp}-{n}")
-        };
-        let dir = base.join(name);
+    for dir in provenance::run_dir_candidates(results, experiment).take(1000) {
         match std::fs::create_dir_all(&base).and_then(|_| std::fs::create_dir(&dir)) {
             Ok(()) => return Ok(RunDir::new(dir)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

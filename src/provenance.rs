@@ -18,7 +18,7 @@
 //! last) for both `scalelab run` and `scalelab sbatch`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
@@ -28,6 +28,22 @@ use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::results::{now_rfc3339, write_atomic, RunDir, RunLock};
+
+/// The folders a new run of `experiment` may take under `results`, in order:
+/// `<results>/<experiment>/<yyyymmdd-hhmmss>`, then the same with `-1`, `-2`, … (two runs started
+/// in the same second). `run` creates the first that is free; `sbatch` picks the first that does
+/// not exist (a dry run creates nothing).
+pub fn run_dir_candidates(results: &Path, experiment: &str) -> impl Iterator<Item = PathBuf> {
+    let stamp = crate::units::stamp_now();
+    let base = results.join(experiment);
+    (0u32..).map(move |n| {
+        if n == 0 {
+            base.join(&stamp)
+        } else {
+            base.join(format!("{stamp}-{n}"))
+        }
+    })
+}
 
 /// What a new run starts from, for [`start_run`].
 pub struct NewRun<'a> {
@@ -531,5 +547,22 @@ mod tests {
         );
         assert!(!called);
         assert_eq!(std::fs::read(run.plan()).unwrap(), plan_before);
+    }
+
+    /// New runs are named by the stamp, then the stamp with -1, -2, … under the experiment.
+    #[test]
+    fn run_dirs_are_named_by_the_stamp_then_numbered() {
+        let names: Vec<PathBuf> = run_dir_candidates(Path::new("res"), "exp")
+            .take(3)
+            .collect();
+        let stamp = names[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            jiff::civil::DateTime::strptime(crate::units::STAMP_FORMAT, &stamp).is_ok(),
+            "{stamp}"
+        );
+        // The stamp may have ticked between two calls, so names[0] fixes it for the others.
+        assert_eq!(names[0], Path::new("res/exp").join(&stamp));
+        assert_eq!(names[1], Path::new("res/exp").join(format!("{stamp}-1")));
+        assert_eq!(names[2], Path::new("res/exp").join(format!("{stamp}-2")));
     }
 }

@@ -680,18 +680,10 @@ fn resubmit_hint(run: &RunDir) -> String {
     )
 }
 
-/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, not yet existing (not created).
+/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, not yet existing (not created: a dry run
+/// writes nothing).
 fn next_run_path(results: &Path, experiment: &str) -> PathBuf {
-    let stamp = crate::units::stamp_now();
-    let base = results.join(experiment);
-    (0..)
-        .map(|n| {
-            if n == 0 {
-                base.join(&stamp)
-            } else {
-                base.join(format!("{stamp}-{n}"))
-            }
-        })
+    crate::provenance::run_dir_candidates(results, experiment)
         .find(|p| !p.exists())
         .expect("an unused name exists")
 }
