@@ -18,9 +18,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::executor::{self, Executor, Interrupt, LocalExecutor, MockExecutor};
 use crate::machine::Machine;
 use crate::plan::{self, Plan, Rates};
-use crate::provenance::Provenance;
-use crate::results::{write_atomic, RunDir};
+use crate::provenance::{self, Provenance};
+use crate::results::{write_atomic, RunDir, RunLock};
 use crate::slurm;
+use crate::units::plural;
 use crate::workload::{self, ParamKind};
 
 /// The exit codes, shown by `--help` (the table is in `crate::exit` and docs/results.md).
@@ -37,6 +38,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The doc comments below are clap's `--help` text, where `<run-dir>` names an argument the usual
+// way; as rustdoc HTML those read as unclosed tags, which they are not meant to be.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the workloads, their parameters (the axes a manifest can sweep) and the resource axes.
@@ -235,7 +239,7 @@ pub enum Command {
     },
 }
 
-/// Parse the command line and run it.
+/// Parse the command line and run it: one function per subcommand.
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
@@ -245,6 +249,7 @@ pub fn main() -> Result<ExitCode> {
         }
         Command::Info { remeasure } => {
             crate::out!("{}", Machine::detect_cached(remeasure).describe())?;
+            crate::out!("{}", workload::gpu_description())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Calibrate {
@@ -259,15 +264,7 @@ pub fn main() -> Result<ExitCode> {
             }
             calibrate(out, quick, triad_only)
         }
-        Command::Plan { manifest } => {
-            let m = crate::manifest::load(&manifest)?;
-            let plan = plan::expand(&m)?;
-            crate::out!("{}", plan.describe(&rates(&Machine::detect_if_cached())))?;
-            if m.slurm.is_some() {
-                crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Plan { manifest } => plan_command(&manifest),
         Command::Sbatch {
             manifest,
             resume,
@@ -306,54 +303,21 @@ pub fn main() -> Result<ExitCode> {
             quiet,
             wait_idle,
         } => {
-            // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
-            let interrupt = Interrupt::install()?;
-            let wait_idle_given = wait_idle.is_some();
-            let wait_idle = wait_idle.map(wait_idle_for);
-            let executor: Box<dyn Executor> = match mock {
-                Some(spec) => Box::new(parse_mock(&spec)?),
-                None => Box::new(
-                    LocalExecutor::current()?
-                        .interruptible(interrupt.clone())
-                        .waiting_for_idle(wait_idle),
-                ),
-            };
             let opts = RunOptions {
                 results,
                 run_dir,
                 quiet,
-                wait_idle_given,
+                wait_idle_given: wait_idle.is_some(),
             };
-            run(
+            run_command(
                 manifest.as_deref(),
                 resume.as_deref(),
                 &opts,
-                executor,
-                &interrupt,
+                mock,
+                wait_idle,
             )
         }
-        Command::Report { run_dir, spread } => {
-            let spread = if spread == "minmax" {
-                crate::report::Spread::MinMax
-            } else {
-                crate::report::Spread::Iqr
-            };
-            let run = RunDir::new(run_dir);
-            let plan = run.load_plan()?;
-            // Refused at once while a run (or another report) writes this folder: a run writes
-            // its own report when it ends.
-            let _lock = run.lock()?;
-            let (files, unreadable) = write_report(&run, &plan, spread)?;
-            for f in files {
-                crate::outln!("{}", f.display())?;
-            }
-            // The report was written without the unreadable records: say so in the exit code.
-            Ok(if unreadable > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        Command::Report { run_dir, spread } => report_command(run_dir, &spread),
         Command::Compare { runs, out, spread } => compare(&runs, out, &spread),
         Command::Point {
             run_dir,
@@ -361,31 +325,108 @@ pub fn main() -> Result<ExitCode> {
             spec,
             task_file,
             task_index,
-        } => {
-            use crate::point::Source;
-            let run = RunDir::new(run_dir);
-            let source = match (&spec, &task_file, task_index, &point_id) {
-                (Some(spec), _, _, _) => Source::Spec(spec),
-                (_, Some(file), Some(index), _) => Source::Task(file, index),
-                (_, _, _, Some(id)) => Source::Plan(id),
-                _ => crate::bad_input!("give a point id, --spec, or --task-file with --task-index"),
-            };
-            let rec = crate::point::run(&run, source)?;
-            let point_id = rec.point.id.clone();
-            if rec.status == crate::results::Status::Ok {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                // Under mpirun every rank returns the same record; one line in the log is enough.
-                let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"]
-                    .iter()
-                    .find_map(|v| std::env::var(v).ok());
-                if rank.is_none_or(|r| r == "0") {
-                    crate::errln!("point {point_id}: {}: {}", rec.status.as_str(), rec.reason);
-                }
-                Ok(ExitCode::from(1))
-            }
-        }
+        } => point_command(
+            run_dir,
+            spec.as_deref(),
+            task_file.as_deref().zip(task_index),
+            point_id.as_deref(),
+        ),
     }
+}
+
+/// `scalelab plan`: the points with their estimate, and the SLURM cost when the manifest has a
+/// `[slurm]` table.
+fn plan_command(manifest: &Path) -> Result<ExitCode> {
+    let m = crate::manifest::load(manifest)?;
+    let plan = plan::expand(&m)?;
+    crate::out!("{}", plan.describe(&rates(&Machine::detect_if_cached())))?;
+    if m.slurm.is_some() {
+        crate::out!("{}", slurm::commands::plan_cost(&m, &plan)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scalelab run`: the executor (mock or local, stopped cleanly by a signal), then [`run`].
+fn run_command(
+    manifest: Option<&Path>,
+    resume: Option<&Path>,
+    opts: &RunOptions,
+    mock: Option<String>,
+    wait_idle: Option<u64>,
+) -> Result<ExitCode> {
+    // From here on SIGINT, SIGTERM and SIGHUP stop the sweep cleanly instead of killing it.
+    let interrupt = Interrupt::install()?;
+    let executor: Box<dyn Executor> = match mock {
+        Some(spec) => Box::new(parse_mock(&spec)?),
+        None => Box::new(
+            LocalExecutor::current()?
+                .interruptible(interrupt.clone())
+                .waiting_for_idle(wait_idle.map(wait_idle_for)),
+        ),
+    };
+    run(manifest, resume, opts, executor, &interrupt)
+}
+
+/// The `--spread` of `report` and `compare`.
+fn spread_of(spread: &str) -> crate::report::Spread {
+    if spread == "minmax" {
+        crate::report::Spread::MinMax
+    } else {
+        crate::report::Spread::Iqr
+    }
+}
+
+/// `scalelab report`: write the report again and list its files; 1 when a record was unreadable.
+fn report_command(run_dir: PathBuf, spread: &str) -> Result<ExitCode> {
+    let run = RunDir::new(run_dir);
+    let plan = run.load_plan()?;
+    // Refused at once while a run (or another report) writes this folder: a run writes its own
+    // report when it ends.
+    let _lock = run.lock()?;
+    let (files, unreadable) = write_report(&run, &plan, spread_of(spread))?;
+    for f in files {
+        crate::outln!("{}", f.display())?;
+    }
+    // The report was written without the unreadable records: say so in the exit code.
+    Ok(if unreadable > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `scalelab point`: run one point from a spec, a task line or plan.json; 1 when it failed.
+fn point_command(
+    run_dir: PathBuf,
+    spec: Option<&Path>,
+    task: Option<(&Path, usize)>,
+    point_id: Option<&str>,
+) -> Result<ExitCode> {
+    use crate::point::Source;
+    let run = RunDir::new(run_dir);
+    let source = match (spec, task, point_id) {
+        (Some(spec), _, _) => Source::Spec(spec),
+        (_, Some((file, index)), _) => Source::Task(file, index),
+        (_, _, Some(id)) => Source::Plan(id),
+        _ => crate::bad_input!("give a point id, --spec, or --task-file with --task-index"),
+    };
+    let rec = crate::point::run(&run, source)?;
+    if rec.status == crate::results::Status::Ok {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Under mpirun every rank returns the same record; one line in the log is enough.
+    let rank = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok());
+    if rank.is_none_or(|r| r == "0") {
+        crate::errln!(
+            "point {}: {}: {}",
+            rec.point.id,
+            rec.status.as_str(),
+            rec.reason
+        );
+    }
+    Ok(ExitCode::from(1))
 }
 
 /// `scalelab compare`: read every run (all are checked before anything is written), write the
@@ -398,14 +439,9 @@ fn compare(dirs: &[PathBuf], out: Option<PathBuf>, spread: &str) -> Result<ExitC
         .collect::<Result<Vec<_>>>()?;
     compare::label_runs(&mut runs);
     let out = out.unwrap_or_else(|| {
-        let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
-        PathBuf::from("results").join(format!("compare-{stamp}"))
+        PathBuf::from("results").join(format!("compare-{}", crate::units::stamp_now()))
     });
-    let spread = if spread == "minmax" {
-        crate::report::Spread::MinMax
-    } else {
-        crate::report::Spread::Iqr
-    };
+    let spread = spread_of(spread);
     let unreadable: usize = runs.iter().map(|r| r.unreadable.len()).sum();
     for (i, r) in runs.iter().enumerate() {
         for u in &r.unreadable {
@@ -508,6 +544,19 @@ fn run_wait_idle(run: &RunDir) -> Result<Option<u64>> {
     }
 }
 
+/// A run ready to sweep: its folder (locked until the run and its report are written), plan and
+/// provenance.
+struct OpenRun {
+    run: RunDir,
+    plan: Plan,
+    prov: Provenance,
+    _lock: RunLock,
+    /// What a new run did with this machine's profile, shown after the opening line.
+    profile_note: Option<String>,
+}
+
+/// `scalelab run` (new or `--resume`): open the run, sweep its missing points with a progress
+/// bar, record the outcome in provenance.json, and write the report unless a signal stopped it.
 fn run(
     manifest: Option<&Path>,
     resume: Option<&Path>,
@@ -515,70 +564,124 @@ fn run(
     mut executor: Box<dyn Executor>,
     interrupt: &Interrupt,
 ) -> Result<ExitCode> {
-    // What `run` did with this machine's profile (new runs only), shown after the opening line.
-    let mut profile_note = None;
-    // The lock is held until the run and its report are written.
-    let (run, plan, mut prov, _lock) = match resume {
-        Some(dir) => {
-            let run = RunDir::new(dir);
-            let plan = run.load_plan()?;
-            let lock = run.lock()?;
-            if !opts.wait_idle_given {
-                if let Some(s) = run_wait_idle(&run)? {
-                    executor.set_wait_idle(wait_idle_for(s));
-                }
-            }
-            let prov = Provenance::resume(&run, &plan, executor.name())?;
-            (run, plan, prov, lock)
-        }
+    let OpenRun {
+        run,
+        plan,
+        mut prov,
+        _lock,
+        profile_note,
+    } = match resume {
+        Some(dir) => resume_run(dir, opts, executor.as_mut())?,
         None => {
             let path = manifest.context("a manifest is needed unless --resume is given")?;
-            let m = crate::manifest::load(path)?;
-            let plan = plan::expand(&m)?;
-            if let (false, Some(s)) = (opts.wait_idle_given, m.wait_idle_s) {
-                executor.set_wait_idle(wait_idle_for(s));
-            }
-            let run = match &opts.run_dir {
-                Some(d) => {
-                    let run = RunDir::new(d);
-                    // Refuse before anything (even the lock file) is written into a user's folder.
-                    run.check_fresh(&m, &finish_hint(&run))?;
-                    std::fs::create_dir_all(&run.root)
-                        .with_context(|| format!("creating {}", run.root.display()))?;
-                    run
-                }
-                // Mock runs go to their own folder, results/mock/<experiment>/, so that their
-                // model times never sit beside measurements.
-                None if executor.name() == "mock" => {
-                    new_run_dir(&opts.results.join("mock"), &m.name)?
-                }
-                None => new_run_dir(&opts.results, &m.name)?,
-            };
-            let lock = run.lock()?;
-            // Again under the lock: another process may have started a run there meanwhile.
-            run.check_fresh(&m, &finish_hint(&run))?;
-            write_atomic(&run.manifest(), m.source.as_bytes())?;
-            let machine = Machine::detect();
-            profile_note = Some(crate::calibrate::adopt(&run, &machine)?);
-            let prov = Provenance::start(
-                machine,
-                &m.name,
-                &path.display().to_string(),
-                &m.sha256,
-                executor.name(),
-                plan.points.len(),
-            );
-            prov.write(&run)?;
-            // plan.json last: its existence is what makes a folder a run that `--resume` finishes.
-            write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
-            (run, plan, prov, lock)
+            new_run(path, opts, executor.as_mut())?
         }
     };
     let pending = announce(&run, &plan);
     if let Some(note) = profile_note {
         crate::errln!("{note}");
     }
-    let total = plan.points.len();
+    let outcome = sweep_with_progress(&run, &plan, executor.as_mut(), interrupt, pending, opts)?;
+    let (records, _) = run.load_records(&plan);
+    prov.points_ok = records
+        .iter()
+        .filter(|r| r.status == crate::results::Status::Ok)
+        .count();
+    prov.points_failed = records.len() - prov.points_ok;
+    prov.finish(outcome.interrupted.as_ref().map(|i| i.signal));
+    prov.write(&run)?;
+    if let Some(stop) = &outcome.interrupted {
+        say_interrupted(&run, &plan, &prov, records.len(), stop);
+        return Ok(crate::exit::for_signal(stop.signal));
+    }
+    let report = write_report(&run, &plan, crate::report::Spread::default());
+    say_summary(&plan, &prov, &records, outcome.skipped);
+    report?;
+    crate::live!(
+        "report: {} (and {}, one page with the plots inside)",
+        run.report().display(),
+        run.root.join(crate::report::html::FILE).display()
+    );
+    Ok(if outcome.any_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `run --resume <dir>`: the run's own plan, its manifest's `wait_idle` unless `--wait-idle` was
+/// given, and one more invocation in its provenance.
+fn resume_run(dir: &Path, opts: &RunOptions, executor: &mut dyn Executor) -> Result<OpenRun> {
+    let run = RunDir::new(dir);
+    let plan = run.load_plan()?;
+    let lock = run.lock()?;
+    if !opts.wait_idle_given {
+        if let Some(s) = run_wait_idle(&run)? {
+            executor.set_wait_idle(wait_idle_for(s));
+        }
+    }
+    let prov = Provenance::resume(&run, &plan, executor.name())?;
+    Ok(OpenRun {
+        run,
+        plan,
+        prov,
+        _lock: lock,
+        profile_note: None,
+    })
+}
+
+/// A new run of the manifest at `path`: checked and planned, its folder made (`--run-dir`, or a
+/// fresh `results/[mock/]<experiment>/<run-id>`), its first files written by
+/// [`provenance::start_run`] with this machine's profile copied in.
+fn new_run(path: &Path, opts: &RunOptions, executor: &mut dyn Executor) -> Result<OpenRun> {
+    let m = crate::manifest::load(path)?;
+    let plan = plan::expand(&m)?;
+    if let (false, Some(s)) = (opts.wait_idle_given, m.wait_idle_s) {
+        executor.set_wait_idle(wait_idle_for(s));
+    }
+    let run = match &opts.run_dir {
+        Some(d) => {
+            let run = RunDir::new(d);
+            // Refuse before anything (even the lock file) is written into a user's folder.
+            run.check_fresh(&m, &finish_hint(&run))?;
+            std::fs::create_dir_all(&run.root)
+                .with_context(|| format!("creating {}", run.root.display()))?;
+            run
+        }
+        // Mock runs go to their own folder, results/mock/<experiment>/, so that their model times
+        // never sit beside measurements.
+        None if executor.name() == "mock" => new_run_dir(&opts.results.join("mock"), &m.name)?,
+        None => new_run_dir(&opts.results, &m.name)?,
+    };
+    let new = provenance::NewRun {
+        manifest: &m,
+        manifest_path: path,
+        plan: &plan,
+        executor: executor.name(),
+        finish_hint: &finish_hint(&run),
+    };
+    let (lock, prov, note) = provenance::start_run(&run, &new, Machine::detect(), |machine| {
+        crate::calibrate::adopt(&run, machine)
+    })?;
+    Ok(OpenRun {
+        run,
+        plan,
+        prov,
+        _lock: lock,
+        profile_note: Some(note),
+    })
+}
+
+/// Sweep the points of `run` still to measure (`pending` of them) behind a progress bar, with a
+/// live line per point unless `--quiet`.
+fn sweep_with_progress(
+    run: &RunDir,
+    plan: &Plan,
+    executor: &mut dyn Executor,
+    interrupt: &Interrupt,
+    pending: usize,
+    opts: &RunOptions,
+) -> Result<executor::SweepOutcome> {
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -592,9 +695,9 @@ fn run(
     // Live lines may be lost (`| head -1`, a closed terminal): the results are in the run
     // directory, so a failed write is dropped and the sweep goes on.
     let outcome = executor::sweep(
-        &run,
-        &plan,
-        executor.as_mut(),
+        run,
+        plan,
+        executor,
         interrupt,
         |point, _| bar.set_message(format!("{} {}", point.study_name, point.id)),
         |rec| {
@@ -605,33 +708,43 @@ fn run(
         },
     )?;
     bar.finish_and_clear();
-    let (records, _) = run.load_records(&plan);
-    prov.points_ok = records
-        .iter()
-        .filter(|r| r.status == crate::results::Status::Ok)
-        .count();
-    prov.points_failed = records.len() - prov.points_ok;
-    prov.finish(outcome.interrupted.as_ref().map(|i| i.signal));
-    prov.write(&run)?;
-    if let Some(stop) = &outcome.interrupted {
-        // Stop now, as asked: no report (drawing plots takes a while); the records are safe.
-        crate::errln!(
-            "interrupted by {}: {} of {total} point{} recorded ({} ok, {} failed); {}resume with `scalelab run --resume {}` (the report is written when the run finishes, or now with `scalelab report {}`)",
-            executor::signal_name(stop.signal),
-            records.len(),
-            plural(total),
-            prov.points_ok,
-            prov.points_failed,
-            match &stop.in_flight {
-                Some(id) => format!("the point in flight ({id}) was not recorded; "),
-                None => String::new(),
-            },
-            run.root.display(),
-            run.root.display()
-        );
-        return Ok(crate::exit::for_signal(stop.signal));
-    }
-    let report = write_report(&run, &plan, crate::report::Spread::default());
+    Ok(outcome)
+}
+
+/// The line of a sweep stopped by a signal: what is recorded, what was lost, how to go on.
+fn say_interrupted(
+    run: &RunDir,
+    plan: &Plan,
+    prov: &Provenance,
+    recorded: usize,
+    stop: &executor::Interruption,
+) {
+    let total = plan.points.len();
+    // Stop now, as asked: no report (drawing plots takes a while); the records are safe.
+    crate::errln!(
+        "interrupted by {}: {recorded} of {total} point{} recorded ({} ok, {} failed); {}resume with `scalelab run --resume {}` (the report is written when the run finishes, or now with `scalelab report {}`)",
+        executor::signal_name(stop.signal),
+        plural(total),
+        prov.points_ok,
+        prov.points_failed,
+        match &stop.in_flight {
+            Some(id) => format!("the point in flight ({id}) was not recorded; "),
+            None => String::new(),
+        },
+        run.root.display(),
+        run.root.display()
+    );
+}
+
+/// The closing count of a finished sweep, with the points recorded before it and the ok points
+/// that other work disturbed.
+fn say_summary(
+    plan: &Plan,
+    prov: &Provenance,
+    records: &[crate::results::PointRecord],
+    skipped: usize,
+) {
+    let total = plan.points.len();
     let disturbed = records
         .iter()
         .filter(|r| crate::load::is_disturbed(r))
@@ -642,8 +755,8 @@ fn run(
         plural(total),
         prov.points_ok,
         prov.points_failed,
-        if outcome.skipped > 0 {
-            format!(" ({} recorded before this run)", outcome.skipped)
+        if skipped > 0 {
+            format!(" ({skipped} recorded before this run)")
         } else {
             String::new()
         },
@@ -653,17 +766,6 @@ fn run(
             String::new()
         }
     );
-    report?;
-    crate::live!(
-        "report: {} (and {}, one page with the plots inside)",
-        run.report().display(),
-        run.root.join(crate::report::html::FILE).display()
-    );
-    Ok(if outcome.any_failed() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 /// How to go on with the run already in `run` (for a refused `--run-dir`).
@@ -685,7 +787,7 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
     if pending > 0 {
         crate::errln!(
             "run {root}: {total} point{}, {pending} to measure (if interrupted, resume with `scalelab run --resume {root}`)",
-            if total == 1 { "" } else { "s" },
+            plural(total),
         );
     } else {
         crate::errln!("run {root}: all {total} points are recorded already");
@@ -707,14 +809,6 @@ fn announce(run: &RunDir, plan: &Plan) -> usize {
         }
     }
     pending
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 /// Write the report of `run` from its readable records, with the machine from its provenance, or
@@ -741,7 +835,7 @@ fn write_report(
         anyhow::anyhow!(
             "{e:#}\nthe report of {} is incomplete; the {n} point record{} in {} {} kept: free some space or fix the folder's permissions, then write the report again with `scalelab report {}`",
             run.root.display(),
-            if n == 1 { "" } else { "s" },
+            plural(n),
             run.points_dir().display(),
             if n == 1 { "is" } else { "are" },
             run.root.display()
@@ -750,17 +844,11 @@ fn write_report(
     Ok((files, unreadable.len()))
 }
 
-/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created.
+/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, created (the first free of
+/// [`provenance::run_dir_candidates`]).
 fn new_run_dir(results: &Path, experiment: &str) -> Result<RunDir> {
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
     let base = results.join(experiment);
-    for n in 0..1000 {
-        let name = if n == 0 {
-            stamp.clone()
-        } else {
-            format!("{stamp}-{n}")
-        };
-        let dir = base.join(name);
+    for dir in provenance::run_dir_candidates(results, experiment).take(1000) {
         match std::fs::create_dir_all(&base).and_then(|_| std::fs::create_dir(&dir)) {
             Ok(()) => return Ok(RunDir::new(dir)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

@@ -21,5 +21,6 @@ pub mod report;
 pub mod results;
 pub mod slurm;
 pub mod stats;
+pub mod units;
 pub mod value;
 pub mod workload;

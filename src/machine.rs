@@ -160,7 +160,8 @@ impl Machine {
         self.peak_gflops_per_core = self.peak_per_core(self.clock());
     }
 
-    /// The text `scalelab info` prints.
+    /// The CPU part of what `scalelab info` prints (the GPU lines come from
+    /// [`crate::workload::gpu_description`], added by the command: this module knows no workload).
     pub fn describe(&self) -> String {
         let mut s = String::new();
         let line = |s: &mut String, k: &str, v: String| s.push_str(&format!("{k:<22}{v}\n"));
@@ -168,9 +169,13 @@ impl Machine {
         line(&mut s, "cpu", self.cpu_model.clone());
         line(&mut s, "cores (available)", self.cores.to_string());
         for (level, bytes) in &self.caches {
-            line(&mut s, &format!("cache {level}"), human_bytes(*bytes));
+            line(
+                &mut s,
+                &format!("cache {level}"),
+                crate::units::bytes(*bytes),
+            );
         }
-        line(&mut s, "memory", human_bytes(self.memory_bytes));
+        line(&mut s, "memory", crate::units::bytes(self.memory_bytes));
         line(
             &mut s,
             "simd",
@@ -209,12 +214,11 @@ impl Machine {
             ),
         );
         line(&mut s, "peak measured", self.peak_provenance());
-        s.push_str(&crate::workload::gpu_description());
         s
     }
 
     /// Where the peak's figures came from, in a few words for a report: "clock and FMA pipes
-    /// measured <date>", or "nominal clock, FMA pipes assumed".
+    /// measured `<date>`", or "nominal clock, FMA pipes assumed".
     pub fn peak_basis(&self) -> String {
         if self.fma_measured && self.clock_ghz > 0.0 {
             let date = self.peak_measured_at.get(..10).unwrap_or("");
@@ -292,7 +296,7 @@ pub struct CacheKey {
     /// The node's online CPUs (not the share an allocation or affinity mask grants this process,
     /// so every task shape on one node reads the same file).
     pub cores: usize,
-    /// [`PROBE_VERSION`]: figures measured by an older probe are measured again.
+    /// `PROBE_VERSION`: figures measured by an older probe are measured again.
     pub probe_version: u32,
 }
 
@@ -575,17 +579,6 @@ fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
 }
 
-/// Bytes as KiB/MiB/GiB text.
-pub fn human_bytes(b: u64) -> String {
-    let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    for (u, scale) in units {
-        if b >= scale {
-            return format!("{:.1} {u}", b as f64 / scale as f64).replace(".0 ", " ");
-        }
-    }
-    format!("{b} B")
-}
-
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "unknown").
 pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
@@ -794,7 +787,7 @@ pub fn fallback_fma_units(ratio: f64) -> u32 {
 ///   half-width FMA trial, so all three see the same conditions (turbo state, vCPU placement);
 ///   the clock is the same best-of statistic as the FMA rate.
 /// - **A sanity bound against the ISA.** See [`judge_fma`]: when a batch's answer is not a clean
-///   1 or 2 that the clock-free ratio confirms, the probe takes up to [`PROBE_BATCHES`] batches,
+///   1 or 2 that the clock-free ratio confirms, the probe takes up to `PROBE_BATCHES` batches,
 ///   each twice the last (keeping the bests), and then lets [`fallback_fma_units`] decide.
 pub fn probe(lanes: u32) -> Option<Probe> {
     probe_with(lanes, PROBE_ROUNDS, PROBE_BATCHES)
@@ -1391,7 +1384,18 @@ mod tests {
     fn cache_sizes_parse() {
         assert_eq!(parse_cache_size("48K"), 48 * 1024);
         assert_eq!(parse_cache_size("32M"), 32 << 20);
-        assert_eq!(human_bytes(32 << 20), "32 MiB");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+
+    /// `machine` sits below `workload` (workloads read the host name and memory from here): no
+    /// code line of this file may reach into `crate::workload`, or the two modules would form a
+    /// cycle again.
+    #[test]
+    fn machine_does_not_depend_on_workload() {
+        let code: Vec<&str> = include_str!("machine.rs")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .filter(|l| l.contains(concat!("crate::", "workload")))
+            .collect();
+        assert!(code.is_empty(), "{code:?}");
     }
 }

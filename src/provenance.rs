@@ -13,17 +13,82 @@
 //! Fields added since the first version have serde defaults, so older files stay readable. A
 //! `provenance.json` that cannot be read does not block resuming: [`Provenance::resume`] moves it
 //! aside to `provenance.json.damaged` and starts a fresh one that says so.
+//!
+//! [`start_run`] writes a new run's first files (`manifest.toml`, `provenance.json`, `plan.json`
+//! last) for both `scalelab run` and `scalelab sbatch`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::machine::Machine;
+use crate::manifest::Manifest;
 use crate::plan::Plan;
-use crate::results::{now_rfc3339, write_atomic, RunDir};
+use crate::results::{now_rfc3339, write_atomic, RunDir, RunLock};
+
+/// The folders a new run of `experiment` may take under `results`, in order:
+/// `<results>/<experiment>/<yyyymmdd-hhmmss>`, then the same with `-1`, `-2`, … (two runs started
+/// in the same second). `run` creates the first that is free; `sbatch` picks the first that does
+/// not exist (a dry run creates nothing).
+pub fn run_dir_candidates(results: &Path, experiment: &str) -> impl Iterator<Item = PathBuf> {
+    let stamp = crate::units::stamp_now();
+    let base = results.join(experiment);
+    (0u32..).map(move |n| {
+        if n == 0 {
+            base.join(&stamp)
+        } else {
+            base.join(format!("{stamp}-{n}"))
+        }
+    })
+}
+
+/// What a new run starts from, for [`start_run`].
+pub struct NewRun<'a> {
+    pub manifest: &'a Manifest,
+    /// The manifest as given on the command line (recorded in provenance.json).
+    pub manifest_path: &'a Path,
+    pub plan: &'a Plan,
+    /// The executor's name (`local`, `mock`, `slurm`).
+    pub executor: &'a str,
+    /// How to go on with a run already in the folder, for the refusal (`finish it with ...`).
+    pub finish_hint: &'a str,
+}
+
+/// Take the (existing) folder of a new run and write its first files in the one order that makes
+/// an interrupted start safe: lock; check, under the lock, that the folder is new or empty (another
+/// process may have started a run there since an earlier check); `manifest.toml`; whatever
+/// `before_provenance` adds (`run` copies the machine profile); `provenance.json`; and `plan.json`
+/// last, since its existence is what makes a folder a run that `--resume` finishes (a start killed
+/// before it may be taken over by the same manifest, see [`RunDir::check_fresh`]).
+///
+/// Returns the lock (held until the run's files are written), the provenance as written, and what
+/// `before_provenance` returned.
+pub fn start_run<T>(
+    run: &RunDir,
+    new: &NewRun<'_>,
+    machine: Machine,
+    before_provenance: impl FnOnce(&Machine) -> Result<T>,
+) -> Result<(RunLock, Provenance, T)> {
+    let m = new.manifest;
+    let lock = run.lock()?;
+    run.check_fresh(m, new.finish_hint)?;
+    write_atomic(&run.manifest(), m.source.as_bytes())?;
+    let extra = before_provenance(&machine)?;
+    let prov = Provenance::start(
+        machine,
+        &m.name,
+        &new.manifest_path.display().to_string(),
+        &m.sha256,
+        new.executor,
+        new.plan.points.len(),
+    );
+    prov.write(run)?;
+    write_atomic(&run.plan(), &serde_json::to_vec_pretty(new.plan)?)?;
+    Ok((lock, prov, extra))
+}
 
 /// The contents of `provenance.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -426,5 +491,78 @@ mod tests {
             rev == "unknown" || (rev.len() == 40 && rev.chars().all(|c| c.is_ascii_hexdigit())),
             "{rev}"
         );
+    }
+
+    /// A new run's files come in the one safe order (the step between sees `manifest.toml` but
+    /// no provenance yet, and `plan.json` comes last), and a second start in the same folder is
+    /// refused with the caller's hint, leaving the first run's files as they were.
+    #[test]
+    fn start_run_writes_plan_json_last_and_refuses_a_taken_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(
+            &path,
+            "name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\n",
+        )
+        .unwrap();
+        let m = crate::manifest::load(&path).unwrap();
+        let plan = crate::plan::expand(&m).unwrap();
+        let run = RunDir::new(dir.path().join("run"));
+        std::fs::create_dir(&run.root).unwrap();
+        let new = NewRun {
+            manifest: &m,
+            manifest_path: &path,
+            plan: &plan,
+            executor: "mock",
+            finish_hint: "finish it elsewhere",
+        };
+        let (lock, prov, seen) = start_run(&run, &new, Machine::detect_quick(), |_| {
+            Ok((
+                run.manifest().exists(),
+                run.provenance().exists(),
+                run.plan().exists(),
+            ))
+        })
+        .unwrap();
+        assert_eq!(seen, (true, false, false));
+        assert_eq!(std::fs::read_to_string(run.manifest()).unwrap(), m.source);
+        assert_eq!(Provenance::load(&run).unwrap(), prov);
+        assert_eq!(prov.executor, "mock");
+        assert_eq!(prov.points, plan.points.len());
+        assert_eq!(prov.manifest_path, path.display().to_string());
+        assert_eq!(run.load_plan().unwrap().points, plan.points);
+        drop(lock);
+
+        let plan_before = std::fs::read(run.plan()).unwrap();
+        let mut called = false;
+        let err = start_run(&run, &new, Machine::detect_quick(), |_| {
+            called = true;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}")
+                .contains("already holds this run (experiment `x`); finish it elsewhere"),
+            "{err:#}"
+        );
+        assert!(!called);
+        assert_eq!(std::fs::read(run.plan()).unwrap(), plan_before);
+    }
+
+    /// New runs are named by the stamp, then the stamp with -1, -2, … under the experiment.
+    #[test]
+    fn run_dirs_are_named_by_the_stamp_then_numbered() {
+        let names: Vec<PathBuf> = run_dir_candidates(Path::new("res"), "exp")
+            .take(3)
+            .collect();
+        let stamp = names[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            jiff::civil::DateTime::strptime(crate::units::STAMP_FORMAT, &stamp).is_ok(),
+            "{stamp}"
+        );
+        // The stamp may have ticked between two calls, so names[0] fixes it for the others.
+        assert_eq!(names[0], Path::new("res/exp").join(&stamp));
+        assert_eq!(names[1], Path::new("res/exp").join(format!("{stamp}-1")));
+        assert_eq!(names[2], Path::new("res/exp").join(format!("{stamp}-2")));
     }
 }

@@ -148,7 +148,7 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
             let b = measure_private_triad(cores, ws, settings);
             progress(&format!(
                 "{cores} core(s): {level} ({} per core) {:.1} GB/s",
-                crate::machine::human_bytes(ws),
+                crate::units::bytes(ws),
                 b.gbps
             ));
             levels.push(Level {

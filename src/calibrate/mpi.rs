@@ -62,9 +62,41 @@ fn launch(_quick: bool, _between_nodes: bool) -> Result<Mpi, String> {
 
 #[cfg(feature = "mpi")]
 fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Command;
 
+    let (mpirun, exe) = programs()?;
+    let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
+    let out = dir.path().join("pingpong.json");
+    let mut cmd = Command::new(mpirun);
+    cmd.args(["-n", "2"]);
+    if as_root() {
+        cmd.arg("--allow-run-as-root");
+    }
+    cmd.args(placement(between_nodes));
+    cmd.arg(&exe)
+        .arg("calibrate")
+        .arg("--mpi-pingpong")
+        .arg(&out);
+    if quick {
+        cmd.arg("--quick");
+    }
+    let log = dir.path().join("mpirun.log");
+    run_bounded(&mut cmd, &log)?;
+    let bytes = std::fs::read(&out)
+        .map_err(|e| format!("mpirun wrote no result ({e}): {}", log_tail(&log)))?;
+    let r: Measured =
+        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable result: {e}"))?;
+    Ok(Mpi::Measured {
+        latency_us: r.latency_us,
+        bandwidth_gbps: r.bandwidth_gbps,
+        ranks: r.ranks,
+        nodes: r.nodes,
+    })
+}
+
+/// `mpirun` on the PATH and this scalelab (which mpirun launches as the two ranks).
+#[cfg(feature = "mpi")]
+fn programs() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let mpirun = std::env::var_os("PATH")
         .and_then(|p| {
             std::env::split_paths(&p)
@@ -80,13 +112,13 @@ fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
             exe.display()
         ));
     }
-    let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
-    let out = dir.path().join("pingpong.json");
-    let mut cmd = Command::new(mpirun);
-    cmd.args(["-n", "2"]);
-    if as_root() {
-        cmd.arg("--allow-run-as-root");
-    }
+    Ok((mpirun, exe))
+}
+
+/// mpirun's mapping and binding of the two ranks: one per node of the allocation
+/// (`between_nodes`), else both on the first node, bound to a core each where it has two.
+#[cfg(feature = "mpi")]
+fn placement(between_nodes: bool) -> Vec<&'static str> {
     // The cores this node gives the job: SLURM's count inside an allocation (a node of the local
     // multi-slurmd cluster sees every core of the machine, but owns one), else the machine's.
     let cores = std::env::var("SLURM_CPUS_ON_NODE")
@@ -97,32 +129,30 @@ fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
         .ok()
         .and_then(|n| n.parse::<usize>().ok())
         .is_some_and(|n| n >= 2);
+    let bind = if cores < 2 {
+        vec!["--oversubscribe", "--bind-to", "none"]
+    } else {
+        vec!["--bind-to", "core"]
+    };
     if between_nodes {
         // One rank per node of the allocation (OpenMPI starts its daemons there through srun).
-        cmd.args(["--map-by", "node", "--bind-to", "none"]);
+        vec!["--map-by", "node", "--bind-to", "none"]
     } else if several_nodes {
         // Both ranks on the first node, even where mpirun would fill one slot per node.
-        cmd.args(["--map-by", "ppr:2:node"]);
-        if cores < 2 {
-            cmd.args(["--oversubscribe", "--bind-to", "none"]);
-        } else {
-            cmd.args(["--bind-to", "core"]);
-        }
-    } else if cores < 2 {
-        cmd.args(["--oversubscribe", "--bind-to", "none"]);
+        [vec!["--map-by", "ppr:2:node"], bind].concat()
     } else {
-        cmd.args(["--bind-to", "core"]);
+        bind
     }
-    cmd.arg(&exe)
-        .arg("calibrate")
-        .arg("--mpi-pingpong")
-        .arg(&out);
-    if quick {
-        cmd.arg("--quick");
-    }
-    let log = dir.path().join("mpirun.log");
+}
+
+/// Run `cmd` with its output in `log`, stopped after 60 s; an error unless it succeeded.
+#[cfg(feature = "mpi")]
+fn run_bounded(cmd: &mut std::process::Command, log: &std::path::Path) -> Result<(), String> {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
     let logf =
-        std::fs::File::create(&log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
+        std::fs::File::create(log).map_err(|e| format!("cannot write {}: {e}", log.display()))?;
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(logf.try_clone().map_err(|e| e.to_string())?)
@@ -142,31 +172,25 @@ fn launch(quick: bool, between_nodes: bool) -> Result<Mpi, String> {
             Err(e) => return Err(format!("waiting for mpirun: {e}")),
         }
     };
-    let tail = || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .take(3)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
     if !status.success() {
-        return Err(format!("mpirun failed ({status}): {}", tail()));
+        return Err(format!("mpirun failed ({status}): {}", log_tail(log)));
     }
-    let bytes =
-        std::fs::read(&out).map_err(|e| format!("mpirun wrote no result ({e}): {}", tail()))?;
-    let r: Measured =
-        serde_json::from_slice(&bytes).map_err(|e| format!("unreadable result: {e}"))?;
-    Ok(Mpi::Measured {
-        latency_us: r.latency_us,
-        bandwidth_gbps: r.bandwidth_gbps,
-        ranks: r.ranks,
-        nodes: r.nodes,
-    })
+    Ok(())
+}
+
+/// The last three lines of mpirun's output, joined with ` / `.
+#[cfg(feature = "mpi")]
+fn log_tail(log: &std::path::Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 #[cfg(all(feature = "mpi", target_os = "linux"))]

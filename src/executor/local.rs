@@ -158,17 +158,9 @@ impl Executor for LocalExecutor {
             .with_context(|| format!("launching {}", cmd.get_program().to_string_lossy()))?;
         // Removed however the point ends (the `?`s below included).
         let _spec = RemoveOnDrop(spec);
-        let limit = Duration::from_secs_f64(point.timeout_s.max(0.001));
-        let deadline = std::time::Instant::now() + limit;
-        let finished = loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if let Some(status) = child.wait_timeout(left.min(INTERRUPT_POLL))? {
-                break Some(status);
-            }
-            if let Some(sampler) = sampler.as_mut() {
-                sampler.tick();
-            }
-            if let Some(signal) = self.interrupt.signal() {
+        let status = match self.wait(&mut child, point, sampler.as_mut())? {
+            Ended::Exited(status) => status,
+            Ended::Interrupted(signal) => {
                 stop(&mut child, mpi);
                 // A record written in the instant before is a complete measurement: keep it.
                 if let Ok(Some(rec)) = run.load_record(point) {
@@ -176,13 +168,7 @@ impl Executor for LocalExecutor {
                 }
                 return Err(Interrupted { signal }.into());
             }
-            if left.is_zero() {
-                break None;
-            }
-        };
-        let status = match finished {
-            Some(status) => status,
-            None => {
+            Ended::TimedOut => {
                 stop(&mut child, mpi);
                 // It may have written its record in the instant before the limit: keep that.
                 if let Ok(Some(rec)) = run.load_record(point) {
@@ -190,55 +176,120 @@ impl Executor for LocalExecutor {
                 }
                 let reason = format!(
                     "exceeded its time limit of {}; raise `timeout` in the manifest or shrink the point",
-                    crate::plan::format_duration(point.timeout_s)
+                    crate::units::duration(point.timeout_s)
                 );
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
         };
         let load = sampler.and_then(|s| s.finish(crate::load::cores_needed(point)));
+        let exit = Exit {
+            status,
+            log: &log_path,
+            mpi,
+            started,
+        };
+        self.after_exit(run, point, exit, load)
+    }
+}
+
+/// How a point's process ended, as [`LocalExecutor::wait`] saw it.
+enum Ended {
+    Exited(ExitStatus),
+    /// The point's time limit passed; the process is still running.
+    TimedOut,
+    /// The sweep was interrupted by this signal; the process may still be running.
+    Interrupted(i32),
+}
+
+/// A point's process that exited by itself, for [`LocalExecutor::after_exit`].
+struct Exit<'a> {
+    status: ExitStatus,
+    /// Its output (`logs/<id>.txt`).
+    log: &'a Path,
+    mpi: bool,
+    /// When it was launched (RFC 3339), for a failure's record.
+    started: String,
+}
+
+impl LocalExecutor {
+    /// Wait for `child` until it exits, its time limit passes or the sweep is interrupted,
+    /// sampling the machine meanwhile.
+    fn wait(
+        &self,
+        child: &mut Child,
+        point: &Point,
+        mut sampler: Option<&mut crate::load::Sampler>,
+    ) -> Result<Ended> {
+        let limit = Duration::from_secs_f64(point.timeout_s.max(0.001));
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if let Some(status) = child.wait_timeout(left.min(INTERRUPT_POLL))? {
+                return Ok(Ended::Exited(status));
+            }
+            if let Some(sampler) = sampler.as_mut() {
+                sampler.tick();
+            }
+            if let Some(signal) = self.interrupt.signal() {
+                return Ok(Ended::Interrupted(signal));
+            }
+            if left.is_zero() {
+                return Ok(Ended::TimedOut);
+            }
+        }
+    }
+
+    /// The record of a point whose process exited: its own, with the machine's `load` added, or a
+    /// crash with the exit status and the end of its log (and an MPI job's first panic).
+    fn after_exit(
+        &self,
+        run: &RunDir,
+        point: &Point,
+        exit: Exit<'_>,
+        load: Option<crate::load::MachineLoad>,
+    ) -> Result<PointRecord> {
         let written = match run.load_record(point) {
             Ok(written) => written,
             // Something the point wrote is no usable record: the point fails, and only itself.
             Err(e) => {
-                let reason = format!("{}; its record is unusable: {e:#}", describe_exit(status));
-                return record_failure(run, point, Status::Crashed, reason, started);
+                let reason = format!(
+                    "{}; its record is unusable: {e:#}",
+                    describe_exit(exit.status)
+                );
+                return record_failure(run, point, Status::Crashed, reason, exit.started);
             }
         };
-        match written {
-            Some(mut rec) => {
-                if load.is_some() {
-                    rec.load = load;
-                    run.write_record(&rec)?;
-                }
-                Ok(rec)
+        if let Some(mut rec) = written {
+            if load.is_some() {
+                rec.load = load;
+                run.write_record(&rec)?;
             }
-            None => {
-                // Ctrl-C reaches the point's process group too: it died of the interrupt, not of
-                // a fault of its own. The handler ran before the wait returned (the signal was
-                // pending here before the point could die of it), so the flag is set by now.
-                if let Some(signal) = self.interrupt.signal() {
-                    return Err(Interrupted { signal }.into());
-                }
-                let panic = if mpi {
-                    first_panic(&log_path).or_else(|| mpirun_culprit(&log_path))
-                } else {
-                    None
-                };
-                let reason = match panic {
-                    Some(line) => format!(
-                        "{line}; {}; last output:\n{}",
-                        describe_exit(status),
-                        tail(&log_path, 12)
-                    ),
-                    None => format!(
-                        "{}; last output:\n{}",
-                        describe_exit(status),
-                        tail(&log_path, 12)
-                    ),
-                };
-                record_failure(run, point, Status::Crashed, reason, started)
-            }
+            return Ok(rec);
         }
+        // Ctrl-C reaches the point's process group too: it died of the interrupt, not of a fault
+        // of its own. The handler ran before the wait returned (the signal was pending here before
+        // the point could die of it), so the flag is set by now.
+        if let Some(signal) = self.interrupt.signal() {
+            return Err(Interrupted { signal }.into());
+        }
+        let panic = if exit.mpi {
+            first_panic(exit.log).or_else(|| mpirun_culprit(exit.log))
+        } else {
+            None
+        };
+        let reason = match panic {
+            Some(line) => format!(
+                "{line}; {}; last output:\n{}",
+                describe_exit(exit.status),
+                tail(exit.log, 12)
+            ),
+            None => format!(
+                "{}; last output:\n{}",
+                describe_exit(exit.status),
+                tail(exit.log, 12)
+            ),
+        };
+        record_failure(run, point, Status::Crashed, reason, exit.started)
     }
 }
 

@@ -87,24 +87,9 @@ fn rate_time(amount: f64, giga_per_s: f64) -> f64 {
     }
 }
 
-/// A duration for people: `0.25 s`, `4.2 s`, `42 s`, `3 min 05 s`, `2 h 05 min`, `3 d 4 h`.
+/// A duration for people: `0.25 s`, `3 min 05 s` ([`crate::units::duration`]).
 pub fn format_duration(seconds: f64) -> String {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return "?".into();
-    }
-    if seconds < 1.0 {
-        return format!("{seconds:.2} s");
-    }
-    if seconds < 10.0 {
-        return format!("{seconds:.1} s");
-    }
-    let s = seconds.round() as u64;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
-        3600..=86_399 => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
-        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
-    }
+    crate::units::duration(seconds)
 }
 
 /// A rate with about three significant digits: `83.1`, `20`, `0.05`.

@@ -161,24 +161,9 @@ pub fn message_points<'a>(series: &[&Series<'a>]) -> Vec<MessagePoint<'a>> {
     out
 }
 
-/// A byte count in binary units: `8 B`, `4 KiB`, `1.5 MiB`.
+/// A byte count in binary units: `8 B`, `4 KiB`, `1.50 KiB` ([`crate::units::bytes_exact`]).
 pub fn bytes_label(v: f64) -> String {
-    for (suffix, scale) in [
-        ("TiB", 2f64.powi(40)),
-        ("GiB", 2f64.powi(30)),
-        ("MiB", 2f64.powi(20)),
-        ("KiB", 1024.0),
-    ] {
-        if v >= scale {
-            let x = v / scale;
-            return if (x - x.round()).abs() < 1e-9 {
-                format!("{} {suffix}", x.round())
-            } else {
-                format!("{x:.2} {suffix}")
-            };
-        }
-    }
-    format!("{} B", v.round())
+    crate::units::bytes_exact(v)
 }
 
 /// Communication share of a point: median `comm_s` / median seconds.

@@ -16,8 +16,9 @@ use crate::exit::BadInput;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
-use crate::provenance::Provenance;
+use crate::provenance::{start_run, NewRun, Provenance};
 use crate::results::{write_atomic, RunDir};
+use crate::units::plural;
 use crate::workload::Node;
 
 /// What `scalelab sbatch` was asked to do with the scripts.
@@ -46,7 +47,7 @@ pub fn plan_cost(m: &Manifest, plan: &Plan) -> Result<String> {
     Ok(format!(
         "on SLURM (`scalelab sbatch`): {} shape{}, {}\n",
         groups.len(),
-        if groups.len() == 1 { "" } else { "s" },
+        plural(groups.len()),
         cost.describe(false)
     ))
 }
@@ -91,54 +92,174 @@ pub fn sbatch_new(
         Some(d) => RunDir::new(d),
         None => RunDir::new(next_run_path(results, &m.name)),
     };
-    let root = absolute(&run.root)?;
-    let run = RunDir::new(root);
-    let program = program(opts)?;
-    let max_array = settings
-        .max_array
-        .or_else(|| slurm.max_array_size())
-        .unwrap_or(submit::DEFAULT_MAX_ARRAY_SIZE);
-    let ctx = ScriptContext {
-        experiment: &m.name,
-        run_dir: &run.root,
-        program: &program,
-        settings: &settings,
-        round: 1,
-    };
+    let run = RunDir::new(absolute(&run.root)?);
     let points: Vec<&Point> = plan.points.iter().collect();
-    let mut round = submit::prepare_round(&ctx, &points, &BTreeMap::new(), max_array, opts.pack)?;
-    if opts.calibrate {
-        round.calibrate = Some((
-            ctx.round_dir().join("calibrate.sbatch"),
-            script::render_calibrate(&ctx, calibrate_nodes(partition.as_ref())),
-        ));
+    let round = RoundRequest {
+        manifest,
+        experiment: &m.name,
+        settings: &settings,
+        number: 1,
+        points: &points,
+        overrides: &BTreeMap::new(),
+        calibrate: opts.calibrate,
+        partition: partition.as_ref(),
     }
-    if let Some(p) = &partition {
-        check_round(manifest, p, &round)?;
-    }
-    if opts.dry_run {
-        print_dry_run(&round)?;
+    .render(&run, opts, slurm)?;
+    let Some(round) = round else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     std::fs::create_dir_all(&run.root)
         .with_context(|| format!("creating {}", run.root.display()))?;
-    // Held while the run's files are written and submitted; checked again under the lock, since
-    // another process may have started a run there meanwhile.
-    let _lock = run.lock()?;
-    run.check_fresh(&m, &resubmit_hint(&run))?;
-    write_atomic(&run.manifest(), m.source.as_bytes())?;
-    Provenance::start(
-        Machine::detect_quick(),
-        &m.name,
-        &manifest.display().to_string(),
-        &m.sha256,
-        "slurm",
-        plan.points.len(),
-    )
-    .write(&run)?;
-    write_atomic(&run.plan(), &serde_json::to_vec_pretty(&plan)?)?;
+    // Held while the run's files are written and submitted.
+    let new = NewRun {
+        manifest: &m,
+        manifest_path: manifest,
+        plan: &plan,
+        executor: "slurm",
+        finish_hint: &resubmit_hint(&run),
+    };
+    let (_lock, _, ()) = start_run(&run, &new, Machine::detect_quick(), |_| Ok(()))?;
     round.write()?;
     finish(&run, &round, opts, slurm)
+}
+
+/// One round of scripts to render: which points, under which settings and overrides.
+struct RoundRequest<'a> {
+    /// The manifest the round's limits are reported against.
+    manifest: &'a Path,
+    experiment: &'a str,
+    settings: &'a Settings,
+    /// The round's number (1 for a new run).
+    number: u32,
+    points: &'a [&'a Point],
+    overrides: &'a BTreeMap<String, Override>,
+    /// Add the calibration job.
+    calibrate: bool,
+    /// The partition as `sinfo` reports it, when it answered.
+    partition: Option<&'a Partition>,
+}
+
+impl RoundRequest<'_> {
+    /// Render the round's scripts in memory and check them against the partition's limits. A dry
+    /// run prints them and returns `None`: nothing is written, nothing submitted.
+    fn render(
+        &self,
+        run: &RunDir,
+        opts: &SbatchOptions,
+        slurm: &mut dyn Slurm,
+    ) -> Result<Option<RoundPlan>> {
+        let program = program(opts)?;
+        let max_array = self
+            .settings
+            .max_array
+            .or_else(|| slurm.max_array_size())
+            .unwrap_or(submit::DEFAULT_MAX_ARRAY_SIZE);
+        let ctx = ScriptContext {
+            experiment: self.experiment,
+            run_dir: &run.root,
+            program: &program,
+            settings: self.settings,
+            round: self.number,
+        };
+        let mut round =
+            submit::prepare_round(&ctx, self.points, self.overrides, max_array, opts.pack)?;
+        if self.calibrate {
+            round.calibrate = Some((
+                ctx.round_dir().join("calibrate.sbatch"),
+                script::render_calibrate(&ctx, calibrate_nodes(self.partition)),
+            ));
+        }
+        if let Some(p) = self.partition {
+            check_round(self.manifest, p, &round)?;
+        }
+        if opts.dry_run {
+            print_dry_run(&round)?;
+            return Ok(None);
+        }
+        Ok(Some(round))
+    }
+}
+
+/// What `sbatch --resume` does with each point of a run, decided under the retry policy.
+#[derive(Default)]
+struct Resubmission<'a> {
+    /// The points submitted again, with the new per-point overrides (more time, more memory).
+    points: Vec<&'a Point>,
+    /// One line per resubmitted point: its state and what changes.
+    lines: Vec<String>,
+    /// Points still pending or running.
+    waiting: usize,
+    /// One line per failed point the policy leaves alone, with the reason.
+    left: Vec<String>,
+}
+
+impl<'a> Resubmission<'a> {
+    /// Decide for every status; `overrides` gains the changed shapes of the resubmitted points.
+    fn decide(
+        statuses: &[status::PointStatus<'a>],
+        settings: &Settings,
+        overrides: &mut BTreeMap<String, Override>,
+    ) -> Resubmission<'a> {
+        let mut r = Resubmission::default();
+        for st in statuses {
+            let current = overrides.get(&st.point.id).copied();
+            let shape = Shape::of(st.point, settings, current.as_ref());
+            match status::decide(st, &shape, current.as_ref(), &settings.retry) {
+                None => {}
+                Some(Decision::Wait) => r.waiting += 1,
+                Some(Decision::Leave(why)) => {
+                    r.left
+                        .push(format!("  {}  {}: {why}", st.point.id, st.state.label()))
+                }
+                Some(Decision::Resubmit(new)) => {
+                    r.lines.push(format!(
+                        "  {}  {}: {}",
+                        st.point.id,
+                        st.state.label(),
+                        status::describe_change(&shape, &new)
+                    ));
+                    if new != Override::default() {
+                        overrides.insert(st.point.id.clone(), new);
+                    }
+                    r.points.push(st.point);
+                }
+            }
+        }
+        r
+    }
+
+    /// Say what is left alone (waiting, not resubmitted).
+    fn print_left_alone(&self) -> Result<()> {
+        if self.waiting > 0 {
+            crate::outln!(
+                "{} point{} still pending or running: left alone",
+                self.waiting,
+                plural(self.waiting)
+            )?;
+        }
+        if !self.left.is_empty() {
+            crate::outln!("not resubmitted ({}):", self.left.len())?;
+            for l in &self.left {
+                crate::outln!("{l}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Say what is resubmitted.
+    fn print_resubmitted(&self) -> Result<()> {
+        if !self.points.is_empty() {
+            crate::outln!(
+                "resubmitting {} point{}:",
+                self.points.len(),
+                plural(self.points.len())
+            )?;
+        }
+        for l in &self.lines {
+            crate::outln!("{l}")?;
+        }
+        Ok(())
+    }
 }
 
 /// `scalelab sbatch --resume <run-dir>`: resubmit the missing and failed points under the retry
@@ -169,46 +290,48 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
     };
     let statuses = status::compute(&run, &plan, &jobs, &rows);
     let mut overrides = submit::load_overrides(&run)?;
-    let mut resubmit: Vec<&Point> = Vec::new();
-    let (mut waiting, mut left) = (0, Vec::new());
-    let mut lines = Vec::new();
-    for st in &statuses {
-        let current = overrides.get(&st.point.id).copied();
-        let shape = Shape::of(st.point, &settings, current.as_ref());
-        match status::decide(st, &shape, current.as_ref(), &settings.retry) {
-            None => {}
-            Some(Decision::Wait) => waiting += 1,
-            Some(Decision::Leave(why)) => {
-                left.push(format!("  {}  {}: {why}", st.point.id, st.state.label()))
-            }
-            Some(Decision::Resubmit(new)) => {
-                lines.push(format!(
-                    "  {}  {}: {}",
-                    st.point.id,
-                    st.state.label(),
-                    status::describe_change(&shape, &new)
-                ));
-                if new != Override::default() {
-                    overrides.insert(st.point.id.clone(), new);
-                }
-                resubmit.push(st.point);
-            }
-        }
+    let resubmit = Resubmission::decide(&statuses, &settings, &mut overrides);
+    resubmit.print_left_alone()?;
+    let calibrate = say_calibration(&calibration_state(&run, &jobs, &rows))?;
+    if resubmit.points.is_empty() && !calibrate {
+        crate::outln!("nothing to resubmit in {}", run.root.display())?;
+        return Ok(if resubmit.left.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
     }
-    if waiting > 0 {
-        crate::outln!(
-            "{waiting} point{} still pending or running: left alone",
-            plural(waiting)
-        )?;
+    resubmit.print_resubmitted()?;
+    let number = jobs.next_round();
+    let partition = find_partition(slurm, &run.manifest(), &settings)?;
+    let round = RoundRequest {
+        manifest: &run.manifest(),
+        experiment: &m.name,
+        settings: &settings,
+        number,
+        points: &resubmit.points,
+        overrides: &overrides,
+        calibrate,
+        partition: partition.as_ref(),
     }
-    if !left.is_empty() {
-        crate::outln!("not resubmitted ({}):", left.len())?;
-        for l in &left {
-            crate::outln!("{l}")?;
-        }
-    }
-    let calibration = calibration_state(&run, &jobs, &rows);
-    match &calibration {
+    .render(&run, opts, slurm)?;
+    let Some(round) = round else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    // This round is one more invocation on the run: provenance.json lists it.
+    Provenance::resume(&run, &plan, "slurm")?;
+    keep_failed_records(&run, &resubmit.points, number - 1)?;
+    write_atomic(
+        &submit::overrides_path(&run),
+        &serde_json::to_vec_pretty(&overrides)?,
+    )?;
+    round.write()?;
+    finish(&run, &round, opts, slurm)
+}
+
+/// Say what a resume does about the calibration job; whether it submits it again.
+fn say_calibration(calibration: &Calibration) -> Result<bool> {
+    match calibration {
         Calibration::Running(id) => crate::outln!(
             "the calibration job {id} has not ended (or sacct does not know it yet): left alone"
         )?,
@@ -218,74 +341,25 @@ pub fn sbatch_resume(dir: &Path, opts: &SbatchOptions, slurm: &mut dyn Slurm) ->
         )?,
         Calibration::NotAsked | Calibration::Done => {}
     }
-    let calibrate = calibration == Calibration::Missing;
-    if resubmit.is_empty() && !calibrate {
-        crate::outln!("nothing to resubmit in {}", run.root.display())?;
-        return Ok(if left.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
-    }
-    if !resubmit.is_empty() {
-        crate::outln!(
-            "resubmitting {} point{}:",
-            resubmit.len(),
-            plural(resubmit.len())
-        )?;
-    }
-    for l in &lines {
-        crate::outln!("{l}")?;
-    }
-    let program = program(opts)?;
-    let max_array = settings
-        .max_array
-        .or_else(|| slurm.max_array_size())
-        .unwrap_or(submit::DEFAULT_MAX_ARRAY_SIZE);
-    let ctx = ScriptContext {
-        experiment: &m.name,
-        run_dir: &run.root,
-        program: &program,
-        settings: &settings,
-        round: jobs.next_round(),
-    };
-    let mut round = submit::prepare_round(&ctx, &resubmit, &overrides, max_array, opts.pack)?;
-    let partition = find_partition(slurm, &run.manifest(), &settings)?;
-    if calibrate {
-        round.calibrate = Some((
-            ctx.round_dir().join("calibrate.sbatch"),
-            script::render_calibrate(&ctx, calibrate_nodes(partition.as_ref())),
-        ));
-    }
-    if let Some(p) = &partition {
-        check_round(&run.manifest(), p, &round)?;
-    }
-    if opts.dry_run {
-        print_dry_run(&round)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    // This round is one more invocation on the run: provenance.json lists it.
-    Provenance::resume(&run, &plan, "slurm")?;
-    // Keep the failed records as evidence, out of the way of the new ones.
-    for p in &resubmit {
+    Ok(*calibration == Calibration::Missing)
+}
+
+/// Move the records of the resubmitted `points` out of the way of the new ones, kept as evidence
+/// under `points/failed/<id>.round-<round>.json`.
+fn keep_failed_records(run: &RunDir, points: &[&Point], round: u32) -> Result<()> {
+    for p in points {
         let rec = run.record(&p.id);
         if rec.exists() {
-            let kept = run.points_dir().join("failed").join(format!(
-                "{}.round-{}.json",
-                p.id,
-                ctx.round - 1
-            ));
+            let kept = run
+                .points_dir()
+                .join("failed")
+                .join(format!("{}.round-{round}.json", p.id));
             std::fs::create_dir_all(kept.parent().expect("has a parent"))?;
             std::fs::rename(&rec, &kept)
                 .with_context(|| format!("moving {} to {}", rec.display(), kept.display()))?;
         }
     }
-    write_atomic(
-        &submit::overrides_path(&run),
-        &serde_json::to_vec_pretty(&overrides)?,
-    )?;
-    round.write()?;
-    finish(&run, &round, opts, slurm)
+    Ok(())
 }
 
 /// Where a run's calibration job stands, for `sbatch --resume`.
@@ -606,18 +680,10 @@ fn resubmit_hint(run: &RunDir) -> String {
     )
 }
 
-/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, not yet existing (not created).
+/// `results/<experiment>/<yyyymmdd-hhmmss>[-N]`, not yet existing (not created: a dry run
+/// writes nothing).
 fn next_run_path(results: &Path, experiment: &str) -> PathBuf {
-    let stamp = jiff::Zoned::now().strftime("%Y%m%d-%H%M%S").to_string();
-    let base = results.join(experiment);
-    (0..)
-        .map(|n| {
-            if n == 0 {
-                base.join(&stamp)
-            } else {
-                base.join(format!("{stamp}-{n}"))
-            }
-        })
+    crate::provenance::run_dir_candidates(results, experiment)
         .find(|p| !p.exists())
         .expect("an unused name exists")
 }
@@ -639,14 +705,6 @@ fn require_command(name: &str) -> Result<()> {
         crate::bad_input!("{}", submit::missing_command(name));
     }
     Ok(())
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }
 
 #[cfg(test)]

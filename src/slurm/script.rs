@@ -119,7 +119,7 @@ pub fn render_array(
             "scalelab: {}, round {}, array {number} of {count}: {n} point{} of shape {}",
             ctx.experiment,
             ctx.round,
-            if n == 1 { "" } else { "s" },
+            crate::units::plural(n),
             job.shape
         ),
     );
@@ -155,7 +155,7 @@ pub fn render_pack(
             "scalelab: {}, round {}, packed job {number} of {count}: {n} point{} of shape {}, one after another",
             ctx.experiment,
             ctx.round,
-            if n == 1 { "" } else { "s" },
+            crate::units::plural(n),
             job.shape
         ),
     );

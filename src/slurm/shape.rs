@@ -71,16 +71,16 @@ impl Shape {
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        use crate::units::count;
         write!(
             f,
             "{} × {} × {}",
-            plural(self.nodes as u64, "node"),
-            plural(self.tasks as u64, "task"),
-            plural(self.cpus_per_task as u64, "CPU")
+            count(self.nodes as u64, "node"),
+            count(self.tasks as u64, "task"),
+            count(self.cpus_per_task as u64, "CPU")
         )?;
         if self.gpus_per_task > 0 {
-            write!(f, " × {}", plural(self.gpus_per_task as u64, "GPU"))?;
+            write!(f, " × {}", count(self.gpus_per_task as u64, "GPU"))?;
         }
         if let Some(mem) = self.mem_mb {
             write!(f, ", {} per node", format_mem_mb(mem))?;
@@ -196,9 +196,9 @@ impl Cost {
         format!(
             "{} job{} ({n} {kind} of {} point{} + 1 collect job), {} core-hours and {} GPU-hours requested at most",
             self.jobs,
-            if self.jobs == 1 { "" } else { "s" },
+            crate::units::plural(self.jobs),
             self.tasks,
-            if self.tasks == 1 { "" } else { "s" },
+            crate::units::plural(self.tasks),
             hours(self.core_hours),
             hours(self.gpu_hours),
         )

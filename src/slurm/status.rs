@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
 
 use super::sacct::{JobState, SacctRow, Task};
 use super::shape::{Override, Shape};
@@ -15,7 +17,7 @@ use super::submit::Jobs;
 use super::units::{format_mem_mb, format_time, parse_reported_mem_mb, parse_time_s};
 use super::RetryPolicy;
 use crate::plan::{Plan, Point};
-use crate::results::{RunDir, Status};
+use crate::results::{PointRecord, RunDir, Status};
 
 /// Lines of a task's output shown as evidence.
 pub const LOG_TAIL_LINES: usize = 6;
@@ -78,30 +80,47 @@ pub struct PointStatus<'a> {
     pub time_limit_s: Option<u64>,
 }
 
-/// The status of every point of `plan`.
+/// The sacct rows of a run, indexed: allocation rows by (job, task), step rows by (job, task),
+/// pending array tasks by (job, task). A packed job's rows have no task.
+struct SacctIndex<'r> {
+    alloc: HashMap<(&'r str, Option<u64>), &'r SacctRow>,
+    steps: HashMap<(&'r str, Option<u64>), Vec<&'r SacctRow>>,
+    pending: HashMap<(&'r str, u64), &'r SacctRow>,
+}
+
+impl<'r> SacctIndex<'r> {
+    fn new(rows: &'r [SacctRow]) -> SacctIndex<'r> {
+        let mut index = SacctIndex {
+            alloc: HashMap::new(),
+            steps: HashMap::new(),
+            pending: HashMap::new(),
+        };
+        for row in rows {
+            match (&row.task, &row.step) {
+                (Task::Pending(tasks), _) => {
+                    for &t in tasks {
+                        index.pending.insert((&row.job, t), row);
+                    }
+                }
+                (Task::One(t), None) => {
+                    index.alloc.insert((&row.job, *t), row);
+                }
+                (Task::One(t), Some(_)) => index.steps.entry((&row.job, *t)).or_default().push(row),
+            }
+        }
+        index
+    }
+}
+
+/// The status of every point of `plan`: from the task it was last submitted as (by `sacct`'s
+/// `rows`), then from its record, which, when there is one, is the truth about the point.
 pub fn compute<'a>(
     run: &RunDir,
     plan: &'a Plan,
     jobs: &Jobs,
     rows: &[SacctRow],
 ) -> Vec<PointStatus<'a>> {
-    // Index the sacct rows: allocation rows by (job, task), step rows by (job, task, step).
-    let mut alloc: HashMap<(&str, Option<u64>), &SacctRow> = HashMap::new();
-    let mut steps: HashMap<(&str, Option<u64>), Vec<&SacctRow>> = HashMap::new();
-    let mut pending: HashMap<(&str, u64), &SacctRow> = HashMap::new();
-    for row in rows {
-        match (&row.task, &row.step) {
-            (Task::Pending(tasks), _) => {
-                for &t in tasks {
-                    pending.insert((&row.job, t), row);
-                }
-            }
-            (Task::One(t), None) => {
-                alloc.insert((&row.job, *t), row);
-            }
-            (Task::One(t), Some(_)) => steps.entry((&row.job, *t)).or_default().push(row),
-        }
-    }
+    let index = SacctIndex::new(rows);
     let mut round_of: HashMap<&str, u32> = HashMap::new();
     for r in &jobs.rounds {
         for j in &r.jobs {
@@ -129,97 +148,118 @@ pub fn compute<'a>(
                     .join("slurm")
                     .join(format!("round-{}", round_of.get(job).copied().unwrap_or(1)))
                     .join("logs");
-                let (key, step_rows, log) = if packed {
-                    let own: Vec<&SacctRow> = steps
-                        .get(&(job, None))
-                        .map(|v| {
-                            v.iter()
-                                .copied()
-                                .filter(|r| r.step.as_deref() == Some(&task.to_string()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    ((job, None), own, logs.join(format!("{job}.out")))
-                } else {
-                    let own = steps.get(&(job, Some(task))).cloned().unwrap_or_default();
-                    (
-                        (job, Some(task)),
-                        own,
-                        logs.join(format!("{job}_{task}.out")),
-                    )
-                };
-                st.job = Some(if packed {
-                    format!("{job} task {task}")
-                } else {
-                    format!("{job}_{task}")
-                });
-                let alloc_row = alloc.get(&key).copied();
-                if let Some(a) = alloc_row {
-                    st.evidence.push(format!("sacct: {}", a.line));
-                    st.req_mem_mb = parse_reported_mem_mb(&a.req_mem).ok();
-                    st.time_limit_s = parse_time_s(&a.timelimit).ok();
-                }
-                for s in &step_rows {
-                    st.evidence.push(format!("sacct: {}", s.line));
-                }
-                st.state = match alloc_row {
-                    None if !packed && pending.contains_key(&(job, task)) => PointState::Pending,
-                    // Just submitted: accounting has not caught up yet.
-                    None => PointState::Pending,
-                    Some(a) if packed => match (&a.state, step_rows.last()) {
-                        (JobState::Pending, _) | (JobState::Running, None) => PointState::Pending,
-                        (_, Some(s)) if !s.state.ended() => PointState::Running,
-                        (_, Some(s)) if s.state == JobState::Completed => {
-                            PointState::Failed(Failure::Lost)
-                        }
-                        // The step failed; a job that ended by TIMEOUT (or NODE_FAIL) says why.
-                        (job, Some(s)) => {
-                            PointState::Failed(Failure::Slurm(cause(&s.state, [job])))
-                        }
-                        (JobState::Completed, None) => PointState::Failed(Failure::Lost),
-                        // The job ended before this point's turn came.
-                        (job, None) => PointState::Failed(Failure::Slurm(job.clone())),
-                    },
-                    Some(a) => match &a.state {
-                        JobState::Pending => PointState::Pending,
-                        JobState::Running => PointState::Running,
-                        JobState::Completed => PointState::Failed(Failure::Lost),
-                        state => PointState::Failed(Failure::Slurm(cause(
-                            state,
-                            step_rows.iter().map(|r| &r.state),
-                        ))),
-                    },
-                };
-                if log.exists() {
-                    st.log_tail = tail(&log, LOG_TAIL_LINES);
-                    st.log = Some(log);
-                }
+                from_task(&mut st, &index, &logs, (job, task, packed));
             }
-            // The record, when there is one, is the truth about the point.
-            match record {
-                Ok(Some(rec)) => {
-                    st.state = match rec.status {
-                        Status::Ok => PointState::Finished,
-                        Status::VerifyFailed => PointState::Failed(Failure::Verify),
-                        other => PointState::Failed(Failure::Point(other)),
-                    };
-                    if rec.status != Status::Ok {
-                        st.evidence.insert(0, format!("record: {}", rec.reason));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    st.evidence.insert(0, format!("record: {e:#}"));
-                    if st.state == PointState::NotSubmitted
-                        || st.state == PointState::Failed(Failure::Lost)
-                    {
-                        st.state = PointState::Failed(Failure::Point(Status::Failed));
-                    }
-                }
-            }
+            from_record(&mut st, record);
             st
         })
         .collect()
+}
+
+/// Fill `st` from the task `(job, task, packed)` the point was last submitted as: its sacct lines
+/// as evidence, what it asked for, its state, the end of its output (in `logs`).
+fn from_task(
+    st: &mut PointStatus<'_>,
+    index: &SacctIndex<'_>,
+    logs: &Path,
+    (job, task, packed): (&str, u64, bool),
+) {
+    let (key, step_rows, log) = if packed {
+        let own: Vec<&SacctRow> = index
+            .steps
+            .get(&(job, None))
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|r| r.step.as_deref() == Some(&task.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ((job, None), own, logs.join(format!("{job}.out")))
+    } else {
+        let own = index
+            .steps
+            .get(&(job, Some(task)))
+            .cloned()
+            .unwrap_or_default();
+        (
+            (job, Some(task)),
+            own,
+            logs.join(format!("{job}_{task}.out")),
+        )
+    };
+    st.job = Some(if packed {
+        format!("{job} task {task}")
+    } else {
+        format!("{job}_{task}")
+    });
+    let alloc_row = index.alloc.get(&key).copied();
+    if let Some(a) = alloc_row {
+        st.evidence.push(format!("sacct: {}", a.line));
+        st.req_mem_mb = parse_reported_mem_mb(&a.req_mem).ok();
+        st.time_limit_s = parse_time_s(&a.timelimit).ok();
+    }
+    for s in &step_rows {
+        st.evidence.push(format!("sacct: {}", s.line));
+    }
+    st.state = match alloc_row {
+        None if !packed && index.pending.contains_key(&(job, task)) => PointState::Pending,
+        // Just submitted: accounting has not caught up yet.
+        None => PointState::Pending,
+        Some(a) if packed => packed_state(&a.state, step_rows.last().copied()),
+        Some(a) => match &a.state {
+            JobState::Pending => PointState::Pending,
+            JobState::Running => PointState::Running,
+            JobState::Completed => PointState::Failed(Failure::Lost),
+            state => PointState::Failed(Failure::Slurm(cause(
+                state,
+                step_rows.iter().map(|r| &r.state),
+            ))),
+        },
+    };
+    if log.exists() {
+        st.log_tail = tail(&log, LOG_TAIL_LINES);
+        st.log = Some(log);
+    }
+}
+
+/// The state of a point of a packed job in state `job`, whose own step (if it started) is `step`.
+fn packed_state(job: &JobState, step: Option<&SacctRow>) -> PointState {
+    match (job, step) {
+        (JobState::Pending, _) | (JobState::Running, None) => PointState::Pending,
+        (_, Some(s)) if !s.state.ended() => PointState::Running,
+        (_, Some(s)) if s.state == JobState::Completed => PointState::Failed(Failure::Lost),
+        // The step failed; a job that ended by TIMEOUT (or NODE_FAIL) says why.
+        (job, Some(s)) => PointState::Failed(Failure::Slurm(cause(&s.state, [job]))),
+        (JobState::Completed, None) => PointState::Failed(Failure::Lost),
+        // The job ended before this point's turn came.
+        (job, None) => PointState::Failed(Failure::Slurm(job.clone())),
+    }
+}
+
+/// The point's record, when there is one, decides its state; a record that cannot be read is
+/// evidence, and a failure where SLURM says nothing else.
+fn from_record(st: &mut PointStatus<'_>, record: Result<Option<PointRecord>>) {
+    match record {
+        Ok(Some(rec)) => {
+            st.state = match rec.status {
+                Status::Ok => PointState::Finished,
+                Status::VerifyFailed => PointState::Failed(Failure::Verify),
+                other => PointState::Failed(Failure::Point(other)),
+            };
+            if rec.status != Status::Ok {
+                st.evidence.insert(0, format!("record: {}", rec.reason));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            st.evidence.insert(0, format!("record: {e:#}"));
+            if st.state == PointState::NotSubmitted || st.state == PointState::Failed(Failure::Lost)
+            {
+                st.state = PointState::Failed(Failure::Point(Status::Failed));
+            }
+        }
+    }
 }
 
 /// The failure class of a task that ended in `state`, refined by the `others` that belong to it
@@ -379,7 +419,7 @@ pub fn render(run: &RunDir, statuses: &[PointStatus<'_>]) -> String {
         "{}: {} point{}: {}",
         run.root.display(),
         statuses.len(),
-        if statuses.len() == 1 { "" } else { "s" },
+        crate::units::plural(statuses.len()),
         c.iter()
             .map(|(k, v)| format!("{v} {}", &k[2..]))
             .collect::<Vec<_>>()

@@ -187,7 +187,7 @@ pub fn check_limits(
             problems.push(format!(
                 "{place} has {} node{}, but points of shape {shape} ask for {}; lower `nodes` (or `ranks` / `ranks_per_node`) in the study",
                 partition.nodes,
-                if partition.nodes == 1 { "" } else { "s" },
+                crate::units::plural(partition.nodes as usize),
                 shape.nodes
             ));
         }
