@@ -255,7 +255,7 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
         let (flops, bytes) = (rec.work.flops, rec.work.bytes);
         // NaN counts as "none" too.
         let (has_flops, has_bytes) = (flops > 0.0, bytes > 0.0);
-        if rec.backend == "cuda" && rec.devices.is_empty() {
+        if rec.on_device() && rec.devices.is_empty() {
             left.push(out("GPU point whose record holds no device peaks (recorded by an older scalelab); measure it again to place it on its GPU's roofline"));
         } else if !has_flops && !has_bytes {
             left.push(out("counts neither FLOPs nor bytes"));
@@ -278,7 +278,7 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
                 intensity: flops / bytes,
                 gflops: flops / median / 1e9,
                 gbps: bytes / median / 1e9,
-                gpu: (rec.backend == "cuda").then(|| {
+                gpu: rec.on_device().then(|| {
                     let r = rec.point.resources;
                     (
                         rec.devices[0].clone(),
@@ -1434,6 +1434,7 @@ mod tests {
     use super::*;
     use crate::plan::Scaling;
     use crate::report::test_support::{record, with_param};
+    use crate::workload::Backend;
     use crate::workload::Work;
 
     fn machine() -> Machine {
@@ -1489,7 +1490,7 @@ mod tests {
         pi.repetitions.iter_mut().for_each(|r| r.seconds = 0.01);
         recs.push(pi);
         let mut gpu = gemm("tuned", 2048, 9000.0);
-        gpu.backend = "cuda".into();
+        gpu.backend = Some(Backend::Cuda);
         gpu.point.id = "gpu-gemm".into();
         recs.push(gpu);
         recs
@@ -2035,7 +2036,7 @@ mod tests {
     /// A CUDA point with its device's peaks recorded, as the point process writes it.
     fn gpu_point(id: &str, device: crate::device::DevicePeaks, gflops: f64) -> PointRecord {
         let mut r = gemm("tiled", 4096, gflops);
-        r.backend = "cuda".into();
+        r.backend = Some(Backend::Cuda);
         r.point.workload = "cuda.gemm".into();
         r.point.resources.gpus = 1;
         r.point.id = id.into();
@@ -2149,7 +2150,7 @@ mod tests {
     #[test]
     fn a_study_of_several_kernels_gets_its_own_roofline() {
         let mut recs = fixture();
-        recs.retain(|r| r.backend != "cuda");
+        recs.retain(|r| !r.on_device());
         // The memory-bound kernels each in a study of their own.
         for (k, r) in recs.iter_mut().filter(|r| r.point.study == 1).enumerate() {
             r.point.study = 1 + k;
