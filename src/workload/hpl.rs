@@ -212,10 +212,7 @@ impl Workload for MpiLu {
         0.4
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        Err(anyhow!(
-            "mpi.hpl.lu is an MPI workload: its points run under mpirun (`scalelab run` launches \
-             them), and this process was asked to prepare it without MPI"
-        ))
+        Err(super::not_under_mpi(self.name()))
     }
     fn prepare_mpi(
         &self,
@@ -270,22 +267,10 @@ impl Instance for MpiLuInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
     use crate::workload::find;
 
     fn params(overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in PARAMS {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(PARAMS, overrides)
     }
 
     #[test]

@@ -1126,18 +1126,7 @@ mod tests {
     use crate::workload::{find, Node};
 
     fn params(overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in Seq.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(PARAMS, overrides)
     }
 
     fn target() -> Target {

@@ -754,20 +754,8 @@ mod tests {
             .unwrap()
     }
 
-    /// The workload's defaults, with `overrides` (name, TOML text) applied.
     fn params(w: &dyn Workload, overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in w.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(w.params(), overrides)
     }
 
     const NAMES: [&str; 8] = [

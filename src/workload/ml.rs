@@ -1000,11 +1000,7 @@ impl Workload for MpiCv {
         Work::default()
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        Err(anyhow!(
-            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
-             and this process was asked to prepare it without MPI",
-            self.name()
-        ))
+        Err(super::not_under_mpi(self.name()))
     }
     fn prepare_mpi(
         &self,

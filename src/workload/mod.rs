@@ -477,6 +477,33 @@ impl Target {
     }
 }
 
+/// Parameters of `spec` (a workload's) with their defaults, and `overrides` (name, TOML text)
+/// applied: what the workloads' unit tests prepare.
+#[cfg(test)]
+pub(crate) fn test_params(spec: &[ParamSpec], overrides: &[(&str, &str)]) -> Params {
+    let mut p = Params::default();
+    for spec in spec {
+        let text = overrides
+            .iter()
+            .find(|(k, _)| *k == spec.name)
+            .map_or(spec.default, |(_, v)| *v);
+        p.0.insert(
+            spec.name.to_string(),
+            Value::from_text(spec.kind, text).unwrap(),
+        );
+    }
+    p
+}
+
+/// The error of `prepare` for a workload that runs only under MPI, asked to prepare without it.
+#[cfg(feature = "mpi")]
+pub(crate) fn not_under_mpi(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{name} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
+         and this process was asked to prepare it without MPI"
+    )
+}
+
 /// `12.50 GiB`.
 pub(crate) fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / f64::from(1u32 << 30))

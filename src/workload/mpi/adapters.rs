@@ -6,8 +6,8 @@ use scalelab_kernels::{gemm, pi, stencil};
 
 use super::{ALLGATHER, ALLREDUCE, BCAST, GEMM, PI, PINGPONG, STENCIL};
 use crate::workload::{
-    int_param, sample_count, size_param, square_side, to_usize, Comm, Description, Instance,
-    Params, Target, Work, Workload,
+    int_param, not_under_mpi, sample_count, size_param, square_side, to_usize, Comm, Description,
+    Instance, Params, Target, Work, Workload,
 };
 
 fn iterations(params: &Params) -> Result<usize, String> {
@@ -17,13 +17,6 @@ fn iterations(params: &Params) -> Result<usize, String> {
 /// A message size in bytes: `"4KiB"` or a plain count, which means bytes too.
 fn message_bytes(params: &Params) -> Result<usize, String> {
     to_usize(size_param(params)?.value(), "size")
-}
-
-fn not_under_mpi(name: &str) -> anyhow::Error {
-    anyhow!(
-        "{name} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
-         and this process was asked to prepare it without MPI"
-    )
 }
 
 /// Largest message accepted (the MPI count of a message is a C int).
@@ -436,23 +429,10 @@ impl Instance for PiInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
     use crate::workload::{find, Backend, WeakRule, REGISTRY};
 
-    /// The workload's defaults, with `overrides` (name, TOML text) applied.
     fn params(w: &dyn Workload, overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in w.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(w.params(), overrides)
     }
 
     const NAMES: [&str; 7] = [
