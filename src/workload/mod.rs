@@ -1,10 +1,14 @@
 //! Workloads: what a point measures.
 //!
-//! A workload is one measurable computation ("stream.triad", "gemm", ...). It declares its parameters
-//! (the workload axes a manifest may sweep), counts the work of one repetition analytically, and
-//! prepares an [`Instance`]: the allocated, initialised problem that the point runner times. Every
-//! workload lives in one static table, [`REGISTRY`], which serves lookup, `scalelab list`, manifest
-//! checking and the docs alike. Adding a workload means adding one entry to that table.
+//! A workload is one measurable computation ("stream.triad", "gemm", ...). It declares what it is
+//! in one const [`Description`] (name, summary, backend, parameters: the workload axes a manifest
+//! may sweep, size unit, weak-scaling rule, and how the report shows it: [`Reporting`]), counts the
+//! work of one repetition analytically, and prepares an [`Instance`]: the allocated, initialised
+//! problem that the point runner times. Every workload lives in one static table, [`REGISTRY`],
+//! which serves lookup, `scalelab list`, manifest checking and the docs alike; [`DESCRIPTIONS`]
+//! holds the descriptions of every workload any build can have, which is what the report asks.
+//! Adding a workload means a description, an implementation and one entry in `registry!`
+//! (docs/ARCHITECTURE.md, "Where to add a workload").
 //!
 //! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
 //! `prepare` (untimed), `reset` + `run` for each warm-up, then `reset` (untimed) + `run` (timed) +
