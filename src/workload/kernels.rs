@@ -83,25 +83,29 @@ pub const STREAM_COPY: Description = Description::new(
     "STREAM copy c = a (16 B/element, memory bandwidth)",
     Backend::Rayon,
     STREAM_PARAMS,
-);
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
 pub const STREAM_SCALE: Description = Description::new(
     "stream.scale",
     "STREAM scale b = q·c (16 B/element, memory bandwidth)",
     Backend::Rayon,
     STREAM_PARAMS,
-);
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
 pub const STREAM_ADD: Description = Description::new(
     "stream.add",
     "STREAM add c = a + b (24 B/element, memory bandwidth)",
     Backend::Rayon,
     STREAM_PARAMS,
-);
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
 pub const STREAM_TRIAD: Description = Description::new(
     "stream.triad",
     "STREAM triad a = b + q·c (24 B/element, memory bandwidth)",
     Backend::Rayon,
     STREAM_PARAMS,
-);
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
 
 impl Workload for Stream {
     fn description(&self) -> &'static Description {

@@ -104,6 +104,9 @@ pub struct Reporting {
     pub fma_bound: bool,
     /// Its GFLOP/s are HPL's: the report sets them against the TOP500 lists.
     pub hpl: bool,
+    /// Its GB/s are an attainable memory bandwidth (STREAM): the roofline draws the run's best as
+    /// a measured bandwidth ceiling.
+    pub bandwidth_ceiling: bool,
 }
 
 impl Reporting {
@@ -112,10 +115,16 @@ impl Reporting {
         message_sizes: false,
         fma_bound: false,
         hpl: false,
+        bandwidth_ceiling: false,
     };
     /// A communication benchmark whose `size` is a message size.
     pub const MESSAGES: Reporting = Reporting {
         message_sizes: true,
+        ..Reporting::PLAIN
+    };
+    /// A memory-bandwidth yardstick (STREAM).
+    pub const BANDWIDTH_CEILING: Reporting = Reporting {
+        bandwidth_ceiling: true,
         ..Reporting::PLAIN
     };
     /// Dense linear algebra bounded by the FMA peak.
@@ -813,6 +822,10 @@ mod tests {
         );
         assert_eq!(with(|r| r.fma_bound), ["gemm", "hpl.lu"]);
         assert_eq!(with(|r| r.hpl), ["hpl.lu", "mpi.hpl.lu"]);
+        assert_eq!(
+            with(|r| r.bandwidth_ceiling),
+            ["stream.add", "stream.copy", "stream.scale", "stream.triad"]
+        );
         assert_eq!(reporting("no.such.workload"), Reporting::PLAIN);
         assert!(reporting("mpi.pingpong").message_sizes);
     }
