@@ -274,7 +274,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         work: Work::default(),
         size: 0,
         size_unit: String::new(),
-        backend: String::new(),
+        backend: None,
         host: crate::machine::Machine::detect_quick().host,
         started: now_rfc3339(),
         finished: now_rfc3339(),
@@ -287,7 +287,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         record.work = w.work_for(&point.params, &point.resources);
         record.size = w.problem_size(&point.params);
         record.size_unit = w.size_unit().to_string();
-        record.backend = w.backend().as_str().to_string();
+        record.backend = Some(w.backend());
     }
     record
 }

@@ -33,7 +33,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, Point};
-use crate::workload::Work;
+use crate::workload::{Backend, Work};
 
 /// How a point ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,7 +105,10 @@ pub struct PointRecord {
     /// The problem size in the workload's unit (`size_unit`).
     pub size: u64,
     pub size_unit: String,
-    pub backend: String,
+    /// The workload's backend, written as [`Backend::as_str`] does; `None` (written `""`) when
+    /// the workload is not in the build that made the record.
+    #[serde(with = "backend_text")]
+    pub backend: Option<Backend>,
     pub host: String,
     /// RFC 3339 times of the point's start and end.
     pub started: String,
@@ -128,6 +131,56 @@ pub struct PointRecord {
     /// roofline is drawn against. Empty for CPU points and in records made before it was kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<crate::device::DevicePeaks>,
+}
+
+impl PointRecord {
+    /// The backend as results and CSV files write it (`""` when unknown).
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.map_or("", Backend::as_str)
+    }
+
+    /// Whether the point's FLOP/s are judged against the CPU's peaks
+    /// ([`Backend::counts_against_cpu_peaks`]); a point of an unknown backend is, like a CPU one.
+    pub fn counts_against_cpu_peaks(&self) -> bool {
+        self.backend.is_none_or(Backend::counts_against_cpu_peaks)
+    }
+
+    /// Whether the point's bytes are judged against the CPU's memory bandwidth
+    /// ([`Backend::bytes_count_against_memory`]); a point of an unknown backend is.
+    pub fn bytes_count_against_memory(&self) -> bool {
+        self.backend.is_none_or(Backend::bytes_count_against_memory)
+    }
+
+    /// Whether the point ran on GPUs ([`Backend::on_device`]).
+    pub fn on_device(&self) -> bool {
+        self.backend.is_some_and(Backend::on_device)
+    }
+}
+
+/// A record's backend as text: the backend's name, or `""` for a workload the writing build did
+/// not have, exactly as records have always been written.
+mod backend_text {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::workload::Backend;
+
+    pub fn serialize<S: Serializer>(backend: &Option<Backend>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(backend.map_or("", Backend::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Backend>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Backend::parse(&text).map(Some).ok_or_else(|| {
+            D::Error::custom(format!(
+                "unknown backend `{text}` (known: {})",
+                Backend::ALL.map(Backend::as_str).join(", ")
+            ))
+        })
+    }
 }
 
 /// Paths inside one run directory.
@@ -562,6 +615,34 @@ mod tests {
         let mut rec = sample();
         rec.point.timeout_s = 0.1 + 0.2;
         assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+    }
+
+    /// The backend is a type in memory and the same text as ever in the file: `"rayon"`,
+    /// `"cuda"`, ..., and `""` for a workload the writing build did not have.
+    #[test]
+    fn the_backend_is_written_as_its_name_and_read_back() {
+        let mut rec = sample();
+        for (backend, text) in [
+            (Some(Backend::Rayon), "\"backend\":\"rayon\""),
+            (Some(Backend::Cuda), "\"backend\":\"cuda\""),
+            (Some(Backend::Io), "\"backend\":\"io\""),
+            (None, "\"backend\":\"\""),
+        ] {
+            rec.backend = backend;
+            let json = serde_json::to_string(&rec).unwrap();
+            assert!(json.contains(text), "{json}");
+            assert_eq!(parse(&rec, &path_of(&rec), &rec.point).unwrap(), rec);
+        }
+        let json = serde_json::to_string(&rec)
+            .unwrap()
+            .replace("\"backend\":\"\"", "\"backend\":\"fpga\"");
+        let err = parse_record(json.as_bytes(), &path_of(&rec), &rec.point)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("is corrupt (not a point record: unknown backend `fpga` (known: rayon, mpi, cuda, debug, io)"),
+            "{err}"
+        );
     }
 
     #[test]

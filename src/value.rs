@@ -9,8 +9,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::workload::{ParamKind, ParamSpec};
-
 /// A problem size as written in a manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +113,22 @@ impl fmt::Display for Size {
     }
 }
 
+/// The type of a workload parameter, which decides how manifest values are read. It lives here,
+/// beside the values it types, so that workloads depend on values and not the other way round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A problem size: a plain count (`4096`, `"10M"` = 10 000 000) or a byte size (`"64MiB"`).
+    Size,
+    /// A positive integer.
+    Int,
+    /// A floating point number.
+    Float,
+    /// One of a fixed set of names.
+    Choice(&'static [&'static str]),
+    /// Free text.
+    Text,
+}
+
 /// One typed value of an axis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -126,11 +140,6 @@ pub enum Value {
 }
 
 impl Value {
-    /// Parse a parameter's default (written as TOML text in the registry).
-    pub fn parse_default(spec: &ParamSpec) -> Result<Value, String> {
-        Value::from_text(spec.kind, spec.default)
-    }
-
     /// Read a value of `kind` from text (used for defaults and the `scalelab point` command line).
     pub fn from_text(kind: ParamKind, text: &str) -> Result<Value, String> {
         match kind {

@@ -45,7 +45,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use scalelab::manifest::{self, Context, MAX_POINTS};
 use scalelab::plan::{Point, Resources};
 use scalelab::results::{self, PointRecord, Repetition, Status};
-use scalelab::workload::{Work, REGISTRY};
+use scalelab::workload::{Backend, Work, REGISTRY};
 use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value as Tv};
 
 type R = Xoshiro256PlusPlus;
@@ -1242,7 +1242,7 @@ fn record_of(rng: &mut R, point: &Point) -> PointRecord {
         },
         size: rng.random(),
         size_unit: "elements".into(),
-        backend: "rayon".into(),
+        backend: Some(Backend::Rayon),
         host: "node01".into(),
         started: "2026-01-01T00:00:00Z".into(),
         finished: "2026-01-01T00:00:01Z".into(),

@@ -295,7 +295,7 @@ oversubscribe = true
     let rec = local().execute(&run, point).unwrap();
     assert_eq!(rec.status, Status::Ok, "{}", rec.reason);
     assert_eq!(rec.point, *point);
-    assert_eq!(rec.backend, "mpi");
+    assert_eq!(rec.backend_name(), "mpi");
     assert!(!run.plan().exists());
     assert!(!run.root.join("specs").exists());
 }

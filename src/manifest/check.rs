@@ -897,7 +897,7 @@ impl<'a> Checker<'a> {
                 }
             }
             for spec in w.params() {
-                if let Err(e) = Value::parse_default(spec) {
+                if let Err(e) = spec.default_value() {
                     self.push(
                         header,
                         &place,

@@ -6,23 +6,16 @@ use std::path::Path;
 
 use super::*;
 use crate::value::Size;
-use crate::workload::{Backend, Instance, Node, ParamKind, ParamSpec, Params, Target, Work};
+use crate::workload::{
+    Backend, Description, Instance, Node, ParamKind, ParamSpec, Params, Target, Work,
+};
 
 /// `t.gemm`: a size, a variant and a block size; `blocked` needs a block that divides the size.
 pub(crate) struct TestGemm;
 
 impl Workload for TestGemm {
-    fn name(&self) -> &'static str {
-        "t.gemm"
-    }
-    fn summary(&self) -> &'static str {
-        "test matrix product"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[
+    fn description(&self) -> &'static Description {
+        const PARAMS: &[ParamSpec] = &[
             ParamSpec {
                 name: "size",
                 kind: ParamKind::Size,
@@ -41,10 +34,11 @@ impl Workload for TestGemm {
                 default: "64",
                 doc: "block side",
             },
-        ]
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+        ];
+        const GEMM: Description =
+            Description::new("t.gemm", "test matrix product", Backend::Rayon, PARAMS)
+                .weak_rule(WeakRule::Cbrt);
+        &GEMM
     }
     fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
         let n = params.size().side(8);
@@ -75,22 +69,19 @@ impl Workload for TestGemm {
 pub(crate) struct TestStream;
 
 impl Workload for TestStream {
-    fn name(&self) -> &'static str {
-        "t.stream"
-    }
-    fn summary(&self) -> &'static str {
-        "test triad"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec {
-            name: "size",
-            kind: ParamKind::Size,
-            default: "1M",
-            doc: "elements per array",
-        }]
+    fn description(&self) -> &'static Description {
+        const STREAM: Description = Description::new(
+            "t.stream",
+            "test triad",
+            Backend::Rayon,
+            &[ParamSpec {
+                name: "size",
+                kind: ParamKind::Size,
+                default: "1M",
+                doc: "elements per array",
+            }],
+        );
+        &STREAM
     }
     fn work(&self, params: &Params) -> Work {
         let n = params.size().count(8) as f64;
@@ -105,25 +96,18 @@ impl Workload for TestStream {
 }
 
 /// `t.mpi` and `t.cuda`: workloads that need an optional part of the build.
-pub(crate) struct TestBackend(&'static str, Backend);
+pub(crate) struct TestBackend(&'static Description);
+
+const TEST_BACKEND_PARAMS: &[ParamSpec] = &[ParamSpec {
+    name: "size",
+    kind: ParamKind::Size,
+    default: "1000",
+    doc: "elements",
+}];
 
 impl Workload for TestBackend {
-    fn name(&self) -> &'static str {
+    fn description(&self) -> &'static Description {
         self.0
-    }
-    fn summary(&self) -> &'static str {
-        "test backend"
-    }
-    fn backend(&self) -> Backend {
-        self.1
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec {
-            name: "size",
-            kind: ParamKind::Size,
-            default: "1000",
-            doc: "elements",
-        }]
     }
     fn work(&self, _params: &Params) -> Work {
         Work::default()
@@ -133,8 +117,18 @@ impl Workload for TestBackend {
     }
 }
 
-pub(crate) static TEST_MPI: TestBackend = TestBackend("t.mpi", Backend::Mpi);
-pub(crate) static TEST_CUDA: TestBackend = TestBackend("t.cuda", Backend::Cuda);
+pub(crate) static TEST_MPI: TestBackend = TestBackend(&Description::new(
+    "t.mpi",
+    "test backend",
+    Backend::Mpi,
+    TEST_BACKEND_PARAMS,
+));
+pub(crate) static TEST_CUDA: TestBackend = TestBackend(&Description::new(
+    "t.cuda",
+    "test backend",
+    Backend::Cuda,
+    TEST_BACKEND_PARAMS,
+));
 
 /// The test workloads and the registry's `debug.*` workloads.
 pub(crate) fn registry() -> Vec<&'static dyn Workload> {

@@ -165,7 +165,7 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
     let w = study.workload;
     let mut base = Params::default();
     for spec in w.params() {
-        if let Ok(v) = Value::parse_default(spec) {
+        if let Ok(v) = spec.default_value() {
             base.0.insert(spec.name.to_string(), v);
         }
     }

@@ -3,9 +3,9 @@
 //! their halo exchange.
 //!
 //! **Message-size studies.** A study is one when its workload's `size` is a message size: the
-//! workload is `mpi.pingpong` or one of the collectives (`mpi.allreduce`, `mpi.bcast`,
-//! `mpi.allgather`), or it is any other `mpi.*` workload whose repetitions record a `latency_us`
-//! metric. For each ok point:
+//! workload declares it (`Reporting::message_sizes`: `mpi.pingpong` and the collectives
+//! `mpi.allreduce`, `mpi.bcast`, `mpi.allgather`), or it is any other MPI workload whose
+//! repetitions record a `latency_us` metric. For each ok point:
 //!
 //! * latency, µs: the median of its `latency_us` metric when recorded (the ping-pong's one-way
 //!   latency), else median seconds / `iterations` (the time of one operation);
@@ -25,14 +25,7 @@ use super::csv::{metric_median, rate};
 use super::scaling::{resources_label, Series};
 use crate::results::PointRecord;
 use crate::value::Value;
-
-/// Workloads whose `size` is a message size in bytes.
-pub const MESSAGE_WORKLOADS: [&str; 4] = [
-    "mpi.pingpong",
-    "mpi.allreduce",
-    "mpi.bcast",
-    "mpi.allgather",
-];
+use crate::workload::Backend;
 
 /// Metric holding the one-way latency in microseconds.
 pub const LATENCY_METRIC: &str = "latency_us";
@@ -49,12 +42,10 @@ pub fn has_metric(rec: &PointRecord, name: &str) -> bool {
 /// Whether the study of these series measures messages (see the module documentation).
 pub fn is_message_study(series: &[&Series<'_>]) -> bool {
     series.iter().any(|s| {
-        let w = s.workload.as_str();
-        MESSAGE_WORKLOADS.contains(&w)
-            || (w.starts_with("mpi.")
-                && s.points
-                    .iter()
-                    .any(|p| has_metric(p.record, LATENCY_METRIC)))
+        crate::workload::reporting(&s.workload).message_sizes
+            || s.points.iter().any(|p| {
+                p.record.backend == Some(Backend::Mpi) && has_metric(p.record, LATENCY_METRIC)
+            })
     })
 }
 

@@ -48,7 +48,7 @@ use crate::machine::Machine;
 use crate::plan::{Plan, Scaling};
 use crate::results::{write_atomic, PointRecord, RunDir, Status};
 use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
-use crate::workload::Work;
+use crate::workload::{Backend, Work};
 
 pub use self::plots::Spread;
 use self::plots::{secs, secs_pm, Plot, PlotOptions};
@@ -405,7 +405,7 @@ fn times(rec: &PointRecord) -> Vec<f64> {
 
 /// Theoretical peak of a point in GFLOP/s: peak per core × workers (CPU backends only).
 fn peak_gflops(rec: &PointRecord, machine: &Machine) -> Option<f64> {
-    (machine.peak_gflops_per_core > 0.0 && rec.backend != "cuda")
+    (machine.peak_gflops_per_core > 0.0 && rec.counts_against_cpu_peaks())
         .then(|| machine.peak_gflops_per_core * rec.point.resources.workers() as f64)
 }
 
@@ -423,10 +423,10 @@ fn measured_pct(
 ) -> String {
     let cores = rec.point.resources.workers() as usize;
     let share = match (profile, Throughput::for_work(&rec.work)) {
-        (Some(p), Some(Throughput::Gflops)) if rec.backend != "cuda" => gflops
+        (Some(p), Some(Throughput::Gflops)) if rec.counts_against_cpu_peaks() => gflops
             .zip(p.dgemm_gflops_median(cores))
             .map(|(g, pk)| g / pk),
-        (Some(p), Some(Throughput::Gbps)) if rec.backend != "cuda" && rec.backend != "io" => {
+        (Some(p), Some(Throughput::Gbps)) if rec.bytes_count_against_memory() => {
             gbps.zip(p.triad_gbps_median(cores)).map(|(g, pk)| g / pk)
         }
         _ => None,
@@ -748,7 +748,8 @@ fn study_table(
     let points = || series.iter().flat_map(|s| s.points.iter());
     // MPI studies show ranks and threads per rank beside p, so hybrid splits with equal p
     // (2 ranks × 1 thread, 1 rank × 2 threads) read apart.
-    let mpi = points().any(|p| p.record.point.resources.ranks > 1 || p.record.backend == "mpi");
+    let mpi = points()
+        .any(|p| p.record.point.resources.ranks > 1 || p.record.backend == Some(Backend::Mpi));
     let comm = messages::has_comm(series);
     let mut head = vec!["point", "p"];
     let mut align = vec!["---", "---:"];
@@ -1042,7 +1043,7 @@ pub(crate) mod test_support {
     use crate::plan::{Point, Resources, Scaling};
     use crate::results::{PointRecord, Repetition, Status};
     use crate::value::{Size, Value};
-    use crate::workload::{Params, Work};
+    use crate::workload::{Backend, Params, Work};
 
     /// An ok record of `workload` at `threads` threads and size `n` with the given repetition
     /// times. `stream.*` workloads count 2n FLOP and 24n bytes (memory-bound, size in elements);
@@ -1111,7 +1112,7 @@ pub(crate) mod test_support {
             work,
             size: n,
             size_unit: unit.into(),
-            backend: "rayon".into(),
+            backend: Some(Backend::Rayon),
             host: "testhost".into(),
             started: "2025-01-01T00:00:00Z".into(),
             finished: "2025-01-01T00:00:01Z".into(),
@@ -1169,7 +1170,7 @@ pub(crate) mod test_support {
             .params
             .0
             .insert("iterations".into(), Value::Int(iterations));
-        r.backend = "mpi".into();
+        r.backend = Some(Backend::Mpi);
         let (s, it) = (size as f64, iterations as f64);
         let comm = !matches!(workload, "mpi.stencil" | "mpi.gemm" | "mpi.pi");
         if comm {

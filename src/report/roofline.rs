@@ -180,7 +180,7 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
         let (flops, bytes) = (rec.work.flops, rec.work.bytes);
         // NaN counts as "none" too.
         let (has_flops, has_bytes) = (flops > 0.0, bytes > 0.0);
-        if rec.backend == "cuda" && rec.devices.is_empty() {
+        if rec.on_device() && rec.devices.is_empty() {
             left.push(out("GPU point whose record holds no device peaks (recorded by an older scalelab); measure it again to place it on its GPU's roofline"));
         } else if !has_flops && !has_bytes {
             left.push(out("counts neither FLOPs nor bytes"));
@@ -203,7 +203,7 @@ pub fn points(records: &[PointRecord]) -> (Vec<RooflinePoint>, Vec<LeftOut>) {
                 intensity: flops / bytes,
                 gflops: flops / median / 1e9,
                 gbps: bytes / median / 1e9,
-                gpu: (rec.backend == "cuda").then(|| {
+                gpu: rec.on_device().then(|| {
                     let r = rec.point.resources;
                     (
                         rec.devices[0].clone(),

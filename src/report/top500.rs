@@ -30,9 +30,6 @@ static TOP500_CSV: &str = include_str!("../../data/top500.csv");
 /// Path of the bundled figures in the source tree, for messages and docs.
 pub const TOP500_CSV_PATH: &str = "data/top500.csv";
 
-/// The workloads whose GFLOP/s are HPL's and may be set against the lists.
-pub const HPL_WORKLOADS: [&str; 2] = ["hpl.lu", "mpi.hpl.lu"];
-
 /// One figure of one list: the Rmax of the system at `rank` (1 or 500).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
@@ -136,7 +133,7 @@ pub struct Best {
 pub fn best(records: &[PointRecord]) -> Option<Best> {
     records
         .iter()
-        .filter(|r| r.status == Status::Ok && HPL_WORKLOADS.contains(&r.point.workload.as_str()))
+        .filter(|r| r.status == Status::Ok && crate::workload::reporting(&r.point.workload).hpl)
         .flat_map(|r| {
             r.repetitions
                 .iter()

@@ -5,28 +5,27 @@
 
 use anyhow::bail;
 
-use super::{Backend, Instance, ParamKind, ParamSpec, Params, Target, Work, Workload};
+use super::{Backend, Description, Instance, ParamKind, ParamSpec, Params, Target, Work, Workload};
 
 /// `debug.sleep`: sleeps `seconds` per repetition.
 pub struct Sleep;
 
+/// `debug.sleep`, as `scalelab list` shows it.
+pub const SLEEP: Description = Description::new(
+    "debug.sleep",
+    "sleeps for `seconds` per repetition (to exercise time limits)",
+    Backend::Debug,
+    &[ParamSpec {
+        name: "seconds",
+        kind: ParamKind::Float,
+        default: "0.01",
+        doc: "seconds to sleep in each repetition",
+    }],
+);
+
 impl Workload for Sleep {
-    fn name(&self) -> &'static str {
-        "debug.sleep"
-    }
-    fn summary(&self) -> &'static str {
-        "sleeps for `seconds` per repetition (to exercise time limits)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Debug
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec {
-            name: "seconds",
-            kind: ParamKind::Float,
-            default: "0.01",
-            doc: "seconds to sleep in each repetition",
-        }]
+    fn description(&self) -> &'static Description {
+        &SLEEP
     }
     fn problem_size(&self, _params: &Params) -> u64 {
         0
@@ -71,23 +70,22 @@ pub struct Fail;
 
 const FAIL_MODES: &[&str] = &["panic", "abort", "error", "wrong", "ok"];
 
+/// `debug.fail`, as `scalelab list` shows it.
+pub const FAIL: Description = Description::new(
+    "debug.fail",
+    "fails on purpose: panics, aborts, errors in prepare, or gives a wrong answer (mode)",
+    Backend::Debug,
+    &[ParamSpec {
+        name: "mode",
+        kind: ParamKind::Choice(FAIL_MODES),
+        default: "panic",
+        doc: "panic | abort | error | wrong (fails verification) | ok (succeeds)",
+    }],
+);
+
 impl Workload for Fail {
-    fn name(&self) -> &'static str {
-        "debug.fail"
-    }
-    fn summary(&self) -> &'static str {
-        "fails on purpose: panics, aborts, errors in prepare, or gives a wrong answer (mode)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Debug
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[ParamSpec {
-            name: "mode",
-            kind: ParamKind::Choice(FAIL_MODES),
-            default: "panic",
-            doc: "panic | abort | error | wrong (fails verification) | ok (succeeds)",
-        }]
+    fn description(&self) -> &'static Description {
+        &FAIL
     }
     fn problem_size(&self, _params: &Params) -> u64 {
         0
@@ -136,31 +134,30 @@ pub struct DebugMpi;
 
 const MPI_MODES: &[&str] = &["ok", "panic", "wrong", "error", "exit"];
 
+/// `mpi.debug`, as `scalelab list` shows it.
+pub const DEBUG_MPI: Description = Description::new(
+    "mpi.debug",
+    "MPI diagnostic: sleeps seconds/ranks; rank 1 panics, errs, exits or gives a wrong answer (mode)",
+    Backend::Mpi,
+    &[
+        ParamSpec {
+            name: "mode",
+            kind: ParamKind::Choice(MPI_MODES),
+            default: "ok",
+            doc: "ok | panic | wrong (fails verification) | error (in prepare) | exit (no MPI_Finalize): what rank 1 does",
+        },
+        ParamSpec {
+            name: "seconds",
+            kind: ParamKind::Float,
+            default: "0.01",
+            doc: "seconds of work per repetition, divided evenly among the ranks",
+        },
+    ],
+);
+
 impl Workload for DebugMpi {
-    fn name(&self) -> &'static str {
-        "mpi.debug"
-    }
-    fn summary(&self) -> &'static str {
-        "MPI diagnostic: sleeps seconds/ranks; rank 1 panics, errs, exits or gives a wrong answer (mode)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[
-            ParamSpec {
-                name: "mode",
-                kind: ParamKind::Choice(MPI_MODES),
-                default: "ok",
-                doc: "ok | panic | wrong (fails verification) | error (in prepare) | exit (no MPI_Finalize): what rank 1 does",
-            },
-            ParamSpec {
-                name: "seconds",
-                kind: ParamKind::Float,
-                default: "0.01",
-                doc: "seconds of work per repetition, divided evenly among the ranks",
-            },
-        ]
+    fn description(&self) -> &'static Description {
+        &DEBUG_MPI
     }
     fn problem_size(&self, _params: &Params) -> u64 {
         0

@@ -21,8 +21,8 @@ use anyhow::anyhow;
 use scalelab_kernels::hpl;
 
 use super::{
-    gib, int_param, size_param, square_side, to_usize, Backend, Instance, ParamKind, ParamSpec,
-    Params, Target, WeakRule, Work, Workload,
+    gib, int_param, size_param, square_side, to_usize, Backend, Description, Instance, ParamKind,
+    ParamSpec, Params, Reporting, Target, WeakRule, Work, Workload,
 };
 
 const PARAMS: &[ParamSpec] = &[
@@ -81,28 +81,27 @@ fn problem_size(params: &Params) -> u64 {
 /// `hpl.lu`: HPL on one process, the rayon threads of the point.
 pub struct Lu;
 
+/// `hpl.lu`, as `scalelab list` shows it: HPL's GFLOP/s, bounded by the FMA peak.
+pub const LU: Description = Description::new(
+    "hpl.lu",
+    "HPL: blocked LU with partial pivoting + solve, tuned-DGEMM update, HPL's residual check \
+     (2/3·n³ + 3/2·n² flops)",
+    Backend::Rayon,
+    PARAMS,
+)
+.size_unit("n")
+.weak_rule(WeakRule::Cbrt)
+.reporting(Reporting {
+    hpl: true,
+    ..Reporting::FMA_BOUND
+});
+
 impl Workload for Lu {
-    fn name(&self) -> &'static str {
-        "hpl.lu"
-    }
-    fn summary(&self) -> &'static str {
-        "HPL: blocked LU with partial pivoting + solve, tuned-DGEMM update, HPL's residual check \
-         (2/3·n³ + 3/2·n² flops)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+    fn description(&self) -> &'static Description {
+        &LU
     }
     fn problem_size(&self, params: &Params) -> u64 {
         problem_size(params)
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (n, nb, _) = shape(self.name(), params)?;
@@ -169,29 +168,29 @@ impl Instance for LuInstance {
 #[cfg(feature = "mpi")]
 pub struct MpiLu;
 
+/// `mpi.hpl.lu`, as `scalelab list` shows it (the workload needs the `mpi` feature; its
+/// description does not). Its GFLOP/s are HPL's.
+pub const MPI_LU: Description = Description::new(
+    "mpi.hpl.lu",
+    "HPL over MPI: 2-D block-cyclic LU on a P × Q grid (P ≤ Q), HPL's residual check \
+     (2/3·n³ + 3/2·n² flops)",
+    Backend::Mpi,
+    PARAMS,
+)
+.size_unit("n")
+.weak_rule(WeakRule::Cbrt)
+.reporting(Reporting {
+    hpl: true,
+    ..Reporting::PLAIN
+});
+
 #[cfg(feature = "mpi")]
 impl Workload for MpiLu {
-    fn name(&self) -> &'static str {
-        "mpi.hpl.lu"
-    }
-    fn summary(&self) -> &'static str {
-        "HPL over MPI: 2-D block-cyclic LU on a P × Q grid (P ≤ Q), HPL's residual check \
-         (2/3·n³ + 3/2·n² flops)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+    fn description(&self) -> &'static Description {
+        &MPI_LU
     }
     fn problem_size(&self, params: &Params) -> u64 {
         problem_size(params)
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (n, nb, _) = shape(self.name(), params)?;
@@ -213,10 +212,7 @@ impl Workload for MpiLu {
         0.4
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        Err(anyhow!(
-            "mpi.hpl.lu is an MPI workload: its points run under mpirun (`scalelab run` launches \
-             them), and this process was asked to prepare it without MPI"
-        ))
+        Err(super::not_under_mpi(self.name()))
     }
     fn prepare_mpi(
         &self,
@@ -271,22 +267,10 @@ impl Instance for MpiLuInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
     use crate::workload::find;
 
     fn params(overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in PARAMS {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(PARAMS, overrides)
     }
 
     #[test]

@@ -59,7 +59,8 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 
 use super::{
-    gib, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Target, Work, Workload,
+    gib, to_usize, Backend, Description, Instance, ParamKind, ParamSpec, Params, Target, Work,
+    Workload,
 };
 use crate::plan::Resources;
 use crate::value::{Size, Value};
@@ -952,24 +953,21 @@ fn instance(
     })
 }
 
+/// `io.seq`, as `scalelab list` shows it.
+pub const SEQ: Description = Description::new(
+    "io.seq",
+    "sequential file write or read (IOR-style: block, transfer, file per process or shared), every byte verified",
+    Backend::Io,
+    PARAMS,
+)
+.size_unit("bytes per rank");
+
 impl Workload for Seq {
-    fn name(&self) -> &'static str {
-        "io.seq"
-    }
-    fn summary(&self) -> &'static str {
-        "sequential file write or read (IOR-style: block, transfer, file per process or shared), every byte verified"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Io
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PARAMS
+    fn description(&self) -> &'static Description {
+        &SEQ
     }
     fn problem_size(&self, params: &Params) -> u64 {
         bytes_param(params, "block").unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "bytes per rank"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let spec = Spec::parse(params)?;
@@ -1128,18 +1126,7 @@ mod tests {
     use crate::workload::{find, Node};
 
     fn params(overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in Seq.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(PARAMS, overrides)
     }
 
     fn target() -> Target {

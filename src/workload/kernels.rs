@@ -26,8 +26,8 @@ use rayon::prelude::*;
 use scalelab_kernels::{dot, gemm, pi, stencil, stream};
 
 use super::{
-    gib, int_param, sample_count, size_param, square_side, to_usize, Backend, Instance, ParamKind,
-    ParamSpec, Params, Target, WeakRule, Work, Workload,
+    gib, int_param, sample_count, size_param, square_side, to_usize, Backend, Description,
+    Instance, ParamKind, ParamSpec, Params, Reporting, Target, WeakRule, Work, Workload,
 };
 use crate::value::Value;
 
@@ -77,34 +77,47 @@ impl Stream {
     }
 }
 
+/// The STREAM workloads, as `scalelab list` shows them.
+pub const STREAM_COPY: Description = Description::new(
+    "stream.copy",
+    "STREAM copy c = a (16 B/element, memory bandwidth)",
+    Backend::Rayon,
+    STREAM_PARAMS,
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
+pub const STREAM_SCALE: Description = Description::new(
+    "stream.scale",
+    "STREAM scale b = q·c (16 B/element, memory bandwidth)",
+    Backend::Rayon,
+    STREAM_PARAMS,
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
+pub const STREAM_ADD: Description = Description::new(
+    "stream.add",
+    "STREAM add c = a + b (24 B/element, memory bandwidth)",
+    Backend::Rayon,
+    STREAM_PARAMS,
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
+pub const STREAM_TRIAD: Description = Description::new(
+    "stream.triad",
+    "STREAM triad a = b + q·c (24 B/element, memory bandwidth)",
+    Backend::Rayon,
+    STREAM_PARAMS,
+)
+.reporting(Reporting::BANDWIDTH_CEILING);
+
 impl Workload for Stream {
-    fn name(&self) -> &'static str {
+    fn description(&self) -> &'static Description {
         match self.0 {
-            stream::Op::Copy => "stream.copy",
-            stream::Op::Scale => "stream.scale",
-            stream::Op::Add => "stream.add",
-            stream::Op::Triad => "stream.triad",
+            stream::Op::Copy => &STREAM_COPY,
+            stream::Op::Scale => &STREAM_SCALE,
+            stream::Op::Add => &STREAM_ADD,
+            stream::Op::Triad => &STREAM_TRIAD,
         }
-    }
-    fn summary(&self) -> &'static str {
-        match self.0 {
-            stream::Op::Copy => "STREAM copy c = a (16 B/element, memory bandwidth)",
-            stream::Op::Scale => "STREAM scale b = q·c (16 B/element, memory bandwidth)",
-            stream::Op::Add => "STREAM add c = a + b (24 B/element, memory bandwidth)",
-            stream::Op::Triad => "STREAM triad a = b + q·c (24 B/element, memory bandwidth)",
-        }
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        STREAM_PARAMS
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map(|s| s.count(8)).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "elements"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::elements(params)?;
@@ -203,24 +216,20 @@ impl Dot {
     }
 }
 
+/// `reduce.dot`, as `scalelab list` shows it.
+pub const DOT: Description = Description::new(
+    "reduce.dot",
+    "dot product x·y, bitwise reproducible at any thread count (16 B/element, memory bandwidth)",
+    Backend::Rayon,
+    DOT_PARAMS,
+);
+
 impl Workload for Dot {
-    fn name(&self) -> &'static str {
-        "reduce.dot"
-    }
-    fn summary(&self) -> &'static str {
-        "dot product x·y, bitwise reproducible at any thread count (16 B/element, memory bandwidth)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        DOT_PARAMS
+    fn description(&self) -> &'static Description {
+        &DOT
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map(|s| s.count(8)).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "elements"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::elements(params)?;
@@ -331,27 +340,23 @@ impl Gemm {
     }
 }
 
+/// `gemm`, as `scalelab list` shows it: the FMA peak bounds it.
+pub const GEMM: Description = Description::new(
+    "gemm",
+    "DGEMM C = A·B, n × n: naive, ikj, blocked, tuned (Goto/BLIS, AVX-512) or faer (2n³ flops)",
+    Backend::Rayon,
+    GEMM_PARAMS,
+)
+.size_unit("n")
+.weak_rule(WeakRule::Cbrt)
+.reporting(Reporting::FMA_BOUND);
+
 impl Workload for Gemm {
-    fn name(&self) -> &'static str {
-        "gemm"
-    }
-    fn summary(&self) -> &'static str {
-        "DGEMM C = A·B, n × n: naive, ikj, blocked, tuned (Goto/BLIS, AVX-512) or faer (2n³ flops)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        GEMM_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+    fn description(&self) -> &'static Description {
+        &GEMM
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map(|s| s.side(8)).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::order(params)?;
@@ -539,27 +544,22 @@ impl Jacobi2d {
     }
 }
 
+/// `stencil.jacobi2d`, as `scalelab list` shows it.
+pub const JACOBI2D: Description = Description::new(
+    "stencil.jacobi2d",
+    "2-D 5-point Jacobi sweeps (heat equation), n × n grid (16 B and 4 flops per point per sweep)",
+    Backend::Rayon,
+    JACOBI_PARAMS,
+)
+.size_unit("grid side")
+.weak_rule(WeakRule::Sqrt);
+
 impl Workload for Jacobi2d {
-    fn name(&self) -> &'static str {
-        "stencil.jacobi2d"
-    }
-    fn summary(&self) -> &'static str {
-        "2-D 5-point Jacobi sweeps (heat equation), n × n grid (16 B and 4 flops per point per sweep)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        JACOBI_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Sqrt
+    fn description(&self) -> &'static Description {
+        &JACOBI2D
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map(|s| s.side(8)).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "grid side"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::side(params)?;
@@ -666,24 +666,21 @@ impl MonteCarloPi {
     }
 }
 
+/// `pi.montecarlo`, as `scalelab list` shows it.
+pub const MONTE_CARLO_PI: Description = Description::new(
+    "pi.montecarlo",
+    "Monte Carlo π, reproducible at any thread count (3 flops per sample, no memory traffic)",
+    Backend::Rayon,
+    PI_PARAMS,
+)
+.size_unit("samples");
+
 impl Workload for MonteCarloPi {
-    fn name(&self) -> &'static str {
-        "pi.montecarlo"
-    }
-    fn summary(&self) -> &'static str {
-        "Monte Carlo π, reproducible at any thread count (3 flops per sample, no memory traffic)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PI_PARAMS
+    fn description(&self) -> &'static Description {
+        &MONTE_CARLO_PI
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::samples(params).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
     }
     fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
         // Constant memory: chunked generators, no arrays.
@@ -761,20 +758,8 @@ mod tests {
             .unwrap()
     }
 
-    /// The workload's defaults, with `overrides` (name, TOML text) applied.
     fn params(w: &dyn Workload, overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in w.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(w.params(), overrides)
     }
 
     const NAMES: [&str; 8] = [

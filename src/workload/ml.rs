@@ -40,8 +40,8 @@ use scalelab_ml::pipeline::{self, Pipeline, Step};
 use scalelab_ml::search::{self, Parallelism, ParamGrid, Search};
 
 use super::{
-    int_param, sample_count, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Target,
-    Work, Workload,
+    int_param, sample_count, to_usize, Backend, Description, Instance, ParamKind, ParamSpec,
+    Params, Target, Work, Workload,
 };
 use crate::value::Value;
 
@@ -70,7 +70,6 @@ const SCORINGS: &[&str] = &[
     "neg_root_mean_squared_error",
 ];
 const SEARCHES: &[&str] = &["grid", "random"];
-#[cfg(feature = "mpi")]
 const DISTRIBUTIONS: &[&str] = &["static", "dynamic"];
 
 macro_rules! spec {
@@ -176,7 +175,6 @@ const N_ITER: ParamSpec = spec!(
     "10",
     "candidates of a random search"
 );
-#[cfg(feature = "mpi")]
 const DISTRIBUTION: ParamSpec = spec!(
     "distribution",
     ParamKind::Choice(DISTRIBUTIONS),
@@ -308,23 +306,92 @@ const NESTED_PARAMS: &[ParamSpec] = &[
 ];
 
 /// The parameters of `mpi.cv.kfold` and `mpi.cv.nested`: those of the rayon workload and
-/// `distribution`.
-#[cfg(feature = "mpi")]
-fn with_distribution(kind: Kind) -> &'static [ParamSpec] {
-    use std::sync::OnceLock;
-    static KFOLD: OnceLock<Vec<ParamSpec>> = OnceLock::new();
-    static NESTED: OnceLock<Vec<ParamSpec>> = OnceLock::new();
-    let (cell, base) = if kind == Kind::KFold {
-        (&KFOLD, KFOLD_PARAMS)
-    } else {
-        (&NESTED, NESTED_PARAMS)
-    };
-    cell.get_or_init(|| {
-        let mut v = base.to_vec();
-        v.insert(v.len() - 1, DISTRIBUTION);
-        v
-    })
+/// `distribution`, before the last (`seed`). `N` is the rayon workload's count plus one.
+const fn with_distribution<const N: usize>(base: &[ParamSpec]) -> [ParamSpec; N] {
+    assert!(base.len() + 1 == N);
+    let mut out = [DISTRIBUTION; N];
+    let mut i = 0;
+    while i < base.len() {
+        // Before the last: the first N - 2 keep their place, the last moves one on.
+        out[if i + 1 == base.len() { i + 1 } else { i }] = base[i];
+        i += 1;
+    }
+    out
 }
+
+const MPI_KFOLD_PARAMS: [ParamSpec; KFOLD_PARAMS.len() + 1] = with_distribution(KFOLD_PARAMS);
+const MPI_NESTED_PARAMS: [ParamSpec; NESTED_PARAMS.len() + 1] = with_distribution(NESTED_PARAMS);
+
+// ---------------------------------------------------------------------------------------------
+// What each workload is
+
+/// The ML workloads, as `scalelab list` shows them.
+pub const FOREST: Description = Description::new(
+    "forest.fit",
+    "fit a random forest (or any estimator) on 3/4 of a dataset; work: fits",
+    Backend::Rayon,
+    FOREST_PARAMS,
+)
+.size_unit("samples");
+pub const ADABOOST: Description = Description::new(
+    "adaboost.fit",
+    "fit AdaBoost on 3/4 of a dataset; work: fits",
+    Backend::Rayon,
+    ADABOOST_PARAMS,
+)
+.size_unit("samples");
+pub const GBOOST: Description = Description::new(
+    "gboost.fit",
+    "fit gradient boosting on 3/4 of a dataset; work: fits",
+    Backend::Rayon,
+    GBOOST_PARAMS,
+)
+.size_unit("samples");
+pub const STACKING: Description = Description::new(
+    "stacking.fit",
+    "fit a stacking ensemble on 3/4 of a dataset; work: fits",
+    Backend::Rayon,
+    STACKING_PARAMS,
+)
+.size_unit("samples");
+pub const KFOLD: Description = Description::new(
+    "cv.kfold",
+    "k-fold cross-validation of a grid of candidates; work: fits",
+    Backend::Rayon,
+    KFOLD_PARAMS,
+)
+.size_unit("samples");
+pub const NESTED: Description = Description::new(
+    "cv.nested",
+    "nested cross-validation (outer evaluation, inner grid selection); work: fits",
+    Backend::Rayon,
+    NESTED_PARAMS,
+)
+.size_unit("samples");
+/// `mpi.cv.kfold` and `mpi.cv.nested` (the workloads need the `mpi` feature; their descriptions
+/// do not).
+pub const MPI_KFOLD: Description = Description::new(
+    "mpi.cv.kfold",
+    "cv.kfold with its fits distributed over MPI ranks (static or dynamic); work: fits",
+    Backend::Mpi,
+    &MPI_KFOLD_PARAMS,
+)
+.size_unit("samples");
+pub const MPI_NESTED: Description = Description::new(
+    "mpi.cv.nested",
+    "cv.nested with its fits distributed over MPI ranks (static or dynamic); work: fits",
+    Backend::Mpi,
+    &MPI_NESTED_PARAMS,
+)
+.size_unit("samples");
+/// `ml.predict`, as `scalelab list` shows it.
+pub const PREDICT: Description = Description::new(
+    "ml.predict",
+    "predict every row of a dataset with a model fitted once, in parallel batches; work: rows",
+    Backend::Rayon,
+    PREDICT_PARAMS,
+)
+.size_unit("samples");
 
 // ---------------------------------------------------------------------------------------------
 // Reading the parameters
@@ -865,41 +932,14 @@ impl Ml {
 }
 
 impl Workload for Ml {
-    fn name(&self) -> &'static str {
+    fn description(&self) -> &'static Description {
         match self.0 {
-            Kind::Forest => "forest.fit",
-            Kind::AdaBoost => "adaboost.fit",
-            Kind::GBoost => "gboost.fit",
-            Kind::Stacking => "stacking.fit",
-            Kind::KFold => "cv.kfold",
-            Kind::Nested => "cv.nested",
-        }
-    }
-    fn summary(&self) -> &'static str {
-        match self.0 {
-            Kind::Forest => {
-                "fit a random forest (or any estimator) on 3/4 of a dataset; work: fits"
-            }
-            Kind::AdaBoost => "fit AdaBoost on 3/4 of a dataset; work: fits",
-            Kind::GBoost => "fit gradient boosting on 3/4 of a dataset; work: fits",
-            Kind::Stacking => "fit a stacking ensemble on 3/4 of a dataset; work: fits",
-            Kind::KFold => "k-fold cross-validation of a grid of candidates; work: fits",
-            Kind::Nested => {
-                "nested cross-validation (outer evaluation, inner grid selection); work: fits"
-            }
-        }
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        match self.0 {
-            Kind::Forest => FOREST_PARAMS,
-            Kind::AdaBoost => ADABOOST_PARAMS,
-            Kind::GBoost => GBOOST_PARAMS,
-            Kind::Stacking => STACKING_PARAMS,
-            Kind::KFold => KFOLD_PARAMS,
-            Kind::Nested => NESTED_PARAMS,
+            Kind::Forest => &FOREST,
+            Kind::AdaBoost => &ADABOOST,
+            Kind::GBoost => &GBOOST,
+            Kind::Stacking => &STACKING,
+            Kind::KFold => &KFOLD,
+            Kind::Nested => &NESTED,
         }
     }
     fn problem_size(&self, params: &Params) -> u64 {
@@ -907,9 +947,6 @@ impl Workload for Ml {
             Ok("synthetic" | "noise") => sample_count(self.name(), params).unwrap_or(0),
             _ => 0,
         }
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         self.check_as(self.name(), params, target).map(drop)
@@ -940,31 +977,15 @@ pub struct MpiCv(pub Kind);
 
 #[cfg(feature = "mpi")]
 impl Workload for MpiCv {
-    fn name(&self) -> &'static str {
+    fn description(&self) -> &'static Description {
         if self.0 == Kind::KFold {
-            "mpi.cv.kfold"
+            &MPI_KFOLD
         } else {
-            "mpi.cv.nested"
+            &MPI_NESTED
         }
-    }
-    fn summary(&self) -> &'static str {
-        if self.0 == Kind::KFold {
-            "cv.kfold with its fits distributed over MPI ranks (static or dynamic); work: fits"
-        } else {
-            "cv.nested with its fits distributed over MPI ranks (static or dynamic); work: fits"
-        }
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        with_distribution(self.0)
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Ml(self.0).problem_size(params)
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         Ml(self.0).check_as(self.name(), params, target).map(drop)
@@ -979,11 +1000,7 @@ impl Workload for MpiCv {
         Work::default()
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        Err(anyhow!(
-            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
-             and this process was asked to prepare it without MPI",
-            self.name()
-        ))
+        Err(super::not_under_mpi(self.name()))
     }
     fn prepare_mpi(
         &self,
@@ -1337,23 +1354,11 @@ const PREDICT_PARAMS: &[ParamSpec] = &[
 ];
 
 impl Workload for Predict {
-    fn name(&self) -> &'static str {
-        "ml.predict"
-    }
-    fn summary(&self) -> &'static str {
-        "predict every row of a dataset with a model fitted once, in parallel batches; work: rows"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Rayon
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PREDICT_PARAMS
+    fn description(&self) -> &'static Description {
+        &PREDICT
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Ml(Kind::Forest).problem_size(params)
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         // One setup (data, trial fit, memory) serves both checks.
@@ -1476,7 +1481,7 @@ mod tests {
     fn params(w: &Ml, set: &[(&str, Value)]) -> Params {
         let mut p = Params::default();
         for spec in w.params() {
-            p.0.insert(spec.name.into(), Value::parse_default(spec).unwrap());
+            p.0.insert(spec.name.into(), spec.default_value().unwrap());
         }
         for (k, v) in set {
             p.0.insert((*k).into(), v.clone());

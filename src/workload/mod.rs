@@ -1,16 +1,19 @@
 //! Workloads: what a point measures.
 //!
-//! A workload is one measurable computation ("stream.triad", "gemm", ...). It declares its parameters
-//! (the workload axes a manifest may sweep), counts the work of one repetition analytically, and
-//! prepares an [`Instance`]: the allocated, initialised problem that the point runner times. Every
-//! workload lives in one static table, [`REGISTRY`], which serves lookup, `scalelab list`, manifest
-//! checking and the docs alike. Adding a workload means adding one entry to that table.
+//! A workload is one measurable computation ("stream.triad", "gemm", ...). It declares what it is
+//! in one const [`Description`] (name, summary, backend, parameters: the workload axes a manifest
+//! may sweep, size unit, weak-scaling rule, and how the report shows it: [`Reporting`]), counts the
+//! work of one repetition analytically, and prepares an [`Instance`]: the allocated, initialised
+//! problem that the point runner times. Every workload lives in one static table, [`REGISTRY`],
+//! which serves lookup, `scalelab list`, manifest checking and the docs alike; [`DESCRIPTIONS`]
+//! holds the descriptions of every workload any build can have, which is what the report asks.
+//! Adding a workload means a description, an implementation and one entry in `registry!`
+//! (docs/ARCHITECTURE.md, "Where to add a workload").
 //!
 //! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
 //! `prepare` (untimed), `reset` + `run` for each warm-up, then `reset` (untimed) + `run` (timed) +
 //! `verify` for each timed repetition.
 
-#[cfg(feature = "cuda")]
 mod cuda;
 mod debug;
 mod hpl;
@@ -18,13 +21,13 @@ mod hpl;
 mod io;
 mod kernels;
 mod ml;
-#[cfg(feature = "mpi")]
 mod mpi;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::plan::Resources;
+pub use crate::value::ParamKind;
 use crate::value::{Size, Value};
 
 /// Which engine a workload runs on; decides which cargo feature and which launcher it needs.
@@ -44,7 +47,16 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The lower-case name used in results and listings.
+    /// Every backend, in listing order.
+    pub const ALL: [Backend; 5] = [
+        Backend::Rayon,
+        Backend::Mpi,
+        Backend::Cuda,
+        Backend::Debug,
+        Backend::Io,
+    ];
+
+    /// The lower-case name used in results and listings (and by serde).
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Rayon => "rayon",
@@ -54,21 +66,129 @@ impl Backend {
             Backend::Io => "io",
         }
     }
+
+    /// The backend named `name` as [`Backend::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Backend> {
+        Backend::ALL.into_iter().find(|b| b.as_str() == name)
+    }
+
+    /// Whether a point's FLOP/s are judged against the CPU's peaks (the theoretical FMA peak, the
+    /// measured DGEMM): every backend but the GPU's, whose points are judged against their
+    /// devices' peaks ([`Backend::on_device`]).
+    pub fn counts_against_cpu_peaks(self) -> bool {
+        self != Backend::Cuda
+    }
+
+    /// Whether a point's bytes are judged against the CPU's memory bandwidth (the measured STREAM
+    /// triad): not on a GPU (device memory) and not for file I/O (its bytes go to a disk).
+    pub fn bytes_count_against_memory(self) -> bool {
+        !matches!(self, Backend::Cuda | Backend::Io)
+    }
+
+    /// Whether points run on GPUs: their roofline is drawn against the devices' peaks.
+    pub fn on_device(self) -> bool {
+        self == Backend::Cuda
+    }
 }
 
-/// The type of a workload parameter, which decides how manifest values are read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamKind {
-    /// A problem size: a plain count (`4096`, `"10M"` = 10 000 000) or a byte size (`"64MiB"`).
-    Size,
-    /// A positive integer.
-    Int,
-    /// A floating point number.
-    Float,
-    /// One of a fixed set of names.
-    Choice(&'static [&'static str]),
-    /// Free text.
-    Text,
+/// How the report shows a workload's points beyond the charts every study gets, declared by the
+/// workload ([`Description::reporting`]) so that the report never matches workload names. What
+/// follows from the backend alone (which peaks a point counts against) is [`Backend`]'s to say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reporting {
+    /// `size` is a message size in bytes: the study gets latency and bandwidth against the
+    /// message size (`report::messages`).
+    pub message_sizes: bool,
+    /// Its FLOPs are the fused multiply-adds of dense linear algebra on the CPU, so the
+    /// theoretical FMA peak bounds it: the throughput chart draws the peak line.
+    pub fma_bound: bool,
+    /// Its GFLOP/s are HPL's: the report sets them against the TOP500 lists.
+    pub hpl: bool,
+    /// Its GB/s are an attainable memory bandwidth (STREAM): the roofline draws the run's best as
+    /// a measured bandwidth ceiling.
+    pub bandwidth_ceiling: bool,
+}
+
+impl Reporting {
+    /// Nothing beyond the common charts.
+    pub const PLAIN: Reporting = Reporting {
+        message_sizes: false,
+        fma_bound: false,
+        hpl: false,
+        bandwidth_ceiling: false,
+    };
+    /// A communication benchmark whose `size` is a message size.
+    pub const MESSAGES: Reporting = Reporting {
+        message_sizes: true,
+        ..Reporting::PLAIN
+    };
+    /// A memory-bandwidth yardstick (STREAM).
+    pub const BANDWIDTH_CEILING: Reporting = Reporting {
+        bandwidth_ceiling: true,
+        ..Reporting::PLAIN
+    };
+    /// Dense linear algebra bounded by the FMA peak.
+    pub const FMA_BOUND: Reporting = Reporting {
+        fma_bound: true,
+        ..Reporting::PLAIN
+    };
+}
+
+/// What a workload is, declared once as a `const` beside its adapter: the facts `scalelab list`,
+/// the manifest checker, the planner, the results and the report read, none of which needs the
+/// workload's code. [`Workload`] provides `name`, `summary`, `backend`, `params`, `size_unit`,
+/// `weak_rule` and `reporting` from it. The descriptions of every workload any build can have are
+/// in [`DESCRIPTIONS`], so that a report made by a build without MPI still knows that
+/// `mpi.pingpong` measures messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Description {
+    /// Registry name, e.g. "stream.triad".
+    pub name: &'static str,
+    /// One line for `scalelab list`.
+    pub summary: &'static str,
+    pub backend: Backend,
+    /// The parameters (workload axes). Include `size` if the workload has a problem size and
+    /// `variant` (a `Choice`) if it has implementation variants.
+    pub params: &'static [ParamSpec],
+    /// The unit of [`Workload::problem_size`], e.g. "elements", "n", "grid side", "samples".
+    pub size_unit: &'static str,
+    /// How weak scaling grows `size`.
+    pub weak_rule: WeakRule,
+    /// How the report shows its points.
+    pub reporting: Reporting,
+}
+
+impl Description {
+    /// A description with the common rest: sizes in "elements", the linear weak rule, plain
+    /// reporting. The builder methods below change each.
+    pub const fn new(
+        name: &'static str,
+        summary: &'static str,
+        backend: Backend,
+        params: &'static [ParamSpec],
+    ) -> Description {
+        Description {
+            name,
+            summary,
+            backend,
+            params,
+            size_unit: "elements",
+            weak_rule: WeakRule::Linear,
+            reporting: Reporting::PLAIN,
+        }
+    }
+
+    pub const fn size_unit(self, size_unit: &'static str) -> Description {
+        Description { size_unit, ..self }
+    }
+
+    pub const fn weak_rule(self, weak_rule: WeakRule) -> Description {
+        Description { weak_rule, ..self }
+    }
+
+    pub const fn reporting(self, reporting: Reporting) -> Description {
+        Description { reporting, ..self }
+    }
 }
 
 /// One parameter (workload axis) of a workload.
@@ -82,6 +202,13 @@ pub struct ParamSpec {
     pub default: &'static str,
     /// One line for `scalelab list`.
     pub doc: &'static str,
+}
+
+impl ParamSpec {
+    /// The parameter's default as a typed value (the registry writes it as TOML text).
+    pub fn default_value(&self) -> Result<Value, String> {
+        Value::from_text(self.kind, self.default)
+    }
 }
 
 /// How a weak-scaling study grows the problem size with the parallelism `p` so that the work per
@@ -363,6 +490,33 @@ impl Target {
     }
 }
 
+/// Parameters of `spec` (a workload's) with their defaults, and `overrides` (name, TOML text)
+/// applied: what the workloads' unit tests prepare.
+#[cfg(test)]
+pub(crate) fn test_params(spec: &[ParamSpec], overrides: &[(&str, &str)]) -> Params {
+    let mut p = Params::default();
+    for spec in spec {
+        let text = overrides
+            .iter()
+            .find(|(k, _)| *k == spec.name)
+            .map_or(spec.default, |(_, v)| *v);
+        p.0.insert(
+            spec.name.to_string(),
+            Value::from_text(spec.kind, text).unwrap(),
+        );
+    }
+    p
+}
+
+/// The error of `prepare` for a workload that runs only under MPI, asked to prepare without it.
+#[cfg(feature = "mpi")]
+pub(crate) fn not_under_mpi(name: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{name} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
+         and this process was asked to prepare it without MPI"
+    )
+}
+
 /// `12.50 GiB`.
 pub(crate) fn gib(bytes: f64) -> String {
     format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
@@ -418,30 +572,48 @@ pub trait Instance {
 pub type Comm = ::mpi::topology::SimpleCommunicator;
 
 /// A measurable computation. See the module documentation.
+///
+/// An implementation gives its [`Description`] and its behaviour (`work`, `prepare`, and where
+/// needed `check`, `problem_size`, ...); the methods that only read the description are provided
+/// and are not meant to be overridden.
 pub trait Workload: Send + Sync {
+    /// What the workload is (see [`Description`]).
+    fn description(&self) -> &'static Description;
     /// Registry name, e.g. "stream.triad".
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.description().name
+    }
     /// One line for `scalelab list`.
-    fn summary(&self) -> &'static str;
-    fn backend(&self) -> Backend;
-    /// The parameters (workload axes). Include `size` if the workload has a problem size and
-    /// `variant` (a `Choice`) if it has implementation variants.
-    fn params(&self) -> &'static [ParamSpec];
+    fn summary(&self) -> &'static str {
+        self.description().summary
+    }
+    fn backend(&self) -> Backend {
+        self.description().backend
+    }
+    /// The parameters (workload axes).
+    fn params(&self) -> &'static [ParamSpec] {
+        self.description().params
+    }
     /// How weak scaling grows `size`.
     fn weak_rule(&self) -> WeakRule {
-        WeakRule::Linear
+        self.description().weak_rule
+    }
+    /// The unit of `problem_size`, e.g. "elements", "n", "grid side", "samples".
+    fn size_unit(&self) -> &'static str {
+        self.description().size_unit
+    }
+    /// How the report shows the workload's points.
+    fn reporting(&self) -> Reporting {
+        self.description().reporting
     }
     /// The problem size as reported in the `size` column: elements, matrix order, grid side or
-    /// samples, whatever the workload's natural unit is (see `size_unit`).
+    /// samples, whatever the workload's natural unit is (see `size_unit`). The default counts
+    /// 8-byte elements.
     fn problem_size(&self, params: &Params) -> u64 {
         match params.0.get("size") {
             Some(Value::Size(s)) => s.count(8),
             _ => 0,
         }
-    }
-    /// The unit of `problem_size`, e.g. "elements", "n", "grid side", "samples".
-    fn size_unit(&self) -> &'static str {
-        "elements"
     }
     /// Extra validation of one point's parameters (beyond types and ranges) for `target`, with a
     /// message that says how to fix it. Every workload that allocates estimates its memory here
@@ -493,66 +665,84 @@ pub trait Workload: Send + Sync {
     }
 }
 
-/// Builds [`REGISTRY`] and [`FEATURE_GATED`] from one list, so that a workload gated by a cargo
-/// feature is listed once, with its feature and name, and cannot be missing from either table.
+/// Builds [`REGISTRY`], [`DESCRIPTIONS`] and [`FEATURE_GATED`] from one list, so that a workload
+/// gated by a cargo feature is listed once, with its feature, and cannot be missing from any table.
 ///
-/// Entries: `&workload` (every build), `@os("linux") &workload` (only on that target OS),
-/// `@feature("mpi", "mpi.pingpong") &workload` (only with the feature; the name is written out
-/// because without the feature the workload does not exist to be asked; a test checks it).
+/// Entries: `DESCRIPTION => &workload` (every build), `@os("linux") DESCRIPTION => &workload`
+/// (only on that target OS), `@feature("mpi") DESCRIPTION => &workload` (the workload only with
+/// the feature; its description, which needs no feature, in every build).
 macro_rules! registry {
-    ($( $(@os($os:literal))? $(@feature($feature:literal, $name:literal))? $workload:expr ),* $(,)?) => {
+    ($( $(@os($os:literal))? $(@feature($feature:literal))? $description:path => $workload:expr ),* $(,)?) => {
         /// Every workload this build knows, in listing order.
         pub static REGISTRY: &[&dyn Workload] = &[
             $( $(#[cfg(target_os = $os)])? $(#[cfg(feature = $feature)])? $workload, )*
         ];
 
+        /// The description of every workload a build of scalelab can have, whether or not this
+        /// build has it (in listing order): the report reads the records of any build.
+        pub static DESCRIPTIONS: &[&Description] = &[
+            $( $(#[cfg(target_os = $os)])? &$description, )*
+        ];
+
         /// Workloads that exist only in builds with a cargo feature, with that feature, so that a
         /// manifest naming one in a build without it is told how to get it rather than "unknown
         /// workload". Derived with [`REGISTRY`] from one list.
-        pub const FEATURE_GATED: &[(&str, &str)] = &[ $( $(($name, $feature),)? )* ];
+        pub const FEATURE_GATED: &[(&str, &str)] = &[ $( $(($description.name, $feature),)? )* ];
     };
 }
 
 registry! {
-    &kernels::Stream(scalelab_kernels::stream::Op::Copy),
-    &kernels::Stream(scalelab_kernels::stream::Op::Scale),
-    &kernels::Stream(scalelab_kernels::stream::Op::Add),
-    &kernels::Stream(scalelab_kernels::stream::Op::Triad),
-    &kernels::Dot,
-    &kernels::Gemm,
-    &kernels::Jacobi2d,
-    &kernels::MonteCarloPi,
-    &hpl::Lu,
-    &ml::Ml(ml::Kind::Forest),
-    &ml::Ml(ml::Kind::AdaBoost),
-    &ml::Ml(ml::Kind::GBoost),
-    &ml::Ml(ml::Kind::Stacking),
-    &ml::Ml(ml::Kind::KFold),
-    &ml::Ml(ml::Kind::Nested),
-    &ml::Predict,
-    &debug::Sleep,
-    &debug::Fail,
-    &debug::DebugMpi,
-    @os("linux") &io::Seq,
-    @feature("mpi", "mpi.pingpong") &mpi::PingPong,
-    @feature("mpi", "mpi.allreduce") &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allreduce),
-    @feature("mpi", "mpi.bcast") &mpi::Collective(scalelab_kernels::mpi::collective::Op::Bcast),
-    @feature("mpi", "mpi.allgather") &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allgather),
-    @feature("mpi", "mpi.stencil") &mpi::Stencil,
-    @feature("mpi", "mpi.gemm") &mpi::Gemm,
-    @feature("mpi", "mpi.pi") &mpi::Pi,
-    @feature("mpi", "mpi.hpl.lu") &hpl::MpiLu,
-    @feature("cuda", "cuda.stream") &cuda::Stream,
-    @feature("cuda", "cuda.reduce") &cuda::ReduceSum,
-    @feature("cuda", "cuda.transpose") &cuda::TransposeMatrix,
-    @feature("cuda", "cuda.gemm") &cuda::MatMul,
-    @feature("mpi", "mpi.cv.kfold") &ml::MpiCv(ml::Kind::KFold),
-    @feature("mpi", "mpi.cv.nested") &ml::MpiCv(ml::Kind::Nested),
+    kernels::STREAM_COPY => &kernels::Stream(scalelab_kernels::stream::Op::Copy),
+    kernels::STREAM_SCALE => &kernels::Stream(scalelab_kernels::stream::Op::Scale),
+    kernels::STREAM_ADD => &kernels::Stream(scalelab_kernels::stream::Op::Add),
+    kernels::STREAM_TRIAD => &kernels::Stream(scalelab_kernels::stream::Op::Triad),
+    kernels::DOT => &kernels::Dot,
+    kernels::GEMM => &kernels::Gemm,
+    kernels::JACOBI2D => &kernels::Jacobi2d,
+    kernels::MONTE_CARLO_PI => &kernels::MonteCarloPi,
+    hpl::LU => &hpl::Lu,
+    ml::FOREST => &ml::Ml(ml::Kind::Forest),
+    ml::ADABOOST => &ml::Ml(ml::Kind::AdaBoost),
+    ml::GBOOST => &ml::Ml(ml::Kind::GBoost),
+    ml::STACKING => &ml::Ml(ml::Kind::Stacking),
+    ml::KFOLD => &ml::Ml(ml::Kind::KFold),
+    ml::NESTED => &ml::Ml(ml::Kind::Nested),
+    ml::PREDICT => &ml::Predict,
+    debug::SLEEP => &debug::Sleep,
+    debug::FAIL => &debug::Fail,
+    debug::DEBUG_MPI => &debug::DebugMpi,
+    @os("linux") io::SEQ => &io::Seq,
+    @feature("mpi") mpi::PINGPONG => &mpi::PingPong,
+    @feature("mpi") mpi::ALLREDUCE => &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allreduce),
+    @feature("mpi") mpi::BCAST => &mpi::Collective(scalelab_kernels::mpi::collective::Op::Bcast),
+    @feature("mpi") mpi::ALLGATHER => &mpi::Collective(scalelab_kernels::mpi::collective::Op::Allgather),
+    @feature("mpi") mpi::STENCIL => &mpi::Stencil,
+    @feature("mpi") mpi::GEMM => &mpi::Gemm,
+    @feature("mpi") mpi::PI => &mpi::Pi,
+    @feature("mpi") hpl::MPI_LU => &hpl::MpiLu,
+    @feature("cuda") cuda::STREAM => &cuda::Stream,
+    @feature("cuda") cuda::REDUCE => &cuda::ReduceSum,
+    @feature("cuda") cuda::TRANSPOSE => &cuda::TransposeMatrix,
+    @feature("cuda") cuda::GEMM => &cuda::MatMul,
+    @feature("mpi") ml::MPI_KFOLD => &ml::MpiCv(ml::Kind::KFold),
+    @feature("mpi") ml::MPI_NESTED => &ml::MpiCv(ml::Kind::Nested),
 }
 
 /// Look a workload up by name.
 pub fn find(name: &str) -> Option<&'static dyn Workload> {
     REGISTRY.iter().copied().find(|w| w.name() == name)
+}
+
+/// The description of the workload named `name`, in this build or not (see [`DESCRIPTIONS`]):
+/// how the report asks a record's workload how to show it.
+pub fn describe(name: &str) -> Option<&'static Description> {
+    DESCRIPTIONS.iter().copied().find(|d| d.name == name)
+}
+
+/// How the report shows the points of workload `name`: its declared [`Reporting`], plain for a
+/// workload no build knows (a record from an older or newer scalelab).
+pub fn reporting(name: &str) -> Reporting {
+    describe(name).map_or(Reporting::PLAIN, |d| d.reporting)
 }
 
 /// Registry names closest to `name` (for "did you mean" suggestions), best first.
@@ -572,16 +762,25 @@ mod tests {
         assert_eq!(names.len(), REGISTRY.len());
         for w in REGISTRY {
             for p in w.params() {
-                Value::parse_default(p).unwrap_or_else(|e| panic!("{}.{}: {e}", w.name(), p.name));
+                p.default_value()
+                    .unwrap_or_else(|e| panic!("{}.{}: {e}", w.name(), p.name));
             }
         }
     }
 
-    /// Both tables come from one list (`registry!`), so a gated workload is always in both; what
-    /// is left to check is the name written beside each gated entry, which must be the
-    /// workload's own in a build with the feature (every feature on: `--all-features`).
+    /// The tables come from one list (`registry!`), so a gated workload is always in each; what
+    /// is left to check is that each entry's description is its workload's own (every feature
+    /// on: `--all-features`), and that the gated ones are exactly those missing without it.
     #[test]
-    fn feature_gated_names_match_the_registry() {
+    fn registry_entries_carry_their_own_descriptions() {
+        for w in REGISTRY {
+            let listed = describe(w.name()).unwrap_or_else(|| panic!("{} undescribed", w.name()));
+            assert_eq!(format!("{listed:?}"), format!("{:?}", w.description()));
+        }
+        let mut names: Vec<_> = DESCRIPTIONS.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DESCRIPTIONS.len());
         for (name, feature) in FEATURE_GATED {
             let enabled = match *feature {
                 "mpi" => cfg!(feature = "mpi"),
@@ -590,6 +789,57 @@ mod tests {
             };
             assert_eq!(find(name).is_some(), enabled, "{name} ({feature})");
         }
+        for d in DESCRIPTIONS {
+            let gated = FEATURE_GATED.iter().any(|(n, _)| *n == d.name);
+            assert!(
+                gated || find(d.name).is_some(),
+                "{} is in no registry",
+                d.name
+            );
+        }
+    }
+
+    /// The report's special sections follow the workloads' declarations, in every build.
+    #[test]
+    fn reporting_is_declared_by_the_workloads() {
+        let with = |f: fn(&Reporting) -> bool| {
+            let mut v: Vec<_> = DESCRIPTIONS
+                .iter()
+                .filter(|d| f(&d.reporting))
+                .map(|d| d.name)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            with(|r| r.message_sizes),
+            [
+                "mpi.allgather",
+                "mpi.allreduce",
+                "mpi.bcast",
+                "mpi.pingpong"
+            ]
+        );
+        assert_eq!(with(|r| r.fma_bound), ["gemm", "hpl.lu"]);
+        assert_eq!(with(|r| r.hpl), ["hpl.lu", "mpi.hpl.lu"]);
+        assert_eq!(
+            with(|r| r.bandwidth_ceiling),
+            ["stream.add", "stream.copy", "stream.scale", "stream.triad"]
+        );
+        assert_eq!(reporting("no.such.workload"), Reporting::PLAIN);
+        assert!(reporting("mpi.pingpong").message_sizes);
+    }
+
+    #[test]
+    fn backends_read_back_as_written() {
+        for b in Backend::ALL {
+            assert_eq!(Backend::parse(b.as_str()), Some(b));
+            assert_eq!(
+                serde_json::to_string(&b).unwrap(),
+                format!("\"{}\"", b.as_str())
+            );
+        }
+        assert_eq!(Backend::parse(""), None);
     }
 
     #[cfg(not(feature = "cuda"))]

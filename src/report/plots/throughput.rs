@@ -20,9 +20,10 @@ use crate::plan::Scaling;
 use crate::report::scaling::resources_label;
 use crate::report::Throughput;
 
-/// Whether the FMA peak bounds `workload` (see the module documentation).
+/// Whether the FMA peak bounds `workload`, as the workload declares (see the module
+/// documentation).
 pub(super) fn fma_bound(workload: &str) -> bool {
-    workload.starts_with("gemm") || workload.starts_with("hpl")
+    crate::workload::reporting(workload).fma_bound
 }
 
 /// One line's points: (x, median rate, whisker low, whisker high, hollow).
@@ -37,7 +38,7 @@ pub(super) fn chart(st: &mut Study<'_, '_>, machine: &Machine) -> Option<Chart> 
     let metric = Throughput::for_work(&rec0.work)?;
     let with_peak = metric == Throughput::Gflops
         && machine.peak_gflops_per_core > 0.0
-        && rec0.backend != "cuda"
+        && rec0.counts_against_cpu_peaks()
         && fma_bound(st.workload);
     let peak = machine.peak_gflops_per_core;
 
@@ -62,7 +63,10 @@ pub(super) fn chart(st: &mut Study<'_, '_>, machine: &Machine) -> Option<Chart> 
             machine.fma_units,
             machine.clock()
         )
-    } else if metric == Throughput::Gflops && fma_bound(st.workload) && rec0.backend != "cuda" {
+    } else if metric == Throughput::Gflops
+        && fma_bound(st.workload)
+        && rec0.counts_against_cpu_peaks()
+    {
         " Peak unknown for this machine.".into()
     } else {
         String::new()

@@ -101,7 +101,7 @@ pub fn run_ceilings(machine: &Machine, workers: u64, points: &[&RooflinePoint]) 
     let c = Ceilings::theoretical(machine, workers);
     let best = points
         .iter()
-        .filter(|p| p.workload.starts_with("stream."))
+        .filter(|p| crate::workload::reporting(&p.workload).bandwidth_ceiling)
         .max_by(|a, b| a.gbps.total_cmp(&b.gbps));
     match best {
         Some(b) => c.with_bandwidth(

@@ -9,6 +9,7 @@ use super::*;
 use crate::machine::Machine;
 use crate::plan::Scaling;
 use crate::report::test_support::{record, with_param};
+use crate::workload::Backend;
 use crate::workload::Work;
 use std::path::Path;
 
@@ -65,7 +66,7 @@ fn fixture() -> Vec<PointRecord> {
     pi.repetitions.iter_mut().for_each(|r| r.seconds = 0.01);
     recs.push(pi);
     let mut gpu = gemm("tuned", 2048, 9000.0);
-    gpu.backend = "cuda".into();
+    gpu.backend = Some(Backend::Cuda);
     gpu.point.id = "gpu-gemm".into();
     recs.push(gpu);
     recs
@@ -610,7 +611,7 @@ fn quick_start_gemm_labels_never_cross_a_ceiling() {
 /// A CUDA point with its device's peaks recorded, as the point process writes it.
 fn gpu_point(id: &str, device: crate::device::DevicePeaks, gflops: f64) -> PointRecord {
     let mut r = gemm("tiled", 4096, gflops);
-    r.backend = "cuda".into();
+    r.backend = Some(Backend::Cuda);
     r.point.workload = "cuda.gemm".into();
     r.point.resources.gpus = 1;
     r.point.id = id.into();
@@ -725,7 +726,7 @@ fn gpu_points_are_drawn_against_their_devices_ceilings() {
 #[test]
 fn a_study_of_several_kernels_gets_its_own_roofline() {
     let mut recs = fixture();
-    recs.retain(|r| r.backend != "cuda");
+    recs.retain(|r| !r.on_device());
     // The memory-bound kernels each in a study of their own.
     for (k, r) in recs.iter_mut().filter(|r| r.point.study == 1).enumerate() {
         r.point.study = 1 + k;

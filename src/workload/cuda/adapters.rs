@@ -1,24 +1,16 @@
-//! Adapters from the GPU benchmarks of `scalelab_kernels::cuda` to [`Workload`] (feature
-//! `cuda`): `cuda.stream` (SAXPY, STREAM and the device copy), `cuda.reduce`, `cuda.transpose`
-//! and `cuda.gemm`, each with its lecture steps as the `variant` axis.
-//!
-//! A point's `gpus` (at least 1) is how many devices the data is split across, one context and
-//! stream each; the throughput is the aggregate. Under MPI (`ranks > 1`, feature `mpi`) each
-//! rank takes a contiguous share of the problem on its own `gpus` devices (one rank per GPU with
-//! `gpus = 1`). The CUDA kernels are compiled by NVRTC when the
-//! point prepares (untimed) and checked against the CPU reference after every repetition (see
-//! `scalelab_kernels::cuda::reference`). A machine without a driver, a GPU, NVRTC or cuBLAS
-//! gives a failed point whose reason names the fix. Besides the wall time of a repetition, each
-//! records `kernel_s` (CUDA events), and with `transfers = "timed"` also `h2d_s` and `d2h_s`.
+//! The GPU workloads' code (feature `cuda`); see the parent module.
 
 use anyhow::anyhow;
 use scalelab_kernels::cuda::{self, bench, launch, work, Elementwise, Gemm, Reduce, Transpose};
 
 use super::{
-    size_param, to_usize, Backend, Instance, ParamKind, ParamSpec, Params, Target, WeakRule, Work,
-    Workload,
+    GEMM, GEMM_VARIANTS, REDUCE, REDUCE_VARIANTS, STREAM, STREAM_VARIANTS, TRANSPOSE,
+    TRANSPOSE_VARIANTS,
 };
 use crate::value::Value;
+use crate::workload::{
+    size_param, to_usize, Description, Instance, Params, Target, Work, Workload,
+};
 
 /// A choice parameter's value, or its default when unset.
 fn choice<'a>(params: &'a Params, name: &str, default: &'a str) -> Result<&'a str, String> {
@@ -56,14 +48,6 @@ fn transfers(params: &Params) -> Result<bench::Transfers, String> {
         )
     })
 }
-
-const TRANSFERS: ParamSpec = ParamSpec {
-    name: "transfers",
-    kind: ParamKind::Choice(bench::Transfers::NAMES),
-    default: "resident",
-    doc: "resident (inputs stay on the GPU; a repetition is the kernel) | timed (each repetition \
-          also copies inputs in and the result out: metrics h2d_s, d2h_s)",
-};
 
 /// Wraps a GPU benchmark as an [`Instance`].
 struct GpuInstance(Box<dyn bench::Bench>);
@@ -140,7 +124,7 @@ fn local_rank() -> usize {
 /// one node take consecutive devices (local rank × gpus onwards), unless the launcher already
 /// shows each rank only its own GPUs (as SLURM does with `--gpus-per-task`), then from 0.
 #[cfg(feature = "mpi")]
-fn rank_share(comm: &super::Comm, target: &Target) -> anyhow::Result<bench::Share> {
+fn rank_share(comm: &crate::workload::Comm, target: &Target) -> anyhow::Result<bench::Share> {
     use ::mpi::traits::Communicator;
     let visible = cuda::runtime::driver().map_err(|e| anyhow!(e))?;
     let first_device = if visible == gpus(target) {
@@ -166,7 +150,7 @@ macro_rules! prepare_shares {
             &self,
             params: &Params,
             target: &Target,
-            comm: &super::Comm,
+            comm: &crate::workload::Comm,
         ) -> anyhow::Result<Box<dyn Instance>> {
             self.prepare_share(params, target, &rank_share(comm, target)?)
         }
@@ -177,25 +161,6 @@ macro_rules! prepare_shares {
 
 /// `cuda.stream`: SAXPY, the STREAM kernels and the driver's device copy.
 pub struct Stream;
-
-const STREAM_VARIANTS: &[&str] = &["saxpy", "copy", "scale", "add", "triad", "memcpy"];
-
-const STREAM_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "256MiB",
-        doc: "length of each array: elements (\"32M\") or bytes per array (f64; f32 for saxpy)",
-    },
-    ParamSpec {
-        name: "variant",
-        kind: ParamKind::Choice(STREAM_VARIANTS),
-        default: "triad",
-        doc: "saxpy (f32 z = a·x + y) | copy | scale | add | triad (f64 STREAM) | memcpy \
-              (cuMemcpyDtoD, the copy yardstick)",
-    },
-    TRANSFERS,
-];
 
 impl Stream {
     fn op(params: &Params) -> Result<Elementwise, String> {
@@ -216,17 +181,8 @@ impl Stream {
 }
 
 impl Workload for Stream {
-    fn name(&self) -> &'static str {
-        "cuda.stream"
-    }
-    fn summary(&self) -> &'static str {
-        "GPU SAXPY, STREAM copy/scale/add/triad and a device-to-device copy (memory bandwidth)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Cuda
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        STREAM_PARAMS
+    fn description(&self) -> &'static Description {
+        &STREAM
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::elements(params).map_or(0, |(_, n)| n as u64)
@@ -275,25 +231,6 @@ impl Stream {
 /// `cuda.reduce`: the sum of `size` 32-bit integers, in the reduction lecture's steps.
 pub struct ReduceSum;
 
-const REDUCE_VARIANTS: &[&str] = &["atomic", "shared", "shuffle", "gridstride"];
-
-const REDUCE_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "256MiB",
-        doc: "values to sum: a count (\"64M\") or bytes of 32-bit values (\"256MiB\" = 64Mi)",
-    },
-    ParamSpec {
-        name: "variant",
-        kind: ParamKind::Choice(REDUCE_VARIANTS),
-        default: "gridstride",
-        doc: "atomic (one atomicAdd per element) | shared (shared-memory tree) | shuffle (warp \
-              shuffles) | gridstride (few blocks, register sums, one atomic per block)",
-    },
-    TRANSFERS,
-];
-
 impl ReduceSum {
     fn parse(params: &Params) -> Result<(Reduce, usize), String> {
         let v = variant(
@@ -308,17 +245,8 @@ impl ReduceSum {
 }
 
 impl Workload for ReduceSum {
-    fn name(&self) -> &'static str {
-        "cuda.reduce"
-    }
-    fn summary(&self) -> &'static str {
-        "GPU sum of 32-bit integers: atomics, shared-memory tree, warp shuffles, grid-stride (4 B/value)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Cuda
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        REDUCE_PARAMS
+    fn description(&self) -> &'static Description {
+        &REDUCE
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::parse(params).map_or(0, |(_, n)| n as u64)
@@ -369,24 +297,6 @@ impl ReduceSum {
 /// `cuda.transpose`: an `n × n` f32 transpose, naive or through shared-memory tiles.
 pub struct TransposeMatrix;
 
-const TRANSPOSE_VARIANTS: &[&str] = &["naive", "tiled"];
-
-const TRANSPOSE_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "8192",
-        doc: "matrix side n, or bytes of the n × n f32 matrix (\"256MiB\" = 8192)",
-    },
-    ParamSpec {
-        name: "variant",
-        kind: ParamKind::Choice(TRANSPOSE_VARIANTS),
-        default: "tiled",
-        doc: "naive (strided writes) | tiled (shared-memory tile, both sides coalesced)",
-    },
-    TRANSFERS,
-];
-
 impl TransposeMatrix {
     fn parse(params: &Params) -> Result<(Transpose, usize), String> {
         let v = variant(
@@ -401,26 +311,11 @@ impl TransposeMatrix {
 }
 
 impl Workload for TransposeMatrix {
-    fn name(&self) -> &'static str {
-        "cuda.transpose"
-    }
-    fn summary(&self) -> &'static str {
-        "GPU n × n f32 transpose: naive vs shared-memory tiled (coalescing; 8n² bytes)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Cuda
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        TRANSPOSE_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Sqrt
+    fn description(&self) -> &'static Description {
+        &TRANSPOSE
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::parse(params).map_or(0, |(_, n)| n as u64)
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (v, n) = Self::parse(params)?;
@@ -466,33 +361,6 @@ impl TransposeMatrix {
 /// `cuda.gemm`: `C = A·B` for `n × n` matrices, hand-written SGEMM steps and cuBLAS yardsticks.
 pub struct MatMul;
 
-const GEMM_VARIANTS: &[&str] = &[
-    "naive",
-    "tiled",
-    "regblock",
-    "cublas",
-    "cublas-dgemm",
-    "tensor-tf32",
-    "tensor-bf16",
-];
-
-const GEMM_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "4096",
-        doc: "matrix order n (a multiple of 128 for regblock)",
-    },
-    ParamSpec {
-        name: "variant",
-        kind: ParamKind::Choice(GEMM_VARIANTS),
-        default: "regblock",
-        doc: "naive | tiled (shared memory) | regblock (2-D register tiles) | cublas (SGEMM) | \
-              cublas-dgemm | tensor-tf32 | tensor-bf16 (cuBLAS tensor cores, f32 accumulation)",
-    },
-    TRANSFERS,
-];
-
 impl MatMul {
     fn parse(params: &Params) -> Result<(Gemm, usize), String> {
         let v = variant(params, "cuda.gemm", GEMM_VARIANTS, "regblock", Gemm::parse)?;
@@ -501,26 +369,11 @@ impl MatMul {
 }
 
 impl Workload for MatMul {
-    fn name(&self) -> &'static str {
-        "cuda.gemm"
-    }
-    fn summary(&self) -> &'static str {
-        "GPU C = A·B, n × n: naive, tiled, register-blocked SGEMM; cuBLAS SGEMM, DGEMM, TF32 and bf16 tensor cores (2n³ flops)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Cuda
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        GEMM_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+    fn description(&self) -> &'static Description {
+        &GEMM
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::parse(params).map_or(0, |(_, n)| n as u64)
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let (v, n) = Self::parse(params)?;
@@ -578,4 +431,14 @@ impl MatMul {
 /// The GPU lines of `scalelab info`.
 pub fn describe() -> String {
     cuda::runtime::describe()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The descriptions (in every build) write the modes of `transfers` out; they must be the
+    /// benchmark's own.
+    #[test]
+    fn transfer_modes_are_the_benchmarks() {
+        assert_eq!(super::super::TRANSFER_MODES, super::bench::Transfers::NAMES);
+    }
 }

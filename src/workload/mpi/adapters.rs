@@ -1,34 +1,13 @@
-//! Adapters from the MPI kernels of `scalelab_kernels::mpi` to [`Workload`]: `mpi.pingpong`,
-//! `mpi.allreduce`, `mpi.bcast`, `mpi.allgather`, `mpi.stencil`, `mpi.gemm` and `mpi.pi`.
-//!
-//! These workloads exist only in builds with the `mpi` feature. The point runner calls
-//! [`Workload::prepare_mpi`] on every rank (inside the rank's rayon pool), times `run` between
-//! barriers, and combines the ranks: the time and every metric are the maximum over ranks, and a
-//! repetition verifies only if `verify` passes on every rank. So each instance verifies its own
-//! part, exactly or within a stated rounding bound, and poisons it afterwards (like the rayon
-//! adapters) so that the next repetition is checked on values it produced itself:
-//!
-//! * ping-pong: the last message each of ranks 0 and 1 received holds the peer's byte pattern of the
-//!   last iteration's parity;
-//! * collectives: every received value exactly (integer-valued doubles, so sums are exact);
-//! * stencil: the rank's block bitwise against the serial reference, computed on rank 0 in
-//!   `prepare_mpi` and sent to each rank;
-//! * DGEMM: Freivalds' check of the rank's block of C against `A·(B·x)` computed in `prepare_mpi`;
-//! * π: rank 0's total hit count against the serial count computed in `prepare_mpi`.
-//!
-//! Metrics: `latency_us` (ping-pong: one-way time per message; collectives: time per call),
-//! `busbw_gbs` (collectives: nccl-tests' bus bandwidth, which needs the rank count that `work` does
-//! not see), `comm_s` and `compute_s` (stencil and DGEMM: time in communication and in computation).
-//!
-//! Plain [`Workload::prepare`] (a point not launched under MPI) is an error that says so.
+//! The MPI workloads' code (feature `mpi`); see the parent module.
 
 use anyhow::{anyhow, bail};
 use scalelab_kernels::mpi::{collective, pi as mpi_pi, pingpong, stencil as mpi_stencil, summa};
 use scalelab_kernels::{gemm, pi, stencil};
 
-use super::{
-    int_param, sample_count, size_param, square_side, to_usize, Backend, Comm, Instance, ParamKind,
-    ParamSpec, Params, Target, WeakRule, Work, Workload,
+use super::{ALLGATHER, ALLREDUCE, BCAST, GEMM, PI, PINGPONG, STENCIL};
+use crate::workload::{
+    int_param, not_under_mpi, sample_count, size_param, square_side, to_usize, Comm, Description,
+    Instance, Params, Target, Work, Workload,
 };
 
 fn iterations(params: &Params) -> Result<usize, String> {
@@ -40,13 +19,6 @@ fn message_bytes(params: &Params) -> Result<usize, String> {
     to_usize(size_param(params)?.value(), "size")
 }
 
-fn not_under_mpi(name: &str) -> anyhow::Error {
-    anyhow!(
-        "{name} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
-         and this process was asked to prepare it without MPI"
-    )
-}
-
 /// Largest message accepted (the MPI count of a message is a C int).
 const MAX_MESSAGE: usize = 1 << 30;
 
@@ -56,39 +28,12 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// `mpi.pingpong`: ranks 0 and 1 exchange `size`-byte messages `iterations` times.
 pub struct PingPong;
 
-const PINGPONG_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "8B",
-        doc: "message bytes (\"8B\", \"4MiB\"; a plain count means bytes too)",
-    },
-    ParamSpec {
-        name: "iterations",
-        kind: ParamKind::Int,
-        default: "1000",
-        doc: "round trips per repetition (OSU: 10000 up to 8 KiB, 1000 above)",
-    },
-];
-
 impl Workload for PingPong {
-    fn name(&self) -> &'static str {
-        "mpi.pingpong"
-    }
-    fn summary(&self) -> &'static str {
-        "MPI ping-pong between ranks 0 and 1 (OSU latency / IMB PingPong; 2·size bytes per round trip)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PINGPONG_PARAMS
+    fn description(&self) -> &'static Description {
+        &PINGPONG
     }
     fn problem_size(&self, params: &Params) -> u64 {
         message_bytes(params).map_or(0, |b| b as u64)
-    }
-    fn size_unit(&self) -> &'static str {
-        "bytes"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let b = message_bytes(params)?;
@@ -152,22 +97,6 @@ impl Instance for PingPongInstance {
 /// bytes (`size / 8` doubles, at least one) per rank.
 pub struct Collective(pub collective::Op);
 
-const COLLECTIVE_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "8KiB",
-        doc: "message bytes per rank (\"8B\", \"1MiB\"; a plain count means bytes too), sent as \
-              size/8 doubles (at least one)",
-    },
-    ParamSpec {
-        name: "iterations",
-        kind: ParamKind::Int,
-        default: "100",
-        doc: "calls of the collective per repetition",
-    },
-];
-
 impl Collective {
     fn elements(params: &Params) -> Result<usize, String> {
         let b = message_bytes(params)?;
@@ -181,37 +110,15 @@ impl Collective {
 }
 
 impl Workload for Collective {
-    fn name(&self) -> &'static str {
+    fn description(&self) -> &'static Description {
         match self.0 {
-            collective::Op::Allreduce => "mpi.allreduce",
-            collective::Op::Bcast => "mpi.bcast",
-            collective::Op::Allgather => "mpi.allgather",
+            collective::Op::Allreduce => &ALLREDUCE,
+            collective::Op::Bcast => &BCAST,
+            collective::Op::Allgather => &ALLGATHER,
         }
-    }
-    fn summary(&self) -> &'static str {
-        match self.0 {
-            collective::Op::Allreduce => {
-                "MPI_Allreduce (sum of doubles), exact check; bytes = message per call (algbw)"
-            }
-            collective::Op::Bcast => {
-                "MPI_Bcast from rank 0, exact check; bytes = message per call (algbw)"
-            }
-            collective::Op::Allgather => {
-                "MPI_Allgather, exact check; bytes = each rank's contribution per call (algbw)"
-            }
-        }
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        COLLECTIVE_PARAMS
     }
     fn problem_size(&self, params: &Params) -> u64 {
         message_bytes(params).map_or(0, |b| b as u64)
-    }
-    fn size_unit(&self) -> &'static str {
-        "bytes"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::elements(params).map_err(|e| format!("{}: {e}", self.name()))?;
@@ -282,21 +189,6 @@ impl Instance for CollectiveInstance {
 /// exchange, each block swept by the rank's rayon threads.
 pub struct Stencil;
 
-const STENCIL_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "1024",
-        doc: "global grid side n (a count), or bytes of one n × n f64 grid (\"8MiB\" = 1024)",
-    },
-    ParamSpec {
-        name: "iterations",
-        kind: ParamKind::Int,
-        default: "100",
-        doc: "sweeps per repetition (a halo exchange before each)",
-    },
-];
-
 impl Stencil {
     fn side(params: &Params) -> Result<usize, String> {
         square_side("mpi.stencil", params, 3)
@@ -304,26 +196,11 @@ impl Stencil {
 }
 
 impl Workload for Stencil {
-    fn name(&self) -> &'static str {
-        "mpi.stencil"
-    }
-    fn summary(&self) -> &'static str {
-        "2-D Jacobi, 2-D Cartesian blocks, halo exchange overlapped with the interior (MPI × rayon)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        STENCIL_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Sqrt
+    fn description(&self) -> &'static Description {
+        &STENCIL
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map_or(0, |s| s.side(8))
-    }
-    fn size_unit(&self) -> &'static str {
-        "grid side"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::side(params)? as f64;
@@ -391,13 +268,6 @@ impl Instance for StencilInstance {
 /// `mpi.gemm`: SUMMA DGEMM on a 2-D process grid, local products with the tuned kernel.
 pub struct Gemm;
 
-const GEMM_PARAMS: &[ParamSpec] = &[ParamSpec {
-    name: "size",
-    kind: ParamKind::Size,
-    default: "1024",
-    doc: "matrix order n, or bytes of one n × n f64 matrix (\"8MiB\" = 1024)",
-}];
-
 impl Gemm {
     fn order(params: &Params) -> Result<usize, String> {
         square_side("mpi.gemm", params, 1)
@@ -405,26 +275,11 @@ impl Gemm {
 }
 
 impl Workload for Gemm {
-    fn name(&self) -> &'static str {
-        "mpi.gemm"
-    }
-    fn summary(&self) -> &'static str {
-        "distributed DGEMM C = A·B, SUMMA on a 2-D process grid, tuned local kernel (2n³ flops)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        GEMM_PARAMS
-    }
-    fn weak_rule(&self) -> WeakRule {
-        WeakRule::Cbrt
+    fn description(&self) -> &'static Description {
+        &GEMM
     }
     fn problem_size(&self, params: &Params) -> u64 {
         size_param(params).map_or(0, |s| s.side(8))
-    }
-    fn size_unit(&self) -> &'static str {
-        "n"
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let n = Self::order(params)? as f64;
@@ -484,21 +339,6 @@ impl Instance for GemmInstance {
 /// `mpi.pi`: Monte Carlo π with the chunks split statically over ranks and threads.
 pub struct Pi;
 
-const PI_PARAMS: &[ParamSpec] = &[
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "10M",
-        doc: "number of samples (a count, e.g. \"100M\")",
-    },
-    ParamSpec {
-        name: "seed",
-        kind: ParamKind::Int,
-        default: "42",
-        doc: "random seed, as for pi.montecarlo (same estimate at any ranks × threads)",
-    },
-];
-
 impl Pi {
     fn samples(params: &Params) -> Result<u64, String> {
         sample_count("mpi.pi", params)
@@ -506,23 +346,11 @@ impl Pi {
 }
 
 impl Workload for Pi {
-    fn name(&self) -> &'static str {
-        "mpi.pi"
-    }
-    fn summary(&self) -> &'static str {
-        "Monte Carlo π, chunks split over ranks and threads, MPI_Reduce of the hits (3 flops/sample)"
-    }
-    fn backend(&self) -> Backend {
-        Backend::Mpi
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        PI_PARAMS
+    fn description(&self) -> &'static Description {
+        &PI
     }
     fn problem_size(&self, params: &Params) -> u64 {
         Self::samples(params).unwrap_or(0)
-    }
-    fn size_unit(&self) -> &'static str {
-        "samples"
     }
     fn check(&self, params: &Params, _target: &Target) -> Result<(), String> {
         // Constant memory: chunked generators, no arrays.
@@ -601,23 +429,10 @@ impl Instance for PiInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
-    use crate::workload::{find, REGISTRY};
+    use crate::workload::{find, Backend, WeakRule, REGISTRY};
 
-    /// The workload's defaults, with `overrides` (name, TOML text) applied.
     fn params(w: &dyn Workload, overrides: &[(&str, &str)]) -> Params {
-        let mut p = Params::default();
-        for spec in w.params() {
-            let text = overrides
-                .iter()
-                .find(|(k, _)| *k == spec.name)
-                .map_or(spec.default, |(_, v)| *v);
-            p.0.insert(
-                spec.name.to_string(),
-                Value::from_text(spec.kind, text).unwrap(),
-            );
-        }
-        p
+        crate::workload::test_params(w.params(), overrides)
     }
 
     const NAMES: [&str; 7] = [

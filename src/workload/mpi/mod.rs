@@ -1,0 +1,166 @@
+//! Adapters from the MPI kernels of `scalelab_kernels::mpi` to [`Workload`]: `mpi.pingpong`,
+//! `mpi.allreduce`, `mpi.bcast`, `mpi.allgather`, `mpi.stencil`, `mpi.gemm` and `mpi.pi`.
+//!
+//! These workloads exist only in builds with the `mpi` feature; their descriptions (this file) are
+//! in every build, so that any build lists them as gated and reports their records alike. The
+//! code is in `adapters.rs`. The point runner calls
+//! [`Workload::prepare_mpi`] on every rank (inside the rank's rayon pool), times `run` between
+//! barriers, and combines the ranks: the time and every metric are the maximum over ranks, and a
+//! repetition verifies only if `verify` passes on every rank. So each instance verifies its own
+//! part, exactly or within a stated rounding bound, and poisons it afterwards (like the rayon
+//! adapters) so that the next repetition is checked on values it produced itself:
+//!
+//! * ping-pong: the last message each of ranks 0 and 1 received holds the peer's byte pattern of the
+//!   last iteration's parity;
+//! * collectives: every received value exactly (integer-valued doubles, so sums are exact);
+//! * stencil: the rank's block bitwise against the serial reference, computed on rank 0 in
+//!   `prepare_mpi` and sent to each rank;
+//! * DGEMM: Freivalds' check of the rank's block of C against `A·(B·x)` computed in `prepare_mpi`;
+//! * π: rank 0's total hit count against the serial count computed in `prepare_mpi`.
+//!
+//! Metrics: `latency_us` (ping-pong: one-way time per message; collectives: time per call),
+//! `busbw_gbs` (collectives: nccl-tests' bus bandwidth, which needs the rank count that `work` does
+//! not see), `comm_s` and `compute_s` (stencil and DGEMM: time in communication and in computation).
+//!
+//! Plain [`Workload::prepare`] (a point not launched under MPI) is an error that says so.
+
+use super::{Backend, Description, ParamKind, ParamSpec, Reporting, WeakRule};
+
+#[cfg(feature = "mpi")]
+mod adapters;
+#[cfg(feature = "mpi")]
+pub use adapters::{Collective, Gemm, Pi, PingPong, Stencil};
+
+const PINGPONG_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "8B",
+        doc: "message bytes (\"8B\", \"4MiB\"; a plain count means bytes too)",
+    },
+    ParamSpec {
+        name: "iterations",
+        kind: ParamKind::Int,
+        default: "1000",
+        doc: "round trips per repetition (OSU: 10000 up to 8 KiB, 1000 above)",
+    },
+];
+
+const COLLECTIVE_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "8KiB",
+        doc: "message bytes per rank (\"8B\", \"1MiB\"; a plain count means bytes too), sent as \
+              size/8 doubles (at least one)",
+    },
+    ParamSpec {
+        name: "iterations",
+        kind: ParamKind::Int,
+        default: "100",
+        doc: "calls of the collective per repetition",
+    },
+];
+
+const STENCIL_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "1024",
+        doc: "global grid side n (a count), or bytes of one n × n f64 grid (\"8MiB\" = 1024)",
+    },
+    ParamSpec {
+        name: "iterations",
+        kind: ParamKind::Int,
+        default: "100",
+        doc: "sweeps per repetition (a halo exchange before each)",
+    },
+];
+
+const GEMM_PARAMS: &[ParamSpec] = &[ParamSpec {
+    name: "size",
+    kind: ParamKind::Size,
+    default: "1024",
+    doc: "matrix order n, or bytes of one n × n f64 matrix (\"8MiB\" = 1024)",
+}];
+
+const PI_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "10M",
+        doc: "number of samples (a count, e.g. \"100M\")",
+    },
+    ParamSpec {
+        name: "seed",
+        kind: ParamKind::Int,
+        default: "42",
+        doc: "random seed, as for pi.montecarlo (same estimate at any ranks × threads)",
+    },
+];
+
+/// `mpi.pingpong`: ranks 0 and 1 exchange `size`-byte messages `iterations` times.
+pub const PINGPONG: Description = Description::new(
+    "mpi.pingpong",
+    "MPI ping-pong between ranks 0 and 1 (OSU latency / IMB PingPong; 2·size bytes per round trip)",
+    Backend::Mpi,
+    PINGPONG_PARAMS,
+)
+.size_unit("bytes")
+.reporting(Reporting::MESSAGES);
+
+/// `mpi.allreduce`, `mpi.bcast`, `mpi.allgather`: one collective `iterations` times on `size`
+/// bytes per rank.
+pub const ALLREDUCE: Description = Description::new(
+    "mpi.allreduce",
+    "MPI_Allreduce (sum of doubles), exact check; bytes = message per call (algbw)",
+    Backend::Mpi,
+    COLLECTIVE_PARAMS,
+)
+.size_unit("bytes")
+.reporting(Reporting::MESSAGES);
+pub const BCAST: Description = Description::new(
+    "mpi.bcast",
+    "MPI_Bcast from rank 0, exact check; bytes = message per call (algbw)",
+    Backend::Mpi,
+    COLLECTIVE_PARAMS,
+)
+.size_unit("bytes")
+.reporting(Reporting::MESSAGES);
+pub const ALLGATHER: Description = Description::new(
+    "mpi.allgather",
+    "MPI_Allgather, exact check; bytes = each rank's contribution per call (algbw)",
+    Backend::Mpi,
+    COLLECTIVE_PARAMS,
+)
+.size_unit("bytes")
+.reporting(Reporting::MESSAGES);
+
+/// `mpi.stencil`: Jacobi sweeps on a grid split in 2-D blocks over the ranks.
+pub const STENCIL: Description = Description::new(
+    "mpi.stencil",
+    "2-D Jacobi, 2-D Cartesian blocks, halo exchange overlapped with the interior (MPI × rayon)",
+    Backend::Mpi,
+    STENCIL_PARAMS,
+)
+.size_unit("grid side")
+.weak_rule(WeakRule::Sqrt);
+
+/// `mpi.gemm`: SUMMA on a 2-D process grid.
+pub const GEMM: Description = Description::new(
+    "mpi.gemm",
+    "distributed DGEMM C = A·B, SUMMA on a 2-D process grid, tuned local kernel (2n³ flops)",
+    Backend::Mpi,
+    GEMM_PARAMS,
+)
+.size_unit("n")
+.weak_rule(WeakRule::Cbrt);
+
+/// `mpi.pi`: Monte Carlo π over ranks and threads.
+pub const PI: Description = Description::new(
+    "mpi.pi",
+    "Monte Carlo π, chunks split over ranks and threads, MPI_Reduce of the hits (3 flops/sample)",
+    Backend::Mpi,
+    PI_PARAMS,
+)
+.size_unit("samples");
