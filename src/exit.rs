@@ -9,7 +9,7 @@
 //! | 128 + n | stopped by signal n: 130 SIGINT, 143 SIGTERM, 129 SIGHUP (`run` stops cleanly and can be resumed), 141 when the reader of stdout went away |
 //!
 //! Input is judged bad where it is read, by wrapping the error in [`BadInput`] (or returning a
-//! [`ManifestError`](crate::manifest::ManifestError)); every other error is an I/O or internal
+//! [`ManifestError`]); every other error is an I/O or internal
 //! failure. `main.rs`, the one exit point, asks [`code_for`] which code an error gets, so a
 //! script can tell "fix your input" (2) from "fix the machine or report a bug" (3).
 

@@ -213,8 +213,8 @@ impl Machine {
         s
     }
 
-    /// Where the peak's figures came from, in a few words for a report: "clock and FMA pipes
-    /// measured <date>", or "nominal clock, FMA pipes assumed".
+    /// Where the peak's figures came from, in a few words for a report: `"clock and FMA pipes
+    /// measured <date>"`, or "nominal clock, FMA pipes assumed".
     pub fn peak_basis(&self) -> String {
         if self.fma_measured && self.clock_ghz > 0.0 {
             let date = self.peak_measured_at.get(..10).unwrap_or("");
@@ -292,7 +292,7 @@ pub struct CacheKey {
     /// The node's online CPUs (not the share an allocation or affinity mask grants this process,
     /// so every task shape on one node reads the same file).
     pub cores: usize,
-    /// [`PROBE_VERSION`]: figures measured by an older probe are measured again.
+    /// `PROBE_VERSION`: figures measured by an older probe are measured again.
     pub probe_version: u32,
 }
 
@@ -794,7 +794,7 @@ pub fn fallback_fma_units(ratio: f64) -> u32 {
 ///   half-width FMA trial, so all three see the same conditions (turbo state, vCPU placement);
 ///   the clock is the same best-of statistic as the FMA rate.
 /// - **A sanity bound against the ISA.** See [`judge_fma`]: when a batch's answer is not a clean
-///   1 or 2 that the clock-free ratio confirms, the probe takes up to [`PROBE_BATCHES`] batches,
+///   1 or 2 that the clock-free ratio confirms, the probe takes up to `PROBE_BATCHES` batches,
 ///   each twice the last (keeping the bests), and then lets [`fallback_fma_units`] decide.
 pub fn probe(lanes: u32) -> Option<Probe> {
     probe_with(lanes, PROBE_ROUNDS, PROBE_BATCHES)
@@ -804,18 +804,13 @@ pub fn probe(lanes: u32) -> Option<Probe> {
 #[cfg(target_arch = "x86_64")]
 pub fn probe_with(lanes: u32, first_rounds: usize, batches: usize) -> Option<Probe> {
     // (full-width trial, its chains, half-width trial, its chains)
+    // Each arm checks every feature its two trials enable (`target_feature` on them), not just
+    // the widest: calling them is only sound on a CPU that has all of them.
+    use std::arch::is_x86_feature_detected as has;
     type Trial = unsafe fn(u64);
     let (full, full_chains, half, half_chains): (Trial, u64, Trial, u64) = match lanes {
-        8 if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("fma") =>
-        {
-            (fma_zmm16, 16, fma_ymm15, 15)
-        }
-        4 if std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma") =>
-        {
-            (fma_ymm15, 15, fma_xmm15, 15)
-        }
+        8 if has!("avx512f") && has!("avx2") && has!("fma") => (fma_zmm16, 16, fma_ymm15, 15),
+        4 if has!("avx2") && has!("avx") && has!("fma") => (fma_ymm15, 15, fma_xmm15, 15),
         _ => return None,
     };
     let time = |f: &dyn Fn()| {

@@ -207,7 +207,7 @@ pub struct LeftOut {
     pub reason: String,
 }
 
-/// What [`write`] drew and what it could not place.
+/// What [`write()`] drew and what it could not place.
 #[derive(Clone, Debug, Default)]
 pub struct Roofline {
     /// The plots written: the CPU points' (largest worker count first), then one per GPU model
@@ -385,7 +385,7 @@ pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<R
     })
 }
 
-/// [`write`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
+/// [`write()`] with the ceilings of each plot from `ceilings(p, points at p)`: the place for
 /// measured ceilings (a calibrated machine profile) instead of [`run_ceilings`].
 pub fn write_with(
     dir: &Path,
