@@ -5,7 +5,14 @@
 //! → [`results`] (records in a run directory) → [`stats`] and [`report`] (CSV, scaling math, plots).
 //! See `docs/ARCHITECTURE.md`.
 
+// Every unsafe operation sits in its own `unsafe` block with its SAFETY comment, also inside
+// `unsafe fn`s.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod calibrate;
+// The command-line help is these doc comments (clap), where `<run-dir>`-style placeholders are the
+// convention; rustdoc would read them as unclosed HTML tags.
+#[allow(rustdoc::invalid_html_tags)]
 pub mod cli;
 pub mod device;
 pub mod executor;

@@ -77,7 +77,7 @@ fn a_run_piped_into_head_gives_its_first_line_and_finishes() {
     let run_dir = dir.path().join("run");
     let script = format!(
         "{} run {} --run-dir {} | head -1; echo \"status ${{PIPESTATUS[0]}}\"",
-        assert_cmd::cargo::cargo_bin("scalelab").display(),
+        env!("CARGO_BIN_EXE_scalelab"),
         manifest.display(),
         run_dir.display()
     );

@@ -273,7 +273,7 @@ fn calibrate_in_a_two_node_allocation_measures_pingpong_between_the_nodes() {
     require_nodes();
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("profile.json");
-    let exe = assert_cmd::cargo::cargo_bin("scalelab");
+    let exe = Path::new(env!("CARGO_BIN_EXE_scalelab"));
     let script = dir.path().join("calibrate.sbatch");
     fs::write(
         &script,

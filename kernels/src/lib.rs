@@ -27,6 +27,9 @@
 //! partial results are combined in a fixed order.
 
 #![warn(missing_docs)]
+// Every unsafe operation (SIMD intrinsics, raw pointers, FFI) sits in its own `unsafe` block with
+// its SAFETY comment, also inside `unsafe fn`s.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cuda;
 pub mod dot;
@@ -59,6 +62,14 @@ pub fn mix64(mut z: u64) -> u64 {
 /// Compare `got` with the values `want(i)` bit for bit, in parallel over the current pool (with the
 /// same static split as the kernels). Returns how many elements differ and the first of them as
 /// `(index, got, want)`: what a verification message needs to say.
+///
+/// ```
+/// let got = [1.0, 2.0, 3.5, 4.0, -0.0];
+/// let want = [1.0, 2.0, 3.0, 4.0, 0.0];
+/// let (bad, first) = scalelab_kernels::bitwise_mismatches(&got, |i| want[i]);
+/// // 3.5 ≠ 3.0, and −0.0 ≠ 0.0 bit for bit.
+/// assert_eq!((bad, first), (2, Some((2, 3.5, 3.0))));
+/// ```
 pub fn bitwise_mismatches(
     got: &[f64],
     want: impl Fn(usize) -> f64 + Sync,

@@ -14,6 +14,33 @@
 //! Determinism: every random choice derives from an explicit `u64` seed mixed with the index of the
 //! unit it belongs to (tree, fold, candidate), never from a thread or from timing, so a model is the
 //! same whatever the thread or rank count.
+//!
+//! Fitting a learner by name and scoring it on held-out rows:
+//!
+//! ```
+//! use scalelab_ml::data::{self, Target};
+//! use scalelab_ml::estimator::{FitOptions, HyperParams, Prediction};
+//! use scalelab_ml::{estimators, metrics};
+//!
+//! let iris = data::load("iris")?;
+//! let (train, test): (Vec<usize>, Vec<usize>) = (0..iris.x.rows()).partition(|i| i % 2 == 0);
+//! let forest = estimators::build("random_forest", &HyperParams::new())?;
+//! let model = forest.fit(&iris, &train, None, 42, FitOptions::default())?;
+//! let Prediction::Classes(predicted) = model.predict(&iris.x, &test) else {
+//!     panic!("a classifier predicts classes")
+//! };
+//! let Target::Classes { labels, .. } = &iris.y else { panic!("iris is a classification task") };
+//! let truth: Vec<u32> = test.iter().map(|&i| labels[i]).collect();
+//! assert!(metrics::accuracy(&truth, &predicted)? > 0.9);
+//!
+//! // The same seed gives the same model, whatever the pool.
+//! let again = forest.fit(&iris, &train, None, 42, FitOptions { parallel: false })?;
+//! assert_eq!(again.predict(&iris.x, &test), Prediction::Classes(predicted));
+//! # Ok::<(), String>(())
+//! ```
+
+// Pure safe Rust: the learners need no SIMD intrinsics or FFI.
+#![forbid(unsafe_code)]
 
 pub mod data;
 pub mod estimator;

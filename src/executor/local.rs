@@ -512,20 +512,24 @@ pub(crate) fn record_failure(
     Ok(rec)
 }
 
+/// Why a point's process ended without a record, in words: the signal that killed it by name
+/// (numbers differ between Unix systems, so they come from `libc` through signal-hook), with the
+/// usual cause where there is one, else its exit status.
 fn describe_exit(status: ExitStatus) -> String {
     #[cfg(unix)]
     {
+        use signal_hook::consts::signal;
         use std::os::unix::process::ExitStatusExt;
         if let Some(sig) = status.signal() {
             let name = match sig {
-                4 => " (SIGILL)",
-                6 => " (SIGABRT: the process aborted)",
-                7 => " (SIGBUS)",
-                8 => " (SIGFPE)",
-                9 => " (SIGKILL: killed, often by the out-of-memory killer)",
-                11 => " (SIGSEGV: invalid memory access)",
-                15 => " (SIGTERM)",
-                _ => "",
+                signal::SIGABRT => " (SIGABRT: the process aborted)".to_string(),
+                signal::SIGKILL => {
+                    " (SIGKILL: killed, often by the out-of-memory killer)".to_string()
+                }
+                signal::SIGSEGV => " (SIGSEGV: invalid memory access)".to_string(),
+                _ => signal_hook::low_level::signal_name(sig)
+                    .map(|name| format!(" ({name})"))
+                    .unwrap_or_default(),
             };
             return format!(
                 "the point's process was killed by signal {sig}{name} before writing its record"
@@ -568,6 +572,33 @@ mod tests {
     use super::*;
     use crate::plan::{Resources, Scaling};
     use crate::workload::Params;
+
+    /// A process killed by `sig` (a wait status whose low 7 bits are the signal).
+    #[cfg(unix)]
+    fn killed_by(sig: i32) -> ExitStatus {
+        std::os::unix::process::ExitStatusExt::from_raw(sig)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_exit_by_signal_names_the_signal_from_this_systems_numbers() {
+        use signal_hook::consts::signal::{SIGBUS, SIGKILL, SIGSEGV, SIGXCPU};
+        assert_eq!(
+            describe_exit(killed_by(SIGKILL)),
+            format!(
+                "the point's process was killed by signal {SIGKILL} (SIGKILL: killed, often by \
+                 the out-of-memory killer) before writing its record"
+            )
+        );
+        assert!(describe_exit(killed_by(SIGSEGV)).contains("(SIGSEGV: invalid memory access)"));
+        // Numbers that differ between Linux and the BSDs, and signals the list did not name.
+        assert!(describe_exit(killed_by(SIGBUS)).contains(&format!("signal {SIGBUS} (SIGBUS)")));
+        assert!(describe_exit(killed_by(SIGXCPU)).contains(&format!("signal {SIGXCPU} (SIGXCPU)")));
+        assert_eq!(
+            describe_exit(std::os::unix::process::ExitStatusExt::from_raw(3 << 8)),
+            "the point's process exited with status 3 without writing its record"
+        );
+    }
 
     fn point(ranks: u32, threads: u32, oversubscribed: bool) -> Point {
         Point {

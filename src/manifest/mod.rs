@@ -296,6 +296,32 @@ pub fn load_with(path: &Path, ctx: &Context<'_>) -> Result<Manifest, ManifestErr
 
 /// Check `source` as the manifest at `path` (the path only names the file in messages) against
 /// this build ([`Context::this_build`]).
+///
+/// ```
+/// use std::path::Path;
+///
+/// let source = r#"
+/// name = "triad"
+/// repetitions = 3
+///
+/// [[study]]
+/// workload = "stream.triad"
+/// threads = 1
+/// size = [1000, 1000000]
+/// "#;
+/// let m = scalelab::manifest::parse(Path::new("triad.toml"), source)?;
+/// assert_eq!((m.name.as_str(), m.repetitions), ("triad", 3));
+/// assert_eq!(m.studies[0].point_count(), 2);
+///
+/// // A mistake is refused with the file, the line, and a fix.
+/// let typo = source.replace("threads", "threds");
+/// let err = scalelab::manifest::parse(Path::new("triad.toml"), &typo).unwrap_err();
+/// let text = err.to_string();
+/// assert!(text.starts_with("error: triad.toml:7: "), "{text}");
+/// assert!(text.contains("unknown key `threds`"), "{text}");
+/// assert!(text.contains("fix: did you mean `threads`?"), "{text}");
+/// # Ok::<(), scalelab::manifest::ManifestError>(())
+/// ```
 pub fn parse(path: &Path, source: &str) -> Result<Manifest, ManifestError> {
     parse_with(path, source, &Context::this_build())
 }

@@ -1,7 +1,7 @@
 //! `scalelab compare RUN…`: the same studies measured on several machines, side by side.
 //!
 //! [`load`] reads a run folder (local or SLURM, finished or not): its plan, its point records and
-//! the machine from `provenance.json`. [`write`] matches the runs against the first one and
+//! the machine from `provenance.json`. [`write()`] matches the runs against the first one and
 //! writes, into one output folder:
 //!
 //! * `compare.md`: the runs with their machines and conditions; per study and per other run, a
@@ -173,7 +173,7 @@ pub fn label_runs(runs: &mut [Run]) {
     }
 }
 
-/// What [`write`] produced.
+/// What [`write()`] produced.
 pub struct Outcome {
     /// `compare.md`, then every plot file.
     pub files: Vec<PathBuf>,

@@ -43,6 +43,17 @@ impl Summary {
     ///
     /// With n = 1 the interval is degenerate: `ci95_low = ci95_high = value` and `stddev = 0`
     /// (one measurement says nothing about its spread; the report warns about it).
+    ///
+    /// ```
+    /// use scalelab::stats::{t_975, Summary};
+    ///
+    /// let s = Summary::of(&[4.0, 1.0, 3.0, 2.0]).unwrap();
+    /// assert_eq!((s.n, s.min, s.max, s.median, s.mean), (4, 1.0, 4.0, 2.5, 2.5));
+    /// // Sample standard deviation (n − 1), and the t-based interval with 3 degrees of freedom.
+    /// assert!((s.stddev - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    /// assert!((s.ci95_half_width() - t_975(3) * s.stddev / 2.0).abs() < 1e-12);
+    /// assert_eq!(Summary::of(&[]), None);
+    /// ```
     pub fn of(values: &[f64]) -> Option<Summary> {
         if values.is_empty() {
             return None;
@@ -99,6 +110,16 @@ pub const HIGH_VARIANCE: f64 = 0.10;
 /// Exact (to 1e-9) tabulated values for df ≤ 30; for larger df the Cornish–Fisher expansion of the
 /// t quantile in powers of 1/df around the normal quantile z = 1.959964 (Abramowitz & Stegun 26.7.5,
 /// four terms), whose error is below 1e-7 there. As df → ∞ the value tends to z.
+///
+/// ```
+/// use scalelab::stats::{t_975, Z_975};
+///
+/// assert_eq!(t_975(1), 12.706204736);
+/// assert_eq!(t_975(0), t_975(1));
+/// // The expansion continues the table smoothly, and tends to the normal quantile.
+/// assert!(t_975(31) < t_975(30) && t_975(31) > 2.03);
+/// assert!((t_975(1_000_000) - Z_975).abs() < 1e-5);
+/// ```
 pub fn t_975(df: u64) -> f64 {
     const TABLE: [f64; 30] = [
         12.706204736,
@@ -153,6 +174,16 @@ pub const Z_975: f64 = 1.959_963_984_540_054;
 
 /// The `q`-quantile (0 ≤ q ≤ 1) of an ascending slice, interpolating linearly between order
 /// statistics (Hyndman & Fan definition 7: position (n − 1)·q). `NaN` for an empty slice.
+///
+/// ```
+/// use scalelab::stats::{quantile, quantile_sorted};
+///
+/// // Position (4 − 1) · 0.25 = 0.75: three quarters of the way from 1 to 2.
+/// assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
+/// assert_eq!(quantile(&[4.0, 3.0, 2.0, 1.0], 0.25), 1.75);
+/// assert_eq!(quantile(&[7.0], 0.9), 7.0);
+/// assert!(quantile(&[], 0.5).is_nan());
+/// ```
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     match sorted.len() {
         0 => f64::NAN,
@@ -186,6 +217,15 @@ pub struct Outliers {
 impl Outliers {
     /// Count the values of `values` outside Tukey's 1.5 IQR fences. Fewer than 4 values have no
     /// meaningful quartiles and report no outliers.
+    ///
+    /// ```
+    /// use scalelab::stats::Outliers;
+    ///
+    /// // Q1 = 1.0, Q3 = 1.1: the fences are 0.85 and 1.25, so only the 5.0 lies outside.
+    /// let o = Outliers::tukey(&[1.0, 1.1, 0.9, 1.0, 5.0]);
+    /// assert_eq!((o.low, o.high), (0, 1));
+    /// assert_eq!(Outliers::tukey(&[1.0, 9.0, 1.0]).total(), 0, "too few values for quartiles");
+    /// ```
     pub fn tukey(values: &[f64]) -> Outliers {
         if values.len() < 4 {
             return Outliers::default();

@@ -8,7 +8,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
 pub mod slurm;
@@ -17,7 +16,7 @@ pub mod slurm;
 /// with its cache of measured peaks in the build's temporary folder rather than the user's, and
 /// no machine profile.
 pub fn scalelab() -> Command {
-    let mut cmd = Command::cargo_bin("scalelab").expect("the scalelab binary is built");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scalelab"));
     cmd.env_remove("RUST_BACKTRACE");
     cmd.env(
         "SCALELAB_MACHINE_CACHE",

@@ -900,34 +900,12 @@ impl Parts for GemmParts {
         let blas_err = |e| format!("cuBLAS: {e:?}");
         match &mut self.dev[d] {
             DevMats::F32(a, b, c) if variant == Gemm::Cublas => {
-                let cfg = GemmConfig {
-                    transa: cublasOperation_t::CUBLAS_OP_N,
-                    transb: cublasOperation_t::CUBLAS_OP_N,
-                    m: n,
-                    n: m,
-                    k: n,
-                    alpha: 1.0f32,
-                    lda: n,
-                    ldb: n,
-                    beta: 0.0f32,
-                    ldc: n,
-                };
+                let cfg = row_major_product::<f32>(m, n);
                 // SAFETY: the sizes describe the buffers allocated for this band.
                 unsafe { blas.gemm(cfg, &*b, &*a, c) }.map_err(blas_err)
             }
             DevMats::F64(a, b, c) => {
-                let cfg = GemmConfig {
-                    transa: cublasOperation_t::CUBLAS_OP_N,
-                    transb: cublasOperation_t::CUBLAS_OP_N,
-                    m: n,
-                    n: m,
-                    k: n,
-                    alpha: 1.0f64,
-                    lda: n,
-                    ldb: n,
-                    beta: 0.0f64,
-                    ldc: n,
-                };
+                let cfg = row_major_product::<f64>(m, n);
                 // SAFETY: as above.
                 unsafe { blas.gemm(cfg, &*b, &*a, c) }.map_err(blas_err)
             }
@@ -1005,6 +983,24 @@ impl Parts for GemmParts {
     }
 }
 
+/// The cuBLAS configuration of the row-major band product `C (m × n) = A (m × n) · B (n × n)`,
+/// which is `Cᵀ = Bᵀ · Aᵀ` in cuBLAS's column-major terms: an `n × m` result with B as the left
+/// operand, `alpha = 1`, `beta = 0`.
+fn row_major_product<T: From<u8>>(m: i32, n: i32) -> GemmConfig<T> {
+    GemmConfig {
+        transa: cublasOperation_t::CUBLAS_OP_N,
+        transb: cublasOperation_t::CUBLAS_OP_N,
+        m: n,
+        n: m,
+        k: n,
+        alpha: T::from(1),
+        lda: n,
+        ldb: n,
+        beta: T::from(0),
+        ldc: n,
+    }
+}
+
 /// `cublasGemmEx` for the row-major band product (see [`GemmParts::launch`]): inputs of
 /// `input_type`, f32 output, `compute` arithmetic, `alpha = 1`, `beta = 0`.
 ///
@@ -1019,27 +1015,31 @@ unsafe fn gemm_ex(
     compute: cublasComputeType_t,
 ) -> Result<(), cudarc::cublas::result::CublasError> {
     let (alpha, beta) = (1.0f32, 0.0f32);
-    cudarc::cublas::result::gemm_ex(
-        *blas.handle(),
-        cublasOperation_t::CUBLAS_OP_N,
-        cublasOperation_t::CUBLAS_OP_N,
-        n,
-        m,
-        n,
-        (&alpha) as *const f32 as *const _,
-        b as *const _,
-        input_type,
-        n,
-        a as *const _,
-        input_type,
-        n,
-        (&beta) as *const f32 as *const _,
-        c as *mut _,
-        cudaDataType::CUDA_R_32F,
-        n,
-        compute,
-        cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-    )
+    // SAFETY: the caller guarantees the three device buffers and their sizes; alpha and beta are
+    // host f32s alive for the call (the handle's default host pointer mode).
+    unsafe {
+        cudarc::cublas::result::gemm_ex(
+            *blas.handle(),
+            cublasOperation_t::CUBLAS_OP_N,
+            cublasOperation_t::CUBLAS_OP_N,
+            n,
+            m,
+            n,
+            (&alpha) as *const f32 as *const _,
+            b as *const _,
+            input_type,
+            n,
+            a as *const _,
+            input_type,
+            n,
+            (&beta) as *const f32 as *const _,
+            c as *mut _,
+            cudaDataType::CUDA_R_32F,
+            n,
+            compute,
+            cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+        )
+    }
 }
 
 #[cfg(test)]

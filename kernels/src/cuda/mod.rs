@@ -11,7 +11,7 @@
 //! | [`work`] | analytic FLOPs and bytes of every kernel |
 //! | [`launch`] | grid and block sizes, shared memory per block, their limits |
 //! | [`split`] | how a point's data is divided across its GPUs |
-//! | [`reference`] | deterministic inputs and the serial CPU references the results are checked against |
+//! | [`mod@reference`] | deterministic inputs and the serial CPU references the results are checked against |
 //!
 //! With the feature, `runtime` finds the driver, the devices and NVRTC (each absence is an
 //! error naming the fix, never a panic: cudarc panics when it calls into a library that is not

@@ -86,7 +86,28 @@ pub fn bytes(n: usize) -> f64 {
     24.0 * (n as f64).powi(2)
 }
 
-/// `C = A·B` with `variant` in the current rayon pool. `ws` holds the packing buffers of
+/// `C = A·B` with `variant` in the current rayon pool, here every variant against the textbook
+/// loop:
+///
+/// ```
+/// use scalelab_kernels::gemm::{self, Variant, Workspace};
+///
+/// let n = 37; // not a multiple of any tile or block size, so the edge paths run too
+/// let a: Vec<f64> = (0..n * n).map(|i| (i % 7) as f64 - 3.0).collect();
+/// let b: Vec<f64> = (0..n * n).map(|i| (i % 5) as f64 * 0.5).collect();
+/// let mut want = vec![0.0; n * n];
+/// gemm::naive_serial(n, &a, &b, &mut want);
+/// let mut ws = Workspace::new();
+/// for variant in Variant::ALL {
+///     let mut c = vec![f64::NAN; n * n];
+///     gemm::run(variant, n, &a, &b, &mut c, &mut ws);
+///     // Small integers and halves: every summation order gives the exact product.
+///     assert_eq!(c, want, "{}", variant.name());
+/// }
+/// assert_eq!(gemm::flops(n), 2.0 * 37f64.powi(3));
+/// ```
+///
+/// `ws` holds the packing buffers of
 /// [`Variant::Tuned`] (the other variants need none); pass a [`Workspace`] made beforehand so the
 /// call does not allocate. Panics if a slice is not `n²` long.
 pub fn run(variant: Variant, n: usize, a: &[f64], b: &[f64], c: &mut [f64], ws: &mut Workspace) {

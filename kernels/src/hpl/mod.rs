@@ -292,7 +292,7 @@ pub(crate) fn update_below(
 /// Factor the panel `p[d..m, c0+d .. c0+d+w]` of the row-major `m`-row block `p` (row stride `ld`)
 /// in place, with partial pivoting: relative row `i` holds the diagonal entry of column `c0 + i`.
 /// Row swaps exchange whole rows of `p` (all `ld` columns); `ipiv[i]` is the row swapped with row
-/// `i`, for `i` in `d..d+w`. Recursive above [`BASE`] columns (Gustavson), so most of the panel's
+/// `i`, for `i` in `d..d+w`. Recursive above `BASE` (16) columns (Gustavson), so most of the panel's
 /// flops go through the tuned DGEMM.
 #[allow(clippy::too_many_arguments)]
 pub fn factor_panel(
@@ -413,6 +413,23 @@ pub struct Lu {
 impl Lu {
     /// Allocate `[A | b]` of order `n` (at least 1) with block size `nb` (at least 1) and fill it
     /// from `seed`, in the current pool (first touch by the threads that will update it).
+    ///
+    /// ```
+    /// use scalelab_kernels::hpl::{self, Lu};
+    ///
+    /// let (n, seed) = (100, 7);
+    /// let mut lu = Lu::new(n, 16, seed)?;
+    /// lu.run(); // factor and solve: the timed region
+    /// let x = lu.solution().to_vec();
+    /// let residual = lu.check()?; // HPL's scaled residual, then the matrix is refilled
+    /// assert!(residual.scaled < 16.0, "{residual:?}");
+    /// assert!(lu.solution().iter().all(|v| v.is_nan()), "a check wipes x until the next run");
+    /// // The blocked solve agrees with the unblocked textbook elimination.
+    /// let reference = hpl::solve_serial(n, seed);
+    /// assert!(x.iter().zip(&reference).all(|(x, r)| (x - r).abs() < 1e-9 * (1.0 + r.abs())));
+    /// assert!(Lu::new(0, 16, seed).is_err());
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn new(n: usize, nb: usize, seed: u64) -> Result<Lu, String> {
         if n == 0 {
             return Err("the matrix order n must be at least 1".into());

@@ -96,6 +96,23 @@ fn counts_displs(counts: Vec<usize>) -> (Vec<Count>, Vec<Count>) {
     (counts.into_iter().map(|c| c as Count).collect(), displs)
 }
 
+/// Where one block step works on this rank: the step's columns and what of them is local.
+#[derive(Clone, Copy)]
+struct Step {
+    /// The step's first global column, and its width (nb, or less at the end).
+    k0: usize,
+    kb: usize,
+    /// Rows from k0 on (the panel's height).
+    m: usize,
+    /// The grid column that owns the panel.
+    pc: usize,
+    /// My first local row at or after global row k0.
+    lr0: usize,
+    /// My first trailing local column (global ≥ k0 + kb) and how many there are.
+    lc1: usize,
+    ntrail: usize,
+}
+
 /// This rank's part of a distributed HPL problem.
 pub struct Hpl {
     n: usize,
@@ -242,198 +259,258 @@ impl Hpl {
         debug_assert!(since(t0) >= comm_s);
     }
 
-    /// One block step at global column `k0`; returns the seconds spent in MPI calls.
+    /// One block step at global column `k0` (the phases of the module documentation, in order);
+    /// returns the seconds spent in MPI calls.
     fn step(&mut self, k0: usize) -> f64 {
-        let (n, nb, p, q) = (self.n, self.nb, self.p, self.q);
-        let (myrow, mycol, nq) = (self.myrow, self.mycol, self.nq);
-        let kb = nb.min(n - k0);
-        let m = n - k0;
-        let kblk = k0 / nb;
-        let pc = kblk % q;
+        let s = self.geometry(k0);
         let mut comm_s = 0.0;
-        // My local rows from global k0 on, and my trailing local columns (global ≥ k0 + kb).
-        let lr0 = numroc(k0, nb, myrow, p);
-        let lc1 = numroc(k0 + kb, nb, mycol, q);
-        let ntrail = nq - lc1;
-
-        // Panel: gather along the grid column, factor redundantly.
-        if mycol == pc {
-            let lcp = numroc(k0, nb, mycol, q);
-            let mine = self.mp - lr0;
-            for (l, dst) in self.send[..mine * kb].chunks_exact_mut(kb).enumerate() {
-                dst.copy_from_slice(&self.a[(lr0 + l) * nq + lcp..][..kb]);
-            }
-            let counts: Vec<usize> = (0..p)
-                .map(|r| (numroc(n, nb, r, p) - numroc(k0, nb, r, p)) * kb)
-                .collect();
-            let offsets: Vec<usize> = counts
-                .iter()
-                .scan(0, |acc, &c| {
-                    let d = *acc;
-                    *acc += c;
-                    Some(d)
-                })
-                .collect();
-            let t = Instant::now();
-            if p == 1 {
-                self.recv[..m * kb].copy_from_slice(&self.send[..m * kb]);
-            } else {
-                let (cnt, dsp) = counts_displs(counts);
-                let mut part = PartitionMut::new(&mut self.recv[..m * kb], cnt, &dsp[..]);
-                self.col
-                    .all_gather_varcount_into(&self.send[..mine * kb], &mut part);
-            }
-            comm_s += since(t);
-            // Into global row order.
-            for r in 0..m {
-                let (who, l) = owner(k0 + r, nb, p);
-                let l = l - numroc(k0, nb, who, p);
-                self.panel[r * kb..(r + 1) * kb]
-                    .copy_from_slice(&self.recv[offsets[who] + l * kb..][..kb]);
-            }
-            factor_panel(
-                &mut self.panel[..m * kb],
-                kb,
-                m,
-                0,
-                0,
-                kb,
-                &mut self.ipiv[..kb],
-                &mut self.ws,
-                &mut self.lbuf,
-            );
-            // Store my rows of the factored panel (L, and U₁₁ on the diagonal block's owner).
-            for l in lr0..self.mp {
-                let r = global(l, nb, myrow, p) - k0;
-                self.a[l * nq + lcp..][..kb].copy_from_slice(&self.panel[r * kb..(r + 1) * kb]);
-            }
-            for (d, &s) in self.ipiv_msg.iter_mut().zip(&self.ipiv[..kb]) {
-                *d = s as u64;
-            }
+        if self.mycol == s.pc {
+            comm_s += self.gather_and_factor_panel(&s);
         }
-        // Broadcast the panel and its pivots along the grid rows.
-        let t = Instant::now();
-        if q > 1 {
-            let root = self.row.process_at_rank(pc as i32);
-            root.broadcast_into(&mut self.panel[..m * kb]);
-            root.broadcast_into(&mut self.ipiv_msg[..kb]);
-        }
-        comm_s += since(t);
-        for (d, &s) in self.ipiv[..kb].iter_mut().zip(&self.ipiv_msg[..kb]) {
-            *d = s as usize;
-        }
-
+        comm_s += self.broadcast_panel(&s);
         // Row interchanges on the trailing columns: perm[r] = the original row (relative to k0)
         // that ends at position r.
         let touched: Vec<usize> = {
-            let mut t: Vec<usize> = (0..kb).chain(self.ipiv[..kb].iter().copied()).collect();
+            let mut t: Vec<usize> = (0..s.kb).chain(self.ipiv[..s.kb].iter().copied()).collect();
             t.sort_unstable();
             t.dedup();
             t
         };
-        for j in 0..kb {
+        for j in 0..s.kb {
             self.perm.swap(j, self.ipiv[j]);
         }
-        if ntrail > 0 {
-            // Gather the touched rows (as they were) along the grid column.
-            let mut counts = vec![0usize; p];
-            let mut order: Vec<Vec<usize>> = vec![Vec::new(); p];
-            for &r in &touched {
-                let who = owner(k0 + r, nb, p).0;
-                counts[who] += ntrail;
-                order[who].push(r);
-            }
-            let mut sent = 0;
-            for &r in &order[myrow] {
-                let l = owner(k0 + r, nb, p).1;
-                self.send[sent..sent + ntrail].copy_from_slice(&self.a[l * nq + lc1..][..ntrail]);
-                sent += ntrail;
-            }
-            let total: usize = counts.iter().sum();
-            let t = Instant::now();
-            if p == 1 {
-                self.recv[..total].copy_from_slice(&self.send[..total]);
-            } else {
-                let (cnt, dsp) = counts_displs(counts);
-                let mut part = PartitionMut::new(&mut self.recv[..total], cnt, &dsp[..]);
-                self.col
-                    .all_gather_varcount_into(&self.send[..sent], &mut part);
-            }
-            comm_s += since(t);
-            // Where each touched original row sits in `recv`.
-            let mut at = std::collections::HashMap::with_capacity(touched.len());
-            let mut off = 0;
-            for rows in &order {
-                for &r in rows {
-                    at.insert(r, off);
-                    off += ntrail;
-                }
-            }
-            // The rows of U (positions 0..kb), on every rank of the column.
-            for j in 0..kb {
-                let src = at[&self.perm[j]];
-                self.urows[j * ntrail..(j + 1) * ntrail]
-                    .copy_from_slice(&self.recv[src..src + ntrail]);
-            }
-            // Rows displaced below the panel's top go to their new places.
-            for &r in &touched {
-                if r >= kb && self.perm[r] != r {
-                    let (who, l) = owner(k0 + r, nb, p);
-                    if who == myrow {
-                        let src = at[&self.perm[r]];
-                        self.a[l * nq + lc1..][..ntrail]
-                            .copy_from_slice(&self.recv[src..src + ntrail]);
-                    }
-                }
-            }
-            // U₁₂ = L₁₁⁻¹·U₁₂, redundantly on the column; the owners of the top rows store it.
-            crate::hpl::trsm_unit_lower_separate(
-                &self.panel[..kb * kb],
-                kb,
-                kb,
-                &mut self.urows[..kb * ntrail],
-                ntrail,
-            );
-            for j in 0..kb {
-                let (who, l) = owner(k0 + j, nb, p);
-                if who == myrow {
-                    self.a[l * nq + lc1..][..ntrail]
-                        .copy_from_slice(&self.urows[j * ntrail..(j + 1) * ntrail]);
-                }
-            }
-            // Trailing update of my rows below the panel: A₂₂ −= L₂₁·U₁₂.
-            let lr1 = numroc(k0 + kb, nb, myrow, p);
-            let rows = self.mp - lr1;
-            if rows > 0 {
-                let panel = &self.panel;
-                self.lbuf[..rows * kb]
-                    .par_chunks_mut(kb)
-                    .enumerate()
-                    .with_min_len(64)
-                    .for_each(|(i, dst)| {
-                        let r = global(lr1 + i, nb, myrow, p) - k0;
-                        dst.iter_mut()
-                            .zip(&panel[r * kb..(r + 1) * kb])
-                            .for_each(|(d, s)| *d = -s);
-                    });
-                self.ws.update(
-                    rows,
-                    ntrail,
-                    kb,
-                    &self.lbuf[..rows * kb],
-                    kb,
-                    &self.urows[..kb * ntrail],
-                    ntrail,
-                    &mut self.a[lr1 * nq + lc1..],
-                    nq,
-                );
-            }
+        if s.ntrail > 0 {
+            comm_s += self.swap_rows(&s, &touched);
+            self.solve_u_row(&s);
+            self.update_trailing(&s);
         }
         // Undo the permutation record for the next step (only the touched entries changed).
         for &r in &touched {
             self.perm[r] = r;
         }
         comm_s
+    }
+
+    /// Where the block step at global column `k0` works on this rank.
+    fn geometry(&self, k0: usize) -> Step {
+        let (n, nb, p, q) = (self.n, self.nb, self.p, self.q);
+        let kb = nb.min(n - k0);
+        // My local rows from global k0 on, and my trailing local columns (global ≥ k0 + kb).
+        let lc1 = numroc(k0 + kb, nb, self.mycol, q);
+        Step {
+            k0,
+            kb,
+            m: n - k0,
+            pc: (k0 / nb) % q,
+            lr0: numroc(k0, nb, self.myrow, p),
+            lc1,
+            ntrail: self.nq - lc1,
+        }
+    }
+
+    /// Panel (on the panel's grid column only): gather its rows along the grid column, factor it
+    /// redundantly, store this rank's rows of it; returns MPI seconds.
+    fn gather_and_factor_panel(&mut self, s: &Step) -> f64 {
+        let (n, nb, p, q) = (self.n, self.nb, self.p, self.q);
+        let (myrow, mycol, nq) = (self.myrow, self.mycol, self.nq);
+        let Step { k0, kb, m, lr0, .. } = *s;
+        let lcp = numroc(k0, nb, mycol, q);
+        let mine = self.mp - lr0;
+        for (l, dst) in self.send[..mine * kb].chunks_exact_mut(kb).enumerate() {
+            dst.copy_from_slice(&self.a[(lr0 + l) * nq + lcp..][..kb]);
+        }
+        let counts: Vec<usize> = (0..p)
+            .map(|r| (numroc(n, nb, r, p) - numroc(k0, nb, r, p)) * kb)
+            .collect();
+        let offsets: Vec<usize> = counts
+            .iter()
+            .scan(0, |acc, &c| {
+                let d = *acc;
+                *acc += c;
+                Some(d)
+            })
+            .collect();
+        let t = Instant::now();
+        if p == 1 {
+            self.recv[..m * kb].copy_from_slice(&self.send[..m * kb]);
+        } else {
+            let (cnt, dsp) = counts_displs(counts);
+            let mut part = PartitionMut::new(&mut self.recv[..m * kb], cnt, &dsp[..]);
+            self.col
+                .all_gather_varcount_into(&self.send[..mine * kb], &mut part);
+        }
+        let comm_s = since(t);
+        // Into global row order.
+        for r in 0..m {
+            let (who, l) = owner(k0 + r, nb, p);
+            let l = l - numroc(k0, nb, who, p);
+            self.panel[r * kb..(r + 1) * kb]
+                .copy_from_slice(&self.recv[offsets[who] + l * kb..][..kb]);
+        }
+        factor_panel(
+            &mut self.panel[..m * kb],
+            kb,
+            m,
+            0,
+            0,
+            kb,
+            &mut self.ipiv[..kb],
+            &mut self.ws,
+            &mut self.lbuf,
+        );
+        // Store my rows of the factored panel (L, and U₁₁ on the diagonal block's owner).
+        for l in lr0..self.mp {
+            let r = global(l, nb, myrow, p) - k0;
+            self.a[l * nq + lcp..][..kb].copy_from_slice(&self.panel[r * kb..(r + 1) * kb]);
+        }
+        for (d, &v) in self.ipiv_msg.iter_mut().zip(&self.ipiv[..kb]) {
+            *d = v as u64;
+        }
+        comm_s
+    }
+
+    /// Broadcast: the factored panel and its pivots along the grid rows; returns MPI seconds.
+    fn broadcast_panel(&mut self, s: &Step) -> f64 {
+        let (kb, m) = (s.kb, s.m);
+        let t = Instant::now();
+        if self.q > 1 {
+            let root = self.row.process_at_rank(s.pc as i32);
+            root.broadcast_into(&mut self.panel[..m * kb]);
+            root.broadcast_into(&mut self.ipiv_msg[..kb]);
+        }
+        let comm_s = since(t);
+        for (d, &v) in self.ipiv[..kb].iter_mut().zip(&self.ipiv_msg[..kb]) {
+            *d = v as usize;
+        }
+        comm_s
+    }
+
+    /// Swap: gather the `touched` rows (as they were) of the trailing columns along the grid
+    /// column, copy the pivot rows into `urows` (the row of U) and put the rows displaced below
+    /// the panel's top in their new places; returns MPI seconds.
+    fn swap_rows(&mut self, s: &Step, touched: &[usize]) -> f64 {
+        let (nb, p, myrow, nq) = (self.nb, self.p, self.myrow, self.nq);
+        let Step {
+            k0,
+            kb,
+            lc1,
+            ntrail,
+            ..
+        } = *s;
+        let mut counts = vec![0usize; p];
+        let mut order: Vec<Vec<usize>> = vec![Vec::new(); p];
+        for &r in touched {
+            let who = owner(k0 + r, nb, p).0;
+            counts[who] += ntrail;
+            order[who].push(r);
+        }
+        let mut sent = 0;
+        for &r in &order[myrow] {
+            let l = owner(k0 + r, nb, p).1;
+            self.send[sent..sent + ntrail].copy_from_slice(&self.a[l * nq + lc1..][..ntrail]);
+            sent += ntrail;
+        }
+        let total: usize = counts.iter().sum();
+        let t = Instant::now();
+        if p == 1 {
+            self.recv[..total].copy_from_slice(&self.send[..total]);
+        } else {
+            let (cnt, dsp) = counts_displs(counts);
+            let mut part = PartitionMut::new(&mut self.recv[..total], cnt, &dsp[..]);
+            self.col
+                .all_gather_varcount_into(&self.send[..sent], &mut part);
+        }
+        let comm_s = since(t);
+        // Where each touched original row sits in `recv`.
+        let mut at = std::collections::HashMap::with_capacity(touched.len());
+        let mut off = 0;
+        for rows in &order {
+            for &r in rows {
+                at.insert(r, off);
+                off += ntrail;
+            }
+        }
+        // The rows of U (positions 0..kb), on every rank of the column.
+        for j in 0..kb {
+            let src = at[&self.perm[j]];
+            self.urows[j * ntrail..(j + 1) * ntrail].copy_from_slice(&self.recv[src..src + ntrail]);
+        }
+        // Rows displaced below the panel's top go to their new places.
+        for &r in touched {
+            if r >= kb && self.perm[r] != r {
+                let (who, l) = owner(k0 + r, nb, p);
+                if who == myrow {
+                    let src = at[&self.perm[r]];
+                    self.a[l * nq + lc1..][..ntrail].copy_from_slice(&self.recv[src..src + ntrail]);
+                }
+            }
+        }
+        comm_s
+    }
+
+    /// U row: U₁₂ = L₁₁⁻¹·U₁₂, redundantly on the column; the owners of the top rows store it.
+    fn solve_u_row(&mut self, s: &Step) {
+        let (nb, p, myrow, nq) = (self.nb, self.p, self.myrow, self.nq);
+        let Step {
+            k0,
+            kb,
+            lc1,
+            ntrail,
+            ..
+        } = *s;
+        crate::hpl::trsm_unit_lower_separate(
+            &self.panel[..kb * kb],
+            kb,
+            kb,
+            &mut self.urows[..kb * ntrail],
+            ntrail,
+        );
+        for j in 0..kb {
+            let (who, l) = owner(k0 + j, nb, p);
+            if who == myrow {
+                self.a[l * nq + lc1..][..ntrail]
+                    .copy_from_slice(&self.urows[j * ntrail..(j + 1) * ntrail]);
+            }
+        }
+    }
+
+    /// Update: this rank's rows below the panel, A₂₂ −= L₂₁·U₁₂ through the tuned DGEMM.
+    fn update_trailing(&mut self, s: &Step) {
+        let (nb, p, myrow, nq) = (self.nb, self.p, self.myrow, self.nq);
+        let Step {
+            k0,
+            kb,
+            lc1,
+            ntrail,
+            ..
+        } = *s;
+        let lr1 = numroc(k0 + kb, nb, myrow, p);
+        let rows = self.mp - lr1;
+        if rows == 0 {
+            return;
+        }
+        let panel = &self.panel;
+        self.lbuf[..rows * kb]
+            .par_chunks_mut(kb)
+            .enumerate()
+            .with_min_len(64)
+            .for_each(|(i, dst)| {
+                let r = global(lr1 + i, nb, myrow, p) - k0;
+                dst.iter_mut()
+                    .zip(&panel[r * kb..(r + 1) * kb])
+                    .for_each(|(d, v)| *d = -v);
+            });
+        self.ws.update(
+            rows,
+            ntrail,
+            kb,
+            &self.lbuf[..rows * kb],
+            kb,
+            &self.urows[..kb * ntrail],
+            ntrail,
+            &mut self.a[lr1 * nq + lc1..],
+            nq,
+        );
     }
 
     /// Distributed back substitution; every rank ends with all of x. Returns MPI seconds.

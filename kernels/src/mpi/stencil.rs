@@ -170,6 +170,111 @@ fn update_parallel(
         });
 }
 
+/// The local geometry of a rank's block, the same at every sweep.
+struct Block {
+    /// Owned rows and columns, and the local row length (owned columns + 2).
+    lr: usize,
+    lc: usize,
+    w: usize,
+    /// Updated global rows and columns (the global interior), as local ranges.
+    ur: Range<usize>,
+    uc: Range<usize>,
+    /// The points whose stencil reads no halo (local rows and columns 2..=l-1).
+    ir: Range<usize>,
+    ic: Range<usize>,
+}
+
+/// Pack the first and last owned columns of `src`, post the eight non-blocking halo messages,
+/// update the interior while they fly, and wait for them. Returns (seconds packing, posting and
+/// waiting; seconds updating).
+fn exchange_and_update_interior(
+    comm: &CartesianCommunicator,
+    nbr: &[Option<Rank>; 4],
+    send: &mut [Vec<f64>; 2],
+    recv: &mut [Vec<f64>; 4],
+    src: &[f64],
+    dst: &mut [f64],
+    block: &Block,
+) -> (f64, f64) {
+    let &Block { lr, lc, w, .. } = block;
+    let t = Instant::now();
+    let [sl, sr] = send;
+    for (k, i) in (1..=lr).enumerate() {
+        sl[k] = src[i * w + 1];
+        sr[k] = src[i * w + lc];
+    }
+    mpi::request::scope(|scope| {
+        let mut reqs: [Option<Request<'_, [f64], &LocalScope<'_>>>; 8] = Default::default();
+        let [rup, rdown, rleft, rright] = recv;
+        let targets: [&mut [f64]; 4] = [rup, rdown, rleft, rright];
+        for (d, buf) in targets.into_iter().enumerate() {
+            if let Some(q) = nbr[d] {
+                reqs[d] = Some(comm.process_at_rank(q).immediate_receive_into_with_tag(
+                    scope,
+                    buf,
+                    OPPOSITE[d] as i32,
+                ));
+            }
+        }
+        let outgoing: [&[f64]; 4] = [
+            &src[w + 1..w + 1 + lc],
+            &src[lr * w + 1..lr * w + 1 + lc],
+            &sl[..],
+            &sr[..],
+        ];
+        for (d, buf) in outgoing.into_iter().enumerate() {
+            if let Some(q) = nbr[d] {
+                reqs[4 + d] = Some(
+                    comm.process_at_rank(q)
+                        .immediate_send_with_tag(scope, buf, d as i32),
+                );
+            }
+        }
+        let posted = since(t);
+        let t = Instant::now();
+        update_parallel(dst, src, w, block.ir.clone(), &block.ic);
+        let computed = since(t);
+        let t = Instant::now();
+        for r in reqs.iter_mut() {
+            if let Some(r) = r.take() {
+                r.wait_without_status();
+            }
+        }
+        (posted + since(t), computed)
+    })
+}
+
+/// Copy the received halos into `src`'s halo cells (only from neighbours that exist).
+fn unpack_halos(src: &mut [f64], recv: &[Vec<f64>; 4], nbr: &[Option<Rank>; 4], block: &Block) {
+    let &Block { lr, lc, w, .. } = block;
+    if nbr[UP].is_some() {
+        src[1..1 + lc].copy_from_slice(&recv[UP]);
+    }
+    if nbr[DOWN].is_some() {
+        src[(lr + 1) * w + 1..(lr + 1) * w + 1 + lc].copy_from_slice(&recv[DOWN]);
+    }
+    for (k, i) in (1..=lr).enumerate() {
+        if nbr[LEFT].is_some() {
+            src[i * w] = recv[LEFT][k];
+        }
+        if nbr[RIGHT].is_some() {
+            src[i * w + lc + 1] = recv[RIGHT][k];
+        }
+    }
+}
+
+/// Update the rim, the points that read a halo: updated rows above and below the interior rows,
+/// and the interior rows' columns left and right of the interior columns.
+fn update_rim(dst: &mut [f64], src: &[f64], block: &Block) {
+    let Block {
+        w, ur, uc, ir, ic, ..
+    } = block;
+    update_serial(dst, src, *w, ur.start..ir.start, uc);
+    update_serial(dst, src, *w, ir.end..ur.end, uc);
+    update_serial(dst, src, *w, ir.clone(), &(uc.start..ic.start));
+    update_serial(dst, src, *w, ir.clone(), &(ic.end..uc.end));
+}
+
 /// This rank's block of a distributed Jacobi problem.
 pub struct HaloJacobi {
     comm: CartesianCommunicator,
@@ -318,6 +423,15 @@ impl HaloJacobi {
         let (ur, uc) = (updated(rows, n), updated(cols, n));
         // Points whose stencil reads no halo: local rows and columns 2..=l-1.
         let (ir, ic) = (inner(&ur, 2, lr), inner(&uc, 2, lc));
+        let block = Block {
+            lr,
+            lc,
+            w,
+            ur,
+            uc,
+            ir,
+            ic,
+        };
         let (mut comm_s, mut compute_s) = (0.0, 0.0);
         let [init, b0, b1] = bufs;
         for it in 0..*iterations {
@@ -328,75 +442,12 @@ impl HaloJacobi {
             } else {
                 (&mut b1[..], &mut b0[..])
             };
+            let (c, m) = exchange_and_update_interior(comm, nbr, send, recv, src, dst, &block);
             let t = Instant::now();
-            let [sl, sr] = &mut *send;
-            for (k, i) in (1..=lr).enumerate() {
-                sl[k] = src[i * w + 1];
-                sr[k] = src[i * w + lc];
-            }
-            let (c, m) = mpi::request::scope(|scope| {
-                let src: &[f64] = src;
-                let mut reqs: [Option<Request<'_, [f64], &LocalScope<'_>>>; 8] = Default::default();
-                let [rup, rdown, rleft, rright] = &mut *recv;
-                let targets: [&mut [f64]; 4] = [rup, rdown, rleft, rright];
-                for (d, buf) in targets.into_iter().enumerate() {
-                    if let Some(q) = nbr[d] {
-                        reqs[d] = Some(comm.process_at_rank(q).immediate_receive_into_with_tag(
-                            scope,
-                            buf,
-                            OPPOSITE[d] as i32,
-                        ));
-                    }
-                }
-                let outgoing: [&[f64]; 4] = [
-                    &src[w + 1..w + 1 + lc],
-                    &src[lr * w + 1..lr * w + 1 + lc],
-                    &sl[..],
-                    &sr[..],
-                ];
-                for (d, buf) in outgoing.into_iter().enumerate() {
-                    if let Some(q) = nbr[d] {
-                        reqs[4 + d] = Some(
-                            comm.process_at_rank(q)
-                                .immediate_send_with_tag(scope, buf, d as i32),
-                        );
-                    }
-                }
-                let posted = since(t);
-                let t = Instant::now();
-                update_parallel(dst, src, w, ir.clone(), &ic);
-                let computed = since(t);
-                let t = Instant::now();
-                for r in reqs.iter_mut() {
-                    if let Some(r) = r.take() {
-                        r.wait_without_status();
-                    }
-                }
-                (posted + since(t), computed)
-            });
-            let t = Instant::now();
-            if nbr[UP].is_some() {
-                src[1..1 + lc].copy_from_slice(&recv[UP]);
-            }
-            if nbr[DOWN].is_some() {
-                src[(lr + 1) * w + 1..(lr + 1) * w + 1 + lc].copy_from_slice(&recv[DOWN]);
-            }
-            for (k, i) in (1..=lr).enumerate() {
-                if nbr[LEFT].is_some() {
-                    src[i * w] = recv[LEFT][k];
-                }
-                if nbr[RIGHT].is_some() {
-                    src[i * w + lc + 1] = recv[RIGHT][k];
-                }
-            }
+            unpack_halos(src, recv, nbr, &block);
             comm_s += c + since(t);
             let t = Instant::now();
-            // The rim: updated rows above and below the interior rows, and the interior rows'
-            // columns left and right of the interior columns.
-            update_serial(dst, src, w, ur.start..ir.start, &uc);
-            update_serial(dst, src, w, ir.end..ur.end, &uc);
-            update_serial(dst, src, w, ir.clone(), &(uc.start..ic.start));
-            update_serial(dst, src, w, ir.clone(), &(ic.end..uc.end));
+            update_rim(dst, src, &block);
             compute_s += m + since(t);
         }
         self.comm_s = comm_s;

@@ -238,6 +238,24 @@ pub fn add(c: &mut [f64], a: &[f64], b: &[f64], stores: Stores) {
 }
 
 /// Parallel triad `a[i] = b[i] + q·c[i]`: one contiguous chunk per worker of the current pool.
+///
+/// ```
+/// use scalelab_kernels::stream::{self, Op, Stores};
+///
+/// let n = 10_000;
+/// let (b, c) = (stream::init(n, |i| i as f64), stream::init(n, |_| 2.0));
+/// let mut want = vec![0.0; n];
+/// stream::triad_serial(&mut want, &b, &c, 3.0);
+/// let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+/// for stores in [Stores::Cached, Stores::Streaming] {
+///     let mut a = vec![f64::NAN; n];
+///     pool.install(|| stream::triad(&mut a, &b, &c, 3.0, stores));
+///     assert_eq!(a, want, "{}", stores.name());
+/// }
+/// assert_eq!(want[5], 5.0 + 3.0 * 2.0);
+/// // STREAM's counts: 2 flops and 24 bytes (two reads, one write) per element.
+/// assert_eq!((Op::Triad.flops(n), Op::Triad.bytes(n)), (2.0 * n as f64, 24.0 * n as f64));
+/// ```
 pub fn triad(a: &mut [f64], b: &[f64], c: &[f64], q: f64, stores: Stores) {
     same_len(a, &[b, c]);
     let chunk = static_chunk(a.len());

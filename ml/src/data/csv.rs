@@ -32,7 +32,7 @@ pub const MAX_CSV_BYTES: u64 = 1 << 30;
 
 /// Load `path` with the target column `target`. The dataset is named after the file's stem.
 ///
-/// Only a regular file of at most [`MAX_CSV_BYTES`] is read: a device or a pipe (which could block
+/// Only a regular file of at most `MAX_CSV_BYTES` (1 GiB) is read: a device or a pipe (which could block
 /// or never end) is refused by name.
 pub fn load_csv(path: &Path, target: &str, task: Task) -> Result<Dataset, String> {
     use std::io::Read;

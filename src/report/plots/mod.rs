@@ -2,25 +2,25 @@
 //!
 //! For every study the report draws (one file per chart family):
 //!
-//! * [`scaling`]: strong scaling **speedup** S(p) against the workers p, both on log₂ axes, with
+//! * `scaling`: strong scaling **speedup** S(p) against the workers p, both on log₂ axes, with
 //!   the ideal line S = p; **parallel efficiency** against p (strong: S/p; weak: T(p₀)/T(p)) with
 //!   the ideal 100 % line;
-//! * [`throughput`]: GFLOP/s, or GB/s for memory-bound workloads (see [`super::Throughput`]),
+//! * `throughput`: GFLOP/s, or GB/s for memory-bound workloads (see [`super::Throughput`]),
 //!   against the problem size when a strong study sweeps several sizes, else against p; a dashed
 //!   line marks the machine's theoretical FMA peak (peak per core × p) where that peak bounds the
 //!   workload (dense linear algebra: `gemm`, `hpl`), never under Monte Carlo π or a stencil;
-//! * [`messages`]: for MPI message-size studies (see [`super::messages`]), instead of the above,
+//! * `messages`: for MPI message-size studies (see [`super::messages`]), instead of the above,
 //!   **latency** (µs) and **bandwidth** (GB/s) against the message size, log–log; for studies
 //!   whose points record `comm_s`, **compute vs communication** time against p;
-//! * [`ml`]: for nested cross-validation studies, **non-nested vs nested score**.
+//! * `ml`: for nested cross-validation studies, **non-nested vs nested score**.
 //!
 //! Every point is drawn at its **median** with a whisker over the spread of its repetitions: the
 //! interquartile range by default, the fastest to the slowest repetition with
 //! [`Spread::MinMax`] (`scalelab report --spread minmax`). Axes are scaled to what is drawn (log axes hug the data, with at least two ticks).
 //! Disturbed points (see [`crate::load`]) are drawn hollow in every chart. Legend entries show
-//! only what varies between the lines; what they share is the subtitle ([`labels`]). The page
+//! only what varies between the lines; what they share is the subtitle (`labels`). The page
 //! layout (header, plot area, legend below it, caption), the colours and the files are
-//! [`render`]'s; [`axis`] maps values and labels ticks. Plots of a mock run carry a "MOCK DATA"
+//! `render`'s; `axis` maps values and labels ticks. Plots of a mock run carry a "MOCK DATA"
 //! badge.
 
 mod axis;

@@ -49,13 +49,24 @@ impl MicroKernel for Kernel {
         ldc: usize,
         accumulate: bool,
     ) {
+        debug_assert_eq!(
+            b.addr() % 32,
+            0,
+            "B̃ must be 32-byte aligned for _mm256_load_pd"
+        );
+        // SAFETY: the caller upholds `MicroKernel::tile`'s contract (sizes, B̃'s alignment, and a
+        // CPU with AVX2 and FMA, which the `target_feature` function needs).
         #[cfg(target_arch = "x86_64")]
-        tile(kc, a, b, c, ldc, accumulate);
+        unsafe {
+            tile(kc, a, b, c, ldc, accumulate)
+        };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the AVX2 kernel is only selected on x86-64 CPUs that have it");
     }
 }
 
+/// # Safety
+/// As [`MicroKernel::tile`], with `b` 32-byte aligned, on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile(
@@ -66,30 +77,36 @@ unsafe fn tile(
     ldc: usize,
     accumulate: bool,
 ) {
-    let mut acc = [[_mm256_setzero_pd(); NV]; MR];
-    for _ in 0..kc {
-        let mut bv = [_mm256_setzero_pd(); NV];
-        for (v, x) in bv.iter_mut().enumerate() {
-            *x = _mm256_load_pd(b.add(4 * v));
-        }
-        for (i, row) in acc.iter_mut().enumerate() {
-            let av = _mm256_broadcast_sd(&*a.add(i));
-            for (x, bx) in row.iter_mut().zip(&bv) {
-                *x = _mm256_fmadd_pd(av, *bx, *x);
+    // SAFETY: the caller guarantees `MicroKernel::tile`'s contract: `a` holds kc·MR values and
+    // `b` kc·NR, 32-byte aligned (so each `_mm256_load_pd` of a B̃ row is aligned and in bounds),
+    // C rows 0..MR at stride `ldc` hold NR values (unaligned loads and stores), and the CPU has
+    // AVX2 and FMA.
+    unsafe {
+        let mut acc = [[_mm256_setzero_pd(); NV]; MR];
+        for _ in 0..kc {
+            let mut bv = [_mm256_setzero_pd(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm256_load_pd(b.add(4 * v));
             }
+            for (i, row) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_sd(&*a.add(i));
+                for (x, bx) in row.iter_mut().zip(&bv) {
+                    *x = _mm256_fmadd_pd(av, *bx, *x);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(4 * NV);
         }
-        a = a.add(MR);
-        b = b.add(4 * NV);
-    }
-    for (i, row) in acc.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            let p = c.add(i * ldc + 4 * v);
-            let out = if accumulate {
-                _mm256_add_pd(_mm256_loadu_pd(p), *x)
-            } else {
-                *x
-            };
-            _mm256_storeu_pd(p, out);
+        for (i, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let p = c.add(i * ldc + 4 * v);
+                let out = if accumulate {
+                    _mm256_add_pd(_mm256_loadu_pd(p), *x)
+                } else {
+                    *x
+                };
+                _mm256_storeu_pd(p, out);
+            }
         }
     }
 }

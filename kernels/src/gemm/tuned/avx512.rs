@@ -71,13 +71,24 @@ impl MicroKernel for Kernel {
         ldc: usize,
         accumulate: bool,
     ) {
+        debug_assert_eq!(
+            b.addr() % 64,
+            0,
+            "B̃ must be 64-byte aligned for _mm512_load_pd"
+        );
+        // SAFETY: the caller upholds `MicroKernel::tile`'s contract (sizes, B̃'s alignment, and a
+        // CPU with AVX-512F and FMA, which the `target_feature` function needs).
         #[cfg(target_arch = "x86_64")]
-        tile::<MR, NV>(kc, a, b, c, ldc, accumulate);
+        unsafe {
+            tile::<MR, NV>(kc, a, b, c, ldc, accumulate)
+        };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("the AVX-512 kernel is only selected on x86-64 CPUs that have it");
     }
 }
 
+/// # Safety
+/// As [`MicroKernel::tile`], with `b` 64-byte aligned, on a CPU with AVX-512F and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 unsafe fn tile<const R: usize, const V: usize>(
@@ -88,52 +99,58 @@ unsafe fn tile<const R: usize, const V: usize>(
     ldc: usize,
     accumulate: bool,
 ) {
-    // C's tile is touched only after the KC loop: ask for it in L2 now and in L1 shortly before the
-    // end, so its (possibly DRAM-latency) misses overlap with the FMAs rather than follow them.
-    let prefetch_c = |hint_l1: bool| {
-        for i in 0..R {
-            let row = c.add(i * ldc).cast::<i8>();
-            for off in (0..8 * V * 8 + 63).step_by(64) {
-                let p = row.wrapping_add(off.min(8 * V * 8 - 1));
-                if hint_l1 {
-                    _mm_prefetch::<_MM_HINT_T0>(p);
+    // SAFETY: the caller guarantees `MicroKernel::tile`'s contract: `a` holds kc·R values and
+    // `b` kc·8·V, 64-byte aligned (so each `_mm512_load_pd` of a B̃ row is aligned and in bounds),
+    // C rows 0..R at stride `ldc` hold 8·V values (unaligned loads and stores; the prefetches
+    // only hint and cannot fault), and the CPU has AVX-512F and FMA.
+    unsafe {
+        // C's tile is touched only after the KC loop: ask for it in L2 now and in L1 shortly before the
+        // end, so its (possibly DRAM-latency) misses overlap with the FMAs rather than follow them.
+        let prefetch_c = |hint_l1: bool| {
+            for i in 0..R {
+                let row = c.add(i * ldc).cast::<i8>();
+                for off in (0..8 * V * 8 + 63).step_by(64) {
+                    let p = row.wrapping_add(off.min(8 * V * 8 - 1));
+                    if hint_l1 {
+                        _mm_prefetch::<_MM_HINT_T0>(p);
+                    } else {
+                        _mm_prefetch::<_MM_HINT_T1>(p);
+                    }
+                }
+            }
+        };
+        prefetch_c(false);
+        let mut acc = [[_mm512_setzero_pd(); V]; R];
+        let tail = kc.min(PREFETCH_TAIL);
+        for (steps, last) in [(kc - tail, false), (tail, true)] {
+            if last {
+                prefetch_c(true);
+            }
+            for _ in 0..steps {
+                let mut bv = [_mm512_setzero_pd(); V];
+                for (v, x) in bv.iter_mut().enumerate() {
+                    *x = _mm512_load_pd(b.add(8 * v));
+                }
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_pd(*a.add(i));
+                    for (x, bx) in row.iter_mut().zip(&bv) {
+                        *x = _mm512_fmadd_pd(av, *bx, *x);
+                    }
+                }
+                a = a.add(R);
+                b = b.add(8 * V);
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                let p = c.add(i * ldc + 8 * v);
+                let out = if accumulate {
+                    _mm512_add_pd(_mm512_loadu_pd(p), *x)
                 } else {
-                    _mm_prefetch::<_MM_HINT_T1>(p);
-                }
+                    *x
+                };
+                _mm512_storeu_pd(p, out);
             }
-        }
-    };
-    prefetch_c(false);
-    let mut acc = [[_mm512_setzero_pd(); V]; R];
-    let tail = kc.min(PREFETCH_TAIL);
-    for (steps, last) in [(kc - tail, false), (tail, true)] {
-        if last {
-            prefetch_c(true);
-        }
-        for _ in 0..steps {
-            let mut bv = [_mm512_setzero_pd(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_load_pd(b.add(8 * v));
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_pd(*a.add(i));
-                for (x, bx) in row.iter_mut().zip(&bv) {
-                    *x = _mm512_fmadd_pd(av, *bx, *x);
-                }
-            }
-            a = a.add(R);
-            b = b.add(8 * V);
-        }
-    }
-    for (i, row) in acc.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            let p = c.add(i * ldc + 8 * v);
-            let out = if accumulate {
-                _mm512_add_pd(_mm512_loadu_pd(p), *x)
-            } else {
-                *x
-            };
-            _mm512_storeu_pd(p, out);
         }
     }
 }

@@ -130,7 +130,10 @@ pub(crate) trait MicroKernel {
     ///
     /// # Safety
     /// `a` holds `kc·MR` values, `b` holds `kc·NR`, C rows `0..MR` at stride `ldc` hold `NR` values
-    /// each, and the CPU supports the kernel's instruction set.
+    /// each, and the CPU supports the kernel's instruction set. `b` is aligned to [`B_ALIGN`] bytes:
+    /// the SIMD kernels read B̃ with aligned vector loads (`_mm256_load_pd`, `_mm512_load_pd`), one
+    /// row of `NR` doubles per step, so `NR · 8` is a multiple of the vector width too. `a` and C
+    /// need only `f64` alignment.
     unsafe fn tile(
         kc: usize,
         a: *const f64,
@@ -141,10 +144,17 @@ pub(crate) trait MicroKernel {
     );
 }
 
+/// The alignment in bytes of the packed B̃ micro-panels that [`MicroKernel::tile`] requires: the
+/// widest vector (AVX-512, 64 bytes), which the AVX2 kernel's 32 bytes divide. [`AlignedBuf`]
+/// starts every panel buffer on a cache line, and each micro-panel is `kc · NR` doubles, a multiple
+/// of 8, so every micro-panel and every row of it stays aligned.
+pub(crate) const B_ALIGN: usize = 64;
+
 /// A 64-byte aligned cache line of doubles (packed panels start on cache lines).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([f64; 8]);
+const _: () = assert!(std::mem::align_of::<Line>() == B_ALIGN);
 
 /// A growable, 64-byte aligned buffer of doubles.
 #[derive(Default)]
@@ -413,6 +423,9 @@ fn drive<K: MicroKernel>(ws: &mut Workspace, shape: &Shape, a: &[f64], b: &[f64]
     } = *shape;
     let (mr, nr) = (K::MR, K::NR);
     const { assert!(K::MR * K::NR <= MAX_TILE) };
+    // Each micro-panel of B̃ (kc·NR doubles) starts where the last ended: NR doubles must keep the
+    // B_ALIGN alignment the buffer starts with.
+    const { assert!((K::NR * 8) % B_ALIGN == 0) };
     let Blocking { mc, kc, nc } = ws.blocking;
     let Workspace { b_pack, a_pack, .. } = ws;
     let threads = rayon::current_num_threads().min(a_pack.len()).max(1);
@@ -446,13 +459,15 @@ fn drive<K: MicroKernel>(ws: &mut Workspace, shape: &Shape, a: &[f64], b: &[f64]
                         for jr in 0..panels {
                             let ncols = nr.min(ncur - jr * nr);
                             let bpanel = bp[jr * kcur * nr..].as_ptr();
+                            debug_assert_eq!(bpanel.addr() % B_ALIGN, 0, "B̃ micro-panel alignment");
                             for ir in (0..mcur).step_by(mr) {
                                 let nrows = mr.min(mcur - ir);
                                 let apanel = ap[ir * kcur..].as_ptr();
                                 let coff = (ic + ir) * ldc + jc + jr * nr;
                                 if nrows == mr && ncols == nr {
                                     // SAFETY: full tile inside the band; panels hold kcur·MR and
-                                    // kcur·NR values; the workspace's ISA is supported.
+                                    // kcur·NR values, B̃'s aligned to B_ALIGN (checked above in
+                                    // debug builds); the workspace's ISA is supported.
                                     unsafe {
                                         K::tile(
                                             kcur,
@@ -493,11 +508,52 @@ mod tests {
     use crate::gemm::tests::{assert_close, inputs};
     use crate::testing::{pool, THREADS};
 
+    /// The CPU flags a micro-kernel needs, for the SKIPPED line of a CPU without them.
+    fn cpu_flags(isa: Isa) -> &'static str {
+        match isa {
+            Isa::Avx512 => "avx512f and fma",
+            Isa::Avx2 => "avx2 and fma",
+            Isa::Portable => "nothing",
+        }
+    }
+
+    /// Every micro-kernel this CPU can run (the AVX2 one too on an AVX-512 CPU, so both paths are
+    /// tested wherever the CPU allows). One it cannot run is named on stderr as SKIPPED with the
+    /// flags it lacks, never dropped silently: these machines vary between AVX2-only and
+    /// AVX-512 CPUs.
     fn isas() -> Vec<Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable]
             .into_iter()
-            .filter(|i| i.available())
+            .filter(|&isa| {
+                let ok = isa.available();
+                if !ok {
+                    eprintln!(
+                        "SKIPPED: the {} micro-kernel is not tested: this CPU lacks {}",
+                        isa.name(),
+                        cpu_flags(isa)
+                    );
+                }
+                ok
+            })
             .collect()
+    }
+
+    /// Says which micro-kernels this run tests and which it skips (`.config/nextest.toml` shows
+    /// this test's output even when it passes), and checks that an AVX-512 CPU also tests the
+    /// AVX2 kernel.
+    #[test]
+    fn micro_kernels_tested_on_this_cpu_are_listed_and_skips_named() {
+        let tested = isas();
+        let names: Vec<&str> = tested.iter().map(|i| i.name()).collect();
+        eprintln!("micro-kernels tested on this CPU: {}", names.join(", "));
+        assert!(tested.contains(&Isa::Portable));
+        if Isa::Avx512.available() {
+            assert!(
+                tested.contains(&Isa::Avx2),
+                "an AVX-512 CPU runs the AVX2 kernel too"
+            );
+        }
+        assert_eq!(tested.contains(&Isa::Avx2), avx2::available());
     }
 
     #[test]
