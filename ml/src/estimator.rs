@@ -77,6 +77,17 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// The growth curve of a forest fitted with `n_estimators = "auto"`: (trees so far, out-of-bag
+    /// score) after each batch, the last entry being the forest returned. `None` for other models.
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        None
+    }
+
+    /// The members of an ensemble of trees (the trees of a forest). `None` for other models.
+    fn n_members(&self) -> Option<usize> {
+        None
+    }
+
     /// Mean decrease in impurity per feature (Breiman's importances, as scikit-learn's
     /// `feature_importances_`): each tree's split gains summed by feature and normalised to sum to 1,
     /// averaged over the trees. `None` for models that are not trees.

@@ -563,6 +563,14 @@ impl Model for PipelineModel {
     fn oob_score(&self) -> Option<f64> {
         self.model.oob_score()
     }
+
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        self.model.oob_curve()
+    }
+
+    fn n_members(&self) -> Option<usize> {
+        self.model.n_members()
+    }
 }
 
 #[cfg(test)]

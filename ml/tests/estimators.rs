@@ -355,7 +355,8 @@ fn bad_hyperparameters_are_explained() {
     );
     assert_eq!(
         err("random_forest", params(&[("n_estimators", Hp::Int(0))])),
-        "random_forest: `n_estimators` = 0 is not allowed; allowed: an integer from 1 to 100000"
+        "random_forest: `n_estimators` = 0 is not allowed; allowed: an integer from 1 to 100000, \
+         or \"auto\""
     );
     assert_eq!(
         err("random_forest", params(&[("max_features", Hp::Float(1.5))])),

@@ -111,6 +111,8 @@ pub(crate) struct TreeEnsemble {
     /// 0 for regression.
     pub n_classes: usize,
     pub oob_score: Option<f64>,
+    /// (trees, out-of-bag score) after each batch of a forest grown with `n_estimators = "auto"`.
+    pub oob_curve: Option<Vec<(usize, f64)>>,
 }
 
 impl TreeEnsemble {
@@ -175,6 +177,14 @@ impl Model for TreeEnsemble {
 
     fn oob_score(&self) -> Option<f64> {
         self.oob_score
+    }
+
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        self.oob_curve.as_deref()
+    }
+
+    fn n_members(&self) -> Option<usize> {
+        Some(self.trees.len())
     }
 
     fn feature_importances(&self) -> Option<Vec<f64>> {

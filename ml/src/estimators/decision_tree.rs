@@ -238,6 +238,7 @@ impl Estimator for DecisionTree {
             trees: vec![tree],
             n_classes: cfg.n_classes,
             oob_score: None,
+            oob_curve: None,
         }))
     }
 }

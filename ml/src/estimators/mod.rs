@@ -20,7 +20,7 @@ pub use boosting::{AdaBoost, GradientBoosting};
 pub use decision_tree::DecisionTree;
 pub use dummy::MostFrequent;
 pub use ensemble::{Bagging, Voting};
-pub use forest::Forest;
+pub use forest::{Forest, AUTO_BATCH, AUTO_MAX_TREES, AUTO_PATIENCE, AUTO_TOL};
 pub use logistic::Logistic;
 pub use params::{Kind, MaxFeatures, ParamSpec};
 pub use reference::Smartcore;
