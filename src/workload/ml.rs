@@ -592,7 +592,7 @@ fn plan_notes(name: &str, kind: Kind, params: &Params) -> Vec<String> {
     let Ok(Loaded { data, .. }) = load_dataset(name, params, true) else {
         return Vec::new(); // the check reports the error
     };
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = trees_overridden(params).into_iter().collect();
     let task = text(params, "task").unwrap_or("auto");
     if let Some((_, path)) = csv_dataset(params) {
         let target = text(params, "target").unwrap_or("target");
@@ -653,6 +653,20 @@ fn plan_notes(name: &str, kind: Kind, params: &Params) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The note that `hyper` sets the ensemble size itself (`n_estimators = "auto"`, or a number), so
+/// the `trees` key, which the plan still shows with its default, is not used.
+fn trees_overridden(params: &Params) -> Option<String> {
+    let estimator = text(params, "estimator").ok()?;
+    let key = estimators::ensemble_size(estimator)?;
+    let grid = ParamGrid::parse(text(params, "hyper").ok()?).ok()?;
+    let (_, values) = grid.axes.iter().find(|(k, _)| k == key)?;
+    let trees = int_param(params, "trees").ok()?;
+    Some(format!(
+        "{estimator}: `hyper` sets {key} = {}, so `trees` = {trees} is not used",
+        search::grid::format_value(values.first()?)
+    ))
 }
 
 /// Rows a check-time trial fit uses at most.
@@ -1928,6 +1942,10 @@ mod tests {
             assert_eq!(*n, 10.0 * (i + 1) as f64, "{curve}");
         }
         assert_eq!(*pairs.last().unwrap(), (m["n_estimators"], m["oob_score"]));
+        assert_eq!(
+            w.plan_notes(&p),
+            ["random_forest: `hyper` sets n_estimators = auto, so `trees` = 100 is not used"]
+        );
         // A fixed-size forest records neither.
         let fixed = params(
             &w,
