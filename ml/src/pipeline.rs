@@ -528,7 +528,7 @@ impl Estimator for Pipeline {
         self.inner.name()
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],

@@ -15,7 +15,7 @@ use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
 
-use super::common::{argmax, check_fit};
+use super::common::argmax;
 use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{
@@ -250,7 +250,7 @@ impl Estimator for AdaBoost {
         "adaboost"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -258,7 +258,6 @@ impl Estimator for AdaBoost {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let Target::Classes { labels, names } = &data.y else {
             return Err(format!(
                 "adaboost: needs classes but dataset {} has a numeric target",
@@ -504,7 +503,7 @@ impl Estimator for GradientBoosting {
         self.name
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -512,7 +511,6 @@ impl Estimator for GradientBoosting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name, data, rows, weights)?;
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
         let all_w: Vec<f64> = (0..rows.len())

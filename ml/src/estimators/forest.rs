@@ -26,7 +26,7 @@ use crate::child_seed;
 use crate::data::{Dataset, Target};
 use crate::estimator::{Estimator, FitOptions, HyperParams, Model};
 
-use super::common::{argmax, check_fit, entries, TreeEnsemble};
+use super::common::{argmax, entries, TreeEnsemble};
 use super::decision_tree::{
     cut, max_features, splitter, TreeHp, CLASS_WEIGHT, CRITERION, MAX_DEPTH, MIN_SAMPLES_LEAF,
     MIN_SAMPLES_SPLIT,
@@ -151,7 +151,7 @@ impl Estimator for Forest {
         self.name
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -159,7 +159,6 @@ impl Estimator for Forest {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name, data, rows, weights)?;
         let cfg = self.hp.config(self.name, data)?;
         let binned = Binned::new(data, rows, self.hp.splitter, MAX_BINS)?;
         let base = entries(data, rows, weights, self.hp.balanced);
