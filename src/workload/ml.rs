@@ -1033,9 +1033,8 @@ struct FitInstance {
     reference: (Prediction, Option<Vec<f64>>),
     model: Option<Result<Box<dyn Model>, String>>,
     score: f64,
-    /// A forest grown with `n_estimators = "auto"`: its trees, out-of-bag score and curve, once a
-    /// run verified.
-    grown: Option<(usize, f64, Vec<(usize, f64)>)>,
+    /// A forest grown with `n_estimators = "auto"`, once a run verified.
+    grown: Option<Grown>,
 }
 
 fn predictions(
@@ -1143,26 +1142,35 @@ impl Instance for FitInstance {
             .setup
             .scoring
             .score(model.as_ref(), &self.setup.data, &self.test)?;
-        self.grown = model.oob_curve().map(|curve| {
-            let trees = model.n_members().unwrap_or(0);
-            (trees, model.oob_score().unwrap_or(f64::NAN), curve.to_vec())
+        self.grown = model.oob_curve().map(|curve| Grown {
+            trees: model.n_members().unwrap_or(0),
+            oob_score: model.oob_score().unwrap_or(f64::NAN),
+            curve: curve.to_vec(),
         });
         Ok(())
     }
     fn metrics(&self) -> Vec<(&'static str, f64)> {
         let mut m = vec![(self.setup.scoring.name(), self.score), ("fits", 1.0)];
-        if let Some((trees, oob, _)) = &self.grown {
-            m.push(("n_estimators", *trees as f64));
-            m.push(("oob_score", *oob));
+        if let Some(g) = &self.grown {
+            m.push(("n_estimators", g.trees as f64));
+            m.push(("oob_score", g.oob_score));
         }
         m
     }
     fn details(&self) -> Vec<(&'static str, String)> {
         self.grown
             .iter()
-            .map(|(_, _, curve)| ("oob_curve", oob_curve_text(curve)))
+            .map(|g| ("oob_curve", oob_curve_text(&g.curve)))
             .collect()
     }
+}
+
+/// What an auto-sized forest records: its trees, its out-of-bag score and the growth curve
+/// (trees, out-of-bag score after each batch).
+struct Grown {
+    trees: usize,
+    oob_score: f64,
+    curve: Vec<(usize, f64)>,
 }
 
 /// The growth curve of an auto-sized forest as recorded: `trees:score` after each batch, e.g.
