@@ -2,7 +2,9 @@
 //!
 //! An [`Estimator`] is an unfitted learner with its hyperparameters; `fit` returns a [`Model`]. Fitting
 //! takes row indices into a shared [`Dataset`] rather than a copy, so folds, bootstraps and grid
-//! candidates share one matrix (rows may repeat: a bootstrap sample is just an index list).
+//! candidates share one matrix (rows may repeat: a bootstrap sample is just an index list). The
+//! trait's provided `fit` checks those inputs once for every learner, which implements
+//! `fit_checked`.
 
 use std::collections::BTreeMap;
 
@@ -48,8 +50,23 @@ pub trait Estimator: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Fit on `rows` of `data` (indices may repeat). `weights`, when given, holds one sample weight per
-    /// entry of `rows`. All randomness derives from `seed`.
+    /// entry of `rows`. All randomness derives from `seed`. Checks the inputs once (rows present
+    /// and in range, one finite non-negative weight per row, not all zero) and calls
+    /// [`Estimator::fit_checked`]; an error names the estimator and the fix.
     fn fit(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+    ) -> Result<Box<dyn Model>, String> {
+        check_fit(self.name(), data, rows, weights)?;
+        self.fit_checked(data, rows, weights, seed, options)
+    }
+
+    /// The estimator's own fit, on inputs [`Estimator::fit`] has checked. Call `fit`, not this.
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -77,10 +94,59 @@ pub trait Model: Send + Sync {
         None
     }
 
+    /// The growth curve of a forest fitted with `n_estimators = "auto"`: (trees so far, out-of-bag
+    /// score) after each batch, the last entry being the forest returned. `None` for other models.
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        None
+    }
+
+    /// The members of an ensemble of trees (the trees of a forest). `None` for other models.
+    fn n_members(&self) -> Option<usize> {
+        None
+    }
+
     /// Mean decrease in impurity per feature (Breiman's importances, as scikit-learn's
     /// `feature_importances_`): each tree's split gains summed by feature and normalised to sum to 1,
     /// averaged over the trees. `None` for models that are not trees.
     fn feature_importances(&self) -> Option<Vec<f64>> {
         None
     }
+}
+
+/// Check `rows` and `weights` before a fit.
+fn check_fit(
+    name: &str,
+    data: &Dataset,
+    rows: &[usize],
+    weights: Option<&[f64]>,
+) -> Result<(), String> {
+    if rows.is_empty() {
+        return Err(format!("{name}: cannot fit on zero rows"));
+    }
+    if let Some(&r) = rows.iter().find(|&&r| r >= data.rows()) {
+        return Err(format!(
+            "{name}: row {r} is out of range; dataset {} has {} rows",
+            data.name,
+            data.rows()
+        ));
+    }
+    if let Some(w) = weights {
+        if w.len() != rows.len() {
+            return Err(format!(
+                "{name}: {} sample weights for {} rows; give one weight per row",
+                w.len(),
+                rows.len()
+            ));
+        }
+        if let Some(k) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!(
+                "{name}: sample weight {} (entry {k}) must be finite and non-negative",
+                w[k]
+            ));
+        }
+        if w.iter().sum::<f64>() <= 0.0 {
+            return Err(format!("{name}: the sample weights sum to zero"));
+        }
+    }
+    Ok(())
 }

@@ -254,155 +254,191 @@ fn fit_one(
     y: &Target,
     rows: &[usize],
 ) -> Result<Fitted, String> {
-    let (n, p) = (x.rows(), x.cols());
-    let column = |j: usize| (0..n).map(move |i| x.get(i, j));
     Ok(match step {
-        Step::Standard => {
-            let mean: Vec<f64> = (0..p).map(|j| column(j).sum::<f64>() / n as f64).collect();
-            let scale = (0..p)
-                .map(|j| {
-                    let var = column(j).map(|v| (v - mean[j]).powi(2)).sum::<f64>() / n as f64;
-                    let sd = var.sqrt();
-                    if sd > 0.0 && sd.is_finite() {
-                        1.0 / sd
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
-            Fitted::Affine { shift: mean, scale }
-        }
-        Step::MinMax => {
-            let min: Vec<f64> = (0..p)
-                .map(|j| column(j).fold(f64::INFINITY, f64::min))
-                .collect();
-            let scale = (0..p)
-                .map(|j| {
-                    let range = column(j).fold(f64::NEG_INFINITY, f64::max) - min[j];
-                    if range > 0.0 && range.is_finite() {
-                        1.0 / range
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
-            Fitted::Affine { shift: min, scale }
-        }
-        Step::OneHot(cols) => {
-            let mut encode = Vec::new();
-            for c in cols {
-                let j = names
-                    .iter()
-                    .position(|n| n == c)
-                    .or_else(|| c.parse::<usize>().ok().filter(|&j| j < p))
-                    .ok_or_else(|| {
-                        format!(
-                            "pipeline step one_hot: no column `{c}`; the columns here are {} (or give a 0-based index below {p})",
-                            names.join(", ")
-                        )
-                    })?;
-                if encode.iter().any(|(k, _)| *k == j) {
-                    return Err(format!(
-                        "pipeline step one_hot: column `{c}` is named twice"
-                    ));
-                }
-                let values: BTreeSet<u64> = column(j).map(f64::to_bits).collect();
-                let mut values: Vec<f64> = values.into_iter().map(f64::from_bits).collect();
-                values.sort_by(f64::total_cmp);
-                encode.push((j, values));
-            }
-            let keep = (0..p)
-                .filter(|j| !encode.iter().any(|(k, _)| k == j))
-                .collect();
-            Fitted::OneHot { keep, encode }
-        }
-        Step::Polynomial(d) => {
-            let mut terms: Vec<Vec<usize>> = Vec::new();
-            let mut last: Vec<Vec<usize>> = vec![Vec::new()];
-            for _ in 0..*d {
-                let mut next = Vec::new();
-                for t in &last {
-                    let from = t.last().copied().unwrap_or(0);
-                    for j in from..p {
-                        let mut u = t.clone();
-                        u.push(j);
-                        next.push(u);
-                    }
-                    if terms.len() + next.len() > MAX_FEATURES {
-                        return Err(format!(
-                            "pipeline step polynomial:{d} on {p} features gives more than {MAX_FEATURES} features; use a lower degree or select features first"
-                        ));
-                    }
-                }
-                terms.extend(next.iter().cloned());
-                last = next;
-            }
-            Fitted::Polynomial(terms)
-        }
-        Step::Pca(k) => {
-            if *k > p.min(n) {
-                return Err(format!(
-                    "pipeline step pca:{k}: at most min(rows, features) = {} components here",
-                    p.min(n)
-                ));
-            }
-            let mean: Vec<f64> = (0..p).map(|j| column(j).sum::<f64>() / n as f64).collect();
-            let mut cov = vec![0.0; p * p];
-            for i in 0..n {
-                let r = x.row(i);
-                for a in 0..p {
-                    let da = r[a] - mean[a];
-                    for b in a..p {
-                        cov[a * p + b] += da * (r[b] - mean[b]);
-                    }
-                }
-            }
-            for a in 0..p {
-                for b in a..p {
-                    cov[a * p + b] /= (n.max(2) - 1) as f64;
-                    cov[b * p + a] = cov[a * p + b];
-                }
-            }
-            let (values, vectors) = jacobi_eigen(cov, p);
-            let mut order: Vec<usize> = (0..p).collect();
-            order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
-            let components = order[..*k]
-                .iter()
-                .map(|&c| {
-                    let mut v: Vec<f64> = (0..p).map(|r| vectors[r * p + c]).collect();
-                    let big = v
-                        .iter()
-                        .copied()
-                        .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
-                    if big < 0.0 {
-                        v.iter_mut().for_each(|x| *x = -*x);
-                    }
-                    v
-                })
-                .collect();
-            Fitted::Project { mean, components }
-        }
-        Step::SelectKBest(k) => {
-            if *k > p {
-                return Err(format!(
-                    "pipeline step select_k_best:{k}: only {p} features here; keep at most {p}"
-                ));
-            }
-            let scores = f_scores(x, y, rows);
-            let mut order: Vec<usize> = (0..p).collect();
-            let key = |j: usize| {
-                if scores[j].is_nan() {
-                    f64::NEG_INFINITY
-                } else {
-                    scores[j]
-                }
-            };
-            order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
-            let mut keep = order[..*k].to_vec();
-            keep.sort_unstable();
-            Fitted::Select(keep)
-        }
+        Step::Standard => fit_standard(x),
+        Step::MinMax => fit_min_max(x),
+        Step::OneHot(cols) => fit_one_hot(x, names, cols)?,
+        Step::Polynomial(d) => fit_polynomial(x.cols(), *d)?,
+        Step::Pca(k) => fit_pca(x, *k)?,
+        Step::SelectKBest(k) => fit_select_k_best(x, y, rows, *k)?,
     })
+}
+
+/// Column `j` of `x`, top to bottom.
+fn column(x: &Matrix, j: usize) -> impl Iterator<Item = f64> + '_ {
+    (0..x.rows()).map(move |i| x.get(i, j))
+}
+
+/// The mean of every column of `x`.
+fn column_means(x: &Matrix) -> Vec<f64> {
+    let n = x.rows() as f64;
+    (0..x.cols())
+        .map(|j| column(x, j).sum::<f64>() / n)
+        .collect()
+}
+
+/// `standard_scaler`: shift by the mean, scale by 1 / standard deviation (ddof 0); a constant
+/// column is only centred.
+fn fit_standard(x: &Matrix) -> Fitted {
+    let n = x.rows();
+    let mean = column_means(x);
+    let scale = (0..x.cols())
+        .map(|j| {
+            let var = column(x, j).map(|v| (v - mean[j]).powi(2)).sum::<f64>() / n as f64;
+            let sd = var.sqrt();
+            if sd > 0.0 && sd.is_finite() {
+                1.0 / sd
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Fitted::Affine { shift: mean, scale }
+}
+
+/// `minmax_scaler`: shift by the minimum, scale by 1 / range (1 for a constant column).
+fn fit_min_max(x: &Matrix) -> Fitted {
+    let min: Vec<f64> = (0..x.cols())
+        .map(|j| column(x, j).fold(f64::INFINITY, f64::min))
+        .collect();
+    let scale = (0..x.cols())
+        .map(|j| {
+            let range = column(x, j).fold(f64::NEG_INFINITY, f64::max) - min[j];
+            if range > 0.0 && range.is_finite() {
+                1.0 / range
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Fitted::Affine { shift: min, scale }
+}
+
+/// `one_hot:COLS`: the distinct values of each named column (a name, or a 0-based index).
+fn fit_one_hot(x: &Matrix, names: &[String], cols: &[String]) -> Result<Fitted, String> {
+    let p = x.cols();
+    let mut encode = Vec::new();
+    for c in cols {
+        let j = names
+            .iter()
+            .position(|n| n == c)
+            .or_else(|| c.parse::<usize>().ok().filter(|&j| j < p))
+            .ok_or_else(|| {
+                format!(
+                    "pipeline step one_hot: no column `{c}`; the columns here are {} (or give a 0-based index below {p})",
+                    names.join(", ")
+                )
+            })?;
+        if encode.iter().any(|(k, _)| *k == j) {
+            return Err(format!(
+                "pipeline step one_hot: column `{c}` is named twice"
+            ));
+        }
+        let values: BTreeSet<u64> = column(x, j).map(f64::to_bits).collect();
+        let mut values: Vec<f64> = values.into_iter().map(f64::from_bits).collect();
+        values.sort_by(f64::total_cmp);
+        encode.push((j, values));
+    }
+    let keep = (0..p)
+        .filter(|j| !encode.iter().any(|(k, _)| k == j))
+        .collect();
+    Ok(Fitted::OneHot { keep, encode })
+}
+
+/// `polynomial:D` on `p` features: every monomial of degree 1..=D, in scikit-learn's order.
+fn fit_polynomial(p: usize, d: usize) -> Result<Fitted, String> {
+    let mut terms: Vec<Vec<usize>> = Vec::new();
+    let mut last: Vec<Vec<usize>> = vec![Vec::new()];
+    for _ in 0..d {
+        let mut next = Vec::new();
+        for t in &last {
+            let from = t.last().copied().unwrap_or(0);
+            for j in from..p {
+                let mut u = t.clone();
+                u.push(j);
+                next.push(u);
+            }
+            if terms.len() + next.len() > MAX_FEATURES {
+                return Err(format!(
+                    "pipeline step polynomial:{d} on {p} features gives more than {MAX_FEATURES} features; use a lower degree or select features first"
+                ));
+            }
+        }
+        terms.extend(next.iter().cloned());
+        last = next;
+    }
+    Ok(Fitted::Polynomial(terms))
+}
+
+/// `pca:K`: the K leading eigenvectors of the covariance (ddof 1), each signed so that its largest
+/// loading is positive.
+fn fit_pca(x: &Matrix, k: usize) -> Result<Fitted, String> {
+    let (n, p) = (x.rows(), x.cols());
+    if k > p.min(n) {
+        return Err(format!(
+            "pipeline step pca:{k}: at most min(rows, features) = {} components here",
+            p.min(n)
+        ));
+    }
+    let mean = column_means(x);
+    let mut cov = vec![0.0; p * p];
+    for i in 0..n {
+        let r = x.row(i);
+        for a in 0..p {
+            let da = r[a] - mean[a];
+            for b in a..p {
+                cov[a * p + b] += da * (r[b] - mean[b]);
+            }
+        }
+    }
+    for a in 0..p {
+        for b in a..p {
+            cov[a * p + b] /= (n.max(2) - 1) as f64;
+            cov[b * p + a] = cov[a * p + b];
+        }
+    }
+    let (values, vectors) = jacobi_eigen(cov, p);
+    let mut order: Vec<usize> = (0..p).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    let components = order[..k]
+        .iter()
+        .map(|&c| {
+            let mut v: Vec<f64> = (0..p).map(|r| vectors[r * p + c]).collect();
+            let big = v
+                .iter()
+                .copied()
+                .fold(0.0f64, |m, x| if x.abs() > m.abs() { x } else { m });
+            if big < 0.0 {
+                v.iter_mut().for_each(|x| *x = -*x);
+            }
+            v
+        })
+        .collect();
+    Ok(Fitted::Project { mean, components })
+}
+
+/// `select_k_best:K`: the K features of highest F statistic (NaN last, ties to the lower index),
+/// kept in their original order.
+fn fit_select_k_best(x: &Matrix, y: &Target, rows: &[usize], k: usize) -> Result<Fitted, String> {
+    let p = x.cols();
+    if k > p {
+        return Err(format!(
+            "pipeline step select_k_best:{k}: only {p} features here; keep at most {p}"
+        ));
+    }
+    let scores = f_scores(x, y, rows);
+    let mut order: Vec<usize> = (0..p).collect();
+    let key = |j: usize| {
+        if scores[j].is_nan() {
+            f64::NEG_INFINITY
+        } else {
+            scores[j]
+        }
+    };
+    order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
+    let mut keep = order[..k].to_vec();
+    keep.sort_unstable();
+    Ok(Fitted::Select(keep))
 }
 
 /// The univariate F statistic of each column of `x` against the target of `rows`: one-way ANOVA
@@ -528,7 +564,7 @@ impl Estimator for Pipeline {
         self.inner.name()
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -562,6 +598,14 @@ impl Model for PipelineModel {
 
     fn oob_score(&self) -> Option<f64> {
         self.model.oob_score()
+    }
+
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        self.model.oob_curve()
+    }
+
+    fn n_members(&self) -> Option<usize> {
+        self.model.n_members()
     }
 }
 

@@ -510,7 +510,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "recording"
         }
-        fn fit(
+        fn fit_checked(
             &self,
             _data: &Dataset,
             rows: &[usize],

@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 use scalelab_ml::data::{load, make_classification, Dataset, Synthetic, Target};
 use scalelab_ml::estimator::{FitOptions, Hp, HyperParams, Prediction};
-use scalelab_ml::estimators::{build, describe, specs, NAMES};
+use scalelab_ml::estimators::{build, describe, ensemble_size, specs, NAMES, REGISTRY};
 
 /// Shuffled k-fold (seeded), local to these tests.
 fn folds(n: usize, k: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
@@ -355,7 +355,8 @@ fn bad_hyperparameters_are_explained() {
     );
     assert_eq!(
         err("random_forest", params(&[("n_estimators", Hp::Int(0))])),
-        "random_forest: `n_estimators` = 0 is not allowed; allowed: an integer from 1 to 100000"
+        "random_forest: `n_estimators` = 0 is not allowed; allowed: an integer from 1 to 100000, \
+         or \"auto\""
     );
     assert_eq!(
         err("random_forest", params(&[("max_features", Hp::Float(1.5))])),
@@ -480,6 +481,81 @@ fn bad_hyperparameters_are_explained() {
         "decision_tree: criterion `squared_error` needs a numeric target but dataset iris has \
          classes; use gini or entropy"
     );
+}
+
+/// Names, constructors and ensemble-size keys all come from the one registry: each entry builds an
+/// estimator of its own name, and its ensemble-size key is one of its parameters.
+#[test]
+fn the_registry_is_the_one_list_of_estimators() {
+    let names: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
+    assert_eq!(names, NAMES);
+    for e in REGISTRY {
+        assert_eq!(build(e.name, &HyperParams::new()).unwrap().name(), e.name);
+        if let Some(key) = e.ensemble_size {
+            assert!(e.specs.iter().any(|s| s.name == key), "{}: {key}", e.name);
+        }
+    }
+    let sized: Vec<(&str, &str)> = NAMES
+        .iter()
+        .filter_map(|n| Some((*n, ensemble_size(n)?)))
+        .collect();
+    assert_eq!(
+        sized,
+        [
+            ("random_forest", "n_estimators"),
+            ("extra_trees", "n_estimators"),
+            ("bagging", "n_estimators"),
+            ("adaboost", "n_estimators"),
+            ("gradient_boosting", "n_estimators"),
+            ("hist_gradient_boosting", "max_iter"),
+            ("smartcore.random_forest", "n_estimators"),
+        ]
+    );
+    assert_eq!(
+        build("random_forrest", &HyperParams::new()).err().unwrap(),
+        format!(
+            "unknown estimator `random_forrest`; known: {}",
+            NAMES.join(", ")
+        )
+    );
+}
+
+/// Every estimator's inputs are checked by the one provided `fit`, with the estimator's name and
+/// the fix.
+#[test]
+fn every_estimator_refuses_bad_rows_and_weights_the_same_way() {
+    let iris = load("iris").unwrap();
+    let none = FitOptions::default();
+    for &name in NAMES {
+        let est = build(name, &HyperParams::new()).unwrap();
+        let err = |rows: &[usize], w: Option<&[f64]>| est.fit(&iris, rows, w, 1, none).err();
+        assert_eq!(
+            err(&[], None),
+            Some(format!("{name}: cannot fit on zero rows"))
+        );
+        assert_eq!(
+            err(&[0, 150], None),
+            Some(format!(
+                "{name}: row 150 is out of range; dataset iris has 150 rows"
+            ))
+        );
+        assert_eq!(
+            err(&[0, 1], Some(&[1.0])),
+            Some(format!(
+                "{name}: 1 sample weights for 2 rows; give one weight per row"
+            ))
+        );
+        assert_eq!(
+            err(&[0, 1], Some(&[1.0, f64::NAN])),
+            Some(format!(
+                "{name}: sample weight NaN (entry 1) must be finite and non-negative"
+            ))
+        );
+        assert_eq!(
+            err(&[0, 1], Some(&[0.0, 0.0])),
+            Some(format!("{name}: the sample weights sum to zero"))
+        );
+    }
 }
 
 #[test]

@@ -53,6 +53,7 @@ impl Checker<'_> {
             Form::Hyper
         };
         let names = estimator_names(study, workload);
+        let together = single_values(table, form);
         let before = self.problems.len();
         let mut parts = Vec::new();
         for (name, item) in table.iter() {
@@ -94,7 +95,14 @@ impl Checker<'_> {
                 }
                 for v in &values {
                     let one: HyperParams = [(name.to_string(), v.clone())].into_iter().collect();
-                    if let Err(e) = estimators::build(est, &one) {
+                    // A value that needs another (`n_estimators = "auto"` on extra trees needs
+                    // `bootstrap = true`) is fine when the table gives that other value too.
+                    let mut with_rest = together.clone();
+                    with_rest.insert(name.to_string(), v.clone());
+                    if let Err(e) = estimators::build(est, &one)
+                        .map(drop)
+                        .or_else(|e| estimators::build(est, &with_rest).map(drop).map_err(|_| e))
+                    {
                         self.push(
                             line,
                             place,
@@ -188,6 +196,27 @@ impl Checker<'_> {
     }
 }
 
+/// The single values of a `hyper` table that read as hyperparameter values (empty for a grid):
+/// the company each value is checked in, besides alone.
+fn single_values(table: &dyn TableLike, form: Form) -> HyperParams {
+    if form == Form::Grid {
+        return HyperParams::new();
+    }
+    table
+        .iter()
+        .filter_map(|(name, item)| {
+            let hp = match item.as_value()? {
+                Tv::Integer(i) => Hp::Int(*i.value()),
+                Tv::Float(f) if f.value().is_finite() => Hp::Float(*f.value()),
+                Tv::Boolean(b) => Hp::Bool(*b.value()),
+                Tv::String(s) => parse_value(s.value()).ok()?,
+                _ => return None,
+            };
+            Some((name.to_string(), hp))
+        })
+        .collect()
+}
+
 /// The estimators a study names: its `estimator` value or list, else the workload's default.
 fn estimator_names(study: &dyn TableLike, workload: &dyn Workload) -> Vec<String> {
     match study.get("estimator") {
@@ -279,6 +308,26 @@ mod tests {
                 "  fix: remove the repeated value",
                 "4 problems in experiments/x.toml",
             ]
+        );
+    }
+
+    #[test]
+    fn a_value_that_needs_another_is_checked_with_the_table_it_is_in() {
+        let head =
+            "name = \"x\"\n\n[[study]]\nworkload = \"cv.nested\"\nestimator = \"extra_trees\"\n";
+        let ok = parse(&format!(
+            "{head}\n[study.hyper]\nn_estimators = \"auto\"\nbootstrap = true\n"
+        ));
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
+        let err = parse(&format!("{head}\n[study.hyper]\nn_estimators = \"auto\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "`hyper.n_estimators`: extra_trees: `n_estimators` = \"auto\" stops adding trees \
+                 when the out-of-bag score plateaus, which needs `bootstrap` = true"
+            ),
+            "{err}"
         );
     }
 

@@ -659,7 +659,7 @@ fn plan_notes(name: &str, kind: Kind, params: &Params) -> Vec<String> {
     let Ok(Loaded { data, .. }) = load_dataset(name, params, true) else {
         return Vec::new(); // the check reports the error
     };
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = trees_overridden(params).into_iter().collect();
     let task = text(params, "task").unwrap_or("auto");
     if let Some((_, path)) = csv_dataset(params) {
         let target = text(params, "target").unwrap_or("target");
@@ -720,6 +720,20 @@ fn plan_notes(name: &str, kind: Kind, params: &Params) -> Vec<String> {
         }
     }
     notes
+}
+
+/// The note that `hyper` sets the ensemble size itself (`n_estimators = "auto"`, or a number), so
+/// the `trees` key, which the plan still shows with its default, is not used.
+fn trees_overridden(params: &Params) -> Option<String> {
+    let estimator = text(params, "estimator").ok()?;
+    let key = estimators::ensemble_size(estimator)?;
+    let grid = ParamGrid::parse(text(params, "hyper").ok()?).ok()?;
+    let (_, values) = grid.axes.iter().find(|(k, _)| k == key)?;
+    let trees = int_param(params, "trees").ok()?;
+    Some(format!(
+        "{estimator}: `hyper` sets {key} = {}, so `trees` = {trees} is not used",
+        search::grid::format_value(values.first()?)
+    ))
 }
 
 /// Rows a check-time trial fit uses at most.
@@ -1036,6 +1050,8 @@ struct FitInstance {
     reference: (Prediction, Option<Vec<f64>>),
     model: Option<Result<Box<dyn Model>, String>>,
     score: f64,
+    /// A forest grown with `n_estimators = "auto"`, once a run verified.
+    grown: Option<Grown>,
 }
 
 fn predictions(
@@ -1078,6 +1094,7 @@ impl FitInstance {
             reference,
             model: None,
             score: f64::NAN,
+            grown: None,
         })
     }
 }
@@ -1142,11 +1159,45 @@ impl Instance for FitInstance {
             .setup
             .scoring
             .score(model.as_ref(), &self.setup.data, &self.test)?;
+        self.grown = model.oob_curve().map(|curve| Grown {
+            trees: model.n_members().unwrap_or(0),
+            oob_score: model.oob_score().unwrap_or(f64::NAN),
+            curve: curve.to_vec(),
+        });
         Ok(())
     }
     fn metrics(&self) -> Vec<(&'static str, f64)> {
-        vec![(self.setup.scoring.name(), self.score), ("fits", 1.0)]
+        let mut m = vec![(self.setup.scoring.name(), self.score), ("fits", 1.0)];
+        if let Some(g) = &self.grown {
+            m.push(("n_estimators", g.trees as f64));
+            m.push(("oob_score", g.oob_score));
+        }
+        m
     }
+    fn details(&self) -> Vec<(&'static str, String)> {
+        self.grown
+            .iter()
+            .map(|g| ("oob_curve", oob_curve_text(&g.curve)))
+            .collect()
+    }
+}
+
+/// What an auto-sized forest records: its trees, its out-of-bag score and the growth curve
+/// (trees, out-of-bag score after each batch).
+struct Grown {
+    trees: usize,
+    oob_score: f64,
+    curve: Vec<(usize, f64)>,
+}
+
+/// The growth curve of an auto-sized forest as recorded: `trees:score` after each batch, e.g.
+/// `10:0.93; 20:0.945` (scores at full precision; the report's OOB plot reads it back).
+fn oob_curve_text(curve: &[(usize, f64)]) -> String {
+    curve
+        .iter()
+        .map(|(n, s)| format!("{n}:{s}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1870,6 +1921,68 @@ mod tests {
         assert!(
             err.starts_with("forest.fit: ") && err.contains("the serial reference fit"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_auto_sized_forest_records_its_size_score_and_curve() {
+        let w = Ml(Kind::Forest);
+        let p = params(
+            &w,
+            &[
+                ("dataset", t("breast_cancer")),
+                ("hyper", t("n_estimators=auto")),
+            ],
+        );
+        w.check(&p, &Target::test(2)).unwrap();
+        let mut inst = w.prepare(&p, &Target::test(2)).unwrap();
+        inst.run();
+        inst.verify().unwrap();
+        let m: std::collections::BTreeMap<_, _> = inst.metrics().into_iter().collect();
+        let details = inst.details();
+        assert_eq!(details.len(), 1, "{details:?}");
+        let (key, curve) = &details[0];
+        assert_eq!(*key, "oob_curve");
+        // `trees:score` per batch of 10, the last entry being the forest's size and score.
+        let pairs: Vec<(f64, f64)> = curve
+            .split("; ")
+            .map(|pair| {
+                let (n, s) = pair.split_once(':').unwrap();
+                (n.parse().unwrap(), s.parse().unwrap())
+            })
+            .collect();
+        for (i, (n, _)) in pairs.iter().enumerate() {
+            assert_eq!(*n, 10.0 * (i + 1) as f64, "{curve}");
+        }
+        assert_eq!(*pairs.last().unwrap(), (m["n_estimators"], m["oob_score"]));
+        assert_eq!(
+            w.plan_notes(&p),
+            ["random_forest: `hyper` sets n_estimators = auto, so `trees` = 100 is not used"]
+        );
+        // A fixed-size forest records neither.
+        let fixed = params(
+            &w,
+            &[("dataset", t("breast_cancer")), ("trees", Value::Int(5))],
+        );
+        let mut inst = w.prepare(&fixed, &Target::test(2)).unwrap();
+        inst.run();
+        inst.verify().unwrap();
+        assert!(inst.details().is_empty());
+        assert!(!inst.metrics().iter().any(|(k, _)| *k == "oob_score"));
+    }
+
+    #[test]
+    fn auto_on_an_estimator_without_out_of_bag_rows_is_refused_at_check_time() {
+        let w = Ml(Kind::AdaBoost);
+        let p = params(
+            &w,
+            &[("dataset", t("iris")), ("hyper", t("n_estimators=auto"))],
+        );
+        assert_eq!(
+            w.check(&p, &Target::test(1)).unwrap_err(),
+            "adaboost.fit: adaboost: `n_estimators` = \"auto\" is only for random_forest and \
+             extra_trees, which add trees until their out-of-bag score stops improving, and \
+             adaboost has no out-of-bag score; give an integer from 1 to 100000"
         );
     }
 }

@@ -83,17 +83,7 @@ pub fn parse_csv(
         .flexible(true)
         .trim(::csv::Trim::All)
         .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| format!("{origin}: cannot read the header row: {e}"))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    if header.is_empty() || header.iter().all(String::is_empty) {
-        return Err(format!(
-            "{origin}: the file is empty; the first line must name the columns"
-        ));
-    }
+    let header = read_header(&mut reader, origin)?;
     let Some(target_col) = header.iter().position(|h| h == target) else {
         return Err(format!(
             "{origin}: no column `{target}` to use as the target; the columns are: {}",
@@ -106,7 +96,48 @@ pub fn parse_csv(
         .filter(|&(c, _)| c != target_col)
         .map(|(_, h)| h.clone())
         .collect();
+    let cells = read_rows(&mut reader, origin, &header, target_col)?;
+    if cells.targets.is_empty() {
+        return Err(format!("{origin}: the file has a header but no data rows"));
+    }
+    let column = (target_col, target);
+    let y = read_target(origin, &cells.targets, &cells.target_lines, column, task)?;
+    let rows = cells.targets.len();
+    let x = Matrix::new(rows, feature_names.len(), cells.values)?;
+    Dataset::new(name, x, y, feature_names)
+}
 
+/// The header row: the column names (refused when the file is empty).
+fn read_header(reader: &mut ::csv::Reader<&[u8]>, origin: &str) -> Result<Vec<String>, String> {
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("{origin}: cannot read the header row: {e}"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header.is_empty() || header.iter().all(String::is_empty) {
+        return Err(format!(
+            "{origin}: the file is empty; the first line must name the columns"
+        ));
+    }
+    Ok(header)
+}
+
+/// The data rows as read: feature values row-major, and each row's target text and line.
+struct Cells {
+    values: Vec<f64>,
+    targets: Vec<String>,
+    target_lines: Vec<u64>,
+}
+
+/// Read every data row (blank lines skipped): each feature cell must be a finite number and the
+/// target cell (column `target_col`) must not be empty; errors name the line and column.
+fn read_rows(
+    reader: &mut ::csv::Reader<&[u8]>,
+    origin: &str,
+    header: &[String],
+    target_col: usize,
+) -> Result<Cells, String> {
     let mut values = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     let mut target_lines: Vec<u64> = Vec::new();
@@ -127,8 +158,9 @@ pub fn parse_csv(
             if c == target_col {
                 if field.is_empty() {
                     return Err(format!(
-                        "{origin}: line {line}, column {} (`{target}`): the target is empty",
-                        c + 1
+                        "{origin}: line {line}, column {} (`{}`): the target is empty",
+                        c + 1,
+                        header[c]
                     ));
                 }
                 targets.push(field.to_string());
@@ -148,9 +180,23 @@ pub fn parse_csv(
             }
         }
     }
-    if targets.is_empty() {
-        return Err(format!("{origin}: the file has a header but no data rows"));
-    }
+    Ok(Cells {
+        values,
+        targets,
+        target_lines,
+    })
+}
+
+/// The target from its texts under `task`'s rule (`Auto`: classes when any text is not a number,
+/// or when all are integers with at most [`AUTO_MAX_CLASSES`] distinct values). `column` is the
+/// target's index and name, for the error on a non-numeric regression target.
+fn read_target(
+    origin: &str,
+    targets: &[String],
+    target_lines: &[u64],
+    (target_col, target): (usize, &str),
+    task: Task,
+) -> Result<Target, String> {
     let numeric: Option<Vec<f64>> = targets
         .iter()
         .map(|t| t.parse::<f64>().ok().filter(|v| v.is_finite()))
@@ -167,29 +213,25 @@ pub fn parse_csv(
             }
         },
     };
-    let y = if classify {
-        class_target(&targets, numeric.as_deref())
-    } else {
-        match numeric {
-            Some(v) => Target::Values(v),
-            None => {
-                let k = targets
-                    .iter()
-                    .position(|t| t.parse::<f64>().map_or(true, |v| !v.is_finite()))
-                    .unwrap_or(0);
-                return Err(format!(
-                    "{origin}: line {}, column {} (`{target}`): `{}` is not a number, but a \
-                     regression target must be numeric (or load the file as classification)",
-                    target_lines[k],
-                    target_col + 1,
-                    targets[k]
-                ));
-            }
+    if classify {
+        return Ok(class_target(targets, numeric.as_deref()));
+    }
+    match numeric {
+        Some(v) => Ok(Target::Values(v)),
+        None => {
+            let k = targets
+                .iter()
+                .position(|t| t.parse::<f64>().map_or(true, |v| !v.is_finite()))
+                .unwrap_or(0);
+            Err(format!(
+                "{origin}: line {}, column {} (`{target}`): `{}` is not a number, but a \
+                 regression target must be numeric (or load the file as classification)",
+                target_lines[k],
+                target_col + 1,
+                targets[k]
+            ))
         }
-    };
-    let rows = targets.len();
-    let x = Matrix::new(rows, feature_names.len(), values)?;
-    Dataset::new(name, x, y, feature_names)
+    }
 }
 
 /// Classes from target texts: numbers in numeric order, otherwise alphabetical.

@@ -52,6 +52,41 @@ impl Default for Synthetic {
 /// noise; rows are shuffled.
 pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
     let s = spec;
+    let weights = check(s)?;
+    let clusters = s.classes * s.clusters_per_class.max(1);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(s.seed);
+    let (n, p, k) = (s.samples, s.features, s.informative);
+    let per_cluster = cluster_sizes(s, &weights, clusters);
+    let vertices = vertices(&mut rng, clusters, k);
+    let mut x = vec![0.0; n * p];
+    let mut y = vec![0u32; n];
+    let mut normal = Normal::default();
+    informative(
+        s,
+        &per_cluster,
+        &vertices,
+        &mut rng,
+        &mut normal,
+        &mut x,
+        &mut y,
+    );
+    redundant_and_noise(s, &mut rng, &mut normal, &mut x);
+    flip_and_shuffle(s, &mut rng, &mut x, &mut y);
+    let names = (0..p).map(|j| format!("x{j}")).collect();
+    let class_names = (0..s.classes).map(|c| c.to_string()).collect();
+    Dataset::new(
+        "synthetic",
+        Matrix::new(n, p, x)?,
+        Target::Classes {
+            labels: y,
+            names: class_names,
+        },
+        names,
+    )
+}
+
+/// Check a spec; returns the class weights (all 1 when not given).
+fn check(s: &Synthetic) -> Result<Vec<f64>, String> {
     if s.samples == 0 || s.features == 0 {
         return Err("synthetic: `samples` and `features` must be at least 1".into());
     }
@@ -81,8 +116,8 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
             s.flip_y
         ));
     }
-    let weights = match &s.class_weights {
-        None => vec![1.0; s.classes],
+    match &s.class_weights {
+        None => Ok(vec![1.0; s.classes]),
         Some(w) => {
             if w.len() != s.classes || w.iter().any(|&v| !(v.is_finite() && v > 0.0)) {
                 return Err(format!(
@@ -90,13 +125,14 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
                     s.classes, w
                 ));
             }
-            w.clone()
+            Ok(w.clone())
         }
-    };
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(s.seed);
-    let (n, p, k) = (s.samples, s.features, s.informative);
+    }
+}
 
-    // Samples per cluster: cluster c belongs to class c % classes; leftovers go round-robin.
+/// Samples per cluster: cluster c belongs to class c % classes; leftovers go round-robin.
+fn cluster_sizes(s: &Synthetic, weights: &[f64], clusters: usize) -> Vec<usize> {
+    let n = s.samples;
     let total: f64 = weights.iter().sum();
     let mut per_cluster: Vec<usize> = (0..clusters)
         .map(|c| {
@@ -109,8 +145,11 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
         per_cluster[c % clusters] += 1;
         c += 1;
     }
+    per_cluster
+}
 
-    // Distinct hypercube vertices, one per cluster.
+/// Distinct vertices of the `k`-dimensional hypercube (as bit sets), one per cluster.
+fn vertices(rng: &mut Xoshiro256PlusPlus, clusters: usize, k: usize) -> Vec<u64> {
     let mut vertices: Vec<u64> = Vec::with_capacity(clusters);
     let span = if k >= 64 { u64::MAX } else { 1u64 << k };
     while vertices.len() < clusters {
@@ -123,13 +162,24 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
             vertices.push(v);
         }
     }
+    vertices
+}
 
-    let mut x = vec![0.0; n * p];
-    let mut y = vec![0u32; n];
-    let mut normal = Normal::default();
+/// The informative features and the labels, cluster after cluster: each cluster's rows are
+/// `z · A + centroid` with `z` standard normal, `A` a random covariance (uniform in [-1, 1)) and the
+/// centroid its hypercube vertex at ± `class_sep`.
+fn informative(
+    s: &Synthetic,
+    per_cluster: &[usize],
+    vertices: &[u64],
+    rng: &mut Xoshiro256PlusPlus,
+    normal: &mut Normal,
+    x: &mut [f64],
+    y: &mut [u32],
+) {
+    let (p, k) = (s.features, s.informative);
     let mut row = 0;
     for (cl, &count) in per_cluster.iter().enumerate() {
-        // A random covariance: informative part = z · A + centroid, A uniform in [-1, 1).
         let a: Vec<f64> = (0..k * k)
             .map(|_| 2.0 * rng.random::<f64>() - 1.0)
             .collect();
@@ -142,7 +192,7 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
         let mut z = vec![0.0; k];
         for _ in 0..count {
             for zj in z.iter_mut() {
-                *zj = normal.sample(&mut rng);
+                *zj = normal.sample(rng);
             }
             let out = &mut x[row * p..row * p + k];
             for (j, o) in out.iter_mut().enumerate() {
@@ -152,7 +202,17 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
             row += 1;
         }
     }
-    // Redundant features: informative · B, B uniform in [-1, 1).
+}
+
+/// Redundant features (informative · B, B uniform in [-1, 1)), then standard normal noise in the
+/// remaining columns.
+fn redundant_and_noise(
+    s: &Synthetic,
+    rng: &mut Xoshiro256PlusPlus,
+    normal: &mut Normal,
+    x: &mut [f64],
+) {
+    let (n, p, k) = (s.samples, s.features, s.informative);
     let b: Vec<f64> = (0..k * s.redundant)
         .map(|_| 2.0 * rng.random::<f64>() - 1.0)
         .collect();
@@ -162,10 +222,14 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
             x[r * p + k + j] = v;
         }
         for j in k + s.redundant..p {
-            x[r * p + j] = normal.sample(&mut rng);
+            x[r * p + j] = normal.sample(rng);
         }
     }
-    // Label noise, then a row shuffle (Fisher–Yates).
+}
+
+/// Label noise (`flip_y`), then a row shuffle (Fisher–Yates).
+fn flip_and_shuffle(s: &Synthetic, rng: &mut Xoshiro256PlusPlus, x: &mut [f64], y: &mut [u32]) {
+    let (n, p) = (s.samples, s.features);
     for label in y.iter_mut() {
         if s.flip_y > 0.0 && rng.random::<f64>() < s.flip_y {
             *label = rng.random_range(0..s.classes as u32);
@@ -180,17 +244,6 @@ pub fn make_classification(spec: &Synthetic) -> Result<Dataset, String> {
             }
         }
     }
-    let names = (0..p).map(|j| format!("x{j}")).collect();
-    let class_names = (0..s.classes).map(|c| c.to_string()).collect();
-    Dataset::new(
-        "synthetic",
-        Matrix::new(n, p, x)?,
-        Target::Classes {
-            labels: y,
-            names: class_names,
-        },
-        names,
-    )
 }
 
 /// Standard normal draws by Marsaglia's polar method (two per acceptance; the second is kept).

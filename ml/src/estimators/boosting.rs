@@ -15,7 +15,7 @@ use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
 
-use super::common::{argmax, check_fit};
+use super::common::argmax;
 use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{
@@ -250,7 +250,7 @@ impl Estimator for AdaBoost {
         "adaboost"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -258,7 +258,6 @@ impl Estimator for AdaBoost {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let Target::Classes { labels, names } = &data.y else {
             return Err(format!(
                 "adaboost: needs classes but dataset {} has a numeric target",
@@ -504,7 +503,7 @@ impl Estimator for GradientBoosting {
         self.name
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -512,111 +511,21 @@ impl Estimator for GradientBoosting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name, data, rows, weights)?;
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
-        let all_w: Vec<f64> = (0..rows.len())
-            .map(|i| weights.map_or(1.0, |w| w[i]))
-            .collect();
-        // Early stopping holds out a validation share of the rows (seeded, stratified for classes).
-        let stop = match &self.early {
-            Some((s, auto)) if !auto || rows.len() > AUTO_EARLY_STOPPING_ROWS => Some(s),
-            _ => None,
-        };
-        let (train_pos, val_pos) = match stop {
-            Some(s) => validation_split(
-                self.name,
-                data,
-                rows,
-                s.validation_fraction,
-                child_seed(seed, u64::MAX),
-            )?,
-            None => ((0..rows.len()).collect(), Vec::new()),
-        };
-        let train: Vec<usize> = train_pos.iter().map(|&i| rows[i]).collect();
-        let sw: Vec<f64> = train_pos.iter().map(|&i| all_w[i]).collect();
-        let val: Vec<usize> = val_pos.iter().map(|&i| rows[i]).collect();
-        let val_w: Vec<f64> = val_pos.iter().map(|&i| all_w[i]).collect();
+        let stop = self.stopping(rows.len());
+        let split = self.split(data, rows, weights, stop, seed)?;
+        let (train, sw, val, val_w) = (&split.train, &split.sw, &split.val, &split.val_w);
         let m = train.len();
-        let total_w: f64 = sw.iter().sum();
-        if total_w <= 0.0 {
-            return Err(format!(
-                "{}: the training rows left after the validation share have zero total weight; \
-                 lower `validation_fraction` or set `early_stopping` = false",
-                self.name
-            ));
-        }
-        // Targets, row-major `width` per row: one-hot classes (binary: the class-1 indicator) or
-        // values.
-        let targets = |rows: &[usize]| -> Vec<f64> {
-            let mut out = vec![0.0; rows.len() * width];
-            for (i, &r) in rows.iter().enumerate() {
-                match &data.y {
-                    Target::Classes { labels, .. } => {
-                        let l = labels[r] as usize;
-                        if k == 2 {
-                            out[i] = (l == 1) as u8 as f64;
-                        } else {
-                            out[i * width + l] = 1.0;
-                        }
-                    }
-                    Target::Values(v) => out[i] = v[r],
-                }
-            }
-            out
-        };
-        let ys = targets(&train);
-        let val_ys = targets(&val);
-        // Initial scores: the weighted mean, log-odds or log prior.
-        let init: Vec<f64> = (0..width)
-            .map(|c| {
-                let mean = (0..m).map(|i| sw[i] * ys[i * width + c]).sum::<f64>() / total_w;
-                match k {
-                    0 => mean,
-                    2 => {
-                        let p = mean.clamp(1e-12, 1.0 - 1e-12);
-                        (p / (1.0 - p)).ln()
-                    }
-                    _ => mean.max(1e-12).ln(),
-                }
-            })
-            .collect();
+        let ys = targets(data, train, k, width);
+        let val_ys = targets(data, val, k, width);
+        let init = initial_scores(k, width, &ys, sw);
         let max_bins = match self.flavour {
             Flavour::Hist { max_bins, .. } => max_bins,
             Flavour::Classic { .. } => MAX_BINS,
         };
-        let binned = Binned::new(data, &train, self.splitter, max_bins)?;
-        let cfg = match self.flavour {
-            Flavour::Classic { max_depth } => TreeConfig {
-                criterion: Criterion::Mse,
-                n_classes: 0,
-                max_depth,
-                min_samples_split: 2,
-                min_samples_leaf: self.min_samples_leaf,
-                max_features: data.features(),
-                max_leaf_nodes: 0,
-                cut: Cut::Best,
-                subtraction: true,
-                parallel: options.parallel,
-            },
-            Flavour::Hist {
-                max_leaf_nodes,
-                max_depth,
-                lambda,
-                ..
-            } => TreeConfig {
-                criterion: Criterion::Newton { lambda },
-                n_classes: 0,
-                max_depth,
-                min_samples_split: 2,
-                min_samples_leaf: self.min_samples_leaf,
-                max_features: data.features(),
-                max_leaf_nodes,
-                cut: Cut::Best,
-                subtraction: true,
-                parallel: options.parallel,
-            },
-        };
+        let binned = Binned::new(data, train, self.splitter, max_bins)?;
+        let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
         let parallel = options.parallel && rayon::current_num_threads() > 1;
@@ -629,23 +538,10 @@ impl Estimator for GradientBoosting {
         let mut trees = Vec::with_capacity(self.n * width);
         let mut history = Vec::new();
         if stop.is_some() {
-            history.push(-mean_loss(k, width, &val_scores, &val_ys, &val_w));
+            history.push(-mean_loss(k, width, &val_scores, &val_ys, val_w));
         }
         for stage in 0..self.n {
-            // Gradients and hessians of the loss at the current scores.
-            let chunk = ROW_CHUNK * width;
-            let work = |((g, h), (s, y)): GradChunk| gradients(k, width, s, y, g, h);
-            if parallel {
-                grad.par_chunks_mut(chunk)
-                    .zip(hess.par_chunks_mut(chunk))
-                    .zip(scores.par_chunks(chunk).zip(ys.par_chunks(chunk)))
-                    .for_each(work);
-            } else {
-                grad.chunks_mut(chunk)
-                    .zip(hess.chunks_mut(chunk))
-                    .zip(scores.chunks(chunk).zip(ys.chunks(chunk)))
-                    .for_each(work);
-            }
+            all_gradients(parallel, k, width, &scores, &ys, &mut grad, &mut hess);
             for c in 0..width {
                 entries.clear();
                 entries.extend(train.iter().enumerate().map(|(i, &r)| Entry {
@@ -664,64 +560,27 @@ impl Estimator for GradientBoosting {
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
                 let (mut tree, ranges) = grow_with_ranges(&binned, &mut entries, &cfg, &mut rng);
-                // Rows of weight 0 are not in the tree's entries: walk them down.
-                if entries.len() < m {
-                    for (i, &r) in train.iter().enumerate() {
-                        leaf_of[i] = tree.leaf(data.x.row(r));
-                    }
-                }
-                for (node, &(start, end)) in ranges.iter().enumerate() {
-                    if tree.is_leaf(node) {
-                        for e in &entries[start as usize..end as usize] {
-                            leaf_of[e.class as usize] = node;
-                        }
-                    }
-                }
-                if let Flavour::Classic { .. } = self.flavour {
-                    if k > 0 {
-                        // Friedman's Newton step per leaf: Σ w (−g) / Σ w h, × (K−1)/K for softmax.
-                        let factor = if k == 2 {
-                            1.0
-                        } else {
-                            (k - 1) as f64 / k as f64
-                        };
-                        let mut num = vec![0.0; tree.node_count()];
-                        let mut den = vec![0.0; tree.node_count()];
-                        for i in 0..m {
-                            num[leaf_of[i]] -= sw[i] * grad[i * width + c];
-                            den[leaf_of[i]] += sw[i] * hess[i * width + c];
-                        }
-                        for leaf in 0..num.len() {
-                            if den[leaf] > 0.0 {
-                                tree.set_value(leaf, factor * num[leaf] / den[leaf].max(1e-150));
-                            }
-                        }
-                    }
+                leaves_of_rows(data, train, &tree, &entries, &ranges, &mut leaf_of);
+                if let (Flavour::Classic { .. }, true) = (&self.flavour, k > 0) {
+                    let column = Column { width, c };
+                    newton_leaves(&mut tree, k, column, &leaf_of, sw, &grad, &hess);
                 }
                 tree.scale(self.lr);
                 for i in 0..m {
                     scores[i * width + c] += tree.node_value(leaf_of[i]);
                 }
-                let update = |(part, vrows): (&mut [f64], &[usize])| {
-                    for (s, &r) in part.chunks_mut(width).zip(vrows) {
-                        s[c] += tree.value(data.x.row(r))[0];
-                    }
-                };
-                if parallel {
-                    val_scores
-                        .par_chunks_mut(chunk)
-                        .zip(val.par_chunks(ROW_CHUNK))
-                        .for_each(update);
-                } else {
-                    val_scores
-                        .chunks_mut(chunk)
-                        .zip(val.chunks(ROW_CHUNK))
-                        .for_each(update);
-                }
+                add_tree(
+                    parallel,
+                    data,
+                    val,
+                    &tree,
+                    Column { width, c },
+                    &mut val_scores,
+                );
                 trees.push(tree);
             }
             if let Some(s) = stop {
-                history.push(-mean_loss(k, width, &val_scores, &val_ys, &val_w));
+                history.push(-mean_loss(k, width, &val_scores, &val_ys, val_w));
                 if should_stop(&history, s.n_iter_no_change, s.tol) {
                     break;
                 }
@@ -733,6 +592,242 @@ impl Estimator for GradientBoosting {
             width,
             k,
         }))
+    }
+}
+
+/// The rows a booster trains on and validates on (positions of early stopping's held-out share
+/// resolved to row indices), with their sample weights.
+struct Split {
+    train: Vec<usize>,
+    sw: Vec<f64>,
+    val: Vec<usize>,
+    val_w: Vec<f64>,
+}
+
+impl GradientBoosting {
+    /// Early stopping's settings when it applies to a fit on `rows` training rows.
+    fn stopping(&self, rows: usize) -> Option<&EarlyStopping> {
+        match &self.early {
+            Some((s, auto)) if !auto || rows > AUTO_EARLY_STOPPING_ROWS => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Hold out early stopping's validation share (seeded, stratified for classes), if any.
+    fn split(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        stop: Option<&EarlyStopping>,
+        seed: u64,
+    ) -> Result<Split, String> {
+        let all_w: Vec<f64> = (0..rows.len())
+            .map(|i| weights.map_or(1.0, |w| w[i]))
+            .collect();
+        let (train_pos, val_pos) = match stop {
+            Some(s) => validation_split(
+                self.name,
+                data,
+                rows,
+                s.validation_fraction,
+                child_seed(seed, u64::MAX),
+            )?,
+            None => ((0..rows.len()).collect(), Vec::new()),
+        };
+        let split = Split {
+            train: train_pos.iter().map(|&i| rows[i]).collect(),
+            sw: train_pos.iter().map(|&i| all_w[i]).collect(),
+            val: val_pos.iter().map(|&i| rows[i]).collect(),
+            val_w: val_pos.iter().map(|&i| all_w[i]).collect(),
+        };
+        if split.sw.iter().sum::<f64>() <= 0.0 {
+            return Err(format!(
+                "{}: the training rows left after the validation share have zero total weight; \
+                 lower `validation_fraction` or set `early_stopping` = false",
+                self.name
+            ));
+        }
+        Ok(split)
+    }
+
+    /// The trees each stage grows: squared-error CART (classic) or second-order best-first
+    /// (histogram), on every feature.
+    fn tree_config(&self, data: &Dataset, options: FitOptions) -> TreeConfig {
+        let (criterion, max_depth, max_leaf_nodes) = match self.flavour {
+            Flavour::Classic { max_depth } => (Criterion::Mse, max_depth, 0),
+            Flavour::Hist {
+                max_leaf_nodes,
+                max_depth,
+                lambda,
+                ..
+            } => (Criterion::Newton { lambda }, max_depth, max_leaf_nodes),
+        };
+        TreeConfig {
+            criterion,
+            n_classes: 0,
+            max_depth,
+            min_samples_split: 2,
+            min_samples_leaf: self.min_samples_leaf,
+            max_features: data.features(),
+            max_leaf_nodes,
+            cut: Cut::Best,
+            subtraction: true,
+            parallel: options.parallel,
+        }
+    }
+}
+
+/// Targets of `rows`, row-major `width` per row: one-hot classes (binary: the class-1 indicator)
+/// or values.
+fn targets(data: &Dataset, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows.len() * width];
+    for (i, &r) in rows.iter().enumerate() {
+        match &data.y {
+            Target::Classes { labels, .. } => {
+                let l = labels[r] as usize;
+                if k == 2 {
+                    out[i] = (l == 1) as u8 as f64;
+                } else {
+                    out[i * width + l] = 1.0;
+                }
+            }
+            Target::Values(v) => out[i] = v[r],
+        }
+    }
+    out
+}
+
+/// Initial scores: the weighted mean (values), log-odds (two classes) or log prior (more).
+fn initial_scores(k: usize, width: usize, ys: &[f64], sw: &[f64]) -> Vec<f64> {
+    let total_w: f64 = sw.iter().sum();
+    (0..width)
+        .map(|c| {
+            let mean = (0..sw.len())
+                .map(|i| sw[i] * ys[i * width + c])
+                .sum::<f64>()
+                / total_w;
+            match k {
+                0 => mean,
+                2 => {
+                    let p = mean.clamp(1e-12, 1.0 - 1e-12);
+                    (p / (1.0 - p)).ln()
+                }
+                _ => mean.max(1e-12).ln(),
+            }
+        })
+        .collect()
+}
+
+/// Gradients and hessians of the loss at the current scores, over fixed chunks of rows.
+fn all_gradients(
+    parallel: bool,
+    k: usize,
+    width: usize,
+    scores: &[f64],
+    ys: &[f64],
+    grad: &mut [f64],
+    hess: &mut [f64],
+) {
+    let chunk = ROW_CHUNK * width;
+    let work = |((g, h), (s, y)): GradChunk| gradients(k, width, s, y, g, h);
+    if parallel {
+        grad.par_chunks_mut(chunk)
+            .zip(hess.par_chunks_mut(chunk))
+            .zip(scores.par_chunks(chunk).zip(ys.par_chunks(chunk)))
+            .for_each(work);
+    } else {
+        grad.chunks_mut(chunk)
+            .zip(hess.chunks_mut(chunk))
+            .zip(scores.chunks(chunk).zip(ys.chunks(chunk)))
+            .for_each(work);
+    }
+}
+
+/// The leaf of every training position (`entries[..].class` holds the position): from the
+/// ranges the tree grew with, and by walking the tree for rows of weight 0, which it never saw.
+fn leaves_of_rows(
+    data: &Dataset,
+    train: &[usize],
+    tree: &Tree,
+    entries: &[Entry],
+    ranges: &[(u32, u32)],
+    leaf_of: &mut [usize],
+) {
+    if entries.len() < train.len() {
+        for (i, &r) in train.iter().enumerate() {
+            leaf_of[i] = tree.leaf(data.x.row(r));
+        }
+    }
+    for (node, &(start, end)) in ranges.iter().enumerate() {
+        if tree.is_leaf(node) {
+            for e in &entries[start as usize..end as usize] {
+                leaf_of[e.class as usize] = node;
+            }
+        }
+    }
+}
+
+/// Score column `c` of rows `width` wide.
+#[derive(Clone, Copy)]
+struct Column {
+    width: usize,
+    c: usize,
+}
+
+/// Friedman's Newton step per leaf of a classic booster's tree for classes:
+/// Σ w (−g) / Σ w h, × (K−1)/K for softmax.
+fn newton_leaves(
+    tree: &mut Tree,
+    k: usize,
+    Column { width, c }: Column,
+    leaf_of: &[usize],
+    sw: &[f64],
+    grad: &[f64],
+    hess: &[f64],
+) {
+    let factor = if k == 2 {
+        1.0
+    } else {
+        (k - 1) as f64 / k as f64
+    };
+    let mut num = vec![0.0; tree.node_count()];
+    let mut den = vec![0.0; tree.node_count()];
+    for i in 0..sw.len() {
+        num[leaf_of[i]] -= sw[i] * grad[i * width + c];
+        den[leaf_of[i]] += sw[i] * hess[i * width + c];
+    }
+    for leaf in 0..num.len() {
+        if den[leaf] > 0.0 {
+            tree.set_value(leaf, factor * num[leaf] / den[leaf].max(1e-150));
+        }
+    }
+}
+
+/// Add `tree`'s value to score column `c` of the validation rows `val`.
+fn add_tree(
+    parallel: bool,
+    data: &Dataset,
+    val: &[usize],
+    tree: &Tree,
+    Column { width, c }: Column,
+    val_scores: &mut [f64],
+) {
+    let update = |(part, vrows): (&mut [f64], &[usize])| {
+        for (s, &r) in part.chunks_mut(width).zip(vrows) {
+            s[c] += tree.value(data.x.row(r))[0];
+        }
+    };
+    if parallel {
+        val_scores
+            .par_chunks_mut(ROW_CHUNK * width)
+            .zip(val.par_chunks(ROW_CHUNK))
+            .for_each(update);
+    } else {
+        val_scores
+            .chunks_mut(ROW_CHUNK * width)
+            .zip(val.chunks(ROW_CHUNK))
+            .for_each(update);
     }
 }
 

@@ -1,4 +1,4 @@
-//! Pieces every learner shares: checking a fit's inputs, turning rows into tree entries with sample
+//! Pieces the learners share: turning rows into tree entries with sample
 //! and class weights, and the tree-ensemble model that a tree, a forest and bagged trees all are.
 
 use rayon::prelude::*;
@@ -7,44 +7,6 @@ use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Model, Prediction};
 
 use super::tree::{Entry, Tree};
-
-/// Check `rows` and `weights` before a fit.
-pub(crate) fn check_fit(
-    name: &str,
-    data: &Dataset,
-    rows: &[usize],
-    weights: Option<&[f64]>,
-) -> Result<(), String> {
-    if rows.is_empty() {
-        return Err(format!("{name}: cannot fit on zero rows"));
-    }
-    if let Some(&r) = rows.iter().find(|&&r| r >= data.rows()) {
-        return Err(format!(
-            "{name}: row {r} is out of range; dataset {} has {} rows",
-            data.name,
-            data.rows()
-        ));
-    }
-    if let Some(w) = weights {
-        if w.len() != rows.len() {
-            return Err(format!(
-                "{name}: {} sample weights for {} rows; give one weight per row",
-                w.len(),
-                rows.len()
-            ));
-        }
-        if let Some(k) = w.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
-            return Err(format!(
-                "{name}: sample weight {} (entry {k}) must be finite and non-negative",
-                w[k]
-            ));
-        }
-        if w.iter().sum::<f64>() <= 0.0 {
-            return Err(format!("{name}: the sample weights sum to zero"));
-        }
-    }
-    Ok(())
-}
 
 /// scikit-learn's `class_weight="balanced"`: `n / (classes × count_k)` over `rows` (absent classes 0).
 pub(crate) fn balanced_weights(labels: &[u32], rows: &[usize], n_classes: usize) -> Vec<f64> {
@@ -111,6 +73,8 @@ pub(crate) struct TreeEnsemble {
     /// 0 for regression.
     pub n_classes: usize,
     pub oob_score: Option<f64>,
+    /// (trees, out-of-bag score) after each batch of a forest grown with `n_estimators = "auto"`.
+    pub oob_curve: Option<Vec<(usize, f64)>>,
 }
 
 impl TreeEnsemble {
@@ -175,6 +139,14 @@ impl Model for TreeEnsemble {
 
     fn oob_score(&self) -> Option<f64> {
         self.oob_score
+    }
+
+    fn oob_curve(&self) -> Option<&[(usize, f64)]> {
+        self.oob_curve.as_deref()
+    }
+
+    fn n_members(&self) -> Option<usize> {
+        Some(self.trees.len())
     }
 
     fn feature_importances(&self) -> Option<Vec<f64>> {

@@ -6,7 +6,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use crate::data::{Dataset, Target};
 use crate::estimator::{Estimator, FitOptions, Model};
 
-use super::common::{check_fit, entries, TreeEnsemble};
+use super::common::{entries, TreeEnsemble};
 use super::params::{Default as D, Kind, MaxFeatures, ParamSpec, Params};
 use super::tree::{grow, Binned, Criterion, Cut, Splitter, TreeConfig, MAX_BINS};
 
@@ -219,7 +219,7 @@ impl Estimator for DecisionTree {
         "decision_tree"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -227,7 +227,6 @@ impl Estimator for DecisionTree {
         seed: u64,
         _options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let cfg = self.hp.config(self.name(), data)?;
         let binned = Binned::new(data, rows, self.hp.splitter, MAX_BINS)?;
         let mut e = entries(data, rows, weights, self.hp.balanced);
@@ -238,6 +237,7 @@ impl Estimator for DecisionTree {
             trees: vec![tree],
             n_classes: cfg.n_classes,
             oob_score: None,
+            oob_curve: None,
         }))
     }
 }

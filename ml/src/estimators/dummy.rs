@@ -12,7 +12,7 @@ impl Estimator for MostFrequent {
         "dummy.most_frequent"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],

@@ -13,7 +13,7 @@ use crate::child_seed;
 use crate::data::{Dataset, Matrix};
 use crate::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
 
-use super::common::{argmax, check_fit};
+use super::common::argmax;
 use super::params::{Default as D, Kind, ParamSpec, Params};
 
 /// `bagging` parameters.
@@ -178,7 +178,7 @@ impl Estimator for Bagging {
         "bagging"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -186,7 +186,6 @@ impl Estimator for Bagging {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let m = rows.len();
         let draw = ((self.max_samples * m as f64).round() as usize).clamp(1, m);
         let models = for_each_member(self.n, options.parallel, |i| {
@@ -232,7 +231,7 @@ impl Estimator for Voting {
         "voting"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -240,7 +239,6 @@ impl Estimator for Voting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let models = for_each_member(self.members.len(), options.parallel, |i| {
             self.members[i].fit(data, rows, weights, child_seed(seed, i as u64), options)
         })?;

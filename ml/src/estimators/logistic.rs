@@ -10,7 +10,7 @@
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
 
-use super::common::{argmax, check_fit};
+use super::common::argmax;
 use super::params::{Default as D, Kind, ParamSpec, Params};
 
 /// `logistic_regression` parameters.
@@ -170,7 +170,7 @@ impl Estimator for Logistic {
         "logistic_regression"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -178,7 +178,6 @@ impl Estimator for Logistic {
         _seed: u64,
         _options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let Target::Classes { labels, names } = &data.y else {
             return Err(format!(
                 "logistic_regression: needs classes but dataset {} has a numeric target",

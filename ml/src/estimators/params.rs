@@ -13,6 +13,12 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// An integer in `min..=max`, or `"auto"`: an ensemble size that the estimator may choose
+    /// itself (random forest and extra trees grow until the out-of-bag score plateaus).
+    IntOrAuto {
+        min: i64,
+        max: i64,
+    },
     /// A number in `min..=max` (or `min < x` when `open_min`); integers are accepted too.
     Float {
         min: f64,
@@ -77,6 +83,9 @@ impl ParamSpec {
         match self.kind {
             Kind::Int { min, max } if max == i64::MAX => format!("an integer ≥ {min}"),
             Kind::Int { min, max } => format!("an integer from {min} to {max}"),
+            Kind::IntOrAuto { min, max } => {
+                format!("an integer from {min} to {max}, or \"auto\"")
+            }
             Kind::Float { min, max, open_min } => {
                 let lo = if open_min { "(" } else { "[" };
                 if max == f64::INFINITY {
@@ -193,6 +202,35 @@ impl<'a> Params<'a> {
         };
         match v {
             Hp::Int(i) if (min..=max).contains(&i) => Ok(i),
+            Hp::Text(t) if t == "auto" && super::ensemble_size(self.estimator) == Some(name) => {
+                Err(self.no_auto(spec))
+            }
+            other => Err(self.bad(spec, show(&other))),
+        }
+    }
+
+    /// The refusal of `"auto"` for an ensemble size that cannot be chosen automatically: only
+    /// bagged trees have out-of-bag rows to score while they grow.
+    fn no_auto(&self, spec: &ParamSpec) -> String {
+        format!(
+            "{}: `{}` = \"auto\" is only for random_forest and extra_trees, which add trees until \
+             their out-of-bag score stops improving, and {} has no out-of-bag score; give {}",
+            self.estimator,
+            spec.name,
+            self.estimator,
+            spec.allowed()
+        )
+    }
+
+    /// An [`Kind::IntOrAuto`] parameter: `None` for `"auto"`.
+    pub fn int_or_auto(&self, name: &str) -> Result<Option<i64>, String> {
+        let (v, spec) = self.value(name);
+        let Kind::IntOrAuto { min, max } = spec.kind else {
+            unreachable!("{name} is not an integer-or-auto parameter")
+        };
+        match v {
+            Hp::Int(i) if (min..=max).contains(&i) => Ok(Some(i)),
+            Hp::Text(t) if t == "auto" => Ok(None),
             other => Err(self.bad(spec, show(&other))),
         }
     }

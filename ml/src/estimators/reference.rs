@@ -13,7 +13,6 @@ use smartcore::tree::decision_tree_classifier::{
 use crate::data::{Dataset, Matrix, Target};
 use crate::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
 
-use super::common::check_fit;
 use super::params::{Default as D, Kind, ParamSpec, Params};
 
 const CRITERION: ParamSpec = ParamSpec {
@@ -148,7 +147,7 @@ impl Estimator for Smartcore {
         self.name
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -156,7 +155,6 @@ impl Estimator for Smartcore {
         seed: u64,
         _options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name, data, rows, weights)?;
         if weights.is_some() {
             return Err(format!(
                 "{}: smartcore takes no sample weights; use the estimator without the \

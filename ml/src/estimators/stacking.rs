@@ -17,7 +17,6 @@ use crate::child_seed;
 use crate::data::{Dataset, Matrix};
 use crate::estimator::{Estimator, FitOptions, HyperParams, Model, Prediction};
 
-use super::common::check_fit;
 use super::ensemble::{for_each_member, members};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 
@@ -120,7 +119,7 @@ impl Estimator for Stacking {
         "stacking"
     }
 
-    fn fit(
+    fn fit_checked(
         &self,
         data: &Dataset,
         rows: &[usize],
@@ -128,7 +127,6 @@ impl Estimator for Stacking {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        check_fit(self.name(), data, rows, weights)?;
         let m = rows.len();
         if m < self.cv {
             return Err(format!(

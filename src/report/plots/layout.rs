@@ -506,6 +506,56 @@ fn nested_study() -> Vec<PointRecord> {
     recs
 }
 
+/// Forests grown with `n_estimators = "auto"` (random forest and extra trees, two seeds) on 1 and
+/// 2 threads: the out-of-bag curve each point records.
+fn oob_study() -> Vec<PointRecord> {
+    let mut recs = Vec::new();
+    for (estimator, seed) in [
+        ("random_forest", 1u64),
+        ("random_forest", 2),
+        ("extra_trees", 1),
+    ] {
+        for p in [1u32, 2] {
+            let mut r = record(
+                0,
+                "forest.fit",
+                Scaling::Strong,
+                p,
+                5000,
+                &times(1.0 / p as f64, 3),
+            );
+            r.point.params.0.remove("variant");
+            r.point
+                .params
+                .0
+                .insert("estimator".into(), Value::Text(estimator.into()));
+            r.point.params.0.insert("seed".into(), Value::Int(seed));
+            r.point.id = format!("oob{estimator}{seed}{p}");
+            r.work = Default::default();
+            let batches = 6 + 2 * seed as usize;
+            let shift = if estimator == "extra_trees" {
+                0.03
+            } else {
+                0.0
+            };
+            let curve: Vec<String> = (1..=batches)
+                .map(|b| {
+                    format!(
+                        "{}:{}",
+                        10 * b,
+                        0.97 - 0.08 / b as f64 - 0.01 * seed as f64 - shift
+                    )
+                })
+                .collect();
+            for rep in &mut r.repetitions {
+                rep.details.insert("oob_curve".into(), curve.join("; "));
+            }
+            recs.push(r);
+        }
+    }
+    recs
+}
+
 /// Twenty-four series (a sweep over block sizes and variants): a legend of many rows.
 fn many_series_study() -> Vec<PointRecord> {
     let mut recs = Vec::new();
@@ -543,6 +593,7 @@ fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
         ("pingpong", pingpong_study()),
         ("hybrid stencil", hybrid_stencil_study()),
         ("nested", nested_study()),
+        ("oob", oob_study()),
         ("many", many_series_study()),
     ];
     let mut out = Vec::new();
@@ -590,6 +641,7 @@ fn no_legend_or_text_overlaps_marks_lines_or_text() {
         "bandwidth",
         "comm",
         "nested",
+        "oob",
     ] {
         assert!(
             kinds.iter().any(|k| k.ends_with(&format!("-{kind}.svg"))),

@@ -12,7 +12,8 @@
 //! * `messages`: for MPI message-size studies (see [`super::messages`]), instead of the above,
 //!   **latency** (µs) and **bandwidth** (GB/s) against the message size, log–log; for studies
 //!   whose points record `comm_s`, **compute vs communication** time against p;
-//! * `ml`: for nested cross-validation studies, **non-nested vs nested score**.
+//! * `ml`: for nested cross-validation studies, **non-nested vs nested score**;
+//! * `oob`: for forests grown with `n_estimators = "auto"`, **out-of-bag score against trees**.
 //!
 //! Every point is drawn at its **median** with a whisker over the spread of its repetitions: the
 //! interquartile range by default, the fastest to the slowest repetition with
@@ -30,6 +31,7 @@ mod labels;
 mod layout;
 mod messages;
 mod ml;
+mod oob;
 mod render;
 mod scaling;
 mod throughput;
@@ -344,6 +346,7 @@ fn charts(st: &mut Study<'_, '_>, machine: &Machine) -> Vec<(&'static str, Chart
     if let Some(c) = ml::nested_chart(st) {
         out.push(("nested", c));
     }
+    out.extend(oob::oob_chart(st).map(|c| ("oob", c)));
     out.extend(scaling::charts(st));
     if let Some(c) = throughput::chart(st, machine) {
         out.push(("throughput", c));
