@@ -11,6 +11,10 @@
 //! each machine scales. The rate chart (GFLOP/s, GB/s, or fits/s for ML studies) compares what
 //! each machine reaches, against p; a study measured at a single p on every run is drawn against
 //! the problem size instead. No peak line is drawn: each machine has its own.
+//!
+//! Message-size studies (ping-pong, collectives) get the latency and bandwidth charts of a run's
+//! report instead, and nested cross-validation studies their score chart as well, both drawn by
+//! the same code with one line (or marker group) per run and series.
 
 use std::collections::BTreeMap;
 
@@ -71,10 +75,20 @@ pub fn compare_plots(
         subtitle: labels::subtitle(&first.workload, &shared),
         colors,
     };
-    let mut charts = super::scaling::charts(&mut st);
-    if let Some(c) = rate_chart(&mut st, &owner, runs) {
-        charts.push(("rate", c));
-    }
+    let charts = if crate::report::messages::is_message_study(&all) {
+        message_charts(&mut st, runs)
+    } else {
+        let mut charts = super::scaling::charts(&mut st);
+        if let Some(c) = rate_chart(&mut st, &owner, runs) {
+            charts.push(("rate", c));
+        }
+        let run_of: Vec<(usize, &str)> = owner.iter().map(|&(r, _)| (r, runs[r].label)).collect();
+        if let Some(mut c) = super::ml::nested_chart_by_run(&mut st, &run_of) {
+            c.title.push_str(", by machine");
+            charts.push(("nested", c));
+        }
+        charts
+    };
     let prefix = format!("compare-study{}-{}", study + 1, slug(name));
     let mut plots = Vec::new();
     for (kind, chart) in charts {
@@ -87,6 +101,43 @@ pub fn compare_plots(
         });
     }
     Ok(plots)
+}
+
+/// The latency and bandwidth charts of a message-size study (ping-pong, collectives) over the
+/// runs: a run's own lines ([`crate::report::messages::message_points`], one per resources and
+/// parameters) with the run's label in front, in the run's colour, drawn by the same code as a
+/// run's report ([`super::messages::message_charts_of`]).
+fn message_charts(
+    st: &mut Study<'_, '_>,
+    runs: &[RunSeries<'_, '_>],
+) -> Vec<(&'static str, Chart)> {
+    // The charts split a line's name at spaces to find what all lines share: the run label
+    // stays one word (no-break spaces), turned back into spaces in the legend below.
+    const NBSP: char = '\u{a0}';
+    let mut points = Vec::new();
+    let (mut keys, mut owner): (Vec<String>, Vec<(usize, usize)>) = (Vec::new(), Vec::new());
+    for (r, run) in runs.iter().enumerate() {
+        let label = run.label.replace(' ', &NBSP.to_string());
+        let mut k = 0;
+        for mut p in crate::report::messages::message_points(&run.series) {
+            p.line = format!("{label} {}", p.line);
+            if !keys.contains(&p.line) {
+                keys.push(p.line.clone());
+                owner.push((r, k));
+                k += 1;
+            }
+            points.push(p);
+        }
+    }
+    let colors = run_colors(&keys, &owner, runs.len());
+    let mut charts = super::messages::message_charts_of(st, points, colors);
+    for (_, c) in &mut charts {
+        c.title.push_str(", by machine");
+        for l in &mut c.lines {
+            l.label = l.label.replace(NBSP, " ");
+        }
+    }
+    charts
 }
 
 /// Colours keyed by legend label so that series `k` of run `r` gets style `r + 7·k`: the run's
