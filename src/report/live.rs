@@ -1,6 +1,13 @@
 //! The one-line summary the CLI prints as each point finishes.
 
-use super::*;
+use std::fmt::Write as _;
+
+use super::format::{params_text, pct, sig, times};
+use super::plots::secs;
+use super::scaling::resources_label;
+use super::{csv, messages, ml, Throughput};
+use crate::results::{PointRecord, Status};
+use crate::stats::{Summary, HIGH_VARIANCE};
 
 /// One line for the CLI as a point finishes, e.g.
 /// `ok  gemm variant=tuned n=1024 threads=2  0.0213 s  100.8 GFLOP/s` or

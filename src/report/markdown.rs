@@ -1,7 +1,20 @@
 //! report.md's text: the run and its machine, the warnings, and per study its table, fits,
 //! plots and failed points (the tables themselves are [`super::tables`]').
 
-use super::*;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::format::{cell, params_text, sig};
+use super::peaks::Machines;
+use super::plots::Plot;
+use super::scaling::{resources_label, Series};
+use super::tables::{fits, message_table, study_table};
+use super::warnings::warnings;
+use super::{messages, ml};
+use crate::calibrate::{Profile, RunProfile};
+use crate::machine::Machine;
+use crate::plan::{Plan, Scaling};
+use crate::results::{PointRecord, RunDir, Status};
 
 /// A study as the report lists it.
 pub(super) struct Study {

@@ -54,34 +54,25 @@ pub(crate) mod test_support;
 mod tests;
 mod warnings;
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::calibrate::{Profile, RunProfile};
 use crate::machine::Machine;
-use crate::plan::{Plan, Scaling};
-use crate::results::{write_atomic, PointRecord, RunDir, Status};
-use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
+use crate::plan::Plan;
+use crate::results::{PointRecord, RunDir};
 use crate::workload::Work;
-
-pub use self::plots::Spread;
-use self::plots::{secs, secs_pm, Plot, PlotOptions};
-
-/// The first line of the report of a mock run.
-pub const MOCK_NOTE: &str = "> **MOCK DATA — not measured.** Every time in this report comes from the mock executor's model t(p) = A + B/p (`scalelab run --mock A,B`); no figure here describes this machine, and every plot carries a \"MOCK DATA\" badge.";
-use self::scaling::{resources_label, Series};
 
 pub use self::live::live_line;
 pub use self::pipeline::{write_tables, write_with};
+pub use self::plots::Spread;
 
-use self::format::{cell, opt_sig, params_text, pct, sig, times};
-use self::markdown::{markdown, studies};
-use self::peaks::{measured_pct, peak_gflops, Machines};
-use self::tables::{fits, message_table, study_table};
-use self::warnings::warnings;
+// For the submodules that use them under these paths (compare.rs, ml.rs).
+use self::format::{cell, sig};
+use self::plots::secs;
+
+/// The first line of the report of a mock run.
+pub const MOCK_NOTE: &str = "> **MOCK DATA — not measured.** Every time in this report comes from the mock executor's model t(p) = A + B/p (`scalelab run --mock A,B`); no figure here describes this machine, and every plot carries a \"MOCK DATA\" badge.";
 
 /// Which rate describes a workload: GFLOP/s for compute-bound work, GB/s for memory-bound work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,21 @@
 //! the TOP500 plot, then report.md and report.html. A plot that cannot be drawn costs only its
 //! pictures; the error is returned after the text is written.
 
-use super::*;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use super::markdown::{markdown, studies};
+use super::peaks::Machines;
+use super::plots::{Plot, PlotOptions};
+use super::scaling::Series;
+use super::{csv, html, is_mock, plots, roofline, scaling, top500};
+use super::{ReportFiles, Spread, MOCK_NOTE};
+use crate::calibrate::RunProfile;
+use crate::machine::Machine;
+use crate::plan::Plan;
+use crate::results::{write_atomic, PointRecord, RunDir};
 
 /// [`write()`] with the plots' whiskers over `spread` (the interquartile range by default; the
 /// fastest to the slowest repetition with `scalelab report --spread minmax`).

@@ -3,7 +3,15 @@
 //! studies, and the Amdahl or Gustafson fit of each series.
 
 use super::scaling::ScalingPoint;
-use super::*;
+use std::fmt::Write as _;
+
+use super::format::{cell, opt_sig, params_text, pct, sig};
+use super::peaks::{measured_pct, peak_gflops, Machines};
+use super::plots::{secs, secs_pm};
+use super::scaling::{resources_label, Series};
+use super::{csv, messages, scaling, Throughput};
+use crate::calibrate::Profile;
+use crate::plan::Scaling;
 
 /// The table of a study's points: one row per point, in series order (see the module
 /// documentation), then notes on what its marks (⚠) mean.

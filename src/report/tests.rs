@@ -3,6 +3,11 @@
 
 use super::test_support::{failed, record};
 use super::*;
+
+use super::peaks::measured_pct;
+use crate::plan::Scaling;
+use crate::results::Status;
+
 use crate::plan::Point;
 
 #[test]

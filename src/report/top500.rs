@@ -422,6 +422,20 @@ where
     )?;
     let me = vec![(xlo, best.gflops), (xhi, best.gflops)];
     chart.draw_series(DashedLineSeries::new(me, 14, 9, line(BLACK)))?;
+    draw_legend(&legend_area, best)?;
+    root.present()?;
+    Ok(())
+}
+
+/// The legend row under the plot: a swatch drawn like each line, then its name.
+fn draw_legend<DB: DrawingBackend>(
+    legend_area: &DrawingArea<DB, plotters::coord::Shift>,
+    best: &Best,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let line = |c: RGBColor| ShapeStyle::from(c).stroke_width(3);
     let legend = [
         (BLUE, false, "#1 of the list".to_string()),
         (VERMILLION, false, "#500 of the list".to_string()),
@@ -454,7 +468,6 @@ where
         let (w, _) = legend_area.estimate_text_size(&text, &font)?;
         x += 48 + w as i32 + 40;
     }
-    root.present()?;
     Ok(())
 }
 

@@ -1,7 +1,14 @@
 //! The "Warnings" section at the top of report.md: noisy, disturbed, oversubscribed, failed and
 //! missing points, each with what to do about it (which file, which command).
 
-use super::*;
+use std::collections::BTreeSet;
+
+use super::format::times;
+use super::scaling::Series;
+use crate::machine::Machine;
+use crate::plan::{Plan, Scaling};
+use crate::results::{PointRecord, RunDir, Status};
+use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
 
 pub(super) fn warnings(
     plan: &Plan,

@@ -201,51 +201,7 @@ fn rate_chart(
     ps.dedup();
     let by_size = ps.len() < 2;
 
-    // Line key -> (label parts, style, points (x, rate, low, high, hollow)).
-    type Pts = Vec<(f64, f64, f64, f64, bool)>;
-    let mut order: Vec<String> = Vec::new();
-    let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
-    let mut per_run = vec![0usize; runs.len()];
-    let mut names = Vec::new();
-    for (i, s) in st.series.iter().enumerate() {
-        let (r, _) = owner[i];
-        for p in &s.points {
-            let Some((v, u)) = rate(p) else { continue };
-            if u != unit {
-                continue;
-            }
-            let (key, parts, x) = if by_size {
-                let mut parts = vec![runs[r].label.to_string()];
-                parts.extend(labels::params(p.record));
-                parts.push(resources_label(&p.record.point.resources));
-                if let Some(n) = labels::size_value(p.record) {
-                    names.push((p.record.size as f64, n));
-                }
-                (parts.join("\u{1f}"), parts, p.record.size as f64)
-            } else {
-                (format!("{i}"), Vec::new(), p.workers as f64)
-            };
-            let (lo, hi) = st.opts.spread.of_rate(p, v);
-            if !lines.contains_key(&key) {
-                order.push(key.clone());
-                // By size a line gathers several series (one per size): it takes its run's
-                // colour and the next marker of that run. Against p a line is a series, styled
-                // as in the speedup charts.
-                let style = if by_size && runs.len() <= COLOURS {
-                    per_run[r] += 1;
-                    r + COLOURS * (per_run[r] - 1)
-                } else if by_size {
-                    st.colors.of(&key)
-                } else {
-                    st.colors.of(&st.labels[i])
-                };
-                lines.insert(key.clone(), (parts, style, Vec::new()));
-            }
-            if let Some(l) = lines.get_mut(&key) {
-                l.2.push((x, v, lo, hi, Study::hollow(p)));
-            }
-        }
-    }
+    let (order, lines, names) = rate_lines(st, owner, runs, &unit, by_size);
     if lines.is_empty() {
         return None;
     }
@@ -337,6 +293,70 @@ fn rate_chart(
     );
     t.subtitle = subtitle;
     Some(t.chart((x_desc, x), (unit, y), drawn, Vec::new()))
+}
+
+/// Points of a rate line: (x, rate, low, high, hollow).
+type Pts = Vec<(f64, f64, f64, f64, bool)>;
+
+/// The lines of the rate chart: their keys in order of first appearance; per key (label parts,
+/// style, points); and the size names for the x axis. Against p a line is a series; by size
+/// (`by_size`) a line is a run with its parameters and resources, over the sizes.
+#[allow(clippy::type_complexity)]
+fn rate_lines(
+    st: &mut Study<'_, '_>,
+    owner: &[(usize, usize)],
+    runs: &[RunSeries<'_, '_>],
+    unit: &str,
+    by_size: bool,
+) -> (
+    Vec<String>,
+    BTreeMap<String, (Vec<String>, usize, Pts)>,
+    Vec<(f64, String)>,
+) {
+    let mut order: Vec<String> = Vec::new();
+    let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
+    let mut per_run = vec![0usize; runs.len()];
+    let mut names = Vec::new();
+    for (i, s) in st.series.iter().enumerate() {
+        let (r, _) = owner[i];
+        for p in &s.points {
+            let Some((v, u)) = rate(p) else { continue };
+            if u != unit {
+                continue;
+            }
+            let (key, parts, x) = if by_size {
+                let mut parts = vec![runs[r].label.to_string()];
+                parts.extend(labels::params(p.record));
+                parts.push(resources_label(&p.record.point.resources));
+                if let Some(n) = labels::size_value(p.record) {
+                    names.push((p.record.size as f64, n));
+                }
+                (parts.join("\u{1f}"), parts, p.record.size as f64)
+            } else {
+                (format!("{i}"), Vec::new(), p.workers as f64)
+            };
+            let (lo, hi) = st.opts.spread.of_rate(p, v);
+            if !lines.contains_key(&key) {
+                order.push(key.clone());
+                // By size a line gathers several series (one per size): it takes its run's
+                // colour and the next marker of that run. Against p a line is a series, styled
+                // as in the speedup charts.
+                let style = if by_size && runs.len() <= COLOURS {
+                    per_run[r] += 1;
+                    r + COLOURS * (per_run[r] - 1)
+                } else if by_size {
+                    st.colors.of(&key)
+                } else {
+                    st.colors.of(&st.labels[i])
+                };
+                lines.insert(key.clone(), (parts, style, Vec::new()));
+            }
+            if let Some(l) = lines.get_mut(&key) {
+                l.2.push((x, v, lo, hi, Study::hollow(p)));
+            }
+        }
+    }
+    (order, lines, names)
 }
 
 #[cfg(test)]

@@ -29,50 +29,8 @@ pub(super) fn nested_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
 /// the parameters that vary; with at most as many runs as the palette has colours, group `k` of
 /// run `r` gets style `r + colours · k` (the run's colour, its k-th marker shape).
 pub(super) fn nested_chart_by_run(st: &mut Study<'_, '_>, runs: &[(usize, &str)]) -> Option<Chart> {
-    let run_of = |i: usize| runs.get(i).copied();
     let n_runs = runs.iter().map(|r| r.0 + 1).max().unwrap_or(0);
-    // (run, parameters, nested, non-nested, disturbed) per series.
-    type Scored<'r> = (Option<(usize, &'r str)>, Vec<String>, (f64, f64), bool);
-    let scored: Vec<Scored<'_>> = st
-        .series
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let p = s.points.first()?;
-            let xy = metric_median(p.record, "nested_score")
-                .zip(metric_median(p.record, "non_nested_score"))
-                .filter(|(x, y)| x.is_finite() && y.is_finite())?;
-            // Scores do not depend on the load beside a run (each repetition is checked bit for
-            // bit): a disturbed point's scores are drawn like any other.
-            Some((run_of(i), labels::params(p.record), xy, false))
-        })
-        .collect();
-    // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
-    // a seed only changes the fold split, so its markers are repeats of one experiment.
-    let all: Vec<Vec<String>> = scored.iter().map(|s| s.1.clone()).collect();
-    let (shared, _) = labels::split_shared(&all);
-    let varies = |kv: &String| !kv.starts_with("seed=") && !shared.contains(kv);
-    // (run, key, scores, disturbed) per marker colour.
-    type Group<'r> = (Option<(usize, &'r str)>, String, Vec<(f64, f64)>, Vec<bool>);
-    let mut groups: Vec<Group<'_>> = Vec::new();
-    for (run, ps, xy, hollow) in &scored {
-        let key = ps
-            .iter()
-            .filter(|kv| varies(kv))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        match groups
-            .iter_mut()
-            .find(|(r, k, _, _)| *r == *run && *k == key)
-        {
-            Some((_, _, pts, h)) => {
-                pts.push(*xy);
-                h.push(*hollow);
-            }
-            None => groups.push((*run, key, vec![*xy], vec![*hollow])),
-        }
-    }
+    let (groups, shared) = marker_groups(st, runs);
     // Markers are parameter groups, not the study's series: their own colours, from the first
     // (over runs: the run's colour, see [`nested_chart_by_run`]).
     let mut colors = super::render::Colors::default();
@@ -135,4 +93,60 @@ pub(super) fn nested_chart_by_run(st: &mut Study<'_, '_>, runs: &[(usize, &str)]
             color: BLACK,
         }],
     ))
+}
+
+/// A study's scores grouped into markers of one colour: (run, varying parameters, scores,
+/// disturbed) per group, in order of first appearance; and the parameters every series shares.
+#[allow(clippy::type_complexity)]
+fn marker_groups<'r>(
+    st: &Study<'_, '_>,
+    runs: &[(usize, &'r str)],
+) -> (
+    Vec<(Option<(usize, &'r str)>, String, Vec<(f64, f64)>, Vec<bool>)>,
+    Vec<String>,
+) {
+    let run_of = |i: usize| runs.get(i).copied();
+    // (run, parameters, nested, non-nested, disturbed) per series.
+    type Scored<'r> = (Option<(usize, &'r str)>, Vec<String>, (f64, f64), bool);
+    let scored: Vec<Scored<'_>> = st
+        .series
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let p = s.points.first()?;
+            let xy = metric_median(p.record, "nested_score")
+                .zip(metric_median(p.record, "non_nested_score"))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())?;
+            // Scores do not depend on the load beside a run (each repetition is checked bit for
+            // bit): a disturbed point's scores are drawn like any other.
+            Some((run_of(i), labels::params(p.record), xy, false))
+        })
+        .collect();
+    // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
+    // a seed only changes the fold split, so its markers are repeats of one experiment.
+    let all: Vec<Vec<String>> = scored.iter().map(|s| s.1.clone()).collect();
+    let (shared, _) = labels::split_shared(&all);
+    let varies = |kv: &String| !kv.starts_with("seed=") && !shared.contains(kv);
+    // (run, key, scores, disturbed) per marker colour.
+    type Group<'r> = (Option<(usize, &'r str)>, String, Vec<(f64, f64)>, Vec<bool>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (run, ps, xy, hollow) in &scored {
+        let key = ps
+            .iter()
+            .filter(|kv| varies(kv))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        match groups
+            .iter_mut()
+            .find(|(r, k, _, _)| *r == *run && *k == key)
+        {
+            Some((_, _, pts, h)) => {
+                pts.push(*xy);
+                h.push(*hollow);
+            }
+            None => groups.push((*run, key, vec![*xy], vec![*hollow])),
+        }
+    }
+    (groups, shared)
 }
