@@ -1,5 +1,5 @@
 //! report.md's text: the run and its machine, the warnings, and per study its table, fits,
-//! plots and failed points (the tables themselves are [`super::tables`]').
+//! plots and failed points (the tables themselves are in `tables.rs`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

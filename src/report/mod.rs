@@ -24,10 +24,11 @@
 //! The scaling math lives in [`scaling`], the statistics in [`crate::stats`]. [`live_line`] is the
 //! one-line summary the CLI prints as each point finishes.
 //!
-//! The files of this module, in the order a report is made: [`pipeline`] (the steps of
-//! [`write()`]), [`markdown`] (report.md's text), [`tables`] (a study's tables and fits),
-//! [`peaks`] (what "% peak" and "% measured" divide by), [`warnings`], [`format`] (cells and
-//! numbers), [`live`] ([`live_line`]); `test_support` builds the synthetic records of the tests.
+//! The files of this module, in the order a report is made: `pipeline.rs` (the steps of
+//! [`write()`]), `markdown.rs` (report.md's text), `tables.rs` (a study's tables and fits),
+//! `peaks.rs` (what "% peak" and "% measured" divide by), `warnings.rs`, `format.rs` (cells and
+//! numbers), `live.rs` ([`live_line`]); `test_support.rs` builds the synthetic records of the
+//! tests.
 //!
 //! Failed points never stop a report: they are rows with a status and a reason, listed under their
 //! study, and left out of the scaling numbers.

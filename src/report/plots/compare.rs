@@ -205,26 +205,7 @@ fn rate_chart(
     if lines.is_empty() {
         return None;
     }
-    // By size the lines are (run, parameters, resources): label them by what varies.
-    let (subtitle, texts): (String, Vec<String>) = if by_size {
-        let parts: Vec<Vec<String>> = order.iter().map(|k| lines[k].0.clone()).collect();
-        let (shared, own) = labels::split_shared(&parts);
-        (
-            labels::subtitle(st.workload, &shared),
-            own.iter().map(|o| o.join(", ")).collect(),
-        )
-    } else {
-        (
-            st.subtitle.clone(),
-            order
-                .iter()
-                .map(|k| {
-                    let i: usize = k.parse().unwrap_or(0);
-                    st.labels[i].clone()
-                })
-                .collect(),
-        )
-    };
+    let (subtitle, texts) = rate_labels(st, &order, &lines, by_size);
     let xs: Vec<f64> = lines
         .values()
         .flat_map(|l| l.2.iter().map(|g| g.0))
@@ -293,6 +274,36 @@ fn rate_chart(
     );
     t.subtitle = subtitle;
     Some(t.chart((x_desc, x), (unit, y), drawn, Vec::new()))
+}
+
+/// The subtitle and the legend texts of the rate chart's lines. By size the lines are (run,
+/// parameters, resources): they are labelled by what varies; against p a line is a series, with
+/// its label.
+fn rate_labels(
+    st: &Study<'_, '_>,
+    order: &[String],
+    lines: &BTreeMap<String, (Vec<String>, usize, Pts)>,
+    by_size: bool,
+) -> (String, Vec<String>) {
+    if by_size {
+        let parts: Vec<Vec<String>> = order.iter().map(|k| lines[k].0.clone()).collect();
+        let (shared, own) = labels::split_shared(&parts);
+        (
+            labels::subtitle(st.workload, &shared),
+            own.iter().map(|o| o.join(", ")).collect(),
+        )
+    } else {
+        (
+            st.subtitle.clone(),
+            order
+                .iter()
+                .map(|k| {
+                    let i: usize = k.parse().unwrap_or(0);
+                    st.labels[i].clone()
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Points of a rate line: (x, rate, low, high, hollow).
