@@ -391,3 +391,182 @@ fn points_without_a_partner_or_failed_on_one_side_are_named() {
         "{triad}"
     );
 }
+
+/// The legend texts of an SVG written by the plots (plotters puts each text on its own line).
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..t.find("</text>")?];
+            Some(body.trim().to_string())
+        })
+        .collect()
+}
+
+/// The fill colours of the markers (circles) of an SVG.
+fn marker_fills(svg: &str) -> std::collections::BTreeSet<String> {
+    svg.split("<circle")
+        .skip(1)
+        .filter_map(|t| {
+            let at = t.find("fill=\"")? + 6;
+            Some(t[at..at + t[at..].find('"')?].to_string())
+        })
+        .filter(|f| f != "none" && f != "#FFFFFF")
+        .collect()
+}
+
+/// A ping-pong measured on two machines: `compare` draws the latency and bandwidth charts a
+/// run's report draws, with each run's lines labelled by its machine and in its own colour,
+/// instead of a rate chart.
+#[cfg(feature = "mpi")]
+#[test]
+fn message_studies_are_overlaid_as_latency_and_bandwidth_by_machine() {
+    const PINGPONG: &str = r#"name = "pp"
+repetitions = 3
+warmup = 0
+
+[[study]]
+name = "pingpong"
+workload = "mpi.pingpong"
+ranks = 2
+threads = 1
+size = ["8B", "1KiB", "64KiB"]
+iterations = 100
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let a = mock_run(dir.path(), "laptop", PINGPONG, "0.1,0.9");
+    let b = mock_run(dir.path(), "node", PINGPONG, "0.05,0.5");
+    set_machine(&a, "laptop", "AMD Ryzen 7 7840U");
+    set_machine(&b, "node17", "Intel Xeon Platinum 8480+");
+    let out_dir = dir.path().join("o");
+    let out = run(scalelab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let md = fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    let plots = out_dir.join("plots");
+    for kind in ["latency", "bandwidth"] {
+        let stem = format!("compare-study1-pingpong-{kind}");
+        assert!(
+            md.contains(&format!("(plots/{stem}.png)")),
+            "{kind} linked: {md}"
+        );
+        assert!(plots.join(format!("{stem}.png")).exists());
+        let svg = fs::read_to_string(plots.join(format!("{stem}.svg"))).unwrap();
+        let texts = svg_texts(&svg);
+        assert!(
+            texts.contains(&format!("pingpong: {kind} vs message size, by machine")),
+            "{texts:?}"
+        );
+        // One legend entry per run, named by its machine (ranks=2 threads=1 is shared).
+        for machine in [
+            "laptop: AMD Ryzen 7 7840U",
+            "node17: Intel Xeon Platinum 8480+",
+        ] {
+            assert_eq!(
+                texts.iter().filter(|t| t.starts_with(machine)).count(),
+                1,
+                "{machine} in {texts:?}"
+            );
+        }
+        // The first run blue, the second vermillion.
+        let fills = marker_fills(&svg);
+        assert!(
+            fills.contains("#0072B2") && fills.contains("#D55E00"),
+            "{fills:?}"
+        );
+    }
+    // The message charts replace the rate chart, as in a run's report.
+    assert!(!plots.join("compare-study1-pingpong-rate.svg").exists());
+}
+
+/// Nested cross-validation on two machines: `compare` adds the non-nested vs nested score
+/// chart, one marker group per run and parameter set, each legend entry naming its machine.
+#[test]
+fn nested_cv_studies_get_the_score_chart_by_machine() {
+    const NESTED: &str = r#"name = "ncv"
+repetitions = 2
+warmup = 0
+
+[[study]]
+name = "nested"
+workload = "cv.nested"
+threads = [1, 2]
+parallelism = ["trees", "folds"]
+dataset = "breast_cancer"
+estimator = "random_forest"
+trees = 10
+outer = 3
+inner = 2
+
+[study.grid]
+max_depth = [4, 8]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let a = mock_run(dir.path(), "laptop", NESTED, "0.1,0.9");
+    let b = mock_run(dir.path(), "node", NESTED, "0.05,0.5");
+    set_machine(&a, "laptop", "AMD Ryzen 7 7840U");
+    set_machine(&b, "node17", "Intel Xeon Platinum 8480+");
+    // The mock executor records no scores: give every repetition the scores a real run records.
+    for (run_dir, nested) in [(&a, 0.93), (&b, 0.94)] {
+        for e in fs::read_dir(run_dir.join("points")).unwrap() {
+            let path = e.unwrap().path();
+            let mut r: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+            for rep in r["repetitions"].as_array_mut().unwrap() {
+                rep["metrics"] = serde_json::json!({
+                    "nested_score": nested,
+                    "non_nested_score": nested + 0.02,
+                    "fits": 24.0,
+                });
+            }
+            fs::write(&path, serde_json::to_string_pretty(&r).unwrap()).unwrap();
+        }
+    }
+    let out_dir = dir.path().join("o");
+    let out = run(scalelab()
+        .arg("compare")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out_dir));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let md = fs::read_to_string(out_dir.join("compare.md")).unwrap();
+    let stem = "compare-study1-nested-nested";
+    assert!(md.contains(&format!("(plots/{stem}.png)")), "{md}");
+    let svg = fs::read_to_string(out_dir.join(format!("plots/{stem}.svg"))).unwrap();
+    let texts = svg_texts(&svg);
+    assert!(
+        texts.contains(&"nested: non-nested vs nested score, by machine".to_string()),
+        "{texts:?}"
+    );
+    for (machine, optimism) in [
+        ("laptop: AMD Ryzen 7 7840U", "+0.020"),
+        ("node17: Intel Xeon Platinum 8480+", "+0.020"),
+    ] {
+        for parallelism in ["trees", "folds"] {
+            let entry = format!("parallelism={parallelism} (mean optimism {optimism})");
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t.starts_with(machine) && t.ends_with(&entry)),
+                "no entry for {machine}, {entry} in {texts:?}"
+            );
+        }
+    }
+    // Run 1's markers blue, run 2's vermillion.
+    let fills = marker_fills(&svg);
+    assert!(
+        fills.contains("#0072B2") && fills.contains("#D55E00"),
+        "{fills:?}"
+    );
+    // The scaling overlays are still drawn.
+    for kind in ["speedup", "efficiency", "rate"] {
+        assert!(out_dir
+            .join(format!("plots/compare-study1-nested-{kind}.svg"))
+            .exists());
+    }
+}

@@ -338,8 +338,27 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
         .map(|r| summary_rows(&experiment(r), &r.records, &series(&r.records)))
         .collect();
     let all_series: Vec<Vec<Series<'_>>> = runs.iter().map(|r| series(&r.records)).collect();
+    let mock = runs.iter().any(|r| r.mock);
+    let mut c = Comparison {
+        runs,
+        rows: &rows,
+        all_series: &all_series,
+        plots_dir: out.join("plots"),
+        opts: PlotOptions { spread, mock },
+        md: runs_section(runs, mock),
+        not_compared: Vec::new(),
+        files: Vec::new(),
+        compared: 0,
+        plot_failures: Vec::new(),
+    };
+    for (s_idx, name) in study_names(runs).iter().enumerate() {
+        c.study(s_idx, name);
+    }
+    c.finish(out)
+}
 
-    // Studies by name, in order of first appearance (the first run's order first).
+/// Studies by name, in order of first appearance (the first run's order first).
+fn study_names(runs: &[Run]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
         for p in r
@@ -353,8 +372,12 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
             }
         }
     }
+    names
+}
 
-    let mock = runs.iter().any(|r| r.mock);
+/// The top of compare.md: the mock warning, how to read the ratios, the runs with their
+/// machines and conditions, and the records that could not be read.
+fn runs_section(runs: &[Run], mock: bool) -> String {
     let mut md = String::new();
     if mock {
         md.push_str("> **MOCK DATA in this comparison.** At least one run below was timed by the mock executor's model (`scalelab run --mock`), not measured; its ratios describe no machine.\n\n");
@@ -396,237 +419,279 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
         }
     }
 
-    let mut not_compared: Vec<String> = Vec::new();
-    let mut files: Vec<PathBuf> = Vec::new();
-    let mut compared = 0;
-    let mut plot_failures: Vec<String> = Vec::new();
-    let plots_dir = out.join("plots");
-    let opts = PlotOptions { spread, mock };
-    for (s_idx, name) in names.iter().enumerate() {
+    md
+}
+
+/// One run's records of a study, each with its summary row.
+type StudyRecords<'r> = Vec<(&'r PointRecord, &'r SummaryRow)>;
+
+/// A comparison as it is written: the runs and their summaries, and what has been written.
+struct Comparison<'r, 'a> {
+    runs: &'r [Run],
+    rows: &'r [Vec<SummaryRow>],
+    all_series: &'r [Vec<Series<'a>>],
+    plots_dir: PathBuf,
+    opts: PlotOptions,
+    md: String,
+    not_compared: Vec<String>,
+    files: Vec<PathBuf>,
+    compared: usize,
+    plot_failures: Vec<String>,
+}
+
+impl<'r> Comparison<'r, '_> {
+    /// The section of study `name` (the `s_idx`-th): against its first run that has points, a
+    /// table per other run, then the overlay plots of the runs compared.
+    fn study(&mut self, s_idx: usize, name: &str) {
+        let runs = self.runs;
         // Each run's records of this study.
-        let recs: Vec<Vec<(&PointRecord, &SummaryRow)>> = runs
+        let recs: Vec<StudyRecords<'r>> = runs
             .iter()
-            .zip(&rows)
+            .zip(self.rows)
             .map(|(r, rows)| {
                 r.records
                     .iter()
                     .zip(rows)
-                    .filter(|(rec, _)| &rec.point.study_name == name)
+                    .filter(|(rec, _)| rec.point.study_name == name)
                     .collect()
             })
             .collect();
         let present: Vec<usize> = (0..runs.len()).filter(|&i| !recs[i].is_empty()).collect();
-        let planned = |i: usize| runs[i].plan.points.iter().any(|p| &p.study_name == name);
-        let workload_of = |i: usize| {
-            recs[i]
-                .first()
-                .map(|(r, _)| r.point.workload.clone())
-                .or_else(|| {
-                    runs[i]
-                        .plan
-                        .points
-                        .iter()
-                        .find(|p| &p.study_name == name)
-                        .map(|p| p.workload.clone())
-                })
-        };
-        let _ = writeln!(md, "## Study \"{}\"\n", cell(name));
+        let _ = writeln!(self.md, "## Study \"{}\"\n", cell(name));
         if present.len() < 2 {
-            let where_: Vec<String> = (0..runs.len())
-                .filter(|&i| planned(i) || !recs[i].is_empty())
-                .map(|i| format!("run {}", i + 1))
-                .collect();
-            let why = match (where_.as_slice(), present.first()) {
-                ([only], _) => format!("only in {only}"),
-                (_, Some(&i)) => format!(
-                    "finished points only in run {}; {} planned it but recorded none",
-                    i + 1,
-                    where_
-                        .iter()
-                        .filter(|w| **w != format!("run {}", i + 1))
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                _ => format!("no finished point in {}", where_.join(", ")),
-            };
-            let line = format!("study \"{name}\": {why}");
-            let _ = writeln!(md, "Not compared: {why}.\n");
-            not_compared.push(line);
-            continue;
+            self.absent(name, &recs, &present);
+            return;
         }
         let base = present[0];
-        let base_workload = workload_of(base).unwrap_or_default();
-        let rate = Rate::of_study(&recs[base].iter().map(|x| x.0).collect::<Vec<_>>());
-        let unit = rate.unit();
-        let base_by_key: BTreeMap<String, Side<'_>> = recs[base]
-            .iter()
-            .map(|(rec, row)| (point_key(rec), Side { rec, row }))
-            .collect();
         let mut plotted: Vec<usize> = vec![base];
-        let mut study_compared = false;
         for &other in present.iter().skip(1) {
-            let w = workload_of(other).unwrap_or_default();
-            let heading = format!("Run {} against run {}", other + 1, base + 1);
-            if w != base_workload {
-                let why = format!(
-                    "workload {base_workload} in run {}, {w} in run {}",
-                    base + 1,
-                    other + 1
-                );
-                let _ = writeln!(md, "### {heading}\n\nNot compared: {why}.\n");
-                not_compared.push(format!("study \"{name}\": {why}"));
-                continue;
-            }
-            let other_by_key: BTreeMap<String, Side<'_>> = recs[other]
-                .iter()
-                .map(|(rec, row)| (point_key(rec), Side { rec, row }))
-                .collect();
-            // In run 1's order (its plan's).
-            let common: Vec<String> = recs[base]
-                .iter()
-                .map(|(rec, _)| point_key(rec))
-                .filter(|k| other_by_key.contains_key(k))
-                .collect();
-            if common.is_empty() {
-                let describe = |m: &BTreeMap<String, Side<'_>>| {
-                    let mut v: Vec<String> = m
-                        .values()
-                        .map(|s| {
-                            format!(
-                                "{} {}",
-                                params_text(s.rec),
-                                resources_label(&s.rec.point.resources)
-                            )
-                        })
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
-                        .collect();
-                    if v.len() > 3 {
-                        let more = v.len() - 3;
-                        v.truncate(3);
-                        v.push(format!("{more} more"));
-                    }
-                    v.join("; ")
-                };
-                let why = format!(
-                    "no point in common (run {}: {}; run {}: {})",
-                    base + 1,
-                    describe(&base_by_key),
-                    other + 1,
-                    describe(&other_by_key)
-                );
-                let _ = writeln!(md, "### {heading}\n\nNot compared: {}.\n", cell(&why));
-                not_compared.push(format!("study \"{name}\": {why}"));
-                continue;
-            }
-            let _ = writeln!(
-                md,
-                "### {heading}\n\nRun {}: {}. Run {}: {}.\n",
-                base + 1,
-                cell(&runs[base].label),
-                other + 1,
-                cell(&runs[other].label)
-            );
-            let (b, o) = (base + 1, other + 1);
-            let _ = writeln!(
-                md,
-                "| parameters | resources | p | median run {b} | median run {o} | speedup | {unit} run {b} | {unit} run {o} | {unit} ratio | S(p) run {b} | S(p) run {o} | conditions run {b} | conditions run {o} |"
-            );
-            md.push_str(&format!("|{}\n", " --- |".repeat(13)));
-            let mut rows_written = 0;
-            for key in &common {
-                let (x, y) = (&base_by_key[key], &other_by_key[key]);
-                let failed: Vec<String> = [(x, b), (y, o)]
-                    .iter()
-                    .filter(|(s, _)| s.rec.status != Status::Ok)
-                    .map(|(s, n)| {
-                        format!(
-                            "{} in run {n} ({})",
-                            s.rec.status.as_str(),
-                            s.rec.reason.lines().next().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                if !failed.is_empty() {
-                    not_compared.push(format!(
-                        "study \"{name}\", point {} {}: {}",
-                        params_text(x.rec),
-                        resources_label(&x.rec.point.resources),
-                        failed.join("; ")
-                    ));
-                    continue;
-                }
-                let (tx, ty) = (x.row.median_s, y.row.median_s);
-                let speedup = tx.zip(ty).map(|(a, c)| a / c);
-                let (rx, ry) = (rate.value(x.row, x.rec), rate.value(y.row, y.rec));
-                let _ = writeln!(
-                    md,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    cell(&params_text(x.rec)),
-                    resources_label(&x.rec.point.resources),
-                    x.row.workers,
-                    tx.map_or_else(|| "–".into(), super::secs),
-                    ty.map_or_else(|| "–".into(), super::secs),
-                    ratio(speedup),
-                    sig(rx),
-                    sig(ry),
-                    ratio(rx.zip(ry).map(|(a, c)| c / a)),
-                    sig(x.row.speedup),
-                    sig(y.row.speedup),
-                    cell(&conditions(&runs[base], x.row)),
-                    cell(&conditions(&runs[other], y.row)),
-                );
-                rows_written += 1;
-            }
-            md.push('\n');
-            for (side, mine, theirs) in [
-                (b, &base_by_key, &other_by_key),
-                (o, &other_by_key, &base_by_key),
-            ] {
-                let alone: Vec<String> = mine
-                    .iter()
-                    .filter(|(k, _)| !theirs.contains_key(*k))
-                    .map(|(_, s)| {
-                        format!(
-                            "{} {}",
-                            params_text(s.rec),
-                            resources_label(&s.rec.point.resources)
-                        )
-                    })
-                    .collect();
-                if !alone.is_empty() {
-                    let why = format!(
-                        "{} point{} only in run {side}, no partner in run {}: {}",
-                        alone.len(),
-                        if alone.len() == 1 { "" } else { "s" },
-                        if side == b { o } else { b },
-                        alone.join("; ")
-                    );
-                    let _ = writeln!(md, "Not compared: {}.\n", cell(&why));
-                    not_compared.push(format!("study \"{name}\": {why}"));
-                }
-            }
-            if rows_written > 0 {
-                study_compared = true;
+            if self.pair(name, &recs, base, other) {
                 plotted.push(other);
             }
         }
-        if !study_compared {
-            continue;
+        if plotted.len() < 2 {
+            return;
         }
-        compared += 1;
+        self.compared += 1;
+        self.plots(s_idx, name, &plotted);
+    }
+
+    /// The workload of study `name` in run `i`: its records', else its plan's.
+    fn workload_of(&self, name: &str, recs: &[StudyRecords<'_>], i: usize) -> Option<String> {
+        recs[i]
+            .first()
+            .map(|(r, _)| r.point.workload.clone())
+            .or_else(|| {
+                self.runs[i]
+                    .plan
+                    .points
+                    .iter()
+                    .find(|p| p.study_name == name)
+                    .map(|p| p.workload.clone())
+            })
+    }
+
+    /// A study with finished points in fewer than two runs: why it is not compared.
+    fn absent(&mut self, name: &str, recs: &[StudyRecords<'_>], present: &[usize]) {
+        let runs = self.runs;
+        let planned = |i: usize| runs[i].plan.points.iter().any(|p| p.study_name == name);
+        let where_: Vec<String> = (0..runs.len())
+            .filter(|&i| planned(i) || !recs[i].is_empty())
+            .map(|i| format!("run {}", i + 1))
+            .collect();
+        let why = match (where_.as_slice(), present.first()) {
+            ([only], _) => format!("only in {only}"),
+            (_, Some(&i)) => format!(
+                "finished points only in run {}; {} planned it but recorded none",
+                i + 1,
+                where_
+                    .iter()
+                    .filter(|w| **w != format!("run {}", i + 1))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!("no finished point in {}", where_.join(", ")),
+        };
+        let line = format!("study \"{name}\": {why}");
+        let _ = writeln!(self.md, "Not compared: {why}.\n");
+        self.not_compared.push(line);
+    }
+
+    /// Run `other` against run `base` in study `name`: the table of their common points and
+    /// the points without a partner; whether any row was written.
+    fn pair(&mut self, name: &str, recs: &[StudyRecords<'_>], base: usize, other: usize) -> bool {
+        let runs = self.runs;
+        let base_workload = self.workload_of(name, recs, base).unwrap_or_default();
+        let w = self.workload_of(name, recs, other).unwrap_or_default();
+        let heading = format!("Run {} against run {}", other + 1, base + 1);
+        if w != base_workload {
+            let why = format!(
+                "workload {base_workload} in run {}, {w} in run {}",
+                base + 1,
+                other + 1
+            );
+            let _ = writeln!(self.md, "### {heading}\n\nNot compared: {why}.\n");
+            self.not_compared.push(format!("study \"{name}\": {why}"));
+            return false;
+        }
+        let by_key = |i: usize| -> BTreeMap<String, Side<'_>> {
+            recs[i]
+                .iter()
+                .map(|(rec, row)| (point_key(rec), Side { rec, row }))
+                .collect()
+        };
+        let (base_by_key, other_by_key) = (by_key(base), by_key(other));
+        // In run 1's order (its plan's).
+        let common: Vec<String> = recs[base]
+            .iter()
+            .map(|(rec, _)| point_key(rec))
+            .filter(|k| other_by_key.contains_key(k))
+            .collect();
+        if common.is_empty() {
+            let why = format!(
+                "no point in common (run {}: {}; run {}: {})",
+                base + 1,
+                describe_points(&base_by_key),
+                other + 1,
+                describe_points(&other_by_key)
+            );
+            let _ = writeln!(self.md, "### {heading}\n\nNot compared: {}.\n", cell(&why));
+            self.not_compared.push(format!("study \"{name}\": {why}"));
+            return false;
+        }
+        let _ = writeln!(
+            self.md,
+            "### {heading}\n\nRun {}: {}. Run {}: {}.\n",
+            base + 1,
+            cell(&runs[base].label),
+            other + 1,
+            cell(&runs[other].label)
+        );
+        let rate = Rate::of_study(&recs[base].iter().map(|x| x.0).collect::<Vec<_>>());
+        let rows_written = self.pair_rows(
+            name,
+            rate,
+            (base, &base_by_key),
+            (other, &other_by_key),
+            &common,
+        );
+        let (b, o) = (base + 1, other + 1);
+        for (side, mine, theirs) in [
+            (b, &base_by_key, &other_by_key),
+            (o, &other_by_key, &base_by_key),
+        ] {
+            let alone: Vec<String> = mine
+                .iter()
+                .filter(|(k, _)| !theirs.contains_key(*k))
+                .map(|(_, s)| {
+                    format!(
+                        "{} {}",
+                        params_text(s.rec),
+                        resources_label(&s.rec.point.resources)
+                    )
+                })
+                .collect();
+            if !alone.is_empty() {
+                let why = format!(
+                    "{} point{} only in run {side}, no partner in run {}: {}",
+                    alone.len(),
+                    if alone.len() == 1 { "" } else { "s" },
+                    if side == b { o } else { b },
+                    alone.join("; ")
+                );
+                let _ = writeln!(self.md, "Not compared: {}.\n", cell(&why));
+                self.not_compared.push(format!("study \"{name}\": {why}"));
+            }
+        }
+        rows_written > 0
+    }
+
+    /// The table rows of the points both runs measured (keys `common`), with a point that
+    /// failed on either side named instead; how many rows were written.
+    fn pair_rows(
+        &mut self,
+        name: &str,
+        rate: Rate,
+        (base, base_by_key): (usize, &BTreeMap<String, Side<'_>>),
+        (other, other_by_key): (usize, &BTreeMap<String, Side<'_>>),
+        common: &[String],
+    ) -> usize {
+        let runs = self.runs;
+        let unit = rate.unit();
+        let (b, o) = (base + 1, other + 1);
+        let md = &mut self.md;
+        let not_compared = &mut self.not_compared;
+        let _ = writeln!(
+            md,
+            "| parameters | resources | p | median run {b} | median run {o} | speedup | {unit} run {b} | {unit} run {o} | {unit} ratio | S(p) run {b} | S(p) run {o} | conditions run {b} | conditions run {o} |"
+        );
+        md.push_str(&format!("|{}\n", " --- |".repeat(13)));
+        let mut rows_written = 0;
+        for key in common {
+            let (x, y) = (&base_by_key[key], &other_by_key[key]);
+            let failed: Vec<String> = [(x, b), (y, o)]
+                .iter()
+                .filter(|(s, _)| s.rec.status != Status::Ok)
+                .map(|(s, n)| {
+                    format!(
+                        "{} in run {n} ({})",
+                        s.rec.status.as_str(),
+                        s.rec.reason.lines().next().unwrap_or("")
+                    )
+                })
+                .collect();
+            if !failed.is_empty() {
+                not_compared.push(format!(
+                    "study \"{name}\", point {} {}: {}",
+                    params_text(x.rec),
+                    resources_label(&x.rec.point.resources),
+                    failed.join("; ")
+                ));
+                continue;
+            }
+            let (tx, ty) = (x.row.median_s, y.row.median_s);
+            let speedup = tx.zip(ty).map(|(a, c)| a / c);
+            let (rx, ry) = (rate.value(x.row, x.rec), rate.value(y.row, y.rec));
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                cell(&params_text(x.rec)),
+                resources_label(&x.rec.point.resources),
+                x.row.workers,
+                tx.map_or_else(|| "–".into(), super::secs),
+                ty.map_or_else(|| "–".into(), super::secs),
+                ratio(speedup),
+                sig(rx),
+                sig(ry),
+                ratio(rx.zip(ry).map(|(a, c)| c / a)),
+                sig(x.row.speedup),
+                sig(y.row.speedup),
+                cell(&conditions(&runs[base], x.row)),
+                cell(&conditions(&runs[other], y.row)),
+            );
+            rows_written += 1;
+        }
+        md.push('\n');
+        rows_written
+    }
+
+    /// The overlay plots of study `name` over the runs `plotted`, linked from compare.md; a
+    /// plot that cannot be drawn is said there and returned as an error by [`write`].
+    fn plots(&mut self, s_idx: usize, name: &str, plotted: &[usize]) {
         let run_series: Vec<RunSeries<'_, '_>> = plotted
             .iter()
             .map(|&i| RunSeries {
-                label: &runs[i].label,
-                series: all_series[i]
+                label: &self.runs[i].label,
+                series: self.all_series[i]
                     .iter()
-                    .filter(|s| &s.study_name == name)
+                    .filter(|s| s.study_name == name)
                     .collect(),
             })
             .collect();
-        match compare_plots(&plots_dir, s_idx, name, &run_series, opts) {
+        let (plots_dir, opts) = (&self.plots_dir, self.opts);
+        let (md, files, plot_failures) = (&mut self.md, &mut self.files, &mut self.plot_failures);
+        match compare_plots(plots_dir, s_idx, name, &run_series, opts) {
             Ok(plots) => {
                 for p in &plots {
                     let _ = writeln!(md, "![{}](plots/{}.png)\n", cell(&p.title), p.stem);
@@ -645,26 +710,59 @@ pub fn write(runs: &[Run], out: &Path, spread: Spread) -> Result<Outcome> {
         }
     }
 
-    md.push_str("## Not compared\n\n");
-    if not_compared.is_empty() {
-        md.push_str("Every study and point was compared.\n");
-    } else {
-        for line in &not_compared {
-            let _ = writeln!(md, "- {}", cell(line));
+    /// The "Not compared" list, then compare.md written; an error if a plot could not be drawn.
+    fn finish(self, out: &Path) -> Result<Outcome> {
+        let Comparison {
+            mut md,
+            not_compared,
+            mut files,
+            compared,
+            plot_failures,
+            ..
+        } = self;
+        md.push_str("## Not compared\n\n");
+        if not_compared.is_empty() {
+            md.push_str("Every study and point was compared.\n");
+        } else {
+            for line in &not_compared {
+                let _ = writeln!(md, "- {}", cell(line));
+            }
         }
+        let path = out.join("compare.md");
+        write_atomic(&path, md.as_bytes())?;
+        files.insert(0, path);
+        // compare.md says which plots are missing; the command must say it too, and fail.
+        if !plot_failures.is_empty() {
+            anyhow::bail!("{}", plot_failures.join("\n"));
+        }
+        Ok(Outcome {
+            files,
+            compared,
+            not_compared,
+        })
     }
-    let path = out.join("compare.md");
-    write_atomic(&path, md.as_bytes())?;
-    files.insert(0, path);
-    // compare.md says which plots are missing; the command must say it too, and fail.
-    if !plot_failures.is_empty() {
-        anyhow::bail!("{}", plot_failures.join("\n"));
+}
+
+/// Up to three points of a run as `parameters resources`, then how many more.
+fn describe_points(m: &BTreeMap<String, Side<'_>>) -> String {
+    let mut v: Vec<String> = m
+        .values()
+        .map(|s| {
+            format!(
+                "{} {}",
+                params_text(s.rec),
+                resources_label(&s.rec.point.resources)
+            )
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if v.len() > 3 {
+        let more = v.len() - 3;
+        v.truncate(3);
+        v.push(format!("{more} more"));
     }
-    Ok(Outcome {
-        files,
-        compared,
-        not_compared,
-    })
+    v.join("; ")
 }
 
 #[cfg(test)]

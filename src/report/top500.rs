@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plots::{register_font, Plot, FAMILY, HEIGHT, WIDTH};
 use crate::results::{write_atomic, PointRecord, Status};
@@ -304,11 +305,8 @@ fn write_chart(dir: &Path, stem: &str, best: &Best, entries: &[Entry]) -> Result
     register_font()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let svg_path = dir.join(format!("{stem}.svg"));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, best, entries).map_err(|e| anyhow!("drawing {}: {e}", svg_path.display()))?;
-    }
+    let svg =
+        svg_text(best, entries).map_err(|e| anyhow!("drawing {}: {e}", svg_path.display()))?;
     write_atomic(&svg_path, svg.as_bytes())?;
     let png_path = dir.join(format!("{stem}.png"));
     let tmp = tempfile::Builder::new()
@@ -332,7 +330,23 @@ fn write_chart(dir: &Path, stem: &str, best: &Best, entries: &[Entry]) -> Result
     Ok(vec![svg_path, png_path])
 }
 
+/// Height of the legend row under the plot, pixels.
+const LEGEND_HEIGHT: u32 = 56;
+
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The plot as SVG text (the layout test reads it back as geometry).
+pub(super) fn svg_text(
+    best: &Best,
+    entries: &[Entry],
+) -> std::result::Result<String, Box<dyn std::error::Error>> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, best, entries)?;
+    }
+    Ok(svg)
+}
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
@@ -374,9 +388,13 @@ where
         best.threads,
         if best.threads == 1 { "" } else { "s" },
     );
-    let mut chart = ChartBuilder::on(root)
+    // The legend is one row under the plot, outside the data: nothing it says can cover a line
+    // or a grid line, wherever the machine's line falls.
+    let (plot_area, legend_area) = root.split_vertically(HEIGHT - LEGEND_HEIGHT);
+    let mut chart = ChartBuilder::on(&plot_area)
         .caption(caption, (FAMILY, 30))
         .margin(24)
+        .margin_bottom(0)
         .x_label_area_size(70)
         .y_label_area_size(120)
         .build_cartesian_2d(xlo..xhi, (ylo..yhi).log_scale())?;
@@ -391,44 +409,62 @@ where
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     let line = |c: RGBColor| ShapeStyle::from(c).stroke_width(3);
-    chart
-        .draw_series(LineSeries::new(top.clone(), line(BLUE)))?
-        .label("#1 of the list")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], line(BLUE)));
+    chart.draw_series(LineSeries::new(top.clone(), line(BLUE)))?;
     chart.draw_series(top.iter().map(|&p| Circle::new(p, 5, BLUE.filled())))?;
-    chart
-        .draw_series(LineSeries::new(bottom.clone(), line(VERMILLION)))?
-        .label("#500 of the list")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 30, y)], line(VERMILLION)));
+    chart.draw_series(LineSeries::new(bottom.clone(), line(VERMILLION)))?;
     chart.draw_series(
         bottom
             .iter()
             .map(|&p| TriangleMarker::new(p, 6, VERMILLION.filled())),
     )?;
     let me = vec![(xlo, best.gflops), (xhi, best.gflops)];
-    chart
-        .draw_series(DashedLineSeries::new(me, 14, 9, line(BLACK)))?
-        .label(format!("this machine: {}", human_flops(best.gflops)))
-        .legend(move |(x, y)| {
-            plotters::element::DashedPathElement::new(vec![(x, y), (x + 36, y)], 8, 5, line(BLACK))
-        });
-    // The legend goes to the upper left, above the #1 line of the early lists, where nothing is
-    // drawn: the axis reaches a decade above 2025's #1 and the 1990s' #1 stayed below
-    // 10⁵ GFLOP/s; a machine line that high (above 10⁷) moves it to the lower right instead.
-    let position = if best.gflops < 1e7 {
-        SeriesLabelPosition::UpperLeft
-    } else {
-        SeriesLabelPosition::LowerRight
-    };
-    chart
-        .configure_series_labels()
-        .position(position)
-        .margin(20)
-        .label_font((FAMILY, 22))
-        .background_style(WHITE.mix(0.9))
-        .border_style(RGBColor(180, 180, 180))
-        .draw()?;
+    chart.draw_series(DashedLineSeries::new(me, 14, 9, line(BLACK)))?;
+    draw_legend(&legend_area, best)?;
     root.present()?;
+    Ok(())
+}
+
+/// The legend row under the plot: a swatch drawn like each line, then its name.
+fn draw_legend<DB: DrawingBackend>(
+    legend_area: &DrawingArea<DB, plotters::coord::Shift>,
+    best: &Best,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let line = |c: RGBColor| ShapeStyle::from(c).stroke_width(3);
+    let legend = [
+        (BLUE, false, "#1 of the list".to_string()),
+        (VERMILLION, false, "#500 of the list".to_string()),
+        (
+            BLACK,
+            true,
+            format!("this machine: {}", human_flops(best.gflops)),
+        ),
+    ];
+    // Left edge of the plot area: the chart's margin and its y label area.
+    let mut x = 24 + 120;
+    let y = LEGEND_HEIGHT as i32 / 2;
+    let font = (FAMILY, 22)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (color, dashed, text) in legend {
+        let swatch = vec![(x, y), (x + 36, y)];
+        if dashed {
+            legend_area.draw(&plotters::element::DashedPathElement::new(
+                swatch,
+                8,
+                5,
+                line(color),
+            ))?;
+        } else {
+            legend_area.draw(&PathElement::new(swatch, line(color)))?;
+        }
+        legend_area.draw(&Text::new(text.clone(), (x + 48, y), font.clone()))?;
+        let (w, _) = legend_area.estimate_text_size(&text, &font)?;
+        x += 48 + w as i32 + 40;
+    }
     Ok(())
 }
 

@@ -11,6 +11,10 @@
 //! each machine scales. The rate chart (GFLOP/s, GB/s, or fits/s for ML studies) compares what
 //! each machine reaches, against p; a study measured at a single p on every run is drawn against
 //! the problem size instead. No peak line is drawn: each machine has its own.
+//!
+//! Message-size studies (ping-pong, collectives) get the latency and bandwidth charts of a run's
+//! report instead, and nested cross-validation studies their score chart as well, both drawn by
+//! the same code with one line (or marker group) per run and series.
 
 use std::collections::BTreeMap;
 
@@ -71,10 +75,20 @@ pub fn compare_plots(
         subtitle: labels::subtitle(&first.workload, &shared),
         colors,
     };
-    let mut charts = super::scaling::charts(&mut st);
-    if let Some(c) = rate_chart(&mut st, &owner, runs) {
-        charts.push(("rate", c));
-    }
+    let charts = if crate::report::messages::is_message_study(&all) {
+        message_charts(&mut st, runs)
+    } else {
+        let mut charts = super::scaling::charts(&mut st);
+        if let Some(c) = rate_chart(&mut st, &owner, runs) {
+            charts.push(("rate", c));
+        }
+        let run_of: Vec<(usize, &str)> = owner.iter().map(|&(r, _)| (r, runs[r].label)).collect();
+        if let Some(mut c) = super::ml::nested_chart_by_run(&mut st, &run_of) {
+            c.title.push_str(", by machine");
+            charts.push(("nested", c));
+        }
+        charts
+    };
     let prefix = format!("compare-study{}-{}", study + 1, slug(name));
     let mut plots = Vec::new();
     for (kind, chart) in charts {
@@ -87,6 +101,43 @@ pub fn compare_plots(
         });
     }
     Ok(plots)
+}
+
+/// The latency and bandwidth charts of a message-size study (ping-pong, collectives) over the
+/// runs: a run's own lines ([`crate::report::messages::message_points`], one per resources and
+/// parameters) with the run's label in front, in the run's colour, drawn by the same code as a
+/// run's report ([`super::messages::message_charts_of`]).
+fn message_charts(
+    st: &mut Study<'_, '_>,
+    runs: &[RunSeries<'_, '_>],
+) -> Vec<(&'static str, Chart)> {
+    // The charts split a line's name at spaces to find what all lines share: the run label
+    // stays one word (no-break spaces), turned back into spaces in the legend below.
+    const NBSP: char = '\u{a0}';
+    let mut points = Vec::new();
+    let (mut keys, mut owner): (Vec<String>, Vec<(usize, usize)>) = (Vec::new(), Vec::new());
+    for (r, run) in runs.iter().enumerate() {
+        let label = run.label.replace(' ', &NBSP.to_string());
+        let mut k = 0;
+        for mut p in crate::report::messages::message_points(&run.series) {
+            p.line = format!("{label} {}", p.line);
+            if !keys.contains(&p.line) {
+                keys.push(p.line.clone());
+                owner.push((r, k));
+                k += 1;
+            }
+            points.push(p);
+        }
+    }
+    let colors = run_colors(&keys, &owner, runs.len());
+    let mut charts = super::messages::message_charts_of(st, points, colors);
+    for (_, c) in &mut charts {
+        c.title.push_str(", by machine");
+        for l in &mut c.lines {
+            l.label = l.label.replace(NBSP, " ");
+        }
+    }
+    charts
 }
 
 /// Colours keyed by legend label so that series `k` of run `r` gets style `r + 7·k`: the run's
@@ -150,74 +201,11 @@ fn rate_chart(
     ps.dedup();
     let by_size = ps.len() < 2;
 
-    // Line key -> (label parts, style, points (x, rate, low, high, hollow)).
-    type Pts = Vec<(f64, f64, f64, f64, bool)>;
-    let mut order: Vec<String> = Vec::new();
-    let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
-    let mut per_run = vec![0usize; runs.len()];
-    let mut names = Vec::new();
-    for (i, s) in st.series.iter().enumerate() {
-        let (r, _) = owner[i];
-        for p in &s.points {
-            let Some((v, u)) = rate(p) else { continue };
-            if u != unit {
-                continue;
-            }
-            let (key, parts, x) = if by_size {
-                let mut parts = vec![runs[r].label.to_string()];
-                parts.extend(labels::params(p.record));
-                parts.push(resources_label(&p.record.point.resources));
-                if let Some(n) = labels::size_value(p.record) {
-                    names.push((p.record.size as f64, n));
-                }
-                (parts.join("\u{1f}"), parts, p.record.size as f64)
-            } else {
-                (format!("{i}"), Vec::new(), p.workers as f64)
-            };
-            let (lo, hi) = st.opts.spread.of_rate(p, v);
-            if !lines.contains_key(&key) {
-                order.push(key.clone());
-                // By size a line gathers several series (one per size): it takes its run's
-                // colour and the next marker of that run. Against p a line is a series, styled
-                // as in the speedup charts.
-                let style = if by_size && runs.len() <= COLOURS {
-                    per_run[r] += 1;
-                    r + COLOURS * (per_run[r] - 1)
-                } else if by_size {
-                    st.colors.of(&key)
-                } else {
-                    st.colors.of(&st.labels[i])
-                };
-                lines.insert(key.clone(), (parts, style, Vec::new()));
-            }
-            if let Some(l) = lines.get_mut(&key) {
-                l.2.push((x, v, lo, hi, Study::hollow(p)));
-            }
-        }
-    }
+    let (order, lines, names) = rate_lines(st, owner, runs, &unit, by_size);
     if lines.is_empty() {
         return None;
     }
-    // By size the lines are (run, parameters, resources): label them by what varies.
-    let (subtitle, texts): (String, Vec<String>) = if by_size {
-        let parts: Vec<Vec<String>> = order.iter().map(|k| lines[k].0.clone()).collect();
-        let (shared, own) = labels::split_shared(&parts);
-        (
-            labels::subtitle(st.workload, &shared),
-            own.iter().map(|o| o.join(", ")).collect(),
-        )
-    } else {
-        (
-            st.subtitle.clone(),
-            order
-                .iter()
-                .map(|k| {
-                    let i: usize = k.parse().unwrap_or(0);
-                    st.labels[i].clone()
-                })
-                .collect(),
-        )
-    };
+    let (subtitle, texts) = rate_labels(st, &order, &lines, by_size);
     let xs: Vec<f64> = lines
         .values()
         .flat_map(|l| l.2.iter().map(|g| g.0))
@@ -286,6 +274,100 @@ fn rate_chart(
     );
     t.subtitle = subtitle;
     Some(t.chart((x_desc, x), (unit, y), drawn, Vec::new()))
+}
+
+/// The subtitle and the legend texts of the rate chart's lines. By size the lines are (run,
+/// parameters, resources): they are labelled by what varies; against p a line is a series, with
+/// its label.
+fn rate_labels(
+    st: &Study<'_, '_>,
+    order: &[String],
+    lines: &BTreeMap<String, (Vec<String>, usize, Pts)>,
+    by_size: bool,
+) -> (String, Vec<String>) {
+    if by_size {
+        let parts: Vec<Vec<String>> = order.iter().map(|k| lines[k].0.clone()).collect();
+        let (shared, own) = labels::split_shared(&parts);
+        (
+            labels::subtitle(st.workload, &shared),
+            own.iter().map(|o| o.join(", ")).collect(),
+        )
+    } else {
+        (
+            st.subtitle.clone(),
+            order
+                .iter()
+                .map(|k| {
+                    let i: usize = k.parse().unwrap_or(0);
+                    st.labels[i].clone()
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Points of a rate line: (x, rate, low, high, hollow).
+type Pts = Vec<(f64, f64, f64, f64, bool)>;
+
+/// The lines of the rate chart: their keys in order of first appearance; per key (label parts,
+/// style, points); and the size names for the x axis. Against p a line is a series; by size
+/// (`by_size`) a line is a run with its parameters and resources, over the sizes.
+#[allow(clippy::type_complexity)]
+fn rate_lines(
+    st: &mut Study<'_, '_>,
+    owner: &[(usize, usize)],
+    runs: &[RunSeries<'_, '_>],
+    unit: &str,
+    by_size: bool,
+) -> (
+    Vec<String>,
+    BTreeMap<String, (Vec<String>, usize, Pts)>,
+    Vec<(f64, String)>,
+) {
+    let mut order: Vec<String> = Vec::new();
+    let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
+    let mut per_run = vec![0usize; runs.len()];
+    let mut names = Vec::new();
+    for (i, s) in st.series.iter().enumerate() {
+        let (r, _) = owner[i];
+        for p in &s.points {
+            let Some((v, u)) = rate(p) else { continue };
+            if u != unit {
+                continue;
+            }
+            let (key, parts, x) = if by_size {
+                let mut parts = vec![runs[r].label.to_string()];
+                parts.extend(labels::params(p.record));
+                parts.push(resources_label(&p.record.point.resources));
+                if let Some(n) = labels::size_value(p.record) {
+                    names.push((p.record.size as f64, n));
+                }
+                (parts.join("\u{1f}"), parts, p.record.size as f64)
+            } else {
+                (format!("{i}"), Vec::new(), p.workers as f64)
+            };
+            let (lo, hi) = st.opts.spread.of_rate(p, v);
+            if !lines.contains_key(&key) {
+                order.push(key.clone());
+                // By size a line gathers several series (one per size): it takes its run's
+                // colour and the next marker of that run. Against p a line is a series, styled
+                // as in the speedup charts.
+                let style = if by_size && runs.len() <= COLOURS {
+                    per_run[r] += 1;
+                    r + COLOURS * (per_run[r] - 1)
+                } else if by_size {
+                    st.colors.of(&key)
+                } else {
+                    st.colors.of(&st.labels[i])
+                };
+                lines.insert(key.clone(), (parts, style, Vec::new()));
+            }
+            if let Some(l) = lines.get_mut(&key) {
+                l.2.push((x, v, lo, hi, Study::hollow(p)));
+            }
+        }
+    }
+    (order, lines, names)
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! (framed rectangles: the legend, the mock badge). A plot passes when no text leaves the page,
 //! no two texts overlap, no text touches ink, and nothing crosses a box that is not drawn inside
 //! it after it (its own swatches and text).
+//!
+//! The overlays of `scalelab compare` (two runs with long machine labels: scaling, rate, MPI
+//! message-size and nested-CV studies) and the TOP500 plot (its machine line at several heights,
+//! near the #500 line included) are checked the same way.
 
 use std::path::Path;
 
@@ -797,5 +801,160 @@ fn a_series_keeps_its_colour_and_dashed_lines_get_dashed_swatches() {
         strokes.iter().all(|s| s.len() == 2 && s[0].1 == s[1].1)
             && lens.iter().all(|l| *l > 0.0 && *l <= 12.0),
         "three dashes: {strokes:?}"
+    );
+}
+
+/// Two machines with long labels, as `scalelab compare` names them.
+const MACHINES: [&str; 2] = [
+    "laptop: AMD Ryzen 7 7840U w/ Radeon 780M Graphics (16 cores)",
+    "node17.cluster.example.org: Intel Xeon Platinum 8480+ (112 cores)",
+];
+
+/// `recs` with every time scaled by `f`, as if measured on a faster or slower machine.
+fn scaled(recs: &[PointRecord], f: f64) -> Vec<PointRecord> {
+    recs.iter()
+        .cloned()
+        .map(|mut r| {
+            for rep in &mut r.repetitions {
+                rep.seconds *= f;
+                for (k, v) in rep.metrics.iter_mut() {
+                    if k == "latency_us" {
+                        *v *= f;
+                    }
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn compare_overlays_pass_the_layout_check() {
+    use super::{compare_plots, RunSeries};
+    let dir = tempfile::tempdir().unwrap();
+    let studies: Vec<(&str, Vec<PointRecord>)> = vec![
+        (LONG, gemm_study()),
+        ("pingpong", pingpong_study()),
+        // One seed: four series per run (a legend of eight long rows; see below).
+        (
+            "nested",
+            nested_study()
+                .into_iter()
+                .filter(|r| r.point.params.get("seed") == Some(&Value::Int(0)))
+                .collect(),
+        ),
+    ];
+    // Not checked: two runs of a study with twelve or more series each. Their legend (one row
+    // per run and series, each with the machine's name) takes more rows than the page has.
+    let opts = PlotOptions {
+        spread: Spread::Iqr,
+        mock: true,
+    };
+    let mut svgs = Vec::new();
+    for (i, (name, recs)) in studies.iter().enumerate() {
+        let other = scaled(recs, 0.6);
+        let (a, b) = (scaling::series(recs), scaling::series(&other));
+        let runs = [
+            RunSeries {
+                label: MACHINES[0],
+                series: a.iter().collect(),
+            },
+            RunSeries {
+                label: MACHINES[1],
+                series: b.iter().collect(),
+            },
+        ];
+        for p in compare_plots(dir.path(), i, name, &runs, opts).unwrap() {
+            svgs.push((
+                p.stem.clone(),
+                std::fs::read_to_string(&p.files[0]).unwrap(),
+            ));
+        }
+    }
+    let kinds: Vec<&str> = svgs.iter().map(|(n, _)| n.as_str()).collect();
+    for kind in [
+        "speedup",
+        "efficiency",
+        "rate",
+        "latency",
+        "bandwidth",
+        "nested",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.ends_with(&format!("-{kind}"))),
+            "no {kind} overlay among {kinds:?}"
+        );
+    }
+    let mut all = Vec::new();
+    for (name, svg) in &svgs {
+        all.extend(problems(svg).into_iter().map(|p| format!("{name}: {p}")));
+    }
+    if let Some(keep) = std::env::var_os("SCALELAB_KEEP_PLOTS") {
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            std::fs::copy(e.path(), Path::new(&keep).join(e.file_name())).unwrap();
+        }
+    }
+    assert!(
+        all.is_empty(),
+        "{} layout problems:\n{}",
+        all.len(),
+        all.join("\n")
+    );
+}
+
+#[test]
+fn the_top500_plot_passes_the_layout_check() {
+    use crate::report::top500::{entries, svg_text, Best};
+    super::register_font().unwrap();
+    let entries = entries().unwrap();
+    let at_500 = |edition: &str| {
+        entries
+            .iter()
+            .find(|e| e.rank == 500 && e.edition == edition)
+            .unwrap()
+            .rmax_gflops
+    };
+    // Just above the first #500, the curated 2-core result, just above and just below the
+    // #500 of 2014 and of the last list that has one, one near the top #1, one above every list.
+    let last_500 = entries
+        .iter()
+        .filter(|e| e.rank == 500)
+        .max_by(|a, b| a.edition.cmp(&b.edition))
+        .unwrap()
+        .rmax_gflops;
+    let heights = [
+        at_500("1993-06") * 1.05,
+        106.0,
+        at_500("2014-11") * 1.02,
+        at_500("2014-11") * 0.98,
+        last_500 * 1.05,
+        last_500 * 0.95,
+        3e7,
+        5e9,
+    ];
+    let mut all = Vec::new();
+    for g in heights {
+        let best = Best {
+            gflops: g,
+            workload: "mpi.hpl.lu".into(),
+            n: 40_000,
+            nb: 256,
+            ranks: 16,
+            threads: 8,
+            host: "node17.cluster.example.org".into(),
+        };
+        let svg = svg_text(&best, &entries).unwrap();
+        assert!(svg.contains("this machine: "), "{g}: machine line labelled");
+        all.extend(
+            problems(&svg)
+                .into_iter()
+                .map(|p| format!("{g} GFLOP/s: {p}")),
+        );
+    }
+    assert!(
+        all.is_empty(),
+        "{} layout problems:\n{}",
+        all.len(),
+        all.join("\n")
     );
 }

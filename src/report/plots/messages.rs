@@ -59,12 +59,22 @@ fn metric_or(p: &MessagePoint<'_>) -> f64 {
 /// bandwidth; each chart log–log.
 pub(super) fn message_charts(st: &mut Study<'_, '_>) -> Vec<(&'static str, Chart)> {
     let points = messages::message_points(st.series);
+    message_charts_of(st, points, Colors::default())
+}
+
+/// [`message_charts`] of given points: one line per distinct `line` (first appearance first),
+/// its style from `colors` keyed by that `line` (the overlays of `scalelab compare` prefix each
+/// line with its run and choose the run's colour).
+pub(super) fn message_charts_of(
+    st: &mut Study<'_, '_>,
+    points: Vec<MessagePoint<'_>>,
+    mut colors: Colors,
+) -> Vec<(&'static str, Chart)> {
     if points.is_empty() {
         return Vec::new();
     }
     let spread = st.opts.spread;
     let keys = MessageLines::of(&points, st.workload);
-    let mut colors = Colors::default();
     let x = Axis::measured(points.iter().map(|p| p.size as f64), Scale::Log2).bytes();
     let from_metric = points.iter().all(|p| p.from_metric);
     let lat_note = if from_metric {

@@ -4,6 +4,11 @@
 //! parameters that vary (seeds pooled). The scores are the same at every p (each repetition is
 //! checked bit for bit), so each series is one marker; above the diagonal is the selection bias
 //! the model-selection lecture is about.
+//!
+//! `scalelab compare` draws the same chart over several runs ([`nested_chart_by_run`]): the
+//! markers of a run take its colour and each legend entry starts with the run's machine, so a
+//! reader sees whether two machines chose the same hyperparameters (they should: the scores do
+//! not depend on the machine).
 
 use plotters::style::BLACK;
 
@@ -13,58 +18,44 @@ use super::render::{Chart, Line, Reference};
 use super::Study;
 use crate::report::csv::metric_median;
 
+/// The chart of one run's study (see the module documentation); `None` when no point records
+/// both scores.
 pub(super) fn nested_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    // (parameters, nested, non-nested, disturbed) per series.
-    let scored: Vec<(Vec<String>, (f64, f64), bool)> = st
-        .series
-        .iter()
-        .filter_map(|s| {
-            let p = s.points.first()?;
-            let xy = metric_median(p.record, "nested_score")
-                .zip(metric_median(p.record, "non_nested_score"))
-                .filter(|(x, y)| x.is_finite() && y.is_finite())?;
-            // Scores do not depend on the load beside a run (each repetition is checked bit for
-            // bit): a disturbed point's scores are drawn like any other.
-            Some((labels::params(p.record), xy, false))
-        })
-        .collect();
-    // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
-    // a seed only changes the fold split, so its markers are repeats of one experiment.
-    let all: Vec<Vec<String>> = scored.iter().map(|s| s.0.clone()).collect();
-    let (shared, _) = labels::split_shared(&all);
-    let varies = |kv: &String| !kv.starts_with("seed=") && !shared.contains(kv);
-    // (key, scores, disturbed) per marker colour.
-    type Group = (String, Vec<(f64, f64)>, Vec<bool>);
-    let mut groups: Vec<Group> = Vec::new();
-    for (ps, xy, hollow) in &scored {
-        let key = ps
-            .iter()
-            .filter(|kv| varies(kv))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
-        match groups.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, pts, h)) => {
-                pts.push(*xy);
-                h.push(*hollow);
-            }
-            None => groups.push((key, vec![*xy], vec![*hollow])),
-        }
-    }
-    // Markers are parameter groups, not the study's series: their own colours, from the first.
+    nested_chart_by_run(st, &[])
+}
+
+/// [`nested_chart`] over several runs: `runs[i]` is the run of series `i` of `st`, as (its
+/// position among the runs, its label). Empty for one run. Markers are grouped by run, then by
+/// the parameters that vary; with at most as many runs as the palette has colours, group `k` of
+/// run `r` gets style `r + colours · k` (the run's colour, its k-th marker shape).
+pub(super) fn nested_chart_by_run(st: &mut Study<'_, '_>, runs: &[(usize, &str)]) -> Option<Chart> {
+    let n_runs = runs.iter().map(|r| r.0 + 1).max().unwrap_or(0);
+    let (groups, shared) = marker_groups(st, runs);
+    // Markers are parameter groups, not the study's series: their own colours, from the first
+    // (over runs: the run's colour, see [`nested_chart_by_run`]).
     let mut colors = super::render::Colors::default();
+    let mut per_run = vec![0usize; n_runs];
+    let colours = super::PALETTE.len();
     let lines: Vec<Line> = groups
         .into_iter()
-        .map(|(key, points, hollow)| {
+        .map(|(run, key, points, hollow)| {
             let optimism = points.iter().map(|(x, y)| y - x).sum::<f64>() / points.len() as f64;
-            let what = if key.is_empty() {
-                "scores".to_string()
-            } else {
-                key.clone()
+            let what = match (run, key.is_empty()) {
+                (None, true) => "scores".to_string(),
+                (None, false) => key.clone(),
+                (Some((_, label)), true) => label.to_string(),
+                (Some((_, label)), false) => format!("{label}, {key}"),
+            };
+            let style = match run {
+                Some((r, _)) if n_runs <= colours => {
+                    per_run[r] += 1;
+                    r + colours * (per_run[r] - 1)
+                }
+                _ => colors.of(&what),
             };
             Line {
                 label: format!("{what} (mean optimism {optimism:+.3})"),
-                style: colors.of(&key),
+                style,
                 markers_only: true,
                 points,
                 band: Vec::new(),
@@ -102,4 +93,60 @@ pub(super) fn nested_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             color: BLACK,
         }],
     ))
+}
+
+/// A study's scores grouped into markers of one colour: (run, varying parameters, scores,
+/// disturbed) per group, in order of first appearance; and the parameters every series shares.
+#[allow(clippy::type_complexity)]
+fn marker_groups<'r>(
+    st: &Study<'_, '_>,
+    runs: &[(usize, &'r str)],
+) -> (
+    Vec<(Option<(usize, &'r str)>, String, Vec<(f64, f64)>, Vec<bool>)>,
+    Vec<String>,
+) {
+    let run_of = |i: usize| runs.get(i).copied();
+    // (run, parameters, nested, non-nested, disturbed) per series.
+    type Scored<'r> = (Option<(usize, &'r str)>, Vec<String>, (f64, f64), bool);
+    let scored: Vec<Scored<'_>> = st
+        .series
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let p = s.points.first()?;
+            let xy = metric_median(p.record, "nested_score")
+                .zip(metric_median(p.record, "non_nested_score"))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())?;
+            // Scores do not depend on the load beside a run (each repetition is checked bit for
+            // bit): a disturbed point's scores are drawn like any other.
+            Some((run_of(i), labels::params(p.record), xy, false))
+        })
+        .collect();
+    // One colour per combination of the parameters that vary (datasets, grids), seeds pooled:
+    // a seed only changes the fold split, so its markers are repeats of one experiment.
+    let all: Vec<Vec<String>> = scored.iter().map(|s| s.1.clone()).collect();
+    let (shared, _) = labels::split_shared(&all);
+    let varies = |kv: &String| !kv.starts_with("seed=") && !shared.contains(kv);
+    // (run, key, scores, disturbed) per marker colour.
+    type Group<'r> = (Option<(usize, &'r str)>, String, Vec<(f64, f64)>, Vec<bool>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (run, ps, xy, hollow) in &scored {
+        let key = ps
+            .iter()
+            .filter(|kv| varies(kv))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        match groups
+            .iter_mut()
+            .find(|(r, k, _, _)| *r == *run && *k == key)
+        {
+            Some((_, _, pts, h)) => {
+                pts.push(*xy);
+                h.push(*hollow);
+            }
+            None => groups.push((*run, key, vec![*xy], vec![*hollow])),
+        }
+    }
+    (groups, shared)
 }

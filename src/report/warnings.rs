@@ -1,0 +1,152 @@
+//! The "Warnings" section at the top of report.md: noisy, disturbed, oversubscribed, failed and
+//! missing points, each with what to do about it (which file, which command).
+
+use std::collections::BTreeSet;
+
+use super::format::times;
+use super::scaling::Series;
+use crate::machine::Machine;
+use crate::plan::{Plan, Scaling};
+use crate::results::{PointRecord, RunDir, Status};
+use crate::stats::{Outliers, Summary, HIGH_VARIANCE};
+
+pub(super) fn warnings(
+    plan: &Plan,
+    records: &[PointRecord],
+    series: &[Series<'_>],
+    machine: &Machine,
+    run: &RunDir,
+) -> Vec<String> {
+    let mut w = Vec::new();
+    let dir = run.root.display();
+    if let Some(busy) = disturbed_warning(records, run) {
+        w.push(busy);
+    }
+    let mut noisy = Vec::new();
+    let mut outliers = 0;
+    let mut few = 0;
+    for rec in records.iter().filter(|r| r.status == Status::Ok) {
+        let t = times(rec);
+        if let Some(s) = Summary::of(&t) {
+            if s.relative_stddev() > HIGH_VARIANCE {
+                noisy.push(format!("`{}`", rec.point.id));
+            }
+            if s.n < 3 {
+                few += 1;
+            }
+        }
+        if Outliers::tukey(&t).total() > 0 {
+            outliers += 1;
+        }
+    }
+    if !noisy.is_empty() {
+        let shown: Vec<_> = noisy.iter().take(8).cloned().collect();
+        w.push(format!(
+            "**High variance**: stddev > {:.0}% of the median on {} point(s) ({}{}); close other programs, pin threads, or raise `repetitions`.",
+            HIGH_VARIANCE * 100.0,
+            noisy.len(),
+            shown.join(", "),
+            if noisy.len() > shown.len() { ", …" } else { "" }
+        ));
+    }
+    if outliers > 0 {
+        w.push(format!(
+            "**Outliers**: {outliers} point(s) have repetitions outside Tukey's 1.5 IQR fences; medians are robust to them, but check `measurements.csv` and raise `repetitions` if they recur."
+        ));
+    }
+    if few > 0 {
+        w.push(format!(
+            "**Few repetitions**: {few} point(s) have fewer than 3 repetitions, so their confidence intervals are wide or undefined; set `repetitions = 5` or more."
+        ));
+    }
+    let over = records.iter().filter(|r| r.point.oversubscribed).count();
+    if over > 0 {
+        let cores = if machine.cores > 0 {
+            format!(" than the {} cores", machine.cores)
+        } else {
+            String::new()
+        };
+        let what = if records
+            .iter()
+            .any(|r| r.point.oversubscribed && r.point.resources.ranks > 1)
+        {
+            "workers (ranks × threads)"
+        } else {
+            "workers"
+        };
+        w.push(format!(
+            "**Oversubscribed**: {over} point(s) ran more {what}{cores} (marked ⚠); their times measure time-sharing, not scaling. Leave them out of conclusions or run them on a bigger machine."
+        ));
+    }
+    let failed = records.iter().filter(|r| r.status != Status::Ok).count();
+    if failed > 0 {
+        w.push(format!(
+            "**Failed points**: {failed} point(s) did not succeed (see \"Failed points\" under each study; logs in `logs/<point-id>.txt`). Fix the cause, delete their records in `points/` and resume with `scalelab run --resume {dir}`."
+        ));
+    }
+    let recorded: BTreeSet<&str> = records.iter().map(|r| r.point.id.as_str()).collect();
+    let missing = plan
+        .points
+        .iter()
+        .filter(|p| !recorded.contains(p.id.as_str()))
+        .count();
+    if missing > 0 {
+        w.push(format!(
+            "**Incomplete run**: {missing} planned point(s) have no record yet; finish them with `scalelab run --resume {dir}` and report again."
+        ));
+    }
+    let superlinear: usize = series
+        .iter()
+        .filter(|s| s.scaling == Scaling::Strong)
+        .map(|s| s.points.iter().filter(|p| p.efficiency > 1.1).count())
+        .sum();
+    if superlinear > 0 {
+        w.push(format!(
+            "**Superlinear speedup** on {superlinear} point(s) (efficiency above 110%): usually each worker's share of the data now fits in cache, or the base point was slowed down; check the base time and compare with a larger size."
+        ));
+    }
+    w
+}
+
+/// The warning about points measured beside other work ([`crate::load`]): which, why, what the
+/// report did with them, and how to measure them again on a quiet machine.
+pub(super) fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option<String> {
+    let busy: Vec<(&PointRecord, String)> = records
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| {
+            crate::load::verdict(r)
+                .filter(|v| v.disturbed)
+                .map(|v| (r, v.why))
+        })
+        .collect();
+    if busy.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 8;
+    let named: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, why)| format!("`{}` ({why})", r.point.id))
+        .collect();
+    let more = if busy.len() > SHOWN {
+        format!(
+            ", and {} more (the `disturbed` column of summary.csv lists them all)",
+            busy.len() - SHOWN
+        )
+    } else {
+        String::new()
+    };
+    let dir = run.root.display();
+    let rm: Vec<String> = busy
+        .iter()
+        .take(SHOWN)
+        .map(|(r, _)| format!("{dir}/points/{}.json", r.point.id))
+        .collect();
+    Some(format!(
+        "**Busy machine: {} point(s) were disturbed.** Other programs used the cores these points needed while they ran, so their times measure that other work as much as the code: {}{more}. They are marked ⚠ in the tables and hollow in the plots, left out of the Amdahl and Gustafson fits, and no speedup is based on them where an undisturbed point exists. To measure them again on a quiet machine, close other programs (`top` shows what runs), delete their records and resume, waiting for quiet before each point: `rm {}` then `scalelab run --resume {dir} --wait-idle`.",
+        busy.len(),
+        named.join(", "),
+        rm.join(" ")
+    ))
+}
