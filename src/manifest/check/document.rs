@@ -1,0 +1,227 @@
+//! The top level of a manifest: its keys and settings, the list of studies, the rules across
+//! studies (unique names, the size of the plan), and the assembled [`Manifest`].
+
+use std::collections::HashMap;
+
+use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
+
+use super::read::wait_idle_seconds;
+use super::read::WAIT_IDLE_FIX;
+use super::text::{did_you_mean, found, found_value, shown, suggest};
+use super::{Checker, StudyInfo, DEFAULT_TIMEOUT_S};
+use crate::manifest::{sha256_hex, Manifest, MAX_POINTS, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS};
+
+impl Checker<'_> {
+    pub(in crate::manifest) fn document(&mut self, doc: &ImDocument<&str>) -> Option<Manifest> {
+        let root = doc.as_table();
+        for (key, _) in root.iter() {
+            if !TOP_KEYS.contains(&key) {
+                let line = self.key_line(root, key);
+                let hint = match did_you_mean(&suggest(key, TOP_KEYS.iter().copied())) {
+                    Some(d) => format!("{d} "),
+                    None if RESOURCE_AXES.contains(&key) || STUDY_KEYS.contains(&key) => {
+                        format!("`{key}` belongs inside a [[study]] block; ")
+                    }
+                    None => "remove it; ".into(),
+                };
+                self.push(
+                    line,
+                    "",
+                    format!("unknown top-level key `{}`", shown(key)),
+                    format!("{hint}the top level takes: name, description, repetitions, warmup, timeout, wait_idle, [[study]], [slurm]"),
+                );
+            }
+        }
+
+        let name = match root.get("name") {
+            Some(item) => {
+                let line = self.key_line(root, "name");
+                self.read_name("", "name", item, line, "name = \"quickstart\"")
+            }
+            None => {
+                self.push(
+                    None,
+                    "",
+                    "missing `name`".into(),
+                    "add name = \"...\" at the top; it names the results folder results/<name>/"
+                        .into(),
+                );
+                None
+            }
+        };
+        let description = match root.get("description") {
+            Some(item) => {
+                let line = self.key_line(root, "description");
+                self.read_str(
+                    "",
+                    "description",
+                    item,
+                    line,
+                    "description = \"strong scaling of triad\"",
+                )
+                .map(str::to_string)
+            }
+            None => Some(String::new()),
+        };
+        let repetitions = self.opt_count(root, "", "repetitions", 1, 5, "repetitions = 5");
+        let warmup = self.opt_count(root, "", "warmup", 0, 1, "warmup = 1");
+        let timeout_s = match root.get("timeout") {
+            Some(item) => {
+                let line = self.key_line(root, "timeout");
+                self.read_timeout("", item, line)
+            }
+            None => Some(DEFAULT_TIMEOUT_S),
+        };
+        let wait_idle_s = match root.get("wait_idle") {
+            Some(item) => match wait_idle_seconds(item) {
+                Ok(v) => Some(v),
+                Err(message) => {
+                    let line = self.key_line(root, "wait_idle");
+                    self.push(line, "", message, WAIT_IDLE_FIX.into());
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        let slurm = root.get("slurm").and_then(|item| self.slurm(root, item));
+
+        // Studies: `[[study]]` blocks, or a list of inline tables.
+        let study_line = self.key_line(root, "study");
+        let mut tables: Vec<(&dyn TableLike, Option<usize>)> = Vec::new();
+        match root.get("study") {
+            None => {}
+            Some(Item::ArrayOfTables(a)) => {
+                for t in a.iter() {
+                    tables.push((t as &dyn TableLike, self.line(t.span())));
+                }
+            }
+            Some(Item::Value(Tv::Array(a))) => {
+                for (i, v) in a.iter().enumerate() {
+                    match v {
+                        Tv::InlineTable(t) => {
+                            tables.push((t as &dyn TableLike, self.line(v.span())))
+                        }
+                        other => self.push(
+                            self.line(other.span()).or(study_line),
+                            &format!("study {}", i + 1),
+                            format!("each study must be a table, found {}", found_value(other)),
+                            "write each study as a [[study]] block".into(),
+                        ),
+                    }
+                }
+            }
+            Some(Item::Table(_)) => self.push(
+                study_line,
+                "",
+                "`study` must be a list of tables, found a single table [study]".into(),
+                "write [[study]] with two brackets (one block per study)".into(),
+            ),
+            Some(other) => self.push(
+                study_line,
+                "",
+                format!("`study` must be a list of tables, found {}", found(other)),
+                "write each study as a [[study]] block".into(),
+            ),
+        }
+        let no_studies = match root.get("study") {
+            None => true,
+            Some(Item::ArrayOfTables(a)) => a.is_empty(),
+            Some(Item::Value(Tv::Array(a))) => a.is_empty(),
+            Some(_) => false,
+        };
+        if no_studies {
+            self.push(
+                study_line,
+                "",
+                "the manifest has no studies".into(),
+                "add at least one [[study]] block with a workload, e.g.\n        [[study]]\n        workload = \"debug.sleep\"\n        threads = [1, 2]"
+                    .into(),
+            );
+        }
+
+        let defaults = (
+            repetitions.unwrap_or(5),
+            warmup.unwrap_or(1),
+            timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+        );
+        let mut infos: Vec<StudyInfo> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, (t, header))| self.study(i, *t, *header, defaults))
+            .collect();
+
+        // Study names must be unique: they are part of point ids and of the results.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut dups = Vec::new();
+        for (i, info) in infos.iter().enumerate() {
+            if let Some(label) = &info.label {
+                if let Some(&j) = first.get(label.as_str()) {
+                    dups.push((i, j, label.clone()));
+                } else {
+                    first.insert(label, i);
+                }
+            }
+        }
+        for (i, j, label) in dups {
+            let info = &infos[i];
+            let line = info.key_lines.get("name").copied().or(info.header);
+            let place = info.place.clone();
+            self.push(
+                line,
+                &place,
+                format!(
+                    "study name `{}` is already used by study {}",
+                    shown(&label),
+                    j + 1
+                ),
+                "give each study a unique name = \"...\" (studies of the same workload need one)"
+                    .into(),
+            );
+            infos[i].study = None;
+        }
+
+        // The size of the plan.
+        let total = infos
+            .iter()
+            .filter_map(|i| i.study.as_ref())
+            .fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
+        if total > MAX_POINTS {
+            self.push(
+                None,
+                "",
+                format!(
+                    "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
+                ),
+                "sweep fewer values, or split the experiment into several manifests".into(),
+            );
+        } else {
+            let mut ids = HashMap::new();
+            for info in &infos {
+                if let Some(study) = &info.study {
+                    crate::manifest::points::check_points(self, study, info, &mut ids);
+                }
+            }
+        }
+
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(Manifest {
+            path: self.path.to_path_buf(),
+            source: self.source.to_string(),
+            sha256: sha256_hex(self.source),
+            name: name?,
+            description: description?,
+            repetitions: repetitions?,
+            warmup: warmup?,
+            timeout_s: timeout_s?,
+            wait_idle_s: wait_idle_s?,
+            studies: infos
+                .into_iter()
+                .map(|i| i.study)
+                .collect::<Option<Vec<_>>>()?,
+            slurm,
+            data_dir: self.data_dir(),
+        })
+    }
+}
