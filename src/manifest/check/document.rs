@@ -7,13 +7,68 @@ use toml_edit::{ImDocument, Item, TableLike, Value as Tv};
 
 use super::read::wait_idle_seconds;
 use super::read::WAIT_IDLE_FIX;
+use super::study::Defaults;
 use super::text::{did_you_mean, found, found_value, shown, suggest};
 use super::{Checker, StudyInfo, DEFAULT_TIMEOUT_S};
 use crate::manifest::{sha256_hex, Manifest, MAX_POINTS, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS};
 
+/// The top-level settings (each `None` when its key is invalid).
+struct TopSettings {
+    name: Option<String>,
+    description: Option<String>,
+    repetitions: Option<u32>,
+    warmup: Option<u32>,
+    timeout_s: Option<f64>,
+    wait_idle_s: Option<Option<u64>>,
+}
+
 impl Checker<'_> {
+    /// Check the whole document, in order: unknown top-level keys, the top-level settings,
+    /// `[slurm]`, the studies, the rules across studies and the per-point checks. The
+    /// [`Manifest`] when no problem was found.
     pub(in crate::manifest) fn document(&mut self, doc: &ImDocument<&str>) -> Option<Manifest> {
         let root = doc.as_table();
+        self.unknown_top_keys(root);
+        let top = self.top_settings(root);
+        let slurm = root.get("slurm").and_then(|item| self.slurm(root, item));
+        let tables = self.study_tables(root);
+        let defaults = Defaults {
+            repetitions: top.repetitions.unwrap_or(5),
+            warmup: top.warmup.unwrap_or(1),
+            timeout_s: top.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+        };
+        let mut infos: Vec<StudyInfo> = tables
+            .iter()
+            .enumerate()
+            .map(|(i, (t, header))| self.study(i, *t, *header, defaults))
+            .collect();
+        self.unique_study_names(&mut infos);
+        self.plan_size_and_points(&infos);
+
+        if !self.problems.is_empty() {
+            return None;
+        }
+        Some(Manifest {
+            path: self.path.to_path_buf(),
+            source: self.source.to_string(),
+            sha256: sha256_hex(self.source),
+            name: top.name?,
+            description: top.description?,
+            repetitions: top.repetitions?,
+            warmup: top.warmup?,
+            timeout_s: top.timeout_s?,
+            wait_idle_s: top.wait_idle_s?,
+            studies: infos
+                .into_iter()
+                .map(|i| i.study)
+                .collect::<Option<Vec<_>>>()?,
+            slurm,
+            data_dir: self.data_dir(),
+        })
+    }
+
+    /// Keys the top level does not take, with the nearest known key or where they belong.
+    fn unknown_top_keys(&mut self, root: &dyn TableLike) {
         for (key, _) in root.iter() {
             if !TOP_KEYS.contains(&key) {
                 let line = self.key_line(root, key);
@@ -32,7 +87,10 @@ impl Checker<'_> {
                 );
             }
         }
+    }
 
+    /// `name`, `description`, `repetitions`, `warmup`, `timeout` and `wait_idle`.
+    fn top_settings(&mut self, root: &dyn TableLike) -> TopSettings {
         let name = match root.get("name") {
             Some(item) => {
                 let line = self.key_line(root, "name");
@@ -83,9 +141,22 @@ impl Checker<'_> {
             },
             None => Some(None),
         };
-        let slurm = root.get("slurm").and_then(|item| self.slurm(root, item));
+        TopSettings {
+            name,
+            description,
+            repetitions,
+            warmup,
+            timeout_s,
+            wait_idle_s,
+        }
+    }
 
-        // Studies: `[[study]]` blocks, or a list of inline tables.
+    /// The study tables with the line of each: `[[study]]` blocks, or a list of inline tables.
+    /// Anything else, or no study at all, is a problem.
+    fn study_tables<'d>(
+        &mut self,
+        root: &'d dyn TableLike,
+    ) -> Vec<(&'d dyn TableLike, Option<usize>)> {
         let study_line = self.key_line(root, "study");
         let mut tables: Vec<(&dyn TableLike, Option<usize>)> = Vec::new();
         match root.get("study") {
@@ -139,18 +210,12 @@ impl Checker<'_> {
             );
         }
 
-        let defaults = (
-            repetitions.unwrap_or(5),
-            warmup.unwrap_or(1),
-            timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
-        );
-        let mut infos: Vec<StudyInfo> = tables
-            .iter()
-            .enumerate()
-            .map(|(i, (t, header))| self.study(i, *t, *header, defaults))
-            .collect();
+        tables
+    }
 
-        // Study names must be unique: they are part of point ids and of the results.
+    /// Study names must be unique: they are part of point ids and of the results. A study that
+    /// repeats an earlier name is reported and dropped.
+    fn unique_study_names(&mut self, infos: &mut [StudyInfo]) {
         let mut first: HashMap<&str, usize> = HashMap::new();
         let mut dups = Vec::new();
         for (i, info) in infos.iter().enumerate() {
@@ -179,8 +244,11 @@ impl Checker<'_> {
             );
             infos[i].study = None;
         }
+    }
 
-        // The size of the plan.
+    /// The plan must stay within [`MAX_POINTS`]; below it, every point of every valid study is
+    /// checked ([`crate::manifest::points`]).
+    fn plan_size_and_points(&mut self, infos: &[StudyInfo]) {
         let total = infos
             .iter()
             .filter_map(|i| i.study.as_ref())
@@ -196,32 +264,11 @@ impl Checker<'_> {
             );
         } else {
             let mut ids = HashMap::new();
-            for info in &infos {
+            for info in infos {
                 if let Some(study) = &info.study {
                     crate::manifest::points::check_points(self, study, info, &mut ids);
                 }
             }
         }
-
-        if !self.problems.is_empty() {
-            return None;
-        }
-        Some(Manifest {
-            path: self.path.to_path_buf(),
-            source: self.source.to_string(),
-            sha256: sha256_hex(self.source),
-            name: name?,
-            description: description?,
-            repetitions: repetitions?,
-            warmup: warmup?,
-            timeout_s: timeout_s?,
-            wait_idle_s: wait_idle_s?,
-            studies: infos
-                .into_iter()
-                .map(|i| i.study)
-                .collect::<Option<Vec<_>>>()?,
-            slurm,
-            data_dir: self.data_dir(),
-        })
     }
 }
