@@ -21,21 +21,23 @@
 mod check;
 mod error;
 mod hyper;
-mod points;
+pub(crate) mod points;
 mod slurm;
 
 pub use check::wait_idle_seconds;
 
 #[cfg(test)]
-pub(crate) mod tests;
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plan::Scaling;
 use crate::value::Value;
 use crate::workload::{Node, WeakRule, Workload};
 
@@ -121,10 +123,38 @@ impl Study {
         self.axes.iter().find(|a| a.name == name)
     }
 
+    /// The composite axes of the study, as indices into `axes`: one group per zip group (at the
+    /// place of its first member, members in manifest order) and one single-axis group per other
+    /// axis. Expansion crosses these groups.
+    pub fn composite_axes(&self) -> Vec<Vec<usize>> {
+        let n = self.axes.len();
+        let mut taken = vec![false; n];
+        let mut out = Vec::new();
+        for i in 0..n {
+            if taken[i] {
+                continue;
+            }
+            let name = &self.axes[i].name;
+            let mut group = vec![i];
+            if let Some(zip) = self.zip.iter().find(|g| g.iter().any(|m| m == name)) {
+                for (j, axis) in self.axes.iter().enumerate().skip(i + 1) {
+                    if !taken[j] && zip.iter().any(|m| m == &axis.name) {
+                        group.push(j);
+                    }
+                }
+            }
+            for &j in &group {
+                taken[j] = true;
+            }
+            out.push(group);
+        }
+        out
+    }
+
     /// Number of points this study expands into: the product of the lengths of its composite axes
     /// (a zip group counts once). Saturates at `usize::MAX`.
     pub fn point_count(&self) -> usize {
-        crate::plan::composite_axes(self)
+        self.composite_axes()
             .iter()
             .map(|g| {
                 g.iter()
@@ -133,6 +163,23 @@ impl Study {
                     .unwrap_or(0)
             })
             .fold(1usize, usize::saturating_mul)
+    }
+}
+
+/// Strong scaling keeps the problem fixed while workers grow; weak scaling grows it with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    Strong,
+    Weak,
+}
+
+impl Scaling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scaling::Strong => "strong",
+            Scaling::Weak => "weak",
+        }
     }
 }
 

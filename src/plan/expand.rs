@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::point::{resolve_data, sha256_file, DataFile};
 use super::{Plan, Point, Resources, Scaling};
-use crate::manifest::{available_cores, hex, Manifest, ManifestError, Problem, Study, MAX_POINTS};
+use crate::manifest::points::{plan_size, repeated_ids};
+use crate::manifest::{available_cores, hex, Manifest, ManifestError, Problem, Study};
 use crate::value::Value;
 use crate::workload::Params;
 
@@ -29,20 +30,7 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
         path: m.path.clone(),
         problems,
     };
-    let total = m
-        .studies
-        .iter()
-        .fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
-    if total > MAX_POINTS {
-        return Err(error(vec![Problem {
-            line: None,
-            place: String::new(),
-            message: format!(
-                "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
-            ),
-            fix: "sweep fewer values, or split the experiment into several manifests".into(),
-        }]));
-    }
+    let total = plan_size(&m.studies).map_err(|problem| error(vec![problem]))?;
     let mut points = Vec::with_capacity(total);
     for study in &m.studies {
         expand_study(study, cores, &mut points);
@@ -55,38 +43,31 @@ pub fn expand_with_cores(m: &Manifest, cores: usize) -> Result<Plan, ManifestErr
             fix: "a data file must stay readable from the plan until the run ends; check its path (relative paths start at the manifest's folder)".into(),
         }])
     })?;
-    let mut seen: HashMap<u64, usize> = HashMap::with_capacity(points.len());
     let mut problems = Vec::new();
-    for (i, p) in points.iter().enumerate() {
-        let key = u64::from_str_radix(&p.id, 16).unwrap_or(u64::MAX);
-        if let Some(j) = seen.insert(key, i) {
-            let q = &points[j];
-            let (message, fix) = if q.study == p.study {
-                (
-                    format!("point {} is produced more than once", p.id),
-                    "make the swept values distinct (ranks_per_node values giving the same nodes repeat a point)",
-                )
-            } else {
-                (
-                    format!(
-                        "point {} is produced by both study {} ({}) and this study",
-                        p.id,
-                        q.study + 1,
-                        q.study_name
-                    ),
-                    "give the two studies different names",
-                )
-            };
-            problems.push(Problem {
-                line: None,
-                place: format!("study {} ({})", p.study + 1, p.study_name),
-                message,
-                fix: fix.into(),
-            });
-            if problems.len() >= 10 {
-                break;
-            }
-        }
+    let mut ids = HashMap::with_capacity(points.len());
+    for (p, other) in repeated_ids(&points, &mut ids).into_iter().take(10) {
+        let (message, fix) = if other == p.study {
+            (
+                format!("point {} is produced more than once", p.id),
+                "make the swept values distinct (ranks_per_node values giving the same nodes repeat a point)",
+            )
+        } else {
+            (
+                format!(
+                    "point {} is produced by both study {} ({}) and this study",
+                    p.id,
+                    other + 1,
+                    m.studies.get(other).map_or("?", |s| s.name.as_str())
+                ),
+                "give the two studies different names",
+            )
+        };
+        problems.push(Problem {
+            line: None,
+            place: format!("study {} ({})", p.study + 1, p.study_name),
+            message,
+            fix: fix.into(),
+        });
     }
     if !problems.is_empty() {
         return Err(error(problems));
@@ -123,33 +104,6 @@ fn pin_data(m: &Manifest, points: &mut [Point]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The composite axes of a study, as indices into `study.axes`: one group per zip group (at the
-/// place of its first member, members in manifest order) and one single-axis group per other axis.
-pub(crate) fn composite_axes(study: &Study) -> Vec<Vec<usize>> {
-    let n = study.axes.len();
-    let mut taken = vec![false; n];
-    let mut out = Vec::new();
-    for i in 0..n {
-        if taken[i] {
-            continue;
-        }
-        let name = &study.axes[i].name;
-        let mut group = vec![i];
-        if let Some(zip) = study.zip.iter().find(|g| g.iter().any(|m| m == name)) {
-            for (j, axis) in study.axes.iter().enumerate().skip(i + 1) {
-                if !taken[j] && zip.iter().any(|m| m == &axis.name) {
-                    group.push(j);
-                }
-            }
-        }
-        for &j in &group {
-            taken[j] = true;
-        }
-        out.push(group);
-    }
-    out
-}
-
 /// Where an axis value goes in a point.
 enum Slot<'a> {
     Threads,
@@ -169,19 +123,8 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
             base.0.insert(spec.name.to_string(), v);
         }
     }
-    let slots: Vec<Slot> = study
-        .axes
-        .iter()
-        .map(|a| match a.name.as_str() {
-            "threads" => Slot::Threads,
-            "ranks" => Slot::Ranks,
-            "ranks_per_node" => Slot::RanksPerNode,
-            "nodes" => Slot::Nodes,
-            "gpus" => Slot::Gpus,
-            other => Slot::Param(other),
-        })
-        .collect();
-    let groups = composite_axes(study);
+    let slots: Vec<Slot> = study.axes.iter().map(|a| Slot::of(&a.name)).collect();
+    let groups = study.composite_axes();
     let lens: Vec<usize> = groups
         .iter()
         .map(|g| {
@@ -194,43 +137,10 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
     if lens.contains(&0) {
         return;
     }
-    let weak = study.scaling == Scaling::Weak;
     let mut index = vec![0usize; groups.len()];
     let mut canon = String::with_capacity(256);
     loop {
-        let mut res = Resources::default();
-        let mut per_node: Option<u32> = None;
-        let mut params = base.clone();
-        for (g, &i) in groups.iter().zip(&index) {
-            for &a in g {
-                let v = &study.axes[a].values[i];
-                let int = || match v {
-                    Value::Int(n) => u32::try_from(*n).unwrap_or(u32::MAX),
-                    _ => 1,
-                };
-                match slots[a] {
-                    Slot::Threads => res.threads = int(),
-                    Slot::Ranks => res.ranks = int(),
-                    Slot::Nodes => res.nodes = int(),
-                    Slot::Gpus => res.gpus = int(),
-                    Slot::RanksPerNode => per_node = Some(int().max(1)),
-                    Slot::Param(name) => match params.0.get_mut(name) {
-                        Some(slot) => slot.clone_from(v),
-                        None => {
-                            params.0.insert(name.to_string(), v.clone());
-                        }
-                    },
-                }
-            }
-        }
-        if let Some(rpn) = per_node {
-            res.nodes = res.ranks.div_ceil(rpn);
-        }
-        if weak {
-            if let Some(Value::Size(s)) = params.0.get_mut("size") {
-                *s = s.with_value(study.weak_rule.scale(s.value(), res.workers()));
-            }
-        }
+        let (res, params) = values_at(study, &slots, &groups, &index, &base);
         canonical_into(
             &mut canon,
             &study.name,
@@ -256,19 +166,84 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
             oversubscribed: study.oversubscribe && workers_per_node > cores as u64,
             data: None,
         });
-        // Odometer: the last composite axis varies fastest.
-        let mut k = index.len();
-        loop {
-            if k == 0 {
-                return;
-            }
-            k -= 1;
-            index[k] += 1;
-            if index[k] < lens[k] {
-                break;
-            }
-            index[k] = 0;
+        if !advance(&mut index, &lens) {
+            return;
         }
+    }
+}
+
+impl Slot<'_> {
+    fn of(name: &str) -> Slot<'_> {
+        match name {
+            "threads" => Slot::Threads,
+            "ranks" => Slot::Ranks,
+            "ranks_per_node" => Slot::RanksPerNode,
+            "nodes" => Slot::Nodes,
+            "gpus" => Slot::Gpus,
+            other => Slot::Param(other),
+        }
+    }
+}
+
+/// The resources and parameters of the point at `index` (one position per composite axis):
+/// `base` with each axis value put in its slot, nodes from `ranks_per_node`, and a weak study's
+/// `size` grown for the point's workers.
+fn values_at(
+    study: &Study,
+    slots: &[Slot],
+    groups: &[Vec<usize>],
+    index: &[usize],
+    base: &Params,
+) -> (Resources, Params) {
+    let mut res = Resources::default();
+    let mut per_node: Option<u32> = None;
+    let mut params = base.clone();
+    for (g, &i) in groups.iter().zip(index) {
+        for &a in g {
+            let v = &study.axes[a].values[i];
+            let int = || match v {
+                Value::Int(n) => u32::try_from(*n).unwrap_or(u32::MAX),
+                _ => 1,
+            };
+            match slots[a] {
+                Slot::Threads => res.threads = int(),
+                Slot::Ranks => res.ranks = int(),
+                Slot::Nodes => res.nodes = int(),
+                Slot::Gpus => res.gpus = int(),
+                Slot::RanksPerNode => per_node = Some(int().max(1)),
+                Slot::Param(name) => match params.0.get_mut(name) {
+                    Some(slot) => slot.clone_from(v),
+                    None => {
+                        params.0.insert(name.to_string(), v.clone());
+                    }
+                },
+            }
+        }
+    }
+    if let Some(rpn) = per_node {
+        res.nodes = res.ranks.div_ceil(rpn);
+    }
+    if study.scaling == Scaling::Weak {
+        if let Some(Value::Size(s)) = params.0.get_mut("size") {
+            *s = s.with_value(study.weak_rule.scale(s.value(), res.workers()));
+        }
+    }
+    (res, params)
+}
+
+/// Step the odometer: the last composite axis varies fastest. False after the last point.
+fn advance(index: &mut [usize], lens: &[usize]) -> bool {
+    let mut k = index.len();
+    loop {
+        if k == 0 {
+            return false;
+        }
+        k -= 1;
+        index[k] += 1;
+        if index[k] < lens[k] {
+            return true;
+        }
+        index[k] = 0;
     }
 }
 

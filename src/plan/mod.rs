@@ -26,8 +26,8 @@ mod point;
 mod tests;
 
 pub use estimate::{estimate_seconds, estimate_with, format_duration, Rates};
+pub(crate) use expand::expand_study;
 pub use expand::{canonical, expand, expand_with_cores, point_id};
-pub(crate) use expand::{composite_axes, expand_study};
 pub(crate) use point::resolve_data;
 pub use point::{sha256_file, DataFile, Point, Resources, Scaling};
 

@@ -144,106 +144,131 @@ impl AxisKind {
 
     /// One TOML value as an axis value, or (message, fix).
     pub(in crate::manifest) fn convert(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
-        let type_error = || {
-            (
-                format!(
-                    "`{key}` must be {}, found {}",
-                    self.expected(),
-                    found_value(v)
-                ),
-                format!("write e.g. {}", self.example(key)),
-            )
-        };
         match self {
-            AxisKind::Resource => {
-                let Some(i) = v.as_integer() else {
-                    return Err(type_error());
-                };
-                let min = if key == "gpus" { 0 } else { 1 };
-                if i < min {
-                    let fix = if key == "gpus" {
-                        "use 0 (no GPU) or more, e.g. gpus = [1, 2]".to_string()
-                    } else {
-                        format!("use 1 or more {key}, e.g. {}", self.example(key))
-                    };
-                    return Err((format!("`{key}` must be at least {min}, found {i}"), fix));
-                }
-                if i > MAX_RESOURCE {
-                    return Err((
-                        format!("`{key}` = {i} is more than the limit of {MAX_RESOURCE}"),
-                        format!("use at most {MAX_RESOURCE}"),
-                    ));
-                }
-                Ok(Value::Int(i as u64))
-            }
-            AxisKind::Param(_, ParamKind::Size) => {
-                let text = match v {
-                    Tv::Integer(i) => i.value().to_string(),
-                    Tv::String(s) => s.value().to_string(),
-                    Tv::Float(f) if f.value().is_finite() => format!("{}", f.value()),
-                    Tv::Float(f) => format!("{:?}", f.value()),
-                    _ => return Err(type_error()),
-                };
-                Size::parse(&text).map(Value::Size).map_err(|m| {
-                    (
-                        format!("`{key}`: {m}"),
-                        "write a count like 4096 or \"10M\", or bytes like \"64MiB\"".to_string(),
-                    )
-                })
-            }
-            AxisKind::Param(_, ParamKind::Int) => {
-                let Some(i) = v.as_integer() else {
-                    return Err(type_error());
-                };
-                if i < 1 {
-                    return Err((
-                        format!("`{key}` must be a positive whole number, found {i}"),
-                        format!("write e.g. {}", self.example(key)),
-                    ));
-                }
-                Ok(Value::Int(i as u64))
-            }
-            AxisKind::Param(_, ParamKind::Float) => {
-                let x = match v {
-                    Tv::Integer(i) => *i.value() as f64,
-                    Tv::Float(f) => *f.value(),
-                    _ => return Err(type_error()),
-                };
-                if !x.is_finite() {
-                    return Err((
-                        format!("`{key}` must be a finite number, found {x}"),
-                        format!("write e.g. {}", self.example(key)),
-                    ));
-                }
-                Ok(Value::Float(x))
-            }
+            AxisKind::Resource => self.resource(key, v),
+            AxisKind::Param(_, ParamKind::Size) => self.size(key, v),
+            AxisKind::Param(_, ParamKind::Int) => self.int(key, v),
+            AxisKind::Param(_, ParamKind::Float) => self.float(key, v),
             AxisKind::Param(workload, ParamKind::Choice(choices)) => {
-                let Some(s) = v.as_str() else {
-                    return Err((
-                        format!(
-                            "`{key}` must be one of {} (in quotes), found {}",
-                            choices.join(", "),
-                            found_value(v)
-                        ),
-                        format!("write e.g. {}", self.example(key)),
-                    ));
-                };
-                if choices.contains(&s) {
-                    return Ok(Value::Text(s.to_string()));
-                }
-                let hint = did_you_mean(&suggest(s, choices.iter().copied()))
-                    .map(|d| format!("{d} "))
-                    .unwrap_or_default();
-                Err((
-                    format!("`{key}` = {} is not a {key} of {workload}", quote(s)),
-                    format!("{hint}choose from: {}", choices.join(", ")),
-                ))
+                self.choice(key, v, workload, choices)
             }
             AxisKind::Param(_, ParamKind::Text) => match v.as_str() {
                 Some(s) => Ok(Value::Text(s.to_string())),
-                None => Err(type_error()),
+                None => Err(self.type_error(key, v)),
             },
         }
+    }
+
+    /// "`key` must be <kind>, found <v>", with an example.
+    fn type_error(self, key: &str, v: &Tv) -> (String, String) {
+        (
+            format!(
+                "`{key}` must be {}, found {}",
+                self.expected(),
+                found_value(v)
+            ),
+            format!("write e.g. {}", self.example(key)),
+        )
+    }
+
+    /// A resource count: at least 1 (0 for `gpus`), at most [`MAX_RESOURCE`].
+    fn resource(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
+        let Some(i) = v.as_integer() else {
+            return Err(self.type_error(key, v));
+        };
+        let min = if key == "gpus" { 0 } else { 1 };
+        if i < min {
+            let fix = if key == "gpus" {
+                "use 0 (no GPU) or more, e.g. gpus = [1, 2]".to_string()
+            } else {
+                format!("use 1 or more {key}, e.g. {}", self.example(key))
+            };
+            return Err((format!("`{key}` must be at least {min}, found {i}"), fix));
+        }
+        if i > MAX_RESOURCE {
+            return Err((
+                format!("`{key}` = {i} is more than the limit of {MAX_RESOURCE}"),
+                format!("use at most {MAX_RESOURCE}"),
+            ));
+        }
+        Ok(Value::Int(i as u64))
+    }
+
+    /// A size: a count like 4096 or "10M", or bytes like "64MiB".
+    fn size(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
+        let text = match v {
+            Tv::Integer(i) => i.value().to_string(),
+            Tv::String(s) => s.value().to_string(),
+            Tv::Float(f) if f.value().is_finite() => format!("{}", f.value()),
+            Tv::Float(f) => format!("{:?}", f.value()),
+            _ => return Err(self.type_error(key, v)),
+        };
+        Size::parse(&text).map(Value::Size).map_err(|m| {
+            (
+                format!("`{key}`: {m}"),
+                "write a count like 4096 or \"10M\", or bytes like \"64MiB\"".to_string(),
+            )
+        })
+    }
+
+    /// A positive whole number.
+    fn int(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
+        let Some(i) = v.as_integer() else {
+            return Err(self.type_error(key, v));
+        };
+        if i < 1 {
+            return Err((
+                format!("`{key}` must be a positive whole number, found {i}"),
+                format!("write e.g. {}", self.example(key)),
+            ));
+        }
+        Ok(Value::Int(i as u64))
+    }
+
+    /// A finite number.
+    fn float(self, key: &str, v: &Tv) -> Result<Value, (String, String)> {
+        let x = match v {
+            Tv::Integer(i) => *i.value() as f64,
+            Tv::Float(f) => *f.value(),
+            _ => return Err(self.type_error(key, v)),
+        };
+        if !x.is_finite() {
+            return Err((
+                format!("`{key}` must be a finite number, found {x}"),
+                format!("write e.g. {}", self.example(key)),
+            ));
+        }
+        Ok(Value::Float(x))
+    }
+
+    /// One of the parameter's choices, with the nearest ones suggested.
+    fn choice(
+        self,
+        key: &str,
+        v: &Tv,
+        workload: &str,
+        choices: &[&str],
+    ) -> Result<Value, (String, String)> {
+        let Some(s) = v.as_str() else {
+            return Err((
+                format!(
+                    "`{key}` must be one of {} (in quotes), found {}",
+                    choices.join(", "),
+                    found_value(v)
+                ),
+                format!("write e.g. {}", self.example(key)),
+            ));
+        };
+        if choices.contains(&s) {
+            return Ok(Value::Text(s.to_string()));
+        }
+        let hint = did_you_mean(&suggest(s, choices.iter().copied()))
+            .map(|d| format!("{d} "))
+            .unwrap_or_default();
+        Err((
+            format!("`{key}` = {} is not a {key} of {workload}", quote(s)),
+            format!("{hint}choose from: {}", choices.join(", ")),
+        ))
     }
 }
 

@@ -10,7 +10,7 @@ use super::read::WAIT_IDLE_FIX;
 use super::study::Defaults;
 use super::text::{did_you_mean, found, found_value, shown, suggest};
 use super::{Checker, StudyInfo, DEFAULT_TIMEOUT_S};
-use crate::manifest::{sha256_hex, Manifest, MAX_POINTS, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS};
+use crate::manifest::{sha256_hex, Manifest, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS};
 
 /// The top-level settings (each `None` when its key is invalid).
 struct TopSettings {
@@ -246,27 +246,17 @@ impl Checker<'_> {
         }
     }
 
-    /// The plan must stay within [`MAX_POINTS`]; below it, every point of every valid study is
+    /// The plan must stay within [`crate::manifest::MAX_POINTS`]; below it, every point of every valid study is
     /// checked ([`crate::manifest::points`]).
     fn plan_size_and_points(&mut self, infos: &[StudyInfo]) {
-        let total = infos
-            .iter()
-            .filter_map(|i| i.study.as_ref())
-            .fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
-        if total > MAX_POINTS {
-            self.push(
-                None,
-                "",
-                format!(
-                    "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
-                ),
-                "sweep fewer values, or split the experiment into several manifests".into(),
-            );
-        } else {
-            let mut ids = HashMap::new();
-            for info in infos {
-                if let Some(study) = &info.study {
-                    crate::manifest::points::check_points(self, study, info, &mut ids);
+        match crate::manifest::points::plan_size(infos.iter().filter_map(|i| i.study.as_ref())) {
+            Err(problem) => self.problems.push(problem),
+            Ok(_) => {
+                let mut ids = HashMap::new();
+                for info in infos {
+                    if let Some(study) = &info.study {
+                        crate::manifest::points::check_points(self, study, info, &mut ids);
+                    }
                 }
             }
         }

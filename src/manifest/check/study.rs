@@ -11,8 +11,7 @@ use toml_edit::TableLike;
 use super::axis::AxisKind;
 use super::text::{did_you_mean, quote, shown, suggest};
 use super::{Checker, StudyInfo};
-use crate::manifest::{Axis, Study, MAX_POINTS, RESOURCE_AXES, STUDY_KEYS};
-use crate::plan::Scaling;
+use crate::manifest::{Axis, Scaling, Study, MAX_POINTS, RESOURCE_AXES, STUDY_KEYS};
 use crate::value::Value;
 use crate::workload::{Backend, WeakRule, Workload};
 
