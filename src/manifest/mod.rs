@@ -13,14 +13,24 @@
 //! Checking happens once, before anything runs ("parse, then validate once"): the document is read
 //! with `toml_edit` (which keeps the position of every key and value), every key and value of every
 //! study is checked against the workload registry, and then every study is expanded into its points
-//! (see [`crate::plan`]) so that per-point rules (the workload's own `check`, cores, duplicate points)
-//! are checked too. A [`Manifest`] therefore always expands into a plan without error.
+//! so that per-point rules (the workload's own `check`, cores, duplicate points) are checked too.
+//! A [`Manifest`] therefore always expands into a plan ([`crate::plan::expand`]) without error.
+//!
+//! * [`check`]: the checker, a folder with one file per part of the document;
+//! * `expand` and `point`: what a study denotes: its [`Point`]s (resources, parameters, a stable
+//!   id from [`point_id`]) in odometer order. They live here, not in [`crate::plan`], because the
+//!   check needs them, and so `plan` depends on `manifest` and never the reverse;
+//! * [`points`]: the per-point rules, and the plan-size and duplicate-id checks that
+//!   [`crate::plan::expand`] also applies to hand-built manifests;
+//! * `slurm`, `hyper`: the `[slurm]` table and the `hyper`/`grid` tables of ML studies.
 //!
 //! The format is described for users in `docs/manifest.md`.
 
 mod check;
 mod error;
+mod expand;
 mod hyper;
+mod point;
 pub(crate) mod points;
 mod slurm;
 
@@ -43,6 +53,10 @@ use crate::workload::{Node, WeakRule, Workload};
 
 pub use check::{parse_duration, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S};
 pub use error::{ManifestError, Problem};
+pub(crate) use expand::expand_study;
+pub use expand::{canonical, point_id};
+pub(crate) use point::resolve_data;
+pub use point::{sha256_file, DataFile, Point, Resources};
 pub use slurm::{
     parse_mem_mb, parse_time_s, Launcher, RetryPolicy, Settings, MAX_MEM_DIGITS, MAX_TIME_DIGITS,
 };

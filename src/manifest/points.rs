@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 
 use super::check::{Checker, StudyInfo};
+use super::{expand_study, resolve_data, Point};
 use super::{Problem, Scaling, Study, MAX_POINTS};
-use crate::plan::{expand_study, resolve_data, Point};
 use crate::value::Value;
 use crate::workload::Target;
 

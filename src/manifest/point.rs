@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use crate::manifest::Scaling;
+use super::Scaling;
 use crate::value::Value;
 use crate::workload::{self, Params, Workload};
 
@@ -123,7 +123,7 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::manifest::hex(&hasher.finalize()))
+    Ok(super::hex(&hasher.finalize()))
 }
 
 impl Point {
