@@ -16,11 +16,11 @@
 //! so that per-point rules (the workload's own `check`, cores, duplicate points) are checked too.
 //! A [`Manifest`] therefore always expands into a plan ([`crate::plan::expand`]) without error.
 //!
-//! * [`check`]: the checker, a folder with one file per part of the document;
+//! * `check`: the checker, a folder with one file per part of the document;
 //! * `expand` and `point`: what a study denotes: its [`Point`]s (resources, parameters, a stable
 //!   id from [`point_id`]) in odometer order. They live here, not in [`crate::plan`], because the
 //!   check needs them, and so `plan` depends on `manifest` and never the reverse;
-//! * [`points`]: the per-point rules, and the plan-size and duplicate-id checks that
+//! * `points`: the per-point rules, and the plan-size and duplicate-id checks that
 //!   [`crate::plan::expand`] also applies to hand-built manifests;
 //! * `slurm`, `hyper`: the `[slurm]` table and the `hyper`/`grid` tables of ML studies.
 //!
