@@ -239,7 +239,7 @@ fn estimator_names(study: &dyn TableLike, workload: &dyn Workload) -> Vec<String
 mod tests {
     use std::path::Path;
 
-    use super::super::tests::ctx;
+    use super::super::test_support::ctx;
     use super::super::{parse_with, Manifest, ManifestError};
     use crate::value::Value;
     use crate::workload::{find, Workload};

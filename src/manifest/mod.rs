@@ -13,34 +13,50 @@
 //! Checking happens once, before anything runs ("parse, then validate once"): the document is read
 //! with `toml_edit` (which keeps the position of every key and value), every key and value of every
 //! study is checked against the workload registry, and then every study is expanded into its points
-//! (see [`crate::plan`]) so that per-point rules (the workload's own `check`, cores, duplicate points)
-//! are checked too. A [`Manifest`] therefore always expands into a plan without error.
+//! so that per-point rules (the workload's own `check`, cores, duplicate points) are checked too.
+//! A [`Manifest`] therefore always expands into a plan ([`crate::plan::expand`]) without error.
+//!
+//! * `check`: the checker, a folder with one file per part of the document;
+//! * `expand` and `point`: what a study denotes: its [`Point`]s (resources, parameters, a stable
+//!   id from [`point_id`]) in odometer order. They live here, not in [`crate::plan`], because the
+//!   check needs them, and so `plan` depends on `manifest` and never the reverse;
+//! * `points`: the per-point rules, and the plan-size and duplicate-id checks that
+//!   [`crate::plan::expand`] also applies to hand-built manifests;
+//! * `slurm`, `hyper`: the `[slurm]` table and the `hyper`/`grid` tables of ML studies.
 //!
 //! The format is described for users in `docs/manifest.md`.
 
 mod check;
 mod error;
+mod expand;
 mod hyper;
-mod points;
+mod point;
+pub(crate) mod points;
 mod slurm;
 
 pub use check::wait_idle_seconds;
 
 #[cfg(test)]
-pub(crate) mod tests;
+pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::plan::Scaling;
 use crate::value::Value;
 use crate::workload::{Node, WeakRule, Workload};
 
 pub use check::{parse_duration, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S};
 pub use error::{ManifestError, Problem};
+pub(crate) use expand::expand_study;
+pub use expand::{canonical, point_id};
+pub(crate) use point::resolve_data;
+pub use point::{sha256_file, DataFile, Point, Resources};
 pub use slurm::{
     parse_mem_mb, parse_time_s, Launcher, RetryPolicy, Settings, MAX_MEM_DIGITS, MAX_TIME_DIGITS,
 };
@@ -121,10 +137,38 @@ impl Study {
         self.axes.iter().find(|a| a.name == name)
     }
 
+    /// The composite axes of the study, as indices into `axes`: one group per zip group (at the
+    /// place of its first member, members in manifest order) and one single-axis group per other
+    /// axis. Expansion crosses these groups.
+    pub fn composite_axes(&self) -> Vec<Vec<usize>> {
+        let n = self.axes.len();
+        let mut taken = vec![false; n];
+        let mut out = Vec::new();
+        for i in 0..n {
+            if taken[i] {
+                continue;
+            }
+            let name = &self.axes[i].name;
+            let mut group = vec![i];
+            if let Some(zip) = self.zip.iter().find(|g| g.iter().any(|m| m == name)) {
+                for (j, axis) in self.axes.iter().enumerate().skip(i + 1) {
+                    if !taken[j] && zip.iter().any(|m| m == &axis.name) {
+                        group.push(j);
+                    }
+                }
+            }
+            for &j in &group {
+                taken[j] = true;
+            }
+            out.push(group);
+        }
+        out
+    }
+
     /// Number of points this study expands into: the product of the lengths of its composite axes
     /// (a zip group counts once). Saturates at `usize::MAX`.
     pub fn point_count(&self) -> usize {
-        crate::plan::composite_axes(self)
+        self.composite_axes()
             .iter()
             .map(|g| {
                 g.iter()
@@ -133,6 +177,23 @@ impl Study {
                     .unwrap_or(0)
             })
             .fold(1usize, usize::saturating_mul)
+    }
+}
+
+/// Strong scaling keeps the problem fixed while workers grow; weak scaling grows it with them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scaling {
+    Strong,
+    Weak,
+}
+
+impl Scaling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scaling::Strong => "strong",
+            Scaling::Weak => "weak",
+        }
     }
 }
 

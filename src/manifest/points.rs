@@ -17,8 +17,8 @@
 use std::collections::HashMap;
 
 use super::check::{Checker, StudyInfo};
-use super::Study;
-use crate::plan::{expand_study, resolve_data, Point, Scaling};
+use super::{expand_study, resolve_data, Point};
+use super::{Problem, Scaling, Study, MAX_POINTS};
 use crate::value::Value;
 use crate::workload::Target;
 
@@ -66,6 +66,25 @@ impl Failures {
     }
 }
 
+/// What the checks found on the points of one study, before it is reported.
+#[derive(Default)]
+struct Findings<'p> {
+    /// The workload's own `check`.
+    checks: Failures,
+    /// More nodes than ranks.
+    nodes: Failures,
+    /// Weak-scaled sizes beyond [`MAX_SIZE`].
+    sizes: Failures,
+    /// Threads or ranks per node over the limits, oversubscribed or not.
+    bounds: Failures,
+    /// The point with the most workers per node above the cores (without `oversubscribe`), and
+    /// how many points are above.
+    over: Option<(u64, &'p Point)>,
+    over_count: usize,
+    /// Points whose id an earlier point has, with that point's study index.
+    duplicates: Vec<(&'p Point, usize)>,
+}
+
 /// Check the points of `study`; `ids` collects point ids across studies (id → study index).
 pub(super) fn check_points(
     c: &mut Checker<'_>,
@@ -75,23 +94,25 @@ pub(super) fn check_points(
 ) {
     let mut points = Vec::with_capacity(study.point_count());
     expand_study(study, c.ctx.node.cores, &mut points);
+    let findings = scan(c, study, &points, ids);
+    report(c, study, info, findings);
+}
+
+/// Run every per-point check on `points`, collecting the failures.
+fn scan<'p>(
+    c: &Checker<'_>,
+    study: &Study,
+    points: &'p [Point],
+    ids: &mut HashMap<u64, usize>,
+) -> Findings<'p> {
     let cores = c.ctx.node.cores.max(1) as u64;
     let w = study.workload;
-    let line = |key: &str| info.key_lines.get(key).copied().or(info.header);
-    let place = info.place.as_str();
-
-    let mut checks = Failures::default();
-    let mut nodes = Failures::default();
-    let mut sizes = Failures::default();
-    let mut over: Option<(u64, &Point)> = None;
-    let mut over_count = 0usize;
-    let mut bounds = Failures::default();
     let data_dir = c.data_dir();
-    let mut duplicates: Vec<(&Point, usize)> = Vec::new();
-    for p in &points {
+    let mut f = Findings::default();
+    for p in points {
         let r = p.resources;
         if r.nodes > r.ranks {
-            nodes.add(
+            f.nodes.add(
                 format!("{} nodes but only {} ranks", r.nodes, r.ranks),
                 study,
                 p,
@@ -99,45 +120,19 @@ pub(super) fn check_points(
         }
         let ranks_per_node = u64::from(r.ranks.div_ceil(r.nodes.max(1)));
         let per_node = ranks_per_node * u64::from(r.threads);
-        if u64::from(r.threads) > MAX_THREADS_PER_RANK {
-            bounds.add(
-                format!(
-                    "{} threads per rank are more than the limit of {MAX_THREADS_PER_RANK}",
-                    r.threads
-                ),
-                study,
-                p,
-            );
-        } else if ranks_per_node > MAX_RANKS_PER_NODE {
-            bounds.add(
-                format!(
-                    "{ranks_per_node} ranks on one node are more than the limit of {MAX_RANKS_PER_NODE}"
-                ),
-                study,
-                p,
-            );
-        } else if study.oversubscribe && per_node > OVERSUBSCRIBE_LIMIT.saturating_mul(cores) {
-            bounds.add(
-                format!(
-                    "{} threads × {ranks_per_node} rank{} per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
-                    r.threads,
-                    if ranks_per_node == 1 { "" } else { "s" },
-                    OVERSUBSCRIBE_LIMIT.saturating_mul(cores)
-                ),
-                study,
-                p,
-            );
+        if let Some(message) = over_bounds(study, p, cores) {
+            f.bounds.add(message, study, p);
         }
         if per_node > cores && !study.oversubscribe {
-            over_count += 1;
-            if over.is_none_or(|(worst, _)| per_node > worst) {
-                over = Some((per_node, p));
+            f.over_count += 1;
+            if f.over.is_none_or(|(worst, _)| per_node > worst) {
+                f.over = Some((per_node, p));
             }
         }
         if p.scaling == Scaling::Weak {
             if let Some(Value::Size(s)) = p.params.get("size") {
                 if s.value() > MAX_SIZE {
-                    sizes.add(
+                    f.sizes.add(
                         format!("weak scaling grows `size` to {s}, beyond 10^18"),
                         study,
                         p,
@@ -160,34 +155,107 @@ pub(super) fn check_points(
             None => w.check(&p.params, &target),
         };
         if let Err(m) = checked {
-            checks.add(m, study, p);
-        }
-        let key = u64::from_str_radix(&p.id, 16).unwrap_or(u64::MAX);
-        if let Some(other) = ids.insert(key, study.index) {
-            duplicates.push((p, other));
+            f.checks.add(m, study, p);
         }
     }
+    f.duplicates = repeated_ids(points, ids);
+    f
+}
 
-    let more = |n: usize| match n {
+/// The points whose id an earlier point already has, each with the study index of that earlier
+/// point. `ids` (id → study index) carries across studies. Both the checker and
+/// [`crate::plan::expand`] (for hand-built manifests) find duplicates with this.
+pub(crate) fn repeated_ids<'p>(
+    points: &'p [Point],
+    ids: &mut HashMap<u64, usize>,
+) -> Vec<(&'p Point, usize)> {
+    let mut repeated = Vec::new();
+    for p in points {
+        let key = u64::from_str_radix(&p.id, 16).unwrap_or(u64::MAX);
+        if let Some(other) = ids.insert(key, p.study) {
+            repeated.push((p, other));
+        }
+    }
+    repeated
+}
+
+/// The number of points `studies` expand into, or the problem when it is above [`MAX_POINTS`].
+pub(crate) fn plan_size<'s>(
+    studies: impl IntoIterator<Item = &'s Study>,
+) -> Result<usize, Problem> {
+    let total = studies
+        .into_iter()
+        .fold(0usize, |acc, s| acc.saturating_add(s.point_count()));
+    if total > MAX_POINTS {
+        return Err(Problem {
+            line: None,
+            place: String::new(),
+            message: format!(
+                "the manifest expands to {total} points, more than the limit of {MAX_POINTS}"
+            ),
+            fix: "sweep fewer values, or split the experiment into several manifests".into(),
+        });
+    }
+    Ok(total)
+}
+
+/// Threads per rank or ranks per node above their limits, or (with `oversubscribe`) workers
+/// per node above [`OVERSUBSCRIBE_LIMIT`] per core: the first that applies.
+fn over_bounds(study: &Study, p: &Point, cores: u64) -> Option<String> {
+    let r = p.resources;
+    let ranks_per_node = u64::from(r.ranks.div_ceil(r.nodes.max(1)));
+    let per_node = ranks_per_node * u64::from(r.threads);
+    if u64::from(r.threads) > MAX_THREADS_PER_RANK {
+        Some(format!(
+            "{} threads per rank are more than the limit of {MAX_THREADS_PER_RANK}",
+            r.threads
+        ))
+    } else if ranks_per_node > MAX_RANKS_PER_NODE {
+        Some(format!(
+            "{ranks_per_node} ranks on one node are more than the limit of {MAX_RANKS_PER_NODE}"
+        ))
+    } else if study.oversubscribe && per_node > OVERSUBSCRIBE_LIMIT.saturating_mul(cores) {
+        Some(format!(
+            "{} threads × {ranks_per_node} rank{} per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
+            r.threads,
+            if ranks_per_node == 1 { "" } else { "s" },
+            OVERSUBSCRIBE_LIMIT.saturating_mul(cores)
+        ))
+    } else {
+        None
+    }
+}
+
+/// " (and 3 more points)" after the first point of a failure that `n` points share.
+fn more(n: usize) -> String {
+    match n {
         0 | 1 => String::new(),
         2 => " (and 1 more point)".to_string(),
         _ => format!(" (and {} more points)", n - 1),
-    };
-    for f in checks.list.iter().take(MAX_CHECK_PROBLEMS) {
+    }
+}
+
+/// Push the findings as problems, one per distinct failure, in a fixed order: the workload's
+/// checks, nodes, bounds, sizes, cores, duplicate ids.
+fn report(c: &mut Checker<'_>, study: &Study, info: &StudyInfo, f: Findings<'_>) {
+    let w = study.workload;
+    let line = |key: &str| info.key_lines.get(key).copied().or(info.header);
+    let place = info.place.as_str();
+    for fl in f.checks.list.iter().take(MAX_CHECK_PROBLEMS) {
         c.push(
             info.header,
             place,
-            format!("point {}{}: {}", f.first, more(f.count), f.message),
+            format!("point {}{}: {}", fl.first, more(fl.count), fl.message),
             format!(
                 "change or remove these values ({} checks every point before anything runs)",
                 w.name()
             ),
         );
     }
-    if checks.list.len() > MAX_CHECK_PROBLEMS {
-        let rest: usize = checks.list[MAX_CHECK_PROBLEMS..]
+    if f.checks.list.len() > MAX_CHECK_PROBLEMS {
+        let rest: usize = f.checks.list[MAX_CHECK_PROBLEMS..]
             .iter()
-            .map(|f| f.count)
+            .map(|fl| fl.count)
             .sum();
         c.push(
             info.header,
@@ -196,58 +264,25 @@ pub(super) fn check_points(
             "fix the problems above first, then check again".into(),
         );
     }
-    for f in &nodes.list {
-        c.push(
-            line("nodes"),
-            place,
-            format!("point {}{}: {}", f.first, more(f.count), f.message),
-            "every node needs at least one rank: set ranks (the total over all nodes) to at least nodes".into(),
-        );
+    let grouped = [
+        (&f.nodes, "nodes", "every node needs at least one rank: set ranks (the total over all nodes) to at least nodes"),
+        (&f.bounds, "threads", "lower threads or ranks per node (docs/manifest.md, \"Limits\", gives each limit's reason)"),
+        (&f.sizes, "size", "use a smaller size (it is the size for one worker) or fewer workers"),
+    ];
+    for (failures, key, fix) in grouped {
+        for fl in &failures.list {
+            c.push(
+                line(key),
+                place,
+                format!("point {}{}: {}", fl.first, more(fl.count), fl.message),
+                fix.into(),
+            );
+        }
     }
-    for f in &bounds.list {
-        c.push(
-            line("threads"),
-            place,
-            format!("point {}{}: {}", f.first, more(f.count), f.message),
-            "lower threads or ranks per node (docs/manifest.md, \"Limits\", gives each limit's reason)".into(),
-        );
+    if let Some((per_node, p)) = f.over {
+        report_over_cores(c, study, info, p, per_node, f.over_count);
     }
-    for f in &sizes.list {
-        c.push(
-            line("size"),
-            place,
-            format!("point {}{}: {}", f.first, more(f.count), f.message),
-            "use a smaller size (it is the size for one worker) or fewer workers".into(),
-        );
-    }
-    if let Some((per_node, p)) = over {
-        let r = p.resources;
-        let what = if r.ranks > 1 {
-            format!(
-                "{} threads × {} ranks per node = {per_node} workers",
-                r.threads,
-                r.ranks.div_ceil(r.nodes.max(1))
-            )
-        } else {
-            format!("{} threads", r.threads)
-        };
-        let key = if r.ranks > 1 && !study.axes.iter().any(|a| a.name == "threads") {
-            "ranks"
-        } else {
-            "threads"
-        };
-        c.push(
-            line(key),
-            place,
-            format!(
-                "point {}{}: {what} exceed the {cores} cores of a node",
-                describe_point(study, p),
-                more(over_count)
-            ),
-            "set oversubscribe = true in the study, or lower threads".into(),
-        );
-    }
-    for (p, other) in duplicates.into_iter().take(5) {
+    for (p, other) in f.duplicates.into_iter().take(5) {
         let message = if other == study.index {
             format!(
                 "point {} ({}) is produced more than once",
@@ -269,6 +304,43 @@ pub(super) fn check_points(
             "make the swept values distinct (ranks_per_node values that give the same nodes repeat a point)".into(),
         );
     }
+}
+
+/// The point with the most workers per node above the node's cores (of `count` such points).
+fn report_over_cores(
+    c: &mut Checker<'_>,
+    study: &Study,
+    info: &StudyInfo,
+    p: &Point,
+    per_node: u64,
+    count: usize,
+) {
+    let cores = c.ctx.node.cores.max(1) as u64;
+    let r = p.resources;
+    let what = if r.ranks > 1 {
+        format!(
+            "{} threads × {} ranks per node = {per_node} workers",
+            r.threads,
+            r.ranks.div_ceil(r.nodes.max(1))
+        )
+    } else {
+        format!("{} threads", r.threads)
+    };
+    let key = if r.ranks > 1 && !study.axes.iter().any(|a| a.name == "threads") {
+        "ranks"
+    } else {
+        "threads"
+    };
+    c.push(
+        info.key_lines.get(key).copied().or(info.header),
+        &info.place,
+        format!(
+            "point {}{}: {what} exceed the {cores} cores of a node",
+            describe_point(study, p),
+            more(count)
+        ),
+        "set oversubscribe = true in the study, or lower threads".into(),
+    );
 }
 
 /// `threads=2, size=64MiB, variant=naive`: the values of the axes the study sets (with `nodes`

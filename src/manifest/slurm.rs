@@ -170,59 +170,15 @@ impl Checker<'_> {
                         _ => settings.constraint = name,
                     }
                 }
-                "time" => {
-                    // `time = 10` means what `time = "10"` means: one grammar for both.
-                    let seconds = match value {
-                        Item::Value(Tv::Integer(i)) => parse_time_s(&i.value().to_string()).ok(),
-                        Item::Value(Tv::String(s)) => parse_time_s(s.value()).ok(),
-                        _ => None,
-                    };
-                    settings.time_s = seconds.filter(|&s| s > 0);
-                    if settings.time_s.is_none() {
-                        self.push(
-                            line,
-                            place,
-                            format!("`time` must be a SLURM time limit, found {}", found(value)),
-                            "write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. time = \"00:10:00\"".into(),
-                        );
-                    }
-                }
-                "mem" => {
-                    let mb = match value {
-                        Item::Value(Tv::Integer(i)) => parse_mem_mb(&i.value().to_string()).ok(),
-                        Item::Value(Tv::String(s)) => parse_mem_mb(s.value()).ok(),
-                        _ => None,
-                    };
-                    settings.mem_mb = mb.filter(|&m| m > 0);
-                    if settings.mem_mb.is_none() {
-                        self.push(
-                            line,
-                            place,
-                            format!("`mem` must be a SLURM memory size, found {}", found(value)),
-                            "write megabytes or a number with K, M, G or T, e.g. mem = \"4G\"".into(),
-                        );
-                    }
-                }
+                "time" => settings.time_s = self.slurm_time(place, value, line),
+                "mem" => settings.mem_mb = self.slurm_mem(place, value, line),
                 "modules" | "setup" => {
-                    let lines = value.as_array().and_then(|a| {
-                        a.iter()
-                            .map(|v| v.as_str().map(str::to_string))
-                            .collect::<Option<Vec<_>>>()
-                    });
-                    let example = if key == "modules" {
-                        "modules = [\"openmpi/4.1\", \"rust\"]"
-                    } else {
-                        "setup = [\"source ~/venv/bin/activate\"]"
-                    };
-                    match lines {
-                        Some(l) if key == "modules" => settings.modules = l,
-                        Some(l) => settings.setup = l,
-                        None => self.push(
-                            line,
-                            place,
-                            format!("`{key}` must be a list of strings, found {}", found(value)),
-                            format!("write e.g. {example}"),
-                        ),
+                    if let Some(l) = self.slurm_lines(place, key, value, line) {
+                        if key == "modules" {
+                            settings.modules = l;
+                        } else {
+                            settings.setup = l;
+                        }
                     }
                 }
                 "max_array" | "throttle" => {
@@ -247,20 +203,91 @@ impl Checker<'_> {
                     ),
                 },
                 "retry" => settings.retry = self.slurm_retry(value, line),
-                _ => {
-                    let hint = did_you_mean(&suggest(key, SLURM_KEYS.iter().copied()))
-                        .map(|d| format!("{d} "))
-                        .unwrap_or_else(|| "remove it; ".into());
-                    self.push(
-                        line,
-                        place,
-                        format!("unknown key `{}`", shown(key)),
-                        format!("{hint}[slurm] takes: {}", SLURM_KEYS.join(", ")),
-                    );
-                }
+                _ => self.slurm_unknown(place, key, line),
             }
         }
         (self.problems.len() == before).then_some(settings)
+    }
+
+    /// `time`: a SLURM time limit above zero (`time = 10` means what `time = "10"` means).
+    fn slurm_time(&mut self, place: &str, value: &Item, line: Option<usize>) -> Option<u64> {
+        // `time = 10` means what `time = "10"` means: one grammar for both.
+        let seconds: Option<u64> = match value {
+            Item::Value(Tv::Integer(i)) => parse_time_s(&i.value().to_string()).ok(),
+            Item::Value(Tv::String(s)) => parse_time_s(s.value()).ok(),
+            _ => None,
+        };
+        let time_s = seconds.filter(|&s| s > 0);
+        if time_s.is_none() {
+            self.push(
+                line,
+                place,
+                format!("`time` must be a SLURM time limit, found {}", found(value)),
+                "write minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\", e.g. time = \"00:10:00\"".into(),
+            );
+        }
+        time_s
+    }
+
+    /// `mem`: a SLURM memory size above zero, in megabytes.
+    fn slurm_mem(&mut self, place: &str, value: &Item, line: Option<usize>) -> Option<u64> {
+        let mb: Option<u64> = match value {
+            Item::Value(Tv::Integer(i)) => parse_mem_mb(&i.value().to_string()).ok(),
+            Item::Value(Tv::String(s)) => parse_mem_mb(s.value()).ok(),
+            _ => None,
+        };
+        let mem_mb = mb.filter(|&m| m > 0);
+        if mem_mb.is_none() {
+            self.push(
+                line,
+                place,
+                format!("`mem` must be a SLURM memory size, found {}", found(value)),
+                "write megabytes or a number with K, M, G or T, e.g. mem = \"4G\"".into(),
+            );
+        }
+        mem_mb
+    }
+
+    /// `modules` or `setup`: a list of strings.
+    fn slurm_lines(
+        &mut self,
+        place: &str,
+        key: &str,
+        value: &Item,
+        line: Option<usize>,
+    ) -> Option<Vec<String>> {
+        let lines = value.as_array().and_then(|a| {
+            a.iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        });
+        let example = if key == "modules" {
+            "modules = [\"openmpi/4.1\", \"rust\"]"
+        } else {
+            "setup = [\"source ~/venv/bin/activate\"]"
+        };
+        if lines.is_none() {
+            self.push(
+                line,
+                place,
+                format!("`{key}` must be a list of strings, found {}", found(value)),
+                format!("write e.g. {example}"),
+            );
+        }
+        lines
+    }
+
+    /// A key `[slurm]` does not take, with the nearest known key.
+    fn slurm_unknown(&mut self, place: &str, key: &str, line: Option<usize>) {
+        let hint = did_you_mean(&suggest(key, SLURM_KEYS.iter().copied()))
+            .map(|d| format!("{d} "))
+            .unwrap_or_else(|| "remove it; ".into());
+        self.push(
+            line,
+            place,
+            format!("unknown key `{}`", shown(key)),
+            format!("{hint}[slurm] takes: {}", SLURM_KEYS.join(", ")),
+        );
     }
 
     /// `partition`, `account`, `qos`, `constraint`: a non-empty name on one line.

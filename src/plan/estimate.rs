@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Plan, Point, DESCRIBE_ROWS};
+use super::{Plan, Point, StudyPoints, DESCRIBE_ROWS};
 use crate::value::Value;
 use crate::workload::{self, Workload};
 
@@ -108,163 +108,50 @@ fn short(x: f64) -> String {
     }
 }
 
-/// The text of [`Plan::describe`].
+/// One column of a study's table in `scalelab plan`: its header and the cells of the rows shown.
+struct Column {
+    header: String,
+    cells: Vec<String>,
+    right: bool,
+}
+
+/// What `scalelab plan` says about one study, computed before it is laid out.
+struct StudySummary<'a> {
+    points: StudyPoints<'a>,
+    /// Estimated seconds of the whole study.
+    seconds: f64,
+    /// `key=value` of the parameters that do not vary.
+    fixed: Vec<String>,
+    /// `id`, the resources and parameters that vary, and `estimate`.
+    columns: Vec<Column>,
+    /// The workload's plan notes, each once.
+    notes: Vec<String>,
+    /// Points that run more workers than this machine has cores.
+    oversubscribed: usize,
+}
+
+/// The text of [`Plan::describe`]: computed per study ([`summarize`]), then laid out.
 pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
-    let mut out = String::new();
     let studies = plan.studies();
-    let mut total_s = 0.0;
-    for (n, s) in studies.iter().enumerate() {
-        let w = workload::find(s.workload);
-        let estimate = |p: &Point| match w {
-            Some(w) => estimate_with(w, p, rates),
-            None => rates.launch_s.max(0.0),
-        };
-        let times: Vec<f64> = s.points.iter().map(estimate).collect();
-        let study_s: f64 = times.iter().sum();
-        total_s += study_s;
-        let first = &s.points[0];
-
-        // Columns: resources that vary or differ from their default (threads always), then the
-        // parameters that vary; parameters that do not vary go in the header.
-        type Get = fn(&Point) -> u32;
-        let resources: [(&str, Get, u32); 4] = [
-            ("nodes", |p| p.resources.nodes, 1),
-            ("ranks", |p| p.resources.ranks, 1),
-            ("threads", |p| p.resources.threads, 1),
-            ("gpus", |p| p.resources.gpus, 0),
-        ];
-        // (header, cells, right-aligned)
-        let mut columns: Vec<(String, Vec<String>, bool)> = vec![("id".into(), Vec::new(), false)];
-        for (name, get, default) in resources {
-            let shown = name == "threads"
-                || s.points
-                    .iter()
-                    .any(|p| get(p) != get(first) || get(p) != default);
-            if shown {
-                let cells = s
-                    .points
-                    .iter()
-                    .take(DESCRIBE_ROWS)
-                    .map(|p| get(p).to_string())
-                    .collect();
-                columns.push((name.into(), cells, true));
-            }
-        }
-        let mut fixed = Vec::new();
-        for (key, value) in &first.params.0 {
-            if s.points.iter().any(|p| p.params.get(key) != Some(value)) {
-                let cells = s
-                    .points
-                    .iter()
-                    .take(DESCRIBE_ROWS)
-                    .map(|p| p.params.get(key).map(|v| v.to_string()).unwrap_or_default());
-                columns.push((key.clone(), cells.collect(), false));
-            } else {
-                fixed.push(format!("{key}={value}"));
-            }
-        }
-        columns[0].1 = s
-            .points
-            .iter()
-            .take(DESCRIBE_ROWS)
-            .map(|p| p.id.clone())
-            .collect();
-        let mut estimates: Vec<String> = times
-            .iter()
-            .take(DESCRIBE_ROWS)
-            .map(|&t| format_duration(t))
-            .collect();
-        let oversubscribed = s.points.iter().filter(|p| p.oversubscribed).count();
-        if oversubscribed > 0 {
-            for (cell, p) in estimates.iter_mut().zip(s.points) {
-                if p.oversubscribed {
-                    cell.push_str("  (oversubscribed)");
-                }
-            }
-        }
-        columns.push(("estimate".into(), estimates, false));
-
+    let summaries: Vec<StudySummary> = studies.iter().map(|s| summarize(*s, rates)).collect();
+    let mut out = String::new();
+    for (n, summary) in summaries.iter().enumerate() {
         if n > 0 {
             out.push('\n');
         }
-        let _ = writeln!(
-            out,
-            "study {} of {}: {} ({}), {} scaling, {} point{}, ≈ {}",
-            n + 1,
-            studies.len(),
-            s.name,
-            s.workload,
-            s.scaling.as_str(),
-            s.points.len(),
-            if s.points.len() == 1 { "" } else { "s" },
-            format_duration(study_s)
-        );
-        if !fixed.is_empty() {
-            let _ = writeln!(out, "  fixed: {}", fixed.join(", "));
-        }
-        let widths: Vec<usize> = columns
-            .iter()
-            .map(|(h, cells, _)| {
-                cells
-                    .iter()
-                    .map(|c| c.chars().count())
-                    .chain([h.chars().count()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let row = |cells: Vec<&str>| {
-            let mut line = String::from(" ");
-            for ((cell, width), (_, _, right)) in cells.iter().zip(&widths).zip(&columns) {
-                if *right {
-                    let _ = write!(line, " {cell:>width$}");
-                } else {
-                    let _ = write!(line, " {cell:<width$}");
-                }
-            }
-            line.trim_end().to_string()
-        };
-        out.push_str(&row(columns.iter().map(|(h, _, _)| h.as_str()).collect()));
-        out.push('\n');
-        for i in 0..s.points.len().min(DESCRIBE_ROWS) {
-            out.push_str(&row(columns
-                .iter()
-                .map(|(_, cells, _)| cells[i].as_str())
-                .collect()));
-            out.push('\n');
-        }
-        if s.points.len() > DESCRIBE_ROWS {
-            let _ = writeln!(out, "  ... {} more points", s.points.len() - DESCRIBE_ROWS);
-        }
-        let mut notes: Vec<String> = Vec::new();
-        for p in s.points {
-            for note in w.map(|w| w.plan_notes(&p.params)).unwrap_or_default() {
-                if !notes.contains(&note) {
-                    notes.push(note);
-                }
-            }
-        }
-        for note in notes {
-            let _ = writeln!(out, "  {note}");
-        }
-        if oversubscribed > 0 {
-            let _ = writeln!(
-                out,
-                "  {oversubscribed} point{} use more threads than this machine has cores (oversubscribe = true); their times are not comparable",
-                if oversubscribed == 1 { "" } else { "s" }
-            );
-        }
+        write_study(&mut out, n, summaries.len(), summary);
     }
-    if !studies.is_empty() {
+    if !summaries.is_empty() {
         out.push('\n');
     }
+    let total_s: f64 = summaries.iter().map(|s| s.seconds).sum();
     let _ = writeln!(
         out,
         "{} point{} in {} stud{}; estimated run time ≈ {} (rough: {} GFLOP/s and {} GB/s per thread, at most {} GB/s in all, {} s per launch, warm-ups included)",
         plan.points.len(),
         if plan.points.len() == 1 { "" } else { "s" },
-        studies.len(),
-        if studies.len() == 1 { "y" } else { "ies" },
+        summaries.len(),
+        if summaries.len() == 1 { "y" } else { "ies" },
         format_duration(total_s),
         short(rates.gflops_per_thread),
         short(rates.gbps_per_thread),
@@ -272,4 +159,174 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         short(rates.launch_s)
     );
     out
+}
+
+/// Estimate every point of a study and choose its columns: resources that vary or differ from
+/// their default (threads always), then the parameters that vary; parameters that do not vary
+/// go in the header.
+fn summarize<'a>(s: StudyPoints<'a>, rates: &Rates) -> StudySummary<'a> {
+    let w = workload::find(s.workload);
+    let estimate = |p: &Point| match w {
+        Some(w) => estimate_with(w, p, rates),
+        None => rates.launch_s.max(0.0),
+    };
+    let times: Vec<f64> = s.points.iter().map(estimate).collect();
+    let seconds: f64 = times.iter().sum();
+    let shown = || s.points.iter().take(DESCRIBE_ROWS);
+    let mut columns = vec![Column {
+        header: "id".into(),
+        cells: shown().map(|p| p.id.clone()).collect(),
+        right: false,
+    }];
+    columns.extend(resource_columns(&s));
+    let first = &s.points[0];
+    let mut fixed = Vec::new();
+    for (key, value) in &first.params.0 {
+        if s.points.iter().any(|p| p.params.get(key) != Some(value)) {
+            columns.push(Column {
+                header: key.clone(),
+                cells: shown()
+                    .map(|p| p.params.get(key).map(|v| v.to_string()).unwrap_or_default())
+                    .collect(),
+                right: false,
+            });
+        } else {
+            fixed.push(format!("{key}={value}"));
+        }
+    }
+    let mut estimates: Vec<String> = times
+        .iter()
+        .take(DESCRIBE_ROWS)
+        .map(|&t| format_duration(t))
+        .collect();
+    let oversubscribed = s.points.iter().filter(|p| p.oversubscribed).count();
+    if oversubscribed > 0 {
+        for (cell, p) in estimates.iter_mut().zip(s.points) {
+            if p.oversubscribed {
+                cell.push_str("  (oversubscribed)");
+            }
+        }
+    }
+    columns.push(Column {
+        header: "estimate".into(),
+        cells: estimates,
+        right: false,
+    });
+    let mut notes: Vec<String> = Vec::new();
+    for p in s.points {
+        for note in w.map(|w| w.plan_notes(&p.params)).unwrap_or_default() {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
+    StudySummary {
+        points: s,
+        seconds,
+        fixed,
+        columns,
+        notes,
+        oversubscribed,
+    }
+}
+
+/// The resource columns of a study: `threads` always, the others when they vary or differ from
+/// their default.
+fn resource_columns(s: &StudyPoints<'_>) -> Vec<Column> {
+    type Get = fn(&Point) -> u32;
+    let resources: [(&str, Get, u32); 4] = [
+        ("nodes", |p| p.resources.nodes, 1),
+        ("ranks", |p| p.resources.ranks, 1),
+        ("threads", |p| p.resources.threads, 1),
+        ("gpus", |p| p.resources.gpus, 0),
+    ];
+    let first = &s.points[0];
+    resources
+        .into_iter()
+        .filter(|(name, get, default)| {
+            *name == "threads"
+                || s.points
+                    .iter()
+                    .any(|p| get(p) != get(first) || get(p) != *default)
+        })
+        .map(|(name, get, _)| Column {
+            header: name.into(),
+            cells: s
+                .points
+                .iter()
+                .take(DESCRIBE_ROWS)
+                .map(|p| get(p).to_string())
+                .collect(),
+            right: true,
+        })
+        .collect()
+}
+
+/// Lay out one study: its header line, the fixed parameters, the table of its first
+/// [`DESCRIBE_ROWS`] points, and its notes.
+fn write_study(out: &mut String, n: usize, count: usize, summary: &StudySummary<'_>) {
+    let s = &summary.points;
+    let _ = writeln!(
+        out,
+        "study {} of {}: {} ({}), {} scaling, {} point{}, ≈ {}",
+        n + 1,
+        count,
+        s.name,
+        s.workload,
+        s.scaling.as_str(),
+        s.points.len(),
+        if s.points.len() == 1 { "" } else { "s" },
+        format_duration(summary.seconds)
+    );
+    if !summary.fixed.is_empty() {
+        let _ = writeln!(out, "  fixed: {}", summary.fixed.join(", "));
+    }
+    write_table(out, &summary.columns, s.points.len().min(DESCRIBE_ROWS));
+    if s.points.len() > DESCRIBE_ROWS {
+        let _ = writeln!(out, "  ... {} more points", s.points.len() - DESCRIBE_ROWS);
+    }
+    for note in &summary.notes {
+        let _ = writeln!(out, "  {note}");
+    }
+    let oversubscribed = summary.oversubscribed;
+    if oversubscribed > 0 {
+        let _ = writeln!(
+            out,
+            "  {oversubscribed} point{} use more threads than this machine has cores (oversubscribe = true); their times are not comparable",
+            if oversubscribed == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// A header row and `rows` rows, each column as wide as its widest cell, numbers right-aligned,
+/// indented by two spaces, trailing spaces trimmed.
+fn write_table(out: &mut String, columns: &[Column], rows: usize) {
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            c.cells
+                .iter()
+                .map(|cell| cell.chars().count())
+                .chain([c.header.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let row = |cells: Vec<&str>| {
+        let mut line = String::from(" ");
+        for ((cell, width), c) in cells.iter().zip(&widths).zip(columns) {
+            if c.right {
+                let _ = write!(line, " {cell:>width$}");
+            } else {
+                let _ = write!(line, " {cell:<width$}");
+            }
+        }
+        line.trim_end().to_string()
+    };
+    out.push_str(&row(columns.iter().map(|c| c.header.as_str()).collect()));
+    out.push('\n');
+    for i in 0..rows {
+        out.push_str(&row(columns.iter().map(|c| c.cells[i].as_str()).collect()));
+        out.push('\n');
+    }
 }

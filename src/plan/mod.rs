@@ -1,8 +1,11 @@
 //! Plans: a checked manifest expanded into the points that are run.
 //!
-//! This module owns the step `Manifest → Plan`: crossing (and zipping) each study's axes into
-//! [`Point`]s with every workload parameter filled in, growing sizes for weak scaling, giving each
-//! point a stable id, and estimating how long a plan will take (`scalelab plan`).
+//! This module owns the step `Manifest → Plan` and what a plan is: the points of every study in
+//! manifest order, oversubscription marked for the cores at hand, data files pinned by their
+//! sha256, and estimates of how long a plan will take (`scalelab plan`). It depends on
+//! [`crate::manifest`], never the other way: the expansion of one study into [`Point`]s and
+//! their ids live with the manifest (`manifest::expand`, `manifest::point`), because checking a
+//! manifest means checking every point it denotes; they are re-exported here.
 //!
 //! * Expansion ([`expand`]): the axes of a study are crossed in manifest order, the last axis
 //!   varying fastest; a `zip` group is one composite axis at the place of its first member.
@@ -20,16 +23,15 @@
 
 mod estimate;
 mod expand;
-mod point;
 
 #[cfg(test)]
 mod tests;
 
 pub use estimate::{estimate_seconds, estimate_with, format_duration, Rates};
-pub use expand::{canonical, expand, expand_with_cores, point_id};
-pub(crate) use expand::{composite_axes, expand_study};
-pub(crate) use point::resolve_data;
-pub use point::{sha256_file, DataFile, Point, Resources, Scaling};
+pub use expand::{expand, expand_with_cores};
+// The point types and ids belong to the manifest, whose check expands every study to check its
+// points; they are re-exported here because a plan is made of them.
+pub use crate::manifest::{canonical, point_id, sha256_file, DataFile, Point, Resources, Scaling};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,8 @@
 //! Tests of plan expansion, point ids and estimates. Manifests are checked against the test
-//! workloads of `manifest::tests` (a 4-core machine).
+//! workloads of `manifest::test_support` (a 4-core machine).
 
 use super::*;
-use crate::manifest::tests::{parse_full, parse_test};
+use crate::manifest::test_support::{parse_full, parse_test};
 use crate::manifest::Manifest;
 use crate::value::{Size, Value};
 
@@ -290,7 +290,7 @@ fn estimates_follow_the_roofline() {
     let plan = plan_of(
         "name = \"x\"\nrepetitions = 3\nwarmup = 1\n[[study]]\nworkload = \"t.stream\"\nthreads = [1, 4]\nsize = \"10M\"\n",
     );
-    let w = &crate::manifest::tests::TestStream;
+    let w = &crate::manifest::test_support::TestStream;
     // 10M elements: 240 MB per repetition, memory bound; eff = 0.5 (the default).
     let one = estimate_with(w, &plan.points[0], &rates);
     assert!(

@@ -56,7 +56,8 @@ impl Columns {
     fn of(series: &[&Series<'_>]) -> Columns {
         let strong = series[0].scaling == Scaling::Strong;
         let points = || series.iter().flat_map(|s| s.points.iter());
-        let mpi = points().any(|p| p.record.point.resources.ranks > 1 || p.record.backend == Some(Backend::Mpi));
+        let mpi = points()
+            .any(|p| p.record.point.resources.ranks > 1 || p.record.backend == Some(Backend::Mpi));
         let comm = messages::has_comm(series);
         let message = messages::is_message_study(series);
         let loaded = points().any(|p| p.record.load.is_some());

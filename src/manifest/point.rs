@@ -8,25 +8,9 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Scaling;
 use crate::value::Value;
 use crate::workload::{self, Params, Workload};
-
-/// Strong scaling keeps the problem fixed while workers grow; weak scaling grows it with them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scaling {
-    Strong,
-    Weak,
-}
-
-impl Scaling {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scaling::Strong => "strong",
-            Scaling::Weak => "weak",
-        }
-    }
-}
 
 /// The resource axes of a point: what it asks the machine (or the scheduler) for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -139,7 +123,7 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::manifest::hex(&hasher.finalize()))
+    Ok(super::hex(&hasher.finalize()))
 }
 
 impl Point {
