@@ -18,7 +18,7 @@ use crate::machine::Machine;
 use crate::plan::Plan;
 use crate::results::{write_atomic, PointRecord, RunDir};
 
-/// [`write()`] with the plots' whiskers over `spread` (the interquartile range by default; the
+/// [`write`](super::write) with the plots' whiskers over `spread` (the interquartile range by default; the
 /// fastest to the slowest repetition with `scalelab report --spread minmax`).
 pub fn write_with(
     run: &RunDir,
