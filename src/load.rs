@@ -214,7 +214,7 @@ pub fn describe_run(records: &[crate::results::PointRecord]) -> Option<String> {
         range(&|l| l.other_cores),
         range(&|l| l.loadavg_1m),
         loads.len(),
-        if loads.len() == 1 { "" } else { "s" },
+        crate::units::plural(loads.len()),
         if unsampled > 0 {
             format!(", {unsampled} not sampled")
         } else {

@@ -1,4 +1,4 @@
-//! Numbers for people: byte counts, durations, plurals and the run-id stamp, each written one way
+//! Numbers for people: byte counts, durations, significant digits, plurals and the run-id stamp, each written one way
 //! and tested here once.
 //!
 //! Every message, report line and folder name that shows one of these goes through this module,
@@ -6,9 +6,10 @@
 //! notations (`--time`, `--mem`) are a grammar of their own and live in `slurm/units.rs`; sizes
 //! as a manifest writes them (`"64MiB"`) live with their parser in `value.rs`.
 
-/// `""` for one, `"s"` for any other count: `format!("{n} point{}", plural(n))`.
-pub fn plural(n: usize) -> &'static str {
-    if n == 1 {
+/// `""` for one, `"s"` for any other count: `format!("{n} point{}", plural(n))`. Any integer
+/// type (a count of points, ranks, threads or cores).
+pub fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
+    if n == N::from(1) {
         ""
     } else {
         "s"
@@ -17,7 +18,7 @@ pub fn plural(n: usize) -> &'static str {
 
 /// A count with its noun, plural when it is not one: `1 node`, `3 tasks`, `0 GPUs`.
 pub fn count(n: u64, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+    format!("{n} {noun}{}", plural(n))
 }
 
 /// Bytes in binary units with one decimal, a `.0` dropped: `512 B`, `1.5 KiB`, `32 MiB`,
@@ -51,6 +52,37 @@ pub fn bytes_exact(v: f64) -> String {
         }
     }
     format!("{} B", v.round())
+}
+
+/// `v` to three significant digits at any magnitude, trailing zeros kept so a table's column
+/// reads evenly (`0.00314`, `2.00`, `12.3`, `1234`); `–` for a missing (non-finite) value. Report
+/// and compare tables use it.
+pub fn sig3(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    format!("{v:.*}", sig3_decimals(v))
+}
+
+/// [`sig3`] with trailing zeros (and a bare `.`) dropped, for labels and running text: `0.05`,
+/// `2`, `83.1`, `118`.
+pub fn sig3_trimmed(v: f64) -> String {
+    let s = sig3(v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// The decimals that leave three significant digits of `v` (none from 100 up).
+fn sig3_decimals(v: f64) -> usize {
+    let a = v.abs();
+    if a > 0.0 {
+        (2 - a.log10().floor() as i32).clamp(0, 12) as usize
+    } else {
+        2
+    }
 }
 
 /// A duration for people: `0.25 s`, `4.2 s`, `42 s`, `3 min 05 s`, `2 h 05 min`, `3 d 4 h`;
@@ -111,6 +143,22 @@ mod tests {
         assert_eq!(bytes_exact(4.0 * 1048576.0), "4 MiB");
         assert_eq!(bytes_exact(1536.0), "1.50 KiB");
         assert_eq!(bytes_exact(2f64.powi(41)), "2 TiB");
+    }
+
+    #[test]
+    fn three_significant_digits() {
+        assert_eq!(sig3(0.003_141_5), "0.00314");
+        assert_eq!(sig3(0.5), "0.500");
+        assert_eq!(sig3(2.0), "2.00");
+        assert_eq!(sig3(12.345), "12.3");
+        assert_eq!(sig3(1234.5), "1234");
+        assert_eq!(sig3(-12.345), "-12.3");
+        assert_eq!(sig3(0.0), "0.00");
+        assert_eq!(sig3(f64::NAN), "–");
+        assert_eq!(sig3_trimmed(0.0512), "0.0512");
+        assert_eq!(sig3_trimmed(2.0), "2");
+        assert_eq!(sig3_trimmed(83.14), "83.1");
+        assert_eq!(sig3_trimmed(118.2), "118");
     }
 
     #[test]

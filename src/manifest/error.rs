@@ -62,7 +62,7 @@ impl fmt::Display for ManifestError {
         write!(
             f,
             "{n} problem{} in {}",
-            if n == 1 { "" } else { "s" },
+            crate::units::plural(n),
             self.path.display()
         )
     }

@@ -218,7 +218,7 @@ fn over_bounds(study: &Study, p: &Point, cores: u64) -> Option<String> {
         Some(format!(
             "{} threads × {ranks_per_node} rank{} per node = {per_node} workers exceed {OVERSUBSCRIBE_LIMIT} per core of the node's {cores} cores ({}), the most oversubscribe allows",
             r.threads,
-            if ranks_per_node == 1 { "" } else { "s" },
+            crate::units::plural(ranks_per_node),
             OVERSUBSCRIBE_LIMIT.saturating_mul(cores)
         ))
     } else {

@@ -87,27 +87,6 @@ fn rate_time(amount: f64, giga_per_s: f64) -> f64 {
     }
 }
 
-/// A duration for people: `0.25 s`, `3 min 05 s` ([`crate::units::duration`]).
-pub fn format_duration(seconds: f64) -> String {
-    crate::units::duration(seconds)
-}
-
-/// A rate with about three significant digits: `83.1`, `20`, `0.05`.
-fn short(x: f64) -> String {
-    let text = if x.abs() >= 100.0 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
-        format!("{x:.1}")
-    } else {
-        format!("{x:.2}")
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 /// One column of a study's table in `scalelab plan`: its header and the cells of the rows shown.
 struct Column {
     header: String,
@@ -149,14 +128,14 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
         out,
         "{} point{} in {} stud{}; estimated run time ≈ {} (rough: {} GFLOP/s and {} GB/s per thread, at most {} GB/s in all, {} s per launch, warm-ups included)",
         plan.points.len(),
-        if plan.points.len() == 1 { "" } else { "s" },
+        crate::units::plural(plan.points.len()),
         summaries.len(),
         if summaries.len() == 1 { "y" } else { "ies" },
-        format_duration(total_s),
-        short(rates.gflops_per_thread),
-        short(rates.gbps_per_thread),
-        short(rates.gbps_total),
-        short(rates.launch_s)
+        crate::units::duration(total_s),
+        crate::units::sig3_trimmed(rates.gflops_per_thread),
+        crate::units::sig3_trimmed(rates.gbps_per_thread),
+        crate::units::sig3_trimmed(rates.gbps_total),
+        crate::units::sig3_trimmed(rates.launch_s)
     );
     out
 }
@@ -197,7 +176,7 @@ fn summarize<'a>(s: StudyPoints<'a>, rates: &Rates) -> StudySummary<'a> {
     let mut estimates: Vec<String> = times
         .iter()
         .take(DESCRIBE_ROWS)
-        .map(|&t| format_duration(t))
+        .map(|&t| crate::units::duration(t))
         .collect();
     let oversubscribed = s.points.iter().filter(|p| p.oversubscribed).count();
     if oversubscribed > 0 {
@@ -275,8 +254,8 @@ fn write_study(out: &mut String, n: usize, count: usize, summary: &StudySummary<
         s.workload,
         s.scaling.as_str(),
         s.points.len(),
-        if s.points.len() == 1 { "" } else { "s" },
-        format_duration(summary.seconds)
+        crate::units::plural(s.points.len()),
+        crate::units::duration(summary.seconds)
     );
     if !summary.fixed.is_empty() {
         let _ = writeln!(out, "  fixed: {}", summary.fixed.join(", "));
@@ -293,7 +272,7 @@ fn write_study(out: &mut String, n: usize, count: usize, summary: &StudySummary<
         let _ = writeln!(
             out,
             "  {oversubscribed} point{} use more threads than this machine has cores (oversubscribe = true); their times are not comparable",
-            if oversubscribed == 1 { "" } else { "s" }
+            crate::units::plural(oversubscribed)
         );
     }
 }

@@ -27,7 +27,7 @@ mod expand;
 #[cfg(test)]
 mod tests;
 
-pub use estimate::{estimate_seconds, estimate_with, format_duration, Rates};
+pub use estimate::{estimate_seconds, estimate_with, Rates};
 pub use expand::{expand, expand_with_cores};
 // The point types and ids belong to the manifest, whose check expands every study to check its
 // points; they are re-exported here because a plan is made of them.

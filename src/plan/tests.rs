@@ -311,17 +311,6 @@ fn estimates_follow_the_roofline() {
 }
 
 #[test]
-fn durations_read_well() {
-    assert_eq!(format_duration(0.25), "0.25 s");
-    assert_eq!(format_duration(4.21), "4.2 s");
-    assert_eq!(format_duration(42.4), "42 s");
-    assert_eq!(format_duration(185.0), "3 min 05 s");
-    assert_eq!(format_duration(7500.0), "2 h 05 min");
-    assert_eq!(format_duration(3.0 * 86_400.0 + 4.0 * 3600.0), "3 d 4 h");
-    assert_eq!(format_duration(f64::NAN), "?");
-}
-
-#[test]
 fn describe_shows_studies_points_and_a_total() {
     let plan = plan_of(
         "name = \"x\"\nrepetitions = 2\nwarmup = 0\n[[study]]\nname = \"nap\"\nworkload = \"debug.sleep\"\nthreads = [1, 2]\nseconds = [0.5, 1.5]\n[[study]]\nworkload = \"debug.fail\"\nmode = \"ok\"\n",

@@ -290,30 +290,17 @@ fn conditions(run: &Run, row: &SummaryRow) -> String {
     }
 }
 
-/// Three significant digits at any magnitude (`0.00314`, `2.00`, `1234`): a small rate (a mock
-/// run, a tiny size) keeps its digits, so a ratio can be checked from the table.
-fn sig3(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".into();
-    }
-    let a = v.abs();
-    let d = if a > 0.0 {
-        (2 - a.log10().floor() as i32).clamp(0, 12) as usize
-    } else {
-        2
-    };
-    format!("{v:.d$}")
-}
-
 /// [`sig3`], or `–` for a missing value.
+///
+/// [`sig3`]: crate::units::sig3
 fn sig(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), sig3)
+    v.map_or_else(|| "–".into(), crate::units::sig3)
 }
 
 /// A ratio with three significant digits and a `×`.
 fn ratio(v: Option<f64>) -> String {
     v.filter(|v| v.is_finite())
-        .map_or_else(|| "–".into(), |v| format!("{}×", sig3(v)))
+        .map_or_else(|| "–".into(), |v| format!("{}×", crate::units::sig3(v)))
 }
 
 /// Compare `runs` against the first one and write `compare.md` and the plots into `out` (see
@@ -596,7 +583,7 @@ impl<'r> Comparison<'r, '_> {
                 let why = format!(
                     "{} point{} only in run {side}, no partner in run {}: {}",
                     alone.len(),
-                    if alone.len() == 1 { "" } else { "s" },
+                    crate::units::plural(alone.len()),
                     if side == b { o } else { b },
                     alone.join("; ")
                 );
@@ -770,12 +757,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn three_significant_digits_at_any_magnitude() {
-        assert_eq!(sig3(0.003_141_5), "0.00314");
-        assert_eq!(sig3(2.0), "2.00");
-        assert_eq!(sig3(12.345), "12.3");
-        assert_eq!(sig3(1234.5), "1234");
-        assert_eq!(sig3(0.0), "0.00");
+    fn cells_and_ratios_have_three_significant_digits() {
+        assert_eq!(sig(Some(0.003_141_5)), "0.00314");
+        assert_eq!(sig(None), "–");
         assert_eq!(ratio(Some(0.5)), "0.500×");
         assert_eq!(ratio(None), "–");
     }

@@ -12,21 +12,9 @@ pub(super) fn cell(text: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-/// A number with 3 significant digits (at least 1 decimal below 100).
+/// A table cell with 3 significant digits ([`crate::units::sig3`]).
 pub(super) fn sig(v: f64) -> String {
-    if !v.is_finite() {
-        return "–".into();
-    }
-    let a = v.abs();
-    if a >= 100.0 {
-        format!("{v:.0}")
-    } else if a >= 10.0 {
-        format!("{v:.1}")
-    } else if a >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
+    crate::units::sig3(v)
 }
 
 pub(super) fn opt_sig(v: Option<f64>) -> String {

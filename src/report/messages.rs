@@ -152,11 +152,6 @@ pub fn message_points<'a>(series: &[&Series<'a>]) -> Vec<MessagePoint<'a>> {
     out
 }
 
-/// A byte count in binary units: `8 B`, `4 KiB`, `1.50 KiB` ([`crate::units::bytes_exact`]).
-pub fn bytes_label(v: f64) -> String {
-    crate::units::bytes_exact(v)
-}
-
 /// Communication share of a point: median `comm_s` / median seconds.
 pub fn comm_share(rec: &PointRecord, median_s: f64) -> Option<f64> {
     let c = metric_median(rec, COMM_METRIC)?;
@@ -226,14 +221,5 @@ mod tests {
         assert_eq!(comm_share(&rec, 1.5), Some(0.3 / 1.5));
         let plain = mpi_record(0, "mpi.stencil", 2, 1, 512, 10, &[1.0]);
         assert_eq!(comm_share(&plain, 1.0), None);
-    }
-
-    #[test]
-    fn byte_labels() {
-        assert_eq!(bytes_label(1.0), "1 B");
-        assert_eq!(bytes_label(512.0), "512 B");
-        assert_eq!(bytes_label(4096.0), "4 KiB");
-        assert_eq!(bytes_label(4.0 * 1048576.0), "4 MiB");
-        assert_eq!(bytes_label(1536.0), "1.50 KiB");
     }
 }

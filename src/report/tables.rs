@@ -241,7 +241,7 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | `{}`{warn} |{machine}",
-            messages::bytes_label(p.size as f64),
+            crate::units::bytes_exact(p.size as f64),
             cell(&p.line),
             sig(p.latency_us),
             opt_sig(p.bandwidth_gbps),

@@ -384,9 +384,9 @@ where
         best.workload,
         best.n,
         best.ranks,
-        if best.ranks == 1 { "" } else { "s" },
+        crate::units::plural(best.ranks),
         best.threads,
-        if best.threads == 1 { "" } else { "s" },
+        crate::units::plural(best.threads),
     );
     // The legend is one row under the plot, outside the data: nothing it says can cover a line
     // or a grid line, wherever the machine's line falls.

@@ -508,7 +508,7 @@ fn clean_leftovers(dir: &Path) -> Result<Vec<String>, String> {
             "removed {} ({} in {count} file{}), left by an earlier io.seq point that ended without cleaning up (no process holds {})",
             left.folder.display(),
             gib(left.bytes as f64),
-            if count == 1 { "" } else { "s" },
+            crate::units::plural(count),
             left.lock.display()
         ));
     }

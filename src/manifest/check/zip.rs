@@ -144,7 +144,7 @@ impl Checker<'_> {
         if lengths.windows(2).any(|w| w[0].1 != w[1].1) {
             let list: Vec<String> = lengths
                 .iter()
-                .map(|(n, l)| format!("{n} has {l} value{}", if *l == 1 { "" } else { "s" }))
+                .map(|(n, l)| format!("{n} has {l} value{}", crate::units::plural(*l)))
                 .collect();
             self.push(
                 line,

@@ -228,7 +228,7 @@ impl Axis {
             return format!("{:.0}%", v * 100.0);
         }
         if self.bytes {
-            return crate::report::messages::bytes_label(v);
+            return crate::units::bytes_exact(v);
         }
         match self.scale {
             Scale::Log2 | Scale::Log10 if v >= 100_000.0 && v % 1024.0 == 0.0 => binary_compact(v),
@@ -276,13 +276,7 @@ pub(super) fn sig3(v: f64) -> String {
     if !(v.is_finite() && v > 0.0) || v >= 100.0 {
         return trim_num(v.round());
     }
-    let d = (2 - v.log10().floor() as i32).clamp(0, 9) as usize;
-    let s = format!("{v:.d$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    crate::units::sig3_trimmed(v)
 }
 
 pub(super) fn trim_num(v: f64) -> String {

@@ -66,7 +66,7 @@ fn lines(st: &mut Study<'_, '_>, value: impl Fn(&ScalingPoint<'_>) -> f64) -> Ve
                     .iter()
                     .enumerate()
                     .map(|(k, &t)| {
-                        let per = format!("{t} thread{}/rank", if t == 1 { "" } else { "s" });
+                        let per = format!("{t} thread{}/rank", crate::units::plural(t));
                         (
                             if own.is_empty() {
                                 format!("{per}{base_note}")

@@ -136,7 +136,7 @@ pub fn profile_ceilings(
     let how = |what: &str| {
         Source::Measured(format!(
             "{what} by `scalelab calibrate` at {cores} core{}",
-            if cores == 1 { "" } else { "s" }
+            crate::units::plural(cores)
         ))
     };
     let mut c = Ceilings::theoretical(machine, workers);

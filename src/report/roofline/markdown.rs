@@ -51,7 +51,7 @@ pub fn markdown(roofline: &Roofline) -> String {
             md.push_str(&format!(
                 "- {what} ({} point{}: {}{more}): {reason}.\n",
                 ids.len(),
-                if ids.len() == 1 { "" } else { "s" },
+                crate::units::plural(ids.len()),
                 shown.join(", ")
             ));
         }

@@ -106,7 +106,7 @@ fn write_points(
         let ceilings = ceilings(p, pts);
         let title = format!(
             "{title_base}, p = {p} worker{}{}",
-            if p == 1 { "" } else { "s" },
+            crate::units::plural(p),
             if machine.cpu_model.is_empty() {
                 String::new()
             } else {
