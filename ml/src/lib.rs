@@ -16,6 +16,7 @@
 //! same whatever the thread or rank count.
 
 pub mod data;
+pub mod dataparallel;
 pub mod estimator;
 pub mod estimators;
 pub mod folds;

@@ -13,13 +13,14 @@ use rayon::prelude::*;
 
 use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
+use crate::dataparallel::{quantum, HistogramReducer, LocalReducer, Shard};
 use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
 
 use super::common::{argmax, check_fit};
 use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{
-    grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig, MAX_BINS,
+    grow_reduced, grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig, MAX_BINS,
 };
 
 const fn n_estimators(name: &'static str, default: i64) -> ParamSpec {
@@ -512,7 +513,42 @@ impl Estimator for GradientBoosting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
+        self.fit_sharded(data, rows, weights, seed, options, Shard::WHOLE, &LocalReducer)
+    }
+}
+
+impl GradientBoosting {
+    /// [`Estimator::fit`] as shard `shard` of a data-parallel fit (see [`crate::dataparallel`]):
+    /// every shard passes the same dataset, rows, weights and seed, and `reducer` sums the
+    /// histograms over the shards; every shard returns the model one process fits
+    /// ([`Shard::WHOLE`] with [`LocalReducer`], which is what `fit` does). Histogram gradient
+    /// boosting only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_sharded(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name, data, rows, weights)?;
+        let hist = matches!(self.flavour, Flavour::Hist { .. });
+        if shard.size > 1 && !(hist && self.splitter == Splitter::Hist) {
+            return Err(format!(
+                "{}: data-parallel training over {} processes needs hist_gradient_boosting with \
+                 splitter = \"hist\"",
+                self.name, shard.size
+            ));
+        }
+        if shard.rank >= shard.size {
+            return Err(format!(
+                "{}: shard {} of {} does not exist",
+                self.name, shard.rank, shard.size
+            ));
+        }
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
         let all_w: Vec<f64> = (0..rows.len())
@@ -538,6 +574,16 @@ impl Estimator for GradientBoosting {
         let val: Vec<usize> = val_pos.iter().map(|&i| rows[i]).collect();
         let val_w: Vec<f64> = val_pos.iter().map(|&i| all_w[i]).collect();
         let m = train.len();
+        if shard.size > m {
+            return Err(format!(
+                "{}: {} processes for {m} training rows: every process needs at least one row; \
+                 use at most {m} processes or more rows",
+                self.name, shard.size
+            ));
+        }
+        // This process's training rows (all of them in one process): positions `lo..hi`.
+        let own = shard.range(m);
+        let (lo, ml) = (own.start, own.len());
         let total_w: f64 = sw.iter().sum();
         if total_w <= 0.0 {
             return Err(format!(
@@ -620,12 +666,13 @@ impl Estimator for GradientBoosting {
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
         let parallel = options.parallel && rayon::current_num_threads() > 1;
-        let mut scores: Vec<f64> = (0..m).flat_map(|_| init.iter().copied()).collect();
+        let mut scores: Vec<f64> = (0..ml).flat_map(|_| init.iter().copied()).collect();
+        let own_ys = &ys[lo * width..(lo + ml) * width];
         let mut val_scores: Vec<f64> = (0..val.len()).flat_map(|_| init.iter().copied()).collect();
-        let mut grad = vec![0.0; m * width];
-        let mut hess = vec![0.0; m * width];
-        let mut entries: Vec<Entry> = Vec::with_capacity(m);
-        let mut leaf_of = vec![0usize; m];
+        let mut grad = vec![0.0; ml * width];
+        let mut hess = vec![0.0; ml * width];
+        let mut entries: Vec<Entry> = Vec::with_capacity(ml);
+        let mut leaf_of = vec![0usize; ml];
         let mut trees = Vec::with_capacity(self.n * width);
         let mut history = Vec::new();
         if stop.is_some() {
@@ -638,35 +685,42 @@ impl Estimator for GradientBoosting {
             if parallel {
                 grad.par_chunks_mut(chunk)
                     .zip(hess.par_chunks_mut(chunk))
-                    .zip(scores.par_chunks(chunk).zip(ys.par_chunks(chunk)))
+                    .zip(scores.par_chunks(chunk).zip(own_ys.par_chunks(chunk)))
                     .for_each(work);
             } else {
                 grad.chunks_mut(chunk)
                     .zip(hess.chunks_mut(chunk))
-                    .zip(scores.chunks(chunk).zip(ys.chunks(chunk)))
+                    .zip(scores.chunks(chunk).zip(own_ys.chunks(chunk)))
                     .for_each(work);
             }
             for c in 0..width {
                 entries.clear();
-                entries.extend(train.iter().enumerate().map(|(i, &r)| Entry {
+                let (own_train, own_sw) = (&train[lo..lo + ml], &sw[lo..lo + ml]);
+                entries.extend(own_train.iter().enumerate().map(|(i, &r)| Entry {
                     row: r as u32,
                     class: i as u32,
-                    w: sw[i],
+                    w: own_sw[i],
                     // The squared-error tree fits the negative gradient; the Newton tree sums
                     // weighted gradients and hessians.
                     y: match self.flavour {
                         Flavour::Classic { .. } => -grad[i * width + c],
-                        Flavour::Hist { .. } => sw[i] * grad[i * width + c],
+                        Flavour::Hist { .. } => own_sw[i] * grad[i * width + c],
                     },
-                    h: sw[i] * hess[i * width + c],
+                    h: own_sw[i] * hess[i * width + c],
                 }));
                 entries.retain(|e| e.w > 0.0);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let (mut tree, ranges) = grow_with_ranges(&binned, &mut entries, &cfg, &mut rng);
+                let (mut tree, ranges) = if hist {
+                    quantise(&mut entries, m, reducer);
+                    grow_reduced(&binned, &mut entries, &cfg, &mut rng, reducer)
+                        .map_err(|e| format!("{}: {e}", self.name))?
+                } else {
+                    grow_with_ranges(&binned, &mut entries, &cfg, &mut rng)
+                };
                 // Rows of weight 0 are not in the tree's entries: walk them down.
-                if entries.len() < m {
-                    for (i, &r) in train.iter().enumerate() {
+                if entries.len() < ml {
+                    for (i, &r) in own_train.iter().enumerate() {
                         leaf_of[i] = tree.leaf(data.x.row(r));
                     }
                 }
@@ -687,9 +741,9 @@ impl Estimator for GradientBoosting {
                         };
                         let mut num = vec![0.0; tree.node_count()];
                         let mut den = vec![0.0; tree.node_count()];
-                        for i in 0..m {
-                            num[leaf_of[i]] -= sw[i] * grad[i * width + c];
-                            den[leaf_of[i]] += sw[i] * hess[i * width + c];
+                        for i in 0..ml {
+                            num[leaf_of[i]] -= own_sw[i] * grad[i * width + c];
+                            den[leaf_of[i]] += own_sw[i] * hess[i * width + c];
                         }
                         for leaf in 0..num.len() {
                             if den[leaf] > 0.0 {
@@ -699,7 +753,7 @@ impl Estimator for GradientBoosting {
                     }
                 }
                 tree.scale(self.lr);
-                for i in 0..m {
+                for i in 0..ml {
                     scores[i * width + c] += tree.node_value(leaf_of[i]);
                 }
                 let update = |(part, vrows): (&mut [f64], &[usize])| {
@@ -733,6 +787,24 @@ impl Estimator for GradientBoosting {
             width,
             k,
         }))
+    }
+}
+
+/// Round every entry's weighted gradient to a multiple of one power of two and its hessian up to
+/// one, from the largest magnitudes over all shards and the `m` training rows, so that every sum
+/// of them is exact and the histograms do not depend on the summation order (see
+/// [`crate::dataparallel`]).
+fn quantise(entries: &mut [Entry], m: usize, reducer: &dyn HistogramReducer) {
+    let mut max = [0.0f64; 2];
+    for e in entries.iter() {
+        max[0] = max[0].max(e.y.abs());
+        max[1] = max[1].max(e.h.abs());
+    }
+    reducer.max(&mut max);
+    let (ug, uh) = (quantum(max[0], m), quantum(max[1], m));
+    for e in entries.iter_mut() {
+        e.y = (e.y / ug).round() * ug;
+        e.h = (e.h / uh).ceil() * uh;
     }
 }
 
