@@ -170,7 +170,10 @@ mod tests {
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
             });
             for (rank, g) in got.iter().enumerate() {
-                assert!(*g == want, "shard {rank} of {size} differs from one process");
+                assert!(
+                    *g == want,
+                    "shard {rank} of {size} differs from one process"
+                );
             }
         }
     }

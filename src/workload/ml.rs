@@ -45,6 +45,11 @@ use super::{
 };
 use crate::value::Value;
 
+#[cfg(feature = "mpi")]
+mod dataparallel;
+#[cfg(feature = "mpi")]
+pub use dataparallel::MpiHgb;
+
 /// The ML workloads: which one, and so its defaults and its computation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

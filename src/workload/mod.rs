@@ -548,6 +548,7 @@ registry! {
     @feature("cuda", "cuda.gemm") &cuda::MatMul,
     @feature("mpi", "mpi.cv.kfold") &ml::MpiCv(ml::Kind::KFold),
     @feature("mpi", "mpi.cv.nested") &ml::MpiCv(ml::Kind::Nested),
+    @feature("mpi", "mpi.ml.hgb") &ml::MpiHgb,
 }
 
 /// Look a workload up by name.

@@ -20,7 +20,8 @@ use super::common::{argmax, check_fit};
 use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{
-    grow_reduced, grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig, MAX_BINS,
+    grow_reduced, grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig,
+    MAX_BINS,
 };
 
 const fn n_estimators(name: &'static str, default: i64) -> ParamSpec {
@@ -513,7 +514,15 @@ impl Estimator for GradientBoosting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
-        self.fit_sharded(data, rows, weights, seed, options, Shard::WHOLE, &LocalReducer)
+        self.fit_sharded(
+            data,
+            rows,
+            weights,
+            seed,
+            options,
+            Shard::WHOLE,
+            &LocalReducer,
+        )
     }
 }
 

@@ -511,9 +511,11 @@ pub(crate) fn grow_reduced(
         {
             Ok(grow_codes(c, entries, cfg, rng, Some(reducer)))
         }
-        _ => Err("data-parallel training needs the hist splitter with every feature examined \
+        _ => Err(
+            "data-parallel training needs the hist splitter with every feature examined \
                   (splitter = \"hist\")"
-            .into()),
+                .into(),
+        ),
     }
 }
 
