@@ -720,7 +720,9 @@ impl GradientBoosting {
                 entries.retain(|e| e.w > 0.0);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let (mut tree, ranges) = if hist {
+                // The hist booster on bins grows through the reducer (one process: a no-op);
+                // with exact splits it is never sharded.
+                let (mut tree, ranges) = if hist && self.splitter == Splitter::Hist {
                     quantise(&mut entries, m, reducer);
                     grow_reduced(&binned, &mut entries, &cfg, &mut rng, reducer)
                         .map_err(|e| format!("{}: {e}", self.name))?
