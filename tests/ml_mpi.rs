@@ -121,3 +121,112 @@ folds = 5
         }
     }
 }
+
+/// `mpi.ml.hgb`: histogram gradient boosting with the training rows split over 1, 2 and 4 ranks
+/// (and 2 ranks × 2 threads) must verify against the single-process model on every rank (held-out
+/// predictions and probabilities bit for bit, early stopping on) and so score the same to the last
+/// bit at every rank count; the records carry the rows per rank and the reduction traffic.
+#[test]
+fn data_parallel_boosting_over_ranks_is_the_single_process_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "ml-dataparallel"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "classes"
+workload = "mpi.ml.hgb"
+oversubscribe = true
+ranks = [1, 2, 4]
+dataset = "synthetic"
+size = 3000
+features = 8
+classes = 3
+trees = 12
+hyper = "early_stopping=true; n_iter_no_change=3"
+
+[[study]]
+name = "hybrid"
+workload = "mpi.ml.hgb"
+oversubscribe = true
+ranks = 2
+threads = 2
+dataset = "synthetic"
+size = 3000
+features = 8
+classes = 3
+trees = 12
+hyper = "early_stopping=true; n_iter_no_change=3"
+
+[[study]]
+name = "values"
+workload = "mpi.ml.hgb"
+oversubscribe = true
+ranks = [1, 2, 4]
+dataset = "diabetes"
+trees = 20
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 7);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    for (studies, metric, train) in [
+        (&["classes", "hybrid"][..], "accuracy", 2250.0),
+        (&["values"][..], "r2", 331.0),
+    ] {
+        let points: Vec<&Value> = recs
+            .iter()
+            .filter(|r| studies.iter().any(|s| r["point"]["study_name"] == *s))
+            .collect();
+        for p in &points {
+            assert_eq!(metric_bits(p, metric), metric_bits(points[0], metric));
+            let ranks = p["point"]["resources"]["ranks"].as_f64().unwrap();
+            let m = &p["repetitions"][0]["metrics"];
+            assert_eq!(
+                m["rows_per_rank"].as_f64(),
+                Some((train / ranks).ceil()),
+                "{}",
+                describe(p)
+            );
+            assert!(m["allreduce_bytes"].as_f64().unwrap() > 0.0);
+            assert!(m["allreduce_calls"].as_f64().unwrap() >= 12.0);
+        }
+    }
+}
+
+#[test]
+fn data_parallel_boosting_refuses_more_ranks_than_training_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = std::iter::once("x,target\n".to_string())
+        .chain((0..8).map(|i| format!("{i},{}\n", i % 2)))
+        .collect();
+    std::fs::write(dir.path().join("tiny.csv"), csv).unwrap();
+    let (_, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "too-many-ranks"
+[[study]]
+name = "tiny"
+workload = "mpi.ml.hgb"
+oversubscribe = true
+ranks = 4
+dataset = "tiny.csv"
+"#,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "mpi.ml.hgb: 4 ranks for a dataset of 8 rows (6 training rows, fewer with early \
+             stopping's validation share): every rank must hold training rows; use at most 3 \
+             ranks or a larger dataset (`size`)"
+        ),
+        "{out}"
+    );
+}

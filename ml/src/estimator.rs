@@ -114,7 +114,7 @@ pub trait Model: Send + Sync {
 }
 
 /// Check `rows` and `weights` before a fit.
-fn check_fit(
+pub(crate) fn check_fit(
     name: &str,
     data: &Dataset,
     rows: &[usize],

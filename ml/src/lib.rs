@@ -45,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 pub mod data;
+pub mod dataparallel;
 pub mod estimator;
 pub mod estimators;
 pub mod folds;

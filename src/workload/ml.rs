@@ -45,6 +45,11 @@ use super::{
 };
 use crate::value::Value;
 
+#[cfg(feature = "mpi")]
+mod dataparallel;
+#[cfg(feature = "mpi")]
+pub use dataparallel::MpiHgb;
+
 /// The ML workloads: which one, and so its defaults and its computation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -384,6 +389,19 @@ pub const MPI_NESTED: Description = Description::new(
     &MPI_NESTED_PARAMS,
 )
 .size_unit("samples");
+/// `mpi.ml.hgb` (src/workload/ml/dataparallel.rs, feature `mpi`), described in every build.
+pub const MPI_HGB: Description = Description::new(
+    "mpi.ml.hgb",
+    "hist gradient boosting with the training rows split over MPI ranks, histograms summed by \
+     allreduce (the one-process model bit for bit); work: fits",
+    Backend::Mpi,
+    MPI_HGB_PARAMS,
+)
+.size_unit("samples");
+/// The parameters of `mpi.ml.hgb`: `gboost.fit`'s, less the estimator and the pipeline (fixed).
+const MPI_HGB_PARAMS: &[ParamSpec] = &[
+    DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED,
+];
 /// `ml.predict`, as `scalelab list` shows it.
 pub const PREDICT: Description = Description::new(
     "ml.predict",

@@ -726,6 +726,7 @@ registry! {
     @feature("cuda") cuda::GEMM => &cuda::MatMul,
     @feature("mpi") ml::MPI_KFOLD => &ml::MpiCv(ml::Kind::KFold),
     @feature("mpi") ml::MPI_NESTED => &ml::MpiCv(ml::Kind::Nested),
+    @feature("mpi") ml::MPI_HGB => &ml::MpiHgb,
 }
 
 /// Look a workload up by name.

@@ -13,13 +13,15 @@ use rayon::prelude::*;
 
 use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
-use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
+use crate::dataparallel::{quantum, HistogramReducer, LocalReducer, Shard};
+use crate::estimator::{check_fit, Estimator, FitOptions, Hp, HyperParams, Model, Prediction};
 
 use super::common::argmax;
 use super::decision_tree::{read_splitter, splitter};
 use super::params::{Default as D, Kind, ParamSpec, Params};
 use super::tree::{
-    grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig, MAX_BINS,
+    grow_reduced, grow_with_ranges, Binned, Criterion, Cut, Entry, Splitter, Tree, TreeConfig,
+    MAX_BINS,
 };
 
 const fn n_estimators(name: &'static str, default: i64) -> ParamSpec {
@@ -511,12 +513,84 @@ impl Estimator for GradientBoosting {
         seed: u64,
         options: FitOptions,
     ) -> Result<Box<dyn Model>, String> {
+        self.fit_shard(
+            data,
+            rows,
+            weights,
+            seed,
+            options,
+            Shard::WHOLE,
+            &LocalReducer,
+        )
+    }
+}
+
+impl GradientBoosting {
+    /// [`Estimator::fit`] as shard `shard` of a data-parallel fit (see [`crate::dataparallel`]):
+    /// every shard passes the same dataset, rows, weights and seed, and `reducer` sums the
+    /// histograms over the shards; every shard returns the model one process fits
+    /// ([`Shard::WHOLE`] with [`LocalReducer`], which is what `fit` does). Histogram gradient
+    /// boosting only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_sharded(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        check_fit(self.name, data, rows, weights)?;
+        self.fit_shard(data, rows, weights, seed, options, shard, reducer)
+    }
+
+    /// [`GradientBoosting::fit_sharded`] on checked inputs: the stage loop. Each shard owns the
+    /// training positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and
+    /// score updates; every shard holds the validation rows whole.
+    #[allow(clippy::too_many_arguments)]
+    fn fit_shard(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        weights: Option<&[f64]>,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let hist = matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist;
+        if shard.size > 1 && !hist {
+            return Err(format!(
+                "{}: data-parallel training over {} processes needs hist_gradient_boosting with \
+                 splitter = \"hist\"",
+                self.name, shard.size
+            ));
+        }
+        if shard.rank >= shard.size {
+            return Err(format!(
+                "{}: shard {} of {} does not exist",
+                self.name, shard.rank, shard.size
+            ));
+        }
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
         let stop = self.stopping(rows.len());
         let split = self.split(data, rows, weights, stop, seed)?;
         let (train, sw, val, val_w) = (&split.train, &split.sw, &split.val, &split.val_w);
         let m = train.len();
+        if shard.size > m {
+            return Err(format!(
+                "{}: {} processes for {m} training rows: every process needs at least one row; \
+                 use at most {m} processes or more rows",
+                self.name, shard.size
+            ));
+        }
+        // This process's training positions (all of them in one process).
+        let own = shard.range(m);
+        let (own_train, own_sw) = (&train[own.clone()], &sw[own.clone()]);
+        let ml = own.len();
         let ys = targets(data, train, k, width);
         let val_ys = targets(data, val, k, width);
         let init = initial_scores(k, width, &ys, sw);
@@ -529,44 +603,53 @@ impl Estimator for GradientBoosting {
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
         let parallel = options.parallel && rayon::current_num_threads() > 1;
-        let mut scores: Vec<f64> = (0..m).flat_map(|_| init.iter().copied()).collect();
+        let mut scores: Vec<f64> = (0..ml).flat_map(|_| init.iter().copied()).collect();
+        let own_ys = &ys[own.start * width..own.end * width];
         let mut val_scores: Vec<f64> = (0..val.len()).flat_map(|_| init.iter().copied()).collect();
-        let mut grad = vec![0.0; m * width];
-        let mut hess = vec![0.0; m * width];
-        let mut entries: Vec<Entry> = Vec::with_capacity(m);
-        let mut leaf_of = vec![0usize; m];
+        let mut grad = vec![0.0; ml * width];
+        let mut hess = vec![0.0; ml * width];
+        let mut entries: Vec<Entry> = Vec::with_capacity(ml);
+        let mut leaf_of = vec![0usize; ml];
         let mut trees = Vec::with_capacity(self.n * width);
         let mut history = Vec::new();
         if stop.is_some() {
             history.push(-mean_loss(k, width, &val_scores, &val_ys, val_w));
         }
         for stage in 0..self.n {
-            all_gradients(parallel, k, width, &scores, &ys, &mut grad, &mut hess);
+            all_gradients(parallel, k, width, &scores, own_ys, &mut grad, &mut hess);
             for c in 0..width {
                 entries.clear();
-                entries.extend(train.iter().enumerate().map(|(i, &r)| Entry {
+                entries.extend(own_train.iter().enumerate().map(|(i, &r)| Entry {
                     row: r as u32,
                     class: i as u32,
-                    w: sw[i],
+                    w: own_sw[i],
                     // The squared-error tree fits the negative gradient; the Newton tree sums
                     // weighted gradients and hessians.
                     y: match self.flavour {
                         Flavour::Classic { .. } => -grad[i * width + c],
-                        Flavour::Hist { .. } => sw[i] * grad[i * width + c],
+                        Flavour::Hist { .. } => own_sw[i] * grad[i * width + c],
                     },
-                    h: sw[i] * hess[i * width + c],
+                    h: own_sw[i] * hess[i * width + c],
                 }));
                 entries.retain(|e| e.w > 0.0);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let (mut tree, ranges) = grow_with_ranges(&binned, &mut entries, &cfg, &mut rng);
-                leaves_of_rows(data, train, &tree, &entries, &ranges, &mut leaf_of);
+                // The hist booster on bins grows through the reducer (one process: a no-op);
+                // with exact splits it is never sharded.
+                let (mut tree, ranges) = if hist {
+                    quantise(&mut entries, m, reducer);
+                    grow_reduced(&binned, &mut entries, &cfg, &mut rng, reducer)
+                        .map_err(|e| format!("{}: {e}", self.name))?
+                } else {
+                    grow_with_ranges(&binned, &mut entries, &cfg, &mut rng)
+                };
+                leaves_of_rows(data, own_train, &tree, &entries, &ranges, &mut leaf_of);
                 if let (Flavour::Classic { .. }, true) = (&self.flavour, k > 0) {
                     let column = Column { width, c };
-                    newton_leaves(&mut tree, k, column, &leaf_of, sw, &grad, &hess);
+                    newton_leaves(&mut tree, k, column, &leaf_of, own_sw, &grad, &hess);
                 }
                 tree.scale(self.lr);
-                for i in 0..m {
+                for i in 0..ml {
                     scores[i * width + c] += tree.node_value(leaf_of[i]);
                 }
                 add_tree(
@@ -675,6 +758,24 @@ impl GradientBoosting {
             subtraction: true,
             parallel: options.parallel,
         }
+    }
+}
+
+/// Round every entry's weighted gradient to a multiple of one power of two and its hessian up to
+/// one, from the largest magnitudes over all shards and the `m` training rows, so that every sum
+/// of them is exact and the histograms do not depend on the summation order (see
+/// [`crate::dataparallel`]).
+fn quantise(entries: &mut [Entry], m: usize, reducer: &dyn HistogramReducer) {
+    let mut max = [0.0f64; 2];
+    for e in entries.iter() {
+        max[0] = max[0].max(e.y.abs());
+        max[1] = max[1].max(e.h.abs());
+    }
+    reducer.max(&mut max);
+    let (ug, uh) = (quantum(max[0], m), quantum(max[1], m));
+    for e in entries.iter_mut() {
+        e.y = (e.y / ug).round() * ug;
+        e.h = (e.h / uh).ceil() * uh;
     }
 }
 

@@ -45,6 +45,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::data::Dataset;
+use crate::dataparallel::HistogramReducer;
 
 /// The most bins per feature with the hist splitter (bin indices are `u8`).
 pub const MAX_BINS: usize = 256;
@@ -485,8 +486,36 @@ pub(crate) fn grow_with_ranges(
     rng: &mut Xoshiro256PlusPlus,
 ) -> (Tree, Vec<(u32, u32)>) {
     match binned {
-        Binned::Exact(c) => grow_codes(c, entries, cfg, rng),
-        Binned::Hist(c) => grow_codes(c, entries, cfg, rng),
+        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None),
+        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None),
+    }
+}
+
+/// [`grow_with_ranges`] on one shard of the training rows (data-parallel training,
+/// [`crate::dataparallel`]): every node's all-feature histogram is summed over the shards by
+/// `reducer`, and a node's row count and statistics are read from that sum rather than from the
+/// shard's rows, so every shard grows the same tree. The returned ranges index the shard's
+/// `entries`. Needs the all-feature mode (hist splitter, subtraction, every feature, best cut);
+/// the statistics must sum exactly (the booster rounds them, see [`crate::dataparallel`]) for the
+/// tree not to depend on how the rows are split.
+pub(crate) fn grow_reduced(
+    binned: &Binned,
+    entries: &mut [Entry],
+    cfg: &TreeConfig,
+    rng: &mut Xoshiro256PlusPlus,
+    reducer: &dyn HistogramReducer,
+) -> Result<(Tree, Vec<(u32, u32)>), String> {
+    match binned {
+        Binned::Hist(c)
+            if cfg.subtraction && cfg.max_features >= c.features() && cfg.cut == Cut::Best =>
+        {
+            Ok(grow_codes(c, entries, cfg, rng, Some(reducer)))
+        }
+        _ => Err(
+            "data-parallel training needs the hist splitter with every feature examined \
+                  (splitter = \"hist\")"
+                .into(),
+        ),
     }
 }
 
@@ -495,6 +524,7 @@ fn grow_codes<B: Code>(
     entries: &mut [Entry],
     cfg: &TreeConfig,
     rng: &mut Xoshiro256PlusPlus,
+    reducer: Option<&dyn HistogramReducer>,
 ) -> (Tree, Vec<(u32, u32)>) {
     let width = match cfg.criterion {
         Criterion::Gini | Criterion::Entropy => cfg.n_classes,
@@ -514,6 +544,7 @@ fn grow_codes<B: Code>(
         cfg,
         s: stat_width,
         full,
+        reducer: reducer.filter(|_| full),
         hist: vec![0.0; binned.widest * stat_width],
         counts: vec![0; binned.widest],
         occupied: Vec::new(),
@@ -536,6 +567,7 @@ fn grow_codes<B: Code>(
     let root_slot = if full {
         let slot = b.alloc();
         b.fill_slot(slot, entries);
+        b.reduce(slot);
         slot
     } else {
         NO_SLOT
@@ -577,7 +609,17 @@ fn grow_codes<B: Code>(
         let mid = p.start + i;
         // Subtraction trick: histogram the smaller child, the larger one is parent − smaller.
         let (left_slot, right_slot) = if full {
-            let small_is_left = mid - p.start <= p.end - mid;
+            let small_is_left = match b.reducer {
+                // The smaller child over all shards, from the parent's summed counts.
+                Some(_) => {
+                    let counts = &b.pool[p.slot].1;
+                    let (a, z) = (binned.offsets[s.feature], binned.offsets[s.feature + 1]);
+                    let left: u64 = counts[a..=a + s.bin].iter().map(|&c| u64::from(c)).sum();
+                    let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
+                    left <= right
+                }
+                None => mid - p.start <= p.end - mid,
+            };
             let small = b.alloc();
             let range = if small_is_left {
                 p.start..mid
@@ -585,6 +627,7 @@ fn grow_codes<B: Code>(
                 mid..p.end
             };
             b.fill_slot(small, &entries[range]);
+            b.reduce(small);
             b.subtract(p.slot, small);
             if small_is_left {
                 (small, p.slot)
@@ -656,6 +699,8 @@ struct Builder<'a, B: Code> {
     s: usize,
     /// All-feature histograms with the subtraction trick.
     full: bool,
+    /// Data-parallel: sums each node's histogram over the shards (all-feature mode only).
+    reducer: Option<&'a dyn HistogramReducer>,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -822,6 +867,14 @@ impl<B: Code> Builder<'_, B> {
         }
     }
 
+    /// Sum `slot`'s histogram over the shards (data-parallel training; nothing otherwise).
+    fn reduce(&mut self, slot: usize) {
+        if let Some(r) = self.reducer {
+            let (hist, counts) = &mut self.pool[slot];
+            r.sum(hist, counts);
+        }
+    }
+
     /// `parent -= child`, code by code: `parent` then holds the sibling's histogram.
     fn subtract(&mut self, parent: usize, child: usize) {
         let (a, b) = if parent < child {
@@ -856,9 +909,25 @@ impl<B: Code> Builder<'_, B> {
         });
         let rows = &entries[start..end];
         self.node_stats.iter_mut().for_each(|v| *v = 0.0);
-        for e in rows {
-            add(&mut self.node_stats, self.cfg.criterion, e);
-        }
+        let n = match self.reducer {
+            // The node over all shards: its summed histogram's first feature holds every row.
+            Some(_) => {
+                let (hist, counts) = &self.pool[slot];
+                let (s, z) = (self.s, self.binned.offsets[1]);
+                for code in hist[..z * s].chunks_exact(s) {
+                    for (t, v) in self.node_stats.iter_mut().zip(code) {
+                        *t += v;
+                    }
+                }
+                counts[..z].iter().map(|&c| c as usize).sum()
+            }
+            None => {
+                for e in rows {
+                    add(&mut self.node_stats, self.cfg.criterion, e);
+                }
+                end - start
+            }
+        };
         let st = &self.node_stats;
         match self.cfg.criterion {
             Criterion::Gini | Criterion::Entropy => {
@@ -872,7 +941,6 @@ impl<B: Code> Builder<'_, B> {
             }
             Criterion::Newton { lambda } => self.tree.values.push(-st[0] / (st[1] + lambda)),
         }
-        let n = end - start;
         let cfg = self.cfg;
         let split = if (cfg.max_depth > 0 && depth >= cfg.max_depth)
             || n < cfg.min_samples_split
@@ -1640,6 +1708,7 @@ mod tests {
                     cfg: &cfg,
                     s: 2,
                     full: true,
+                    reducer: None,
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),

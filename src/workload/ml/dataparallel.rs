@@ -1,0 +1,295 @@
+//! `mpi.ml.hgb`: histogram gradient boosting trained data-parallel over the point's MPI ranks
+//! (feature `mpi`), and the MPI implementation of `scalelab_ml`'s [`HistogramReducer`].
+//!
+//! Every rank loads the same dataset and takes the same stratified 3/4 training split as
+//! `gboost.fit`; the booster then keeps one contiguous shard of the training rows per rank
+//! ([`Shard`]) and sums each tree node's histogram over the ranks with `MPI_Allreduce`
+//! ([`MpiReducer`]). Bin edges and the early-stopping validation split are computed by every rank
+//! from the full data it loaded, so they need no message and are the same everywhere. The sums
+//! are exact whatever the reduction order (the booster rounds gradients so that they are; see
+//! `scalelab_ml::dataparallel`), so the plain, unordered `MPI_Allreduce` SUM is safe and the
+//! model is the one a single process fits.
+//!
+//! Verification: `prepare` fits the single-process model (untimed); every repetition's model must
+//! give the same held-out predictions and probabilities bit for bit, on every rank.
+//!
+//! Metrics (maximum over ranks, as every MPI point): `rows_per_rank` (training rows of the
+//! largest shard), `allreduce_bytes` (bytes each rank contributes to the histogram and maximum
+//! reductions in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
+//! waiting for slower ranks included), the score and `fits`. Weak scaling grows `size`
+//! (synthetic samples) with the ranks, so rows per rank stay constant.
+
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
+
+use ::mpi::collective::SystemOperation;
+use ::mpi::topology::Communicator;
+use ::mpi::traits::CommunicatorCollectives;
+use anyhow::anyhow;
+use scalelab_ml::dataparallel::{HistogramReducer, Shard};
+use scalelab_ml::estimator::{Estimator, FitOptions, Model, Prediction};
+use scalelab_ml::estimators::GradientBoosting;
+
+use super::{csv_dataset, predictions, search, Kind, Ml, Setup};
+use crate::value::Value;
+use crate::workload::{Comm, Description, Instance, Params, Target, Work, Workload};
+
+/// The estimator this workload trains.
+const ESTIMATOR: &str = "hist_gradient_boosting";
+
+/// `mpi.ml.hgb`; see the module documentation.
+pub struct MpiHgb;
+
+/// `params` as `gboost.fit` reads them: the estimator fixed, no pipeline.
+fn as_gboost(params: &Params) -> Params {
+    let mut p = params.clone();
+    p.0.insert("estimator".into(), Value::Text(ESTIMATOR.into()));
+    p.0.insert("pipeline".into(), Value::Text("none".into()));
+    p.0.insert("pipeline_fit".into(), Value::Text("folds".into()));
+    p
+}
+
+/// Refuse more ranks than training rows: each rank must own at least one row. The training rows
+/// are 3/4 of the dataset, less early stopping's validation share (at most half of them is a safe
+/// bound for the check; the fit itself names the exact count if it is still short).
+fn check_ranks(name: &str, rows: usize, ranks: usize) -> Result<(), String> {
+    let train = rows - rows.div_ceil(4);
+    if ranks > train / 2 {
+        return Err(format!(
+            "{name}: {ranks} ranks for a dataset of {rows} rows ({train} training rows, fewer with \
+             early stopping's validation share): every rank must hold training rows; use at most \
+             {} ranks or a larger dataset (`size`)",
+            (train / 2).max(1)
+        ));
+    }
+    Ok(())
+}
+
+impl Workload for MpiHgb {
+    fn description(&self) -> &'static Description {
+        &super::MPI_HGB
+    }
+    fn problem_size(&self, params: &Params) -> u64 {
+        Ml(Kind::GBoost).problem_size(params)
+    }
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let setup = Ml(Kind::GBoost).check_as(self.name(), &as_gboost(params), target)?;
+        check_ranks(self.name(), setup.rows, target.resources.ranks as usize)?;
+        GradientBoosting::hist(&setup.base).map_err(|e| format!("{}: {e}", self.name()))?;
+        Ok(())
+    }
+    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
+        csv_dataset(params)
+    }
+    fn work(&self, _params: &Params) -> Work {
+        Work::default()
+    }
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
+        Err(anyhow!(
+            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
+             and this process was asked to prepare it without MPI",
+            self.name()
+        ))
+    }
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let name = self.name();
+        let setup = Ml(Kind::GBoost)
+            .setup_as(name, &as_gboost(params), false)
+            .map_err(|e| anyhow!(e))?;
+        check_ranks(name, setup.rows, comm.size() as usize).map_err(|e| anyhow!(e))?;
+        let all: Vec<usize> = (0..setup.data.rows()).collect();
+        let fold = search::split(&setup.data, &all, 4, scalelab_ml::child_seed(setup.seed, 1))
+            .map_err(|e| anyhow!("{name}: {e}"))?
+            .swap_remove(0);
+        let hgb = GradientBoosting::hist(&setup.base).map_err(|e| anyhow!("{name}: {e}"))?;
+        let serial = FitOptions { parallel: false };
+        let one = hgb
+            .fit(&setup.data, &fold.train, None, setup.seed, serial)
+            .map_err(|e| anyhow!("{name}: single-process reference fit: {e}"))?;
+        let reference = predictions(one.as_ref(), &setup.data, &fold.test);
+        let shard = Shard {
+            rank: comm.rank() as usize,
+            size: comm.size() as usize,
+        };
+        let rows_per_rank = (0..shard.size)
+            .map(|rank| Shard { rank, ..shard }.range(fold.train.len()).len())
+            .max()
+            .unwrap_or(0);
+        Ok(Box::new(HgbInstance {
+            setup,
+            train: fold.train,
+            test: fold.test,
+            hgb,
+            reference,
+            comm: comm.duplicate(),
+            shard,
+            model: None,
+            score: f64::NAN,
+            rows_per_rank,
+            traffic: Traffic::default(),
+        }))
+    }
+}
+
+/// Reduction traffic of one fit on this rank.
+#[derive(Clone, Copy, Debug, Default)]
+struct Traffic {
+    bytes: u64,
+    calls: u64,
+    seconds: f64,
+}
+
+/// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
+/// the counts (as doubles), MAX of the largest gradients. Order-free reductions are correct here
+/// because the booster's sums are exact (module documentation). Counts the bytes, calls and time.
+pub(crate) struct MpiReducer<'c, C: Communicator> {
+    comm: &'c C,
+    traffic: Cell<Traffic>,
+    /// Send and receive buffers (MPI needs the input apart from the output).
+    send: RefCell<Vec<f64>>,
+    recv: RefCell<Vec<f64>>,
+}
+
+impl<'c, C: Communicator> MpiReducer<'c, C> {
+    pub(crate) fn new(comm: &'c C) -> MpiReducer<'c, C> {
+        MpiReducer {
+            comm,
+            traffic: Cell::new(Traffic::default()),
+            send: RefCell::new(Vec::new()),
+            recv: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn record(&self, start: Instant, bytes: usize) {
+        let mut t = self.traffic.get();
+        t.bytes += bytes as u64;
+        t.calls += 1;
+        t.seconds += start.elapsed().as_secs_f64();
+        self.traffic.set(t);
+    }
+}
+
+impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
+    fn sum(&self, stats: &mut [f64], counts: &mut [u32]) {
+        // One allreduce, not two: the counts travel as doubles (exact below 2^53), which halves
+        // the synchronisation points per node.
+        let start = Instant::now();
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        send.extend_from_slice(stats);
+        send.extend(counts.iter().map(|&c| f64::from(c)));
+        let mut recv = self.recv.borrow_mut();
+        recv.resize(send.len(), 0.0);
+        self.comm
+            .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+        let (s, c) = recv.split_at(stats.len());
+        stats.copy_from_slice(s);
+        for (out, v) in counts.iter_mut().zip(c) {
+            *out = *v as u32;
+        }
+        self.record(start, send.len() * 8);
+    }
+
+    fn max(&self, values: &mut [f64]) {
+        let start = Instant::now();
+        let send = values.to_vec();
+        self.comm
+            .all_reduce_into(&send[..], values, SystemOperation::max());
+        self.record(start, values.len() * 8);
+    }
+}
+
+/// One rank of a data-parallel fit.
+struct HgbInstance {
+    setup: Setup,
+    train: Vec<usize>,
+    test: Vec<usize>,
+    hgb: GradientBoosting,
+    reference: (Prediction, Option<Vec<f64>>),
+    comm: Comm,
+    shard: Shard,
+    model: Option<Result<Box<dyn Model>, String>>,
+    score: f64,
+    rows_per_rank: usize,
+    traffic: Traffic,
+}
+
+impl Instance for HgbInstance {
+    fn run(&mut self) {
+        let reducer = MpiReducer::new(&self.comm);
+        let options = FitOptions { parallel: true };
+        self.model = Some(self.hgb.fit_sharded(
+            &self.setup.data,
+            &self.train,
+            None,
+            self.setup.seed,
+            options,
+            self.shard,
+            &reducer,
+        ));
+        self.traffic = reducer.traffic.get();
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let name = "mpi.ml.hgb";
+        let model = match self.model.take() {
+            None => return Err(format!("{name}: no fit to check: run did not finish")),
+            Some(Err(e)) => return Err(format!("{name}: the data-parallel fit failed: {e}")),
+            Some(Ok(m)) => m,
+        };
+        let (pred, proba) = predictions(model.as_ref(), &self.setup.data, &self.test);
+        let same = match (&pred, &self.reference.0) {
+            (Prediction::Classes(a), Prediction::Classes(b)) => a == b,
+            (Prediction::Values(a), Prediction::Values(b)) => {
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+            }
+            _ => false,
+        };
+        let bits = |v: &Option<Vec<f64>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        if !same || bits(&proba) != bits(&self.reference.1) {
+            return Err(format!(
+                "{name}: rank {} of {}: the data-parallel model's held-out predictions or \
+                 probabilities differ from the single-process model's",
+                self.shard.rank, self.shard.size
+            ));
+        }
+        self.score = self
+            .setup
+            .scoring
+            .score(model.as_ref(), &self.setup.data, &self.test)?;
+        Ok(())
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            (self.setup.scoring.name(), self.score),
+            ("fits", 1.0),
+            ("rows_per_rank", self.rows_per_rank as f64),
+            ("allreduce_bytes", self.traffic.bytes as f64),
+            ("allreduce_calls", self.traffic.calls as f64),
+            ("allreduce_s", self.traffic.seconds),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_ranks_than_training_rows_are_refused_with_the_fix() {
+        assert_eq!(
+            check_ranks("mpi.ml.hgb", 8, 4).unwrap_err(),
+            "mpi.ml.hgb: 4 ranks for a dataset of 8 rows (6 training rows, fewer with early \
+             stopping's validation share): every rank must hold training rows; use at most 3 \
+             ranks or a larger dataset (`size`)"
+        );
+        assert!(check_ranks("mpi.ml.hgb", 2000, 4).is_ok());
+    }
+}
