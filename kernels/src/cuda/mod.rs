@@ -166,8 +166,11 @@ impl Elementwise {
         Elementwise::Memcpy,
     ];
 
+    /// The names of [`Elementwise::ALL`], in that order: the choices of `cuda.stream`'s `variant`.
+    pub const NAMES: [&'static str; Elementwise::ALL.len()] = names_of_all!(Elementwise);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Elementwise::Saxpy => "saxpy",
             Elementwise::Copy => "copy",
@@ -234,8 +237,11 @@ impl Reduce {
         Reduce::GridStride,
     ];
 
+    /// The names of [`Reduce::ALL`], in that order: the choices of `cuda.reduce`'s `variant`.
+    pub const NAMES: [&'static str; Reduce::ALL.len()] = names_of_all!(Reduce);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Reduce::Atomic => "atomic",
             Reduce::Shared => "shared",
@@ -273,8 +279,11 @@ impl Transpose {
     /// Both variants.
     pub const ALL: [Transpose; 2] = [Transpose::Naive, Transpose::Tiled];
 
+    /// The names of [`Transpose::ALL`], in that order: the choices of `cuda.transpose`'s `variant`.
+    pub const NAMES: [&'static str; Transpose::ALL.len()] = names_of_all!(Transpose);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Transpose::Naive => "naive",
             Transpose::Tiled => "tiled",
@@ -326,8 +335,11 @@ impl Gemm {
         Gemm::TensorBf16,
     ];
 
+    /// The names of [`Gemm::ALL`], in that order: the choices of `cuda.gemm`'s `variant`.
+    pub const NAMES: [&'static str; Gemm::ALL.len()] = names_of_all!(Gemm);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Gemm::Naive => "naive",
             Gemm::Tiled => "tiled",
