@@ -180,6 +180,12 @@ mod tests {
             cuda::Transpose::parse,
         );
         names_parse_back(&cuda::Gemm::ALL, &cuda::Gemm::NAMES, cuda::Gemm::parse);
+        names_parse_back(
+            &cuda::Transfers::ALL,
+            &cuda::Transfers::NAMES,
+            cuda::Transfers::parse,
+        );
+        assert_eq!(cuda::Transfers::NAMES, ["resident", "timed"]);
         // The order is the one `scalelab list` shows.
         assert_eq!(
             gemm::Variant::NAMES,

@@ -137,6 +137,37 @@ mod tests {
     }
 }
 
+/// Whether host↔device copies are part of each repetition (the `transfers` parameter of every
+/// CUDA workload). Here, not in `bench`, so that builds without CUDA name its modes too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfers {
+    /// Inputs stay on the devices; a repetition is the kernel alone.
+    Resident,
+    /// Each repetition copies the inputs in and the output out, timed separately.
+    Timed,
+}
+
+impl Transfers {
+    /// Both modes, default first.
+    pub const ALL: [Transfers; 2] = [Transfers::Resident, Transfers::Timed];
+
+    /// The names of [`Transfers::ALL`], in that order: the choices of `transfers`.
+    pub const NAMES: [&'static str; Transfers::ALL.len()] = names_of_all!(Transfers);
+
+    /// The name used in manifests.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transfers::Resident => "resident",
+            Transfers::Timed => "timed",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn parse(name: &str) -> Option<Transfers> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 /// The element-wise kernels: SAXPY (f32), the four STREAM kernels (f64) and a device-to-device
 /// copy by the driver (`cuMemcpyDtoD`), the yardstick STREAM copy and triad are compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

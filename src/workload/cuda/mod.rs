@@ -23,9 +23,9 @@ mod adapters;
 #[cfg(feature = "cuda")]
 pub use adapters::{describe, MatMul, ReduceSum, Stream, TransposeMatrix};
 
-/// The modes of `transfers`: `scalelab_kernels::cuda::bench::Transfers::NAMES`, written out
-/// because that module needs the feature (a test checks they agree).
-const TRANSFER_MODES: &[&str] = &["resident", "timed"];
+/// The modes of `transfers`: the names of `scalelab_kernels::cuda::Transfers` (present in every
+/// build), one list.
+const TRANSFER_MODES: &[&str] = &cuda::Transfers::NAMES;
 
 const TRANSFERS: ParamSpec = ParamSpec {
     name: "transfers",
