@@ -402,7 +402,7 @@ fn point_command(
     task: Option<(&Path, usize)>,
     point_id: Option<&str>,
 ) -> Result<ExitCode> {
-    use crate::point::Source;
+    use crate::point_runner::Source;
     let run = RunDir::new(run_dir);
     let source = match (spec, task, point_id) {
         (Some(spec), _, _) => Source::Spec(spec),
@@ -410,7 +410,7 @@ fn point_command(
         (_, _, Some(id)) => Source::Plan(id),
         _ => crate::bad_input!("give a point id, --spec, or --task-file with --task-index"),
     };
-    let rec = crate::point::run(&run, source)?;
+    let rec = crate::point_runner::run(&run, source)?;
     if rec.status == crate::results::Status::Ok {
         return Ok(ExitCode::SUCCESS);
     }

@@ -1,7 +1,7 @@
 //! scalelab: measure how parallel code and parallel machine learning scale.
 //!
 //! The pipeline, in module order: [`manifest`] (TOML → checked manifest) → [`plan`] (points) →
-//! [`executor`] (launch `scalelab point` for each) → [`point`] (prepare, warm up, time, verify, record)
+//! [`executor`] (launch `scalelab point` for each) → [`point_runner`] (prepare, warm up, time, verify, record)
 //! → [`results`] (records in a run directory) → [`stats`] and [`report`] (CSV, scaling math, plots).
 //! See `docs/ARCHITECTURE.md`.
 
@@ -22,7 +22,10 @@ pub mod machine;
 pub mod manifest;
 pub mod output;
 pub mod plan;
-pub mod point;
+pub mod point_runner;
+/// The point runner's former path, kept so that code written against `scalelab::point` builds.
+#[doc(hidden)]
+pub use point_runner as point;
 pub mod provenance;
 pub mod report;
 pub mod results;

@@ -120,7 +120,7 @@ fn run_with_spec(dir: &Path) -> (RunDir, Point, PathBuf) {
     fs::create_dir_all(&run.root).unwrap();
     let point = sleep_plan().points[0].clone();
     let spec = scalelab::executor::write_spec(&run, &point).unwrap();
-    assert_eq!(spec, scalelab::point::spec_path(&run, &point.id));
+    assert_eq!(spec, scalelab::point_runner::spec_path(&run, &point.id));
     (run, point, spec)
 }
 

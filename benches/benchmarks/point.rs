@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
-use scalelab::point::{self, Source};
+use scalelab::point_runner::{self, Source};
 use scalelab::results::RunDir;
 use scalelab::{executor, manifest, plan};
 
@@ -58,14 +58,14 @@ fn point_start(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("spec", n), &last, |b, p| {
             b.iter(|| {
                 let spec = executor::write_spec(&run, p).unwrap();
-                point::load(&run, Source::Spec(&spec)).unwrap()
+                point_runner::load(&run, Source::Spec(&spec)).unwrap()
             })
         });
         group.bench_with_input(BenchmarkId::new("task", n), &(n - 1), |b, &i| {
-            b.iter(|| point::load(&run, Source::Task(&tasks, i)).unwrap())
+            b.iter(|| point_runner::load(&run, Source::Task(&tasks, i)).unwrap())
         });
         group.bench_with_input(BenchmarkId::new("plan_json", n), &last.id, |b, id| {
-            b.iter(|| point::load(&run, Source::Plan(id)).unwrap())
+            b.iter(|| point_runner::load(&run, Source::Plan(id)).unwrap())
         });
     }
     group.finish();

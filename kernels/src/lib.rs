@@ -31,6 +31,22 @@
 // its SAFETY comment, also inside `unsafe fn`s.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// `[&str; N]`: the names of `$ty::ALL` in that order, computed at compile time from the enum's
+/// `const fn name`. A kernel enum's `NAMES` is made this way, and a workload's choice parameter
+/// (`variant`, `stores`) offers exactly it, so the choices and the enum cannot drift apart.
+macro_rules! names_of_all {
+    ($ty:ty) => {{
+        const N: usize = <$ty>::ALL.len();
+        let mut out = [""; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = <$ty>::ALL[i].name();
+            i += 1;
+        }
+        out
+    }};
+}
+
 pub mod cuda;
 pub mod dot;
 pub mod gemm;
@@ -123,6 +139,60 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `NAMES[i]` names `ALL[i]`, and parses back to it (so the names are distinct).
+    fn names_parse_back<T: Copy + PartialEq + std::fmt::Debug>(
+        all: &[T],
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+    ) {
+        assert_eq!(all.len(), names.len());
+        for (v, name) in all.iter().zip(names) {
+            assert_eq!(parse(name), Some(*v), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_of_all_follow_all_in_order() {
+        names_parse_back(
+            &gemm::Variant::ALL,
+            &gemm::Variant::NAMES,
+            gemm::Variant::parse,
+        );
+        names_parse_back(
+            &stream::Stores::ALL,
+            &stream::Stores::NAMES,
+            stream::Stores::parse,
+        );
+        names_parse_back(
+            &cuda::Elementwise::ALL,
+            &cuda::Elementwise::NAMES,
+            cuda::Elementwise::parse,
+        );
+        names_parse_back(
+            &cuda::Reduce::ALL,
+            &cuda::Reduce::NAMES,
+            cuda::Reduce::parse,
+        );
+        names_parse_back(
+            &cuda::Transpose::ALL,
+            &cuda::Transpose::NAMES,
+            cuda::Transpose::parse,
+        );
+        names_parse_back(&cuda::Gemm::ALL, &cuda::Gemm::NAMES, cuda::Gemm::parse);
+        names_parse_back(
+            &cuda::Transfers::ALL,
+            &cuda::Transfers::NAMES,
+            cuda::Transfers::parse,
+        );
+        assert_eq!(cuda::Transfers::NAMES, ["resident", "timed"]);
+        // The order is the one `scalelab list` shows.
+        assert_eq!(
+            gemm::Variant::NAMES,
+            ["naive", "ikj", "blocked", "tuned", "faer"]
+        );
+        assert_eq!(stream::Stores::NAMES, ["streaming", "cached"]);
+    }
 
     #[test]
     fn static_chunk_covers_everything() {

@@ -231,7 +231,7 @@ pub fn ranks(out: &std::path::Path, quick: bool) -> anyhow::Result<()> {
     let latency_us = best(8, 10_000 / scale)?;
     let big = 1 << 20;
     let big_us = best(big, 200 / scale)?;
-    let hosts = crate::point::rank_hosts(&world);
+    let hosts = crate::point_runner::rank_hosts(&world);
     if world.rank() == 0 {
         let r = Measured {
             latency_us,

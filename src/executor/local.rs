@@ -8,7 +8,7 @@
 //! second copy of the plan that must be kept in step with `plan.json`, resume works on runs made
 //! before specs existed, and the launched point is exactly the one the sweep chose. The spec is
 //! removed once the point has ended (its record holds the point), and `specs/` with the last one;
-//! a spec left by an interrupted run is overwritten on resume. A point that [`needs_mpi`](crate::point::needs_mpi) is launched as
+//! a spec left by an interrupted run is overwritten on resume. A point that [`needs_mpi`](crate::point_runner::needs_mpi) is launched as
 //! `mpirun -n <ranks> [--oversubscribe] [--allow-run-as-root] --bind-to core|none <scalelab> point
 //! <run-dir> --spec <spec>` (see [`mpirun_args`]), and every rank reads the same spec; every other
 //! point as `<scalelab> point <run-dir> --spec <spec>`. Either way the launched process's output
@@ -129,7 +129,7 @@ impl Executor for LocalExecutor {
         let log =
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         let started = now_rfc3339();
-        let mpi = crate::point::needs_mpi(point);
+        let mpi = crate::point_runner::needs_mpi(point);
         let mut cmd = if mpi {
             match mpi_launcher(point, &self.program) {
                 Ok(cmd) => cmd,
@@ -299,7 +299,7 @@ impl LocalExecutor {
 /// not synced to disk: the spec is read at once by the process launched next, and after a crash a
 /// resume writes it anew.
 pub fn write_spec(run: &RunDir, point: &Point) -> Result<PathBuf> {
-    let path = crate::point::spec_path(run, &point.id);
+    let path = crate::point_runner::spec_path(run, &point.id);
     let dir = path.parent().expect("a spec path has a folder");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
@@ -506,7 +506,7 @@ pub(crate) fn record_failure(
     reason: String,
     started: String,
 ) -> Result<PointRecord> {
-    let mut rec = crate::point::unmeasured(point, status, reason);
+    let mut rec = crate::point_runner::unmeasured(point, status, reason);
     rec.started = started;
     run.write_record(&rec)?;
     Ok(rec)

@@ -40,7 +40,7 @@ impl Executor for MockExecutor {
         };
         let rec = match mode {
             "ok" => {
-                let mut rec = crate::point::unmeasured(point, Status::Ok, String::new());
+                let mut rec = crate::point_runner::unmeasured(point, Status::Ok, String::new());
                 let t = self.model_seconds(point);
                 rec.repetitions = (0..point.repetitions)
                     .map(|i| Repetition {
@@ -52,13 +52,19 @@ impl Executor for MockExecutor {
                     .collect();
                 rec
             }
-            "wrong" => {
-                crate::point::unmeasured(point, Status::VerifyFailed, "mock: wrong result".into())
+            "wrong" => crate::point_runner::unmeasured(
+                point,
+                Status::VerifyFailed,
+                "mock: wrong result".into(),
+            ),
+            "error" => crate::point_runner::unmeasured(
+                point,
+                Status::Failed,
+                "mock: prepare failed".into(),
+            ),
+            other => {
+                crate::point_runner::unmeasured(point, Status::Crashed, format!("mock: {other}"))
             }
-            "error" => {
-                crate::point::unmeasured(point, Status::Failed, "mock: prepare failed".into())
-            }
-            other => crate::point::unmeasured(point, Status::Crashed, format!("mock: {other}")),
         };
         let rec = PointRecord {
             finished: now_rfc3339(),

@@ -4,8 +4,9 @@
 //! points in odometer order: C varies fastest. The work per point is one clone of the defaults,
 //! one override per axis and one sha256 of a short canonical text; 100 000 points take a few
 //! tens of milliseconds (see `benches/benchmarks/plan.rs`). The checker expands every valid study
-//! to check its points ([`super::points`]); [`crate::plan::expand`] expands the checked manifest
-//! into the plan.
+//! once, checks its points ([`super::points`]) and keeps them in the [`super::Manifest`];
+//! [`crate::plan::expand`] reuses them (a hand-built manifest's studies are expanded again by
+//! [`super::Manifest::with_studies`]).
 
 use std::fmt::Write as _;
 
@@ -62,8 +63,6 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
             &params,
         );
         let id = hex(&Sha256::digest(canon.as_bytes())[..6]);
-        let workers_per_node =
-            u64::from(res.ranks.div_ceil(res.nodes.max(1))) * u64::from(res.threads);
         out.push(Point {
             id,
             study: study.index,
@@ -75,7 +74,7 @@ pub(crate) fn expand_study(study: &Study, cores: usize, out: &mut Vec<Point>) {
             repetitions: study.repetitions,
             warmup: study.warmup,
             timeout_s: study.timeout_s,
-            oversubscribed: study.oversubscribe && workers_per_node > cores as u64,
+            oversubscribed: study.oversubscribe && res.workers_per_node() > cores as u64,
             data: None,
         });
         if !advance(&mut index, &lens) {

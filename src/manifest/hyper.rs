@@ -253,7 +253,7 @@ mod tests {
         "name = \"x\"\n\n[[study]]\nworkload = \"cv.nested\"\nestimator = \"decision_tree\"\n";
 
     fn axis(m: &Manifest, name: &str) -> Vec<Value> {
-        let a = m.studies[0].axes.iter().find(|a| a.name == name).unwrap();
+        let a = m.studies()[0].axes.iter().find(|a| a.name == name).unwrap();
         a.values.clone()
     }
 

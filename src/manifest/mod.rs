@@ -14,14 +14,16 @@
 //! with `toml_edit` (which keeps the position of every key and value), every key and value of every
 //! study is checked against the workload registry, and then every study is expanded into its points
 //! so that per-point rules (the workload's own `check`, cores, duplicate points) are checked too.
-//! A [`Manifest`] therefore always expands into a plan ([`crate::plan::expand`]) without error.
+//! The [`Manifest`] keeps those points, so a plan ([`crate::plan::expand`]) reuses them rather
+//! than expanding every study a second time, and always succeeds (but for a data file that can no
+//! longer be read).
 //!
 //! * `check`: the checker, a folder with one file per part of the document;
 //! * `expand` and `point`: what a study denotes: its [`Point`]s (resources, parameters, a stable
 //!   id from [`point_id`]) in odometer order. They live here, not in [`crate::plan`], because the
 //!   check needs them, and so `plan` depends on `manifest` and never the reverse;
 //! * `points`: the per-point rules, and the plan-size and duplicate-id checks that
-//!   [`crate::plan::expand`] also applies to hand-built manifests;
+//!   [`Manifest::with_studies`] also applies to hand-built studies;
 //! * `slurm`, `hyper`: the `[slurm]` table and the `hyper`/`grid` tables of ML studies.
 //!
 //! The format is described for users in `docs/manifest.md`.
@@ -65,7 +67,12 @@ pub use slurm::{
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
 /// A checked manifest: every key known, every value typed, every study runnable in this build.
-#[derive(Clone, Debug)]
+///
+/// It carries the points its studies expand into, expanded once by the check (which must look at
+/// every point) and reused by [`crate::plan::expand`]. The studies and their points are therefore
+/// private: read them with [`Manifest::studies`]; a manifest whose studies are made by hand
+/// rather than checked goes through [`Manifest::with_studies`], which expands them again.
+#[derive(Clone)]
 pub struct Manifest {
     /// The file as given on the command line.
     pub path: PathBuf,
@@ -82,13 +89,70 @@ pub struct Manifest {
     /// `wait_idle`: before each point, wait at most this many seconds for the machine to be
     /// quiet, as `scalelab run --wait-idle=SECONDS` (which overrides it). `None` when unset.
     pub wait_idle_s: Option<u64>,
-    pub studies: Vec<Study>,
+    studies: Vec<Study>,
+    /// Every study's points in manifest order, as [`expand_study`] gives them (no data file
+    /// pinned yet; `oversubscribed` judged for the checked node's cores).
+    points: Vec<Point>,
     /// The `[slurm]` section, checked and typed for `scalelab sbatch`; `None` when the manifest
     /// has none (sbatch then uses [`Settings::default`]).
     pub slurm: Option<Settings>,
     /// The absolute folder relative data files (a CSV `dataset`) are resolved against: the
     /// manifest's own folder unless [`Context::data_dir`] says otherwise.
     pub data_dir: PathBuf,
+}
+
+impl fmt::Debug for Manifest {
+    /// Every field but the points, which are counted (a plan may hold a million).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manifest")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("repetitions", &self.repetitions)
+            .field("warmup", &self.warmup)
+            .field("timeout_s", &self.timeout_s)
+            .field("wait_idle_s", &self.wait_idle_s)
+            .field("studies", &self.studies)
+            .field("points", &self.points.len())
+            .field("slurm", &self.slurm)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manifest {
+    /// The studies, in manifest order.
+    pub fn studies(&self) -> &[Study] {
+        &self.studies
+    }
+
+    /// Every study's points, in manifest order, as the check expanded them.
+    pub(crate) fn points(&self) -> &[Point] {
+        &self.points
+    }
+
+    /// This manifest with other studies, made by hand rather than checked (tests, tools): they
+    /// are expanded again, and refused when the plan would exceed [`MAX_POINTS`] or two points
+    /// share an id. The studies' values are otherwise trusted, as the check would not see them.
+    pub fn with_studies(mut self, studies: Vec<Study>) -> Result<Manifest, ManifestError> {
+        let error = |problems| ManifestError {
+            path: self.path.clone(),
+            problems,
+        };
+        let total = points::plan_size(&studies).map_err(|problem| error(vec![problem]))?;
+        let mut expanded = Vec::with_capacity(total);
+        for study in &studies {
+            expand_study(study, available_cores(), &mut expanded);
+        }
+        let problems = points::hand_built_duplicates(&studies, &expanded);
+        if !problems.is_empty() {
+            return Err(error(problems));
+        }
+        self.studies = studies;
+        self.points = expanded;
+        Ok(self)
+    }
 }
 
 /// One `[[study]]` block.
@@ -372,7 +436,7 @@ pub fn load_with(path: &Path, ctx: &Context<'_>) -> Result<Manifest, ManifestErr
 /// "#;
 /// let m = scalelab::manifest::parse(Path::new("triad.toml"), source)?;
 /// assert_eq!((m.name.as_str(), m.repetitions), ("triad", 3));
-/// assert_eq!(m.studies[0].point_count(), 2);
+/// assert_eq!(m.studies()[0].point_count(), 2);
 ///
 /// // A mistake is refused with the file, the line, and a fix.
 /// let typo = source.replace("threads", "threds");

@@ -46,6 +46,12 @@ impl Resources {
         );
         r.saturating_mul(t).saturating_mul(g)
     }
+
+    /// Threads on the busiest node: ranks per node (rounded up) × threads per rank, what
+    /// `oversubscribed` compares with a node's cores.
+    pub fn workers_per_node(&self) -> u64 {
+        u64::from(self.ranks.div_ceil(self.nodes.max(1))) * u64::from(self.threads)
+    }
 }
 
 /// One point of a plan. Everything `scalelab point` needs to run it is here.

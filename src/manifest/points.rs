@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use super::check::{Checker, StudyInfo};
-use super::{expand_study, resolve_data, Point};
+use super::{resolve_data, Point};
 use super::{Problem, Scaling, Study, MAX_POINTS};
 use crate::value::Value;
 use crate::workload::Target;
@@ -85,16 +85,16 @@ struct Findings<'p> {
     duplicates: Vec<(&'p Point, usize)>,
 }
 
-/// Check the points of `study`; `ids` collects point ids across studies (id → study index).
+/// Check the points of `study` (its expansion, [`expand_study`](super::expand_study)); `ids`
+/// collects point ids across studies (id → study index).
 pub(super) fn check_points(
     c: &mut Checker<'_>,
     study: &Study,
     info: &StudyInfo,
+    points: &[Point],
     ids: &mut HashMap<u64, usize>,
 ) {
-    let mut points = Vec::with_capacity(study.point_count());
-    expand_study(study, c.ctx.node.cores, &mut points);
-    let findings = scan(c, study, &points, ids);
+    let findings = scan(c, study, points, ids);
     report(c, study, info, findings);
 }
 
@@ -164,7 +164,8 @@ fn scan<'p>(
 
 /// The points whose id an earlier point already has, each with the study index of that earlier
 /// point. `ids` (id → study index) carries across studies. Both the checker and
-/// [`crate::plan::expand`] (for hand-built manifests) find duplicates with this.
+/// [`Manifest::with_studies`](super::Manifest::with_studies) (for hand-built manifests) find
+/// duplicates with this.
 pub(crate) fn repeated_ids<'p>(
     points: &'p [Point],
     ids: &mut HashMap<u64, usize>,
@@ -197,6 +198,39 @@ pub(crate) fn plan_size<'s>(
         });
     }
     Ok(total)
+}
+
+/// The points of hand-built `studies` (their expansion) whose id an earlier point has, as
+/// problems (at most 10): the guard [`Manifest::with_studies`](super::Manifest::with_studies)
+/// keeps in place of the checker's.
+pub(crate) fn hand_built_duplicates(studies: &[Study], points: &[Point]) -> Vec<Problem> {
+    let mut ids = HashMap::with_capacity(points.len());
+    let mut problems = Vec::new();
+    for (p, other) in repeated_ids(points, &mut ids).into_iter().take(10) {
+        let (message, fix) = if other == p.study {
+            (
+                format!("point {} is produced more than once", p.id),
+                "make the swept values distinct (ranks_per_node values giving the same nodes repeat a point)",
+            )
+        } else {
+            (
+                format!(
+                    "point {} is produced by both study {} ({}) and this study",
+                    p.id,
+                    other + 1,
+                    studies.get(other).map_or("?", |s| s.name.as_str())
+                ),
+                "give the two studies different names",
+            )
+        };
+        problems.push(Problem {
+            line: None,
+            place: format!("study {} ({})", p.study + 1, p.study_name),
+            message,
+            fix: fix.into(),
+        });
+    }
+    problems
 }
 
 /// Threads per rank or ranks per node above their limits, or (with `oversubscribe`) workers

@@ -36,7 +36,7 @@ fn a_valid_manifest_is_typed_with_defaults() {
     assert_eq!(m.path, Path::new("experiments/x.toml"));
     assert_eq!(m.source, src);
     assert!(m.slurm.is_none());
-    let s = &m.studies[0];
+    let s = &m.studies()[0];
     assert_eq!(
         (s.index, s.name.as_str(), s.workload.name()),
         (0, "t.gemm", "t.gemm")
@@ -62,7 +62,7 @@ fn a_valid_manifest_is_typed_with_defaults() {
         [Value::Text("tuned".into())],
         "a scalar is a one-value axis"
     );
-    let t = &m.studies[1];
+    let t = &m.studies()[1];
     assert_eq!((t.index, t.name.as_str()), (1, "sleepy"));
     assert_eq!(
         (t.repetitions, t.warmup, t.timeout_s),
@@ -452,7 +452,7 @@ fn duplicate_study_names() {
         "give each study a unique name = \"...\" (studies of the same workload need one)",
     );
     let src = "name = \"x\"\n\n[[study]]\nworkload = \"t.gemm\"\n\n[[study]]\nname = \"b\"\nworkload = \"t.gemm\"\n";
-    assert_eq!(parse_test(src).unwrap().studies[1].name, "b");
+    assert_eq!(parse_test(src).unwrap().studies()[1].name, "b");
 }
 
 #[test]
@@ -476,7 +476,7 @@ fn threads_beyond_the_cores_need_oversubscribe() {
         "set oversubscribe = true in the study, or lower threads",
     );
     let m = parse_test(&format!("{src}oversubscribe = true\n")).unwrap();
-    assert!(m.studies[0].oversubscribe);
+    assert!(m.studies()[0].oversubscribe);
     // Threads within the cores (a 2-core CI machine running threads = [1, 2]) are fine.
     let r = registry();
     let two = Context {
@@ -617,7 +617,7 @@ fn timeouts_in_seconds_or_with_units() {
             "name = \"x\"\n{text}\n[[study]]\nworkload = \"debug.sleep\"\n"
         ))
         .unwrap();
-        assert_eq!((m.timeout_s, m.studies[0].timeout_s), (seconds, seconds));
+        assert_eq!((m.timeout_s, m.studies()[0].timeout_s), (seconds, seconds));
     }
     assert_one(
         &format!("timeout = \"ten minutes\"\n{HEAD}workload = \"debug.sleep\"\n"),
@@ -768,7 +768,7 @@ fn studies_may_be_inline_tables() {
         "name = \"x\"\nstudy = [{ workload = \"debug.sleep\", seconds = [0.1, 0.2] }]\n",
     )
     .unwrap();
-    assert_eq!(m.studies[0].axes[0].values.len(), 2);
+    assert_eq!(m.studies()[0].axes[0].values.len(), 2);
     let e = errors("name = \"x\"\nstudy = [{ workload = \"debug.sleep\", secs = 1 }]\n");
     assert!(
         e.starts_with("error: experiments/x.toml:2: study 1 (debug.sleep): unknown key `secs`"),

@@ -7,7 +7,8 @@
 //! their ids live with the manifest (`manifest::expand`, `manifest::point`), because checking a
 //! manifest means checking every point it denotes; they are re-exported here.
 //!
-//! * Expansion ([`expand`]): the axes of a study are crossed in manifest order, the last axis
+//! * Expansion (done once, by the manifest's check; [`expand`] takes its points): the axes of a
+//!   study are crossed in manifest order, the last axis
 //!   varying fastest; a `zip` group is one composite axis at the place of its first member.
 //!   Unset workload parameters take the registry default, unset resources nodes = 1, ranks = 1,
 //!   threads = 1, gpus = 0. With `ranks_per_node`, nodes = ceil(ranks / ranks_per_node).

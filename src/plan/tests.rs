@@ -226,24 +226,65 @@ fn ranks_per_node_sets_nodes() {
 
 #[test]
 fn duplicate_points_in_a_hand_built_manifest_are_an_error() {
-    let mut m: Manifest =
+    let m: Manifest =
         parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.1, 0.2]\n")
             .unwrap();
-    m.studies[0].axes[0].values[1] = Value::Float(0.1);
-    let e = expand_with_cores(&m, 4).unwrap_err().to_string();
+    let mut studies = m.studies().to_vec();
+    studies[0].axes[0].values[1] = Value::Float(0.1);
+    let e = m.with_studies(studies).unwrap_err().to_string();
     assert!(
         e.starts_with("error: experiments/x.toml: study 1 (debug.sleep): point "),
         "{e}"
     );
     assert!(e.contains("is produced more than once"), "{e}");
-    let mut two = parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\n").unwrap();
-    two.studies.push(two.studies[0].clone());
-    two.studies[1].index = 1;
-    let e = expand_with_cores(&two, 4).unwrap_err().to_string();
+    let two = parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\n").unwrap();
+    let mut studies = two.studies().to_vec();
+    studies.push(studies[0].clone());
+    studies[1].index = 1;
+    let e = two.with_studies(studies).unwrap_err().to_string();
     assert!(e.contains("study 2 (debug.sleep): point "), "{e}");
     assert!(
         e.contains(" is produced by both study 1 (debug.sleep) and this study"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_hand_built_manifest_plans_its_new_studies() {
+    // The plan comes from the studies given, not from the points the check expanded.
+    let m =
+        parse_test("name = \"x\"\n[[study]]\nworkload = \"debug.sleep\"\nseconds = [0.1, 0.2]\n")
+            .unwrap();
+    let before = expand_with_cores(&m, 4).unwrap();
+    let mut studies = m.studies().to_vec();
+    studies[0].axes[0].values.push(Value::Float(0.3));
+    studies[0].oversubscribe = true;
+    studies[0].axes.push(crate::manifest::Axis {
+        name: "threads".into(),
+        values: vec![Value::Int(8)],
+    });
+    let m = m.with_studies(studies).unwrap();
+    let after = expand_with_cores(&m, 4).unwrap();
+    assert_eq!(before.points.len(), 2);
+    let seconds: Vec<String> = after
+        .points
+        .iter()
+        .map(|p| p.params.get("seconds").unwrap().to_string())
+        .collect();
+    assert_eq!(seconds, ["0.1", "0.2", "0.3"]);
+    assert!(after
+        .points
+        .iter()
+        .all(|p| p.resources.threads == 8 && p.oversubscribed));
+    assert_eq!(
+        after.points[0].id,
+        crate::manifest::point_id(
+            "debug.sleep",
+            "debug.sleep",
+            Scaling::Strong,
+            &after.points[0].resources,
+            &after.points[0].params
+        )
     );
 }
 

@@ -565,7 +565,34 @@ pub fn series(records: &[PointRecord]) -> Vec<Series<'_>> {
     out
 }
 
+/// One series from its members: sorted, a base point chosen, every point's speedup and
+/// efficiency against it, the fits, and the label.
 fn build_series(mut items: Members<'_>) -> Series<'_> {
+    sort_members(&mut items);
+    let (base, p0) = pick_base(&items);
+    let first = items[base].0;
+    let t0 = items[base].1.median;
+    let scaling = first.point.scaling;
+    let points: Vec<ScalingPoint<'_>> = items
+        .iter()
+        .map(|&(rec, summary)| scaling_point(rec, summary, scaling, t0, p0))
+        .collect();
+    let (amdahl, gustafson) = fits(&points, scaling);
+    Series {
+        study: first.point.study,
+        study_name: first.point.study_name.clone(),
+        workload: first.point.workload.clone(),
+        scaling,
+        label: series_label(first, scaling),
+        points,
+        base,
+        amdahl,
+        gustafson,
+    }
+}
+
+/// Members in order of workers, then size, then point id (the order of a series' rows).
+fn sort_members(items: &mut Members<'_>) {
     items.sort_by(|a, b| {
         let (ra, rb) = (a.0, b.0);
         ra.point
@@ -575,8 +602,12 @@ fn build_series(mut items: Members<'_>) -> Series<'_> {
             .then(ra.size.cmp(&rb.size))
             .then(ra.point.id.cmp(&rb.point.id))
     });
-    // The base is chosen among the points measured on an undisturbed machine, if there are any
-    // (see `crate::load`).
+}
+
+/// The base point (its index) and its workers p0: the fastest point with the fewest workers.
+/// The base is chosen among the points measured on an undisturbed machine, if there are any
+/// (see `crate::load`).
+fn pick_base(items: &Members<'_>) -> (usize, u64) {
     let quiet = |r: &PointRecord| !crate::load::is_disturbed(r);
     let any_quiet = items.iter().any(|(r, _)| quiet(r));
     let eligible = |r: &PointRecord| !any_quiet || quiet(r);
@@ -593,63 +624,72 @@ fn build_series(mut items: Members<'_>) -> Series<'_> {
         .min_by(|a, b| a.1 .1.median.total_cmp(&b.1 .1.median))
         .map(|(i, _)| i)
         .unwrap_or(0);
-    let first = items[base].0;
-    let t0 = items[base].1.median;
-    let scaling = first.point.scaling;
+    (base, p0)
+}
 
-    let points: Vec<ScalingPoint<'_>> = items
-        .iter()
-        .map(|&(rec, summary)| {
-            let p = rec.point.resources.workers();
-            let pf = p as f64;
-            match scaling {
-                Scaling::Strong => {
-                    let s = strong_speedup(t0, p0, summary.median);
-                    let range = (
-                        strong_speedup(t0, p0, summary.max),
-                        strong_speedup(t0, p0, summary.min),
-                    );
-                    ScalingPoint {
-                        record: rec,
-                        workers: p,
-                        summary,
-                        speedup: s,
-                        speedup_range: range,
-                        efficiency: s / pf,
-                        efficiency_range: (range.0 / pf, range.1 / pf),
-                        karp_flatt: karp_flatt(s, p),
-                    }
-                }
-                Scaling::Weak => {
-                    let e = t0 / summary.median;
-                    let range = (t0 / summary.max, t0 / summary.min);
-                    ScalingPoint {
-                        record: rec,
-                        workers: p,
-                        summary,
-                        speedup: pf * e,
-                        speedup_range: (pf * range.0, pf * range.1),
-                        efficiency: e,
-                        efficiency_range: range,
-                        karp_flatt: None,
-                    }
-                }
+/// One point's speedup and efficiency (with their ranges over the repetitions' min and max)
+/// against the base's median time `t0` at `p0` workers.
+fn scaling_point<'a>(
+    rec: &'a PointRecord,
+    summary: Summary,
+    scaling: Scaling,
+    t0: f64,
+    p0: u64,
+) -> ScalingPoint<'a> {
+    let p = rec.point.resources.workers();
+    let pf = p as f64;
+    match scaling {
+        Scaling::Strong => {
+            let s = strong_speedup(t0, p0, summary.median);
+            let range = (
+                strong_speedup(t0, p0, summary.max),
+                strong_speedup(t0, p0, summary.min),
+            );
+            ScalingPoint {
+                record: rec,
+                workers: p,
+                summary,
+                speedup: s,
+                speedup_range: range,
+                efficiency: s / pf,
+                efficiency_range: (range.0 / pf, range.1 / pf),
+                karp_flatt: karp_flatt(s, p),
             }
-        })
-        .collect();
+        }
+        Scaling::Weak => {
+            let e = t0 / summary.median;
+            let range = (t0 / summary.max, t0 / summary.min);
+            ScalingPoint {
+                record: rec,
+                workers: p,
+                summary,
+                speedup: pf * e,
+                speedup_range: (pf * range.0, pf * range.1),
+                efficiency: e,
+                efficiency_range: range,
+                karp_flatt: None,
+            }
+        }
+    }
+}
 
-    // Oversubscribed points measure time-sharing, not scaling, and disturbed points measure the
-    // other work beside them: they stay out of the fits.
+/// Amdahl's fit of a strong series, Gustafson's of a weak one. Oversubscribed points measure
+/// time-sharing, not scaling, and disturbed points measure the other work beside them: they
+/// stay out of the fits.
+fn fits(points: &[ScalingPoint<'_>], scaling: Scaling) -> (Option<SerialFit>, Option<SerialFit>) {
     let samples: Vec<(u64, f64)> = points
         .iter()
         .filter(|p| !p.record.point.oversubscribed && !crate::load::is_disturbed(p.record))
         .map(|p| (p.workers, p.speedup))
         .collect();
-    let (amdahl, gustafson) = match scaling {
+    match scaling {
         Scaling::Strong => (amdahl_fit(&samples), None),
         Scaling::Weak => (None, gustafson_fit(&samples)),
-    };
+    }
+}
 
+/// The series' label: the parameters its points share, then the size (a weak series' "base").
+fn series_label(first: &PointRecord, scaling: Scaling) -> String {
     let mut label = fixed_params(first);
     if let Some(size) = size_label(first) {
         label.push(match scaling {
@@ -657,18 +697,7 @@ fn build_series(mut items: Members<'_>) -> Series<'_> {
             Scaling::Weak => format!("base {size}"),
         });
     }
-
-    Series {
-        study: first.point.study,
-        study_name: first.point.study_name.clone(),
-        workload: first.point.workload.clone(),
-        scaling,
-        label: label.join(" "),
-        points,
-        base,
-        amdahl,
-        gustafson,
-    }
+    label.join(" ")
 }
 
 /// The resources of a point as `threads=2` plus `ranks=…`, `nodes=…`, `gpus=…` where they differ

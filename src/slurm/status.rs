@@ -508,7 +508,7 @@ mod tests {
                 collect: Some("41".into()),
             }],
         };
-        let mut ok = crate::point::unmeasured(&plan.points[0], Status::Ok, String::new());
+        let mut ok = crate::point_runner::unmeasured(&plan.points[0], Status::Ok, String::new());
         ok.repetitions.push(crate::results::Repetition {
             seconds: 1.0,
             verified: true,
@@ -516,7 +516,7 @@ mod tests {
             details: Default::default(),
         });
         run.write_record(&ok).unwrap();
-        let wrong = crate::point::unmeasured(
+        let wrong = crate::point_runner::unmeasured(
             &plan.points[6],
             Status::VerifyFailed,
             "result 41 differs from the reference 42".into(),

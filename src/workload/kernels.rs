@@ -37,7 +37,8 @@ use crate::value::Value;
 /// `stream.copy|scale|add|triad`: one STREAM kernel over arrays of `size` elements each.
 pub struct Stream(pub stream::Op);
 
-const STORES: &[&str] = &["streaming", "cached"];
+/// The `stores` modes: the names of [`stream::Stores`], one list.
+const STORES: &[&str] = &stream::Stores::NAMES;
 
 const STREAM_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -302,7 +303,8 @@ impl Instance for DotInstance {
 /// `gemm`: `C = A·B` for `n × n` f64 matrices, in one of the lecture's variants.
 pub struct Gemm;
 
-const GEMM_VARIANTS: &[&str] = &["naive", "ikj", "blocked", "tuned", "faer"];
+/// The `variant` choices: the names of [`gemm::Variant`], one list.
+const GEMM_VARIANTS: &[&str] = &gemm::Variant::NAMES;
 
 const GEMM_PARAMS: &[ParamSpec] = &[
     ParamSpec {

@@ -483,106 +483,166 @@ struct Loaded {
 fn load_dataset(name: &str, params: &Params, preview: bool) -> Result<Loaded, String> {
     let dataset = text(params, "dataset")?;
     let task = text(params, "task")?;
-    if dataset == "noise" {
-        if task == "regression" {
-            return Err(format!(
-                "{name}: task = \"regression\" does not fit the noise dataset, whose target is \
-                 classes; use task = \"auto\""
-            ));
-        }
-        let spec = synthetic_spec(name, params)?;
-        let (rows, cols) = (spec.samples, spec.features);
-        let shown = if preview {
-            rows.min(PREVIEW_SAMPLES)
-        } else {
-            rows
-        };
-        let data = data::make_noise(shown, cols, spec.classes, spec.seed)
-            .map_err(|e| format!("{name}: {e}"))?;
-        return Ok(Loaded {
-            data,
-            rows,
-            cols,
-            generator_bytes: 0.0,
-        });
-    }
-    if dataset == "synthetic" {
-        if task == "regression" {
-            return Err(format!(
-                "{name}: task = \"regression\" does not fit the synthetic dataset, whose target \
-                 is classes; use task = \"auto\", or a CSV dataset with a numeric target"
-            ));
-        }
-        let spec = synthetic_spec(name, params)?;
-        let (rows, cols) = (spec.samples, spec.features);
-        let k = spec.informative as f64;
-        let generated = if preview {
-            let features = cols.min(PREVIEW_FEATURES);
-            Synthetic {
-                samples: rows.min(PREVIEW_SAMPLES),
-                features,
-                informative: features.div_ceil(2),
-                ..spec
-            }
-        } else {
-            spec
-        };
-        let data = data::make_classification(&generated).map_err(|e| format!("{name}: {e}"))?;
-        return Ok(Loaded {
-            data,
-            rows,
-            cols,
-            generator_bytes: 8.0 * k * k,
-        });
-    }
-    let data = if dataset.ends_with(".csv") || dataset.contains('/') {
-        let target = text(params, "target")?;
-        let rule = match task {
-            "classification" => data::Task::Classification,
-            "regression" => data::Task::Regression,
-            _ => data::Task::Auto,
-        };
-        data::load_csv(Path::new(dataset), target, rule).map_err(|e| {
-            if e.contains(&format!("no column `{target}`")) {
-                format!("{name}: {e} (the study's `target` key names the target column)")
+    match dataset {
+        "noise" => noise_dataset(name, params, task, preview),
+        "synthetic" => synthetic_dataset(name, params, task, preview),
+        _ => {
+            let data = if dataset.ends_with(".csv") || dataset.contains('/') {
+                read_csv_dataset(name, params, dataset, task)?
             } else {
-                format!("{name}: {e}")
-            }
-        })?
-    } else {
-        let data = data::load(dataset).map_err(|e| format!("{name}: {e}"))?;
-        let classes = data.y.labels().is_some();
-        if (task == "regression" && classes) || (task == "classification" && !classes) {
-            return Err(format!(
-                "{name}: task = \"{task}\" does not fit dataset `{dataset}`, whose target is {}; \
-                 use task = \"auto\"",
-                if classes { "classes" } else { "real values" }
-            ));
-        }
-        data
-    };
-    if let Some(labels) = data.y.labels() {
-        let present = labels.iter().collect::<std::collections::BTreeSet<_>>();
-        if present.len() < 2 {
-            let data::Target::Classes { names, .. } = &data.y else {
-                unreachable!("labels() is Some only for classes")
+                builtin_dataset(name, dataset, task)?
             };
-            let only = labels.first().map_or("", |&l| names[l as usize].as_str());
-            return Err(format!(
-                "{name}: dataset `{dataset}` has one class (`{only}`) in all {} rows; \
-                 classification needs at least two (check the target column, or set \
-                 task = \"regression\" for a numeric target)",
-                data.rows()
-            ));
+            check_two_classes(name, dataset, &data)?;
+            let (rows, cols) = (data.rows(), data.x.cols());
+            Ok(Loaded {
+                data,
+                rows,
+                cols,
+                generator_bytes: 0.0,
+            })
         }
     }
-    let (rows, cols) = (data.rows(), data.x.cols());
+}
+
+/// The `noise` dataset (features independent of the classes), a stand-in of at most
+/// [`PREVIEW_SAMPLES`] rows with `preview`.
+fn noise_dataset(name: &str, params: &Params, task: &str, preview: bool) -> Result<Loaded, String> {
+    if task == "regression" {
+        return Err(format!(
+            "{name}: task = \"regression\" does not fit the noise dataset, whose target is \
+             classes; use task = \"auto\""
+        ));
+    }
+    let spec = synthetic_spec(name, params)?;
+    let (rows, cols) = (spec.samples, spec.features);
+    let shown = if preview {
+        rows.min(PREVIEW_SAMPLES)
+    } else {
+        rows
+    };
+    let data = data::make_noise(shown, cols, spec.classes, spec.seed)
+        .map_err(|e| format!("{name}: {e}"))?;
     Ok(Loaded {
         data,
         rows,
         cols,
         generator_bytes: 0.0,
     })
+}
+
+/// The `synthetic` dataset (`make_classification`), a stand-in of at most [`PREVIEW_SAMPLES`] ×
+/// [`PREVIEW_FEATURES`] with `preview`; the generator's mixing matrix counted in its memory.
+fn synthetic_dataset(
+    name: &str,
+    params: &Params,
+    task: &str,
+    preview: bool,
+) -> Result<Loaded, String> {
+    if task == "regression" {
+        return Err(format!(
+            "{name}: task = \"regression\" does not fit the synthetic dataset, whose target \
+             is classes; use task = \"auto\", or a CSV dataset with a numeric target"
+        ));
+    }
+    let spec = synthetic_spec(name, params)?;
+    let (rows, cols) = (spec.samples, spec.features);
+    let k = spec.informative as f64;
+    let generated = if preview {
+        let features = cols.min(PREVIEW_FEATURES);
+        Synthetic {
+            samples: rows.min(PREVIEW_SAMPLES),
+            features,
+            informative: features.div_ceil(2),
+            ..spec
+        }
+    } else {
+        spec
+    };
+    let data = data::make_classification(&generated).map_err(|e| format!("{name}: {e}"))?;
+    Ok(Loaded {
+        data,
+        rows,
+        cols,
+        generator_bytes: 8.0 * k * k,
+    })
+}
+
+/// A CSV file with the study's `target` column, read for `task`.
+fn read_csv_dataset(
+    name: &str,
+    params: &Params,
+    path: &str,
+    task: &str,
+) -> Result<Dataset, String> {
+    let target = text(params, "target")?;
+    let rule = match task {
+        "classification" => data::Task::Classification,
+        "regression" => data::Task::Regression,
+        _ => data::Task::Auto,
+    };
+    data::load_csv(Path::new(path), target, rule).map_err(|e| {
+        if e.contains(&format!("no column `{target}`")) {
+            format!("{name}: {e} (the study's `target` key names the target column)")
+        } else {
+            format!("{name}: {e}")
+        }
+    })
+}
+
+/// A built-in dataset, refused when its target does not fit `task`.
+fn builtin_dataset(name: &str, dataset: &str, task: &str) -> Result<Dataset, String> {
+    let data = data::load(dataset).map_err(|e| format!("{name}: {e}"))?;
+    let classes = data.y.labels().is_some();
+    if (task == "regression" && classes) || (task == "classification" && !classes) {
+        return Err(format!(
+            "{name}: task = \"{task}\" does not fit dataset `{dataset}`, whose target is {}; \
+             use task = \"auto\"",
+            if classes { "classes" } else { "real values" }
+        ));
+    }
+    Ok(data)
+}
+
+/// A classification dataset needs two classes present.
+fn check_two_classes(name: &str, dataset: &str, data: &Dataset) -> Result<(), String> {
+    let Some(labels) = data.y.labels() else {
+        return Ok(());
+    };
+    let present = labels.iter().collect::<std::collections::BTreeSet<_>>();
+    if present.len() < 2 {
+        let data::Target::Classes { names, .. } = &data.y else {
+            unreachable!("labels() is Some only for classes")
+        };
+        let only = labels.first().map_or("", |&l| names[l as usize].as_str());
+        return Err(format!(
+            "{name}: dataset `{dataset}` has one class (`{only}`) in all {} rows; \
+             classification needs at least two (check the target column, or set \
+             task = \"regression\" for a numeric target)",
+            data.rows()
+        ));
+    }
+    Ok(())
+}
+
+/// `data` with the pipeline's steps fitted on every row and applied: the leak
+/// `pipeline_fit = "all_rows"` asks for, on purpose (the steps see the test folds too).
+fn fit_on_all_rows(name: &str, steps: &[Step], data: &Dataset) -> Result<Dataset, String> {
+    let all: Vec<usize> = (0..data.rows()).collect();
+    pipeline::fit_steps(steps, data, &all)
+        .and_then(|f| pipeline::transform_dataset(&f, data))
+        .map_err(|e| format!("{name}: `pipeline`: {e}"))
+}
+
+/// An estimator's refusal of one grid candidate, naming the candidate unless it is the base.
+fn candidate_error(name: &str, g: &HyperParams, e: String) -> String {
+    if g.is_empty() {
+        format!("{name}: {e}")
+    } else {
+        format!(
+            "{name}: grid candidate {}: {e}",
+            search::format_candidate(g)
+        )
+    }
 }
 
 /// The estimator's hyperparameters: `trees` as `n_estimators` (or `max_iter`) when the estimator
@@ -854,12 +914,7 @@ impl Ml {
         let mut steps = pipeline::parse(text(params, "pipeline")?)
             .map_err(|e| format!("{name}: `pipeline`: {e}"))?;
         if text(params, "pipeline_fit")? == "all_rows" && !steps.is_empty() {
-            // The leak, on purpose: the steps see every row, test folds included.
-            let all: Vec<usize> = (0..data.rows()).collect();
-            let fitted = pipeline::fit_steps(&steps, &data, &all)
-                .and_then(|f| pipeline::transform_dataset(&f, &data))
-                .map_err(|e| format!("{name}: `pipeline`: {e}"))?;
-            data = fitted;
+            data = fit_on_all_rows(name, &steps, &data)?;
             steps.clear();
         }
         let (estimator, base) = base_params(name, params)?;
@@ -874,44 +929,14 @@ impl Ml {
         let mut candidates = Vec::with_capacity(grid.len());
         for g in &grid {
             let c = search::merge(&base, g);
-            build(&estimator, &steps)(&c).map_err(|e| {
-                if g.is_empty() {
-                    format!("{name}: {e}")
-                } else {
-                    format!(
-                        "{name}: grid candidate {}: {e}",
-                        search::format_candidate(g)
-                    )
-                }
-            })?;
+            build(&estimator, &steps)(&c).map_err(|e| candidate_error(name, g, e))?;
             if preview {
-                trial_fit(&estimator, &steps, &c, &data, seed).map_err(|e| match g.is_empty() {
-                    true => format!("{name}: {e}"),
-                    false => format!(
-                        "{name}: grid candidate {}: {e}",
-                        search::format_candidate(g)
-                    ),
-                })?;
+                trial_fit(&estimator, &steps, &c, &data, seed)
+                    .map_err(|e| candidate_error(name, g, e))?;
             }
             candidates.push(c);
         }
-        let folds = match self.0 {
-            Kind::KFold => (count(params, "folds")?, 0),
-            Kind::Nested => (count(params, "outer")?, count(params, "inner")?),
-            _ => (4, 0),
-        };
-        if folds.0 < 2 || folds.0 > rows {
-            return Err(format!(
-                "{name}: {} folds for {rows} rows; use from 2 to {rows}",
-                folds.0
-            ));
-        }
-        if self.0 == Kind::Nested && (folds.1 < 2 || folds.1 > rows - rows.div_ceil(folds.0)) {
-            return Err(format!(
-                "{name}: {} inner folds; use at least 2 and at most the rows of an outer training set",
-                folds.1
-            ));
-        }
+        let folds = self.folds(name, params, rows)?;
         let (parallelism, dynamic) = if cv {
             (
                 Parallelism::parse(text(params, "parallelism")?)?,
@@ -935,6 +960,29 @@ impl Ml {
             folds,
             dynamic,
         })
+    }
+
+    /// The (outer, inner) folds of a cross-validation (4 for a plain fit's held-out quarter), each
+    /// checked against the rows there are.
+    fn folds(&self, name: &str, params: &Params, rows: usize) -> Result<(usize, usize), String> {
+        let folds = match self.0 {
+            Kind::KFold => (count(params, "folds")?, 0),
+            Kind::Nested => (count(params, "outer")?, count(params, "inner")?),
+            _ => (4, 0),
+        };
+        if folds.0 < 2 || folds.0 > rows {
+            return Err(format!(
+                "{name}: {} folds for {rows} rows; use from 2 to {rows}",
+                folds.0
+            ));
+        }
+        if self.0 == Kind::Nested && (folds.1 < 2 || folds.1 > rows - rows.div_ceil(folds.0)) {
+            return Err(format!(
+                "{name}: {} inner folds; use at least 2 and at most the rows of an outer training set",
+                folds.1
+            ));
+        }
+        Ok(folds)
     }
 
     /// Check a point as workload `name` (its own or its MPI twin's): everything `prepare` reads,

@@ -10,7 +10,7 @@
 //! Adding a workload means a description, an implementation and one entry in `registry!`
 //! (docs/ARCHITECTURE.md, "Where to add a workload").
 //!
-//! The point runner (see [`crate::point`]) calls, inside a rayon pool of exactly `threads` workers:
+//! The point runner (see [`crate::point_runner`]) calls, inside a rayon pool of exactly `threads` workers:
 //! `prepare` (untimed), `reset` + `run` for each warm-up, then `reset` (untimed) + `run` (timed) +
 //! `verify` for each timed repetition.
 

@@ -37,6 +37,7 @@ use super::launch::{self, Launch};
 use super::reference::{self, Freivalds};
 use super::runtime::{self, DeviceInfo};
 use super::split::split;
+pub use super::Transfers;
 use super::{Elementwise, Gemm, Reduce, Transpose};
 
 /// One timed, verified GPU computation (what scalelab's point runner drives).
@@ -49,29 +50,6 @@ pub trait Bench {
     fn metrics(&self) -> Vec<(&'static str, f64)>;
     /// The devices this benchmark runs on, as the driver describes them (for the record's peaks).
     fn devices(&self) -> Vec<DeviceInfo>;
-}
-
-/// Whether host↔device copies are part of each repetition.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transfers {
-    /// Inputs stay on the devices; a repetition is the kernel alone.
-    Resident,
-    /// Each repetition copies the inputs in and the output out, timed separately.
-    Timed,
-}
-
-impl Transfers {
-    /// The names used in manifests.
-    pub const NAMES: &'static [&'static str] = &["resident", "timed"];
-
-    /// The mode called `name`.
-    pub fn parse(name: &str) -> Option<Transfers> {
-        match name {
-            "resident" => Some(Transfers::Resident),
-            "timed" => Some(Transfers::Timed),
-            _ => None,
-        }
-    }
 }
 
 /// This process's share of a point's problem. A point on one process takes it whole

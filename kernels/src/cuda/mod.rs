@@ -137,6 +137,37 @@ mod tests {
     }
 }
 
+/// Whether host↔device copies are part of each repetition (the `transfers` parameter of every
+/// CUDA workload). Here, not in `bench`, so that builds without CUDA name its modes too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfers {
+    /// Inputs stay on the devices; a repetition is the kernel alone.
+    Resident,
+    /// Each repetition copies the inputs in and the output out, timed separately.
+    Timed,
+}
+
+impl Transfers {
+    /// Both modes, default first.
+    pub const ALL: [Transfers; 2] = [Transfers::Resident, Transfers::Timed];
+
+    /// The names of [`Transfers::ALL`], in that order: the choices of `transfers`.
+    pub const NAMES: [&'static str; Transfers::ALL.len()] = names_of_all!(Transfers);
+
+    /// The name used in manifests.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transfers::Resident => "resident",
+            Transfers::Timed => "timed",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn parse(name: &str) -> Option<Transfers> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 /// The element-wise kernels: SAXPY (f32), the four STREAM kernels (f64) and a device-to-device
 /// copy by the driver (`cuMemcpyDtoD`), the yardstick STREAM copy and triad are compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,8 +197,11 @@ impl Elementwise {
         Elementwise::Memcpy,
     ];
 
+    /// The names of [`Elementwise::ALL`], in that order: the choices of `cuda.stream`'s `variant`.
+    pub const NAMES: [&'static str; Elementwise::ALL.len()] = names_of_all!(Elementwise);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Elementwise::Saxpy => "saxpy",
             Elementwise::Copy => "copy",
@@ -234,8 +268,11 @@ impl Reduce {
         Reduce::GridStride,
     ];
 
+    /// The names of [`Reduce::ALL`], in that order: the choices of `cuda.reduce`'s `variant`.
+    pub const NAMES: [&'static str; Reduce::ALL.len()] = names_of_all!(Reduce);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Reduce::Atomic => "atomic",
             Reduce::Shared => "shared",
@@ -273,8 +310,11 @@ impl Transpose {
     /// Both variants.
     pub const ALL: [Transpose; 2] = [Transpose::Naive, Transpose::Tiled];
 
+    /// The names of [`Transpose::ALL`], in that order: the choices of `cuda.transpose`'s `variant`.
+    pub const NAMES: [&'static str; Transpose::ALL.len()] = names_of_all!(Transpose);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Transpose::Naive => "naive",
             Transpose::Tiled => "tiled",
@@ -326,8 +366,11 @@ impl Gemm {
         Gemm::TensorBf16,
     ];
 
+    /// The names of [`Gemm::ALL`], in that order: the choices of `cuda.gemm`'s `variant`.
+    pub const NAMES: [&'static str; Gemm::ALL.len()] = names_of_all!(Gemm);
+
     /// The name used as a variant in manifests.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Gemm::Naive => "naive",
             Gemm::Tiled => "tiled",

@@ -59,8 +59,11 @@ impl Variant {
         Variant::Faer,
     ];
 
+    /// The names of [`Variant::ALL`], in that order: the choices of the `gemm` workload's `variant`.
+    pub const NAMES: [&'static str; Variant::ALL.len()] = names_of_all!(Variant);
+
     /// Lower-case name: "naive", "ikj", "blocked", "tuned", "faer".
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Variant::Naive => "naive",
             Variant::Ikj => "ikj",

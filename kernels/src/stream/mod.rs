@@ -186,8 +186,11 @@ impl Stores {
     /// Both modes, default first.
     pub const ALL: [Stores; 2] = [Stores::Streaming, Stores::Cached];
 
+    /// The names of [`Stores::ALL`], in that order: the choices of the STREAM workloads' `stores`.
+    pub const NAMES: [&'static str; Stores::ALL.len()] = names_of_all!(Stores);
+
     /// Lower-case name: "streaming" or "cached".
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Stores::Cached => "cached",
             Stores::Streaming => "streaming",

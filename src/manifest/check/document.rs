@@ -10,7 +10,9 @@ use super::read::WAIT_IDLE_FIX;
 use super::study::Defaults;
 use super::text::{did_you_mean, found, found_value, shown, suggest};
 use super::{Checker, StudyInfo, DEFAULT_TIMEOUT_S};
-use crate::manifest::{sha256_hex, Manifest, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS};
+use crate::manifest::{
+    expand_study, sha256_hex, Manifest, Point, RESOURCE_AXES, STUDY_KEYS, TOP_KEYS,
+};
 
 /// The top-level settings (each `None` when its key is invalid).
 struct TopSettings {
@@ -43,7 +45,7 @@ impl Checker<'_> {
             .map(|(i, (t, header))| self.study(i, *t, *header, defaults))
             .collect();
         self.unique_study_names(&mut infos);
-        self.plan_size_and_points(&infos);
+        let points = self.plan_size_and_points(&infos);
 
         if !self.problems.is_empty() {
             return None;
@@ -62,6 +64,7 @@ impl Checker<'_> {
                 .into_iter()
                 .map(|i| i.study)
                 .collect::<Option<Vec<_>>>()?,
+            points,
             slurm,
             data_dir: self.data_dir(),
         })
@@ -246,19 +249,29 @@ impl Checker<'_> {
         }
     }
 
-    /// The plan must stay within [`crate::manifest::MAX_POINTS`]; below it, every point of every valid study is
-    /// checked ([`crate::manifest::points`]).
-    fn plan_size_and_points(&mut self, infos: &[StudyInfo]) {
-        match crate::manifest::points::plan_size(infos.iter().filter_map(|i| i.study.as_ref())) {
-            Err(problem) => self.problems.push(problem),
-            Ok(_) => {
-                let mut ids = HashMap::new();
-                for info in infos {
-                    if let Some(study) = &info.study {
-                        crate::manifest::points::check_points(self, study, info, &mut ids);
-                    }
+    /// The plan must stay within [`crate::manifest::MAX_POINTS`]; below it, every valid study is
+    /// expanded, once, and every point checked ([`crate::manifest::points`]). The points, which
+    /// the [`Manifest`] keeps for [`crate::plan::expand`].
+    fn plan_size_and_points(&mut self, infos: &[StudyInfo]) -> Vec<Point> {
+        let total =
+            match crate::manifest::points::plan_size(infos.iter().filter_map(|i| i.study.as_ref()))
+            {
+                Err(problem) => {
+                    self.problems.push(problem);
+                    return Vec::new();
                 }
+                Ok(total) => total,
+            };
+        let mut points = Vec::with_capacity(total);
+        let mut ids = HashMap::new();
+        for info in infos {
+            if let Some(study) = &info.study {
+                let start = points.len();
+                expand_study(study, self.ctx.node.cores, &mut points);
+                let mine = &points[start..];
+                crate::manifest::points::check_points(self, study, info, mine, &mut ids);
             }
         }
+        points
     }
 }

@@ -432,13 +432,3 @@ impl MatMul {
 pub fn describe() -> String {
     cuda::runtime::describe()
 }
-
-#[cfg(test)]
-mod tests {
-    /// The descriptions (in every build) write the modes of `transfers` out; they must be the
-    /// benchmark's own.
-    #[test]
-    fn transfer_modes_are_the_benchmarks() {
-        assert_eq!(super::super::TRANSFER_MODES, super::bench::Transfers::NAMES);
-    }
-}

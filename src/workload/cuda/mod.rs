@@ -14,6 +14,8 @@
 //! gives a failed point whose reason names the fix. Besides the wall time of a repetition, each
 //! records `kernel_s` (CUDA events), and with `transfers = "timed"` also `h2d_s` and `d2h_s`.
 
+use scalelab_kernels::cuda;
+
 use super::{Backend, Description, ParamKind, ParamSpec, WeakRule};
 
 #[cfg(feature = "cuda")]
@@ -21,9 +23,9 @@ mod adapters;
 #[cfg(feature = "cuda")]
 pub use adapters::{describe, MatMul, ReduceSum, Stream, TransposeMatrix};
 
-/// The modes of `transfers`: `scalelab_kernels::cuda::bench::Transfers::NAMES`, written out
-/// because that module needs the feature (a test checks they agree).
-const TRANSFER_MODES: &[&str] = &["resident", "timed"];
+/// The modes of `transfers`: the names of `scalelab_kernels::cuda::Transfers` (present in every
+/// build), one list.
+const TRANSFER_MODES: &[&str] = &cuda::Transfers::NAMES;
 
 const TRANSFERS: ParamSpec = ParamSpec {
     name: "transfers",
@@ -33,7 +35,9 @@ const TRANSFERS: ParamSpec = ParamSpec {
           also copies inputs in and the result out: metrics h2d_s, d2h_s)",
 };
 
-pub(crate) const STREAM_VARIANTS: &[&str] = &["saxpy", "copy", "scale", "add", "triad", "memcpy"];
+/// The `variant` choices of each CUDA workload: the names of its kernel enum in
+/// `scalelab_kernels::cuda` (present in every build), one list each.
+pub(crate) const STREAM_VARIANTS: &[&str] = &cuda::Elementwise::NAMES;
 
 const STREAM_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -52,7 +56,7 @@ const STREAM_PARAMS: &[ParamSpec] = &[
     TRANSFERS,
 ];
 
-pub(crate) const REDUCE_VARIANTS: &[&str] = &["atomic", "shared", "shuffle", "gridstride"];
+pub(crate) const REDUCE_VARIANTS: &[&str] = &cuda::Reduce::NAMES;
 
 const REDUCE_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -71,7 +75,7 @@ const REDUCE_PARAMS: &[ParamSpec] = &[
     TRANSFERS,
 ];
 
-pub(crate) const TRANSPOSE_VARIANTS: &[&str] = &["naive", "tiled"];
+pub(crate) const TRANSPOSE_VARIANTS: &[&str] = &cuda::Transpose::NAMES;
 
 const TRANSPOSE_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -89,15 +93,7 @@ const TRANSPOSE_PARAMS: &[ParamSpec] = &[
     TRANSFERS,
 ];
 
-pub(crate) const GEMM_VARIANTS: &[&str] = &[
-    "naive",
-    "tiled",
-    "regblock",
-    "cublas",
-    "cublas-dgemm",
-    "tensor-tf32",
-    "tensor-bf16",
-];
+pub(crate) const GEMM_VARIANTS: &[&str] = &cuda::Gemm::NAMES;
 
 const GEMM_PARAMS: &[ParamSpec] = &[
     ParamSpec {

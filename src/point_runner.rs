@@ -1,4 +1,5 @@
-//! The point runner: what `scalelab point` does.
+//! The point runner: what `scalelab point` does with one point, in its own process. (The point
+//! itself, the type, is [`crate::plan::Point`]; the launching of many is [`crate::executor`].)
 //!
 //! Every launch path (direct, mpirun, srun, a SLURM array task) ends here, so every path produces the
 //! same record. The point comes from a [`Source`]: a one-point spec file that the local executor
