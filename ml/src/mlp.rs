@@ -499,6 +499,14 @@ impl Trainer {
     }
 }
 
+/// `0..n` in a seeded random order: the order in which the training rows are visited.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    order
+}
+
 /// The global batch of step `step`: `batch` consecutive entries of `order` (a fixed shuffle of the
 /// training rows), wrapping around.
 pub fn global_batch(order: &[usize], batch: usize, step: usize) -> Vec<usize> {
