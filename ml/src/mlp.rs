@@ -444,6 +444,7 @@ impl Trainer {
     /// One optimizer step on the global batch `batch` (dataset row indices, `schedule.batch`
     /// long) as rank `rank`: its share in `schedule.micro` micro-batches, the partial sums merged
     /// along the fixed tree, the ranks joined by `reducer`, then SGD with momentum on the mean.
+    #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
         x: &Matrix,
@@ -640,7 +641,7 @@ mod tests {
         t.micro_gradient(&iris.x, &y, &rows, 5, &mut g);
         let n = rows.len() as f64;
         let h = 1e-6;
-        for k in 0..t.mlp.layout.len() {
+        for (k, &gk) in g.iter().enumerate() {
             let keep = t.mlp.params[k];
             t.mlp.params[k] = keep + h;
             let up = t.evaluate(&iris.x, &y, &rows).0;
@@ -648,7 +649,7 @@ mod tests {
             let down = t.evaluate(&iris.x, &y, &rows).0;
             t.mlp.params[k] = keep;
             let numeric = (up - down) / (2.0 * h);
-            let analytic = g[k] / n;
+            let analytic = gk / n;
             assert!(
                 (numeric - analytic).abs() <= 1e-6 * (1.0 + analytic.abs()),
                 "parameter {k}: finite difference {numeric} vs backward {analytic}"

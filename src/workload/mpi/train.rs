@@ -124,7 +124,7 @@ fn synthetic(name: &str, params: &Params) -> Result<Option<Synthetic>, String> {
     }
     let features = count(params, "features")?;
     let classes = count(params, "classes")?;
-    if classes < 2 || classes > crate::workload::ml::MAX_CLASSES || features == 0 {
+    if !(2..=crate::workload::ml::MAX_CLASSES).contains(&classes) || features == 0 {
         return Err(format!(
             "{name}: a synthetic dataset needs at least one feature and 2 to {} classes (got \
              features = {features}, classes = {classes})",
