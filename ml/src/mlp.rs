@@ -532,6 +532,9 @@ mod tests {
     struct Shared {
         barrier: Barrier,
         parts: Mutex<Vec<Vec<f64>>>,
+        /// Add the ranks' sums one after another (what a ring or a chain does) instead of along
+        /// the tree: the wrong order, to show that the check catches it.
+        sequential: bool,
     }
 
     struct Handle<'s> {
@@ -544,7 +547,16 @@ mod tests {
             self.shared.parts.lock().unwrap()[self.rank] = grad.to_vec();
             self.shared.barrier.wait();
             let mut all: Vec<f64> = self.shared.parts.lock().unwrap().concat();
-            tree_sum(&mut all, grad.len());
+            if self.shared.sequential {
+                let (first, rest) = all.split_at_mut(grad.len());
+                for part in rest.chunks(grad.len()) {
+                    for (a, b) in first.iter_mut().zip(part) {
+                        *a += *b;
+                    }
+                }
+            } else {
+                tree_sum(&mut all, grad.len());
+            }
             grad.copy_from_slice(&all[..grad.len()]);
             self.shared.barrier.wait();
             0
@@ -552,6 +564,10 @@ mod tests {
     }
 
     fn train(data: &Dataset, schedule: Schedule, steps: usize) -> Vec<u64> {
+        train_with(data, schedule, steps, false)
+    }
+
+    fn train_with(data: &Dataset, schedule: Schedule, steps: usize, sequential: bool) -> Vec<u64> {
         let y = labels(data);
         let order: Vec<usize> = (0..data.rows()).rev().collect();
         let widths = [data.features(), 8, 5, data.y.n_classes()];
@@ -562,6 +578,7 @@ mod tests {
         let shared = Shared {
             barrier: Barrier::new(schedule.ranks),
             parts: Mutex::new(vec![Vec::new(); schedule.ranks]),
+            sequential,
         };
         let results: Vec<Vec<u64>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..schedule.ranks)
@@ -615,6 +632,29 @@ mod tests {
                 "ranks = {ranks}, micro = {micro}: weights differ from the serial reference"
             );
         }
+    }
+
+    #[test]
+    fn joining_four_ranks_in_sequence_instead_of_the_tree_changes_the_weights() {
+        // The bitwise check can fail: ((a + b) + c) + d over the ranks is not the tree's
+        // (a + b) + (c + d), and after a few steps the weights differ.
+        let iris = data::load("iris").unwrap();
+        let schedule = Schedule {
+            batch: 48,
+            grain: 3,
+            ranks: 4,
+            micro: 1,
+        };
+        let serial = train(
+            &iris,
+            Schedule {
+                ranks: 1,
+                ..schedule
+            },
+            12,
+        );
+        assert_eq!(train(&iris, schedule, 12), serial);
+        assert_ne!(train_with(&iris, schedule, 12, true), serial);
     }
 
     #[test]
