@@ -50,6 +50,7 @@ pub mod estimator;
 pub mod estimators;
 pub mod folds;
 pub mod metrics;
+pub mod mlp;
 pub mod pipeline;
 pub mod search;
 

@@ -719,6 +719,7 @@ registry! {
     @feature("mpi") mpi::STENCIL => &mpi::Stencil,
     @feature("mpi") mpi::GEMM => &mpi::Gemm,
     @feature("mpi") mpi::PI => &mpi::Pi,
+    @feature("mpi") mpi::TRAIN => &mpi::Train,
     @feature("mpi") hpl::MPI_LU => &hpl::MpiLu,
     @feature("cuda") cuda::STREAM => &cuda::Stream,
     @feature("cuda") cuda::REDUCE => &cuda::ReduceSum,

@@ -30,6 +30,10 @@ use super::{Backend, Description, ParamKind, ParamSpec, Reporting, WeakRule};
 mod adapters;
 #[cfg(feature = "mpi")]
 pub use adapters::{Collective, Gemm, Pi, PingPong, Stencil};
+#[cfg(feature = "mpi")]
+mod train;
+#[cfg(feature = "mpi")]
+pub use train::Train;
 
 const PINGPONG_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -162,5 +166,106 @@ pub const PI: Description = Description::new(
     "Monte Carlo π, chunks split over ranks and threads, MPI_Reduce of the hits (3 flops/sample)",
     Backend::Mpi,
     PI_PARAMS,
+)
+.size_unit("samples");
+
+/// The strategies of `mpi.train` (docs/training.md).
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate"];
+
+const TRAIN_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "strategy",
+        kind: ParamKind::Choice(TRAIN_STRATEGIES),
+        default: "ddp",
+        doc: "ddp: each rank a replica and a shard of every global batch, gradients summed over \
+              the ranks once per step; accumulate: the same, each rank's shard in `micro` \
+              micro-batches whose gradients are accumulated before the one reduction",
+    },
+    ParamSpec {
+        name: "dataset",
+        kind: ParamKind::Text,
+        default: "synthetic",
+        doc: "\"synthetic\" (size samples × features, classes) or a built-in classification \
+              dataset (iris, breast_cancer, digits, wine_quality)",
+    },
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Size,
+        default: "4096",
+        doc: "samples of the synthetic dataset (a count; ignored for a built-in one)",
+    },
+    ParamSpec {
+        name: "features",
+        kind: ParamKind::Int,
+        default: "32",
+        doc: "features of the synthetic dataset",
+    },
+    ParamSpec {
+        name: "classes",
+        kind: ParamKind::Int,
+        default: "4",
+        doc: "classes of the synthetic dataset",
+    },
+    ParamSpec {
+        name: "hidden",
+        kind: ParamKind::Text,
+        default: "64,64",
+        doc:
+            "widths of the hidden ReLU layers, comma-separated (\"\" for none: softmax regression)",
+    },
+    ParamSpec {
+        name: "batch",
+        kind: ParamKind::Int,
+        default: "256",
+        doc: "global batch: samples per optimizer step over all ranks (a multiple of ranks × \
+              micro × grain)",
+    },
+    ParamSpec {
+        name: "grain",
+        kind: ParamKind::Int,
+        default: "8",
+        doc: "samples per reduction grain: the fixed blocks whose gradients are summed along one \
+              fixed tree, whatever the rank count (docs/training.md)",
+    },
+    ParamSpec {
+        name: "micro",
+        kind: ParamKind::Int,
+        default: "4",
+        doc: "micro-batches per rank and step for `accumulate` (a power of two; ddp uses one)",
+    },
+    ParamSpec {
+        name: "steps",
+        kind: ParamKind::Int,
+        default: "20",
+        doc: "optimizer steps per repetition, each from the same initial weights",
+    },
+    ParamSpec {
+        name: "lr",
+        kind: ParamKind::Float,
+        default: "0.05",
+        doc: "SGD learning rate",
+    },
+    ParamSpec {
+        name: "momentum",
+        kind: ParamKind::Float,
+        default: "0.9",
+        doc: "SGD momentum μ (v ← μ·v + g, w ← w − lr·v)",
+    },
+    ParamSpec {
+        name: "seed",
+        kind: ParamKind::Int,
+        default: "42",
+        doc: "seed of the synthetic data, the shuffle and the initial weights",
+    },
+];
+
+/// `mpi.train`: data-parallel MLP training over MPI ranks (src/workload/mpi/train.rs), described
+/// in every build.
+pub const TRAIN: Description = Description::new(
+    "mpi.train",
+    "MLP trained data-parallel over MPI ranks (ddp, accumulate), bitwise the serial weights; \
+     work: training FLOPs, metric samples_per_s",
+    Backend::Mpi,
+    TRAIN_PARAMS,
 )
 .size_unit("samples");

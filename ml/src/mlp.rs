@@ -1,0 +1,752 @@
+//! Data-parallel training of a small multilayer perceptron: the model (dense layers, ReLU, softmax
+//! cross-entropy), minibatch SGD with momentum, and the fixed-order gradient reduction that makes
+//! the weights trained over any power-of-two number of processes the bitwise same as one
+//! process's.
+//!
+//! Forward and backward passes run on the tuned DGEMM of `scalelab_kernels` (`C += A·B`,
+//! [`Workspace::update`]). That GEMM sums each output element as one chain of FMAs over the shared
+//! dimension, in an order fixed by that dimension and the cache blocking alone: not by the number
+//! of rows, nor by the thread that computes them. So a sample's activations do not depend on which
+//! other samples share its batch, and neither does a product whose shared dimension is fixed.
+//!
+//! The weight gradient is a sum over the samples of the global batch, and the order of that sum is
+//! what a naive split over ranks changes. The scheme (docs/training.md):
+//!
+//! 1. The global batch of `B` samples is cut into `B / grain` fixed **grains** of `grain`
+//!    consecutive samples, whatever the rank count. A grain's gradient is one GEMM with shared
+//!    dimension `grain` (and a sequential sum for the biases): the same bits on any rank.
+//! 2. The grains are summed along one fixed binary tree: the sum over grains `lo..hi` is the sum
+//!    over `lo..mid` plus the sum over `mid..hi`, `mid = lo + (hi − lo) / 2` ([`tree_sum`]).
+//! 3. With `R` ranks and `k` micro-batches per step, both powers of two dividing the grain count,
+//!    every rank's contiguous share of grains and every micro-batch inside it is a subtree of that
+//!    tree. A rank sums its micro-batches' subtrees as they come (a binary-counter stack: two
+//!    partial sums of equal size merge, left + right), then [`GradientReducer::combine`] joins the
+//!    ranks' subtrees in the same tree (recursive doubling: at step `s`, rank `r` and `r ^ 2^s`
+//!    both compute left + right). Each addition of the serial tree happens once, with the same
+//!    operands, wherever it runs: the sum is bitwise the one-process sum.
+//!
+//! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
+//! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
+//! workload.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use scalelab_kernels::gemm::tuned::Workspace;
+
+use crate::data::Matrix;
+
+/// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step
+/// with a buffer of the same length, so a collective implementation cannot deadlock.
+pub trait GradientReducer {
+    /// On entry `grad` holds this rank's subtree sum (rank `r` of `R` owns grains
+    /// `r·n/R .. (r+1)·n/R` of the global batch); on return it holds the whole tree's sum, on
+    /// every rank. Implementations must add exactly as [`tree_sum`] does over the ranks' partial
+    /// sums (left + right, halves of the rank range); the bytes this rank sent are returned.
+    fn combine(&self, grad: &mut [f64]) -> u64;
+}
+
+/// The reducer of a single process: its gradient already covers the whole batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalReducer;
+
+impl GradientReducer for LocalReducer {
+    fn combine(&self, _grad: &mut [f64]) -> u64 {
+        0
+    }
+}
+
+/// Sums `n = buf.len() / len` consecutive vectors of length `len` along the fixed tree (module
+/// docs): on return the first vector holds the sum; the others are clobbered.
+pub fn tree_sum(buf: &mut [f64], len: usize) {
+    let n = buf.len().checked_div(len).unwrap_or(0);
+    if n > 1 {
+        let mid = n / 2;
+        let (left, right) = buf.split_at_mut(mid * len);
+        tree_sum(left, len);
+        tree_sum(right, len);
+        for (a, b) in left[..len].iter_mut().zip(&right[..len]) {
+            *a += *b;
+        }
+    }
+}
+
+/// How one optimizer step's global batch is split: `batch` samples in grains of `grain`, over
+/// `ranks` processes, each doing `micro` micro-batches (gradient accumulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub batch: usize,
+    pub grain: usize,
+    pub ranks: usize,
+    pub micro: usize,
+}
+
+impl Schedule {
+    /// Refuse a split the fixed reduction tree cannot follow, saying which value to change.
+    /// `name` prefixes the message (the workload's name).
+    pub fn check(&self, name: &str) -> Result<(), String> {
+        let Schedule {
+            batch,
+            grain,
+            ranks,
+            micro,
+        } = *self;
+        if batch == 0 || grain == 0 || micro == 0 || ranks == 0 {
+            return Err(format!(
+                "{name}: batch, grain and micro must be at least 1 (batch = {batch}, grain = \
+                 {grain}, micro = {micro})"
+            ));
+        }
+        if !ranks.is_power_of_two() {
+            return Err(format!(
+                "{name}: {ranks} ranks: the fixed reduction tree halves the global batch, so the \
+                 rank count must be a power of two; use {} or {} ranks",
+                ranks.next_power_of_two() / 2,
+                ranks.next_power_of_two()
+            ));
+        }
+        if !micro.is_power_of_two() {
+            return Err(format!(
+                "{name}: micro = {micro}: the fixed reduction tree halves each rank's share, so \
+                 the micro-batch count must be a power of two; use micro = {} or {}",
+                micro.next_power_of_two() / 2,
+                micro.next_power_of_two()
+            ));
+        }
+        let unit = ranks * micro * grain;
+        if !batch.is_multiple_of(unit) {
+            return Err(format!(
+                "{name}: the global batch of {batch} samples is not divisible by ranks × \
+                 micro-batches × grain = {ranks} × {micro} × {grain} = {unit}: every micro-batch \
+                 must hold whole grains; use a batch that is a multiple of {unit} (e.g. {})",
+                batch.next_multiple_of(unit)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Positions in the global batch of rank `rank`'s share.
+    pub fn shard(&self, rank: usize) -> Range<usize> {
+        let per = self.batch / self.ranks;
+        rank * per..(rank + 1) * per
+    }
+}
+
+/// SGD with (heavy-ball) momentum, as `torch.optim.SGD(momentum=μ)`: `v ← μ·v + g`, `w ← w − lr·v`,
+/// with `g` the gradient of the mean loss over the global batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f64,
+    pub momentum: f64,
+}
+
+/// Where each layer's weights (`inputs × outputs`, row-major) and biases live in the flat
+/// parameter vector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    widths: Vec<usize>,
+    offsets: Vec<usize>,
+    len: usize,
+}
+
+impl Layout {
+    /// Widths from the inputs to the classes, e.g. `[4, 16, 3]`: at least two, none zero.
+    pub fn new(widths: &[usize]) -> Result<Layout, String> {
+        if widths.len() < 2 || widths.contains(&0) {
+            return Err(format!(
+                "an MLP needs at least an input and an output width, none zero (got {widths:?})"
+            ));
+        }
+        let mut offsets = Vec::with_capacity(widths.len() - 1);
+        let mut len = 0usize;
+        for w in widths.windows(2) {
+            offsets.push(len);
+            len += w[0] * w[1] + w[1];
+        }
+        Ok(Layout {
+            widths: widths.to_vec(),
+            offsets,
+            len,
+        })
+    }
+
+    /// Number of parameters (weights and biases).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the model has no parameters (never, for a valid layout).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The widths, inputs first.
+    pub fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
+    fn layers(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    /// Ranges of layer `l`'s weights and biases.
+    fn layer(&self, l: usize) -> (Range<usize>, Range<usize>) {
+        let (i, o) = (self.widths[l], self.widths[l + 1]);
+        let at = self.offsets[l];
+        (at..at + i * o, at + i * o..at + i * o + o)
+    }
+
+    /// FLOPs of one sample's forward and backward pass: 2·i·o for the forward product, twice that
+    /// for the two backward products (the input gradient is skipped for the first layer).
+    pub fn flops_per_sample(&self) -> f64 {
+        (0..self.layers())
+            .map(|l| {
+                let io = (self.widths[l] * self.widths[l + 1]) as f64;
+                if l == 0 {
+                    4.0 * io
+                } else {
+                    6.0 * io
+                }
+            })
+            .sum()
+    }
+}
+
+/// The model: its layout, parameters and the optimizer's velocity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mlp {
+    pub layout: Layout,
+    pub params: Vec<f64>,
+    pub velocity: Vec<f64>,
+}
+
+impl Mlp {
+    /// He-uniform weights (`U(±√(6 / inputs))`) from `seed`, zero biases and velocity.
+    pub fn new(widths: &[usize], seed: u64) -> Result<Mlp, String> {
+        let layout = Layout::new(widths)?;
+        let mut params = vec![0.0; layout.len()];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        for l in 0..layout.layers() {
+            let (w, _) = layout.layer(l);
+            let a = (6.0 / layout.widths[l] as f64).sqrt();
+            for p in &mut params[w] {
+                *p = rng.random_range(-a..a);
+            }
+        }
+        let velocity = vec![0.0; layout.len()];
+        Ok(Mlp {
+            layout,
+            params,
+            velocity,
+        })
+    }
+}
+
+/// Seconds and bytes of the steps taken so far (reset with [`Trainer::take_timing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTiming {
+    /// Forward, backward, local reduction and the optimizer update.
+    pub compute_s: f64,
+    /// Inside [`GradientReducer::combine`], waiting for slower ranks included.
+    pub comm_s: f64,
+    /// Bytes this rank sent in `combine`.
+    pub bytes_sent: u64,
+    pub steps: u64,
+}
+
+/// A model with the buffers and GEMM workspace to train it on one rank.
+pub struct Trainer {
+    pub mlp: Mlp,
+    ws: Workspace,
+    /// Activations per layer (inputs first) of the current micro-batch, `rows × width`.
+    acts: Vec<Vec<f64>>,
+    delta: Vec<f64>,
+    next_delta: Vec<f64>,
+    transposed: Vec<f64>,
+    /// One gradient per grain of the current micro-batch.
+    leaves: Vec<f64>,
+    timing: StepTiming,
+}
+
+impl Trainer {
+    pub fn new(mlp: Mlp) -> Trainer {
+        Trainer {
+            mlp,
+            ws: Workspace::new(),
+            acts: Vec::new(),
+            delta: Vec::new(),
+            next_delta: Vec::new(),
+            transposed: Vec::new(),
+            leaves: Vec::new(),
+            timing: StepTiming::default(),
+        }
+    }
+
+    /// The timing so far, and zero it.
+    pub fn take_timing(&mut self) -> StepTiming {
+        std::mem::take(&mut self.timing)
+    }
+
+    /// Forward pass of `rows` of `x`: fills `self.acts` (the last entry holds the logits).
+    fn forward(&mut self, x: &Matrix, rows: &[usize]) {
+        let layout = &self.mlp.layout;
+        let n = rows.len();
+        self.acts.resize_with(layout.widths.len(), Vec::new);
+        let a0 = &mut self.acts[0];
+        a0.clear();
+        for &r in rows {
+            a0.extend_from_slice(x.row(r));
+        }
+        for l in 0..layout.layers() {
+            let (i, o) = (layout.widths[l], layout.widths[l + 1]);
+            let (w, b) = layout.layer(l);
+            let (before, after) = self.acts.split_at_mut(l + 1);
+            let z = &mut after[0];
+            z.clear();
+            for _ in 0..n {
+                z.extend_from_slice(&self.mlp.params[b.clone()]);
+            }
+            self.ws
+                .update(n, o, i, &before[l], i, &self.mlp.params[w], o, z, o);
+            if l + 1 < layout.layers() {
+                for v in z.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            }
+        }
+    }
+
+    /// Mean cross-entropy loss and accuracy of the model on `rows` (forward only).
+    pub fn evaluate(&mut self, x: &Matrix, labels: &[u32], rows: &[usize]) -> (f64, f64) {
+        if rows.is_empty() {
+            return (f64::NAN, f64::NAN);
+        }
+        self.forward(x, rows);
+        let c = *self.mlp.layout.widths.last().unwrap();
+        let logits = self.acts.last().unwrap();
+        let (mut loss, mut right) = (0.0, 0usize);
+        for (k, &r) in rows.iter().enumerate() {
+            let z = &logits[k * c..(k + 1) * c];
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+            let y = labels[r] as usize;
+            loss += m + s.ln() - z[y];
+            let best = (0..c).fold(0, |b, j| if z[j] > z[b] { j } else { b });
+            right += usize::from(best == y);
+        }
+        (loss / rows.len() as f64, right as f64 / rows.len() as f64)
+    }
+
+    /// The summed (not averaged) loss gradient of one micro-batch `rows` (a whole number of
+    /// grains), as the tree sum of its grains' gradients, into `out`.
+    fn micro_gradient(
+        &mut self,
+        x: &Matrix,
+        labels: &[u32],
+        rows: &[usize],
+        grain: usize,
+        out: &mut [f64],
+    ) {
+        self.forward(x, rows);
+        let layout = self.mlp.layout.clone();
+        let p = layout.len();
+        let n = rows.len();
+        let grains = n / grain;
+        let c = *layout.widths.last().unwrap();
+        // Softmax minus one-hot: the gradient of each sample's loss with respect to its logits.
+        self.delta.clear();
+        self.delta.extend_from_slice(self.acts.last().unwrap());
+        for (k, &r) in rows.iter().enumerate() {
+            let z = &mut self.delta[k * c..(k + 1) * c];
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut s = 0.0;
+            for v in z.iter_mut() {
+                *v = (*v - m).exp();
+                s += *v;
+            }
+            for v in z.iter_mut() {
+                *v /= s;
+            }
+            z[labels[r] as usize] -= 1.0;
+        }
+        self.leaves.clear();
+        self.leaves.resize(grains * p, 0.0);
+        for l in (0..layout.layers()).rev() {
+            let (i, o) = (layout.widths[l], layout.widths[l + 1]);
+            let (w, b) = layout.layer(l);
+            let a = &self.acts[l];
+            for g in 0..grains {
+                let leaf = &mut self.leaves[g * p..(g + 1) * p];
+                // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
+                self.transposed.clear();
+                self.transposed.resize(i * grain, 0.0);
+                for s in 0..grain {
+                    for f in 0..i {
+                        self.transposed[f * grain + s] = a[(g * grain + s) * i + f];
+                    }
+                }
+                let d = &self.delta[g * grain * o..(g + 1) * grain * o];
+                self.ws.update(
+                    i,
+                    o,
+                    grain,
+                    &self.transposed,
+                    grain,
+                    d,
+                    o,
+                    &mut leaf[w.clone()],
+                    o,
+                );
+                let db = &mut leaf[b.clone()];
+                for s in 0..grain {
+                    for (acc, v) in db.iter_mut().zip(&d[s * o..(s + 1) * o]) {
+                        *acc += v;
+                    }
+                }
+            }
+            if l > 0 {
+                // Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1}).
+                let wl = &self.mlp.params[w];
+                self.transposed.clear();
+                self.transposed.resize(o * i, 0.0);
+                for f in 0..i {
+                    for j in 0..o {
+                        self.transposed[j * i + f] = wl[f * o + j];
+                    }
+                }
+                self.next_delta.clear();
+                self.next_delta.resize(n * i, 0.0);
+                self.ws.update(
+                    n,
+                    i,
+                    o,
+                    &self.delta,
+                    o,
+                    &self.transposed,
+                    i,
+                    &mut self.next_delta,
+                    i,
+                );
+                for (d, act) in self.next_delta.iter_mut().zip(a) {
+                    if *act <= 0.0 {
+                        *d = 0.0;
+                    }
+                }
+                std::mem::swap(&mut self.delta, &mut self.next_delta);
+            }
+        }
+        tree_sum(&mut self.leaves, p);
+        out.copy_from_slice(&self.leaves[..p]);
+    }
+
+    /// One optimizer step on the global batch `batch` (dataset row indices, `schedule.batch`
+    /// long) as rank `rank`: its share in `schedule.micro` micro-batches, the partial sums merged
+    /// along the fixed tree, the ranks joined by `reducer`, then SGD with momentum on the mean.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step(
+        &mut self,
+        x: &Matrix,
+        labels: &[u32],
+        batch: &[usize],
+        schedule: &Schedule,
+        rank: usize,
+        sgd: Sgd,
+        reducer: &dyn GradientReducer,
+    ) {
+        let start = Instant::now();
+        let p = self.mlp.layout.len();
+        let shard = &batch[schedule.shard(rank)];
+        let per_micro = shard.len() / schedule.micro;
+        // Binary-counter stack of (partial sum, micro-batches it covers): equal sizes merge, so
+        // with a power-of-two count the merges are the fixed tree's.
+        let mut stack: Vec<(Vec<f64>, usize)> = Vec::new();
+        for j in 0..schedule.micro {
+            let mut g = vec![0.0; p];
+            let rows = &shard[j * per_micro..(j + 1) * per_micro];
+            self.micro_gradient(x, labels, rows, schedule.grain, &mut g);
+            stack.push((g, 1));
+            while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
+                let (right, size) = stack.pop().unwrap();
+                let left = stack.last_mut().unwrap();
+                for (a, b) in left.0.iter_mut().zip(&right) {
+                    *a += *b;
+                }
+                left.1 += size;
+            }
+        }
+        let mut grad = stack.swap_remove(0).0;
+        let before_comm = Instant::now();
+        let bytes = reducer.combine(&mut grad);
+        let after_comm = Instant::now();
+        let scale = schedule.batch as f64;
+        let Sgd { lr, momentum } = sgd;
+        for ((w, v), g) in self
+            .mlp
+            .params
+            .iter_mut()
+            .zip(self.mlp.velocity.iter_mut())
+            .zip(&grad)
+        {
+            *v = momentum * *v + g / scale;
+            *w -= lr * *v;
+        }
+        let comm = (after_comm - before_comm).as_secs_f64();
+        self.timing.comm_s += comm;
+        self.timing.compute_s += start.elapsed().as_secs_f64() - comm;
+        self.timing.bytes_sent += bytes;
+        self.timing.steps += 1;
+    }
+}
+
+/// `0..n` in a seeded random order: the order in which the training rows are visited.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut Xoshiro256PlusPlus::seed_from_u64(seed));
+    order
+}
+
+/// The global batch of step `step`: `batch` consecutive entries of `order` (a fixed shuffle of the
+/// training rows), wrapping around.
+pub fn global_batch(order: &[usize], batch: usize, step: usize) -> Vec<usize> {
+    (0..batch)
+        .map(|i| order[(step * batch + i) % order.len()])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Barrier, Mutex};
+
+    use super::*;
+    use crate::data::{self, Dataset};
+
+    fn labels(d: &Dataset) -> Vec<u32> {
+        d.y.labels().unwrap().to_vec()
+    }
+
+    /// Ranks as threads: each deposits its subtree sum, then every thread tree-sums the deposits
+    /// in rank order (what recursive doubling computes).
+    struct Shared {
+        barrier: Barrier,
+        parts: Mutex<Vec<Vec<f64>>>,
+        /// Add the ranks' sums one after another (what a ring or a chain does) instead of along
+        /// the tree: the wrong order, to show that the check catches it.
+        sequential: bool,
+    }
+
+    struct Handle<'s> {
+        shared: &'s Shared,
+        rank: usize,
+    }
+
+    impl GradientReducer for Handle<'_> {
+        fn combine(&self, grad: &mut [f64]) -> u64 {
+            self.shared.parts.lock().unwrap()[self.rank] = grad.to_vec();
+            self.shared.barrier.wait();
+            let mut all: Vec<f64> = self.shared.parts.lock().unwrap().concat();
+            if self.shared.sequential {
+                let (first, rest) = all.split_at_mut(grad.len());
+                for part in rest.chunks(grad.len()) {
+                    for (a, b) in first.iter_mut().zip(part) {
+                        *a += *b;
+                    }
+                }
+            } else {
+                tree_sum(&mut all, grad.len());
+            }
+            grad.copy_from_slice(&all[..grad.len()]);
+            self.shared.barrier.wait();
+            0
+        }
+    }
+
+    fn train(data: &Dataset, schedule: Schedule, steps: usize) -> Vec<u64> {
+        train_with(data, schedule, steps, false)
+    }
+
+    fn train_with(data: &Dataset, schedule: Schedule, steps: usize, sequential: bool) -> Vec<u64> {
+        let y = labels(data);
+        let order: Vec<usize> = (0..data.rows()).rev().collect();
+        let widths = [data.features(), 8, 5, data.y.n_classes()];
+        let sgd = Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+        };
+        let shared = Shared {
+            barrier: Barrier::new(schedule.ranks),
+            parts: Mutex::new(vec![Vec::new(); schedule.ranks]),
+            sequential,
+        };
+        let results: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..schedule.ranks)
+                .map(|rank| {
+                    let (shared, y, order) = (&shared, &y, &order);
+                    s.spawn(move || {
+                        let mut t = Trainer::new(Mlp::new(&widths, 7).unwrap());
+                        let reducer = Handle { shared, rank };
+                        for step in 0..steps {
+                            let batch = global_batch(order, schedule.batch, step);
+                            t.step(&data.x, y, &batch, &schedule, rank, sgd, &reducer);
+                        }
+                        t.mlp.params.iter().map(|v| v.to_bits()).collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in &results[1..] {
+            assert_eq!(r, &results[0], "ranks disagree");
+        }
+        results.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn weights_are_bitwise_the_serial_ones_at_any_power_of_two_split() {
+        let iris = data::load("iris").unwrap();
+        let serial = train(
+            &iris,
+            Schedule {
+                batch: 48,
+                grain: 3,
+                ranks: 1,
+                micro: 1,
+            },
+            12,
+        );
+        for (ranks, micro) in [(2, 1), (4, 1), (1, 4), (2, 2), (4, 2), (2, 8)] {
+            let got = train(
+                &iris,
+                Schedule {
+                    batch: 48,
+                    grain: 3,
+                    ranks,
+                    micro,
+                },
+                12,
+            );
+            assert!(
+                got == serial,
+                "ranks = {ranks}, micro = {micro}: weights differ from the serial reference"
+            );
+        }
+    }
+
+    #[test]
+    fn joining_four_ranks_in_sequence_instead_of_the_tree_changes_the_weights() {
+        // The bitwise check can fail: ((a + b) + c) + d over the ranks is not the tree's
+        // (a + b) + (c + d), and after a few steps the weights differ.
+        let iris = data::load("iris").unwrap();
+        let schedule = Schedule {
+            batch: 48,
+            grain: 3,
+            ranks: 4,
+            micro: 1,
+        };
+        let serial = train(
+            &iris,
+            Schedule {
+                ranks: 1,
+                ..schedule
+            },
+            12,
+        );
+        assert_eq!(train(&iris, schedule, 12), serial);
+        assert_ne!(train_with(&iris, schedule, 12, true), serial);
+    }
+
+    #[test]
+    fn a_plain_sequential_sum_over_ranks_would_differ() {
+        // Guard that the test above can fail: summing the grains in another order changes bits.
+        let v = [1e16, 1.0, -1e16, 1.0];
+        let mut tree = v.to_vec();
+        tree_sum(&mut tree, 1);
+        let seq = v.iter().fold(0.0, |a, b| a + b);
+        assert_ne!(tree[0].to_bits(), seq.to_bits());
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let iris = data::load("iris").unwrap();
+        let y = labels(&iris);
+        let rows: Vec<usize> = (0..150).step_by(10).collect();
+        let mut t = Trainer::new(Mlp::new(&[4, 6, 5, 3], 3).unwrap());
+        // Nudge the biases off zero so that every ReLU has a definite side.
+        for p in t.mlp.params.iter_mut() {
+            *p += 0.01;
+        }
+        let mut g = vec![0.0; t.mlp.layout.len()];
+        t.micro_gradient(&iris.x, &y, &rows, 5, &mut g);
+        let n = rows.len() as f64;
+        let h = 1e-6;
+        for (k, &gk) in g.iter().enumerate() {
+            let keep = t.mlp.params[k];
+            t.mlp.params[k] = keep + h;
+            let up = t.evaluate(&iris.x, &y, &rows).0;
+            t.mlp.params[k] = keep - h;
+            let down = t.evaluate(&iris.x, &y, &rows).0;
+            t.mlp.params[k] = keep;
+            let numeric = (up - down) / (2.0 * h);
+            let analytic = gk / n;
+            assert!(
+                (numeric - analytic).abs() <= 1e-6 * (1.0 + analytic.abs()),
+                "parameter {k}: finite difference {numeric} vs backward {analytic}"
+            );
+        }
+    }
+
+    #[test]
+    fn training_lowers_the_loss() {
+        let iris = data::load("iris").unwrap();
+        let y = labels(&iris);
+        let all: Vec<usize> = (0..150).collect();
+        let mut t = Trainer::new(Mlp::new(&[4, 16, 3], 1).unwrap());
+        let before = t.evaluate(&iris.x, &y, &all).0;
+        let schedule = Schedule {
+            batch: 30,
+            grain: 5,
+            ranks: 1,
+            micro: 1,
+        };
+        let sgd = Sgd {
+            lr: 0.02,
+            momentum: 0.9,
+        };
+        for step in 0..100 {
+            let batch = global_batch(&all, 30, step);
+            t.step(&iris.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
+        }
+        let (after, acc) = t.evaluate(&iris.x, &y, &all);
+        assert!(after < before * 0.5, "loss {before} → {after}");
+        assert!(acc > 0.8, "accuracy {acc}");
+    }
+
+    #[test]
+    fn bad_splits_are_refused_with_the_fix() {
+        let s = |batch, grain, ranks, micro| Schedule {
+            batch,
+            grain,
+            ranks,
+            micro,
+        };
+        assert_eq!(
+            s(100, 4, 2, 4).check("mpi.train").unwrap_err(),
+            "mpi.train: the global batch of 100 samples is not divisible by ranks × micro-batches \
+             × grain = 2 × 4 × 4 = 32: every micro-batch must hold whole grains; use a batch that \
+             is a multiple of 32 (e.g. 128)"
+        );
+        assert_eq!(
+            s(96, 4, 3, 1).check("mpi.train").unwrap_err(),
+            "mpi.train: 3 ranks: the fixed reduction tree halves the global batch, so the rank \
+             count must be a power of two; use 2 or 4 ranks"
+        );
+        assert_eq!(
+            s(96, 4, 2, 3).check("mpi.train").unwrap_err(),
+            "mpi.train: micro = 3: the fixed reduction tree halves each rank's share, so the \
+             micro-batch count must be a power of two; use micro = 2 or 4"
+        );
+        assert!(s(128, 4, 4, 2).check("mpi.train").is_ok());
+    }
+}

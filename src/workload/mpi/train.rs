@@ -1,0 +1,480 @@
+//! `mpi.train`: a multilayer perceptron trained data-parallel over the point's MPI ranks
+//! (feature `mpi`), and the MPI implementation of `scalelab_ml`'s [`GradientReducer`].
+//!
+//! Every rank builds the same dataset (synthetic or built-in), standardises its features with the
+//! same column statistics, shuffles the rows with the point's seed and holds out one fifth for
+//! scoring. A repetition trains `steps` optimizer steps from the seeded initial weights: each
+//! global batch of `batch` rows is split in contiguous shards, one per rank (`ddp`), each shard
+//! in `micro` micro-batches for `accumulate`; the ranks' gradient sums are joined by
+//! [`TreeAllreduce`], recursive doubling whose additions are exactly those of the fixed tree
+//! (`scalelab_ml::mlp`), so the weights are bitwise the serial reference's.
+//!
+//! Why not `MPI_Allreduce`: the library picks its own algorithm by message size and rank count
+//! (recursive doubling, Rabenseifner, ring), and a ring adds the ranks' partial sums in a
+//! different order for every chunk; the result may differ in the last bits from the serial sum.
+//! The hand-written recursive doubling sends the same bytes as `MPI_Allreduce`'s small-message
+//! algorithm (`log₂ R` exchanges of the whole gradient) and fixes the order.
+//!
+//! Verification: `prepare_mpi` trains the serial reference (one process, one micro-batch, the
+//! same global batches; untimed) on every rank; after every repetition each rank's weights and
+//! momentum must equal it bit for bit, then they are poisoned so the next repetition is checked on
+//! its own result.
+//!
+//! Metrics (maximum over ranks, as every MPI point): `samples_per_s` (global samples per second
+//! of the repetition), `compute_s` and `comm_s` (seconds in computation and inside the reduction,
+//! waiting for slower ranks included), `step_s`, `bytes_per_step` (gradient bytes this rank
+//! sends per step), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the last
+//! step, `steps`.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use ::mpi::point_to_point::send_receive_into;
+use ::mpi::topology::Communicator;
+use anyhow::anyhow;
+use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
+use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
+
+use super::TRAIN;
+use crate::value::Value;
+use crate::workload::{
+    int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
+    Work, Workload,
+};
+
+/// `mpi.train`; see the module documentation.
+pub struct Train;
+
+/// A point's training setup, read and checked from its parameters.
+struct Setup {
+    strategy: String,
+    widths_hidden: Vec<usize>,
+    schedule: Schedule,
+    steps: usize,
+    sgd: Sgd,
+    seed: u64,
+}
+
+fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
+    match params.get(name) {
+        Some(Value::Text(s)) => Ok(s),
+        other => Err(format!("parameter `{name}` must be text (found {other:?})")),
+    }
+}
+
+fn count(params: &Params, name: &str) -> Result<usize, String> {
+    to_usize(int_param(params, name)?, name)
+}
+
+/// The hidden widths from `hidden` ("64,64"; "" for none).
+fn hidden(name: &str, params: &Params) -> Result<Vec<usize>, String> {
+    let raw = text(params, "hidden")?;
+    raw.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{name}: hidden = \"{raw}\": `{w}` is not a positive width; write the hidden \
+                 layer widths as comma-separated counts, e.g. \"64,64\" (\"\" for none)"
+            )),
+        })
+        .collect()
+}
+
+fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
+    let strategy = text(params, "strategy")?.to_string();
+    let micro = match strategy.as_str() {
+        "ddp" => 1,
+        _ => count(params, "micro")?,
+    };
+    let schedule = Schedule {
+        batch: count(params, "batch")?,
+        grain: count(params, "grain")?,
+        ranks,
+        micro,
+    };
+    schedule.check(name)?;
+    let steps = count(params, "steps")?;
+    let sgd = Sgd {
+        lr: params.float("lr"),
+        momentum: params.float("momentum"),
+    };
+    if !(sgd.lr.is_finite() && sgd.lr > 0.0 && (0.0..1.0).contains(&sgd.momentum)) {
+        return Err(format!(
+            "{name}: lr = {} and momentum = {}: the learning rate must be positive and the \
+             momentum in [0, 1)",
+            sgd.lr, sgd.momentum
+        ));
+    }
+    Ok(Setup {
+        strategy,
+        widths_hidden: hidden(name, params)?,
+        schedule,
+        steps,
+        sgd,
+        seed: int_param(params, "seed")?,
+    })
+}
+
+/// The synthetic spec of a point, or `None` for a built-in dataset.
+fn synthetic(name: &str, params: &Params) -> Result<Option<Synthetic>, String> {
+    if text(params, "dataset")? != "synthetic" {
+        return Ok(None);
+    }
+    let features = count(params, "features")?;
+    let classes = count(params, "classes")?;
+    if !(2..=crate::workload::ml::MAX_CLASSES).contains(&classes) || features == 0 {
+        return Err(format!(
+            "{name}: a synthetic dataset needs at least one feature and 2 to {} classes (got \
+             features = {features}, classes = {classes})",
+            crate::workload::ml::MAX_CLASSES
+        ));
+    }
+    Ok(Some(Synthetic {
+        samples: to_usize(sample_count(name, params)?, "size")?,
+        features,
+        informative: features.div_ceil(2),
+        redundant: 0,
+        classes,
+        seed: int_param(params, "seed")?,
+        ..Synthetic::default()
+    }))
+}
+
+/// The dataset of a point with standardised features, its labels, and the training and held-out
+/// rows (a seeded shuffle; the first fifth held out).
+struct Data {
+    x: Matrix,
+    labels: Vec<u32>,
+    train: Vec<usize>,
+    test: Vec<usize>,
+    classes: usize,
+}
+
+fn load(name: &str, params: &Params, seed: u64) -> Result<Data, String> {
+    let dataset: Dataset = match synthetic(name, params)? {
+        Some(spec) => data::make_classification(&spec)?,
+        None => data::load(text(params, "dataset")?)?,
+    };
+    let Some(labels) = dataset.y.labels().map(<[u32]>::to_vec) else {
+        return Err(format!(
+            "{name}: dataset `{}` is a regression task; training needs class labels",
+            dataset.name
+        ));
+    };
+    let (rows, cols) = (dataset.x.rows(), dataset.x.cols());
+    if rows < 5 {
+        return Err(format!("{name}: {rows} samples; use at least 5"));
+    }
+    let mut z = dataset.x.as_slice().to_vec();
+    for c in 0..cols {
+        let mean = (0..rows).map(|r| z[r * cols + c]).sum::<f64>() / rows as f64;
+        let var = (0..rows)
+            .map(|r| (z[r * cols + c] - mean).powi(2))
+            .sum::<f64>()
+            / rows as f64;
+        let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+        for r in 0..rows {
+            z[r * cols + c] = (z[r * cols + c] - mean) / sd;
+        }
+    }
+    let order = mlp::shuffled(rows, seed ^ 0x7261_696e);
+    let test = order[..rows / 5].to_vec();
+    let train = order[rows / 5..].to_vec();
+    Ok(Data {
+        x: Matrix::new(rows, cols, z)?,
+        classes: dataset.y.n_classes(),
+        labels,
+        train,
+        test,
+    })
+}
+
+impl Workload for Train {
+    fn description(&self) -> &'static Description {
+        &TRAIN
+    }
+    fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
+        let name = self.name();
+        let s = setup(name, params, target.resources.ranks.max(1) as usize)?;
+        let (rows, features, classes) = match synthetic(name, params)? {
+            Some(spec) => (spec.samples, spec.features, spec.classes),
+            None => {
+                let d = data::load(text(params, "dataset")?).map_err(|e| format!("{name}: {e}"))?;
+                if d.y.labels().is_none() {
+                    return Err(format!(
+                        "{name}: dataset `{}` is a regression task; training needs class labels",
+                        d.name
+                    ));
+                }
+                (d.rows(), d.features(), d.y.n_classes())
+            }
+        };
+        let mut widths = vec![features];
+        widths.extend(&s.widths_hidden);
+        widths.push(classes);
+        let layout = mlp::Layout::new(&widths).map_err(|e| format!("{name}: {e}"))?;
+        // Data twice (raw and standardised), the activations of one micro-batch per layer (three
+        // buffers), a gradient per grain plus the stack, weights, momentum and the reference.
+        let widest = *widths.iter().max().unwrap_or(&1) as f64;
+        let rows_micro = (s.schedule.batch / s.schedule.ranks / s.schedule.micro) as f64;
+        let grains = rows_micro / s.schedule.grain as f64;
+        let p = layout.len() as f64;
+        let per_rank = 8.0
+            * (2.0 * (rows * features) as f64
+                + 3.0 * rows_micro * widest * widths.len() as f64
+                + (grains + 2.0 + (s.schedule.micro as f64).log2() + 4.0) * p);
+        target.fits_memory(
+            name,
+            per_rank,
+            "use a smaller dataset (`size`), batch or hidden widths",
+        )
+    }
+    fn work(&self, params: &Params) -> Work {
+        // The FLOPs of the training steps; samples/s is the metric `samples_per_s`.
+        let Ok(s) = setup(self.name(), params, 1) else {
+            return Work::default();
+        };
+        let features = count(params, "features").unwrap_or(0);
+        let classes = count(params, "classes").unwrap_or(0);
+        let (features, classes) = match synthetic(self.name(), params) {
+            Ok(Some(_)) => (features, classes),
+            _ => match data::load(text(params, "dataset").unwrap_or("")) {
+                Ok(d) => (d.features(), d.y.n_classes()),
+                Err(_) => return Work::default(),
+            },
+        };
+        let mut widths = vec![features];
+        widths.extend(&s.widths_hidden);
+        widths.push(classes);
+        let Ok(layout) = mlp::Layout::new(&widths) else {
+            return Work::default();
+        };
+        Work {
+            flops: layout.flops_per_sample() * (s.schedule.batch * s.steps) as f64,
+            bytes: 0.0,
+        }
+    }
+    fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
+        Err(not_under_mpi(self.name()))
+    }
+    fn prepare_mpi(
+        &self,
+        params: &Params,
+        _target: &Target,
+        comm: &Comm,
+    ) -> anyhow::Result<Box<dyn Instance>> {
+        let name = self.name();
+        let ranks = comm.size() as usize;
+        let s = setup(name, params, ranks).map_err(|e| anyhow!(e))?;
+        let data = load(name, params, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
+        let mut widths = vec![data.x.cols()];
+        widths.extend(&s.widths_hidden);
+        widths.push(data.classes);
+        let initial = Mlp::new(&widths, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
+        // The serial reference: one process, one micro-batch, the same global batches.
+        let serial = Schedule {
+            ranks: 1,
+            micro: 1,
+            ..s.schedule
+        };
+        let mut reference = Trainer::new(initial.clone());
+        for step in 0..s.steps {
+            let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
+            reference.step(
+                &data.x,
+                &data.labels,
+                &batch,
+                &serial,
+                0,
+                s.sgd,
+                &LocalReducer,
+            );
+        }
+        Ok(Box::new(TrainInstance {
+            rank: comm.rank() as usize,
+            comm: comm.duplicate(),
+            setup: s,
+            data,
+            initial,
+            reference: reference.mlp,
+            trainer: None,
+            wall_s: 0.0,
+            timing: mlp::StepTiming::default(),
+            loss: f64::NAN,
+            accuracy: f64::NAN,
+        }))
+    }
+}
+
+/// [`GradientReducer`] over an MPI communicator: recursive doubling with `MPI_Sendrecv`. At step
+/// `s` rank `r` exchanges its partial sum with rank `r ^ 2^s` and both add the two: the partial
+/// sums of two adjacent, equal rank ranges, which is the fixed tree's addition at that level
+/// (IEEE addition is commutative, so both partners get the same bits). Needs a power-of-two rank
+/// count (`Schedule::check`).
+pub(crate) struct TreeAllreduce<'c, C: Communicator> {
+    comm: &'c C,
+    recv: RefCell<Vec<f64>>,
+}
+
+impl<C: Communicator> GradientReducer for TreeAllreduce<'_, C> {
+    fn combine(&self, grad: &mut [f64]) -> u64 {
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let mut recv = self.recv.borrow_mut();
+        recv.resize(grad.len(), 0.0);
+        let mut bytes = 0u64;
+        let mut d = 1;
+        while d < size {
+            let peer = self.comm.process_at_rank(rank ^ d);
+            send_receive_into(&grad[..], &peer, &mut recv[..], &peer);
+            for (a, b) in grad.iter_mut().zip(recv.iter()) {
+                *a += *b;
+            }
+            bytes += 8 * grad.len() as u64;
+            d <<= 1;
+        }
+        bytes
+    }
+}
+
+/// One rank of a data-parallel training run.
+struct TrainInstance {
+    rank: usize,
+    comm: Comm,
+    setup: Setup,
+    data: Data,
+    initial: Mlp,
+    reference: Mlp,
+    trainer: Option<Trainer>,
+    wall_s: f64,
+    timing: mlp::StepTiming,
+    loss: f64,
+    accuracy: f64,
+}
+
+impl Instance for TrainInstance {
+    fn reset(&mut self) {
+        self.trainer = Some(Trainer::new(self.initial.clone()));
+    }
+    fn run(&mut self) {
+        let trainer = self
+            .trainer
+            .get_or_insert_with(|| Trainer::new(self.initial.clone()));
+        let reducer = TreeAllreduce {
+            comm: &self.comm,
+            recv: RefCell::new(Vec::new()),
+        };
+        let start = Instant::now();
+        for step in 0..self.setup.steps {
+            let batch = mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
+            trainer.step(
+                &self.data.x,
+                &self.data.labels,
+                &batch,
+                &self.setup.schedule,
+                self.rank,
+                self.setup.sgd,
+                &reducer,
+            );
+        }
+        self.wall_s = start.elapsed().as_secs_f64();
+        self.timing = trainer.take_timing();
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let name = "mpi.train";
+        let Some(mut trainer) = self.trainer.take() else {
+            return Err(format!("{name}: no training to check: run did not finish"));
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let got = &trainer.mlp;
+        if bits(&got.params) != bits(&self.reference.params)
+            || bits(&got.velocity) != bits(&self.reference.velocity)
+        {
+            let differ = got
+                .params
+                .iter()
+                .zip(&self.reference.params)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            return Err(format!(
+                "{name}: rank {} of {}, strategy {}: after {} steps {differ} of {} weights (or \
+                 the momentum) differ from the serial reference's bits",
+                self.rank,
+                self.setup.schedule.ranks,
+                self.setup.strategy,
+                self.setup.steps,
+                got.params.len()
+            ));
+        }
+        (self.loss, self.accuracy) =
+            trainer.evaluate(&self.data.x, &self.data.labels, &self.data.test);
+        // Poison: the next repetition must produce its own weights.
+        trainer.mlp.params.fill(f64::NAN);
+        self.trainer = Some(trainer);
+        Ok(())
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let steps = self.timing.steps.max(1) as f64;
+        let samples = (self.setup.schedule.batch * self.setup.steps) as f64;
+        vec![
+            (
+                "samples_per_s",
+                samples / self.wall_s.max(f64::MIN_POSITIVE),
+            ),
+            ("compute_s", self.timing.compute_s),
+            ("comm_s", self.timing.comm_s),
+            ("step_s", self.wall_s / steps),
+            ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
+            ("param_bytes", 8.0 * self.reference.params.len() as f64),
+            ("loss", self.loss),
+            ("accuracy", self.accuracy),
+            ("steps", self.timing.steps as f64),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::test_params;
+
+    #[test]
+    fn a_batch_that_does_not_split_is_refused_at_check_time() {
+        let mut target = Target::test(1);
+        target.resources.ranks = 4;
+        let p = test_params(
+            super::super::TRAIN_PARAMS,
+            &[("strategy", "accumulate"), ("batch", "200")],
+        );
+        assert_eq!(
+            Train.check(&p, &target).unwrap_err(),
+            "mpi.train: the global batch of 200 samples is not divisible by ranks × \
+             micro-batches × grain = 4 × 4 × 8 = 128: every micro-batch must hold whole grains; \
+             use a batch that is a multiple of 128 (e.g. 256)"
+        );
+        let p = test_params(super::super::TRAIN_PARAMS, &[("batch", "200")]);
+        assert!(Train
+            .check(&p, &target)
+            .unwrap_err()
+            .contains("4 × 1 × 8 = 32"));
+        let p = test_params(super::super::TRAIN_PARAMS, &[]);
+        assert!(Train.check(&p, &target).is_ok());
+    }
+
+    #[test]
+    fn bad_hidden_widths_and_regression_data_are_refused() {
+        let target = Target::test(1);
+        let p = test_params(super::super::TRAIN_PARAMS, &[("hidden", "64,x")]);
+        assert_eq!(
+            Train.check(&p, &target).unwrap_err(),
+            "mpi.train: hidden = \"64,x\": `x` is not a positive width; write the hidden layer \
+             widths as comma-separated counts, e.g. \"64,64\" (\"\" for none)"
+        );
+        let p = test_params(super::super::TRAIN_PARAMS, &[("dataset", "diabetes")]);
+        assert!(Train
+            .check(&p, &target)
+            .unwrap_err()
+            .contains("regression task"));
+    }
+}
