@@ -23,9 +23,6 @@ pub mod manifest;
 pub mod output;
 pub mod plan;
 pub mod point_runner;
-/// The point runner's former path, kept so that code written against `scalelab::point` builds.
-#[doc(hidden)]
-pub use point_runner as point;
 pub mod provenance;
 pub mod report;
 pub mod results;
