@@ -45,7 +45,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::data::Dataset;
-use crate::dataparallel::HistogramReducer;
+use crate::dataparallel::{HistogramReducer, LocalReducer, Shard};
 
 /// The most bins per feature with the hist splitter (bin indices are `u8`).
 pub const MAX_BINS: usize = 256;
@@ -126,16 +126,63 @@ pub(crate) enum Binned {
 
 impl Binned {
     /// Code `data`'s features with values (exact) or quantile edges (hist, at most `max_bins`
-    /// bins) from `rows`.
+    /// bins) from `rows`. Every dataset row is coded: an entry's `row` is its dataset row.
     pub fn new(
         data: &Dataset,
         rows: &[usize],
         splitter: Splitter,
         max_bins: usize,
     ) -> Result<Binned, String> {
+        Binned::coding(
+            data,
+            rows,
+            None,
+            splitter,
+            max_bins,
+            Shard::WHOLE,
+            &LocalReducer,
+        )
+    }
+
+    /// [`Binned::new`] with the codes (values or edges) from `rows` but only the rows `coded`
+    /// coded: an entry's `row` is then its position in `coded`. The boosters code just the
+    /// training rows they own (a data-parallel shard codes its own share, not the dataset).
+    /// With the hist splitter and more than one shard, shard `r` of `s` computes the edges of
+    /// features `r, r + s, …` from every row of `rows` and `reducer` gathers them, so every shard
+    /// holds the edges one process computes (each shard passes the same `rows`).
+    pub fn for_rows(
+        data: &Dataset,
+        rows: &[usize],
+        coded: &[usize],
+        splitter: Splitter,
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
+        Binned::coding(data, rows, Some(coded), splitter, max_bins, shard, reducer)
+    }
+
+    fn coding(
+        data: &Dataset,
+        rows: &[usize],
+        coded: Option<&[usize]>,
+        splitter: Splitter,
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
         Ok(match splitter {
-            Splitter::Exact => Binned::Exact(Codes::new(data, rows, None)?),
-            Splitter::Hist => Binned::Hist(Codes::new(data, rows, Some(max_bins))?),
+            Splitter::Exact => {
+                Binned::Exact(Codes::new(data, rows, coded, None, Shard::WHOLE, reducer)?)
+            }
+            Splitter::Hist => Binned::Hist(Codes::new(
+                data,
+                rows,
+                coded,
+                Some(max_bins),
+                shard,
+                reducer,
+            )?),
         })
     }
 }
@@ -143,7 +190,8 @@ impl Binned {
 /// Every feature of a dataset mapped to codes.
 #[derive(Debug)]
 pub(crate) struct Codes<B: Code> {
-    /// Rows of the whole dataset (codes are stored for every row, indexed by dataset row).
+    /// Rows coded (every dataset row, indexed by dataset row, or the listed rows, indexed by
+    /// position in the list).
     n: usize,
     /// Column-major codes: `bins[f * n + row]`.
     bins: Vec<B>,
@@ -166,71 +214,180 @@ pub(crate) struct Codes<B: Code> {
     widest: usize,
 }
 
+/// The training values of `rows` of the features `features`, column-major
+/// (`[j * rows.len() + i]` for `features[j]`), read in one pass over the (row-major) dataset. A
+/// missing value in any feature is refused, naming the first feature and row with one.
+fn training_columns(
+    data: &Dataset,
+    rows: &[usize],
+    features: &[usize],
+) -> Result<Vec<f64>, String> {
+    let m = rows.len();
+    let mut columns = vec![0.0; m * features.len()];
+    let mut missing = false;
+    for (i, &r) in rows.iter().enumerate() {
+        let x = data.x.row(r);
+        missing |= x.iter().any(|v| v.is_nan());
+        for (j, &f) in features.iter().enumerate() {
+            columns[j * m + i] = x[f];
+        }
+    }
+    if missing {
+        for f in 0..data.features() {
+            if let Some(&r) = rows.iter().find(|&&r| data.x.get(r, f).is_nan()) {
+                return Err(format!(
+                    "{}: feature `{}` is missing (NaN) in row {r}; fill or drop missing values first",
+                    data.name, data.feature_names[f]
+                ));
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// Each hist bin's smallest and largest value among the `sorted` training values, for edges `t`.
+fn bin_bounds(sorted: &[f64], t: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (mut lo, mut hi) = (vec![f64::NAN; t.len() + 1], vec![f64::NAN; t.len() + 1]);
+    let mut b = 0;
+    for &v in sorted {
+        while b < t.len() && v > t[b] {
+            b += 1;
+        }
+        if lo[b].is_nan() {
+            lo[b] = v;
+        }
+        hi[b] = v;
+    }
+    (lo, hi)
+}
+
+/// One feature's codes: the sorted distinct training values (exact: `low`, no edges), or the bin
+/// edges with each bin's smallest and largest training value (hist).
+struct FeatureCodes {
+    thresholds: Vec<f64>,
+    low: Vec<f64>,
+    high: Vec<f64>,
+}
+
+impl FeatureCodes {
+    /// From one feature's training values (sorted here, in place).
+    fn of(values: &mut [f64], max_bins: Option<usize>) -> FeatureCodes {
+        values.sort_unstable_by(f64::total_cmp);
+        let Some(max_bins) = max_bins else {
+            let mut low = values.to_vec();
+            low.dedup();
+            return FeatureCodes {
+                thresholds: Vec::new(),
+                low,
+                high: Vec::new(),
+            };
+        };
+        let thresholds = edges(values, max_bins.clamp(2, MAX_BINS));
+        let (low, high) = bin_bounds(values, &thresholds);
+        FeatureCodes {
+            thresholds,
+            low,
+            high,
+        }
+    }
+
+    /// Appended to `out` as `[feature, edges, edges…, lows…, highs…]` (hist codes only).
+    fn write(&self, f: usize, out: &mut Vec<f64>) {
+        out.push(f as f64);
+        out.push(self.thresholds.len() as f64);
+        out.extend_from_slice(&self.thresholds);
+        out.extend_from_slice(&self.low);
+        out.extend_from_slice(&self.high);
+    }
+
+    /// Every record [`FeatureCodes::write`] wrote into `all`, by feature.
+    fn read_all(all: &[f64], p: usize) -> Vec<FeatureCodes> {
+        let mut out: Vec<Option<FeatureCodes>> = (0..p).map(|_| None).collect();
+        let mut at = 0;
+        while at + 2 <= all.len() {
+            let (f, t) = (all[at] as usize, all[at + 1] as usize);
+            let take = |from: usize, len: usize| all[from..from + len].to_vec();
+            let start = at + 2;
+            out[f] = Some(FeatureCodes {
+                thresholds: take(start, t),
+                low: take(start + t, t + 1),
+                high: take(start + 2 * t + 1, t + 1),
+            });
+            at = start + 3 * t + 2;
+        }
+        out.into_iter()
+            .map(|c| c.expect("every feature's edges were gathered"))
+            .collect()
+    }
+}
+
 impl<B: Code> Codes<B> {
-    /// `max_bins = None`: one code per distinct value.
-    fn new(data: &Dataset, rows: &[usize], max_bins: Option<usize>) -> Result<Codes<B>, String> {
-        let (n, p) = (data.rows(), data.features());
+    /// `max_bins = None`: one code per distinct value. The codes come from the training `rows`;
+    /// `coded` lists the rows to code (`None`: every dataset row). With more than one `shard`
+    /// (hist only), this shard computes features `rank, rank + size, …` and `reducer` gathers
+    /// the rest from the other shards.
+    fn new(
+        data: &Dataset,
+        rows: &[usize],
+        coded: Option<&[usize]>,
+        max_bins: Option<usize>,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Codes<B>, String> {
+        let p = data.features();
         let exact = max_bins.is_none();
+        let split = !exact && shard.size > 1;
+        let mine: Vec<usize> = if split {
+            (shard.rank..p).step_by(shard.size).collect()
+        } else {
+            (0..p).collect()
+        };
+        // Every shard checks every value (so all refuse a missing one alike, before any message).
+        let mut columns = training_columns(data, rows, &mine)?;
+        let m = rows.len();
+        let computed = mine
+            .iter()
+            .enumerate()
+            .map(|(j, _)| FeatureCodes::of(&mut columns[j * m..(j + 1) * m], max_bins));
+        let features: Vec<FeatureCodes> = if split {
+            let mut part = Vec::new();
+            for (c, &f) in computed.zip(&mine) {
+                c.write(f, &mut part);
+            }
+            drop(columns);
+            FeatureCodes::read_all(&reducer.gather(&part), p)
+        } else {
+            computed.collect()
+        };
         let mut thresholds = Vec::with_capacity(p);
         let (mut low, mut high) = (Vec::with_capacity(p), Vec::with_capacity(p));
-        let mut bins = vec![B::of(0); n * p];
-        let mut values = Vec::with_capacity(rows.len());
-        for f in 0..p {
-            values.clear();
-            for &r in rows {
-                let v = data.x.get(r, f);
-                if v.is_nan() {
-                    return Err(format!(
-                        "{}: feature `{}` is missing (NaN) in row {r}; fill or drop missing values first",
-                        data.name, data.feature_names[f]
-                    ));
-                }
-                values.push(v);
+        for c in features {
+            if !exact {
+                thresholds.push(c.thresholds);
+                high.push(c.high);
             }
-            values.sort_unstable_by(f64::total_cmp);
-            let column = &mut bins[f * n..(f + 1) * n];
-            if exact {
-                values.dedup();
-                // A training value's code is its rank among the distinct values.
-                for (r, b) in column.iter_mut().enumerate() {
-                    let v = data.x.get(r, f);
-                    *b = B::of(values.partition_point(|&d| d < v));
-                }
-                low.push(values.clone());
-                continue;
-            }
-            let t = edges(&values, max_bins.unwrap_or(MAX_BINS).clamp(2, MAX_BINS));
-            for (r, b) in column.iter_mut().enumerate() {
-                let v = data.x.get(r, f);
-                *b = B::of(t.partition_point(|&e| e < v));
-            }
-            // Each bin's smallest and largest training value.
-            let (mut lo, mut hi) = (vec![f64::NAN; t.len() + 1], vec![f64::NAN; t.len() + 1]);
-            let mut b = 0;
-            for &v in values.iter() {
-                while b < t.len() && v > t[b] {
-                    b += 1;
-                }
-                if lo[b].is_nan() {
-                    lo[b] = v;
-                }
-                hi[b] = v;
-            }
-            thresholds.push(t);
-            low.push(lo);
-            high.push(hi);
+            low.push(c.low);
         }
-        let row_major = if exact {
-            Vec::new()
-        } else {
-            let mut rm = vec![B::of(0); n * p];
-            for f in 0..p {
-                for r in 0..n {
-                    rm[r * p + f] = bins[f * n + r];
-                }
+        // A value's code: its rank among the distinct training values (exact), or the first bin
+        // whose upper edge it does not exceed (hist). Coded row by row (the dataset is row-major).
+        let cuts = if exact { &low } else { &thresholds };
+        let n = coded.map_or(data.rows(), <[usize]>::len);
+        let mut row_major = vec![B::of(0); n * p];
+        for (i, out) in row_major.chunks_exact_mut(p.max(1)).enumerate() {
+            let r = coded.map_or(i, |c| c[i]);
+            for ((b, &v), cut) in out.iter_mut().zip(data.x.row(r)).zip(cuts) {
+                *b = B::of(cut.partition_point(|&e| e < v));
             }
-            rm
-        };
+        }
+        let mut bins = vec![B::of(0); n * p];
+        for (r, codes) in row_major.chunks_exact(p.max(1)).enumerate() {
+            for (f, &b) in codes.iter().enumerate() {
+                bins[f * n + r] = b;
+            }
+        }
+        if exact {
+            row_major = Vec::new();
+        }
         let mut offsets = vec![0];
         for l in &low {
             offsets.push(offsets.last().copied().unwrap_or(0) + l.len().max(1));
@@ -1457,6 +1614,74 @@ mod tests {
             (0..p).map(|f| format!("f{f}")).collect(),
         )
         .unwrap()
+    }
+
+    /// A shard codes only its own rows, with the bin edges one process computes from every
+    /// training row, though each shard sorts only its share of the features (the rest gathered).
+    #[test]
+    fn shards_code_their_own_rows_with_the_one_process_edges() {
+        use crate::dataparallel::tests::{ThreadReducer, ThreadShard};
+        let data = crate::data::make_classification(&crate::data::Synthetic {
+            samples: 3000,
+            features: 7,
+            informative: 4,
+            seed: 11,
+            ..crate::data::Synthetic::default()
+        })
+        .unwrap();
+        let train: Vec<usize> = (0..data.rows()).filter(|r| r % 5 != 2).collect();
+        let Binned::Hist(whole) = Binned::new(&data, &train, Splitter::Hist, 64).unwrap() else {
+            unreachable!()
+        };
+        let bits = |v: &[Vec<f64>]| -> Vec<Vec<u64>> {
+            v.iter()
+                .map(|f| f.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        for size in [1, 2, 3, 4] {
+            let shared = ThreadReducer::new(size);
+            let shards: Vec<(Vec<usize>, Codes<u8>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..size)
+                    .map(|rank| {
+                        let (data, train, shared) = (&data, &train, &shared);
+                        s.spawn(move || {
+                            let shard = Shard { rank, size };
+                            let own = train[shard.range(train.len())].to_vec();
+                            let reducer = ThreadShard { shared, rank };
+                            let binned = Binned::for_rows(
+                                data,
+                                train,
+                                &own,
+                                Splitter::Hist,
+                                64,
+                                shard,
+                                &reducer,
+                            );
+                            let Ok(Binned::Hist(codes)) = binned else {
+                                panic!("hist codes expected")
+                            };
+                            (own, codes)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, (own, codes)) in shards.iter().enumerate() {
+                let at = format!("shard {rank} of {size}");
+                assert_eq!(codes.n, own.len(), "{at} codes only its rows");
+                assert_eq!(bits(&codes.thresholds), bits(&whole.thresholds), "{at}");
+                assert_eq!(bits(&codes.low), bits(&whole.low), "{at}");
+                assert_eq!(bits(&codes.high), bits(&whole.high), "{at}");
+                assert_eq!(codes.offsets, whole.offsets, "{at}");
+                let p = data.features();
+                for (i, &r) in own.iter().enumerate() {
+                    for f in 0..p {
+                        assert_eq!(codes.column(f)[i], whole.column(f)[r], "{at}");
+                        assert_eq!(codes.row_major[i * p + f], whole.row_major[r * p + f]);
+                    }
+                }
+            }
+        }
     }
 
     fn config(n_classes: usize, cut: Cut, max_features: usize) -> TreeConfig {

@@ -23,8 +23,10 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use ::mpi::collective::SystemOperation;
+use ::mpi::datatype::PartitionMut;
 use ::mpi::topology::Communicator;
 use ::mpi::traits::CommunicatorCollectives;
+use ::mpi::Count;
 use anyhow::anyhow;
 use scalelab_ml::dataparallel::{HistogramReducer, Shard};
 use scalelab_ml::estimator::{Estimator, FitOptions, Model, Prediction};
@@ -201,6 +203,30 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
         self.comm
             .all_reduce_into(&send[..], values, SystemOperation::max());
         self.record(start, values.len() * 8);
+    }
+
+    fn gather(&self, part: &[f64]) -> Vec<f64> {
+        // The lengths first (one count per rank), then the parts in rank order.
+        let start = Instant::now();
+        let size = self.comm.size() as usize;
+        let mut counts = vec![0 as Count; size];
+        self.comm
+            .all_gather_into(&(part.len() as Count), &mut counts[..]);
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let mut all = vec![0.0; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            self.comm.all_gather_varcount_into(part, &mut partition);
+        }
+        self.record(start, part.len() * 8);
+        all
     }
 }
 
