@@ -676,6 +676,8 @@ pub(crate) fn grow_reduced(
     }
 }
 
+/// Grow one tree on the codes: the root, then split frontier nodes (depth-first, or best gain
+/// first under a leaf budget) until none can split.
 fn grow_codes<B: Code>(
     binned: &Codes<B>,
     entries: &mut [Entry],
@@ -683,45 +685,9 @@ fn grow_codes<B: Code>(
     rng: &mut Xoshiro256PlusPlus,
     reducer: Option<&dyn HistogramReducer>,
 ) -> (Tree, Vec<(u32, u32)>) {
-    let width = match cfg.criterion {
-        Criterion::Gini | Criterion::Entropy => cfg.n_classes,
-        _ => 1,
-    };
-    let stat_width = match cfg.criterion {
-        Criterion::Gini | Criterion::Entropy => cfg.n_classes,
-        Criterion::Mse => 3,
-        Criterion::Newton { .. } => 2,
-    };
-    let full = cfg.subtraction
-        && !binned.exact
-        && cfg.max_features >= binned.features()
-        && cfg.cut == Cut::Best;
-    let mut b = Builder {
-        binned,
-        cfg,
-        s: stat_width,
-        full,
-        reducer: reducer.filter(|_| full),
-        hist: vec![0.0; binned.widest * stat_width],
-        counts: vec![0; binned.widest],
-        occupied: Vec::new(),
-        pool: Vec::new(),
-        free: Vec::new(),
-        blocks: Vec::new(),
-        order: (0..binned.features()).collect(),
-        left: vec![0.0; stat_width],
-        right: vec![0.0; stat_width],
-        node_stats: vec![0.0; stat_width],
-        tree: Tree {
-            nodes: Vec::new(),
-            values: Vec::new(),
-            width,
-            gains: vec![0.0; binned.features()],
-        },
-        ranges: Vec::new(),
-    };
+    let mut b = Builder::new(binned, cfg, reducer);
     let mut frontier: Vec<Pending> = Vec::new();
-    let root_slot = if full {
+    let root_slot = if b.full {
         let slot = b.alloc();
         b.fill_slot(slot, entries);
         b.reduce(slot);
@@ -734,66 +700,18 @@ fn grow_codes<B: Code>(
     }
     let mut leaves = 1;
     let best_first = cfg.max_leaf_nodes > 0;
-    loop {
-        if best_first && leaves >= cfg.max_leaf_nodes {
+    while !(best_first && leaves >= cfg.max_leaf_nodes) {
+        let Some(p) = next_to_split(&mut frontier, best_first) else {
             break;
-        }
-        let next = if best_first {
-            // The frontier stays small (at most the leaf budget): a scan beats a heap.
-            let best = (0..frontier.len()).fold(None, |acc: Option<usize>, i| match acc {
-                Some(a) if frontier[a].split.gain >= frontier[i].split.gain => Some(a),
-                _ => Some(i),
-            });
-            best.map(|i| frontier.swap_remove(i))
-        } else {
-            frontier.pop()
         };
-        let Some(p) = next else { break };
         let s = p.split;
-        let column = binned.column(s.feature);
-        let slice = &mut entries[p.start..p.end];
-        // In-place partition: codes ≤ s.bin to the front.
-        let mut i = 0;
-        let mut j = slice.len();
-        while i < j {
-            if column[slice[i].row as usize].idx() <= s.bin {
-                i += 1;
-            } else {
-                j -= 1;
-                slice.swap(i, j);
-            }
-        }
-        let mid = p.start + i;
-        // Subtraction trick: histogram the smaller child, the larger one is parent − smaller.
-        let (left_slot, right_slot) = if full {
-            let small_is_left = match b.reducer {
-                // The smaller child over all shards, from the parent's summed counts.
-                Some(_) => {
-                    let counts = &b.pool[p.slot].1;
-                    let (a, z) = (binned.offsets[s.feature], binned.offsets[s.feature + 1]);
-                    let left: u64 = counts[a..=a + s.bin].iter().map(|&c| u64::from(c)).sum();
-                    let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
-                    left <= right
-                }
-                None => mid - p.start <= p.end - mid,
-            };
-            let small = b.alloc();
-            let range = if small_is_left {
-                p.start..mid
-            } else {
-                mid..p.end
-            };
-            b.fill_slot(small, &entries[range]);
-            b.reduce(small);
-            b.subtract(p.slot, small);
-            if small_is_left {
-                (small, p.slot)
-            } else {
-                (p.slot, small)
-            }
-        } else {
-            (NO_SLOT, NO_SLOT)
-        };
+        let mid = p.start
+            + partition(
+                binned.column(s.feature),
+                &mut entries[p.start..p.end],
+                s.bin,
+            );
+        let (left_slot, right_slot) = b.child_slots(entries, &p, mid);
         let left_id = b.tree.nodes.len() as u32;
         let lp = b.make_node(entries, p.start, mid, p.depth + 1, left_slot, rng);
         let right_id = b.tree.nodes.len() as u32;
@@ -812,6 +730,35 @@ fn grow_codes<B: Code>(
     }
     b.recycle();
     (b.tree, b.ranges)
+}
+
+/// The frontier node to split next: the best gain (the first of equals) with a leaf budget, else
+/// the last pushed (depth-first).
+fn next_to_split(frontier: &mut Vec<Pending>, best_first: bool) -> Option<Pending> {
+    if !best_first {
+        return frontier.pop();
+    }
+    // The frontier stays small (at most the leaf budget): a scan beats a heap.
+    let best = (0..frontier.len()).fold(None, |acc: Option<usize>, i| match acc {
+        Some(a) if frontier[a].split.gain >= frontier[i].split.gain => Some(a),
+        _ => Some(i),
+    });
+    best.map(|i| frontier.swap_remove(i))
+}
+
+/// Partition `slice` in place, codes ≤ `bin` (of `column`) to the front; returns how many.
+fn partition<B: Code>(column: &[B], slice: &mut [Entry], bin: usize) -> usize {
+    let mut i = 0;
+    let mut j = slice.len();
+    while i < j {
+        if column[slice[i].row as usize].idx() <= bin {
+            i += 1;
+        } else {
+            j -= 1;
+            slice.swap(i, j);
+        }
+    }
+    i
 }
 
 /// The most all-feature histograms a thread keeps between trees.
@@ -911,7 +858,87 @@ fn fill_rows<B: Code>(
     }
 }
 
-impl<B: Code> Builder<'_, B> {
+impl<'a, B: Code> Builder<'a, B> {
+    /// A builder for one tree; all-feature mode (`full`) when the configuration allows it.
+    fn new(
+        binned: &'a Codes<B>,
+        cfg: &'a TreeConfig,
+        reducer: Option<&'a dyn HistogramReducer>,
+    ) -> Builder<'a, B> {
+        let width = match cfg.criterion {
+            Criterion::Gini | Criterion::Entropy => cfg.n_classes,
+            _ => 1,
+        };
+        let stat_width = match cfg.criterion {
+            Criterion::Gini | Criterion::Entropy => cfg.n_classes,
+            Criterion::Mse => 3,
+            Criterion::Newton { .. } => 2,
+        };
+        let full = cfg.subtraction
+            && !binned.exact
+            && cfg.max_features >= binned.features()
+            && cfg.cut == Cut::Best;
+        Builder {
+            binned,
+            cfg,
+            s: stat_width,
+            full,
+            reducer: reducer.filter(|_| full),
+            hist: vec![0.0; binned.widest * stat_width],
+            counts: vec![0; binned.widest],
+            occupied: Vec::new(),
+            pool: Vec::new(),
+            free: Vec::new(),
+            blocks: Vec::new(),
+            order: (0..binned.features()).collect(),
+            left: vec![0.0; stat_width],
+            right: vec![0.0; stat_width],
+            node_stats: vec![0.0; stat_width],
+            tree: Tree {
+                nodes: Vec::new(),
+                values: Vec::new(),
+                width,
+                gains: vec![0.0; binned.features()],
+            },
+            ranges: Vec::new(),
+        }
+    }
+
+    /// The children's all-feature histograms of node `p`, split at `mid` (subtraction trick:
+    /// histogram the smaller child, the larger one is parent − smaller); none outside all-feature
+    /// mode. Data-parallel, "smaller" is over all shards, read from the parent's summed counts.
+    fn child_slots(&mut self, entries: &[Entry], p: &Pending, mid: usize) -> (usize, usize) {
+        if !self.full {
+            return (NO_SLOT, NO_SLOT);
+        }
+        let s = p.split;
+        let small_is_left = match self.reducer {
+            Some(_) => {
+                let counts = &self.pool[p.slot].1;
+                let offsets = &self.binned.offsets;
+                let (a, z) = (offsets[s.feature], offsets[s.feature + 1]);
+                let left: u64 = counts[a..=a + s.bin].iter().map(|&c| u64::from(c)).sum();
+                let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
+                left <= right
+            }
+            None => mid - p.start <= p.end - mid,
+        };
+        let small = self.alloc();
+        let range = if small_is_left {
+            p.start..mid
+        } else {
+            mid..p.end
+        };
+        self.fill_slot(small, &entries[range]);
+        self.reduce(small);
+        self.subtract(p.slot, small);
+        if small_is_left {
+            (small, p.slot)
+        } else {
+            (p.slot, small)
+        }
+    }
+
     fn alloc(&mut self) -> usize {
         if let Some(slot) = self.free.pop() {
             return slot;
@@ -1237,105 +1264,129 @@ impl<B: Code> Builder<'_, B> {
         }
     }
 
+    /// The best split of a node's `rows` one feature at a time (per-feature mode): features in a
+    /// random order until `max_features` non-constant ones have been examined.
     fn find_split(&mut self, rows: &[Entry], rng: &mut Xoshiro256PlusPlus) -> Option<Split> {
         let p = self.order.len();
         let want = self.cfg.max_features.min(p);
-        let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
         let mut best: Option<Split> = None;
         let mut examined = 0;
-        let s = self.s;
         for i in 0..p {
             if want < p {
                 let j = rng.random_range(i..p);
                 self.order.swap(i, j);
             }
             let f = self.order[i];
-            let column = self.binned.column(f);
-            // Histogram of this feature over the node, the occupied code range and, for small
-            // nodes, the occupied codes themselves (so deep nodes scan a handful of codes, not the
-            // range).
-            let (mut lo, mut hi) = (usize::MAX, 0usize);
-            self.occupied.clear();
-            for e in rows {
-                let b = column[e.row as usize].idx();
-                lo = lo.min(b);
-                hi = hi.max(b);
-                if self.counts[b] == 0 {
-                    self.occupied.push(b as u32);
-                }
-                self.counts[b] += 1;
-                add(&mut self.hist[b * s..(b + 1) * s], self.cfg.criterion, e);
-            }
-            let sparse = self.occupied.len() * 8 < hi - lo + 1;
-            if sparse {
-                self.occupied.sort_unstable();
-            }
+            let (lo, hi, sparse) = self.feature_histogram(rows, f);
             if lo < hi {
                 examined += 1;
-                let cut = match self.cfg.cut {
-                    Cut::Best => None,
-                    _ => Some(self.draw_cut(f, lo, hi, rng)),
-                };
-                let sc = Scan {
-                    cfg: self.cfg,
-                    s,
-                    node_stats: &self.node_stats,
-                    hist: &self.hist,
-                    counts: &self.counts,
-                    n: rows.len(),
-                    node_proxy,
-                };
-                let (left, right) = (&mut self.left, &mut self.right);
-                let at = cut.map(|c| c.0);
-                let found = if sparse {
-                    let k = self.occupied.len();
-                    let codes = self.occupied[..k - 1].iter().map(|&b| b as usize);
-                    scan(sc, left, right, codes, at)
-                } else {
-                    scan(sc, left, right, lo..hi, at)
-                };
-                if let Some((bin, gain)) = found {
-                    if best.is_none_or(|b| gain > b.gain) {
-                        let threshold = match cut {
-                            Some((_, t)) => t,
-                            None => {
-                                let next = if sparse {
-                                    let k = self.occupied.partition_point(|&o| o as usize <= bin);
-                                    self.occupied[k] as usize
-                                } else {
-                                    bin + 1
-                                        + self.counts[bin + 1..=hi]
-                                            .iter()
-                                            .position(|&v| v > 0)
-                                            .unwrap_or(0)
-                                };
-                                self.binned.best_threshold(f, bin, next)
-                            }
-                        };
-                        best = Some(Split {
-                            feature: f,
-                            bin,
-                            gain,
-                            threshold,
-                        });
+                if let Some(c) = self.feature_split(f, rows.len(), lo, hi, sparse, rng) {
+                    if best.is_none_or(|b| c.gain > b.gain) {
+                        best = Some(c);
                     }
                 }
             }
-            if sparse {
-                for &b in &self.occupied {
-                    let b = b as usize;
-                    self.hist[b * s..(b + 1) * s].fill(0.0);
-                    self.counts[b] = 0;
-                }
-            } else if lo <= hi {
-                self.hist[lo * s..(hi + 1) * s].fill(0.0);
-                self.counts[lo..=hi].fill(0);
-            }
+            self.clear_histogram(lo, hi, sparse);
             if examined >= want {
                 break;
             }
         }
         self.accept(best)
+    }
+
+    /// Histogram of feature `f` over the node's `rows` into `hist` / `counts`: the occupied code
+    /// range `lo..=hi` and whether it is sparse, in which case `occupied` lists the occupied codes
+    /// sorted (so deep nodes scan a handful of codes, not the range).
+    fn feature_histogram(&mut self, rows: &[Entry], f: usize) -> (usize, usize, bool) {
+        let (s, criterion) = (self.s, self.cfg.criterion);
+        let column = self.binned.column(f);
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        self.occupied.clear();
+        for e in rows {
+            let b = column[e.row as usize].idx();
+            lo = lo.min(b);
+            hi = hi.max(b);
+            if self.counts[b] == 0 {
+                self.occupied.push(b as u32);
+            }
+            self.counts[b] += 1;
+            add(&mut self.hist[b * s..(b + 1) * s], criterion, e);
+        }
+        let sparse = self.occupied.len() * 8 < hi - lo + 1;
+        if sparse {
+            self.occupied.sort_unstable();
+        }
+        (lo, hi, sparse)
+    }
+
+    /// The best (or the drawn) cut of feature `f` from its histogram over the node's `n` rows,
+    /// occupying codes `lo..=hi` (`lo < hi`).
+    fn feature_split(
+        &mut self,
+        f: usize,
+        n: usize,
+        lo: usize,
+        hi: usize,
+        sparse: bool,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Option<Split> {
+        let cut = match self.cfg.cut {
+            Cut::Best => None,
+            _ => Some(self.draw_cut(f, lo, hi, rng)),
+        };
+        let sc = Scan {
+            cfg: self.cfg,
+            s: self.s,
+            node_stats: &self.node_stats,
+            hist: &self.hist,
+            counts: &self.counts,
+            n,
+            node_proxy: proxy(self.cfg.criterion, &self.node_stats),
+        };
+        let (left, right) = (&mut self.left, &mut self.right);
+        let at = cut.map(|c| c.0);
+        let (bin, gain) = if sparse {
+            let k = self.occupied.len();
+            let codes = self.occupied[..k - 1].iter().map(|&b| b as usize);
+            scan(sc, left, right, codes, at)
+        } else {
+            scan(sc, left, right, lo..hi, at)
+        }?;
+        let threshold = match cut {
+            Some((_, t)) => t,
+            None => {
+                // The next occupied code after `bin`: the split's threshold lies between them.
+                let next = if sparse {
+                    let k = self.occupied.partition_point(|&o| o as usize <= bin);
+                    self.occupied[k] as usize
+                } else {
+                    let after = &self.counts[bin + 1..=hi];
+                    bin + 1 + after.iter().position(|&v| v > 0).unwrap_or(0)
+                };
+                self.binned.best_threshold(f, bin, next)
+            }
+        };
+        Some(Split {
+            feature: f,
+            bin,
+            gain,
+            threshold,
+        })
+    }
+
+    /// Zero what [`Builder::feature_histogram`] filled (only the occupied codes or range).
+    fn clear_histogram(&mut self, lo: usize, hi: usize, sparse: bool) {
+        let s = self.s;
+        if sparse {
+            for &b in &self.occupied {
+                let b = b as usize;
+                self.hist[b * s..(b + 1) * s].fill(0.0);
+                self.counts[b] = 0;
+            }
+        } else if lo <= hi {
+            self.hist[lo * s..(hi + 1) * s].fill(0.0);
+            self.counts[lo..=hi].fill(0);
+        }
     }
 }
 
