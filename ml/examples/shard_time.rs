@@ -57,7 +57,7 @@ impl ThreadShard<'_> {
 
 impl HistogramReducer for ThreadShard<'_> {
     fn sum(&self, stats: &mut [f64], counts: &mut [u32]) {
-        let mut all: Vec<f64> = stats.iter().copied().collect();
+        let mut all = stats.to_vec();
         all.extend(counts.iter().map(|&c| f64::from(c)));
         self.combine(&mut all, |a, b| a + b);
         stats.copy_from_slice(&all[..stats.len()]);

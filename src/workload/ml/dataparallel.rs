@@ -4,8 +4,10 @@
 //! Every rank loads the same dataset and takes the same stratified 3/4 training split as
 //! `gboost.fit`; the booster then keeps one contiguous shard of the training rows per rank
 //! ([`Shard`]) and sums each tree node's histogram over the ranks with `MPI_Allreduce`
-//! ([`MpiReducer`]). Bin edges and the early-stopping validation split are computed by every rank
-//! from the full data it loaded, so they need no message and are the same everywhere. The sums
+//! ([`MpiReducer`]). The early-stopping validation split is computed by every rank from the full
+//! data it loaded, so it needs no message; the bin edges come from every training row, each rank
+//! sorting its share of the features and an allgather sharing them, so every rank holds the
+//! one-process edges. Each rank codes only its own rows. The sums
 //! are exact whatever the reduction order (the booster rounds gradients so that they are; see
 //! `scalelab_ml::dataparallel`), so the plain, unordered `MPI_Allreduce` SUM is safe and the
 //! model is the one a single process fits.
@@ -15,7 +17,7 @@
 //!
 //! Metrics (maximum over ranks, as every MPI point): `rows_per_rank` (training rows of the
 //! largest shard), `allreduce_bytes` (bytes each rank contributes to the histogram and maximum
-//! reductions in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
+//! reductions and the bin edges' allgather in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
 //! waiting for slower ranks included), the score and `fits`. Weak scaling grows `size`
 //! (synthetic samples) with the ranks, so rows per rank stay constant.
 
@@ -147,7 +149,7 @@ struct Traffic {
 }
 
 /// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
-/// the counts (as doubles), MAX of the largest gradients. Order-free reductions are correct here
+/// the counts (as doubles), MAX of the largest gradients, and an allgather of the bin edges. Order-free reductions are correct here
 /// because the booster's sums are exact (module documentation). Counts the bytes, calls and time.
 pub(crate) struct MpiReducer<'c, C: Communicator> {
     comm: &'c C,
