@@ -6,7 +6,7 @@
 //! ratio shows what the method gains on `size` cores (quote it with the load average: busy cores
 //! make a shard wait at every barrier for its partner to be scheduled).
 //!
-//! `cargo run --release -p scalelab-ml --example shard_time -- [samples] [size] [repetitions]`
+//! `cargo run -p scalelab-ml --example shard_time -- [samples] [size] [repetitions]`
 //! (defaults 100 000, 2, 3): `make_classification` with 20 features (10 informative, 5
 //! redundant), seed 0, 3/4 of the rows trained on, 40 iterations, no early stopping, 1 thread
 //! per shard.
