@@ -1,10 +1,13 @@
 //! Data-parallel training: the histogram gradient booster fitted on rows split between processes
 //! (MPI ranks), giving exactly the model one process builds.
 //!
-//! Each process holds the same dataset and computes the same training / validation split and the
-//! same bin edges from it (every process loads the full data, so the edges need no message and
-//! cannot differ); it then keeps one contiguous [`Shard`] of the training rows and computes
-//! gradients, histograms and score updates for those rows only. Everything that decides the tree
+//! Each process holds the same dataset and computes the same training / validation split from it
+//! (every process loads the full data). The bin edges come from every training row, as in one
+//! process: shard `r` of `s` sorts features `r, r + s, r + 2s, …` and the edges are exchanged
+//! ([`HistogramReducer::gather`]), so each feature's edges are computed once, by the code one
+//! process runs, and every shard holds the same bits. Each process then keeps one contiguous
+//! [`Shard`] of the training rows, codes only those rows into bins, and computes gradients,
+//! histograms and score updates for them only. Everything that decides the tree
 //! — the per-node histograms of gradient sums, hessian sums and row counts — is summed over the
 //! shards by a [`HistogramReducer`], so every process grows the same tree from the same global
 //! sums. Early stopping scores the validation rows, which every process holds in full, so it stops
@@ -35,6 +38,9 @@ pub trait HistogramReducer {
     fn sum(&self, stats: &mut [f64], counts: &mut [u32]);
     /// Element-wise maximum over every shard, in place.
     fn max(&self, values: &mut [f64]);
+    /// Every shard's `part` (lengths may differ), concatenated in shard order, on every shard:
+    /// the bin edges each shard computed for its share of the features.
+    fn gather(&self, part: &[f64]) -> Vec<f64>;
 }
 
 /// The reducer of a single process: its histograms already hold every row.
@@ -44,6 +50,9 @@ pub struct LocalReducer;
 impl HistogramReducer for LocalReducer {
     fn sum(&self, _stats: &mut [f64], _counts: &mut [u32]) {}
     fn max(&self, _values: &mut [f64]) {}
+    fn gather(&self, part: &[f64]) -> Vec<f64> {
+        part.to_vec()
+    }
 }
 
 /// Which contiguous part of the training rows a process owns: shard `rank` of `size`.
@@ -76,7 +85,7 @@ pub(crate) fn quantum(max: f64, m: usize) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::{Barrier, Mutex};
 
     use super::*;
@@ -86,16 +95,25 @@ mod tests {
 
     /// Shards as threads: each call adds every shard's buffer into one accumulator in whatever
     /// order the threads take the lock (deliberately unordered), then hands the total back.
-    struct ThreadReducer {
+    /// Gathers place each shard's part by its rank.
+    pub(crate) struct ThreadReducer {
         barrier: Barrier,
         acc: Mutex<(Vec<f64>, Vec<u32>, bool)>,
+        parts: Mutex<Vec<Vec<f64>>>,
+    }
+
+    /// One thread's view of a [`ThreadReducer`]: its shard's rank.
+    pub(crate) struct ThreadShard<'a> {
+        pub shared: &'a ThreadReducer,
+        pub rank: usize,
     }
 
     impl ThreadReducer {
-        fn new(size: usize) -> ThreadReducer {
+        pub(crate) fn new(size: usize) -> ThreadReducer {
             ThreadReducer {
                 barrier: Barrier::new(size),
                 acc: Mutex::new((Vec::new(), Vec::new(), false)),
+                parts: Mutex::new(vec![Vec::new(); size]),
             }
         }
         fn combine(&self, stats: &mut [f64], counts: &mut [u32], max: bool) {
@@ -123,12 +141,21 @@ mod tests {
         }
     }
 
-    impl HistogramReducer for ThreadReducer {
+    impl HistogramReducer for ThreadShard<'_> {
         fn sum(&self, stats: &mut [f64], counts: &mut [u32]) {
-            self.combine(stats, counts, false);
+            self.shared.combine(stats, counts, false);
         }
         fn max(&self, values: &mut [f64]) {
-            self.combine(values, &mut [], true);
+            self.shared.combine(values, &mut [], true);
+        }
+        fn gather(&self, part: &[f64]) -> Vec<f64> {
+            let shared = self.shared;
+            shared.barrier.wait();
+            shared.parts.lock().unwrap()[self.rank] = part.to_vec();
+            shared.barrier.wait();
+            let all = shared.parts.lock().unwrap().concat();
+            shared.barrier.wait();
+            all
         }
     }
 
@@ -157,11 +184,12 @@ mod tests {
             let got: Vec<Vec<u64>> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..size)
                     .map(|rank| {
-                        let (hgb, rows, reducer) = (&hgb, &rows, &reducer);
+                        let (hgb, rows, shared) = (&hgb, &rows, &reducer);
                         s.spawn(move || {
                             let shard = Shard { rank, size };
+                            let reducer = ThreadShard { shared, rank };
                             let m = hgb
-                                .fit_sharded(data, rows, None, 7, serial, shard, reducer)
+                                .fit_sharded(data, rows, None, 7, serial, shard, &reducer)
                                 .unwrap();
                             fingerprint(m.as_ref(), data)
                         })

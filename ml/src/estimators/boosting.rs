@@ -598,7 +598,17 @@ impl GradientBoosting {
             Flavour::Hist { max_bins, .. } => max_bins,
             Flavour::Classic { .. } => MAX_BINS,
         };
-        let binned = Binned::new(data, train, self.splitter, max_bins)?;
+        // Codes (bin edges) from every training row, the same bits on every shard; only this
+        // shard's rows are coded: an entry's `row` is its position among them.
+        let binned = Binned::for_rows(
+            data,
+            train,
+            own_train,
+            self.splitter,
+            max_bins,
+            shard,
+            reducer,
+        )?;
         let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
@@ -619,8 +629,8 @@ impl GradientBoosting {
             all_gradients(parallel, k, width, &scores, own_ys, &mut grad, &mut hess);
             for c in 0..width {
                 entries.clear();
-                entries.extend(own_train.iter().enumerate().map(|(i, &r)| Entry {
-                    row: r as u32,
+                entries.extend((0..ml).map(|i| Entry {
+                    row: i as u32,
                     class: i as u32,
                     w: own_sw[i],
                     // The squared-error tree fits the negative gradient; the Newton tree sums

@@ -45,7 +45,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
 use crate::data::Dataset;
-use crate::dataparallel::HistogramReducer;
+use crate::dataparallel::{HistogramReducer, LocalReducer, Shard};
 
 /// The most bins per feature with the hist splitter (bin indices are `u8`).
 pub const MAX_BINS: usize = 256;
@@ -126,16 +126,63 @@ pub(crate) enum Binned {
 
 impl Binned {
     /// Code `data`'s features with values (exact) or quantile edges (hist, at most `max_bins`
-    /// bins) from `rows`.
+    /// bins) from `rows`. Every dataset row is coded: an entry's `row` is its dataset row.
     pub fn new(
         data: &Dataset,
         rows: &[usize],
         splitter: Splitter,
         max_bins: usize,
     ) -> Result<Binned, String> {
+        Binned::coding(
+            data,
+            rows,
+            None,
+            splitter,
+            max_bins,
+            Shard::WHOLE,
+            &LocalReducer,
+        )
+    }
+
+    /// [`Binned::new`] with the codes (values or edges) from `rows` but only the rows `coded`
+    /// coded: an entry's `row` is then its position in `coded`. The boosters code just the
+    /// training rows they own (a data-parallel shard codes its own share, not the dataset).
+    /// With the hist splitter and more than one shard, shard `r` of `s` computes the edges of
+    /// features `r, r + s, …` from every row of `rows` and `reducer` gathers them, so every shard
+    /// holds the edges one process computes (each shard passes the same `rows`).
+    pub fn for_rows(
+        data: &Dataset,
+        rows: &[usize],
+        coded: &[usize],
+        splitter: Splitter,
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
+        Binned::coding(data, rows, Some(coded), splitter, max_bins, shard, reducer)
+    }
+
+    fn coding(
+        data: &Dataset,
+        rows: &[usize],
+        coded: Option<&[usize]>,
+        splitter: Splitter,
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
         Ok(match splitter {
-            Splitter::Exact => Binned::Exact(Codes::new(data, rows, None)?),
-            Splitter::Hist => Binned::Hist(Codes::new(data, rows, Some(max_bins))?),
+            Splitter::Exact => {
+                Binned::Exact(Codes::new(data, rows, coded, None, Shard::WHOLE, reducer)?)
+            }
+            Splitter::Hist => Binned::Hist(Codes::new(
+                data,
+                rows,
+                coded,
+                Some(max_bins),
+                shard,
+                reducer,
+            )?),
         })
     }
 }
@@ -143,7 +190,8 @@ impl Binned {
 /// Every feature of a dataset mapped to codes.
 #[derive(Debug)]
 pub(crate) struct Codes<B: Code> {
-    /// Rows of the whole dataset (codes are stored for every row, indexed by dataset row).
+    /// Rows coded (every dataset row, indexed by dataset row, or the listed rows, indexed by
+    /// position in the list).
     n: usize,
     /// Column-major codes: `bins[f * n + row]`.
     bins: Vec<B>,
@@ -166,71 +214,180 @@ pub(crate) struct Codes<B: Code> {
     widest: usize,
 }
 
+/// The training values of `rows` of the features `features`, column-major
+/// (`[j * rows.len() + i]` for `features[j]`), read in one pass over the (row-major) dataset. A
+/// missing value in any feature is refused, naming the first feature and row with one.
+fn training_columns(
+    data: &Dataset,
+    rows: &[usize],
+    features: &[usize],
+) -> Result<Vec<f64>, String> {
+    let m = rows.len();
+    let mut columns = vec![0.0; m * features.len()];
+    let mut missing = false;
+    for (i, &r) in rows.iter().enumerate() {
+        let x = data.x.row(r);
+        missing |= x.iter().any(|v| v.is_nan());
+        for (j, &f) in features.iter().enumerate() {
+            columns[j * m + i] = x[f];
+        }
+    }
+    if missing {
+        for f in 0..data.features() {
+            if let Some(&r) = rows.iter().find(|&&r| data.x.get(r, f).is_nan()) {
+                return Err(format!(
+                    "{}: feature `{}` is missing (NaN) in row {r}; fill or drop missing values first",
+                    data.name, data.feature_names[f]
+                ));
+            }
+        }
+    }
+    Ok(columns)
+}
+
+/// Each hist bin's smallest and largest value among the `sorted` training values, for edges `t`.
+fn bin_bounds(sorted: &[f64], t: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (mut lo, mut hi) = (vec![f64::NAN; t.len() + 1], vec![f64::NAN; t.len() + 1]);
+    let mut b = 0;
+    for &v in sorted {
+        while b < t.len() && v > t[b] {
+            b += 1;
+        }
+        if lo[b].is_nan() {
+            lo[b] = v;
+        }
+        hi[b] = v;
+    }
+    (lo, hi)
+}
+
+/// One feature's codes: the sorted distinct training values (exact: `low`, no edges), or the bin
+/// edges with each bin's smallest and largest training value (hist).
+struct FeatureCodes {
+    thresholds: Vec<f64>,
+    low: Vec<f64>,
+    high: Vec<f64>,
+}
+
+impl FeatureCodes {
+    /// From one feature's training values (sorted here, in place).
+    fn of(values: &mut [f64], max_bins: Option<usize>) -> FeatureCodes {
+        values.sort_unstable_by(f64::total_cmp);
+        let Some(max_bins) = max_bins else {
+            let mut low = values.to_vec();
+            low.dedup();
+            return FeatureCodes {
+                thresholds: Vec::new(),
+                low,
+                high: Vec::new(),
+            };
+        };
+        let thresholds = edges(values, max_bins.clamp(2, MAX_BINS));
+        let (low, high) = bin_bounds(values, &thresholds);
+        FeatureCodes {
+            thresholds,
+            low,
+            high,
+        }
+    }
+
+    /// Appended to `out` as `[feature, edges, edges…, lows…, highs…]` (hist codes only).
+    fn write(&self, f: usize, out: &mut Vec<f64>) {
+        out.push(f as f64);
+        out.push(self.thresholds.len() as f64);
+        out.extend_from_slice(&self.thresholds);
+        out.extend_from_slice(&self.low);
+        out.extend_from_slice(&self.high);
+    }
+
+    /// Every record [`FeatureCodes::write`] wrote into `all`, by feature.
+    fn read_all(all: &[f64], p: usize) -> Vec<FeatureCodes> {
+        let mut out: Vec<Option<FeatureCodes>> = (0..p).map(|_| None).collect();
+        let mut at = 0;
+        while at + 2 <= all.len() {
+            let (f, t) = (all[at] as usize, all[at + 1] as usize);
+            let take = |from: usize, len: usize| all[from..from + len].to_vec();
+            let start = at + 2;
+            out[f] = Some(FeatureCodes {
+                thresholds: take(start, t),
+                low: take(start + t, t + 1),
+                high: take(start + 2 * t + 1, t + 1),
+            });
+            at = start + 3 * t + 2;
+        }
+        out.into_iter()
+            .map(|c| c.expect("every feature's edges were gathered"))
+            .collect()
+    }
+}
+
 impl<B: Code> Codes<B> {
-    /// `max_bins = None`: one code per distinct value.
-    fn new(data: &Dataset, rows: &[usize], max_bins: Option<usize>) -> Result<Codes<B>, String> {
-        let (n, p) = (data.rows(), data.features());
+    /// `max_bins = None`: one code per distinct value. The codes come from the training `rows`;
+    /// `coded` lists the rows to code (`None`: every dataset row). With more than one `shard`
+    /// (hist only), this shard computes features `rank, rank + size, …` and `reducer` gathers
+    /// the rest from the other shards.
+    fn new(
+        data: &Dataset,
+        rows: &[usize],
+        coded: Option<&[usize]>,
+        max_bins: Option<usize>,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Codes<B>, String> {
+        let p = data.features();
         let exact = max_bins.is_none();
+        let split = !exact && shard.size > 1;
+        let mine: Vec<usize> = if split {
+            (shard.rank..p).step_by(shard.size).collect()
+        } else {
+            (0..p).collect()
+        };
+        // Every shard checks every value (so all refuse a missing one alike, before any message).
+        let mut columns = training_columns(data, rows, &mine)?;
+        let m = rows.len();
+        let computed = mine
+            .iter()
+            .enumerate()
+            .map(|(j, _)| FeatureCodes::of(&mut columns[j * m..(j + 1) * m], max_bins));
+        let features: Vec<FeatureCodes> = if split {
+            let mut part = Vec::new();
+            for (c, &f) in computed.zip(&mine) {
+                c.write(f, &mut part);
+            }
+            drop(columns);
+            FeatureCodes::read_all(&reducer.gather(&part), p)
+        } else {
+            computed.collect()
+        };
         let mut thresholds = Vec::with_capacity(p);
         let (mut low, mut high) = (Vec::with_capacity(p), Vec::with_capacity(p));
-        let mut bins = vec![B::of(0); n * p];
-        let mut values = Vec::with_capacity(rows.len());
-        for f in 0..p {
-            values.clear();
-            for &r in rows {
-                let v = data.x.get(r, f);
-                if v.is_nan() {
-                    return Err(format!(
-                        "{}: feature `{}` is missing (NaN) in row {r}; fill or drop missing values first",
-                        data.name, data.feature_names[f]
-                    ));
-                }
-                values.push(v);
+        for c in features {
+            if !exact {
+                thresholds.push(c.thresholds);
+                high.push(c.high);
             }
-            values.sort_unstable_by(f64::total_cmp);
-            let column = &mut bins[f * n..(f + 1) * n];
-            if exact {
-                values.dedup();
-                // A training value's code is its rank among the distinct values.
-                for (r, b) in column.iter_mut().enumerate() {
-                    let v = data.x.get(r, f);
-                    *b = B::of(values.partition_point(|&d| d < v));
-                }
-                low.push(values.clone());
-                continue;
-            }
-            let t = edges(&values, max_bins.unwrap_or(MAX_BINS).clamp(2, MAX_BINS));
-            for (r, b) in column.iter_mut().enumerate() {
-                let v = data.x.get(r, f);
-                *b = B::of(t.partition_point(|&e| e < v));
-            }
-            // Each bin's smallest and largest training value.
-            let (mut lo, mut hi) = (vec![f64::NAN; t.len() + 1], vec![f64::NAN; t.len() + 1]);
-            let mut b = 0;
-            for &v in values.iter() {
-                while b < t.len() && v > t[b] {
-                    b += 1;
-                }
-                if lo[b].is_nan() {
-                    lo[b] = v;
-                }
-                hi[b] = v;
-            }
-            thresholds.push(t);
-            low.push(lo);
-            high.push(hi);
+            low.push(c.low);
         }
-        let row_major = if exact {
-            Vec::new()
-        } else {
-            let mut rm = vec![B::of(0); n * p];
-            for f in 0..p {
-                for r in 0..n {
-                    rm[r * p + f] = bins[f * n + r];
-                }
+        // A value's code: its rank among the distinct training values (exact), or the first bin
+        // whose upper edge it does not exceed (hist). Coded row by row (the dataset is row-major).
+        let cuts = if exact { &low } else { &thresholds };
+        let n = coded.map_or(data.rows(), <[usize]>::len);
+        let mut row_major = vec![B::of(0); n * p];
+        for (i, out) in row_major.chunks_exact_mut(p.max(1)).enumerate() {
+            let r = coded.map_or(i, |c| c[i]);
+            for ((b, &v), cut) in out.iter_mut().zip(data.x.row(r)).zip(cuts) {
+                *b = B::of(cut.partition_point(|&e| e < v));
             }
-            rm
-        };
+        }
+        let mut bins = vec![B::of(0); n * p];
+        for (r, codes) in row_major.chunks_exact(p.max(1)).enumerate() {
+            for (f, &b) in codes.iter().enumerate() {
+                bins[f * n + r] = b;
+            }
+        }
+        if exact {
+            row_major = Vec::new();
+        }
         let mut offsets = vec![0];
         for l in &low {
             offsets.push(offsets.last().copied().unwrap_or(0) + l.len().max(1));
@@ -519,6 +676,8 @@ pub(crate) fn grow_reduced(
     }
 }
 
+/// Grow one tree on the codes: the root, then split frontier nodes (depth-first, or best gain
+/// first under a leaf budget) until none can split.
 fn grow_codes<B: Code>(
     binned: &Codes<B>,
     entries: &mut [Entry],
@@ -526,45 +685,9 @@ fn grow_codes<B: Code>(
     rng: &mut Xoshiro256PlusPlus,
     reducer: Option<&dyn HistogramReducer>,
 ) -> (Tree, Vec<(u32, u32)>) {
-    let width = match cfg.criterion {
-        Criterion::Gini | Criterion::Entropy => cfg.n_classes,
-        _ => 1,
-    };
-    let stat_width = match cfg.criterion {
-        Criterion::Gini | Criterion::Entropy => cfg.n_classes,
-        Criterion::Mse => 3,
-        Criterion::Newton { .. } => 2,
-    };
-    let full = cfg.subtraction
-        && !binned.exact
-        && cfg.max_features >= binned.features()
-        && cfg.cut == Cut::Best;
-    let mut b = Builder {
-        binned,
-        cfg,
-        s: stat_width,
-        full,
-        reducer: reducer.filter(|_| full),
-        hist: vec![0.0; binned.widest * stat_width],
-        counts: vec![0; binned.widest],
-        occupied: Vec::new(),
-        pool: Vec::new(),
-        free: Vec::new(),
-        blocks: Vec::new(),
-        order: (0..binned.features()).collect(),
-        left: vec![0.0; stat_width],
-        right: vec![0.0; stat_width],
-        node_stats: vec![0.0; stat_width],
-        tree: Tree {
-            nodes: Vec::new(),
-            values: Vec::new(),
-            width,
-            gains: vec![0.0; binned.features()],
-        },
-        ranges: Vec::new(),
-    };
+    let mut b = Builder::new(binned, cfg, reducer);
     let mut frontier: Vec<Pending> = Vec::new();
-    let root_slot = if full {
+    let root_slot = if b.full {
         let slot = b.alloc();
         b.fill_slot(slot, entries);
         b.reduce(slot);
@@ -577,66 +700,18 @@ fn grow_codes<B: Code>(
     }
     let mut leaves = 1;
     let best_first = cfg.max_leaf_nodes > 0;
-    loop {
-        if best_first && leaves >= cfg.max_leaf_nodes {
+    while !(best_first && leaves >= cfg.max_leaf_nodes) {
+        let Some(p) = next_to_split(&mut frontier, best_first) else {
             break;
-        }
-        let next = if best_first {
-            // The frontier stays small (at most the leaf budget): a scan beats a heap.
-            let best = (0..frontier.len()).fold(None, |acc: Option<usize>, i| match acc {
-                Some(a) if frontier[a].split.gain >= frontier[i].split.gain => Some(a),
-                _ => Some(i),
-            });
-            best.map(|i| frontier.swap_remove(i))
-        } else {
-            frontier.pop()
         };
-        let Some(p) = next else { break };
         let s = p.split;
-        let column = binned.column(s.feature);
-        let slice = &mut entries[p.start..p.end];
-        // In-place partition: codes ≤ s.bin to the front.
-        let mut i = 0;
-        let mut j = slice.len();
-        while i < j {
-            if column[slice[i].row as usize].idx() <= s.bin {
-                i += 1;
-            } else {
-                j -= 1;
-                slice.swap(i, j);
-            }
-        }
-        let mid = p.start + i;
-        // Subtraction trick: histogram the smaller child, the larger one is parent − smaller.
-        let (left_slot, right_slot) = if full {
-            let small_is_left = match b.reducer {
-                // The smaller child over all shards, from the parent's summed counts.
-                Some(_) => {
-                    let counts = &b.pool[p.slot].1;
-                    let (a, z) = (binned.offsets[s.feature], binned.offsets[s.feature + 1]);
-                    let left: u64 = counts[a..=a + s.bin].iter().map(|&c| u64::from(c)).sum();
-                    let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
-                    left <= right
-                }
-                None => mid - p.start <= p.end - mid,
-            };
-            let small = b.alloc();
-            let range = if small_is_left {
-                p.start..mid
-            } else {
-                mid..p.end
-            };
-            b.fill_slot(small, &entries[range]);
-            b.reduce(small);
-            b.subtract(p.slot, small);
-            if small_is_left {
-                (small, p.slot)
-            } else {
-                (p.slot, small)
-            }
-        } else {
-            (NO_SLOT, NO_SLOT)
-        };
+        let mid = p.start
+            + partition(
+                binned.column(s.feature),
+                &mut entries[p.start..p.end],
+                s.bin,
+            );
+        let (left_slot, right_slot) = b.child_slots(entries, &p, mid);
         let left_id = b.tree.nodes.len() as u32;
         let lp = b.make_node(entries, p.start, mid, p.depth + 1, left_slot, rng);
         let right_id = b.tree.nodes.len() as u32;
@@ -655,6 +730,35 @@ fn grow_codes<B: Code>(
     }
     b.recycle();
     (b.tree, b.ranges)
+}
+
+/// The frontier node to split next: the best gain (the first of equals) with a leaf budget, else
+/// the last pushed (depth-first).
+fn next_to_split(frontier: &mut Vec<Pending>, best_first: bool) -> Option<Pending> {
+    if !best_first {
+        return frontier.pop();
+    }
+    // The frontier stays small (at most the leaf budget): a scan beats a heap.
+    let best = (0..frontier.len()).fold(None, |acc: Option<usize>, i| match acc {
+        Some(a) if frontier[a].split.gain >= frontier[i].split.gain => Some(a),
+        _ => Some(i),
+    });
+    best.map(|i| frontier.swap_remove(i))
+}
+
+/// Partition `slice` in place, codes ≤ `bin` (of `column`) to the front; returns how many.
+fn partition<B: Code>(column: &[B], slice: &mut [Entry], bin: usize) -> usize {
+    let mut i = 0;
+    let mut j = slice.len();
+    while i < j {
+        if column[slice[i].row as usize].idx() <= bin {
+            i += 1;
+        } else {
+            j -= 1;
+            slice.swap(i, j);
+        }
+    }
+    i
 }
 
 /// The most all-feature histograms a thread keeps between trees.
@@ -754,7 +858,87 @@ fn fill_rows<B: Code>(
     }
 }
 
-impl<B: Code> Builder<'_, B> {
+impl<'a, B: Code> Builder<'a, B> {
+    /// A builder for one tree; all-feature mode (`full`) when the configuration allows it.
+    fn new(
+        binned: &'a Codes<B>,
+        cfg: &'a TreeConfig,
+        reducer: Option<&'a dyn HistogramReducer>,
+    ) -> Builder<'a, B> {
+        let width = match cfg.criterion {
+            Criterion::Gini | Criterion::Entropy => cfg.n_classes,
+            _ => 1,
+        };
+        let stat_width = match cfg.criterion {
+            Criterion::Gini | Criterion::Entropy => cfg.n_classes,
+            Criterion::Mse => 3,
+            Criterion::Newton { .. } => 2,
+        };
+        let full = cfg.subtraction
+            && !binned.exact
+            && cfg.max_features >= binned.features()
+            && cfg.cut == Cut::Best;
+        Builder {
+            binned,
+            cfg,
+            s: stat_width,
+            full,
+            reducer: reducer.filter(|_| full),
+            hist: vec![0.0; binned.widest * stat_width],
+            counts: vec![0; binned.widest],
+            occupied: Vec::new(),
+            pool: Vec::new(),
+            free: Vec::new(),
+            blocks: Vec::new(),
+            order: (0..binned.features()).collect(),
+            left: vec![0.0; stat_width],
+            right: vec![0.0; stat_width],
+            node_stats: vec![0.0; stat_width],
+            tree: Tree {
+                nodes: Vec::new(),
+                values: Vec::new(),
+                width,
+                gains: vec![0.0; binned.features()],
+            },
+            ranges: Vec::new(),
+        }
+    }
+
+    /// The children's all-feature histograms of node `p`, split at `mid` (subtraction trick:
+    /// histogram the smaller child, the larger one is parent − smaller); none outside all-feature
+    /// mode. Data-parallel, "smaller" is over all shards, read from the parent's summed counts.
+    fn child_slots(&mut self, entries: &[Entry], p: &Pending, mid: usize) -> (usize, usize) {
+        if !self.full {
+            return (NO_SLOT, NO_SLOT);
+        }
+        let s = p.split;
+        let small_is_left = match self.reducer {
+            Some(_) => {
+                let counts = &self.pool[p.slot].1;
+                let offsets = &self.binned.offsets;
+                let (a, z) = (offsets[s.feature], offsets[s.feature + 1]);
+                let left: u64 = counts[a..=a + s.bin].iter().map(|&c| u64::from(c)).sum();
+                let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
+                left <= right
+            }
+            None => mid - p.start <= p.end - mid,
+        };
+        let small = self.alloc();
+        let range = if small_is_left {
+            p.start..mid
+        } else {
+            mid..p.end
+        };
+        self.fill_slot(small, &entries[range]);
+        self.reduce(small);
+        self.subtract(p.slot, small);
+        if small_is_left {
+            (small, p.slot)
+        } else {
+            (p.slot, small)
+        }
+    }
+
     fn alloc(&mut self) -> usize {
         if let Some(slot) = self.free.pop() {
             return slot;
@@ -1080,105 +1264,129 @@ impl<B: Code> Builder<'_, B> {
         }
     }
 
+    /// The best split of a node's `rows` one feature at a time (per-feature mode): features in a
+    /// random order until `max_features` non-constant ones have been examined.
     fn find_split(&mut self, rows: &[Entry], rng: &mut Xoshiro256PlusPlus) -> Option<Split> {
         let p = self.order.len();
         let want = self.cfg.max_features.min(p);
-        let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
         let mut best: Option<Split> = None;
         let mut examined = 0;
-        let s = self.s;
         for i in 0..p {
             if want < p {
                 let j = rng.random_range(i..p);
                 self.order.swap(i, j);
             }
             let f = self.order[i];
-            let column = self.binned.column(f);
-            // Histogram of this feature over the node, the occupied code range and, for small
-            // nodes, the occupied codes themselves (so deep nodes scan a handful of codes, not the
-            // range).
-            let (mut lo, mut hi) = (usize::MAX, 0usize);
-            self.occupied.clear();
-            for e in rows {
-                let b = column[e.row as usize].idx();
-                lo = lo.min(b);
-                hi = hi.max(b);
-                if self.counts[b] == 0 {
-                    self.occupied.push(b as u32);
-                }
-                self.counts[b] += 1;
-                add(&mut self.hist[b * s..(b + 1) * s], self.cfg.criterion, e);
-            }
-            let sparse = self.occupied.len() * 8 < hi - lo + 1;
-            if sparse {
-                self.occupied.sort_unstable();
-            }
+            let (lo, hi, sparse) = self.feature_histogram(rows, f);
             if lo < hi {
                 examined += 1;
-                let cut = match self.cfg.cut {
-                    Cut::Best => None,
-                    _ => Some(self.draw_cut(f, lo, hi, rng)),
-                };
-                let sc = Scan {
-                    cfg: self.cfg,
-                    s,
-                    node_stats: &self.node_stats,
-                    hist: &self.hist,
-                    counts: &self.counts,
-                    n: rows.len(),
-                    node_proxy,
-                };
-                let (left, right) = (&mut self.left, &mut self.right);
-                let at = cut.map(|c| c.0);
-                let found = if sparse {
-                    let k = self.occupied.len();
-                    let codes = self.occupied[..k - 1].iter().map(|&b| b as usize);
-                    scan(sc, left, right, codes, at)
-                } else {
-                    scan(sc, left, right, lo..hi, at)
-                };
-                if let Some((bin, gain)) = found {
-                    if best.is_none_or(|b| gain > b.gain) {
-                        let threshold = match cut {
-                            Some((_, t)) => t,
-                            None => {
-                                let next = if sparse {
-                                    let k = self.occupied.partition_point(|&o| o as usize <= bin);
-                                    self.occupied[k] as usize
-                                } else {
-                                    bin + 1
-                                        + self.counts[bin + 1..=hi]
-                                            .iter()
-                                            .position(|&v| v > 0)
-                                            .unwrap_or(0)
-                                };
-                                self.binned.best_threshold(f, bin, next)
-                            }
-                        };
-                        best = Some(Split {
-                            feature: f,
-                            bin,
-                            gain,
-                            threshold,
-                        });
+                if let Some(c) = self.feature_split(f, rows.len(), lo, hi, sparse, rng) {
+                    if best.is_none_or(|b| c.gain > b.gain) {
+                        best = Some(c);
                     }
                 }
             }
-            if sparse {
-                for &b in &self.occupied {
-                    let b = b as usize;
-                    self.hist[b * s..(b + 1) * s].fill(0.0);
-                    self.counts[b] = 0;
-                }
-            } else if lo <= hi {
-                self.hist[lo * s..(hi + 1) * s].fill(0.0);
-                self.counts[lo..=hi].fill(0);
-            }
+            self.clear_histogram(lo, hi, sparse);
             if examined >= want {
                 break;
             }
         }
         self.accept(best)
+    }
+
+    /// Histogram of feature `f` over the node's `rows` into `hist` / `counts`: the occupied code
+    /// range `lo..=hi` and whether it is sparse, in which case `occupied` lists the occupied codes
+    /// sorted (so deep nodes scan a handful of codes, not the range).
+    fn feature_histogram(&mut self, rows: &[Entry], f: usize) -> (usize, usize, bool) {
+        let (s, criterion) = (self.s, self.cfg.criterion);
+        let column = self.binned.column(f);
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        self.occupied.clear();
+        for e in rows {
+            let b = column[e.row as usize].idx();
+            lo = lo.min(b);
+            hi = hi.max(b);
+            if self.counts[b] == 0 {
+                self.occupied.push(b as u32);
+            }
+            self.counts[b] += 1;
+            add(&mut self.hist[b * s..(b + 1) * s], criterion, e);
+        }
+        let sparse = self.occupied.len() * 8 < hi - lo + 1;
+        if sparse {
+            self.occupied.sort_unstable();
+        }
+        (lo, hi, sparse)
+    }
+
+    /// The best (or the drawn) cut of feature `f` from its histogram over the node's `n` rows,
+    /// occupying codes `lo..=hi` (`lo < hi`).
+    fn feature_split(
+        &mut self,
+        f: usize,
+        n: usize,
+        lo: usize,
+        hi: usize,
+        sparse: bool,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Option<Split> {
+        let cut = match self.cfg.cut {
+            Cut::Best => None,
+            _ => Some(self.draw_cut(f, lo, hi, rng)),
+        };
+        let sc = Scan {
+            cfg: self.cfg,
+            s: self.s,
+            node_stats: &self.node_stats,
+            hist: &self.hist,
+            counts: &self.counts,
+            n,
+            node_proxy: proxy(self.cfg.criterion, &self.node_stats),
+        };
+        let (left, right) = (&mut self.left, &mut self.right);
+        let at = cut.map(|c| c.0);
+        let (bin, gain) = if sparse {
+            let k = self.occupied.len();
+            let codes = self.occupied[..k - 1].iter().map(|&b| b as usize);
+            scan(sc, left, right, codes, at)
+        } else {
+            scan(sc, left, right, lo..hi, at)
+        }?;
+        let threshold = match cut {
+            Some((_, t)) => t,
+            None => {
+                // The next occupied code after `bin`: the split's threshold lies between them.
+                let next = if sparse {
+                    let k = self.occupied.partition_point(|&o| o as usize <= bin);
+                    self.occupied[k] as usize
+                } else {
+                    let after = &self.counts[bin + 1..=hi];
+                    bin + 1 + after.iter().position(|&v| v > 0).unwrap_or(0)
+                };
+                self.binned.best_threshold(f, bin, next)
+            }
+        };
+        Some(Split {
+            feature: f,
+            bin,
+            gain,
+            threshold,
+        })
+    }
+
+    /// Zero what [`Builder::feature_histogram`] filled (only the occupied codes or range).
+    fn clear_histogram(&mut self, lo: usize, hi: usize, sparse: bool) {
+        let s = self.s;
+        if sparse {
+            for &b in &self.occupied {
+                let b = b as usize;
+                self.hist[b * s..(b + 1) * s].fill(0.0);
+                self.counts[b] = 0;
+            }
+        } else if lo <= hi {
+            self.hist[lo * s..(hi + 1) * s].fill(0.0);
+            self.counts[lo..=hi].fill(0);
+        }
     }
 }
 
@@ -1457,6 +1665,74 @@ mod tests {
             (0..p).map(|f| format!("f{f}")).collect(),
         )
         .unwrap()
+    }
+
+    /// A shard codes only its own rows, with the bin edges one process computes from every
+    /// training row, though each shard sorts only its share of the features (the rest gathered).
+    #[test]
+    fn shards_code_their_own_rows_with_the_one_process_edges() {
+        use crate::dataparallel::tests::{ThreadReducer, ThreadShard};
+        let data = crate::data::make_classification(&crate::data::Synthetic {
+            samples: 3000,
+            features: 7,
+            informative: 4,
+            seed: 11,
+            ..crate::data::Synthetic::default()
+        })
+        .unwrap();
+        let train: Vec<usize> = (0..data.rows()).filter(|r| r % 5 != 2).collect();
+        let Binned::Hist(whole) = Binned::new(&data, &train, Splitter::Hist, 64).unwrap() else {
+            unreachable!()
+        };
+        let bits = |v: &[Vec<f64>]| -> Vec<Vec<u64>> {
+            v.iter()
+                .map(|f| f.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        for size in [1, 2, 3, 4] {
+            let shared = ThreadReducer::new(size);
+            let shards: Vec<(Vec<usize>, Codes<u8>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..size)
+                    .map(|rank| {
+                        let (data, train, shared) = (&data, &train, &shared);
+                        s.spawn(move || {
+                            let shard = Shard { rank, size };
+                            let own = train[shard.range(train.len())].to_vec();
+                            let reducer = ThreadShard { shared, rank };
+                            let binned = Binned::for_rows(
+                                data,
+                                train,
+                                &own,
+                                Splitter::Hist,
+                                64,
+                                shard,
+                                &reducer,
+                            );
+                            let Ok(Binned::Hist(codes)) = binned else {
+                                panic!("hist codes expected")
+                            };
+                            (own, codes)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, (own, codes)) in shards.iter().enumerate() {
+                let at = format!("shard {rank} of {size}");
+                assert_eq!(codes.n, own.len(), "{at} codes only its rows");
+                assert_eq!(bits(&codes.thresholds), bits(&whole.thresholds), "{at}");
+                assert_eq!(bits(&codes.low), bits(&whole.low), "{at}");
+                assert_eq!(bits(&codes.high), bits(&whole.high), "{at}");
+                assert_eq!(codes.offsets, whole.offsets, "{at}");
+                let p = data.features();
+                for (i, &r) in own.iter().enumerate() {
+                    for f in 0..p {
+                        assert_eq!(codes.column(f)[i], whole.column(f)[r], "{at}");
+                        assert_eq!(codes.row_major[i * p + f], whole.row_major[r * p + f]);
+                    }
+                }
+            }
+        }
     }
 
     fn config(n_classes: usize, cut: Cut, max_features: usize) -> TreeConfig {

@@ -4,8 +4,10 @@
 //! Every rank loads the same dataset and takes the same stratified 3/4 training split as
 //! `gboost.fit`; the booster then keeps one contiguous shard of the training rows per rank
 //! ([`Shard`]) and sums each tree node's histogram over the ranks with `MPI_Allreduce`
-//! ([`MpiReducer`]). Bin edges and the early-stopping validation split are computed by every rank
-//! from the full data it loaded, so they need no message and are the same everywhere. The sums
+//! ([`MpiReducer`]). The early-stopping validation split is computed by every rank from the full
+//! data it loaded, so it needs no message; the bin edges come from every training row, each rank
+//! sorting its share of the features and an allgather sharing them, so every rank holds the
+//! one-process edges. Each rank codes only its own rows. The sums
 //! are exact whatever the reduction order (the booster rounds gradients so that they are; see
 //! `scalelab_ml::dataparallel`), so the plain, unordered `MPI_Allreduce` SUM is safe and the
 //! model is the one a single process fits.
@@ -15,7 +17,7 @@
 //!
 //! Metrics (maximum over ranks, as every MPI point): `rows_per_rank` (training rows of the
 //! largest shard), `allreduce_bytes` (bytes each rank contributes to the histogram and maximum
-//! reductions in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
+//! reductions and the bin edges' allgather in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
 //! waiting for slower ranks included), the score and `fits`. Weak scaling grows `size`
 //! (synthetic samples) with the ranks, so rows per rank stay constant.
 
@@ -23,8 +25,10 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use ::mpi::collective::SystemOperation;
+use ::mpi::datatype::PartitionMut;
 use ::mpi::topology::Communicator;
 use ::mpi::traits::CommunicatorCollectives;
+use ::mpi::Count;
 use anyhow::anyhow;
 use scalelab_ml::dataparallel::{HistogramReducer, Shard};
 use scalelab_ml::estimator::{Estimator, FitOptions, Model, Prediction};
@@ -145,7 +149,7 @@ struct Traffic {
 }
 
 /// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
-/// the counts (as doubles), MAX of the largest gradients. Order-free reductions are correct here
+/// the counts (as doubles), MAX of the largest gradients, and an allgather of the bin edges. Order-free reductions are correct here
 /// because the booster's sums are exact (module documentation). Counts the bytes, calls and time.
 pub(crate) struct MpiReducer<'c, C: Communicator> {
     comm: &'c C,
@@ -201,6 +205,30 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
         self.comm
             .all_reduce_into(&send[..], values, SystemOperation::max());
         self.record(start, values.len() * 8);
+    }
+
+    fn gather(&self, part: &[f64]) -> Vec<f64> {
+        // The lengths first (one count per rank), then the parts in rank order.
+        let start = Instant::now();
+        let size = self.comm.size() as usize;
+        let mut counts = vec![0 as Count; size];
+        self.comm
+            .all_gather_into(&(part.len() as Count), &mut counts[..]);
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let d = *at;
+                *at += c;
+                Some(d)
+            })
+            .collect();
+        let mut all = vec![0.0; counts.iter().map(|&c| c as usize).sum()];
+        {
+            let mut partition = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            self.comm.all_gather_varcount_into(part, &mut partition);
+        }
+        self.record(start, part.len() * 8);
+        all
     }
 }
 
