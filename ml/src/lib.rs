@@ -54,12 +54,9 @@ pub mod mlp;
 pub mod pipeline;
 pub mod search;
 
-/// SplitMix64 finaliser: derive independent seeds from (seed, index) pairs.
-pub fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+/// SplitMix64's finaliser, from which every seed of the crate is derived: the kernels crate's, so
+/// the two crates hash indices one way.
+pub use scalelab_kernels::mix64;
 
 /// The seed of unit `index` (a tree, a fold, a candidate) of a computation seeded with `seed`.
 pub fn child_seed(seed: u64, index: u64) -> u64 {
