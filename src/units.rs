@@ -1,8 +1,10 @@
-//! Numbers for people: byte counts, durations, significant digits, plurals and the run-id stamp, each written one way
-//! and tested here once.
+//! Numbers for people: byte counts, durations, significant digits, plurals and the run-id stamp,
+//! each written one way and tested here once.
 //!
 //! Every message, report line and folder name that shows one of these goes through this module,
-//! so that `1.5 KiB`, `3 min 05 s` or `1 point` read the same wherever they appear. The SLURM
+//! so that `1.5 KiB`, `3 min 05 s` or `1 point` read the same wherever they appear. Bytes have
+//! three forms, each for a reason given on it: [`bytes`] (descriptions), [`bytes_exact`] (message
+//! and cache sizes, where the exact power of two matters) and [`gib`] (memory checks). The SLURM
 //! notations (`--time`, `--mem`) are a grammar of their own and live in `slurm/units.rs`; sizes
 //! as a manifest writes them (`"64MiB"`) live with their parser in `value.rs`.
 
@@ -85,6 +87,13 @@ fn sig3_decimals(v: f64) -> usize {
     }
 }
 
+/// Bytes in GiB with two decimals, whatever the size: `12.50 GiB`, `0.25 GiB`. Memory checks
+/// compare a need with a node's memory in one sentence, and one fixed unit on both sides keeps
+/// the two figures comparable at a glance (where [`bytes`] would say `512 MiB` against `15.6 GiB`).
+pub fn gib(bytes: f64) -> String {
+    format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
+}
+
 /// A duration for people: `0.25 s`, `4.2 s`, `42 s`, `3 min 05 s`, `2 h 05 min`, `3 d 4 h`;
 /// `?` for a negative or non-finite one.
 pub fn duration(seconds: f64) -> String {
@@ -143,6 +152,8 @@ mod tests {
         assert_eq!(bytes_exact(4.0 * 1048576.0), "4 MiB");
         assert_eq!(bytes_exact(1536.0), "1.50 KiB");
         assert_eq!(bytes_exact(2f64.powi(41)), "2 TiB");
+        assert_eq!(gib(12.5 * 2f64.powi(30)), "12.50 GiB");
+        assert_eq!(gib(2f64.powi(28)), "0.25 GiB");
     }
 
     #[test]

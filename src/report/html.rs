@@ -329,7 +329,7 @@ fn machine_card(m: &Machine) -> String {
         let caches: Vec<String> = m
             .caches
             .iter()
-            .map(|(level, bytes)| format!("{level} {}", bytes_text(*bytes)))
+            .map(|(level, bytes)| format!("{level} {}", crate::units::bytes_exact(*bytes as f64)))
             .collect();
         rows.push(("caches", caches.join(", ")));
     }
@@ -344,16 +344,6 @@ fn machine_card(m: &Machine) -> String {
     }
     card.push_str("</table>\n</section>\n");
     card
-}
-
-fn bytes_text(b: u64) -> String {
-    if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
-        format!("{} MiB", b >> 20)
-    } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
-        format!("{} KiB", b >> 10)
-    } else {
-        format!("{b} B")
-    }
 }
 
 /// Text and attribute values for HTML: the five characters that could end an element or an

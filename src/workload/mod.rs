@@ -517,10 +517,7 @@ pub(crate) fn not_under_mpi(name: &str) -> anyhow::Error {
     )
 }
 
-/// `12.50 GiB`.
-pub(crate) fn gib(bytes: f64) -> String {
-    format!("{:.2} GiB", bytes / f64::from(1u32 << 30))
-}
+pub(crate) use crate::units::gib;
 
 /// The GPU lines of `scalelab info`: each device with its peaks, or why there is none.
 pub fn gpu_description() -> String {

@@ -561,19 +561,7 @@ impl GradientBoosting {
         reducer: &dyn HistogramReducer,
     ) -> Result<Box<dyn Model>, String> {
         let hist = matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist;
-        if shard.size > 1 && !hist {
-            return Err(format!(
-                "{}: data-parallel training over {} processes needs hist_gradient_boosting with \
-                 splitter = \"hist\"",
-                self.name, shard.size
-            ));
-        }
-        if shard.rank >= shard.size {
-            return Err(format!(
-                "{}: shard {} of {} does not exist",
-                self.name, shard.rank, shard.size
-            ));
-        }
+        self.check_shard(shard, hist)?;
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
         let stop = self.stopping(rows.len());
@@ -594,21 +582,7 @@ impl GradientBoosting {
         let ys = targets(data, train, k, width);
         let val_ys = targets(data, val, k, width);
         let init = initial_scores(k, width, &ys, sw);
-        let max_bins = match self.flavour {
-            Flavour::Hist { max_bins, .. } => max_bins,
-            Flavour::Classic { .. } => MAX_BINS,
-        };
-        // Codes (bin edges) from every training row, the same bits on every shard; only this
-        // shard's rows are coded: an entry's `row` is its position among them.
-        let binned = Binned::for_rows(
-            data,
-            train,
-            own_train,
-            self.splitter,
-            max_bins,
-            shard,
-            reducer,
-        )?;
+        let binned = self.codes(data, train, own_train, shard, reducer)?;
         let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
@@ -628,31 +602,11 @@ impl GradientBoosting {
         for stage in 0..self.n {
             all_gradients(parallel, k, width, &scores, own_ys, &mut grad, &mut hess);
             for c in 0..width {
-                entries.clear();
-                entries.extend((0..ml).map(|i| Entry {
-                    row: i as u32,
-                    class: i as u32,
-                    w: own_sw[i],
-                    // The squared-error tree fits the negative gradient; the Newton tree sums
-                    // weighted gradients and hessians.
-                    y: match self.flavour {
-                        Flavour::Classic { .. } => -grad[i * width + c],
-                        Flavour::Hist { .. } => own_sw[i] * grad[i * width + c],
-                    },
-                    h: own_sw[i] * hess[i * width + c],
-                }));
-                entries.retain(|e| e.w > 0.0);
+                self.column_entries(&mut entries, Column { width, c }, own_sw, &grad, &hess);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                // The hist booster on bins grows through the reducer (one process: a no-op);
-                // with exact splits it is never sharded.
-                let (mut tree, ranges) = if hist {
-                    quantise(&mut entries, m, reducer);
-                    grow_reduced(&binned, &mut entries, &cfg, &mut rng, reducer)
-                        .map_err(|e| format!("{}: {e}", self.name))?
-                } else {
-                    grow_with_ranges(&binned, &mut entries, &cfg, &mut rng)
-                };
+                let (mut tree, ranges) =
+                    self.grow(hist, &binned, &mut entries, &cfg, &mut rng, m, reducer)?;
                 leaves_of_rows(data, own_train, &tree, &entries, &ranges, &mut leaf_of);
                 if let (Flavour::Classic { .. }, true) = (&self.flavour, k > 0) {
                     let column = Column { width, c };
@@ -685,6 +639,100 @@ impl GradientBoosting {
             width,
             k,
         }))
+    }
+}
+
+impl GradientBoosting {
+    /// Refuse a shard this booster cannot be split into, before any work: only the histogram
+    /// booster on bins trains data-parallel.
+    fn check_shard(&self, shard: Shard, hist: bool) -> Result<(), String> {
+        if shard.size > 1 && !hist {
+            return Err(format!(
+                "{}: data-parallel training over {} processes needs hist_gradient_boosting with \
+                 splitter = \"hist\"",
+                self.name, shard.size
+            ));
+        }
+        if shard.rank >= shard.size {
+            return Err(format!(
+                "{}: shard {} of {} does not exist",
+                self.name, shard.rank, shard.size
+            ));
+        }
+        Ok(())
+    }
+
+    /// The codes of this shard's training rows: bin edges from every training row, the same bits
+    /// on every shard; only `own_train` is coded, so an entry's `row` is its position there.
+    fn codes(
+        &self,
+        data: &Dataset,
+        train: &[usize],
+        own_train: &[usize],
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
+        let max_bins = match self.flavour {
+            Flavour::Hist { max_bins, .. } => max_bins,
+            Flavour::Classic { .. } => MAX_BINS,
+        };
+        Binned::for_rows(
+            data,
+            train,
+            own_train,
+            self.splitter,
+            max_bins,
+            shard,
+            reducer,
+        )
+    }
+
+    /// The entries of score column `c` for this shard's rows (rows of weight 0 left out): the
+    /// squared-error tree fits the negative gradient; the Newton tree sums weighted gradients
+    /// and hessians.
+    fn column_entries(
+        &self,
+        entries: &mut Vec<Entry>,
+        Column { width, c }: Column,
+        own_sw: &[f64],
+        grad: &[f64],
+        hess: &[f64],
+    ) {
+        entries.clear();
+        entries.extend((0..own_sw.len()).map(|i| Entry {
+            row: i as u32,
+            class: i as u32,
+            w: own_sw[i],
+            y: match self.flavour {
+                Flavour::Classic { .. } => -grad[i * width + c],
+                Flavour::Hist { .. } => own_sw[i] * grad[i * width + c],
+            },
+            h: own_sw[i] * hess[i * width + c],
+        }));
+        entries.retain(|e| e.w > 0.0);
+    }
+
+    /// Grow one stage's tree on `entries`: the hist booster on bins through the reducer (one
+    /// process: a no-op), after rounding its gradients so the sums are exact ([`quantise`]);
+    /// with exact splits it is never sharded.
+    #[allow(clippy::too_many_arguments)]
+    fn grow(
+        &self,
+        hist: bool,
+        binned: &Binned,
+        entries: &mut [Entry],
+        cfg: &TreeConfig,
+        rng: &mut Xoshiro256PlusPlus,
+        m: usize,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<(Tree, Vec<(u32, u32)>), String> {
+        if hist {
+            quantise(entries, m, reducer);
+            grow_reduced(binned, entries, cfg, rng, reducer)
+                .map_err(|e| format!("{}: {e}", self.name))
+        } else {
+            Ok(grow_with_ranges(binned, entries, cfg, rng))
+        }
     }
 }
 
