@@ -193,7 +193,7 @@ fn notes(series: &[&Series<'_>], cols: &Columns) -> Vec<String> {
         );
     }
     if comm {
-        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent in MPI communication (halo exchange, panel broadcasts), maximum over the ranks.".to_string());
+        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent in MPI communication as the workload times it (halo exchanges, panel broadcasts, gradient reductions), maximum over the ranks.".to_string());
     }
     if points().any(|p| p.record.point.oversubscribed) {
         let what = if mpi { "ranks × threads" } else { "workers" };
