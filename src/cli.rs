@@ -16,10 +16,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::executor::{self, Executor, Interrupt, LocalExecutor, MockExecutor};
+use crate::exit;
+use crate::files::write_atomic;
 use crate::machine::Machine;
 use crate::plan::{self, Plan, Rates};
 use crate::provenance::{self, Provenance};
-use crate::results::{write_atomic, RunDir, RunLock};
+use crate::results::{RunDir, RunLock};
 use crate::slurm;
 use crate::units::plural;
 use crate::workload::{self, ParamKind};
@@ -745,10 +747,7 @@ fn say_summary(
     skipped: usize,
 ) {
     let total = plan.points.len();
-    let disturbed = records
-        .iter()
-        .filter(|r| crate::load::is_disturbed(r))
-        .count();
+    let disturbed = records.iter().filter(|r| r.is_disturbed()).count();
     crate::live!(
         "{} point{}: {} ok, {} failed{}{}",
         total,
@@ -894,6 +893,25 @@ fn rates(m: &Machine) -> Rates {
     }
 }
 
+/// The exit code for an error that ended a command ([`crate::exit`]): bad input (a
+/// [`exit::BadInput`] or a [`crate::manifest::ManifestError`] anywhere in the chain) or an I/O or
+/// internal failure, and 141 when the reader of stdout went away.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(lost) = err.downcast_ref::<crate::output::OutputLost>() {
+        if lost.is_broken_pipe() {
+            return exit::BROKEN_PIPE;
+        }
+    }
+    let bad = err
+        .chain()
+        .any(|e| e.is::<exit::BadInput>() || e.is::<crate::manifest::ManifestError>());
+    if bad {
+        exit::BAD_INPUT
+    } else {
+        exit::INTERNAL
+    }
+}
+
 /// The text of `scalelab list`.
 pub fn list_text() -> String {
     let mut s = String::from("Workloads (use as `workload = \"NAME\"` in a [[study]]):\n");
@@ -950,6 +968,27 @@ pub fn list_text() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_input_is_found_under_context_and_io_is_not() {
+        let bad: anyhow::Result<()> = Err(exit::BadInput::wrap(anyhow::anyhow!("no plan.json")));
+        let bad = bad.context("resuming").unwrap_err();
+        assert_eq!(exit_code(&bad), exit::BAD_INPUT);
+        assert_eq!(format!("{bad:#}"), "resuming: no plan.json");
+
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let io = anyhow::Error::new(io).context("writing points/a.json");
+        assert_eq!(exit_code(&io), exit::INTERNAL);
+
+        let pipe = anyhow::Error::new(crate::output::OutputLost(
+            std::io::ErrorKind::BrokenPipe.into(),
+        ));
+        assert_eq!(exit_code(&pipe), exit::BROKEN_PIPE);
+        let full = anyhow::Error::new(crate::output::OutputLost(
+            std::io::Error::from_raw_os_error(28),
+        ));
+        assert_eq!(exit_code(&full), exit::INTERNAL);
+    }
 
     /// `run --resume` takes `wait_idle` from the run's own copy of the manifest; a run without
     /// it waits for nothing, and a copy that no longer parses is named.

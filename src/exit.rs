@@ -10,14 +10,13 @@
 //!
 //! Input is judged bad where it is read, by wrapping the error in [`BadInput`] (or returning a
 //! [`crate::manifest::ManifestError`]); every other error is an I/O or internal
-//! failure. `main.rs`, the one exit point, asks [`code_for`] which code an error gets, so a
-//! script can tell "fix your input" (2) from "fix the machine or report a bug" (3).
+//! failure. `main.rs`, the one exit point, asks [`crate::cli::exit_code`] which code an error
+//! gets, so a script can tell "fix your input" (2) from "fix the machine or report a bug" (3).
+//! That judge lives with the command line, above every room whose typed errors it knows; this
+//! module, which every room uses to mark bad input, depends on none of them.
 
 use std::fmt;
 use std::process::ExitCode;
-
-use crate::manifest::ManifestError;
-use crate::output::OutputLost;
 
 /// Everything asked for was done.
 pub const OK: u8 = 0;
@@ -68,23 +67,6 @@ macro_rules! bad_input {
     };
 }
 
-/// The exit code for an error that ended a command.
-pub fn code_for(err: &anyhow::Error) -> u8 {
-    if let Some(lost) = err.downcast_ref::<OutputLost>() {
-        if lost.is_broken_pipe() {
-            return BROKEN_PIPE;
-        }
-    }
-    let bad = err
-        .chain()
-        .any(|e| e.is::<BadInput>() || e.is::<ManifestError>());
-    if bad {
-        BAD_INPUT
-    } else {
-        INTERNAL
-    }
-}
-
 /// The exit code of a command stopped by signal `signal`: 128 + its number, as shells report it.
 pub fn for_signal(signal: i32) -> ExitCode {
     ExitCode::from(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)))
@@ -93,24 +75,6 @@ pub fn for_signal(signal: i32) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
-
-    #[test]
-    fn bad_input_is_found_under_context_and_io_is_not() {
-        let bad: anyhow::Result<()> = Err(BadInput::wrap(anyhow::anyhow!("no plan.json")));
-        let bad = bad.context("resuming").unwrap_err();
-        assert_eq!(code_for(&bad), BAD_INPUT);
-        assert_eq!(format!("{bad:#}"), "resuming: no plan.json");
-
-        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
-        let io = anyhow::Error::new(io).context("writing points/a.json");
-        assert_eq!(code_for(&io), INTERNAL);
-
-        let pipe = anyhow::Error::new(OutputLost(std::io::ErrorKind::BrokenPipe.into()));
-        assert_eq!(code_for(&pipe), BROKEN_PIPE);
-        let full = anyhow::Error::new(OutputLost(std::io::Error::from_raw_os_error(28)));
-        assert_eq!(code_for(&full), INTERNAL);
-    }
 
     #[test]
     fn bad_input_keeps_the_cause_chain() {

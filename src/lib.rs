@@ -17,6 +17,9 @@ pub mod cli;
 pub mod device;
 pub mod executor;
 pub mod exit;
+pub mod files;
+#[cfg(test)]
+mod layers;
 pub mod load;
 pub mod machine;
 pub mod manifest;
@@ -25,6 +28,7 @@ pub mod plan;
 pub mod point_runner;
 pub mod provenance;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod slurm;
 pub mod stats;

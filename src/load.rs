@@ -175,63 +175,6 @@ pub fn judge(load: &MachineLoad) -> Verdict {
     }
 }
 
-/// The judgement of a record: `None` when it has no load figures (made before they existed, or
-/// where `/proc` is unreadable).
-pub fn verdict(rec: &crate::results::PointRecord) -> Option<Verdict> {
-    rec.load.as_ref().map(judge)
-}
-
-/// Whether a record is an ok point measured on a disturbed machine.
-pub fn is_disturbed(rec: &crate::results::PointRecord) -> bool {
-    rec.status == crate::results::Status::Ok && verdict(rec).is_some_and(|v| v.disturbed)
-}
-
-/// One line for the head of a report: how busy the machine was while `records` were measured,
-/// so that a reader sees the conditions beside the machine before any number. `None` when no
-/// record holds a load (runs made before loads were sampled, or mock runs).
-pub fn describe_run(records: &[crate::results::PointRecord]) -> Option<String> {
-    let loads: Vec<&MachineLoad> = records.iter().filter_map(|r| r.load.as_ref()).collect();
-    if loads.is_empty() {
-        return None;
-    }
-    let range = |f: &dyn Fn(&MachineLoad) -> f64| {
-        let (lo, hi) = loads
-            .iter()
-            .map(|l| f(l))
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-                (lo.min(v), hi.max(v))
-            });
-        if (hi - lo).abs() < 0.005 {
-            format!("{lo:.2}")
-        } else {
-            format!("{lo:.2}–{hi:.2}")
-        }
-    };
-    let disturbed = records.iter().filter(|r| is_disturbed(r)).count();
-    let unsampled = records.len() - loads.len();
-    Some(format!(
-        "Load while measured: other work kept {} cores busy beside the points (1-minute load average {}); {disturbed} of {} sampled point{} disturbed{}.",
-        range(&|l| l.other_cores),
-        range(&|l| l.loadavg_1m),
-        loads.len(),
-        crate::units::plural(loads.len()),
-        if unsampled > 0 {
-            format!(", {unsampled} not sampled")
-        } else {
-            String::new()
-        }
-    ))
-}
-
-/// The cores a point needs: threads × ranks (at least 1).
-pub fn cores_needed(point: &crate::plan::Point) -> u32 {
-    point
-        .resources
-        .threads
-        .max(1)
-        .saturating_mul(point.resources.ranks.max(1))
-}
-
 /// The figures of `/proc/stat` this module uses.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProcStat {
@@ -734,34 +677,6 @@ mod tests {
             loadavg_1m: 1.0,
             clock_mhz: Some(2600.0),
         }
-    }
-
-    #[test]
-    fn a_report_head_says_how_busy_the_machine_was() {
-        use crate::plan::Scaling;
-        use crate::report::test_support::{record, with_load};
-        let rec = |threads, other| {
-            with_load(
-                record(0, "gemm", Scaling::Strong, threads, 64, &[1.0]),
-                other,
-            )
-        };
-        let unsampled = record(0, "gemm", Scaling::Strong, 1, 64, &[1.0]);
-        assert_eq!(describe_run(std::slice::from_ref(&unsampled)), None);
-        assert_eq!(
-            describe_run(&[rec(1, 0.05), rec(2, 0.5), unsampled]).as_deref(),
-            Some(
-                "Load while measured: other work kept 0.05–0.50 cores busy beside the points \
-                 (1-minute load average 0.05–0.50); 1 of 2 sampled points disturbed, 1 not sampled."
-            )
-        );
-        assert_eq!(
-            describe_run(&[rec(2, 0.0)]).as_deref(),
-            Some(
-                "Load while measured: other work kept 0.00 cores busy beside the points \
-                 (1-minute load average 0.00); 0 of 1 sampled point disturbed."
-            )
-        );
     }
 
     #[test]

@@ -351,7 +351,7 @@ impl MeasuredPeak {
     fn new(key: CacheKey, p: &Probe) -> MeasuredPeak {
         MeasuredPeak {
             key,
-            measured_at: crate::results::now_rfc3339(),
+            measured_at: crate::units::now_rfc3339(),
             scalelab_version: env!("CARGO_PKG_VERSION").to_string(),
             clock_ghz: p.clock_ghz,
             fma_units: p.fma_units,
@@ -452,7 +452,7 @@ pub fn detect_from(
             .map_or(Ok(()), fs::create_dir_all)
             .map_err(anyhow::Error::from)
             .and_then(|()| {
-                crate::results::write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)
+                crate::files::write_atomic(&path, &serde_json::to_vec_pretty(&measured)?)
             });
         match saved {
             Ok(()) => m.peak_cache_file = path.display().to_string(),
@@ -481,7 +481,7 @@ pub fn record_in_run(run_root: &Path) -> anyhow::Result<Machine> {
     let dir = run_root.join(RUN_MACHINES_DIR);
     fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
     let name = format!("{}-{}", m.host, CacheKey::of(&m).file_name());
-    crate::results::write_atomic(&dir.join(name), &serde_json::to_vec_pretty(&m)?)?;
+    crate::files::write_atomic(&dir.join(name), &serde_json::to_vec_pretty(&m)?)?;
     Ok(m)
 }
 
@@ -577,6 +577,14 @@ fn cpuinfo_field(cpuinfo: &str, name: &str) -> Option<String> {
         .find(|l| l.starts_with(name))
         .and_then(|l| l.split_once(':'))
         .map(|(_, v)| v.trim().to_string())
+}
+
+/// Logical CPUs this process may use (1 if unknown): its affinity mask, as
+/// [`std::thread::available_parallelism`] reads it.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`, else "unknown").

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            let code = exit::code_for(&err);
+            let code = scalelab::cli::exit_code(&err);
             if code == exit::BROKEN_PIPE {
                 // The reader of stdout went away (`scalelab list | head -1`): it asked for no more.
                 return ExitCode::from(code);

@@ -29,7 +29,8 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::plan::Point;
-use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
+use crate::results::{PointRecord, Repetition, RunDir, Status};
+use crate::units::now_rfc3339;
 use crate::workload::{Backend, Work};
 
 /// Where `scalelab point` finds its point.
@@ -211,7 +212,7 @@ fn run_point(run: &RunDir, point: Point) -> Result<PointRecord> {
     // Where no parent samples the machine (under srun, or by hand), the rank that writes the
     // record samples it from a thread.
     let sampler = if writes_the_record() {
-        crate::load::InTask::start(crate::load::cores_needed(&point))
+        crate::load::InTask::start(point.resources.cores_needed())
     } else {
         None
     };
@@ -572,7 +573,8 @@ mod mpi_point {
 
     use super::{catch_panic, unmeasured, Failure};
     use crate::plan::Point;
-    use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
+    use crate::results::{PointRecord, Repetition, RunDir, Status};
+    use crate::units::now_rfc3339;
     use crate::workload::Comm;
 
     /// The MPI thread level a point needs: `Single` when the rank runs one thread (the pool is

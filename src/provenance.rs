@@ -24,10 +24,12 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::files::write_atomic;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::Plan;
-use crate::results::{now_rfc3339, write_atomic, RunDir, RunLock};
+use crate::results::{RunDir, RunLock};
+use crate::units::now_rfc3339;
 
 /// The folders a new run of `experiment` may take under `results`, in order:
 /// `<results>/<experiment>/<yyyymmdd-hhmmss>`, then the same with `-1`, `-2`, … (two runs started

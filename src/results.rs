@@ -26,12 +26,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::files::write_atomic;
 use crate::plan::{Plan, Point};
 use crate::workload::{Backend, Work};
 
@@ -154,6 +155,18 @@ impl PointRecord {
     /// Whether the point ran on GPUs ([`Backend::on_device`]).
     pub fn on_device(&self) -> bool {
         self.backend.is_some_and(Backend::on_device)
+    }
+
+    /// The judgement of the machine's load while the point ran ([`crate::load::judge`]): `None`
+    /// when the record has no load figures (made before they existed, or where `/proc` is
+    /// unreadable).
+    pub fn load_verdict(&self) -> Option<crate::load::Verdict> {
+        self.load.as_ref().map(crate::load::judge)
+    }
+
+    /// Whether the record is an ok point measured on a disturbed machine.
+    pub fn is_disturbed(&self) -> bool {
+        self.status == Status::Ok && self.load_verdict().is_some_and(|v| v.disturbed)
     }
 }
 
@@ -409,35 +422,6 @@ fn differing_fields(a: &Point, b: &Point) -> String {
     }
 }
 
-/// Write `bytes` to `path` through a temporary file in the same folder and a rename, so readers and
-/// a later resume see the old content or the new one, never a torn file. Creates parent folders.
-/// Every error names `path`, the file being written, not the temporary file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let writing = || format!("writing {}", path.display());
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(writing)?;
-    // Through the `File`: `NamedTempFile`'s own writes name the temporary file in their errors.
-    tmp.as_file_mut().write_all(bytes).with_context(writing)?;
-    // Temporary files are created private (0600); results are meant to be read by others (a
-    // teaching assistant on a shared cluster), so give them the usual 0644 before they appear.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))
-            .with_context(writing)?;
-    }
-    tmp.as_file().sync_all().with_context(writing)?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(writing)?;
-    Ok(())
-}
-
 /// The exclusive hold of one process on a run directory, released when dropped or when the
 /// process dies (see [`RunDir::lock`]).
 #[derive(Debug)]
@@ -499,7 +483,7 @@ impl RunDir {
             pid: std::process::id(),
             host: crate::machine::hostname(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            since: now_rfc3339(),
+            since: crate::units::now_rfc3339(),
         };
         // Only a description for the message of a refused process: a failure to write it leaves
         // the lock held all the same.
@@ -578,14 +562,6 @@ impl RunDir {
             ),
         }
     }
-}
-
-/// Now, as RFC 3339 text (UTC).
-pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -776,21 +752,5 @@ mod tests {
         run.lock().unwrap();
         // A lock file that describes nobody (a holder that just started) still gives a message.
         assert!(run.busy_message("").contains("that is just starting (see "));
-    }
-
-    #[test]
-    fn write_atomic_names_the_file_it_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        // The target is a folder: the final rename fails.
-        let target = dir.path().join("points").join("abc.json");
-        fs::create_dir_all(target.join("inside")).unwrap();
-        let e = write_atomic(&target, b"{}").unwrap_err();
-        let text = format!("{e:#}");
-        assert!(
-            text.starts_with(&format!("writing {}: ", target.display())),
-            "{text}"
-        );
-        let shown = text.replace(&dir.path().display().to_string(), "DIR");
-        assert!(!shown.contains("/.tmp"), "{shown}");
     }
 }

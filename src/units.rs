@@ -124,6 +124,14 @@ pub fn stamp_now() -> String {
 /// The `strftime` format of [`stamp_now`].
 pub const STAMP_FORMAT: &str = "%Y%m%d-%H%M%S";
 
+/// Now, as RFC 3339 text in UTC to the second: the time stamps inside records and provenance.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

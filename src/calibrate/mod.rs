@@ -198,7 +198,7 @@ pub fn calibrate(settings: &Settings, mut progress: impl FnMut(&str)) -> Result<
     }
     Ok(Profile {
         schema: profile::SCHEMA,
-        created: crate::results::now_rfc3339(),
+        created: crate::units::now_rfc3339(),
         scalelab_version: env!("CARGO_PKG_VERSION").to_string(),
         key: profile::machine_key(&machine),
         machine,
@@ -255,7 +255,7 @@ pub fn calibrate_triad(settings: &Settings, mut progress: impl FnMut(&str)) -> R
         triad.push(t);
     }
     Ok(TriadOnly {
-        created: crate::results::now_rfc3339(),
+        created: crate::units::now_rfc3339(),
         cpu: machine.cpu_model.clone(),
         elements: settings.triad_elements,
         reps: settings.triad_reps,
@@ -294,7 +294,7 @@ pub fn adopt(run: &crate::results::RunDir, machine: &Machine) -> Result<String> 
         ));
     }
     let dest = run.root.join(profile::RUN_FILE);
-    crate::results::write_atomic(&dest, &serde_json::to_vec_pretty(&p)?)?;
+    crate::files::write_atomic(&dest, &serde_json::to_vec_pretty(&p)?)?;
     Ok(format!(
         "machine profile: {} (calibrated {}{}), copied to {}",
         path.display(),

@@ -242,7 +242,7 @@ pub fn ranks(out: &std::path::Path, quick: bool) -> anyhow::Result<()> {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len(),
         };
-        crate::results::write_atomic(out, &serde_json::to_vec(&r)?)
+        crate::files::write_atomic(out, &serde_json::to_vec(&r)?)
             .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())

@@ -35,7 +35,8 @@ use wait_timeout::ChildExt;
 
 use super::{Executor, Interrupt, Interrupted};
 use crate::plan::Point;
-use crate::results::{now_rfc3339, PointRecord, RunDir, Status};
+use crate::results::{PointRecord, RunDir, Status};
+use crate::units::now_rfc3339;
 
 /// Runs `<program> point <run-dir> --spec <run-dir>/specs/<id>.json` for each point, with the
 /// point's stdout and stderr in `logs/<id>.txt`, and kills it at the point's time limit.
@@ -73,7 +74,7 @@ impl LocalExecutor {
         let Some(how) = self.wait_idle else {
             return Ok(());
         };
-        let needed = crate::load::cores_needed(point);
+        let needed = point.resources.cores_needed();
         let interrupt = &self.interrupt;
         let idle = crate::load::wait_idle(
             needed,
@@ -181,7 +182,7 @@ impl Executor for LocalExecutor {
                 return record_failure(run, point, Status::Timeout, reason, started);
             }
         };
-        let load = sampler.and_then(|s| s.finish(crate::load::cores_needed(point)));
+        let load = sampler.and_then(|s| s.finish(point.resources.cores_needed()));
         let exit = Exit {
             status,
             log: &log_path,

@@ -4,7 +4,8 @@ use anyhow::Result;
 
 use super::Executor;
 use crate::plan::Point;
-use crate::results::{now_rfc3339, PointRecord, Repetition, RunDir, Status};
+use crate::results::{PointRecord, Repetition, RunDir, Status};
+use crate::units::now_rfc3339;
 
 /// Times follow `t(p) = serial_s + parallel_s / p` for strong scaling, with p the point's workers,
 /// and `serial_s + parallel_s` for every p under weak scaling (perfect weak scaling). Amdahl's

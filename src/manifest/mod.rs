@@ -143,7 +143,7 @@ impl Manifest {
         let total = points::plan_size(&studies).map_err(|problem| error(vec![problem]))?;
         let mut expanded = Vec::with_capacity(total);
         for study in &studies {
-            expand_study(study, available_cores(), &mut expanded);
+            expand_study(study, crate::machine::available_cores(), &mut expanded);
         }
         let problems = points::hand_built_duplicates(&studies, &expanded);
         if !problems.is_empty() {
@@ -351,13 +351,6 @@ impl Context<'static> {
             data_dir: None,
         }
     }
-}
-
-/// Logical CPUs this process may use (1 if unknown).
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
 }
 
 /// Read and check the manifest at `path` against this build ([`Context::this_build`]). A missing,

@@ -12,47 +12,7 @@ use super::Scaling;
 use crate::value::Value;
 use crate::workload::{self, Params, Workload};
 
-/// The resource axes of a point: what it asks the machine (or the scheduler) for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Resources {
-    /// Nodes (1 for local runs).
-    pub nodes: u32,
-    /// MPI ranks in total (1 without MPI).
-    pub ranks: u32,
-    /// rayon worker threads per rank.
-    pub threads: u32,
-    /// GPUs per rank (0 for CPU workloads).
-    pub gpus: u32,
-}
-
-impl Default for Resources {
-    fn default() -> Self {
-        Resources {
-            nodes: 1,
-            ranks: 1,
-            threads: 1,
-            gpus: 0,
-        }
-    }
-}
-
-impl Resources {
-    /// The parallelism p used by the scaling math: ranks × threads × max(gpus, 1).
-    pub fn workers(&self) -> u64 {
-        let (r, t, g) = (
-            self.ranks as u64,
-            self.threads as u64,
-            self.gpus.max(1) as u64,
-        );
-        r.saturating_mul(t).saturating_mul(g)
-    }
-
-    /// Threads on the busiest node: ranks per node (rounded up) × threads per rank, what
-    /// `oversubscribed` compares with a node's cores.
-    pub fn workers_per_node(&self) -> u64 {
-        u64::from(self.ranks.div_ceil(self.nodes.max(1))) * u64::from(self.threads)
-    }
-}
+pub use crate::resources::Resources;
 
 /// One point of a plan. Everything `scalelab point` needs to run it is here.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

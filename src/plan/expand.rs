@@ -6,14 +6,14 @@ use std::collections::HashMap;
 
 use super::Plan;
 use crate::manifest::{
-    available_cores, resolve_data, sha256_file, DataFile, Manifest, ManifestError, Point, Problem,
+    resolve_data, sha256_file, DataFile, Manifest, ManifestError, Point, Problem,
 };
 
 /// Turn a checked manifest into its plan, marking oversubscribed points against this machine's
 /// cores. The error is a data file that can no longer be read or hashed; a plan-size or
 /// duplicate-id problem never reaches here, the check (or [`Manifest::with_studies`]) refused it.
 pub fn expand(m: &Manifest) -> Result<Plan, ManifestError> {
-    expand_with_cores(m, available_cores())
+    expand_with_cores(m, crate::machine::available_cores())
 }
 
 /// [`expand`] with an explicit number of cores (for `oversubscribed`).

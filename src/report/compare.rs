@@ -26,13 +26,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::csv::{summary_rows, SummaryRow};
+use super::format::opt_sig;
 use super::plots::{compare_plots, PlotOptions, RunSeries, Spread};
 use super::scaling::{fixed_params, resources_label, series, size_label, Series};
 use super::{cell, Throughput};
 use crate::exit::BadInput;
+use crate::files::write_atomic;
 use crate::machine::Machine;
 use crate::plan::Plan;
-use crate::results::{write_atomic, PointRecord, RunDir, Status};
+use crate::results::{PointRecord, RunDir, Status};
 
 /// One run folder, read for comparison.
 pub struct Run {
@@ -290,13 +292,6 @@ fn conditions(run: &Run, row: &SummaryRow) -> String {
     }
 }
 
-/// [`sig3`], or `–` for a missing value.
-///
-/// [`sig3`]: crate::units::sig3
-fn sig(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".into(), crate::units::sig3)
-}
-
 /// A ratio with three significant digits and a `×`.
 fn ratio(v: Option<f64>) -> String {
     v.filter(|v| v.is_finite())
@@ -395,7 +390,9 @@ fn runs_section(runs: &[Run], mock: bool) -> String {
                 "measured"
             },
             r.plan.points.len(),
-            cell(&crate::load::describe_run(&r.records).unwrap_or_else(|| "not sampled".into())),
+            cell(
+                &super::warnings::describe_load(&r.records).unwrap_or_else(|| "not sampled".into())
+            ),
             cell(&started)
         );
     }
@@ -649,11 +646,11 @@ impl<'r> Comparison<'r, '_> {
                 tx.map_or_else(|| "–".into(), super::secs),
                 ty.map_or_else(|| "–".into(), super::secs),
                 ratio(speedup),
-                sig(rx),
-                sig(ry),
+                opt_sig(rx),
+                opt_sig(ry),
                 ratio(rx.zip(ry).map(|(a, c)| c / a)),
-                sig(x.row.speedup),
-                sig(y.row.speedup),
+                opt_sig(x.row.speedup),
+                opt_sig(y.row.speedup),
                 cell(&conditions(&runs[base], x.row)),
                 cell(&conditions(&runs[other], y.row)),
             );
@@ -758,8 +755,8 @@ mod tests {
 
     #[test]
     fn cells_and_ratios_have_three_significant_digits() {
-        assert_eq!(sig(Some(0.003_141_5)), "0.00314");
-        assert_eq!(sig(None), "–");
+        assert_eq!(opt_sig(Some(0.003_141_5)), "0.00314");
+        assert_eq!(opt_sig(None), "–");
         assert_eq!(ratio(Some(0.5)), "0.500×");
         assert_eq!(ratio(None), "–");
     }

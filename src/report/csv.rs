@@ -82,8 +82,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::scaling::Series;
+use crate::files::write_atomic;
 use crate::plan::Scaling;
-use crate::results::{write_atomic, PointRecord, Status};
+use crate::results::{PointRecord, Status};
 use crate::stats::Summary;
 
 /// One row of `measurements.csv`: one timed repetition (or the single row of a point that failed

@@ -2,6 +2,7 @@
 //! digits, percentages, a point's parameters and its repetition times.
 
 use crate::results::PointRecord;
+use crate::units::sig3;
 
 use super::scaling::{fixed_params, size_label};
 
@@ -12,13 +13,9 @@ pub(super) fn cell(text: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-/// A table cell with 3 significant digits ([`crate::units::sig3`]).
-pub(super) fn sig(v: f64) -> String {
-    crate::units::sig3(v)
-}
-
+/// A cell with three significant digits ([`sig3`]), or `–` for a missing value.
 pub(super) fn opt_sig(v: Option<f64>) -> String {
-    v.map(sig).unwrap_or_else(|| "–".into())
+    v.map_or_else(|| "–".into(), sig3)
 }
 
 pub(super) fn pct(v: f64) -> String {

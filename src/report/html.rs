@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use pulldown_cmark::{html, CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
+use crate::files::write_atomic;
 use crate::machine::Machine;
-use crate::results::{write_atomic, RunDir};
+use crate::results::RunDir;
 
 /// The file name beside `report.md`.
 pub const FILE: &str = "report.html";

@@ -2,12 +2,13 @@
 
 use std::fmt::Write as _;
 
-use super::format::{params_text, pct, sig, times};
+use super::format::{params_text, pct, times};
 use super::plots::secs;
 use super::scaling::resources_label;
 use super::{csv, messages, ml, Throughput};
 use crate::results::{PointRecord, Status};
 use crate::stats::{Summary, HIGH_VARIANCE};
+use crate::units::sig3;
 
 /// One line for the CLI as a point finishes, e.g.
 /// `ok  gemm variant=tuned n=1024 threads=2  0.0213 s  100.8 GFLOP/s` or
@@ -42,15 +43,19 @@ pub fn live_line(rec: &PointRecord) -> String {
     let mut line = format!("ok  {desc}  {}", secs(s.median));
     if let Some(metric) = Throughput::for_work(&rec.work) {
         if let Some(v) = metric.rate(&rec.work, s.median) {
-            let v = if v >= 10.0 { format!("{v:.1}") } else { sig(v) };
+            let v = if v >= 10.0 {
+                format!("{v:.1}")
+            } else {
+                sig3(v)
+            };
             let _ = write!(line, "  {v} {}", metric.unit());
         }
     }
     if let Some((v, unit)) = ml::rate(rec, s.median) {
-        let _ = write!(line, "  {} {unit}", sig(v));
+        let _ = write!(line, "  {} {unit}", sig3(v));
     }
     if let Some(lat) = csv::metric_median(rec, messages::LATENCY_METRIC) {
-        let _ = write!(line, "  latency {} µs", sig(lat));
+        let _ = write!(line, "  latency {} µs", sig3(lat));
     }
     if let Some(share) = messages::comm_share(rec, s.median) {
         let _ = write!(line, "  comm {}", pct(share));
@@ -59,7 +64,7 @@ pub fn live_line(rec: &PointRecord) -> String {
         let _ = write!(line, "  (noisy: ±{:.0}%)", s.relative_stddev() * 100.0);
     }
     line.push_str(over);
-    if let Some(v) = crate::load::verdict(rec).filter(|v| v.disturbed) {
+    if let Some(v) = rec.load_verdict().filter(|v| v.disturbed) {
         let _ = write!(line, "  [disturbed: {}]", v.why);
     }
     line

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::format::{cell, params_text, sig};
+use super::format::{cell, params_text};
 use super::peaks::Machines;
 use super::plots::Plot;
 use super::scaling::{resources_label, Series};
@@ -15,6 +15,7 @@ use crate::calibrate::{Profile, RunProfile};
 use crate::machine::Machine;
 use crate::plan::{Plan, Scaling};
 use crate::results::{PointRecord, RunDir, Status};
+use crate::units::sig3;
 
 /// A study as the report lists it.
 pub(super) struct Study {
@@ -106,7 +107,7 @@ fn header(run: &RunDir, plan: &Plan, records: &[PointRecord], machine: &Machine)
         let peak = if machine.peak_gflops_per_core > 0.0 {
             format!(
                 ", theoretical peak {} GFLOP/s per core ({}, {} f64 lanes × {} FMA × 2 × {:.2} GHz; {})",
-                sig(machine.peak_gflops_per_core),
+                sig3(machine.peak_gflops_per_core),
                 machine.simd,
                 machine.simd_f64_lanes,
                 machine.fma_units,
@@ -122,7 +123,7 @@ fn header(run: &RunDir, plan: &Plan, records: &[PointRecord], machine: &Machine)
             machine.host, machine.cpu_model, machine.cores
         );
     }
-    if let Some(load) = crate::load::describe_run(records) {
+    if let Some(load) = super::warnings::describe_load(records) {
         let _ = writeln!(md, "{load}");
     }
     md

@@ -9,10 +9,11 @@
 
 use std::fmt::Write as _;
 
+use super::cell;
 use super::csv::metric_median;
 use super::scaling::{fixed_params, size_label, Series};
-use super::{cell, sig};
 use crate::results::PointRecord;
+use crate::units::sig3;
 
 /// The metric every fitting ML workload records: model fits per repetition.
 pub const FITS_METRIC: &str = "fits";
@@ -117,7 +118,7 @@ pub fn table(md: &mut String, series: &[&Series<'_>]) {
                 cell(&own.join(" "))
             },
             fits.map_or_else(|| "–".into(), |f| format!("{f:.0}")),
-            rate(r, p.summary.median).map_or_else(|| "–".into(), |(v, _)| sig(v)),
+            rate(r, p.summary.median).map_or_else(|| "–".into(), |(v, _)| sig3(v)),
         ];
         for m in &shown {
             cells.push(metric_median(r, m).map_or_else(|| "–".into(), |v| format!("{v:.4}")));

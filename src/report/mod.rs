@@ -69,7 +69,7 @@ pub use self::pipeline::{write_tables, write_with};
 pub use self::plots::Spread;
 
 // For the submodules that use them under these paths (compare.rs, ml.rs).
-use self::format::{cell, sig};
+use self::format::cell;
 use self::plots::secs;
 
 /// The first line of the report of a mock run.

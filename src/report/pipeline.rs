@@ -14,9 +14,10 @@ use super::scaling::Series;
 use super::{csv, html, is_mock, plots, roofline, scaling, top500};
 use super::{ReportFiles, Spread, MOCK_NOTE};
 use crate::calibrate::RunProfile;
+use crate::files::write_atomic;
 use crate::machine::Machine;
 use crate::plan::Plan;
-use crate::results::{write_atomic, PointRecord, RunDir};
+use crate::results::{PointRecord, RunDir};
 
 /// [`write`](super::write) with the plots' whiskers over `spread` (the interquartile range by default; the
 /// fastest to the slowest repetition with `scalelab report --spread minmax`).

@@ -12,7 +12,7 @@
 //! with the smallest p, p₀ (the fastest of them if several points share it); a point whose median
 //! is not a positive number is left out, as its ratios would be infinite.
 //!
-//! **Disturbed points** ([`crate::load::is_disturbed`]: other work used the cores a point needed)
+//! **Disturbed points** ([`PointRecord::is_disturbed`](crate::results::PointRecord::is_disturbed): other work used the cores a point needed)
 //! keep their speedup and efficiency, but the base is the smallest-p point among the undisturbed
 //! ones (all points when every one is disturbed), and they stay out of the Amdahl and Gustafson
 //! fits, like oversubscribed points.
@@ -608,7 +608,7 @@ fn sort_members(items: &mut Members<'_>) {
 /// The base is chosen among the points measured on an undisturbed machine, if there are any
 /// (see `crate::load`).
 fn pick_base(items: &Members<'_>) -> (usize, u64) {
-    let quiet = |r: &PointRecord| !crate::load::is_disturbed(r);
+    let quiet = |r: &PointRecord| !r.is_disturbed();
     let any_quiet = items.iter().any(|(r, _)| quiet(r));
     let eligible = |r: &PointRecord| !any_quiet || quiet(r);
     let p0 = items
@@ -679,7 +679,7 @@ fn scaling_point<'a>(
 fn fits(points: &[ScalingPoint<'_>], scaling: Scaling) -> (Option<SerialFit>, Option<SerialFit>) {
     let samples: Vec<(u64, f64)> = points
         .iter()
-        .filter(|p| !p.record.point.oversubscribed && !crate::load::is_disturbed(p.record))
+        .filter(|p| !p.record.point.oversubscribed && !p.record.is_disturbed())
         .map(|p| (p.workers, p.speedup))
         .collect();
     match scaling {

@@ -5,13 +5,14 @@
 use super::scaling::ScalingPoint;
 use std::fmt::Write as _;
 
-use super::format::{cell, opt_sig, params_text, pct, sig};
+use super::format::{cell, opt_sig, params_text, pct};
 use super::peaks::{measured_pct, peak_gflops, Machines};
 use super::plots::{secs, secs_pm};
 use super::scaling::{resources_label, Series};
 use super::{csv, messages, scaling, Throughput};
 use crate::calibrate::Profile;
 use crate::plan::Scaling;
+use crate::units::sig3;
 use crate::workload::Backend;
 
 /// The table of a study's points: one row per point, in series order (see the module
@@ -172,7 +173,7 @@ fn row(
         );
     }
     if loaded {
-        cells.push(match crate::load::verdict(r) {
+        cells.push(match r.load_verdict() {
             Some(v) if v.disturbed => "⚠ disturbed".into(),
             Some(_) => "quiet".into(),
             None => "–".into(),
@@ -201,7 +202,7 @@ fn notes(series: &[&Series<'_>], cols: &Columns) -> Vec<String> {
             "⚠ oversubscribed: more {what} than cores; times not comparable (they measure time-sharing, and the fits leave these points out)."
         ));
     }
-    if points().any(|p| crate::load::is_disturbed(p.record)) {
+    if points().any(|p| p.record.is_disturbed()) {
         notes.push("⚠ disturbed: other work used the cores this point needed while it ran (see the warning at the top); its time is not comparable, it is hollow in the plots and the fits leave it out.".to_string());
     }
     notes
@@ -227,12 +228,12 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
         md.push_str("| ---: | --- | ---: | ---: | --- |\n");
     }
     for p in &points {
-        let warn = if p.record.point.oversubscribed || crate::load::is_disturbed(p.record) {
+        let warn = if p.record.point.oversubscribed || p.record.is_disturbed() {
             " ⚠"
         } else {
             ""
         };
-        let machine = match (loaded, crate::load::verdict(p.record)) {
+        let machine = match (loaded, p.record.load_verdict()) {
             (false, _) => String::new(),
             (true, Some(v)) if v.disturbed => " ⚠ disturbed |".into(),
             (true, Some(_)) => " quiet |".into(),
@@ -243,7 +244,7 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
             "| {} | {} | {} | {} | `{}`{warn} |{machine}",
             crate::units::bytes_exact(p.size as f64),
             cell(&p.line),
-            sig(p.latency_us),
+            sig3(p.latency_us),
             opt_sig(p.bandwidth_gbps),
             p.record.point.id
         );
@@ -259,7 +260,7 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
         md,
         "\n*{lat}; bandwidth: bytes / median time (GB/s = 1e9 B/s; the ping-pong counts 2 · size · iterations bytes, i.e. size / one-way time).*\n"
     );
-    if points.iter().any(|p| crate::load::is_disturbed(p.record)) {
+    if points.iter().any(|p| p.record.is_disturbed()) {
         let _ = writeln!(
             md,
             "*⚠ disturbed: other work used the cores these ranks needed while they ran (see the warning at the top); their latency and bandwidth measure that contention as much as the interconnect.*\n"
@@ -297,9 +298,7 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
                 g.points,
                 g.rms_residual
             );
-        } else if s.distinct_workers() >= 2
-            && s.points.iter().any(|p| crate::load::is_disturbed(p.record))
-        {
+        } else if s.distinct_workers() >= 2 && s.points.iter().any(|p| p.record.is_disturbed()) {
             let _ = writeln!(
                 md,
                 "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"

@@ -345,7 +345,7 @@ fn message_table_marks_disturbed_points() {
             with_load(with_metric(r, "latency_us", &[lat; 3]), other)
         })
         .collect();
-    assert!(crate::load::is_disturbed(&recs[1]) && !crate::load::is_disturbed(&recs[0]));
+    assert!(recs[1].is_disturbed() && !recs[0].is_disturbed());
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(dir.path());
     write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
@@ -620,5 +620,34 @@ fn throughput_choice() {
             2.0
         ),
         Some(1.0)
+    );
+}
+
+#[test]
+fn a_report_head_says_how_busy_the_machine_was() {
+    use crate::plan::Scaling;
+    use crate::report::test_support::{record, with_load};
+    use crate::report::warnings::describe_load;
+    let rec = |threads, other| {
+        with_load(
+            record(0, "gemm", Scaling::Strong, threads, 64, &[1.0]),
+            other,
+        )
+    };
+    let unsampled = record(0, "gemm", Scaling::Strong, 1, 64, &[1.0]);
+    assert_eq!(describe_load(std::slice::from_ref(&unsampled)), None);
+    assert_eq!(
+            describe_load(&[rec(1, 0.05), rec(2, 0.5), unsampled]).as_deref(),
+            Some(
+                "Load while measured: other work kept 0.05–0.50 cores busy beside the points \
+                 (1-minute load average 0.05–0.50); 1 of 2 sampled points disturbed, 1 not sampled."
+            )
+        );
+    assert_eq!(
+        describe_load(&[rec(2, 0.0)]).as_deref(),
+        Some(
+            "Load while measured: other work kept 0.00 cores busy beside the points \
+                 (1-minute load average 0.00); 0 of 1 sampled point disturbed."
+        )
     );
 }

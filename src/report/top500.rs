@@ -23,7 +23,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::plots::{register_font, Plot, FAMILY, HEIGHT, WIDTH};
-use crate::results::{write_atomic, PointRecord, Status};
+use crate::files::write_atomic;
+use crate::results::{PointRecord, Status};
 
 /// The bundled list figures (see the module documentation).
 static TOP500_CSV: &str = include_str!("../../data/top500.csv");

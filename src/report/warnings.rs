@@ -114,11 +114,7 @@ pub(super) fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option
     let busy: Vec<(&PointRecord, String)> = records
         .iter()
         .filter(|r| r.status == Status::Ok)
-        .filter_map(|r| {
-            crate::load::verdict(r)
-                .filter(|v| v.disturbed)
-                .map(|v| (r, v.why))
-        })
+        .filter_map(|r| r.load_verdict().filter(|v| v.disturbed).map(|v| (r, v.why)))
         .collect();
     if busy.is_empty() {
         return None;
@@ -148,5 +144,43 @@ pub(super) fn disturbed_warning(records: &[PointRecord], run: &RunDir) -> Option
         busy.len(),
         named.join(", "),
         rm.join(" ")
+    ))
+}
+
+/// One line for the head of a report: how busy the machine was while `records` were measured,
+/// so that a reader sees the conditions beside the machine before any number. `None` when no
+/// record holds a load (runs made before loads were sampled, or mock runs).
+pub fn describe_load(records: &[PointRecord]) -> Option<String> {
+    let loads: Vec<&crate::load::MachineLoad> =
+        records.iter().filter_map(|r| r.load.as_ref()).collect();
+    if loads.is_empty() {
+        return None;
+    }
+    let range = |f: &dyn Fn(&crate::load::MachineLoad) -> f64| {
+        let (lo, hi) = loads
+            .iter()
+            .map(|l| f(l))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        if (hi - lo).abs() < 0.005 {
+            format!("{lo:.2}")
+        } else {
+            format!("{lo:.2}–{hi:.2}")
+        }
+    };
+    let disturbed = records.iter().filter(|r| r.is_disturbed()).count();
+    let unsampled = records.len() - loads.len();
+    Some(format!(
+        "Load while measured: other work kept {} cores busy beside the points (1-minute load average {}); {disturbed} of {} sampled point{} disturbed{}.",
+        range(&|l| l.other_cores),
+        range(&|l| l.loadavg_1m),
+        loads.len(),
+        crate::units::plural(loads.len()),
+        if unsampled > 0 {
+            format!(", {unsampled} not sampled")
+        } else {
+            String::new()
+        }
     ))
 }

@@ -13,11 +13,12 @@ use super::status::{self, Decision, PointState};
 use super::submit::{self, Jobs, Partition, RoundPlan, Slurm};
 use super::Settings;
 use crate::exit::BadInput;
+use crate::files::write_atomic;
 use crate::machine::Machine;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Point};
 use crate::provenance::{start_run, NewRun, Provenance};
-use crate::results::{write_atomic, RunDir};
+use crate::results::RunDir;
 use crate::units::plural;
 use crate::workload::Node;
 

@@ -12,8 +12,9 @@ use super::script::{self, ScriptContext};
 use super::shape::{self, ArrayJob, Cost, Override, Shape};
 use super::units::{format_mem_mb, format_time, parse_time_s};
 use super::Settings;
+use crate::files::write_atomic;
 use crate::plan::Point;
-use crate::results::{write_atomic, RunDir};
+use crate::results::RunDir;
 
 /// MaxArraySize when the manifest does not set `max_array` and `scontrol` cannot tell: SLURM's
 /// default.
@@ -461,7 +462,7 @@ impl RoundPlan {
         let mut jobs = Jobs::load(run)?;
         jobs.rounds.push(Round {
             round: self.round,
-            submitted: crate::results::now_rfc3339(),
+            submitted: crate::units::now_rfc3339(),
             packed: self.packed,
             jobs: Vec::new(),
             collect: None,

@@ -62,7 +62,7 @@ use super::{
     gib, to_usize, Backend, Description, Instance, ParamKind, ParamSpec, Params, Target, Work,
     Workload,
 };
-use crate::plan::Resources;
+use crate::resources::Resources;
 use crate::value::{Size, Value};
 
 /// `io.seq`. See the module documentation.

@@ -26,7 +26,7 @@ mod mpi;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::plan::Resources;
+use crate::resources::Resources;
 pub use crate::value::ParamKind;
 use crate::value::{Size, Value};
 
@@ -389,7 +389,7 @@ impl Node {
     /// This machine: the cores this process may use and the memory `/proc/meminfo` reports.
     pub fn this_machine() -> Node {
         Node {
-            cores: crate::manifest::available_cores(),
+            cores: crate::machine::available_cores(),
             memory_bytes: crate::machine::memory_total(),
         }
     }

@@ -182,7 +182,7 @@ impl<'p> MessageLines<'p> {
 
 /// Whether a point is drawn hollow: measured while the machine was disturbed.
 fn hollow(p: &MessagePoint<'_>) -> bool {
-    crate::load::is_disturbed(p.record)
+    p.record.is_disturbed()
 }
 
 /// The latency lines (µs), with whiskers from [`latency_range`].

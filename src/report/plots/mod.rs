@@ -200,7 +200,7 @@ impl Study<'_, '_> {
     }
 
     fn hollow(p: &ScalingPoint<'_>) -> bool {
-        crate::load::is_disturbed(p.record)
+        p.record.is_disturbed()
     }
 
     /// A note for captions when any point is disturbed.

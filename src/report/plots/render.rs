@@ -39,7 +39,7 @@ use plotters_backend::{
 };
 
 use super::axis::Axis;
-use crate::results::write_atomic;
+use crate::files::write_atomic;
 
 /// Width of every plot, pixels.
 pub const WIDTH: u32 = 1280;

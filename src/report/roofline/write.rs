@@ -12,8 +12,9 @@ use super::super::plots::{register_font, Plot, HEIGHT, WIDTH};
 use super::ceilings::{gpu_ceilings, run_ceilings};
 use super::draw::draw;
 use super::{points, Ceilings, Roofline, RooflinePoint};
+use crate::files::write_atomic;
 use crate::machine::Machine;
-use crate::results::{write_atomic, PointRecord};
+use crate::results::PointRecord;
 
 /// Draw the roofline plots of `records` into `dir` (see the module documentation).
 pub fn write(dir: &Path, records: &[PointRecord], machine: &Machine) -> Result<Roofline> {
