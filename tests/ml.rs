@@ -378,3 +378,62 @@ fn prediction_in_parallel_batches_is_measured_in_rows_per_second() {
 fn known() -> String {
     scalelab_ml::estimators::NAMES.join(", ")
 }
+
+/// `scalelab plan` leaves out, like the report's tables, the parameters that mean nothing for a
+/// study: the synthetic-data settings beside a built-in or CSV dataset, `target` beside a built-in
+/// one, and empty optional texts.
+#[test]
+fn the_plan_shows_only_the_parameters_that_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = csv_dataset(dir.path(), 40);
+    let manifest = write(
+        dir.path(),
+        "apply.toml",
+        &format!(
+            "name = \"apply\"\n\n[[study]]\nworkload = \"forest.fit\"\ndataset = \"iris\"\ntrees = 5\n\n\
+             [[study]]\nworkload = \"cv.kfold\"\ndataset = \"{}\"\ntarget = \"label\"\ntrees = 5\n\n\
+             [[study]]\nname = \"made\"\nworkload = \"forest.fit\"\ndataset = \"synthetic\"\nsize = 300\ntrees = 5\n",
+            csv.display()
+        ),
+    );
+    let out = scalelab().arg("plan").arg(&manifest).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fixed: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("fixed: "))
+        .collect();
+    assert_eq!(fixed.len(), 3, "{stdout}");
+    let keys = |line: &str| -> Vec<String> {
+        line.split(", ")
+            .map(|kv| kv.split('=').next().unwrap().to_string())
+            .collect()
+    };
+    let (builtin, csv, synthetic) = (keys(fixed[0]), keys(fixed[1]), keys(fixed[2]));
+    for gone in [
+        "size",
+        "features",
+        "classes",
+        "target",
+        "hyper",
+        "pipeline_fit",
+    ] {
+        assert!(!builtin.contains(&gone.to_string()), "{gone}: {}", fixed[0]);
+    }
+    for gone in ["size", "features", "classes", "grid", "n_iter"] {
+        assert!(!csv.contains(&gone.to_string()), "{gone}: {}", fixed[1]);
+    }
+    assert!(csv.contains(&"target".to_string()), "{}", fixed[1]);
+    for kept in ["size", "features", "classes", "estimator", "trees", "seed"] {
+        assert!(
+            synthetic.contains(&kept.to_string()),
+            "{kept}: {}",
+            fixed[2]
+        );
+    }
+    assert!(!synthetic.contains(&"target".to_string()), "{}", fixed[2]);
+}

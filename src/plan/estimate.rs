@@ -142,7 +142,7 @@ pub(super) fn describe(plan: &Plan, rates: &Rates) -> String {
 
 /// Estimate every point of a study and choose its columns: resources that vary or differ from
 /// their default (threads always), then the parameters that vary; parameters that do not vary
-/// go in the header.
+/// go in the header, those that apply ([`workload::param_applies`]).
 fn summarize<'a>(s: StudyPoints<'a>, rates: &Rates) -> StudySummary<'a> {
     let w = workload::find(s.workload);
     let estimate = |p: &Point| match w {
@@ -169,7 +169,13 @@ fn summarize<'a>(s: StudyPoints<'a>, rates: &Rates) -> StudySummary<'a> {
                     .collect(),
                 right: false,
             });
-        } else {
+        } else if s
+            .points
+            .iter()
+            .any(|p| workload::param_applies(s.workload, &p.params, key))
+        {
+            // Like the report's tables: a parameter that means nothing here (a synthetic-data
+            // setting beside a CSV dataset, an empty optional text) is left out.
             fixed.push(format!("{key}={value}"));
         }
     }

@@ -400,38 +400,10 @@ pub fn size_label(rec: &PointRecord) -> Option<String> {
     })
 }
 
-/// Whether parameter `key` means anything for `rec`: the synthetic-data settings (`size`,
-/// `features`, `classes`) of an ML point do not when it reads a built-in dataset or a CSV file,
-/// `target` only names a CSV file's column, `n_iter` counts a random search's candidates, `trees`
-/// sizes only estimators that are ensembles, and an optional text parameter left empty says
-/// nothing.
+/// Whether parameter `key` means anything for `rec` ([`crate::workload::param_applies`]: the
+/// workload's own rule, e.g. no synthetic-data settings on a point that reads a CSV file).
 pub fn param_applies(rec: &PointRecord, key: &str) -> bool {
-    if matches!(rec.point.params.get(key), Some(Value::Text(t)) if t.is_empty()) {
-        return false;
-    }
-    let text = |k: &str| match rec.point.params.get(k) {
-        Some(Value::Text(t)) => Some(t.as_str()),
-        _ => None,
-    };
-    match (key, text("dataset")) {
-        ("size" | "features" | "classes", Some(d)) => return d == "synthetic",
-        // The target column names a column of a CSV file only.
-        ("target", Some(d)) => return d.ends_with(".csv") || d.contains('/'),
-        _ => {}
-    }
-    match key {
-        // Candidates drawn by a random search only.
-        "n_iter" => text("search").is_none_or(|s| s == "random"),
-        // The ensemble size of estimators that have one (n_estimators, max_iter).
-        "trees" => text("estimator").is_none_or(|e| {
-            scalelab_ml::estimators::specs(e).is_none_or(|specs| {
-                specs
-                    .iter()
-                    .any(|s| s.name == "n_estimators" || s.name == "max_iter")
-            })
-        }),
-        _ => true,
-    }
+    crate::workload::param_applies(&rec.point.workload, &rec.point.params, key)
 }
 
 /// The workload parameters of a record other than `size` and `variant` that apply to it (see

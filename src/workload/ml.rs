@@ -337,42 +337,48 @@ pub const FOREST: Description = Description::new(
     Backend::Rayon,
     FOREST_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const ADABOOST: Description = Description::new(
     "adaboost.fit",
     "fit AdaBoost on 3/4 of a dataset; work: fits",
     Backend::Rayon,
     ADABOOST_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const GBOOST: Description = Description::new(
     "gboost.fit",
     "fit gradient boosting on 3/4 of a dataset; work: fits",
     Backend::Rayon,
     GBOOST_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const STACKING: Description = Description::new(
     "stacking.fit",
     "fit a stacking ensemble on 3/4 of a dataset; work: fits",
     Backend::Rayon,
     STACKING_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const KFOLD: Description = Description::new(
     "cv.kfold",
     "k-fold cross-validation of a grid of candidates; work: fits",
     Backend::Rayon,
     KFOLD_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const NESTED: Description = Description::new(
     "cv.nested",
     "nested cross-validation (outer evaluation, inner grid selection); work: fits",
     Backend::Rayon,
     NESTED_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 /// `mpi.cv.kfold` and `mpi.cv.nested` (the workloads need the `mpi` feature; their descriptions
 /// do not).
 pub const MPI_KFOLD: Description = Description::new(
@@ -381,14 +387,16 @@ pub const MPI_KFOLD: Description = Description::new(
     Backend::Mpi,
     &MPI_KFOLD_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 pub const MPI_NESTED: Description = Description::new(
     "mpi.cv.nested",
     "cv.nested with its fits distributed over MPI ranks (static or dynamic); work: fits",
     Backend::Mpi,
     &MPI_NESTED_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 /// `mpi.ml.hgb` (src/workload/ml/dataparallel.rs, feature `mpi`), described in every build.
 pub const MPI_HGB: Description = Description::new(
     "mpi.ml.hgb",
@@ -397,7 +405,8 @@ pub const MPI_HGB: Description = Description::new(
     Backend::Mpi,
     MPI_HGB_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
 /// The parameters of `mpi.ml.hgb`: `gboost.fit`'s, less the estimator and the pipeline (fixed).
 const MPI_HGB_PARAMS: &[ParamSpec] = &[
     DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED,
@@ -409,7 +418,52 @@ pub const PREDICT: Description = Description::new(
     Backend::Rayon,
     PREDICT_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(ml_param_applies);
+
+/// Whether parameter `key` means anything for an ML point ([`Description::applies`]): the
+/// synthetic-data settings (`size`, `features`, `classes`) do not when it reads a built-in
+/// dataset or a CSV file, `target` only names a CSV file's column, `n_iter` counts a random
+/// search's candidates, `pipeline_fit` places a pipeline only where there is one, and `trees`
+/// sizes only estimators that are ensembles.
+pub(crate) fn ml_param_applies(params: &Params, key: &str) -> bool {
+    if let Some(applies) = dataset_param_applies(params, key) {
+        return applies;
+    }
+    let text = |k: &str| match params.get(k) {
+        Some(Value::Text(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    match key {
+        // Candidates drawn by a random search only.
+        "n_iter" => text("search").is_none_or(|s| s == "random"),
+        // Where the preprocessing is fitted, when there is one.
+        "pipeline_fit" => text("pipeline").is_none_or(|p| p != "none"),
+        // The ensemble size of estimators that have one (n_estimators, max_iter).
+        "trees" => text("estimator").is_none_or(|e| {
+            scalelab_ml::estimators::specs(e).is_none_or(|specs| {
+                specs
+                    .iter()
+                    .any(|s| s.name == "n_estimators" || s.name == "max_iter")
+            })
+        }),
+        _ => true,
+    }
+}
+
+/// The dataset's part of [`ml_param_applies`], shared with `mpi.train`: `Some` for the
+/// synthetic-data settings and `target`, `None` for every other parameter.
+pub(crate) fn dataset_param_applies(params: &Params, key: &str) -> Option<bool> {
+    let Some(Value::Text(dataset)) = params.get("dataset") else {
+        return None;
+    };
+    match key {
+        "size" | "features" | "classes" => Some(dataset == "synthetic"),
+        // The target column names a column of a CSV file only.
+        "target" => Some(dataset.ends_with(".csv") || dataset.contains('/')),
+        _ => None,
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading the parameters

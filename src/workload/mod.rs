@@ -156,6 +156,10 @@ pub struct Description {
     pub weak_rule: WeakRule,
     /// How the report shows its points.
     pub reporting: Reporting,
+    /// Whether a parameter means anything for a point with these parameters (see
+    /// [`param_applies`]): report tables, plot labels and `scalelab plan` leave out those that do
+    /// not, such as the synthetic-data settings of a point that reads a CSV file.
+    pub applies: fn(&Params, &str) -> bool,
 }
 
 impl Description {
@@ -175,6 +179,7 @@ impl Description {
             size_unit: "elements",
             weak_rule: WeakRule::Linear,
             reporting: Reporting::PLAIN,
+            applies: every_param_applies,
         }
     }
 
@@ -189,6 +194,26 @@ impl Description {
     pub const fn reporting(self, reporting: Reporting) -> Description {
         Description { reporting, ..self }
     }
+
+    pub const fn applies(self, applies: fn(&Params, &str) -> bool) -> Description {
+        Description { applies, ..self }
+    }
+}
+
+/// The rule of most workloads: every parameter means something for every point.
+pub fn every_param_applies(_params: &Params, _key: &str) -> bool {
+    true
+}
+
+/// Whether parameter `key` means anything for a point of workload `workload` with `params`: an
+/// optional text parameter left empty says nothing, and the workload's own rule
+/// ([`Description::applies`]) judges the rest. A workload unknown to this build shows every
+/// parameter.
+pub fn param_applies(workload: &str, params: &Params, key: &str) -> bool {
+    if matches!(params.get(key), Some(Value::Text(t)) if t.is_empty()) {
+        return false;
+    }
+    describe(workload).is_none_or(|d| (d.applies)(params, key))
 }
 
 /// One parameter (workload axis) of a workload.

@@ -24,7 +24,8 @@
 //!
 //! Plain [`Workload::prepare`] (a point not launched under MPI) is an error that says so.
 
-use super::{Backend, Description, ParamKind, ParamSpec, Reporting, WeakRule};
+use super::{Backend, Description, ParamKind, ParamSpec, Params, Reporting, WeakRule};
+use crate::value::Value;
 
 #[cfg(feature = "mpi")]
 mod adapters;
@@ -268,4 +269,45 @@ pub const TRAIN: Description = Description::new(
     Backend::Mpi,
     TRAIN_PARAMS,
 )
-.size_unit("samples");
+.size_unit("samples")
+.applies(train_param_applies);
+
+/// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
+/// only with the synthetic dataset, and `micro` only where micro-batches are accumulated.
+fn train_param_applies(params: &Params, key: &str) -> bool {
+    if let Some(applies) = super::ml::dataset_param_applies(params, key) {
+        return applies;
+    }
+    match key {
+        "micro" => matches!(params.get("strategy"), Some(Value::Text(s)) if s == "accumulate"),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micro_batches_apply_where_they_are_accumulated_and_data_settings_to_synthetic_data() {
+        let params = |strategy: &str, dataset: &str| {
+            Params(
+                [
+                    ("strategy", Value::Text(strategy.into())),
+                    ("dataset", Value::Text(dataset.into())),
+                    ("micro", Value::Int(4)),
+                    ("features", Value::Int(32)),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            )
+        };
+        let applies = |p: &Params, key| crate::workload::param_applies("mpi.train", p, key);
+        assert!(!applies(&params("ddp", "synthetic"), "micro"));
+        assert!(applies(&params("accumulate", "synthetic"), "micro"));
+        assert!(applies(&params("ddp", "synthetic"), "features"));
+        assert!(!applies(&params("ddp", "digits"), "features"));
+        assert!(applies(&params("ddp", "digits"), "batch"));
+    }
+}
