@@ -560,6 +560,38 @@ fn oob_study() -> Vec<PointRecord> {
     recs
 }
 
+/// `mpi.train` at 1, 2 and 4 ranks for two strategies, each repetition with its loss curve: the
+/// loss-against-time chart draws six lines of 30 steps.
+fn training_study() -> Vec<PointRecord> {
+    let mut recs = Vec::new();
+    for (strategy, speed) in [("ddp", 1.0), ("accumulate", 1.1)] {
+        for ranks in [1u32, 2, 4] {
+            let step = 0.03 / (ranks as f64).min(2.5) / speed;
+            let mut r = mpi_record(0, "mpi.train", ranks, 1, 4096, 30, &times(30.0 * step, 5));
+            r.point.params.0.remove("iterations");
+            r.point
+                .params
+                .0
+                .insert("strategy".into(), Value::Text(strategy.into()));
+            r.point.id = format!("train{strategy}{ranks}");
+            let curve: Vec<String> = (1..=30)
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        k as f64 * step,
+                        2.1 * (-0.06 * k as f64).exp() + 0.2
+                    )
+                })
+                .collect();
+            for rep in &mut r.repetitions {
+                rep.details.insert("loss_curve".into(), curve.join("; "));
+            }
+            recs.push(r);
+        }
+    }
+    recs
+}
+
 /// Twenty-four series (a sweep over block sizes and variants): a legend of many rows.
 fn many_series_study() -> Vec<PointRecord> {
     let mut recs = Vec::new();
@@ -598,6 +630,7 @@ fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
         ("hybrid stencil", hybrid_stencil_study()),
         ("nested", nested_study()),
         ("oob", oob_study()),
+        ("training", training_study()),
         ("many", many_series_study()),
     ];
     let mut out = Vec::new();

@@ -35,6 +35,7 @@ mod oob;
 mod render;
 mod scaling;
 mod throughput;
+mod training;
 
 use std::path::{Path, PathBuf};
 
@@ -347,6 +348,7 @@ fn charts(st: &mut Study<'_, '_>, machine: &Machine) -> Vec<(&'static str, Chart
         out.push(("nested", c));
     }
     out.extend(oob::oob_chart(st).map(|c| ("oob", c)));
+    out.extend(training::loss_chart(st).map(|c| ("loss", c)));
     out.extend(scaling::charts(st));
     if let Some(c) = throughput::chart(st, machine) {
         out.push(("throughput", c));

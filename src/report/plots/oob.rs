@@ -10,9 +10,9 @@ use super::axis::{Axis, Scale};
 use super::render::{Chart, Line};
 use super::Study;
 
-/// A recorded curve, `trees:score` pairs joined by `; ` (as the ML workloads write it); `None`
-/// when any pair does not read.
-fn parse_curve(text: &str) -> Option<Vec<(f64, f64)>> {
+/// A recorded curve, `x:y` pairs joined by `; ` (as the ML and training workloads write their
+/// `oob_curve` and `loss_curve`); `None` when any pair does not read.
+pub(super) fn parse_curve(text: &str) -> Option<Vec<(f64, f64)>> {
     text.split("; ")
         .map(|pair| {
             let (n, s) = pair.split_once(':')?;

@@ -1,0 +1,90 @@
+//! The loss-against-wall-time chart of training studies: for points that record a `loss_curve`
+//! (`mpi.train`: the global batch's training loss after each optimizer step, with the wall time
+//! of the repetition at that step), one line per point, so that each strategy and rank count is
+//! its own line. The weights after every step are bitwise the serial reference's (the check of
+//! every repetition), so every line passes through the same losses step for step: a line that
+//! reaches a loss sooner shows the speedup in the terms a training run cares about.
+
+use super::axis::{Axis, Scale};
+use super::oob::parse_curve;
+use super::render::{Chart, Line};
+use super::Study;
+
+pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    let mut lines = Vec::new();
+    let mut disturbed = false;
+    for i in 0..st.series.len() {
+        for p in &st.series[i].points {
+            let Some(points) = p
+                .record
+                .repetitions
+                .last()
+                .and_then(|r| r.details.get("loss_curve"))
+                .and_then(|text| parse_curve(text))
+                .filter(|c| !c.is_empty())
+            else {
+                continue;
+            };
+            let hollow = p.record.is_disturbed();
+            disturbed |= hollow;
+            let r = &p.record.point.resources;
+            // The rank count always (it is what the lines compare), threads and nodes where
+            // they are more than one.
+            let mut resources = format!("ranks={}", r.ranks);
+            if r.threads > 1 {
+                resources.push_str(&format!(" threads={}", r.threads));
+            }
+            if r.nodes > 1 {
+                resources.push_str(&format!(" nodes={}", r.nodes));
+            }
+            let key = format!("{}\u{1f}{resources}", st.labels[i]);
+            let label = if st.labels[i].is_empty() {
+                resources
+            } else {
+                format!("{}, {resources}", st.labels[i])
+            };
+            let n = points.len();
+            lines.push(Line {
+                label,
+                style: st.colors.of(&key),
+                markers_only: false,
+                hollow: vec![hollow; n],
+                points,
+                band: Vec::new(),
+            });
+        }
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    let xs: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .chain([0.0])
+        .collect();
+    let ys: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .filter(|y| y.is_finite())
+        .collect();
+    let t = st.chart(
+        format!("{}: training loss against wall time", st.name),
+        format!(
+            "The training loss of the global batch after each optimizer step, against the wall \
+             time since the repetition began (the last repetition of each point). The weights \
+             after every step are the serial reference's bit for bit, so every line passes \
+             through the same losses: the line that gets there sooner trains faster.{}",
+            if disturbed {
+                " Hollow markers: disturbed points (other work used their cores)."
+            } else {
+                ""
+            }
+        ),
+    );
+    Some(t.chart(
+        ("wall time (s)".into(), Axis::fit(xs, Scale::Linear, true)),
+        ("training loss".into(), Axis::fit(ys, Scale::Linear, false)),
+        lines,
+        Vec::new(),
+    ))
+}
