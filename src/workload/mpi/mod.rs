@@ -170,7 +170,7 @@ pub const PI: Description = Description::new(
 .size_unit("samples");
 
 /// The strategies of `mpi.train` (docs/training.md).
-pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate"];
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "pipeline"];
 
 const TRAIN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -179,7 +179,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "ddp",
         doc: "ddp: each rank a replica and a shard of every global batch, gradients summed over \
               the ranks once per step; accumulate: the same, each rank's shard in `micro` \
-              micro-batches whose gradients are accumulated before the one reduction",
+              micro-batches whose gradients are accumulated before the one reduction; \
+              pipeline: the layers split over the ranks (stages), `micro` micro-batches per \
+              global batch flowing through them GPipe style",
     },
     ParamSpec {
         name: "dataset",
@@ -231,7 +233,8 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "micro",
         kind: ParamKind::Int,
         default: "4",
-        doc: "micro-batches per rank and step for `accumulate` (a power of two; ddp uses one)",
+        doc: "micro-batches per rank and step for `accumulate`, per global batch for \
+              `pipeline` (a power of two; ddp uses one)",
     },
     ParamSpec {
         name: "steps",
@@ -263,7 +266,7 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
 /// in every build.
 pub const TRAIN: Description = Description::new(
     "mpi.train",
-    "MLP trained data-parallel over MPI ranks (ddp, accumulate), bitwise the serial weights; \
+    "MLP trained over MPI ranks (ddp, accumulate, pipeline), bitwise the serial weights; \
      work: training FLOPs, metric samples_per_s",
     Backend::Mpi,
     TRAIN_PARAMS,
