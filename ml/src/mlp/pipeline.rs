@@ -6,10 +6,11 @@
 //!   stage's training FLOPs per sample (forward `2·i·o`, backward `4·i·o`, the first layer's input
 //!   gradient skipped, as [`Layout::flops_per_sample`]); of the partitions that reach that
 //!   bottleneck, the one that gives every stage, first to last, as many layers as it can.
-//! * [`Stage`]: one stage's layers, momentum and buffers, and its GPipe step
-//!   ([`Stage::step`]): all `micro` forwards (activations sent to the next stage), then all
-//!   backwards in reverse micro-batch order (activation gradients sent to the previous stage),
-//!   then the SGD update of the stage's own layers.
+//! * [`Stage`]: one stage's layers, momentum and buffers, and its step ([`Stage::step`]): the
+//!   `micro` forwards (activations sent to the next stage) and backwards (activation gradients
+//!   sent to the previous stage) in the order of its [`PipeSchedule`] (GPipe: all forwards, then
+//!   all backwards in reverse micro-batch order; or 1F1B), then the SGD update of the stage's own
+//!   layers.
 //! * [`StageLink`]: how activations and their gradients reach the neighbouring stages. The crate
 //!   stays free of MPI: the binary's `mpi.train` implements it with `MPI_Isend` and matched probes;
 //!   the tests here with threads and channels.
@@ -20,8 +21,8 @@
 //! per micro-batch is the fixed grain tree over the micro-batch's grains, restricted to the
 //! stage's parameters (the sum is element-wise, so the restriction changes no bit). With `micro` a
 //! power of two the micro-batches are subtrees of the global tree and are merged with the
-//! binary-counter stack of the `accumulate` strategy; the backward pass visits them last to first,
-//! and since IEEE addition is commutative (`a + b` and `b + a` are the same bits) the right-to-left
+//! binary-counter stack of the `accumulate` strategy; GPipe's backward pass visits them last to
+//! first, and since IEEE addition is commutative (`a + b` and `b + a` are the same bits) the right-to-left
 //! counter performs the same additions as the left-to-right one.
 //!
 //! Time per step is split into compute, communication (inside the link's calls, moving data) and
@@ -230,6 +231,35 @@ impl PipelineTiming {
     }
 }
 
+/// The order of a stage's forward and backward passes within a step. Both give the same weights
+/// (bitwise) and, for balanced stages, the same bubble `(S − 1) / (m + S − 1)`; they differ in the
+/// activations a stage holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeSchedule {
+    /// GPipe: all `m` forwards, then all backwards, last micro-batch first; every micro-batch's
+    /// activations are held until its backward pass.
+    GPipe,
+    /// 1F1B (PipeDream-flush, as Megatron-LM schedules it): stage `s` of `S` does
+    /// `min(S − s − 1, m)` warm-up forwards, then one forward and one backward alternately, then
+    /// the remaining backwards, in micro-batch order; at most `S − s` micro-batches' activations
+    /// are held at a time.
+    OneFOneB,
+}
+
+impl PipeSchedule {
+    /// The names on the `schedule` axis.
+    pub const NAMES: &'static [&'static str] = &["gpipe", "1f1b"];
+
+    /// The schedule called `name` (one of [`PipeSchedule::NAMES`]).
+    pub fn parse(name: &str) -> Option<PipeSchedule> {
+        match name {
+            "gpipe" => Some(PipeSchedule::GPipe),
+            "1f1b" => Some(PipeSchedule::OneFOneB),
+            _ => None,
+        }
+    }
+}
+
 /// One pipeline stage: its layers' parameters and momentum (a slice of the model's), and the
 /// activations of every micro-batch of the step in flight (GPipe keeps them all until the
 /// backward pass; no re-materialisation).
@@ -241,8 +271,9 @@ pub struct Stage {
     pub params: Vec<f64>,
     pub velocity: Vec<f64>,
     ws: Workspace,
-    /// `acts[j][k]`: micro-batch `j`'s input to the stage's `k`-th layer; the last entry holds
-    /// the stage's output (the logits on the last stage).
+    schedule: PipeSchedule,
+    /// `acts[slot][k]`: the input to the stage's `k`-th layer of the micro-batch in activation
+    /// slot `slot`; the last entry holds the stage's output (the logits on the last stage).
     acts: Vec<Vec<Vec<f64>>>,
     delta: Vec<f64>,
     next_delta: Vec<f64>,
@@ -268,6 +299,7 @@ impl Stage {
             velocity: mlp.velocity[range].to_vec(),
             partition,
             stage,
+            schedule: PipeSchedule::GPipe,
             ws: Workspace::new(),
             acts: Vec::new(),
             delta: Vec::new(),
@@ -278,13 +310,19 @@ impl Stage {
         }
     }
 
+    /// The same stage, its passes ordered by `schedule` (GPipe unless told).
+    pub fn with_schedule(mut self, schedule: PipeSchedule) -> Stage {
+        self.schedule = schedule;
+        self
+    }
+
     /// The partition this stage belongs to.
     pub fn partition(&self) -> &Partition {
         &self.partition
     }
 
-    /// Bytes of the activations this stage held at the peak of the last step (every micro-batch's
-    /// inputs to its layers, and its outputs).
+    /// Bytes of the activations this stage holds at its peak (the inputs to its layers and its
+    /// outputs, of as many micro-batches as its schedule keeps in flight).
     pub fn activation_bytes(&self) -> u64 {
         8 * self
             .acts
@@ -306,7 +344,8 @@ impl Stage {
         (w.start - base..w.end - base, b.start - base..b.end - base)
     }
 
-    /// Forward pass of micro-batch `j`, whose input is already in `acts[j][0]` (`n` rows).
+    /// Forward pass of the micro-batch in slot `j`, whose input is already in `acts[j][0]` (`n`
+    /// rows).
     fn forward(&mut self, j: usize, n: usize) {
         let layers = self.partition.layers(self.stage);
         let last_layer = self.layout.layers() - 1;
@@ -330,7 +369,7 @@ impl Stage {
     }
 
     /// `next_delta = (delta · W_lᵀ) ⊙ ReLU'(input)`: the gradient with respect to layer `l`'s
-    /// input, for the `n` rows of micro-batch `j` (`input` is `acts[j][k]`).
+    /// input, for the `n` rows of the micro-batch in slot `j` (`input` is `acts[j][k]`).
     fn input_gradient(&mut self, j: usize, k: usize, l: usize, n: usize) {
         let (i, o) = (self.layout.widths[l], self.layout.widths[l + 1]);
         let (w, _) = self.local(l);
@@ -362,8 +401,8 @@ impl Stage {
         }
     }
 
-    /// Layer `l`'s weight and bias gradients of every grain of micro-batch `j` into the grains'
-    /// leaves (each `p` long, the stage's parameter count).
+    /// Layer `l`'s weight and bias gradients of every grain of the micro-batch in slot `j` into
+    /// the grains' leaves (each `p` long, the stage's parameter count).
     fn weight_gradient(&mut self, j: usize, k: usize, l: usize, grains: usize, grain: usize) {
         let (i, o) = (self.layout.widths[l], self.layout.widths[l + 1]);
         let (w, b) = self.local(l);
@@ -398,7 +437,7 @@ impl Stage {
         }
     }
 
-    /// Softmax minus one-hot of micro-batch `j`'s logits (rows `rows`) into `delta`.
+    /// Softmax minus one-hot of the logits in slot `j` (rows `rows`) into `delta`.
     fn loss_gradient(&mut self, j: usize, labels: &[u32], rows: &[usize]) {
         let c = *self.layout.widths.last().unwrap();
         self.delta.clear();
@@ -429,10 +468,115 @@ impl Stage {
         self.timing.bytes_sent += got.bytes;
     }
 
-    /// One GPipe optimizer step of this stage on the global batch `batch` (dataset row indices):
-    /// `micro` micro-batches of whole `grain`s (checked by [`check_micro`]), all forwards, then all
-    /// backwards last to first, then SGD with momentum on the stage's layers with the gradient of
-    /// the mean loss. Every stage calls it with the same arguments.
+    /// The order of this stage's passes in a step of `micro` micro-batches: `(true, j)` is
+    /// micro-batch `j`'s forward, `(false, j)` its backward.
+    fn order(&self, micro: usize) -> Vec<(bool, usize)> {
+        match self.schedule {
+            PipeSchedule::GPipe => (0..micro)
+                .map(|j| (true, j))
+                .chain((0..micro).rev().map(|j| (false, j)))
+                .collect(),
+            PipeSchedule::OneFOneB => {
+                let warm = (self.partition.stages() - self.stage - 1).min(micro);
+                let mut ops: Vec<(bool, usize)> = (0..warm).map(|j| (true, j)).collect();
+                for i in 0..micro - warm {
+                    ops.push((true, warm + i));
+                    ops.push((false, i));
+                }
+                ops.extend((micro - warm..micro).map(|i| (false, i)));
+                ops
+            }
+        }
+    }
+
+    /// Micro-batch `j`'s forward pass (rows `rows`) into activation slot `slot`: its input from
+    /// the dataset or the previous stage, its output handed on at once.
+    fn forward_micro(
+        &mut self,
+        x: &Matrix,
+        rows: &[usize],
+        j: usize,
+        slot: usize,
+        link: &mut dyn StageLink,
+    ) {
+        let layers = self.partition.layers(self.stage);
+        let nl = layers.len();
+        let n = rows.len();
+        let width = self.layout.widths[layers.start];
+        let mut input = std::mem::take(&mut self.acts[slot][0]);
+        input.clear();
+        if self.stage == 0 {
+            for &r in rows {
+                input.extend_from_slice(x.row(r));
+            }
+        } else {
+            input.resize(n * width, 0.0);
+            self.timed(|_| link.recv_prev(j, &mut input));
+        }
+        self.acts[slot][0] = input;
+        self.forward(slot, n);
+        if self.stage + 1 < self.partition.stages() {
+            let out = std::mem::take(&mut self.acts[slot][nl]);
+            self.timed(|_| link.send_next(j, &out));
+            self.acts[slot][nl] = out;
+        }
+    }
+
+    /// Micro-batch `j`'s backward pass from activation slot `slot`: its output gradient from the
+    /// loss or the next stage, its input gradient sent back, and its weight gradient (the tree over
+    /// its grains) into `out` (the stage's parameter count long).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_micro(
+        &mut self,
+        labels: &[u32],
+        rows: &[usize],
+        j: usize,
+        slot: usize,
+        grain: usize,
+        link: &mut dyn StageLink,
+        out: &mut Vec<f64>,
+    ) {
+        let layers = self.partition.layers(self.stage);
+        let n = rows.len();
+        let grains = n / grain;
+        let p = self.params.len();
+        if self.stage + 1 == self.partition.stages() {
+            self.loss_gradient(slot, labels, rows);
+        } else {
+            let mut delta = std::mem::take(&mut self.delta);
+            delta.clear();
+            delta.resize(n * self.layout.widths[layers.end], 0.0);
+            self.timed(|_| link.recv_next(j, &mut delta));
+            self.delta = delta;
+        }
+        self.leaves.clear();
+        self.leaves.resize(grains * p, 0.0);
+        for (k, l) in layers.clone().enumerate().rev() {
+            if k == 0 {
+                // The stage's input gradient first, so the previous stage can go on while this
+                // one computes its first layer's weight gradient.
+                if self.stage > 0 {
+                    self.input_gradient(slot, k, l, n);
+                    let sent = std::mem::take(&mut self.next_delta);
+                    self.timed(|_| link.send_prev(j, &sent));
+                    self.next_delta = sent;
+                }
+                self.weight_gradient(slot, k, l, grains, grain);
+            } else {
+                self.weight_gradient(slot, k, l, grains, grain);
+                self.input_gradient(slot, k, l, n);
+                std::mem::swap(&mut self.delta, &mut self.next_delta);
+            }
+        }
+        tree_sum(&mut self.leaves, p);
+        out.clear();
+        out.extend_from_slice(&self.leaves[..p]);
+    }
+
+    /// One optimizer step of this stage on the global batch `batch` (dataset row indices):
+    /// `micro` micro-batches of whole `grain`s (checked by [`check_micro`]), forward and backward
+    /// in the stage's [`PipeSchedule`], then SGD with momentum on the stage's layers with the
+    /// gradient of the mean loss. Every stage calls it with the same arguments.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -446,80 +590,36 @@ impl Stage {
     ) {
         let start = Instant::now();
         let (comm0, wait0) = (self.timing.comm_s, self.timing.wait_s);
-        let layers = self.partition.layers(self.stage);
-        let nl = layers.len();
-        let first = self.stage == 0;
-        let last = self.stage + 1 == self.partition.stages();
+        let nl = self.partition.layers(self.stage).len();
         let n = batch.len() / micro;
-        let grains = n / grain;
-        let p = self.params.len();
-        self.acts.resize_with(micro, Vec::new);
-        for a in &mut self.acts {
-            a.resize_with(nl + 1, Vec::new);
-        }
-        // Forward: micro-batch after micro-batch, each handed on as soon as it is done.
-        for j in 0..micro {
-            let rows = &batch[j * n..(j + 1) * n];
-            let width = self.layout.widths[layers.start];
-            let mut input = std::mem::take(&mut self.acts[j][0]);
-            input.clear();
-            if first {
-                for &r in rows {
-                    input.extend_from_slice(x.row(r));
-                }
-            } else {
-                input.resize(n * width, 0.0);
-                self.timed(|_| link.recv_prev(j, &mut input));
-            }
-            self.acts[j][0] = input;
-            self.forward(j, n);
-            if !last {
-                let out = std::mem::take(&mut self.acts[j][nl]);
-                self.timed(|_| link.send_next(j, &out));
-                self.acts[j][nl] = out;
-            }
-        }
-        // Backward: last micro-batch first (it is the one the last stage has just finished).
-        // Binary-counter stack of (partial sum, micro-batches it covers), merged right to left.
+        // Activation slots: one per micro-batch in flight (forward done, backward not yet),
+        // kept from step to step; GPipe needs `micro` of them, 1F1B at most `S − s`.
+        let mut free: Vec<usize> = (0..self.acts.len()).rev().collect();
+        let mut slot_of = vec![0; micro];
+        // Binary-counter stack of (partial sum, micro-batches it covers). GPipe pushes the
+        // micro-batches last to first, 1F1B first to last; either way equal-sized neighbours
+        // merge into the fixed tree's subtrees, and older + newer is newer + older bitwise.
         let mut stack: Vec<(Vec<f64>, usize)> = Vec::new();
-        for j in (0..micro).rev() {
+        for (forward, j) in self.order(micro) {
             let rows = &batch[j * n..(j + 1) * n];
-            if last {
-                self.loss_gradient(j, labels, rows);
+            if forward {
+                let slot = free.pop().unwrap_or_else(|| {
+                    self.acts.push(vec![Vec::new(); nl + 1]);
+                    self.acts.len() - 1
+                });
+                slot_of[j] = slot;
+                self.forward_micro(x, rows, j, slot, link);
             } else {
-                let mut delta = std::mem::take(&mut self.delta);
-                delta.clear();
-                delta.resize(n * self.layout.widths[layers.end], 0.0);
-                self.timed(|_| link.recv_next(j, &mut delta));
-                self.delta = delta;
-            }
-            self.leaves.clear();
-            self.leaves.resize(grains * p, 0.0);
-            for (k, l) in layers.clone().enumerate().rev() {
-                if k == 0 {
-                    // The stage's input gradient first, so the previous stage can go on while
-                    // this one computes its first layer's weight gradient.
-                    if !first {
-                        self.input_gradient(j, k, l, n);
-                        let out = std::mem::take(&mut self.next_delta);
-                        self.timed(|_| link.send_prev(j, &out));
-                        self.next_delta = out;
-                    }
-                    self.weight_gradient(j, k, l, grains, grain);
-                } else {
-                    self.weight_gradient(j, k, l, grains, grain);
-                    self.input_gradient(j, k, l, n);
-                    std::mem::swap(&mut self.delta, &mut self.next_delta);
+                let mut g = Vec::new();
+                self.backward_micro(labels, rows, j, slot_of[j], grain, link, &mut g);
+                free.push(slot_of[j]);
+                stack.push((g, 1));
+                while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
+                    let (newer, size) = stack.pop().unwrap();
+                    let older = stack.last_mut().unwrap();
+                    add_into(&mut older.0, &newer);
+                    older.1 += size;
                 }
-            }
-            tree_sum(&mut self.leaves, p);
-            stack.push((self.leaves[..p].to_vec(), 1));
-            while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
-                // The newer entry lies left of the older one; a + b = b + a bitwise.
-                let (left, size) = stack.pop().unwrap();
-                let right = stack.last_mut().unwrap();
-                add_into(&mut right.0, &left);
-                right.1 += size;
             }
         }
         self.timed(|_| link.finish());
@@ -624,6 +724,8 @@ mod tests {
     }
 
     const WIDTHS: [usize; 6] = [4, 12, 10, 8, 6, 3];
+    const BATCH: usize = 48;
+    const GRAIN: usize = 3;
     const SGD: Sgd = Sgd {
         lr: 0.05,
         momentum: 0.9,
@@ -649,37 +751,36 @@ mod tests {
         (bits(&t.mlp.params), bits(&t.mlp.velocity))
     }
 
-    /// Train with `stages` threads; the stages' weights and momentum put together, as bits, and
-    /// each stage's timing.
+    /// Train with `stages` threads in `schedule`; the stages' weights and momentum put together,
+    /// as bits, and each stage's timing and activation bytes.
     fn pipelined(
+        schedule: PipeSchedule,
         stages: usize,
         micro: usize,
         steps: usize,
-        batch: usize,
-        grain: usize,
-    ) -> (Vec<u64>, Vec<u64>, Vec<PipelineTiming>) {
+    ) -> (Vec<u64>, Vec<u64>, Vec<(PipelineTiming, u64)>) {
         let iris = data::load("iris").unwrap();
         let y = iris.y.labels().unwrap().to_vec();
         let order: Vec<usize> = (0..iris.rows()).rev().collect();
         let mlp = Mlp::new(&WIDTHS, 7).unwrap();
         let partition = Partition::balanced(&mlp.layout, stages).unwrap();
-        let parts: Vec<(Vec<f64>, Vec<f64>, PipelineTiming)> = std::thread::scope(|sc| {
+        type Part = (Vec<f64>, Vec<f64>, (PipelineTiming, u64));
+        let parts: Vec<Part> = std::thread::scope(|sc| {
             let handles: Vec<_> = links(stages)
                 .into_iter()
                 .enumerate()
                 .map(|(s, mut link)| {
                     let (iris, y, order, mlp, partition) = (&iris, &y, &order, &mlp, &partition);
                     sc.spawn(move || {
-                        let mut stage = Stage::new(mlp, partition.clone(), s);
+                        let mut stage =
+                            Stage::new(mlp, partition.clone(), s).with_schedule(schedule);
                         for step in 0..steps {
-                            let b = global_batch(order, batch, step);
-                            stage.step(&iris.x, y, &b, grain, micro, SGD, &mut link);
+                            let b = global_batch(order, BATCH, step);
+                            stage.step(&iris.x, y, &b, GRAIN, micro, SGD, &mut link);
                         }
-                        (
-                            stage.params.clone(),
-                            stage.velocity.clone(),
-                            stage.take_timing(),
-                        )
+                        let acts = stage.activation_bytes();
+                        let timing = stage.take_timing();
+                        (stage.params.clone(), stage.velocity.clone(), (timing, acts))
                     })
                 })
                 .collect();
@@ -693,34 +794,52 @@ mod tests {
 
     #[test]
     fn threads_as_stages_give_the_serial_weights_bitwise() {
-        let reference = serial(10, 48, 3);
-        for stages in 1..=5 {
-            for micro in [1, 2, 4, 8, 16] {
-                let (params, velocity, timing) = pipelined(stages, micro, 10, 48, 3);
-                assert!(
-                    params == reference.0 && velocity == reference.1,
-                    "{stages} stages, {micro} micro-batches: weights differ from the serial ones"
-                );
-                for (s, t) in timing.iter().enumerate() {
-                    assert_eq!(t.steps, 10);
-                    assert!(t.compute_s > 0.0 && t.step_s >= t.compute_s);
-                    assert!((0.0..=1.0).contains(&t.bubble()), "stage {s}: {t:?}");
-                }
-                // Activations forward and gradients backward, per step: 48 rows of the cut's
-                // width each way, none beyond the ends.
-                let partition =
-                    Partition::balanced(&Mlp::new(&WIDTHS, 7).unwrap().layout, stages).unwrap();
-                for (s, t) in timing.iter().enumerate() {
-                    let mut want = 0;
-                    if s + 1 < stages {
-                        want += 48 * WIDTHS[partition.layers(s).end];
+        let reference = serial(10, BATCH, GRAIN);
+        let layout = Mlp::new(&WIDTHS, 7).unwrap().layout;
+        for schedule in [PipeSchedule::GPipe, PipeSchedule::OneFOneB] {
+            for stages in 1..=5 {
+                let partition = Partition::balanced(&layout, stages).unwrap();
+                for micro in [1, 2, 4, 8, 16] {
+                    let (params, velocity, timing) = pipelined(schedule, stages, micro, 10);
+                    assert!(
+                        params == reference.0 && velocity == reference.1,
+                        "{schedule:?}, {stages} stages, {micro} micro-batches: weights differ \
+                         from the serial ones"
+                    );
+                    for (s, (t, _)) in timing.iter().enumerate() {
+                        assert_eq!(t.steps, 10);
+                        assert!(t.compute_s > 0.0 && t.step_s >= t.compute_s);
+                        assert!((0.0..=1.0).contains(&t.bubble()), "stage {s}: {t:?}");
+                        // Activations forward and gradients backward, per step: the batch's
+                        // rows at the cut's width each way, none beyond the ends.
+                        let mut want = 0;
+                        if s + 1 < stages {
+                            want += BATCH * WIDTHS[partition.layers(s).end];
+                        }
+                        if s > 0 {
+                            want += BATCH * WIDTHS[partition.layers(s).start];
+                        }
+                        assert_eq!(t.bytes_sent, 8 * 10 * want as u64, "stage {s}");
                     }
-                    if s > 0 {
-                        want += 48 * WIDTHS[partition.layers(s).start];
-                    }
-                    assert_eq!(t.bytes_sent, 8 * 10 * want as u64, "stage {s}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_f_one_b_holds_fewer_activations_than_gpipe() {
+        // 4 stages, 8 micro-batches: GPipe's stages hold all 8 micro-batches' activations, 1F1B's
+        // stage s at most 4 − s of them.
+        let (.., gpipe) = pipelined(PipeSchedule::GPipe, 4, 8, 2);
+        let (.., ofob) = pipelined(PipeSchedule::OneFOneB, 4, 8, 2);
+        for s in 0..4 {
+            let (g, o) = (gpipe[s].1, ofob[s].1);
+            assert!(g > 0 && g % 8 == 0, "stage {s}: {g}");
+            assert_eq!(
+                o,
+                g / 8 * (4 - s) as u64,
+                "stage {s}: GPipe {g} bytes, 1F1B {o}"
+            );
         }
     }
 
