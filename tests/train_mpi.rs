@@ -197,7 +197,8 @@ batch = 96
 fn the_pipeline_gives_the_serial_weights_at_2_3_and_4_stages_and_records_its_bubble() {
     // Widths 16-32-24-16-4: 4 layers of 2048, 4608, 2304 and 384 training FLOPs per sample, so
     // 2 stages cut after layer 2 and 4 stages take a layer each. 3 stages (not a power of two)
-    // work too: the stages share every micro-batch. The `ddp` point at 1 rank is the reference.
+    // work too: the stages share every micro-batch. GPipe and 1F1B alike; the `ddp` point at 1
+    // rank is the reference.
     let dir = tempfile::tempdir().unwrap();
     let (run_dir, code, out) = run_manifest(
         dir.path(),
@@ -219,6 +220,7 @@ classes = 4
 hidden = "32,24,16"
 batch = 128
 micro = [1, 4]
+schedule = ["gpipe", "1f1b"]
 steps = 8
 
 [[study]]
@@ -236,7 +238,7 @@ steps = 8
     );
     assert_eq!(code, 0, "{out}");
     let recs = records(&run_dir);
-    assert_eq!(recs.len(), 7);
+    assert_eq!(recs.len(), 13);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));
     }
@@ -281,13 +283,35 @@ steps = 8
             );
         }
     }
+    // 1F1B holds at most S − s micro-batches' activations per stage, GPipe all `micro` of them.
+    let pipe: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["point"]["study_name"] == "pipe")
+        .collect();
+    for ofob in pipe.iter().filter(|r| {
+        r["point"]["params"]["schedule"] == "1f1b" && r["point"]["params"]["micro"] == 4
+    }) {
+        let twin = pipe
+            .iter()
+            .find(|r| {
+                r["point"]["params"]["schedule"] == "gpipe"
+                    && r["point"]["params"]["micro"] == 4
+                    && r["point"]["resources"]["ranks"] == ofob["point"]["resources"]["ranks"]
+            })
+            .unwrap();
+        let (o, g) = (
+            metric(ofob, "activation_bytes")[0],
+            metric(twin, "activation_bytes")[0],
+        );
+        assert!(o < g, "1F1B {o} bytes, GPipe {g}: {}", describe(ofob));
+    }
     // The summary table carries the same fields, parsed back from its CSV.
     let (h, rows) = read_csv(&run_dir.join("summary.csv"));
     let pipe: Vec<&Vec<String>> = rows
         .iter()
         .filter(|r| column(&h, r, "param_strategy") == "pipeline")
         .collect();
-    assert_eq!(pipe.len(), 6, "{h:?}");
+    assert_eq!(pipe.len(), 12, "{h:?}");
     for r in pipe {
         let num = |c: &str| -> f64 { column(&h, r, c).parse().unwrap() };
         let (stages, micro) = (num("ranks"), num("param_micro"));

@@ -172,6 +172,9 @@ pub const PI: Description = Description::new(
 /// The strategies of `mpi.train` (docs/training.md).
 pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "pipeline"];
 
+/// The `schedule` axis of `mpi.train`'s pipeline (`scalelab_ml::mlp::pipeline::PipeSchedule`).
+pub const TRAIN_PIPE_SCHEDULES: &[&str] = &["gpipe", "1f1b"];
+
 const TRAIN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "strategy",
@@ -235,6 +238,14 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "4",
         doc: "micro-batches per rank and step for `accumulate`, per global batch for \
               `pipeline` (a power of two; ddp uses one)",
+    },
+    ParamSpec {
+        name: "schedule",
+        kind: ParamKind::Choice(TRAIN_PIPE_SCHEDULES),
+        default: "gpipe",
+        doc: "order of a pipeline stage's passes: gpipe (all forwards, then all backwards) or \
+              1f1b (one forward, one backward: fewer activations held); other strategies \
+              ignore it",
     },
     ParamSpec {
         name: "steps",

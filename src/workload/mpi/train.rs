@@ -300,7 +300,7 @@ impl Workload for Train {
             );
         }
         if s.strategy == pipeline::PIPELINE {
-            return pipeline::prepare(comm, s, data, initial, reference.mlp);
+            return pipeline::prepare(comm, params, s, data, initial, reference.mlp);
         }
         Ok(Box::new(TrainInstance {
             rank: comm.rank() as usize,

@@ -6,7 +6,9 @@
 //! ([`Partition::balanced`]). Each global batch is cut into `micro` micro-batches; all of them flow
 //! forward (rank `s` sends its output activations to rank `s + 1`), then backward, last
 //! micro-batch first (rank `s` sends the gradient of its input to rank `s − 1`); then every stage
-//! updates its own layers. No data is split over the ranks: every stage sees every micro-batch.
+//! updates its own layers. With `schedule = "1f1b"` the stages alternate one forward and one
+//! backward instead (fewer activations held, the same weights). No data is split over the ranks:
+//! every stage sees every micro-batch.
 //!
 //! The link: sends are `MPI_Isend` from a buffer per micro-batch and direction (so a stage never
 //! blocks on a busy neighbour and can run ahead, as GPipe's schedule assumes), completed at the end
@@ -36,11 +38,13 @@ use ::mpi::request::{LocalScope, Request};
 use ::mpi::topology::Communicator;
 use ::mpi::traits::Equivalence;
 use ::mpi::{Count, Tag};
-use scalelab_ml::mlp::pipeline::{self, LinkTime, Partition, PipelineTiming, Stage, StageLink};
+use scalelab_ml::mlp::pipeline::{
+    self, LinkTime, Partition, PipeSchedule, PipelineTiming, Stage, StageLink,
+};
 use scalelab_ml::mlp::{Layout, Mlp, Schedule, Trainer};
 
 use super::{Data, Setup};
-use crate::workload::{Comm, Instance, Target};
+use crate::workload::{Comm, Instance, Params, Target};
 
 /// The strategy's name on the `strategy` axis.
 pub(super) const PIPELINE: &str = "pipeline";
@@ -100,6 +104,7 @@ pub(super) fn check(
 /// Build rank `comm.rank()`'s stage of a pipeline point.
 pub(super) fn prepare(
     comm: &Comm,
+    params: &Params,
     setup: Setup,
     data: Data,
     initial: Mlp,
@@ -109,7 +114,15 @@ pub(super) fn prepare(
     let partition = Partition::balanced(&initial.layout, stages)
         .map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
     let micro = setup.schedule.micro;
+    let name = super::text(params, "schedule").map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
+    let schedule = PipeSchedule::parse(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "mpi.train: schedule = \"{name}\" is not a pipeline schedule; use one of {}",
+            PipeSchedule::NAMES.join(", ")
+        )
+    })?;
     Ok(Box::new(PipelineInstance {
+        schedule,
         stage_index: comm.rank() as usize,
         comm: comm.duplicate(),
         sends: vec![Vec::new(); 2 * micro],
@@ -205,6 +218,7 @@ impl StageLink for MpiLink<'_, '_> {
 
 /// One stage of a pipeline training run.
 struct PipelineInstance {
+    schedule: PipeSchedule,
     stage_index: usize,
     comm: Comm,
     /// Send buffers, one per micro-batch and direction, reused every step.
@@ -225,6 +239,7 @@ struct PipelineInstance {
 impl PipelineInstance {
     fn new_stage(&self) -> Stage {
         Stage::new(&self.initial, self.partition.clone(), self.stage_index)
+            .with_schedule(self.schedule)
     }
 
     /// `local` (this stage's slice) gathered from every stage into the model's whole vector.
@@ -397,8 +412,9 @@ impl Instance for PipelineInstance {
 
 #[cfg(test)]
 mod tests {
-    use crate::workload::mpi::{Train, TRAIN_PARAMS};
+    use crate::workload::mpi::{Train, TRAIN_PARAMS, TRAIN_PIPE_SCHEDULES};
     use crate::workload::{test_params, Target, Workload};
+    use scalelab_ml::mlp::pipeline::PipeSchedule;
 
     fn check(ranks: u32, overrides: &[(&str, &str)]) -> Result<(), String> {
         let mut target = Target::test(1);
@@ -406,6 +422,14 @@ mod tests {
         let mut all = vec![("strategy", "pipeline")];
         all.extend_from_slice(overrides);
         Train.check(&test_params(TRAIN_PARAMS, &all), &target)
+    }
+
+    #[test]
+    fn the_schedule_axis_lists_the_schedules_the_stages_know() {
+        assert_eq!(TRAIN_PIPE_SCHEDULES, PipeSchedule::NAMES);
+        for name in TRAIN_PIPE_SCHEDULES {
+            assert!(PipeSchedule::parse(name).is_some(), "{name}");
+        }
     }
 
     #[test]
