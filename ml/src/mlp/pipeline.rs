@@ -310,6 +310,15 @@ impl Stage {
         }
     }
 
+    /// Start again from `mlp`'s parameters and momentum (this stage's slice of them), keeping the
+    /// activation slots and buffers of earlier steps, so a repeated run allocates nothing new.
+    pub fn restart(&mut self, mlp: &Mlp) {
+        let range = self.partition.params(&mlp.layout, self.stage);
+        self.params.copy_from_slice(&mlp.params[range.clone()]);
+        self.velocity.copy_from_slice(&mlp.velocity[range]);
+        self.timing = PipelineTiming::default();
+    }
+
     /// The same stage, its passes ordered by `schedule` (GPipe unless told).
     pub fn with_schedule(mut self, schedule: PipeSchedule) -> Stage {
         self.schedule = schedule;
@@ -824,6 +833,30 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_restarted_stage_trains_the_same_weights_again() {
+        let iris = data::load("iris").unwrap();
+        let y = iris.y.labels().unwrap().to_vec();
+        let order: Vec<usize> = (0..iris.rows()).collect();
+        let mlp = Mlp::new(&WIDTHS, 7).unwrap();
+        let partition = Partition::balanced(&mlp.layout, 1).unwrap();
+        let mut stage = Stage::new(&mlp, partition, 0);
+        let mut link = links(1).pop().unwrap();
+        let mut run = |stage: &mut Stage| {
+            for step in 0..5 {
+                let b = global_batch(&order, BATCH, step);
+                stage.step(&iris.x, &y, &b, GRAIN, 4, SGD, &mut link);
+            }
+            stage.params.clone()
+        };
+        let first = run(&mut stage);
+        stage.params.fill(f64::NAN);
+        stage.restart(&mlp);
+        assert_eq!(stage.take_timing().steps, 0);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&run(&mut stage)), bits(&first));
     }
 
     #[test]

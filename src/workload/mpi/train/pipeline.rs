@@ -259,7 +259,11 @@ impl PipelineInstance {
 
 impl Instance for PipelineInstance {
     fn reset(&mut self) {
-        self.stage = Some(self.new_stage());
+        // Keep the stage's buffers (activation slots sized by the warm-up), fresh weights.
+        match self.stage.as_mut() {
+            Some(stage) => stage.restart(&self.initial),
+            None => self.stage = Some(self.new_stage()),
+        }
     }
     fn run(&mut self) {
         let mut stage = match self.stage.take() {
