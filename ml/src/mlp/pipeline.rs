@@ -1,4 +1,4 @@
-//! Pipeline (model) parallelism, GPipe style: the layers of the [`Mlp`](super::Mlp) split over
+//! Pipeline (model) parallelism, GPipe style: the layers of the [`Mlp`] split over
 //! stages, each global batch cut into micro-batches that flow forward stage to stage and then
 //! backward, and weights that end bitwise the serial reference's.
 //!
