@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{records, run, run_manifest, scalelab, write};
+use common::{column, read_csv, records, run, run_manifest, scalelab, write};
 
 fn describe(rec: &Value) -> String {
     format!(
@@ -167,7 +167,7 @@ strategy = ["ddp", "fsdp"]
     assert!(
         err.contains(
             "M:6: study 1 (s): `strategy` = \"fsdp\" is not a strategy of mpi.train\n  fix: \
-             choose from: ddp, accumulate"
+             choose from: ddp, accumulate, pipeline"
         ),
         "{err}"
     );
@@ -191,4 +191,175 @@ batch = 96
         ),
         "{err}"
     );
+}
+
+#[test]
+fn the_pipeline_gives_the_serial_weights_at_2_3_and_4_stages_and_records_its_bubble() {
+    // Widths 16-32-24-16-4: 4 layers of 2048, 4608, 2304 and 384 training FLOPs per sample, so
+    // 2 stages cut after layer 2 and 4 stages take a layer each. 3 stages (not a power of two)
+    // work too: the stages share every micro-batch. GPipe and 1F1B alike; the `ddp` point at 1
+    // rank is the reference.
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "pipe"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "pipe"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [2, 3, 4]
+strategy = "pipeline"
+size = 1024
+features = 16
+classes = 4
+hidden = "32,24,16"
+batch = 128
+micro = [1, 4]
+schedule = ["gpipe", "1f1b"]
+steps = 8
+
+[[study]]
+name = "ref"
+workload = "mpi.train"
+ranks = 1
+strategy = "ddp"
+size = 1024
+features = 16
+classes = 4
+hidden = "32,24,16"
+batch = 128
+steps = 8
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 13);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let reference = recs
+        .iter()
+        .find(|r| r["point"]["study_name"] == "ref")
+        .unwrap();
+    let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for pt in recs.iter().filter(|r| r["point"]["study_name"] == "pipe") {
+        for m in ["loss", "accuracy"] {
+            assert_eq!(bits(pt, m), bits(reference, m), "{m}: {}", describe(pt));
+        }
+        let stages = pt["point"]["resources"]["ranks"].as_f64().unwrap();
+        let micro = pt["point"]["params"]["micro"].as_f64().unwrap();
+        let predicted = (stages - 1.0) / (micro + stages - 1.0);
+        assert!(metric(pt, "bubble_predicted")
+            .iter()
+            .all(|&b| b == predicted));
+        assert!(metric(pt, "stages").iter().all(|&s| s == stages));
+        assert!(metric(pt, "bubble")
+            .iter()
+            .all(|&b| (0.0..=1.0).contains(&b)));
+        for m in ["wait_s", "comm_s"] {
+            assert!(
+                metric(pt, m).iter().all(|&v| v >= 0.0),
+                "{m}: {}",
+                describe(pt)
+            );
+        }
+        assert!(metric(pt, "compute_s").iter().all(|&v| v > 0.0));
+        assert!(metric(pt, "samples_per_s").iter().all(|&v| v > 0.0));
+        if stages == 2.0 {
+            // Each stage sends 128 rows of the cut's width (24) per step, one way each.
+            assert!(metric(pt, "bytes_per_step")
+                .iter()
+                .all(|&v| v == 8.0 * 128.0 * 24.0));
+            assert_eq!(
+                pt["repetitions"][0]["details"]["stages"],
+                "layers 0..2 (6656 FLOP/sample) | layers 2..4 (2688 FLOP/sample)",
+                "{}",
+                describe(pt)
+            );
+        }
+    }
+    // 1F1B holds at most S − s micro-batches' activations per stage, GPipe all `micro` of them.
+    let pipe: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["point"]["study_name"] == "pipe")
+        .collect();
+    for ofob in pipe.iter().filter(|r| {
+        r["point"]["params"]["schedule"] == "1f1b" && r["point"]["params"]["micro"] == 4
+    }) {
+        let twin = pipe
+            .iter()
+            .find(|r| {
+                r["point"]["params"]["schedule"] == "gpipe"
+                    && r["point"]["params"]["micro"] == 4
+                    && r["point"]["resources"]["ranks"] == ofob["point"]["resources"]["ranks"]
+            })
+            .unwrap();
+        let (o, g) = (
+            metric(ofob, "activation_bytes")[0],
+            metric(twin, "activation_bytes")[0],
+        );
+        assert!(o < g, "1F1B {o} bytes, GPipe {g}: {}", describe(ofob));
+    }
+    // The summary table carries the same fields, parsed back from its CSV.
+    let (h, rows) = read_csv(&run_dir.join("summary.csv"));
+    let pipe: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| column(&h, r, "param_strategy") == "pipeline")
+        .collect();
+    assert_eq!(pipe.len(), 12, "{h:?}");
+    for r in pipe {
+        let num = |c: &str| -> f64 { column(&h, r, c).parse().unwrap() };
+        let (stages, micro) = (num("ranks"), num("param_micro"));
+        let predicted = (stages - 1.0) / (micro + stages - 1.0);
+        assert!(
+            (num("metric_bubble_predicted") - predicted).abs() < 1e-12,
+            "{r:?}"
+        );
+        assert!((0.0..=1.0).contains(&num("metric_bubble")));
+        assert!(num("metric_wait_s") >= 0.0);
+    }
+}
+
+#[test]
+fn pipeline_points_that_cannot_be_split_are_refused_at_check_time() {
+    for (ranks, extra, want) in [
+        (
+            4,
+            "hidden = \"16,16\"",
+            "mpi.train: 4 pipeline stages (one per rank) but the model 32-16-16-4 has 3 layers: \
+             every stage needs at least one layer; use 1 to 3 ranks, or more hidden layers \
+             (`hidden`)",
+        ),
+        (
+            2,
+            "micro = 0",
+            "M:8: study 1 (s): `micro` must be a positive whole number, found 0\n  fix: write \
+             e.g. micro = [1, 10]",
+        ),
+        (
+            2,
+            "micro = 3",
+            "mpi.train: micro = 3: the fixed reduction tree halves the global batch, so the \
+             pipeline's micro-batch count must be a power of two; use micro = 2 or 4",
+        ),
+        (
+            2,
+            "batch = 200",
+            "mpi.train: the global batch of 200 samples is not divisible by micro-batches × \
+             grain = 4 × 8 = 32: every pipeline micro-batch must hold whole grains; use a batch \
+             that is a multiple of 32 (e.g. 224)",
+        ),
+    ] {
+        let (code, err) = plan(&format!(
+            "name = \"bad\"\n[[study]]\nname = \"s\"\nworkload = \"mpi.train\"\noversubscribe = \
+             true\nranks = {ranks}\nstrategy = \"pipeline\"\n{extra}\n"
+        ));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
 }

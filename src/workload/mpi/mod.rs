@@ -171,7 +171,10 @@ pub const PI: Description = Description::new(
 .size_unit("samples");
 
 /// The strategies of `mpi.train` (docs/training.md).
-pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate"];
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "pipeline"];
+
+/// The `schedule` axis of `mpi.train`'s pipeline (`scalelab_ml::mlp::pipeline::PipeSchedule`).
+pub const TRAIN_PIPE_SCHEDULES: &[&str] = &["gpipe", "1f1b"];
 
 const TRAIN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -180,7 +183,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "ddp",
         doc: "ddp: each rank a replica and a shard of every global batch, gradients summed over \
               the ranks once per step; accumulate: the same, each rank's shard in `micro` \
-              micro-batches whose gradients are accumulated before the one reduction",
+              micro-batches whose gradients are accumulated before the one reduction; \
+              pipeline: the layers split over the ranks (stages), `micro` micro-batches per \
+              global batch flowing through them GPipe style",
     },
     ParamSpec {
         name: "dataset",
@@ -232,7 +237,16 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "micro",
         kind: ParamKind::Int,
         default: "4",
-        doc: "micro-batches per rank and step for `accumulate` (a power of two; ddp uses one)",
+        doc: "micro-batches per rank and step for `accumulate`, per global batch for \
+              `pipeline` (a power of two; ddp uses one)",
+    },
+    ParamSpec {
+        name: "schedule",
+        kind: ParamKind::Choice(TRAIN_PIPE_SCHEDULES),
+        default: "gpipe",
+        doc: "order of a pipeline stage's passes: gpipe (all forwards, then all backwards) or \
+              1f1b (one forward, one backward: fewer activations held); other strategies \
+              ignore it",
     },
     ParamSpec {
         name: "steps",
@@ -264,7 +278,7 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
 /// in every build.
 pub const TRAIN: Description = Description::new(
     "mpi.train",
-    "MLP trained data-parallel over MPI ranks (ddp, accumulate), bitwise the serial weights; \
+    "MLP trained over MPI ranks (ddp, accumulate, pipeline), bitwise the serial weights; \
      work: training FLOPs, metric samples_per_s",
     Backend::Mpi,
     TRAIN_PARAMS,

@@ -42,6 +42,8 @@ use crate::workload::{
     Work, Workload,
 };
 
+mod pipeline;
+
 /// `mpi.train`; see the module documentation.
 pub struct Train;
 
@@ -94,6 +96,7 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         ranks,
         micro,
     };
+    let schedule = pipeline::data_split(name, &strategy, schedule)?;
     schedule.check(name)?;
     let steps = count(params, "steps")?;
     let sgd = Sgd {
@@ -215,6 +218,10 @@ impl Workload for Train {
         widths.extend(&s.widths_hidden);
         widths.push(classes);
         let layout = mlp::Layout::new(&widths).map_err(|e| format!("{name}: {e}"))?;
+        if s.strategy == pipeline::PIPELINE {
+            let ranks = target.resources.ranks.max(1) as usize;
+            return pipeline::check(name, &s, &layout, ranks, rows * features, target);
+        }
         // Data twice (raw and standardised), the activations of one micro-batch per layer (three
         // buffers), a gradient per grain plus the stack, weights, momentum and the reference.
         let widest = *widths.iter().max().unwrap_or(&1) as f64;
@@ -291,6 +298,9 @@ impl Workload for Train {
                 s.sgd,
                 &LocalReducer,
             );
+        }
+        if s.strategy == pipeline::PIPELINE {
+            return pipeline::prepare(comm, params, s, data, initial, reference.mlp);
         }
         Ok(Box::new(TrainInstance {
             rank: comm.rank() as usize,

@@ -1,0 +1,470 @@
+//! `mpi.train` with `strategy = "pipeline"`: the MLP's layers split over the point's ranks, one
+//! stage per rank, trained GPipe style (`scalelab_ml::mlp::pipeline`), and the MPI implementation
+//! of its [`StageLink`].
+//!
+//! Stage `s` (rank `s`) owns a contiguous range of layers, balanced by training FLOPs
+//! ([`Partition::balanced`]). Each global batch is cut into `micro` micro-batches; all of them flow
+//! forward (rank `s` sends its output activations to rank `s + 1`), then backward, last
+//! micro-batch first (rank `s` sends the gradient of its input to rank `s − 1`); then every stage
+//! updates its own layers. With `schedule = "1f1b"` the stages alternate one forward and one
+//! backward instead (fewer activations held, the same weights). No data is split over the ranks:
+//! every stage sees every micro-batch.
+//!
+//! The link: sends are `MPI_Isend` from a buffer per micro-batch and direction (so a stage never
+//! blocks on a busy neighbour and can run ahead, as GPipe's schedule assumes), completed at the end
+//! of the step; receives are a matched probe (`MPI_Mprobe`: blocked until the neighbour's message
+//! is there, counted as **waiting**) followed by the matched receive (the copy, counted as
+//! **communication**). Completing the step's sends counts as waiting too. Each message is tagged
+//! with its micro-batch.
+//!
+//! Verification: after every repetition the stages' parameters and momentum are gathered
+//! (`MPI_Allgatherv`: the stages' ranges tile the model's flat vector in rank order) and must be
+//! bitwise the serial reference's; the assembled model is then scored on the held-out rows. The
+//! stage's own slice is poisoned afterwards so the next repetition is checked on its own result.
+//!
+//! Metrics besides those of the data-parallel strategies (maximum over stages, as every MPI
+//! point): `wait_s` (seconds blocked on a neighbour), `bubble` (the measured idle share of a
+//! stage's step, `wait_s / step time`), `bubble_predicted` (GPipe's `(S − 1) / (m + S − 1)`),
+//! `stages`, `stage_param_bytes` (the largest stage's parameters) and `activation_bytes` (the
+//! activations a stage keeps for its backward passes: every micro-batch's, GPipe without
+//! re-materialisation).
+
+use std::time::Instant;
+
+use ::mpi::collective::CommunicatorCollectives;
+use ::mpi::datatype::PartitionMut;
+use ::mpi::point_to_point::{Destination, Source};
+use ::mpi::request::{LocalScope, Request};
+use ::mpi::topology::Communicator;
+use ::mpi::traits::Equivalence;
+use ::mpi::{Count, Tag};
+use scalelab_ml::mlp::pipeline::{
+    self, LinkTime, Partition, PipeSchedule, PipelineTiming, Stage, StageLink,
+};
+use scalelab_ml::mlp::{Layout, Mlp, Schedule, Trainer};
+
+use super::{Data, Setup};
+use crate::workload::{Comm, Instance, Params, Target};
+
+/// The strategy's name on the `strategy` axis.
+pub(super) const PIPELINE: &str = "pipeline";
+
+/// The data split of a point: for the pipeline, every stage sees the whole global batch in `micro`
+/// micro-batches (checked here with messages in the pipeline's terms), so the tree's split is one
+/// rank's; other strategies keep theirs.
+pub(super) fn data_split(
+    name: &str,
+    strategy: &str,
+    schedule: Schedule,
+) -> Result<Schedule, String> {
+    if strategy != PIPELINE {
+        return Ok(schedule);
+    }
+    pipeline::check_micro(name, schedule.batch, schedule.grain, schedule.micro)?;
+    Ok(Schedule {
+        ranks: 1,
+        ..schedule
+    })
+}
+
+/// Check time: a stage per rank needs a layer per stage, and the stage's memory must fit.
+pub(super) fn check(
+    name: &str,
+    setup: &Setup,
+    layout: &Layout,
+    ranks: usize,
+    data_values: usize,
+    target: &Target,
+) -> Result<(), String> {
+    Partition::balanced(layout, ranks).map_err(|e| format!("{name}: {e}"))?;
+    let Schedule {
+        batch,
+        grain,
+        micro,
+        ..
+    } = setup.schedule;
+    // Data twice (raw and standardised); every micro-batch's activations of every layer (an upper
+    // bound on a stage's share) and two gradient buffers; a gradient per grain of a micro-batch and
+    // the counter stack; weights, momentum, the reference's, and the gathered copies.
+    let widths: usize = layout.widths().iter().sum();
+    let p = layout.len() as f64;
+    let grains = (batch / micro / grain) as f64;
+    let per_rank = 8.0
+        * (2.0 * data_values as f64
+            + batch as f64 * widths as f64
+            + 2.0 * (batch / micro) as f64 * *layout.widths().iter().max().unwrap_or(&1) as f64
+            + (grains + 2.0 + (micro as f64).log2() + 8.0) * p);
+    target.fits_memory(
+        name,
+        per_rank,
+        "use a smaller dataset (`size`), batch or hidden widths",
+    )
+}
+
+/// Build rank `comm.rank()`'s stage of a pipeline point.
+pub(super) fn prepare(
+    comm: &Comm,
+    params: &Params,
+    setup: Setup,
+    data: Data,
+    initial: Mlp,
+    reference: Mlp,
+) -> anyhow::Result<Box<dyn Instance>> {
+    let stages = comm.size() as usize;
+    let partition = Partition::balanced(&initial.layout, stages)
+        .map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
+    let micro = setup.schedule.micro;
+    let name = super::text(params, "schedule").map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
+    let schedule = PipeSchedule::parse(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "mpi.train: schedule = \"{name}\" is not a pipeline schedule; use one of {}",
+            PipeSchedule::NAMES.join(", ")
+        )
+    })?;
+    Ok(Box::new(PipelineInstance {
+        schedule,
+        stage_index: comm.rank() as usize,
+        comm: comm.duplicate(),
+        sends: vec![Vec::new(); 2 * micro],
+        setup,
+        data,
+        initial,
+        reference,
+        partition,
+        stage: None,
+        wall_s: 0.0,
+        timing: PipelineTiming::default(),
+        activation_bytes: 0,
+        loss: f64::NAN,
+        accuracy: f64::NAN,
+    }))
+}
+
+/// A stage's [`StageLink`] for one step: its sends live in `free` (one buffer per message of the
+/// step) until [`StageLink::finish`] completes them, inside one `mpi::request::scope`.
+struct MpiLink<'a, 's> {
+    comm: &'a Comm,
+    rank: i32,
+    scope: &'s LocalScope<'a>,
+    free: &'a mut [Vec<f64>],
+    pending: Vec<Request<'a, [f64], &'s LocalScope<'a>>>,
+}
+
+impl<'a> MpiLink<'a, '_> {
+    fn post(&mut self, to: i32, micro: usize, data: &[f64]) -> LinkTime {
+        let free = std::mem::take(&mut self.free);
+        let (buf, rest) = free
+            .split_first_mut()
+            .expect("one send buffer per micro-batch and direction");
+        self.free = rest;
+        buf.clear();
+        buf.extend_from_slice(data);
+        let buf: &'a [f64] = buf;
+        let request =
+            self.comm
+                .process_at_rank(to)
+                .immediate_send_with_tag(self.scope, buf, micro as Tag);
+        self.pending.push(request);
+        LinkTime {
+            wait_s: 0.0,
+            bytes: 8 * data.len() as u64,
+        }
+    }
+
+    fn take(&mut self, from: i32, micro: usize, data: &mut [f64]) -> LinkTime {
+        let t = Instant::now();
+        let (message, status) = self
+            .comm
+            .process_at_rank(from)
+            .matched_probe_with_tag(micro as Tag);
+        let wait_s = t.elapsed().as_secs_f64();
+        let count = status.count(f64::equivalent_datatype());
+        assert_eq!(
+            count,
+            data.len() as Count,
+            "stage {}: micro-batch {micro} from rank {from} has {count} values, expected {}",
+            self.rank,
+            data.len()
+        );
+        message.matched_receive_into(data);
+        LinkTime { wait_s, bytes: 0 }
+    }
+}
+
+impl StageLink for MpiLink<'_, '_> {
+    fn send_next(&mut self, micro: usize, data: &[f64]) -> LinkTime {
+        self.post(self.rank + 1, micro, data)
+    }
+    fn recv_prev(&mut self, micro: usize, data: &mut [f64]) -> LinkTime {
+        self.take(self.rank - 1, micro, data)
+    }
+    fn send_prev(&mut self, micro: usize, data: &[f64]) -> LinkTime {
+        self.post(self.rank - 1, micro, data)
+    }
+    fn recv_next(&mut self, micro: usize, data: &mut [f64]) -> LinkTime {
+        self.take(self.rank + 1, micro, data)
+    }
+    fn finish(&mut self) -> LinkTime {
+        let t = Instant::now();
+        for request in self.pending.drain(..) {
+            request.wait();
+        }
+        LinkTime {
+            wait_s: t.elapsed().as_secs_f64(),
+            bytes: 0,
+        }
+    }
+}
+
+/// One stage of a pipeline training run.
+struct PipelineInstance {
+    schedule: PipeSchedule,
+    stage_index: usize,
+    comm: Comm,
+    /// Send buffers, one per micro-batch and direction, reused every step.
+    sends: Vec<Vec<f64>>,
+    setup: Setup,
+    data: Data,
+    initial: Mlp,
+    reference: Mlp,
+    partition: Partition,
+    stage: Option<Stage>,
+    wall_s: f64,
+    timing: PipelineTiming,
+    activation_bytes: u64,
+    loss: f64,
+    accuracy: f64,
+}
+
+impl PipelineInstance {
+    fn new_stage(&self) -> Stage {
+        Stage::new(&self.initial, self.partition.clone(), self.stage_index)
+            .with_schedule(self.schedule)
+    }
+
+    /// `local` (this stage's slice) gathered from every stage into the model's whole vector.
+    fn gather(&self, local: &[f64]) -> Vec<f64> {
+        let layout = &self.initial.layout;
+        let ranges: Vec<_> = (0..self.partition.stages())
+            .map(|s| self.partition.params(layout, s))
+            .collect();
+        let counts: Vec<Count> = ranges.iter().map(|r| r.len() as Count).collect();
+        let displs: Vec<Count> = ranges.iter().map(|r| r.start as Count).collect();
+        let mut whole = vec![0.0; layout.len()];
+        let mut parts = PartitionMut::new(&mut whole[..], counts, displs);
+        self.comm.all_gather_varcount_into(local, &mut parts);
+        whole
+    }
+}
+
+impl Instance for PipelineInstance {
+    fn reset(&mut self) {
+        // Keep the stage's buffers (activation slots sized by the warm-up), fresh weights.
+        match self.stage.as_mut() {
+            Some(stage) => stage.restart(&self.initial),
+            None => self.stage = Some(self.new_stage()),
+        }
+    }
+    fn run(&mut self) {
+        let mut stage = match self.stage.take() {
+            Some(s) => s,
+            None => self.new_stage(),
+        };
+        let rank = self.stage_index as i32;
+        let (grain, micro, batch) = (
+            self.setup.schedule.grain,
+            self.setup.schedule.micro,
+            self.setup.schedule.batch,
+        );
+        let start = Instant::now();
+        for step in 0..self.setup.steps {
+            let rows = scalelab_ml::mlp::global_batch(&self.data.train, batch, step);
+            let (comm, free, stage, data, sgd) = (
+                &self.comm,
+                &mut self.sends[..],
+                &mut stage,
+                &self.data,
+                self.setup.sgd,
+            );
+            ::mpi::request::scope(move |scope| {
+                let mut link = MpiLink {
+                    comm,
+                    rank,
+                    scope,
+                    free,
+                    pending: Vec::new(),
+                };
+                stage.step(&data.x, &data.labels, &rows, grain, micro, sgd, &mut link);
+            });
+        }
+        self.wall_s = start.elapsed().as_secs_f64();
+        self.timing = stage.take_timing();
+        self.activation_bytes = stage.activation_bytes();
+        self.stage = Some(stage);
+    }
+    fn verify(&mut self) -> Result<(), String> {
+        let name = "mpi.train";
+        // Every rank takes part in the gathers, whatever its own state, so none is left waiting.
+        let (local_params, local_velocity) = match &self.stage {
+            Some(s) => (s.params.clone(), s.velocity.clone()),
+            None => {
+                let range = self
+                    .partition
+                    .params(&self.initial.layout, self.stage_index);
+                (vec![f64::NAN; range.len()], vec![f64::NAN; range.len()])
+            }
+        };
+        let params = self.gather(&local_params);
+        let velocity = self.gather(&local_velocity);
+        let Some(stage) = self.stage.as_mut() else {
+            return Err(format!("{name}: no training to check: run did not finish"));
+        };
+        let differs = |got: &[f64], want: &[f64]| {
+            got.iter()
+                .zip(want)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count()
+        };
+        let (dp, dv) = (
+            differs(&params, &self.reference.params),
+            differs(&velocity, &self.reference.velocity),
+        );
+        if dp + dv > 0 {
+            let layout = &self.initial.layout;
+            let bad: Vec<String> = (0..self.partition.stages())
+                .filter(|&s| {
+                    let r = self.partition.params(layout, s);
+                    differs(&params[r.clone()], &self.reference.params[r.clone()])
+                        + differs(&velocity[r.clone()], &self.reference.velocity[r])
+                        > 0
+                })
+                .map(|s| {
+                    let l = self.partition.layers(s);
+                    format!("stage {s} (layers {}..{})", l.start, l.end)
+                })
+                .collect();
+            return Err(format!(
+                "{name}: pipeline of {} stages, {} micro-batches: after {} steps {dp} of {} \
+                 weights and {dv} momentum values differ from the serial reference's bits, in {}",
+                self.partition.stages(),
+                self.setup.schedule.micro,
+                self.setup.steps,
+                params.len(),
+                bad.join(", ")
+            ));
+        }
+        let mut whole = Trainer::new(Mlp {
+            layout: self.initial.layout.clone(),
+            params,
+            velocity,
+        });
+        (self.loss, self.accuracy) =
+            whole.evaluate(&self.data.x, &self.data.labels, &self.data.test);
+        // Poison: the next repetition must produce its own weights.
+        stage.params.fill(f64::NAN);
+        Ok(())
+    }
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let t = &self.timing;
+        let steps = t.steps.max(1) as f64;
+        let samples = (self.setup.schedule.batch * self.setup.steps) as f64;
+        let stages = self.partition.stages();
+        let stage_params = self
+            .partition
+            .params(&self.initial.layout, self.stage_index)
+            .len();
+        vec![
+            (
+                "samples_per_s",
+                samples / self.wall_s.max(f64::MIN_POSITIVE),
+            ),
+            ("compute_s", t.compute_s),
+            ("comm_s", t.comm_s),
+            ("wait_s", t.wait_s),
+            ("step_s", self.wall_s / steps),
+            ("bubble", t.bubble()),
+            (
+                "bubble_predicted",
+                pipeline::bubble_prediction(stages, self.setup.schedule.micro),
+            ),
+            ("stages", stages as f64),
+            ("bytes_per_step", t.bytes_sent as f64 / steps),
+            ("param_bytes", 8.0 * self.reference.params.len() as f64),
+            ("stage_param_bytes", 8.0 * stage_params as f64),
+            ("activation_bytes", self.activation_bytes as f64),
+            ("loss", self.loss),
+            ("accuracy", self.accuracy),
+            ("steps", t.steps as f64),
+        ]
+    }
+    fn details(&self) -> Vec<(&'static str, String)> {
+        let layout = &self.initial.layout;
+        let stages: Vec<String> = (0..self.partition.stages())
+            .map(|s| {
+                let l = self.partition.layers(s);
+                format!(
+                    "layers {}..{} ({} FLOP/sample)",
+                    l.start,
+                    l.end,
+                    self.partition.flops(layout, s)
+                )
+            })
+            .collect();
+        vec![("stages", stages.join(" | "))]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workload::mpi::{Train, TRAIN_PARAMS, TRAIN_PIPE_SCHEDULES};
+    use crate::workload::{test_params, Target, Workload};
+    use scalelab_ml::mlp::pipeline::PipeSchedule;
+
+    fn check(ranks: u32, overrides: &[(&str, &str)]) -> Result<(), String> {
+        let mut target = Target::test(1);
+        target.resources.ranks = ranks;
+        let mut all = vec![("strategy", "pipeline")];
+        all.extend_from_slice(overrides);
+        Train.check(&test_params(TRAIN_PARAMS, &all), &target)
+    }
+
+    #[test]
+    fn the_schedule_axis_lists_the_schedules_the_stages_know() {
+        assert_eq!(TRAIN_PIPE_SCHEDULES, PipeSchedule::NAMES);
+        for name in TRAIN_PIPE_SCHEDULES {
+            assert!(PipeSchedule::parse(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn pipeline_points_are_refused_at_check_time_with_the_fix() {
+        assert_eq!(
+            check(4, &[("hidden", "16,16")]).unwrap_err(),
+            "mpi.train: 4 pipeline stages (one per rank) but the model 32-16-16-4 has 3 layers: \
+             every stage needs at least one layer; use 1 to 3 ranks, or more hidden layers \
+             (`hidden`)"
+        );
+        // (micro = 0 never gets here: the manifest refuses a count below 1 for every workload.)
+        assert_eq!(
+            check(2, &[("micro", "3")]).unwrap_err(),
+            "mpi.train: micro = 3: the fixed reduction tree halves the global batch, so the \
+             pipeline's micro-batch count must be a power of two; use micro = 2 or 4"
+        );
+        assert_eq!(
+            check(2, &[("batch", "200")]).unwrap_err(),
+            "mpi.train: the global batch of 200 samples is not divisible by micro-batches × \
+             grain = 4 × 8 = 32: every pipeline micro-batch must hold whole grains; use a batch \
+             that is a multiple of 32 (e.g. 224)"
+        );
+        // The stages share the batch: 3 ranks (not a power of two) and a batch that 3 does not
+        // divide are fine for the pipeline, which the data-parallel strategies refuse.
+        assert!(check(3, &[("batch", "256")]).is_ok());
+        let mut target = Target::test(1);
+        target.resources.ranks = 3;
+        assert!(Train
+            .check(&test_params(TRAIN_PARAMS, &[("strategy", "ddp")]), &target)
+            .unwrap_err()
+            .contains("must be a power of two"));
+        assert!(check(1, &[]).is_ok());
+    }
+}
