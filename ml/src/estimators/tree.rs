@@ -643,8 +643,8 @@ pub(crate) fn grow_with_ranges(
     rng: &mut Xoshiro256PlusPlus,
 ) -> (Tree, Vec<(u32, u32)>) {
     match binned {
-        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None),
-        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None),
+        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None, false),
+        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None, false),
     }
 }
 
@@ -666,7 +666,7 @@ pub(crate) fn grow_reduced(
         Binned::Hist(c)
             if cfg.subtraction && cfg.max_features >= c.features() && cfg.cut == Cut::Best =>
         {
-            Ok(grow_codes(c, entries, cfg, rng, Some(reducer)))
+            Ok(grow_codes(c, entries, cfg, rng, Some(reducer), false))
         }
         _ => Err(
             "data-parallel training needs the hist splitter with every feature examined \
@@ -676,16 +676,42 @@ pub(crate) fn grow_reduced(
     }
 }
 
+/// [`grow`] on one shard of the training rows for the forests (data-parallel training,
+/// [`crate::dataparallel`]): every node's all-feature histogram of the shard's rows is summed over
+/// the shards by `reducer`, and the split is then searched as [`grow`] searches it (features in
+/// the same random order until `max_features` non-constant ones have been examined, the same
+/// draws from `rng`), reading each examined feature's histogram from that sum. The tree is the one
+/// [`grow`] builds on all the rows provided the statistics sum exactly (integer weights for
+/// classes, rounded targets for values; [`super::forest`]). Hist splitter only.
+pub(crate) fn grow_sampled_reduced(
+    binned: &Binned,
+    entries: &mut [Entry],
+    cfg: &TreeConfig,
+    rng: &mut Xoshiro256PlusPlus,
+    reducer: &dyn HistogramReducer,
+) -> Result<Tree, String> {
+    match binned {
+        Binned::Hist(c) => Ok(grow_codes(c, entries, cfg, rng, Some(reducer), true).0),
+        Binned::Exact(_) => Err(
+            "data-parallel training needs the hist splitter (splitter = \"hist\"): exact codes \
+             are every distinct value, which no shard holds alone"
+                .into(),
+        ),
+    }
+}
+
 /// Grow one tree on the codes: the root, then split frontier nodes (depth-first, or best gain
-/// first under a leaf budget) until none can split.
+/// first under a leaf budget) until none can split. `sampled`: all-feature histograms summed by
+/// `reducer`, searched one sampled feature at a time ([`grow_sampled_reduced`]).
 fn grow_codes<B: Code>(
     binned: &Codes<B>,
     entries: &mut [Entry],
     cfg: &TreeConfig,
     rng: &mut Xoshiro256PlusPlus,
     reducer: Option<&dyn HistogramReducer>,
+    sampled: bool,
 ) -> (Tree, Vec<(u32, u32)>) {
-    let mut b = Builder::new(binned, cfg, reducer);
+    let mut b = Builder::new(binned, cfg, reducer, sampled);
     let mut frontier: Vec<Pending> = Vec::new();
     let root_slot = if b.full {
         let slot = b.alloc();
@@ -805,6 +831,9 @@ struct Builder<'a, B: Code> {
     full: bool,
     /// Data-parallel: sums each node's histogram over the shards (all-feature mode only).
     reducer: Option<&'a dyn HistogramReducer>,
+    /// All-feature histograms (summed over the shards), but the split searched as the
+    /// per-feature mode searches it: sampled features, random cuts (data-parallel forests).
+    sampled: bool,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -864,6 +893,7 @@ impl<'a, B: Code> Builder<'a, B> {
         binned: &'a Codes<B>,
         cfg: &'a TreeConfig,
         reducer: Option<&'a dyn HistogramReducer>,
+        sampled: bool,
     ) -> Builder<'a, B> {
         let width = match cfg.criterion {
             Criterion::Gini | Criterion::Entropy => cfg.n_classes,
@@ -878,12 +908,15 @@ impl<'a, B: Code> Builder<'a, B> {
             && !binned.exact
             && cfg.max_features >= binned.features()
             && cfg.cut == Cut::Best;
+        let sampled = sampled && !binned.exact;
+        let full = full || sampled;
         Builder {
             binned,
             cfg,
             s: stat_width,
             full,
             reducer: reducer.filter(|_| full),
+            sampled,
             hist: vec![0.0; binned.widest * stat_width],
             counts: vec![0; binned.widest],
             occupied: Vec::new(),
@@ -1132,6 +1165,8 @@ impl<'a, B: Code> Builder<'a, B> {
             || self.pure()
         {
             None
+        } else if self.sampled {
+            self.find_split_sampled(slot, n, rng)
         } else if self.full {
             self.find_split_full(slot, n)
         } else {
@@ -1292,6 +1327,63 @@ impl<'a, B: Code> Builder<'a, B> {
             }
         }
         self.accept(best)
+    }
+
+    /// [`Builder::find_split`] reading each examined feature's histogram from the node's
+    /// all-feature histogram in `slot` (summed over the shards) rather than from its rows: the same
+    /// draws from `rng`, the same features examined, the same scans.
+    fn find_split_sampled(
+        &mut self,
+        slot: usize,
+        n: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Option<Split> {
+        let p = self.order.len();
+        let want = self.cfg.max_features.min(p);
+        let mut best: Option<Split> = None;
+        let mut examined = 0;
+        for i in 0..p {
+            if want < p {
+                let j = rng.random_range(i..p);
+                self.order.swap(i, j);
+            }
+            let f = self.order[i];
+            let (lo, hi, sparse) = self.load_feature(slot, f);
+            if lo < hi {
+                examined += 1;
+                if let Some(c) = self.feature_split(f, n, lo, hi, sparse, rng) {
+                    if best.is_none_or(|b| c.gain > b.gain) {
+                        best = Some(c);
+                    }
+                }
+            }
+            self.clear_histogram(lo, hi, sparse);
+            if examined >= want {
+                break;
+            }
+        }
+        self.accept(best)
+    }
+
+    /// Feature `f`'s part of the all-feature histogram in `slot`, copied into `hist` / `counts`
+    /// as [`Builder::feature_histogram`] leaves them (occupied codes only, `occupied` sorted).
+    fn load_feature(&mut self, slot: usize, f: usize) -> (usize, usize, bool) {
+        let s = self.s;
+        let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+        let (hist, counts) = &self.pool[slot];
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        self.occupied.clear();
+        for (b, &c) in counts[a..z].iter().enumerate() {
+            if c > 0 {
+                lo = lo.min(b);
+                hi = b;
+                self.occupied.push(b as u32);
+                self.counts[b] = c;
+                self.hist[b * s..(b + 1) * s].copy_from_slice(&hist[(a + b) * s..(a + b + 1) * s]);
+            }
+        }
+        let sparse = self.occupied.len() * 8 < (hi + 1).saturating_sub(lo);
+        (lo, hi, sparse)
     }
 
     /// Histogram of feature `f` over the node's `rows` into `hist` / `counts`: the occupied code
@@ -1985,6 +2077,7 @@ mod tests {
                     s: 2,
                     full: true,
                     reducer: None,
+                    sampled: false,
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),
