@@ -323,7 +323,7 @@ impl Forest {
     }
 
     /// What [`Forest::fit_sharded`] refuses (its documentation); the number of trees otherwise.
-    fn check_shard(&self, m: usize, weighted: bool, shard: Shard) -> Result<usize, String> {
+    pub fn check_shard(&self, m: usize, weighted: bool, shard: Shard) -> Result<usize, String> {
         let name = self.name;
         let refuse = |what: &str, fix: &str| {
             Err(format!(

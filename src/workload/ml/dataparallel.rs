@@ -142,10 +142,10 @@ impl Workload for MpiHgb {
 
 /// Reduction traffic of one fit on this rank.
 #[derive(Clone, Copy, Debug, Default)]
-struct Traffic {
-    bytes: u64,
-    calls: u64,
-    seconds: f64,
+pub(super) struct Traffic {
+    pub(super) bytes: u64,
+    pub(super) calls: u64,
+    pub(super) seconds: f64,
 }
 
 /// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
@@ -167,6 +167,11 @@ impl<'c, C: Communicator> MpiReducer<'c, C> {
             send: RefCell::new(Vec::new()),
             recv: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The bytes, calls and seconds of every reduction so far.
+    pub(super) fn traffic(&self) -> Traffic {
+        self.traffic.get()
     }
 
     fn record(&self, start: Instant, bytes: usize) {
