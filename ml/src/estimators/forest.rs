@@ -261,12 +261,8 @@ impl Forest {
         reducer: &dyn HistogramReducer,
     ) -> Result<Box<dyn Model>, String> {
         check_fit(self.name, data, rows, weights)?;
-        let n_trees = self.check_shard(rows.len(), weights.is_some(), shard)?;
-        let cfg = TreeConfig {
-            parallel: options.parallel,
-            ..self.hp.config(self.name, data)?
-        };
         let m = rows.len();
+        let n_trees = self.check_shard(m, weights.is_some(), shard)?;
         let own = shard.range(m);
         let own_rows = &rows[own.clone()];
         let binned = Binned::for_rows(
@@ -278,8 +274,68 @@ impl Forest {
             shard,
             reducer,
         )?;
+        self.grow_shard(
+            data, own_rows, own.start, m, &binned, n_trees, seed, options, reducer,
+        )
+    }
+
+    /// [`Forest::fit_sharded`] for a process that holds only its own rows: `data` is this
+    /// shard's part of the dataset and `rows` its training rows there, which are the training
+    /// positions `offset .. offset + rows.len()` of `m` over all shards (the shards' positions
+    /// partition `0..m`, each shard holding at least one). The bin edges come from every shard's
+    /// training rows ([`Binned::for_shard`]: column shards sent to the feature's owner); the
+    /// forest is then the one [`Estimator::fit`] returns on all `m` rows in position order, bit
+    /// for bit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_local(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        offset: usize,
+        m: usize,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let n_trees = self.check_shard(m, false, shard)?;
+        check_fit(self.name, data, rows, None)?;
+        if offset + rows.len() > m {
+            return Err(format!(
+                "{}: training positions {offset}..{} of this process lie beyond the {m} \
+                 training rows",
+                self.name,
+                offset + rows.len()
+            ));
+        }
+        let binned = Binned::for_shard(data, rows, MAX_BINS, shard, reducer)?;
+        self.grow_shard(
+            data, rows, offset, m, &binned, n_trees, seed, options, reducer,
+        )
+    }
+
+    /// The trees of a sharded fit: this shard's `rows` of `data` (coded in `binned` by
+    /// position) are the training positions `offset..` of `m`.
+    #[allow(clippy::too_many_arguments)]
+    fn grow_shard(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        offset: usize,
+        m: usize,
+        binned: &Binned,
+        n_trees: usize,
+        seed: u64,
+        options: FitOptions,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let cfg = TreeConfig {
+            parallel: options.parallel,
+            ..self.hp.config(self.name, data)?
+        };
+        let own = offset..offset + rows.len();
         // An entry's `row` is its position among the coded (own) rows.
-        let mut base = entries(data, own_rows, None, false);
+        let mut base = entries(data, rows, None, false);
         for (i, e) in base.iter_mut().enumerate() {
             e.row = i as u32;
         }
@@ -311,7 +367,7 @@ impl Forest {
                 base.clone()
             };
             trees.push(grow_sampled_reduced(
-                &binned, &mut e, &cfg, &mut rng, reducer,
+                binned, &mut e, &cfg, &mut rng, reducer,
             )?);
         }
         Ok(Box::new(TreeEnsemble {
@@ -515,8 +571,10 @@ mod tests {
         out
     }
 
-    /// The forest fitted on 2, 3 and 4 shards (threads, reductions in a random order, 2 threads
-    /// each when `inner` is set) must be the one-process `fit`, on every shard.
+    /// The forest fitted on 2, 3 and 4 shards (threads, reductions in a random order, odd shards
+    /// on 2 threads) must be the one-process `fit`, on every shard: each shard with the whole
+    /// dataset (`fit_sharded`) and holding only its own rows (`fit_local`, bin edges from the
+    /// column shards sent to each feature's owner).
     fn agrees_over_shards(forest: &Forest, data: &Dataset, rows: &[usize]) {
         let serial = FitOptions { parallel: false };
         let one = forest.fit(data, rows, None, 11, serial).unwrap();
@@ -543,6 +601,46 @@ mod tests {
                                     .fit_sharded(data, rows, None, 11, options, shard, &reducer)
                                     .unwrap()
                             });
+                            // The same shard holding only its own rows.
+                            let own = shard.range(rows.len());
+                            let local = Dataset::new(
+                                "local",
+                                data.x.select_rows(&rows[own.clone()]),
+                                match &data.y {
+                                    Target::Classes { labels, names } => Target::Classes {
+                                        labels: rows[own.clone()]
+                                            .iter()
+                                            .map(|&r| labels[r])
+                                            .collect(),
+                                        names: names.clone(),
+                                    },
+                                    Target::Values(v) => Target::Values(
+                                        rows[own.clone()].iter().map(|&r| v[r]).collect(),
+                                    ),
+                                },
+                                data.feature_names.clone(),
+                            )
+                            .unwrap();
+                            let local_rows: Vec<usize> = (0..own.len()).collect();
+                            let l = pool.install(|| {
+                                forest
+                                    .fit_local(
+                                        &local,
+                                        &local_rows,
+                                        own.start,
+                                        rows.len(),
+                                        11,
+                                        options,
+                                        shard,
+                                        &reducer,
+                                    )
+                                    .unwrap()
+                            });
+                            assert!(
+                                fingerprint(l.as_ref(), data) == fingerprint(m.as_ref(), data),
+                                "{}: shard {rank} of {size} holding only its rows differs",
+                                forest.name
+                            );
                             fingerprint(m.as_ref(), data)
                         })
                     })

@@ -162,6 +162,24 @@ impl Binned {
         Binned::coding(data, rows, Some(coded), splitter, max_bins, shard, reducer)
     }
 
+    /// Hist codes for a shard that holds only its own rows: `data` is this shard's part of the
+    /// dataset, `rows` its training rows (an entry's `row` is then its position in `rows`). The
+    /// bin edges are those one process computes from every shard's training rows together:
+    /// each feature's column shards are sent to the shard that owns the feature (`f mod size`,
+    /// [`HistogramReducer::exchange`]), which sorts the whole column and computes the edges,
+    /// and the edges are gathered. A missing value in any shard fails every shard.
+    pub fn for_shard(
+        data: &Dataset,
+        rows: &[usize],
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
+        Ok(Binned::Hist(Codes::from_shards(
+            data, rows, max_bins, shard, reducer,
+        )?))
+    }
+
     fn coding(
         data: &Dataset,
         rows: &[usize],
@@ -359,6 +377,69 @@ impl<B: Code> Codes<B> {
         } else {
             computed.collect()
         };
+        Ok(Codes::assemble(data, coded, features, exact))
+    }
+
+    /// [`Binned::for_shard`]'s codes: `data` holds this shard's rows only, `rows` its training
+    /// rows (coded, by position).
+    fn from_shards(
+        data: &Dataset,
+        rows: &[usize],
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Codes<B>, String> {
+        let p = data.features();
+        let size = shard.size.max(1);
+        let all: Vec<usize> = (0..p).collect();
+        let columns = training_columns(data, rows, &all);
+        // Every shard learns whether any shard has a missing value, so all refuse together.
+        let mut bad = [if columns.is_err() { 1.0 } else { 0.0 }];
+        reducer.max(&mut bad);
+        let columns = match columns {
+            Err(e) => return Err(e),
+            Ok(_) if bad[0] > 0.0 => {
+                return Err(format!(
+                    "{}: a feature is missing (NaN) in another process's rows; fill or drop \
+                     missing values first",
+                    data.name
+                ))
+            }
+            Ok(c) => c,
+        };
+        // Feature f's column shard goes to shard f mod size, features in increasing order.
+        let m = rows.len();
+        let mut parts = vec![Vec::new(); size];
+        for f in 0..p {
+            parts[f % size].extend_from_slice(&columns[f * m..(f + 1) * m]);
+        }
+        drop(columns);
+        let received = reducer.exchange(shard.rank, &parts);
+        drop(parts);
+        let mine: Vec<usize> = (shard.rank..p).step_by(size).collect();
+        let mut part = Vec::new();
+        for (j, &f) in mine.iter().enumerate() {
+            let mut values: Vec<f64> = Vec::new();
+            for r in &received {
+                let len = r.len() / mine.len();
+                values.extend_from_slice(&r[j * len..(j + 1) * len]);
+            }
+            FeatureCodes::of(&mut values, Some(max_bins)).write(f, &mut part);
+        }
+        drop(received);
+        let features = FeatureCodes::read_all(&reducer.gather(&part), p);
+        Ok(Codes::assemble(data, Some(rows), features, false))
+    }
+
+    /// The codes of the rows `coded` (`None`: every dataset row) from each feature's values
+    /// (exact) or edges (hist).
+    fn assemble(
+        data: &Dataset,
+        coded: Option<&[usize]>,
+        features: Vec<FeatureCodes>,
+        exact: bool,
+    ) -> Codes<B> {
+        let p = data.features();
         let mut thresholds = Vec::with_capacity(p);
         let (mut low, mut high) = (Vec::with_capacity(p), Vec::with_capacity(p));
         for c in features {
@@ -393,7 +474,7 @@ impl<B: Code> Codes<B> {
             offsets.push(offsets.last().copied().unwrap_or(0) + l.len().max(1));
         }
         let widest = low.iter().map(|l| l.len()).max().unwrap_or(1).max(1);
-        Ok(Codes {
+        Codes {
             n,
             bins,
             low,
@@ -403,7 +484,7 @@ impl<B: Code> Codes<B> {
             row_major,
             offsets,
             widest,
-        })
+        }
     }
 
     pub fn features(&self) -> usize {
