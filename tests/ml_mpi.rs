@@ -235,7 +235,8 @@ dataset = "tiny.csv"
 /// (and 2 ranks × 2 threads), held-out rows predicted sharded and gathered, must verify against
 /// the single-process forest on every rank (held-out predictions and probabilities bit for bit)
 /// and so score the same to the last bit at every rank count, for classes and for values; the
-/// records carry the rows per rank, the reduction traffic and the data held per rank.
+/// records carry the rows per rank, the reduction traffic and the data each rank holds for the
+/// timed fit (its own rows only: it shrinks with the ranks).
 #[test]
 fn data_parallel_forest_over_ranks_is_the_single_process_forest() {
     let dir = tempfile::tempdir().unwrap();
@@ -287,9 +288,9 @@ trees = 5
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));
     }
-    for (studies, metric, train, test) in [
-        (&["classes", "hybrid"][..], "accuracy", 1500.0, 500.0),
-        (&["values"][..], "r2", 331.0, 111.0),
+    for (studies, metric, train, test, cols) in [
+        (&["classes", "hybrid"][..], "accuracy", 1500.0, 500.0, 8.0),
+        (&["values"][..], "r2", 331.0, 111.0, 10.0),
     ] {
         let points: Vec<&Value> = recs
             .iter()
@@ -308,7 +309,19 @@ trees = 5
                 );
             }
             assert!(m["allreduce_calls"].as_f64().unwrap() >= 6.0);
-            assert!(m["data_bytes"].as_f64().unwrap() > 0.0);
+            // A rank holds only its training and held-out rows (8 bytes a value and target),
+            // its training rows' codes (2 bytes a value) and the held-out targets.
+            let (own_train, own_test) = ((train / ranks).ceil(), (test / ranks).ceil());
+            assert_eq!(
+                m["data_bytes"].as_f64(),
+                Some(
+                    8.0 * (own_train + own_test) * (cols + 1.0)
+                        + 2.0 * own_train * cols
+                        + 8.0 * test
+                ),
+                "{}",
+                describe(p)
+            );
         }
     }
 }

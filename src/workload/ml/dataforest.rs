@@ -3,10 +3,14 @@
 //! whose [`MpiReducer`] it shares).
 //!
 //! Every rank loads the same dataset and takes the same stratified 3/4 training split as
-//! `forest.fit`; the forest then keeps one contiguous shard of the training rows per rank
-//! ([`Shard`]), codes only those rows (the bin edges from every training row, each rank sorting
-//! its share of the features and an allgather sharing them) and sums each tree node's
-//! all-feature histogram over the ranks with `MPI_Allreduce`. Each rank draws every tree's
+//! `forest.fit`, and fits the single-process reference forest from it (untimed). It then keeps
+//! only its own rows — the contiguous shard of the training positions ([`Shard`]) and of the
+//! held-out rows, copied out — plus the held-out targets, and releases the loaded dataset: the
+//! timed fit (`Forest::fit_local`) sees nothing else. The bin edges are those one process
+//! computes from every training row: each feature's column shards go to the rank that owns the
+//! feature (`MPI_Alltoallv`), which sorts the column and computes the edges, and an allgather
+//! shares them. Each tree node's all-feature histogram is summed over the ranks with
+//! `MPI_Allreduce`. Each rank draws every tree's
 //! bootstrap over all the training positions from the tree's own generator, as one process does,
 //! and keeps the counts of its own; the features a node examines are drawn from the same
 //! generator in the same order. Class histograms hold bootstrap counts (integers) and a
@@ -24,16 +28,18 @@
 //!
 //! Metrics (maximum over ranks): the score, `fits`, `rows_per_rank` (training rows of the largest
 //! shard), `test_rows_per_rank`, `allreduce_bytes` / `allreduce_calls` / `allreduce_s` (the
-//! fit's histogram sums, the target maximum and the edges' allgather), `fit_s` and `predict_s`
-//! (the two timed phases), and `data_bytes`: the bytes of training data this rank holds (the
-//! loaded dataset's values and targets, plus its codes: one byte a value column-major and one
-//! row-major). Every rank loads the whole dataset today, so `data_bytes` grows with the rows in
-//! weak scaling.
+//! fit's histogram sums, the target maximum, the column exchange and the edges' allgather),
+//! `fit_s` and `predict_s` (the two timed phases), and `data_bytes`: the bytes of data this rank
+//! holds for them (its training and held-out rows' values and targets, 8 bytes each, its
+//! training rows' codes, one byte a value column-major and one row-major, and the held-out
+//! targets), which stays flat in weak scaling. Loading is still whole: every rank reads (or
+//! generates) the full dataset in `prepare` and fits the reference from it, so the peak memory of
+//! a rank is a full copy, and the plan's memory check counts one.
 
 use std::time::Instant;
 
 use anyhow::anyhow;
-use scalelab_ml::data::{Dataset, Matrix};
+use scalelab_ml::data::{Dataset, Matrix, Target as DataTarget};
 use scalelab_ml::dataparallel::{HistogramReducer, Shard};
 use scalelab_ml::estimator::{Estimator, FitOptions, Hp, Model, Prediction};
 use scalelab_ml::estimators::Forest;
@@ -147,16 +153,34 @@ impl Workload for MpiForest {
                 .max()
                 .unwrap_or(0)
         };
-        let (n, p) = (setup.data.rows(), setup.data.features());
-        let own = shard.range(fold.train.len()).len();
-        let data_bytes = 8 * n * (p + 1) + 2 * own * p;
+        let m = fold.train.len();
+        let own_train = shard.range(m);
+        let own_test = &fold.test[shard.range(fold.test.len())];
+        let held = Held::new(
+            &setup.data,
+            &fold.train[own_train.clone()],
+            own_test,
+            &fold.test,
+        )
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+        // From here on this rank holds only its rows: the loaded dataset is released.
+        setup.data = Dataset::new(
+            name,
+            Matrix::zeros(0, 0),
+            DataTarget::Values(Vec::new()),
+            Vec::new(),
+        )
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+        let p = held.data.features();
+        let data_bytes = 8 * held.data.rows() * (p + 1) + 2 * held.train * p + 8 * fold.test.len();
         Ok(Box::new(ForestInstance {
-            rows_per_rank: largest(fold.train.len()),
+            rows_per_rank: largest(m),
             test_rows_per_rank: largest(fold.test.len()),
             data_bytes,
+            offset: own_train.start,
+            m,
+            held,
             setup,
-            train: fold.train,
-            test: fold.test,
             forest,
             reference,
             comm: comm.duplicate(),
@@ -186,16 +210,58 @@ impl Model for Gathered {
     }
 }
 
-/// This rank's share of `test` predicted by `model`, then every rank's share gathered in rank
-/// (so row) order by `reducer`.
+/// The rows one rank holds for the timed fit and scoring: its training rows then its held-out
+/// rows, copied out of the loaded dataset, and every held-out row's target (a dataset without
+/// features) to score the gathered predictions against.
+struct Held {
+    data: Dataset,
+    /// `data`'s first `train` rows are the training rows, the rest held out.
+    train: usize,
+    truth: Dataset,
+}
+
+impl Held {
+    fn new(
+        data: &Dataset,
+        train: &[usize],
+        test: &[usize],
+        all_test: &[usize],
+    ) -> Result<Held, String> {
+        let targets = |rows: &[usize]| match &data.y {
+            DataTarget::Classes { labels, names } => DataTarget::Classes {
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+                names: names.clone(),
+            },
+            DataTarget::Values(v) => DataTarget::Values(rows.iter().map(|&r| v[r]).collect()),
+        };
+        let rows: Vec<usize> = train.iter().chain(test).copied().collect();
+        Ok(Held {
+            data: Dataset::new(
+                data.name.clone(),
+                data.x.select_rows(&rows),
+                targets(&rows),
+                data.feature_names.clone(),
+            )?,
+            train: train.len(),
+            truth: Dataset::new(
+                data.name.clone(),
+                Matrix::new(all_test.len(), 0, Vec::new())?,
+                targets(all_test),
+                Vec::new(),
+            )?,
+        })
+    }
+}
+
+/// This rank's held-out rows `own` of `data` predicted by `model`, then every rank's share
+/// gathered in rank (so row) order by `reducer`: predictions for all `n_test` held-out rows.
 fn predict_sharded(
     model: &dyn Model,
     data: &Dataset,
-    test: &[usize],
-    shard: Shard,
+    own: &[usize],
+    n_test: usize,
     reducer: &dyn HistogramReducer,
 ) -> Result<Gathered, String> {
-    let own = &test[shard.range(test.len())];
     let (prediction, proba) = predictions(model, data, own);
     let prediction = match prediction {
         Prediction::Classes(c) => {
@@ -207,8 +273,8 @@ fn predict_sharded(
     let proba = match proba {
         Some(p) => {
             let all = reducer.gather(&p);
-            let k = all.len() / test.len().max(1);
-            Some(Matrix::new(test.len(), k, all)?)
+            let k = all.len() / n_test.max(1);
+            Some(Matrix::new(n_test, k, all)?)
         }
         None => None,
     };
@@ -217,9 +283,13 @@ fn predict_sharded(
 
 /// One rank of a data-parallel forest.
 struct ForestInstance {
+    /// After `prepare`, `setup.data` holds only the held-out targets (`held.truth`).
     setup: Setup,
-    train: Vec<usize>,
-    test: Vec<usize>,
+    /// This rank's rows; its training rows are the positions `offset..` of the `m` training
+    /// rows.
+    held: Held,
+    offset: usize,
+    m: usize,
     forest: Forest,
     reference: (Prediction, Option<Vec<f64>>),
     comm: Comm,
@@ -239,10 +309,13 @@ impl Instance for ForestInstance {
         let reducer = MpiReducer::new(&self.comm);
         let options = FitOptions { parallel: true };
         let start = Instant::now();
-        let model = self.forest.fit_sharded(
-            &self.setup.data,
-            &self.train,
-            None,
+        let held = &self.held;
+        let train: Vec<usize> = (0..held.train).collect();
+        let model = self.forest.fit_local(
+            &held.data,
+            &train,
+            self.offset,
+            self.m,
             self.setup.seed,
             options,
             self.shard,
@@ -253,15 +326,11 @@ impl Instance for ForestInstance {
         let start = Instant::now();
         // The gathers of the predictions have their own reducer: the fit's traffic stays apart.
         let gather = MpiReducer::new(&self.comm);
-        self.outcome = Some(model.and_then(|m| {
-            predict_sharded(
-                m.as_ref(),
-                &self.setup.data,
-                &self.test,
-                self.shard,
-                &gather,
-            )
-        }));
+        let own_test: Vec<usize> = (held.train..held.data.rows()).collect();
+        let n_test = held.truth.rows();
+        self.outcome = Some(
+            model.and_then(|m| predict_sharded(m.as_ref(), &held.data, &own_test, n_test, &gather)),
+        );
         self.predict_s = start.elapsed().as_secs_f64();
     }
     fn verify(&mut self) -> Result<(), String> {
@@ -287,10 +356,9 @@ impl Instance for ForestInstance {
                 self.shard.rank, self.shard.size
             ));
         }
-        self.score = self
-            .setup
-            .scoring
-            .score(&got, &self.setup.data, &self.test)?;
+        let truth = &self.held.truth;
+        let all: Vec<usize> = (0..truth.rows()).collect();
+        self.score = self.setup.scoring.score(&got, truth, &all)?;
         Ok(())
     }
     fn metrics(&self) -> Vec<(&'static str, f64)> {
