@@ -4,7 +4,7 @@
 #   scripts/compare-dataparallel.sh [--rounds N] [--out DIR] [--no-build] [--scalelab PATH]
 #                                   [--size ROWS] [--trees N] [--workload hgb|forest]
 #
-# --workload forest compares the hist random forest (`mpi.ml.forest`, max_depth 12, default 20
+# --workload forest compares the hist random forest (`mpi.ml.forest`, max_depth 8, default 20
 # trees) instead of the booster; its fit and sharded scoring are timed together.
 # Each round runs A (`mpi.ml.hgb`, ranks = 1) then B (the same point with ranks = 2), each a
 # `scalelab run` of a one-point manifest (1 thread per rank, synthetic data, default 200 000 rows
@@ -62,7 +62,7 @@ parse_args "${ARGS[@]+"${ARGS[@]}"}"
 [[ $SIZE =~ ^[0-9]+$ && $SIZE -ge 100 ]] || die "--size must be a row count of at least 100"
 case "$WORKLOAD" in
     hgb) TREES="${TREES:-50}" HYPER="early_stopping=false" ;;
-    forest) TREES="${TREES:-20}" HYPER="max_depth=12" ;;
+    forest) TREES="${TREES:-20}" HYPER="max_depth=8" ;;
     *) die "--workload must be hgb or forest" ;;
 esac
 [[ $TREES =~ ^[0-9]+$ && $TREES -ge 1 ]] || die "--trees must be a positive number"

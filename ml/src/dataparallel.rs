@@ -24,6 +24,12 @@
 //! (2^-31 at a million rows), far below what moves a split in practice. Hessians round up, so a
 //! positive hessian never becomes zero.
 //!
+//! The hist forests go over the same trait (`Forest::fit_sharded`, and `Forest::fit_local` for a
+//! process that holds only its own rows: each feature's column shards are sent to the shard that
+//! owns the feature with [`HistogramReducer::exchange`], which computes the one-process edges).
+//! Their class histograms hold bootstrap counts, integers; a regression forest rounds its targets
+//! so that sums and sums of squares are exact (`estimators::forest`).
+//!
 //! The ml crate stays free of MPI: the reduction is this trait, [`LocalReducer`] (one process)
 //! here and the MPI implementation in the binary's `mpi.ml.hgb` workload.
 
