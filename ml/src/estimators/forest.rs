@@ -684,7 +684,7 @@ mod tests {
         .unwrap();
         let rows: Vec<usize> = (0..three.rows()).filter(|r| r % 7 != 0).collect();
         let depth = ("max_depth", Hp::Int(9));
-        let rf = Forest::random_forest(&hist(&[depth.clone()])).unwrap();
+        let rf = Forest::random_forest(&hist(std::slice::from_ref(&depth))).unwrap();
         agrees_over_shards(&rf, &three, &rows);
         let entropy = ("criterion", Hp::Text("entropy".into()));
         let rf = Forest::random_forest(&hist(&[entropy])).unwrap();
