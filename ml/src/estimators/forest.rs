@@ -24,8 +24,8 @@
 //! the same in any order, which lets [`Forest::fit_sharded`] grow the forest on rows split
 //! between processes, histograms summed over them, and get the one-process forest bit for bit
 //! (class weights are bootstrap counts, integers: exact already). The rounding is part of the
-//! model, single process included: a target moves by at most `max|y| · 2^-27 · √m` (about
-//! `4e-6 · max|y|` at 100 000 rows), far below what changes a split.
+//! model, single process included: a target moves by at most `max|y| · 2^-26 · √m` (about
+//! `5e-6 · max|y|` at 100 000 rows), far below what changes a split.
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;

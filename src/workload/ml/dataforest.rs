@@ -41,7 +41,7 @@ use std::time::Instant;
 use anyhow::anyhow;
 use scalelab_ml::data::{Dataset, Matrix, Target as DataTarget};
 use scalelab_ml::dataparallel::{HistogramReducer, Shard};
-use scalelab_ml::estimator::{Estimator, FitOptions, Hp, Model, Prediction};
+use scalelab_ml::estimator::{Estimator, FitOptions, Model, Prediction};
 use scalelab_ml::estimators::Forest;
 
 use super::dataparallel::{MpiReducer, Traffic};
@@ -55,21 +55,30 @@ const ESTIMATOR: &str = "random_forest";
 /// `mpi.ml.forest`; see the module documentation.
 pub struct MpiForest;
 
-/// `params` as `forest.fit` reads them: the estimator fixed, no pipeline.
+/// `params` as `forest.fit` reads them: the estimator fixed, no pipeline, and the hist splitter
+/// unless `hyper` names one (so the plan's memory check counts the hist codes, too).
 fn as_forest(params: &Params) -> Params {
     let mut p = params.clone();
     p.0.insert("estimator".into(), Value::Text(ESTIMATOR.into()));
     p.0.insert("pipeline".into(), Value::Text("none".into()));
     p.0.insert("pipeline_fit".into(), Value::Text("folds".into()));
+    let hyper = match p.get("hyper") {
+        Some(Value::Text(h)) => h.clone(),
+        _ => String::new(),
+    };
+    if !hyper.contains("splitter") {
+        let with = if hyper.trim().is_empty() {
+            "splitter=hist".to_string()
+        } else {
+            format!("{hyper}; splitter=hist")
+        };
+        p.0.insert("hyper".into(), Value::Text(with));
+    }
     p
 }
 
-/// The forest of `setup`, the hist splitter unless `hyper` names one.
-fn forest(name: &str, setup: &mut Setup) -> Result<Forest, String> {
-    setup
-        .base
-        .entry("splitter".into())
-        .or_insert_with(|| Hp::Text("hist".into()));
+/// The forest of `setup` (its `hyper` completed by [`as_forest`]).
+fn forest(name: &str, setup: &Setup) -> Result<Forest, String> {
     Forest::random_forest(&setup.base).map_err(|e| format!("{name}: {e}"))
 }
 
@@ -100,14 +109,14 @@ impl Workload for MpiForest {
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let name = self.name();
-        let mut setup = Ml(Kind::Forest).check_as(name, &as_forest(params), target)?;
+        let setup = Ml(Kind::Forest).check_as(name, &as_forest(params), target)?;
         let ranks = target.resources.ranks as usize;
         check_ranks(name, setup.rows, ranks)?;
         let shard = Shard {
             rank: 0,
             size: ranks,
         };
-        forest(name, &mut setup)?
+        forest(name, &setup)?
             .check_shard(train_rows(setup.rows), false, shard)
             .map_err(|e| format!("{name}: {e}"))?;
         Ok(())
@@ -133,7 +142,7 @@ impl Workload for MpiForest {
             .setup_as(name, &as_forest(params), false)
             .map_err(|e| anyhow!(e))?;
         check_ranks(name, setup.rows, comm.size() as usize).map_err(|e| anyhow!(e))?;
-        let forest = forest(name, &mut setup).map_err(|e| anyhow!(e))?;
+        let forest = forest(name, &setup).map_err(|e| anyhow!(e))?;
         let all: Vec<usize> = (0..setup.data.rows()).collect();
         let fold = search::split(&setup.data, &all, 4, scalelab_ml::child_seed(setup.seed, 1))
             .map_err(|e| anyhow!("{name}: {e}"))?
