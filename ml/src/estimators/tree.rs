@@ -915,6 +915,9 @@ struct Builder<'a, B: Code> {
     /// All-feature histograms (summed over the shards), but the split searched as the
     /// per-feature mode searches it: sampled features, random cuts (data-parallel forests).
     sampled: bool,
+    /// Sampled mode: the statistics and row counts of the next children to be made without a
+    /// histogram (both leaves whatever their rows; read from the parent's), right then left.
+    leaf_stats: Vec<(Vec<f64>, usize)>,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -998,6 +1001,7 @@ impl<'a, B: Code> Builder<'a, B> {
             full,
             reducer: reducer.filter(|_| full),
             sampled,
+            leaf_stats: Vec::new(),
             hist: vec![0.0; binned.widest * stat_width],
             counts: vec![0; binned.widest],
             occupied: Vec::new(),
@@ -1026,6 +1030,10 @@ impl<'a, B: Code> Builder<'a, B> {
             return (NO_SLOT, NO_SLOT);
         }
         let s = p.split;
+        if self.sampled && self.reducer.is_some() && self.leaf_children(p) {
+            self.release(p.slot);
+            return (NO_SLOT, NO_SLOT);
+        }
         let small_is_left = match self.reducer {
             Some(_) => {
                 let counts = &self.pool[p.slot].1;
@@ -1051,6 +1059,38 @@ impl<'a, B: Code> Builder<'a, B> {
         } else {
             (p.slot, small)
         }
+    }
+
+    /// Sampled mode over shards: when both children of `p` will be leaves whatever their rows
+    /// (at the depth limit, or too few rows to split), their statistics and row counts are read
+    /// from the parent's summed histogram of the split feature into `leaf_stats` and no child
+    /// is histogrammed or reduced (half the reductions of a depth-limited tree). The sums are
+    /// exact, so they equal those of the children's rows.
+    fn leaf_children(&mut self, p: &Pending) -> bool {
+        let (cfg, s, f) = (self.cfg, self.s, p.split.feature);
+        let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+        let (hist, counts) = &self.pool[p.slot];
+        let side = |codes: std::ops::Range<usize>| {
+            let mut st = vec![0.0; s];
+            for code in hist[codes.start * s..codes.end * s].chunks_exact(s) {
+                for (t, v) in st.iter_mut().zip(code) {
+                    *t += v;
+                }
+            }
+            let n: usize = counts[codes].iter().map(|&c| c as usize).sum();
+            (st, n)
+        };
+        let (left, right) = (side(a..a + p.split.bin + 1), side(a + p.split.bin + 1..z));
+        let leaf = |n: usize| {
+            (cfg.max_depth > 0 && p.depth + 1 >= cfg.max_depth)
+                || n < cfg.min_samples_split
+                || n < 2 * cfg.min_samples_leaf
+        };
+        if !(leaf(left.1) && leaf(right.1)) {
+            return false;
+        }
+        self.leaf_stats = vec![right, left];
+        true
     }
 
     fn alloc(&mut self) -> usize {
@@ -1208,6 +1248,12 @@ impl<'a, B: Code> Builder<'a, B> {
         let rows = &entries[start..end];
         self.node_stats.iter_mut().for_each(|v| *v = 0.0);
         let n = match self.reducer {
+            // A leaf made from its parent's histogram ([`Builder::leaf_children`]).
+            Some(_) if slot == NO_SLOT => {
+                let (st, n) = self.leaf_stats.pop().expect("a leaf child's statistics");
+                self.node_stats.copy_from_slice(&st);
+                n
+            }
             // The node over all shards: its summed histogram's first feature holds every row.
             Some(_) => {
                 let (hist, counts) = &self.pool[slot];
@@ -2159,6 +2205,7 @@ mod tests {
                     full: true,
                     reducer: None,
                     sampled: false,
+                    leaf_stats: Vec::new(),
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),
