@@ -2,8 +2,10 @@
 # Data-parallel histogram gradient boosting: 2 ranks against 1 rank on the same data, side by side.
 #
 #   scripts/compare-dataparallel.sh [--rounds N] [--out DIR] [--no-build] [--scalelab PATH]
-#                                   [--size ROWS] [--trees N]
+#                                   [--size ROWS] [--trees N] [--workload hgb|forest]
 #
+# --workload forest compares the hist random forest (`mpi.ml.forest`, max_depth 8, default 20
+# trees) instead of the booster; its fit and sharded scoring are timed together.
 # Each round runs A (`mpi.ml.hgb`, ranks = 1) then B (the same point with ranks = 2), each a
 # `scalelab run` of a one-point manifest (1 thread per rank, synthetic data, default 200 000 rows
 # × 20 features, 50 boosting iterations, early stopping off); rounds repeat (A B A B) so a change
@@ -28,10 +30,11 @@ OUT=""
 BUILD=1
 SCALELAB=""
 SIZE=200000
-TREES=50
+TREES=""
+WORKLOAD=hgb
 RUN_TIMEOUT=900
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # Our own two options first; the rest are common.sh's.
 ARGS=()
@@ -45,6 +48,10 @@ while [[ $# -gt 0 ]]; do
             TREES="${2:?--trees needs a number}"
             shift 2
             ;;
+        --workload)
+            WORKLOAD="${2:?--workload needs hgb or forest}"
+            shift 2
+            ;;
         *)
             ARGS+=("$1")
             shift
@@ -53,6 +60,11 @@ while [[ $# -gt 0 ]]; do
 done
 parse_args "${ARGS[@]+"${ARGS[@]}"}"
 [[ $SIZE =~ ^[0-9]+$ && $SIZE -ge 100 ]] || die "--size must be a row count of at least 100"
+case "$WORKLOAD" in
+    hgb) TREES="${TREES:-50}" HYPER="early_stopping=false" ;;
+    forest) TREES="${TREES:-20}" HYPER="max_depth=8" ;;
+    *) die "--workload must be hgb or forest" ;;
+esac
 [[ $TREES =~ ^[0-9]+$ && $TREES -ge 1 ]] || die "--trees must be a positive number"
 command -v mpirun >/dev/null || die "mpirun not found: run scripts/install-deps.sh --mpi (OpenMPI)"
 [[ $(nproc) -ge 2 ]] || die "needs 2 cores for 2 ranks, found $(nproc)"
@@ -79,15 +91,15 @@ warmup = 1
 timeout = "10m"
 
 [[study]]
-name = "hgb"
-workload = "mpi.ml.hgb"
+name = "$WORKLOAD"
+workload = "mpi.ml.$WORKLOAD"
 ranks = $1
 threads = 1
 dataset = "synthetic"
 size = $SIZE
 features = 20
 trees = $TREES
-hyper = "early_stopping=false"
+hyper = "$HYPER"
 EOF
 }
 
@@ -119,7 +131,8 @@ run_side() { # run_side RANKS ROUND -> sets T and C
 say "== setup"
 say "  host      $(hostname), $(nproc) cpus, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 say "  scalelab  $SCALELAB (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-say "  data      synthetic, $SIZE rows x 20 features (3/4 trained on), $TREES iterations"
+say "  workload  mpi.ml.$WORKLOAD ($TREES trees, $HYPER)"
+say "  data      synthetic, $SIZE rows x 20 features (3/4 trained on)"
 say "  output    $OUT"
 
 RATIOS=()

@@ -230,3 +230,124 @@ dataset = "tiny.csv"
         "{out}"
     );
 }
+
+/// `mpi.ml.forest`: the hist random forest with the training rows split over 1, 2 and 4 ranks
+/// (and 2 ranks × 2 threads), held-out rows predicted sharded and gathered, must verify against
+/// the single-process forest on every rank (held-out predictions and probabilities bit for bit)
+/// and so score the same to the last bit at every rank count, for classes and for values; the
+/// records carry the rows per rank, the reduction traffic and the data each rank holds for the
+/// timed fit (its own rows only: it shrinks with the ranks).
+#[test]
+fn data_parallel_forest_over_ranks_is_the_single_process_forest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "ml-dataparallel-forest"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "classes"
+workload = "mpi.ml.forest"
+oversubscribe = true
+ranks = [1, 2, 4]
+dataset = "synthetic"
+size = 2000
+features = 8
+classes = 3
+trees = 6
+hyper = "max_depth=8"
+
+[[study]]
+name = "hybrid"
+workload = "mpi.ml.forest"
+oversubscribe = true
+ranks = 2
+threads = 2
+dataset = "synthetic"
+size = 2000
+features = 8
+classes = 3
+trees = 6
+hyper = "max_depth=8"
+
+[[study]]
+name = "values"
+workload = "mpi.ml.forest"
+oversubscribe = true
+ranks = [1, 2, 4]
+dataset = "diabetes"
+trees = 5
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 7);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    for (studies, metric, train, test, cols) in [
+        (&["classes", "hybrid"][..], "accuracy", 1500.0, 500.0, 8.0),
+        (&["values"][..], "r2", 331.0, 111.0, 10.0),
+    ] {
+        let points: Vec<&Value> = recs
+            .iter()
+            .filter(|r| studies.iter().any(|s| r["point"]["study_name"] == *s))
+            .collect();
+        for p in &points {
+            assert_eq!(metric_bits(p, metric), metric_bits(points[0], metric));
+            let ranks = p["point"]["resources"]["ranks"].as_f64().unwrap();
+            let m = &p["repetitions"][0]["metrics"];
+            for (name, rows) in [("rows_per_rank", train), ("test_rows_per_rank", test)] {
+                assert_eq!(
+                    m[name].as_f64(),
+                    Some((rows / ranks).ceil()),
+                    "{name}: {}",
+                    describe(p)
+                );
+            }
+            assert!(m["allreduce_calls"].as_f64().unwrap() >= 6.0);
+            // A rank holds only its training and held-out rows (8 bytes a value and target),
+            // its training rows' codes (2 bytes a value) and the held-out targets.
+            let (own_train, own_test) = ((train / ranks).ceil(), (test / ranks).ceil());
+            assert_eq!(
+                m["data_bytes"].as_f64(),
+                Some(
+                    8.0 * (own_train + own_test) * (cols + 1.0)
+                        + 2.0 * own_train * cols
+                        + 8.0 * test
+                ),
+                "{}",
+                describe(p)
+            );
+        }
+    }
+}
+
+#[test]
+fn data_parallel_forest_refuses_the_exact_splitter_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "exact-forest"
+[[study]]
+name = "exact"
+workload = "mpi.ml.forest"
+oversubscribe = true
+ranks = 2
+dataset = "iris"
+hyper = "splitter=exact"
+"#,
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "mpi.ml.forest: random_forest: data-parallel training (rows split over processes) \
+             needs the hist splitter"
+        ) && out.contains("set splitter = \"hist\""),
+        "{out}"
+    );
+}

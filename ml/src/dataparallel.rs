@@ -24,6 +24,12 @@
 //! (2^-31 at a million rows), far below what moves a split in practice. Hessians round up, so a
 //! positive hessian never becomes zero.
 //!
+//! The hist forests go over the same trait (`Forest::fit_sharded`, and `Forest::fit_local` for a
+//! process that holds only its own rows: each feature's column shards are sent to the shard that
+//! owns the feature with [`HistogramReducer::exchange`], which computes the one-process edges).
+//! Their class histograms hold bootstrap counts, integers; a regression forest rounds its targets
+//! so that sums and sums of squares are exact (`estimators::forest`).
+//!
 //! The ml crate stays free of MPI: the reduction is this trait, [`LocalReducer`] (one process)
 //! here and the MPI implementation in the binary's `mpi.ml.hgb` workload.
 
@@ -41,6 +47,30 @@ pub trait HistogramReducer {
     /// Every shard's `part` (lengths may differ), concatenated in shard order, on every shard:
     /// the bin edges each shard computed for its share of the features.
     fn gather(&self, part: &[f64]) -> Vec<f64>;
+    /// Personalised all-to-all (`MPI_Alltoallv`) among the shards, this one being `rank`:
+    /// `parts[d]` goes to shard `d` (one part per shard); returns the part every shard sent to
+    /// this one, in shard order. Used to send each feature's column shards to the shard that
+    /// computes its bin edges when every shard holds only its own rows. The default goes
+    /// through [`HistogramReducer::gather`] (every shard receives every part: correct for any
+    /// reducer, but an MPI reducer sends each part only where it goes).
+    fn exchange(&self, rank: usize, parts: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let mut mine = Vec::new();
+        for (d, part) in parts.iter().enumerate() {
+            mine.push(d as f64);
+            mine.push(part.len() as f64);
+            mine.extend_from_slice(part);
+        }
+        let all = self.gather(&mine);
+        let (mut out, mut at) = (Vec::new(), 0);
+        while at + 2 <= all.len() {
+            let (d, len) = (all[at] as usize, all[at + 1] as usize);
+            if d == rank {
+                out.push(all[at + 2..at + 2 + len].to_vec());
+            }
+            at += 2 + len;
+        }
+        out
+    }
 }
 
 /// The reducer of a single process: its histograms already hold every row.

@@ -49,6 +49,10 @@ use crate::value::Value;
 mod dataparallel;
 #[cfg(feature = "mpi")]
 pub use dataparallel::MpiHgb;
+#[cfg(feature = "mpi")]
+mod dataforest;
+#[cfg(feature = "mpi")]
+pub use dataforest::MpiForest;
 
 /// The ML workloads: which one, and so its defaults and its computation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -411,6 +415,15 @@ pub const MPI_HGB: Description = Description::new(
 const MPI_HGB_PARAMS: &[ParamSpec] = &[
     DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED,
 ];
+/// `mpi.ml.forest` (src/workload/ml/dataforest.rs, feature `mpi`), described in every build.
+pub const MPI_FOREST: Description = Description::new(
+    "mpi.ml.forest",
+    "hist random forest with the training rows split over MPI ranks, histograms summed by \
+     allreduce, held-out rows scored sharded (the one-process forest bit for bit); work: fits",
+    Backend::Mpi,
+    MPI_HGB_PARAMS,
+)
+.size_unit("samples");
 /// `ml.predict`, as `scalelab list` shows it.
 pub const PREDICT: Description = Description::new(
     "ml.predict",

@@ -750,6 +750,7 @@ registry! {
     @feature("mpi") ml::MPI_KFOLD => &ml::MpiCv(ml::Kind::KFold),
     @feature("mpi") ml::MPI_NESTED => &ml::MpiCv(ml::Kind::Nested),
     @feature("mpi") ml::MPI_HGB => &ml::MpiHgb,
+    @feature("mpi") ml::MPI_FOREST => &ml::MpiForest,
 }
 
 /// Look a workload up by name.

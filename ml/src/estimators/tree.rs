@@ -162,6 +162,24 @@ impl Binned {
         Binned::coding(data, rows, Some(coded), splitter, max_bins, shard, reducer)
     }
 
+    /// Hist codes for a shard that holds only its own rows: `data` is this shard's part of the
+    /// dataset, `rows` its training rows (an entry's `row` is then its position in `rows`). The
+    /// bin edges are those one process computes from every shard's training rows together:
+    /// each feature's column shards are sent to the shard that owns the feature (`f mod size`,
+    /// [`HistogramReducer::exchange`]), which sorts the whole column and computes the edges,
+    /// and the edges are gathered. A missing value in any shard fails every shard.
+    pub fn for_shard(
+        data: &Dataset,
+        rows: &[usize],
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Binned, String> {
+        Ok(Binned::Hist(Codes::from_shards(
+            data, rows, max_bins, shard, reducer,
+        )?))
+    }
+
     fn coding(
         data: &Dataset,
         rows: &[usize],
@@ -359,6 +377,69 @@ impl<B: Code> Codes<B> {
         } else {
             computed.collect()
         };
+        Ok(Codes::assemble(data, coded, features, exact))
+    }
+
+    /// [`Binned::for_shard`]'s codes: `data` holds this shard's rows only, `rows` its training
+    /// rows (coded, by position).
+    fn from_shards(
+        data: &Dataset,
+        rows: &[usize],
+        max_bins: usize,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Codes<B>, String> {
+        let p = data.features();
+        let size = shard.size.max(1);
+        let all: Vec<usize> = (0..p).collect();
+        let columns = training_columns(data, rows, &all);
+        // Every shard learns whether any shard has a missing value, so all refuse together.
+        let mut bad = [if columns.is_err() { 1.0 } else { 0.0 }];
+        reducer.max(&mut bad);
+        let columns = match columns {
+            Err(e) => return Err(e),
+            Ok(_) if bad[0] > 0.0 => {
+                return Err(format!(
+                    "{}: a feature is missing (NaN) in another process's rows; fill or drop \
+                     missing values first",
+                    data.name
+                ))
+            }
+            Ok(c) => c,
+        };
+        // Feature f's column shard goes to shard f mod size, features in increasing order.
+        let m = rows.len();
+        let mut parts = vec![Vec::new(); size];
+        for f in 0..p {
+            parts[f % size].extend_from_slice(&columns[f * m..(f + 1) * m]);
+        }
+        drop(columns);
+        let received = reducer.exchange(shard.rank, &parts);
+        drop(parts);
+        let mine: Vec<usize> = (shard.rank..p).step_by(size).collect();
+        let mut part = Vec::new();
+        for (j, &f) in mine.iter().enumerate() {
+            let mut values: Vec<f64> = Vec::new();
+            for r in &received {
+                let len = r.len() / mine.len();
+                values.extend_from_slice(&r[j * len..(j + 1) * len]);
+            }
+            FeatureCodes::of(&mut values, Some(max_bins)).write(f, &mut part);
+        }
+        drop(received);
+        let features = FeatureCodes::read_all(&reducer.gather(&part), p);
+        Ok(Codes::assemble(data, Some(rows), features, false))
+    }
+
+    /// The codes of the rows `coded` (`None`: every dataset row) from each feature's values
+    /// (exact) or edges (hist).
+    fn assemble(
+        data: &Dataset,
+        coded: Option<&[usize]>,
+        features: Vec<FeatureCodes>,
+        exact: bool,
+    ) -> Codes<B> {
+        let p = data.features();
         let mut thresholds = Vec::with_capacity(p);
         let (mut low, mut high) = (Vec::with_capacity(p), Vec::with_capacity(p));
         for c in features {
@@ -393,7 +474,7 @@ impl<B: Code> Codes<B> {
             offsets.push(offsets.last().copied().unwrap_or(0) + l.len().max(1));
         }
         let widest = low.iter().map(|l| l.len()).max().unwrap_or(1).max(1);
-        Ok(Codes {
+        Codes {
             n,
             bins,
             low,
@@ -403,7 +484,7 @@ impl<B: Code> Codes<B> {
             row_major,
             offsets,
             widest,
-        })
+        }
     }
 
     pub fn features(&self) -> usize {
@@ -643,8 +724,8 @@ pub(crate) fn grow_with_ranges(
     rng: &mut Xoshiro256PlusPlus,
 ) -> (Tree, Vec<(u32, u32)>) {
     match binned {
-        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None),
-        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None),
+        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None, false),
+        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None, false),
     }
 }
 
@@ -666,7 +747,7 @@ pub(crate) fn grow_reduced(
         Binned::Hist(c)
             if cfg.subtraction && cfg.max_features >= c.features() && cfg.cut == Cut::Best =>
         {
-            Ok(grow_codes(c, entries, cfg, rng, Some(reducer)))
+            Ok(grow_codes(c, entries, cfg, rng, Some(reducer), false))
         }
         _ => Err(
             "data-parallel training needs the hist splitter with every feature examined \
@@ -676,16 +757,42 @@ pub(crate) fn grow_reduced(
     }
 }
 
+/// [`grow`] on one shard of the training rows for the forests (data-parallel training,
+/// [`crate::dataparallel`]): every node's all-feature histogram of the shard's rows is summed over
+/// the shards by `reducer`, and the split is then searched as [`grow`] searches it (features in
+/// the same random order until `max_features` non-constant ones have been examined, the same
+/// draws from `rng`), reading each examined feature's histogram from that sum. The tree is the one
+/// [`grow`] builds on all the rows provided the statistics sum exactly (integer weights for
+/// classes, rounded targets for values; [`super::forest`]). Hist splitter only.
+pub(crate) fn grow_sampled_reduced(
+    binned: &Binned,
+    entries: &mut [Entry],
+    cfg: &TreeConfig,
+    rng: &mut Xoshiro256PlusPlus,
+    reducer: &dyn HistogramReducer,
+) -> Result<Tree, String> {
+    match binned {
+        Binned::Hist(c) => Ok(grow_codes(c, entries, cfg, rng, Some(reducer), true).0),
+        Binned::Exact(_) => Err(
+            "data-parallel training needs the hist splitter (splitter = \"hist\"): exact codes \
+             are every distinct value, which no shard holds alone"
+                .into(),
+        ),
+    }
+}
+
 /// Grow one tree on the codes: the root, then split frontier nodes (depth-first, or best gain
-/// first under a leaf budget) until none can split.
+/// first under a leaf budget) until none can split. `sampled`: all-feature histograms summed by
+/// `reducer`, searched one sampled feature at a time ([`grow_sampled_reduced`]).
 fn grow_codes<B: Code>(
     binned: &Codes<B>,
     entries: &mut [Entry],
     cfg: &TreeConfig,
     rng: &mut Xoshiro256PlusPlus,
     reducer: Option<&dyn HistogramReducer>,
+    sampled: bool,
 ) -> (Tree, Vec<(u32, u32)>) {
-    let mut b = Builder::new(binned, cfg, reducer);
+    let mut b = Builder::new(binned, cfg, reducer, sampled);
     let mut frontier: Vec<Pending> = Vec::new();
     let root_slot = if b.full {
         let slot = b.alloc();
@@ -805,6 +912,12 @@ struct Builder<'a, B: Code> {
     full: bool,
     /// Data-parallel: sums each node's histogram over the shards (all-feature mode only).
     reducer: Option<&'a dyn HistogramReducer>,
+    /// All-feature histograms (summed over the shards), but the split searched as the
+    /// per-feature mode searches it: sampled features, random cuts (data-parallel forests).
+    sampled: bool,
+    /// Sampled mode: the statistics and row counts of the next children to be made without a
+    /// histogram (both leaves whatever their rows; read from the parent's), right then left.
+    leaf_stats: Vec<(Vec<f64>, usize)>,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -864,6 +977,7 @@ impl<'a, B: Code> Builder<'a, B> {
         binned: &'a Codes<B>,
         cfg: &'a TreeConfig,
         reducer: Option<&'a dyn HistogramReducer>,
+        sampled: bool,
     ) -> Builder<'a, B> {
         let width = match cfg.criterion {
             Criterion::Gini | Criterion::Entropy => cfg.n_classes,
@@ -878,12 +992,16 @@ impl<'a, B: Code> Builder<'a, B> {
             && !binned.exact
             && cfg.max_features >= binned.features()
             && cfg.cut == Cut::Best;
+        let sampled = sampled && !binned.exact;
+        let full = full || sampled;
         Builder {
             binned,
             cfg,
             s: stat_width,
             full,
             reducer: reducer.filter(|_| full),
+            sampled,
+            leaf_stats: Vec::new(),
             hist: vec![0.0; binned.widest * stat_width],
             counts: vec![0; binned.widest],
             occupied: Vec::new(),
@@ -912,6 +1030,10 @@ impl<'a, B: Code> Builder<'a, B> {
             return (NO_SLOT, NO_SLOT);
         }
         let s = p.split;
+        if self.sampled && self.reducer.is_some() && self.leaf_children(p) {
+            self.release(p.slot);
+            return (NO_SLOT, NO_SLOT);
+        }
         let small_is_left = match self.reducer {
             Some(_) => {
                 let counts = &self.pool[p.slot].1;
@@ -937,6 +1059,38 @@ impl<'a, B: Code> Builder<'a, B> {
         } else {
             (p.slot, small)
         }
+    }
+
+    /// Sampled mode over shards: when both children of `p` will be leaves whatever their rows
+    /// (at the depth limit, or too few rows to split), their statistics and row counts are read
+    /// from the parent's summed histogram of the split feature into `leaf_stats` and no child
+    /// is histogrammed or reduced (half the reductions of a depth-limited tree). The sums are
+    /// exact, so they equal those of the children's rows.
+    fn leaf_children(&mut self, p: &Pending) -> bool {
+        let (cfg, s, f) = (self.cfg, self.s, p.split.feature);
+        let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+        let (hist, counts) = &self.pool[p.slot];
+        let side = |codes: std::ops::Range<usize>| {
+            let mut st = vec![0.0; s];
+            for code in hist[codes.start * s..codes.end * s].chunks_exact(s) {
+                for (t, v) in st.iter_mut().zip(code) {
+                    *t += v;
+                }
+            }
+            let n: usize = counts[codes].iter().map(|&c| c as usize).sum();
+            (st, n)
+        };
+        let (left, right) = (side(a..a + p.split.bin + 1), side(a + p.split.bin + 1..z));
+        let leaf = |n: usize| {
+            (cfg.max_depth > 0 && p.depth + 1 >= cfg.max_depth)
+                || n < cfg.min_samples_split
+                || n < 2 * cfg.min_samples_leaf
+        };
+        if !(leaf(left.1) && leaf(right.1)) {
+            return false;
+        }
+        self.leaf_stats = vec![right, left];
+        true
     }
 
     fn alloc(&mut self) -> usize {
@@ -1094,6 +1248,12 @@ impl<'a, B: Code> Builder<'a, B> {
         let rows = &entries[start..end];
         self.node_stats.iter_mut().for_each(|v| *v = 0.0);
         let n = match self.reducer {
+            // A leaf made from its parent's histogram ([`Builder::leaf_children`]).
+            Some(_) if slot == NO_SLOT => {
+                let (st, n) = self.leaf_stats.pop().expect("a leaf child's statistics");
+                self.node_stats.copy_from_slice(&st);
+                n
+            }
             // The node over all shards: its summed histogram's first feature holds every row.
             Some(_) => {
                 let (hist, counts) = &self.pool[slot];
@@ -1132,6 +1292,8 @@ impl<'a, B: Code> Builder<'a, B> {
             || self.pure()
         {
             None
+        } else if self.sampled {
+            self.find_split_sampled(slot, n, rng)
         } else if self.full {
             self.find_split_full(slot, n)
         } else {
@@ -1292,6 +1454,63 @@ impl<'a, B: Code> Builder<'a, B> {
             }
         }
         self.accept(best)
+    }
+
+    /// [`Builder::find_split`] reading each examined feature's histogram from the node's
+    /// all-feature histogram in `slot` (summed over the shards) rather than from its rows: the same
+    /// draws from `rng`, the same features examined, the same scans.
+    fn find_split_sampled(
+        &mut self,
+        slot: usize,
+        n: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Option<Split> {
+        let p = self.order.len();
+        let want = self.cfg.max_features.min(p);
+        let mut best: Option<Split> = None;
+        let mut examined = 0;
+        for i in 0..p {
+            if want < p {
+                let j = rng.random_range(i..p);
+                self.order.swap(i, j);
+            }
+            let f = self.order[i];
+            let (lo, hi, sparse) = self.load_feature(slot, f);
+            if lo < hi {
+                examined += 1;
+                if let Some(c) = self.feature_split(f, n, lo, hi, sparse, rng) {
+                    if best.is_none_or(|b| c.gain > b.gain) {
+                        best = Some(c);
+                    }
+                }
+            }
+            self.clear_histogram(lo, hi, sparse);
+            if examined >= want {
+                break;
+            }
+        }
+        self.accept(best)
+    }
+
+    /// Feature `f`'s part of the all-feature histogram in `slot`, copied into `hist` / `counts`
+    /// as [`Builder::feature_histogram`] leaves them (occupied codes only, `occupied` sorted).
+    fn load_feature(&mut self, slot: usize, f: usize) -> (usize, usize, bool) {
+        let s = self.s;
+        let (a, z) = (self.binned.offsets[f], self.binned.offsets[f + 1]);
+        let (hist, counts) = &self.pool[slot];
+        let (mut lo, mut hi) = (usize::MAX, 0usize);
+        self.occupied.clear();
+        for (b, &c) in counts[a..z].iter().enumerate() {
+            if c > 0 {
+                lo = lo.min(b);
+                hi = b;
+                self.occupied.push(b as u32);
+                self.counts[b] = c;
+                self.hist[b * s..(b + 1) * s].copy_from_slice(&hist[(a + b) * s..(a + b + 1) * s]);
+            }
+        }
+        let sparse = self.occupied.len() * 8 < (hi + 1).saturating_sub(lo);
+        (lo, hi, sparse)
     }
 
     /// Histogram of feature `f` over the node's `rows` into `hist` / `counts`: the occupied code
@@ -1985,6 +2204,8 @@ mod tests {
                     s: 2,
                     full: true,
                     reducer: None,
+                    sampled: false,
+                    leaf_stats: Vec::new(),
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),

@@ -25,7 +25,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use ::mpi::collective::SystemOperation;
-use ::mpi::datatype::PartitionMut;
+use ::mpi::datatype::{Partition, PartitionMut};
 use ::mpi::topology::Communicator;
 use ::mpi::traits::CommunicatorCollectives;
 use ::mpi::Count;
@@ -142,10 +142,10 @@ impl Workload for MpiHgb {
 
 /// Reduction traffic of one fit on this rank.
 #[derive(Clone, Copy, Debug, Default)]
-struct Traffic {
-    bytes: u64,
-    calls: u64,
-    seconds: f64,
+pub(super) struct Traffic {
+    pub(super) bytes: u64,
+    pub(super) calls: u64,
+    pub(super) seconds: f64,
 }
 
 /// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
@@ -167,6 +167,11 @@ impl<'c, C: Communicator> MpiReducer<'c, C> {
             send: RefCell::new(Vec::new()),
             recv: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The bytes, calls and seconds of every reduction so far.
+    pub(super) fn traffic(&self) -> Traffic {
+        self.traffic.get()
     }
 
     fn record(&self, start: Instant, bytes: usize) {
@@ -229,6 +234,43 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
         }
         self.record(start, part.len() * 8);
         all
+    }
+
+    fn exchange(&self, _rank: usize, parts: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        // The lengths first (one count to each rank), then one `MPI_Alltoallv`: each part goes
+        // only to the rank it is for.
+        let start = Instant::now();
+        let size = self.comm.size() as usize;
+        let send_counts: Vec<Count> = (0..size)
+            .map(|d| parts.get(d).map_or(0, Vec::len) as Count)
+            .collect();
+        let mut recv_counts = vec![0 as Count; size];
+        self.comm
+            .all_to_all_into(&send_counts[..], &mut recv_counts[..]);
+        let displs = |counts: &[Count]| -> Vec<Count> {
+            counts
+                .iter()
+                .scan(0, |at, &c| {
+                    let d = *at;
+                    *at += c;
+                    Some(d)
+                })
+                .collect()
+        };
+        let send: Vec<f64> = parts.concat();
+        let (send_displs, recv_displs) = (displs(&send_counts), displs(&recv_counts));
+        let mut all = vec![0.0; recv_counts.iter().map(|&c| c as usize).sum()];
+        {
+            let partition = Partition::new(&send[..], &send_counts[..], &send_displs[..]);
+            let mut into = PartitionMut::new(&mut all[..], &recv_counts[..], &recv_displs[..]);
+            self.comm.all_to_all_varcount_into(&partition, &mut into);
+        }
+        self.record(start, send.len() * 8);
+        recv_displs
+            .iter()
+            .zip(&recv_counts)
+            .map(|(&d, &c)| all[d as usize..(d + c) as usize].to_vec())
+            .collect()
     }
 }
 
