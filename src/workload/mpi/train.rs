@@ -36,6 +36,8 @@ use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
 use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
 
 use super::TRAIN;
+
+mod ddp;
 use crate::value::Value;
 use crate::workload::{
     int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
@@ -53,6 +55,8 @@ struct Setup {
     steps: usize,
     sgd: Sgd,
     seed: u64,
+    /// The `ddp` variant: allreduce algorithm, overlap, bucket size (train/ddp.rs).
+    variant: ddp::Variant,
 }
 
 fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
@@ -114,6 +118,7 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         steps,
         sgd,
         seed: int_param(params, "seed")?,
+        variant: ddp::Variant::from_params(name, params)?,
     })
 }
 
@@ -280,7 +285,22 @@ impl Workload for Train {
             ..s.schedule
         };
         let mut reference = Trainer::new(initial.clone());
-        for step in 0..s.steps {
+        let steps = if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
+            // A ring adds the ranks' sums in its own order; the reference follows it.
+            let r = ddp::ring_reference(
+                initial.clone(),
+                s.variant,
+                &s.schedule,
+                s.sgd,
+                s.steps,
+                &data,
+            );
+            reference = Trainer::new(r);
+            0
+        } else {
+            s.steps
+        };
+        for step in 0..steps {
             let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
             reference.step(
                 &data.x,
@@ -302,6 +322,8 @@ impl Workload for Train {
             trainer: None,
             wall_s: 0.0,
             timing: mlp::StepTiming::default(),
+            hidden: mlp::ddp::Overlap::default(),
+            distance: 0.0,
             loss: f64::NAN,
             accuracy: f64::NAN,
         }))
@@ -349,6 +371,10 @@ struct TrainInstance {
     trainer: Option<Trainer>,
     wall_s: f64,
     timing: mlp::StepTiming,
+    /// Computation done while gradient buckets were in flight (overlap).
+    hidden: mlp::ddp::Overlap,
+    /// `allreduce = "mpi"`: how far the weights are from the reference (`ddp::distance`).
+    distance: f64,
     loss: f64,
     accuracy: f64,
 }
@@ -366,7 +392,25 @@ impl Instance for TrainInstance {
             recv: RefCell::new(Vec::new()),
         };
         let start = Instant::now();
-        for step in 0..self.setup.steps {
+        let variant = self.setup.variant;
+        if !variant.is_plain() {
+            self.hidden = ddp::train(
+                trainer,
+                &self.comm,
+                variant,
+                &self.setup.schedule,
+                self.setup.sgd,
+                self.setup.steps,
+                &self.data,
+                self.rank,
+            );
+        }
+        let plain_steps = if variant.is_plain() {
+            self.setup.steps
+        } else {
+            0
+        };
+        for step in 0..plain_steps {
             let batch = mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
             trainer.step(
                 &self.data.x,
@@ -388,8 +432,23 @@ impl Instance for TrainInstance {
         };
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let got = &trainer.mlp;
-        if bits(&got.params) != bits(&self.reference.params)
-            || bits(&got.velocity) != bits(&self.reference.velocity)
+        self.distance = ddp::distance(got, &self.reference);
+        let tolerated = !self.setup.variant.allreduce.bitwise();
+        if tolerated && self.distance > mlp::ddp::MPI_TOLERANCE {
+            return Err(format!(
+                "{name}: rank {} of {}, allreduce = \"mpi\": after {} steps the weights are \
+                 {:e} (relative) from the serial reference's, beyond the tolerance {:e} \
+                 (docs/training.md)",
+                self.rank,
+                self.setup.schedule.ranks,
+                self.setup.steps,
+                self.distance,
+                mlp::ddp::MPI_TOLERANCE
+            ));
+        }
+        if !tolerated
+            && (bits(&got.params) != bits(&self.reference.params)
+                || bits(&got.velocity) != bits(&self.reference.velocity))
         {
             let differ = got
                 .params
@@ -424,6 +483,10 @@ impl Instance for TrainInstance {
             ),
             ("compute_s", self.timing.compute_s),
             ("comm_s", self.timing.comm_s),
+            ("comm_hidden_s", self.hidden.hidden_s),
+            ("comm_total_s", self.timing.comm_s + self.hidden.hidden_s),
+            ("bitwise", f64::from(u8::from(self.distance == 0.0))),
+            ("weight_distance", self.distance),
             ("step_s", self.wall_s / steps),
             ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * self.reference.params.len() as f64),
