@@ -308,7 +308,13 @@ steps = 12
             .iter()
             .zip(metric(r, "comm_s").iter().zip(&metric(r, "comm_total_s")))
         {
-            assert!(*c >= 0.0 && (e + c - t).abs() < 1e-9, "{}", describe(r));
+            // Each is the maximum over ranks, so the total lies between the larger part and
+            // the sum of the parts.
+            assert!(
+                *c >= 0.0 && *t >= e.max(*c) && *t <= e + c + 1e-12,
+                "{}",
+                describe(r)
+            );
             if overlap == "off" {
                 assert_eq!(*c, 0.0, "{}", describe(r));
             }
