@@ -70,6 +70,7 @@ parse_args "${ARGS[@]+"${ARGS[@]}"}"
     die "--batch must be a multiple of 64 (2 ranks x grains of 32)"
 [[ $HIDDEN =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--hidden must be comma-separated widths like 512,512"
 [[ $STEPS =~ ^[0-9]+$ && $STEPS -ge 1 ]] || die "--steps must be a positive number"
+command -v python3 >/dev/null || die "python3 not found: it reads the summary.csv files"
 command -v mpirun >/dev/null || die "mpirun not found: run scripts/install-deps.sh --mpi (OpenMPI)"
 [[ $(nproc) -ge 2 ]] || die "needs 2 cores for 2 ranks, found $(nproc)"
 
@@ -114,10 +115,12 @@ steps = $STEPS
 EOF2
 }
 
-# One column of the single data row of a summary.csv, by header name.
+# One column of the single data row of a summary.csv, by header name (quoted fields such as
+# param_hidden = "512,512" hold commas, so a CSV reader, not awk -F,).
 column() { # column CSV NAME
-    awk -F, -v name="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
-        NR == 2 { if (c) print $c }' "$1"
+    python3 -c 'import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+print(rows[0].get(sys.argv[2], "") if rows else "")' "$1" "$2"
 }
 
 S="" COMPUTE="" COMM="" HIDDEN_S="" # run_side's results (medians over the repetitions)

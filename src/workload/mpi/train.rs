@@ -13,18 +13,24 @@
 //! (recursive doubling, Rabenseifner, ring), and a ring adds the ranks' partial sums in a
 //! different order for every chunk; the result may differ in the last bits from the serial sum.
 //! The hand-written recursive doubling sends the same bytes as `MPI_Allreduce`'s small-message
-//! algorithm (`log₂ R` exchanges of the whole gradient) and fixes the order.
+//! algorithm (`log₂ R` exchanges of the whole gradient) and fixes the order. The `ddp` variants
+//! (`allreduce = "ring" | "mpi"`, `overlap = "on"` with `bucket`) are in `train/ddp.rs`: a ring
+//! is checked bitwise against a reference that adds in the ring's order, `MPI_Allreduce` within
+//! a tolerance (`bitwise` and `weight_distance` say which held).
 //!
 //! Verification: `prepare_mpi` trains the serial reference (one process, one micro-batch, the
-//! same global batches; untimed) on every rank; after every repetition each rank's weights and
+//! same global batches; untimed; for a ring, every rank's share joined in the ring's order) on
+//! every rank; after every repetition each rank's weights and
 //! momentum must equal it bit for bit, then they are poisoned so the next repetition is checked on
 //! its own result.
 //!
 //! Metrics (maximum over ranks, as every MPI point): `samples_per_s` (global samples per second
 //! of the repetition), `compute_s` and `comm_s` (seconds in computation and inside the reduction,
-//! waiting for slower ranks included), `step_s`, `bytes_per_step` (gradient bytes this rank
-//! sends per step), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the last
-//! step, `steps`.
+//! waiting for slower ranks included; with overlap the exposed part), `comm_hidden_s` and
+//! `comm_total_s` (computation done while buckets were in flight; exposed + hidden), `step_s`,
+//! `bytes_per_step` (gradient bytes this rank sends per step), `bitwise` and `weight_distance`
+//! (the check's outcome), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the
+//! last step, `steps`.
 
 use std::cell::RefCell;
 use std::time::Instant;
