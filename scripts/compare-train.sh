@@ -144,6 +144,7 @@ run_side() { # run_side RANKS OVERLAP ROUND -> sets S, COMPUTE, COMM, HIDDEN_S
     COMM="$(column "$csv" metric_comm_s)"
     HIDDEN_S="$(column "$csv" metric_comm_hidden_s)"
     [[ -n $S && -n $COMPUTE && -n $COMM && -n $HIDDEN_S ]] || die "$csv lacks the mpi.train metrics"
+    S="$(printf '%.0f' "$S")" COMM="$(printf '%.3f' "$COMM")" HIDDEN_S="$(printf '%.3f' "$HIDDEN_S")"
 }
 
 share() { awk -v c="$1" -v m="$2" 'BEGIN { printf "%.3f", m / (c + m) }'; }

@@ -426,14 +426,14 @@ mod tests {
     }
 
     /// The reference of a run over `ranks` ranks joined by `allreduce` in buckets of `cap`.
-    fn reference(data: &Dataset, ranks: usize, allreduce: Allreduce, cap: usize) -> Vec<u64> {
+    fn reference(data: &Dataset, s: Schedule, allreduce: Allreduce, cap: usize) -> Vec<u64> {
         let y = labels(data);
         let order: Vec<usize> = (0..data.rows()).rev().collect();
         let mut t = Trainer::new(Mlp::new(&widths(data), 7).unwrap());
         let b = buckets(t.mlp.layout.len(), cap);
         for step in 0..STEPS {
             let batch = global_batch(&order, 48, step);
-            t.step_reference(&data.x, &y, &batch, &schedule(ranks, 1), SGD, allreduce, &b);
+            t.step_reference(&data.x, &y, &batch, &s, SGD, allreduce, &b);
         }
         bits(&t)
     }
@@ -517,10 +517,12 @@ mod tests {
         let iris = data::load("iris").unwrap();
         let want = serial(&iris);
         for ranks in [1, 2, 4, 8] {
-            assert!(
-                reference(&iris, ranks, Allreduce::Tree, 7) == want,
-                "ranks = {ranks}"
-            );
+            for micro in [1, 2] {
+                assert!(
+                    reference(&iris, schedule(ranks, micro), Allreduce::Tree, 7) == want,
+                    "ranks = {ranks}, micro = {micro}"
+                );
+            }
         }
     }
 
@@ -528,13 +530,14 @@ mod tests {
     fn a_ring_gives_the_bits_of_its_own_serial_reference_and_not_the_trees() {
         let iris = data::load("iris").unwrap();
         let tree = serial(&iris);
-        for ranks in [1, 2, 4] {
+        for (ranks, micro) in [(1, 1), (2, 1), (4, 1), (2, 2), (4, 2)] {
             for cap in [None, Some(7), Some(30)] {
-                let want = reference(&iris, ranks, Allreduce::Ring, cap.unwrap_or(usize::MAX));
-                let got = train(&iris, schedule(ranks, 1), Allreduce::Ring, cap);
+                let s = schedule(ranks, micro);
+                let want = reference(&iris, s, Allreduce::Ring, cap.unwrap_or(usize::MAX));
+                let got = train(&iris, s, Allreduce::Ring, cap);
                 assert!(
                     got == want,
-                    "ranks = {ranks}, bucket = {cap:?}: ring ≠ its reference"
+                    "ranks = {ranks}, micro = {micro}, bucket = {cap:?}: ring ≠ its reference"
                 );
                 // Two partial sums have one order whichever way they are added; four do not.
                 assert_eq!(got == tree, ranks <= 2, "ranks = {ranks}, bucket = {cap:?}");

@@ -532,6 +532,33 @@ mod tests {
     }
 
     #[test]
+    fn ddp_variants_are_read_and_a_bucket_under_one_gradient_is_refused() {
+        let target = Target::test(1);
+        let p = test_params(super::super::TRAIN_PARAMS, &[]);
+        let v = ddp::Variant::from_params("mpi.train", &p).unwrap();
+        assert!(v.is_plain());
+        assert_eq!(v.bucket, 64 * 1024 / 8);
+        let p = test_params(
+            super::super::TRAIN_PARAMS,
+            &[("allreduce", "ring"), ("overlap", "on"), ("bucket", "1000")],
+        );
+        let v = ddp::Variant::from_params("mpi.train", &p).unwrap();
+        assert_eq!(
+            (v.allreduce, v.overlap, v.bucket),
+            (mlp::ddp::Allreduce::Ring, true, 1000)
+        );
+        assert_eq!(v.buckets(2500), vec![1500..2500, 500..1500, 0..500]);
+        assert!(Train.check(&p, &target).is_ok());
+        let p = test_params(super::super::TRAIN_PARAMS, &[("bucket", "7B")]);
+        assert_eq!(
+            Train.check(&p, &target).unwrap_err(),
+            "mpi.train: bucket = 7B: a bucket must hold at least one gradient (8 bytes); give \
+             its capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what \
+             PyTorch calls bucket_cap_mb)"
+        );
+    }
+
+    #[test]
     fn bad_hidden_widths_and_regression_data_are_refused() {
         let target = Target::test(1);
         let p = test_params(super::super::TRAIN_PARAMS, &[("hidden", "64,x")]);
