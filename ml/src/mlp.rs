@@ -558,7 +558,9 @@ impl Trainer {
                 acc.copy_from_slice(g);
                 for (part, _) in stack.iter().rev() {
                     for (a, b) in acc.iter_mut().zip(&part[range.clone()]) {
-                        *a = *b + *a;
+                        // part + acc: IEEE addition is commutative, so the bits of
+                        // the stack's left + right.
+                        *a += *b;
                     }
                 }
                 ready(range, &whole);

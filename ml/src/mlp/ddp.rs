@@ -258,6 +258,7 @@ impl Trainer {
     /// in the variant's order ([`Allreduce::combine_serial`]). For the tree this is bitwise
     /// [`Trainer::step`] on one rank (the module docs of `mlp`); for a ring it is what the ring
     /// computes at that rank count.
+    #[allow(clippy::too_many_arguments)]
     pub fn step_reference(
         &mut self,
         x: &Matrix,

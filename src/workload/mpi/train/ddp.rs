@@ -112,8 +112,7 @@ impl<'c> MpiBuckets<'c> {
         }
         let mut reqs = [unsafe { ffi::RSMPI_REQUEST_NULL }; 2];
         let tag = b.tag;
-        let sent;
-        match self.allreduce {
+        let sent = match self.allreduce {
             Allreduce::Tree => {
                 let peer = rank ^ (1 << b.step);
                 let n = b.data.len();
@@ -146,7 +145,7 @@ impl<'c> MpiBuckets<'c> {
                         "MPI_Isend",
                     );
                 }
-                sent = n;
+                n
             }
             Allreduce::Ring => {
                 let step = self.ring[b.step];
@@ -182,7 +181,7 @@ impl<'c> MpiBuckets<'c> {
                         "MPI_Isend",
                     );
                 }
-                sent = send.len();
+                send.len()
             }
             Allreduce::Mpi => {
                 let b = &mut self.buckets[i];
@@ -204,9 +203,9 @@ impl<'c> MpiBuckets<'c> {
                     );
                 }
                 // What a bandwidth-optimal allreduce sends; the library's own choice is unknown.
-                sent = 2 * (size - 1) * n / size;
+                2 * (size - 1) * n / size
             }
-        }
+        };
         self.bytes += 8 * sent as u64;
         let b = &mut self.buckets[i];
         b.reqs = reqs;
@@ -383,7 +382,7 @@ impl Variant {
         if self.overlap {
             buckets(len, self.bucket)
         } else {
-            vec![0..len]
+            std::iter::once(0..len).collect()
         }
     }
 }
