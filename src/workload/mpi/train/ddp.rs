@@ -5,7 +5,8 @@
 //! Every bucket is a small state machine over non-blocking MPI calls: the tree posts
 //! `MPI_Isend`/`MPI_Irecv` of the whole bucket for each recursive-doubling step, the ring posts one
 //! chunk per step of its `2(R−1)` steps (`scalelab_ml::mlp::ddp::ring_steps`), and `mpi` posts one
-//! `MPI_Iallreduce`. [`BucketReducer::progress`] (called between two layers' backward) tests the
+//! `MPI_Iallreduce` (without overlap, `mpi` is one blocking `MPI_Allreduce` of the whole gradient,
+//! [`LibraryAllreduce`]). [`BucketReducer::progress`] (called between two layers' backward) tests the
 //! requests and, when a step has completed, adds what arrived and posts the next step, so a bucket
 //! advances while the model computes; [`BucketReducer::finish`] waits for the rest. rsmpi's scoped
 //! requests borrow their buffers for the whole scope, which a bucket that adds into its buffer
@@ -19,13 +20,14 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::os::raw::{c_int, c_void};
 
+use ::mpi::collective::{CommunicatorCollectives, SystemOperation};
 use ::mpi::ffi;
 use ::mpi::raw::AsRaw;
 use ::mpi::topology::Communicator;
 use scalelab_ml::mlp::ddp::{
     buckets, ring_chunks, ring_steps, Allreduce, Blocking, BucketReducer, Overlap, RingStep,
 };
-use scalelab_ml::mlp::{self, Mlp, Schedule, Sgd, Trainer};
+use scalelab_ml::mlp::{self, GradientReducer, Mlp, Schedule, Sgd, Trainer};
 
 use crate::value::{Size, Value};
 use crate::workload::{Comm, Params};
@@ -417,6 +419,20 @@ pub(super) fn train(
                 &mut reducer,
                 &mut hidden,
             );
+        } else if variant.allreduce == Allreduce::Mpi {
+            let blocking = LibraryAllreduce {
+                comm,
+                send: RefCell::new(Vec::new()),
+            };
+            trainer.step(
+                &data.x,
+                &data.labels,
+                &batch,
+                schedule,
+                rank,
+                sgd,
+                &blocking,
+            );
         } else {
             let blocking = Blocking(RefCell::new(&mut reducer));
             trainer.step(
@@ -431,6 +447,28 @@ pub(super) fn train(
         }
     }
     hidden
+}
+
+/// `allreduce = "mpi"` without overlap: one blocking `MPI_Allreduce` of the whole gradient.
+struct LibraryAllreduce<'c> {
+    comm: &'c Comm,
+    send: RefCell<Vec<f64>>,
+}
+
+impl GradientReducer for LibraryAllreduce<'_> {
+    fn combine(&self, grad: &mut [f64]) -> u64 {
+        let size = self.comm.size() as usize;
+        if size == 1 {
+            return 0;
+        }
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        send.extend_from_slice(grad);
+        self.comm
+            .all_reduce_into(&send[..], grad, SystemOperation::sum());
+        // What a bandwidth-optimal allreduce sends; the library's own choice is unknown.
+        8 * (2 * (size - 1) * grad.len() / size) as u64
+    }
 }
 
 impl BucketReducer for &mut MpiBuckets<'_> {
