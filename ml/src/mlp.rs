@@ -27,7 +27,8 @@
 //!
 //! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
-//! workload.
+//! workload. The `ddp` variants (buckets reduced while backward runs, a ring's order and its serial
+//! reference, the MPI library's own order) are in [`ddp`].
 
 use std::ops::Range;
 use std::time::Instant;
