@@ -301,6 +301,10 @@ mod tests {
         allreduce: Allreduce,
         started: Vec<(Range<usize>, Vec<f64>)>,
         bytes: u64,
+        /// Per `start`: the bucket and how many `progress` calls (layer hooks) came before it
+        /// in this step.
+        log: Vec<(Range<usize>, usize)>,
+        progressed: usize,
     }
 
     impl Threads<'_> {
@@ -361,9 +365,11 @@ mod tests {
 
     impl BucketReducer for Threads<'_> {
         fn start(&mut self, range: Range<usize>, data: &[f64]) {
+            self.log.push((range.clone(), self.progressed));
             self.started.push((range, data.to_vec()));
         }
         fn progress(&mut self) -> bool {
+            self.progressed += 1;
             false
         }
         fn finish(&mut self, grad: &mut [f64]) -> u64 {
@@ -378,6 +384,7 @@ mod tests {
                 grad.len(),
                 "the buckets must cover the gradient once"
             );
+            self.progressed = 0;
             std::mem::take(&mut self.bytes)
         }
     }
@@ -460,6 +467,8 @@ mod tests {
                             allreduce,
                             started: Vec::new(),
                             bytes: 0,
+                            log: Vec::new(),
+                            progressed: 0,
                         };
                         let b = buckets(t.mlp.layout.len(), cap.unwrap_or(usize::MAX));
                         let blocking = Blocking(std::cell::RefCell::new(reducer));
@@ -511,6 +520,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn buckets_start_as_their_layers_finish_not_after_backward() {
+        // 4-8-5-3: layers 0..40, 40..85 and 85..103 of the flat gradient; buckets of 18 from
+        // the end.
+        let layout = super::super::Layout::new(&[4, 8, 5, 3]).unwrap();
+        let layers: Vec<Range<usize>> = (0..3)
+            .map(|l| {
+                let (w, b) = layout.layer(l);
+                w.start..b.end
+            })
+            .collect();
+        assert_eq!(layers, vec![0..40, 40..85, 85..103]);
+        let iris = data::load("iris").unwrap();
+        let y = labels(&iris);
+        let order: Vec<usize> = (0..iris.rows()).rev().collect();
+        let shared = Shared {
+            barrier: Barrier::new(1),
+            mail: vec![Mutex::new(Vec::new())],
+        };
+        let mut reducer = Threads {
+            shared: &shared,
+            rank: 0,
+            allreduce: Allreduce::Tree,
+            started: Vec::new(),
+            bytes: 0,
+            log: Vec::new(),
+            progressed: 0,
+        };
+        let mut t = Trainer::new(Mlp::new(&widths(&iris), 7).unwrap());
+        let b = buckets(layout.len(), 18);
+        let batch = global_batch(&order, 48, 0);
+        let mut hidden = Overlap::default();
+        t.step_overlapped(
+            &iris.x,
+            &y,
+            &batch,
+            &schedule(1, 2),
+            0,
+            SGD,
+            &b,
+            &mut reducer,
+            &mut hidden,
+        );
+        // With two micro-batches, during the second one's backward: the last layer's bucket
+        // starts before any other layer is done (no hook has run yet), the buckets inside
+        // layer 1 after one hook, those reaching into layer 0 after two (a bucket waits for
+        // all its gradients). Starting them all after backward would log 3 everywhere.
+        assert_eq!(
+            reducer.log,
+            vec![
+                (85..103, 0),
+                (67..85, 1),
+                (49..67, 1),
+                (31..49, 2),
+                (13..31, 2),
+                (0..13, 2)
+            ]
+        );
     }
 
     #[test]
