@@ -363,3 +363,210 @@ fn pipeline_points_that_cannot_be_split_are_refused_at_check_time() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// The param `name` of a record's point, as text.
+fn param(rec: &Value, name: &str) -> String {
+    match &rec["point"]["params"][name] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
+#[test]
+fn ddp_variants_give_their_reference_weights_at_1_2_and_4_ranks() {
+    // Every allreduce (tree, ring, mpi) blocking and overlapped with backward in buckets of 2 KiB
+    // (256 gradients: the 1140 parameters of 16-32-16-4 in five buckets, some across layers).
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "variants"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "ddp"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2, 4]
+strategy = "ddp"
+allreduce = ["tree", "ring", "mpi"]
+overlap = ["off", "on"]
+bucket = "2KiB"
+size = 2048
+features = 16
+classes = 4
+hidden = "32,16"
+batch = 128
+steps = 12
+
+[[study]]
+name = "acc"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [2, 4]
+strategy = "accumulate"
+allreduce = "ring"
+overlap = "on"
+bucket = 100
+size = 2048
+features = 16
+classes = 4
+hidden = "32,16"
+batch = 128
+micro = 2
+steps = 12
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 20);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let p = (16 * 32 + 32 + 32 * 16 + 16 + 16 * 4 + 4) as f64;
+    let ranks = |r: &Value| r["point"]["resources"]["ranks"].as_f64().unwrap();
+    let bits = |r: &Value| {
+        metric(r, "loss")
+            .iter()
+            .chain(&metric(r, "accuracy"))
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    let plain = recs
+        .iter()
+        .find(|r| {
+            ranks(r) == 1.0 && param(r, "allreduce") == "tree" && param(r, "overlap") == "off"
+        })
+        .unwrap();
+    for r in &recs {
+        let (allreduce, overlap, n) = (param(r, "allreduce"), param(r, "overlap"), ranks(r));
+        // The tree (blocking or overlapped) is the serial reference; a ring is too when two
+        // partial sums have only one order (1 or 2 ranks). At 4 ranks the ring verified against
+        // its own reference (status ok above).
+        if allreduce == "tree" || n <= 2.0 {
+            assert_eq!(bits(r), bits(plain), "{}", describe(r));
+        }
+        let bitwise = metric(r, "bitwise");
+        let distance = metric(r, "weight_distance");
+        if allreduce == "mpi" {
+            // Checked within the tolerance; where the library's order happens to be the tree's
+            // the record says so.
+            for (b, d) in bitwise.iter().zip(&distance) {
+                assert!(*d <= 1e-10, "{}", describe(r));
+                assert_eq!(*b == 1.0, *d == 0.0, "{}", describe(r));
+            }
+        } else {
+            assert!(bitwise.iter().all(|&b| b == 1.0), "{}", describe(r));
+            assert!(distance.iter().all(|&d| d == 0.0), "{}", describe(r));
+        }
+        let want = match allreduce.as_str() {
+            "tree" => 8.0 * p * n.log2(),
+            // Each rank sends all chunks but one in each half of the ring: 2(R−1)/R of the
+            // gradient (p = 1140 splits evenly into 2 and 4 chunks when blocking).
+            _ => 8.0 * p * 2.0 * (n - 1.0) / n,
+        };
+        if overlap == "off" || allreduce == "tree" {
+            assert_eq!(
+                metric(r, "bytes_per_step"),
+                vec![want; 2],
+                "{}",
+                describe(r)
+            );
+        }
+        for (c, (e, t)) in metric(r, "comm_hidden_s")
+            .iter()
+            .zip(metric(r, "comm_s").iter().zip(&metric(r, "comm_total_s")))
+        {
+            // Each is the maximum over ranks, so the total lies between the larger part and
+            // the sum of the parts.
+            assert!(
+                *c >= 0.0 && *t >= e.max(*c) && *t <= e + c + 1e-12,
+                "{}",
+                describe(r)
+            );
+            if overlap == "off" {
+                assert_eq!(*c, 0.0, "{}", describe(r));
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_allreduce_and_empty_buckets_are_refused_at_check_time() {
+    let (code, err) = plan(
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+allreduce = ["ring", "butterfly"]
+"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "M:6: study 1 (s): `allreduce` = \"butterfly\" is not a allreduce of mpi.train\n  \
+             fix: choose from: tree, ring, mpi"
+        ),
+        "{err}"
+    );
+
+    let (code, err) = plan(
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+overlap = "on"
+bucket = "4B"
+"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "mpi.train: bucket = 4B: a bucket must hold at least one gradient (8 bytes); give its \
+             capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what PyTorch \
+             calls bucket_cap_mb)"
+        ),
+        "{err}"
+    );
+
+    let (code, err) = plan(
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+overlap = "on"
+bucket = -64
+"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "M:7: study 1 (s): `bucket`: `-64` is not a size; write a count like 4096 or \"10M\", \
+             or bytes like \"64MiB\"\n  fix:"
+        ),
+        "{err}"
+    );
+    let (code, err) = plan(
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+overlap = "on"
+bucket = 0
+"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "M:7: study 1 (s): `bucket`: size `0` must be a positive whole number of items or \
+             bytes\n  fix: write a count like 4096 or \"10M\", or bytes like \"64MiB\""
+        ),
+        "{err}"
+    );
+}

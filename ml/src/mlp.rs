@@ -27,7 +27,8 @@
 //!
 //! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
-//! workload.
+//! workload. The `ddp` variants (buckets reduced while backward runs, a ring's order and its serial
+//! reference, the MPI library's own order) are in [`ddp`].
 
 use std::ops::Range;
 use std::time::Instant;
@@ -38,6 +39,7 @@ use scalelab_kernels::gemm::tuned::Workspace;
 
 use crate::data::Matrix;
 
+pub mod ddp;
 pub mod pipeline;
 
 /// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step
@@ -70,6 +72,21 @@ pub fn tree_sum(buf: &mut [f64], len: usize) {
         tree_sum(left, len);
         tree_sum(right, len);
         for (a, b) in left[..len].iter_mut().zip(&right[..len]) {
+            *a += *b;
+        }
+    }
+}
+
+/// [`tree_sum`] restricted to the elements `range` of each vector: the same additions on those
+/// elements, so the same bits there.
+fn tree_sum_range(buf: &mut [f64], len: usize, range: Range<usize>) {
+    let n = buf.len().checked_div(len).unwrap_or(0);
+    if n > 1 {
+        let mid = n / 2;
+        let (left, right) = buf.split_at_mut(mid * len);
+        tree_sum_range(left, len, range.clone());
+        tree_sum_range(right, len, range.clone());
+        for (a, b) in left[range.clone()].iter_mut().zip(&right[range]) {
             *a += *b;
         }
     }
@@ -351,6 +368,22 @@ impl Trainer {
         grain: usize,
         out: &mut [f64],
     ) {
+        self.micro_gradient_with(x, labels, rows, grain, out, &mut |_, _| {});
+    }
+
+    /// [`Trainer::micro_gradient`], calling `ready(range, &out[range])` as soon as backward has
+    /// finished a layer (the last layer first): `range` covers that layer's weights and biases,
+    /// whose values in `out` are then final. The grains are tree-summed layer by layer; the tree
+    /// adds element by element, so the bits are those of one tree sum over the whole vector.
+    fn micro_gradient_with(
+        &mut self,
+        x: &Matrix,
+        labels: &[u32],
+        rows: &[usize],
+        grain: usize,
+        out: &mut [f64],
+        ready: &mut dyn FnMut(Range<usize>, &[f64]),
+    ) {
         self.forward(x, rows);
         let layout = self.mlp.layout.clone();
         let p = layout.len();
@@ -408,6 +441,10 @@ impl Trainer {
                     }
                 }
             }
+            let done = w.start..b.end;
+            tree_sum_range(&mut self.leaves, p, done.clone());
+            out[done.clone()].copy_from_slice(&self.leaves[done.clone()]);
+            ready(done.clone(), &out[done]);
             if l > 0 {
                 // Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1}).
                 let wl = &self.mlp.params[w];
@@ -439,8 +476,6 @@ impl Trainer {
                 std::mem::swap(&mut self.delta, &mut self.next_delta);
             }
         }
-        tree_sum(&mut self.leaves, p);
-        out.copy_from_slice(&self.leaves[..p]);
     }
 
     /// One optimizer step on the global batch `batch` (dataset row indices, `schedule.batch`
@@ -458,13 +493,42 @@ impl Trainer {
         reducer: &dyn GradientReducer,
     ) {
         let start = Instant::now();
+        let mut grad = self.local_gradient(x, labels, batch, schedule, rank, &mut |_, _| {});
+        let before_comm = Instant::now();
+        let bytes = reducer.combine(&mut grad);
+        let after_comm = Instant::now();
+        self.apply(&grad, schedule.batch, sgd);
+        let comm = (after_comm - before_comm).as_secs_f64();
+        self.timing.comm_s += comm;
+        self.timing.compute_s += start.elapsed().as_secs_f64() - comm;
+        self.timing.bytes_sent += bytes;
+        self.timing.steps += 1;
+    }
+}
+
+impl Trainer {
+    /// Rank `rank`'s subtree sum of the gradient of the global batch `batch`: its share in
+    /// `schedule.micro` micro-batches, merged along the fixed tree. During the last micro-batch's
+    /// backward pass `ready(range, whole)` is called once per layer (the last layer first), when
+    /// that layer's parameters `range` have their final subtree sum: `whole` is the gradient so
+    /// far, final from `range.start` to its end. A caller can start reducing it while the earlier
+    /// layers' backward runs (`mlp::ddp`).
+    fn local_gradient(
+        &mut self,
+        x: &Matrix,
+        labels: &[u32],
+        batch: &[usize],
+        schedule: &Schedule,
+        rank: usize,
+        ready: &mut dyn FnMut(Range<usize>, &[f64]),
+    ) -> Vec<f64> {
         let p = self.mlp.layout.len();
         let shard = &batch[schedule.shard(rank)];
         let per_micro = shard.len() / schedule.micro;
         // Binary-counter stack of (partial sum, micro-batches it covers): equal sizes merge, so
         // with a power-of-two count the merges are the fixed tree's.
         let mut stack: Vec<(Vec<f64>, usize)> = Vec::new();
-        for j in 0..schedule.micro {
+        for j in 0..schedule.micro - 1 {
             let mut g = vec![0.0; p];
             let rows = &shard[j * per_micro..(j + 1) * per_micro];
             self.micro_gradient(x, labels, rows, schedule.grain, &mut g);
@@ -478,27 +542,49 @@ impl Trainer {
                 left.1 += size;
             }
         }
-        let mut grad = stack.swap_remove(0).0;
-        let before_comm = Instant::now();
-        let bytes = reducer.combine(&mut grad);
-        let after_comm = Instant::now();
-        let scale = schedule.batch as f64;
+        // The last micro-batch: with a power-of-two count the stack now holds sums over
+        // micro/2, micro/4, …, 1 micro-batches, and pushing the last one merges them all,
+        // top first: s₀ + (s₁ + (… + (s_top + last))). Done layer by layer, as each layer's
+        // gradient is final, so that `ready` sees the rank's whole subtree sum of that layer.
+        let rows = &shard[(schedule.micro - 1) * per_micro..];
+        let mut last = vec![0.0; p];
+        let mut whole = vec![0.0; p];
+        self.micro_gradient_with(
+            x,
+            labels,
+            rows,
+            schedule.grain,
+            &mut last,
+            &mut |range, g| {
+                let acc = &mut whole[range.clone()];
+                acc.copy_from_slice(g);
+                for (part, _) in stack.iter().rev() {
+                    for (a, b) in acc.iter_mut().zip(&part[range.clone()]) {
+                        // part + acc: IEEE addition is commutative, so the bits of
+                        // the stack's left + right.
+                        *a += *b;
+                    }
+                }
+                ready(range, &whole);
+            },
+        );
+        whole
+    }
+
+    /// SGD with momentum on the mean gradient `grad / batch`.
+    fn apply(&mut self, grad: &[f64], batch: usize, sgd: Sgd) {
+        let scale = batch as f64;
         let Sgd { lr, momentum } = sgd;
         for ((w, v), g) in self
             .mlp
             .params
             .iter_mut()
             .zip(self.mlp.velocity.iter_mut())
-            .zip(&grad)
+            .zip(grad)
         {
             *v = momentum * *v + g / scale;
             *w -= lr * *v;
         }
-        let comm = (after_comm - before_comm).as_secs_f64();
-        self.timing.comm_s += comm;
-        self.timing.compute_s += start.elapsed().as_secs_f64() - comm;
-        self.timing.bytes_sent += bytes;
-        self.timing.steps += 1;
     }
 }
 

@@ -188,6 +188,28 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               global batch flowing through them GPipe style",
     },
     ParamSpec {
+        name: "allreduce",
+        kind: ParamKind::Choice(scalelab_ml::mlp::ddp::Allreduce::NAMES),
+        default: "tree",
+        doc: "how the ranks' gradients are summed: tree (recursive doubling in the fixed tree's \
+              order), ring (reduce-scatter + allgather, the reference follows its order) or mpi \
+              (MPI_Allreduce: the library's order, checked within a tolerance)",
+    },
+    ParamSpec {
+        name: "overlap",
+        kind: ParamKind::Choice(&["off", "on"]),
+        default: "off",
+        doc: "off: one allreduce after backward; on: DDP's bucketed allreduce, each bucket \
+              started (non-blocking) as soon as backward has produced its gradients",
+    },
+    ParamSpec {
+        name: "bucket",
+        kind: ParamKind::Size,
+        default: "64KiB",
+        doc: "bucket capacity with overlap = \"on\" (PyTorch's bucket_cap_mb): bytes (\"64KiB\") \
+              or a count of gradients",
+    },
+    ParamSpec {
         name: "dataset",
         kind: ParamKind::Text,
         default: "synthetic",

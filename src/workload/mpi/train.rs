@@ -13,18 +13,24 @@
 //! (recursive doubling, Rabenseifner, ring), and a ring adds the ranks' partial sums in a
 //! different order for every chunk; the result may differ in the last bits from the serial sum.
 //! The hand-written recursive doubling sends the same bytes as `MPI_Allreduce`'s small-message
-//! algorithm (`log₂ R` exchanges of the whole gradient) and fixes the order.
+//! algorithm (`log₂ R` exchanges of the whole gradient) and fixes the order. The `ddp` variants
+//! (`allreduce = "ring" | "mpi"`, `overlap = "on"` with `bucket`) are in `train/ddp.rs`: a ring
+//! is checked bitwise against a reference that adds in the ring's order, `MPI_Allreduce` within
+//! a tolerance (`bitwise` and `weight_distance` say which held).
 //!
 //! Verification: `prepare_mpi` trains the serial reference (one process, one micro-batch, the
-//! same global batches; untimed) on every rank; after every repetition each rank's weights and
+//! same global batches; untimed; for a ring, every rank's share joined in the ring's order) on
+//! every rank; after every repetition each rank's weights and
 //! momentum must equal it bit for bit, then they are poisoned so the next repetition is checked on
 //! its own result.
 //!
 //! Metrics (maximum over ranks, as every MPI point): `samples_per_s` (global samples per second
 //! of the repetition), `compute_s` and `comm_s` (seconds in computation and inside the reduction,
-//! waiting for slower ranks included), `step_s`, `bytes_per_step` (gradient bytes this rank
-//! sends per step), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the last
-//! step, `steps`.
+//! waiting for slower ranks included; with overlap the exposed part), `comm_hidden_s` and
+//! `comm_total_s` (computation done while buckets were in flight; exposed + hidden), `step_s`,
+//! `bytes_per_step` (gradient bytes this rank sends per step), `bitwise` and `weight_distance`
+//! (the check's outcome), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the
+//! last step, `steps`.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -36,6 +42,8 @@ use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
 use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
 
 use super::TRAIN;
+
+mod ddp;
 use crate::value::Value;
 use crate::workload::{
     int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
@@ -55,6 +63,8 @@ struct Setup {
     steps: usize,
     sgd: Sgd,
     seed: u64,
+    /// The `ddp` variant: allreduce algorithm, overlap, bucket size (train/ddp.rs).
+    variant: ddp::Variant,
 }
 
 fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
@@ -117,6 +127,7 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         steps,
         sgd,
         seed: int_param(params, "seed")?,
+        variant: ddp::Variant::from_params(name, params)?,
     })
 }
 
@@ -287,7 +298,22 @@ impl Workload for Train {
             ..s.schedule
         };
         let mut reference = Trainer::new(initial.clone());
-        for step in 0..s.steps {
+        let steps = if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
+            // A ring adds the ranks' sums in its own order; the reference follows it.
+            let r = ddp::ring_reference(
+                initial.clone(),
+                s.variant,
+                &s.schedule,
+                s.sgd,
+                s.steps,
+                &data,
+            );
+            reference = Trainer::new(r);
+            0
+        } else {
+            s.steps
+        };
+        for step in 0..steps {
             let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
             reference.step(
                 &data.x,
@@ -312,6 +338,8 @@ impl Workload for Train {
             trainer: None,
             wall_s: 0.0,
             timing: mlp::StepTiming::default(),
+            hidden: mlp::ddp::Overlap::default(),
+            distance: 0.0,
             loss: f64::NAN,
             accuracy: f64::NAN,
         }))
@@ -359,6 +387,10 @@ struct TrainInstance {
     trainer: Option<Trainer>,
     wall_s: f64,
     timing: mlp::StepTiming,
+    /// Computation done while gradient buckets were in flight (overlap).
+    hidden: mlp::ddp::Overlap,
+    /// `allreduce = "mpi"`: how far the weights are from the reference (`ddp::distance`).
+    distance: f64,
     loss: f64,
     accuracy: f64,
 }
@@ -376,7 +408,25 @@ impl Instance for TrainInstance {
             recv: RefCell::new(Vec::new()),
         };
         let start = Instant::now();
-        for step in 0..self.setup.steps {
+        let variant = self.setup.variant;
+        if !variant.is_plain() {
+            self.hidden = ddp::train(
+                trainer,
+                &self.comm,
+                variant,
+                &self.setup.schedule,
+                self.setup.sgd,
+                self.setup.steps,
+                &self.data,
+                self.rank,
+            );
+        }
+        let plain_steps = if variant.is_plain() {
+            self.setup.steps
+        } else {
+            0
+        };
+        for step in 0..plain_steps {
             let batch = mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
             trainer.step(
                 &self.data.x,
@@ -398,8 +448,23 @@ impl Instance for TrainInstance {
         };
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let got = &trainer.mlp;
-        if bits(&got.params) != bits(&self.reference.params)
-            || bits(&got.velocity) != bits(&self.reference.velocity)
+        self.distance = ddp::distance(got, &self.reference);
+        let tolerated = !self.setup.variant.allreduce.bitwise();
+        if tolerated && self.distance > mlp::ddp::MPI_TOLERANCE {
+            return Err(format!(
+                "{name}: rank {} of {}, allreduce = \"mpi\": after {} steps the weights are \
+                 {:e} (relative) from the serial reference's, beyond the tolerance {:e} \
+                 (docs/training.md)",
+                self.rank,
+                self.setup.schedule.ranks,
+                self.setup.steps,
+                self.distance,
+                mlp::ddp::MPI_TOLERANCE
+            ));
+        }
+        if !tolerated
+            && (bits(&got.params) != bits(&self.reference.params)
+                || bits(&got.velocity) != bits(&self.reference.velocity))
         {
             let differ = got
                 .params
@@ -434,6 +499,10 @@ impl Instance for TrainInstance {
             ),
             ("compute_s", self.timing.compute_s),
             ("comm_s", self.timing.comm_s),
+            ("comm_hidden_s", self.hidden.hidden_s),
+            ("comm_total_s", self.timing.comm_s + self.hidden.hidden_s),
+            ("bitwise", f64::from(u8::from(self.distance == 0.0))),
+            ("weight_distance", self.distance),
             ("step_s", self.wall_s / steps),
             ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * self.reference.params.len() as f64),
@@ -470,6 +539,33 @@ mod tests {
             .contains("4 × 1 × 8 = 32"));
         let p = test_params(super::super::TRAIN_PARAMS, &[]);
         assert!(Train.check(&p, &target).is_ok());
+    }
+
+    #[test]
+    fn ddp_variants_are_read_and_a_bucket_under_one_gradient_is_refused() {
+        let target = Target::test(1);
+        let p = test_params(super::super::TRAIN_PARAMS, &[]);
+        let v = ddp::Variant::from_params("mpi.train", &p).unwrap();
+        assert!(v.is_plain());
+        assert_eq!(v.bucket, 64 * 1024 / 8);
+        let p = test_params(
+            super::super::TRAIN_PARAMS,
+            &[("allreduce", "ring"), ("overlap", "on"), ("bucket", "1000")],
+        );
+        let v = ddp::Variant::from_params("mpi.train", &p).unwrap();
+        assert_eq!(
+            (v.allreduce, v.overlap, v.bucket),
+            (mlp::ddp::Allreduce::Ring, true, 1000)
+        );
+        assert_eq!(v.buckets(2500), vec![1500..2500, 500..1500, 0..500]);
+        assert!(Train.check(&p, &target).is_ok());
+        let p = test_params(super::super::TRAIN_PARAMS, &[("bucket", "7B")]);
+        assert_eq!(
+            Train.check(&p, &target).unwrap_err(),
+            "mpi.train: bucket = 7B: a bucket must hold at least one gradient (8 bytes); give \
+             its capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what \
+             PyTorch calls bucket_cap_mb)"
+        );
     }
 
     #[test]
