@@ -38,6 +38,8 @@ use scalelab_kernels::gemm::tuned::Workspace;
 
 use crate::data::Matrix;
 
+pub mod sharded;
+
 /// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step
 /// with a buffer of the same length, so a collective implementation cannot deadlock.
 pub trait GradientReducer {
