@@ -38,6 +38,7 @@ use scalelab_kernels::gemm::tuned::Workspace;
 
 use crate::data::Matrix;
 
+pub mod fedavg;
 pub mod sharded;
 
 /// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step

@@ -170,7 +170,7 @@ pub const PI: Description = Description::new(
 .size_unit("samples");
 
 /// The strategies of `mpi.train` (docs/training.md).
-pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate"];
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "sharded"];
 
 const TRAIN_PARAMS: &[ParamSpec] = &[
     ParamSpec {

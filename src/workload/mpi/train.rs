@@ -36,11 +36,14 @@ use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
 use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
 
 use super::TRAIN;
+use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
 use crate::value::Value;
 use crate::workload::{
     int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
     Work, Workload,
 };
+
+mod sharded;
 
 /// `mpi.train`; see the module documentation.
 pub struct Train;
@@ -85,7 +88,7 @@ fn hidden(name: &str, params: &Params) -> Result<Vec<usize>, String> {
 fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     let strategy = text(params, "strategy")?.to_string();
     let micro = match strategy.as_str() {
-        "ddp" => 1,
+        "ddp" | "sharded" => 1,
         _ => count(params, "micro")?,
     };
     let schedule = Schedule {
@@ -292,6 +295,10 @@ impl Workload for Train {
                 &LocalReducer,
             );
         }
+        if s.strategy == "sharded" {
+            let instance = sharded::ShardedInstance::new(comm, s, data, initial, reference.mlp);
+            return Ok(Box::new(instance));
+        }
         Ok(Box::new(TrainInstance {
             rank: comm.rank() as usize,
             comm: comm.duplicate(),
@@ -427,6 +434,14 @@ impl Instance for TrainInstance {
             ("step_s", self.wall_s / steps),
             ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * self.reference.params.len() as f64),
+            (
+                "mem_per_rank_bytes",
+                model_state_bytes(self.reference.params.len(), 1, false) as f64,
+            ),
+            (
+                "mem_peak_bytes",
+                peak_state_bytes(self.reference.params.len(), 1, false) as f64,
+            ),
             ("loss", self.loss),
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),
