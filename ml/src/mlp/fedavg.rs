@@ -120,7 +120,10 @@ pub fn dropped(round: usize, clients: usize, drop: f64, seed: u64) -> Vec<bool> 
 /// Which reporting clients straggle in round `round`: `count` of those not in `dropped` (all of
 /// them if fewer report), a seeded draw per round.
 pub fn stragglers(round: usize, dropped: &[bool], count: usize, seed: u64) -> Vec<bool> {
-    let order = shuffled(dropped.len(), mix64(seed ^ mix64(round as u64 ^ 0x736c6f77)));
+    let order = shuffled(
+        dropped.len(),
+        mix64(seed ^ mix64(round as u64 ^ 0x736c6f77)),
+    );
     let mut out = vec![false; dropped.len()];
     for &k in order.iter().filter(|&&k| !dropped[k]).take(count) {
         out[k] = true;
@@ -251,8 +254,9 @@ mod tests {
         let (d, y) = iris();
         let rows = shuffled(150, 3);
         let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
-        let (history, clients) =
-            simulate(&d.x, &y, &[rows.clone()], &initial, &CFG, 4, |_| vec![false]);
+        let (history, clients) = simulate(&d.x, &y, &[rows.clone()], &initial, &CFG, 4, |_| {
+            vec![false]
+        });
         // Local training: 4 rounds × 2 epochs × ⌈150 / 16⌉ = 80 steps on one process.
         let mut local = Trainer::new(initial.clone());
         for t in 0..80 {

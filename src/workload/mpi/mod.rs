@@ -170,7 +170,7 @@ pub const PI: Description = Description::new(
 .size_unit("samples");
 
 /// The strategies of `mpi.train` (docs/training.md).
-pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "sharded"];
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "sharded", "fedavg"];
 
 const TRAIN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -179,7 +179,10 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "ddp",
         doc: "ddp: each rank a replica and a shard of every global batch, gradients summed over \
               the ranks once per step; accumulate: the same, each rank's shard in `micro` \
-              micro-batches whose gradients are accumulated before the one reduction",
+              micro-batches whose gradients are accumulated before the one reduction; sharded: \
+              ZeRO-3 / FSDP, parameters and momentum in one chunk per rank, allgather before \
+              compute and reduce-scatter after; fedavg: one client per rank training locally \
+              for `epochs` on a non-IID shard, the server averaging after each of `rounds`",
     },
     ParamSpec {
         name: "dataset",
@@ -256,6 +259,46 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Int,
         default: "42",
         doc: "seed of the synthetic data, the shuffle and the initial weights",
+    },
+    ParamSpec {
+        name: "rounds",
+        kind: ParamKind::Int,
+        default: "10",
+        doc: "fedavg: communication rounds per repetition (local training, then the server's \
+              average)",
+    },
+    ParamSpec {
+        name: "epochs",
+        kind: ParamKind::Int,
+        default: "1",
+        doc: "fedavg: local epochs E per round over the client's shard, minibatches of `batch`",
+    },
+    ParamSpec {
+        name: "skew",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: label skew in [0, 1], the share of each client's rows drawn from its own \
+              classes (0 = IID, 1 = only its own classes; docs/training.md)",
+    },
+    ParamSpec {
+        name: "drop",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: share of clients that do not report in a round (⌊drop · clients⌋, a \
+              seeded draw per round), left out of the average",
+    },
+    ParamSpec {
+        name: "stragglers",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: share of the reporting clients slowed by `straggler_ms` in a round (a \
+              seeded draw per round); the server waits for them",
+    },
+    ParamSpec {
+        name: "straggler_ms",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: a straggler's simulated delay per round, in milliseconds",
     },
 ];
 

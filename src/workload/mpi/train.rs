@@ -23,8 +23,13 @@
 //! Metrics (maximum over ranks, as every MPI point): `samples_per_s` (global samples per second
 //! of the repetition), `compute_s` and `comm_s` (seconds in computation and inside the reduction,
 //! waiting for slower ranks included), `step_s`, `bytes_per_step` (gradient bytes this rank
-//! sends per step), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the last
+//! sends per step), `param_bytes`, `mem_per_rank_bytes` and `mem_peak_bytes` (parameter,
+//! gradient and momentum bytes a rank keeps between steps and at the peak of a step, analytic:
+//! `mlp::sharded::model_state_bytes`), `loss` and `accuracy` on the held-out fifth after the last
 //! step, `steps`.
+//!
+//! The other strategies have their own instances: `sharded` (ZeRO-3 / FSDP) in `train/sharded.rs`,
+//! `fedavg` (one federated client per rank) in `train/fedavg.rs`.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -36,13 +41,14 @@ use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
 use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
 
 use super::TRAIN;
-use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
 use crate::value::Value;
 use crate::workload::{
     int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
     Work, Workload,
 };
+use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
 
+mod fedavg;
 mod sharded;
 
 /// `mpi.train`; see the module documentation.
@@ -88,9 +94,11 @@ fn hidden(name: &str, params: &Params) -> Result<Vec<usize>, String> {
 fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     let strategy = text(params, "strategy")?.to_string();
     let micro = match strategy.as_str() {
-        "ddp" | "sharded" => 1,
+        "ddp" | "sharded" | "fedavg" => 1,
         _ => count(params, "micro")?,
     };
+    // FedAvg's batch is each client's local minibatch, trained on one process.
+    let ranks = if strategy == "fedavg" { 1 } else { ranks };
     let schedule = Schedule {
         batch: count(params, "batch")?,
         grain: count(params, "grain")?,
@@ -200,7 +208,11 @@ impl Workload for Train {
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let name = self.name();
-        let s = setup(name, params, target.resources.ranks.max(1) as usize)?;
+        let ranks = target.resources.ranks.max(1) as usize;
+        let s = setup(name, params, ranks)?;
+        if s.strategy == "fedavg" {
+            fedavg::fed(name, params, &s, ranks)?;
+        }
         let (rows, features, classes) = match synthetic(name, params)? {
             Some(spec) => (spec.samples, spec.features, spec.classes),
             None => {
@@ -259,6 +271,36 @@ impl Workload for Train {
             bytes: 0.0,
         }
     }
+    fn work_for(&self, params: &Params, resources: &crate::plan::Resources) -> Work {
+        let work = self.work(params);
+        if text(params, "strategy") != Ok("fedavg") {
+            return work;
+        }
+        // FedAvg: the reporting clients' local epochs over the training rows (four fifths), per
+        // round; `work` counted `batch × steps` samples. The expected count: the last minibatch
+        // of each epoch wraps around and the drops fall on shards of different sizes, so
+        // `samples_per_s` (the samples actually trained) is the exact figure.
+        let clients = resources.ranks.max(1) as usize;
+        let Ok(s) = setup(self.name(), params, clients) else {
+            return Work::default();
+        };
+        let Ok(fed) = fedavg::fed(self.name(), params, &s, clients) else {
+            return Work::default();
+        };
+        let rows = match synthetic(self.name(), params) {
+            Ok(Some(spec)) => spec.samples,
+            _ => data::load(text(params, "dataset").unwrap_or(""))
+                .map(|d| d.rows())
+                .unwrap_or(0),
+        };
+        let per_sample = work.flops / (s.schedule.batch * s.steps).max(1) as f64;
+        let reporting = fed.reporting_share();
+        let samples = (rows - rows / 5) as f64 * (fed.rounds * fed.cfg.epochs) as f64 * reporting;
+        Work {
+            flops: per_sample * samples,
+            bytes: 0.0,
+        }
+    }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
@@ -276,6 +318,11 @@ impl Workload for Train {
         widths.extend(&s.widths_hidden);
         widths.push(data.classes);
         let initial = Mlp::new(&widths, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
+        if s.strategy == "fedavg" {
+            let fed = fedavg::fed(name, params, &s, ranks).map_err(|e| anyhow!(e))?;
+            let instance = fedavg::FedInstance::new(comm, &s, fed, data, initial);
+            return Ok(Box::new(instance));
+        }
         // The serial reference: one process, one micro-batch, the same global batches.
         let serial = Schedule {
             ranks: 1,

@@ -113,11 +113,8 @@ impl Instance for ShardedInstance {
         let coll = MpiShards { comm: &self.comm };
         let start = Instant::now();
         for step in 0..self.setup.steps {
-            let batch = scalelab_ml::mlp::global_batch(
-                &self.data.train,
-                self.setup.schedule.batch,
-                step,
-            );
+            let batch =
+                scalelab_ml::mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
             trainer.step(
                 &self.data.x,
                 &self.data.labels,
