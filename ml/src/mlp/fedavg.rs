@@ -254,9 +254,15 @@ mod tests {
         let (d, y) = iris();
         let rows = shuffled(150, 3);
         let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
-        let (history, clients) = simulate(&d.x, &y, &[rows.clone()], &initial, &CFG, 4, |_| {
-            vec![false]
-        });
+        let (history, clients) = simulate(
+            &d.x,
+            &y,
+            std::slice::from_ref(&rows),
+            &initial,
+            &CFG,
+            4,
+            |_| vec![false],
+        );
         // Local training: 4 rounds × 2 epochs × ⌈150 / 16⌉ = 80 steps on one process.
         let mut local = Trainer::new(initial.clone());
         for t in 0..80 {
