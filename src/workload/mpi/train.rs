@@ -236,10 +236,16 @@ impl Workload for Train {
         let rows_micro = (s.schedule.batch / s.schedule.ranks / s.schedule.micro) as f64;
         let grains = rows_micro / s.schedule.grain as f64;
         let p = layout.len() as f64;
-        let per_rank = 8.0
+        let mut per_rank = 8.0
             * (2.0 * (rows * features) as f64
                 + 3.0 * rows_micro * widest * widths.len() as f64
                 + (grains + 2.0 + (s.schedule.micro as f64).log2() + 4.0) * p);
+        if s.strategy == "fedavg" {
+            // The serial simulation's clients (weights, momentum, trainer), the gathered models,
+            // and the global weights of every round, simulated and run.
+            let rounds = count(params, "rounds")? as f64;
+            per_rank += 8.0 * (4.0 * ranks as f64 + 2.0 * rounds) * p;
+        }
         target.fits_memory(
             name,
             per_rank,

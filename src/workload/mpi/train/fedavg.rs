@@ -64,9 +64,10 @@ pub(super) fn fed(
     }
     let dropped = fedavg::dropped_count(clients, drop);
     if dropped >= clients {
+        let plural = if clients == 1 { "client" } else { "clients" };
         return Err(format!(
-            "{name}: drop = {drop} with {clients} clients drops ⌊{drop} × {clients}⌋ = {dropped} \
-             clients every round, so no client reports and the server has nothing to average; \
+            "{name}: drop = {drop} with {clients} {plural} drops ⌊{drop} × {clients}⌋ = {dropped} \
+             {plural} every round, so no client reports and the server has nothing to average; \
              use drop < 1 (e.g. drop = {} drops {} of {clients})",
             (clients - 1) as f64 / clients as f64,
             clients - 1
@@ -337,5 +338,59 @@ impl Instance for FedInstance {
             .collect::<Vec<_>>()
             .join(", ");
         vec![("round_curve", curve), ("client_rows", rows)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::workload::mpi::{Train, TRAIN_PARAMS};
+    use crate::workload::{test_params, Target, Workload};
+
+    fn check(ranks: u32, overrides: &[(&str, &str)]) -> Result<(), String> {
+        let mut target = Target::test(1);
+        target.resources.ranks = ranks;
+        let mut all = vec![("strategy", "fedavg")];
+        all.extend_from_slice(overrides);
+        Train.check(&test_params(TRAIN_PARAMS, &all), &target)
+    }
+
+    #[test]
+    fn bad_federated_options_are_refused_with_the_fix() {
+        assert_eq!(
+            check(4, &[("skew", "-0.1")]).unwrap_err(),
+            "mpi.train: skew = -0.1: the label skew is the share of each client's rows drawn \
+             from its own classes; use a value in [0, 1] (0 = IID, 1 = each client sees only its \
+             own classes)"
+        );
+        assert_eq!(
+            check(1, &[("drop", "1")]).unwrap_err(),
+            "mpi.train: drop = 1 with 1 client drops ⌊1 × 1⌋ = 1 client every round, so no \
+             client reports and the server has nothing to average; use drop < 1 (e.g. drop = 0 \
+             drops 0 of 1)"
+        );
+        assert_eq!(
+            check(4, &[("drop", "1.5")]).unwrap_err(),
+            "mpi.train: drop = 1.5: the share of clients that do not report in a round must be \
+             in [0, 1); use e.g. drop = 0.25"
+        );
+        assert_eq!(
+            check(4, &[("straggler_ms", "-5")]).unwrap_err(),
+            "mpi.train: straggler_ms = -5: a straggler's delay per round must be 0 to 60000 \
+             milliseconds"
+        );
+        // ⌊0.99 × 4⌋ = 3 of 4 clients dropped still leaves one to average.
+        assert!(check(4, &[("drop", "0.99"), ("stragglers", "1")]).is_ok());
+    }
+
+    #[test]
+    fn any_client_count_is_accepted_but_sharded_needs_a_power_of_two() {
+        assert!(check(3, &[]).is_ok());
+        let mut target = Target::test(1);
+        target.resources.ranks = 3;
+        let p = test_params(TRAIN_PARAMS, &[("strategy", "sharded")]);
+        assert!(Train
+            .check(&p, &target)
+            .unwrap_err()
+            .contains("3 ranks: the fixed reduction tree halves the global batch"));
     }
 }
