@@ -306,8 +306,8 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
 /// in every build.
 pub const TRAIN: Description = Description::new(
     "mpi.train",
-    "MLP trained data-parallel over MPI ranks (ddp, accumulate), bitwise the serial weights; \
-     work: training FLOPs, metric samples_per_s",
+    "MLP trained over MPI ranks (ddp, accumulate, sharded ZeRO-3, fedavg), bitwise the serial \
+     reference; work: training FLOPs, metric samples_per_s",
     Backend::Mpi,
     TRAIN_PARAMS,
 )
