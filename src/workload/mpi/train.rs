@@ -301,7 +301,8 @@ impl Workload for Train {
         };
         let per_sample = work.flops / (s.schedule.batch * s.steps).max(1) as f64;
         let reporting = fed.reporting_share();
-        let samples = (rows - rows / 5) as f64 * (fed.rounds * fed.cfg.epochs) as f64 * reporting;
+        let samples =
+            (rows - rows / 5) as f64 * fed.rounds as f64 * fed.cfg.epochs as f64 * reporting;
         Work {
             flops: per_sample * samples,
             bytes: 0.0,
