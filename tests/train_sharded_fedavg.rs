@@ -81,7 +81,7 @@ steps = 10
         let want = if sharded {
             [
                 ("mem_per_rank_bytes", 3.0 * 8.0 * chunk),
-                ("mem_peak_bytes", 8.0 * (2.0 * chunk * n + 2.0 * chunk)),
+                ("mem_peak_bytes", 8.0 * (2.0 * chunk * n + chunk)),
                 // Allgather and reduce-scatter: (R − 1) chunks each.
                 ("bytes_per_step", 2.0 * 8.0 * chunk * (n - 1.0)),
             ]

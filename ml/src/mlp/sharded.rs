@@ -71,12 +71,12 @@ pub fn model_state_bytes(len: usize, ranks: usize, sharded: bool) -> u64 {
 
 /// Bytes of parameters, gradient and momentum resident at the peak of one step (communication
 /// buffers, activations and per-grain gradients not counted). `ddp`: the three vectors whole.
-/// Sharded: the gathered parameters and the full local gradient (both padded) beside the rank's
-/// own parameter and momentum chunks.
+/// Sharded: the gathered parameters (the rank's own chunk moved into them) and the full local
+/// gradient, both padded, beside the rank's momentum chunk.
 pub fn peak_state_bytes(len: usize, ranks: usize, sharded: bool) -> u64 {
     if sharded {
         let s = Shards { len, ranks };
-        8 * (2 * s.padded() + 2 * s.chunk()) as u64
+        8 * (2 * s.padded() + s.chunk()) as u64
     } else {
         3 * 8 * len as u64
     }
@@ -257,7 +257,12 @@ impl ShardedTrainer {
         coll: &dyn ShardCollective,
     ) {
         let start = Instant::now();
-        let (full, gathered) = self.gather(coll);
+        let (shards, rank) = (self.shards, self.rank);
+        // The own chunk moves into the gathered vector for the step (no second copy of it).
+        let mut full = vec![0.0; shards.padded()];
+        full[shards.range(rank)].copy_from_slice(&std::mem::take(&mut self.params));
+        let gathered = coll.allgather(&mut full, &shards);
+        full.truncate(shards.len);
         self.trainer.mlp.params = full;
         let gathered_at = Instant::now();
         let mut grad = self
@@ -269,17 +274,20 @@ impl ShardedTrainer {
         let after_scatter = Instant::now();
         let scale = schedule.batch as f64;
         let Sgd { lr, momentum } = sgd;
-        for ((w, v), g) in self
-            .params
+        let mut full = std::mem::take(&mut self.trainer.mlp.params);
+        full.resize(shards.padded(), 0.0);
+        for ((w, v), g) in full[shards.range(rank)]
             .iter_mut()
             .zip(self.velocity.iter_mut())
-            .zip(&grad[self.shards.range(self.rank)])
+            .zip(&grad[shards.range(rank)])
         {
             *v = momentum * *v + g / scale;
             *w -= lr * *v;
         }
+        drop(grad);
         // Reshard: between steps this rank holds its chunks only.
-        self.trainer.mlp.params = Vec::new();
+        self.params = full[shards.range(rank)].to_vec();
+        drop(full);
         let comm = (gathered_at - start + (after_scatter - before_scatter)).as_secs_f64();
         let timing = &mut self.trainer.timing;
         timing.comm_s += comm;
@@ -472,6 +480,8 @@ mod tests {
         assert_eq!(model_state_bytes(103, 4, true), 3 * 8 * 26);
         assert_eq!(model_state_bytes(103, 1, true), 3 * 8 * 103);
         assert_eq!(peak_state_bytes(103, 4, false), 3 * 8 * 103);
-        assert_eq!(peak_state_bytes(103, 4, true), 8 * (2 * 104 + 2 * 26));
+        assert_eq!(peak_state_bytes(103, 4, true), 8 * (2 * 104 + 26));
+        // One rank: the same three vectors as ddp.
+        assert_eq!(peak_state_bytes(103, 1, true), 3 * 8 * 103);
     }
 }

@@ -10,8 +10,8 @@
 //!
 //! Metrics beside `ddp`'s: `mem_per_rank_bytes` (parameters, gradient and momentum kept between
 //! steps, ZeRO's count: a chunk of each) and `mem_peak_bytes` (within a step: the gathered
-//! parameters and the full local gradient beside the chunks); `bytes_per_step` is the allgather's
-//! plus the reduce-scatter's `(R − 1)` chunks each.
+//! parameters and the full local gradient beside the momentum chunk); `bytes_per_step` is the
+//! allgather's plus the reduce-scatter's `(R − 1)` chunks each.
 
 use std::time::Instant;
 
