@@ -3,7 +3,8 @@
 //! repetition (the gathered weights and each rank's momentum chunk bitwise the serial
 //! reference's), end with the ddp run's loss and accuracy to the last bit, and record a quarter of
 //! ddp's model-state bytes per rank at 4 ranks. FedAvg at 1 and 3 clients verifies every round
-//! against its serial simulation, records its per-round curve and shard sizes, and drops clients.
+//! against its serial simulation, records its per-round curve and shard sizes, drops clients, and
+//! waits for stragglers or discards their late models.
 //! Bad federated options are refused at check time with the fix. Needs the `mpi` feature and
 //! OpenMPI's `mpirun` on `PATH`.
 
@@ -121,7 +122,7 @@ fn curve(rec: &Value, rep: usize) -> Vec<(usize, f64, f64)> {
 }
 
 #[test]
-fn fedavg_verifies_every_round_records_its_curve_and_drops_clients() {
+fn fedavg_verifies_every_round_records_its_curve_drops_clients_and_skips_late_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (run_dir, code, out) = run_manifest(
         dir.path(),
@@ -147,10 +148,47 @@ skew = [0.0, 1.0]
 drop = [0.0, 0.34]
 stragglers = 0.5
 straggler_ms = 1
+
+[[study]]
+name = "late"
+workload = "mpi.train"
+oversubscribe = true
+ranks = 3
+strategy = "fedavg"
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 5
+epochs = 2
+stragglers = 0.34
+straggler_ms = 1
+straggler_policy = ["wait", "skip"]
 "#,
     );
     assert_eq!(code, 0, "{out}");
-    let recs = records(&run_dir);
+    let all = records(&run_dir);
+    assert_eq!(all.len(), 10);
+    for r in &all {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    // A server that skips stragglers averages ⌊0.34 × 3⌋ = 1 client fewer each round, and so
+    // reaches other weights than one that waits for them.
+    let late = |policy: &str| {
+        all.iter()
+            .find(|r| {
+                r["point"]["study_name"] == "late"
+                    && r["point"]["params"]["straggler_policy"] == policy
+            })
+            .unwrap()
+    };
+    assert_eq!(metric(late("wait"), "clients_reporting")[0], 3.0);
+    assert_eq!(metric(late("skip"), "clients_reporting")[0], 2.0);
+    assert_ne!(metric(late("wait"), "loss"), metric(late("skip"), "loss"));
+    let recs: Vec<Value> = all
+        .into_iter()
+        .filter(|r| r["point"]["study_name"] == "f")
+        .collect();
     assert_eq!(recs.len(), 8);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));

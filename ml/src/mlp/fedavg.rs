@@ -22,7 +22,9 @@
 //!   do not report; they are left out of the average, whose weights are renormalised over the
 //!   clients that report.
 //! * **Stragglers** ([`stragglers`]): each round a seeded draw of `stragglers` reporting clients is
-//!   slowed by a set delay (simulated by the workload); FedAvg's synchronous server waits for them.
+//!   slowed by a set delay (simulated by the workload). FedAvg's synchronous server waits for them;
+//!   a server with a deadline does not: the stragglers train but their late models are discarded
+//!   ([`Part::Late`], [`parts`]).
 //! * **Averaging** ([`average`]): in client order, `a_k · w_k` with `a_k = n_k / n`, the first term
 //!   assigned and the others added: the same bits wherever it runs, and one client's weights are
 //!   returned unchanged (`1.0 · w = w`).
@@ -188,8 +190,44 @@ impl Client {
     }
 }
 
+/// A client's part in one round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// Trains and reports in time: its model is averaged.
+    Reports,
+    /// Does not take part (offline): neither trains nor reports.
+    Dropped,
+    /// A straggler past the server's deadline: it trains (its momentum and data position move on)
+    /// but its late model is discarded.
+    Late,
+}
+
+impl Part {
+    pub fn trains(self) -> bool {
+        self != Part::Dropped
+    }
+    pub fn counted(self) -> bool {
+        self == Part::Reports
+    }
+}
+
+/// Every client's part in a round from the drop and straggler draws: dropped clients are
+/// [`Part::Dropped`]; stragglers are [`Part::Late`] when the server does not wait for them
+/// (`wait = false`) and report (late but waited for) otherwise.
+pub fn parts(dropped: &[bool], stragglers: &[bool], wait: bool) -> Vec<Part> {
+    dropped
+        .iter()
+        .zip(stragglers)
+        .map(|(&d, &s)| match (d, s && !wait) {
+            (true, _) => Part::Dropped,
+            (false, true) => Part::Late,
+            (false, false) => Part::Reports,
+        })
+        .collect()
+}
+
 /// The serial reference: `rounds` rounds of FedAvg over `shards` (one per client) from `initial`,
-/// every client in one process in client order, clients in `dropped(round)` skipped. Returns the
+/// every client in one process in client order, each playing its `parts(round)`. Returns the
 /// global weights after each round and the clients (their momentum).
 #[allow(clippy::too_many_arguments)]
 pub fn simulate(
@@ -199,7 +237,7 @@ pub fn simulate(
     initial: &Mlp,
     cfg: &FedConfig,
     rounds: usize,
-    dropped: impl Fn(usize) -> Vec<bool>,
+    parts: impl Fn(usize) -> Vec<Part>,
 ) -> (Vec<Vec<f64>>, Vec<Client>) {
     let mut clients: Vec<Client> = shards
         .iter()
@@ -208,14 +246,14 @@ pub fn simulate(
     let mut global = initial.params.clone();
     let mut history = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        let out = dropped(round);
-        for (c, _) in clients.iter_mut().zip(&out).filter(|(_, d)| !**d) {
+        let parts = parts(round);
+        for (c, _) in clients.iter_mut().zip(&parts).filter(|(_, p)| p.trains()) {
             c.train_round(x, labels, &global, cfg);
         }
         let models: Vec<(&[f64], usize)> = clients
             .iter()
-            .zip(&out)
-            .filter(|(_, d)| !**d)
+            .zip(&parts)
+            .filter(|(_, p)| p.counted())
             .map(|(c, _)| (&c.trainer.mlp.params[..], c.rows.len()))
             .collect();
         let mut next = global.clone();
@@ -261,7 +299,7 @@ mod tests {
             &initial,
             &CFG,
             4,
-            |_| vec![false],
+            |_| vec![Part::Reports],
         );
         // Local training: 4 rounds × 2 epochs × ⌈150 / 16⌉ = 80 steps on one process.
         let mut local = Trainer::new(initial.clone());
@@ -286,15 +324,55 @@ mod tests {
         let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
         let cfg = FedConfig { clients: 3, ..CFG };
         // Client 1 never reports: the run equals one over clients 0 and 2 alone...
-        let never_1 = |_| vec![false, true, false];
+        let never_1 = |_| vec![Part::Reports, Part::Dropped, Part::Reports];
         let (with_drop, _) = simulate(&d.x, &y, &shards, &initial, &cfg, 3, never_1);
         let two = [shards[0].clone(), shards[2].clone()];
         let cfg2 = FedConfig { clients: 2, ..CFG };
-        let (without, _) = simulate(&d.x, &y, &two, &initial, &cfg2, 3, |_| vec![false; 2]);
+        let (without, _) = simulate(&d.x, &y, &two, &initial, &cfg2, 3, |_| {
+            vec![Part::Reports; 2]
+        });
         assert_eq!(with_drop, without);
         // ...and differs from one where it reports.
-        let (all, _) = simulate(&d.x, &y, &shards, &initial, &cfg, 3, |_| vec![false; 3]);
+        let (all, _) = simulate(&d.x, &y, &shards, &initial, &cfg, 3, |_| {
+            vec![Part::Reports; 3]
+        });
         assert_ne!(with_drop[2], all[2]);
+    }
+
+    #[test]
+    fn a_late_straggler_trains_but_is_left_out_of_the_average() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 3, 0.5, 9);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 3, ..CFG };
+        let part = |p: Part| move |_| vec![Part::Reports, p, Part::Reports];
+        let (late, late_clients) = simulate(&d.x, &y, &shards, &initial, &cfg, 1, part(Part::Late));
+        let (dropped, dropped_clients) =
+            simulate(&d.x, &y, &shards, &initial, &cfg, 1, part(Part::Dropped));
+        // After one round the global model is the same (client 1 counted in neither)...
+        assert_eq!(late, dropped);
+        // ...but the late client did train: its momentum moved, the dropped one's did not.
+        assert!(late_clients[1]
+            .trainer
+            .mlp
+            .velocity
+            .iter()
+            .any(|&v| v != 0.0));
+        assert!(dropped_clients[1]
+            .trainer
+            .mlp
+            .velocity
+            .iter()
+            .all(|&v| v == 0.0));
+        assert_eq!(
+            parts(&[true, false, false], &[false, true, false], false),
+            vec![Part::Dropped, Part::Late, Part::Reports]
+        );
+        assert_eq!(
+            parts(&[true, false, false], &[false, true, false], true),
+            vec![Part::Dropped, Part::Reports, Part::Reports]
+        );
     }
 
     #[test]

@@ -300,6 +300,14 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "0",
         doc: "fedavg: a straggler's simulated delay per round, in milliseconds",
     },
+    ParamSpec {
+        name: "straggler_policy",
+        kind: ParamKind::Choice(&["wait", "skip"]),
+        default: "wait",
+        doc: "fedavg: wait (the synchronous server waits for stragglers) or skip (the server \
+              closes the round at a deadline; stragglers train but their late models are \
+              discarded)",
+    },
 ];
 
 /// `mpi.train`: data-parallel MLP training over MPI ranks (src/workload/mpi/train.rs), described

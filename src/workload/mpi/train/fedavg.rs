@@ -1,10 +1,12 @@
 //! `strategy = "fedavg"` of `mpi.train`: federated averaging (McMahan et al. 2017) with one client
-//! per MPI rank (`scalelab_ml::mlp::fedavg`). A round: every client that reports (a seeded draw
+//! per MPI rank (`scalelab_ml::mlp::fedavg`). A round: every client that takes part (a seeded draw
 //! leaves `⌊drop · K⌋` out) trains the global model locally for `epochs` epochs on its non-IID
-//! shard (label skew `skew`); seeded stragglers sleep `straggler_ms` first; then the clients'
-//! weights are gathered (`MPI_Allgather`, the dropped clients' too, since MPI needs every rank,
-//! but ignored) and every rank computes the server's sample-weighted average in client order: the
-//! same operations on the same bits, so every rank holds the same global model.
+//! shard (label skew `skew`); seeded stragglers sleep `straggler_ms` before reporting when the
+//! server waits for them (`straggler_policy = "wait"`), or report past the deadline and are
+//! discarded (`"skip"`); then the clients' weights are gathered (`MPI_Allgather`, the dropped and
+//! late clients' too, since MPI needs every rank, but ignored) and every rank computes the
+//! server's sample-weighted average in client order: the same operations on the same bits, so
+//! every rank holds the same global model.
 //!
 //! Verification after every repetition: the global weights after **every** round must equal the
 //! serial simulation's (`fedavg::simulate`, all clients in one process, untimed in `prepare`) bit
@@ -21,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use ::mpi::collective::CommunicatorCollectives;
 use ::mpi::topology::Communicator;
-use scalelab_ml::mlp::fedavg::{self, Client, FedConfig};
+use scalelab_ml::mlp::fedavg::{self, Client, FedConfig, Part};
 use scalelab_ml::mlp::sharded::model_state_bytes;
 use scalelab_ml::mlp::{Mlp, Trainer};
 
-use super::{count, Data, Setup};
+use super::{count, text, Data, Setup};
 use crate::workload::{Comm, Instance, Params};
 
 /// The federated options of a point, checked.
@@ -37,6 +39,9 @@ pub(super) struct Fed {
     drop: f64,
     stragglers: f64,
     straggler_ms: f64,
+    /// Whether the server waits for stragglers (`straggler_policy = "wait"`) or discards their
+    /// late models (`"skip"`).
+    wait: bool,
 }
 
 /// Read and check the federated options for `clients` clients (the point's ranks); `setup` has
@@ -100,6 +105,7 @@ pub(super) fn fed(
         drop,
         stragglers,
         straggler_ms,
+        wait: text(params, "straggler_policy")? != "skip",
     })
 }
 
@@ -115,8 +121,12 @@ impl Fed {
         (k - fedavg::dropped_count(k, self.drop)) as f64 / k as f64
     }
 
-    fn dropped(&self, round: usize, seed: u64) -> Vec<bool> {
-        fedavg::dropped(round, self.cfg.clients, self.drop, seed)
+    /// The drop and straggler draws of round `round`, and each client's part in it.
+    fn round(&self, round: usize, seed: u64) -> (Vec<bool>, Vec<Part>) {
+        let dropped = fedavg::dropped(round, self.cfg.clients, self.drop, seed);
+        let slow = fedavg::stragglers(round, &dropped, self.straggler_count(), seed);
+        let parts = fedavg::parts(&dropped, &slow, self.wait);
+        (slow, parts)
     }
 }
 
@@ -169,17 +179,15 @@ impl FedInstance {
             &initial,
             &fed.cfg,
             fed.rounds,
-            |round| fed.dropped(round, setup.seed),
+            |round| fed.round(round, setup.seed).1,
         );
         let (mut samples, mut reporting) = (0, 0);
         for round in 0..fed.rounds {
-            for (c, _) in clients
-                .iter()
-                .zip(fed.dropped(round, setup.seed))
-                .filter(|(_, d)| !d)
-            {
-                samples += c.round_steps(&fed.cfg) * fed.cfg.batch;
-                reporting += 1;
+            for (c, part) in clients.iter().zip(fed.round(round, setup.seed).1) {
+                if part.trains() {
+                    samples += c.round_steps(&fed.cfg) * fed.cfg.batch;
+                }
+                reporting += usize::from(part.counted());
             }
         }
         FedInstance {
@@ -223,19 +231,21 @@ impl Instance for FedInstance {
         let start = Instant::now();
         for round in 0..self.fed.rounds {
             let t0 = Instant::now();
-            let dropped = self.fed.dropped(round, self.seed);
-            let slow = fedavg::stragglers(round, &dropped, self.fed.straggler_count(), self.seed);
-            if !dropped[self.rank] {
+            let (slow, parts) = self.fed.round(round, self.seed);
+            if parts[self.rank].trains() {
                 client.train_round(&self.data.x, &self.data.labels, &global, &self.fed.cfg);
             }
-            if slow[self.rank] {
+            // A straggler the server waits for delays the round; one it skips reports after the
+            // deadline, when the round has closed (its model is discarded below), so its delay
+            // is not slept.
+            if slow[self.rank] && self.fed.wait {
                 std::thread::sleep(Duration::from_secs_f64(self.fed.straggler_ms / 1e3));
             }
             let t1 = Instant::now();
             self.comm
                 .all_gather_into(&client.trainer.mlp.params[..], &mut gathered[..]);
             let models: Vec<(&[f64], usize)> = (0..k)
-                .filter(|&c| !dropped[c])
+                .filter(|&c| parts[c].counted())
                 .map(|c| (&gathered[c * p..(c + 1) * p], self.shards[c].len()))
                 .collect();
             fedavg::average(&models, &mut global);
