@@ -167,7 +167,7 @@ strategy = ["ddp", "fsdp"]
     assert!(
         err.contains(
             "M:6: study 1 (s): `strategy` = \"fsdp\" is not a strategy of mpi.train\n  fix: \
-             choose from: ddp, accumulate, pipeline"
+             choose from: ddp, accumulate, pipeline, sharded, fedavg"
         ),
         "{err}"
     );

@@ -40,7 +40,9 @@ use scalelab_kernels::gemm::tuned::Workspace;
 use crate::data::Matrix;
 
 pub mod ddp;
+pub mod fedavg;
 pub mod pipeline;
+pub mod sharded;
 
 /// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step
 /// with a buffer of the same length, so a collective implementation cannot deadlock.
@@ -512,8 +514,8 @@ impl Trainer {
     /// backward pass `ready(range, whole)` is called once per layer (the last layer first), when
     /// that layer's parameters `range` have their final subtree sum: `whole` is the gradient so
     /// far, final from `range.start` to its end. A caller can start reducing it while the earlier
-    /// layers' backward runs (`mlp::ddp`).
-    fn local_gradient(
+    /// layers' backward runs (`mlp::ddp`); `mlp::sharded` reduce-scatters it whole.
+    pub(crate) fn local_gradient(
         &mut self,
         x: &Matrix,
         labels: &[u32],

@@ -171,7 +171,7 @@ pub const PI: Description = Description::new(
 .size_unit("samples");
 
 /// The strategies of `mpi.train` (docs/training.md).
-pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "pipeline"];
+pub const TRAIN_STRATEGIES: &[&str] = &["ddp", "accumulate", "pipeline", "sharded", "fedavg"];
 
 /// The `schedule` axis of `mpi.train`'s pipeline (`scalelab_ml::mlp::pipeline::PipeSchedule`).
 pub const TRAIN_PIPE_SCHEDULES: &[&str] = &["gpipe", "1f1b"];
@@ -185,7 +185,10 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               the ranks once per step; accumulate: the same, each rank's shard in `micro` \
               micro-batches whose gradients are accumulated before the one reduction; \
               pipeline: the layers split over the ranks (stages), `micro` micro-batches per \
-              global batch flowing through them GPipe style",
+              global batch flowing through them GPipe style; sharded: ZeRO-3 / FSDP, parameters \
+              and momentum in one chunk per rank, allgather before compute and reduce-scatter \
+              after; fedavg: one client per rank training locally for `epochs` on a non-IID \
+              shard, the server averaging after each of `rounds`",
     },
     ParamSpec {
         name: "allreduce",
@@ -294,14 +297,62 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "42",
         doc: "seed of the synthetic data, the shuffle and the initial weights",
     },
+    ParamSpec {
+        name: "rounds",
+        kind: ParamKind::Int,
+        default: "10",
+        doc: "fedavg: communication rounds per repetition (local training, then the server's \
+              average)",
+    },
+    ParamSpec {
+        name: "epochs",
+        kind: ParamKind::Int,
+        default: "1",
+        doc: "fedavg: local epochs E per round over the client's shard, minibatches of `batch`",
+    },
+    ParamSpec {
+        name: "skew",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: label skew in [0, 1], the share of each client's rows drawn from its own \
+              classes (0 = IID, 1 = only its own classes; docs/training.md)",
+    },
+    ParamSpec {
+        name: "drop",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: share of clients that do not report in a round (⌊drop · clients⌋, a \
+              seeded draw per round), left out of the average",
+    },
+    ParamSpec {
+        name: "stragglers",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: share of the reporting clients slowed by `straggler_ms` in a round (a \
+              seeded draw per round); the server waits for them",
+    },
+    ParamSpec {
+        name: "straggler_ms",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: a straggler's simulated delay per round, in milliseconds",
+    },
+    ParamSpec {
+        name: "straggler_policy",
+        kind: ParamKind::Choice(&["wait", "skip"]),
+        default: "wait",
+        doc: "fedavg: wait (the synchronous server waits for stragglers) or skip (the server \
+              closes the round at a deadline; stragglers train but their late models are \
+              discarded)",
+    },
 ];
 
 /// `mpi.train`: data-parallel MLP training over MPI ranks (src/workload/mpi/train.rs), described
 /// in every build.
 pub const TRAIN: Description = Description::new(
     "mpi.train",
-    "MLP trained over MPI ranks (ddp, accumulate, pipeline), bitwise the serial weights; \
-     work: training FLOPs, metric samples_per_s",
+    "MLP trained over MPI ranks (ddp, accumulate, pipeline, sharded ZeRO-3, fedavg), bitwise \
+     the serial reference; work: training FLOPs, metric samples_per_s",
     Backend::Mpi,
     TRAIN_PARAMS,
 )
@@ -309,13 +360,28 @@ pub const TRAIN: Description = Description::new(
 .applies(train_param_applies);
 
 /// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
-/// only with the synthetic dataset, and `micro` only where micro-batches are accumulated.
+/// only with the synthetic dataset, and each strategy's own settings only with that strategy
+/// (`micro` where micro-batches are accumulated or pipelined, the allreduce variants for the
+/// data-parallel strategies that reduce gradients, `bucket` only when buckets overlap backward,
+/// `schedule` for the pipeline, the federated settings for `fedavg`, which counts rounds and
+/// epochs instead of `steps`).
 fn train_param_applies(params: &Params, key: &str) -> bool {
     if let Some(applies) = super::ml::dataset_param_applies(params, key) {
         return applies;
     }
+    let text = |k: &str| match params.get(k) {
+        Some(Value::Text(t)) => t.as_str(),
+        _ => "",
+    };
+    let strategy = text("strategy");
     match key {
-        "micro" => matches!(params.get("strategy"), Some(Value::Text(s)) if s == "accumulate"),
+        "micro" => matches!(strategy, "accumulate" | "pipeline"),
+        "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
+        "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
+        "schedule" => strategy == "pipeline",
+        "steps" => strategy != "fedavg",
+        "rounds" | "epochs" | "skew" | "drop" | "stragglers" | "straggler_ms"
+        | "straggler_policy" => strategy == "fedavg",
         _ => true,
     }
 }
@@ -342,6 +408,12 @@ mod tests {
         let applies = |p: &Params, key| crate::workload::param_applies("mpi.train", p, key);
         assert!(!applies(&params("ddp", "synthetic"), "micro"));
         assert!(applies(&params("accumulate", "synthetic"), "micro"));
+        assert!(applies(&params("pipeline", "synthetic"), "micro"));
+        assert!(applies(&params("fedavg", "synthetic"), "skew"));
+        assert!(!applies(&params("ddp", "synthetic"), "skew"));
+        assert!(!applies(&params("fedavg", "synthetic"), "steps"));
+        assert!(!applies(&params("sharded", "synthetic"), "allreduce"));
+        assert!(!applies(&params("ddp", "synthetic"), "bucket"));
         assert!(applies(&params("ddp", "synthetic"), "features"));
         assert!(!applies(&params("ddp", "digits"), "features"));
         assert!(applies(&params("ddp", "digits"), "batch"));

@@ -29,8 +29,14 @@
 //! waiting for slower ranks included; with overlap the exposed part), `comm_hidden_s` and
 //! `comm_total_s` (computation done while buckets were in flight; exposed + hidden), `step_s`,
 //! `bytes_per_step` (gradient bytes this rank sends per step), `bitwise` and `weight_distance`
-//! (the check's outcome), `param_bytes`, `loss` and `accuracy` on the held-out fifth after the
-//! last step, `steps`.
+//! (the check's outcome), `param_bytes`, `mem_per_rank_bytes` and `mem_peak_bytes` (parameter,
+//! gradient and momentum bytes a rank keeps between steps and at the peak of a step, analytic:
+//! `mlp::sharded::model_state_bytes`), `loss` and `accuracy` on the held-out fifth after the last
+//! step, `steps`.
+//!
+//! The other strategies have their own instances: `pipeline` (GPipe / 1F1B stages) in
+//! `train/pipeline.rs`, `sharded` (ZeRO-3 / FSDP) in `train/sharded.rs`, `fedavg` (one federated
+//! client per rank) in `train/fedavg.rs`.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -49,6 +55,10 @@ use crate::workload::{
     int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
     Work, Workload,
 };
+use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
+
+mod fedavg;
+mod sharded;
 
 mod pipeline;
 
@@ -97,9 +107,11 @@ fn hidden(name: &str, params: &Params) -> Result<Vec<usize>, String> {
 fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     let strategy = text(params, "strategy")?.to_string();
     let micro = match strategy.as_str() {
-        "ddp" => 1,
+        "ddp" | "sharded" | "fedavg" => 1,
         _ => count(params, "micro")?,
     };
+    // FedAvg's batch is each client's local minibatch, trained on one process.
+    let ranks = if strategy == "fedavg" { 1 } else { ranks };
     let schedule = Schedule {
         batch: count(params, "batch")?,
         grain: count(params, "grain")?,
@@ -211,7 +223,11 @@ impl Workload for Train {
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
         let name = self.name();
-        let s = setup(name, params, target.resources.ranks.max(1) as usize)?;
+        let ranks = target.resources.ranks.max(1) as usize;
+        let s = setup(name, params, ranks)?;
+        if s.strategy == "fedavg" {
+            fedavg::fed(name, params, &s, ranks)?;
+        }
         let (rows, features, classes) = match synthetic(name, params)? {
             Some(spec) => (spec.samples, spec.features, spec.classes),
             None => {
@@ -239,10 +255,16 @@ impl Workload for Train {
         let rows_micro = (s.schedule.batch / s.schedule.ranks / s.schedule.micro) as f64;
         let grains = rows_micro / s.schedule.grain as f64;
         let p = layout.len() as f64;
-        let per_rank = 8.0
+        let mut per_rank = 8.0
             * (2.0 * (rows * features) as f64
                 + 3.0 * rows_micro * widest * widths.len() as f64
                 + (grains + 2.0 + (s.schedule.micro as f64).log2() + 4.0) * p);
+        if s.strategy == "fedavg" {
+            // The serial simulation's clients (weights, momentum, trainer), the gathered models,
+            // and the global weights of every round, simulated and run.
+            let rounds = count(params, "rounds")? as f64;
+            per_rank += 8.0 * (4.0 * ranks as f64 + 2.0 * rounds) * p;
+        }
         target.fits_memory(
             name,
             per_rank,
@@ -274,6 +296,37 @@ impl Workload for Train {
             bytes: 0.0,
         }
     }
+    fn work_for(&self, params: &Params, resources: &crate::plan::Resources) -> Work {
+        let work = self.work(params);
+        if text(params, "strategy") != Ok("fedavg") {
+            return work;
+        }
+        // FedAvg: the reporting clients' local epochs over the training rows (four fifths), per
+        // round; `work` counted `batch × steps` samples. The expected count: the last minibatch
+        // of each epoch wraps around and the drops fall on shards of different sizes, so
+        // `samples_per_s` (the samples actually trained) is the exact figure.
+        let clients = resources.ranks.max(1) as usize;
+        let Ok(s) = setup(self.name(), params, clients) else {
+            return Work::default();
+        };
+        let Ok(fed) = fedavg::fed(self.name(), params, &s, clients) else {
+            return Work::default();
+        };
+        let rows = match synthetic(self.name(), params) {
+            Ok(Some(spec)) => spec.samples,
+            _ => data::load(text(params, "dataset").unwrap_or(""))
+                .map(|d| d.rows())
+                .unwrap_or(0),
+        };
+        let per_sample = work.flops / (s.schedule.batch * s.steps).max(1) as f64;
+        let reporting = fed.reporting_share();
+        let samples =
+            (rows - rows / 5) as f64 * fed.rounds as f64 * fed.cfg.epochs as f64 * reporting;
+        Work {
+            flops: per_sample * samples,
+            bytes: 0.0,
+        }
+    }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
     }
@@ -291,6 +344,11 @@ impl Workload for Train {
         widths.extend(&s.widths_hidden);
         widths.push(data.classes);
         let initial = Mlp::new(&widths, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
+        if s.strategy == "fedavg" {
+            let fed = fedavg::fed(name, params, &s, ranks).map_err(|e| anyhow!(e))?;
+            let instance = fedavg::FedInstance::new(comm, &s, fed, data, initial);
+            return Ok(Box::new(instance));
+        }
         // The serial reference: one process, one micro-batch, the same global batches.
         let serial = Schedule {
             ranks: 1,
@@ -327,6 +385,10 @@ impl Workload for Train {
         }
         if s.strategy == pipeline::PIPELINE {
             return pipeline::prepare(comm, params, s, data, initial, reference.mlp);
+        }
+        if s.strategy == "sharded" {
+            let instance = sharded::ShardedInstance::new(comm, s, data, initial, reference.mlp);
+            return Ok(Box::new(instance));
         }
         Ok(Box::new(TrainInstance {
             rank: comm.rank() as usize,
@@ -506,6 +568,14 @@ impl Instance for TrainInstance {
             ("step_s", self.wall_s / steps),
             ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * self.reference.params.len() as f64),
+            (
+                "mem_per_rank_bytes",
+                model_state_bytes(self.reference.params.len(), 1, false) as f64,
+            ),
+            (
+                "mem_peak_bytes",
+                peak_state_bytes(self.reference.params.len(), 1, false) as f64,
+            ),
             ("loss", self.loss),
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),

@@ -1,0 +1,308 @@
+//! `mpi.train`'s `sharded` and `fedavg` strategies end to end through the real binary and
+//! `mpirun`. Sharded (ZeRO-3 / FSDP) at 1, 2 and 4 ranks (oversubscribed) must verify on every
+//! repetition (the gathered weights and each rank's momentum chunk bitwise the serial
+//! reference's), end with the ddp run's loss and accuracy to the last bit, and record a quarter of
+//! ddp's model-state bytes per rank at 4 ranks. FedAvg at 1 and 3 clients verifies every round
+//! against its serial simulation, records its per-round curve and shard sizes, drops clients, and
+//! waits for stragglers or discards their late models.
+//! Bad federated options are refused at check time with the fix. Needs the `mpi` feature and
+//! OpenMPI's `mpirun` on `PATH`.
+
+use serde_json::Value;
+
+mod common;
+use common::{records, run, run_manifest, scalelab, write};
+
+fn describe(rec: &Value) -> String {
+    format!(
+        "ranks={} params={}: {} {}",
+        rec["point"]["resources"]["ranks"], rec["point"]["params"], rec["status"], rec["reason"]
+    )
+}
+
+/// The metric `name` of every repetition of `rec`.
+fn metric(rec: &Value, name: &str) -> Vec<f64> {
+    rec["repetitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["metrics"][name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
+        })
+        .collect()
+}
+
+fn ranks(rec: &Value) -> usize {
+    rec["point"]["resources"]["ranks"].as_u64().unwrap() as usize
+}
+
+#[test]
+fn sharded_gives_the_serial_weights_at_1_2_and_4_ranks_with_a_quarter_of_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "sharded"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "s"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2, 4]
+strategy = ["ddp", "sharded"]
+size = 1024
+features = 10
+classes = 3
+hidden = "16"
+batch = 64
+steps = 10
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 6);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    // Widths 10-16-3: 10·16 + 16 + 16·3 + 3 = 227 parameters, a multiple of neither 2 nor 4.
+    let p = 227.0;
+    let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for r in &recs {
+        for m in ["loss", "accuracy"] {
+            assert_eq!(bits(r, m), bits(&recs[0], m), "{m}: {}", describe(r));
+        }
+        let n = ranks(r) as f64;
+        let chunk = (p / n).ceil();
+        let sharded = r["point"]["params"]["strategy"] == "sharded";
+        let want = if sharded {
+            [
+                ("mem_per_rank_bytes", 3.0 * 8.0 * chunk),
+                ("mem_peak_bytes", 8.0 * (2.0 * chunk * n + chunk)),
+                // Allgather and reduce-scatter: (R − 1) chunks each.
+                ("bytes_per_step", 2.0 * 8.0 * chunk * (n - 1.0)),
+            ]
+        } else {
+            [
+                ("mem_per_rank_bytes", 3.0 * 8.0 * p),
+                ("mem_peak_bytes", 3.0 * 8.0 * p),
+                ("bytes_per_step", 8.0 * p * n.log2()),
+            ]
+        };
+        for (name, want) in want {
+            assert!(
+                metric(r, name).iter().all(|&v| v == want),
+                "{name} = {:?}, expected {want}: {}",
+                metric(r, name),
+                describe(r)
+            );
+        }
+    }
+}
+
+/// The `round_curve` detail of repetition `rep` as (round, loss, accuracy).
+fn curve(rec: &Value, rep: usize) -> Vec<(usize, f64, f64)> {
+    let text = rec["repetitions"][rep]["details"]["round_curve"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no round_curve in {}", describe(rec)));
+    text.split("; ")
+        .map(|e| {
+            let f: Vec<&str> = e.split(':').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fedavg_verifies_every_round_records_its_curve_drops_clients_and_skips_late_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "fed"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "f"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 3]
+strategy = "fedavg"
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 5
+epochs = 2
+skew = [0.0, 1.0]
+drop = [0.0, 0.34]
+stragglers = 0.5
+straggler_ms = 1
+
+[[study]]
+name = "late"
+workload = "mpi.train"
+oversubscribe = true
+ranks = 3
+strategy = "fedavg"
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 5
+epochs = 2
+stragglers = 0.34
+straggler_ms = 1
+straggler_policy = ["wait", "skip"]
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let all = records(&run_dir);
+    assert_eq!(all.len(), 10);
+    for r in &all {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    // A server that skips stragglers averages ⌊0.34 × 3⌋ = 1 client fewer each round, and so
+    // reaches other weights than one that waits for them.
+    let late = |policy: &str| {
+        all.iter()
+            .find(|r| {
+                r["point"]["study_name"] == "late"
+                    && r["point"]["params"]["straggler_policy"] == policy
+            })
+            .unwrap()
+    };
+    assert_eq!(metric(late("wait"), "clients_reporting")[0], 3.0);
+    assert_eq!(metric(late("skip"), "clients_reporting")[0], 2.0);
+    assert_ne!(metric(late("wait"), "loss"), metric(late("skip"), "loss"));
+    let recs: Vec<Value> = all
+        .into_iter()
+        .filter(|r| r["point"]["study_name"] == "f")
+        .collect();
+    assert_eq!(recs.len(), 8);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+        let c = curve(r, 1);
+        assert_eq!(
+            c.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        // The last round of the curve is the recorded final loss and accuracy.
+        let last = c.last().unwrap();
+        assert_eq!(
+            (last.1, last.2),
+            (metric(r, "loss")[1], metric(r, "accuracy")[1])
+        );
+        // Every repetition trains from the same initial weights: the same curve.
+        assert_eq!(curve(r, 0), c);
+        // 150 iris rows, 120 for training, split over the clients.
+        let rows: usize = r["repetitions"][1]["details"]["client_rows"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .map(|n| n.parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(rows, 120, "{}", describe(r));
+        let k = ranks(r) as f64;
+        let drop = r["point"]["params"]["drop"].as_f64().unwrap();
+        assert_eq!(
+            metric(r, "clients_reporting")[0],
+            k - (drop * k).floor(),
+            "{}",
+            describe(r)
+        );
+        assert_eq!(metric(r, "rounds")[0], 5.0);
+    }
+    // Training learns on one client (after 5 rounds × 2 epochs iris is far above chance).
+    let one = recs.iter().find(|r| ranks(r) == 1).unwrap();
+    assert!(metric(one, "accuracy")[0] > 0.6, "{}", describe(one));
+    // At one client skew and drop change nothing (⌊0.34 × 1⌋ = 0 dropped, one shard).
+    let ones: Vec<&Value> = recs.iter().filter(|r| ranks(r) == 1).collect();
+    for r in &ones {
+        assert_eq!(metric(r, "loss"), metric(ones[0], "loss"));
+    }
+    // Three clients: dropping one of them per round changes the model.
+    let three = |skew: f64, drop: f64| {
+        recs.iter()
+            .find(|r| {
+                ranks(r) == 3
+                    && r["point"]["params"]["skew"].as_f64() == Some(skew)
+                    && r["point"]["params"]["drop"].as_f64() == Some(drop)
+            })
+            .unwrap()
+    };
+    assert_ne!(
+        metric(three(0.0, 0.0), "loss"),
+        metric(three(0.0, 0.34), "loss")
+    );
+    assert_ne!(
+        metric(three(0.0, 0.0), "loss"),
+        metric(three(1.0, 0.0), "loss")
+    );
+}
+
+/// `scalelab plan` on `text`: exit code and stderr.
+fn plan(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.toml", text);
+    let out = run(scalelab().arg("plan").arg(&m));
+    (out.code, out.stderr.replace(&m.display().to_string(), "M"))
+}
+
+#[test]
+fn bad_federated_options_are_refused_at_check_time_with_the_fix() {
+    let study = |extra: &str| {
+        format!(
+            "name = \"bad\"\n[[study]]\nname = \"s\"\nworkload = \"mpi.train\"\noversubscribe = \
+             true\nranks = 4\nstrategy = \"fedavg\"\n{extra}\n"
+        )
+    };
+    for (extra, want) in [
+        (
+            "skew = 1.5",
+            "mpi.train: skew = 1.5: the label skew is the share of each client's rows drawn \
+             from its own classes; use a value in [0, 1] (0 = IID, 1 = each client sees only its \
+             own classes)",
+        ),
+        (
+            "drop = 1.0",
+            "mpi.train: drop = 1 with 4 clients drops ⌊1 × 4⌋ = 4 clients every round, so no \
+             client reports and the server has nothing to average; use drop < 1 (e.g. drop = \
+             0.75 drops 3 of 4)",
+        ),
+        (
+            "stragglers = -0.5",
+            "mpi.train: stragglers = -0.5: the share of clients slowed in a round must be in [0, \
+             1]; use e.g. stragglers = 0.25",
+        ),
+        (
+            "batch = 20",
+            "mpi.train: the global batch of 20 samples is not divisible by ranks × \
+             micro-batches × grain = 1 × 1 × 8 = 8",
+        ),
+    ] {
+        let (code, err) = plan(&study(extra));
+        assert_eq!(code, 2, "{extra}: {err}");
+        assert!(err.contains(want), "{extra}: {err}");
+    }
+    // Three clients are fine for FedAvg (no reduction tree), not for sharded.
+    let (code, err) = plan(&study("ranks = 3").replace("ranks = 4\n", ""));
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = plan(
+        &study("ranks = 3")
+            .replace("ranks = 4\n", "")
+            .replace("fedavg", "sharded"),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("mpi.train: 3 ranks: the fixed reduction tree halves the global batch"));
+}
