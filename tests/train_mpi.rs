@@ -110,6 +110,25 @@ steps = 30
             assert!(m["samples_per_s"].as_f64().unwrap() > 0.0);
             assert!(m["compute_s"].as_f64().unwrap() > 0.0);
             assert!(m["comm_s"].as_f64().unwrap() >= 0.0);
+            // The loss curve: one `seconds:loss` pair per step, the times rising, the losses
+            // the same bits at every rank count and strategy.
+            let curve = |r: &Value| -> Vec<(f64, String)> {
+                r["repetitions"][1]["details"]["loss_curve"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no loss_curve: {}", describe(r)))
+                    .split("; ")
+                    .map(|pair| {
+                        let (t, l) = pair.split_once(':').unwrap();
+                        (t.parse().unwrap(), l.to_string())
+                    })
+                    .collect()
+            };
+            let (mine, first) = (curve(pt), curve(points[0]));
+            let steps = if study == "ddp" { 12 } else { 30 };
+            assert_eq!(mine.len(), steps, "{}", describe(pt));
+            assert!(mine.windows(2).all(|w| w[0].0 <= w[1].0), "{mine:?}");
+            let losses = |c: &[(f64, String)]| c.iter().map(|p| p.1.clone()).collect::<Vec<_>>();
+            assert_eq!(losses(&mine), losses(&first), "{}", describe(pt));
         }
     }
     // Training learns: iris after 30 steps is far above chance (1/3).

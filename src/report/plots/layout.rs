@@ -592,6 +592,33 @@ fn training_study() -> Vec<PointRecord> {
     recs
 }
 
+/// `mpi.train` FedAvg at 4 clients for three label skews, each with its 20-round curve.
+fn fedavg_study() -> Vec<PointRecord> {
+    let mut recs = Vec::new();
+    for (k, skew) in [0.0, 0.5, 1.0].into_iter().enumerate() {
+        let mut r = mpi_record(0, "mpi.train", 4, 1, 4096, 20, &times(0.2, 5));
+        r.point.params.0.remove("iterations");
+        r.point
+            .params
+            .0
+            .insert("strategy".into(), Value::Text("fedavg".into()));
+        r.point.params.0.insert("skew".into(), Value::Float(skew));
+        r.point.id = format!("fed{k}");
+        let curve: Vec<String> = (1..=20)
+            .map(|round| {
+                let wobble = if round % 2 == 0 { 0.04 } else { -0.04 } * skew;
+                let acc = 0.65 - 0.2 * skew - 0.4 * (-0.25 * round as f64).exp() + wobble;
+                format!("{round}:{}:{acc}", 1.0 + skew)
+            })
+            .collect();
+        for rep in &mut r.repetitions {
+            rep.details.insert("round_curve".into(), curve.join("; "));
+        }
+        recs.push(r);
+    }
+    recs
+}
+
 /// Twenty-four series (a sweep over block sizes and variants): a legend of many rows.
 fn many_series_study() -> Vec<PointRecord> {
     let mut recs = Vec::new();
@@ -631,6 +658,7 @@ fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
         ("nested", nested_study()),
         ("oob", oob_study()),
         ("training", training_study()),
+        ("fedavg", fedavg_study()),
         ("many", many_series_study()),
     ];
     let mut out = Vec::new();

@@ -356,23 +356,12 @@ impl Workload for Train {
             ..s.schedule
         };
         let mut reference = Trainer::new(initial.clone());
-        let steps = if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
-            // A ring adds the ranks' sums in its own order; the reference follows it.
-            let r = ddp::ring_reference(
-                initial.clone(),
-                s.variant,
-                &s.schedule,
-                s.sgd,
-                s.steps,
-                &data,
-            );
-            reference = Trainer::new(r);
-            0
-        } else {
-            s.steps
-        };
-        for step in 0..steps {
+        let mut losses = Vec::with_capacity(s.steps);
+        for step in 0..s.steps {
             let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
+            // The loss each step descends on (its global batch before the update): the
+            // recorded `loss_curve`, the same for every strategy and rank count.
+            losses.push(reference.evaluate(&data.x, &data.labels, &batch).0);
             reference.step(
                 &data.x,
                 &data.labels,
@@ -383,14 +372,29 @@ impl Workload for Train {
                 &LocalReducer,
             );
         }
+        if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
+            // A ring adds the ranks' sums in its own order; the reference follows it.
+            let r = ddp::ring_reference(
+                initial.clone(),
+                s.variant,
+                &s.schedule,
+                s.sgd,
+                s.steps,
+                &data,
+            );
+            reference = Trainer::new(r);
+        }
+        let curve = LossCurve::new(losses);
         if s.strategy == pipeline::PIPELINE {
-            return pipeline::prepare(comm, params, s, data, initial, reference.mlp);
+            return pipeline::prepare(comm, params, s, data, initial, reference.mlp, curve);
         }
         if s.strategy == "sharded" {
-            let instance = sharded::ShardedInstance::new(comm, s, data, initial, reference.mlp);
+            let instance =
+                sharded::ShardedInstance::new(comm, s, data, initial, reference.mlp, curve);
             return Ok(Box::new(instance));
         }
         Ok(Box::new(TrainInstance {
+            curve,
             rank: comm.rank() as usize,
             comm: comm.duplicate(),
             setup: s,
@@ -438,8 +442,50 @@ impl<C: Communicator> GradientReducer for TreeAllreduce<'_, C> {
     }
 }
 
+/// The loss curve a training point records (detail `loss_curve`, drawn by the report against
+/// wall time): the serial reference's loss of each step's global batch before its update, which
+/// is every strategy's at every rank count (the weights are the reference's bit for bit; with
+/// `allreduce = "ring"` or `"mpi"` to rounding), beside the wall time at which this rank finished
+/// that step in the last repetition.
+pub(crate) struct LossCurve {
+    losses: Vec<f64>,
+    ends: Vec<f64>,
+}
+
+impl LossCurve {
+    pub(crate) fn new(losses: Vec<f64>) -> LossCurve {
+        let ends = Vec::with_capacity(losses.len());
+        LossCurve { losses, ends }
+    }
+
+    /// A repetition begins: forget the last one's times.
+    pub(crate) fn restart(&mut self) {
+        self.ends.clear();
+    }
+
+    /// A step of the repetition that began at `start` is done.
+    pub(crate) fn step_done(&mut self, start: Instant) {
+        self.ends.push(start.elapsed().as_secs_f64());
+    }
+
+    /// `seconds:loss` per step joined by `; `; `None` unless every step was timed.
+    pub(crate) fn detail(&self) -> Option<(&'static str, String)> {
+        if self.ends.len() != self.losses.len() || self.losses.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = self
+            .ends
+            .iter()
+            .zip(&self.losses)
+            .map(|(t, l)| format!("{t}:{l}"))
+            .collect();
+        Some(("loss_curve", pairs.join("; ")))
+    }
+}
+
 /// One rank of a data-parallel training run.
 struct TrainInstance {
+    curve: LossCurve,
     rank: usize,
     comm: Comm,
     setup: Setup,
@@ -470,8 +516,10 @@ impl Instance for TrainInstance {
             recv: RefCell::new(Vec::new()),
         };
         let start = Instant::now();
+        self.curve.restart();
         let variant = self.setup.variant;
         if !variant.is_plain() {
+            let curve = &mut self.curve;
             self.hidden = ddp::train(
                 trainer,
                 &self.comm,
@@ -481,6 +529,7 @@ impl Instance for TrainInstance {
                 self.setup.steps,
                 &self.data,
                 self.rank,
+                &mut || curve.step_done(start),
             );
         }
         let plain_steps = if variant.is_plain() {
@@ -499,6 +548,7 @@ impl Instance for TrainInstance {
                 self.setup.sgd,
                 &reducer,
             );
+            self.curve.step_done(start);
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
@@ -580,6 +630,9 @@ impl Instance for TrainInstance {
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),
         ]
+    }
+    fn details(&self) -> Vec<(&'static str, String)> {
+        self.curve.detail().into_iter().collect()
     }
 }
 

@@ -389,8 +389,8 @@ impl Variant {
     }
 }
 
-/// Train `steps` steps of the variant `variant` as rank `rank` of `comm`; the computation done
-/// while buckets were in flight.
+/// Train `steps` steps of the variant `variant` as rank `rank` of `comm`, calling `step_done`
+/// after each; the computation done while buckets were in flight.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn train(
     trainer: &mut Trainer,
@@ -401,6 +401,7 @@ pub(super) fn train(
     steps: usize,
     data: &super::Data,
     rank: usize,
+    step_done: &mut dyn FnMut(),
 ) -> Overlap {
     let mut reducer = MpiBuckets::new(comm, variant.allreduce);
     let mut hidden = Overlap::default();
@@ -445,6 +446,7 @@ pub(super) fn train(
                 &blocking,
             );
         }
+        step_done();
     }
     hidden
 }

@@ -43,7 +43,7 @@ use scalelab_ml::mlp::pipeline::{
 };
 use scalelab_ml::mlp::{Layout, Mlp, Schedule, Trainer};
 
-use super::{Data, Setup};
+use super::{Data, LossCurve, Setup};
 use crate::workload::{Comm, Instance, Params, Target};
 
 /// The strategy's name on the `strategy` axis.
@@ -109,6 +109,7 @@ pub(super) fn prepare(
     data: Data,
     initial: Mlp,
     reference: Mlp,
+    curve: LossCurve,
 ) -> anyhow::Result<Box<dyn Instance>> {
     let stages = comm.size() as usize;
     let partition = Partition::balanced(&initial.layout, stages)
@@ -122,6 +123,7 @@ pub(super) fn prepare(
         )
     })?;
     Ok(Box::new(PipelineInstance {
+        curve,
         schedule,
         stage_index: comm.rank() as usize,
         comm: comm.duplicate(),
@@ -218,6 +220,7 @@ impl StageLink for MpiLink<'_, '_> {
 
 /// One stage of a pipeline training run.
 struct PipelineInstance {
+    curve: LossCurve,
     schedule: PipeSchedule,
     stage_index: usize,
     comm: Comm,
@@ -277,6 +280,7 @@ impl Instance for PipelineInstance {
             self.setup.schedule.batch,
         );
         let start = Instant::now();
+        self.curve.restart();
         for step in 0..self.setup.steps {
             let rows = scalelab_ml::mlp::global_batch(&self.data.train, batch, step);
             let (comm, free, stage, data, sgd) = (
@@ -296,6 +300,7 @@ impl Instance for PipelineInstance {
                 };
                 stage.step(&data.x, &data.labels, &rows, grain, micro, sgd, &mut link);
             });
+            self.curve.step_done(start);
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = stage.take_timing();
@@ -410,7 +415,9 @@ impl Instance for PipelineInstance {
                 )
             })
             .collect();
-        vec![("stages", stages.join(" | "))]
+        let mut details = vec![("stages", stages.join(" | "))];
+        details.extend(self.curve.detail());
+        details
     }
 }
 

@@ -24,7 +24,7 @@ use scalelab_ml::mlp::sharded::{
 };
 use scalelab_ml::mlp::{Mlp, StepTiming, Trainer};
 
-use super::{Data, Setup};
+use super::{Data, LossCurve, Setup};
 use crate::workload::{Comm, Instance};
 
 /// [`ShardCollective`] over an MPI communicator.
@@ -50,6 +50,7 @@ impl<C: Communicator> ShardCollective for MpiShards<'_, C> {
 
 /// One rank of a sharded training run.
 pub(super) struct ShardedInstance {
+    curve: LossCurve,
     rank: usize,
     comm: Comm,
     setup: Setup,
@@ -72,8 +73,10 @@ impl ShardedInstance {
         data: Data,
         initial: Mlp,
         reference: Mlp,
+        curve: LossCurve,
     ) -> ShardedInstance {
         ShardedInstance {
+            curve,
             rank: comm.rank() as usize,
             comm: comm.duplicate(),
             setup,
@@ -112,6 +115,7 @@ impl Instance for ShardedInstance {
             .get_or_insert_with(|| ShardedTrainer::new(initial, rank, ranks));
         let coll = MpiShards { comm: &self.comm };
         let start = Instant::now();
+        self.curve.restart();
         for step in 0..self.setup.steps {
             let batch =
                 scalelab_ml::mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
@@ -123,6 +127,7 @@ impl Instance for ShardedInstance {
                 self.setup.sgd,
                 &coll,
             );
+            self.curve.step_done(start);
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
@@ -188,5 +193,8 @@ impl Instance for ShardedInstance {
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),
         ]
+    }
+    fn details(&self) -> Vec<(&'static str, String)> {
+        self.curve.detail().into_iter().collect()
     }
 }
