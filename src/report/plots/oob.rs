@@ -47,15 +47,7 @@ pub(super) fn oob_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     if lines.is_empty() {
         return None;
     }
-    let xs: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .collect();
-    let ys: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .filter(|y| y.is_finite())
-        .collect();
+    let (xs, ys) = super::training::extent(&lines);
     let t = st.chart(
         format!("{}: out-of-bag score as trees are added", st.name),
         format!(

@@ -13,8 +13,20 @@ use super::axis::{Axis, Scale};
 use super::oob::parse_curve;
 use super::render::{Chart, Line};
 use super::Study;
+use crate::resources::Resources;
 
-pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+/// How a recorded curve is read back: its (x, y) points, `None` when any does not read.
+type ParseCurve = fn(&str) -> Option<Vec<(f64, f64)>>;
+
+/// One line per point of the study whose last repetition records the curve `detail` (read by
+/// `parse`), labelled by its series and `who` (what of the point's resources the lines compare);
+/// and whether any of those points was disturbed.
+fn point_lines(
+    st: &mut Study<'_, '_>,
+    detail: &str,
+    parse: ParseCurve,
+    who: fn(&Resources) -> String,
+) -> (Vec<Line>, bool) {
     let mut lines = Vec::new();
     let mut disturbed = false;
     for i in 0..st.series.len() {
@@ -23,61 +35,69 @@ pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
                 .record
                 .repetitions
                 .last()
-                .and_then(|r| r.details.get("loss_curve"))
-                .and_then(|text| parse_curve(text))
+                .and_then(|r| r.details.get(detail))
+                .and_then(|text| parse(text))
                 .filter(|c| !c.is_empty())
             else {
                 continue;
             };
             let hollow = p.record.is_disturbed();
             disturbed |= hollow;
-            let r = &p.record.point.resources;
-            // The rank count always (it is what the lines compare), threads and nodes where
-            // they are more than one.
-            let mut resources = format!("ranks={}", r.ranks);
-            if r.threads > 1 {
-                resources.push_str(&format!(" threads={}", r.threads));
-            }
-            if r.nodes > 1 {
-                resources.push_str(&format!(" nodes={}", r.nodes));
-            }
-            let key = format!("{}\u{1f}{resources}", st.labels[i]);
+            let who = who(&p.record.point.resources);
+            let key = format!("{}\u{1f}{who}", st.labels[i]);
             let label = if st.labels[i].is_empty() {
-                resources
+                who
             } else {
-                format!("{}, {resources}", st.labels[i])
+                format!("{}, {who}", st.labels[i])
             };
-            let n = points.len();
             lines.push(Line {
                 label,
                 style: st.colors.of(&key),
                 markers_only: false,
-                hollow: vec![hollow; n],
+                hollow: vec![hollow; points.len()],
                 points,
                 band: Vec::new(),
             });
         }
     }
+    (lines, disturbed)
+}
+
+/// The x and y values of `lines`, for the axes (non-finite y left out).
+pub(super) fn extent(lines: &[Line]) -> (Vec<f64>, Vec<f64>) {
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let xs = points().map(|p| p.0).collect();
+    let ys = points().map(|p| p.1).filter(|y| y.is_finite()).collect();
+    (xs, ys)
+}
+
+/// The rank count always (it is what the lines compare), threads and nodes where they are more
+/// than one.
+fn ranks_label(r: &Resources) -> String {
+    let mut label = format!("ranks={}", r.ranks);
+    if r.threads > 1 {
+        label.push_str(&format!(" threads={}", r.threads));
+    }
+    if r.nodes > 1 {
+        label.push_str(&format!(" nodes={}", r.nodes));
+    }
+    label
+}
+
+pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    let (lines, disturbed) = point_lines(st, "loss_curve", parse_curve, ranks_label);
     if lines.is_empty() {
         return None;
     }
-    let xs: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .chain([0.0])
-        .collect();
-    let ys: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .filter(|y| y.is_finite())
-        .collect();
+    let (mut xs, ys) = extent(&lines);
+    xs.push(0.0);
     let t = st.chart(
         format!("{}: training loss against wall time", st.name),
         format!(
-            "The training loss of the global batch after each optimizer step, against the wall \
-             time since the repetition began (the last repetition of each point). The weights \
-             after every step are the serial reference's bit for bit, so every line passes \
-             through the same losses: the line that gets there sooner trains faster.{}",
+            "The training loss of each step's global batch (before its update), against the wall \
+             time at which the step ended (the last repetition of each point). The weights after \
+             every step are the serial reference's bit for bit, so every line passes through the \
+             same losses: the line that gets there sooner trains faster.{}",
             if disturbed {
                 " Hollow markers: disturbed points (other work used their cores)."
             } else {
@@ -108,49 +128,13 @@ fn parse_rounds(text: &str) -> Option<Vec<(f64, f64)>> {
 }
 
 pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    let mut lines = Vec::new();
-    for i in 0..st.series.len() {
-        for p in &st.series[i].points {
-            let Some(points) = p
-                .record
-                .repetitions
-                .last()
-                .and_then(|r| r.details.get("round_curve"))
-                .and_then(|text| parse_rounds(text))
-                .filter(|c| !c.is_empty())
-            else {
-                continue;
-            };
-            let clients = format!("clients={}", p.record.point.resources.ranks);
-            let key = format!("{}\u{1f}{clients}", st.labels[i]);
-            let label = if st.labels[i].is_empty() {
-                clients
-            } else {
-                format!("{}, {clients}", st.labels[i])
-            };
-            let n = points.len();
-            lines.push(Line {
-                label,
-                style: st.colors.of(&key),
-                markers_only: false,
-                hollow: vec![false; n],
-                points,
-                band: Vec::new(),
-            });
-        }
-    }
+    let (lines, _) = point_lines(st, "round_curve", parse_rounds, |r| {
+        format!("clients={}", r.ranks)
+    });
     if lines.is_empty() {
         return None;
     }
-    let xs: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.0))
-        .collect();
-    let ys: Vec<f64> = lines
-        .iter()
-        .flat_map(|l| l.points.iter().map(|p| p.1))
-        .filter(|y| y.is_finite())
-        .collect();
+    let (xs, ys) = extent(&lines);
     let t = st.chart(
         format!("{}: held-out accuracy after each federated round", st.name),
         "FedAvg: after each round the server averages the reporting clients' weights (weighted \
