@@ -41,6 +41,19 @@ pub trait HistogramReducer {
     /// Every shard's `part` (lengths may differ), concatenated in shard order, on every shard:
     /// the bin edges each shard computed for its share of the features.
     fn gather(&self, part: &[f64]) -> Vec<f64>;
+    /// [`HistogramReducer::sum`] where each shard needs only its own block of the result (a
+    /// reduce-scatter): `stats` holds `s` statistics per code, and on return codes
+    /// `blocks[rank]..blocks[rank + 1]` (this shard's features) hold the sum over every shard;
+    /// the other codes may hold anything. The default sums everything.
+    fn sum_block(&self, stats: &mut [f64], counts: &mut [u32], s: usize, blocks: &[usize]) {
+        let _ = (s, blocks);
+        self.sum(stats, counts);
+    }
+    /// [`HistogramReducer::gather`] of parts of the same length on every shard (one collective
+    /// fewer): each shard's best split over its own features.
+    fn gather_equal(&self, part: &[f64]) -> Vec<f64> {
+        self.gather(part)
+    }
 }
 
 /// The reducer of a single process: its histograms already hold every row.
@@ -147,6 +160,16 @@ pub(crate) mod tests {
         }
         fn max(&self, values: &mut [f64]) {
             self.shared.combine(values, &mut [], true);
+        }
+        /// The sum, then every code outside this shard's block spoiled (NaN, `u32::MAX`): a
+        /// fit that read another shard's features would show it.
+        fn sum_block(&self, stats: &mut [f64], counts: &mut [u32], s: usize, blocks: &[usize]) {
+            self.shared.combine(stats, counts, false);
+            let (a, z) = (blocks[self.rank], blocks[self.rank + 1]);
+            stats[..a * s].fill(f64::NAN);
+            stats[z * s..].fill(f64::NAN);
+            counts[..a].fill(u32::MAX);
+            counts[z..].fill(u32::MAX);
         }
         fn gather(&self, part: &[f64]) -> Vec<f64> {
             let shared = self.shared;

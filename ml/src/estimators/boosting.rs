@@ -605,8 +605,16 @@ impl GradientBoosting {
                 self.column_entries(&mut entries, Column { width, c }, own_sw, &grad, &hess);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let (mut tree, ranges) =
-                    self.grow(hist, &binned, &mut entries, &cfg, &mut rng, m, reducer)?;
+                let (mut tree, ranges) = self.grow(
+                    hist,
+                    &binned,
+                    &mut entries,
+                    &cfg,
+                    &mut rng,
+                    m,
+                    shard,
+                    reducer,
+                )?;
                 leaves_of_rows(data, own_train, &tree, &entries, &ranges, &mut leaf_of);
                 if let (Flavour::Classic { .. }, true) = (&self.flavour, k > 0) {
                     let column = Column { width, c };
@@ -713,8 +721,9 @@ impl GradientBoosting {
     }
 
     /// Grow one stage's tree on `entries`: the hist booster on bins through the reducer (one
-    /// process: a no-op), after rounding its gradients so the sums are exact ([`quantise`]);
-    /// with exact splits it is never sharded.
+    /// process: a no-op; several shards: the split search parallel over features), after
+    /// rounding its gradients so the sums are exact ([`quantise`]); with exact splits it is never
+    /// sharded.
     #[allow(clippy::too_many_arguments)]
     fn grow(
         &self,
@@ -724,11 +733,12 @@ impl GradientBoosting {
         cfg: &TreeConfig,
         rng: &mut Xoshiro256PlusPlus,
         m: usize,
+        shard: Shard,
         reducer: &dyn HistogramReducer,
     ) -> Result<(Tree, Vec<(u32, u32)>), String> {
         if hist {
             quantise(entries, m, reducer);
-            grow_reduced(binned, entries, cfg, rng, reducer)
+            grow_reduced(binned, entries, cfg, rng, reducer, shard)
                 .map_err(|e| format!("{}: {e}", self.name))
         } else {
             Ok(grow_with_ranges(binned, entries, cfg, rng))

@@ -3,22 +3,26 @@
 //!
 //! Every rank loads the same dataset and takes the same stratified 3/4 training split as
 //! `gboost.fit`; the booster then keeps one contiguous shard of the training rows per rank
-//! ([`Shard`]) and sums each tree node's histogram over the ranks with `MPI_Allreduce`
-//! ([`MpiReducer`]). The early-stopping validation split is computed by every rank from the full
+//! ([`Shard`]) and sums each tree node's histogram over the ranks with
+//! `MPI_Reduce_scatter_block` ([`MpiReducer`]): each rank receives the sums of its own block of
+//! features, searches those for the best split, and one small allgather of the ranks' best
+//! splits decides the node (the split search is parallel over features, as the histograms are
+//! over rows). The early-stopping validation split is computed by every rank from the full
 //! data it loaded, so it needs no message; the bin edges come from every training row, each rank
 //! sorting its share of the features and an allgather sharing them, so every rank holds the
 //! one-process edges. Each rank codes only its own rows. The sums
 //! are exact whatever the reduction order (the booster rounds gradients so that they are; see
-//! `scalelab_ml::dataparallel`), so the plain, unordered `MPI_Allreduce` SUM is safe and the
-//! model is the one a single process fits.
+//! `scalelab_ml::dataparallel`), so the plain, unordered MPI SUM is safe and the model is the one
+//! a single process fits.
 //!
 //! Verification: `prepare` fits the single-process model (untimed); every repetition's model must
 //! give the same held-out predictions and probabilities bit for bit, on every rank.
 //!
 //! Metrics (maximum over ranks, as every MPI point): `rows_per_rank` (training rows of the
-//! largest shard), `allreduce_bytes` (bytes each rank contributes to the histogram and maximum
-//! reductions and the bin edges' allgather in one fit), `allreduce_calls`, `allreduce_s` (seconds inside those reductions,
-//! waiting for slower ranks included), the score and `fits`. Weak scaling grows `size`
+//! largest shard), `allreduce_bytes` (bytes each rank contributes to the collectives of one fit:
+//! histogram reduce-scatters, gradient maxima, best-split and bin-edge allgathers),
+//! `allreduce_calls`, `allreduce_s` (seconds inside those collectives, waiting for slower ranks
+//! included), the score and `fits`. Weak scaling grows `size`
 //! (synthetic samples) with the ranks, so rows per rank stay constant.
 
 use std::cell::{Cell, RefCell};
@@ -148,9 +152,11 @@ struct Traffic {
     seconds: f64,
 }
 
-/// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` SUM of the statistics and
-/// the counts (as doubles), MAX of the largest gradients, and an allgather of the bin edges. Order-free reductions are correct here
-/// because the booster's sums are exact (module documentation). Counts the bytes, calls and time.
+/// [`HistogramReducer`] over an MPI communicator: one `MPI_Allreduce` (or, feature-parallel,
+/// `MPI_Reduce_scatter_block`) SUM of the statistics and the counts (as doubles), MAX of the
+/// largest gradients, and allgathers of the bin edges and of the best splits. Order-free
+/// reductions are correct here because the booster's sums are exact (module documentation).
+/// Counts the bytes, calls and time.
 pub(crate) struct MpiReducer<'c, C: Communicator> {
     comm: &'c C,
     traffic: Cell<Traffic>,
@@ -205,6 +211,44 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
         self.comm
             .all_reduce_into(&send[..], values, SystemOperation::max());
         self.record(start, values.len() * 8);
+    }
+
+    fn sum_block(&self, stats: &mut [f64], counts: &mut [u32], s: usize, blocks: &[usize]) {
+        // One MPI_Reduce_scatter_block: rank r's segment of the send buffer holds the statistics
+        // then the counts (as doubles) of its codes `blocks[r]..blocks[r + 1]`, padded to the
+        // longest segment; each rank receives its own segment summed.
+        let start = Instant::now();
+        let size = blocks.len() - 1;
+        let rank = self.comm.rank() as usize;
+        let seg = |r: usize| blocks[r]..blocks[r + 1];
+        let len = (0..size).map(|r| seg(r).len() * (s + 1)).max().unwrap_or(0);
+        let mut send = self.send.borrow_mut();
+        send.clear();
+        for r in 0..size {
+            let codes = seg(r);
+            send.extend_from_slice(&stats[codes.start * s..codes.end * s]);
+            send.extend(counts[codes].iter().map(|&c| f64::from(c)));
+            send.resize((r + 1) * len, 0.0);
+        }
+        let mut recv = self.recv.borrow_mut();
+        recv.resize(len, 0.0);
+        self.comm
+            .reduce_scatter_block_into(&send[..], &mut recv[..], SystemOperation::sum());
+        let mine = seg(rank);
+        let (st, c) = recv.split_at(mine.len() * s);
+        stats[mine.start * s..mine.end * s].copy_from_slice(st);
+        for (out, v) in counts[mine].iter_mut().zip(c) {
+            *out = *v as u32;
+        }
+        self.record(start, send.len() * 8);
+    }
+
+    fn gather_equal(&self, part: &[f64]) -> Vec<f64> {
+        let start = Instant::now();
+        let mut all = vec![0.0; part.len() * self.comm.size() as usize];
+        self.comm.all_gather_into(part, &mut all[..]);
+        self.record(start, part.len() * 8);
+        all
     }
 
     fn gather(&self, part: &[f64]) -> Vec<f64> {
