@@ -10,8 +10,10 @@
 //! histograms and score updates for them only. Everything that decides the tree
 //! — the per-node histograms of gradient sums, hessian sums and row counts — is summed over the
 //! shards by a [`HistogramReducer`], so every process grows the same tree from the same global
-//! sums. Early stopping scores the validation rows, which every process holds in full, so it stops
-//! at the same stage everywhere.
+//! sums. Early stopping's validation rows are split the same way: each process scores its share,
+//! and the weighted row losses are gathered in row order ([`HistogramReducer::gather`]) and summed
+//! in that order on every process, so the loss has the one-process bits and every process stops at
+//! the same stage.
 //!
 //! Why the sums are bit-identical whatever the shard count and the reduction order: before each
 //! tree the booster rounds every weighted gradient and hessian to a multiple of one power of two
@@ -248,6 +250,34 @@ pub(crate) mod tests {
         agrees_over_shards(&three, &params);
         let diabetes = data::load("diabetes").unwrap();
         agrees_over_shards(&diabetes, &params);
+    }
+
+    /// Early stopping that does stop (a larger `max_iter` gives the same model): each shard scores
+    /// its share of the validation rows, and the gathered losses stop every shard at the
+    /// one-process stage.
+    #[test]
+    fn sharded_early_stopping_stops_at_the_one_process_stage() {
+        let data = data::load("breast_cancer").unwrap();
+        let with = |iters: i64| {
+            let mut params = HyperParams::new();
+            params.insert("max_iter".into(), Hp::Int(iters));
+            params.insert("early_stopping".into(), Hp::Bool(true));
+            params.insert("n_iter_no_change".into(), Hp::Int(3));
+            params.insert("learning_rate".into(), Hp::Float(0.5));
+            params
+        };
+        let rows: Vec<usize> = (0..data.rows()).collect();
+        let serial = FitOptions { parallel: false };
+        let fit = |iters: i64| {
+            let hgb = GradientBoosting::hist(&with(iters)).unwrap();
+            let m = hgb.fit(&data, &rows, None, 7, serial).unwrap();
+            fingerprint(m.as_ref(), &data)
+        };
+        assert!(
+            fit(300) == fit(900),
+            "early stopping did not stop before 300 iterations"
+        );
+        agrees_over_shards(&data, &with(300));
     }
 
     #[test]
