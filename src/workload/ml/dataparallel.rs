@@ -8,7 +8,8 @@
 //! features, searches those for the best split, and one small allgather of the ranks' best
 //! splits decides the node (the split search is parallel over features, as the histograms are
 //! over rows). The early-stopping validation split is computed by every rank from the full
-//! data it loaded, so it needs no message; the bin edges come from every training row, each rank
+//! data it loaded, so it needs no message (each rank scores its share of those rows, and an
+//! allgather of the row losses gives every rank the one-process loss); the bin edges come from every training row, each rank
 //! sorting its share of the features and an allgather sharing them, so every rank holds the
 //! one-process edges. Each rank codes only its own rows. The sums
 //! are exact whatever the reduction order (the booster rounds gradients so that they are; see
