@@ -723,6 +723,7 @@ fn grow_codes<B: Code>(
                 s.bin,
             );
         let (left_slot, right_slot) = b.child_slots(entries, &p, mid);
+        b.search_children([left_slot, right_slot], p.depth + 1);
         let left_id = b.tree.nodes.len() as u32;
         let lp = b.make_node(entries, p.start, mid, p.depth + 1, left_slot, rng);
         let right_id = b.tree.nodes.len() as u32;
@@ -888,6 +889,9 @@ struct Builder<'a, B: Code> {
     /// Data-parallel over several shards: the features whose summed histograms this shard holds
     /// and searches.
     features: Option<FeatureBlocks>,
+    /// Feature-parallel: the children's splits already exchanged ([`Builder::search_children`]),
+    /// by slot.
+    settled: Vec<(usize, Option<Split>)>,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -970,6 +974,7 @@ impl<'a, B: Code> Builder<'a, B> {
             reducer: reducer.filter(|_| full),
             features: FeatureBlocks::new(&binned.offsets, binned.features(), shard)
                 .filter(|_| full && reducer.is_some()),
+            settled: Vec::new(),
             hist: vec![0.0; binned.widest * stat_width],
             counts: vec![0; binned.widest],
             occupied: Vec::new(),
@@ -1205,21 +1210,7 @@ impl<'a, B: Code> Builder<'a, B> {
         let rows = &entries[start..end];
         self.node_stats.iter_mut().for_each(|v| *v = 0.0);
         let n = match self.reducer {
-            // The node over all shards: every feature of its summed histogram holds every row; read
-            // the first one this shard holds (the sums are exact, so any feature gives the bits
-            // of feature 0's).
-            Some(_) => {
-                let (hist, counts) = &self.pool[slot];
-                let f = self.searched().start;
-                let (s, offsets) = (self.s, &self.binned.offsets);
-                let (a, z) = (offsets[f], offsets[f + 1]);
-                for code in hist[a * s..z * s].chunks_exact(s) {
-                    for (t, v) in self.node_stats.iter_mut().zip(code) {
-                        *t += v;
-                    }
-                }
-                counts[a..z].iter().map(|&c| c as usize).sum()
-            }
+            Some(_) => self.summed_totals(slot),
             None => {
                 for e in rows {
                     add(&mut self.node_stats, self.cfg.criterion, e);
@@ -1240,12 +1231,7 @@ impl<'a, B: Code> Builder<'a, B> {
             }
             Criterion::Newton { lambda } => self.tree.values.push(-st[0] / (st[1] + lambda)),
         }
-        let cfg = self.cfg;
-        let split = if (cfg.max_depth > 0 && depth >= cfg.max_depth)
-            || n < cfg.min_samples_split
-            || n < 2 * cfg.min_samples_leaf
-            || self.pure()
-        {
+        let split = if !self.searchable(n, depth) {
             None
         } else if self.full {
             self.find_split_full(slot, n)
@@ -1264,6 +1250,67 @@ impl<'a, B: Code> Builder<'a, B> {
             None => {
                 self.release(slot);
                 None
+            }
+        }
+    }
+
+    /// The node of `slot` over all shards into `node_stats`, and its row count: every feature of
+    /// its summed histogram holds every row; read the first one this shard holds (the sums are
+    /// exact, so any feature gives the bits of feature 0's).
+    fn summed_totals(&mut self, slot: usize) -> usize {
+        self.node_stats.iter_mut().for_each(|v| *v = 0.0);
+        let (hist, counts) = &self.pool[slot];
+        let f = self.searched().start;
+        let (s, offsets) = (self.s, &self.binned.offsets);
+        let (a, z) = (offsets[f], offsets[f + 1]);
+        for code in hist[a * s..z * s].chunks_exact(s) {
+            for (t, v) in self.node_stats.iter_mut().zip(code) {
+                *t += v;
+            }
+        }
+        counts[a..z].iter().map(|&c| c as usize).sum()
+    }
+
+    /// Whether a node of `n` rows at `depth` (its statistics in `node_stats`) may split.
+    fn searchable(&self, n: usize, depth: usize) -> bool {
+        let cfg = self.cfg;
+        !((cfg.max_depth > 0 && depth >= cfg.max_depth)
+            || n < cfg.min_samples_split
+            || n < 2 * cfg.min_samples_leaf
+            || self.pure())
+    }
+
+    /// Feature-parallel over shards: both children's splits searched on this shard's features,
+    /// then one exchange of both bests (one synchronisation per split rather than one per
+    /// child); [`Builder::find_split_full`] takes them from `settled`. Nothing otherwise.
+    fn search_children(&mut self, slots: [usize; 2], depth: usize) {
+        let Some(r) = self.reducer.filter(|_| self.features.is_some()) else {
+            return;
+        };
+        self.settled.clear();
+        let mut words = Vec::with_capacity(2 * Split::WORDS);
+        let mut searchable = [false; 2];
+        for (i, &slot) in slots.iter().enumerate() {
+            let n = self.summed_totals(slot);
+            searchable[i] = self.searchable(n, depth);
+            let local = if searchable[i] {
+                self.local_best(slot, n)
+            } else {
+                None
+            };
+            words.extend(Split::write(local));
+        }
+        let all = r.gather_equal(&words);
+        for (i, &slot) in slots.iter().enumerate() {
+            if searchable[i] {
+                let mut best = None;
+                for shard in all.chunks_exact(2 * Split::WORDS) {
+                    let at = i * Split::WORDS;
+                    if let Some(c) = Split::read(&shard[at..at + Split::WORDS]) {
+                        keep_best(&mut best, c);
+                    }
+                }
+                self.settled.push((slot, best));
             }
         }
     }
@@ -1292,6 +1339,24 @@ impl<'a, B: Code> Builder<'a, B> {
     /// feature, as a serial scan), so the thread count cannot change the choice. Feature-parallel
     /// over shards, this shard's features only, then the best of the shards' bests.
     fn find_split_full(&mut self, slot: usize, n: usize) -> Option<Split> {
+        if let Some(i) = self.settled.iter().position(|&(s, _)| s == slot) {
+            let best = self.settled.swap_remove(i).1;
+            return self.accept(best);
+        }
+        let mut best = self.local_best(slot, n);
+        if let (Some(_), Some(r)) = (&self.features, self.reducer) {
+            let all = r.gather_equal(&Split::write(best));
+            best = None;
+            for c in all.chunks_exact(Split::WORDS).filter_map(Split::read) {
+                keep_best(&mut best, c);
+            }
+        }
+        self.accept(best)
+    }
+
+    /// The best split over the searched features' histograms in `slot` (`node_stats` holding the
+    /// node's statistics), before any exchange between shards and [`Builder::accept`].
+    fn local_best(&mut self, slot: usize, n: usize) -> Option<Split> {
         let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
         let (s, cfg, binned) = (self.s, self.cfg, self.binned);
         let (hist, counts) = &self.pool[slot];
@@ -1342,21 +1407,14 @@ impl<'a, B: Code> Builder<'a, B> {
         for c in found.into_iter().flatten() {
             keep_best(&mut best, c);
         }
-        if let (Some(_), Some(r)) = (&self.features, self.reducer) {
-            if let Some(b) = &mut best {
-                // The rows on either side, from the feature's counts (summed over the shards).
-                let (a, z) = (binned.offsets[b.feature], binned.offsets[b.feature + 1]);
-                let rows = |c: &[u32]| c.iter().map(|&c| u64::from(c)).sum::<u64>();
-                b.left_rows = rows(&counts[a..=a + b.bin]);
-                b.right_rows = rows(&counts[a + b.bin + 1..z]);
-            }
-            let all = r.gather_equal(&Split::write(best));
-            best = None;
-            for c in all.chunks_exact(Split::WORDS).filter_map(Split::read) {
-                keep_best(&mut best, c);
-            }
+        if let (Some(_), Some(b)) = (&self.features, &mut best) {
+            // The rows on either side, from the feature's counts (summed over the shards).
+            let (a, z) = (binned.offsets[b.feature], binned.offsets[b.feature + 1]);
+            let rows = |c: &[u32]| c.iter().map(|&c| u64::from(c)).sum::<u64>();
+            b.left_rows = rows(&counts[a..=a + b.bin]);
+            b.right_rows = rows(&counts[a + b.bin + 1..z]);
         }
-        self.accept(best)
+        best
     }
 
     /// One random cut of feature `f` in a node whose codes span `lo..=hi` (`lo < hi`): the code the
@@ -2118,6 +2176,7 @@ mod tests {
                     full: true,
                     reducer: None,
                     features: None,
+                    settled: Vec::new(),
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),
