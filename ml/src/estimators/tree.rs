@@ -30,6 +30,9 @@
 //!   parent − smaller. A large node is histogrammed in fixed blocks of [`BLOCK`] rows (in parallel
 //!   over blocks when the pool has threads) and the block histograms are added in block order, so
 //!   the sums, and the tree, are the same at any thread count.
+//! - Data-parallel (rows split over shards, [`crate::dataparallel`]): each node's histogram is
+//!   summed over the shards, and with several shards the split search is divided by feature
+//!   blocks ([`grow_reduced`]).
 //! - The rows of a node are a contiguous range of one entry array, partitioned in place; the
 //!   histogram, feature order and node arrays are reused, so growing allocates nothing per node.
 //! - Growth is depth-first (CART) or best-first by gain with a leaf budget (histogram gradient
@@ -659,7 +662,8 @@ pub(crate) fn grow_with_ranges(
 /// With more than one `shard` the split search is parallel over features: each node's histogram
 /// is reduce-scattered ([`HistogramReducer::sum_block`]) so that shard `r` holds the summed
 /// histograms of features `p·r/size .. p·(r+1)/size` only, searches those, and the shards
-/// exchange their best split ([`HistogramReducer::gather_equal`]); the winner is the best gain,
+/// exchange their best split ([`HistogramReducer::gather_equal`], both children of a split in
+/// one exchange); the winner is the best gain,
 /// ties to the lowest feature, as one process scanning every feature in order picks it. The
 /// subtraction trick then runs on the shard's own features only, so the split search, the
 /// subtraction and the bytes each shard receives shrink with the shards as the row work does.
