@@ -11,9 +11,10 @@
 # × 20 features, 50 boosting iterations, early stopping off); rounds repeat (A B A B) so a change
 # in machine load hits both. Both points verify their model against the single-process one bit
 # for bit, so the comparison is of the same model. Printed per round: each side's median fit
-# time, the ratio T(1 rank) / T(2 ranks), the 1-minute load average and the allreduce share;
-# at the end the median ratio over rounds. Target: >= 1.6 on 2 cores (a quiet machine; under load
-# the figure says what the load allowed, quote it with the load average).
+# time, the ratio T(1 rank) / T(2 ranks), the 1-minute load average and the 2-rank time spent
+# inside collectives (waiting for the partner included); at the end the median ratio over rounds.
+# Target: >= 1.6 on 2 cores (a quiet machine; under load the figure says what the load allowed,
+# quote it with the load average).
 # Exit status: 0 when everything ran (whatever the ratio), 1 when something could not run.
 # Everything stays in the output folder (default results/compare-dataparallel/<UTC time>/).
 # About 1-2 minutes a round on the 2-core course machine, plus the build. See docs/ml.md.
@@ -34,7 +35,7 @@ TREES=""
 WORKLOAD=hgb
 RUN_TIMEOUT=900
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # Our own two options first; the rest are common.sh's.
 ARGS=()
@@ -109,7 +110,7 @@ column() { # column CSV NAME
         NR == 2 { if (c) print $c }' "$1"
 }
 
-T="" C="" # run_side's results: median fit seconds and seconds inside allreduce
+T="" C="" # run_side's results: median fit seconds and seconds inside the collectives (metric allreduce_s)
 run_side() { # run_side RANKS ROUND -> sets T and C
     local dir="$OUT/round$2/ranks$1"
     mkdir -p "$OUT/round$2"
@@ -144,7 +145,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     t2=$T c2=$C
     ratio="$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", a / b }')"
     RATIOS+=("$ratio")
-    say "round $round: 1 rank ${t1} s, 2 ranks ${t2} s (allreduce ${c2} s): ratio ${ratio} (load average ${load} at start, $(cut -d' ' -f1 /proc/loadavg) at end)"
+    say "round $round: 1 rank ${t1} s, 2 ranks ${t2} s (in collectives ${c2} s): ratio ${ratio} (load average ${load} at start, $(cut -d' ' -f1 /proc/loadavg) at end)"
 done
 median="$(printf '%s\n' "${RATIOS[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
 say "== median ratio T(1 rank) / T(2 ranks) over $ROUNDS rounds: $median (target >= 1.6 on 2 quiet cores; load average now $(cut -d' ' -f1-3 /proc/loadavg))"

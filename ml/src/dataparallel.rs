@@ -10,8 +10,10 @@
 //! histograms and score updates for them only. Everything that decides the tree
 //! — the per-node histograms of gradient sums, hessian sums and row counts — is summed over the
 //! shards by a [`HistogramReducer`], so every process grows the same tree from the same global
-//! sums. Early stopping scores the validation rows, which every process holds in full, so it stops
-//! at the same stage everywhere.
+//! sums. Early stopping's validation rows are split the same way: each process scores its share,
+//! and the weighted row losses are gathered in row order ([`HistogramReducer::gather`]) and summed
+//! in that order on every process, so the loss has the one-process bits and every process stops at
+//! the same stage.
 //!
 //! Why the sums are bit-identical whatever the shard count and the reduction order: before each
 //! tree the booster rounds every weighted gradient and hessian to a multiple of one power of two
@@ -70,6 +72,19 @@ pub trait HistogramReducer {
             at += 2 + len;
         }
         out
+    }
+    /// [`HistogramReducer::sum`] where each shard needs only its own block of the result (a
+    /// reduce-scatter): `stats` holds `s` statistics per code, and on return codes
+    /// `blocks[rank]..blocks[rank + 1]` (this shard's features) hold the sum over every shard;
+    /// the other codes may hold anything. The default sums everything.
+    fn sum_block(&self, stats: &mut [f64], counts: &mut [u32], s: usize, blocks: &[usize]) {
+        let _ = (s, blocks);
+        self.sum(stats, counts);
+    }
+    /// [`HistogramReducer::gather`] of parts of the same length on every shard (one collective
+    /// fewer): each shard's best split over its own features.
+    fn gather_equal(&self, part: &[f64]) -> Vec<f64> {
+        self.gather(part)
     }
 }
 
@@ -178,6 +193,16 @@ pub(crate) mod tests {
         fn max(&self, values: &mut [f64]) {
             self.shared.combine(values, &mut [], true);
         }
+        /// The sum, then every code outside this shard's block spoiled (NaN, `u32::MAX`): a
+        /// fit that read another shard's features would show it.
+        fn sum_block(&self, stats: &mut [f64], counts: &mut [u32], s: usize, blocks: &[usize]) {
+            self.shared.combine(stats, counts, false);
+            let (a, z) = (blocks[self.rank], blocks[self.rank + 1]);
+            stats[..a * s].fill(f64::NAN);
+            stats[z * s..].fill(f64::NAN);
+            counts[..a].fill(u32::MAX);
+            counts[z..].fill(u32::MAX);
+        }
         fn gather(&self, part: &[f64]) -> Vec<f64> {
             let shared = self.shared;
             shared.barrier.wait();
@@ -255,6 +280,34 @@ pub(crate) mod tests {
         agrees_over_shards(&three, &params);
         let diabetes = data::load("diabetes").unwrap();
         agrees_over_shards(&diabetes, &params);
+    }
+
+    /// Early stopping that does stop (a larger `max_iter` gives the same model): each shard scores
+    /// its share of the validation rows, and the gathered losses stop every shard at the
+    /// one-process stage.
+    #[test]
+    fn sharded_early_stopping_stops_at_the_one_process_stage() {
+        let data = data::load("breast_cancer").unwrap();
+        let with = |iters: i64| {
+            let mut params = HyperParams::new();
+            params.insert("max_iter".into(), Hp::Int(iters));
+            params.insert("early_stopping".into(), Hp::Bool(true));
+            params.insert("n_iter_no_change".into(), Hp::Int(3));
+            params.insert("learning_rate".into(), Hp::Float(0.5));
+            params
+        };
+        let rows: Vec<usize> = (0..data.rows()).collect();
+        let serial = FitOptions { parallel: false };
+        let fit = |iters: i64| {
+            let hgb = GradientBoosting::hist(&with(iters)).unwrap();
+            let m = hgb.fit(&data, &rows, None, 7, serial).unwrap();
+            fingerprint(m.as_ref(), &data)
+        };
+        assert!(
+            fit(300) == fit(900),
+            "early stopping did not stop before 300 iterations"
+        );
+        agrees_over_shards(&data, &with(300));
     }
 
     #[test]

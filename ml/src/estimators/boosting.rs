@@ -548,7 +548,8 @@ impl GradientBoosting {
 
     /// [`GradientBoosting::fit_sharded`] on checked inputs: the stage loop. Each shard owns the
     /// training positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and
-    /// score updates; every shard holds the validation rows whole.
+    /// score updates; likewise `shard.range` of early stopping's validation rows, whose losses
+    /// `reducer` gathers.
     #[allow(clippy::too_many_arguments)]
     fn fit_shard(
         &self,
@@ -580,7 +581,13 @@ impl GradientBoosting {
         let (own_train, own_sw) = (&train[own.clone()], &sw[own.clone()]);
         let ml = own.len();
         let ys = targets(data, train, k, width);
+        // Early stopping's validation rows are scored by shard as well: each shard keeps the
+        // scores of its share (`shard.range` of them) and the losses are summed over all of them.
+        let own_val = shard.range(val.len());
+        let (val_w_all, val_w) = (val_w, &val_w[own_val.clone()]);
+        let val = &val[own_val];
         let val_ys = targets(data, val, k, width);
+        let mut losses = Vec::with_capacity(val.len());
         let init = initial_scores(k, width, &ys, sw);
         let binned = self.codes(data, train, own_train, shard, reducer)?;
         let cfg = self.tree_config(data, options);
@@ -597,7 +604,8 @@ impl GradientBoosting {
         let mut trees = Vec::with_capacity(self.n * width);
         let mut history = Vec::new();
         if stop.is_some() {
-            history.push(-mean_loss(k, width, &val_scores, &val_ys, val_w));
+            weighted_losses(k, width, &val_scores, &val_ys, val_w, &mut losses);
+            history.push(-mean_loss(&losses, val_w_all, reducer));
         }
         for stage in 0..self.n {
             all_gradients(parallel, k, width, &scores, own_ys, &mut grad, &mut hess);
@@ -605,8 +613,16 @@ impl GradientBoosting {
                 self.column_entries(&mut entries, Column { width, c }, own_sw, &grad, &hess);
                 let mut rng =
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
-                let (mut tree, ranges) =
-                    self.grow(hist, &binned, &mut entries, &cfg, &mut rng, m, reducer)?;
+                let (mut tree, ranges) = self.grow(
+                    hist,
+                    &binned,
+                    &mut entries,
+                    &cfg,
+                    &mut rng,
+                    m,
+                    shard,
+                    reducer,
+                )?;
                 leaves_of_rows(data, own_train, &tree, &entries, &ranges, &mut leaf_of);
                 if let (Flavour::Classic { .. }, true) = (&self.flavour, k > 0) {
                     let column = Column { width, c };
@@ -627,7 +643,8 @@ impl GradientBoosting {
                 trees.push(tree);
             }
             if let Some(s) = stop {
-                history.push(-mean_loss(k, width, &val_scores, &val_ys, val_w));
+                weighted_losses(k, width, &val_scores, &val_ys, val_w, &mut losses);
+                history.push(-mean_loss(&losses, val_w_all, reducer));
                 if should_stop(&history, s.n_iter_no_change, s.tol) {
                     break;
                 }
@@ -713,8 +730,9 @@ impl GradientBoosting {
     }
 
     /// Grow one stage's tree on `entries`: the hist booster on bins through the reducer (one
-    /// process: a no-op), after rounding its gradients so the sums are exact ([`quantise`]);
-    /// with exact splits it is never sharded.
+    /// process: a no-op; several shards: the split search parallel over features), after
+    /// rounding its gradients so the sums are exact ([`quantise`]); with exact splits it is never
+    /// sharded.
     #[allow(clippy::too_many_arguments)]
     fn grow(
         &self,
@@ -724,11 +742,12 @@ impl GradientBoosting {
         cfg: &TreeConfig,
         rng: &mut Xoshiro256PlusPlus,
         m: usize,
+        shard: Shard,
         reducer: &dyn HistogramReducer,
     ) -> Result<(Tree, Vec<(u32, u32)>), String> {
         if hist {
             quantise(entries, m, reducer);
-            grow_reduced(binned, entries, cfg, rng, reducer)
+            grow_reduced(binned, entries, cfg, rng, reducer, shard)
                 .map_err(|e| format!("{}: {e}", self.name))
         } else {
             Ok(grow_with_ranges(binned, entries, cfg, rng))
@@ -1027,10 +1046,35 @@ fn gradients(k: usize, width: usize, s: &[f64], y: &[f64], g: &mut [f64], h: &mu
     }
 }
 
-/// The weighted mean loss of `scores` against `targets` (half squared error, binary or
-/// multinomial log loss), as scikit-learn's early stopping scores the validation rows.
-fn mean_loss(k: usize, width: usize, scores: &[f64], targets: &[f64], w: &[f64]) -> f64 {
+/// The weighted mean loss over every shard's validation rows, as scikit-learn's early stopping
+/// scores them: each shard's weighted row losses ([`weighted_losses`] of its share of the rows)
+/// are gathered in row order and summed in that order, so the mean has the one-process bits at
+/// any shard count. `w`: every validation row's weight.
+fn mean_loss(part: &[f64], w: &[f64], reducer: &dyn HistogramReducer) -> f64 {
+    let losses = reducer.gather(part);
     let (mut sum, mut total) = (0.0, 0.0);
+    for (l, w) in losses.iter().zip(w) {
+        sum += l;
+        total += w;
+    }
+    if total > 0.0 {
+        sum / total
+    } else {
+        0.0
+    }
+}
+
+/// Each row's weight × loss of `scores` against `targets` (half squared error, binary or
+/// multinomial log loss), into `out`.
+fn weighted_losses(
+    k: usize,
+    width: usize,
+    scores: &[f64],
+    targets: &[f64],
+    w: &[f64],
+    out: &mut Vec<f64>,
+) {
+    out.clear();
     for ((s, y), &w) in scores.chunks(width).zip(targets.chunks(width)).zip(w) {
         let loss = match k {
             0 => 0.5 * (s[0] - y[0]) * (s[0] - y[0]),
@@ -1042,13 +1086,7 @@ fn mean_loss(k: usize, width: usize, scores: &[f64], targets: &[f64], w: &[f64])
                 lse - s.iter().zip(y).map(|(s, y)| s * y).sum::<f64>()
             }
         };
-        sum += w * loss;
-        total += w;
-    }
-    if total > 0.0 {
-        sum / total
-    } else {
-        0.0
+        out.push(w * loss);
     }
 }
 

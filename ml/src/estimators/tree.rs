@@ -30,6 +30,9 @@
 //!   parent − smaller. A large node is histogrammed in fixed blocks of [`BLOCK`] rows (in parallel
 //!   over blocks when the pool has threads) and the block histograms are added in block order, so
 //!   the sums, and the tree, are the same at any thread count.
+//! - Data-parallel (rows split over shards, [`crate::dataparallel`]): each node's histogram is
+//!   summed over the shards, and with several shards the split search is divided by feature
+//!   blocks ([`grow_reduced`]).
 //! - The rows of a node are a contiguous range of one entry array, partitioned in place; the
 //!   histogram, feature order and node arrays are reused, so growing allocates nothing per node.
 //! - Growth is depth-first (CART) or best-first by gain with a leaf budget (histogram gradient
@@ -724,8 +727,8 @@ pub(crate) fn grow_with_ranges(
     rng: &mut Xoshiro256PlusPlus,
 ) -> (Tree, Vec<(u32, u32)>) {
     match binned {
-        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None, false),
-        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None, false),
+        Binned::Exact(c) => grow_codes(c, entries, cfg, rng, None, false, Shard::WHOLE),
+        Binned::Hist(c) => grow_codes(c, entries, cfg, rng, None, false, Shard::WHOLE),
     }
 }
 
@@ -736,18 +739,37 @@ pub(crate) fn grow_with_ranges(
 /// `entries`. Needs the all-feature mode (hist splitter, subtraction, every feature, best cut);
 /// the statistics must sum exactly (the booster rounds them, see [`crate::dataparallel`]) for the
 /// tree not to depend on how the rows are split.
+///
+/// With more than one `shard` the split search is parallel over features: each node's histogram
+/// is reduce-scattered ([`HistogramReducer::sum_block`]) so that shard `r` holds the summed
+/// histograms of features `p·r/size .. p·(r+1)/size` only, searches those, and the shards
+/// exchange their best split ([`HistogramReducer::gather_equal`], both children of a split in
+/// one exchange); the winner is the best gain,
+/// ties to the lowest feature, as one process scanning every feature in order picks it. The
+/// subtraction trick then runs on the shard's own features only, so the split search, the
+/// subtraction and the bytes each shard receives shrink with the shards as the row work does.
+/// With fewer features than shards every shard sums and searches every feature.
 pub(crate) fn grow_reduced(
     binned: &Binned,
     entries: &mut [Entry],
     cfg: &TreeConfig,
     rng: &mut Xoshiro256PlusPlus,
     reducer: &dyn HistogramReducer,
+    shard: Shard,
 ) -> Result<(Tree, Vec<(u32, u32)>), String> {
     match binned {
         Binned::Hist(c)
             if cfg.subtraction && cfg.max_features >= c.features() && cfg.cut == Cut::Best =>
         {
-            Ok(grow_codes(c, entries, cfg, rng, Some(reducer), false))
+            Ok(grow_codes(
+                c,
+                entries,
+                cfg,
+                rng,
+                Some(reducer),
+                false,
+                shard,
+            ))
         }
         _ => Err(
             "data-parallel training needs the hist splitter with every feature examined \
@@ -772,7 +794,9 @@ pub(crate) fn grow_sampled_reduced(
     reducer: &dyn HistogramReducer,
 ) -> Result<Tree, String> {
     match binned {
-        Binned::Hist(c) => Ok(grow_codes(c, entries, cfg, rng, Some(reducer), true).0),
+        Binned::Hist(c) => {
+            Ok(grow_codes(c, entries, cfg, rng, Some(reducer), true, Shard::WHOLE).0)
+        }
         Binned::Exact(_) => Err(
             "data-parallel training needs the hist splitter (splitter = \"hist\"): exact codes \
              are every distinct value, which no shard holds alone"
@@ -791,8 +815,9 @@ fn grow_codes<B: Code>(
     rng: &mut Xoshiro256PlusPlus,
     reducer: Option<&dyn HistogramReducer>,
     sampled: bool,
+    shard: Shard,
 ) -> (Tree, Vec<(u32, u32)>) {
-    let mut b = Builder::new(binned, cfg, reducer, sampled);
+    let mut b = Builder::new(binned, cfg, reducer, sampled, shard);
     let mut frontier: Vec<Pending> = Vec::new();
     let root_slot = if b.full {
         let slot = b.alloc();
@@ -819,6 +844,7 @@ fn grow_codes<B: Code>(
                 s.bin,
             );
         let (left_slot, right_slot) = b.child_slots(entries, &p, mid);
+        b.search_children([left_slot, right_slot], p.depth + 1);
         let left_id = b.tree.nodes.len() as u32;
         let lp = b.make_node(entries, p.start, mid, p.depth + 1, left_slot, rng);
         let right_id = b.tree.nodes.len() as u32;
@@ -888,6 +914,75 @@ struct Split {
     gain: f64,
     /// The raw-value threshold stored in the tree (`x ≤ threshold` goes left).
     threshold: f64,
+    /// Rows going left and right (over every shard), all-feature mode only: which child is the
+    /// smaller one to histogram, known on every shard though only one holds the feature's counts.
+    left_rows: u64,
+    right_rows: u64,
+}
+
+impl Split {
+    /// Values per split in [`Split::write`].
+    const WORDS: usize = 6;
+
+    /// `split` as [`Split::WORDS`] doubles (all exact: indices and counts below 2^53), feature
+    /// −1 for none, for the shards' exchange of their best splits.
+    fn write(split: Option<Split>) -> [f64; Split::WORDS] {
+        match split {
+            None => [f64::NAN, -1.0, 0.0, 0.0, 0.0, 0.0],
+            Some(c) => [
+                c.gain,
+                c.feature as f64,
+                c.bin as f64,
+                c.threshold,
+                c.left_rows as f64,
+                c.right_rows as f64,
+            ],
+        }
+    }
+
+    fn read(w: &[f64]) -> Option<Split> {
+        (w[1] >= 0.0).then(|| Split {
+            gain: w[0],
+            feature: w[1] as usize,
+            bin: w[2] as usize,
+            threshold: w[3],
+            left_rows: w[4] as u64,
+            right_rows: w[5] as u64,
+        })
+    }
+}
+
+/// Keep the first of the best gains: `best` is replaced only by a strictly greater gain, as a
+/// serial scan over the features in order. Folding the shards' bests (each over a contiguous
+/// block of features, in shard order) gives the one-process winner: the gains are finite (the
+/// Newton gain divides by hessian sums that the booster keeps positive).
+fn keep_best(best: &mut Option<Split>, c: Split) {
+    if best.is_none_or(|b| c.gain > b.gain) {
+        *best = Some(c);
+    }
+}
+
+/// Feature-parallel split search over shards ([`grow_reduced`]).
+struct FeatureBlocks {
+    /// The first code of each shard's block of features, and the total (`size + 1` entries).
+    bounds: Vec<usize>,
+    /// This shard's features.
+    mine: std::ops::Range<usize>,
+}
+
+impl FeatureBlocks {
+    /// Contiguous blocks of `p / size` features (sizes differ by at most one); `None` with one
+    /// shard or fewer features than shards.
+    fn new(offsets: &[usize], p: usize, shard: Shard) -> Option<FeatureBlocks> {
+        if shard.size <= 1 || p < shard.size {
+            return None;
+        }
+        let first = |r: usize| p * r / shard.size;
+        Some(FeatureBlocks {
+            bounds: (0..=shard.size).map(|r| offsets[first(r)]).collect(),
+            mine: first(shard.rank)..first(shard.rank + 1),
+        })
+    }
 }
 
 struct Pending {
@@ -918,6 +1013,12 @@ struct Builder<'a, B: Code> {
     /// Sampled mode: the statistics and row counts of the next children to be made without a
     /// histogram (both leaves whatever their rows; read from the parent's), right then left.
     leaf_stats: Vec<(Vec<f64>, usize)>,
+    /// Data-parallel over several shards: the features whose summed histograms this shard holds
+    /// and searches.
+    features: Option<FeatureBlocks>,
+    /// Feature-parallel: the children's splits already exchanged ([`Builder::search_children`]),
+    /// by slot.
+    settled: Vec<(usize, Option<Split>)>,
     /// One feature's histogram (per-feature mode).
     hist: Vec<f64>,
     counts: Vec<u32>,
@@ -978,6 +1079,7 @@ impl<'a, B: Code> Builder<'a, B> {
         cfg: &'a TreeConfig,
         reducer: Option<&'a dyn HistogramReducer>,
         sampled: bool,
+        shard: Shard,
     ) -> Builder<'a, B> {
         let width = match cfg.criterion {
             Criterion::Gini | Criterion::Entropy => cfg.n_classes,
@@ -1002,6 +1104,11 @@ impl<'a, B: Code> Builder<'a, B> {
             reducer: reducer.filter(|_| full),
             sampled,
             leaf_stats: Vec::new(),
+            // The sampled (forest) mode sums every feature's histogram on every shard: its
+            // features are drawn at random per node.
+            features: FeatureBlocks::new(&binned.offsets, binned.features(), shard)
+                .filter(|_| full && reducer.is_some() && !sampled),
+            settled: Vec::new(),
             hist: vec![0.0; binned.widest * stat_width],
             counts: vec![0; binned.widest],
             occupied: Vec::new(),
@@ -1034,8 +1141,10 @@ impl<'a, B: Code> Builder<'a, B> {
             self.release(p.slot);
             return (NO_SLOT, NO_SLOT);
         }
-        let small_is_left = match self.reducer {
-            Some(_) => {
+        let small_is_left = match (self.reducer, &self.features) {
+            // Only the feature's shard holds its counts: the exchange of best splits carried them.
+            (Some(_), Some(_)) => s.left_rows <= s.right_rows,
+            (Some(_), None) => {
                 let counts = &self.pool[p.slot].1;
                 let offsets = &self.binned.offsets;
                 let (a, z) = (offsets[s.feature], offsets[s.feature + 1]);
@@ -1043,7 +1152,7 @@ impl<'a, B: Code> Builder<'a, B> {
                 let right: u64 = counts[a + s.bin + 1..z].iter().map(|&c| u64::from(c)).sum();
                 left <= right
             }
-            None => mid - p.start <= p.end - mid,
+            (None, _) => mid - p.start <= p.end - mid,
         };
         let small = self.alloc();
         let range = if small_is_left {
@@ -1205,16 +1314,33 @@ impl<'a, B: Code> Builder<'a, B> {
         }
     }
 
-    /// Sum `slot`'s histogram over the shards (data-parallel training; nothing otherwise).
+    /// Sum `slot`'s histogram over the shards (data-parallel training; nothing otherwise): all of
+    /// it, or this shard's features only (feature-parallel search).
     fn reduce(&mut self, slot: usize) {
         if let Some(r) = self.reducer {
             let (hist, counts) = &mut self.pool[slot];
-            r.sum(hist, counts);
+            match &self.features {
+                Some(fb) => r.sum_block(hist, counts, self.s, &fb.bounds),
+                None => r.sum(hist, counts),
+            }
         }
     }
 
-    /// `parent -= child`, code by code: `parent` then holds the sibling's histogram.
+    /// The features whose histograms this builder holds summed and searches: all of them, or
+    /// this shard's block.
+    fn searched(&self) -> std::ops::Range<usize> {
+        match &self.features {
+            Some(fb) => fb.mine.clone(),
+            None => 0..self.binned.features(),
+        }
+    }
+
+    /// `parent -= child`, code by code over the searched features: `parent` then holds the
+    /// sibling's histogram.
     fn subtract(&mut self, parent: usize, child: usize) {
+        let f = self.searched();
+        let (lo, hi) = (self.binned.offsets[f.start], self.binned.offsets[f.end]);
+        let s = self.s;
         let (a, b) = if parent < child {
             let (x, y) = self.pool.split_at_mut(child);
             (&mut x[parent], &y[0])
@@ -1222,8 +1348,14 @@ impl<'a, B: Code> Builder<'a, B> {
             let (x, y) = self.pool.split_at_mut(parent);
             (&mut y[0], &x[child])
         };
-        a.0.iter_mut().zip(&b.0).for_each(|(p, c)| *p -= c);
-        a.1.iter_mut().zip(&b.1).for_each(|(p, c)| *p -= c);
+        a.0[lo * s..hi * s]
+            .iter_mut()
+            .zip(&b.0[lo * s..hi * s])
+            .for_each(|(p, c)| *p -= c);
+        a.1[lo..hi]
+            .iter_mut()
+            .zip(&b.1[lo..hi])
+            .for_each(|(p, c)| *p -= c);
     }
 
     /// Add a node for `entries[start..end]` with its value; return its best split if it should
@@ -1254,17 +1386,7 @@ impl<'a, B: Code> Builder<'a, B> {
                 self.node_stats.copy_from_slice(&st);
                 n
             }
-            // The node over all shards: its summed histogram's first feature holds every row.
-            Some(_) => {
-                let (hist, counts) = &self.pool[slot];
-                let (s, z) = (self.s, self.binned.offsets[1]);
-                for code in hist[..z * s].chunks_exact(s) {
-                    for (t, v) in self.node_stats.iter_mut().zip(code) {
-                        *t += v;
-                    }
-                }
-                counts[..z].iter().map(|&c| c as usize).sum()
-            }
+            Some(_) => self.summed_totals(slot),
             None => {
                 for e in rows {
                     add(&mut self.node_stats, self.cfg.criterion, e);
@@ -1285,12 +1407,7 @@ impl<'a, B: Code> Builder<'a, B> {
             }
             Criterion::Newton { lambda } => self.tree.values.push(-st[0] / (st[1] + lambda)),
         }
-        let cfg = self.cfg;
-        let split = if (cfg.max_depth > 0 && depth >= cfg.max_depth)
-            || n < cfg.min_samples_split
-            || n < 2 * cfg.min_samples_leaf
-            || self.pure()
-        {
+        let split = if !self.searchable(n, depth) {
             None
         } else if self.sampled {
             self.find_split_sampled(slot, n, rng)
@@ -1311,6 +1428,67 @@ impl<'a, B: Code> Builder<'a, B> {
             None => {
                 self.release(slot);
                 None
+            }
+        }
+    }
+
+    /// The node of `slot` over all shards into `node_stats`, and its row count: every feature of
+    /// its summed histogram holds every row; read the first one this shard holds (the sums are
+    /// exact, so any feature gives the bits of feature 0's).
+    fn summed_totals(&mut self, slot: usize) -> usize {
+        self.node_stats.iter_mut().for_each(|v| *v = 0.0);
+        let (hist, counts) = &self.pool[slot];
+        let f = self.searched().start;
+        let (s, offsets) = (self.s, &self.binned.offsets);
+        let (a, z) = (offsets[f], offsets[f + 1]);
+        for code in hist[a * s..z * s].chunks_exact(s) {
+            for (t, v) in self.node_stats.iter_mut().zip(code) {
+                *t += v;
+            }
+        }
+        counts[a..z].iter().map(|&c| c as usize).sum()
+    }
+
+    /// Whether a node of `n` rows at `depth` (its statistics in `node_stats`) may split.
+    fn searchable(&self, n: usize, depth: usize) -> bool {
+        let cfg = self.cfg;
+        !((cfg.max_depth > 0 && depth >= cfg.max_depth)
+            || n < cfg.min_samples_split
+            || n < 2 * cfg.min_samples_leaf
+            || self.pure())
+    }
+
+    /// Feature-parallel over shards: both children's splits searched on this shard's features,
+    /// then one exchange of both bests (one synchronisation per split rather than one per
+    /// child); [`Builder::find_split_full`] takes them from `settled`. Nothing otherwise.
+    fn search_children(&mut self, slots: [usize; 2], depth: usize) {
+        let Some(r) = self.reducer.filter(|_| self.features.is_some()) else {
+            return;
+        };
+        self.settled.clear();
+        let mut words = Vec::with_capacity(2 * Split::WORDS);
+        let mut searchable = [false; 2];
+        for (i, &slot) in slots.iter().enumerate() {
+            let n = self.summed_totals(slot);
+            searchable[i] = self.searchable(n, depth);
+            let local = if searchable[i] {
+                self.local_best(slot, n)
+            } else {
+                None
+            };
+            words.extend(Split::write(local));
+        }
+        let all = r.gather_equal(&words);
+        for (i, &slot) in slots.iter().enumerate() {
+            if searchable[i] {
+                let mut best = None;
+                for shard in all.chunks_exact(2 * Split::WORDS) {
+                    let at = i * Split::WORDS;
+                    if let Some(c) = Split::read(&shard[at..at + Split::WORDS]) {
+                        keep_best(&mut best, c);
+                    }
+                }
+                self.settled.push((slot, best));
             }
         }
     }
@@ -1336,8 +1514,27 @@ impl<'a, B: Code> Builder<'a, B> {
 
     /// The best split over every feature's histogram in `slot`: each feature's best, in parallel
     /// over features when allowed, then the best of those in feature order (ties to the lower
-    /// feature, as a serial scan), so the thread count cannot change the choice.
+    /// feature, as a serial scan), so the thread count cannot change the choice. Feature-parallel
+    /// over shards, this shard's features only, then the best of the shards' bests.
     fn find_split_full(&mut self, slot: usize, n: usize) -> Option<Split> {
+        if let Some(i) = self.settled.iter().position(|&(s, _)| s == slot) {
+            let best = self.settled.swap_remove(i).1;
+            return self.accept(best);
+        }
+        let mut best = self.local_best(slot, n);
+        if let (Some(_), Some(r)) = (&self.features, self.reducer) {
+            let all = r.gather_equal(&Split::write(best));
+            best = None;
+            for c in all.chunks_exact(Split::WORDS).filter_map(Split::read) {
+                keep_best(&mut best, c);
+            }
+        }
+        self.accept(best)
+    }
+
+    /// The best split over the searched features' histograms in `slot` (`node_stats` holding the
+    /// node's statistics), before any exchange between shards and [`Builder::accept`].
+    fn local_best(&mut self, slot: usize, n: usize) -> Option<Split> {
         let node_proxy = proxy(self.cfg.criterion, &self.node_stats);
         let (s, cfg, binned) = (self.s, self.cfg, self.binned);
         let (hist, counts) = &self.pool[slot];
@@ -1366,12 +1563,14 @@ impl<'a, B: Code> Builder<'a, B> {
                 bin,
                 gain,
                 threshold: binned.best_threshold(f, bin, next),
+                left_rows: 0,
+                right_rows: 0,
             })
         };
-        let p = binned.features();
+        let features = self.searched();
         let found: Vec<Option<Split>> =
-            if cfg.parallel && p >= 4 && rayon::current_num_threads() > 1 {
-                (0..p)
+            if cfg.parallel && features.len() >= 4 && rayon::current_num_threads() > 1 {
+                features
                     .into_par_iter()
                     .map_init(
                         || (vec![0.0; s], vec![0.0; s]),
@@ -1380,15 +1579,20 @@ impl<'a, B: Code> Builder<'a, B> {
                     .collect()
             } else {
                 let (l, r) = (&mut self.left, &mut self.right);
-                (0..p).map(|f| feature_best(f, l, r)).collect()
+                features.map(|f| feature_best(f, l, r)).collect()
             };
         let mut best: Option<Split> = None;
         for c in found.into_iter().flatten() {
-            if best.is_none_or(|b| c.gain > b.gain) {
-                best = Some(c);
-            }
+            keep_best(&mut best, c);
         }
-        self.accept(best)
+        if let (Some(_), Some(b)) = (&self.features, &mut best) {
+            // The rows on either side, from the feature's counts (summed over the shards).
+            let (a, z) = (binned.offsets[b.feature], binned.offsets[b.feature + 1]);
+            let rows = |c: &[u32]| c.iter().map(|&c| u64::from(c)).sum::<u64>();
+            b.left_rows = rows(&counts[a..=a + b.bin]);
+            b.right_rows = rows(&counts[a + b.bin + 1..z]);
+        }
+        best
     }
 
     /// One random cut of feature `f` in a node whose codes span `lo..=hi` (`lo < hi`): the code the
@@ -1590,6 +1794,8 @@ impl<'a, B: Code> Builder<'a, B> {
             bin,
             gain,
             threshold,
+            left_rows: 0,
+            right_rows: 0,
         })
     }
 
@@ -2206,6 +2412,8 @@ mod tests {
                     reducer: None,
                     sampled: false,
                     leaf_stats: Vec::new(),
+                    features: None,
+                    settled: Vec::new(),
                     hist: Vec::new(),
                     counts: Vec::new(),
                     occupied: Vec::new(),
