@@ -570,3 +570,68 @@ bucket = 0
         "{err}"
     );
 }
+
+#[test]
+fn weak_scaling_grows_the_global_batch_and_keeps_the_per_rank_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "weak"
+repetitions = 1
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "weak"
+workload = "mpi.train"
+scaling = "weak"
+oversubscribe = true
+ranks = [1, 2, 4]
+size = 1024
+features = 8
+classes = 3
+hidden = "16"
+batch = 32
+steps = 6
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 3);
+    for (rec, ranks) in recs.iter().zip([1u64, 2, 4]) {
+        assert_eq!(rec["status"], "ok", "{}", describe(rec));
+        // The global batch grows with the ranks (32 samples per rank); the dataset does not.
+        assert_eq!(
+            param(rec, "batch"),
+            (32 * ranks).to_string(),
+            "{}",
+            describe(rec)
+        );
+        assert_eq!(param(rec, "size"), r#"{"count":1024}"#, "{}", describe(rec));
+        assert_eq!(metric(rec, "bitwise"), [1.0], "{}", describe(rec));
+    }
+    // One weak series: efficiency T(1)/T(p), the share of one rank's samples/s per rank kept.
+    let mut reader = csv::Reader::from_path(run_dir.join("summary.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    let seconds = |rec: &Value| rec["repetitions"][0]["seconds"].as_f64().unwrap();
+    let base = seconds(&recs[0]);
+    for (row, rec) in rows.iter().zip(&recs) {
+        let efficiency: f64 = row[col("efficiency")].parse().unwrap_or_else(|e| {
+            panic!(
+                "efficiency `{}` ({e}): {}",
+                &row[col("efficiency")],
+                describe(rec)
+            )
+        });
+        let want = base / seconds(rec);
+        assert!(
+            (efficiency - want).abs() < 1e-3 * want,
+            "efficiency {efficiency}, expected T(1)/T(p) = {want}: {}",
+            describe(rec)
+        );
+    }
+}

@@ -4,8 +4,10 @@
 //! **Series.** The ok records of a run are grouped into series: points of the same study whose
 //! workload parameters are equal, everything but the resource axes (nodes, ranks, threads, gpus)
 //! being held fixed. In a weak-scaling study the size grows with the workers, so a weak series
-//! holds the points that share every parameter but `size`; when a study sweeps several base sizes,
-//! they are told apart by the size per worker, `size / rule(p)` with the workload's
+//! holds the points that share every parameter but `size` (or the parameter the workload's weak
+//! scaling grows instead: `batch` for `mpi.train`, so that its weak efficiency T(p₀)/T(p) is the
+//! share of the base's samples/s per rank each rank keeps); when a study sweeps several base
+//! sizes, they are told apart by the size per worker, `size / rule(p)` with the workload's
 //! [`WeakRule`]. The parallelism of a point is
 //! p = [`Resources::workers`] = ranks × threads × max(gpus, 1), and its time T(p) is the **median**
 //! of its repetitions (robust against the odd slow repetition). The base of a series is its point
@@ -430,11 +432,22 @@ pub fn fixed_params(rec: &PointRecord) -> Vec<String> {
     parts
 }
 
-/// Canonical text of every parameter but `size`.
+/// The parameter a weak study of the record's workload grows: `size`, or the workload's own
+/// ([`workload::Description::weak_param`], `batch` for `mpi.train`).
+fn weak_param(rec: &PointRecord) -> &'static str {
+    workload::describe(&rec.point.workload).map_or("size", |d| d.weak_param)
+}
+
+/// Canonical text of every parameter but `size` (in a weak series: but the parameter weak
+/// scaling grows).
 fn key_without_size(rec: &PointRecord) -> String {
+    let skip = match rec.point.scaling {
+        Scaling::Weak => weak_param(rec),
+        Scaling::Strong => "size",
+    };
     let mut key = format!("{}\u{1f}{}", rec.point.study, rec.point.workload);
     for (k, v) in &rec.point.params.0 {
-        if k != "size" {
+        if k != skip {
             key.push_str(&format!("\u{1f}{k}={}", value_key(v)));
         }
     }
@@ -450,8 +463,9 @@ fn value_key(v: &Value) -> String {
 
 /// The size per worker of a weak-scaling point, to 4 significant digits (see the module docs).
 fn size_per_worker(rec: &PointRecord) -> String {
-    let raw = match rec.point.params.get("size") {
+    let raw = match rec.point.params.get(weak_param(rec)) {
         Some(Value::Size(s)) => s.value() as f64,
+        Some(Value::Int(n)) => *n as f64,
         _ => rec.size as f64,
     };
     let rule = workload::find(&rec.point.workload)

@@ -357,6 +357,7 @@ pub const TRAIN: Description = Description::new(
     TRAIN_PARAMS,
 )
 .size_unit("samples")
+.weak_param("batch")
 .applies(train_param_applies);
 
 /// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
