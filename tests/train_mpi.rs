@@ -635,3 +635,135 @@ steps = 6
         );
     }
 }
+
+/// A small classification CSV: 160 rows, features `a`..`d`, class labels `low`, `mid`, `high`
+/// in column `kind` (a deterministic function of the features, so there is something to learn).
+fn classes_csv() -> String {
+    let mut s = String::from("a,b,kind,c,d\n");
+    for i in 0..160u32 {
+        let a = f64::from((i * 37) % 101) / 10.0;
+        let b = f64::from((i * 53) % 89) / 10.0;
+        let c = f64::from((i * 11) % 23);
+        let d = f64::from(i % 7) - 3.0;
+        let kind = match a + 0.5 * b {
+            v if v < 6.0 => "low",
+            v if v < 10.0 => "mid",
+            _ => "high",
+        };
+        s.push_str(&format!("{a},{b},{kind},{c},{d}\n"));
+    }
+    s
+}
+
+#[test]
+fn a_csv_dataset_trains_bitwise_the_serial_weights_at_1_2_and_4_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "classes.csv", &classes_csv());
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "csv"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "csv"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2, 4]
+strategy = ["ddp", "accumulate"]
+dataset = "classes.csv"
+target = "kind"
+hidden = "16"
+batch = 64
+grain = 4
+micro = 2
+steps = 25
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 6);
+    // Widths 4-16-3: the four feature columns and the three classes of `kind`.
+    let params = (4 * 16 + 16 + 16 * 3 + 3) as f64;
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+        assert_eq!(metric(r, "bitwise"), [1.0, 1.0], "{}", describe(r));
+        assert_eq!(
+            metric(r, "param_bytes"),
+            [8.0 * params; 2],
+            "{}",
+            describe(r)
+        );
+        for m in ["loss", "accuracy"] {
+            let bits = |r: &Value| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(r), bits(&recs[0]), "{m}: {}", describe(r));
+        }
+    }
+    assert!(
+        metric(&recs[0], "accuracy")[0] > 0.6,
+        "{}",
+        describe(&recs[0])
+    );
+    // The plan pins the file: its absolute path and sha256.
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("plan.json")).unwrap()).unwrap();
+    let data = &plan["points"][0]["data"];
+    assert_eq!(data["param"], "dataset");
+    assert_eq!(
+        data["path"].as_str().unwrap(),
+        dir.path().join("classes.csv").to_str().unwrap()
+    );
+    assert_eq!(data["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_csv_with_a_regression_target_is_refused_at_check_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,y,price\n");
+    for i in 0..50 {
+        csv.push_str(&format!("{i},{},{}.25\n", i % 3, i * 7));
+    }
+    write(dir.path(), "prices.csv", &csv);
+    let m = write(
+        dir.path(),
+        "m.toml",
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+dataset = "prices.csv"
+target = "price"
+batch = 32
+"#,
+    );
+    let out = run(scalelab().arg("plan").arg(&m));
+    let path = dir.path().join("prices.csv");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "mpi.train: dataset {}: target column `price` holds real values (a regression \
+             target); mpi.train trains a classifier with softmax cross-entropy: use a target \
+             column of class labels (text, or integers with at most 20 distinct values)",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    // A missing target column names the key to fix.
+    let m = write(
+        dir.path(),
+        "m.toml",
+        "name = \"bad\"\n[[study]]\nworkload = \"mpi.train\"\ndataset = \"prices.csv\"\nbatch = 32\n",
+    );
+    let out = run(scalelab().arg("plan").arg(&m));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("(the study's `target` key names the target column)"),
+        "{}",
+        out.stderr
+    );
+}

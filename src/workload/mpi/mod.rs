@@ -216,8 +216,15 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "dataset",
         kind: ParamKind::Text,
         default: "synthetic",
-        doc: "\"synthetic\" (size samples × features, classes) or a built-in classification \
-              dataset (iris, breast_cancer, digits, wine_quality)",
+        doc: "\"synthetic\" (size samples × features, classes), a built-in classification \
+              dataset (iris, breast_cancer, digits, wine_quality) or a CSV file (\"data.csv\": \
+              numeric features, class labels in the `target` column; the plan pins its sha256)",
+    },
+    ParamSpec {
+        name: "target",
+        kind: ParamKind::Text,
+        default: "target",
+        doc: "the class-label column of a CSV dataset",
     },
     ParamSpec {
         name: "size",
