@@ -767,3 +767,56 @@ batch = 32
         out.stderr
     );
 }
+
+#[test]
+fn rayon_threads_inside_each_rank_give_the_serial_weights_at_any_threads_times_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "threads"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "threads"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2]
+threads = [1, 2]
+strategy = ["ddp", "accumulate"]
+size = 1024
+features = 12
+classes = 3
+hidden = "24"
+batch = 128
+grain = 4
+micro = 2
+steps = 10
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 8);
+    let mut seen = Vec::new();
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+        assert_eq!(metric(r, "bitwise"), [1.0, 1.0], "{}", describe(r));
+        for m in ["loss", "accuracy"] {
+            let bits = |r: &Value| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(r), bits(&recs[0]), "{m}: {}", describe(r));
+        }
+        let res = &r["point"]["resources"];
+        seen.push((
+            res["threads"].as_u64().unwrap(),
+            res["ranks"].as_u64().unwrap(),
+        ));
+    }
+    for want in [(1, 1), (2, 1), (1, 2), (2, 2)] {
+        assert!(
+            seen.contains(&want),
+            "threads × ranks {want:?} missing: {seen:?}"
+        );
+    }
+}
