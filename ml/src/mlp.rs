@@ -25,6 +25,10 @@
 //!    both compute left + right). Each addition of the serial tree happens once, with the same
 //!    operands, wherever it runs: the sum is bitwise the one-process sum.
 //!
+//! Inside a rank, a micro-batch's grains are computed in parallel on the current rayon pool (one
+//! contiguous run of grains per thread, each with its own GEMM workspace) and summed by the same
+//! tree afterwards, so the thread count changes no bit either.
+//!
 //! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
 //! workload. The `ddp` variants (buckets reduced while backward runs, a ring's order and its serial
