@@ -706,6 +706,18 @@ steps = 25
         "{}",
         describe(&recs[0])
     );
+    // The work is the training FLOPs of the file's shape, read from the pinned path (the test
+    // runs from another folder than the manifest's): 25 steps × 64 samples × (4·4·16 + 6·16·3),
+    // the first layer's input gradient skipped.
+    let per_sample = (4 * 4 * 16 + 6 * 16 * 3) as f64;
+    for r in &recs {
+        assert_eq!(
+            r["work"]["flops"].as_f64(),
+            Some(25.0 * 64.0 * per_sample),
+            "{}",
+            describe(r)
+        );
+    }
     // The plan pins the file: its absolute path and sha256.
     let plan: Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("plan.json")).unwrap()).unwrap();
