@@ -677,11 +677,24 @@ fn fits(points: &[ScalingPoint<'_>], scaling: Scaling) -> (Option<SerialFit>, Op
 /// The series' label: the parameters its points share, then the size (a weak series' "base").
 fn series_label(first: &PointRecord, scaling: Scaling) -> String {
     let mut label = fixed_params(first);
+    // A workload whose weak scaling grows another parameter (`mpi.train`: `batch`) names that
+    // one as the base, last; its size stays a fixed parameter.
+    let grown = weak_param(first);
+    let base = match scaling {
+        Scaling::Weak if grown != "size" => label
+            .iter()
+            .position(|p| p.strip_prefix(grown).is_some_and(|v| v.starts_with('=')))
+            .map(|i| label.remove(i)),
+        _ => None,
+    };
     if let Some(size) = size_label(first) {
         label.push(match scaling {
-            Scaling::Strong => size,
-            Scaling::Weak => format!("base {size}"),
+            Scaling::Weak if base.is_none() => format!("base {size}"),
+            _ => size,
         });
+    }
+    if let Some(base) = base {
+        label.push(format!("base {base}"));
     }
     label.join(" ")
 }
@@ -870,6 +883,37 @@ mod tests {
         assert!(close(s.gustafson.unwrap().serial_fraction, 0.64));
         assert!(s.amdahl.is_none());
         assert_eq!(s.label, "variant=tuned base size=1000");
+    }
+
+    #[test]
+    fn weak_training_series_grow_the_batch_and_keep_the_per_rank_share() {
+        // mpi.train's weak scaling grows `batch` (32 per worker), not `size`: one series per
+        // base batch, labelled by it, with efficiency T(p0)/T(p).
+        let point = |p: u32, per_worker: u64, t: f64| {
+            let mut r = record(1, "mpi.train", Scaling::Weak, p, 4096, &[t]);
+            r.point
+                .params
+                .0
+                .insert("batch".into(), Value::Int(per_worker * u64::from(p)));
+            r
+        };
+        let recs = vec![
+            point(1, 32, 1.0),
+            point(2, 32, 1.25),
+            point(4, 32, 2.0),
+            point(1, 64, 2.0),
+            point(2, 64, 2.5),
+        ];
+        let all = series(&recs);
+        assert_eq!(all.len(), 2, "one series per base batch");
+        let e: Vec<f64> = all[0].points.iter().map(|p| p.efficiency).collect();
+        assert!(
+            close(e[0], 1.0) && close(e[1], 0.8) && close(e[2], 0.5),
+            "{e:?}"
+        );
+        assert_eq!(all[0].label, "variant=tuned n=4096 base batch=32");
+        assert_eq!(all[1].points.len(), 2);
+        assert_eq!(all[1].label, "variant=tuned n=4096 base batch=64");
     }
 
     #[test]
