@@ -937,8 +937,9 @@ pub fn list_text() -> String {
         }
         if w.params().iter().any(|p| p.name == "size") {
             s.push_str(&format!(
-                "    size unit: {}; weak scaling grows size as {}\n",
+                "    size unit: {}; weak scaling grows {} as {}\n",
                 w.size_unit(),
+                w.weak_param(),
                 w.weak_rule().as_str()
             ));
         }

@@ -286,7 +286,7 @@ pub fn unmeasured(point: &Point, status: Status, reason: String) -> PointRecord 
         devices: Vec::new(),
     };
     if let Some(w) = point.workload() {
-        record.work = w.work_for(&point.params, &point.resources);
+        record.work = w.work_for(&point.params_with_data_path(), &point.resources);
         record.size = w.problem_size(&point.params);
         record.size_unit = w.size_unit().to_string();
         record.backend = Some(w.backend());

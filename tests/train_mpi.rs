@@ -589,3 +589,265 @@ bucket = 0
         "{err}"
     );
 }
+
+#[test]
+fn weak_scaling_grows_the_global_batch_and_keeps_the_per_rank_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "weak"
+repetitions = 1
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "weak"
+workload = "mpi.train"
+scaling = "weak"
+oversubscribe = true
+ranks = [1, 2, 4]
+size = 1024
+features = 8
+classes = 3
+hidden = "16"
+batch = 32
+steps = 6
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 3);
+    for (rec, ranks) in recs.iter().zip([1u64, 2, 4]) {
+        assert_eq!(rec["status"], "ok", "{}", describe(rec));
+        // The global batch grows with the ranks (32 samples per rank); the dataset does not.
+        assert_eq!(
+            param(rec, "batch"),
+            (32 * ranks).to_string(),
+            "{}",
+            describe(rec)
+        );
+        assert_eq!(param(rec, "size"), r#"{"count":1024}"#, "{}", describe(rec));
+        assert_eq!(metric(rec, "bitwise"), [1.0], "{}", describe(rec));
+    }
+    // One weak series: efficiency T(1)/T(p), the share of one rank's samples/s per rank kept.
+    let mut reader = csv::Reader::from_path(run_dir.join("summary.csv")).unwrap();
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    let seconds = |rec: &Value| rec["repetitions"][0]["seconds"].as_f64().unwrap();
+    let base = seconds(&recs[0]);
+    for (row, rec) in rows.iter().zip(&recs) {
+        let efficiency: f64 = row[col("efficiency")].parse().unwrap_or_else(|e| {
+            panic!(
+                "efficiency `{}` ({e}): {}",
+                &row[col("efficiency")],
+                describe(rec)
+            )
+        });
+        let want = base / seconds(rec);
+        assert!(
+            (efficiency - want).abs() < 1e-3 * want,
+            "efficiency {efficiency}, expected T(1)/T(p) = {want}: {}",
+            describe(rec)
+        );
+    }
+}
+
+/// A small classification CSV: 160 rows, features `a`..`d`, class labels `low`, `mid`, `high`
+/// in column `kind` (a deterministic function of the features, so there is something to learn).
+fn classes_csv() -> String {
+    let mut s = String::from("a,b,kind,c,d\n");
+    for i in 0..160u32 {
+        let a = f64::from((i * 37) % 101) / 10.0;
+        let b = f64::from((i * 53) % 89) / 10.0;
+        let c = f64::from((i * 11) % 23);
+        let d = f64::from(i % 7) - 3.0;
+        let kind = match a + 0.5 * b {
+            v if v < 6.0 => "low",
+            v if v < 10.0 => "mid",
+            _ => "high",
+        };
+        s.push_str(&format!("{a},{b},{kind},{c},{d}\n"));
+    }
+    s
+}
+
+#[test]
+fn a_csv_dataset_trains_bitwise_the_serial_weights_at_1_2_and_4_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "classes.csv", &classes_csv());
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "csv"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "csv"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2, 4]
+strategy = ["ddp", "accumulate"]
+dataset = "classes.csv"
+target = "kind"
+hidden = "16"
+batch = 64
+grain = 4
+micro = 2
+steps = 25
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 6);
+    // Widths 4-16-3: the four feature columns and the three classes of `kind`.
+    let params = (4 * 16 + 16 + 16 * 3 + 3) as f64;
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+        assert_eq!(metric(r, "bitwise"), [1.0, 1.0], "{}", describe(r));
+        assert_eq!(
+            metric(r, "param_bytes"),
+            [8.0 * params; 2],
+            "{}",
+            describe(r)
+        );
+        for m in ["loss", "accuracy"] {
+            let bits = |r: &Value| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(r), bits(&recs[0]), "{m}: {}", describe(r));
+        }
+    }
+    assert!(
+        metric(&recs[0], "accuracy")[0] > 0.6,
+        "{}",
+        describe(&recs[0])
+    );
+    // The work is the training FLOPs of the file's shape, read from the pinned path (the test
+    // runs from another folder than the manifest's): 25 steps × 64 samples × (4·4·16 + 6·16·3),
+    // the first layer's input gradient skipped.
+    let per_sample = (4 * 4 * 16 + 6 * 16 * 3) as f64;
+    for r in &recs {
+        assert_eq!(
+            r["work"]["flops"].as_f64(),
+            Some(25.0 * 64.0 * per_sample),
+            "{}",
+            describe(r)
+        );
+    }
+    // The plan pins the file: its absolute path and sha256.
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("plan.json")).unwrap()).unwrap();
+    let data = &plan["points"][0]["data"];
+    assert_eq!(data["param"], "dataset");
+    assert_eq!(
+        data["path"].as_str().unwrap(),
+        dir.path().join("classes.csv").to_str().unwrap()
+    );
+    assert_eq!(data["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_csv_with_a_regression_target_is_refused_at_check_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("x,y,price\n");
+    for i in 0..50 {
+        csv.push_str(&format!("{i},{},{}.25\n", i % 3, i * 7));
+    }
+    write(dir.path(), "prices.csv", &csv);
+    let m = write(
+        dir.path(),
+        "m.toml",
+        r#"
+name = "bad"
+[[study]]
+name = "s"
+workload = "mpi.train"
+dataset = "prices.csv"
+target = "price"
+batch = 32
+"#,
+    );
+    let out = run(scalelab().arg("plan").arg(&m));
+    let path = dir.path().join("prices.csv");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "mpi.train: dataset {}: target column `price` holds real values (a regression \
+             target); mpi.train trains a classifier with softmax cross-entropy: use a target \
+             column of class labels (text, or integers with at most 20 distinct values)",
+            path.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    // A missing target column names the key to fix.
+    let m = write(
+        dir.path(),
+        "m.toml",
+        "name = \"bad\"\n[[study]]\nworkload = \"mpi.train\"\ndataset = \"prices.csv\"\nbatch = 32\n",
+    );
+    let out = run(scalelab().arg("plan").arg(&m));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("(the study's `target` key names the target column)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn rayon_threads_inside_each_rank_give_the_serial_weights_at_any_threads_times_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "threads"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "threads"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2]
+threads = [1, 2]
+strategy = ["ddp", "accumulate"]
+size = 1024
+features = 12
+classes = 3
+hidden = "24"
+batch = 128
+grain = 4
+micro = 2
+steps = 10
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 8);
+    let mut seen = Vec::new();
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+        assert_eq!(metric(r, "bitwise"), [1.0, 1.0], "{}", describe(r));
+        for m in ["loss", "accuracy"] {
+            let bits = |r: &Value| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(r), bits(&recs[0]), "{m}: {}", describe(r));
+        }
+        let res = &r["point"]["resources"];
+        seen.push((
+            res["threads"].as_u64().unwrap(),
+            res["ranks"].as_u64().unwrap(),
+        ));
+    }
+    for want in [(1, 1), (2, 1), (1, 2), (2, 2)] {
+        assert!(
+            seen.contains(&want),
+            "threads × ranks {want:?} missing: {seen:?}"
+        );
+    }
+}

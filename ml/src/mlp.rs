@@ -25,6 +25,10 @@
 //!    both compute left + right). Each addition of the serial tree happens once, with the same
 //!    operands, wherever it runs: the sum is bitwise the one-process sum.
 //!
+//! Inside a rank, a micro-batch's grains are computed in parallel on the current rayon pool (one
+//! contiguous run of grains per thread, each with its own GEMM workspace) and summed by the same
+//! tree afterwards, so the thread count changes no bit either.
+//!
 //! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
 //! workload. The `ddp` variants (buckets reduced while backward runs, a ring's order and its serial
@@ -35,6 +39,7 @@ use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 use scalelab_kernels::gemm::tuned::Workspace;
 
 use crate::data::Matrix;
@@ -288,7 +293,21 @@ pub struct Trainer {
     transposed: Vec<f64>,
     /// One gradient per grain of the current micro-batch.
     leaves: Vec<f64>,
+    /// One GEMM workspace and transpose buffer per rayon thread that computes grains.
+    grain_scratch: Vec<GrainScratch>,
+    /// The runs of grains handed to the pool, by index (tests: the work really is split, one run
+    /// per thread; which thread takes which run is rayon's work stealing).
+    #[cfg(test)]
+    grain_threads: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     timing: StepTiming,
+}
+
+/// What one thread needs to compute grain gradients: its own GEMM workspace and the transposed
+/// activations of the grain at hand.
+#[derive(Default)]
+struct GrainScratch {
+    ws: Workspace,
+    transposed: Vec<f64>,
 }
 
 impl Trainer {
@@ -301,6 +320,9 @@ impl Trainer {
             next_delta: Vec::new(),
             transposed: Vec::new(),
             leaves: Vec::new(),
+            grain_scratch: Vec::new(),
+            #[cfg(test)]
+            grain_threads: Default::default(),
             timing: StepTiming::default(),
         }
     }
@@ -414,34 +436,61 @@ impl Trainer {
             let (i, o) = (layout.widths[l], layout.widths[l + 1]);
             let (w, b) = layout.layer(l);
             let a = &self.acts[l];
-            for g in 0..grains {
-                let leaf = &mut self.leaves[g * p..(g + 1) * p];
-                // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
-                self.transposed.clear();
-                self.transposed.resize(i * grain, 0.0);
-                for s in 0..grain {
-                    for f in 0..i {
-                        self.transposed[f * grain + s] = a[(g * grain + s) * i + f];
+            // The grains' gradients are independent: the rayon pool's threads (the `threads`
+            // axis) take contiguous runs of them, each thread with its own workspace. A grain's
+            // gradient is the same bits on any thread, and the tree below sums them in the
+            // fixed order afterwards, so the thread count changes no bit.
+            let threads = rayon::current_num_threads().clamp(1, grains.max(1));
+            if self.grain_scratch.len() < threads {
+                self.grain_scratch
+                    .resize_with(threads, GrainScratch::default);
+            }
+            let per_thread = grains.div_ceil(threads).max(1);
+            let delta = &self.delta;
+            #[cfg(test)]
+            let grain_threads = &self.grain_threads;
+            let grain_run = |t: usize, run: &mut [f64], scratch: &mut GrainScratch| {
+                #[cfg(test)]
+                grain_threads.lock().unwrap().insert(t);
+                for (k, leaf) in run.chunks_mut(p).enumerate() {
+                    let g = t * per_thread + k;
+                    // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
+                    let transposed = &mut scratch.transposed;
+                    transposed.clear();
+                    transposed.resize(i * grain, 0.0);
+                    for s in 0..grain {
+                        for f in 0..i {
+                            transposed[f * grain + s] = a[(g * grain + s) * i + f];
+                        }
+                    }
+                    let d = &delta[g * grain * o..(g + 1) * grain * o];
+                    scratch.ws.update(
+                        i,
+                        o,
+                        grain,
+                        transposed,
+                        grain,
+                        d,
+                        o,
+                        &mut leaf[w.clone()],
+                        o,
+                    );
+                    let db = &mut leaf[b.clone()];
+                    for s in 0..grain {
+                        for (acc, v) in db.iter_mut().zip(&d[s * o..(s + 1) * o]) {
+                            *acc += v;
+                        }
                     }
                 }
-                let d = &self.delta[g * grain * o..(g + 1) * grain * o];
-                self.ws.update(
-                    i,
-                    o,
-                    grain,
-                    &self.transposed,
-                    grain,
-                    d,
-                    o,
-                    &mut leaf[w.clone()],
-                    o,
-                );
-                let db = &mut leaf[b.clone()];
-                for s in 0..grain {
-                    for (acc, v) in db.iter_mut().zip(&d[s * o..(s + 1) * o]) {
-                        *acc += v;
-                    }
-                }
+            };
+            if threads == 1 {
+                grain_run(0, &mut self.leaves, &mut self.grain_scratch[0]);
+            } else {
+                self.leaves
+                    .par_chunks_mut(per_thread * p)
+                    .zip(self.grain_scratch.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(t, (run, scratch))| grain_run(t, run, scratch));
             }
             let done = w.start..b.end;
             tree_sum_range(&mut self.leaves, p, done.clone());
@@ -658,6 +707,18 @@ mod tests {
     }
 
     fn train_with(data: &Dataset, schedule: Schedule, steps: usize, sequential: bool) -> Vec<u64> {
+        train_in_pools(data, schedule, steps, sequential, 1)
+    }
+
+    /// [`train_with`], each rank (a thread) computing in its own rayon pool of `threads`
+    /// threads (the `threads` axis inside an MPI rank).
+    fn train_in_pools(
+        data: &Dataset,
+        schedule: Schedule,
+        steps: usize,
+        sequential: bool,
+        threads: usize,
+    ) -> Vec<u64> {
         let y = labels(data);
         let order: Vec<usize> = (0..data.rows()).rev().collect();
         let widths = [data.features(), 8, 5, data.y.n_classes()];
@@ -675,13 +736,20 @@ mod tests {
                 .map(|rank| {
                     let (shared, y, order) = (&shared, &y, &order);
                     s.spawn(move || {
-                        let mut t = Trainer::new(Mlp::new(&widths, 7).unwrap());
-                        let reducer = Handle { shared, rank };
-                        for step in 0..steps {
-                            let batch = global_batch(order, schedule.batch, step);
-                            t.step(&data.x, y, &batch, &schedule, rank, sgd, &reducer);
-                        }
-                        t.mlp.params.iter().map(|v| v.to_bits()).collect()
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        pool.install(|| {
+                            let mut t = Trainer::new(Mlp::new(&widths, 7).unwrap());
+                            let reducer = Handle { shared, rank };
+                            for step in 0..steps {
+                                let batch = global_batch(order, schedule.batch, step);
+                                t.step(&data.x, y, &batch, &schedule, rank, sgd, &reducer);
+                            }
+                            let bits: Vec<u64> = t.mlp.params.iter().map(|v| v.to_bits()).collect();
+                            bits
+                        })
                     })
                 })
                 .collect();
@@ -722,6 +790,60 @@ mod tests {
                 "ranks = {ranks}, micro = {micro}: weights differ from the serial reference"
             );
         }
+    }
+
+    #[test]
+    fn rayon_threads_inside_a_rank_change_no_bit_at_any_threads_times_ranks() {
+        // The grains of a micro-batch computed by 1 to 4 threads per rank, on 1, 2 and 4
+        // ranks, and with micro-batches: the weights stay the serial ones (one thread, one rank).
+        let iris = data::load("iris").unwrap();
+        let base = Schedule {
+            batch: 48,
+            grain: 3,
+            ranks: 1,
+            micro: 1,
+        };
+        let serial = train_in_pools(&iris, base, 12, false, 1);
+        for (threads, ranks, micro) in [
+            (2, 1, 1),
+            (3, 1, 1),
+            (4, 1, 2),
+            (2, 2, 1),
+            (2, 2, 2),
+            (2, 4, 1),
+        ] {
+            let schedule = Schedule {
+                ranks,
+                micro,
+                ..base
+            };
+            assert!(
+                train_in_pools(&iris, schedule, 12, false, threads) == serial,
+                "threads = {threads}, ranks = {ranks}, micro = {micro}: weights differ from the \
+                 serial reference"
+            );
+        }
+        // The grains really are split: a pool of two threads gets two runs of grains.
+        let y = labels(&iris);
+        let order: Vec<usize> = (0..iris.rows()).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let used = pool.install(|| {
+            let mut t = Trainer::new(Mlp::new(&[4, 8, 3], 7).unwrap());
+            let batch = global_batch(&order, 48, 0);
+            let sgd = Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+            };
+            t.step(&iris.x, &y, &batch, &base, 0, sgd, &LocalReducer);
+            t.grain_threads.into_inner().unwrap()
+        });
+        assert_eq!(used, [0, 1].into(), "runs of grains {used:?}");
+        // The check can fail: the four ranks joined in sequence differ, threads or not.
+        let four = Schedule { ranks: 4, ..base };
+        assert_ne!(train_in_pools(&iris, four, 12, true, 2), serial);
     }
 
     #[test]

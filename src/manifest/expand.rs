@@ -98,7 +98,7 @@ impl Slot<'_> {
 
 /// The resources and parameters of the point at `index` (one position per composite axis):
 /// `base` with each axis value put in its slot, nodes from `ranks_per_node`, and a weak study's
-/// `size` grown for the point's workers.
+/// `size` (the workload's `weak_param`: `batch` for `mpi.train`) grown for the point's workers.
 fn values_at(
     study: &Study,
     slots: &[Slot],
@@ -135,8 +135,11 @@ fn values_at(
         res.nodes = res.ranks.div_ceil(rpn);
     }
     if study.scaling == Scaling::Weak {
-        if let Some(Value::Size(s)) = params.0.get_mut("size") {
-            *s = s.with_value(study.weak_rule.scale(s.value(), res.workers()));
+        let p = res.workers();
+        match params.0.get_mut(study.workload.weak_param()) {
+            Some(Value::Size(s)) => *s = s.with_value(study.weak_rule.scale(s.value(), p)),
+            Some(Value::Int(n)) => *n = study.weak_rule.scale(*n, p),
+            _ => {}
         }
     }
     (res, params)

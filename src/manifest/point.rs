@@ -117,11 +117,20 @@ impl Point {
             Ok(sha) => bail!("{}", changed(&format!("{}…", &sha[..12]))),
             Err(e) => bail!("{} ({e:#})", changed("unreadable")),
         }
+        Ok(self.params_with_data_path())
+    }
+
+    /// The plan's parameters with a pinned data file's parameter replaced by its absolute path,
+    /// without checking its sha256: what a workload's analytic `work` reads (the shape of a CSV
+    /// dataset) from any folder.
+    pub fn params_with_data_path(&self) -> Params {
         let mut params = self.params.clone();
-        params.0.insert(
-            data.param.clone(),
-            Value::Text(data.path.to_string_lossy().into_owned()),
-        );
-        Ok(params)
+        if let Some(data) = &self.data {
+            params.0.insert(
+                data.param.clone(),
+                Value::Text(data.path.to_string_lossy().into_owned()),
+            );
+        }
+        params
     }
 }

@@ -57,7 +57,7 @@ pub fn estimate_seconds(point: &Point, rates: &Rates) -> f64 {
 
 /// [`estimate_seconds`] for a point of workload `w`.
 pub fn estimate_with(w: &dyn Workload, point: &Point, rates: &Rates) -> f64 {
-    let work = w.work_for(&point.params, &point.resources);
+    let work = w.work_for(&point.params_with_data_path(), &point.resources);
     let p = point.resources.workers().max(1) as f64;
     let eff = w.expected_efficiency(&point.params);
     let eff = if eff.is_finite() && eff > 0.0 {

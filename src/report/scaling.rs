@@ -4,8 +4,10 @@
 //! **Series.** The ok records of a run are grouped into series: points of the same study whose
 //! workload parameters are equal, everything but the resource axes (nodes, ranks, threads, gpus)
 //! being held fixed. In a weak-scaling study the size grows with the workers, so a weak series
-//! holds the points that share every parameter but `size`; when a study sweeps several base sizes,
-//! they are told apart by the size per worker, `size / rule(p)` with the workload's
+//! holds the points that share every parameter but `size` (or the parameter the workload's weak
+//! scaling grows instead: `batch` for `mpi.train`, so that its weak efficiency T(p₀)/T(p) is the
+//! share of the base's samples/s per rank each rank keeps); when a study sweeps several base
+//! sizes, they are told apart by the size per worker, `size / rule(p)` with the workload's
 //! [`WeakRule`]. The parallelism of a point is
 //! p = [`Resources::workers`] = ranks × threads × max(gpus, 1), and its time T(p) is the **median**
 //! of its repetitions (robust against the odd slow repetition). The base of a series is its point
@@ -430,11 +432,22 @@ pub fn fixed_params(rec: &PointRecord) -> Vec<String> {
     parts
 }
 
-/// Canonical text of every parameter but `size`.
+/// The parameter a weak study of the record's workload grows: `size`, or the workload's own
+/// ([`workload::Description::weak_param`], `batch` for `mpi.train`).
+fn weak_param(rec: &PointRecord) -> &'static str {
+    workload::describe(&rec.point.workload).map_or("size", |d| d.weak_param)
+}
+
+/// Canonical text of every parameter but `size` (in a weak series: but the parameter weak
+/// scaling grows).
 fn key_without_size(rec: &PointRecord) -> String {
+    let skip = match rec.point.scaling {
+        Scaling::Weak => weak_param(rec),
+        Scaling::Strong => "size",
+    };
     let mut key = format!("{}\u{1f}{}", rec.point.study, rec.point.workload);
     for (k, v) in &rec.point.params.0 {
-        if k != "size" {
+        if k != skip {
             key.push_str(&format!("\u{1f}{k}={}", value_key(v)));
         }
     }
@@ -450,8 +463,9 @@ fn value_key(v: &Value) -> String {
 
 /// The size per worker of a weak-scaling point, to 4 significant digits (see the module docs).
 fn size_per_worker(rec: &PointRecord) -> String {
-    let raw = match rec.point.params.get("size") {
+    let raw = match rec.point.params.get(weak_param(rec)) {
         Some(Value::Size(s)) => s.value() as f64,
+        Some(Value::Int(n)) => *n as f64,
         _ => rec.size as f64,
     };
     let rule = workload::find(&rec.point.workload)
@@ -663,11 +677,24 @@ fn fits(points: &[ScalingPoint<'_>], scaling: Scaling) -> (Option<SerialFit>, Op
 /// The series' label: the parameters its points share, then the size (a weak series' "base").
 fn series_label(first: &PointRecord, scaling: Scaling) -> String {
     let mut label = fixed_params(first);
+    // A workload whose weak scaling grows another parameter (`mpi.train`: `batch`) names that
+    // one as the base, last; its size stays a fixed parameter.
+    let grown = weak_param(first);
+    let base = match scaling {
+        Scaling::Weak if grown != "size" => label
+            .iter()
+            .position(|p| p.strip_prefix(grown).is_some_and(|v| v.starts_with('=')))
+            .map(|i| label.remove(i)),
+        _ => None,
+    };
     if let Some(size) = size_label(first) {
         label.push(match scaling {
-            Scaling::Strong => size,
-            Scaling::Weak => format!("base {size}"),
+            Scaling::Weak if base.is_none() => format!("base {size}"),
+            _ => size,
         });
+    }
+    if let Some(base) = base {
+        label.push(format!("base {base}"));
     }
     label.join(" ")
 }
@@ -856,6 +883,37 @@ mod tests {
         assert!(close(s.gustafson.unwrap().serial_fraction, 0.64));
         assert!(s.amdahl.is_none());
         assert_eq!(s.label, "variant=tuned base size=1000");
+    }
+
+    #[test]
+    fn weak_training_series_grow_the_batch_and_keep_the_per_rank_share() {
+        // mpi.train's weak scaling grows `batch` (32 per worker), not `size`: one series per
+        // base batch, labelled by it, with efficiency T(p0)/T(p).
+        let point = |p: u32, per_worker: u64, t: f64| {
+            let mut r = record(1, "mpi.train", Scaling::Weak, p, 4096, &[t]);
+            r.point
+                .params
+                .0
+                .insert("batch".into(), Value::Int(per_worker * u64::from(p)));
+            r
+        };
+        let recs = vec![
+            point(1, 32, 1.0),
+            point(2, 32, 1.25),
+            point(4, 32, 2.0),
+            point(1, 64, 2.0),
+            point(2, 64, 2.5),
+        ];
+        let all = series(&recs);
+        assert_eq!(all.len(), 2, "one series per base batch");
+        let e: Vec<f64> = all[0].points.iter().map(|p| p.efficiency).collect();
+        assert!(
+            close(e[0], 1.0) && close(e[1], 0.8) && close(e[2], 0.5),
+            "{e:?}"
+        );
+        assert_eq!(all[0].label, "variant=tuned n=4096 base batch=32");
+        assert_eq!(all[1].points.len(), 2);
+        assert_eq!(all[1].label, "variant=tuned n=4096 base batch=64");
     }
 
     #[test]

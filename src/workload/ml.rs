@@ -492,8 +492,9 @@ fn count(params: &Params, name: &str) -> Result<usize, String> {
     to_usize(int_param(params, name)?, name)
 }
 
-/// The `dataset` parameter when it names a CSV file (ends in `.csv` or holds a `/`).
-fn csv_dataset(params: &Params) -> Option<(&'static str, &str)> {
+/// The `dataset` parameter when it names a CSV file (ends in `.csv` or holds a `/`); shared with
+/// `mpi.train`.
+pub(crate) fn csv_dataset(params: &Params) -> Option<(&'static str, &str)> {
     match params.get("dataset") {
         Some(Value::Text(d)) if d.ends_with(".csv") || d.contains('/') => Some(("dataset", d)),
         _ => None,

@@ -154,6 +154,10 @@ pub struct Description {
     pub size_unit: &'static str,
     /// How weak scaling grows `size`.
     pub weak_rule: WeakRule,
+    /// The parameter a weak-scaling study grows with the workers (by `weak_rule`): `size` for
+    /// most workloads; `batch` for `mpi.train`, whose weak scaling keeps the per-rank batch (the
+    /// work of a step) fixed while the dataset stays the same.
+    pub weak_param: &'static str,
     /// How the report shows its points.
     pub reporting: Reporting,
     /// Whether a parameter means anything for a point with these parameters (see
@@ -178,6 +182,7 @@ impl Description {
             params,
             size_unit: "elements",
             weak_rule: WeakRule::Linear,
+            weak_param: "size",
             reporting: Reporting::PLAIN,
             applies: every_param_applies,
         }
@@ -189,6 +194,12 @@ impl Description {
 
     pub const fn weak_rule(self, weak_rule: WeakRule) -> Description {
         Description { weak_rule, ..self }
+    }
+
+    /// Grow `weak_param` instead of `size` in weak-scaling studies (an `Int` or `Size`
+    /// parameter).
+    pub const fn weak_param(self, weak_param: &'static str) -> Description {
+        Description { weak_param, ..self }
     }
 
     pub const fn reporting(self, reporting: Reporting) -> Description {
@@ -619,6 +630,10 @@ pub trait Workload: Send + Sync {
     /// How weak scaling grows `size`.
     fn weak_rule(&self) -> WeakRule {
         self.description().weak_rule
+    }
+    /// The parameter weak scaling grows ([`Description::weak_param`]).
+    fn weak_param(&self) -> &'static str {
+        self.description().weak_param
     }
     /// The unit of `problem_size`, e.g. "elements", "n", "grid side", "samples".
     fn size_unit(&self) -> &'static str {

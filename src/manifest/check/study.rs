@@ -415,7 +415,8 @@ impl Checker<'_> {
         }
     }
 
-    /// Weak scaling needs a workload with a `size` and at least one parallel axis swept.
+    /// Weak scaling needs a workload with the parameter it grows (`size`, or the workload's
+    /// `weak_param`) and at least one parallel axis swept.
     fn weak_rules(
         &mut self,
         b: &Block<'_>,
@@ -424,12 +425,13 @@ impl Checker<'_> {
         present: &[&str],
     ) {
         if let Some(w) = workload {
-            if !w.params().iter().any(|p| p.name == "size") {
+            let grown = w.weak_param();
+            if !w.params().iter().any(|p| p.name == grown) {
                 self.push(
                     b.line("scaling"),
                     &b.place,
                     format!(
-                        "scaling = \"weak\" needs a workload with a `size` parameter; {} has none",
+                        "scaling = \"weak\" needs a workload with a `{grown}` parameter; {} has none",
                         w.name()
                     ),
                     "use scaling = \"strong\" (the default)".into(),

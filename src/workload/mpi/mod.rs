@@ -216,8 +216,15 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "dataset",
         kind: ParamKind::Text,
         default: "synthetic",
-        doc: "\"synthetic\" (size samples × features, classes) or a built-in classification \
-              dataset (iris, breast_cancer, digits, wine_quality)",
+        doc: "\"synthetic\" (size samples × features, classes), a built-in classification \
+              dataset (iris, breast_cancer, digits, wine_quality) or a CSV file (\"data.csv\": \
+              numeric features, class labels in the `target` column; the plan pins its sha256)",
+    },
+    ParamSpec {
+        name: "target",
+        kind: ParamKind::Text,
+        default: "target",
+        doc: "the class-label column of a CSV dataset",
     },
     ParamSpec {
         name: "size",
@@ -357,11 +364,12 @@ pub const TRAIN: Description = Description::new(
     TRAIN_PARAMS,
 )
 .size_unit("samples")
+.weak_param("batch")
 .applies(train_param_applies);
 
 /// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
-/// only with the synthetic dataset, and each strategy's own settings only with that strategy
-/// (`micro` where micro-batches are accumulated or pipelined, the allreduce variants for the
+/// only with the synthetic dataset, `target` only with a CSV file, and each strategy's own
+/// settings only with that strategy (`micro` where micro-batches are accumulated or pipelined, the allreduce variants for the
 /// data-parallel strategies that reduce gradients, `bucket` only when buckets overlap backward,
 /// `schedule` for the pipeline, the federated settings for `fedavg`, which counts rounds and
 /// epochs instead of `steps`).
@@ -417,5 +425,11 @@ mod tests {
         assert!(applies(&params("ddp", "synthetic"), "features"));
         assert!(!applies(&params("ddp", "digits"), "features"));
         assert!(applies(&params("ddp", "digits"), "batch"));
+        // The label column names a column of a CSV dataset only, whose shape replaces the
+        // synthetic settings.
+        assert!(applies(&params("ddp", "data/classes.csv"), "target"));
+        assert!(!applies(&params("ddp", "data/classes.csv"), "features"));
+        assert!(!applies(&params("ddp", "synthetic"), "target"));
+        assert!(!applies(&params("ddp", "iris"), "target"));
     }
 }

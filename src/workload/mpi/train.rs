@@ -168,6 +168,56 @@ fn synthetic(name: &str, params: &Params) -> Result<Option<Synthetic>, String> {
     }))
 }
 
+/// The dataset a point names other than `synthetic`: a CSV file (`dataset` ending in `.csv` or
+/// holding a `/`, its `target` column; the plan pins the file's sha256) or a built-in one. Only
+/// class labels are trained on: a regression target is refused with the fix, as is a target
+/// with one class.
+fn named_dataset(name: &str, params: &Params) -> Result<Dataset, String> {
+    let dataset = text(params, "dataset")?;
+    let data = match crate::workload::ml::csv_dataset(params) {
+        Some((_, path)) => {
+            let target = text(params, "target")?;
+            data::load_csv(std::path::Path::new(path), target, data::Task::Auto).map_err(|e| {
+                if e.contains(&format!("no column `{target}`")) {
+                    format!("{name}: {e} (the study's `target` key names the target column)")
+                } else {
+                    format!("{name}: {e}")
+                }
+            })?
+        }
+        None => data::load(dataset).map_err(|e| format!("{name}: {e}"))?,
+    };
+    let Some(labels) = data.y.labels() else {
+        return Err(match crate::workload::ml::csv_dataset(params) {
+            Some((_, path)) => format!(
+                "{name}: dataset {path}: target column `{}` holds real values (a regression \
+                 target); mpi.train trains a classifier with softmax cross-entropy: use a \
+                 target column of class labels (text, or integers with at most {} distinct \
+                 values)",
+                text(params, "target")?,
+                data::AUTO_MAX_CLASSES
+            ),
+            None => format!(
+                "{name}: dataset `{dataset}` is a regression task; training needs class labels: \
+                 use iris, breast_cancer, digits, wine_quality, synthetic or a CSV file with \
+                 class labels"
+            ),
+        });
+    };
+    let present = labels
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if present < 2 {
+        return Err(format!(
+            "{name}: dataset {dataset} has {present} class in its {} rows; training a classifier \
+             needs at least two (check the `target` column)",
+            data.rows()
+        ));
+    }
+    Ok(data)
+}
+
 /// The dataset of a point with standardised features, its labels, and the training and held-out
 /// rows (a seeded shuffle; the first fifth held out).
 struct Data {
@@ -181,7 +231,7 @@ struct Data {
 fn load(name: &str, params: &Params, seed: u64) -> Result<Data, String> {
     let dataset: Dataset = match synthetic(name, params)? {
         Some(spec) => data::make_classification(&spec)?,
-        None => data::load(text(params, "dataset")?)?,
+        None => named_dataset(name, params)?,
     };
     let Some(labels) = dataset.y.labels().map(<[u32]>::to_vec) else {
         return Err(format!(
@@ -231,13 +281,7 @@ impl Workload for Train {
         let (rows, features, classes) = match synthetic(name, params)? {
             Some(spec) => (spec.samples, spec.features, spec.classes),
             None => {
-                let d = data::load(text(params, "dataset")?).map_err(|e| format!("{name}: {e}"))?;
-                if d.y.labels().is_none() {
-                    return Err(format!(
-                        "{name}: dataset `{}` is a regression task; training needs class labels",
-                        d.name
-                    ));
-                }
+                let d = named_dataset(name, params)?;
                 (d.rows(), d.features(), d.y.n_classes())
             }
         };
@@ -271,6 +315,9 @@ impl Workload for Train {
             "use a smaller dataset (`size`), batch or hidden widths",
         )
     }
+    fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
+        crate::workload::ml::csv_dataset(params)
+    }
     fn work(&self, params: &Params) -> Work {
         // The FLOPs of the training steps; samples/s is the metric `samples_per_s`.
         let Ok(s) = setup(self.name(), params, 1) else {
@@ -280,7 +327,7 @@ impl Workload for Train {
         let classes = count(params, "classes").unwrap_or(0);
         let (features, classes) = match synthetic(self.name(), params) {
             Ok(Some(_)) => (features, classes),
-            _ => match data::load(text(params, "dataset").unwrap_or("")) {
+            _ => match named_dataset(self.name(), params) {
                 Ok(d) => (d.features(), d.y.n_classes()),
                 Err(_) => return Work::default(),
             },
@@ -314,7 +361,7 @@ impl Workload for Train {
         };
         let rows = match synthetic(self.name(), params) {
             Ok(Some(spec)) => spec.samples,
-            _ => data::load(text(params, "dataset").unwrap_or(""))
+            _ => named_dataset(self.name(), params)
                 .map(|d| d.rows())
                 .unwrap_or(0),
         };
