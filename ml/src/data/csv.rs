@@ -108,7 +108,10 @@ pub fn parse_csv(
 }
 
 /// The header row: the column names (refused when the file is empty).
-fn read_header(reader: &mut ::csv::Reader<&[u8]>, origin: &str) -> Result<Vec<String>, String> {
+fn read_header<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
+    origin: &str,
+) -> Result<Vec<String>, String> {
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| format!("{origin}: cannot read the header row: {e}"))?
@@ -132,8 +135,8 @@ struct Cells {
 
 /// Read every data row (blank lines skipped): each feature cell must be a finite number and the
 /// target cell (column `target_col`) must not be empty; errors name the line and column.
-fn read_rows(
-    reader: &mut ::csv::Reader<&[u8]>,
+fn read_rows<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
     origin: &str,
     header: &[String],
     target_col: usize,
@@ -141,8 +144,43 @@ fn read_rows(
     let mut values = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     let mut target_lines: Vec<u64> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| format!("{origin}: {e}"))?;
+    visit_rows(
+        reader,
+        origin,
+        header,
+        target_col,
+        |_, line, target, features| {
+            targets.push(target.to_string());
+            target_lines.push(line);
+            values.extend(features);
+        },
+    )?;
+    Ok(Cells {
+        values,
+        targets,
+        target_lines,
+    })
+}
+
+/// Check every data row (blank lines skipped) as [`read_rows`] does, and hand each to `row`: its
+/// index among the data rows, its line, its target text and its feature values (column order,
+/// target left out). Streaming: nothing is kept here.
+fn visit_rows<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
+    origin: &str,
+    header: &[String],
+    target_col: usize,
+    mut row: impl FnMut(usize, u64, &str, &[f64]),
+) -> Result<(), String> {
+    let mut index = 0;
+    let mut features = Vec::with_capacity(header.len());
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("{origin}: {e}")),
+        }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
@@ -154,6 +192,7 @@ fn read_rows(
                 header.len()
             ));
         }
+        features.clear();
         for (c, field) in record.iter().enumerate() {
             if c == target_col {
                 if field.is_empty() {
@@ -163,12 +202,10 @@ fn read_rows(
                         header[c]
                     ));
                 }
-                targets.push(field.to_string());
-                target_lines.push(line);
                 continue;
             }
             match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => values.push(v),
+                Ok(v) if v.is_finite() => features.push(v),
                 _ => {
                     return Err(format!(
                     "{origin}: line {line}, column {} (`{}`): `{field}` is not a finite number; \
@@ -179,12 +216,137 @@ fn read_rows(
                 }
             }
         }
+        row(index, line, &record[target_col], &features);
+        index += 1;
     }
-    Ok(Cells {
-        values,
-        targets,
-        target_lines,
+    Ok(())
+}
+
+/// A CSV file's target column read whole and its shape, without its feature values: what a
+/// process that holds only some rows needs to agree with the others on the classes (or values),
+/// the train/test split and the shard boundaries ([`scan_csv`]).
+#[derive(Clone, Debug)]
+pub struct CsvScan {
+    /// Every row's target, as [`load_csv`] reads it, over a matrix of no columns.
+    pub targets: Dataset,
+    /// The feature columns' names (the header less the target).
+    pub feature_names: Vec<String>,
+}
+
+/// Stream `path` once and keep only its target column: every cell is checked as [`load_csv`]
+/// checks it (the same errors, so every process refuses the same file the same way), the target
+/// read under `task` exactly as [`load_csv`] reads it, and no feature value is kept. The file
+/// is never held whole, so [`MAX_CSV_BYTES`] does not apply; it must be a regular file.
+pub fn scan_csv(path: &Path, target: &str, task: Task) -> Result<CsvScan, String> {
+    let (mut reader, origin) = open_stream(path)?;
+    let header = read_header(&mut reader, &origin)?;
+    let Some(target_col) = header.iter().position(|h| h == target) else {
+        return Err(format!(
+            "{origin}: no column `{target}` to use as the target; the columns are: {}",
+            header.join(", ")
+        ));
+    };
+    let mut targets: Vec<String> = Vec::new();
+    let mut target_lines: Vec<u64> = Vec::new();
+    visit_rows(
+        &mut reader,
+        &origin,
+        &header,
+        target_col,
+        |_, line, t, _| {
+            targets.push(t.to_string());
+            target_lines.push(line);
+        },
+    )?;
+    if targets.is_empty() {
+        return Err(format!("{origin}: the file has a header but no data rows"));
+    }
+    let y = read_target(&origin, &targets, &target_lines, (target_col, target), task)?;
+    let feature_names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| c != target_col)
+        .map(|(_, h)| h.clone())
+        .collect();
+    let rows = targets.len();
+    Ok(CsvScan {
+        targets: Dataset::new(stem(path), Matrix::new(rows, 0, Vec::new())?, y, Vec::new())?,
+        feature_names,
     })
+}
+
+/// The feature values of data rows `rows` (indices among the data rows, as [`load_csv`] numbers
+/// them, in any order, each at most once) of `path` with target column `target`, streamed in one
+/// pass: row `i` of the result is data row `rows[i]`, bit for bit the value [`load_csv`] reads.
+/// Only these rows' values are kept.
+pub fn read_csv_rows(path: &Path, target: &str, rows: &[usize]) -> Result<Matrix, String> {
+    let (mut reader, origin) = open_stream(path)?;
+    let header = read_header(&mut reader, &origin)?;
+    let Some(target_col) = header.iter().position(|h| h == target) else {
+        return Err(format!(
+            "{origin}: no column `{target}` to use as the target; the columns are: {}",
+            header.join(", ")
+        ));
+    };
+    let p = header.len() - 1;
+    // Where each wanted data row goes in the result.
+    let mut slot: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (i, &r) in rows.iter().enumerate() {
+        if slot.insert(r, i).is_some() {
+            return Err(format!("{origin}: data row {r} asked for twice"));
+        }
+    }
+    let mut values = vec![0.0; rows.len() * p];
+    let mut found = 0;
+    visit_rows(
+        &mut reader,
+        &origin,
+        &header,
+        target_col,
+        |index, _, _, features| {
+            if let Some(&i) = slot.get(&index) {
+                values[i * p..(i + 1) * p].copy_from_slice(features);
+                found += 1;
+            }
+        },
+    )?;
+    if found != rows.len() {
+        return Err(format!(
+            "{origin}: {} of the {} data rows asked for are past the end of the file (did it \
+             change while it was read?)",
+            rows.len() - found,
+            rows.len()
+        ));
+    }
+    Matrix::new(rows.len(), p, values)
+}
+
+/// A streaming CSV reader over regular file `path` (a device or a pipe is refused by name), with
+/// the settings of [`parse_csv`], and the origin its errors start with.
+fn open_stream(
+    path: &Path,
+) -> Result<(::csv::Reader<std::io::BufReader<std::fs::File>>, String), String> {
+    let cannot = |e: std::io::Error| format!("cannot read CSV file {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (a folder, device or pipe); give the path of a CSV file",
+            path.display()
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(std::io::BufReader::new(file));
+    Ok((reader, path.display().to_string()))
+}
+
+/// The dataset name of `path`: its stem.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 /// The target from its texts under `task`'s rule (`Auto`: classes when any text is not a number,
@@ -365,5 +527,77 @@ mod tests {
         );
         let err = parse_csv("t", "t.csv", "a,y\n", "y", Task::Auto).unwrap_err();
         assert_eq!(err, "t.csv: the file has a header but no data rows");
+    }
+
+    #[test]
+    fn a_streamed_scan_and_selected_rows_are_the_loaded_file_bit_for_bit() {
+        let dir = tempfile_dir("stream");
+        let path = dir.join("mix.csv");
+        let body: String = (0..40)
+            .map(|i| {
+                let blank = if i % 7 == 3 { "\n" } else { "" };
+                format!(
+                    "{}, {:e},\"{}\",{}\n{blank}",
+                    i as f64 / 3.0,
+                    1e-7 * i as f64,
+                    ["2", "10", "3"][i % 3],
+                    -(i as f64).sqrt()
+                )
+            })
+            .collect();
+        std::fs::write(&path, format!("\u{feff}x,y,kind,z\n{body}")).unwrap();
+        for (target, task) in [("kind", Task::Auto), ("z", Task::Regression)] {
+            let whole = load_csv(&path, target, task).unwrap();
+            let scan = scan_csv(&path, target, task).unwrap();
+            assert_eq!(scan.targets.y, whole.y);
+            assert_eq!(scan.targets.rows(), 40);
+            assert_eq!(scan.targets.name, "mix");
+            assert_eq!(scan.feature_names, whole.feature_names);
+            let rows = [17, 0, 39, 5];
+            let got = read_csv_rows(&path, target, &rows).unwrap();
+            let want = whole.x.select_rows(&rows);
+            let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!((got.rows(), got.cols()), (4, 3));
+            assert_eq!(bits(&got), bits(&want));
+        }
+        let err = read_csv_rows(&path, "kind", &[3, 40]).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: 1 of the 2 data rows asked for are past the end of the file (did it change \
+                 while it was read?)",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_streamed_scan_refuses_a_bad_cell_as_loading_does() {
+        let dir = tempfile_dir("bad");
+        let path = dir.join("bad.csv");
+        std::fs::write(&path, "a,b,y\n1,2,0\n1,x,1\n").unwrap();
+        let whole = load_csv(&path, "y", Task::Auto).unwrap_err();
+        assert_eq!(scan_csv(&path, "y", Task::Auto).unwrap_err(), whole);
+        assert!(whole.ends_with(
+            "line 3, column 2 (`b`): `x` is not a finite number; feature \
+             columns must be numeric (drop or encode this column)"
+        ));
+        assert_eq!(
+            scan_csv(&path, "label", Task::Auto).unwrap_err(),
+            load_csv(&path, "label", Task::Auto).unwrap_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            scan_csv(Path::new("/dev/zero"), "y", Task::Auto).unwrap_err(),
+            "/dev/zero is not a regular file (a folder, device or pipe); give the path of a CSV file"
+        );
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("scalelab-ml-csv-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }
