@@ -380,9 +380,9 @@ fn shard_bytes(rows: usize, cols: usize, ranks: usize) -> f64 {
 /// class indices.
 fn share_reference(
     comm: &Comm,
-    mine: Option<Result<(Prediction, Option<Vec<f64>>), String>>,
+    mine: Option<Result<Predicted, String>>,
     classes: bool,
-) -> Result<(Prediction, Option<Vec<f64>>), String> {
+) -> Result<Predicted, String> {
     use ::mpi::topology::Communicator;
     use ::mpi::traits::Root;
     let root = comm.process_at_rank(0);
@@ -432,6 +432,9 @@ fn share_reference(
     let proba = (header[2] != u64::MAX).then(|| body[n..].to_vec());
     Ok((pred, proba))
 }
+
+/// Held-out predictions and probabilities (row-major), as [`predictions`] gives them.
+type Predicted = (Prediction, Option<Vec<f64>>);
 
 /// How many held-out rows of rank 0 every rank predicts to check that all grew the same forest.
 const PROBE_ROWS: usize = 16;
@@ -558,7 +561,7 @@ struct ForestInstance {
     m: usize,
     forest: Forest,
     /// The single-process forest's held-out predictions and probabilities (`reference = "full"`).
-    reference: Option<(Prediction, Option<Vec<f64>>)>,
+    reference: Option<Predicted>,
     /// Rank 0's first held-out rows, which every rank predicts to check that all grew the same
     /// forest; `agreed` says whether the last run's predictions of them agreed on every rank.
     probe: Dataset,
