@@ -2,8 +2,8 @@
 //! MPI ranks (feature `mpi`), the forest twin of `mpi.ml.hgb` (src/workload/ml/dataparallel.rs,
 //! whose [`MpiReducer`] it shares).
 //!
-//! Every rank loads the same dataset and takes the same stratified 3/4 training split as
-//! `forest.fit`, and fits the single-process reference forest from it (untimed). It then keeps
+//! Every rank holds the same targets and takes the same stratified 3/4 training split as
+//! `forest.fit`. It then keeps
 //! only its own rows — the contiguous shard of the training positions ([`Shard`]) and of the
 //! held-out rows, copied out — plus the held-out targets, and releases the loaded dataset: the
 //! timed fit (`Forest::fit_local`) sees nothing else. The bin edges are those one process
@@ -23,8 +23,18 @@
 //! Scoring is sharded too: each rank predicts its contiguous share of the held-out rows and an
 //! allgather gives every rank all predictions (and probabilities), in row order.
 //!
-//! Verification: `prepare` fits the single-process forest (untimed); every repetition's gathered
-//! held-out predictions and probabilities must equal its predictions bit for bit, on every rank.
+//! Reading: from a CSV file a rank never holds the whole data. It streams the file for the target
+//! column ([`data::scan_csv`]: classes, the split, the shard boundaries) and then parses only its
+//! own rows' features ([`data::read_csv_rows`]); the plan-time check likewise scans the targets
+//! and reads a sample of rows. Synthetic and built-in datasets are still built whole on every
+//! rank (the generator draws one sequential stream), then released after the copy-out.
+//!
+//! Verification (parameter `reference`): with `"full"` rank 0 alone loads the whole dataset and
+//! fits the single-process forest (untimed) and broadcasts its held-out predictions and
+//! probabilities; every repetition's gathered ones must equal them bit for bit, on every rank.
+//! With `"none"` no reference is fitted: every rank predicts rank 0's first held-out rows (a
+//! probe broadcast in `prepare`) and all must give the same bits, so the ranks grew the same
+//! forest; equality with one process rests on `"full"`, which the tests run.
 //!
 //! Metrics (maximum over ranks): the score, `fits`, `rows_per_rank` (training rows of the largest
 //! shard), `test_rows_per_rank`, `allreduce_bytes` / `allreduce_calls` / `allreduce_s` (the
@@ -32,9 +42,10 @@
 //! `fit_s` and `predict_s` (the two timed phases), and `data_bytes`: the bytes of data this rank
 //! holds for them (its training and held-out rows' values and targets, 8 bytes each, its
 //! training rows' codes, one byte a value column-major and one row-major, and the held-out
-//! targets), which stays flat in weak scaling. Loading is still whole: every rank reads (or
-//! generates) the full dataset in `prepare` and fits the reference from it, so the peak memory of
-//! a rank is a full copy, and the plan's memory check counts one.
+//! targets), which stays flat in weak scaling, and `peak_rss_bytes`, the rank's measured peak
+//! resident memory. The plan's memory check counts, for a CSV file, a rank's shard
+//! ([`shard_bytes`]) plus the whole dataset on rank 0 with `reference = "full"`; for the other
+//! datasets a full copy per rank.
 
 use std::time::Instant;
 
