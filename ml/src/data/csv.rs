@@ -238,6 +238,17 @@ pub struct CsvScan {
 /// read under `task` exactly as [`load_csv`] reads it, and no feature value is kept. The file
 /// is never held whole, so [`MAX_CSV_BYTES`] does not apply; it must be a regular file.
 pub fn scan_csv(path: &Path, target: &str, task: Task) -> Result<CsvScan, String> {
+    scan_csv_with(path, target, task, SCAN_MAX_DISTINCT)
+}
+
+/// The most distinct target texts [`scan_csv`] keeps: it stores each row's target as an index
+/// into them (4 bytes a row) and its number (8), not as text. A column with more is read only as
+/// numbers (regression), which is what [`Task::Auto`] makes of it unless its numbers are at most
+/// [`AUTO_MAX_CLASSES`] integers written in more than this many ways.
+pub const SCAN_MAX_DISTINCT: usize = 1 << 16;
+
+/// [`scan_csv`] keeping at most `cap` distinct target texts.
+fn scan_csv_with(path: &Path, target: &str, task: Task, cap: usize) -> Result<CsvScan, String> {
     let (mut reader, origin) = open_stream(path)?;
     let header = read_header(&mut reader, &origin)?;
     let Some(target_col) = header.iter().position(|h| h == target) else {
@@ -246,33 +257,147 @@ pub fn scan_csv(path: &Path, target: &str, task: Task) -> Result<CsvScan, String
             header.join(", ")
         ));
     };
-    let mut targets: Vec<String> = Vec::new();
-    let mut target_lines: Vec<u64> = Vec::new();
+    let mut column = TargetColumn::new(cap);
     visit_rows(
         &mut reader,
         &origin,
         &header,
         target_col,
-        |_, line, t, _| {
-            targets.push(t.to_string());
-            target_lines.push(line);
-        },
+        |_, line, t, _| column.push(t, line),
     )?;
-    if targets.is_empty() {
+    let rows = column.rows;
+    if rows == 0 {
         return Err(format!("{origin}: the file has a header but no data rows"));
     }
-    let y = read_target(&origin, &targets, &target_lines, (target_col, target), task)?;
+    let y = column.finish(&origin, (target_col, target), task)?;
     let feature_names: Vec<String> = header
         .iter()
         .enumerate()
         .filter(|&(c, _)| c != target_col)
         .map(|(_, h)| h.clone())
         .collect();
-    let rows = targets.len();
     Ok(CsvScan {
         targets: Dataset::new(stem(path), Matrix::new(rows, 0, Vec::new())?, y, Vec::new())?,
         feature_names,
     })
+}
+
+/// A target column as [`scan_csv`] keeps it: each row's index into the distinct texts (while
+/// there are at most `cap`) and its number (while every text is one), never the row's text.
+/// [`read_target`] applied to the distinct texts in first-seen order decides exactly as it does
+/// on every row's text: the same numbers, integers and distinct values, the same class names,
+/// and the first text that is not a number is the first row's that is not.
+struct TargetColumn {
+    cap: usize,
+    rows: usize,
+    ids: Vec<u32>,
+    distinct: Vec<String>,
+    first_line: Vec<u64>,
+    index: std::collections::HashMap<String, u32>,
+    /// False once more than `cap` distinct texts were seen (`ids` and `distinct` dropped).
+    interned: bool,
+    values: Vec<f64>,
+    /// Every text so far a finite number (else `values` dropped, `first_bad` its row).
+    numeric: bool,
+    first_bad: Option<(u64, String)>,
+    /// Every number an integer, and the distinct numbers (up to one past AUTO_MAX_CLASSES).
+    integers: bool,
+    few: BTreeSet<u64>,
+}
+
+impl TargetColumn {
+    fn new(cap: usize) -> TargetColumn {
+        TargetColumn {
+            cap,
+            rows: 0,
+            ids: Vec::new(),
+            distinct: Vec::new(),
+            first_line: Vec::new(),
+            index: std::collections::HashMap::new(),
+            interned: true,
+            values: Vec::new(),
+            numeric: true,
+            first_bad: None,
+            integers: true,
+            few: BTreeSet::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str, line: u64) {
+        self.rows += 1;
+        if self.numeric {
+            match text.parse::<f64>().ok().filter(|v| v.is_finite()) {
+                Some(v) => {
+                    self.values.push(v);
+                    self.integers &= v.fract() == 0.0;
+                    if self.few.len() <= AUTO_MAX_CLASSES {
+                        self.few.insert(v.to_bits());
+                    }
+                }
+                None => {
+                    self.numeric = false;
+                    self.values = Vec::new();
+                    self.first_bad = Some((line, text.to_string()));
+                }
+            }
+        }
+        if self.interned {
+            let id = match self.index.get(text) {
+                Some(&id) => id,
+                None if self.distinct.len() == self.cap => {
+                    self.interned = false;
+                    self.ids = Vec::new();
+                    self.distinct = Vec::new();
+                    self.first_line = Vec::new();
+                    self.index = std::collections::HashMap::new();
+                    return;
+                }
+                None => {
+                    let id = self.distinct.len() as u32;
+                    self.index.insert(text.to_string(), id);
+                    self.distinct.push(text.to_string());
+                    self.first_line.push(line);
+                    id
+                }
+            };
+            self.ids.push(id);
+        }
+    }
+
+    /// The target every row's text gives under `task`, as [`read_target`] reads it.
+    fn finish(self, origin: &str, column: (usize, &str), task: Task) -> Result<Target, String> {
+        if self.interned {
+            return match read_target(origin, &self.distinct, &self.first_line, column, task)? {
+                Target::Classes { labels, names } => Ok(Target::Classes {
+                    labels: self.ids.iter().map(|&i| labels[i as usize]).collect(),
+                    names,
+                }),
+                Target::Values(_) => Ok(Target::Values(self.values)),
+            };
+        }
+        let classify = match task {
+            Task::Classification => true,
+            Task::Regression => false,
+            Task::Auto => !self.numeric || (self.integers && self.few.len() <= AUTO_MAX_CLASSES),
+        };
+        let (target_col, target) = column;
+        if classify {
+            return Err(format!(
+                "{origin}: column `{target}` has more than {} distinct texts to read as classes, \
+                 the most a process reading only its rows keeps; read it as numbers (task = \
+                 \"regression\") or use fewer classes",
+                self.cap
+            ));
+        }
+        match self.first_bad {
+            None => Ok(Target::Values(self.values)),
+            Some((line, text)) => Err(format!(
+                "{origin}: line {line}, column {} (`{target}`): `{text}` is not a number, but a \
+                 regression target must be numeric (or load the file as classification)",
+                target_col + 1
+            )),
+        }
+    }
 }
 
 /// The feature values of data rows `rows` (indices among the data rows, as [`load_csv`] numbers
@@ -592,6 +717,46 @@ mod tests {
             scan_csv(Path::new("/dev/zero"), "y", Task::Auto).unwrap_err(),
             "/dev/zero is not a regular file (a folder, device or pipe); give the path of a CSV file"
         );
+    }
+
+    #[test]
+    fn a_scan_past_its_distinct_cap_reads_numbers_and_refuses_classes_by_name() {
+        let dir = tempfile_dir("cap");
+        let path = dir.join("many.csv");
+        let body: String = (0..50).map(|i| format!("{i},{}.25\n", i * 3)).collect();
+        std::fs::write(&path, format!("x,y\n{body}")).unwrap();
+        for task in [Task::Auto, Task::Regression] {
+            let whole = load_csv(&path, "y", task).unwrap();
+            assert_eq!(
+                scan_csv_with(&path, "y", task, 8).unwrap().targets.y,
+                whole.y
+            );
+        }
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Classification, 8).unwrap_err(),
+            format!(
+                "{}: column `y` has more than 8 distinct texts to read as classes, the most a \
+                 process reading only its rows keeps; read it as numbers (task = \
+                 \"regression\") or use fewer classes",
+                path.display()
+            )
+        );
+        // Under the cap, classes are read as loading the whole file reads them.
+        let whole = load_csv(&path, "y", Task::Classification).unwrap();
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Classification, 64)
+                .unwrap()
+                .targets
+                .y,
+            whole.y
+        );
+        // A text that is not a number past the cap: the same error as loading it whole.
+        std::fs::write(&path, format!("x,y\n{body}9,high\n")).unwrap();
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Regression, 8).unwrap_err(),
+            load_csv(&path, "y", Task::Regression).unwrap_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn tempfile_dir(tag: &str) -> std::path::PathBuf {

@@ -373,9 +373,10 @@ fn refuse_whole_too_big(name: &str, path: &str) -> Result<(), String> {
 }
 
 /// Estimated bytes one rank of `ranks` holds when it reads only its rows of a CSV file of `rows`
-/// rows × `cols` features: while scanning, every row's target text (about 56 bytes: the string
-/// and its allocation, its line) and then its target (8 bytes); the row positions wanted (48
-/// bytes a row, a hash map); and the
+/// rows × `cols` features: 16 bytes a row of the file for the target column (while scanning,
+/// the index of the row's target text and its number, then its target:
+/// `scalelab_ml::data::scan_csv`); the row positions wanted (48 bytes a held row, a hash map);
+/// and the
 /// data of `data_bytes` (its training and held-out rows' values and targets, the training
 /// rows' codes, the held-out targets).
 fn shard_bytes(rows: usize, cols: usize, ranks: usize) -> f64 {
@@ -383,7 +384,7 @@ fn shard_bytes(rows: usize, cols: usize, ranks: usize) -> f64 {
     let (mt, ms) = (train_rows(rows).div_ceil(ranks), test.div_ceil(ranks));
     let (n, p) = (rows as f64, cols as f64);
     let (mt, ms, test) = (mt as f64, ms as f64, test as f64);
-    64.0 * n + 48.0 * (mt + ms) + 8.0 * (mt + ms) * (p + 1.0) + 2.0 * mt * p + 8.0 * test
+    16.0 * n + 48.0 * (mt + ms) + 8.0 * (mt + ms) * (p + 1.0) + 2.0 * mt * p + 8.0 * test
 }
 
 /// Rank 0's reference predictions (`mine`: rank 0 only) broadcast to every rank, or its error
