@@ -351,3 +351,142 @@ hyper = "splitter=exact"
         "{out}"
     );
 }
+
+/// `mpi.ml.forest` on a CSV file: each rank streams the file for the target column and keeps
+/// only its own rows' features. With `reference = "full"` (1, 2, 4 ranks) rank 0 alone loads
+/// the file whole and fits the single-process forest, which every rank's gathered predictions
+/// must equal bit for bit; with `reference = "none"` (2, 4 ranks) no rank holds the whole file
+/// and the ranks check that they grew the same forest. Every point scores the same to the last
+/// bit as `forest.fit` (one process, hist splitter) on the same file, for string classes and for
+/// a numeric target; the records carry the data a rank holds and its measured peak memory.
+#[test]
+fn data_parallel_forest_reads_only_its_rows_of_a_csv_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = dir.path().join("classes.csv");
+    let values = dir.path().join("values.csv");
+    let mut c = String::from("a,b,kind,c,d,e\n");
+    let mut v = String::from("x1,x2,x3,y\n");
+    for r in 0..1200u64 {
+        // Deterministic, irregular values; blank lines and padding are part of the format.
+        let h = |k: u64| ((r * 2654435761 + k * 40503) % 10007) as f64 / 97.0;
+        let kind = ["north", "south", "east"][(h(9) as usize + r as usize) % 3];
+        c.push_str(&format!(
+            "{}, {},{kind},{},{},{}\n",
+            h(1),
+            h(2) - 50.0,
+            h(3) * 1e-3,
+            (r % 17) as f64,
+            h(5)
+        ));
+        if r % 101 == 7 {
+            c.push('\n');
+        }
+        if r < 600 {
+            v.push_str(&format!(
+                "{},{},{},{}\n",
+                h(1),
+                h(2),
+                h(3),
+                h(1) * 0.3 - h(2) / 7.0
+            ));
+        }
+    }
+    std::fs::write(&classes, c).unwrap();
+    std::fs::write(&values, v).unwrap();
+    let study = |name: &str, workload: &str, file: &std::path::Path, target: &str, more: &str| {
+        format!(
+            "[[study]]\nname = \"{name}\"\nworkload = \"{workload}\"\ndataset = \"{}\"\n\
+             target = \"{target}\"\ntrees = 5\n{more}\n",
+            file.display()
+        )
+    };
+    let mut manifest =
+        String::from("name = \"csv-forest\"\nrepetitions = 2\nwarmup = 0\ntimeout = \"2m\"\n");
+    for (tag, file, target, hyper) in [
+        ("classes", &classes, "kind", "max_depth=8"),
+        ("values", &values, "y", "max_depth=6"),
+    ] {
+        let mpi = |reference: &str, ranks: &str| {
+            format!(
+                "oversubscribe = true\nranks = {ranks}\nreference = \"{reference}\"\n\
+                 hyper = \"{hyper}\""
+            )
+        };
+        manifest += &study(
+            &format!("{tag}-one"),
+            "forest.fit",
+            file,
+            target,
+            &format!("estimator = \"random_forest\"\nhyper = \"{hyper}; splitter=hist\""),
+        );
+        manifest += &study(
+            &format!("{tag}-full"),
+            "mpi.ml.forest",
+            file,
+            target,
+            &mpi("full", "[1, 2, 4]"),
+        );
+        manifest += &study(
+            &format!("{tag}-none"),
+            "mpi.ml.forest",
+            file,
+            target,
+            &mpi("none", "[2, 4]"),
+        );
+    }
+    let (run_dir, code, out) = run_manifest(dir.path(), &manifest);
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 12);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    for (tag, metric, rows, cols) in [
+        ("classes", "accuracy", 1200.0, 5.0),
+        ("values", "r2", 600.0, 3.0),
+    ] {
+        let points: Vec<&Value> = recs
+            .iter()
+            .filter(|r| {
+                r["point"]["study_name"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(tag))
+            })
+            .collect();
+        assert_eq!(points.len(), 6);
+        let one = points
+            .iter()
+            .find(|p| p["point"]["workload"] == "forest.fit")
+            .unwrap();
+        for p in &points {
+            assert_eq!(
+                metric_bits(p, metric),
+                metric_bits(one, metric),
+                "{}",
+                describe(p)
+            );
+            if p["point"]["workload"] == "forest.fit" {
+                continue;
+            }
+            let ranks = p["point"]["resources"]["ranks"].as_f64().unwrap();
+            let m = &p["repetitions"][0]["metrics"];
+            let test = (rows / 4.0f64).ceil();
+            let (own_train, own_test) = (((rows - test) / ranks).ceil(), (test / ranks).ceil());
+            assert_eq!(
+                m["data_bytes"].as_f64(),
+                Some(
+                    8.0 * (own_train + own_test) * (cols + 1.0)
+                        + 2.0 * own_train * cols
+                        + 8.0 * test
+                ),
+                "{}",
+                describe(p)
+            );
+            assert!(
+                m["peak_rss_bytes"].as_f64().unwrap() > 0.0,
+                "{}",
+                describe(p)
+            );
+        }
+    }
+}

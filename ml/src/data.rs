@@ -175,5 +175,7 @@ mod csv;
 mod synthetic;
 
 pub use builtin::{load, names as builtin_names, Builtin, BUILTINS};
-pub use csv::{load_csv, parse_csv, Task, AUTO_MAX_CLASSES};
+pub use csv::{
+    load_csv, parse_csv, read_csv_rows, scan_csv, CsvScan, Task, AUTO_MAX_CLASSES, MAX_CSV_BYTES,
+};
 pub use synthetic::{make_classification, make_noise, portable_ln, Synthetic};

@@ -421,9 +421,21 @@ pub const MPI_FOREST: Description = Description::new(
     "hist random forest with the training rows split over MPI ranks, histograms summed by \
      allreduce, held-out rows scored sharded (the one-process forest bit for bit); work: fits",
     Backend::Mpi,
-    MPI_HGB_PARAMS,
+    MPI_FOREST_PARAMS,
 )
 .size_unit("samples");
+/// The parameters of `mpi.ml.forest`: `mpi.ml.hgb`'s and where the single-process reference is
+/// fitted.
+const MPI_FOREST_PARAMS: &[ParamSpec] = &[
+    DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED, REFERENCE,
+];
+const REFERENCES: &[&str] = &["full", "none"];
+const REFERENCE: ParamSpec = spec!(
+    "reference",
+    ParamKind::Choice(REFERENCES),
+    "full",
+    "full: rank 0 alone loads the whole dataset and fits the single-process model, which every rank's result must equal bit for bit; none: no rank holds the whole dataset (a CSV file's ranks read only their rows) and the ranks check only that they grew the same model"
+);
 /// `ml.predict`, as `scalelab list` shows it.
 pub const PREDICT: Description = Description::new(
     "ml.predict",
@@ -910,6 +922,15 @@ fn trial_fit(
         .map(drop)
 }
 
+/// The fix a refusal for memory names.
+fn memory_fix(params: &Params) -> &'static str {
+    if matches!(text(params, "dataset"), Ok("synthetic" | "noise")) {
+        "use a smaller `size` (samples) or fewer `features`"
+    } else {
+        "use a smaller dataset, or fewer threads fitting at once (parallelism)"
+    }
+}
+
 /// Everything a point needs, read and checked.
 struct Setup {
     data: Dataset,
@@ -973,12 +994,24 @@ impl Ml {
 
     /// [`Ml::setup`] with errors naming workload `name`.
     fn setup_as(&self, name: &str, params: &Params, preview: bool) -> Result<Setup, String> {
+        self.setup_from(name, params, load_dataset(name, params, preview)?, preview)
+    }
+
+    /// [`Ml::setup_as`] over a dataset already loaded (`mpi.ml.forest` passes a CSV file's
+    /// target column alone, its rows' features read later).
+    fn setup_from(
+        &self,
+        name: &str,
+        params: &Params,
+        loaded: Loaded,
+        preview: bool,
+    ) -> Result<Setup, String> {
         let Loaded {
             mut data,
             rows,
             cols,
             generator_bytes,
-        } = load_dataset(name, params, preview)?;
+        } = loaded;
         let mut steps = pipeline::parse(text(params, "pipeline")?)
             .map_err(|e| format!("{name}: `pipeline`: {e}"))?;
         if text(params, "pipeline_fit")? == "all_rows" && !steps.is_empty() {
@@ -1059,12 +1092,7 @@ impl Ml {
     fn check_as(&self, name: &str, params: &Params, target: &Target) -> Result<Setup, String> {
         let setup = self.setup_as(name, params, true)?;
         let need = setup.memory_bytes(target.resources.threads);
-        let fix = if matches!(text(params, "dataset"), Ok("synthetic" | "noise")) {
-            "use a smaller `size` (samples) or fewer `features`"
-        } else {
-            "use a smaller dataset, or fewer threads fitting at once (parallelism)"
-        };
-        target.fits_memory(name, need, fix)?;
+        target.fits_memory(name, need, memory_fix(params))?;
         Ok(setup)
     }
 

@@ -108,7 +108,10 @@ pub fn parse_csv(
 }
 
 /// The header row: the column names (refused when the file is empty).
-fn read_header(reader: &mut ::csv::Reader<&[u8]>, origin: &str) -> Result<Vec<String>, String> {
+fn read_header<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
+    origin: &str,
+) -> Result<Vec<String>, String> {
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| format!("{origin}: cannot read the header row: {e}"))?
@@ -132,8 +135,8 @@ struct Cells {
 
 /// Read every data row (blank lines skipped): each feature cell must be a finite number and the
 /// target cell (column `target_col`) must not be empty; errors name the line and column.
-fn read_rows(
-    reader: &mut ::csv::Reader<&[u8]>,
+fn read_rows<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
     origin: &str,
     header: &[String],
     target_col: usize,
@@ -141,8 +144,43 @@ fn read_rows(
     let mut values = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     let mut target_lines: Vec<u64> = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| format!("{origin}: {e}"))?;
+    visit_rows(
+        reader,
+        origin,
+        header,
+        target_col,
+        |_, line, target, features| {
+            targets.push(target.to_string());
+            target_lines.push(line);
+            values.extend(features);
+        },
+    )?;
+    Ok(Cells {
+        values,
+        targets,
+        target_lines,
+    })
+}
+
+/// Check every data row (blank lines skipped) as [`read_rows`] does, and hand each to `row`: its
+/// index among the data rows, its line, its target text and its feature values (column order,
+/// target left out). Streaming: nothing is kept here.
+fn visit_rows<R: std::io::Read>(
+    reader: &mut ::csv::Reader<R>,
+    origin: &str,
+    header: &[String],
+    target_col: usize,
+    mut row: impl FnMut(usize, u64, &str, &[f64]),
+) -> Result<(), String> {
+    let mut index = 0;
+    let mut features = Vec::with_capacity(header.len());
+    let mut record = ::csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("{origin}: {e}")),
+        }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0) == Some("") {
             continue; // a blank line
@@ -154,6 +192,7 @@ fn read_rows(
                 header.len()
             ));
         }
+        features.clear();
         for (c, field) in record.iter().enumerate() {
             if c == target_col {
                 if field.is_empty() {
@@ -163,12 +202,10 @@ fn read_rows(
                         header[c]
                     ));
                 }
-                targets.push(field.to_string());
-                target_lines.push(line);
                 continue;
             }
             match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => values.push(v),
+                Ok(v) if v.is_finite() => features.push(v),
                 _ => {
                     return Err(format!(
                     "{origin}: line {line}, column {} (`{}`): `{field}` is not a finite number; \
@@ -179,12 +216,262 @@ fn read_rows(
                 }
             }
         }
+        row(index, line, &record[target_col], &features);
+        index += 1;
     }
-    Ok(Cells {
-        values,
-        targets,
-        target_lines,
+    Ok(())
+}
+
+/// A CSV file's target column read whole and its shape, without its feature values: what a
+/// process that holds only some rows needs to agree with the others on the classes (or values),
+/// the train/test split and the shard boundaries ([`scan_csv`]).
+#[derive(Clone, Debug)]
+pub struct CsvScan {
+    /// Every row's target, as [`load_csv`] reads it, over a matrix of no columns.
+    pub targets: Dataset,
+    /// The feature columns' names (the header less the target).
+    pub feature_names: Vec<String>,
+}
+
+/// Stream `path` once and keep only its target column: every cell is checked as [`load_csv`]
+/// checks it (the same errors, so every process refuses the same file the same way), the target
+/// read under `task` exactly as [`load_csv`] reads it, and no feature value is kept. The file
+/// is never held whole, so [`MAX_CSV_BYTES`] does not apply; it must be a regular file.
+pub fn scan_csv(path: &Path, target: &str, task: Task) -> Result<CsvScan, String> {
+    scan_csv_with(path, target, task, SCAN_MAX_DISTINCT)
+}
+
+/// The most distinct target texts [`scan_csv`] keeps: it stores each row's target as an index
+/// into them (4 bytes a row) and its number (8), not as text. A column with more is read only as
+/// numbers (regression), which is what [`Task::Auto`] makes of it unless its numbers are at most
+/// [`AUTO_MAX_CLASSES`] integers written in more than this many ways.
+pub const SCAN_MAX_DISTINCT: usize = 1 << 16;
+
+/// [`scan_csv`] keeping at most `cap` distinct target texts.
+fn scan_csv_with(path: &Path, target: &str, task: Task, cap: usize) -> Result<CsvScan, String> {
+    let (mut reader, origin) = open_stream(path)?;
+    let header = read_header(&mut reader, &origin)?;
+    let Some(target_col) = header.iter().position(|h| h == target) else {
+        return Err(format!(
+            "{origin}: no column `{target}` to use as the target; the columns are: {}",
+            header.join(", ")
+        ));
+    };
+    let mut column = TargetColumn::new(cap);
+    visit_rows(
+        &mut reader,
+        &origin,
+        &header,
+        target_col,
+        |_, line, t, _| column.push(t, line),
+    )?;
+    let rows = column.rows;
+    if rows == 0 {
+        return Err(format!("{origin}: the file has a header but no data rows"));
+    }
+    let y = column.finish(&origin, (target_col, target), task)?;
+    let feature_names: Vec<String> = header
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| c != target_col)
+        .map(|(_, h)| h.clone())
+        .collect();
+    Ok(CsvScan {
+        targets: Dataset::new(stem(path), Matrix::new(rows, 0, Vec::new())?, y, Vec::new())?,
+        feature_names,
     })
+}
+
+/// A target column as [`scan_csv`] keeps it: each row's index into the distinct texts (while
+/// there are at most `cap`) and its number (while every text is one), never the row's text.
+/// [`read_target`] applied to the distinct texts in first-seen order decides exactly as it does
+/// on every row's text: the same numbers, integers and distinct values, the same class names,
+/// and the first text that is not a number is the first row's that is not.
+struct TargetColumn {
+    cap: usize,
+    rows: usize,
+    ids: Vec<u32>,
+    distinct: Vec<String>,
+    first_line: Vec<u64>,
+    index: std::collections::HashMap<String, u32>,
+    /// False once more than `cap` distinct texts were seen (`ids` and `distinct` dropped).
+    interned: bool,
+    values: Vec<f64>,
+    /// Every text so far a finite number (else `values` dropped, `first_bad` its row).
+    numeric: bool,
+    first_bad: Option<(u64, String)>,
+    /// Every number an integer, and the distinct numbers (up to one past AUTO_MAX_CLASSES).
+    integers: bool,
+    few: BTreeSet<u64>,
+}
+
+impl TargetColumn {
+    fn new(cap: usize) -> TargetColumn {
+        TargetColumn {
+            cap,
+            rows: 0,
+            ids: Vec::new(),
+            distinct: Vec::new(),
+            first_line: Vec::new(),
+            index: std::collections::HashMap::new(),
+            interned: true,
+            values: Vec::new(),
+            numeric: true,
+            first_bad: None,
+            integers: true,
+            few: BTreeSet::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str, line: u64) {
+        self.rows += 1;
+        if self.numeric {
+            match text.parse::<f64>().ok().filter(|v| v.is_finite()) {
+                Some(v) => {
+                    self.values.push(v);
+                    self.integers &= v.fract() == 0.0;
+                    if self.few.len() <= AUTO_MAX_CLASSES {
+                        self.few.insert(v.to_bits());
+                    }
+                }
+                None => {
+                    self.numeric = false;
+                    self.values = Vec::new();
+                    self.first_bad = Some((line, text.to_string()));
+                }
+            }
+        }
+        if self.interned {
+            let id = match self.index.get(text) {
+                Some(&id) => id,
+                None if self.distinct.len() == self.cap => {
+                    self.interned = false;
+                    self.ids = Vec::new();
+                    self.distinct = Vec::new();
+                    self.first_line = Vec::new();
+                    self.index = std::collections::HashMap::new();
+                    return;
+                }
+                None => {
+                    let id = self.distinct.len() as u32;
+                    self.index.insert(text.to_string(), id);
+                    self.distinct.push(text.to_string());
+                    self.first_line.push(line);
+                    id
+                }
+            };
+            self.ids.push(id);
+        }
+    }
+
+    /// The target every row's text gives under `task`, as [`read_target`] reads it.
+    fn finish(self, origin: &str, column: (usize, &str), task: Task) -> Result<Target, String> {
+        if self.interned {
+            return match read_target(origin, &self.distinct, &self.first_line, column, task)? {
+                Target::Classes { labels, names } => Ok(Target::Classes {
+                    labels: self.ids.iter().map(|&i| labels[i as usize]).collect(),
+                    names,
+                }),
+                Target::Values(_) => Ok(Target::Values(self.values)),
+            };
+        }
+        let classify = match task {
+            Task::Classification => true,
+            Task::Regression => false,
+            Task::Auto => !self.numeric || (self.integers && self.few.len() <= AUTO_MAX_CLASSES),
+        };
+        let (target_col, target) = column;
+        if classify {
+            return Err(format!(
+                "{origin}: column `{target}` has more than {} distinct texts to read as classes, \
+                 the most a process reading only its rows keeps; read it as numbers (task = \
+                 \"regression\") or use fewer classes",
+                self.cap
+            ));
+        }
+        match self.first_bad {
+            None => Ok(Target::Values(self.values)),
+            Some((line, text)) => Err(format!(
+                "{origin}: line {line}, column {} (`{target}`): `{text}` is not a number, but a \
+                 regression target must be numeric (or load the file as classification)",
+                target_col + 1
+            )),
+        }
+    }
+}
+
+/// The feature values of data rows `rows` (indices among the data rows, as [`load_csv`] numbers
+/// them, in any order, each at most once) of `path` with target column `target`, streamed in one
+/// pass: row `i` of the result is data row `rows[i]`, bit for bit the value [`load_csv`] reads.
+/// Only these rows' values are kept.
+pub fn read_csv_rows(path: &Path, target: &str, rows: &[usize]) -> Result<Matrix, String> {
+    let (mut reader, origin) = open_stream(path)?;
+    let header = read_header(&mut reader, &origin)?;
+    let Some(target_col) = header.iter().position(|h| h == target) else {
+        return Err(format!(
+            "{origin}: no column `{target}` to use as the target; the columns are: {}",
+            header.join(", ")
+        ));
+    };
+    let p = header.len() - 1;
+    // Where each wanted data row goes in the result.
+    let mut slot: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (i, &r) in rows.iter().enumerate() {
+        if slot.insert(r, i).is_some() {
+            return Err(format!("{origin}: data row {r} asked for twice"));
+        }
+    }
+    let mut values = vec![0.0; rows.len() * p];
+    let mut found = 0;
+    visit_rows(
+        &mut reader,
+        &origin,
+        &header,
+        target_col,
+        |index, _, _, features| {
+            if let Some(&i) = slot.get(&index) {
+                values[i * p..(i + 1) * p].copy_from_slice(features);
+                found += 1;
+            }
+        },
+    )?;
+    if found != rows.len() {
+        return Err(format!(
+            "{origin}: {} of the {} data rows asked for are past the end of the file (did it \
+             change while it was read?)",
+            rows.len() - found,
+            rows.len()
+        ));
+    }
+    Matrix::new(rows.len(), p, values)
+}
+
+/// A streaming CSV reader over regular file `path` (a device or a pipe is refused by name), with
+/// the settings of [`parse_csv`], and the origin its errors start with.
+fn open_stream(
+    path: &Path,
+) -> Result<(::csv::Reader<std::io::BufReader<std::fs::File>>, String), String> {
+    let cannot = |e: std::io::Error| format!("cannot read CSV file {}: {e}", path.display());
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file (a folder, device or pipe); give the path of a CSV file",
+            path.display()
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(std::io::BufReader::new(file));
+    Ok((reader, path.display().to_string()))
+}
+
+/// The dataset name of `path`: its stem.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 /// The target from its texts under `task`'s rule (`Auto`: classes when any text is not a number,
@@ -365,5 +652,117 @@ mod tests {
         );
         let err = parse_csv("t", "t.csv", "a,y\n", "y", Task::Auto).unwrap_err();
         assert_eq!(err, "t.csv: the file has a header but no data rows");
+    }
+
+    #[test]
+    fn a_streamed_scan_and_selected_rows_are_the_loaded_file_bit_for_bit() {
+        let dir = tempfile_dir("stream");
+        let path = dir.join("mix.csv");
+        let body: String = (0..40)
+            .map(|i| {
+                let blank = if i % 7 == 3 { "\n" } else { "" };
+                format!(
+                    "{}, {:e},\"{}\",{}\n{blank}",
+                    i as f64 / 3.0,
+                    1e-7 * i as f64,
+                    ["2", "10", "3"][i % 3],
+                    -(i as f64).sqrt()
+                )
+            })
+            .collect();
+        std::fs::write(&path, format!("\u{feff}x,y,kind,z\n{body}")).unwrap();
+        for (target, task) in [("kind", Task::Auto), ("z", Task::Regression)] {
+            let whole = load_csv(&path, target, task).unwrap();
+            let scan = scan_csv(&path, target, task).unwrap();
+            assert_eq!(scan.targets.y, whole.y);
+            assert_eq!(scan.targets.rows(), 40);
+            assert_eq!(scan.targets.name, "mix");
+            assert_eq!(scan.feature_names, whole.feature_names);
+            let rows = [17, 0, 39, 5];
+            let got = read_csv_rows(&path, target, &rows).unwrap();
+            let want = whole.x.select_rows(&rows);
+            let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!((got.rows(), got.cols()), (4, 3));
+            assert_eq!(bits(&got), bits(&want));
+        }
+        let err = read_csv_rows(&path, "kind", &[3, 40]).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{}: 1 of the 2 data rows asked for are past the end of the file (did it change \
+                 while it was read?)",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_streamed_scan_refuses_a_bad_cell_as_loading_does() {
+        let dir = tempfile_dir("bad");
+        let path = dir.join("bad.csv");
+        std::fs::write(&path, "a,b,y\n1,2,0\n1,x,1\n").unwrap();
+        let whole = load_csv(&path, "y", Task::Auto).unwrap_err();
+        assert_eq!(scan_csv(&path, "y", Task::Auto).unwrap_err(), whole);
+        assert!(whole.ends_with(
+            "line 3, column 2 (`b`): `x` is not a finite number; feature \
+             columns must be numeric (drop or encode this column)"
+        ));
+        assert_eq!(
+            scan_csv(&path, "label", Task::Auto).unwrap_err(),
+            load_csv(&path, "label", Task::Auto).unwrap_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            scan_csv(Path::new("/dev/zero"), "y", Task::Auto).unwrap_err(),
+            "/dev/zero is not a regular file (a folder, device or pipe); give the path of a CSV file"
+        );
+    }
+
+    #[test]
+    fn a_scan_past_its_distinct_cap_reads_numbers_and_refuses_classes_by_name() {
+        let dir = tempfile_dir("cap");
+        let path = dir.join("many.csv");
+        let body: String = (0..50).map(|i| format!("{i},{}.25\n", i * 3)).collect();
+        std::fs::write(&path, format!("x,y\n{body}")).unwrap();
+        for task in [Task::Auto, Task::Regression] {
+            let whole = load_csv(&path, "y", task).unwrap();
+            assert_eq!(
+                scan_csv_with(&path, "y", task, 8).unwrap().targets.y,
+                whole.y
+            );
+        }
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Classification, 8).unwrap_err(),
+            format!(
+                "{}: column `y` has more than 8 distinct texts to read as classes, the most a \
+                 process reading only its rows keeps; read it as numbers (task = \
+                 \"regression\") or use fewer classes",
+                path.display()
+            )
+        );
+        // Under the cap, classes are read as loading the whole file reads them.
+        let whole = load_csv(&path, "y", Task::Classification).unwrap();
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Classification, 64)
+                .unwrap()
+                .targets
+                .y,
+            whole.y
+        );
+        // A text that is not a number past the cap: the same error as loading it whole.
+        std::fs::write(&path, format!("x,y\n{body}9,high\n")).unwrap();
+        assert_eq!(
+            scan_csv_with(&path, "y", Task::Regression, 8).unwrap_err(),
+            load_csv(&path, "y", Task::Regression).unwrap_err()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("scalelab-ml-csv-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }
