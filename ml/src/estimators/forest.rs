@@ -238,7 +238,7 @@ impl Estimator for Forest {
 impl Forest {
     /// Fit on rows split between processes (data-parallel training, [`crate::dataparallel`]):
     /// this process owns the training positions `shard.range(rows.len())`, codes only those rows
-    /// (bin edges from every row of `rows`, as [`Binned::for_rows`] shares them) and sums each
+    /// (bin edges from every row of `rows`, as `Binned::for_rows` shares them) and sums each
     /// node's histograms over the shards with `reducer`. Every shard passes the same `data`,
     /// `rows` and `seed` and makes the same reducer calls in the same order (trees one after
     /// another; `options.parallel` builds a large node's histogram over threads instead). Tree
@@ -283,7 +283,7 @@ impl Forest {
     /// shard's part of the dataset and `rows` its training rows there, which are the training
     /// positions `offset .. offset + rows.len()` of `m` over all shards (the shards' positions
     /// partition `0..m`, each shard holding at least one). The bin edges come from every shard's
-    /// training rows ([`Binned::for_shard`]: column shards sent to the feature's owner); the
+    /// training rows (`Binned::for_shard`: column shards sent to the feature's owner); the
     /// forest is then the one [`Estimator::fit`] returns on all `m` rows in position order, bit
     /// for bit.
     #[allow(clippy::too_many_arguments)]

@@ -7,7 +7,7 @@
 //! copied into its bucket, and a full bucket starts its allreduce at once, without waiting, while
 //! backward goes on with the earlier layers; the optimizer step waits for all buckets. Here the
 //! hook is the end of a layer's backward (the last layer first): its weights' and biases'
-//! gradients are final then ([`Trainer::local_gradient`] merges the micro-batches layer by layer).
+//! gradients are final then (`Trainer::local_gradient` merges the micro-batches layer by layer).
 //! [`buckets`] cuts the flat gradient from its end into buckets of at most `cap` elements (a layer
 //! larger than a bucket fills several), in the order backward finishes them; each starts through
 //! [`BucketReducer::start`] as soon as all its elements are final. Every element is still reduced

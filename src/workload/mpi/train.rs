@@ -343,7 +343,7 @@ impl Workload for Train {
             bytes: 0.0,
         }
     }
-    fn work_for(&self, params: &Params, resources: &crate::plan::Resources) -> Work {
+    fn work_for(&self, params: &Params, resources: &crate::resources::Resources) -> Work {
         let work = self.work(params);
         if text(params, "strategy") != Ok("fedavg") {
             return work;
