@@ -287,6 +287,7 @@ def cmd_report(a):
     print(f"{'comparison':<64} {'data':<10} {'thr':>3} {'sklearn s':>10} {'scalelab s':>10} {'ratio':>6}  "
           f"{'acc sklearn':>11} {'acc scalelab':>12} {'Δ points':>8}")
     rows = []
+    times = {}  # (case, side, threads) -> median seconds per fit
     keys = [(case, d, t) for case, (_, _, _, ds, ts) in CASES.items() for d in ds for t in ts]
     keys += [(f"cv.{case}", d, CV_THREADS) for case, ds in CV_CASES.items() for d in ds]
     keys.append(("nested", None, 2))
@@ -314,6 +315,8 @@ def cmd_report(a):
         ratio = statistics.median(ratios)
         delta = 100 * (acc["scalelab"] - acc["sklearn"])
         rows.append((case, d, threads, ratio, delta))
+        times[(sk_case, "sklearn", threads)] = t["sklearn"] / side["sklearn"][0]["fits"]
+        times[(sl_case, "scalelab", threads)] = t["scalelab"] / side["scalelab"][0]["fits"]
         line = (f"{label:<64} {d or 'cancer':<10} {threads:>3} {t['sklearn']:>10.3f} {t['scalelab']:>10.3f} "
                 f"{ratio:>6.2f}  {acc['sklearn']:>11.4f} {acc['scalelab']:>12.4f} {delta:>+8.2f}")
         if case == "nested":
@@ -343,7 +346,20 @@ def cmd_report(a):
         checks.append((f"hist random forest ≥ 3× scikit-learn's forest, five, {t} thread(s)",
                        get("rf_hist", "five", t), 3.0, False))
     for d in CASES["hgb"][3]:
-        checks.append((f"hist gradient boosting ≥ 1.0× at 2 threads, {d}", get("hgb", d, 2), 1.0, False))
+        # Against scikit-learn's best thread count, not only its 2 threads: on a 2-vCPU machine its
+        # OpenMP boosting has run several times slower on 2 threads than on 1, and beating that
+        # would say nothing. Ratio of medians: its fastest time / scalelab's at 2 threads.
+        sk = [times.get((f"hgb.{d}", "sklearn", t)) for t in CASES["hgb"][4]]
+        sl = times.get((f"hgb.{d}", "scalelab", 2))
+        got = get("hgb", d, 2)
+        if got is not None and sl and all(sk):
+            best = min(range(len(sk)), key=lambda i: sk[i])
+            got = (min(sk) / sl, got[1])
+            text = (f"hist gradient boosting ≥ 1.0× at 2 threads against scikit-learn's best "
+                    f"({CASES['hgb'][4][best]} thread(s), {min(sk):.3f} s), {d}")
+        else:
+            text = f"hist gradient boosting ≥ 1.0× at 2 threads, {d}"
+        checks.append((text, got, 1.0, False))
     for case in ("dt_exact", "rf_exact", "gb_exact"):
         for d in CASES[case][3]:
             # Where a k-fold comparison exists, it is the accuracy check (every row scored once).
