@@ -74,19 +74,9 @@ command -v python3 >/dev/null || die "python3 not found: it reads the summary.cs
 command -v mpirun >/dev/null || die "mpirun not found: run scripts/install-deps.sh --mpi (OpenMPI)"
 [[ $(nproc) -ge 2 ]] || die "needs 2 cores for 2 ranks, found $(nproc)"
 
-OUT="${OUT:-$ROOT/results/compare-train/$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
+make_out
 
-if [[ -z $SCALELAB ]]; then
-    SCALELAB="$ROOT/target/release/scalelab"
-    if [[ $BUILD -eq 1 ]]; then
-        command -v cargo >/dev/null || die "cargo not found: install Rust, or build elsewhere and pass --no-build"
-        say "== cargo build --release --features mpi"
-        (cd "$ROOT" && cargo build --release --features mpi --quiet) || die "cargo build --release --features mpi failed"
-    fi
-fi
-[[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release --features mpi"
+release_scalelab mpi
 
 manifest() { # manifest RANKS OVERLAP FILE
     cat >"$3" <<EOF2

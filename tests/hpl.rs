@@ -8,19 +8,7 @@ use std::fs;
 use serde_json::Value;
 
 mod common;
-use common::{records, run, run_manifest, scalelab, write};
-
-fn describe(rec: &Value) -> String {
-    format!(
-        "{} ranks={} threads={} params={}: {} {}",
-        rec["point"]["workload"],
-        rec["point"]["resources"]["ranks"],
-        rec["point"]["resources"]["threads"],
-        rec["point"]["params"],
-        rec["status"],
-        rec["reason"]
-    )
-}
+use common::{describe, records, run, run_manifest, scalelab, write};
 
 /// Every repetition of every record verified, with a residual below 16; HPL's flop count.
 fn assert_verified_hpl(recs: &[Value], reps: usize) {

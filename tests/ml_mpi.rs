@@ -7,32 +7,11 @@
 use serde_json::Value;
 
 mod common;
-use common::{records, run_manifest};
-
-fn describe(rec: &Value) -> String {
-    format!(
-        "{} ranks={} params={}: {} {}",
-        rec["point"]["workload"],
-        rec["point"]["resources"]["ranks"],
-        rec["point"]["params"],
-        rec["status"],
-        rec["reason"]
-    )
-}
+use common::{describe, metric, records, run_manifest};
 
 /// The metric `name` of every repetition of `rec`, as bits.
 fn metric_bits(rec: &Value, name: &str) -> Vec<u64> {
-    rec["repetitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["metrics"][name]
-                .as_f64()
-                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
-                .to_bits()
-        })
-        .collect()
+    metric(rec, name).iter().map(|v| v.to_bits()).collect()
 }
 
 #[test]

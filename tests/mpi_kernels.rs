@@ -3,36 +3,8 @@
 //! record must be ok: each repetition verified on every rank. Needs the `mpi` feature and OpenMPI's
 //! `mpirun` on `PATH`.
 
-use serde_json::Value;
-
 mod common;
-use common::{records, run_manifest};
-
-fn describe(rec: &Value) -> String {
-    format!(
-        "{} ranks={} threads={} params={}: {} {}",
-        rec["point"]["workload"],
-        rec["point"]["resources"]["ranks"],
-        rec["point"]["resources"]["threads"],
-        rec["point"]["params"],
-        rec["status"],
-        rec["reason"]
-    )
-}
-
-/// The metric `name` of every repetition of `rec`.
-fn metric(rec: &Value, name: &str) -> Vec<f64> {
-    rec["repetitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["metrics"][name]
-                .as_f64()
-                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
-        })
-        .collect()
-}
+use common::{describe, metric, records, run_manifest};
 
 #[test]
 fn every_mpi_kernel_verifies_at_2_and_4_ranks() {

@@ -10,28 +10,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{column, read_csv, records, run, run_manifest, scalelab, write};
-
-fn describe(rec: &Value) -> String {
-    format!(
-        "ranks={} params={}: {} {}",
-        rec["point"]["resources"]["ranks"], rec["point"]["params"], rec["status"], rec["reason"]
-    )
-}
-
-/// The metric `name` of every repetition of `rec`.
-fn metric(rec: &Value, name: &str) -> Vec<f64> {
-    rec["repetitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["metrics"][name]
-                .as_f64()
-                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
-        })
-        .collect()
-}
+use common::{column, describe, metric, read_csv, records, run, run_manifest, scalelab, write};
 
 #[test]
 fn ddp_and_accumulate_give_the_serial_weights_at_1_2_and_4_ranks() {

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by scripts/compare-reference.sh and scripts/compare-mpi.sh (sourced, not run).
+# Shared by the scripts/compare-*.sh scripts (sourced, not run).
 # The sourcing script sets SCRIPT_NAME, OUT, LOG, PY and LIB, and the defaults ROUNDS, BUILD and
 # SCALELAB that parse_args may change; it defines usage().
 # shellcheck disable=SC2034  # ROUNDS, OUT, BUILD, SCALELAB and PROBE are the caller's variables
@@ -47,6 +47,29 @@ parse_args() {
         esac
     done
     [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 2 ]] || die "--rounds must be 2 or more (A B A B needs two rounds)"
+}
+
+# The output folder: $OUT if given, else results/$SCRIPT_NAME/<UTC time>; made, and made absolute.
+make_out() {
+    OUT="${OUT:-$ROOT/results/$SCRIPT_NAME/$(date -u +%Y%m%dT%H%M%SZ)}"
+    mkdir -p "$OUT"
+    OUT="$(cd "$OUT" && pwd)"
+}
+
+# The release binary with the cargo features "$1" (e.g. mpi) in $SCALELAB, built unless --no-build
+# or --scalelab said otherwise.
+release_scalelab() {
+    local features="$1"
+    if [[ -z $SCALELAB ]]; then
+        SCALELAB="${CARGO_TARGET_DIR:-$ROOT/target}/release/scalelab"
+        if [[ $BUILD -eq 1 ]]; then
+            command -v cargo >/dev/null || die "cargo not found: install Rust, or build elsewhere and pass --no-build"
+            say "== cargo build --release --features $features"
+            (cd "$ROOT" && cargo build --release --features "$features" --quiet) ||
+                die "cargo build --release --features $features failed"
+        fi
+    fi
+    [[ -x $SCALELAB ]] || die "$SCALELAB not found: build it with cargo build --release --features $features"
 }
 
 # The probe is a few lines of C; without a compiler the comparison still runs, minus the probe.

@@ -115,3 +115,30 @@ pub fn records(run_dir: &Path) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A record in one line for assertion messages: workload, resources, parameters, status, reason.
+pub fn describe(rec: &Value) -> String {
+    format!(
+        "{} ranks={} threads={} params={}: {} {}",
+        rec["point"]["workload"],
+        rec["point"]["resources"]["ranks"],
+        rec["point"]["resources"]["threads"],
+        rec["point"]["params"],
+        rec["status"],
+        rec["reason"]
+    )
+}
+
+/// The metric `name` of every repetition of `rec`.
+pub fn metric(rec: &Value, name: &str) -> Vec<f64> {
+    rec["repetitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["metrics"][name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no metric {name} in {}", describe(rec)))
+        })
+        .collect()
+}
