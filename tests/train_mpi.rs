@@ -185,7 +185,8 @@ batch = 96
     assert!(
         err.contains(
             "mpi.train: 3 ranks: the fixed reduction tree halves the global batch, so the rank \
-             count must be a power of two; use 2 or 4 ranks"
+             count must be a power of two; use 2 or 4 ranks, or allreduce = \"ring\" (any rank \
+             count)"
         ),
         "{err}"
     );
@@ -373,7 +374,8 @@ fn param(rec: &Value, name: &str) -> String {
 #[test]
 fn ddp_variants_give_their_reference_weights_at_1_2_and_4_ranks() {
     // Every allreduce (tree, ring, mpi) blocking and overlapped with backward in buckets of 2 KiB
-    // (256 gradients: the 1140 parameters of 16-32-16-4 in five buckets, some across layers).
+    // (256 gradients: the 1140 parameters of 16-32-16-4 in five buckets, some across layers);
+    // the ring and MPI_Allreduce at 3 ranks too (any rank count; the tree needs a power of two).
     let dir = tempfile::tempdir().unwrap();
     let (run_dir, code, out) = run_manifest(
         dir.path(),
@@ -415,11 +417,27 @@ hidden = "32,16"
 batch = 128
 micro = 2
 steps = 12
+
+[[study]]
+name = "three"
+workload = "mpi.train"
+oversubscribe = true
+ranks = 3
+strategy = "ddp"
+allreduce = ["ring", "mpi"]
+overlap = ["off", "on"]
+bucket = "2KiB"
+size = 2048
+features = 16
+classes = 4
+hidden = "32,16"
+batch = 96
+steps = 12
 "#,
     );
     assert_eq!(code, 0, "{out}");
     let recs = records(&run_dir);
-    assert_eq!(recs.len(), 20);
+    assert_eq!(recs.len(), 24);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));
     }
@@ -462,7 +480,7 @@ steps = 12
         let want = match allreduce.as_str() {
             "tree" => 8.0 * p * n.log2(),
             // Each rank sends all chunks but one in each half of the ring: 2(R−1)/R of the
-            // gradient (p = 1140 splits evenly into 2 and 4 chunks when blocking).
+            // gradient (p = 1140 splits evenly into 2, 3 and 4 chunks when blocking).
             _ => 8.0 * p * 2.0 * (n - 1.0) / n,
         };
         if overlap == "off" || allreduce == "tree" {

@@ -1,7 +1,8 @@
 //! Data-parallel training of a small multilayer perceptron: the model (dense layers, ReLU, softmax
 //! cross-entropy), minibatch SGD with momentum, and the fixed-order gradient reduction that makes
 //! the weights trained over any power-of-two number of processes the bitwise same as one
-//! process's.
+//! process's (and, over a ring, over any number of processes the bitwise same as one process
+//! adding in the ring's order: [`ddp`]).
 //!
 //! Forward and backward passes run on the tuned DGEMM of `scalelab_kernels` (`C += A·B`,
 //! [`Workspace::update`]). That GEMM sums each output element as one chain of FMAs over the shared
@@ -113,6 +114,31 @@ impl Schedule {
     /// Refuse a split the fixed reduction tree cannot follow, saying which value to change.
     /// `name` prefixes the message (the workload's name).
     pub fn check(&self, name: &str) -> Result<(), String> {
+        self.check_tree_ranks(name)?;
+        self.check_shares(name)
+    }
+
+    /// The fixed tree's rule on the rank count alone: recursive doubling joins halves of the rank
+    /// range, so the count must be a power of two.
+    pub fn check_tree_ranks(&self, name: &str) -> Result<(), String> {
+        let ranks = self.ranks;
+        if ranks > 0 && !ranks.is_power_of_two() {
+            return Err(format!(
+                "{name}: {ranks} ranks: the fixed reduction tree halves the global batch, so the \
+                 rank count must be a power of two; use {} or {} ranks",
+                ranks.next_power_of_two() / 2,
+                ranks.next_power_of_two()
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`Schedule::check`] without its rule on the rank count: what a reduction whose serial
+    /// reference joins the ranks' shares in its own order needs (a ring, whose order
+    /// [`ddp::Allreduce::combine_serial`] follows for any rank count, or `MPI_Allreduce`, checked
+    /// within a tolerance). Each rank's share is still whole micro-batches of whole grains, and
+    /// its micro-batches the fixed tree over that share.
+    pub fn check_shares(&self, name: &str) -> Result<(), String> {
         let Schedule {
             batch,
             grain,
@@ -123,14 +149,6 @@ impl Schedule {
             return Err(format!(
                 "{name}: batch, grain and micro must be at least 1 (batch = {batch}, grain = \
                  {grain}, micro = {micro})"
-            ));
-        }
-        if !ranks.is_power_of_two() {
-            return Err(format!(
-                "{name}: {ranks} ranks: the fixed reduction tree halves the global batch, so the \
-                 rank count must be a power of two; use {} or {} ranks",
-                ranks.next_power_of_two() / 2,
-                ranks.next_power_of_two()
             ));
         }
         if !micro.is_power_of_two() {

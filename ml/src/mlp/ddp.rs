@@ -440,7 +440,7 @@ mod tests {
         let mut t = Trainer::new(Mlp::new(&widths(data), 7).unwrap());
         let b = buckets(t.mlp.layout.len(), cap);
         for step in 0..STEPS {
-            let batch = global_batch(&order, 48, step);
+            let batch = global_batch(&order, s.batch, step);
             t.step_reference(&data.x, &y, &batch, &s, SGD, allreduce, &b);
         }
         bits(&t)
@@ -611,6 +611,19 @@ mod tests {
                 );
                 // Two partial sums have one order whichever way they are added; four do not.
                 assert_eq!(got == tree, ranks <= 2, "ranks = {ranks}, bucket = {cap:?}");
+            }
+        }
+        // Any rank count: three ranks' shares of a batch of 12 grains, in 1 or 2 micro-batches.
+        for micro in [1, 2] {
+            for cap in [None, Some(7)] {
+                let s = Schedule {
+                    batch: 36,
+                    ..schedule(3, micro)
+                };
+                assert_eq!(s.check_shares("t"), Ok(()));
+                let want = reference(&iris, s, Allreduce::Ring, cap.unwrap_or(usize::MAX));
+                let got = train(&iris, s, Allreduce::Ring, cap);
+                assert!(got == want, "3 ranks, micro = {micro}, bucket = {cap:?}");
             }
         }
     }

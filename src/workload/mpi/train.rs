@@ -119,7 +119,18 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         micro,
     };
     let schedule = pipeline::data_split(name, &strategy, schedule)?;
-    schedule.check(name)?;
+    let variant = ddp::Variant::from_params(name, params)?;
+    // The rank rule first: a batch that 3 ranks cannot split is moot with the tree.
+    if !variant.any_rank_count(&strategy) {
+        schedule.check_tree_ranks(name).map_err(|e| {
+            if matches!(strategy.as_str(), "ddp" | "accumulate") {
+                format!("{e}, or allreduce = \"ring\" (any rank count)")
+            } else {
+                e
+            }
+        })?;
+    }
+    schedule.check_shares(name)?;
     let steps = count(params, "steps")?;
     let sgd = Sgd {
         lr: params.float("lr"),
@@ -139,7 +150,7 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         steps,
         sgd,
         seed: int_param(params, "seed")?,
-        variant: ddp::Variant::from_params(name, params)?,
+        variant,
     })
 }
 

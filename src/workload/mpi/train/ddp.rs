@@ -328,6 +328,14 @@ pub(super) struct Variant {
 }
 
 impl Variant {
+    /// Whether `strategy` with this variant trains on any rank count: `ddp` and `accumulate`
+    /// over a ring or `MPI_Allreduce`, whose serial reference joins the ranks' shares in the
+    /// variant's own order (`Allreduce::combine_serial`). The fixed tree (recursive doubling)
+    /// and `sharded`'s reduce-scatter in the tree's order need a power of two.
+    pub(super) fn any_rank_count(&self, strategy: &str) -> bool {
+        matches!(strategy, "ddp" | "accumulate") && self.allreduce != Allreduce::Tree
+    }
+
     /// Read and check the variant of a point (`name` prefixes the refusals).
     pub(super) fn from_params(name: &str, params: &Params) -> Result<Variant, String> {
         let allreduce = Allreduce::parse(super::text(params, "allreduce")?)
