@@ -388,8 +388,11 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
         "schedule" => strategy == "pipeline",
         "steps" => strategy != "fedavg",
-        "rounds" | "epochs" | "skew" | "drop" | "stragglers" | "straggler_ms"
-        | "straggler_policy" => strategy == "fedavg",
+        "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
+        // How late a straggler is and what the server does about it mean nothing without one.
+        "straggler_ms" | "straggler_policy" => {
+            strategy == "fedavg" && !matches!(params.get("stragglers"), Some(Value::Int(0)))
+        }
         _ => true,
     }
 }
@@ -431,5 +434,13 @@ mod tests {
         assert!(!applies(&params("ddp", "data/classes.csv"), "features"));
         assert!(!applies(&params("ddp", "synthetic"), "target"));
         assert!(!applies(&params("ddp", "iris"), "target"));
+        // A straggler's delay and policy apply once there are stragglers.
+        let mut fed = params("fedavg", "synthetic");
+        for (stragglers, shown) in [(0, false), (1, true)] {
+            fed.0.insert("stragglers".into(), Value::Int(stragglers));
+            assert_eq!(applies(&fed, "straggler_ms"), shown);
+            assert_eq!(applies(&fed, "straggler_policy"), shown);
+            assert!(applies(&fed, "stragglers"));
+        }
     }
 }
