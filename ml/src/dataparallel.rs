@@ -134,7 +134,7 @@ pub(crate) mod tests {
     use std::sync::{Barrier, Mutex};
 
     use super::*;
-    use crate::data::{self, Dataset, Synthetic};
+    use crate::data::{self, Dataset, Synthetic, Target};
     use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model};
     use crate::estimators::GradientBoosting;
 
@@ -259,6 +259,135 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// `rows` of `data` as a dataset of their own (features and targets, class names kept).
+    fn only(data: &Dataset, rows: &[usize]) -> Dataset {
+        let y = match &data.y {
+            Target::Classes { labels, names } => Target::Classes {
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+                names: names.clone(),
+            },
+            Target::Values(v) => Target::Values(rows.iter().map(|&r| v[r]).collect()),
+        };
+        Dataset::new(
+            "shard",
+            data.x.select_rows(rows),
+            y,
+            data.feature_names.clone(),
+        )
+        .unwrap()
+    }
+
+    /// `fit_local` on 1 to 4 shards (threads), each given a dataset of only its own training
+    /// and validation rows (from `split_rows`) and every training target, must be the
+    /// one-process model on every shard.
+    fn agrees_holding_only_own_rows(data: &Dataset, params: &HyperParams) {
+        let hgb = GradientBoosting::hist(params).unwrap();
+        let rows: Vec<usize> = (0..data.rows()).collect();
+        let serial = FitOptions { parallel: false };
+        let one = hgb.fit(data, &rows, None, 7, serial).unwrap();
+        let want = fingerprint(one.as_ref(), data);
+        let (train, val) = hgb.split_rows(data, &rows, 7).unwrap();
+        let targets = only(data, &train).y;
+        for size in [1, 2, 3, 4] {
+            let reducer = ThreadReducer::new(size);
+            let got: Vec<Vec<u64>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..size)
+                    .map(|rank| {
+                        let (hgb, shared) = (&hgb, &reducer);
+                        let (train, val, targets) = (&train, &val, &targets);
+                        s.spawn(move || {
+                            let shard = Shard { rank, size };
+                            let mine: Vec<usize> = train[shard.range(train.len())]
+                                .iter()
+                                .chain(&val[shard.range(val.len())])
+                                .copied()
+                                .collect();
+                            let local = only(data, &mine);
+                            let reducer = ThreadShard { shared, rank };
+                            let m = hgb
+                                .fit_local(&local, targets, val.len(), 7, serial, shard, &reducer)
+                                .unwrap();
+                            fingerprint(m.as_ref(), data)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, g) in got.iter().enumerate() {
+                assert!(
+                    *g == want,
+                    "shard {rank} of {size} holding its rows differs from one process"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn boosting_on_shards_holding_only_their_rows_equals_one_process() {
+        let mut params = HyperParams::new();
+        params.insert("max_iter".into(), Hp::Int(15));
+        params.insert("early_stopping".into(), Hp::Bool(true));
+        params.insert("n_iter_no_change".into(), Hp::Int(3));
+        let three = data::make_classification(&Synthetic {
+            samples: 2000,
+            features: 6,
+            informative: 4,
+            classes: 3,
+            seed: 5,
+            ..Synthetic::default()
+        })
+        .unwrap();
+        agrees_holding_only_own_rows(&three, &params);
+        let diabetes = data::load("diabetes").unwrap();
+        agrees_holding_only_own_rows(&diabetes, &params);
+        // Without early stopping: every row trains.
+        params.insert("early_stopping".into(), Hp::Bool(false));
+        agrees_holding_only_own_rows(&diabetes, &params);
+        let cancer = data::load("breast_cancer").unwrap();
+        agrees_holding_only_own_rows(&cancer, &params);
+    }
+
+    /// `fit_local` refuses rows that are not the split it makes, naming where to take them.
+    #[test]
+    fn a_local_fit_refuses_a_validation_count_that_is_not_its_split() {
+        let data = data::load("iris").unwrap();
+        let mut params = HyperParams::new();
+        params.insert("early_stopping".into(), Hp::Bool(true));
+        let hgb = GradientBoosting::hist(&params).unwrap();
+        let rows: Vec<usize> = (0..150).collect();
+        let options = FitOptions { parallel: false };
+        let err = hgb
+            .fit_local(&data, &data.y, 0, 1, options, Shard::WHOLE, &LocalReducer)
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "hist_gradient_boosting: 0 early-stopping validation rows for a fit on 150 rows, \
+             which holds out 15; take the training and validation rows from `split_rows`"
+        );
+        let (train, val) = hgb.split_rows(&data, &rows, 1).unwrap();
+        assert_eq!((train.len(), val.len()), (135, 15));
+        // The training rows alone, without the validation rows.
+        let short = only(&data, &train);
+        let err = hgb
+            .fit_local(
+                &short,
+                &short.y,
+                15,
+                1,
+                options,
+                Shard::WHOLE,
+                &LocalReducer,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "hist_gradient_boosting: this process holds 135 rows, but its shard is 135 training \
+             and 15 validation rows"
+        );
     }
 
     #[test]

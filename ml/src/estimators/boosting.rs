@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
+use std::ops::Range;
 
 use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
@@ -546,9 +547,9 @@ impl GradientBoosting {
         self.fit_shard(data, rows, weights, seed, options, shard, reducer)
     }
 
-    /// [`GradientBoosting::fit_sharded`] on checked inputs: the stage loop. Each shard owns the
-    /// training positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and
-    /// score updates; likewise `shard.range` of early stopping's validation rows, whose losses
+    /// [`GradientBoosting::fit_sharded`] on checked inputs. Each shard owns the training
+    /// positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and score
+    /// updates; likewise `shard.range` of early stopping's validation rows, whose losses
     /// `reducer` gathers.
     #[allow(clippy::too_many_arguments)]
     fn fit_shard(
@@ -561,7 +562,7 @@ impl GradientBoosting {
         shard: Shard,
         reducer: &dyn HistogramReducer,
     ) -> Result<Box<dyn Model>, String> {
-        let hist = matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist;
+        let hist = self.is_hist();
         self.check_shard(shard, hist)?;
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
@@ -569,27 +570,163 @@ impl GradientBoosting {
         let split = self.split(data, rows, weights, stop, seed)?;
         let (train, sw, val, val_w) = (&split.train, &split.sw, &split.val, &split.val_w);
         let m = train.len();
-        if shard.size > m {
-            return Err(format!(
-                "{}: {} processes for {m} training rows: every process needs at least one row; \
-                 use at most {m} processes or more rows",
-                self.name, shard.size
-            ));
-        }
+        self.check_rows(shard, m)?;
         // This process's training positions (all of them in one process).
         let own = shard.range(m);
-        let (own_train, own_sw) = (&train[own.clone()], &sw[own.clone()]);
-        let ml = own.len();
-        let ys = targets(data, train, k, width);
+        let own_train = &train[own.clone()];
+        let ys = targets(&data.y, train, k, width);
         // Early stopping's validation rows are scored by shard as well: each shard keeps the
         // scores of its share (`shard.range` of them) and the losses are summed over all of them.
         let own_val = shard.range(val.len());
-        let (val_w_all, val_w) = (val_w, &val_w[own_val.clone()]);
-        let val = &val[own_val];
-        let val_ys = targets(data, val, k, width);
-        let mut losses = Vec::with_capacity(val.len());
-        let init = initial_scores(k, width, &ys, sw);
         let binned = self.codes(data, train, own_train, shard, reducer)?;
+        let rows = Held {
+            data,
+            k,
+            own_train,
+            own,
+            ys: &ys,
+            sw,
+            val: &val[own_val.clone()],
+            val_w: &val_w[own_val],
+            val_w_all: val_w,
+        };
+        self.boost(rows, &binned, stop, seed, options, shard, reducer)
+    }
+
+    /// The training and early-stopping validation rows (dataset rows, each in the order the fit
+    /// takes them) of a fit on `rows` with `seed`, as [`Estimator::fit`] draws them; without
+    /// early stopping every row trains and none validates. Reads only `data`'s targets, so a
+    /// process that holds no features yet can tell which rows to read for
+    /// [`GradientBoosting::fit_local`].
+    pub fn split_rows(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        seed: u64,
+    ) -> Result<(Vec<usize>, Vec<usize>), String> {
+        let split = self.split(data, rows, None, self.stopping(rows.len()), seed)?;
+        Ok((split.train, split.val))
+    }
+
+    /// [`GradientBoosting::fit_sharded`] for a process that holds only its own rows, without
+    /// sample weights. `data` holds this shard's training rows — the training positions
+    /// `shard.range(m)` of the `m = targets.len()` over all shards, in position order — then
+    /// its share `shard.range(validation)` of early stopping's `validation` rows, in order
+    /// ([`GradientBoosting::split_rows`] says which dataset rows those are). `targets` is every
+    /// training row's target in position order: the initial scores are means over all of them,
+    /// summed in that order (8 bytes a row, far less than the features). The bin edges come from
+    /// every shard's training rows (`Binned::for_shard`: column shards sent to each feature's
+    /// owner), so the model is the one [`Estimator::fit`] returns on the whole dataset, bit for
+    /// bit, on every shard.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_local(
+        &self,
+        data: &Dataset,
+        targets_of_train: &Target,
+        validation: usize,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let hist = self.is_hist();
+        self.check_shard(shard, hist)?;
+        let m = targets_of_train.len();
+        self.check_rows(shard, m)?;
+        let n = m + validation;
+        let stop = self.stopping(n);
+        let want = stop.map_or(0, |s| (s.validation_fraction * n as f64).ceil() as usize);
+        if validation != want {
+            return Err(format!(
+                "{}: {validation} early-stopping validation rows for a fit on {n} rows, which \
+                 holds out {want}; take the training and validation rows from `split_rows`",
+                self.name
+            ));
+        }
+        let (own, own_val) = (shard.range(m), shard.range(validation));
+        if data.rows() != own.len() + own_val.len() {
+            return Err(format!(
+                "{}: this process holds {} rows, but its shard is {} training and {} validation \
+                 rows",
+                self.name,
+                data.rows(),
+                own.len(),
+                own_val.len()
+            ));
+        }
+        let k = targets_of_train.n_classes();
+        if data.y.n_classes() != k {
+            return Err(format!(
+                "{}: this process's rows have {} classes, the training targets {k}",
+                self.name,
+                data.y.n_classes()
+            ));
+        }
+        let width = if k == 2 || k == 0 { 1 } else { k };
+        let all: Vec<usize> = (0..m).collect();
+        let ys = targets(targets_of_train, &all, k, width);
+        let own_train: Vec<usize> = (0..own.len()).collect();
+        let val: Vec<usize> = (own.len()..data.rows()).collect();
+        check_fit(self.name, data, &own_train, None)?;
+        let (sw, val_w_all) = (vec![1.0; m], vec![1.0; validation]);
+        // One process holds every training row: the edges are computed in place (exact codes
+        // too); several compute them from the column shards they exchange.
+        let binned = if shard.size == 1 {
+            self.codes(data, &own_train, &own_train, shard, reducer)?
+        } else {
+            let max_bins = match self.flavour {
+                Flavour::Hist { max_bins, .. } => max_bins,
+                Flavour::Classic { .. } => MAX_BINS,
+            };
+            Binned::for_shard(data, &own_train, max_bins, shard, reducer)?
+        };
+        let rows = Held {
+            data,
+            k,
+            own_train: &own_train,
+            own,
+            ys: &ys,
+            sw: &sw,
+            val: &val,
+            val_w: &val_w_all[own_val],
+            val_w_all: &val_w_all,
+        };
+        self.boost(rows, &binned, stop, seed, options, shard, reducer)
+    }
+
+    /// The stage loop over the rows one shard holds (`rows`), its training rows coded in
+    /// `binned` by position: the same for a shard of the whole dataset and a shard holding only
+    /// its own rows.
+    #[allow(clippy::too_many_arguments)]
+    fn boost(
+        &self,
+        rows: Held,
+        binned: &Binned,
+        stop: Option<&EarlyStopping>,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let hist = self.is_hist();
+        let Held {
+            data,
+            k,
+            own_train,
+            own,
+            ys,
+            sw,
+            val,
+            val_w,
+            val_w_all,
+        } = rows;
+        let width = if k == 2 || k == 0 { 1 } else { k };
+        let m = sw.len();
+        let own_sw = &sw[own.clone()];
+        let ml = own.len();
+        let val_ys = targets(&data.y, val, k, width);
+        let mut losses = Vec::with_capacity(val.len());
+        let init = initial_scores(k, width, ys, sw);
         let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
@@ -615,7 +752,7 @@ impl GradientBoosting {
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
                 let (mut tree, ranges) = self.grow(
                     hist,
-                    &binned,
+                    binned,
                     &mut entries,
                     &cfg,
                     &mut rng,
@@ -659,7 +796,43 @@ impl GradientBoosting {
     }
 }
 
+/// The rows of one fit as one shard holds them ([`GradientBoosting::boost`]).
+struct Held<'a> {
+    /// The dataset holding this shard's rows: the whole dataset, or this shard's rows alone.
+    data: &'a Dataset,
+    /// Classes (0: regression).
+    k: usize,
+    /// This shard's training rows of `data`: the training positions `own` of all shards'.
+    own_train: &'a [usize],
+    own: Range<usize>,
+    /// Every training row's targets (row-major, one-hot for classes) and weight, by position.
+    ys: &'a [f64],
+    sw: &'a [f64],
+    /// This shard's early-stopping validation rows of `data` and their weights.
+    val: &'a [usize],
+    val_w: &'a [f64],
+    /// Every shard's validation rows' weights.
+    val_w_all: &'a [f64],
+}
+
 impl GradientBoosting {
+    /// Whether this is the histogram booster on bins, the one that trains data-parallel.
+    fn is_hist(&self) -> bool {
+        matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist
+    }
+
+    /// Refuse more shards than the `m` training rows: each shard must own one.
+    fn check_rows(&self, shard: Shard, m: usize) -> Result<(), String> {
+        if shard.size > m {
+            return Err(format!(
+                "{}: {} processes for {m} training rows: every process needs at least one row; \
+                 use at most {m} processes or more rows",
+                self.name, shard.size
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuse a shard this booster cannot be split into, before any work: only the histogram
     /// booster on bins trains data-parallel.
     fn check_shard(&self, shard: Shard, hist: bool) -> Result<(), String> {
@@ -858,10 +1031,10 @@ fn quantise(entries: &mut [Entry], m: usize, reducer: &dyn HistogramReducer) {
 
 /// Targets of `rows`, row-major `width` per row: one-hot classes (binary: the class-1 indicator)
 /// or values.
-fn targets(data: &Dataset, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
+fn targets(y: &Target, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
     let mut out = vec![0.0; rows.len() * width];
     for (i, &r) in rows.iter().enumerate() {
-        match &data.y {
+        match y {
             Target::Classes { labels, .. } => {
                 let l = labels[r] as usize;
                 if k == 2 {
