@@ -305,9 +305,19 @@ pub(crate) mod tests {
                                 .copied()
                                 .collect();
                             let local = only(data, &mine);
+                            let own: Vec<usize> = (0..local.rows()).collect();
                             let reducer = ThreadShard { shared, rank };
                             let m = hgb
-                                .fit_local(&local, targets, val.len(), 7, serial, shard, &reducer)
+                                .fit_local(
+                                    &local,
+                                    &own,
+                                    targets,
+                                    val.len(),
+                                    7,
+                                    serial,
+                                    shard,
+                                    &reducer,
+                                )
                                 .unwrap();
                             fingerprint(m.as_ref(), data)
                         })
@@ -359,7 +369,16 @@ pub(crate) mod tests {
         let rows: Vec<usize> = (0..150).collect();
         let options = FitOptions { parallel: false };
         let err = hgb
-            .fit_local(&data, &data.y, 0, 1, options, Shard::WHOLE, &LocalReducer)
+            .fit_local(
+                &data,
+                &rows,
+                &data.y,
+                0,
+                1,
+                options,
+                Shard::WHOLE,
+                &LocalReducer,
+            )
             .err()
             .unwrap();
         assert_eq!(
@@ -370,11 +389,12 @@ pub(crate) mod tests {
         let (train, val) = hgb.split_rows(&data, &rows, 1).unwrap();
         assert_eq!((train.len(), val.len()), (135, 15));
         // The training rows alone, without the validation rows.
-        let short = only(&data, &train);
+        let targets = only(&data, &train).y;
         let err = hgb
             .fit_local(
-                &short,
-                &short.y,
+                &data,
+                &train,
+                &targets,
                 15,
                 1,
                 options,
@@ -385,8 +405,8 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(
             err,
-            "hist_gradient_boosting: this process holds 135 rows, but its shard is 135 training \
-             and 15 validation rows"
+            "hist_gradient_boosting: this process was given 135 rows, but its shard is 135 \
+             training and 15 validation rows"
         );
     }
 

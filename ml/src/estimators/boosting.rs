@@ -10,7 +10,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
-use std::ops::Range;
 
 use crate::child_seed;
 use crate::data::{Dataset, Matrix, Target};
@@ -575,6 +574,7 @@ impl GradientBoosting {
         let own = shard.range(m);
         let own_train = &train[own.clone()];
         let ys = targets(&data.y, train, k, width);
+        let init = initial_scores(k, width, m, |i, c| ys[i * width + c], |i| sw[i]);
         // Early stopping's validation rows are scored by shard as well: each shard keeps the
         // scores of its share (`shard.range` of them) and the losses are summed over all of them.
         let own_val = shard.range(val.len());
@@ -582,10 +582,11 @@ impl GradientBoosting {
         let rows = Held {
             data,
             k,
+            m,
+            init,
             own_train,
-            own,
-            ys: &ys,
-            sw,
+            own_ys: &ys[own.start * width..own.end * width],
+            own_sw: &sw[own],
             val: &val[own_val.clone()],
             val_w: &val_w[own_val],
             val_w_all: val_w,
@@ -609,20 +610,22 @@ impl GradientBoosting {
     }
 
     /// [`GradientBoosting::fit_sharded`] for a process that holds only its own rows, without
-    /// sample weights. `data` holds this shard's training rows — the training positions
-    /// `shard.range(m)` of the `m = targets.len()` over all shards, in position order — then
-    /// its share `shard.range(validation)` of early stopping's `validation` rows, in order
-    /// ([`GradientBoosting::split_rows`] says which dataset rows those are). `targets` is every
-    /// training row's target in position order: the initial scores are means over all of them,
-    /// summed in that order (8 bytes a row, far less than the features). The bin edges come from
-    /// every shard's training rows (`Binned::for_shard`: column shards sent to each feature's
-    /// owner), so the model is the one [`Estimator::fit`] returns on the whole dataset, bit for
-    /// bit, on every shard.
+    /// sample weights. `rows` are this shard's rows of `data`: its training rows — the training
+    /// positions `shard.range(m)` of the `m = train_targets.len()` over all shards, in position order
+    /// — then its share `shard.range(validation)` of early stopping's `validation` rows, in
+    /// order ([`GradientBoosting::split_rows`] says which dataset rows those are; `data` may
+    /// hold other rows, which the fit does not read). `train_targets` is every training row's target
+    /// in position order: the initial scores are means over all of them, summed in that order
+    /// (a label or a value a row, far less than the features). The bin edges come from every
+    /// shard's training rows (`Binned::for_shard`: column shards sent to each feature's owner),
+    /// so the model is the one [`Estimator::fit`] returns on the whole dataset, bit for bit, on
+    /// every shard.
     #[allow(clippy::too_many_arguments)]
     pub fn fit_local(
         &self,
         data: &Dataset,
-        targets_of_train: &Target,
+        rows: &[usize],
+        train_targets: &Target,
         validation: usize,
         seed: u64,
         options: FitOptions,
@@ -631,7 +634,7 @@ impl GradientBoosting {
     ) -> Result<Box<dyn Model>, String> {
         let hist = self.is_hist();
         self.check_shard(shard, hist)?;
-        let m = targets_of_train.len();
+        let m = train_targets.len();
         self.check_rows(shard, m)?;
         let n = m + validation;
         let stop = self.stopping(n);
@@ -644,17 +647,18 @@ impl GradientBoosting {
             ));
         }
         let (own, own_val) = (shard.range(m), shard.range(validation));
-        if data.rows() != own.len() + own_val.len() {
+        if rows.len() != own.len() + own_val.len() {
             return Err(format!(
-                "{}: this process holds {} rows, but its shard is {} training and {} validation \
-                 rows",
+                "{}: this process was given {} rows, but its shard is {} training and {} \
+                 validation rows",
                 self.name,
-                data.rows(),
+                rows.len(),
                 own.len(),
                 own_val.len()
             ));
         }
-        let k = targets_of_train.n_classes();
+        check_fit(self.name, data, rows, None)?;
+        let k = train_targets.n_classes();
         if data.y.n_classes() != k {
             return Err(format!(
                 "{}: this process's rows have {} classes, the training targets {k}",
@@ -663,31 +667,36 @@ impl GradientBoosting {
             ));
         }
         let width = if k == 2 || k == 0 { 1 } else { k };
-        let all: Vec<usize> = (0..m).collect();
-        let ys = targets(targets_of_train, &all, k, width);
-        let own_train: Vec<usize> = (0..own.len()).collect();
-        let val: Vec<usize> = (own.len()..data.rows()).collect();
-        check_fit(self.name, data, &own_train, None)?;
-        let (sw, val_w_all) = (vec![1.0; m], vec![1.0; validation]);
+        let init = initial_scores(
+            k,
+            width,
+            m,
+            |i, c| target_at(train_targets, i, k, c),
+            |_| 1.0,
+        );
+        let (own_train, val) = rows.split_at(own.len());
+        let own_ys = targets(&data.y, own_train, k, width);
+        let (own_sw, val_w_all) = (vec![1.0; own.len()], vec![1.0; validation]);
         // One process holds every training row: the edges are computed in place (exact codes
         // too); several compute them from the column shards they exchange.
         let binned = if shard.size == 1 {
-            self.codes(data, &own_train, &own_train, shard, reducer)?
+            self.codes(data, own_train, own_train, shard, reducer)?
         } else {
             let max_bins = match self.flavour {
                 Flavour::Hist { max_bins, .. } => max_bins,
                 Flavour::Classic { .. } => MAX_BINS,
             };
-            Binned::for_shard(data, &own_train, max_bins, shard, reducer)?
+            Binned::for_shard(data, own_train, max_bins, shard, reducer)?
         };
         let rows = Held {
             data,
             k,
-            own_train: &own_train,
-            own,
-            ys: &ys,
-            sw: &sw,
-            val: &val,
+            m,
+            init,
+            own_train,
+            own_ys: &own_ys,
+            own_sw: &own_sw,
+            val,
             val_w: &val_w_all[own_val],
             val_w_all: &val_w_all,
         };
@@ -712,27 +721,24 @@ impl GradientBoosting {
         let Held {
             data,
             k,
+            m,
+            init,
             own_train,
-            own,
-            ys,
-            sw,
+            own_ys,
+            own_sw,
             val,
             val_w,
             val_w_all,
         } = rows;
         let width = if k == 2 || k == 0 { 1 } else { k };
-        let m = sw.len();
-        let own_sw = &sw[own.clone()];
-        let ml = own.len();
+        let ml = own_train.len();
         let val_ys = targets(&data.y, val, k, width);
         let mut losses = Vec::with_capacity(val.len());
-        let init = initial_scores(k, width, ys, sw);
         let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
         let parallel = options.parallel && rayon::current_num_threads() > 1;
         let mut scores: Vec<f64> = (0..ml).flat_map(|_| init.iter().copied()).collect();
-        let own_ys = &ys[own.start * width..own.end * width];
         let mut val_scores: Vec<f64> = (0..val.len()).flat_map(|_| init.iter().copied()).collect();
         let mut grad = vec![0.0; ml * width];
         let mut hess = vec![0.0; ml * width];
@@ -802,12 +808,15 @@ struct Held<'a> {
     data: &'a Dataset,
     /// Classes (0: regression).
     k: usize,
-    /// This shard's training rows of `data`: the training positions `own` of all shards'.
+    /// Training rows over all shards.
+    m: usize,
+    /// The initial scores, from every training row.
+    init: Vec<f64>,
+    /// This shard's training rows of `data` (a contiguous share of the training positions),
+    /// their targets (row-major, `width` a row: one-hot for several classes) and weights.
     own_train: &'a [usize],
-    own: Range<usize>,
-    /// Every training row's targets (row-major, one-hot for classes) and weight, by position.
-    ys: &'a [f64],
-    sw: &'a [f64],
+    own_ys: &'a [f64],
+    own_sw: &'a [f64],
     /// This shard's early-stopping validation rows of `data` and their weights.
     val: &'a [usize],
     val_w: &'a [f64],
@@ -1034,30 +1043,43 @@ fn quantise(entries: &mut [Entry], m: usize, reducer: &dyn HistogramReducer) {
 fn targets(y: &Target, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
     let mut out = vec![0.0; rows.len() * width];
     for (i, &r) in rows.iter().enumerate() {
-        match y {
-            Target::Classes { labels, .. } => {
-                let l = labels[r] as usize;
-                if k == 2 {
-                    out[i] = (l == 1) as u8 as f64;
-                } else {
-                    out[i * width + l] = 1.0;
-                }
-            }
-            Target::Values(v) => out[i] = v[r],
+        for c in 0..width {
+            out[i * width + c] = target_at(y, r, k, c);
         }
     }
     out
 }
 
-/// Initial scores: the weighted mean (values), log-odds (two classes) or log prior (more).
-fn initial_scores(k: usize, width: usize, ys: &[f64], sw: &[f64]) -> Vec<f64> {
-    let total_w: f64 = sw.iter().sum();
+/// Score column `c`'s target of row `r`: the class-1 indicator (two classes), the class-`c`
+/// indicator (more) or the value.
+fn target_at(y: &Target, r: usize, k: usize, c: usize) -> f64 {
+    match y {
+        Target::Classes { labels, .. } => {
+            let l = labels[r] as usize;
+            if k == 2 {
+                (l == 1) as u8 as f64
+            } else {
+                (l == c) as u8 as f64
+            }
+        }
+        Target::Values(v) => v[r],
+    }
+}
+
+/// Initial scores: the weighted mean (values), log-odds (two classes) or log prior (more) of
+/// `m` training rows, position `i`'s weight `w(i)` and score column `c`'s target `y(i, c)`
+/// (accessors, so a process holding only its own rows need not expand every target).
+fn initial_scores(
+    k: usize,
+    width: usize,
+    m: usize,
+    y: impl Fn(usize, usize) -> f64,
+    w: impl Fn(usize) -> f64,
+) -> Vec<f64> {
+    let total_w: f64 = (0..m).map(&w).sum();
     (0..width)
         .map(|c| {
-            let mean = (0..sw.len())
-                .map(|i| sw[i] * ys[i * width + c])
-                .sum::<f64>()
-                / total_w;
+            let mean = (0..m).map(|i| w(i) * y(i, c)).sum::<f64>() / total_w;
             match k {
                 0 => mean,
                 2 => {
