@@ -1,13 +1,17 @@
 //! Data-parallel training: the histogram gradient booster fitted on rows split between processes
 //! (MPI ranks), giving exactly the model one process builds.
 //!
-//! Each process holds the same dataset and computes the same training / validation split from it
-//! (every process loads the full data). The bin edges come from every training row, as in one
-//! process: shard `r` of `s` sorts features `r, r + s, r + 2s, …` and the edges are exchanged
-//! ([`HistogramReducer::gather`]), so each feature's edges are computed once, by the code one
-//! process runs, and every shard holds the same bits. Each process then keeps one contiguous
-//! [`Shard`] of the training rows, codes only those rows into bins, and computes gradients,
-//! histograms and score updates for them only. Everything that decides the tree
+//! Each process computes the same training / validation split from the targets. With
+//! `GradientBoosting::fit_sharded` every process holds the whole dataset, and the bin edges come
+//! from every training row, as in one process: shard `r` of `s` sorts features `r, r + s, r + 2s,
+//! …` and the edges are exchanged ([`HistogramReducer::gather`]), so each feature's edges are
+//! computed once, by the code one process runs, and every shard holds the same bits. With
+//! `GradientBoosting::fit_local` a process holds only its own training and validation rows plus
+//! every training target (the split comes from `GradientBoosting::split_rows`, which reads only
+//! the targets), and each feature's column shards are sent to the shard that owns the feature
+//! ([`HistogramReducer::exchange`]), which computes the one-process edges, as the forests do.
+//! Each process keeps one contiguous [`Shard`] of the training rows, codes only those rows into
+//! bins, and computes gradients, histograms and score updates for them only. Everything that decides the tree
 //! — the per-node histograms of gradient sums, hessian sums and row counts — is summed over the
 //! shards by a [`HistogramReducer`], so every process grows the same tree from the same global
 //! sums. Early stopping's validation rows are split the same way: each process scores its share,
