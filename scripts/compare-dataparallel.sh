@@ -5,7 +5,8 @@
 #                                   [--size ROWS] [--trees N] [--workload hgb|forest]
 #
 # --workload forest compares the hist random forest (`mpi.ml.forest`, max_depth 8, default 20
-# trees) instead of the booster; its fit and sharded scoring are timed together.
+# trees) instead of the booster. Both time the fit and the sharded scoring of the held-out rows
+# together (their `fit_s` metric is the fit alone).
 # Each round runs A (`mpi.ml.hgb`, ranks = 1) then B (the same point with ranks = 2), each a
 # `scalelab run` of a one-point manifest (1 thread per rank, synthetic data, default 200 000 rows
 # × 20 features, 50 boosting iterations, early stopping off); rounds repeat (A B A B) so a change
@@ -35,7 +36,7 @@ TREES=""
 WORKLOAD=hgb
 RUN_TIMEOUT=900
 
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 # Our own two options first; the rest are common.sh's.
 ARGS=()

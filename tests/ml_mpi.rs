@@ -469,3 +469,158 @@ fn data_parallel_forest_reads_only_its_rows_of_a_csv_file() {
         }
     }
 }
+
+/// `mpi.ml.hgb` on a CSV file, the booster twin of the forest case above: each rank streams the
+/// file for the target column, takes the booster's early-stopping validation split from the
+/// targets alone, and keeps only its own training, validation and held-out rows' features (plus
+/// every training target). With `reference = "full"` (1, 2, 4 ranks) rank 0 alone loads the file
+/// and fits the single-process model, which every rank's gathered predictions must equal bit for
+/// bit; with `reference = "none"` (2, 4 ranks) no rank holds the whole file. Every point scores
+/// the same to the last bit as `gboost.fit` (one process) on the same file: string classes with
+/// early stopping, a numeric target without; `data_bytes` counts exactly the rank's rows.
+#[test]
+fn data_parallel_boosting_reads_only_its_rows_of_a_csv_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let classes = dir.path().join("classes.csv");
+    let values = dir.path().join("values.csv");
+    let mut c = String::from("a,b,kind,c,d,e\n");
+    let mut v = String::from("x1,x2,x3,y\n");
+    for r in 0..1200u64 {
+        let h = |k: u64| ((r * 2654435761 + k * 40503) % 10007) as f64 / 97.0;
+        let kind = ["north", "south", "east"][(h(9) as usize + r as usize) % 3];
+        c.push_str(&format!(
+            "{},{},{kind},{},{},{}\n",
+            h(1),
+            h(2) - 50.0,
+            h(3) * 1e-3,
+            (r % 17) as f64,
+            h(5)
+        ));
+        if r < 600 {
+            v.push_str(&format!(
+                "{},{},{},{}\n",
+                h(1),
+                h(2),
+                h(3),
+                h(1) * 0.3 - h(2) / 7.0
+            ));
+        }
+    }
+    std::fs::write(&classes, c).unwrap();
+    std::fs::write(&values, v).unwrap();
+    let study = |name: &str, workload: &str, file: &std::path::Path, target: &str, more: &str| {
+        format!(
+            "[[study]]\nname = \"{name}\"\nworkload = \"{workload}\"\ndataset = \"{}\"\n\
+             target = \"{target}\"\ntrees = 12\n{more}\n",
+            file.display()
+        )
+    };
+    let mut manifest =
+        String::from("name = \"csv-hgb\"\nrepetitions = 2\nwarmup = 0\ntimeout = \"2m\"\n");
+    for (tag, file, target, hyper) in [
+        (
+            "classes",
+            &classes,
+            "kind",
+            "early_stopping=true; n_iter_no_change=3",
+        ),
+        ("values", &values, "y", "early_stopping=false; max_depth=4"),
+    ] {
+        let mpi = |reference: &str, ranks: &str| {
+            format!(
+                "oversubscribe = true\nranks = {ranks}\nreference = \"{reference}\"\n\
+                 hyper = \"{hyper}\""
+            )
+        };
+        manifest += &study(
+            &format!("{tag}-one"),
+            "gboost.fit",
+            file,
+            target,
+            &format!("estimator = \"hist_gradient_boosting\"\nhyper = \"{hyper}\""),
+        );
+        manifest += &study(
+            &format!("{tag}-full"),
+            "mpi.ml.hgb",
+            file,
+            target,
+            &mpi("full", "[1, 2, 4]"),
+        );
+        manifest += &study(
+            &format!("{tag}-none"),
+            "mpi.ml.hgb",
+            file,
+            target,
+            &mpi("none", "[2, 4]"),
+        );
+    }
+    let (run_dir, code, out) = run_manifest(dir.path(), &manifest);
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 12);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    // (tag, metric, rows, feature columns, early-stopping validation rows of the 3/4 split)
+    for (tag, metric, rows, cols, val) in [
+        ("classes", "accuracy", 1200usize, 5usize, 90usize),
+        ("values", "r2", 600, 3, 0),
+    ] {
+        let points: Vec<&Value> = recs
+            .iter()
+            .filter(|r| {
+                r["point"]["study_name"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(tag))
+            })
+            .collect();
+        assert_eq!(points.len(), 6);
+        let one = points
+            .iter()
+            .find(|p| p["point"]["workload"] == "gboost.fit")
+            .unwrap();
+        for p in &points {
+            assert_eq!(
+                metric_bits(p, metric),
+                metric_bits(one, metric),
+                "{}",
+                describe(p)
+            );
+            if p["point"]["workload"] == "gboost.fit" {
+                continue;
+            }
+            let ranks = p["point"]["resources"]["ranks"].as_u64().unwrap() as usize;
+            let m = &p["repetitions"][0]["metrics"];
+            // A contiguous shard of n rows (as `Shard::range` cuts them).
+            let part = |n: usize, r: usize| n * (r + 1) / ranks - n * r / ranks;
+            let test = rows.div_ceil(4);
+            let train = rows - test - val;
+            // The largest over ranks: its rows' values and targets, its training rows' codes,
+            // every held-out and every training target.
+            let bytes = (0..ranks)
+                .map(|r| {
+                    let (t, v, s) = (part(train, r), part(val, r), part(test, r));
+                    8 * (t + v + s) * (cols + 1) + 2 * t * cols + 8 * test + 8 * train
+                })
+                .max()
+                .unwrap();
+            assert_eq!(
+                m["data_bytes"].as_f64(),
+                Some(bytes as f64),
+                "{}",
+                describe(p)
+            );
+            assert_eq!(
+                m["rows_per_rank"].as_f64(),
+                Some((rows - test).div_ceil(ranks) as f64),
+                "{}",
+                describe(p)
+            );
+            assert!(
+                m["peak_rss_bytes"].as_f64().unwrap() > 0.0,
+                "{}",
+                describe(p)
+            );
+        }
+    }
+}

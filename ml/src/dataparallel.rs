@@ -1,13 +1,17 @@
 //! Data-parallel training: the histogram gradient booster fitted on rows split between processes
 //! (MPI ranks), giving exactly the model one process builds.
 //!
-//! Each process holds the same dataset and computes the same training / validation split from it
-//! (every process loads the full data). The bin edges come from every training row, as in one
-//! process: shard `r` of `s` sorts features `r, r + s, r + 2s, …` and the edges are exchanged
-//! ([`HistogramReducer::gather`]), so each feature's edges are computed once, by the code one
-//! process runs, and every shard holds the same bits. Each process then keeps one contiguous
-//! [`Shard`] of the training rows, codes only those rows into bins, and computes gradients,
-//! histograms and score updates for them only. Everything that decides the tree
+//! Each process computes the same training / validation split from the targets. With
+//! `GradientBoosting::fit_sharded` every process holds the whole dataset, and the bin edges come
+//! from every training row, as in one process: shard `r` of `s` sorts features `r, r + s, r + 2s,
+//! …` and the edges are exchanged ([`HistogramReducer::gather`]), so each feature's edges are
+//! computed once, by the code one process runs, and every shard holds the same bits. With
+//! `GradientBoosting::fit_local` a process holds only its own training and validation rows plus
+//! every training target (the split comes from `GradientBoosting::split_rows`, which reads only
+//! the targets), and each feature's column shards are sent to the shard that owns the feature
+//! ([`HistogramReducer::exchange`]), which computes the one-process edges, as the forests do.
+//! Each process keeps one contiguous [`Shard`] of the training rows, codes only those rows into
+//! bins, and computes gradients, histograms and score updates for them only. Everything that decides the tree
 //! — the per-node histograms of gradient sums, hessian sums and row counts — is summed over the
 //! shards by a [`HistogramReducer`], so every process grows the same tree from the same global
 //! sums. Early stopping's validation rows are split the same way: each process scores its share,
@@ -134,7 +138,7 @@ pub(crate) mod tests {
     use std::sync::{Barrier, Mutex};
 
     use super::*;
-    use crate::data::{self, Dataset, Synthetic};
+    use crate::data::{self, Dataset, Synthetic, Target};
     use crate::estimator::{Estimator, FitOptions, Hp, HyperParams, Model};
     use crate::estimators::GradientBoosting;
 
@@ -259,6 +263,155 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// `rows` of `data` as a dataset of their own (features and targets, class names kept).
+    fn only(data: &Dataset, rows: &[usize]) -> Dataset {
+        let y = match &data.y {
+            Target::Classes { labels, names } => Target::Classes {
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+                names: names.clone(),
+            },
+            Target::Values(v) => Target::Values(rows.iter().map(|&r| v[r]).collect()),
+        };
+        Dataset::new(
+            "shard",
+            data.x.select_rows(rows),
+            y,
+            data.feature_names.clone(),
+        )
+        .unwrap()
+    }
+
+    /// `fit_local` on 1 to 4 shards (threads), each given a dataset of only its own training
+    /// and validation rows (from `split_rows`) and every training target, must be the
+    /// one-process model on every shard.
+    fn agrees_holding_only_own_rows(data: &Dataset, params: &HyperParams) {
+        let hgb = GradientBoosting::hist(params).unwrap();
+        let rows: Vec<usize> = (0..data.rows()).collect();
+        let serial = FitOptions { parallel: false };
+        let one = hgb.fit(data, &rows, None, 7, serial).unwrap();
+        let want = fingerprint(one.as_ref(), data);
+        let (train, val) = hgb.split_rows(data, &rows, 7).unwrap();
+        let targets = only(data, &train).y;
+        for size in [1, 2, 3, 4] {
+            let reducer = ThreadReducer::new(size);
+            let got: Vec<Vec<u64>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..size)
+                    .map(|rank| {
+                        let (hgb, shared) = (&hgb, &reducer);
+                        let (train, val, targets) = (&train, &val, &targets);
+                        s.spawn(move || {
+                            let shard = Shard { rank, size };
+                            let mine: Vec<usize> = train[shard.range(train.len())]
+                                .iter()
+                                .chain(&val[shard.range(val.len())])
+                                .copied()
+                                .collect();
+                            let local = only(data, &mine);
+                            let own: Vec<usize> = (0..local.rows()).collect();
+                            let reducer = ThreadShard { shared, rank };
+                            let m = hgb
+                                .fit_local(
+                                    &local,
+                                    &own,
+                                    targets,
+                                    val.len(),
+                                    7,
+                                    serial,
+                                    shard,
+                                    &reducer,
+                                )
+                                .unwrap();
+                            fingerprint(m.as_ref(), data)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, g) in got.iter().enumerate() {
+                assert!(
+                    *g == want,
+                    "shard {rank} of {size} holding its rows differs from one process"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn boosting_on_shards_holding_only_their_rows_equals_one_process() {
+        let mut params = HyperParams::new();
+        params.insert("max_iter".into(), Hp::Int(15));
+        params.insert("early_stopping".into(), Hp::Bool(true));
+        params.insert("n_iter_no_change".into(), Hp::Int(3));
+        let three = data::make_classification(&Synthetic {
+            samples: 2000,
+            features: 6,
+            informative: 4,
+            classes: 3,
+            seed: 5,
+            ..Synthetic::default()
+        })
+        .unwrap();
+        agrees_holding_only_own_rows(&three, &params);
+        let diabetes = data::load("diabetes").unwrap();
+        agrees_holding_only_own_rows(&diabetes, &params);
+        // Without early stopping: every row trains.
+        params.insert("early_stopping".into(), Hp::Bool(false));
+        agrees_holding_only_own_rows(&diabetes, &params);
+        let cancer = data::load("breast_cancer").unwrap();
+        agrees_holding_only_own_rows(&cancer, &params);
+    }
+
+    /// `fit_local` refuses rows that are not the split it makes, naming where to take them.
+    #[test]
+    fn a_local_fit_refuses_a_validation_count_that_is_not_its_split() {
+        let data = data::load("iris").unwrap();
+        let mut params = HyperParams::new();
+        params.insert("early_stopping".into(), Hp::Bool(true));
+        let hgb = GradientBoosting::hist(&params).unwrap();
+        let rows: Vec<usize> = (0..150).collect();
+        let options = FitOptions { parallel: false };
+        let err = hgb
+            .fit_local(
+                &data,
+                &rows,
+                &data.y,
+                0,
+                1,
+                options,
+                Shard::WHOLE,
+                &LocalReducer,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "hist_gradient_boosting: 0 early-stopping validation rows for a fit on 150 rows, \
+             which holds out 15; take the training and validation rows from `split_rows`"
+        );
+        let (train, val) = hgb.split_rows(&data, &rows, 1).unwrap();
+        assert_eq!((train.len(), val.len()), (135, 15));
+        // The training rows alone, without the validation rows.
+        let targets = only(&data, &train).y;
+        let err = hgb
+            .fit_local(
+                &data,
+                &train,
+                &targets,
+                15,
+                1,
+                options,
+                Shard::WHOLE,
+                &LocalReducer,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "hist_gradient_boosting: this process was given 135 rows, but its shard is 135 \
+             training and 15 validation rows"
+        );
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub use dataparallel::MpiHgb;
 mod dataforest;
 #[cfg(feature = "mpi")]
 pub use dataforest::MpiForest;
+#[cfg(feature = "mpi")]
+mod shardrows;
 
 /// The ML workloads: which one, and so its defaults and its computation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -405,15 +407,16 @@ pub const MPI_NESTED: Description = Description::new(
 pub const MPI_HGB: Description = Description::new(
     "mpi.ml.hgb",
     "hist gradient boosting with the training rows split over MPI ranks, histograms summed by \
-     allreduce (the one-process model bit for bit); work: fits",
+     allreduce, held-out rows scored sharded (the one-process model bit for bit); work: fits",
     Backend::Mpi,
     MPI_HGB_PARAMS,
 )
 .size_unit("samples")
 .applies(ml_param_applies);
-/// The parameters of `mpi.ml.hgb`: `gboost.fit`'s, less the estimator and the pipeline (fixed).
+/// The parameters of `mpi.ml.hgb`: `gboost.fit`'s, less the estimator and the pipeline (fixed),
+/// and where the single-process reference is fitted.
 const MPI_HGB_PARAMS: &[ParamSpec] = &[
-    DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED,
+    DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED, REFERENCE,
 ];
 /// `mpi.ml.forest` (src/workload/ml/dataforest.rs, feature `mpi`), described in every build.
 pub const MPI_FOREST: Description = Description::new(
@@ -424,8 +427,7 @@ pub const MPI_FOREST: Description = Description::new(
     MPI_FOREST_PARAMS,
 )
 .size_unit("samples");
-/// The parameters of `mpi.ml.forest`: `mpi.ml.hgb`'s and where the single-process reference is
-/// fitted.
+/// The parameters of `mpi.ml.forest`: those of `mpi.ml.hgb`.
 const MPI_FOREST_PARAMS: &[ParamSpec] = &[
     DATASET, SIZE, FEATURES, CLASSES, TARGET, TASK, TREES, HYPER, SCORING, SEED, REFERENCE,
 ];

@@ -546,9 +546,9 @@ impl GradientBoosting {
         self.fit_shard(data, rows, weights, seed, options, shard, reducer)
     }
 
-    /// [`GradientBoosting::fit_sharded`] on checked inputs: the stage loop. Each shard owns the
-    /// training positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and
-    /// score updates; likewise `shard.range` of early stopping's validation rows, whose losses
+    /// [`GradientBoosting::fit_sharded`] on checked inputs. Each shard owns the training
+    /// positions `shard.range(m)`: their gradients, histograms (summed by `reducer`) and score
+    /// updates; likewise `shard.range` of early stopping's validation rows, whose losses
     /// `reducer` gathers.
     #[allow(clippy::too_many_arguments)]
     fn fit_shard(
@@ -561,7 +561,7 @@ impl GradientBoosting {
         shard: Shard,
         reducer: &dyn HistogramReducer,
     ) -> Result<Box<dyn Model>, String> {
-        let hist = matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist;
+        let hist = self.is_hist();
         self.check_shard(shard, hist)?;
         let k = data.y.n_classes();
         let width = if k == 2 || k == 0 { 1 } else { k };
@@ -569,33 +569,176 @@ impl GradientBoosting {
         let split = self.split(data, rows, weights, stop, seed)?;
         let (train, sw, val, val_w) = (&split.train, &split.sw, &split.val, &split.val_w);
         let m = train.len();
-        if shard.size > m {
-            return Err(format!(
-                "{}: {} processes for {m} training rows: every process needs at least one row; \
-                 use at most {m} processes or more rows",
-                self.name, shard.size
-            ));
-        }
+        self.check_rows(shard, m)?;
         // This process's training positions (all of them in one process).
         let own = shard.range(m);
-        let (own_train, own_sw) = (&train[own.clone()], &sw[own.clone()]);
-        let ml = own.len();
-        let ys = targets(data, train, k, width);
+        let own_train = &train[own.clone()];
+        let ys = targets(&data.y, train, k, width);
+        let init = initial_scores(k, width, m, |i, c| ys[i * width + c], |i| sw[i]);
         // Early stopping's validation rows are scored by shard as well: each shard keeps the
         // scores of its share (`shard.range` of them) and the losses are summed over all of them.
         let own_val = shard.range(val.len());
-        let (val_w_all, val_w) = (val_w, &val_w[own_val.clone()]);
-        let val = &val[own_val];
-        let val_ys = targets(data, val, k, width);
-        let mut losses = Vec::with_capacity(val.len());
-        let init = initial_scores(k, width, &ys, sw);
         let binned = self.codes(data, train, own_train, shard, reducer)?;
+        let rows = Held {
+            data,
+            k,
+            m,
+            init,
+            own_train,
+            own_ys: &ys[own.start * width..own.end * width],
+            own_sw: &sw[own],
+            val: &val[own_val.clone()],
+            val_w: &val_w[own_val],
+            val_w_all: val_w,
+        };
+        self.boost(rows, &binned, stop, seed, options, shard, reducer)
+    }
+
+    /// The training and early-stopping validation rows (dataset rows, each in the order the fit
+    /// takes them) of a fit on `rows` with `seed`, as [`Estimator::fit`] draws them; without
+    /// early stopping every row trains and none validates. Reads only `data`'s targets, so a
+    /// process that holds no features yet can tell which rows to read for
+    /// [`GradientBoosting::fit_local`].
+    pub fn split_rows(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        seed: u64,
+    ) -> Result<(Vec<usize>, Vec<usize>), String> {
+        let split = self.split(data, rows, None, self.stopping(rows.len()), seed)?;
+        Ok((split.train, split.val))
+    }
+
+    /// [`GradientBoosting::fit_sharded`] for a process that holds only its own rows, without
+    /// sample weights. `rows` are this shard's rows of `data`: its training rows — the training
+    /// positions `shard.range(m)` of the `m = train_targets.len()` over all shards, in position order
+    /// — then its share `shard.range(validation)` of early stopping's `validation` rows, in
+    /// order ([`GradientBoosting::split_rows`] says which dataset rows those are; `data` may
+    /// hold other rows, which the fit does not read). `train_targets` is every training row's target
+    /// in position order: the initial scores are means over all of them, summed in that order
+    /// (a label or a value a row, far less than the features). The bin edges come from every
+    /// shard's training rows (`Binned::for_shard`: column shards sent to each feature's owner),
+    /// so the model is the one [`Estimator::fit`] returns on the whole dataset, bit for bit, on
+    /// every shard.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_local(
+        &self,
+        data: &Dataset,
+        rows: &[usize],
+        train_targets: &Target,
+        validation: usize,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let hist = self.is_hist();
+        self.check_shard(shard, hist)?;
+        let m = train_targets.len();
+        self.check_rows(shard, m)?;
+        let n = m + validation;
+        let stop = self.stopping(n);
+        let want = stop.map_or(0, |s| (s.validation_fraction * n as f64).ceil() as usize);
+        if validation != want {
+            return Err(format!(
+                "{}: {validation} early-stopping validation rows for a fit on {n} rows, which \
+                 holds out {want}; take the training and validation rows from `split_rows`",
+                self.name
+            ));
+        }
+        let (own, own_val) = (shard.range(m), shard.range(validation));
+        if rows.len() != own.len() + own_val.len() {
+            return Err(format!(
+                "{}: this process was given {} rows, but its shard is {} training and {} \
+                 validation rows",
+                self.name,
+                rows.len(),
+                own.len(),
+                own_val.len()
+            ));
+        }
+        check_fit(self.name, data, rows, None)?;
+        let k = train_targets.n_classes();
+        if data.y.n_classes() != k {
+            return Err(format!(
+                "{}: this process's rows have {} classes, the training targets {k}",
+                self.name,
+                data.y.n_classes()
+            ));
+        }
+        let width = if k == 2 || k == 0 { 1 } else { k };
+        let init = initial_scores(
+            k,
+            width,
+            m,
+            |i, c| target_at(train_targets, i, k, c),
+            |_| 1.0,
+        );
+        let (own_train, val) = rows.split_at(own.len());
+        let own_ys = targets(&data.y, own_train, k, width);
+        let (own_sw, val_w_all) = (vec![1.0; own.len()], vec![1.0; validation]);
+        // One process holds every training row: the edges are computed in place (exact codes
+        // too); several compute them from the column shards they exchange.
+        let binned = if shard.size == 1 {
+            self.codes(data, own_train, own_train, shard, reducer)?
+        } else {
+            let max_bins = match self.flavour {
+                Flavour::Hist { max_bins, .. } => max_bins,
+                Flavour::Classic { .. } => MAX_BINS,
+            };
+            Binned::for_shard(data, own_train, max_bins, shard, reducer)?
+        };
+        let rows = Held {
+            data,
+            k,
+            m,
+            init,
+            own_train,
+            own_ys: &own_ys,
+            own_sw: &own_sw,
+            val,
+            val_w: &val_w_all[own_val],
+            val_w_all: &val_w_all,
+        };
+        self.boost(rows, &binned, stop, seed, options, shard, reducer)
+    }
+
+    /// The stage loop over the rows one shard holds (`rows`), its training rows coded in
+    /// `binned` by position: the same for a shard of the whole dataset and a shard holding only
+    /// its own rows.
+    #[allow(clippy::too_many_arguments)]
+    fn boost(
+        &self,
+        rows: Held,
+        binned: &Binned,
+        stop: Option<&EarlyStopping>,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let hist = self.is_hist();
+        let Held {
+            data,
+            k,
+            m,
+            init,
+            own_train,
+            own_ys,
+            own_sw,
+            val,
+            val_w,
+            val_w_all,
+        } = rows;
+        let width = if k == 2 || k == 0 { 1 } else { k };
+        let ml = own_train.len();
+        let val_ys = targets(&data.y, val, k, width);
+        let mut losses = Vec::with_capacity(val.len());
         let cfg = self.tree_config(data, options);
         // Per-row work (gradients, score updates) runs over fixed chunks of rows, in parallel when
         // allowed: each row's numbers are its own, so the thread count cannot change them.
         let parallel = options.parallel && rayon::current_num_threads() > 1;
         let mut scores: Vec<f64> = (0..ml).flat_map(|_| init.iter().copied()).collect();
-        let own_ys = &ys[own.start * width..own.end * width];
         let mut val_scores: Vec<f64> = (0..val.len()).flat_map(|_| init.iter().copied()).collect();
         let mut grad = vec![0.0; ml * width];
         let mut hess = vec![0.0; ml * width];
@@ -615,7 +758,7 @@ impl GradientBoosting {
                     Xoshiro256PlusPlus::seed_from_u64(child_seed(seed, (stage * width + c) as u64));
                 let (mut tree, ranges) = self.grow(
                     hist,
-                    &binned,
+                    binned,
                     &mut entries,
                     &cfg,
                     &mut rng,
@@ -659,7 +802,46 @@ impl GradientBoosting {
     }
 }
 
+/// The rows of one fit as one shard holds them ([`GradientBoosting::boost`]).
+struct Held<'a> {
+    /// The dataset holding this shard's rows: the whole dataset, or this shard's rows alone.
+    data: &'a Dataset,
+    /// Classes (0: regression).
+    k: usize,
+    /// Training rows over all shards.
+    m: usize,
+    /// The initial scores, from every training row.
+    init: Vec<f64>,
+    /// This shard's training rows of `data` (a contiguous share of the training positions),
+    /// their targets (row-major, `width` a row: one-hot for several classes) and weights.
+    own_train: &'a [usize],
+    own_ys: &'a [f64],
+    own_sw: &'a [f64],
+    /// This shard's early-stopping validation rows of `data` and their weights.
+    val: &'a [usize],
+    val_w: &'a [f64],
+    /// Every shard's validation rows' weights.
+    val_w_all: &'a [f64],
+}
+
 impl GradientBoosting {
+    /// Whether this is the histogram booster on bins, the one that trains data-parallel.
+    fn is_hist(&self) -> bool {
+        matches!(self.flavour, Flavour::Hist { .. }) && self.splitter == Splitter::Hist
+    }
+
+    /// Refuse more shards than the `m` training rows: each shard must own one.
+    fn check_rows(&self, shard: Shard, m: usize) -> Result<(), String> {
+        if shard.size > m {
+            return Err(format!(
+                "{}: {} processes for {m} training rows: every process needs at least one row; \
+                 use at most {m} processes or more rows",
+                self.name, shard.size
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuse a shard this booster cannot be split into, before any work: only the histogram
     /// booster on bins trains data-parallel.
     fn check_shard(&self, shard: Shard, hist: bool) -> Result<(), String> {
@@ -858,33 +1040,46 @@ fn quantise(entries: &mut [Entry], m: usize, reducer: &dyn HistogramReducer) {
 
 /// Targets of `rows`, row-major `width` per row: one-hot classes (binary: the class-1 indicator)
 /// or values.
-fn targets(data: &Dataset, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
+fn targets(y: &Target, rows: &[usize], k: usize, width: usize) -> Vec<f64> {
     let mut out = vec![0.0; rows.len() * width];
     for (i, &r) in rows.iter().enumerate() {
-        match &data.y {
-            Target::Classes { labels, .. } => {
-                let l = labels[r] as usize;
-                if k == 2 {
-                    out[i] = (l == 1) as u8 as f64;
-                } else {
-                    out[i * width + l] = 1.0;
-                }
-            }
-            Target::Values(v) => out[i] = v[r],
+        for c in 0..width {
+            out[i * width + c] = target_at(y, r, k, c);
         }
     }
     out
 }
 
-/// Initial scores: the weighted mean (values), log-odds (two classes) or log prior (more).
-fn initial_scores(k: usize, width: usize, ys: &[f64], sw: &[f64]) -> Vec<f64> {
-    let total_w: f64 = sw.iter().sum();
+/// Score column `c`'s target of row `r`: the class-1 indicator (two classes), the class-`c`
+/// indicator (more) or the value.
+fn target_at(y: &Target, r: usize, k: usize, c: usize) -> f64 {
+    match y {
+        Target::Classes { labels, .. } => {
+            let l = labels[r] as usize;
+            if k == 2 {
+                (l == 1) as u8 as f64
+            } else {
+                (l == c) as u8 as f64
+            }
+        }
+        Target::Values(v) => v[r],
+    }
+}
+
+/// Initial scores: the weighted mean (values), log-odds (two classes) or log prior (more) of
+/// `m` training rows, position `i`'s weight `w(i)` and score column `c`'s target `y(i, c)`
+/// (accessors, so a process holding only its own rows need not expand every target).
+fn initial_scores(
+    k: usize,
+    width: usize,
+    m: usize,
+    y: impl Fn(usize, usize) -> f64,
+    w: impl Fn(usize) -> f64,
+) -> Vec<f64> {
+    let total_w: f64 = (0..m).map(&w).sum();
     (0..width)
         .map(|c| {
-            let mean = (0..sw.len())
-                .map(|i| sw[i] * ys[i * width + c])
-                .sum::<f64>()
-                / total_w;
+            let mean = (0..m).map(|i| w(i) * y(i, c)).sum::<f64>() / total_w;
             match k {
                 0 => mean,
                 2 => {

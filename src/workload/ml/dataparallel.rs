@@ -1,30 +1,36 @@
 //! `mpi.ml.hgb`: histogram gradient boosting trained data-parallel over the point's MPI ranks
-//! (feature `mpi`), and the MPI implementation of `scalelab_ml`'s [`HistogramReducer`].
+//! (feature `mpi`), the booster twin of `mpi.ml.forest` (src/workload/ml/dataforest.rs), and the
+//! MPI implementation of `scalelab_ml`'s [`HistogramReducer`]. Reading only a rank's rows, the
+//! reference, the probe, sharded scoring and the metrics are shared with the forest
+//! (src/workload/ml/shardrows.rs).
 //!
-//! Every rank loads the same dataset and takes the same stratified 3/4 training split as
-//! `gboost.fit`; the booster then keeps one contiguous shard of the training rows per rank
-//! ([`Shard`]) and sums each tree node's histogram over the ranks with a reduce-scatter
-//! (pairwise `MPI_Sendrecv`, [`MpiReducer`]): each rank receives the sums of its own block of
-//! features, searches those for the best split, and one small allgather of the ranks' best
-//! splits decides the node (the split search is parallel over features, as the histograms are
-//! over rows). The early-stopping validation split is computed by every rank from the full
-//! data it loaded, so it needs no message (each rank scores its share of those rows, and an
-//! allgather of the row losses gives every rank the one-process loss); the bin edges come from every training row, each rank
-//! sorting its share of the features and an allgather sharing them, so every rank holds the
-//! one-process edges. Each rank codes only its own rows. The sums
-//! are exact whatever the reduction order (the booster rounds gradients so that they are; see
+//! Every rank holds the same targets and takes the same stratified 3/4 training split as
+//! `gboost.fit`, and from the targets alone the booster's early-stopping validation split
+//! (`GradientBoosting::split_rows`). Its fit reads one contiguous shard of the training rows
+//! ([`Shard`]) and its share of the validation rows, and keeps every training row's target (8
+//! bytes a row at most, as the held-out targets are kept: the initial scores are means over all
+//! of them): the timed fit (`GradientBoosting::fit_local`) sees nothing else. The bin edges are
+//! those one process computes from every training row: each feature's column shards go to the
+//! rank that owns the feature (`MPI_Alltoallv`, [`HistogramReducer::exchange`], as the forest
+//! does), which sorts the column and computes the edges, and an allgather shares them. Each
+//! tree node's histogram is summed over the ranks with a reduce-scatter (pairwise
+//! `MPI_Sendrecv`, [`MpiReducer`]): each rank receives the sums of its own block of features,
+//! searches those for the best split, and one small allgather of the ranks' best splits decides
+//! the node (the split search is parallel over features, as the histograms are over rows). Each
+//! rank scores its share of the validation rows and an allgather of the row losses gives every
+//! rank the one-process loss, so all stop at the same stage. The sums are exact whatever the
+//! reduction order (the booster rounds gradients so that they are; see
 //! `scalelab_ml::dataparallel`), so the plain, unordered MPI SUM is safe and the model is the one
 //! a single process fits.
 //!
-//! Verification: `prepare` fits the single-process model (untimed); every repetition's model must
-//! give the same held-out predictions and probabilities bit for bit, on every rank.
-//!
-//! Metrics (maximum over ranks, as every MPI point): `rows_per_rank` (training rows of the
-//! largest shard), `allreduce_bytes` (bytes each rank contributes to the collectives of one fit:
-//! histogram reduce-scatters, gradient maxima, best-split and bin-edge allgathers),
-//! `allreduce_calls`, `allreduce_s` (seconds inside those collectives, waiting for slower ranks
-//! included), the score and `fits`. Weak scaling grows `size`
-//! (synthetic samples) with the ranks, so rows per rank stay constant.
+//! Metrics: those of src/workload/ml/shardrows.rs; `rows_per_rank` is the fit rows (training
+//! and validation) of the largest shard of the 3/4 training split, `allreduce_*` count the
+//! fit's collectives (histogram reduce-scatters, gradient maxima, the column exchange, the
+//! best-split and bin-edge allgathers, the validation losses) and `data_bytes` includes the
+//! training targets. Weak scaling grows `size` (synthetic samples) with the ranks, so rows per
+//! rank stay constant. The plan's memory check counts, for a CSV file, a rank's shard and the
+//! training targets, plus the whole dataset on rank 0 with `reference = "full"`; for the other
+//! datasets a full copy per rank.
 
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
@@ -35,12 +41,13 @@ use ::mpi::point_to_point::send_receive_into;
 use ::mpi::topology::{Communicator, Rank};
 use ::mpi::traits::CommunicatorCollectives;
 use ::mpi::Count;
-use anyhow::anyhow;
+use scalelab_ml::data::Target as DataTarget;
 use scalelab_ml::dataparallel::{HistogramReducer, Shard};
-use scalelab_ml::estimator::{Estimator, FitOptions, Model, Prediction};
+use scalelab_ml::estimator::{Estimator, FitOptions, Model};
 use scalelab_ml::estimators::GradientBoosting;
 
-use super::{csv_dataset, predictions, search, Kind, Ml, Setup};
+use super::shardrows::{self, train_rows, Held, Layout, LocalFit};
+use super::{csv_dataset, Kind, Ml, Setup};
 use crate::value::Value;
 use crate::workload::{Comm, Description, Instance, Params, Target, Work, Workload};
 
@@ -63,7 +70,7 @@ fn as_gboost(params: &Params) -> Params {
 /// are 3/4 of the dataset, less early stopping's validation share (at most half of them is a safe
 /// bound for the check; the fit itself names the exact count if it is still short).
 fn check_ranks(name: &str, rows: usize, ranks: usize) -> Result<(), String> {
-    let train = rows - rows.div_ceil(4);
+    let train = train_rows(rows);
     if ranks > train / 2 {
         return Err(format!(
             "{name}: {ranks} ranks for a dataset of {rows} rows ({train} training rows, fewer with \
@@ -75,6 +82,11 @@ fn check_ranks(name: &str, rows: usize, ranks: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// The booster of `setup`.
+fn booster(name: &str, setup: &Setup) -> Result<GradientBoosting, String> {
+    GradientBoosting::hist(&setup.base).map_err(|e| format!("{name}: {e}"))
+}
+
 impl Workload for MpiHgb {
     fn description(&self) -> &'static Description {
         &super::MPI_HGB
@@ -83,10 +95,15 @@ impl Workload for MpiHgb {
         Ml(Kind::GBoost).problem_size(params)
     }
     fn check(&self, params: &Params, target: &Target) -> Result<(), String> {
-        let setup = Ml(Kind::GBoost).check_as(self.name(), &as_gboost(params), target)?;
-        check_ranks(self.name(), setup.rows, target.resources.ranks as usize)?;
-        GradientBoosting::hist(&setup.base).map_err(|e| format!("{}: {e}", self.name()))?;
-        Ok(())
+        let name = self.name();
+        let params = as_gboost(params);
+        let full = shardrows::reference(name, &params)? == shardrows::Reference::Full;
+        let setup = shardrows::check_setup(name, "model", Kind::GBoost, &params, full)?;
+        check_ranks(name, setup.rows, target.resources.ranks as usize)?;
+        booster(name, &setup)?;
+        // Besides its shard, a rank keeps every training row's target.
+        let targets = 8.0 * train_rows(setup.rows) as f64;
+        shardrows::check_memory(name, &params, &setup, target, full, targets)
     }
     fn data_file<'p>(&self, params: &'p Params) -> Option<(&'static str, &'p str)> {
         csv_dataset(params)
@@ -95,11 +112,7 @@ impl Workload for MpiHgb {
         Work::default()
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
-        Err(anyhow!(
-            "{} is an MPI workload: its points run under mpirun (`scalelab run` launches them), \
-             and this process was asked to prepare it without MPI",
-            self.name()
-        ))
+        Err(crate::workload::not_under_mpi(self.name()))
     }
     fn prepare_mpi(
         &self,
@@ -108,41 +121,74 @@ impl Workload for MpiHgb {
         comm: &Comm,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let name = self.name();
-        let setup = Ml(Kind::GBoost)
-            .setup_as(name, &as_gboost(params), false)
-            .map_err(|e| anyhow!(e))?;
-        check_ranks(name, setup.rows, comm.size() as usize).map_err(|e| anyhow!(e))?;
-        let all: Vec<usize> = (0..setup.data.rows()).collect();
-        let fold = search::split(&setup.data, &all, 4, scalelab_ml::child_seed(setup.seed, 1))
-            .map_err(|e| anyhow!("{name}: {e}"))?
-            .swap_remove(0);
-        let hgb = GradientBoosting::hist(&setup.base).map_err(|e| anyhow!("{name}: {e}"))?;
-        let serial = FitOptions { parallel: false };
-        let one = hgb
-            .fit(&setup.data, &fold.train, None, setup.seed, serial)
-            .map_err(|e| anyhow!("{name}: single-process reference fit: {e}"))?;
-        let reference = predictions(one.as_ref(), &setup.data, &fold.test);
-        let shard = Shard {
-            rank: comm.rank() as usize,
-            size: comm.size() as usize,
+        let params = as_gboost(params);
+        let layout = |setup: &Setup, rows: &[usize], shard: Shard| {
+            let hgb = booster(name, setup)?;
+            // The fit's own split of its rows, from the targets alone.
+            let (train, val) = hgb
+                .split_rows(&setup.data, rows, setup.seed)
+                .map_err(|e| format!("{name}: {e}"))?;
+            let (own, own_val) = (shard.range(train.len()), shard.range(val.len()));
+            let targets = shardrows::select_targets(&setup.data.y, &train);
+            Ok(Layout {
+                fit_rows: train[own.clone()]
+                    .iter()
+                    .chain(&val[own_val])
+                    .copied()
+                    .collect(),
+                coded: own.len(),
+                rows_per_rank: shardrows::largest(rows.len(), shard.size),
+                extra_bytes: 8 * train.len(),
+                fit: Box::new(HgbFit {
+                    hgb,
+                    targets,
+                    validation: val.len(),
+                }),
+            })
         };
-        let rows_per_rank = (0..shard.size)
-            .map(|rank| Shard { rank, ..shard }.range(fold.train.len()).len())
-            .max()
-            .unwrap_or(0);
-        Ok(Box::new(HgbInstance {
-            setup,
-            train: fold.train,
-            test: fold.test,
-            hgb,
-            reference,
-            comm: comm.duplicate(),
+        shardrows::prepare(
+            name,
+            "model",
+            Kind::GBoost,
+            &params,
+            comm,
+            check_ranks,
+            layout,
+        )
+    }
+}
+
+/// The boosting fit of one rank: every training row's target, and how many validation rows
+/// there are over all ranks.
+struct HgbFit {
+    hgb: GradientBoosting,
+    targets: DataTarget,
+    validation: usize,
+}
+
+impl LocalFit for HgbFit {
+    fn fit(
+        &self,
+        held: &Held,
+        seed: u64,
+        options: FitOptions,
+        shard: Shard,
+        reducer: &dyn HistogramReducer,
+    ) -> Result<Box<dyn Model>, String> {
+        let rows: Vec<usize> = (0..held.train).collect();
+        self.hgb.fit_local(
+            &held.data,
+            &rows,
+            &self.targets,
+            self.validation,
+            seed,
+            options,
             shard,
-            model: None,
-            score: f64::NAN,
-            rows_per_rank,
-            traffic: Traffic::default(),
-        }))
+            reducer,
+        )
+    }
+    fn one_process(&self) -> &dyn Estimator {
+        &self.hgb
     }
 }
 
@@ -332,83 +378,68 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
     }
 }
 
-/// One rank of a data-parallel fit.
-struct HgbInstance {
-    setup: Setup,
-    train: Vec<usize>,
-    test: Vec<usize>,
-    hgb: GradientBoosting,
-    reference: (Prediction, Option<Vec<f64>>),
-    comm: Comm,
-    shard: Shard,
-    model: Option<Result<Box<dyn Model>, String>>,
-    score: f64,
-    rows_per_rank: usize,
-    traffic: Traffic,
-}
-
-impl Instance for HgbInstance {
-    fn run(&mut self) {
-        let reducer = MpiReducer::new(&self.comm);
-        let options = FitOptions { parallel: true };
-        self.model = Some(self.hgb.fit_sharded(
-            &self.setup.data,
-            &self.train,
-            None,
-            self.setup.seed,
-            options,
-            self.shard,
-            &reducer,
-        ));
-        self.traffic = reducer.traffic.get();
-    }
-    fn verify(&mut self) -> Result<(), String> {
-        let name = "mpi.ml.hgb";
-        let model = match self.model.take() {
-            None => return Err(format!("{name}: no fit to check: run did not finish")),
-            Some(Err(e)) => return Err(format!("{name}: the data-parallel fit failed: {e}")),
-            Some(Ok(m)) => m,
-        };
-        let (pred, proba) = predictions(model.as_ref(), &self.setup.data, &self.test);
-        let same = match (&pred, &self.reference.0) {
-            (Prediction::Classes(a), Prediction::Classes(b)) => a == b,
-            (Prediction::Values(a), Prediction::Values(b)) => {
-                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-            }
-            _ => false,
-        };
-        let bits = |v: &Option<Vec<f64>>| {
-            v.as_ref()
-                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
-        };
-        if !same || bits(&proba) != bits(&self.reference.1) {
-            return Err(format!(
-                "{name}: rank {} of {}: the data-parallel model's held-out predictions or \
-                 probabilities differ from the single-process model's",
-                self.shard.rank, self.shard.size
-            ));
-        }
-        self.score = self
-            .setup
-            .scoring
-            .score(model.as_ref(), &self.setup.data, &self.test)?;
-        Ok(())
-    }
-    fn metrics(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            (self.setup.scoring.name(), self.score),
-            ("fits", 1.0),
-            ("rows_per_rank", self.rows_per_rank as f64),
-            ("allreduce_bytes", self.traffic.bytes as f64),
-            ("allreduce_calls", self.traffic.calls as f64),
-            ("allreduce_s", self.traffic.seconds),
-        ]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::test_params;
+
+    /// The plan's memory check counts a rank's shard of a CSV file and every training target,
+    /// not a full copy per rank, and the whole file on rank 0 alone with `reference = "full"`:
+    /// a node that cannot hold a copy per rank runs the point with `reference = "none"`, and
+    /// with `"full"` is refused naming rank 0's extra and the fix.
+    #[test]
+    fn the_memory_check_counts_a_ranks_shard_of_a_csv_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wide.csv");
+        let (rows, cols) = (4000usize, 100usize);
+        let mut text: String = (0..cols).map(|c| format!("f{c},")).collect();
+        text.push_str("kind\n");
+        for r in 0..rows {
+            for c in 0..cols {
+                text.push_str(&format!("{},", (r * 31 + c * 7) % 101));
+            }
+            text.push_str(["a\n", "b\n"][r % 2]);
+        }
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        let (n, p) = (rows as f64, cols as f64);
+        // One process's estimate: the data and the hist codes of the reference and the fit.
+        let whole = 8.0 * n * p + 4.0 * n + 2.0 * (2.0 * n * p);
+        let shard = shardrows::shard_bytes(rows, cols, 4) + 8.0 * train_rows(rows) as f64;
+        assert!(4.0 * shard < 0.3 * 4.0 * whole, "{shard} {whole}");
+        let mut target = Target::test(1);
+        target.resources.ranks = 4;
+        target.node.memory_bytes = Some(((4.0 * shard + 0.5 * whole) / 0.9) as u64);
+        let point = |reference: &str| {
+            test_params(
+                MpiHgb.description().params,
+                &[
+                    ("dataset", path.as_str()),
+                    ("target", "kind"),
+                    ("trees", "2"),
+                    ("reference", reference),
+                ],
+            )
+        };
+        MpiHgb.check(&point("none"), &target).unwrap();
+        let err = MpiHgb.check(&point("full"), &target).unwrap_err();
+        assert!(
+            err.starts_with("mpi.ml.hgb needs ") && err.contains(" on rank 0 = "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("use a smaller dataset, or fewer threads fitting at once (parallelism)"),
+            "{err}"
+        );
+        // Enough memory for rank 0's full copy besides the shards: "full" runs too.
+        target.node.memory_bytes = Some(((4.0 * shard + 1.1 * whole) / 0.9) as u64);
+        MpiHgb.check(&point("full"), &target).unwrap();
+        // The shards without the training targets are too little: they are counted.
+        let bare = shardrows::shard_bytes(rows, cols, 4);
+        target.node.memory_bytes = Some((4.0 * (bare + 0.5 * (shard - bare)) / 0.9) as u64);
+        let err = MpiHgb.check(&point("none"), &target).unwrap_err();
+        assert!(err.starts_with("mpi.ml.hgb needs "), "{err}");
+    }
 
     #[test]
     fn more_ranks_than_training_rows_are_refused_with_the_fix() {
