@@ -1,0 +1,541 @@
+//! The GPU engine of `mpi.train`: a multilayer perceptron's forward and backward passes in fp64
+//! on one device, one **grain** at a time, giving each grain's gradient back to the host.
+//!
+//! The host side (scalelab_ml's `mlp::engine`) keeps the parameters, the optimizer and the fixed
+//! reduction tree; this engine only turns parameters and a micro-batch of samples into one
+//! gradient vector per grain (and each sample's loss). The layout of a gradient vector is the CPU
+//! trainer's: layer by layer, the `inputs × outputs` weights (row-major) then the `outputs`
+//! biases ([`Offsets`]).
+//!
+//! **Why one cuBLAS call per grain.** The CPU check of `mpi.train` is that any number of ranks
+//! gives the bits of one rank. That holds on the GPU only if a grain's gradient is the same bits
+//! wherever it is computed. cuBLAS is deterministic for a fixed problem shape on one GPU model and
+//! library version, but picks its algorithm (tile sizes, split-K) by shape: a forward GEMM over a
+//! whole micro-batch would change shape with the rank count (the rows a rank holds) and could
+//! change the order of the sums over the shared dimension. So every GEMM here is over one grain's
+//! rows, a shape fixed by the model and `grain` alone: `Z_g = A_g·W` (forward, bias first),
+//! `dW_g = A_gᵀ·Δ_g` and `Δ_{l−1,g} = Δ_g·W_lᵀ` (backward). The elementwise parts (bias, ReLU,
+//! softmax cross-entropy, bias gradients as sequential sums over a grain's rows) are NVRTC kernels
+//! in `kernels/cuda/mlp.cu`, one thread per element or row.
+//!
+//! Against the CPU reference the bits differ (cuBLAS sums a dot product in another order than the
+//! CPU GEMM's FMA chain, and the GPU's `exp` is not libm's), so that check is a tolerance (the
+//! binary's `mpi.train`, docs/training.md "On GPUs").
+//!
+//! Precision: fp64 (`cublasDgemm`) only, with a `dlogits` scale factor (a loss scale: the
+//! softmax-cross-entropy gradient is multiplied by it before backward; 1 by default).
+//!
+//! This engine has not yet run on a GPU: only its CUDA source is compiled (by NVRTC) in the tests.
+
+/// Threads per block of every kernel in `mlp.cu` (its `MLP_BLOCK`).
+pub const MLP_BLOCK: u32 = 256;
+
+/// The kernels of `mlp.cu`, in the order the engine loads them.
+pub const KERNELS: [&str; 5] = [
+    "mlp_bias_rows",
+    "mlp_relu",
+    "mlp_softmax_xent",
+    "mlp_relu_mask",
+    "mlp_bias_grad",
+];
+
+/// Where each layer's weights and biases sit in a flat parameter (or gradient) vector: the CPU
+/// trainer's layout (`scalelab_ml::mlp::Layout`), layer by layer, weights `inputs × outputs`
+/// row-major, then the biases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    /// Widths from the inputs to the classes.
+    pub widths: Vec<usize>,
+    /// Start of layer `l`'s weights.
+    pub weights: Vec<usize>,
+    /// Total parameters.
+    pub len: usize,
+}
+
+impl Offsets {
+    /// The layout of `widths` (at least two, none zero; the caller has checked them).
+    pub fn new(widths: &[usize]) -> Offsets {
+        let mut weights = Vec::with_capacity(widths.len().saturating_sub(1));
+        let mut len = 0;
+        for w in widths.windows(2) {
+            weights.push(len);
+            len += w[0] * w[1] + w[1];
+        }
+        Offsets {
+            widths: widths.to_vec(),
+            weights,
+            len,
+        }
+    }
+
+    /// Number of layers (weight matrices).
+    pub fn layers(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Start of layer `l`'s biases.
+    pub fn bias(&self, l: usize) -> usize {
+        self.weights[l] + self.widths[l] * self.widths[l + 1]
+    }
+
+    /// Device bytes the engine allocates for micro-batches of up to `rows` samples in grains of
+    /// `grain`: parameters, activations of every layer, two delta buffers, labels, losses and one
+    /// gradient per grain.
+    pub fn device_bytes(&self, rows: usize, grain: usize) -> f64 {
+        let widest = self.widths.iter().copied().max().unwrap_or(1);
+        let acts: usize = self.widths.iter().map(|w| rows * w).sum();
+        let grains = rows / grain.max(1);
+        8.0 * (self.len + acts + 2 * rows * widest + rows + grains * self.len) as f64
+            + 4.0 * rows as f64
+    }
+}
+
+/// Blocks of [`MLP_BLOCK`] threads covering `n` elements.
+pub fn blocks(n: usize) -> Result<u32, String> {
+    u32::try_from(n.div_ceil(MLP_BLOCK as usize).max(1))
+        .map_err(|_| format!("{n} elements need more blocks than a 1-D grid holds"))
+}
+
+#[cfg(feature = "cuda")]
+pub use device::{DeviceTimes, MlpDevice};
+
+#[cfg(feature = "cuda")]
+mod device {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use cudarc::cublas::sys::cublasOperation_t as Op;
+    use cudarc::cublas::{CudaBlas, Gemm as _, GemmConfig};
+    use cudarc::driver::{
+        CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    };
+    use cudarc::nvrtc::Ptx;
+
+    use super::{blocks, Offsets, KERNELS, MLP_BLOCK};
+    use crate::cuda::runtime::{self, DeviceInfo};
+
+    fn drv<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> Result<T, String> {
+        r.map_err(|e| format!("{what}: {e:?}"))
+    }
+
+    fn cfg(n: usize) -> Result<LaunchConfig, String> {
+        Ok(LaunchConfig {
+            grid_dim: (blocks(n)?, 1, 1),
+            block_dim: (MLP_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        })
+    }
+
+    fn int(v: usize) -> Result<i32, String> {
+        i32::try_from(v).map_err(|_| format!("a GEMM dimension of {v} exceeds cuBLAS's int"))
+    }
+
+    /// Seconds spent in the staging copies since the last [`MlpDevice::take_times`].
+    #[derive(Clone, Copy, Debug, Default, PartialEq)]
+    pub struct DeviceTimes {
+        /// Host to device: parameters after each update, each micro-batch's samples and labels.
+        pub h2d_s: f64,
+        /// Device to host: the grains' gradients and the samples' losses.
+        pub d2h_s: f64,
+    }
+
+    /// One GPU holding a model's parameters and the buffers of one micro-batch (module docs).
+    pub struct MlpDevice {
+        layout: Offsets,
+        info: DeviceInfo,
+        _ctx: Arc<CudaContext>,
+        stream: Arc<CudaStream>,
+        blas: CudaBlas,
+        funcs: Vec<CudaFunction>,
+        params: CudaSlice<f64>,
+        /// Activations per layer, inputs first: `rows × width` each.
+        acts: Vec<CudaSlice<f64>>,
+        delta: CudaSlice<f64>,
+        next_delta: CudaSlice<f64>,
+        labels: CudaSlice<u32>,
+        losses: CudaSlice<f64>,
+        leaves: CudaSlice<f64>,
+        rows: usize,
+        grain: usize,
+        scale: f64,
+        times: DeviceTimes,
+    }
+
+    impl MlpDevice {
+        /// Open GPU `ordinal` for the model of `widths`, micro-batches of up to `rows` samples in
+        /// grains of `grain`: checks the driver, NVRTC and cuBLAS first (an absence is an error
+        /// naming the fix), compiles `mlp.cu` for the device, and refuses a model that does not
+        /// fit its free memory.
+        pub fn open(
+            ordinal: usize,
+            widths: &[usize],
+            rows: usize,
+            grain: usize,
+        ) -> Result<MlpDevice, String> {
+            let count = runtime::driver()?;
+            if ordinal >= count {
+                return Err(format!(
+                    "this rank's GPU would be {ordinal}, but this machine has {count}; use at \
+                     most {count} ranks per node with gpus = 1"
+                ));
+            }
+            runtime::nvrtc()?;
+            runtime::cublas()?;
+            if grain == 0 || rows == 0 || rows % grain != 0 {
+                return Err(format!(
+                    "internal: {rows} rows are not whole grains of {grain}"
+                ));
+            }
+            let layout = Offsets::new(widths);
+            let ctx = runtime::context(ordinal)?;
+            let info = runtime::device_info(&ctx)?;
+            let (free, _) = drv("asking for free memory", ctx.mem_get_info())?;
+            let need = layout.device_bytes(rows, grain);
+            if need > 0.9 * free as f64 {
+                return Err(format!(
+                    "the model and a micro-batch of {rows} samples need {:.2} GiB on GPU \
+                     {ordinal} ({}), which has {:.2} GiB free; use a smaller batch, more ranks \
+                     or micro-batches, or narrower hidden layers",
+                    need / f64::from(1u32 << 30),
+                    info.name,
+                    free as f64 / f64::from(1u32 << 30)
+                ));
+            }
+            let stream = drv("creating a stream", ctx.new_stream())?;
+            let blas = CudaBlas::new(stream.clone())
+                .map_err(|e| format!("creating a cuBLAS handle: {e:?}"))?;
+            let src = crate::cuda::source_of(KERNELS[0]).ok_or("no source defines the MLP")?;
+            let ptx = runtime::ptx_for(src.file, src.text, &info.arch())?;
+            let module = drv(
+                &format!("loading {} on GPU {ordinal}", src.file),
+                ctx.load_module(Ptx::from_src(ptx)),
+            )?;
+            let funcs = KERNELS
+                .iter()
+                .map(|k| drv(&format!("finding {k}"), module.load_function(k)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let alloc = |n: usize| {
+                drv(
+                    &format!("allocating on GPU {ordinal}"),
+                    stream.alloc_zeros::<f64>(n.max(1)),
+                )
+            };
+            let widest = widths.iter().copied().max().unwrap_or(1);
+            let acts = widths
+                .iter()
+                .map(|w| alloc(rows * w))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(MlpDevice {
+                params: alloc(layout.len)?,
+                delta: alloc(rows * widest)?,
+                next_delta: alloc(rows * widest)?,
+                labels: drv("allocating labels", stream.alloc_zeros::<u32>(rows))?,
+                losses: alloc(rows)?,
+                leaves: alloc(rows / grain * layout.len)?,
+                acts,
+                layout,
+                info,
+                _ctx: ctx,
+                stream,
+                blas,
+                funcs,
+                rows,
+                grain,
+                scale: 1.0,
+                times: DeviceTimes::default(),
+            })
+        }
+
+        /// The device, as the driver describes it.
+        pub fn info(&self) -> &DeviceInfo {
+            &self.info
+        }
+
+        /// Multiply the logits' gradient by `scale` (a loss scale) from the next micro-batch on.
+        pub fn set_dlogits_scale(&mut self, scale: f64) {
+            self.scale = scale;
+        }
+
+        /// The staging copies' seconds so far, and zero them.
+        pub fn take_times(&mut self) -> DeviceTimes {
+            std::mem::take(&mut self.times)
+        }
+
+        /// Copy the parameters (the host's, after an update) to the device.
+        pub fn load(&mut self, params: &[f64]) -> Result<(), String> {
+            if params.len() != self.layout.len {
+                return Err(format!(
+                    "internal: {} parameters for a model of {}",
+                    params.len(),
+                    self.layout.len
+                ));
+            }
+            let t = Instant::now();
+            drv(
+                "copying the parameters to the GPU",
+                self.stream.memcpy_htod(params, &mut self.params),
+            )?;
+            drv("GPU", self.stream.synchronize())?;
+            self.times.h2d_s += t.elapsed().as_secs_f64();
+            Ok(())
+        }
+
+        /// Each grain's summed (not averaged) loss gradient of the micro-batch whose samples are
+        /// the rows of `x` (`labels.len()` rows, row-major, `widths[0]` features each), in grains
+        /// of the engine's `grain` consecutive rows: grain `g`'s gradient into
+        /// `leaves[g·len..(g+1)·len]`, each sample's loss into `losses`.
+        pub fn grain_gradients(
+            &mut self,
+            x: &[f64],
+            labels: &[u32],
+            leaves: &mut [f64],
+            losses: &mut [f64],
+        ) -> Result<(), String> {
+            let n = labels.len();
+            let (p, grain) = (self.layout.len, self.grain);
+            let classes = *self.layout.widths.last().unwrap_or(&1);
+            if n > self.rows
+                || n % grain != 0
+                || x.len() != n * self.layout.widths[0]
+                || leaves.len() != n / grain * p
+                || losses.len() != n
+                || labels.iter().any(|&y| y as usize >= classes)
+            {
+                return Err(format!(
+                    "internal: a micro-batch of {n} rows does not fit the engine (up to {} rows \
+                     in grains of {grain}, {classes} classes)",
+                    self.rows
+                ));
+            }
+            let t = Instant::now();
+            drv(
+                "copying samples to the GPU",
+                self.stream.memcpy_htod(x, &mut self.acts[0]),
+            )?;
+            drv(
+                "copying labels to the GPU",
+                self.stream.memcpy_htod(labels, &mut self.labels),
+            )?;
+            drv("GPU", self.stream.synchronize())?;
+            self.times.h2d_s += t.elapsed().as_secs_f64();
+            self.forward(n)?;
+            self.backward(n, labels.len() as u64)?;
+            let t = Instant::now();
+            drv(
+                "copying gradients from the GPU",
+                self.stream
+                    .memcpy_dtoh(&self.leaves.slice(0..leaves.len()), leaves),
+            )?;
+            drv(
+                "copying losses from the GPU",
+                self.stream.memcpy_dtoh(&self.losses.slice(0..n), losses),
+            )?;
+            drv("GPU", self.stream.synchronize())?;
+            self.times.d2h_s += t.elapsed().as_secs_f64();
+            Ok(())
+        }
+
+        /// Row-major `C (m × n) (+)= A·B` over a grain, in cuBLAS's column-major terms
+        /// `Cᵀ = Bᵀ·Aᵀ`: `transa`/`transb` apply to the row-major operands.
+        #[allow(clippy::too_many_arguments)]
+        fn gemm(
+            blas: &CudaBlas,
+            (m, n, k): (usize, usize, usize),
+            a: (&cudarc::driver::CudaView<f64>, bool, usize),
+            b: (&cudarc::driver::CudaView<f64>, bool, usize),
+            c: (&mut cudarc::driver::CudaViewMut<f64>, usize),
+            beta: f64,
+        ) -> Result<(), String> {
+            let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+            let cfg = GemmConfig {
+                transa: op(b.1),
+                transb: op(a.1),
+                m: int(n)?,
+                n: int(m)?,
+                k: int(k)?,
+                alpha: 1.0,
+                lda: int(b.2)?,
+                ldb: int(a.2)?,
+                beta,
+                ldc: int(c.1)?,
+            };
+            // SAFETY: the callers pass views holding the rows and leading dimensions they name;
+            // every view lies on this handle's stream's device.
+            unsafe { blas.gemm(cfg, b.0, a.0, c.0) }.map_err(|e| format!("cuBLAS DGEMM: {e:?}"))
+        }
+
+        /// Forward pass of the first `n` rows of `acts[0]`, one grain at a time.
+        fn forward(&mut self, n: usize) -> Result<(), String> {
+            let grain = self.grain;
+            for l in 0..self.layout.layers() {
+                let (i, o) = (self.layout.widths[l], self.layout.widths[l + 1]);
+                let (w, b) = (self.layout.weights[l], self.layout.bias(l));
+                let (before, after) = self.acts.split_at_mut(l + 1);
+                let (a, z) = (&before[l], &mut after[0]);
+                {
+                    let (rows, cols) = ((n as u64), (o as u64));
+                    let bias = self.params.slice(b..b + o);
+                    let mut kb = self.stream.launch_builder(&self.funcs[0]);
+                    kb.arg(&mut *z).arg(&bias).arg(&rows).arg(&cols);
+                    // SAFETY: (z, b, rows, cols) as in mlp.cu; z holds rows × cols values.
+                    drv("launching mlp_bias_rows", unsafe { kb.launch(cfg(n * o)?) })?;
+                }
+                let weights = self.params.slice(w..w + i * o);
+                for g in 0..n / grain {
+                    let ag = a.slice(g * grain * i..(g + 1) * grain * i);
+                    let mut zg = z.slice_mut(g * grain * o..(g + 1) * grain * o);
+                    Self::gemm(
+                        &self.blas,
+                        (grain, o, i),
+                        (&ag, false, i),
+                        (&weights, false, o),
+                        (&mut zg, o),
+                        1.0,
+                    )?;
+                }
+                if l + 1 < self.layout.layers() {
+                    let len = (n * o) as u64;
+                    let mut kb = self.stream.launch_builder(&self.funcs[1]);
+                    kb.arg(&mut *z).arg(&len);
+                    // SAFETY: (z, n) as in mlp.cu.
+                    drv("launching mlp_relu", unsafe { kb.launch(cfg(n * o)?) })?;
+                }
+            }
+            Ok(())
+        }
+
+        /// Backward pass of the `n` rows the forward pass left in `acts`: every grain's gradient
+        /// into `leaves`, every sample's loss into `losses`.
+        fn backward(&mut self, n: usize, rows: u64) -> Result<(), String> {
+            let grain = self.grain;
+            let grains = n / grain;
+            let p = self.layout.len;
+            let layers = self.layout.layers();
+            let classes = self.layout.widths[layers];
+            {
+                let c = classes as u64;
+                let mut kb = self.stream.launch_builder(&self.funcs[2]);
+                kb.arg(&mut self.delta)
+                    .arg(&mut self.losses)
+                    .arg(&self.acts[layers])
+                    .arg(&self.labels)
+                    .arg(&rows)
+                    .arg(&c)
+                    .arg(&self.scale);
+                // SAFETY: (delta, loss, logits, labels, rows, classes, scale) as in mlp.cu.
+                drv("launching mlp_softmax_xent", unsafe { kb.launch(cfg(n)?) })?;
+            }
+            for l in (0..layers).rev() {
+                let (i, o) = (self.layout.widths[l], self.layout.widths[l + 1]);
+                let (w, b) = (self.layout.weights[l], self.layout.bias(l));
+                let a = &self.acts[l];
+                // dW_g = A_gᵀ · Δ_g into grain g's gradient vector (beta = 0: every element of
+                // the vector is written, weights here, biases below).
+                for g in 0..grains {
+                    let ag = a.slice(g * grain * i..(g + 1) * grain * i);
+                    let dg = self.delta.slice(g * grain * o..(g + 1) * grain * o);
+                    let mut leaf = self.leaves.slice_mut(g * p + w..g * p + w + i * o);
+                    Self::gemm(
+                        &self.blas,
+                        (i, o, grain),
+                        (&ag, true, i),
+                        (&dg, false, o),
+                        (&mut leaf, o),
+                        0.0,
+                    )?;
+                }
+                {
+                    let args = [grains as u64, grain as u64, o as u64, p as u64, b as u64];
+                    let mut kb = self.stream.launch_builder(&self.funcs[4]);
+                    kb.arg(&mut self.leaves).arg(&self.delta);
+                    for v in &args {
+                        kb.arg(v);
+                    }
+                    // SAFETY: (leaves, delta, grains, grain, cols, leaf_len, offset) as in
+                    // mlp.cu; leaves holds grains × p values, delta n × o.
+                    drv("launching mlp_bias_grad", unsafe {
+                        kb.launch(cfg(grains * o)?)
+                    })?;
+                }
+                if l > 0 {
+                    // Δ_{l−1,g} = Δ_g · W_lᵀ, then ReLU' of the layer below's output.
+                    let weights = self.params.slice(w..w + i * o);
+                    for g in 0..grains {
+                        let dg = self.delta.slice(g * grain * o..(g + 1) * grain * o);
+                        let mut next = self
+                            .next_delta
+                            .slice_mut(g * grain * i..(g + 1) * grain * i);
+                        Self::gemm(
+                            &self.blas,
+                            (grain, i, o),
+                            (&dg, false, o),
+                            (&weights, true, o),
+                            (&mut next, i),
+                            0.0,
+                        )?;
+                    }
+                    let len = (n * i) as u64;
+                    let mut kb = self.stream.launch_builder(&self.funcs[3]);
+                    kb.arg(&mut self.next_delta).arg(a).arg(&len);
+                    // SAFETY: (delta, act, n) as in mlp.cu.
+                    drv("launching mlp_relu_mask", unsafe { kb.launch(cfg(n * i)?) })?;
+                    std::mem::swap(&mut self.delta, &mut self.next_delta);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_follow_the_cpu_layout() {
+        let o = Offsets::new(&[4, 16, 3]);
+        // Layer 0: 4 × 16 weights then 16 biases; layer 1: 16 × 3 weights at 80, biases at 128.
+        assert_eq!(o.weights, vec![0, 80]);
+        assert_eq!((o.bias(0), o.bias(1)), (64, 128));
+        assert_eq!(o.len, 131);
+        assert_eq!(o.layers(), 2);
+        assert_eq!(blocks(0).unwrap(), 1);
+        assert_eq!(blocks(257).unwrap(), 2);
+    }
+
+    #[test]
+    fn the_block_size_and_kernels_match_the_source() {
+        let src = crate::cuda::source_of("mlp_bias_grad").unwrap();
+        assert_eq!(src.file, "mlp.cu");
+        assert_eq!(
+            crate::cuda::define(src.text, "MLP_BLOCK"),
+            Some(i64::from(MLP_BLOCK))
+        );
+        assert_eq!(src.kernels, &KERNELS);
+    }
+
+    /// NVRTC compiles the training kernels (a machine without NVRTC fails this test with the
+    /// fix: CI must not pass it silently).
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn nvrtc_compiles_the_training_kernels() {
+        if let Err(why) = crate::cuda::runtime::nvrtc() {
+            panic!(
+                "{why}\nfix: bash scripts/install-deps.sh --nvrtc && export \
+                 LD_LIBRARY_PATH=$PWD/target/nvrtc/nvidia/cuda_nvrtc/lib:$LD_LIBRARY_PATH"
+            );
+        }
+        let src = crate::cuda::source_of("mlp_relu").unwrap();
+        for arch in ["sm_80", "sm_90"] {
+            let out = crate::cuda::runtime::compile(src.file, src.text, arch)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(out.log.is_empty(), "NVRTC warned for {arch}:\n{}", out.log);
+            for k in KERNELS {
+                assert!(
+                    out.ptx.contains(&format!(".entry {k}(")),
+                    "{arch}: no entry point {k}"
+                );
+            }
+        }
+    }
+}
