@@ -43,7 +43,7 @@ extern "C" __global__ void mlp_softmax_xent(double* __restrict__ delta, double* 
     }
     const double* z = logits + r * classes;
     double* d = delta + r * classes;
-    double m = -INFINITY;
+    double m = __longlong_as_double(0xfff0000000000000LL);  // -infinity
     for (u64 c = 0; c < classes; c++) {
         m = fmax(m, z[c]);
     }

@@ -106,6 +106,9 @@ pub struct EngineTrainer<E: GradientEngine> {
     leaves: Vec<f64>,
     losses: Vec<f64>,
     staging: Staging,
+    /// An engine error not yet reported to the caller (a failed parameter upload): the next
+    /// step contributes a poisoned gradient and returns it.
+    broken: Option<String>,
 }
 
 impl<E: GradientEngine> EngineTrainer<E> {
@@ -118,7 +121,16 @@ impl<E: GradientEngine> EngineTrainer<E> {
             leaves: Vec::new(),
             losses: Vec::new(),
             staging: Staging::default(),
+            broken: None,
         })
+    }
+
+    /// Start again from `mlp` (a new repetition), giving its parameters to the engine; a failed
+    /// upload is reported by the next [`step`](EngineTrainer::step), in step with the other
+    /// ranks.
+    pub fn restart(&mut self, mlp: Mlp) {
+        self.host.mlp = mlp;
+        self.broken = self.engine.load(&self.host.mlp.params).err();
     }
 
     /// The model (parameters and momentum) as the host holds it.
@@ -147,6 +159,11 @@ impl<E: GradientEngine> EngineTrainer<E> {
     /// momentum on the host; the new parameters loaded into the engine. Returns the mean loss of
     /// the global batch before the update (each rank's loss sum travels with its gradient, as
     /// one extra element). A non-finite gradient is an error and leaves the weights unchanged.
+    ///
+    /// An engine that fails does not leave the other ranks waiting in the reduction: this rank
+    /// still calls `reducer` once, with a NaN gradient, so every rank sees a non-finite sum at the
+    /// same step and returns an error there (this rank the engine's own message). A failed upload
+    /// of the new parameters is reported by the next step the same way.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -165,18 +182,27 @@ impl<E: GradientEngine> EngineTrainer<E> {
         let grains = per_micro / schedule.grain;
         let mut stack: Vec<(Vec<f64>, usize)> = Vec::new();
         let mut loss = 0.0;
+        let mut failure = self.broken.take();
         for j in 0..schedule.micro {
             let rows = &shard[j * per_micro..(j + 1) * per_micro];
             self.leaves.resize(grains * p, 0.0);
             self.losses.resize(rows.len(), 0.0);
-            self.engine.grain_gradients(
-                x,
-                labels,
-                rows,
-                schedule.grain,
-                &mut self.leaves,
-                &mut self.losses,
-            )?;
+            if failure.is_none() {
+                failure = self
+                    .engine
+                    .grain_gradients(
+                        x,
+                        labels,
+                        rows,
+                        schedule.grain,
+                        &mut self.leaves,
+                        &mut self.losses,
+                    )
+                    .err();
+            }
+            if failure.is_some() {
+                self.leaves.fill(f64::NAN);
+            }
             tree_sum(&mut self.leaves, p);
             loss += self.losses.iter().sum::<f64>();
             push_merge(&mut stack, self.leaves[..p].to_vec());
@@ -191,6 +217,9 @@ impl<E: GradientEngine> EngineTrainer<E> {
         let bytes = reducer.combine(&mut grad);
         let comm = before_comm.elapsed().as_secs_f64();
         let loss = grad.pop().unwrap_or(f64::NAN) / schedule.batch as f64;
+        if let Some(e) = failure {
+            return Err(format!("rank {rank}: {e}"));
+        }
         if let Some(k) = grad.iter().position(|g| !g.is_finite()) {
             return Err(format!(
                 "rank {rank}: the gradient of parameter {k} is {} (and the step's loss {loss}): \
@@ -199,7 +228,7 @@ impl<E: GradientEngine> EngineTrainer<E> {
             ));
         }
         self.host.apply(&grad, schedule.batch, sgd);
-        self.engine.load(&self.host.mlp.params)?;
+        self.broken = self.engine.load(&self.host.mlp.params).err();
         let staged = self.engine.take_staging();
         self.staging.h2d_s += staged.h2d_s;
         self.staging.d2h_s += staged.d2h_s;

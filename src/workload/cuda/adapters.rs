@@ -108,7 +108,7 @@ fn instance(b: Result<Box<dyn bench::Bench>, String>) -> anyhow::Result<Box<dyn 
 /// This rank's node-local rank, from the launcher's environment (OpenMPI, MPICH/Hydra, SLURM);
 /// 0 when none says.
 #[cfg(feature = "mpi")]
-fn local_rank() -> usize {
+pub(crate) fn local_rank() -> usize {
     [
         "OMPI_COMM_WORLD_LOCAL_RANK",
         "MPI_LOCALRANKID",

@@ -20,6 +20,9 @@ use super::{Backend, Description, ParamKind, ParamSpec, WeakRule};
 
 #[cfg(feature = "cuda")]
 mod adapters;
+/// The node-local rank that picks a rank's GPU (also `mpi.train` with `gpus = 1`).
+#[cfg(all(feature = "cuda", feature = "mpi"))]
+pub(crate) use adapters::local_rank;
 #[cfg(feature = "cuda")]
 pub use adapters::{describe, MatMul, ReduceSum, Stream, TransposeMatrix};
 
