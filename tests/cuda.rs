@@ -160,6 +160,7 @@ fn gpu_manifests_check_and_bad_values_name_the_fix() {
     if cfg!(feature = "mpi") {
         names.push("gpu-mpi");
         names.push("ddp-gpu");
+        names.push("gpu-train");
     }
     for name in names {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
