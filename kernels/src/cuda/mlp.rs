@@ -181,7 +181,7 @@ mod device {
             }
             runtime::nvrtc()?;
             runtime::cublas()?;
-            if grain == 0 || rows == 0 || rows % grain != 0 {
+            if grain == 0 || rows == 0 || !rows.is_multiple_of(grain) {
                 return Err(format!(
                     "internal: {rows} rows are not whole grains of {grain}"
                 ));
@@ -295,7 +295,7 @@ mod device {
             let (p, grain) = (self.layout.len, self.grain);
             let classes = *self.layout.widths.last().unwrap_or(&1);
             if n > self.rows
-                || n % grain != 0
+                || !n.is_multiple_of(grain)
                 || x.len() != n * self.layout.widths[0]
                 || leaves.len() != n / grain * p
                 || losses.len() != n
