@@ -90,6 +90,97 @@ impl Offsets {
     }
 }
 
+/// One row-major product `C (m × n) (+)= op(A) (m × k) · op(B) (k × n)` of the engine, `op` a
+/// transpose where `a_t` / `b_t` is set, each operand given by its storage's row stride (`lda`,
+/// `ldb`, `ldc`). The engine's three products per grain are [`RowMajor::forward`],
+/// [`RowMajor::weight_grad`] and [`RowMajor::delta`]; [`RowMajor::column_major`] is the cuBLAS
+/// call that computes it (tested here against a CPU emulation of that call, no GPU needed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowMajor {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a_t: bool,
+    pub lda: usize,
+    pub b_t: bool,
+    pub ldb: usize,
+    pub ldc: usize,
+}
+
+/// A cuBLAS (column-major) GEMM call `C (m × n) = op(first) (m × k) · op(second) (k × n)`, with
+/// the leading dimensions of the two operands and of `C`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnMajor {
+    pub trans_first: bool,
+    pub trans_second: bool,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub ld_first: usize,
+    pub ld_second: usize,
+    pub ldc: usize,
+}
+
+impl RowMajor {
+    /// Forward: `Z_g (grain × o) += A_g (grain × i) · W (i × o)`.
+    pub fn forward(grain: usize, i: usize, o: usize) -> RowMajor {
+        RowMajor {
+            m: grain,
+            n: o,
+            k: i,
+            a_t: false,
+            lda: i,
+            b_t: false,
+            ldb: o,
+            ldc: o,
+        }
+    }
+
+    /// Weight gradient: `dW_g (i × o) = A_gᵀ · Δ_g`, `A_g` stored `grain × i`, `Δ_g` `grain × o`.
+    pub fn weight_grad(grain: usize, i: usize, o: usize) -> RowMajor {
+        RowMajor {
+            m: i,
+            n: o,
+            k: grain,
+            a_t: true,
+            lda: i,
+            b_t: false,
+            ldb: o,
+            ldc: o,
+        }
+    }
+
+    /// Input gradient: `Δ_{l−1,g} (grain × i) = Δ_g (grain × o) · Wᵀ`, `W` stored `i × o`.
+    pub fn delta(grain: usize, i: usize, o: usize) -> RowMajor {
+        RowMajor {
+            m: grain,
+            n: i,
+            k: o,
+            a_t: false,
+            lda: o,
+            b_t: true,
+            ldb: o,
+            ldc: i,
+        }
+    }
+
+    /// The cuBLAS call: a row-major matrix is its transpose in column-major terms, so
+    /// `C = op(A)·op(B)` is computed as `Cᵀ (n × m) = op(B)ᵀ · op(A)ᵀ`, with `B`'s storage first
+    /// (transposed in the call when `b_t`), then `A`'s.
+    pub fn column_major(self) -> ColumnMajor {
+        ColumnMajor {
+            trans_first: self.b_t,
+            trans_second: self.a_t,
+            m: self.n,
+            n: self.m,
+            k: self.k,
+            ld_first: self.ldb,
+            ld_second: self.lda,
+            ldc: self.ldc,
+        }
+    }
+}
+
 /// Blocks of [`MLP_BLOCK`] threads covering `n` elements.
 pub fn blocks(n: usize) -> Result<u32, String> {
     u32::try_from(n.div_ceil(MLP_BLOCK as usize).max(1))
@@ -107,11 +198,12 @@ mod device {
     use cudarc::cublas::sys::cublasOperation_t as Op;
     use cudarc::cublas::{CudaBlas, Gemm as _, GemmConfig};
     use cudarc::driver::{
-        CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+        CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchConfig,
+        PushKernelArg,
     };
     use cudarc::nvrtc::Ptx;
 
-    use super::{blocks, Offsets, KERNELS, MLP_BLOCK};
+    use super::{blocks, Offsets, RowMajor, KERNELS, MLP_BLOCK};
     use crate::cuda::runtime::{self, DeviceInfo};
 
     fn drv<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> Result<T, String> {
@@ -335,33 +427,33 @@ mod device {
             Ok(())
         }
 
-        /// Row-major `C (m × n) (+)= A·B` over a grain, in cuBLAS's column-major terms
-        /// `Cᵀ = Bᵀ·Aᵀ`: `transa`/`transb` apply to the row-major operands.
-        #[allow(clippy::too_many_arguments)]
+        /// The row-major product `p` (module docs) by cuBLAS DGEMM: `a` and `b` its operands'
+        /// storage, `c` the output, `beta` 1 to add to `c`, 0 to overwrite it.
         fn gemm(
             blas: &CudaBlas,
-            (m, n, k): (usize, usize, usize),
-            a: (&cudarc::driver::CudaView<f64>, bool, usize),
-            b: (&cudarc::driver::CudaView<f64>, bool, usize),
-            c: (&mut cudarc::driver::CudaViewMut<f64>, usize),
+            p: RowMajor,
+            a: &CudaView<f64>,
+            b: &CudaView<f64>,
+            c: &mut CudaViewMut<f64>,
             beta: f64,
         ) -> Result<(), String> {
             let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
+            let cm = p.column_major();
             let cfg = GemmConfig {
-                transa: op(b.1),
-                transb: op(a.1),
-                m: int(n)?,
-                n: int(m)?,
-                k: int(k)?,
+                transa: op(cm.trans_first),
+                transb: op(cm.trans_second),
+                m: int(cm.m)?,
+                n: int(cm.n)?,
+                k: int(cm.k)?,
                 alpha: 1.0,
-                lda: int(b.2)?,
-                ldb: int(a.2)?,
+                lda: int(cm.ld_first)?,
+                ldb: int(cm.ld_second)?,
                 beta,
-                ldc: int(c.1)?,
+                ldc: int(cm.ldc)?,
             };
-            // SAFETY: the callers pass views holding the rows and leading dimensions they name;
+            // SAFETY: the callers pass views holding the rows and leading dimensions `p` names;
             // every view lies on this handle's stream's device.
-            unsafe { blas.gemm(cfg, b.0, a.0, c.0) }.map_err(|e| format!("cuBLAS DGEMM: {e:?}"))
+            unsafe { blas.gemm(cfg, b, a, c) }.map_err(|e| format!("cuBLAS DGEMM: {e:?}"))
         }
 
         /// Forward pass of the first `n` rows of `acts[0]`, one grain at a time.
@@ -384,14 +476,8 @@ mod device {
                 for g in 0..n / grain {
                     let ag = a.slice(g * grain * i..(g + 1) * grain * i);
                     let mut zg = z.slice_mut(g * grain * o..(g + 1) * grain * o);
-                    Self::gemm(
-                        &self.blas,
-                        (grain, o, i),
-                        (&ag, false, i),
-                        (&weights, false, o),
-                        (&mut zg, o),
-                        1.0,
-                    )?;
+                    let p = RowMajor::forward(grain, i, o);
+                    Self::gemm(&self.blas, p, &ag, &weights, &mut zg, 1.0)?;
                 }
                 if l + 1 < self.layout.layers() {
                     let len = (n * o) as u64;
@@ -435,14 +521,8 @@ mod device {
                     let ag = a.slice(g * grain * i..(g + 1) * grain * i);
                     let dg = self.delta.slice(g * grain * o..(g + 1) * grain * o);
                     let mut leaf = self.leaves.slice_mut(g * p + w..g * p + w + i * o);
-                    Self::gemm(
-                        &self.blas,
-                        (i, o, grain),
-                        (&ag, true, i),
-                        (&dg, false, o),
-                        (&mut leaf, o),
-                        0.0,
-                    )?;
+                    let p = RowMajor::weight_grad(grain, i, o);
+                    Self::gemm(&self.blas, p, &ag, &dg, &mut leaf, 0.0)?;
                 }
                 {
                     let args = [grains as u64, grain as u64, o as u64, p as u64, b as u64];
@@ -465,14 +545,8 @@ mod device {
                         let mut next = self
                             .next_delta
                             .slice_mut(g * grain * i..(g + 1) * grain * i);
-                        Self::gemm(
-                            &self.blas,
-                            (grain, i, o),
-                            (&dg, false, o),
-                            (&weights, true, o),
-                            (&mut next, i),
-                            0.0,
-                        )?;
+                        let p = RowMajor::delta(grain, i, o);
+                        Self::gemm(&self.blas, p, &dg, &weights, &mut next, 0.0)?;
                     }
                     let len = (n * i) as u64;
                     let mut kb = self.stream.launch_builder(&self.funcs[3]);
@@ -501,6 +575,111 @@ mod tests {
         assert_eq!(o.layers(), 2);
         assert_eq!(blocks(0).unwrap(), 1);
         assert_eq!(blocks(257).unwrap(), 2);
+    }
+
+    /// cuBLAS's column-major GEMM on host buffers: `C = op(first)·op(second) + beta·C`, element
+    /// `(r, c)` of a column-major matrix at `r + c·ld`.
+    fn cublas_emulated(cm: ColumnMajor, first: &[f64], second: &[f64], c: &mut [f64], beta: f64) {
+        let at = |buf: &[f64], t: bool, ld: usize, r: usize, col: usize| {
+            if t {
+                buf[col + r * ld]
+            } else {
+                buf[r + col * ld]
+            }
+        };
+        for col in 0..cm.n {
+            for r in 0..cm.m {
+                let mut acc = 0.0;
+                for q in 0..cm.k {
+                    acc += at(first, cm.trans_first, cm.ld_first, r, q)
+                        * at(second, cm.trans_second, cm.ld_second, q, col);
+                }
+                let out = &mut c[r + col * cm.ldc];
+                *out = acc + beta * *out;
+            }
+        }
+    }
+
+    /// Small integers: every product and sum is exact, so any order gives the same bits.
+    fn ints(n: usize, seed: usize) -> Vec<f64> {
+        (0..n)
+            .map(|x| ((x * 7 + seed * 13) % 11) as f64 - 5.0)
+            .collect()
+    }
+
+    #[test]
+    fn the_cublas_calls_compute_the_engines_row_major_products() {
+        let (grain, i, o) = (3, 5, 4);
+        let a = ints(grain * i, 1); // A_g, grain × i
+        let w = ints(i * o, 2); // W, i × o
+        let d = ints(grain * o, 3); // Δ_g, grain × o
+        let bias = ints(grain * o, 4);
+        let row = |m: &[f64], cols: usize, r: usize, c: usize| m[r * cols + c];
+        // Forward: Z = bias + A·W.
+        let mut z = bias.clone();
+        cublas_emulated(
+            RowMajor::forward(grain, i, o).column_major(),
+            &w,
+            &a,
+            &mut z,
+            1.0,
+        );
+        for s in 0..grain {
+            for j in 0..o {
+                let want: f64 = row(&bias, o, s, j)
+                    + (0..i)
+                        .map(|f| row(&a, i, s, f) * row(&w, o, f, j))
+                        .sum::<f64>();
+                assert_eq!(z[s * o + j], want, "forward ({s}, {j})");
+            }
+        }
+        // Weight gradient: dW = Aᵀ·Δ, overwriting whatever was there.
+        let mut dw = vec![99.0; i * o];
+        cublas_emulated(
+            RowMajor::weight_grad(grain, i, o).column_major(),
+            &d,
+            &a,
+            &mut dw,
+            0.0,
+        );
+        for f in 0..i {
+            for j in 0..o {
+                let want: f64 = (0..grain)
+                    .map(|s| row(&a, i, s, f) * row(&d, o, s, j))
+                    .sum();
+                assert_eq!(dw[f * o + j], want, "dW ({f}, {j})");
+            }
+        }
+        // Input gradient: Δ_{l−1} = Δ·Wᵀ.
+        let mut next = vec![99.0; grain * i];
+        cublas_emulated(
+            RowMajor::delta(grain, i, o).column_major(),
+            &w,
+            &d,
+            &mut next,
+            0.0,
+        );
+        for s in 0..grain {
+            for f in 0..i {
+                let want: f64 = (0..o).map(|j| row(&d, o, s, j) * row(&w, o, f, j)).sum();
+                assert_eq!(next[s * i + f], want, "delta ({s}, {f})");
+            }
+        }
+        // The emulation can fail: passing the row-major buffers as if they were column-major
+        // (A first, leading dimensions the row counts) computes another product.
+        let mut naive = bias.clone();
+        let bad = ColumnMajor {
+            trans_first: false,
+            trans_second: false,
+            m: grain,
+            n: o,
+            k: i,
+            ld_first: grain,
+            ld_second: i,
+            ldc: grain,
+        };
+        cublas_emulated(bad, &a, &w, &mut naive, 1.0);
+        assert_ne!(naive, z);
     }
 
     #[test]
