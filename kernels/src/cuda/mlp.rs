@@ -97,13 +97,21 @@ impl Offsets {
 /// call that computes it (tested here against a CPU emulation of that call, no GPU needed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RowMajor {
+    /// Rows of `C` and of `op(A)`.
     pub m: usize,
+    /// Columns of `C` and of `op(B)`.
     pub n: usize,
+    /// The shared dimension: columns of `op(A)`, rows of `op(B)`.
     pub k: usize,
+    /// Whether `op(A)` is the transpose of `A`'s storage.
     pub a_t: bool,
+    /// Row stride of `A`'s storage.
     pub lda: usize,
+    /// Whether `op(B)` is the transpose of `B`'s storage.
     pub b_t: bool,
+    /// Row stride of `B`'s storage.
     pub ldb: usize,
+    /// Row stride of `C`.
     pub ldc: usize,
 }
 
@@ -111,13 +119,21 @@ pub struct RowMajor {
 /// the leading dimensions of the two operands and of `C`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ColumnMajor {
+    /// `transa`: whether the first operand is transposed.
     pub trans_first: bool,
+    /// `transb`: whether the second operand is transposed.
     pub trans_second: bool,
+    /// Rows of `C`.
     pub m: usize,
+    /// Columns of `C`.
     pub n: usize,
+    /// The shared dimension.
     pub k: usize,
+    /// `lda`: leading dimension of the first operand's storage.
     pub ld_first: usize,
+    /// `ldb`: leading dimension of the second operand's storage.
     pub ld_second: usize,
+    /// `ldc`: leading dimension of `C`.
     pub ldc: usize,
 }
 
