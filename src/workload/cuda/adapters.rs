@@ -68,7 +68,7 @@ impl Instance for GpuInstance {
 }
 
 /// A device's facts from the driver and the peaks computed from them ([`crate::device`]).
-fn peaks(d: &cuda::runtime::DeviceInfo) -> crate::device::DevicePeaks {
+pub(crate) fn peaks(d: &cuda::runtime::DeviceInfo) -> crate::device::DevicePeaks {
     crate::device::DevicePeaks::from_attributes(
         d.ordinal,
         &d.name,

@@ -409,6 +409,9 @@ mod device {
                 ("steps", self.timing.steps as f64),
             ]
         }
+        fn devices(&self) -> Vec<crate::device::DevicePeaks> {
+            vec![crate::workload::cuda::peaks(self.trainer.engine.device.info())]
+        }
         fn details(&self) -> Vec<(&'static str, String)> {
             let mut d: Vec<_> = self.curve.detail().into_iter().collect();
             if !self.fnv.is_empty() {
