@@ -1,5 +1,6 @@
-//! The GPU engine of `mpi.train`: a multilayer perceptron's forward and backward passes in fp64
-//! on one device, one **grain** at a time, giving each grain's gradient back to the host.
+//! The GPU engine of `mpi.train`: a multilayer perceptron's forward and backward passes on one
+//! device (fp64 as `mpi.train` uses it; fp32 and TF32 available), one **grain** at a time, giving
+//! each grain's gradient back to the host.
 //!
 //! The host side (scalelab_ml's `mlp::engine`) keeps the parameters, the optimizer and the fixed
 //! reduction tree; this engine only turns parameters and a micro-batch of samples into one
@@ -22,8 +23,12 @@
 //! CPU GEMM's FMA chain, and the GPU's `exp` is not libm's), so that check is a tolerance (the
 //! binary's `mpi.train`, docs/training.md "On GPUs").
 //!
-//! Precision: fp64 (`cublasDgemm`) only, with a `dlogits` scale factor (a loss scale: the
-//! softmax-cross-entropy gradient is multiplied by it before backward; 1 by default).
+//! Precision: the engine is generic over its device number type ([`Real`]): `f64`
+//! (`cublasDgemm`, what `mpi.train` uses) or `f32` (`cublasSgemm`, optionally on TF32 tensor cores:
+//! `MlpDevice::set_tf32`); parameters, samples and gradients are converted at the staging copies,
+//! so the host side stays in f64. A `dlogits` scale factor (a loss scale: the softmax
+//! cross-entropy gradient is multiplied by it before backward; 1 by default) and the host's
+//! refusal of a non-finite gradient are what a loss scaler needs. No bf16 path yet.
 //!
 //! This engine has not yet run on a GPU: only its CUDA source is compiled (by NVRTC) in the tests.
 
@@ -37,6 +42,20 @@ pub const KERNELS: [&str; 5] = [
     "mlp_softmax_xent",
     "mlp_relu_mask",
     "mlp_bias_grad",
+];
+
+/// Every kernel `mlp.cu` defines: [`KERNELS`] in fp64, then the same with the suffix `_f32`.
+pub const ALL_KERNELS: [&str; 10] = [
+    "mlp_bias_rows",
+    "mlp_relu",
+    "mlp_softmax_xent",
+    "mlp_relu_mask",
+    "mlp_bias_grad",
+    "mlp_bias_rows_f32",
+    "mlp_relu_f32",
+    "mlp_softmax_xent_f32",
+    "mlp_relu_mask_f32",
+    "mlp_bias_grad_f32",
 ];
 
 /// Where each layer's weights and biases sit in a flat parameter (or gradient) vector: the CPU
@@ -81,11 +100,12 @@ impl Offsets {
     /// Device bytes the engine allocates for micro-batches of up to `rows` samples in grains of
     /// `grain`: parameters, activations of every layer, two delta buffers, labels, losses and one
     /// gradient per grain.
-    pub fn device_bytes(&self, rows: usize, grain: usize) -> f64 {
+    /// `bytes` is the size of the engine's number type (8 for f64, 4 for f32).
+    pub fn device_bytes(&self, rows: usize, grain: usize, bytes: usize) -> f64 {
         let widest = self.widths.iter().copied().max().unwrap_or(1);
         let acts: usize = self.widths.iter().map(|w| rows * w).sum();
         let grains = rows / grain.max(1);
-        8.0 * (self.len + acts + 2 * rows * widest + rows + grains * self.len) as f64
+        (bytes * (self.len + acts + 2 * rows * widest + rows + grains * self.len)) as f64
             + 4.0 * rows as f64
     }
 }
@@ -197,6 +217,40 @@ impl RowMajor {
     }
 }
 
+/// A number type the device engine computes in: `f64` or `f32`.
+pub trait Real: Copy + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The suffix of its kernels' names in `mlp.cu` (`""` for fp64, `"_f32"`).
+    const SUFFIX: &'static str;
+    /// Its name in messages.
+    const NAME: &'static str;
+    /// From the host's f64 (rounded to nearest for f32).
+    fn from_f64(v: f64) -> Self;
+    /// To the host's f64 (exact).
+    fn to_f64(self) -> f64;
+}
+
+impl Real for f64 {
+    const SUFFIX: &'static str = "";
+    const NAME: &'static str = "fp64";
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl Real for f32 {
+    const SUFFIX: &'static str = "_f32";
+    const NAME: &'static str = "fp32";
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
 /// Blocks of [`MLP_BLOCK`] threads covering `n` elements.
 pub fn blocks(n: usize) -> Result<u32, String> {
     u32::try_from(n.div_ceil(MLP_BLOCK as usize).max(1))
@@ -204,22 +258,31 @@ pub fn blocks(n: usize) -> Result<u32, String> {
 }
 
 #[cfg(feature = "cuda")]
-pub use device::{DeviceTimes, MlpDevice};
+pub use device::{DeviceReal, DeviceTimes, MlpDevice};
 
 #[cfg(feature = "cuda")]
 mod device {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use cudarc::cublas::sys::cublasOperation_t as Op;
-    use cudarc::cublas::{CudaBlas, Gemm as _, GemmConfig};
+    use cudarc::cublas::sys::{cublasMath_t, cublasOperation_t as Op, cublasStatus_t};
+    use cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
     use cudarc::driver::{
-        CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, LaunchConfig,
-        PushKernelArg,
+        CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, CudaViewMut, DeviceRepr,
+        LaunchConfig, PushKernelArg, ValidAsZeroBits,
     };
     use cudarc::nvrtc::Ptx;
 
-    use super::{blocks, Offsets, RowMajor, KERNELS, MLP_BLOCK};
+    use super::{blocks, Offsets, Real, RowMajor, KERNELS, MLP_BLOCK};
+
+    /// What the device part needs of a [`Real`]: a device type cuBLAS multiplies.
+    pub trait DeviceReal: Real + DeviceRepr + ValidAsZeroBits + Unpin
+    where
+        CudaBlas: Gemm<Self>,
+    {
+    }
+    impl DeviceReal for f64 {}
+    impl DeviceReal for f32 {}
     use crate::cuda::runtime::{self, DeviceInfo};
 
     fn drv<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> Result<T, String> {
@@ -247,29 +310,39 @@ mod device {
         pub d2h_s: f64,
     }
 
-    /// One GPU holding a model's parameters and the buffers of one micro-batch (module docs).
-    pub struct MlpDevice {
+    /// One GPU holding a model's parameters and the buffers of one micro-batch (module docs), in
+    /// `T` (f64 by default).
+    pub struct MlpDevice<T: DeviceReal = f64>
+    where
+        CudaBlas: Gemm<T>,
+    {
         layout: Offsets,
         info: DeviceInfo,
         _ctx: Arc<CudaContext>,
         stream: Arc<CudaStream>,
         blas: CudaBlas,
         funcs: Vec<CudaFunction>,
-        params: CudaSlice<f64>,
+        params: CudaSlice<T>,
         /// Activations per layer, inputs first: `rows × width` each.
-        acts: Vec<CudaSlice<f64>>,
-        delta: CudaSlice<f64>,
-        next_delta: CudaSlice<f64>,
+        acts: Vec<CudaSlice<T>>,
+        delta: CudaSlice<T>,
+        next_delta: CudaSlice<T>,
         labels: CudaSlice<u32>,
-        losses: CudaSlice<f64>,
-        leaves: CudaSlice<f64>,
+        losses: CudaSlice<T>,
+        leaves: CudaSlice<T>,
+        /// Host copies in `T` (the staging copies convert from and to the host's f64).
+        host: Vec<T>,
+        host_losses: Vec<T>,
         rows: usize,
         grain: usize,
-        scale: f64,
+        scale: T,
         times: DeviceTimes,
     }
 
-    impl MlpDevice {
+    impl<T: DeviceReal> MlpDevice<T>
+    where
+        CudaBlas: Gemm<T>,
+    {
         /// Open GPU `ordinal` for the model of `widths`, micro-batches of up to `rows` samples in
         /// grains of `grain`: checks the driver, NVRTC and cuBLAS first (an absence is an error
         /// naming the fix), compiles `mlp.cu` for the device, and refuses a model that does not
@@ -279,7 +352,7 @@ mod device {
             widths: &[usize],
             rows: usize,
             grain: usize,
-        ) -> Result<MlpDevice, String> {
+        ) -> Result<MlpDevice<T>, String> {
             let count = runtime::driver()?;
             if ordinal >= count {
                 return Err(format!(
@@ -298,7 +371,7 @@ mod device {
             let ctx = runtime::context(ordinal)?;
             let info = runtime::device_info(&ctx)?;
             let (free, _) = drv("asking for free memory", ctx.mem_get_info())?;
-            let need = layout.device_bytes(rows, grain);
+            let need = layout.device_bytes(rows, grain, std::mem::size_of::<T>());
             if need > 0.9 * free as f64 {
                 return Err(format!(
                     "the model and a micro-batch of {rows} samples need {:.2} GiB on GPU \
@@ -320,12 +393,15 @@ mod device {
             )?;
             let funcs = KERNELS
                 .iter()
-                .map(|k| drv(&format!("finding {k}"), module.load_function(k)))
+                .map(|k| {
+                    let name = format!("{k}{}", T::SUFFIX);
+                    drv(&format!("finding {name}"), module.load_function(&name))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let alloc = |n: usize| {
                 drv(
                     &format!("allocating on GPU {ordinal}"),
-                    stream.alloc_zeros::<f64>(n.max(1)),
+                    stream.alloc_zeros::<T>(n.max(1)),
                 )
             };
             let widest = widths.iter().copied().max().unwrap_or(1);
@@ -347,9 +423,11 @@ mod device {
                 stream,
                 blas,
                 funcs,
+                host: Vec::new(),
+                host_losses: Vec::new(),
                 rows,
                 grain,
-                scale: 1.0,
+                scale: T::from_f64(1.0),
                 times: DeviceTimes::default(),
             })
         }
@@ -361,7 +439,32 @@ mod device {
 
         /// Multiply the logits' gradient by `scale` (a loss scale) from the next micro-batch on.
         pub fn set_dlogits_scale(&mut self, scale: f64) {
-            self.scale = scale;
+            self.scale = T::from_f64(scale);
+        }
+
+        /// For an f32 engine: let cuBLAS round the GEMMs' inputs to TF32 on tensor cores
+        /// (`CUBLAS_TF32_TENSOR_OP_MATH`), or not (`CUBLAS_DEFAULT_MATH`). An f64 engine refuses.
+        pub fn set_tf32(&mut self, on: bool) -> Result<(), String> {
+            if T::NAME != "fp32" {
+                return Err(format!(
+                    "TF32 applies to fp32 GEMMs; this engine computes in {}",
+                    T::NAME
+                ));
+            }
+            let mode = if on {
+                cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+            } else {
+                cublasMath_t::CUBLAS_DEFAULT_MATH
+            };
+            // SAFETY: the handle is alive for `self`'s lifetime; setting the math mode only
+            // changes how later calls on it compute.
+            let status =
+                unsafe { cudarc::cublas::sys::cublasSetMathMode(*self.blas.handle(), mode) };
+            if status == cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                Ok(())
+            } else {
+                Err(format!("cuBLAS refused the math mode {mode:?}: {status:?}"))
+            }
         }
 
         /// The staging copies' seconds so far, and zero them.
@@ -378,10 +481,12 @@ mod device {
                     self.layout.len
                 ));
             }
+            self.host.clear();
+            self.host.extend(params.iter().map(|&v| T::from_f64(v)));
             let t = Instant::now();
             drv(
                 "copying the parameters to the GPU",
-                self.stream.memcpy_htod(params, &mut self.params),
+                self.stream.memcpy_htod(&self.host, &mut self.params),
             )?;
             drv("GPU", self.stream.synchronize())?;
             self.times.h2d_s += t.elapsed().as_secs_f64();
@@ -415,10 +520,12 @@ mod device {
                     self.rows
                 ));
             }
+            self.host.clear();
+            self.host.extend(x.iter().map(|&v| T::from_f64(v)));
             let t = Instant::now();
             drv(
                 "copying samples to the GPU",
-                self.stream.memcpy_htod(x, &mut self.acts[0]),
+                self.stream.memcpy_htod(&self.host, &mut self.acts[0]),
             )?;
             drv(
                 "copying labels to the GPU",
@@ -428,29 +535,38 @@ mod device {
             self.times.h2d_s += t.elapsed().as_secs_f64();
             self.forward(n)?;
             self.backward(n, labels.len() as u64)?;
+            self.host.resize(leaves.len(), T::default());
+            self.host_losses.resize(n, T::default());
             let t = Instant::now();
             drv(
                 "copying gradients from the GPU",
                 self.stream
-                    .memcpy_dtoh(&self.leaves.slice(0..leaves.len()), leaves),
+                    .memcpy_dtoh(&self.leaves.slice(0..leaves.len()), &mut self.host),
             )?;
             drv(
                 "copying losses from the GPU",
-                self.stream.memcpy_dtoh(&self.losses.slice(0..n), losses),
+                self.stream
+                    .memcpy_dtoh(&self.losses.slice(0..n), &mut self.host_losses),
             )?;
             drv("GPU", self.stream.synchronize())?;
             self.times.d2h_s += t.elapsed().as_secs_f64();
+            for (out, v) in leaves.iter_mut().zip(&self.host) {
+                *out = v.to_f64();
+            }
+            for (out, v) in losses.iter_mut().zip(&self.host_losses) {
+                *out = v.to_f64();
+            }
             Ok(())
         }
 
-        /// The row-major product `p` (module docs) by cuBLAS DGEMM: `a` and `b` its operands'
-        /// storage, `c` the output, `beta` 1 to add to `c`, 0 to overwrite it.
+        /// The row-major product `p` (module docs) by cuBLAS (DGEMM or SGEMM): `a` and `b` its
+        /// operands' storage, `c` the output, `beta` 1 to add to `c`, 0 to overwrite it.
         fn gemm(
             blas: &CudaBlas,
             p: RowMajor,
-            a: &CudaView<f64>,
-            b: &CudaView<f64>,
-            c: &mut CudaViewMut<f64>,
+            a: &CudaView<T>,
+            b: &CudaView<T>,
+            c: &mut CudaViewMut<T>,
             beta: f64,
         ) -> Result<(), String> {
             let op = |t: bool| if t { Op::CUBLAS_OP_T } else { Op::CUBLAS_OP_N };
@@ -461,15 +577,16 @@ mod device {
                 m: int(cm.m)?,
                 n: int(cm.n)?,
                 k: int(cm.k)?,
-                alpha: 1.0,
+                alpha: T::from_f64(1.0),
                 lda: int(cm.ld_first)?,
                 ldb: int(cm.ld_second)?,
-                beta,
+                beta: T::from_f64(beta),
                 ldc: int(cm.ldc)?,
             };
             // SAFETY: the callers pass views holding the rows and leading dimensions `p` names;
             // every view lies on this handle's stream's device.
-            unsafe { blas.gemm(cfg, b, a, c) }.map_err(|e| format!("cuBLAS DGEMM: {e:?}"))
+            unsafe { blas.gemm(cfg, b, a, c) }
+                .map_err(|e| format!("cuBLAS {} GEMM: {e:?}", T::NAME))
         }
 
         /// Forward pass of the first `n` rows of `acts[0]`, one grain at a time.
@@ -591,6 +708,18 @@ mod tests {
         assert_eq!(o.layers(), 2);
         assert_eq!(blocks(0).unwrap(), 1);
         assert_eq!(blocks(257).unwrap(), 2);
+        // An fp32 engine needs half the device bytes of an fp64 one, but the labels (u32).
+        let (d64, d32) = (o.device_bytes(12, 3, 8), o.device_bytes(12, 3, 4));
+        assert_eq!(d64 - 48.0, 2.0 * (d32 - 48.0));
+    }
+
+    #[test]
+    fn the_number_types_convert_at_the_staging_copies() {
+        assert_eq!(<f64 as Real>::from_f64(0.1).to_f64(), 0.1);
+        let r = <f32 as Real>::from_f64(0.1);
+        assert_eq!(r, 0.1f32);
+        assert_ne!(r.to_f64(), 0.1);
+        assert_eq!((<f64 as Real>::NAME, <f32 as Real>::NAME), ("fp64", "fp32"));
     }
 
     /// cuBLAS's column-major GEMM on host buffers: `C = op(first)·op(second) + beta·C`, element
@@ -706,7 +835,11 @@ mod tests {
             crate::cuda::define(src.text, "MLP_BLOCK"),
             Some(i64::from(MLP_BLOCK))
         );
-        assert_eq!(src.kernels, &KERNELS);
+        assert_eq!(src.kernels, &ALL_KERNELS);
+        for (k, k32) in KERNELS.iter().zip(&ALL_KERNELS[5..]) {
+            assert_eq!(format!("{k}{}", <f32 as Real>::SUFFIX), *k32);
+            assert_eq!(ALL_KERNELS[..5].iter().filter(|a| *a == k).count(), 1);
+        }
     }
 
     /// NVRTC compiles the training kernels (a machine without NVRTC fails this test with the
@@ -725,7 +858,7 @@ mod tests {
             let out = crate::cuda::runtime::compile(src.file, src.text, arch)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(out.log.is_empty(), "NVRTC warned for {arch}:\n{}", out.log);
-            for k in KERNELS {
+            for k in ALL_KERNELS {
                 assert!(
                     out.ptx.contains(&format!(".entry {k}(")),
                     "{arch}: no entry point {k}"

@@ -78,7 +78,7 @@ pub const SOURCES: &[Source] = &[
     Source {
         file: "mlp.cu",
         text: include_str!("../../cuda/mlp.cu"),
-        kernels: &mlp::KERNELS,
+        kernels: &mlp::ALL_KERNELS,
     },
 ];
 

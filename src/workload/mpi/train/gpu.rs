@@ -410,7 +410,9 @@ mod device {
             ]
         }
         fn devices(&self) -> Vec<crate::device::DevicePeaks> {
-            vec![crate::workload::cuda::peaks(self.trainer.engine.device.info())]
+            vec![crate::workload::cuda::peaks(
+                self.trainer.engine.device.info(),
+            )]
         }
         fn details(&self) -> Vec<(&'static str, String)> {
             let mut d: Vec<_> = self.curve.detail().into_iter().collect();
