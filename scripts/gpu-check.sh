@@ -12,8 +12,14 @@
 #     measured in the same run;
 #   - each GEMM variant's TFLOP/s as a ratio to cuBLAS SGEMM, at n = 4096 and 8192;
 #   - the tensor-core GEMMs' TFLOP/s; the reduction and transpose steps' GB/s.
+#   - GPU training (gpu-train.toml: mpi.train with gpus = 1 at 1, 2, 4 ranks, ddp and
+#     accumulate), when the binary has MPI (scripts/gpu-bundle.sh --mpi) and mpirun is on PATH:
+#     whether every point stayed within the tolerance of the CPU fp64 reference, and whether the
+#     final weights' bits (detail weights_fnv) are the same at every rank count and strategy.
+#     Otherwise it says why the training check was not run.
 # Reference targets on an H200: triad >= 0.9 x copy, register-blocked SGEMM >= 0.5 x cuBLAS,
-# bf16 tensor cores >= 700 TFLOP/s at 8192^3. About 2-3 minutes on one H200.
+# bf16 tensor cores >= 700 TFLOP/s at 8192^3. About 2-3 minutes on one H200 (training about one
+# more; it has never run on a GPU yet).
 # Results go to $SCALELAB_OUT (default: DIR/gpu-check-<time>). Exit status: 0 when every point ran
 # and verified, 1 otherwise (the failing points are printed), 2 when something needed is missing.
 set -euo pipefail
@@ -99,6 +105,30 @@ for exp in gpu-stream gpu-reduction gpu-gemm; do
     say "$exp took $((SECONDS - start)) s"
 done
 
+# GPU training: needs MPI in the binary and mpirun; ranks on a one-GPU machine share device 0.
+TRAIN_SKIP=""
+if [[ ! -f $MANIFESTS/gpu-train.toml ]]; then
+    TRAIN_SKIP="no gpu-train.toml in $MANIFESTS"
+elif ! command -v mpirun >/dev/null; then
+    TRAIN_SKIP="no mpirun on PATH (install OpenMPI 4, e.g. apt-get install openmpi-bin)"
+elif ! plan_out="$("$BIN" plan "$MANIFESTS/gpu-train.toml" 2>&1)"; then
+    TRAIN_SKIP="the binary refuses gpu-train.toml ($(grep -m1 'error' <<<"$plan_out" || true)); bundle a build with MPI: scripts/gpu-bundle.sh --mpi"
+fi
+if [[ -z $TRAIN_SKIP ]]; then
+    say "running gpu-train"
+    start=$SECONDS
+    if [[ $(id -u) == 0 ]]; then
+        export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    fi
+    if ! "$BIN" run "$MANIFESTS/gpu-train.toml" --run-dir "$OUT/gpu-train" --quiet; then
+        status=1
+    fi
+    say "gpu-train took $((SECONDS - start)) s"
+else
+    say "GPU training not run: $TRAIN_SKIP"
+    printf '%s\n' "$TRAIN_SKIP" >"$OUT/gpu-train.skipped"
+fi
+
 python3 - "$OUT" <<'PY' || status=1
 import csv, sys, os
 
@@ -169,6 +199,58 @@ for n in sorted({int(r["size"]) for r in gemm}):
     if n == 8192 and at.get("tensor-bf16"):
         t = at["tensor-bf16"] / 1e3
         print(f"    tensor-bf16 = {t:.1f} TFLOP/s (target >= 700 on an H200: {verdict(t, 700)})")
+
+print("\n== Training on GPUs (mpi.train, gpus = 1 per rank, fp64)")
+skipped = os.path.join(out, "gpu-train.skipped")
+if os.path.exists(skipped):
+    with open(skipped) as f:
+        print("  VERDICT: GPU training NOT CHECKED: " + f.read().strip())
+else:
+    import glob, json
+    train = rows("gpu-train")
+    good = [r for r in train if ok(r)]
+    def num(r, k):
+        try:
+            return float(r[k])
+        except (KeyError, ValueError):
+            return float("nan")
+    base = {r["param_strategy"]: num(r, "metric_samples_per_s") for r in good if r["ranks"] == "1"}
+    print(f"  {'strategy':<11}{'ranks':>5} {'samples/s':>11} {'x 1 rank':>8} {'compute_s':>10} "
+          f"{'comm_s':>8} {'h2d_s':>8} {'d2h_s':>8} {'w dist':>9} {'loss dist':>9}")
+    for r in sorted(good, key=lambda r: (r["param_strategy"], int(r["ranks"]))):
+        sps = num(r, "metric_samples_per_s")
+        b = base.get(r["param_strategy"])
+        x = f"{sps / b:8.2f}" if b else f"{'':>8}"
+        print(f"  {r['param_strategy']:<11}{r['ranks']:>5} {sps:11.0f} {x} "
+              f"{num(r, 'metric_compute_s'):10.4f} {num(r, 'metric_comm_s'):8.4f} "
+              f"{num(r, 'metric_h2d_s'):8.4f} {num(r, 'metric_d2h_s'):8.4f} "
+              f"{num(r, 'metric_weight_distance'):9.1e} {num(r, 'metric_loss_distance'):9.1e}")
+    within = bool(train) and len(good) == len(train)
+    print("  VERDICT tolerance against the CPU fp64 reference: "
+          + ("PASS (every point verified)" if within else "FAIL (see the failed points below)"))
+    hashes = {}
+    for path in glob.glob(os.path.join(out, "gpu-train", "points", "*.json")):
+        with open(path) as f:
+            rec = json.load(f)
+        if rec.get("status") != "ok":
+            continue
+        key = (rec["point"]["params"]["strategy"], rec["point"]["resources"]["ranks"])
+        for rep in rec.get("repetitions", []):
+            h = (rep.get("details") or {}).get("weights_fnv")
+            if h:
+                hashes.setdefault(key, set()).add(h)
+    for key in sorted(hashes):
+        print(f"  weights_fnv {key[0]:<11} ranks={key[1]}: {', '.join(sorted(hashes[key]))}")
+    distinct = set().union(*hashes.values()) if hashes else set()
+    if not hashes:
+        print("  VERDICT bitwise across rank counts: NOT CHECKED (no verified point)")
+    elif len(distinct) == 1:
+        print("  VERDICT bitwise across rank counts: PASS (one set of weights at every rank count "
+              "and strategy, every repetition)")
+    else:
+        print(f"  VERDICT bitwise across rank counts: FAIL ({len(distinct)} different weights; "
+              "cuBLAS not deterministic for these shapes, or the tree broken)")
+        failed.append("gpu-train: the weights differ between rank counts")
 
 if failed:
     print("\nFAILED points (not verified):")

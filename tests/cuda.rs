@@ -159,6 +159,8 @@ fn gpu_manifests_check_and_bad_values_name_the_fix() {
     let mut names = vec!["gpu-stream", "gpu-reduction", "gpu-gemm", "gpu-scaling"];
     if cfg!(feature = "mpi") {
         names.push("gpu-mpi");
+        names.push("ddp-gpu");
+        names.push("gpu-train");
     }
     for name in names {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -238,4 +240,91 @@ fn gpu_points_under_mpi_fail_cleanly_without_a_driver() {
         reason.starts_with("ranks 0, 1 failed; rank 0: preparing cuda.stream: no CUDA driver"),
         "{reason}"
     );
+}
+
+/// `mpi.train` with one GPU per rank on a machine without a driver: every point (1 and 2 ranks)
+/// fails while preparing with the driver's fix, before the reference is trained, and nothing
+/// panics. On a GPU machine scripts/gpu-check.sh runs the points for real.
+#[cfg(feature = "mpi")]
+#[test]
+fn gpu_training_fails_cleanly_without_a_driver() {
+    let Err(why) = runtime::driver() else {
+        return; // A GPU machine: experiments/ddp-gpu.toml runs these points verified.
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "gpu-train.toml",
+        "name = \"gpu-train\"\nrepetitions = 1\nwarmup = 0\ntimeout = \"2m\"\n\n[[study]]\n\
+         workload = \"mpi.train\"\nranks = [1, 2]\ngpus = 1\nstrategy = [\"ddp\", \
+         \"accumulate\"]\nsize = 256\nhidden = \"8\"\nbatch = 64\nsteps = 2\n",
+    );
+    let run_dir = dir.path().join("run");
+    let out = scalelab()
+        .arg("run")
+        .arg(&manifest)
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reasons: Vec<String> = fs::read_dir(run_dir.join("points"))
+        .unwrap()
+        .map(|e| {
+            let r: serde_json::Value =
+                serde_json::from_str(&fs::read_to_string(e.unwrap().path()).unwrap()).unwrap();
+            assert_eq!(r["status"], "failed", "{r}");
+            r["reason"].as_str().unwrap().to_string()
+        })
+        .collect();
+    reasons.sort();
+    let one = format!("rank 0: preparing mpi.train: {why}");
+    let two = format!("ranks 0, 1 failed; rank 0: preparing mpi.train: {why}");
+    assert_eq!(reasons, [one.clone(), one, two.clone(), two]);
+    assert!(
+        why.starts_with("no CUDA driver: libcuda.so.1 was not found"),
+        "{why}"
+    );
+    for log in fs::read_dir(run_dir.join("logs")).unwrap() {
+        let text = fs::read_to_string(log.unwrap().path()).unwrap();
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+/// What the GPU path of `mpi.train` does not run is refused by `scalelab plan` (exit 2) with
+/// the fix, before anything runs: more than one GPU per rank, a strategy other than ddp and
+/// accumulate, an overlapped or ring allreduce.
+#[cfg(feature = "mpi")]
+#[test]
+fn gpu_training_points_it_cannot_run_are_refused_at_check_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write(
+        dir.path(),
+        "bad.toml",
+        "name = \"bad\"\n\n[[study]]\nname = \"two\"\nworkload = \"mpi.train\"\nranks = 2\n\
+         gpus = 2\n\n[[study]]\nname = \"fed\"\nworkload = \"mpi.train\"\nranks = 2\ngpus = 1\n\
+         strategy = \"fedavg\"\n\n[[study]]\nname = \"ring\"\nworkload = \"mpi.train\"\n\
+         ranks = 2\ngpus = 1\nallreduce = \"ring\"\n",
+    );
+    let out = scalelab().arg("plan").arg(&manifest).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for want in [
+        "point ranks=2, gpus=2: mpi.train: gpus = 2: training runs one GPU per rank; use gpus = \
+         1 with ranks = 4 (one rank per GPU)",
+        "mpi.train: strategy = \"fedavg\" does not run on GPUs yet; with gpus = 1 use strategy = \
+         \"ddp\" or \"accumulate\", or set gpus = 0 to run fedavg on the CPU",
+        "mpi.train: gpus = 1 joins the ranks' gradients on the host after backward, along the \
+         fixed tree; set allreduce = \"tree\" and overlap = \"off\" (or gpus = 0 for the other \
+         ddp variants)",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 problems in"), "{stderr}");
 }

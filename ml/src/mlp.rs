@@ -46,6 +46,7 @@ use scalelab_kernels::gemm::tuned::Workspace;
 use crate::data::Matrix;
 
 pub mod ddp;
+pub mod engine;
 pub mod fedavg;
 pub mod pipeline;
 pub mod sharded;

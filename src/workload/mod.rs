@@ -164,6 +164,9 @@ pub struct Description {
     /// [`param_applies`]): report tables, plot labels and `scalelab plan` leave out those that do
     /// not, such as the synthetic-data settings of a point that reads a CSV file.
     pub applies: fn(&Params, &str) -> bool,
+    /// Whether a point of this non-CUDA workload may still ask for `gpus` (`mpi.train` runs on
+    /// one GPU per rank with `gpus = 1`); the workload's own check says which values it takes.
+    pub gpus: bool,
 }
 
 impl Description {
@@ -185,6 +188,7 @@ impl Description {
             weak_param: "size",
             reporting: Reporting::PLAIN,
             applies: every_param_applies,
+            gpus: false,
         }
     }
 
@@ -208,6 +212,11 @@ impl Description {
 
     pub const fn applies(self, applies: fn(&Params, &str) -> bool) -> Description {
         Description { applies, ..self }
+    }
+
+    /// Let points ask for `gpus` although the backend is not CUDA (see [`Description::gpus`]).
+    pub const fn uses_gpus(self) -> Description {
+        Description { gpus: true, ..self }
     }
 }
 

@@ -12,6 +12,7 @@
 //! | [`launch`] | grid and block sizes, shared memory per block, their limits |
 //! | [`split`] | how a point's data is divided across its GPUs |
 //! | [`mod@reference`] | deterministic inputs and the serial CPU references the results are checked against |
+//! | [`mlp`] | the training engine of `mpi.train` on a GPU: layout and launch sizes (every build), the device part (feature) |
 //!
 //! With the feature, `runtime` finds the driver, the devices and NVRTC (each absence is an
 //! error naming the fix, never a panic: cudarc panics when it calls into a library that is not
@@ -20,6 +21,7 @@
 //! copied back and checked against the CPU reference after every repetition.
 
 pub mod launch;
+pub mod mlp;
 pub mod reference;
 pub mod split;
 pub mod work;
@@ -72,6 +74,11 @@ pub const SOURCES: &[Source] = &[
         file: "sgemm.cu",
         text: include_str!("../../cuda/sgemm.cu"),
         kernels: &["sgemm_naive", "sgemm_tiled", "sgemm_regblock"],
+    },
+    Source {
+        file: "mlp.cu",
+        text: include_str!("../../cuda/mlp.cu"),
+        kernels: &mlp::ALL_KERNELS,
     },
 ];
 

@@ -523,7 +523,9 @@ impl Checker<'_> {
                     format!("gpus = {g} needs CUDA, which this build does not include"),
                     cuda_fix.into(),
                 );
-            } else if matches!(backend, Backend::Rayon | Backend::Mpi | Backend::Io) {
+            } else if matches!(backend, Backend::Rayon | Backend::Mpi | Backend::Io)
+                && !w.description().gpus
+            {
                 self.push(
                     b.line("gpus"),
                     &b.place,

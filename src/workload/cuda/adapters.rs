@@ -68,7 +68,7 @@ impl Instance for GpuInstance {
 }
 
 /// A device's facts from the driver and the peaks computed from them ([`crate::device`]).
-fn peaks(d: &cuda::runtime::DeviceInfo) -> crate::device::DevicePeaks {
+pub(crate) fn peaks(d: &cuda::runtime::DeviceInfo) -> crate::device::DevicePeaks {
     crate::device::DevicePeaks::from_attributes(
         d.ordinal,
         &d.name,
@@ -108,7 +108,7 @@ fn instance(b: Result<Box<dyn bench::Bench>, String>) -> anyhow::Result<Box<dyn 
 /// This rank's node-local rank, from the launcher's environment (OpenMPI, MPICH/Hydra, SLURM);
 /// 0 when none says.
 #[cfg(feature = "mpi")]
-fn local_rank() -> usize {
+pub(crate) fn local_rank() -> usize {
     [
         "OMPI_COMM_WORLD_LOCAL_RANK",
         "MPI_LOCALRANKID",

@@ -22,6 +22,10 @@ use super::{Backend, Description, ParamKind, ParamSpec, WeakRule};
 mod adapters;
 #[cfg(feature = "cuda")]
 pub use adapters::{describe, MatMul, ReduceSum, Stream, TransposeMatrix};
+/// The node-local rank that picks a rank's GPU, and a device's facts as a record keeps them
+/// (also `mpi.train` with `gpus = 1`).
+#[cfg(all(feature = "cuda", feature = "mpi"))]
+pub(crate) use adapters::{local_rank, peaks};
 
 /// The modes of `transfers`: the names of `scalelab_kernels::cuda::Transfers` (present in every
 /// build), one list.

@@ -365,7 +365,8 @@ pub const TRAIN: Description = Description::new(
 )
 .size_unit("samples")
 .weak_param("batch")
-.applies(train_param_applies);
+.applies(train_param_applies)
+.uses_gpus();
 
 /// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
 /// only with the synthetic dataset, `target` only with a CSV file, and each strategy's own

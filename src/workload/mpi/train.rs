@@ -58,6 +58,7 @@ use crate::workload::{
 use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
 
 mod fedavg;
+mod gpu;
 mod sharded;
 
 mod pipeline;
@@ -286,6 +287,7 @@ impl Workload for Train {
         let name = self.name();
         let ranks = target.resources.ranks.max(1) as usize;
         let s = setup(name, params, ranks)?;
+        gpu::check(name, &s, target)?;
         if s.strategy == "fedavg" {
             fedavg::fed(name, params, &s, ranks)?;
         }
@@ -391,7 +393,7 @@ impl Workload for Train {
     fn prepare_mpi(
         &self,
         params: &Params,
-        _target: &Target,
+        target: &Target,
         comm: &Comm,
     ) -> anyhow::Result<Box<dyn Instance>> {
         let name = self.name();
@@ -407,6 +409,9 @@ impl Workload for Train {
             let instance = fedavg::FedInstance::new(comm, &s, fed, data, initial);
             return Ok(Box::new(instance));
         }
+        // With `gpus = 1`, this rank's GPU first: no device fails the point before the
+        // reference is trained (train/gpu.rs).
+        let device = gpu::open(&s, &initial, target)?;
         // The serial reference: one process, one micro-batch, the same global batches.
         let serial = Schedule {
             ranks: 1,
@@ -443,6 +448,9 @@ impl Workload for Train {
             reference = Trainer::new(r);
         }
         let curve = LossCurve::new(losses);
+        if let Some(engine) = device {
+            return gpu::instance(engine, comm, s, data, initial, reference.mlp, curve);
+        }
         if s.strategy == pipeline::PIPELINE {
             return pipeline::prepare(comm, params, s, data, initial, reference.mlp, curve);
         }
