@@ -45,7 +45,9 @@ use ::mpi::point_to_point::send_receive_into;
 use ::mpi::topology::Communicator;
 use anyhow::anyhow;
 use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
-use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
+use scalelab_ml::mlp::{
+    self, GradientReducer, LocalReducer, MixedPrecision, Mlp, Schedule, Sgd, Trainer,
+};
 
 use super::TRAIN;
 
@@ -75,6 +77,32 @@ struct Setup {
     seed: u64,
     /// The `ddp` variant: allreduce algorithm, overlap, bucket size (train/ddp.rs).
     variant: ddp::Variant,
+    /// The GEMM operands' number format and the loss scale (`precision`, `loss_scale`).
+    mp: MixedPrecision,
+}
+
+/// The precision setting of a point; a reduced precision is refused for the strategies that train
+/// through their own code (with the fix).
+fn mixed_precision(name: &str, params: &Params, strategy: &str) -> Result<MixedPrecision, String> {
+    let growth = int_param(params, "growth_interval")?;
+    let growth = u32::try_from(growth).unwrap_or(0);
+    let mp = MixedPrecision::parse(
+        text(params, "precision")?,
+        text(params, "loss_scale")?,
+        growth,
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    if mp.precision.is_reduced() && !matches!(strategy, "ddp" | "accumulate") {
+        return Err(format!(
+            "{name}: precision = \"{}\" with strategy = \"{strategy}\": reduced precision is \
+             emulated for ddp and accumulate, whose steps go through the trainer that rounds and \
+             scales (sharded holds only a chunk of the gradient to test for overflow; pipeline \
+             and fedavg step through their own code); use strategy = \"ddp\" or \
+             \"accumulate\", or precision = \"fp64\"",
+            mp.precision.name()
+        ));
+    }
+    Ok(mp)
 }
 
 fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
@@ -133,13 +161,14 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         ));
     }
     Ok(Setup {
-        strategy,
         widths_hidden: hidden(name, params)?,
         schedule,
         steps,
         sgd,
         seed: int_param(params, "seed")?,
         variant: ddp::Variant::from_params(name, params)?,
+        mp: mixed_precision(name, params, &strategy)?,
+        strategy,
     })
 }
 
@@ -402,7 +431,7 @@ impl Workload for Train {
             micro: 1,
             ..s.schedule
         };
-        let mut reference = Trainer::new(initial.clone());
+        let mut reference = Trainer::new(initial.clone()).with_precision(s.mp);
         let mut losses = Vec::with_capacity(s.steps);
         for step in 0..s.steps {
             let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
@@ -419,10 +448,33 @@ impl Workload for Train {
                 &LocalReducer,
             );
         }
+        // Under a reduced precision, the fp64 curve the point's is compared with
+        // (`fp64_loss_gap`): the same steps, every operand exact.
+        let mut fp64_loss_gap = 0.0f64;
+        if s.mp.precision.is_reduced() {
+            let mut exact = Trainer::new(initial.clone());
+            for (step, low) in losses.iter().enumerate() {
+                let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
+                let l = exact.evaluate(&data.x, &data.labels, &batch).0;
+                let gap = (low - l).abs() / l.abs().max(f64::MIN_POSITIVE);
+                // A NaN gap (a diverged curve) counts as infinitely far.
+                fp64_loss_gap = fp64_loss_gap.max(if gap.is_nan() { f64::INFINITY } else { gap });
+                exact.step(
+                    &data.x,
+                    &data.labels,
+                    &batch,
+                    &serial,
+                    0,
+                    s.sgd,
+                    &LocalReducer,
+                );
+            }
+        }
         if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
             // A ring adds the ranks' sums in its own order; the reference follows it.
             let r = ddp::ring_reference(
                 initial.clone(),
+                s.mp,
                 s.variant,
                 &s.schedule,
                 s.sgd,
@@ -455,6 +507,8 @@ impl Workload for Train {
             distance: 0.0,
             loss: f64::NAN,
             accuracy: f64::NAN,
+            fp64_loss_gap,
+            scaler: None,
         }))
     }
 }
@@ -548,16 +602,20 @@ struct TrainInstance {
     distance: f64,
     loss: f64,
     accuracy: f64,
+    /// The largest relative difference of the loss curve from the fp64 reference's (0 at fp64).
+    fp64_loss_gap: f64,
+    /// The loss scaler after the last repetition (final scale, skipped steps).
+    scaler: Option<mlp::LossScaler>,
 }
 
 impl Instance for TrainInstance {
     fn reset(&mut self) {
-        self.trainer = Some(Trainer::new(self.initial.clone()));
+        self.trainer = Some(Trainer::new(self.initial.clone()).with_precision(self.setup.mp));
     }
     fn run(&mut self) {
-        let trainer = self
-            .trainer
-            .get_or_insert_with(|| Trainer::new(self.initial.clone()));
+        let trainer = self.trainer.get_or_insert_with(|| {
+            Trainer::new(self.initial.clone()).with_precision(self.setup.mp)
+        });
         let reducer = TreeAllreduce {
             comm: &self.comm,
             recv: RefCell::new(Vec::new()),
@@ -599,6 +657,7 @@ impl Instance for TrainInstance {
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
+        self.scaler = Some(*trainer.scaler());
     }
     fn verify(&mut self) -> Result<(), String> {
         let name = "mpi.train";
@@ -676,6 +735,13 @@ impl Instance for TrainInstance {
             ("loss", self.loss),
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),
+            (
+                "skipped_steps",
+                self.scaler.map_or(0.0, |s| s.skipped() as f64),
+            ),
+            ("loss_scale", self.scaler.map_or(1.0, |s| s.scale())),
+            ("fp64_loss_gap", self.fp64_loss_gap),
+            ("zero_grad_share", self.timing.zero_grad_share / steps),
         ]
     }
     fn details(&self) -> Vec<(&'static str, String)> {
