@@ -453,12 +453,10 @@ impl Workload for Train {
         let mut fp64_loss_gap = 0.0f64;
         if s.mp.precision.is_reduced() {
             let mut exact = Trainer::new(initial.clone());
-            for (step, low) in losses.iter().enumerate() {
+            let mut exact_losses = Vec::with_capacity(s.steps);
+            for step in 0..s.steps {
                 let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
-                let l = exact.evaluate(&data.x, &data.labels, &batch).0;
-                let gap = (low - l).abs() / l.abs().max(f64::MIN_POSITIVE);
-                // A NaN gap (a diverged curve) counts as infinitely far.
-                fp64_loss_gap = fp64_loss_gap.max(if gap.is_nan() { f64::INFINITY } else { gap });
+                exact_losses.push(exact.evaluate(&data.x, &data.labels, &batch).0);
                 exact.step(
                     &data.x,
                     &data.labels,
@@ -469,6 +467,8 @@ impl Workload for Train {
                     &LocalReducer,
                 );
             }
+            let epoch = data.train.len().div_ceil(s.schedule.batch);
+            fp64_loss_gap = loss_gap(&losses, &exact_losses, epoch);
         }
         if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
             // A ring adds the ranks' sums in its own order; the reference follows it.
@@ -511,6 +511,27 @@ impl Workload for Train {
             scaler: None,
         }))
     }
+}
+
+/// How far the loss curve `got` is from `exact` (both per step): the largest relative difference
+/// of their means over consecutive runs of `epoch` steps (one pass over the training rows; the
+/// last run may be shorter). Per-step losses are those of one global batch each, noisy enough that
+/// two runs whose training is equally good differ by several percent at single steps; an epoch's
+/// mean is what a training log shows. A NaN (a diverged curve) is infinitely far.
+pub(crate) fn loss_gap(got: &[f64], exact: &[f64], epoch: usize) -> f64 {
+    let epoch = epoch.max(1);
+    got.chunks(epoch)
+        .zip(exact.chunks(epoch))
+        .map(|(g, e)| {
+            let (g, e) = (g.iter().sum::<f64>(), e.iter().sum::<f64>());
+            let gap = (g - e).abs() / e.abs().max(f64::MIN_POSITIVE);
+            if gap.is_nan() {
+                f64::INFINITY
+            } else {
+                gap
+            }
+        })
+        .fold(0.0, f64::max)
 }
 
 /// [`GradientReducer`] over an MPI communicator: recursive doubling with `MPI_Sendrecv`. At step
@@ -802,6 +823,19 @@ mod tests {
              its capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what \
              PyTorch calls bucket_cap_mb)"
         );
+    }
+
+    #[test]
+    fn the_loss_gap_compares_epoch_means_and_a_diverged_curve_is_infinitely_far() {
+        let exact = [2.0, 1.0, 1.0, 0.5, 0.5];
+        // Epochs of 2 steps: means 1.5 | 0.75 | 0.5 against 1.5 | 0.75 | 0.55.
+        let got = [1.0, 2.0, 0.5, 1.0, 0.55];
+        assert!((loss_gap(&got, &exact, 2) - 0.1).abs() < 1e-12);
+        // Step by step the same curve is 50% off.
+        assert_eq!(loss_gap(&got, &exact, 1), 1.0);
+        assert_eq!(loss_gap(&exact, &exact, 2), 0.0);
+        let diverged = [1.5, 1.5, f64::NAN, 0.5, 0.5];
+        assert_eq!(loss_gap(&diverged, &exact, 2), f64::INFINITY);
     }
 
     #[test]
