@@ -227,3 +227,41 @@ pub fn describe_load(records: &[PointRecord]) -> Option<String> {
         }
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::{mpi_record, with_metric};
+
+    #[test]
+    fn a_loss_curve_off_fp64_beyond_the_tolerance_is_named_and_a_diverged_one_too() {
+        // Points told apart by their size (their ids).
+        let rec = |size: u64, gap: &[f64]| {
+            with_metric(
+                mpi_record(0, "mpi.train", 1, 1, size, 1, &[1.0, 1.0]),
+                "fp64_loss_gap",
+                gap,
+            )
+        };
+        let close = rec(64, &[0.01, 0.049]);
+        assert_eq!(loss_gap_warning(std::slice::from_ref(&close)), None);
+        // A point without the metric (another workload) is never named.
+        let other = mpi_record(0, "mpi.allreduce", 1, 1, 65, 1, &[1.0]);
+        assert_eq!(loss_gap_warning(&[other]), None);
+        let far = rec(66, &[0.02, 0.125]);
+        let diverged = rec(67, &[f64::INFINITY, f64::NAN]);
+        let w = loss_gap_warning(&[close, far.clone(), diverged.clone()]).unwrap();
+        assert_eq!(
+            w,
+            format!(
+                "**Loss curve off fp64**: on 2 point(s) (`{}` (12.5%), `{}` (diverged)) the \
+                 training loss strayed from the fp64 reference's by more than 5% at some step. \
+                 The run is still correct for its format (its weights equal the serial \
+                 reference's at the same precision), but the format changed what was learnt: \
+                 fp16 without a loss scale loses gradients that underflow below 6e-8; set \
+                 `loss_scale = \"dynamic\"` or use bf16 (docs/training.md, Mixed precision).",
+                far.point.id, diverged.point.id
+            )
+        );
+    }
+}
