@@ -374,7 +374,7 @@ mod tests {
         // Just above the tie rounds up.
         assert_eq!(b.round(1.0 + P.powi(-8) + P.powi(-30)), 1.0 + P.powi(-7));
         assert_eq!(b.round(-1.0 - P.powi(-8)), -1.0);
-        assert_eq!(b.round(3.14159265), 3.140625);
+        assert_eq!(b.round(std::f64::consts::PI), 3.140625);
         // fp32's range: 1e-30 survives (to 8 bits), where fp16 flushes it.
         assert!((b.round(1e-30) / 1e-30 - 1.0).abs() < P.powi(-8));
         assert_eq!(b.round(1e39), f64::INFINITY);
