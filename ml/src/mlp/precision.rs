@@ -153,11 +153,10 @@ impl Precision {
             return 0.0f64.copysign(x);
         }
         // The spacing of the format's values around x: 2^(e − mantissa) for a normal value of
-        // exponent e, the subnormal spacing below the smallest normal. Dividing by a power of
-        // two is exact, and so is rounding the quotient to an integer.
-        let exp = (biased - 1023).max(min_exp);
-        let quantum = 2f64.powi(exp - mantissa);
-        let r = (x / quantum).round_ties_even() * quantum;
+        // exponent e, the subnormal spacing below the smallest normal. Scaling by a power of
+        // two is exact, and so is rounding the scaled value to an integer.
+        let exp = (biased - 1023).max(min_exp) - mantissa;
+        let r = (x * pow2(-exp)).round_ties_even() * pow2(exp);
         if r.abs() > max {
             f64::INFINITY.copysign(x)
         } else {
@@ -173,6 +172,12 @@ impl Precision {
             }
         }
     }
+}
+
+/// 2^e for an exponent of a normal f64 (|e| ≤ 1022; the formats here need −149 ≤ e ≤ 149),
+/// built from its bits: exact, and cheaper than `powi` in the rounding loop.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
 }
 
 /// How the loss is scaled before backward (the `loss_scale` parameter).
