@@ -160,15 +160,16 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
             sgd.lr, sgd.momentum
         ));
     }
+    let mp = mixed_precision(name, params, &strategy)?;
     Ok(Setup {
+        strategy,
+        mp,
         widths_hidden: hidden(name, params)?,
         schedule,
         steps,
         sgd,
         seed: int_param(params, "seed")?,
         variant: ddp::Variant::from_params(name, params)?,
-        mp: mixed_precision(name, params, &strategy)?,
-        strategy,
     })
 }
 
