@@ -32,7 +32,10 @@
 //! (the check's outcome), `param_bytes`, `mem_per_rank_bytes` and `mem_peak_bytes` (parameter,
 //! gradient and momentum bytes a rank keeps between steps and at the peak of a step, analytic:
 //! `mlp::sharded::model_state_bytes`), `loss` and `accuracy` on the held-out fifth after the last
-//! step, `steps`.
+//! step, `steps`; and of mixed precision (`precision`, `loss_scale`: the GEMM operands rounded to
+//! an emulated format, `scalelab_ml::mlp::precision`, the serial reference trained at the same
+//! setting) `skipped_steps`, the final `loss_scale`, `fp64_loss_gap` (the loss curve against an
+//! fp64 reference trained in `prepare` too, per-epoch means, [`loss_gap`]) and `zero_grad_share`.
 //!
 //! The other strategies have their own instances: `pipeline` (GPipe / 1F1B stages) in
 //! `train/pipeline.rs`, `sharded` (ZeRO-3 / FSDP) in `train/sharded.rs`, `fedavg` (one federated
