@@ -34,6 +34,13 @@
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
 //! workload. The `ddp` variants (buckets reduced while backward runs, a ring's order and its serial
 //! reference, the MPI library's own order) are in [`ddp`].
+//!
+//! Mixed precision ([`precision`], [`Trainer::with_precision`]): with a reduced format every GEMM
+//! operand (weights, activations, activation gradients) is rounded to it, and so is each grain's
+//! weight and bias gradient as it leaves its GEMM; the loss gradient is that of the mean loss
+//! times the loss scale. All of it is element by element and per grain, so the fixed tree above
+//! still gives the one-process bits at every rank count, in every format. The fp64 default takes
+//! none of these steps: its bits are the exact path's.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -49,7 +56,10 @@ pub mod ddp;
 pub mod engine;
 pub mod fedavg;
 pub mod pipeline;
+pub mod precision;
 pub mod sharded;
+
+pub use precision::{LossScale, LossScaler, MixedPrecision, Precision};
 
 /// Joins the ranks' partial gradients into the whole. Every rank calls it once per optimizer step
 /// with a buffer of the same length, so a collective implementation cannot deadlock.
@@ -299,6 +309,9 @@ pub struct StepTiming {
     /// Bytes this rank sent in `combine`.
     pub bytes_sent: u64,
     pub steps: u64,
+    /// Sum over the steps of the share of gradient elements that were exactly zero after the
+    /// reduction (ReLU's dead units, and under a reduced precision the gradients that underflowed).
+    pub zero_grad_share: f64,
 }
 
 /// A model with the buffers and GEMM workspace to train it on one rank.
@@ -314,6 +327,15 @@ pub struct Trainer {
     leaves: Vec<f64>,
     /// One GEMM workspace and transpose buffer per rayon thread that computes grains.
     grain_scratch: Vec<GrainScratch>,
+    /// The GEMM operands' format and the loss scale (fp64, none: the exact path).
+    mp: MixedPrecision,
+    scaler: LossScaler,
+    /// The weights rounded to `mp.precision` for the current forward and backward pass (the
+    /// master weights in `mlp.params` stay f64); empty at fp64.
+    low_params: Vec<f64>,
+    /// What the loss gradient of each sample is multiplied by under a reduced precision: the loss
+    /// scale over the global batch (the gradient of the scaled mean loss).
+    delta_scale: f64,
     /// The runs of grains handed to the pool, by index (tests: the work really is split, one run
     /// per thread; which thread takes which run is rayon's work stealing).
     #[cfg(test)]
@@ -340,10 +362,32 @@ impl Trainer {
             transposed: Vec::new(),
             leaves: Vec::new(),
             grain_scratch: Vec::new(),
+            mp: MixedPrecision::default(),
+            scaler: LossScaler::new(&MixedPrecision::default()),
+            low_params: Vec::new(),
+            delta_scale: 1.0,
             #[cfg(test)]
             grain_threads: Default::default(),
             timing: StepTiming::default(),
         }
+    }
+
+    /// The trainer computing in `mp`'s format with its loss scale (module docs, [`precision`]),
+    /// the scaler at its initial scale.
+    pub fn with_precision(mut self, mp: MixedPrecision) -> Trainer {
+        self.scaler = LossScaler::new(&mp);
+        self.mp = mp;
+        self
+    }
+
+    /// The precision setting.
+    pub fn precision(&self) -> MixedPrecision {
+        self.mp
+    }
+
+    /// The loss scaler: its current scale and the steps it skipped.
+    pub fn scaler(&self) -> &LossScaler {
+        &self.scaler
     }
 
     /// The timing so far, and zero it.
@@ -355,6 +399,20 @@ impl Trainer {
     fn forward(&mut self, x: &Matrix, rows: &[usize]) {
         let layout = &self.mlp.layout;
         let n = rows.len();
+        let precision = self.mp.precision;
+        if precision.is_reduced() {
+            // The weights as the GEMMs read them; the biases stay wide (added in the accumulator).
+            self.low_params.clear();
+            self.low_params.extend_from_slice(&self.mlp.params);
+            for l in 0..layout.layers() {
+                precision.round_slice(&mut self.low_params[layout.layer(l).0]);
+            }
+        }
+        let weights = if precision.is_reduced() {
+            &self.low_params
+        } else {
+            &self.mlp.params
+        };
         self.acts.resize_with(layout.widths.len(), Vec::new);
         let a0 = &mut self.acts[0];
         a0.clear();
@@ -370,8 +428,9 @@ impl Trainer {
             for _ in 0..n {
                 z.extend_from_slice(&self.mlp.params[b.clone()]);
             }
-            self.ws
-                .update(n, o, i, &before[l], i, &self.mlp.params[w], o, z, o);
+            // The layer's input as the GEMM reads it (kept rounded: backward reads it too).
+            precision.round_slice(&mut before[l]);
+            self.ws.update(n, o, i, &before[l], i, &weights[w], o, z, o);
             if l + 1 < layout.layers() {
                 for v in z.iter_mut() {
                     *v = v.max(0.0);
@@ -449,6 +508,14 @@ impl Trainer {
             }
             z[labels[r] as usize] -= 1.0;
         }
+        let precision = self.mp.precision;
+        if precision.is_reduced() {
+            // The gradient of the scaled mean loss, as the backward GEMMs read it.
+            let scale = self.delta_scale;
+            for v in self.delta.iter_mut() {
+                *v = precision.round(*v * scale);
+            }
+        }
         self.leaves.clear();
         self.leaves.resize(grains * p, 0.0);
         for l in (0..layout.layers()).rev() {
@@ -500,6 +567,10 @@ impl Trainer {
                             *acc += v;
                         }
                     }
+                    // The grain's gradient leaves its GEMM in the format, as a micro-batch's
+                    // half-precision gradient does before it is accumulated in the wide one.
+                    precision.round_slice(&mut leaf[w.clone()]);
+                    precision.round_slice(&mut leaf[b.clone()]);
                 }
             };
             if threads == 1 {
@@ -517,7 +588,11 @@ impl Trainer {
             ready(done.clone(), &out[done]);
             if l > 0 {
                 // Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1}).
-                let wl = &self.mlp.params[w];
+                let wl = if precision.is_reduced() {
+                    &self.low_params[w]
+                } else {
+                    &self.mlp.params[w]
+                };
                 self.transposed.clear();
                 self.transposed.resize(o * i, 0.0);
                 for f in 0..i {
@@ -543,6 +618,7 @@ impl Trainer {
                         *d = 0.0;
                     }
                 }
+                precision.round_slice(&mut self.next_delta);
                 std::mem::swap(&mut self.delta, &mut self.next_delta);
             }
         }
@@ -593,6 +669,7 @@ impl Trainer {
         ready: &mut dyn FnMut(Range<usize>, &[f64]),
     ) -> Vec<f64> {
         let p = self.mlp.layout.len();
+        self.delta_scale = self.scaler.scale() / schedule.batch as f64;
         let shard = &batch[schedule.shard(rank)];
         let per_micro = shard.len() / schedule.micro;
         // Binary-counter stack of (partial sum, micro-batches it covers): equal sizes merge, so
@@ -641,9 +718,21 @@ impl Trainer {
         whole
     }
 
-    /// SGD with momentum on the mean gradient `grad / batch`.
+    /// SGD with momentum on the mean gradient: `grad / batch` at fp64; under a reduced precision
+    /// `grad` is the scaled mean gradient, divided by the loss scale here (in f64) unless the
+    /// scaler skips the step for a non-finite gradient.
     fn apply(&mut self, grad: &[f64], batch: usize, sgd: Sgd) {
-        let scale = batch as f64;
+        let zeros = grad.iter().filter(|g| **g == 0.0).count();
+        self.timing.zero_grad_share += zeros as f64 / grad.len().max(1) as f64;
+        let scale = if self.mp.precision.is_reduced() {
+            let scale = self.scaler.scale();
+            if !self.scaler.update(grad.iter().all(|g| g.is_finite())) {
+                return;
+            }
+            scale
+        } else {
+            batch as f64
+        };
         let Sgd { lr, momentum } = sgd;
         for ((w, v), g) in self
             .mlp
@@ -738,6 +827,19 @@ mod tests {
         sequential: bool,
         threads: usize,
     ) -> Vec<u64> {
+        let mp = MixedPrecision::default();
+        train_in_pools_at(data, schedule, steps, sequential, threads, mp)
+    }
+
+    /// [`train_in_pools`] with the GEMM operands in `mp`'s format and its loss scale.
+    fn train_in_pools_at(
+        data: &Dataset,
+        schedule: Schedule,
+        steps: usize,
+        sequential: bool,
+        threads: usize,
+        mp: MixedPrecision,
+    ) -> Vec<u64> {
         let y = labels(data);
         let order: Vec<usize> = (0..data.rows()).rev().collect();
         let widths = [data.features(), 8, 5, data.y.n_classes()];
@@ -760,13 +862,18 @@ mod tests {
                             .build()
                             .unwrap();
                         pool.install(|| {
-                            let mut t = Trainer::new(Mlp::new(&widths, 7).unwrap());
+                            let mlp = Mlp::new(&widths, 7).unwrap();
+                            let mut t = Trainer::new(mlp).with_precision(mp);
                             let reducer = Handle { shared, rank };
                             for step in 0..steps {
                                 let batch = global_batch(order, schedule.batch, step);
                                 t.step(&data.x, y, &batch, &schedule, rank, sgd, &reducer);
                             }
-                            let bits: Vec<u64> = t.mlp.params.iter().map(|v| v.to_bits()).collect();
+                            let mut bits: Vec<u64> =
+                                t.mlp.params.iter().map(|v| v.to_bits()).collect();
+                            bits.extend(t.mlp.velocity.iter().map(|v| v.to_bits()));
+                            bits.push(t.scaler().scale().to_bits());
+                            bits.push(t.scaler().skipped());
                             bits
                         })
                     })
@@ -979,5 +1086,168 @@ mod tests {
              micro-batch count must be a power of two; use micro = 2 or 4"
         );
         assert!(s(128, 4, 4, 2).check("mpi.train").is_ok());
+    }
+
+    #[test]
+    fn reduced_precision_weights_are_bitwise_the_serial_ones_at_1_2_4_ranks() {
+        // Rounding is per element and per grain, so the fixed tree still gives the one-process
+        // bits: bf16 without a scale, fp16 with the dynamic scaler (its scale and skipped steps
+        // included), over ranks, micro-batches (accumulate) and threads.
+        let iris = data::load("iris").unwrap();
+        let base = Schedule {
+            batch: 48,
+            grain: 3,
+            ranks: 1,
+            micro: 1,
+        };
+        for (precision, scale) in [("bf16", "none"), ("fp16", "dynamic"), ("tf32", "none")] {
+            let mp = MixedPrecision::parse(precision, scale, 4).unwrap();
+            let serial = train_in_pools_at(&iris, base, 12, false, 1, mp);
+            assert_ne!(
+                serial,
+                train(&iris, base, 12),
+                "{precision}: rounding changed nothing"
+            );
+            for (ranks, micro, threads) in [(2, 1, 1), (4, 1, 1), (2, 2, 1), (4, 2, 2), (1, 4, 2)] {
+                let s = Schedule {
+                    ranks,
+                    micro,
+                    ..base
+                };
+                assert!(
+                    train_in_pools_at(&iris, s, 12, false, threads, mp) == serial,
+                    "{precision}, ranks = {ranks}, micro = {micro}, threads = {threads}: weights \
+                     differ from the serial reference at the same precision"
+                );
+            }
+            // (Joining the ranks in sequence gives these bits too, here: each grain's gradient
+            // holds at most 11 significant bits, so sums of a few are exact in f64 in any order.
+            // The fp64 tests above show that the check fails when the order matters.)
+        }
+    }
+
+    #[test]
+    fn fp16_without_a_loss_scale_stalls_and_the_dynamic_scale_tracks_fp64() {
+        // A confident model (trained, then its output layer sharpened ×3): the gradient of the
+        // mean loss per sample is below fp16's smallest subnormal (2^-24), so unscaled fp16
+        // gradients are all zero and the weights never move; the dynamic loss scale lifts them
+        // into range and the update is fp64's to about 1%. bf16 needs no scale: fp32's range.
+        let d = data::make_classification(&data::Synthetic {
+            samples: 512,
+            features: 8,
+            informative: 4,
+            redundant: 0,
+            classes: 2,
+            class_sep: 3.0,
+            flip_y: 0.0,
+            seed: 3,
+            ..data::Synthetic::default()
+        })
+        .unwrap();
+        let y = labels(&d);
+        let all: Vec<usize> = (0..d.rows()).collect();
+        let schedule = Schedule {
+            batch: 256,
+            grain: 8,
+            ranks: 1,
+            micro: 1,
+        };
+        let sgd = Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        };
+        let mut warm = Trainer::new(Mlp::new(&[8, 16, 2], 1).unwrap());
+        for step in 0..300 {
+            let batch = global_batch(&all, 256, step);
+            warm.step(&d.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
+        }
+        let mut start = warm.mlp.clone();
+        let (w, b) = start.layout.layer(1);
+        for v in &mut start.params[w.start..b.end] {
+            *v *= 3.0;
+        }
+        start.velocity.fill(0.0);
+        let steps = 50;
+        let run = |precision: &str, scale: &str| {
+            let mp = MixedPrecision::parse(precision, scale, 25).unwrap();
+            let mut t = Trainer::new(start.clone()).with_precision(mp);
+            for step in 0..steps {
+                let batch = global_batch(&all, 256, step);
+                t.step(&d.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
+            }
+            let update: Vec<f64> = t
+                .mlp
+                .params
+                .iter()
+                .zip(&start.params)
+                .map(|(a, b)| a - b)
+                .collect();
+            (update, t.take_timing(), *t.scaler())
+        };
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let gap = |a: &[f64], b: &[f64]| {
+            let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+            norm(&diff) / norm(b)
+        };
+        let (exact, timing, _) = run("fp64", "none");
+        assert!(norm(&exact) > 0.0 && timing.zero_grad_share == 0.0);
+        // fp16, no scale: every gradient element underflowed in every step; not one weight moved.
+        let (stalled, timing, scaler) = run("fp16", "none");
+        assert!(
+            stalled.iter().all(|u| *u == 0.0),
+            "fp16 without a scale moved"
+        );
+        assert_eq!(timing.zero_grad_share, steps as f64);
+        assert_eq!(scaler.skipped(), 0);
+        // fp16 with the dynamic scale: the update is fp64's within a few percent, and the scale
+        // grew from 2^16 (no overflow here, so no skipped step).
+        let (scaled, _, scaler) = run("fp16", "dynamic");
+        assert!(gap(&scaled, &exact) < 0.05, "gap {}", gap(&scaled, &exact));
+        assert_eq!((scaler.scale(), scaler.skipped()), (65536.0 * 4.0, 0));
+        // bf16 without a scale: nothing underflows (its exponent is fp32's); the update is as
+        // large as fp64's, only noisier (8 significant bits).
+        let (bf16, timing, _) = run("bf16", "none");
+        assert_eq!(timing.zero_grad_share, 0.0);
+        assert!((0.5..2.0).contains(&(norm(&bf16) / norm(&exact))));
+        // fp32 is fp64 to about its 24 bits.
+        let (fp32, _, _) = run("fp32", "none");
+        assert!(gap(&fp32, &exact) < 1e-5);
+    }
+
+    #[test]
+    fn a_loss_scale_that_overflows_fp16_skips_the_step_and_leaves_the_weights() {
+        // S = 2^40 pushes the loss gradient past 65504: infinities, a skipped step (the fixed
+        // scale stays), and weights and momentum untouched, where no scale trains normally.
+        let iris = data::load("iris").unwrap();
+        let y = labels(&iris);
+        let all: Vec<usize> = (0..150).collect();
+        let schedule = Schedule {
+            batch: 30,
+            grain: 5,
+            ranks: 1,
+            micro: 1,
+        };
+        let sgd = Sgd {
+            lr: 0.02,
+            momentum: 0.9,
+        };
+        let mlp = Mlp::new(&[4, 16, 3], 1).unwrap();
+        let mp = MixedPrecision::parse("fp16", "1099511627776", 25).unwrap();
+        let mut t = Trainer::new(mlp.clone()).with_precision(mp);
+        for step in 0..3 {
+            let batch = global_batch(&all, 30, step);
+            t.step(&iris.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
+        }
+        assert_eq!(t.scaler().skipped(), 3);
+        assert_eq!(t.scaler().scale(), 2f64.powi(40));
+        assert!(t.mlp == mlp, "a skipped step changed the model");
+        let mut ok = Trainer::new(mlp.clone()).with_precision(MixedPrecision {
+            loss_scale: LossScale::Fixed(1024.0),
+            ..mp
+        });
+        let batch = global_batch(&all, 30, 0);
+        ok.step(&iris.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
+        assert_eq!(ok.scaler().skipped(), 0);
+        assert!(ok.mlp.params != mlp.params);
     }
 }

@@ -95,6 +95,9 @@ pub(super) fn warnings(
             "**Incomplete run**: {missing} planned point(s) have no record yet; finish them with `scalelab run --resume {dir}` and report again."
         ));
     }
+    if let Some(gap) = loss_gap_warning(records) {
+        w.push(gap);
+    }
     let superlinear: usize = series
         .iter()
         .filter(|s| s.scaling == Scaling::Strong)
@@ -106,6 +109,46 @@ pub(super) fn warnings(
         ));
     }
     w
+}
+
+/// The warning about training points in a reduced precision whose loss curve strayed from the
+/// fp64 reference's by more than [`FP64_LOSS_GAP_TOLERANCE`] (metric `fp64_loss_gap`, the largest
+/// relative difference over the steps; a diverged curve is infinitely far): not a failure (the
+/// weights were checked bitwise against the reference at the same precision), but what a reader
+/// must not miss.
+///
+/// [`FP64_LOSS_GAP_TOLERANCE`]: scalelab_ml::mlp::precision::FP64_LOSS_GAP_TOLERANCE
+fn loss_gap_warning(records: &[PointRecord]) -> Option<String> {
+    use scalelab_ml::mlp::precision::FP64_LOSS_GAP_TOLERANCE;
+    let far: Vec<String> = records
+        .iter()
+        .filter_map(|r| {
+            let gap = r
+                .repetitions
+                .iter()
+                .filter_map(|rep| rep.metrics.get("fp64_loss_gap").copied())
+                .map(|g| if g.is_nan() { f64::INFINITY } else { g })
+                .fold(None, |m: Option<f64>, g| Some(m.map_or(g, |m| m.max(g))))?;
+            (gap > FP64_LOSS_GAP_TOLERANCE).then(|| {
+                if gap.is_finite() {
+                    format!("`{}` ({:.1}%)", r.point.id, 100.0 * gap)
+                } else {
+                    format!("`{}` (diverged)", r.point.id)
+                }
+            })
+        })
+        .collect();
+    if far.is_empty() {
+        return None;
+    }
+    let shown: Vec<_> = far.iter().take(8).cloned().collect();
+    Some(format!(
+        "**Loss curve off fp64**: on {} point(s) ({}{}) the training loss strayed from the fp64 reference's by more than {:.0}% at some step. The run is still correct for its format (its weights equal the serial reference's at the same precision), but the format changed what was learnt: fp16 without a loss scale loses gradients that underflow below 6e-8; set `loss_scale = \"dynamic\"` or use bf16 (docs/training.md, Mixed precision).",
+        far.len(),
+        shown.join(", "),
+        if far.len() > shown.len() { ", …" } else { "" },
+        100.0 * FP64_LOSS_GAP_TOLERANCE
+    ))
 }
 
 /// The warning about points measured beside other work ([`crate::load`]): which, why, what the
@@ -183,4 +226,42 @@ pub fn describe_load(records: &[PointRecord]) -> Option<String> {
             String::new()
         }
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::{mpi_record, with_metric};
+
+    #[test]
+    fn a_loss_curve_off_fp64_beyond_the_tolerance_is_named_and_a_diverged_one_too() {
+        // Points told apart by their size (their ids).
+        let rec = |size: u64, gap: &[f64]| {
+            with_metric(
+                mpi_record(0, "mpi.train", 1, 1, size, 1, &[1.0, 1.0]),
+                "fp64_loss_gap",
+                gap,
+            )
+        };
+        let close = rec(64, &[0.01, 0.049]);
+        assert_eq!(loss_gap_warning(std::slice::from_ref(&close)), None);
+        // A point without the metric (another workload) is never named.
+        let other = mpi_record(0, "mpi.allreduce", 1, 1, 65, 1, &[1.0]);
+        assert_eq!(loss_gap_warning(&[other]), None);
+        let far = rec(66, &[0.02, 0.125]);
+        let diverged = rec(67, &[f64::INFINITY, f64::NAN]);
+        let w = loss_gap_warning(&[close, far.clone(), diverged.clone()]).unwrap();
+        assert_eq!(
+            w,
+            format!(
+                "**Loss curve off fp64**: on 2 point(s) (`{}` (12.5%), `{}` (diverged)) the \
+                 training loss strayed from the fp64 reference's by more than 5% at some step. \
+                 The run is still correct for its format (its weights equal the serial \
+                 reference's at the same precision), but the format changed what was learnt: \
+                 fp16 without a loss scale loses gradients that underflow below 6e-8; set \
+                 `loss_scale = \"dynamic\"` or use bf16 (docs/training.md, Mixed precision).",
+                far.point.id, diverged.point.id
+            )
+        );
+    }
 }

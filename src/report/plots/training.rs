@@ -91,13 +91,42 @@ pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     }
     let (mut xs, ys) = extent(&lines);
     xs.push(0.0);
+    // Mixed precision: each format and loss scale has its own reference (the same weights at
+    // every rank count of that setting), and emulated formats run slower here than on a GPU.
+    let formats: std::collections::BTreeSet<String> = st
+        .series
+        .iter()
+        .flat_map(|s| &s.points)
+        .filter_map(|p| {
+            let params = &p.record.point.params;
+            let format = params.get("precision")?;
+            Some(format!("{format:?} {:?}", params.get("loss_scale")))
+        })
+        .collect();
+    let same = if formats.len() > 1 {
+        "The weights after every step are bitwise the serial reference's at the same precision \
+         and loss scale: lines of one setting pass through the same losses, and the settings \
+         differ by what their rounding did to the training. Reduced precision is emulated on the CPU, so its \
+         wall time measures the emulation, not the format's speed."
+    } else {
+        "The weights after every step are the serial reference's bit for bit, so every line \
+         passes through the same losses: the line that gets there sooner trains faster."
+    };
+    // A loss that falls by more than two decades is drawn on a log scale, where its tail shows.
+    let positive = ys.iter().all(|y| *y > 0.0);
+    let (lo, hi) = ys.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
+        (lo.min(*y), hi.max(*y))
+    });
+    let scale = if positive && hi > 100.0 * lo {
+        Scale::Log10
+    } else {
+        Scale::Linear
+    };
     let t = st.chart(
         format!("{}: training loss against wall time", st.name),
         format!(
             "The training loss of each step's global batch (before its update), against the wall \
-             time at which the step ended (the last repetition of each point). The weights after \
-             every step are the serial reference's bit for bit, so every line passes through the \
-             same losses: the line that gets there sooner trains faster.{}",
+             time at which the step ended (the last repetition of each point). {same}{}",
             if disturbed {
                 " Hollow markers: disturbed points (other work used their cores)."
             } else {
@@ -107,7 +136,7 @@ pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     );
     Some(t.chart(
         ("wall time (s)".into(), Axis::fit(xs, Scale::Linear, true)),
-        ("training loss".into(), Axis::fit(ys, Scale::Linear, false)),
+        ("training loss".into(), Axis::fit(ys, scale, false)),
         lines,
         Vec::new(),
     ))

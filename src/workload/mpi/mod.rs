@@ -352,6 +352,30 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               closes the round at a deadline; stragglers train but their late models are \
               discarded)",
     },
+    ParamSpec {
+        name: "precision",
+        kind: ParamKind::Choice(scalelab_ml::mlp::Precision::NAMES),
+        default: "fp64",
+        doc: "number format of every GEMM operand (weights, activations, activation gradients), \
+              emulated exactly on the CPU (ddp and accumulate): fp64 (exact), fp32, tf32, bf16 \
+              or fp16; master weights and momentum stay fp64 (docs/training.md, Mixed \
+              precision)",
+    },
+    ParamSpec {
+        name: "loss_scale",
+        kind: ParamKind::Text,
+        default: "auto",
+        doc: "the loss scale: \"none\", \"dynamic\" (GradScaler: 2^16, halved and the step \
+              skipped on overflow, doubled after growth_interval clean steps), a positive \
+              number, or \"auto\" (dynamic for fp16, none otherwise)",
+    },
+    ParamSpec {
+        name: "growth_interval",
+        kind: ParamKind::Int,
+        default: "25",
+        doc: "clean steps after which a dynamic loss scale doubles (PyTorch: 2000, longer than \
+              these runs)",
+    },
 ];
 
 /// `mpi.train`: data-parallel MLP training over MPI ranks (src/workload/mpi/train.rs), described

@@ -32,7 +32,10 @@
 //! (the check's outcome), `param_bytes`, `mem_per_rank_bytes` and `mem_peak_bytes` (parameter,
 //! gradient and momentum bytes a rank keeps between steps and at the peak of a step, analytic:
 //! `mlp::sharded::model_state_bytes`), `loss` and `accuracy` on the held-out fifth after the last
-//! step, `steps`.
+//! step, `steps`; and of mixed precision (`precision`, `loss_scale`: the GEMM operands rounded to
+//! an emulated format, `scalelab_ml::mlp::precision`, the serial reference trained at the same
+//! setting) `skipped_steps`, the final `loss_scale`, `fp64_loss_gap` (the loss curve against an
+//! fp64 reference trained in `prepare` too, per-epoch means, [`loss_gap`]) and `zero_grad_share`.
 //!
 //! The other strategies have their own instances: `pipeline` (GPipe / 1F1B stages) in
 //! `train/pipeline.rs`, `sharded` (ZeRO-3 / FSDP) in `train/sharded.rs`, `fedavg` (one federated
@@ -45,7 +48,9 @@ use ::mpi::point_to_point::send_receive_into;
 use ::mpi::topology::Communicator;
 use anyhow::anyhow;
 use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
-use scalelab_ml::mlp::{self, GradientReducer, LocalReducer, Mlp, Schedule, Sgd, Trainer};
+use scalelab_ml::mlp::{
+    self, GradientReducer, LocalReducer, MixedPrecision, Mlp, Schedule, Sgd, Trainer,
+};
 
 use super::TRAIN;
 
@@ -76,6 +81,32 @@ struct Setup {
     seed: u64,
     /// The `ddp` variant: allreduce algorithm, overlap, bucket size (train/ddp.rs).
     variant: ddp::Variant,
+    /// The GEMM operands' number format and the loss scale (`precision`, `loss_scale`).
+    mp: MixedPrecision,
+}
+
+/// The precision setting of a point; a reduced precision is refused for the strategies that train
+/// through their own code (with the fix).
+fn mixed_precision(name: &str, params: &Params, strategy: &str) -> Result<MixedPrecision, String> {
+    let growth = int_param(params, "growth_interval")?;
+    let growth = u32::try_from(growth).unwrap_or(0);
+    let mp = MixedPrecision::parse(
+        text(params, "precision")?,
+        text(params, "loss_scale")?,
+        growth,
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    if mp.precision.is_reduced() && !matches!(strategy, "ddp" | "accumulate") {
+        return Err(format!(
+            "{name}: precision = \"{}\" with strategy = \"{strategy}\": reduced precision is \
+             emulated for ddp and accumulate, whose steps go through the trainer that rounds and \
+             scales (sharded holds only a chunk of the gradient to test for overflow; pipeline \
+             and fedavg step through their own code); use strategy = \"ddp\" or \
+             \"accumulate\", or precision = \"fp64\"",
+            mp.precision.name()
+        ));
+    }
+    Ok(mp)
 }
 
 fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
@@ -144,8 +175,10 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
             sgd.lr, sgd.momentum
         ));
     }
+    let mp = mixed_precision(name, params, &strategy)?;
     Ok(Setup {
         strategy,
+        mp,
         widths_hidden: hidden(name, params)?,
         schedule,
         steps,
@@ -418,7 +451,7 @@ impl Workload for Train {
             micro: 1,
             ..s.schedule
         };
-        let mut reference = Trainer::new(initial.clone());
+        let mut reference = Trainer::new(initial.clone()).with_precision(s.mp);
         let mut losses = Vec::with_capacity(s.steps);
         for step in 0..s.steps {
             let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
@@ -435,10 +468,33 @@ impl Workload for Train {
                 &LocalReducer,
             );
         }
+        // Under a reduced precision, the fp64 curve the point's is compared with
+        // (`fp64_loss_gap`): the same steps, every operand exact.
+        let mut fp64_loss_gap = 0.0f64;
+        if s.mp.precision.is_reduced() {
+            let mut exact = Trainer::new(initial.clone());
+            let mut exact_losses = Vec::with_capacity(s.steps);
+            for step in 0..s.steps {
+                let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
+                exact_losses.push(exact.evaluate(&data.x, &data.labels, &batch).0);
+                exact.step(
+                    &data.x,
+                    &data.labels,
+                    &batch,
+                    &serial,
+                    0,
+                    s.sgd,
+                    &LocalReducer,
+                );
+            }
+            let epoch = data.train.len().div_ceil(s.schedule.batch);
+            fp64_loss_gap = loss_gap(&losses, &exact_losses, epoch);
+        }
         if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
             // A ring adds the ranks' sums in its own order; the reference follows it.
             let r = ddp::ring_reference(
                 initial.clone(),
+                s.mp,
                 s.variant,
                 &s.schedule,
                 s.sgd,
@@ -474,8 +530,31 @@ impl Workload for Train {
             distance: 0.0,
             loss: f64::NAN,
             accuracy: f64::NAN,
+            fp64_loss_gap,
+            scaler: None,
         }))
     }
+}
+
+/// How far the loss curve `got` is from `exact` (both per step): the largest relative difference
+/// of their means over consecutive runs of `epoch` steps (one pass over the training rows; the
+/// last run may be shorter). Per-step losses are those of one global batch each, noisy enough that
+/// two runs whose training is equally good differ by several percent at single steps; an epoch's
+/// mean is what a training log shows. A NaN (a diverged curve) is infinitely far.
+pub(crate) fn loss_gap(got: &[f64], exact: &[f64], epoch: usize) -> f64 {
+    let epoch = epoch.max(1);
+    got.chunks(epoch)
+        .zip(exact.chunks(epoch))
+        .map(|(g, e)| {
+            let (g, e) = (g.iter().sum::<f64>(), e.iter().sum::<f64>());
+            let gap = (g - e).abs() / e.abs().max(f64::MIN_POSITIVE);
+            if gap.is_nan() {
+                f64::INFINITY
+            } else {
+                gap
+            }
+        })
+        .fold(0.0, f64::max)
 }
 
 /// [`GradientReducer`] over an MPI communicator: recursive doubling with `MPI_Sendrecv`. At step
@@ -567,16 +646,20 @@ struct TrainInstance {
     distance: f64,
     loss: f64,
     accuracy: f64,
+    /// The largest relative difference of the loss curve from the fp64 reference's (0 at fp64).
+    fp64_loss_gap: f64,
+    /// The loss scaler after the last repetition (final scale, skipped steps).
+    scaler: Option<mlp::LossScaler>,
 }
 
 impl Instance for TrainInstance {
     fn reset(&mut self) {
-        self.trainer = Some(Trainer::new(self.initial.clone()));
+        self.trainer = Some(Trainer::new(self.initial.clone()).with_precision(self.setup.mp));
     }
     fn run(&mut self) {
-        let trainer = self
-            .trainer
-            .get_or_insert_with(|| Trainer::new(self.initial.clone()));
+        let trainer = self.trainer.get_or_insert_with(|| {
+            Trainer::new(self.initial.clone()).with_precision(self.setup.mp)
+        });
         let reducer = TreeAllreduce {
             comm: &self.comm,
             recv: RefCell::new(Vec::new()),
@@ -618,6 +701,7 @@ impl Instance for TrainInstance {
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
+        self.scaler = Some(*trainer.scaler());
     }
     fn verify(&mut self) -> Result<(), String> {
         let name = "mpi.train";
@@ -695,6 +779,13 @@ impl Instance for TrainInstance {
             ("loss", self.loss),
             ("accuracy", self.accuracy),
             ("steps", self.timing.steps as f64),
+            (
+                "skipped_steps",
+                self.scaler.map_or(0.0, |s| s.skipped() as f64),
+            ),
+            ("loss_scale", self.scaler.map_or(1.0, |s| s.scale())),
+            ("fp64_loss_gap", self.fp64_loss_gap),
+            ("zero_grad_share", self.timing.zero_grad_share / steps),
         ]
     }
     fn details(&self) -> Vec<(&'static str, String)> {
@@ -755,6 +846,19 @@ mod tests {
              its capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what \
              PyTorch calls bucket_cap_mb)"
         );
+    }
+
+    #[test]
+    fn the_loss_gap_compares_epoch_means_and_a_diverged_curve_is_infinitely_far() {
+        let exact = [2.0, 1.0, 1.0, 0.5, 0.5];
+        // Epochs of 2 steps: means 1.5 | 0.75 | 0.5 against 1.5 | 0.75 | 0.55.
+        let got = [1.0, 2.0, 0.5, 1.0, 0.55];
+        assert!((loss_gap(&got, &exact, 2) - 0.1).abs() < 1e-12);
+        // Step by step the same curve is 50% off.
+        assert_eq!(loss_gap(&got, &exact, 1), 1.0);
+        assert_eq!(loss_gap(&exact, &exact, 2), 0.0);
+        let diverged = [1.5, 1.5, f64::NAN, 0.5, 0.5];
+        assert_eq!(loss_gap(&diverged, &exact, 2), f64::INFINITY);
     }
 
     #[test]

@@ -497,13 +497,14 @@ impl BucketReducer for &mut MpiBuckets<'_> {
 /// here, joined in the ring's order per bucket chunk (`Allreduce::combine_serial`).
 pub(super) fn ring_reference(
     initial: Mlp,
+    mp: mlp::MixedPrecision,
     variant: Variant,
     schedule: &Schedule,
     sgd: Sgd,
     steps: usize,
     data: &super::Data,
 ) -> Mlp {
-    let mut t = Trainer::new(initial);
+    let mut t = Trainer::new(initial).with_precision(mp);
     let buckets = variant.buckets(t.mlp.layout.len());
     for step in 0..steps {
         let batch = mlp::global_batch(&data.train, schedule.batch, step);

@@ -75,6 +75,15 @@ pub(super) fn check(name: &str, s: &Setup, target: &Target) -> Result<(), String
             s.strategy, s.strategy
         ));
     }
+    if s.mp.precision.is_reduced() {
+        return Err(format!(
+            "{name}: precision = \"{}\" with gpus = 1: GPU points train in fp64 only so far (the \
+             device engine's fp32 and TF32 modes are not wired to `precision`); set precision = \
+             \"fp64\", or gpus = 0 to emulate {} on the CPU",
+            s.mp.precision.name(),
+            s.mp.precision.name()
+        ));
+    }
     if !s.variant.is_plain() {
         return Err(format!(
             "{name}: gpus = 1 joins the ranks' gradients on the host after backward, along the \
@@ -481,6 +490,13 @@ mod tests {
             variant
         );
         assert_eq!(refusal(&[("overlap", "on")], 2, 1).unwrap_err(), variant);
+        assert_eq!(
+            refusal(&[("precision", "bf16")], 2, 1).unwrap_err(),
+            "mpi.train: precision = \"bf16\" with gpus = 1: GPU points train in fp64 only so far \
+             (the device engine's fp32 and TF32 modes are not wired to `precision`); set \
+             precision = \"fp64\", or gpus = 0 to emulate bf16 on the CPU"
+        );
+        assert_eq!(refusal(&[("precision", "bf16")], 2, 0), Ok(()));
         // What the GPU path runs passes the check; the same at gpus = 0 runs on the CPU.
         assert_eq!(refusal(&[], 2, 1), Ok(()));
         assert_eq!(refusal(&[("strategy", "accumulate")], 4, 1), Ok(()));
