@@ -679,15 +679,7 @@ impl Trainer {
             let mut g = vec![0.0; p];
             let rows = &shard[j * per_micro..(j + 1) * per_micro];
             self.micro_gradient(x, labels, rows, schedule.grain, &mut g);
-            stack.push((g, 1));
-            while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
-                let (right, size) = stack.pop().unwrap();
-                let left = stack.last_mut().unwrap();
-                for (a, b) in left.0.iter_mut().zip(&right) {
-                    *a += *b;
-                }
-                left.1 += size;
-            }
+            push_merge(&mut stack, g);
         }
         // The last micro-batch: with a power-of-two count the stack now holds sums over
         // micro/2, micro/4, …, 1 micro-batches, and pushing the last one merges them all,
@@ -761,6 +753,21 @@ pub fn global_batch(order: &[usize], batch: usize, step: usize) -> Vec<usize> {
     (0..batch)
         .map(|i| order[(step * batch + i) % order.len()])
         .collect()
+}
+
+/// Push a micro-batch's subtree sum on the binary-counter stack: two sums over equal numbers of
+/// micro-batches merge (left + right), so with a power-of-two count the merges are the fixed
+/// tree's (`Trainer::local_gradient` and the engines' host side).
+pub(crate) fn push_merge(stack: &mut Vec<(Vec<f64>, usize)>, g: Vec<f64>) {
+    stack.push((g, 1));
+    while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
+        let (right, size) = stack.pop().expect("two entries");
+        let left = stack.last_mut().expect("one entry");
+        for (a, b) in left.0.iter_mut().zip(&right) {
+            *a += *b;
+        }
+        left.1 += size;
+    }
 }
 
 #[cfg(test)]

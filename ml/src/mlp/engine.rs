@@ -17,7 +17,7 @@
 
 use std::time::Instant;
 
-use super::{tree_sum, GradientReducer, Mlp, Schedule, Sgd, StepTiming, Trainer};
+use super::{push_merge, tree_sum, GradientReducer, Mlp, Schedule, Sgd, StepTiming, Trainer};
 use crate::data::Matrix;
 
 /// Seconds an engine spent copying between host and device (zero for the CPU).
@@ -238,21 +238,6 @@ impl<E: GradientEngine> EngineTrainer<E> {
         timing.bytes_sent += bytes;
         timing.steps += 1;
         Ok(loss)
-    }
-}
-
-/// Push a micro-batch's subtree sum on the binary-counter stack: two sums over equal numbers of
-/// micro-batches merge (left + right), so with a power-of-two count the merges are the fixed
-/// tree's (as in [`Trainer`]'s `local_gradient`).
-fn push_merge(stack: &mut Vec<(Vec<f64>, usize)>, g: Vec<f64>) {
-    stack.push((g, 1));
-    while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
-        let (right, size) = stack.pop().expect("two entries");
-        let left = stack.last_mut().expect("one entry");
-        for (a, b) in left.0.iter_mut().zip(&right) {
-            *a += *b;
-        }
-        left.1 += size;
     }
 }
 

@@ -184,22 +184,7 @@ impl LocalFit for ForestFit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::test_params;
-
-    /// A CSV file of `rows` × `cols` features and a class column `kind` in `dir`.
-    fn csv(dir: &std::path::Path, rows: usize, cols: usize) -> String {
-        let path = dir.join("wide.csv");
-        let mut text: String = (0..cols).map(|c| format!("f{c},")).collect();
-        text.push_str("kind\n");
-        for r in 0..rows {
-            for c in 0..cols {
-                text.push_str(&format!("{},", (r * 31 + c * 7) % 101));
-            }
-            text.push_str(["a\n", "b\n"][r % 2]);
-        }
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    }
+    use shardrows::testing;
 
     /// The plan's memory check counts a rank's shard when the ranks read only their rows, and
     /// the whole file on rank 0 alone with `reference = "full"`: a node that cannot hold a full
@@ -208,39 +193,8 @@ mod tests {
     #[test]
     fn the_memory_check_counts_a_ranks_shard_of_a_csv_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = csv(dir.path(), 4000, 100);
-        let (n, p) = (4000.0, 100.0);
-        let whole = 8.0 * n * p + 4.0 * n + 2.0 * (2.0 * n * p);
-        let shard = shardrows::shard_bytes(4000, 100, 4);
-        // 4 ranks on one node: a full copy each would not fit, their shards do.
-        assert!(4.0 * shard < 0.3 * 4.0 * whole, "{shard} {whole}");
-        let mut target = Target::test(1);
-        target.resources.ranks = 4;
-        target.node.memory_bytes = Some(((4.0 * shard + 0.5 * whole) / 0.9) as u64);
-        let w = MpiForest;
-        let point = |reference: &str| {
-            test_params(
-                MpiForest.description().params,
-                &[
-                    ("dataset", path.as_str()),
-                    ("target", "kind"),
-                    ("trees", "2"),
-                    ("reference", reference),
-                ],
-            )
-        };
-        w.check(&point("none"), &target).unwrap();
-        let err = w.check(&point("full"), &target).unwrap_err();
-        assert!(
-            err.starts_with("mpi.ml.forest needs ") && err.contains(" on rank 0 = "),
-            "{err}"
-        );
-        assert!(
-            err.ends_with("use a smaller dataset, or fewer threads fitting at once (parallelism)"),
-            "{err}"
-        );
-        // Enough memory for rank 0's full copy besides the shards: "full" runs too.
-        target.node.memory_bytes = Some(((4.0 * shard + 1.1 * whole) / 0.9) as u64);
-        w.check(&point("full"), &target).unwrap();
+        let path = testing::wide_csv(dir.path());
+        let shard = shardrows::shard_bytes(testing::ROWS, testing::COLS, 4);
+        testing::assert_only_rank_zero_holds_the_file(&MpiForest, "mpi.ml.forest", &path, shard);
     }
 }

@@ -381,7 +381,7 @@ impl<C: Communicator> HistogramReducer for MpiReducer<'_, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::test_params;
+    use shardrows::testing;
 
     /// The plan's memory check counts a rank's shard of a CSV file and every training target,
     /// not a full copy per rank, and the whole file on rank 0 alone with `reference = "full"`:
@@ -390,54 +390,17 @@ mod tests {
     #[test]
     fn the_memory_check_counts_a_ranks_shard_of_a_csv_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wide.csv");
-        let (rows, cols) = (4000usize, 100usize);
-        let mut text: String = (0..cols).map(|c| format!("f{c},")).collect();
-        text.push_str("kind\n");
-        for r in 0..rows {
-            for c in 0..cols {
-                text.push_str(&format!("{},", (r * 31 + c * 7) % 101));
-            }
-            text.push_str(["a\n", "b\n"][r % 2]);
-        }
-        std::fs::write(&path, text).unwrap();
-        let path = path.display().to_string();
-        let (n, p) = (rows as f64, cols as f64);
-        // One process's estimate: the data and the hist codes of the reference and the fit.
-        let whole = 8.0 * n * p + 4.0 * n + 2.0 * (2.0 * n * p);
-        let shard = shardrows::shard_bytes(rows, cols, 4) + 8.0 * train_rows(rows) as f64;
-        assert!(4.0 * shard < 0.3 * 4.0 * whole, "{shard} {whole}");
-        let mut target = Target::test(1);
-        target.resources.ranks = 4;
-        target.node.memory_bytes = Some(((4.0 * shard + 0.5 * whole) / 0.9) as u64);
-        let point = |reference: &str| {
-            test_params(
-                MpiHgb.description().params,
-                &[
-                    ("dataset", path.as_str()),
-                    ("target", "kind"),
-                    ("trees", "2"),
-                    ("reference", reference),
-                ],
-            )
-        };
-        MpiHgb.check(&point("none"), &target).unwrap();
-        let err = MpiHgb.check(&point("full"), &target).unwrap_err();
-        assert!(
-            err.starts_with("mpi.ml.hgb needs ") && err.contains(" on rank 0 = "),
-            "{err}"
-        );
-        assert!(
-            err.ends_with("use a smaller dataset, or fewer threads fitting at once (parallelism)"),
-            "{err}"
-        );
-        // Enough memory for rank 0's full copy besides the shards: "full" runs too.
-        target.node.memory_bytes = Some(((4.0 * shard + 1.1 * whole) / 0.9) as u64);
-        MpiHgb.check(&point("full"), &target).unwrap();
+        let path = testing::wide_csv(dir.path());
+        let shard = shardrows::shard_bytes(testing::ROWS, testing::COLS, 4)
+            + 8.0 * train_rows(testing::ROWS) as f64;
+        let mut target =
+            testing::assert_only_rank_zero_holds_the_file(&MpiHgb, "mpi.ml.hgb", &path, shard);
         // The shards without the training targets are too little: they are counted.
-        let bare = shardrows::shard_bytes(rows, cols, 4);
+        let bare = shardrows::shard_bytes(testing::ROWS, testing::COLS, 4);
         target.node.memory_bytes = Some((4.0 * (bare + 0.5 * (shard - bare)) / 0.9) as u64);
-        let err = MpiHgb.check(&point("none"), &target).unwrap_err();
+        let err = MpiHgb
+            .check(&testing::point(&MpiHgb, &path, "none"), &target)
+            .unwrap_err();
         assert!(err.starts_with("mpi.ml.hgb needs "), "{err}");
     }
 

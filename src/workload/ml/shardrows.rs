@@ -690,6 +690,81 @@ pub(super) fn peak_rss_bytes() -> f64 {
         .map_or(f64::NAN, |kb| kb * 1024.0)
 }
 
+/// Test support shared by the forest's and the booster's memory-check tests: a wide CSV file and
+/// the check of a point on it at 4 ranks on one node.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::workload::{test_params, Target, Workload};
+
+    /// Rows and feature columns of [`wide_csv`].
+    pub(crate) const ROWS: usize = 4000;
+    pub(crate) const COLS: usize = 100;
+
+    /// A CSV file of [`ROWS`] × [`COLS`] features and a class column `kind` in `dir`.
+    pub(crate) fn wide_csv(dir: &std::path::Path) -> String {
+        let path = dir.join("wide.csv");
+        let mut text: String = (0..COLS).map(|c| format!("f{c},")).collect();
+        text.push_str("kind\n");
+        for r in 0..ROWS {
+            for c in 0..COLS {
+                text.push_str(&format!("{},", (r * 31 + c * 7) % 101));
+            }
+            text.push_str(["a\n", "b\n"][r % 2]);
+        }
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// One process's estimate for [`wide_csv`]: the data and the hist codes of the reference and
+    /// the fit.
+    pub(crate) fn whole_bytes() -> f64 {
+        let (n, p) = (ROWS as f64, COLS as f64);
+        8.0 * n * p + 4.0 * n + 2.0 * (2.0 * n * p)
+    }
+
+    /// `w`'s point on the file at `path` with `reference`.
+    pub(crate) fn point(w: &dyn Workload, path: &str, reference: &str) -> crate::workload::Params {
+        test_params(
+            w.description().params,
+            &[
+                ("dataset", path),
+                ("target", "kind"),
+                ("trees", "2"),
+                ("reference", reference),
+            ],
+        )
+    }
+
+    /// With 4 ranks of `shard` bytes each on a node that cannot hold a full copy per rank, `w`
+    /// (named `name`) runs `reference = "none"`, refuses `"full"` naming rank 0's extra and the
+    /// fix, and runs `"full"` once the node holds rank 0's copy too. Returns the 4-rank target.
+    pub(crate) fn assert_only_rank_zero_holds_the_file(
+        w: &dyn Workload,
+        name: &str,
+        path: &str,
+        shard: f64,
+    ) -> Target {
+        let whole = whole_bytes();
+        assert!(4.0 * shard < 0.3 * 4.0 * whole, "{shard} {whole}");
+        let mut target = Target::test(1);
+        target.resources.ranks = 4;
+        target.node.memory_bytes = Some(((4.0 * shard + 0.5 * whole) / 0.9) as u64);
+        w.check(&point(w, path, "none"), &target).unwrap();
+        let err = w.check(&point(w, path, "full"), &target).unwrap_err();
+        assert!(
+            err.starts_with(&format!("{name} needs ")) && err.contains(" on rank 0 = "),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("use a smaller dataset, or fewer threads fitting at once (parallelism)"),
+            "{err}"
+        );
+        target.node.memory_bytes = Some(((4.0 * shard + 1.1 * whole) / 0.9) as u64);
+        w.check(&point(w, path, "full"), &target).unwrap();
+        target
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -451,33 +451,15 @@ impl Workload for Train {
             micro: 1,
             ..s.schedule
         };
-        let mut reference = Trainer::new(initial.clone()).with_precision(s.mp);
-        let mut losses = Vec::with_capacity(s.steps);
-        for step in 0..s.steps {
-            let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
-            // The loss each step descends on (its global batch before the update): the
-            // recorded `loss_curve`, the same for every strategy and rank count.
-            losses.push(reference.evaluate(&data.x, &data.labels, &batch).0);
-            reference.step(
-                &data.x,
-                &data.labels,
-                &batch,
-                &serial,
-                0,
-                s.sgd,
-                &LocalReducer,
-            );
-        }
-        // Under a reduced precision, the fp64 curve the point's is compared with
-        // (`fp64_loss_gap`): the same steps, every operand exact.
-        let mut fp64_loss_gap = 0.0f64;
-        if s.mp.precision.is_reduced() {
-            let mut exact = Trainer::new(initial.clone());
-            let mut exact_losses = Vec::with_capacity(s.steps);
+        // One process over the point's global batches from the initial weights, with the loss
+        // each step descends on (its global batch before the update): the recorded
+        // `loss_curve`, the same for every strategy and rank count.
+        let train_serial = |mut t: Trainer| {
+            let mut losses = Vec::with_capacity(s.steps);
             for step in 0..s.steps {
                 let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
-                exact_losses.push(exact.evaluate(&data.x, &data.labels, &batch).0);
-                exact.step(
+                losses.push(t.evaluate(&data.x, &data.labels, &batch).0);
+                t.step(
                     &data.x,
                     &data.labels,
                     &batch,
@@ -487,6 +469,15 @@ impl Workload for Train {
                     &LocalReducer,
                 );
             }
+            (t, losses)
+        };
+        let (mut reference, losses) =
+            train_serial(Trainer::new(initial.clone()).with_precision(s.mp));
+        // Under a reduced precision, the fp64 curve the point's is compared with
+        // (`fp64_loss_gap`): the same steps, every operand exact.
+        let mut fp64_loss_gap = 0.0f64;
+        if s.mp.precision.is_reduced() {
+            let (_, exact_losses) = train_serial(Trainer::new(initial.clone()));
             let epoch = data.train.len().div_ceil(s.schedule.batch);
             fp64_loss_gap = loss_gap(&losses, &exact_losses, epoch);
         }
