@@ -21,13 +21,17 @@ type ParseCurve = fn(&str) -> Option<Vec<(f64, f64)>>;
 /// One line per point of the study whose last repetition records the curve `detail` (read by
 /// `parse`), labelled by its series and `who` (what of the point's resources the lines compare);
 /// and whether any of those points was disturbed.
+/// The lines of a per-point curve, and whether any point was disturbed. Each line is labelled by
+/// its series and by `who` (its resources); a `who` that every line shares is left out of the
+/// labels of lines that have a series label and returned as the third value, for the caption:
+/// a legend that repeats "clients=4" on every line says nothing about any one of them.
 fn point_lines(
     st: &mut Study<'_, '_>,
     detail: &str,
     parse: ParseCurve,
     who: fn(&Resources) -> String,
-) -> (Vec<Line>, bool) {
-    let mut lines = Vec::new();
+) -> (Vec<Line>, bool, Option<String>) {
+    let mut found = Vec::new();
     let mut disturbed = false;
     for i in 0..st.series.len() {
         for p in &st.series[i].points {
@@ -43,24 +47,47 @@ fn point_lines(
             };
             let hollow = p.record.is_disturbed();
             disturbed |= hollow;
-            let who = who(&p.record.point.resources);
+            found.push((i, who(&p.record.point.resources), hollow, points));
+        }
+    }
+    let shared = match found.first() {
+        Some((_, first, _, _)) if found.iter().all(|(_, w, _, _)| w == first) => {
+            Some(first.clone())
+        }
+        _ => None,
+    };
+    let mut common = None;
+    let lines = found
+        .into_iter()
+        .map(|(i, who, hollow, points)| {
             let key = format!("{}\u{1f}{who}", st.labels[i]);
             let label = if st.labels[i].is_empty() {
                 who
+            } else if shared.is_some() {
+                common.clone_from(&shared);
+                st.labels[i].clone()
             } else {
                 format!("{}, {who}", st.labels[i])
             };
-            lines.push(Line {
+            Line {
                 label,
                 style: st.colors.of(&key),
                 markers_only: false,
                 hollow: vec![hollow; points.len()],
                 points,
                 band: Vec::new(),
-            });
-        }
-    }
-    (lines, disturbed)
+            }
+        })
+        .collect();
+    (lines, disturbed, common)
+}
+
+/// " Every line: {who}." for a caption, or nothing.
+fn every_line(common: &Option<String>) -> String {
+    common
+        .as_ref()
+        .map(|who| format!(" Every line: {who}."))
+        .unwrap_or_default()
 }
 
 /// The x and y values of `lines`, for the axes (non-finite y left out).
@@ -85,7 +112,7 @@ fn ranks_label(r: &Resources) -> String {
 }
 
 pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    let (lines, disturbed) = point_lines(st, "loss_curve", parse_curve, ranks_label);
+    let (lines, disturbed, common) = point_lines(st, "loss_curve", parse_curve, ranks_label);
     if lines.is_empty() {
         return None;
     }
@@ -126,7 +153,8 @@ pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         format!("{}: training loss against wall time", st.name),
         format!(
             "The training loss of each step's global batch (before its update), against the wall \
-             time at which the step ended (the last repetition of each point). {same}{}",
+             time at which the step ended (the last repetition of each point).{} {same}{}",
+            every_line(&common),
             if disturbed {
                 " Hollow markers: disturbed points (other work used their cores)."
             } else {
@@ -157,7 +185,7 @@ fn parse_rounds(text: &str) -> Option<Vec<(f64, f64)>> {
 }
 
 pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    let (lines, _) = point_lines(st, "round_curve", parse_rounds, |r| {
+    let (lines, _, common) = point_lines(st, "round_curve", parse_rounds, |r| {
         format!("clients={}", r.ranks)
     });
     if lines.is_empty() {
@@ -166,11 +194,13 @@ pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     let (xs, ys) = extent(&lines);
     let t = st.chart(
         format!("{}: held-out accuracy after each federated round", st.name),
-        "FedAvg: after each round the server averages the reporting clients' weights (weighted \
-         by their rows); the accuracy of that average on the held-out rows, per round. The \
-         curve is the serial simulation's bit for bit (the check of every repetition), so it \
-         does not depend on the load."
-            .into(),
+        format!(
+            "FedAvg: after each round the server averages the reporting clients' weights \
+             (weighted by their rows); the accuracy of that average on the held-out rows, per \
+             round.{} The curve is the serial simulation's bit for bit (the check of every \
+             repetition), so it does not depend on the load.",
+            every_line(&common)
+        ),
     );
     Some(t.chart(
         ("round".into(), Axis::fit(xs, Scale::Linear, true)),
@@ -186,6 +216,54 @@ pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
 #[cfg(test)]
 mod tests {
     use super::parse_rounds;
+    use crate::machine::Machine;
+    use crate::report::plots::study_plots;
+    use crate::report::scaling::{self, Series};
+    use crate::report::test_support::{mpi_record, with_param};
+
+    /// The loss chart's legend and caption text of `mpi.train` points at these (precision,
+    /// ranks), with spaces normalised.
+    fn loss_chart_text(points: &[(&str, u32)]) -> String {
+        let recs: Vec<_> = points
+            .iter()
+            .enumerate()
+            .map(|(i, &(precision, ranks))| {
+                let mut r = mpi_record(0, "mpi.train", ranks, 1, 256, 1, &[0.1]);
+                r = with_param(r, "precision", precision);
+                r.point.id = format!("p{i}");
+                r.repetitions[0]
+                    .details
+                    .insert("loss_curve".into(), "0.01:0.7; 0.02:0.5; 0.03:0.4".into());
+                r
+            })
+            .collect();
+        let series = scaling::series(&recs);
+        let refs: Vec<&Series<'_>> = series.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let plots = study_plots(dir.path(), 0, "train", &refs, &Machine::default()).unwrap();
+        let loss = plots.iter().find(|p| p.stem.ends_with("-loss")).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", loss.stem))).unwrap();
+        let text: String = svg
+            .split('<')
+            .filter_map(|tag| tag.split_once('>').map(|(_, t)| t))
+            .collect::<Vec<_>>()
+            .join(" ");
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn a_rank_count_every_line_shares_is_said_once_in_the_caption() {
+        let shared = loss_chart_text(&[("fp64", 2), ("bf16", 2)]);
+        assert!(shared.contains("precision=bf16"), "{shared}");
+        assert!(!shared.contains("precision=bf16, ranks=2"), "{shared}");
+        assert_eq!(shared.matches("ranks=2").count(), 1, "{shared}");
+        assert!(shared.contains("Every line: ranks=2."), "{shared}");
+        // Rank counts that differ stay on their lines.
+        let mixed = loss_chart_text(&[("fp64", 1), ("fp64", 2)]);
+        assert!(mixed.contains("ranks=1"), "{mixed}");
+        assert!(mixed.contains("ranks=2"), "{mixed}");
+        assert!(!mixed.contains("Every line"), "{mixed}");
+    }
 
     #[test]
     fn a_recorded_round_curve_reads_back() {
