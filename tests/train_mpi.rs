@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 mod common;
-use common::{column, describe, metric, read_csv, records, run, run_manifest, scalelab, write};
+use common::{
+    column, describe, metric, param, read_csv, records, run, run_manifest, scalelab, write,
+};
 
 #[test]
 fn ddp_and_accumulate_give_the_serial_weights_at_1_2_and_4_ranks() {
@@ -360,14 +362,6 @@ fn pipeline_points_that_cannot_be_split_are_refused_at_check_time() {
         ));
         assert_eq!(code, 2, "{err}");
         assert!(err.contains(want), "{err}");
-    }
-}
-
-/// The param `name` of a record's point, as text.
-fn param(rec: &Value, name: &str) -> String {
-    match &rec["point"]["params"][name] {
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
     }
 }
 

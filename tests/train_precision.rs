@@ -11,14 +11,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{describe, metric, records, run, run_manifest, scalelab, write};
-
-fn param(rec: &Value, name: &str) -> String {
-    match &rec["point"]["params"][name] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+use common::{describe, metric, param, records, run, run_manifest, scalelab, write};
 
 #[test]
 fn reduced_precision_gives_the_serial_weights_at_1_2_and_4_ranks() {

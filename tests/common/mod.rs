@@ -129,6 +129,14 @@ pub fn describe(rec: &Value) -> String {
     )
 }
 
+/// The parameter `name` of a record's point, as text (a string without its quotes).
+pub fn param(rec: &Value, name: &str) -> String {
+    match &rec["point"]["params"][name] {
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    }
+}
+
 /// The metric `name` of every repetition of `rec`.
 pub fn metric(rec: &Value, name: &str) -> Vec<f64> {
     rec["repetitions"]
