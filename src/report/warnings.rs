@@ -98,6 +98,9 @@ pub(super) fn warnings(
     if let Some(gap) = loss_gap_warning(records) {
         w.push(gap);
     }
+    if let Some(emulated) = emulated_precision_warning(records) {
+        w.push(emulated);
+    }
     let superlinear: usize = series
         .iter()
         .filter(|s| s.scaling == Scaling::Strong)
@@ -113,7 +116,8 @@ pub(super) fn warnings(
 
 /// The warning about training points in a reduced precision whose loss curve strayed from the
 /// fp64 reference's by more than [`FP64_LOSS_GAP_TOLERANCE`] (metric `fp64_loss_gap`, the largest
-/// relative difference over the steps; a diverged curve is infinitely far): not a failure (the
+/// relative difference of the curves' per-epoch means; a diverged curve is infinitely far): not a
+/// failure (the
 /// weights were checked bitwise against the reference at the same precision), but what a reader
 /// must not miss.
 ///
@@ -143,12 +147,39 @@ fn loss_gap_warning(records: &[PointRecord]) -> Option<String> {
     }
     let shown: Vec<_> = far.iter().take(8).cloned().collect();
     Some(format!(
-        "**Loss curve off fp64**: on {} point(s) ({}{}) the training loss strayed from the fp64 reference's by more than {:.0}% at some step. The run is still correct for its format (its weights equal the serial reference's at the same precision), but the format changed what was learnt: fp16 without a loss scale loses gradients that underflow below 6e-8; set `loss_scale = \"dynamic\"` or use bf16 (docs/training.md, Mixed precision).",
+        "**Loss curve off fp64**: on {} point(s) ({}{}) the training loss strayed from the fp64 reference's by more than {:.0}% in some epoch's mean loss. The run is still correct for its format (its weights equal the serial reference's at the same precision), but the format changed what was learnt: fp16 without a loss scale loses gradients that underflow below 6e-8; set `loss_scale = \"dynamic\"` or use bf16 (docs/training.md, Mixed precision).",
         far.len(),
         shown.join(", "),
         if far.len() > shown.len() { ", …" } else { "" },
         100.0 * FP64_LOSS_GAP_TOLERANCE
     ))
+}
+
+/// The warning that the times, GFLOP/s and speedups of training points in a reduced precision
+/// measure the CPU's emulation of the format (`scalelab_ml::mlp::precision`: every GEMM operand
+/// rounded in software), not the format's speed on hardware that has it: a reader comparing the
+/// rows of fp64 and bf16 must not take the slower one for the format's cost.
+fn emulated_precision_warning(records: &[PointRecord]) -> Option<String> {
+    let emulated = records
+        .iter()
+        .filter(|r| {
+            r.point.workload == "mpi.train"
+                && r.point.resources.gpus == 0
+                && matches!(
+                    r.point.params.get("precision"),
+                    Some(crate::value::Value::Text(p)) if p != "fp64"
+                )
+        })
+        .count();
+    (emulated > 0).then(|| {
+        format!(
+            "**Emulated precision**: {emulated} training point(s) ran in a reduced precision on \
+             the CPU, which rounds every GEMM operand in software: their times, GFLOP/s and \
+             speedups measure that emulation, not the format's speed on a GPU or CPU that has \
+             it. Compare their loss curves and `fp64_loss_gap` with fp64's, not their speed \
+             (docs/training.md, Mixed precision)."
+        )
+    })
 }
 
 /// The warning about points measured beside other work ([`crate::load`]): which, why, what the
@@ -234,6 +265,26 @@ mod tests {
     use crate::report::test_support::{mpi_record, with_metric};
 
     #[test]
+    fn emulated_precision_is_said_to_measure_the_emulation_not_the_format() {
+        use crate::report::test_support::with_param;
+        let rec = |precision: &str| {
+            with_param(
+                mpi_record(0, "mpi.train", 1, 1, 64, 1, &[1.0]),
+                "precision",
+                precision,
+            )
+        };
+        assert_eq!(emulated_precision_warning(&[rec("fp64")]), None);
+        let other = mpi_record(0, "mpi.allreduce", 1, 1, 64, 1, &[1.0]);
+        assert_eq!(emulated_precision_warning(&[other]), None);
+        let w = emulated_precision_warning(&[rec("fp64"), rec("bf16"), rec("fp16")]).unwrap();
+        assert!(
+            w.starts_with("**Emulated precision**: 2 training point(s) ran in a reduced precision"),
+            "{w}"
+        );
+    }
+
+    #[test]
     fn a_loss_curve_off_fp64_beyond_the_tolerance_is_named_and_a_diverged_one_too() {
         // Points told apart by their size (their ids).
         let rec = |size: u64, gap: &[f64]| {
@@ -255,7 +306,8 @@ mod tests {
             w,
             format!(
                 "**Loss curve off fp64**: on 2 point(s) (`{}` (12.5%), `{}` (diverged)) the \
-                 training loss strayed from the fp64 reference's by more than 5% at some step. \
+                 training loss strayed from the fp64 reference's by more than 5% in some \
+                 epoch's mean loss. \
                  The run is still correct for its format (its weights equal the serial \
                  reference's at the same precision), but the format changed what was learnt: \
                  fp16 without a loss scale loses gradients that underflow below 6e-8; set \

@@ -229,7 +229,7 @@ mod tests {
             .enumerate()
             .map(|(i, &(precision, ranks))| {
                 let mut r = mpi_record(0, "mpi.train", ranks, 1, 256, 1, &[0.1]);
-                r = with_param(r, "precision", precision);
+                r = with_param(with_param(r, "strategy", "ddp"), "precision", precision);
                 r.point.id = format!("p{i}");
                 r.repetitions[0]
                     .details

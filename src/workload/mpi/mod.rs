@@ -406,8 +406,25 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         Some(Value::Text(t)) => t.as_str(),
         _ => "",
     };
+    let number = |k: &str| match params.get(k) {
+        Some(Value::Int(i)) => *i as f64,
+        Some(Value::Float(f)) => *f,
+        _ => f64::NAN,
+    };
     let strategy = text("strategy");
+    // Reduced precision is emulated for ddp and accumulate only (the others refuse it); a loss
+    // scale means something in a reduced format, and its growth interval only when it is dynamic
+    // (`"auto"` is dynamic for fp16).
+    let precision = matches!(strategy, "ddp" | "accumulate");
+    let scaled = precision && !matches!(text("precision"), "" | "fp64");
     match key {
+        "precision" => precision,
+        "loss_scale" => scaled,
+        "growth_interval" => {
+            scaled
+                && (text("loss_scale") == "dynamic"
+                    || (text("loss_scale") == "auto" && text("precision") == "fp16"))
+        }
         "micro" => matches!(strategy, "accumulate" | "pipeline"),
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
@@ -415,9 +432,7 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "steps" => strategy != "fedavg",
         "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
         // How late a straggler is and what the server does about it mean nothing without one.
-        "straggler_ms" | "straggler_policy" => {
-            strategy == "fedavg" && !matches!(params.get("stragglers"), Some(Value::Int(0)))
-        }
+        "straggler_ms" | "straggler_policy" => strategy == "fedavg" && number("stragglers") != 0.0,
         _ => true,
     }
 }
@@ -461,11 +476,27 @@ mod tests {
         assert!(!applies(&params("ddp", "iris"), "target"));
         // A straggler's delay and policy apply once there are stragglers.
         let mut fed = params("fedavg", "synthetic");
-        for (stragglers, shown) in [(0, false), (1, true)] {
-            fed.0.insert("stragglers".into(), Value::Int(stragglers));
+        for (stragglers, shown) in [(0.0, false), (0.25, true)] {
+            fed.0.insert("stragglers".into(), Value::Float(stragglers));
             assert_eq!(applies(&fed, "straggler_ms"), shown);
             assert_eq!(applies(&fed, "straggler_policy"), shown);
             assert!(applies(&fed, "stragglers"));
         }
+        // Precision where it is emulated; the loss scale in a reduced format; its growth
+        // interval where the scale is dynamic.
+        let with = |strategy: &str, precision: &str, loss_scale: &str| {
+            let mut p = params(strategy, "synthetic");
+            p.0.insert("precision".into(), Value::Text(precision.into()));
+            p.0.insert("loss_scale".into(), Value::Text(loss_scale.into()));
+            p
+        };
+        let shown =
+            |p: &Params| ["precision", "loss_scale", "growth_interval"].map(|k| applies(p, k));
+        assert_eq!(shown(&with("fedavg", "fp64", "auto")), [false; 3]);
+        assert_eq!(shown(&with("ddp", "fp64", "auto")), [true, false, false]);
+        assert_eq!(shown(&with("ddp", "bf16", "auto")), [true, true, false]);
+        assert_eq!(shown(&with("accumulate", "fp16", "auto")), [true; 3]);
+        assert_eq!(shown(&with("ddp", "bf16", "dynamic")), [true; 3]);
+        assert_eq!(shown(&with("ddp", "fp16", "1024")), [true, true, false]);
     }
 }
