@@ -194,7 +194,12 @@ fn notes(series: &[&Series<'_>], cols: &Columns) -> Vec<String> {
         );
     }
     if comm {
-        notes.push("comm share = median `comm_s` / median time: the fraction of a repetition spent in MPI communication as the workload times it (halo exchanges, panel broadcasts, gradient reductions), maximum over the ranks.".to_string());
+        let waiting = if points().any(|p| messages::has_metric(p.record, messages::WAIT_METRIC)) {
+            " Where a point records `wait_s` (waiting for a slower rank or a pipeline neighbour), that time is not in `comm_s`."
+        } else {
+            ""
+        };
+        notes.push(format!("comm share = median `comm_s` / median time: the fraction of a repetition spent in MPI communication as the workload times it (halo exchanges, panel broadcasts, gradient reductions), maximum over the ranks.{waiting}"));
     }
     if points().any(|p| p.record.point.oversubscribed) {
         let what = if mpi { "ranks × threads" } else { "workers" };
@@ -269,6 +274,8 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
 }
 
 pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
+    // Lines measured at one worker count: said once for them all, not a paragraph each.
+    let mut single = Vec::new();
     for s in series {
         let name = if s.label.is_empty() {
             String::new()
@@ -304,9 +311,28 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
                 "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"
             );
         } else {
+            single.push(s);
+        }
+    }
+    let fix =
+        "a fit needs at least two worker counts; add values to `threads` (or `ranks`) in the study";
+    match single.as_slice() {
+        [] => {}
+        [s] if series.len() == 1 => {
+            let _ = writeln!(md, "No fit: {fix} (p = {}).\n", s.base_point().workers);
+        }
+        _ if single.len() == series.len() => {
             let _ = writeln!(
                 md,
-                "No fit{name}: it needs at least two worker counts; add values to `threads` (or `ranks`) in the study ({base_text}).\n"
+                "No fit: every line was measured at one worker count; {fix}.\n"
+            );
+        }
+        _ => {
+            let names: Vec<String> = single.iter().map(|s| format!("`{}`", s.label)).collect();
+            let _ = writeln!(
+                md,
+                "No fit for {}: each was measured at one worker count; {fix}.\n",
+                names.join(", ")
             );
         }
     }

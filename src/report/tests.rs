@@ -534,6 +534,52 @@ fn mpi_report_with_messages_comm_share_and_hybrid_points() {
 }
 
 #[test]
+fn lines_at_one_worker_count_are_told_once_that_they_have_no_fit() {
+    use super::test_support::with_param;
+    let at = |threads: u32, variant: &str| {
+        with_param(
+            record(0, "gemm", Scaling::Strong, threads, 256, &[0.5, 0.5]),
+            "variant",
+            variant,
+        )
+    };
+    let report = |recs: Vec<PointRecord>| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        std::fs::read_to_string(run.report()).unwrap()
+    };
+    let fix =
+        "a fit needs at least two worker counts; add values to `threads` (or `ranks`) in the study";
+    let md = report(["naive", "blocked", "tuned"].map(|v| at(2, v)).into());
+    assert_eq!(md.matches("No fit").count(), 1, "{md}");
+    assert!(
+        md.contains(&format!(
+            "No fit: every line was measured at one worker count; {fix}."
+        )),
+        "{md}"
+    );
+    let md = report(vec![at(2, "naive")]);
+    assert!(md.contains(&format!("No fit: {fix} (p = 2).")), "{md}");
+    // One line with a fit, two without: those two are named together.
+    let mut recs = vec![
+        at(1, "tuned"),
+        at(2, "tuned"),
+        at(2, "naive"),
+        at(2, "blocked"),
+    ];
+    recs[1] = with_param(
+        record(0, "gemm", Scaling::Strong, 2, 256, &[0.26, 0.26]),
+        "variant",
+        "tuned",
+    );
+    let md = report(recs);
+    assert_eq!(md.matches("No fit").count(), 1, "{md}");
+    assert!(md.contains("**Amdahl fit**"), "{md}");
+    assert!(md.contains("each was measured at one worker count"), "{md}");
+}
+
+#[test]
 fn live_lines() {
     let r = record(
         0,
