@@ -13,9 +13,11 @@
 # and 8 classes, MLP 64-<hidden>-8, default hidden 512,512, global batch 2048 in grains of 32:
 # a batch where compute dominates). Every point checks its weights bitwise against the serial
 # reference, so all three train the same model. Printed per round: samples/s of each side, the
-# speedup B / A (target >= 1.6 on 2 quiet cores), and the communication share comm_s /
-# (compute_s + comm_s) of B and of C (exposed wait only; target: C's below B's), C's hidden
-# communication, the 1-minute load average before and after; at the end the medians over rounds.
+# speedup B / A (target >= 1.6 on 2 quiet cores), the communication share comm_s /
+# (compute_s + comm_s + wait_s) of B and of C (data moving while no computation ran: waiting for
+# the slower rank, wait_s, is split off and shown beside it as the wait share; target: C's
+# communication share below B's), C's hidden communication, the 1-minute load average before and
+# after; at the end the medians over rounds.
 # Exit status: 0 when everything ran (whatever the figures), 1 when something could not run.
 # Everything stays in the output folder (default results/compare-train/<UTC time>/).
 # About 1 minute a round on the 2-core course machine, plus the build. See docs/training.md.
@@ -113,8 +115,8 @@ rows = list(csv.DictReader(open(sys.argv[1], newline="")))
 print(rows[0].get(sys.argv[2], "") if rows else "")' "$1" "$2"
 }
 
-S="" COMPUTE="" COMM="" HIDDEN_S="" # run_side's results (medians over the repetitions)
-run_side() { # run_side RANKS OVERLAP ROUND -> sets S, COMPUTE, COMM, HIDDEN_S
+S="" COMPUTE="" COMM="" WAIT="" HIDDEN_S="" # run_side's results (medians over the repetitions)
+run_side() { # run_side RANKS OVERLAP ROUND -> sets S, COMPUTE, COMM, WAIT, HIDDEN_S
     local name="ranks$1-overlap-$2"
     local dir="$OUT/round$3/$name"
     mkdir -p "$OUT/round$3"
@@ -132,12 +134,16 @@ run_side() { # run_side RANKS OVERLAP ROUND -> sets S, COMPUTE, COMM, HIDDEN_S
     S="$(column "$csv" metric_samples_per_s)"
     COMPUTE="$(column "$csv" metric_compute_s)"
     COMM="$(column "$csv" metric_comm_s)"
+    WAIT="$(column "$csv" metric_wait_s)"
     HIDDEN_S="$(column "$csv" metric_comm_hidden_s)"
-    [[ -n $S && -n $COMPUTE && -n $COMM && -n $HIDDEN_S ]] || die "$csv lacks the mpi.train metrics"
+    [[ -n $S && -n $COMPUTE && -n $COMM && -n $WAIT && -n $HIDDEN_S ]] ||
+        die "$csv lacks the mpi.train metrics"
     S="$(printf '%.0f' "$S")" COMM="$(printf '%.3f' "$COMM")" HIDDEN_S="$(printf '%.3f' "$HIDDEN_S")"
 }
 
-share() { awk -v c="$1" -v m="$2" 'BEGIN { printf "%.3f", m / (c + m) }'; }
+share() { # share PART COMPUTE COMM WAIT: PART / (COMPUTE + COMM + WAIT)
+    awk -v p="$1" -v c="$2" -v m="$3" -v w="$4" 'BEGIN { printf "%.3f", p / (c + m + w) }'
+}
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 say "== setup"
@@ -146,26 +152,32 @@ say "  scalelab  $SCALELAB (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/n
 say "  model     MLP 64-$HIDDEN-8, global batch $BATCH (grains of 32), $STEPS steps, bucket $BUCKET"
 say "  output    $OUT"
 
-SPEEDUPS=() SHARE_B=() SHARE_C=()
+SPEEDUPS=() SHARE_B=() SHARE_C=() WAIT_B=() WAIT_C=()
 for ((round = 1; round <= ROUNDS; round++)); do
     load="$(cut -d' ' -f1 /proc/loadavg)"
     run_side 1 off "$round"
     s1=$S
     run_side 2 off "$round"
-    s2=$S b_share="$(share "$COMPUTE" "$COMM")"
+    s2=$S b_share="$(share "$COMM" "$COMPUTE" "$COMM" "$WAIT")"
+    b_wait="$(share "$WAIT" "$COMPUTE" "$COMM" "$WAIT")"
     run_side 2 on "$round"
-    s3=$S c_share="$(share "$COMPUTE" "$COMM")" c_hidden=$HIDDEN_S c_comm=$COMM
+    s3=$S c_share="$(share "$COMM" "$COMPUTE" "$COMM" "$WAIT")" c_hidden=$HIDDEN_S c_comm=$COMM
+    c_wait="$(share "$WAIT" "$COMPUTE" "$COMM" "$WAIT")"
     speedup="$(awk -v a="$s1" -v b="$s2" 'BEGIN { printf "%.3f", b / a }')"
     SPEEDUPS+=("$speedup") SHARE_B+=("$b_share") SHARE_C+=("$c_share")
-    say "round $round: samples/s 1 rank ${s1}, 2 ranks blocking ${s2}, 2 ranks overlapped ${s3}: speedup ${speedup}; comm share blocking ${b_share}, overlapped ${c_share} (exposed ${c_comm} s, hidden ${c_hidden} s) (load average ${load} at start, $(cut -d' ' -f1 /proc/loadavg) at end)"
+    WAIT_B+=("$b_wait") WAIT_C+=("$c_wait")
+    say "round $round: samples/s 1 rank ${s1}, 2 ranks blocking ${s2}, 2 ranks overlapped ${s3}: speedup ${speedup}; comm share blocking ${b_share}, overlapped ${c_share} (exposed ${c_comm} s, hidden ${c_hidden} s); wait share blocking ${b_wait}, overlapped ${c_wait} (load average ${load} at start, $(cut -d' ' -f1 /proc/loadavg) at end)"
 done
 m_speed="$(printf '%s\n' "${SPEEDUPS[@]}" | median)"
 m_b="$(printf '%s\n' "${SHARE_B[@]}" | median)"
 m_c="$(printf '%s\n' "${SHARE_C[@]}" | median)"
-say "== median over $ROUNDS rounds: speedup 2 ranks / 1 rank $m_speed (target >= 1.6 on 2 quiet cores); comm share blocking $m_b, overlapped $m_c (target: overlapped lower); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+w_b="$(printf '%s\n' "${WAIT_B[@]}" | median)"
+w_c="$(printf '%s\n' "${WAIT_C[@]}" | median)"
+say "== median over $ROUNDS rounds: speedup 2 ranks / 1 rank $m_speed (target >= 1.6 on 2 quiet cores); comm share blocking $m_b, overlapped $m_c (target: overlapped lower); wait share blocking $w_b, overlapped $w_c; load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 {
-    printf 'round,speedup,share_blocking,share_overlapped\n'
+    printf 'round,speedup,share_blocking,share_overlapped,wait_blocking,wait_overlapped\n'
     for ((i = 0; i < ROUNDS; i++)); do
-        printf '%s,%s,%s,%s\n' "$((i + 1))" "${SPEEDUPS[$i]}" "${SHARE_B[$i]}" "${SHARE_C[$i]}"
+        printf '%s,%s,%s,%s,%s,%s\n' "$((i + 1))" "${SPEEDUPS[$i]}" "${SHARE_B[$i]}" \
+            "${SHARE_C[$i]}" "${WAIT_B[$i]}" "${WAIT_C[$i]}"
     done
 } >"$OUT/rounds.csv"

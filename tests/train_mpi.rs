@@ -91,6 +91,14 @@ steps = 30
             assert!(m["samples_per_s"].as_f64().unwrap() > 0.0);
             assert!(m["compute_s"].as_f64().unwrap() > 0.0);
             assert!(m["comm_s"].as_f64().unwrap() >= 0.0);
+            // Waiting for the slowest rank is split off the reduction's time; one rank never
+            // waits.
+            let wait = m["wait_s"].as_f64().unwrap();
+            assert!(
+                wait >= 0.0 && (ranks > 1.0 || wait == 0.0),
+                "{}",
+                describe(pt)
+            );
             // The loss curve: one `seconds:loss` pair per step, the times rising, the losses
             // the same bits at every rank count and strategy.
             let curve = |r: &Value| -> Vec<(f64, String)> {

@@ -58,6 +58,13 @@ steps = 10
         let n = ranks(r) as f64;
         let chunk = (p / n).ceil();
         let sharded = r["point"]["params"]["strategy"] == "sharded";
+        // Waiting for the slowest rank is split off the collectives' time; one rank never waits.
+        let wait = metric(r, "wait_s");
+        assert!(
+            !wait.is_empty() && wait.iter().all(|&w| w >= 0.0 && (n > 1.0 || w == 0.0)),
+            "{}",
+            describe(r)
+        );
         let want = if sharded {
             [
                 ("mem_per_rank_bytes", 3.0 * 8.0 * chunk),

@@ -304,7 +304,8 @@ impl Mlp {
 pub struct StepTiming {
     /// Forward, backward, local reduction and the optimizer update.
     pub compute_s: f64,
-    /// Inside [`GradientReducer::combine`], waiting for slower ranks included.
+    /// Inside [`GradientReducer::combine`], waiting for slower ranks included ([`split_waiting`]
+    /// separates the two).
     pub comm_s: f64,
     /// Bytes this rank sent in `combine`.
     pub bytes_sent: u64,
@@ -312,6 +313,63 @@ pub struct StepTiming {
     /// Sum over the steps of the share of gradient elements that were exactly zero after the
     /// reduction (ReLU's dead units, and under a reduced precision the gradients that underflowed).
     pub zero_grad_share: f64,
+}
+
+/// The per-step record a rank keeps to split its reduction time into waiting and communicating
+/// ([`split_waiting`]): compute and reduction seconds of each step, from the running totals of
+/// [`StepTiming`] read after every step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepLog {
+    /// Compute seconds of each step.
+    pub compute: Vec<f64>,
+    /// Seconds inside the reduction of each step.
+    pub comm: Vec<f64>,
+    last: (f64, f64),
+}
+
+impl StepLog {
+    /// A repetition begins: forget the last one's steps.
+    pub fn restart(&mut self) {
+        *self = StepLog::default();
+    }
+
+    /// A step is done; `total` is the trainer's timing since the repetition began.
+    pub fn record(&mut self, total: &StepTiming) {
+        self.compute.push(total.compute_s - self.last.0);
+        self.comm.push(total.comm_s - self.last.1);
+        self.last = (total.compute_s, total.comm_s);
+    }
+}
+
+/// Split rank `rank`'s seconds inside each step's reduction (`comm[s]`) into waiting for the
+/// slowest rank and communicating: `(wait_s, comm_s)` summed over the steps. `compute` holds
+/// every rank's compute seconds per step, rank after rank (`compute[q * steps + s]`).
+///
+/// A reduction needs every rank's gradient, so the ranks leave a step's reduction together and a
+/// rank whose step computed `c` seconds reaches the next one `max_q c_q − c` after the slowest
+/// rank began to wait. That much of its reduction time is waiting for the slowest rank (capped by
+/// the time it spent there); the rest moved data. It is an estimate: it takes the update after a
+/// reduction as part of the next arrival (the same few milliseconds on every rank), and assumes
+/// the ranks left the previous reduction at the same instant. The slowest rank of a step waits
+/// for nobody, so its whole reduction time is communication. What this separates is what overlap
+/// can hide (moving data) from what it cannot (a rank that is behind).
+pub fn split_waiting(compute: &[f64], ranks: usize, rank: usize, comm: &[f64]) -> (f64, f64) {
+    let steps = comm.len();
+    assert_eq!(
+        compute.len(),
+        ranks * steps,
+        "compute seconds of every rank and step"
+    );
+    let (mut wait, mut moving) = (0.0, 0.0);
+    for (s, &m) in comm.iter().enumerate() {
+        let slowest = (0..ranks)
+            .map(|q| compute[q * steps + s])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let behind = (slowest - compute[rank * steps + s]).clamp(0.0, m);
+        wait += behind;
+        moving += m - behind;
+    }
+    (wait, moving)
 }
 
 /// A model with the buffers and GEMM workspace to train it on one rank.
@@ -393,6 +451,11 @@ impl Trainer {
     /// The timing so far, and zero it.
     pub fn take_timing(&mut self) -> StepTiming {
         std::mem::take(&mut self.timing)
+    }
+
+    /// The timing so far.
+    pub fn timing(&self) -> &StepTiming {
+        &self.timing
     }
 
     /// Forward pass of `rows` of `x`: fills `self.acts` (the last entry holds the logits).
@@ -1256,5 +1319,33 @@ mod tests {
         ok.step(&iris.x, &y, &batch, &schedule, 0, sgd, &LocalReducer);
         assert_eq!(ok.scaler().skipped(), 0);
         assert!(ok.mlp.params != mlp.params);
+    }
+
+    #[test]
+    fn a_rank_that_computed_less_waits_for_the_slowest_and_the_slowest_only_communicates() {
+        // Two ranks, two steps: rank 0 is faster in step 0 by 0.5 s, rank 1 in step 1 by 1 s.
+        let compute = [1.0, 2.0, 1.5, 1.0];
+        // Rank 0: 0.5 s of its 0.75 s in step 0's reduction is waiting; step 1 it is slowest.
+        assert_eq!(split_waiting(&compute, 2, 0, &[0.75, 0.125]), (0.5, 0.375));
+        // Rank 1 behind by 1 s in step 1 but only 0.25 s inside the reduction: all of it waiting.
+        assert_eq!(split_waiting(&compute, 2, 1, &[0.125, 0.25]), (0.25, 0.125));
+        // One rank never waits.
+        assert_eq!(split_waiting(&[1.0, 3.0], 1, 0, &[0.5, 0.25]), (0.0, 0.75));
+    }
+
+    #[test]
+    fn a_step_log_keeps_each_steps_seconds_from_the_running_totals() {
+        let mut log = StepLog::default();
+        let mut total = StepTiming::default();
+        for (c, m) in [(1.0, 0.5), (2.0, 0.25)] {
+            total.compute_s += c;
+            total.comm_s += m;
+            log.record(&total);
+        }
+        assert_eq!(log.compute, [1.0, 2.0]);
+        assert_eq!(log.comm, [0.5, 0.25]);
+        log.restart();
+        log.record(&total);
+        assert_eq!((log.compute[0], log.comm[0]), (3.0, 0.75));
     }
 }

@@ -17,7 +17,9 @@
 //! `iterations` (one line per rank count, say).
 //!
 //! **Communication share.** A point whose repetitions record `comm_s` has a communication share
-//! of median `comm_s` / median seconds; with `compute_s` the report also plots both against p.
+//! of median `comm_s` / median seconds; with `compute_s` the report also plots both against p,
+//! and `wait_s` (blocked on a slower rank or a pipeline neighbour, which workloads that record it
+//! keep out of `comm_s`) beside them.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,8 @@ pub const LATENCY_METRIC: &str = "latency_us";
 pub const COMM_METRIC: &str = "comm_s";
 /// Metric holding the computation seconds of a repetition.
 pub const COMPUTE_METRIC: &str = "compute_s";
+/// Metric holding the seconds a rank waited for another (kept out of `comm_s` where recorded).
+pub const WAIT_METRIC: &str = "wait_s";
 
 /// Whether `rec` records metric `name` in any repetition.
 pub fn has_metric(rec: &PointRecord, name: &str) -> bool {

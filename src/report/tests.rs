@@ -517,6 +517,11 @@ fn mpi_report_with_messages_comm_share_and_hybrid_points() {
         "{md}"
     );
     assert!(md.contains("plots/study3-stencil-comm.png"), "{md}");
+    // No point records waiting: neither the chart nor the notes speak of it.
+    let comm_svg =
+        std::fs::read_to_string(run.plots_dir().join("study3-stencil-comm.svg")).unwrap();
+    assert!(!comm_svg.contains("waiting"), "{comm_svg}");
+    assert!(!md.contains("wait_s"), "{md}");
     let rows = csv::read_summary(&run.summary()).unwrap();
     let st: Vec<_> = rows
         .iter()
@@ -531,6 +536,39 @@ fn mpi_report_with_messages_comm_share_and_hybrid_points() {
             std::fs::copy(f, to).unwrap();
         }
     }
+}
+
+#[test]
+fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
+    use super::test_support::{mpi_record, with_metric};
+    let recs: Vec<_> = [1u32, 2, 4]
+        .into_iter()
+        .map(|ranks| {
+            let (compute, comm, wait) = (1.0 / ranks as f64, 0.01, 0.02 * (ranks - 1) as f64);
+            let t = compute + comm + wait;
+            let r = mpi_record(0, "mpi.train", ranks, 1, 1024, 1, &[t, t]);
+            let r = with_metric(r, "comm_s", &[comm, comm]);
+            let r = with_metric(r, "wait_s", &[wait, wait]);
+            with_metric(r, "compute_s", &[compute, compute])
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+    let svg = std::fs::read_to_string(run.plots_dir().join("study1-train-comm.svg")).unwrap();
+    for want in [
+        ">\nwaiting\n<",
+        ">\ncommunication\n<",
+        ">\ncompute\n<",
+        "(comm_s), waiting for a slower rank or a neighbour (wait_s",
+    ] {
+        assert!(svg.contains(want), "{want}: {svg}");
+    }
+    let md = std::fs::read_to_string(run.report()).unwrap();
+    assert!(
+        md.contains("Where a point records `wait_s` (waiting for a slower rank or a pipeline neighbour), that time is not in `comm_s`."),
+        "{md}"
+    );
 }
 
 #[test]

@@ -187,6 +187,11 @@ impl ShardedTrainer {
         self.trainer.take_timing()
     }
 
+    /// The timing so far.
+    pub fn timing(&self) -> &StepTiming {
+        self.trainer.timing()
+    }
+
     /// The full parameter vector, gathered from every rank's chunk (a collective).
     pub fn gather(&self, coll: &dyn ShardCollective) -> (Vec<f64>, u64) {
         let mut full = vec![0.0; self.shards.padded()];

@@ -6,7 +6,7 @@ use super::labels;
 use super::render::{Chart, Colors, Line};
 use super::{Spread, Study};
 use crate::report::csv::metric_median;
-use crate::report::messages::{self, MessagePoint, LATENCY_METRIC};
+use crate::report::messages::{self, has_metric, MessagePoint, LATENCY_METRIC};
 
 /// The (low, high) of `values` under `spread`.
 fn spread_of(spread: Spread, values: &[f64]) -> (f64, f64) {
@@ -283,6 +283,7 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         };
         for (what, metric) in [
             ("communication", messages::COMM_METRIC),
+            ("waiting", messages::WAIT_METRIC),
             ("compute", messages::COMPUTE_METRIC),
         ] {
             let pts: Vec<(f64, f64, bool)> = s
@@ -347,9 +348,18 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             ps.join(", ")
         )
     };
+    let waiting = if st.series.iter().any(|s| {
+        s.points
+            .iter()
+            .any(|p| has_metric(p.record, messages::WAIT_METRIC))
+    }) {
+        ", waiting for a slower rank or a neighbour (wait_s, kept out of comm_s)"
+    } else {
+        ""
+    };
     let t = st.chart(
         format!("{}: compute vs communication", st.name),
-        format!("Median over the repetitions of the time spent communicating (comm_s) and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so comm + compute can exceed the total.{over_note}{}", st.hollow_note()),
+        format!("Median over the repetitions of the time spent communicating (comm_s){waiting} and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so their sum can exceed the total.{over_note}{}", st.hollow_note()),
     );
     Some(t.chart(
         (st.resource_axis(), x),

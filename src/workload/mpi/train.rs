@@ -25,9 +25,10 @@
 //! its own result.
 //!
 //! Metrics (maximum over ranks, as every MPI point): `samples_per_s` (global samples per second
-//! of the repetition), `compute_s` and `comm_s` (seconds in computation and inside the reduction,
-//! waiting for slower ranks included; with overlap the exposed part), `comm_hidden_s` and
-//! `comm_total_s` (computation done while buckets were in flight; exposed + hidden), `step_s`,
+//! of the repetition), `compute_s` (seconds in computation), `wait_s` and `comm_s` (the seconds
+//! inside the reduction split into waiting for the slowest rank and moving data, [`waiting`]; with
+//! overlap the exposed part), `comm_hidden_s` and `comm_total_s` (computation done while buckets
+//! were in flight; `comm_s` + hidden), `step_s`,
 //! `bytes_per_step` (gradient bytes this rank sends per step), `bitwise` and `weight_distance`
 //! (the check's outcome), `param_bytes`, `mem_per_rank_bytes` and `mem_peak_bytes` (parameter,
 //! gradient and momentum bytes a rank keeps between steps and at the peak of a step, analytic:
@@ -44,12 +45,13 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use ::mpi::collective::CommunicatorCollectives;
 use ::mpi::point_to_point::send_receive_into;
 use ::mpi::topology::Communicator;
 use anyhow::anyhow;
 use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
 use scalelab_ml::mlp::{
-    self, GradientReducer, LocalReducer, MixedPrecision, Mlp, Schedule, Sgd, Trainer,
+    self, GradientReducer, LocalReducer, MixedPrecision, Mlp, Schedule, Sgd, StepLog, Trainer,
 };
 
 use super::TRAIN;
@@ -517,6 +519,9 @@ impl Workload for Train {
             trainer: None,
             wall_s: 0.0,
             timing: mlp::StepTiming::default(),
+            steps: StepLog::default(),
+            wait_s: 0.0,
+            comm_s: 0.0,
             hidden: mlp::ddp::Overlap::default(),
             distance: 0.0,
             loss: f64::NAN,
@@ -578,6 +583,17 @@ impl<C: Communicator> GradientReducer for TreeAllreduce<'_, C> {
     }
 }
 
+/// This rank's seconds inside the steps' reductions (`log.comm`) split into `(waiting for the
+/// slowest rank, moving data)` ([`mlp::split_waiting`]), after one `MPI_Allgather` of every
+/// rank's per-step compute seconds. Called after the timed steps; every rank of the point calls
+/// it.
+pub(crate) fn waiting(comm: &Comm, log: &StepLog) -> (f64, f64) {
+    let ranks = comm.size() as usize;
+    let mut all = vec![0.0; ranks * log.compute.len()];
+    comm.all_gather_into(&log.compute[..], &mut all[..]);
+    mlp::split_waiting(&all, ranks, comm.rank() as usize, &log.comm)
+}
+
 /// The loss curve a training point records (detail `loss_curve`, drawn by the report against
 /// wall time): the serial reference's loss of each step's global batch before its update, which
 /// is every strategy's at every rank count (the weights are the reference's bit for bit; with
@@ -631,6 +647,11 @@ struct TrainInstance {
     trainer: Option<Trainer>,
     wall_s: f64,
     timing: mlp::StepTiming,
+    /// Each step's compute and reduction seconds of the last repetition.
+    steps: StepLog,
+    /// `timing.comm_s` split into waiting for the slowest rank and moving data ([`waiting`]).
+    wait_s: f64,
+    comm_s: f64,
     /// Computation done while gradient buckets were in flight (overlap).
     hidden: mlp::ddp::Overlap,
     /// `allreduce = "mpi"`: how far the weights are from the reference (`ddp::distance`).
@@ -657,9 +678,10 @@ impl Instance for TrainInstance {
         };
         let start = Instant::now();
         self.curve.restart();
+        self.steps.restart();
         let variant = self.setup.variant;
         if !variant.is_plain() {
-            let curve = &mut self.curve;
+            let (curve, log) = (&mut self.curve, &mut self.steps);
             self.hidden = ddp::train(
                 trainer,
                 &self.comm,
@@ -669,7 +691,10 @@ impl Instance for TrainInstance {
                 self.setup.steps,
                 &self.data,
                 self.rank,
-                &mut || curve.step_done(start),
+                &mut |t| {
+                    curve.step_done(start);
+                    log.record(t.timing());
+                },
             );
         }
         let plain_steps = if variant.is_plain() {
@@ -689,10 +714,12 @@ impl Instance for TrainInstance {
                 &reducer,
             );
             self.curve.step_done(start);
+            self.steps.record(trainer.timing());
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
         self.scaler = Some(*trainer.scaler());
+        (self.wait_s, self.comm_s) = waiting(&self.comm, &self.steps);
     }
     fn verify(&mut self) -> Result<(), String> {
         let name = "mpi.train";
@@ -751,9 +778,10 @@ impl Instance for TrainInstance {
                 samples / self.wall_s.max(f64::MIN_POSITIVE),
             ),
             ("compute_s", self.timing.compute_s),
-            ("comm_s", self.timing.comm_s),
+            ("comm_s", self.comm_s),
+            ("wait_s", self.wait_s),
             ("comm_hidden_s", self.hidden.hidden_s),
-            ("comm_total_s", self.timing.comm_s + self.hidden.hidden_s),
+            ("comm_total_s", self.comm_s + self.hidden.hidden_s),
             ("bitwise", f64::from(u8::from(self.distance == 0.0))),
             ("weight_distance", self.distance),
             ("step_s", self.wall_s / steps),

@@ -398,7 +398,7 @@ impl Variant {
 }
 
 /// Train `steps` steps of the variant `variant` as rank `rank` of `comm`, calling `step_done`
-/// after each; the computation done while buckets were in flight.
+/// with the trainer after each; the computation done while buckets were in flight.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn train(
     trainer: &mut Trainer,
@@ -409,7 +409,7 @@ pub(super) fn train(
     steps: usize,
     data: &super::Data,
     rank: usize,
-    step_done: &mut dyn FnMut(),
+    step_done: &mut dyn FnMut(&Trainer),
 ) -> Overlap {
     let mut reducer = MpiBuckets::new(comm, variant.allreduce);
     let mut hidden = Overlap::default();
@@ -454,7 +454,7 @@ pub(super) fn train(
                 &blocking,
             );
         }
-        step_done();
+        step_done(trainer);
     }
     hidden
 }

@@ -11,7 +11,8 @@
 //! Metrics beside `ddp`'s: `mem_per_rank_bytes` (parameters, gradient and momentum kept between
 //! steps, ZeRO's count: a chunk of each) and `mem_peak_bytes` (within a step: the gathered
 //! parameters and the full local gradient beside the momentum chunk); `bytes_per_step` is the
-//! allgather's plus the reduce-scatter's `(R − 1)` chunks each.
+//! allgather's plus the reduce-scatter's `(R − 1)` chunks each; `wait_s` and `comm_s` split the
+//! seconds inside the collectives as `ddp`'s do (`super::waiting`).
 
 use std::time::Instant;
 
@@ -22,9 +23,9 @@ use scalelab_ml::mlp::sharded::{
     halving_reduce_scatter, model_state_bytes, peak_state_bytes, ShardCollective, ShardedTrainer,
     Shards,
 };
-use scalelab_ml::mlp::{Mlp, StepTiming, Trainer};
+use scalelab_ml::mlp::{Mlp, StepLog, StepTiming, Trainer};
 
-use super::{Data, LossCurve, Setup};
+use super::{waiting, Data, LossCurve, Setup};
 use crate::workload::{Comm, Instance};
 
 /// [`ShardCollective`] over an MPI communicator.
@@ -62,6 +63,11 @@ pub(super) struct ShardedInstance {
     gathered: Vec<f64>,
     wall_s: f64,
     timing: StepTiming,
+    /// Each step's compute and collective seconds of the last repetition.
+    steps: StepLog,
+    /// `timing.comm_s` split into waiting for the slowest rank and moving data.
+    wait_s: f64,
+    comm_s: f64,
     loss: f64,
     accuracy: f64,
 }
@@ -87,6 +93,9 @@ impl ShardedInstance {
             gathered: Vec::new(),
             wall_s: 0.0,
             timing: StepTiming::default(),
+            steps: StepLog::default(),
+            wait_s: 0.0,
+            comm_s: 0.0,
             loss: f64::NAN,
             accuracy: f64::NAN,
         }
@@ -116,6 +125,7 @@ impl Instance for ShardedInstance {
         let coll = MpiShards { comm: &self.comm };
         let start = Instant::now();
         self.curve.restart();
+        self.steps.restart();
         for step in 0..self.setup.steps {
             let batch =
                 scalelab_ml::mlp::global_batch(&self.data.train, self.setup.schedule.batch, step);
@@ -128,9 +138,11 @@ impl Instance for ShardedInstance {
                 &coll,
             );
             self.curve.step_done(start);
+            self.steps.record(trainer.timing());
         }
         self.wall_s = start.elapsed().as_secs_f64();
         self.timing = trainer.take_timing();
+        (self.wait_s, self.comm_s) = waiting(&self.comm, &self.steps);
         self.gathered = trainer.gather(&coll).0;
     }
     fn verify(&mut self) -> Result<(), String> {
@@ -180,7 +192,8 @@ impl Instance for ShardedInstance {
                 samples / self.wall_s.max(f64::MIN_POSITIVE),
             ),
             ("compute_s", self.timing.compute_s),
-            ("comm_s", self.timing.comm_s),
+            ("comm_s", self.comm_s),
+            ("wait_s", self.wait_s),
             ("step_s", self.wall_s / steps),
             ("bytes_per_step", self.timing.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * len as f64),
