@@ -153,6 +153,11 @@ impl<E: GradientEngine> EngineTrainer<E> {
         (self.host.take_timing(), std::mem::take(&mut self.staging))
     }
 
+    /// The step timing so far.
+    pub fn timing(&self) -> &StepTiming {
+        self.host.timing()
+    }
+
     /// One optimizer step of rank `rank` on the global batch `batch`, as [`Trainer::step`]: the
     /// rank's share in `schedule.micro` micro-batches, each the tree sum of its grains (computed
     /// by the engine), merged along the fixed tree; the ranks joined by `reducer`; SGD with

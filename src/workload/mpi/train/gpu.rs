@@ -21,7 +21,7 @@
 //! final weights' bits) is what `scripts/gpu-check.sh` compares across 1, 2 and 4 ranks.
 //!
 //! Metrics: those of the CPU `ddp` (`samples_per_s`, `compute_s` without the copies, `comm_s`,
-//! `step_s`, `bytes_per_step`, `weight_distance`, `loss`, `accuracy`, ...) plus `h2d_s` (the
+//! `wait_s`, `step_s`, `bytes_per_step`, `weight_distance`, `loss`, `accuracy`, ...) plus `h2d_s` (the
 //! parameters after each update, the samples and labels of each micro-batch) and `d2h_s` (the
 //! grains' gradients and the samples' losses), and `loss_distance` (the loss curve's largest
 //! relative distance from the reference's). This path has never run on a GPU yet.
@@ -181,9 +181,9 @@ mod device {
     use scalelab_kernels::cuda::runtime;
     use scalelab_ml::data::Matrix;
     use scalelab_ml::mlp::engine::{EngineTrainer, GradientEngine, Staging};
-    use scalelab_ml::mlp::{self, Mlp, StepTiming};
+    use scalelab_ml::mlp::{self, Mlp, StepLog, StepTiming};
 
-    use super::super::{ddp, Data, LossCurve, Setup, TreeAllreduce};
+    use super::super::{ddp, waiting, Data, LossCurve, Setup, TreeAllreduce};
     use super::{curve_distance, fingerprint, LOSS_TOLERANCE, WEIGHT_TOLERANCE};
     use crate::workload::{Comm, Instance};
 
@@ -279,6 +279,9 @@ mod device {
             failure: None,
             wall_s: 0.0,
             timing: StepTiming::default(),
+            steps: StepLog::default(),
+            wait_s: 0.0,
+            comm_s: 0.0,
             staging: Staging::default(),
             distance: 0.0,
             loss_distance: 0.0,
@@ -304,6 +307,11 @@ mod device {
         failure: Option<String>,
         wall_s: f64,
         timing: StepTiming,
+        /// Each step's compute and reduction seconds of the last repetition.
+        steps: StepLog,
+        /// `timing.comm_s` split into waiting for the slowest rank and moving data.
+        wait_s: f64,
+        comm_s: f64,
         staging: Staging,
         distance: f64,
         loss_distance: f64,
@@ -324,6 +332,7 @@ mod device {
             };
             let start = Instant::now();
             self.curve.restart();
+            self.steps.restart();
             self.losses.clear();
             let s = &self.setup;
             {
@@ -348,10 +357,14 @@ mod device {
                         }
                     }
                     self.curve.step_done(start);
+                    self.steps.record(self.trainer.timing());
                 }
             }
             self.wall_s = start.elapsed().as_secs_f64();
             (self.timing, self.staging) = self.trainer.take_timing();
+            // Every rank stops at the same step (a failure poisons the reduced gradient), so the
+            // logs are of one length.
+            (self.wait_s, self.comm_s) = waiting(&self.comm, &self.steps);
         }
         fn verify(&mut self) -> Result<(), String> {
             let name = "mpi.train";
@@ -400,7 +413,8 @@ mod device {
                     "compute_s",
                     self.timing.compute_s - self.staging.h2d_s - self.staging.d2h_s,
                 ),
-                ("comm_s", self.timing.comm_s),
+                ("comm_s", self.comm_s),
+                ("wait_s", self.wait_s),
                 ("h2d_s", self.staging.h2d_s),
                 ("d2h_s", self.staging.d2h_s),
                 ("bitwise", f64::from(u8::from(self.distance == 0.0))),
