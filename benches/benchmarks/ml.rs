@@ -5,7 +5,11 @@
 //!   `scripts/compare-sklearn.sh` compares with scikit-learn), on pools of 1 and 2 threads;
 //! * `ml/nested/<level>/<threads>t`: nested cross-validation's task list (`scalelab_ml::search`):
 //!   breast cancer, a 2 × 2 random forest grid (20 trees), 5 outer × 3 inner folds = 80 fits, at
-//!   every level of parallelism on pools of 1 and 2 threads.
+//!   every level of parallelism on pools of 1 and 2 threads;
+//! * `ml/train/<threads>t`: one optimizer step of the MLP 64-512-512-8 of
+//!   `scripts/compare-train.sh` (global batch 2048 in grains of 32, SGD with momentum) in one
+//!   process, its grains' gradients computed on pools of 1 and 2 threads and summed along the fixed
+//!   tree (`Throughput::Elements` = samples): data parallelism over threads, which needs no MPI.
 //!
 //! Run with `cargo bench --bench bench_main -- ml/`.
 
@@ -107,4 +111,58 @@ fn fits(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fits, nested);
+/// One training step, data parallel over a pool's threads (`scalelab_ml::mlp::Trainer`).
+fn train(c: &mut Criterion) {
+    use scalelab_ml::data::{make_classification, Synthetic};
+    use scalelab_ml::mlp::{global_batch, LocalReducer, Mlp, Schedule, Sgd, Trainer};
+    let data = make_classification(&Synthetic {
+        samples: 8192,
+        features: 64,
+        informative: 16,
+        classes: 8,
+        seed: 0,
+        ..Synthetic::default()
+    })
+    .expect("synthetic data");
+    let labels = data.y.labels().expect("classes").to_vec();
+    let order: Vec<usize> = (0..data.rows()).collect();
+    let schedule = Schedule {
+        batch: 2048,
+        grain: 32,
+        ranks: 1,
+        micro: 1,
+    };
+    schedule.check("ml/train").expect("schedule");
+    let sgd = Sgd {
+        lr: 0.01,
+        momentum: 0.9,
+    };
+    let initial = Mlp::new(&[64, 512, 512, 8], 7).expect("model");
+    let batch = global_batch(&order, schedule.batch, 0);
+    let step = |t: &mut Trainer| {
+        t.step(&data.x, &labels, &batch, &schedule, 0, sgd, &LocalReducer);
+    };
+    let mut group = c.benchmark_group("ml/train");
+    group.throughput(Throughput::Elements(schedule.batch as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let mut first: Option<Vec<u64>> = None;
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        // A benchmark of a wrong answer is worthless: every thread count takes the same step,
+        // bit for bit.
+        let mut t = Trainer::new(initial.clone());
+        pool.install(|| step(&mut t));
+        let bits: Vec<u64> = t.mlp.params.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(first.get_or_insert_with(|| bits.clone()), &bits);
+        group.bench_function(BenchmarkId::from_parameter(format!("{threads}t")), |b| {
+            b.iter(|| pool.install(|| step(&mut t)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fits, nested, train);
