@@ -270,8 +270,11 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         return None;
     }
     let several = st.series.len() > 1;
-    // Compute, communication and total are not the study's series: colours of their own.
-    let mut colors = Colors::default();
+    // Compute, communication, waiting and total are not the study's series: each quantity keeps
+    // one colour of its own, and each series its marker shape (style `q + colours · i`), so that
+    // "communication" reads as one colour whatever the series.
+    let colours = super::PALETTE.len();
+    let style = |quantity: usize, series: usize| quantity + colours * series;
     let mut lines = Vec::new();
     let mut all_y = vec![0.0];
     let mut all_p = Vec::new();
@@ -281,11 +284,14 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         } else {
             String::new()
         };
-        for (what, metric) in [
+        for (q, (what, metric)) in [
             ("communication", messages::COMM_METRIC),
             ("waiting", messages::WAIT_METRIC),
             ("compute", messages::COMPUTE_METRIC),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let pts: Vec<(f64, f64, bool)> = s
                 .points
                 .iter()
@@ -302,10 +308,9 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             }
             all_y.extend(pts.iter().map(|p| p.1));
             all_p.extend(pts.iter().map(|p| p.0));
-            let label = format!("{what}{label}");
             lines.push(Line {
-                style: colors.of(&label),
-                label,
+                style: style(q, i),
+                label: format!("{what}{label}"),
                 markers_only: false,
                 points: pts.iter().map(|p| (p.0, p.1)).collect(),
                 band: Vec::new(),
@@ -318,10 +323,9 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             .map(|p| (p.workers as f64, p.summary.median))
             .collect();
         all_y.extend(total.iter().map(|p| p.1));
-        let label = format!("total (median time){label}");
         lines.push(Line {
-            style: colors.of(&label),
-            label,
+            style: style(3, i),
+            label: format!("total (median time){label}"),
             markers_only: false,
             points: total,
             band: Vec::new(),
