@@ -540,13 +540,16 @@ fn mpi_report_with_messages_comm_share_and_hybrid_points() {
 
 #[test]
 fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
-    use super::test_support::{mpi_record, with_metric};
-    let recs: Vec<_> = [1u32, 2, 4]
+    use super::test_support::{mpi_record, with_metric, with_param};
+    // Two series (strategies), each with its four quantities.
+    let recs: Vec<_> = ["ddp", "accumulate"]
         .into_iter()
-        .map(|ranks| {
+        .flat_map(|strategy| [1u32, 2, 4].map(move |ranks| (strategy, ranks)))
+        .map(|(strategy, ranks)| {
             let (compute, comm, wait) = (1.0 / ranks as f64, 0.01, 0.02 * (ranks - 1) as f64);
             let t = compute + comm + wait;
             let r = mpi_record(0, "mpi.train", ranks, 1, 1024, 1, &[t, t]);
+            let r = with_param(r, "strategy", strategy);
             let r = with_metric(r, "comm_s", &[comm, comm]);
             let r = with_metric(r, "wait_s", &[wait, wait]);
             with_metric(r, "compute_s", &[compute, compute])
@@ -557,13 +560,22 @@ fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
     write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
     let svg = std::fs::read_to_string(run.plots_dir().join("study1-train-comm.svg")).unwrap();
     for want in [
-        ">\nwaiting\n<",
-        ">\ncommunication\n<",
-        ">\ncompute\n<",
+        ">\nwaiting (strategy=ddp)\n<",
+        ">\ncommunication (strategy=accumulate)\n<",
+        ">\ncompute (strategy=ddp)\n<",
         "(comm_s), waiting for a slower rank or a neighbour (wait_s",
     ] {
         assert!(svg.contains(want), "{want}: {svg}");
     }
+    // A colour per quantity, shared by the series (which differ in marker shape): eight lines,
+    // four colours (black is the axes').
+    let colours: std::collections::BTreeSet<&str> = svg
+        .split("<polyline")
+        .skip(1)
+        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
+        .filter(|c| *c != "#000000")
+        .collect();
+    assert_eq!(colours.len(), 4, "{colours:?}");
     let md = std::fs::read_to_string(run.report()).unwrap();
     assert!(
         md.contains("Where a point records `wait_s` (waiting for a slower rank or a pipeline neighbour), that time is not in `comm_s`."),
