@@ -112,7 +112,7 @@ impl Units {
     pub fn layers(self, layout: &super::Layout) -> Vec<Range<usize>> {
         let layers = layout.layers();
         match self {
-            Units::Model => vec![0..layers],
+            Units::Model => std::iter::once(0..layers).collect(),
             Units::Layer => (0..layers).map(|l| l..l + 1).collect(),
         }
     }
@@ -939,6 +939,9 @@ mod tests {
         );
         let layout = super::super::Layout::new(&WIDTHS).unwrap();
         assert_eq!(Units::Layer.ranges(&layout), vec![0..40, 40..85, 85..103]);
-        assert_eq!(Units::Model.ranges(&layout), vec![0..103]);
+        assert_eq!(
+            Units::Model.ranges(&layout),
+            std::iter::once(0..103).collect::<Vec<_>>()
+        );
     }
 }

@@ -445,7 +445,6 @@ impl Instance for ShardedInstance {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::workload::mpi::{Train, TRAIN_PARAMS};
     use crate::workload::{test_params, Target, Workload};
 
