@@ -260,9 +260,11 @@ pub trait UnitCollective {
     fn start_scatter(&mut self, unit: usize, grad: Vec<f64>, shards: &Shards);
     /// Wait for unit `unit`'s reduce-scatter: this rank's chunk of the whole tree's sum.
     fn finish_scatter(&mut self, unit: usize) -> Vec<f64>;
-    /// Let the started collectives move on (called between layers); whether any is still in
-    /// flight.
+    /// Let the started collectives move on (called after each layer's forward and backward);
+    /// whether any is still in flight.
     fn progress(&mut self) -> bool;
+    /// Whether a started collective has not been seen complete yet (no communication).
+    fn in_flight(&self) -> bool;
     /// Bytes of parameters and gradients the collectives hold for the trainer right now (the
     /// buffers handed over and not yet finished; a reduce-scatter that has completed holds its
     /// chunk only). Their own send and receive buffers are not counted.
@@ -374,7 +376,7 @@ impl Clock {
             self.hidden_s += (t - self.since).as_secs_f64();
         }
         let out = call(coll);
-        self.flying = coll.progress();
+        self.flying = coll.in_flight();
         self.since = Instant::now();
         self.comm_s += (self.since - t).as_secs_f64();
         out
@@ -668,6 +670,9 @@ mod tests {
         gathered: BTreeMap<usize, Vec<f64>>,
         scattered: BTreeMap<usize, Vec<f64>>,
         bytes: u64,
+        /// The calls in order: `gather k`, `wait gather k`, `scatter k`, `wait scatter k`, and
+        /// `L` after each layer's forward or backward.
+        log: Vec<String>,
     }
 
     impl Rank<'_> {
@@ -717,8 +722,10 @@ mod tests {
             self.shared.barrier.wait();
             self.bytes += 8 * (shards.chunk() * (shards.ranks - 1)) as u64;
             self.gathered.insert(unit, full);
+            self.log.push(format!("gather {unit}"));
         }
         fn finish_gather(&mut self, unit: usize) -> Vec<f64> {
+            self.log.push(format!("wait gather {unit}"));
             self.gathered.remove(&unit).expect("a started gather")
         }
         fn start_scatter(&mut self, unit: usize, grad: Vec<f64>, shards: &Shards) {
@@ -731,13 +738,19 @@ mod tests {
                 chunk
             };
             self.scattered.insert(unit, chunk);
+            self.log.push(format!("scatter {unit}"));
         }
         fn finish_scatter(&mut self, unit: usize) -> Vec<f64> {
+            self.log.push(format!("wait scatter {unit}"));
             self.scattered
                 .remove(&unit)
                 .expect("a started reduce-scatter")
         }
         fn progress(&mut self) -> bool {
+            self.log.push("L".into());
+            false
+        }
+        fn in_flight(&self) -> bool {
             false
         }
         fn held_bytes(&self) -> u64 {
@@ -780,6 +793,8 @@ mod tests {
         velocity: Vec<Vec<u64>>,
         bytes: u64,
         peak: u64,
+        /// The collectives' calls of the last step.
+        log: Vec<String>,
     }
 
     fn bits(v: &[f64]) -> Vec<u64> {
@@ -815,11 +830,14 @@ mod tests {
                             gathered: BTreeMap::new(),
                             scattered: BTreeMap::new(),
                             bytes: 0,
+                            log: Vec::new(),
                         };
                         for step in 0..steps {
                             let batch = global_batch(order, 48, step);
+                            coll.log.clear();
                             t.step(&iris.x, y, &batch, &schedule, SGD, &mut coll);
                         }
+                        let log = std::mem::take(&mut coll.log);
                         let timing = t.take_timing();
                         let peak = t.take_peak();
                         Outcome {
@@ -827,6 +845,7 @@ mod tests {
                             velocity: t.velocity().iter().map(|v| bits(v)).collect(),
                             bytes: timing.bytes_sent / timing.steps,
                             peak,
+                            log,
                         }
                     })
                 })
@@ -874,6 +893,26 @@ mod tests {
             assert_eq!(sharded(4, 12, units, false)[0].params, want);
             assert_ne!(sharded(4, 12, units, true)[0].params, want, "{units:?}");
         }
+    }
+
+    #[test]
+    fn per_layer_units_prefetch_the_next_layer_and_reduce_scatter_each_as_soon_as_it_is_final() {
+        let log = |units| sharded(2, 1, units, false).swap_remove(0).log.join(", ");
+        // Forward: layer k + 1's gather starts before layer k computes (L), each layer is waited
+        // for just before it runs; backward re-gathers layers 1 and 0 (layer 2 stayed gathered),
+        // each one prefetched before the later layer's backward, and each layer's reduce-scatter
+        // starts before the earlier layers' backward; the update waits for them at the end.
+        assert_eq!(
+            log(Units::Layer),
+            "gather 0, wait gather 0, gather 1, L, wait gather 1, gather 2, L, wait gather 2, L, \
+             gather 1, L, scatter 2, wait gather 1, gather 0, L, scatter 1, wait gather 0, L, \
+             scatter 0, wait scatter 2, wait scatter 1, wait scatter 0"
+        );
+        // The model as one unit: one gather before forward, one reduce-scatter after backward.
+        assert_eq!(
+            log(Units::Model),
+            "gather 0, wait gather 0, L, L, L, L, L, L, scatter 0, wait scatter 0"
+        );
     }
 
     #[test]

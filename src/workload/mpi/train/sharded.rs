@@ -250,6 +250,10 @@ impl UnitCollective for MpiUnits<'_> {
         busy
     }
 
+    fn in_flight(&self) -> bool {
+        self.gathers.values().any(|g| !g.done) || self.scatters.values().any(|s| s.chunk.is_none())
+    }
+
     fn held_bytes(&self) -> u64 {
         let gathers = self.gathers.values().map(|g| g.full.len());
         let scatters = self.scatters.values().map(|s| match &s.chunk {
