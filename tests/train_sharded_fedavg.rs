@@ -2,7 +2,10 @@
 //! `mpirun`. Sharded (ZeRO-3 / FSDP) at 1, 2 and 4 ranks (oversubscribed) must verify on every
 //! repetition (the gathered weights and each rank's momentum chunk bitwise the serial
 //! reference's), end with the ddp run's loss and accuracy to the last bit, and record a quarter of
-//! ddp's model-state bytes per rank at 4 ranks. FedAvg at 1 and 3 clients verifies every round
+//! ddp's model-state bytes per rank at 4 ranks. With one FSDP unit per layer (`units = "layer"`)
+//! it verifies the same way, sends what the per-layer allgathers and reduce-scatters send, and its
+//! counted peak lies where the analysis puts it, below the whole model's; `units = "layer"` for
+//! `ddp` is refused at check time with the fix. FedAvg at 1 and 3 clients verifies every round
 //! against its serial simulation, records its per-round curve and shard sizes, drops clients, and
 //! waits for stragglers or discards their late models.
 //! Bad federated options are refused at check time with the fix. Needs the `mpi` feature and
@@ -11,7 +14,7 @@
 use serde_json::Value;
 
 mod common;
-use common::{describe, metric, records, run, run_manifest, scalelab, write};
+use common::{describe, metric, param, records, run, run_manifest, scalelab, write};
 
 fn ranks(rec: &Value) -> usize {
     rec["point"]["resources"]["ranks"].as_u64().unwrap() as usize
@@ -87,6 +90,137 @@ steps = 10
                 describe(r)
             );
         }
+    }
+}
+
+/// (chunk, padded) of each layer of an MLP with `widths` sharded over `ranks`.
+fn layer_shards(widths: &[usize], ranks: usize) -> Vec<(f64, f64)> {
+    widths
+        .windows(2)
+        .map(|w| {
+            let len = (w[0] * w[1] + w[1]) as f64;
+            let chunk = (len / ranks as f64).ceil();
+            (chunk, chunk * ranks as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn per_layer_units_give_the_serial_weights_at_1_2_and_4_ranks_and_a_lower_peak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "fsdp-units"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "s"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2, 4]
+strategy = "sharded"
+units = ["model", "layer"]
+size = 1024
+features = 10
+classes = 3
+hidden = "16,16,16"
+batch = 64
+steps = 10
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 6);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    // Layers of 176, 272, 272 and 51 parameters (771): the padding differs per layer.
+    let widths = [10, 16, 16, 16, 3];
+    let p = 771.0;
+    let mut peaks = std::collections::BTreeMap::new();
+    for r in &recs {
+        for m in ["loss", "accuracy"] {
+            assert_eq!(bits(r, m), bits(&recs[0], m), "{m}: {}", describe(r));
+        }
+        let n = ranks(r);
+        let units = param(r, "units");
+        let layers = layer_shards(&widths, n);
+        let (chunks, state, bytes, low, high) = if units == "model" {
+            let c = (p / n as f64).ceil();
+            let peak = 8.0 * (2.0 * c * n as f64 + c);
+            (
+                c,
+                3.0 * 8.0 * c,
+                2.0 * 8.0 * c * (n as f64 - 1.0),
+                peak,
+                peak,
+            )
+        } else {
+            let chunks: f64 = layers.iter().map(|l| l.0).sum();
+            // Forward gathers every layer, backward all but the last again; one
+            // reduce-scatter per layer: R − 1 chunks each.
+            let last = layers.last().unwrap().0;
+            let bytes = 8.0 * (3.0 * chunks - last) * (n as f64 - 1.0);
+            // The peak when each reduce-scatter completes at once: the chunks of parameters and
+            // momentum, a layer gathered with its whole gradient, the one prefetched beside it
+            // and the later layers' gradient chunks; over MPI a layer's gradient stays whole
+            // until its reduce-scatter completes, at most Σ (padded − chunk) more.
+            let base = 2.0 * chunks;
+            let mut eager = base + chunks;
+            for (k, &(c, pad)) in layers.iter().enumerate() {
+                let next = layers.get(k + 1).map_or(0.0, |l| l.1 - l.0);
+                eager = eager.max(base - c + pad + next);
+                let later: f64 = layers[k + 1..].iter().map(|l| l.0).sum();
+                let prev = if k > 0 {
+                    layers[k - 1].1 - layers[k - 1].0
+                } else {
+                    0.0
+                };
+                eager = eager.max(base + later - c + 2.0 * pad + prev);
+            }
+            let slack: f64 = layers.iter().map(|l| l.1 - l.0).sum();
+            (
+                chunks,
+                3.0 * 8.0 * chunks,
+                bytes,
+                8.0 * eager,
+                8.0 * (eager + slack),
+            )
+        };
+        assert!(chunks > 0.0);
+        for (name, want) in [("mem_per_rank_bytes", state), ("bytes_per_step", bytes)] {
+            assert!(
+                metric(r, name).iter().all(|&v| v == want),
+                "{name} = {:?}, expected {want}: {}",
+                metric(r, name),
+                describe(r)
+            );
+        }
+        let peak = metric(r, "mem_peak_bytes");
+        assert!(
+            peak.iter().all(|&v| (low..=high).contains(&v)),
+            "mem_peak_bytes = {peak:?}, expected {low} to {high}: {}",
+            describe(r)
+        );
+        if n == 1 {
+            // One rank: ddp's three vectors whatever the units.
+            assert!(peak.iter().all(|&v| v == 3.0 * 8.0 * p), "{peak:?}");
+        }
+        peaks.insert((n, units), peak[0]);
+    }
+    for n in [2, 4] {
+        let (model, layer) = (
+            peaks[&(n, "model".to_string())],
+            peaks[&(n, "layer".to_string())],
+        );
+        assert!(
+            layer < model,
+            "{n} ranks: per-layer peak {layer} ≥ whole-model {model}"
+        );
     }
 }
 
@@ -291,4 +425,29 @@ fn bad_federated_options_are_refused_at_check_time_with_the_fix() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("mpi.train: 3 ranks: the fixed reduction tree halves the global batch"));
+}
+
+#[test]
+fn per_layer_units_for_a_strategy_without_units_are_refused_at_check_time_with_the_fix() {
+    let study = |strategy: &str, units: &str| {
+        format!(
+            "name = \"bad\"\n[[study]]\nname = \"s\"\nworkload = \"mpi.train\"\nranks = \
+             2\nstrategy = {strategy}\nunits = \"{units}\"\n"
+        )
+    };
+    let (code, err) = plan(&study("\"sharded\"", "layer"));
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = plan(&study("[\"ddp\", \"sharded\"]", "layer"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "mpi.train: units = \"layer\" with strategy = \"ddp\": FSDP units are how sharded \
+             gathers and frees the parameters; ddp keeps them whole and has no units; use \
+             strategy = \"sharded\", or leave units at \"model\""
+        ),
+        "{err}"
+    );
+    let (code, err) = plan(&study("\"sharded\"", "layers"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("model") && err.contains("layer"), "{err}");
 }

@@ -96,21 +96,6 @@ pub fn tree_sum(buf: &mut [f64], len: usize) {
     }
 }
 
-/// [`tree_sum`] restricted to the elements `range` of each vector: the same additions on those
-/// elements, so the same bits there.
-fn tree_sum_range(buf: &mut [f64], len: usize, range: Range<usize>) {
-    let n = buf.len().checked_div(len).unwrap_or(0);
-    if n > 1 {
-        let mid = n / 2;
-        let (left, right) = buf.split_at_mut(mid * len);
-        tree_sum_range(left, len, range.clone());
-        tree_sum_range(right, len, range.clone());
-        for (a, b) in left[range.clone()].iter_mut().zip(&right[range]) {
-            *a += *b;
-        }
-    }
-}
-
 /// How one optimizer step's global batch is split: `batch` samples in grains of `grain`, over
 /// `ranks` processes, each doing `micro` micro-batches (gradient accumulation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -460,44 +445,67 @@ impl Trainer {
 
     /// Forward pass of `rows` of `x`: fills `self.acts` (the last entry holds the logits).
     fn forward(&mut self, x: &Matrix, rows: &[usize]) {
-        let layout = &self.mlp.layout;
-        let n = rows.len();
+        let layers = self.mlp.layout.layers();
         let precision = self.mp.precision;
         if precision.is_reduced() {
             // The weights as the GEMMs read them; the biases stay wide (added in the accumulator).
             self.low_params.clear();
             self.low_params.extend_from_slice(&self.mlp.params);
-            for l in 0..layout.layers() {
-                precision.round_slice(&mut self.low_params[layout.layer(l).0]);
+            for l in 0..layers {
+                precision.round_slice(&mut self.low_params[self.mlp.layout.layer(l).0]);
             }
         }
-        let weights = if precision.is_reduced() {
-            &self.low_params
-        } else {
-            &self.mlp.params
-        };
-        self.acts.resize_with(layout.widths.len(), Vec::new);
+        self.load_rows(x, rows);
+        let params = std::mem::take(&mut self.mlp.params);
+        let low = std::mem::take(&mut self.low_params);
+        for l in 0..layers {
+            let (w, b) = self.mlp.layout.layer(l);
+            let weights = if precision.is_reduced() {
+                &low[w]
+            } else {
+                &params[w]
+            };
+            self.forward_layer(l, weights, &params[b]);
+        }
+        (self.mlp.params, self.low_params) = (params, low);
+    }
+
+    /// The samples `rows` of `x` as the first layer's input: the start of a forward pass run
+    /// layer by layer with [`Trainer::forward_layer`].
+    pub(crate) fn load_rows(&mut self, x: &Matrix, rows: &[usize]) {
+        self.acts
+            .resize_with(self.mlp.layout.widths.len(), Vec::new);
         let a0 = &mut self.acts[0];
         a0.clear();
         for &r in rows {
             a0.extend_from_slice(x.row(r));
         }
-        for l in 0..layout.layers() {
-            let (i, o) = (layout.widths[l], layout.widths[l + 1]);
-            let (w, b) = layout.layer(l);
-            let (before, after) = self.acts.split_at_mut(l + 1);
-            let z = &mut after[0];
-            z.clear();
-            for _ in 0..n {
-                z.extend_from_slice(&self.mlp.params[b.clone()]);
-            }
-            // The layer's input as the GEMM reads it (kept rounded: backward reads it too).
-            precision.round_slice(&mut before[l]);
-            self.ws.update(n, o, i, &before[l], i, &weights[w], o, z, o);
-            if l + 1 < layout.layers() {
-                for v in z.iter_mut() {
-                    *v = v.max(0.0);
-                }
+    }
+
+    /// Layer `l`'s forward pass over the loaded rows: its output `ReLU(A·W + b)` (no ReLU after
+    /// the last layer) from its input `A`, with `weights` (`inputs × outputs`, row-major, as the
+    /// GEMM reads them) and `bias`. It reads no parameter from `self.mlp`, so a caller may hold
+    /// the layer anywhere (`mlp::sharded` gathers one layer at a time). One GEMM over all the
+    /// rows, whose shared dimension is the layer's input width: a sample's output does not depend
+    /// on which rows share the call, nor on the layers computed before or after it.
+    pub(crate) fn forward_layer(&mut self, l: usize, weights: &[f64], bias: &[f64]) {
+        let layout = &self.mlp.layout;
+        let (i, o) = (layout.widths[l], layout.widths[l + 1]);
+        let last = l + 1 == layout.layers();
+        let precision = self.mp.precision;
+        let (before, after) = self.acts.split_at_mut(l + 1);
+        let n = before[l].len() / i;
+        let z = &mut after[0];
+        z.clear();
+        for _ in 0..n {
+            z.extend_from_slice(bias);
+        }
+        // The layer's input as the GEMM reads it (kept rounded: backward reads it too).
+        precision.round_slice(&mut before[l]);
+        self.ws.update(n, o, i, &before[l], i, weights, o, z, o);
+        if !last {
+            for v in z.iter_mut() {
+                *v = v.max(0.0);
             }
         }
     }
@@ -550,12 +558,29 @@ impl Trainer {
         ready: &mut dyn FnMut(Range<usize>, &[f64]),
     ) {
         self.forward(x, rows);
+        self.loss_delta(labels, rows);
         let layout = self.mlp.layout.clone();
-        let p = layout.len();
-        let n = rows.len();
-        let grains = n / grain;
-        let c = *layout.widths.last().unwrap();
-        // Softmax minus one-hot: the gradient of each sample's loss with respect to its logits.
+        let reduced = self.mp.precision.is_reduced();
+        let params = std::mem::take(&mut self.mlp.params);
+        let low = std::mem::take(&mut self.low_params);
+        for l in (0..layout.layers()).rev() {
+            let (w, b) = layout.layer(l);
+            let done = w.start..b.end;
+            self.layer_gradient(l, grain, &mut out[done.clone()]);
+            ready(done.clone(), &out[done]);
+            if l > 0 {
+                self.input_delta(l, if reduced { &low[w] } else { &params[w] });
+            }
+        }
+        (self.mlp.params, self.low_params) = (params, low);
+    }
+
+    /// The gradient of each loaded sample's loss with respect to its logits (softmax minus
+    /// one-hot; `rows` are the loaded rows, for their labels) as the last layer's `Δ`, after a
+    /// forward pass. Under a reduced precision, that of the scaled mean loss, rounded as the
+    /// backward GEMMs read it.
+    pub(crate) fn loss_delta(&mut self, labels: &[u32], rows: &[usize]) {
+        let c = *self.mlp.layout.widths.last().unwrap();
         self.delta.clear();
         self.delta.extend_from_slice(self.acts.last().unwrap());
         for (k, &r) in rows.iter().enumerate() {
@@ -573,118 +598,124 @@ impl Trainer {
         }
         let precision = self.mp.precision;
         if precision.is_reduced() {
-            // The gradient of the scaled mean loss, as the backward GEMMs read it.
             let scale = self.delta_scale;
             for v in self.delta.iter_mut() {
                 *v = precision.round(*v * scale);
             }
         }
+    }
+
+    /// Layer `l`'s weight and bias gradient over the loaded rows, from its input (the forward
+    /// pass's) and its `Δ` (from [`Trainer::loss_delta`] or [`Trainer::input_delta`]): one GEMM
+    /// per grain of `grain` samples, the grains summed along the fixed tree, into `out` (the
+    /// layer's weights then biases, `inputs·outputs + outputs` values, as in the flat vector).
+    /// Every grain's GEMM and every addition are those of the whole-model pass, so the bits do not
+    /// depend on which layers are computed together.
+    pub(crate) fn layer_gradient(&mut self, l: usize, grain: usize, out: &mut [f64]) {
+        let (i, o) = (self.mlp.layout.widths[l], self.mlp.layout.widths[l + 1]);
+        let len = i * o + o;
+        let (w, b) = (0..i * o, i * o..len);
+        let grains = self.delta.len() / o / grain;
+        let precision = self.mp.precision;
         self.leaves.clear();
-        self.leaves.resize(grains * p, 0.0);
-        for l in (0..layout.layers()).rev() {
-            let (i, o) = (layout.widths[l], layout.widths[l + 1]);
-            let (w, b) = layout.layer(l);
-            let a = &self.acts[l];
-            // The grains' gradients are independent: the rayon pool's threads (the `threads`
-            // axis) take contiguous runs of them, each thread with its own workspace. A grain's
-            // gradient is the same bits on any thread, and the tree below sums them in the
-            // fixed order afterwards, so the thread count changes no bit.
-            let threads = rayon::current_num_threads().clamp(1, grains.max(1));
-            if self.grain_scratch.len() < threads {
-                self.grain_scratch
-                    .resize_with(threads, GrainScratch::default);
-            }
-            let per_thread = grains.div_ceil(threads).max(1);
-            let delta = &self.delta;
+        self.leaves.resize(grains * len, 0.0);
+        let a = &self.acts[l];
+        // The grains' gradients are independent: the rayon pool's threads (the `threads` axis)
+        // take contiguous runs of them, each thread with its own workspace. A grain's gradient is
+        // the same bits on any thread, and the tree below sums them in the fixed order
+        // afterwards, so the thread count changes no bit.
+        let threads = rayon::current_num_threads().clamp(1, grains.max(1));
+        if self.grain_scratch.len() < threads {
+            self.grain_scratch
+                .resize_with(threads, GrainScratch::default);
+        }
+        let per_thread = grains.div_ceil(threads).max(1);
+        let delta = &self.delta;
+        #[cfg(test)]
+        let grain_threads = &self.grain_threads;
+        let grain_run = |t: usize, run: &mut [f64], scratch: &mut GrainScratch| {
             #[cfg(test)]
-            let grain_threads = &self.grain_threads;
-            let grain_run = |t: usize, run: &mut [f64], scratch: &mut GrainScratch| {
-                #[cfg(test)]
-                grain_threads.lock().unwrap().insert(t);
-                for (k, leaf) in run.chunks_mut(p).enumerate() {
-                    let g = t * per_thread + k;
-                    // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
-                    let transposed = &mut scratch.transposed;
-                    transposed.clear();
-                    transposed.resize(i * grain, 0.0);
-                    for s in 0..grain {
-                        for f in 0..i {
-                            transposed[f * grain + s] = a[(g * grain + s) * i + f];
-                        }
-                    }
-                    let d = &delta[g * grain * o..(g + 1) * grain * o];
-                    scratch.ws.update(
-                        i,
-                        o,
-                        grain,
-                        transposed,
-                        grain,
-                        d,
-                        o,
-                        &mut leaf[w.clone()],
-                        o,
-                    );
-                    let db = &mut leaf[b.clone()];
-                    for s in 0..grain {
-                        for (acc, v) in db.iter_mut().zip(&d[s * o..(s + 1) * o]) {
-                            *acc += v;
-                        }
-                    }
-                    // The grain's gradient leaves its GEMM in the format, as a micro-batch's
-                    // half-precision gradient does before it is accumulated in the wide one.
-                    precision.round_slice(&mut leaf[w.clone()]);
-                    precision.round_slice(&mut leaf[b.clone()]);
-                }
-            };
-            if threads == 1 {
-                grain_run(0, &mut self.leaves, &mut self.grain_scratch[0]);
-            } else {
-                self.leaves
-                    .par_chunks_mut(per_thread * p)
-                    .zip(self.grain_scratch.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(t, (run, scratch))| grain_run(t, run, scratch));
-            }
-            let done = w.start..b.end;
-            tree_sum_range(&mut self.leaves, p, done.clone());
-            out[done.clone()].copy_from_slice(&self.leaves[done.clone()]);
-            ready(done.clone(), &out[done]);
-            if l > 0 {
-                // Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1}).
-                let wl = if precision.is_reduced() {
-                    &self.low_params[w]
-                } else {
-                    &self.mlp.params[w]
-                };
-                self.transposed.clear();
-                self.transposed.resize(o * i, 0.0);
-                for f in 0..i {
-                    for j in 0..o {
-                        self.transposed[j * i + f] = wl[f * o + j];
+            grain_threads.lock().unwrap().insert(t);
+            for (k, leaf) in run.chunks_mut(len).enumerate() {
+                let g = t * per_thread + k;
+                // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
+                let transposed = &mut scratch.transposed;
+                transposed.clear();
+                transposed.resize(i * grain, 0.0);
+                for s in 0..grain {
+                    for f in 0..i {
+                        transposed[f * grain + s] = a[(g * grain + s) * i + f];
                     }
                 }
-                self.next_delta.clear();
-                self.next_delta.resize(n * i, 0.0);
-                self.ws.update(
-                    n,
+                let d = &delta[g * grain * o..(g + 1) * grain * o];
+                scratch.ws.update(
                     i,
                     o,
-                    &self.delta,
+                    grain,
+                    transposed,
+                    grain,
+                    d,
                     o,
-                    &self.transposed,
-                    i,
-                    &mut self.next_delta,
-                    i,
+                    &mut leaf[w.clone()],
+                    o,
                 );
-                for (d, act) in self.next_delta.iter_mut().zip(a) {
-                    if *act <= 0.0 {
-                        *d = 0.0;
+                let db = &mut leaf[b.clone()];
+                for s in 0..grain {
+                    for (acc, v) in db.iter_mut().zip(&d[s * o..(s + 1) * o]) {
+                        *acc += v;
                     }
                 }
-                precision.round_slice(&mut self.next_delta);
-                std::mem::swap(&mut self.delta, &mut self.next_delta);
+                // The grain's gradient leaves its GEMM in the format, as a micro-batch's
+                // half-precision gradient does before it is accumulated in the wide one.
+                precision.round_slice(&mut leaf[w.clone()]);
+                precision.round_slice(&mut leaf[b.clone()]);
+            }
+        };
+        if threads == 1 {
+            grain_run(0, &mut self.leaves, &mut self.grain_scratch[0]);
+        } else {
+            self.leaves
+                .par_chunks_mut(per_thread * len)
+                .zip(self.grain_scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, (run, scratch))| grain_run(t, run, scratch));
+        }
+        tree_sum(&mut self.leaves, len);
+        out.copy_from_slice(&self.leaves[..len]);
+    }
+
+    /// `Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1})`: layer `l`'s input gradient becomes the `Δ` of
+    /// layer `l − 1`, with `weights` layer `l`'s as the GEMM reads them.
+    pub(crate) fn input_delta(&mut self, l: usize, weights: &[f64]) {
+        let (i, o) = (self.mlp.layout.widths[l], self.mlp.layout.widths[l + 1]);
+        let n = self.delta.len() / o;
+        self.transposed.clear();
+        self.transposed.resize(o * i, 0.0);
+        for f in 0..i {
+            for j in 0..o {
+                self.transposed[j * i + f] = weights[f * o + j];
             }
         }
+        self.next_delta.clear();
+        self.next_delta.resize(n * i, 0.0);
+        self.ws.update(
+            n,
+            i,
+            o,
+            &self.delta,
+            o,
+            &self.transposed,
+            i,
+            &mut self.next_delta,
+            i,
+        );
+        for (d, act) in self.next_delta.iter_mut().zip(&self.acts[l]) {
+            if *act <= 0.0 {
+                *d = 0.0;
+            }
+        }
+        self.mp.precision.round_slice(&mut self.next_delta);
+        std::mem::swap(&mut self.delta, &mut self.next_delta);
     }
 
     /// One optimizer step on the global batch `batch` (dataset row indices, `schedule.batch`

@@ -185,9 +185,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               the ranks once per step; accumulate: the same, each rank's shard in `micro` \
               micro-batches whose gradients are accumulated before the one reduction; \
               pipeline: the layers split over the ranks (stages), `micro` micro-batches per \
-              global batch flowing through them GPipe style; sharded: ZeRO-3 / FSDP, parameters \
-              and momentum in one chunk per rank, allgather before compute and reduce-scatter \
-              after; fedavg: one client per rank training locally for `epochs` on a non-IID \
+              global batch flowing through them GPipe style; sharded: ZeRO-3 / FSDP, the \
+              parameters and momentum of each FSDP unit (`units`) in one chunk per rank, \
+              allgather before compute and reduce-scatter after; fedavg: one client per rank training locally for `epochs` on a non-IID \
               shard, the server averaging after each of `rounds`",
     },
     ParamSpec {
@@ -211,6 +211,15 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         default: "64KiB",
         doc: "bucket capacity with overlap = \"on\" (PyTorch's bucket_cap_mb): bytes (\"64KiB\") \
               or a count of gradients",
+    },
+    ParamSpec {
+        name: "units",
+        kind: ParamKind::Choice(scalelab_ml::mlp::sharded::Units::NAMES),
+        default: "model",
+        doc: "sharded: the FSDP units the parameters are gathered and freed in: model (the \
+              whole model gathered once per step) or layer (one unit per layer: gathered just \
+              before it runs, the next layer prefetched, freed after, each layer's gradient \
+              reduce-scattered as soon as backward has made it; docs/training.md)",
     },
     ParamSpec {
         name: "dataset",
@@ -429,6 +438,7 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
         "schedule" => strategy == "pipeline",
+        "units" => strategy == "sharded",
         "steps" => strategy != "fedavg",
         "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
         // How late a straggler is and what the server does about it mean nothing without one.
@@ -464,6 +474,8 @@ mod tests {
         assert!(!applies(&params("ddp", "synthetic"), "skew"));
         assert!(!applies(&params("fedavg", "synthetic"), "steps"));
         assert!(!applies(&params("sharded", "synthetic"), "allreduce"));
+        assert!(applies(&params("sharded", "synthetic"), "units"));
+        assert!(!applies(&params("ddp", "synthetic"), "units"));
         assert!(!applies(&params("ddp", "synthetic"), "bucket"));
         assert!(applies(&params("ddp", "synthetic"), "features"));
         assert!(!applies(&params("ddp", "digits"), "features"));

@@ -85,6 +85,8 @@ struct Setup {
     variant: ddp::Variant,
     /// The GEMM operands' number format and the loss scale (`precision`, `loss_scale`).
     mp: MixedPrecision,
+    /// `sharded`'s FSDP units (train/sharded.rs).
+    units: mlp::sharded::Units,
 }
 
 /// The precision setting of a point; a reduced precision is refused for the strategies that train
@@ -178,9 +180,11 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         ));
     }
     let mp = mixed_precision(name, params, &strategy)?;
+    let units = sharded::units(name, params, &strategy)?;
     Ok(Setup {
         strategy,
         mp,
+        units,
         widths_hidden: hidden(name, params)?,
         schedule,
         steps,
