@@ -281,6 +281,15 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               ignore it",
     },
     ParamSpec {
+        name: "virtual",
+        kind: ParamKind::Int,
+        default: "1",
+        doc: "model chunks per pipeline stage (Megatron-LM's virtual pipeline stages): 1 gives \
+              each rank one contiguous block of layers; v > 1 cuts the model into ranks × v \
+              chunks, rank r holding chunks r, r + ranks, … (interleaved: a bubble v times \
+              smaller, v times the messages; micro a multiple of ranks)",
+    },
+    ParamSpec {
         name: "steps",
         kind: ParamKind::Int,
         default: "20",
@@ -428,7 +437,7 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "micro" => matches!(strategy, "accumulate" | "pipeline"),
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
-        "schedule" => strategy == "pipeline",
+        "schedule" | "virtual" => strategy == "pipeline",
         "steps" => strategy != "fedavg",
         "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
         // How late a straggler is and what the server does about it mean nothing without one.
