@@ -417,6 +417,15 @@ strategy = "ddp"
             describe(pt)
         );
         assert!(metric(pt, "virtual").iter().all(|&v| v == 2.0));
+        // The schedule on a clock of the real chunk costs: rank 1 does 9600 of the 15488 FLOPs,
+        // so rank 0 idles at least 1 − 5888/9600 of its step whatever the micro-batches.
+        assert!(
+            metric(pt, "bubble_simulated")
+                .iter()
+                .all(|&b| b < 1.0 && (stages != 2.0 || b >= 1.0 - 5888.0 / 9600.0)),
+            "{}",
+            describe(pt)
+        );
         assert!(metric(pt, "bubble")
             .iter()
             .all(|&b| (0.0..=1.0).contains(&b)));

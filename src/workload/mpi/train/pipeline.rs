@@ -30,7 +30,9 @@
 //! Metrics besides those of the data-parallel strategies (maximum over stages, as every MPI
 //! point): `wait_s` (seconds blocked on a neighbour), `bubble` (the measured idle share of a
 //! stage's step, `wait_s / step time`), `bubble_predicted` (`(S − 1) / (v·m + S − 1)`: GPipe's
-//! `(S − 1) / (m + S − 1)` at `v = 1`), `stages`, `virtual`, `stage_param_bytes` (the largest
+//! `(S − 1) / (m + S − 1)` at `v = 1`, for equal chunks), `bubble_simulated` (the idlest
+//! stage's share when the schedule runs on a clock of this partition's chunk FLOPs with free
+//! messages: what the split itself costs, before the machine's share), `stages`, `virtual`, `stage_param_bytes` (the largest
 //! stage's parameters), `activation_bytes` (the activations a stage keeps for its backward
 //! passes: every micro-batch's, GPipe without re-materialisation) and `bytes_per_step` (what a
 //! stage sends per step: v-fold with interleaving).
@@ -445,6 +447,15 @@ impl Instance for PipelineInstance {
             (
                 "bubble_predicted",
                 pipeline::bubble_prediction(stages, v, self.setup.schedule.micro),
+            ),
+            (
+                "bubble_simulated",
+                pipeline::simulated_bubble(
+                    self.schedule,
+                    &self.partition,
+                    &self.initial.layout,
+                    self.setup.schedule.micro,
+                ),
             ),
             ("stages", stages as f64),
             ("virtual", v as f64),
