@@ -369,6 +369,7 @@ ranks = 2
 oversubscribe = true
 strategy = "pipeline"
 micro = 4
+recompute = ["off", "on"]
 {model}
 [[study]]
 name = "ref"
@@ -380,7 +381,7 @@ strategy = "ddp"
     );
     assert_eq!(code, 0, "{out}");
     let recs = records(&run_dir);
-    assert_eq!(recs.len(), 10);
+    assert_eq!(recs.len(), 11);
     for r in &recs {
         assert_eq!(r["status"], "ok", "{}", describe(r));
     }
@@ -391,14 +392,34 @@ strategy = "ddp"
     };
     let reference = study("ref")[0];
     let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    let contiguous = study("contiguous")[0];
+    let recompute = |on: &str| {
+        *study("contiguous")
+            .iter()
+            .find(|r| param(r, "recompute") == on)
+            .unwrap()
+    };
+    let (contiguous, recomputed) = (recompute("off"), recompute("on"));
     // The contiguous split cuts once, after layer 2 (width 24).
     assert!(metric(contiguous, "bytes_per_step")
         .iter()
         .all(|&v| v == 8.0 * 128.0 * 24.0));
+    // Activations, the larger stage's (stage 1: layers 2..8, inputs 24, 16, 16, 16, 16, 16 wide
+    // and 4 logits, 108 values a row). GPipe with 4 micro-batches of 32 rows holds all 128 rows;
+    // re-materialised, the 128 rows' inputs (24) and one micro-batch's layer outputs (84). The
+    // weights are the same bits (checked below).
+    assert_eq!(
+        metric(contiguous, "activation_bytes"),
+        [8.0 * 128.0 * 108.0; 2]
+    );
+    assert_eq!(
+        metric(recomputed, "activation_bytes"),
+        [8.0 * (128.0 * 24.0 + 32.0 * 84.0); 2],
+        "{}",
+        describe(recomputed)
+    );
     let interleaved = study("interleaved");
     assert_eq!(interleaved.len(), 8);
-    for pt in interleaved.iter().copied().chain([contiguous]) {
+    for pt in interleaved.iter().copied().chain([contiguous, recomputed]) {
         for m in ["loss", "accuracy"] {
             assert_eq!(bits(pt, m), bits(reference, m), "{m}: {}", describe(pt));
         }

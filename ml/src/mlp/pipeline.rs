@@ -542,7 +542,7 @@ pub fn simulated_bubble(
 
 /// One pipeline stage: its chunks' parameters and momentum (slices of the model's, concatenated
 /// in chunk order), and the activations of every micro-batch of the step in flight (GPipe keeps
-/// them all until the backward pass; no re-materialisation).
+/// them all until the backward pass; with [`Stage::with_recompute`] only each chunk's input).
 pub struct Stage {
     layout: Layout,
     partition: Partition,
@@ -565,6 +565,12 @@ pub struct Stage {
     transposed: Vec<f64>,
     leaves: Vec<f64>,
     timing: PipelineTiming,
+    /// Activation re-materialisation: keep only each chunk's input per micro-batch in flight and
+    /// run the chunk's forward again in the backward pass.
+    recompute: bool,
+    /// With `recompute`, per local chunk, the outputs of its layers for the one micro-batch whose
+    /// forward or backward is running (lent to its slot meanwhile).
+    scratch: Vec<Vec<Vec<f64>>>,
 }
 
 /// Adds `right` into `left` element-wise.
@@ -591,6 +597,11 @@ impl Stage {
             params,
             velocity,
             acts: vec![Vec::new(); chunks.len()],
+            scratch: chunks
+                .iter()
+                .map(|&c| vec![Vec::new(); partition.layers(c).len()])
+                .collect(),
+            recompute: false,
             chunks,
             bases,
             partition,
@@ -623,6 +634,15 @@ impl Stage {
         self
     }
 
+    /// The same stage, re-materialising activations (`true`): a micro-batch in flight keeps only
+    /// each chunk's input, and the backward pass runs the chunk's forward again first. The
+    /// recomputed activations are the same bits (the same GEMMs on the same input), so the
+    /// weights are too; the price is one more forward per chunk and micro-batch.
+    pub fn with_recompute(mut self, recompute: bool) -> Stage {
+        self.recompute = recompute;
+        self
+    }
+
     /// The partition this stage belongs to.
     pub fn partition(&self) -> &Partition {
         &self.partition
@@ -634,15 +654,32 @@ impl Stage {
     }
 
     /// Bytes of the activations this stage holds at its peak (the inputs to its chunks' layers
-    /// and their outputs, of as many micro-batches as its schedule keeps in flight).
+    /// and their outputs, of as many micro-batches as its schedule keeps in flight; with
+    /// re-materialisation, the chunks' inputs of those micro-batches and the layer outputs of one
+    /// micro-batch per chunk).
     pub fn activation_bytes(&self) -> u64 {
-        8 * self
+        let held: u64 = self
             .acts
             .iter()
             .flatten()
             .flatten()
             .map(|a| a.len() as u64)
-            .sum::<u64>()
+            .sum();
+        let scratch: u64 = self.scratch.iter().flatten().map(|a| a.len() as u64).sum();
+        8 * (held + scratch)
+    }
+
+    /// With re-materialisation, swap local chunk `c`'s scratch layer outputs into slot `slot`
+    /// (before its forward runs) or back out (after): the slot itself holds only its input.
+    fn swap_scratch(&mut self, c: usize, slot: usize) {
+        if self.recompute {
+            for (held, lent) in self.acts[c][slot][1..]
+                .iter_mut()
+                .zip(self.scratch[c].iter_mut())
+            {
+                std::mem::swap(held, lent);
+            }
+        }
     }
 
     /// The timing so far, and zero it.
@@ -817,6 +854,7 @@ impl Stage {
             self.timed(|_| link.recv_prev(tag, &mut input));
         }
         self.acts[c][slot][0] = input;
+        self.swap_scratch(c, slot);
         self.forward(c, slot, n);
         if chunk + 1 < self.partition.chunks() {
             let out = std::mem::take(&mut self.acts[c][slot][nl]);
@@ -824,6 +862,7 @@ impl Stage {
             self.timed(|_| link.send_next(tag, &out));
             self.acts[c][slot][nl] = out;
         }
+        self.swap_scratch(c, slot);
     }
 
     /// Micro-batch `j`'s backward pass through local chunk `c` from its activation slot `slot`:
@@ -848,6 +887,11 @@ impl Stage {
         let n = rows.len();
         let grains = n / grain;
         let p = self.bases[c + 1] - self.bases[c];
+        if self.recompute {
+            // Re-materialise: the chunk's forward again from its kept input.
+            self.swap_scratch(c, slot);
+            self.forward(c, slot, n);
+        }
         if chunk + 1 == self.partition.chunks() {
             self.loss_gradient(c, slot, labels, rows);
         } else {
@@ -878,6 +922,7 @@ impl Stage {
                 std::mem::swap(&mut self.delta, &mut self.next_delta);
             }
         }
+        self.swap_scratch(c, slot);
         tree_sum(&mut self.leaves, p);
         out.clear();
         out.extend_from_slice(&self.leaves[..p]);
@@ -1127,6 +1172,27 @@ mod tests {
         micro: usize,
         steps: usize,
     ) -> Trained {
+        pipelined_with(
+            widths,
+            schedule,
+            stages,
+            virtual_stages,
+            micro,
+            steps,
+            false,
+        )
+    }
+
+    /// [`pipelined`], re-materialising activations if `recompute`.
+    fn pipelined_with(
+        widths: &[usize],
+        schedule: PipeSchedule,
+        stages: usize,
+        virtual_stages: usize,
+        micro: usize,
+        steps: usize,
+        recompute: bool,
+    ) -> Trained {
         let iris = data::load("iris").unwrap();
         let y = iris.y.labels().unwrap().to_vec();
         let order: Vec<usize> = (0..iris.rows()).rev().collect();
@@ -1140,8 +1206,9 @@ mod tests {
                 .map(|(s, mut link)| {
                     let (iris, y, order, mlp, partition) = (&iris, &y, &order, &mlp, &partition);
                     sc.spawn(move || {
-                        let mut stage =
-                            Stage::new(mlp, partition.clone(), s).with_schedule(schedule);
+                        let mut stage = Stage::new(mlp, partition.clone(), s)
+                            .with_schedule(schedule)
+                            .with_recompute(recompute);
                         for step in 0..steps {
                             let b = global_batch(order, BATCH, step);
                             stage.step(&iris.x, y, &b, GRAIN, micro, SGD, &mut link);
@@ -1540,6 +1607,47 @@ mod tests {
         let got = simulated_bubble(PipeSchedule::GPipe, &p, &skewed, 1);
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
         assert!(got > bubble_prediction(2, 1, 1));
+    }
+
+    #[test]
+    fn re_materialised_stages_give_the_serial_weights_bitwise_holding_fewer_activations() {
+        let reference = serial(&DEEP, 6, BATCH, GRAIN);
+        for schedule in [PipeSchedule::GPipe, PipeSchedule::OneFOneB] {
+            for (stages, virtual_stages, micro) in
+                [(1, 1, 4), (2, 1, 8), (4, 1, 4), (2, 2, 4), (4, 2, 8)]
+            {
+                let (params, velocity, kept) =
+                    pipelined_with(&DEEP, schedule, stages, virtual_stages, micro, 6, true);
+                assert!(
+                    params == reference.0 && velocity == reference.1,
+                    "{schedule:?}, {stages} stages × {virtual_stages}, {micro} micro-batches, \
+                     recomputed: weights differ from the serial ones"
+                );
+                let (.., held) = pipelined(&DEEP, schedule, stages, virtual_stages, micro, 1);
+                // Fewer bytes wherever a stage holds more than one micro-batch (GPipe: all of
+                // them); the same where it holds one (1F1B's last stage without interleaving).
+                for s in 0..stages {
+                    let one_in_flight = schedule == PipeSchedule::OneFOneB
+                        && virtual_stages == 1
+                        && s + 1 == stages;
+                    assert!(
+                        kept[s].1 < held[s].1 || (one_in_flight && kept[s].1 == held[s].1),
+                        "{schedule:?}, {stages} × {virtual_stages}, stage {s}: {} bytes \
+                         recomputed, {} held",
+                        kept[s].1,
+                        held[s].1
+                    );
+                }
+            }
+        }
+        // GPipe, one stage, 4 micro-batches of 12 rows through 8 layers: without recompute the
+        // 4 slots hold every layer's input and the logits; with it, 4 inputs (4 features) and
+        // one micro-batch's 8 layer outputs.
+        let outputs: usize = DEEP[1..].iter().sum();
+        let (.., held) = pipelined(&DEEP, PipeSchedule::GPipe, 1, 1, 4, 1);
+        let (.., kept) = pipelined_with(&DEEP, PipeSchedule::GPipe, 1, 1, 4, 1, true);
+        assert_eq!(held[0].1, 8 * 4 * 12 * (DEEP[0] + outputs) as u64);
+        assert_eq!(kept[0].1, 8 * 12 * (4 * DEEP[0] + outputs) as u64);
     }
 
     #[test]

@@ -290,6 +290,14 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               smaller, v times the messages; micro a multiple of ranks)",
     },
     ParamSpec {
+        name: "recompute",
+        kind: ParamKind::Choice(&["off", "on"]),
+        default: "off",
+        doc: "pipeline activation re-materialisation: on keeps only each stage chunk's input per \
+              micro-batch in flight and runs the chunk's forward again in the backward pass \
+              (fewer activation bytes, one more forward; the same weights)",
+    },
+    ParamSpec {
         name: "steps",
         kind: ParamKind::Int,
         default: "20",
@@ -437,7 +445,7 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "micro" => matches!(strategy, "accumulate" | "pipeline"),
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
-        "schedule" | "virtual" => strategy == "pipeline",
+        "schedule" | "virtual" | "recompute" => strategy == "pipeline",
         "steps" => strategy != "fedavg",
         "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
         // How late a straggler is and what the server does about it mean nothing without one.

@@ -34,8 +34,9 @@
 //! stage's share when the schedule runs on a clock of this partition's chunk FLOPs with free
 //! messages: what the split itself costs, before the machine's share), `stages`, `virtual`, `stage_param_bytes` (the largest
 //! stage's parameters), `activation_bytes` (the activations a stage keeps for its backward
-//! passes: every micro-batch's, GPipe without re-materialisation) and `bytes_per_step` (what a
-//! stage sends per step: v-fold with interleaving).
+//! passes: every micro-batch's with GPipe; with `recompute = "on"` only each chunk's input per
+//! micro-batch in flight plus one micro-batch's layer outputs, the forward being run again in the
+//! backward pass) and `bytes_per_step` (what a stage sends per step: v-fold with interleaving).
 
 use std::time::Instant;
 
@@ -140,9 +141,12 @@ pub(super) fn prepare(
             PipeSchedule::NAMES.join(", ")
         )
     })?;
+    let recompute =
+        super::text(params, "recompute").map_err(|e| anyhow::anyhow!("mpi.train: {e}"))? == "on";
     Ok(Box::new(PipelineInstance {
         curve,
         schedule,
+        recompute,
         stage_index: comm.rank() as usize,
         comm: comm.duplicate(),
         sends: vec![Vec::new(); 2 * micro * v],
@@ -252,6 +256,8 @@ impl StageLink for MpiLink<'_, '_> {
 struct PipelineInstance {
     curve: LossCurve,
     schedule: PipeSchedule,
+    /// Activation re-materialisation (`recompute = "on"`).
+    recompute: bool,
     stage_index: usize,
     comm: Comm,
     /// Send buffers, one per micro-batch, chunk and direction, reused every step.
@@ -273,6 +279,7 @@ impl PipelineInstance {
     fn new_stage(&self) -> Stage {
         Stage::new(&self.initial, self.partition.clone(), self.stage_index)
             .with_schedule(self.schedule)
+            .with_recompute(self.recompute)
     }
 
     /// `local` (this stage's chunks, concatenated) gathered from every stage into the model's
@@ -580,17 +587,19 @@ mod tests {
     }
 
     #[test]
-    fn virtual_stages_are_shown_only_for_the_pipeline() {
-        let applies = |strategy: &str| {
-            crate::workload::param_applies(
-                "mpi.train",
-                &test_params(TRAIN_PARAMS, &[("strategy", strategy)]),
-                "virtual",
-            )
-        };
-        assert!(applies("pipeline"));
-        for other in ["ddp", "accumulate", "sharded", "fedavg"] {
-            assert!(!applies(other), "{other}");
+    fn virtual_stages_and_recompute_are_shown_only_for_the_pipeline() {
+        for key in ["virtual", "recompute"] {
+            let applies = |strategy: &str| {
+                crate::workload::param_applies(
+                    "mpi.train",
+                    &test_params(TRAIN_PARAMS, &[("strategy", strategy)]),
+                    key,
+                )
+            };
+            assert!(applies("pipeline"), "{key}");
+            for other in ["ddp", "accumulate", "sharded", "fedavg"] {
+                assert!(!applies(other), "{key} with {other}");
+            }
         }
     }
 }
