@@ -335,6 +335,208 @@ steps = 8
 }
 
 #[test]
+fn the_interleaved_pipeline_gives_the_serial_weights_at_2_and_4_stages() {
+    // Widths 16-32-24-16-16-16-16-16-4: 8 layers of 2048, 4608, 2304, 4 × 1536 and 384 training
+    // FLOPs per sample. With virtual = 2, 2 stages cut the model into 4 chunks (layers 0..1,
+    // 1..2, 2..4, 4..8), rank 0 holding chunks 0 and 2, rank 1 chunks 1 and 3; 4 stages into 8
+    // chunks of one layer. GPipe and Megatron-LM's interleaved 1F1B alike; `micro` a multiple of
+    // the stage count. The `ddp` point at 1 rank is the reference, and a 2-stage point with
+    // virtual = 1 shows the messages interleaving adds.
+    let dir = tempfile::tempdir().unwrap();
+    let model = r#"
+size = 1024
+features = 16
+classes = 4
+hidden = "32,24,16,16,16,16,16"
+batch = 128
+steps = 8
+"#;
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        &format!(
+            r#"
+name = "interleaved"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "interleaved"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [2, 4]
+strategy = "pipeline"
+virtual = 2
+micro = [4, 8]
+schedule = ["gpipe", "1f1b"]
+{model}
+[[study]]
+name = "contiguous"
+workload = "mpi.train"
+ranks = 2
+oversubscribe = true
+strategy = "pipeline"
+micro = 4
+recompute = ["off", "on"]
+{model}
+[[study]]
+name = "ref"
+workload = "mpi.train"
+ranks = 1
+strategy = "ddp"
+{model}"#
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 11);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let study = |name: &str| -> Vec<&Value> {
+        recs.iter()
+            .filter(|r| r["point"]["study_name"] == name)
+            .collect()
+    };
+    let reference = study("ref")[0];
+    let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let recompute = |on: &str| {
+        *study("contiguous")
+            .iter()
+            .find(|r| param(r, "recompute") == on)
+            .unwrap()
+    };
+    let (contiguous, recomputed) = (recompute("off"), recompute("on"));
+    // The contiguous split cuts once, after layer 2 (width 24).
+    assert!(metric(contiguous, "bytes_per_step")
+        .iter()
+        .all(|&v| v == 8.0 * 128.0 * 24.0));
+    // Activations, the larger stage's (stage 1: layers 2..8, inputs 24, 16, 16, 16, 16, 16 wide
+    // and 4 logits, 108 values a row). GPipe with 4 micro-batches of 32 rows holds all 128 rows;
+    // re-materialised, the 128 rows' inputs (24) and one micro-batch's layer outputs (84). The
+    // weights are the same bits (checked below).
+    assert_eq!(
+        metric(contiguous, "activation_bytes"),
+        [8.0 * 128.0 * 108.0; 2]
+    );
+    assert_eq!(
+        metric(recomputed, "activation_bytes"),
+        [8.0 * (128.0 * 24.0 + 32.0 * 84.0); 2],
+        "{}",
+        describe(recomputed)
+    );
+    let interleaved = study("interleaved");
+    assert_eq!(interleaved.len(), 8);
+    for pt in interleaved.iter().copied().chain([contiguous, recomputed]) {
+        for m in ["loss", "accuracy"] {
+            assert_eq!(bits(pt, m), bits(reference, m), "{m}: {}", describe(pt));
+        }
+    }
+    for pt in interleaved {
+        let stages = pt["point"]["resources"]["ranks"].as_f64().unwrap();
+        let micro = pt["point"]["params"]["micro"].as_f64().unwrap();
+        assert_eq!(param(pt, "virtual"), "2", "{}", describe(pt));
+        // (S − 1) / (v·m + S − 1).
+        let predicted = (stages - 1.0) / (2.0 * micro + stages - 1.0);
+        assert!(
+            metric(pt, "bubble_predicted")
+                .iter()
+                .all(|&b| b == predicted),
+            "{}",
+            describe(pt)
+        );
+        assert!(metric(pt, "virtual").iter().all(|&v| v == 2.0));
+        // The schedule on a clock of the real chunk costs: rank 1 does 9600 of the 15488 FLOPs,
+        // so rank 0 idles at least 1 − 5888/9600 of its step whatever the micro-batches.
+        assert!(
+            metric(pt, "bubble_simulated")
+                .iter()
+                .all(|&b| b < 1.0 && (stages != 2.0 || b >= 1.0 - 5888.0 / 9600.0)),
+            "{}",
+            describe(pt)
+        );
+        assert!(metric(pt, "bubble")
+            .iter()
+            .all(|&b| (0.0..=1.0).contains(&b)));
+        if stages == 2.0 {
+            // Three boundaries instead of one: rank 0 sends after layers 1 (32 wide) and 4 (16)
+            // and back before layer 2 (24); rank 1 the mirror. 72 values a row, 3 × the
+            // contiguous split's 24.
+            assert!(
+                metric(pt, "bytes_per_step")
+                    .iter()
+                    .all(|&v| v == 8.0 * 128.0 * 72.0),
+                "{}",
+                describe(pt)
+            );
+            assert_eq!(
+                pt["repetitions"][0]["details"]["stages"],
+                "layers 0..1 + 2..4 (5888 FLOP/sample) | layers 1..2 + 4..8 (9600 FLOP/sample)",
+                "{}",
+                describe(pt)
+            );
+        }
+    }
+    // The summary carries `virtual` as a parameter and the prediction, parsed back from its CSV.
+    let (h, rows) = read_csv(&run_dir.join("summary.csv"));
+    let rows: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| column(&h, r, "param_virtual") == "2")
+        .collect();
+    assert_eq!(rows.len(), 8, "{h:?}");
+    for r in rows {
+        let num = |c: &str| -> f64 { column(&h, r, c).parse().unwrap() };
+        let (stages, micro) = (num("ranks"), num("param_micro"));
+        let predicted = (stages - 1.0) / (2.0 * micro + stages - 1.0);
+        assert!(
+            (num("metric_bubble_predicted") - predicted).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn interleaved_points_that_cannot_run_are_refused_at_check_time() {
+    for (ranks, extra, want) in [
+        (
+            4,
+            "hidden = \"16,16,16\"\nvirtual = 2",
+            "mpi.train: 4 pipeline stages (one per rank) × virtual = 2 = 8 model chunks but the \
+             model 32-16-16-16-4 has 4 layers: every chunk needs at least one layer; use \
+             virtual = 1 or less, fewer ranks, or more hidden layers (`hidden`)",
+        ),
+        (
+            4,
+            "hidden = \"16,16,16,16,16,16,16\"\nvirtual = 2\nmicro = 2",
+            "mpi.train: virtual = 2 with 4 stages and micro = 2: the interleaved schedule \
+             (Megatron-LM's) runs the micro-batches through each chunk in groups of one per \
+             stage, so micro must be a multiple of the stage (rank) count; use micro = 4 (or \
+             more)",
+        ),
+        (
+            3,
+            "hidden = \"16,16,16,16,16,16,16\"\nvirtual = 2",
+            "mpi.train: virtual = 2 with 3 stages and micro = 4: the interleaved schedule \
+             (Megatron-LM's) runs the micro-batches through each chunk in groups of one per \
+             stage, so micro must be a multiple of the stage (rank) count; micro is a power of \
+             two, so use a power-of-two rank count (e.g. 2 or 4), or virtual = 1",
+        ),
+        (
+            2,
+            "virtual = 0",
+            "M:8: study 1 (s): `virtual` must be a positive whole number, found 0",
+        ),
+    ] {
+        let (code, err) = plan(&format!(
+            "name = \"bad\"\n[[study]]\nname = \"s\"\nworkload = \"mpi.train\"\noversubscribe = \
+             true\nranks = {ranks}\nstrategy = \"pipeline\"\n{extra}\n"
+        ));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(want), "{err}");
+    }
+}
+
+#[test]
 fn pipeline_points_that_cannot_be_split_are_refused_at_check_time() {
     for (ranks, extra, want) in [
         (

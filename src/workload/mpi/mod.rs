@@ -290,6 +290,23 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               ignore it",
     },
     ParamSpec {
+        name: "virtual",
+        kind: ParamKind::Int,
+        default: "1",
+        doc: "model chunks per pipeline stage (Megatron-LM's virtual pipeline stages): 1 gives \
+              each rank one contiguous block of layers; v > 1 cuts the model into ranks × v \
+              chunks, rank r holding chunks r, r + ranks, … (interleaved: a bubble v times \
+              smaller, v times the messages; micro a multiple of ranks)",
+    },
+    ParamSpec {
+        name: "recompute",
+        kind: ParamKind::Choice(&["off", "on"]),
+        default: "off",
+        doc: "pipeline activation re-materialisation: on keeps only each stage chunk's input per \
+              micro-batch in flight and runs the chunk's forward again in the backward pass \
+              (fewer activation bytes, one more forward; the same weights)",
+    },
+    ParamSpec {
         name: "steps",
         kind: ParamKind::Int,
         default: "20",
@@ -437,7 +454,7 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "micro" => matches!(strategy, "accumulate" | "pipeline"),
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
-        "schedule" => strategy == "pipeline",
+        "schedule" | "virtual" | "recompute" => strategy == "pipeline",
         "units" => strategy == "sharded",
         "steps" => strategy != "fedavg",
         "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",

@@ -343,7 +343,7 @@ impl Workload for Train {
         let layout = mlp::Layout::new(&widths).map_err(|e| format!("{name}: {e}"))?;
         if s.strategy == pipeline::PIPELINE {
             let ranks = target.resources.ranks.max(1) as usize;
-            return pipeline::check(name, &s, &layout, ranks, rows * features, target);
+            return pipeline::check(name, params, &s, &layout, ranks, rows * features, target);
         }
         // Data twice (raw and standardised), the activations of one micro-batch per layer (three
         // buffers), a gradient per grain plus the stack, weights, momentum and the reference.

@@ -1,6 +1,6 @@
 //! `mpi.train` with `strategy = "pipeline"`: the MLP's layers split over the point's ranks, one
-//! stage per rank, trained GPipe style (`scalelab_ml::mlp::pipeline`), and the MPI implementation
-//! of its [`StageLink`].
+//! stage per rank, trained GPipe style, 1F1B or interleaved (`scalelab_ml::mlp::pipeline`), and
+//! the MPI implementation of its [`StageLink`].
 //!
 //! Stage `s` (rank `s`) owns a contiguous range of layers, balanced by training FLOPs
 //! ([`Partition::balanced`]). Each global batch is cut into `micro` micro-batches; all of them flow
@@ -8,14 +8,19 @@
 //! micro-batch first (rank `s` sends the gradient of its input to rank `s − 1`); then every stage
 //! updates its own layers. With `schedule = "1f1b"` the stages alternate one forward and one
 //! backward instead (fewer activations held, the same weights). No data is split over the ranks:
-//! every stage sees every micro-batch.
+//! every stage sees every micro-batch. With `virtual = v > 1` the model is cut into `ranks × v`
+//! chunks and rank `s` holds chunks `s, s + S, …` ([`Partition::interleaved`], Megatron-LM's
+//! virtual pipeline stages): the ranks form a ring (the last rank's chunk feeds the first rank's
+//! next chunk), each micro-batch crosses `S·v − 1` boundaries instead of `S − 1`, and the bubble
+//! shrinks v-fold.
 //!
 //! The link: sends are `MPI_Isend` from a buffer per micro-batch and direction (so a stage never
 //! blocks on a busy neighbour and can run ahead, as GPipe's schedule assumes), completed at the end
 //! of the step; receives are a matched probe (`MPI_Mprobe`: blocked until the neighbour's message
 //! is there, counted as **waiting**) followed by the matched receive (the copy, counted as
 //! **communication**). Completing the step's sends counts as waiting too. Each message is tagged
-//! with its micro-batch.
+//! with its boundary, direction and micro-batch ([`pipeline::message_tag`]), so that over 2
+//! interleaved ranks the forward and backward messages between the same pair stay apart.
 //!
 //! Verification: after every repetition the stages' parameters and momentum are gathered
 //! (`MPI_Allgatherv`: the stages' ranges tile the model's flat vector in rank order) and must be
@@ -24,10 +29,14 @@
 //!
 //! Metrics besides those of the data-parallel strategies (maximum over stages, as every MPI
 //! point): `wait_s` (seconds blocked on a neighbour), `bubble` (the measured idle share of a
-//! stage's step, `wait_s / step time`), `bubble_predicted` (GPipe's `(S − 1) / (m + S − 1)`),
-//! `stages`, `stage_param_bytes` (the largest stage's parameters) and `activation_bytes` (the
-//! activations a stage keeps for its backward passes: every micro-batch's, GPipe without
-//! re-materialisation).
+//! stage's step, `wait_s / step time`), `bubble_predicted` (`(S − 1) / (v·m + S − 1)`: GPipe's
+//! `(S − 1) / (m + S − 1)` at `v = 1`, for equal chunks), `bubble_simulated` (the idlest
+//! stage's share when the schedule runs on a clock of this partition's chunk FLOPs with free
+//! messages: what the split itself costs, before the machine's share), `stages`, `virtual`, `stage_param_bytes` (the largest
+//! stage's parameters), `activation_bytes` (the activations a stage keeps for its backward
+//! passes: every micro-batch's with GPipe; with `recompute = "on"` only each chunk's input per
+//! micro-batch in flight plus one micro-batch's layer outputs, the forward being run again in the
+//! backward pass) and `bytes_per_step` (what a stage sends per step: v-fold with interleaving).
 
 use std::time::Instant;
 
@@ -67,22 +76,31 @@ pub(super) fn data_split(
     })
 }
 
-/// Check time: a stage per rank needs a layer per stage, and the stage's memory must fit.
+/// The `virtual` parameter of a point: chunks per stage.
+fn virtual_stages(params: &Params) -> Result<usize, String> {
+    super::count(params, "virtual")
+}
+
+/// Check time: a stage per rank needs a layer per chunk, the interleaved schedule its micro-batch
+/// count, and the stage's memory must fit.
 pub(super) fn check(
     name: &str,
+    params: &Params,
     setup: &Setup,
     layout: &Layout,
     ranks: usize,
     data_values: usize,
     target: &Target,
 ) -> Result<(), String> {
-    Partition::balanced(layout, ranks).map_err(|e| format!("{name}: {e}"))?;
     let Schedule {
         batch,
         grain,
         micro,
         ..
     } = setup.schedule;
+    let v = virtual_stages(params).map_err(|e| format!("{name}: {e}"))?;
+    pipeline::check_virtual(name, ranks, v, micro)?;
+    Partition::interleaved(layout, ranks, v).map_err(|e| format!("{name}: {e}"))?;
     // Data twice (raw and standardised); every micro-batch's activations of every layer (an upper
     // bound on a stage's share) and two gradient buffers; a gradient per grain of a micro-batch and
     // the counter stack; weights, momentum, the reference's, and the gathered copies.
@@ -112,7 +130,8 @@ pub(super) fn prepare(
     curve: LossCurve,
 ) -> anyhow::Result<Box<dyn Instance>> {
     let stages = comm.size() as usize;
-    let partition = Partition::balanced(&initial.layout, stages)
+    let v = virtual_stages(params).map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
+    let partition = Partition::interleaved(&initial.layout, stages, v)
         .map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
     let micro = setup.schedule.micro;
     let name = super::text(params, "schedule").map_err(|e| anyhow::anyhow!("mpi.train: {e}"))?;
@@ -122,12 +141,15 @@ pub(super) fn prepare(
             PipeSchedule::NAMES.join(", ")
         )
     })?;
+    let recompute =
+        super::text(params, "recompute").map_err(|e| anyhow::anyhow!("mpi.train: {e}"))? == "on";
     Ok(Box::new(PipelineInstance {
         curve,
         schedule,
+        recompute,
         stage_index: comm.rank() as usize,
         comm: comm.duplicate(),
-        sends: vec![Vec::new(); 2 * micro],
+        sends: vec![Vec::new(); 2 * micro * v],
         setup,
         data,
         initial,
@@ -143,29 +165,32 @@ pub(super) fn prepare(
 }
 
 /// A stage's [`StageLink`] for one step: its sends live in `free` (one buffer per message of the
-/// step) until [`StageLink::finish`] completes them, inside one `mpi::request::scope`.
+/// step) until [`StageLink::finish`] completes them, inside one `mpi::request::scope`. The
+/// neighbours are `rank ± 1` around the ring of `size` ranks (the wrap is used only when
+/// interleaved).
 struct MpiLink<'a, 's> {
     comm: &'a Comm,
     rank: i32,
+    size: i32,
     scope: &'s LocalScope<'a>,
     free: &'a mut [Vec<f64>],
     pending: Vec<Request<'a, [f64], &'s LocalScope<'a>>>,
 }
 
 impl<'a> MpiLink<'a, '_> {
-    fn post(&mut self, to: i32, micro: usize, data: &[f64]) -> LinkTime {
+    fn post(&mut self, to: i32, tag: usize, data: &[f64]) -> LinkTime {
         let free = std::mem::take(&mut self.free);
         let (buf, rest) = free
             .split_first_mut()
-            .expect("one send buffer per micro-batch and direction");
+            .expect("one send buffer per micro-batch, chunk and direction");
         self.free = rest;
         buf.clear();
         buf.extend_from_slice(data);
         let buf: &'a [f64] = buf;
-        let request =
-            self.comm
-                .process_at_rank(to)
-                .immediate_send_with_tag(self.scope, buf, micro as Tag);
+        let request = self
+            .comm
+            .process_at_rank(to)
+            .immediate_send_with_tag(self.scope, buf, tag as Tag);
         self.pending.push(request);
         LinkTime {
             wait_s: 0.0,
@@ -173,18 +198,18 @@ impl<'a> MpiLink<'a, '_> {
         }
     }
 
-    fn take(&mut self, from: i32, micro: usize, data: &mut [f64]) -> LinkTime {
+    fn take(&mut self, from: i32, tag: usize, data: &mut [f64]) -> LinkTime {
         let t = Instant::now();
         let (message, status) = self
             .comm
             .process_at_rank(from)
-            .matched_probe_with_tag(micro as Tag);
+            .matched_probe_with_tag(tag as Tag);
         let wait_s = t.elapsed().as_secs_f64();
         let count = status.count(f64::equivalent_datatype());
         assert_eq!(
             count,
             data.len() as Count,
-            "stage {}: micro-batch {micro} from rank {from} has {count} values, expected {}",
+            "stage {}: message {tag} from rank {from} has {count} values, expected {}",
             self.rank,
             data.len()
         );
@@ -193,18 +218,27 @@ impl<'a> MpiLink<'a, '_> {
     }
 }
 
+impl MpiLink<'_, '_> {
+    fn next(&self) -> i32 {
+        (self.rank + 1) % self.size
+    }
+    fn prev(&self) -> i32 {
+        (self.rank + self.size - 1) % self.size
+    }
+}
+
 impl StageLink for MpiLink<'_, '_> {
-    fn send_next(&mut self, micro: usize, data: &[f64]) -> LinkTime {
-        self.post(self.rank + 1, micro, data)
+    fn send_next(&mut self, tag: usize, data: &[f64]) -> LinkTime {
+        self.post(self.next(), tag, data)
     }
-    fn recv_prev(&mut self, micro: usize, data: &mut [f64]) -> LinkTime {
-        self.take(self.rank - 1, micro, data)
+    fn recv_prev(&mut self, tag: usize, data: &mut [f64]) -> LinkTime {
+        self.take(self.prev(), tag, data)
     }
-    fn send_prev(&mut self, micro: usize, data: &[f64]) -> LinkTime {
-        self.post(self.rank - 1, micro, data)
+    fn send_prev(&mut self, tag: usize, data: &[f64]) -> LinkTime {
+        self.post(self.prev(), tag, data)
     }
-    fn recv_next(&mut self, micro: usize, data: &mut [f64]) -> LinkTime {
-        self.take(self.rank + 1, micro, data)
+    fn recv_next(&mut self, tag: usize, data: &mut [f64]) -> LinkTime {
+        self.take(self.next(), tag, data)
     }
     fn finish(&mut self) -> LinkTime {
         let t = Instant::now();
@@ -222,9 +256,11 @@ impl StageLink for MpiLink<'_, '_> {
 struct PipelineInstance {
     curve: LossCurve,
     schedule: PipeSchedule,
+    /// Activation re-materialisation (`recompute = "on"`).
+    recompute: bool,
     stage_index: usize,
     comm: Comm,
-    /// Send buffers, one per micro-batch and direction, reused every step.
+    /// Send buffers, one per micro-batch, chunk and direction, reused every step.
     sends: Vec<Vec<f64>>,
     setup: Setup,
     data: Data,
@@ -243,19 +279,29 @@ impl PipelineInstance {
     fn new_stage(&self) -> Stage {
         Stage::new(&self.initial, self.partition.clone(), self.stage_index)
             .with_schedule(self.schedule)
+            .with_recompute(self.recompute)
     }
 
-    /// `local` (this stage's slice) gathered from every stage into the model's whole vector.
+    /// `local` (this stage's chunks, concatenated) gathered from every stage into the model's
+    /// whole vector: one `MPI_Allgatherv` per chunk index `c`, whose chunks `c·S .. c·S + S − 1`
+    /// (one per rank, in rank order) tile a contiguous range of the vector.
     fn gather(&self, local: &[f64]) -> Vec<f64> {
         let layout = &self.initial.layout;
-        let ranges: Vec<_> = (0..self.partition.stages())
-            .map(|s| self.partition.params(layout, s))
-            .collect();
-        let counts: Vec<Count> = ranges.iter().map(|r| r.len() as Count).collect();
-        let displs: Vec<Count> = ranges.iter().map(|r| r.start as Count).collect();
+        let (stages, v) = (self.partition.stages(), self.partition.virtual_stages());
         let mut whole = vec![0.0; layout.len()];
-        let mut parts = PartitionMut::new(&mut whole[..], counts, displs);
-        self.comm.all_gather_varcount_into(local, &mut parts);
+        let mut at = 0;
+        for c in 0..v {
+            let ranges: Vec<_> = (0..stages)
+                .map(|s| self.partition.params(layout, c * stages + s))
+                .collect();
+            let counts: Vec<Count> = ranges.iter().map(|r| r.len() as Count).collect();
+            let displs: Vec<Count> = ranges.iter().map(|r| r.start as Count).collect();
+            let mine = ranges[self.stage_index].len();
+            let mut parts = PartitionMut::new(&mut whole[..], counts, displs);
+            self.comm
+                .all_gather_varcount_into(&local[at..at + mine], &mut parts);
+            at += mine;
+        }
         whole
     }
 }
@@ -274,6 +320,7 @@ impl Instance for PipelineInstance {
             None => self.new_stage(),
         };
         let rank = self.stage_index as i32;
+        let size = self.partition.stages() as i32;
         let (grain, micro, batch) = (
             self.setup.schedule.grain,
             self.setup.schedule.micro,
@@ -294,6 +341,7 @@ impl Instance for PipelineInstance {
                 let mut link = MpiLink {
                     comm,
                     rank,
+                    size,
                     scope,
                     free,
                     pending: Vec::new(),
@@ -313,10 +361,10 @@ impl Instance for PipelineInstance {
         let (local_params, local_velocity) = match &self.stage {
             Some(s) => (s.params.clone(), s.velocity.clone()),
             None => {
-                let range = self
+                let len = self
                     .partition
-                    .params(&self.initial.layout, self.stage_index);
-                (vec![f64::NAN; range.len()], vec![f64::NAN; range.len()])
+                    .stage_params(&self.initial.layout, self.stage_index);
+                (vec![f64::NAN; len], vec![f64::NAN; len])
             }
         };
         let params = self.gather(&local_params);
@@ -336,22 +384,38 @@ impl Instance for PipelineInstance {
         );
         if dp + dv > 0 {
             let layout = &self.initial.layout;
-            let bad: Vec<String> = (0..self.partition.stages())
-                .filter(|&s| {
-                    let r = self.partition.params(layout, s);
+            let (stages, v) = (self.partition.stages(), self.partition.virtual_stages());
+            let bad: Vec<String> = (0..self.partition.chunks())
+                .filter(|&c| {
+                    let r = self.partition.params(layout, c);
                     differs(&params[r.clone()], &self.reference.params[r.clone()])
                         + differs(&velocity[r.clone()], &self.reference.velocity[r])
                         > 0
                 })
-                .map(|s| {
-                    let l = self.partition.layers(s);
-                    format!("stage {s} (layers {}..{})", l.start, l.end)
+                .map(|c| {
+                    let l = self.partition.layers(c);
+                    if v == 1 {
+                        format!("stage {c} (layers {}..{})", l.start, l.end)
+                    } else {
+                        format!(
+                            "stage {}'s chunk {} (layers {}..{})",
+                            c % stages,
+                            c / stages,
+                            l.start,
+                            l.end
+                        )
+                    }
                 })
                 .collect();
+            let chunks = if v == 1 {
+                String::new()
+            } else {
+                format!(" × {v} chunks")
+            };
             return Err(format!(
-                "{name}: pipeline of {} stages, {} micro-batches: after {} steps {dp} of {} \
-                 weights and {dv} momentum values differ from the serial reference's bits, in {}",
-                self.partition.stages(),
+                "{name}: pipeline of {stages} stages{chunks}, {} micro-batches: after {} steps \
+                 {dp} of {} weights and {dv} momentum values differ from the serial reference's \
+                 bits, in {}",
                 self.setup.schedule.micro,
                 self.setup.steps,
                 params.len(),
@@ -373,11 +437,10 @@ impl Instance for PipelineInstance {
         let t = &self.timing;
         let steps = t.steps.max(1) as f64;
         let samples = (self.setup.schedule.batch * self.setup.steps) as f64;
-        let stages = self.partition.stages();
+        let (stages, v) = (self.partition.stages(), self.partition.virtual_stages());
         let stage_params = self
             .partition
-            .params(&self.initial.layout, self.stage_index)
-            .len();
+            .stage_params(&self.initial.layout, self.stage_index);
         vec![
             (
                 "samples_per_s",
@@ -390,9 +453,19 @@ impl Instance for PipelineInstance {
             ("bubble", t.bubble()),
             (
                 "bubble_predicted",
-                pipeline::bubble_prediction(stages, self.setup.schedule.micro),
+                pipeline::bubble_prediction(stages, v, self.setup.schedule.micro),
+            ),
+            (
+                "bubble_simulated",
+                pipeline::simulated_bubble(
+                    self.schedule,
+                    &self.partition,
+                    &self.initial.layout,
+                    self.setup.schedule.micro,
+                ),
             ),
             ("stages", stages as f64),
+            ("virtual", v as f64),
             ("bytes_per_step", t.bytes_sent as f64 / steps),
             ("param_bytes", 8.0 * self.reference.params.len() as f64),
             ("stage_param_bytes", 8.0 * stage_params as f64),
@@ -404,15 +477,23 @@ impl Instance for PipelineInstance {
     }
     fn details(&self) -> Vec<(&'static str, String)> {
         let layout = &self.initial.layout;
+        // One entry per stage: its chunks' layers (joined by " + " when interleaved) and FLOPs.
         let stages: Vec<String> = (0..self.partition.stages())
             .map(|s| {
-                let l = self.partition.layers(s);
-                format!(
-                    "layers {}..{} ({} FLOP/sample)",
-                    l.start,
-                    l.end,
-                    self.partition.flops(layout, s)
-                )
+                let layers: Vec<String> = self
+                    .partition
+                    .chunks_of(s)
+                    .map(|c| {
+                        let l = self.partition.layers(c);
+                        format!("{}..{}", l.start, l.end)
+                    })
+                    .collect();
+                let flops: u64 = self
+                    .partition
+                    .chunks_of(s)
+                    .map(|c| self.partition.flops(layout, c))
+                    .sum();
+                format!("layers {} ({flops} FLOP/sample)", layers.join(" + "))
             })
             .collect();
         let mut details = vec![("stages", stages.join(" | "))];
@@ -473,5 +554,52 @@ mod tests {
             .unwrap_err()
             .contains("must be a power of two"));
         assert!(check(1, &[]).is_ok());
+    }
+
+    #[test]
+    fn interleaved_points_are_refused_at_check_time_with_the_fix() {
+        // 32-16-16-16-4 has 4 layers: 4 stages × 2 chunks do not fit.
+        assert_eq!(
+            check(4, &[("hidden", "16,16,16"), ("virtual", "2")]).unwrap_err(),
+            "mpi.train: 4 pipeline stages (one per rank) × virtual = 2 = 8 model chunks but the \
+             model 32-16-16-16-4 has 4 layers: every chunk needs at least one layer; use \
+             virtual = 1 or less, fewer ranks, or more hidden layers (`hidden`)"
+        );
+        let deep = ("hidden", "16,16,16,16,16,16,16");
+        assert_eq!(
+            check(4, &[deep, ("virtual", "2"), ("micro", "2")]).unwrap_err(),
+            "mpi.train: virtual = 2 with 4 stages and micro = 2: the interleaved schedule \
+             (Megatron-LM's) runs the micro-batches through each chunk in groups of one per \
+             stage, so micro must be a multiple of the stage (rank) count; use micro = 4 (or \
+             more)"
+        );
+        assert_eq!(
+            check(3, &[deep, ("virtual", "2"), ("batch", "192")]).unwrap_err(),
+            "mpi.train: virtual = 2 with 3 stages and micro = 4: the interleaved schedule \
+             (Megatron-LM's) runs the micro-batches through each chunk in groups of one per \
+             stage, so micro must be a multiple of the stage (rank) count; micro is a power of \
+             two, so use a power-of-two rank count (e.g. 2 or 4), or virtual = 1"
+        );
+        assert!(check(4, &[deep, ("virtual", "2")]).is_ok());
+        assert!(check(2, &[deep, ("virtual", "4"), ("schedule", "1f1b")]).is_ok());
+        // One rank holding every chunk is allowed (the ring closes on itself).
+        assert!(check(1, &[deep, ("virtual", "8")]).is_ok());
+    }
+
+    #[test]
+    fn virtual_stages_and_recompute_are_shown_only_for_the_pipeline() {
+        for key in ["virtual", "recompute"] {
+            let applies = |strategy: &str| {
+                crate::workload::param_applies(
+                    "mpi.train",
+                    &test_params(TRAIN_PARAMS, &[("strategy", strategy)]),
+                    key,
+                )
+            };
+            assert!(applies("pipeline"), "{key}");
+            for other in ["ddp", "accumulate", "sharded", "fedavg"] {
+                assert!(!applies(other), "{key} with {other}");
+            }
+        }
     }
 }
