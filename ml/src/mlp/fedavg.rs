@@ -230,19 +230,6 @@ impl Client {
 
     /// One round's local training from the global weights `global`.
     pub fn train_round(&mut self, x: &Matrix, labels: &[u32], global: &[f64], cfg: &FedConfig) {
-        self.train_round_with(x, labels, global, cfg, &mut || {});
-    }
-
-    /// [`Client::train_round`], calling `between` after every local step: the asynchronous
-    /// server that is also a client serves arrivals there (the steps' arithmetic is unchanged).
-    pub fn train_round_with(
-        &mut self,
-        x: &Matrix,
-        labels: &[u32],
-        global: &[f64],
-        cfg: &FedConfig,
-        between: &mut dyn FnMut(),
-    ) {
         self.trainer.mlp.params.copy_from_slice(global);
         let schedule = cfg.schedule();
         for _ in 0..self.round_steps(cfg) {
@@ -250,7 +237,6 @@ impl Client {
             self.trainer
                 .step(x, labels, &batch, &schedule, 0, cfg.sgd, &LocalReducer);
             self.steps_done += 1;
-            between();
         }
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! Federated runs (`strategy = "fedavg"`) record a `round_curve` instead (`round:loss:accuracy`
 //! after each round's average, on the held-out rows): the rounds chart draws the accuracy against
-//! the round, one line per point (local epochs, label skew, dropped clients, clients).
+//! the round, one line per point (local epochs, label skew, dropped clients, clients), and a
+//! `time_curve` (`seconds:loss:accuracy`, the same models at the wall time the server had them):
+//! the rounds-time chart draws the accuracy against wall time, where a server that waits for
+//! stragglers falls behind one that does not (a deadline, or the asynchronous server).
 
 use super::axis::{Axis, Scale};
 use super::oob::parse_curve;
@@ -204,6 +207,42 @@ pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     );
     Some(t.chart(
         ("round".into(), Axis::fit(xs, Scale::Linear, true)),
+        (
+            "held-out accuracy".into(),
+            Axis::fit(ys, Scale::Linear, false),
+        ),
+        lines,
+        Vec::new(),
+    ))
+}
+
+/// The accuracy of a federated run against wall time (`time_curve`, read as `parse_rounds`
+/// reads `round_curve`: the first field is the seconds).
+pub(super) fn rounds_time_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    let (lines, disturbed, common) = point_lines(st, "time_curve", parse_rounds, |r| {
+        format!("clients={}", r.ranks)
+    });
+    if lines.is_empty() {
+        return None;
+    }
+    let (xs, ys) = extent(&lines);
+    let t = st.chart(
+        format!("{}: held-out accuracy against wall time", st.name),
+        format!(
+            "The models of the rounds chart at the wall time the server had them (last \
+             repetition): a server that waits for its slowest client each round reaches an \
+             accuracy later than one that does not.{} The accuracies are deterministic, the \
+             times are not{}.",
+            every_line(&common),
+            if disturbed {
+                " (hollow markers: a disturbed point)"
+            } else {
+                ""
+            }
+        ),
+    );
+    Some(t.chart(
+        ("wall time (s)".into(), Axis::fit(xs, Scale::Linear, true)),
         (
             "held-out accuracy".into(),
             Axis::fit(ys, Scale::Linear, false),

@@ -12,11 +12,14 @@
 //!   rank holds the same global model. Checked after every repetition against the serial
 //!   simulation (`fedavg::simulate`, all clients in one process, untimed in `prepare`): the global
 //!   weights after **every** round bit for bit, and each client's momentum.
-//! * **`aggregation = "async"`** (FedAsync, `fedavg::Server`). Rank 0 is the server and client 0
-//!   at once: between its own local steps (and while it sleeps as a straggler) it takes every
-//!   update that has arrived (`MPI_Improbe`), mixes it in with weight `mixing · (1 + τ)^−a`
+//! * **`aggregation = "async"`** (FedAsync, `fedavg::Server`). Rank 0 is the server and ranks
+//!   `1 … K` the clients (`ranks = K + 1`). The server takes the updates in the order they arrive
+//!   (`MPI_Mprobe` from any source), mixes each in with weight `mixing · (1 + τ)^−a`
 //!   (`a` = `staleness_exponent`, `τ` its staleness), logs (client, base version) and sends the
-//!   client the new model and version; the other ranks train, send, and wait only for that reply.
+//!   client the new model and version; a client trains, sends, and waits only for that reply.
+//!   (A server that also trained as client 0 was tried: on an oversubscribed node every exchange
+//!   costs a context switch, the server spent its time serving, and client 0's first update came
+//!   60 versions stale.)
 //!   Each client trains `rounds` local rounds (less its dropped ones), so the clients do the
 //!   same work as under `"sync"`, but nobody waits for a straggler. Which update arrives when is
 //!   up to the machine, so the check replays the server's log: the log is broadcast in `verify`,
@@ -30,7 +33,7 @@
 //! size), async `apply_log` (`client@base` per applied update), `samples_per_s` (samples all
 //! clients trained, per second), `compute_s` (local training, a straggler's delay included),
 //! `comm_s` (sync: the averaging, waiting for stragglers included; async: a client's wait for the
-//! server's reply, the server's serving), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
+//! server's reply; the server counts neither), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
 //! `clients_reporting` (per round), `updates_applied`, `staleness_mean` and `staleness_max` (0 for
 //! sync) and `rounds`.
 
@@ -65,14 +68,19 @@ pub(super) struct Fed {
     mixing: Option<Mixing>,
 }
 
-/// Read and check the federated options for `clients` clients (the point's ranks); `setup` has
-/// already checked the local batch against the grain.
-pub(super) fn fed(
-    name: &str,
-    params: &Params,
-    setup: &Setup,
-    clients: usize,
-) -> Result<Fed, String> {
+/// Read and check the federated options of a point on `ranks` ranks (sync: one client per rank;
+/// async: rank 0 the server, the others clients); `setup` has already checked the local batch
+/// against the grain.
+pub(super) fn fed(name: &str, params: &Params, setup: &Setup, ranks: usize) -> Result<Fed, String> {
+    let asynchronous = text(params, "aggregation")? == "async";
+    if asynchronous && ranks < 2 {
+        return Err(format!(
+            "{name}: aggregation = \"async\" with 1 rank: rank 0 is the asynchronous server and \
+             every other rank a client, so there is no client; use ranks = K + 1 for K clients \
+             (e.g. ranks = 2 for one client, 5 for four)"
+        ));
+    }
+    let clients = if asynchronous { ranks - 1 } else { ranks };
     let skew = params.float("skew");
     if !(0.0..=1.0).contains(&skew) {
         return Err(format!(
@@ -122,9 +130,9 @@ pub(super) fn fed(
         ));
     }
     let wait = text(params, "straggler_policy")? != "skip";
-    let mixing = match text(params, "aggregation")? {
-        "async" => Some(mixing(name, params, wait)?),
-        _ => None,
+    let mixing = match asynchronous {
+        true => Some(mixing(name, params, wait)?),
+        false => None,
     };
     Ok(Fed {
         cfg: FedConfig {
@@ -374,89 +382,74 @@ impl FedInstance {
         self.bytes_sent = 8.0 * (p * (k - 1) * self.fed.rounds) as f64;
     }
 
-    /// Asynchronous FedAvg: rank 0 serves and trains as client 0, the others train and report.
+    /// The client this rank plays: its own rank under sync; under async rank `r ≥ 1` is client
+    /// `r − 1` and rank 0 the server (none).
+    fn client_index(&self) -> Option<usize> {
+        match self.fed.mixing {
+            None => Some(self.rank),
+            Some(_) => self.rank.checked_sub(1),
+        }
+    }
+
+    /// Asynchronous FedAvg: rank 0 serves in order of arrival, the others train and report.
     fn run_async(&mut self, mixing: Mixing) {
-        let rank = self.rank;
-        let (initial, rows) = (&self.initial, &self.shards[rank]);
-        let client = self
-            .client
-            .get_or_insert_with(|| Client::new(initial, rows.clone()));
-        let p = initial.params.len();
-        let (x, labels, cfg) = (&self.data.x, &self.data.labels, &self.fed.cfg);
-        let delay = Duration::from_secs_f64(self.fed.straggler_ms / 1e3);
+        let p = self.initial.params.len();
         let total: usize = self.quota.iter().sum();
         let (mut compute_s, mut comm_s, mut bytes) = (0.0, 0.0, 0.0);
         self.received.clear();
         let start = Instant::now();
-        if rank == 0 {
-            let mut hub = Hub {
-                comm: &self.comm,
-                server: Server::new(&initial.params, mixing, true),
-                buf: vec![0.0; p + 1],
-                times: Vec::with_capacity(total),
-                start,
-                serve_s: 0.0,
-                bytes: 0.0,
-            };
-            for round in 0..self.fed.rounds {
-                let (slow, parts) = self.fed.round(round, self.seed);
-                if !parts[0].trains() || rows.is_empty() {
-                    continue;
+        match self.client_index() {
+            None => {
+                let mut hub = Hub {
+                    comm: &self.comm,
+                    server: Server::new(&self.initial.params, mixing, true),
+                    buf: vec![0.0; p + 1],
+                    times: Vec::with_capacity(total),
+                    start,
+                    bytes: 0.0,
+                };
+                while hub.server.version() < total {
+                    hub.serve_one();
                 }
-                let (t0, served) = (Instant::now(), hub.serve_s);
-                let base = hub.server.version();
-                let from = hub.server.global.clone();
-                client.train_round_with(x, labels, &from, cfg, &mut || hub.serve_pending());
-                if slow[0] {
-                    // Sleeping as a straggler, the server still serves.
-                    let until = t0 + delay;
-                    loop {
-                        hub.serve_pending();
-                        let now = Instant::now();
-                        if now >= until {
-                            break;
-                        }
-                        std::thread::sleep((until - now).min(Duration::from_micros(200)));
+                // The server trains nothing and mostly waits; `comm_s` is the clients' wait.
+                bytes = hub.bytes;
+                self.times = std::mem::take(&mut hub.times);
+                self.log = std::mem::take(&mut hub.server.log);
+                self.history = std::mem::take(&mut hub.server.history);
+            }
+            Some(k) => {
+                let (initial, rows) = (&self.initial, &self.shards[k]);
+                let client = self
+                    .client
+                    .get_or_insert_with(|| Client::new(initial, rows.clone()));
+                let (x, labels, cfg) = (&self.data.x, &self.data.labels, &self.fed.cfg);
+                let delay = Duration::from_secs_f64(self.fed.straggler_ms / 1e3);
+                let server = self.comm.process_at_rank(0);
+                let mut buf = vec![0.0; p + 1];
+                let mut global = initial.params.clone();
+                let mut base = 0usize;
+                for round in 0..self.fed.rounds {
+                    let (slow, parts) = self.fed.round(round, self.seed);
+                    if !parts[k].trains() || rows.is_empty() {
+                        continue;
                     }
+                    let t0 = Instant::now();
+                    client.train_round(x, labels, &global, cfg);
+                    if slow[k] {
+                        std::thread::sleep(delay);
+                    }
+                    let t1 = Instant::now();
+                    buf[..p].copy_from_slice(&client.trainer.mlp.params);
+                    buf[p] = base as f64;
+                    server.send_with_tag(&buf[..], UPDATE);
+                    server.receive_into_with_tag(&mut buf[..], REPLY);
+                    global.copy_from_slice(&buf[..p]);
+                    base = buf[p] as usize;
+                    self.received.push((base, global.clone()));
+                    bytes += 8.0 * (p + 1) as f64;
+                    compute_s += (t1 - t0).as_secs_f64();
+                    comm_s += t1.elapsed().as_secs_f64();
                 }
-                compute_s += t0.elapsed().as_secs_f64() - (hub.serve_s - served);
-                hub.server.apply(0, base, &client.trainer.mlp.params);
-                hub.times.push(start.elapsed().as_secs_f64());
-            }
-            while hub.server.version() < total {
-                hub.serve_one();
-            }
-            comm_s = hub.serve_s;
-            bytes = hub.bytes;
-            self.times = std::mem::take(&mut hub.times);
-            self.log = std::mem::take(&mut hub.server.log);
-            self.history = std::mem::take(&mut hub.server.history);
-        } else {
-            let server = self.comm.process_at_rank(0);
-            let mut buf = vec![0.0; p + 1];
-            let mut global = initial.params.clone();
-            let mut base = 0usize;
-            for round in 0..self.fed.rounds {
-                let (slow, parts) = self.fed.round(round, self.seed);
-                if !parts[rank].trains() || rows.is_empty() {
-                    continue;
-                }
-                let t0 = Instant::now();
-                client.train_round(x, labels, &global, cfg);
-                if slow[rank] {
-                    std::thread::sleep(delay);
-                }
-                let t1 = Instant::now();
-                buf[..p].copy_from_slice(&client.trainer.mlp.params);
-                buf[p] = base as f64;
-                server.send_with_tag(&buf[..], UPDATE);
-                server.receive_into_with_tag(&mut buf[..], REPLY);
-                global.copy_from_slice(&buf[..p]);
-                base = buf[p] as usize;
-                self.received.push((base, global.clone()));
-                bytes += 8.0 * (p + 1) as f64;
-                compute_s += (t1 - t0).as_secs_f64();
-                comm_s += t1.elapsed().as_secs_f64();
             }
         }
         self.wall_s = start.elapsed().as_secs_f64();
@@ -464,7 +457,12 @@ impl FedInstance {
     }
 
     /// Check an asynchronous run: share the server's log, replay it, compare bit for bit.
-    fn verify_async(&mut self, name: &str, client: &Client, mixing: Mixing) -> Result<(), String> {
+    fn verify_async(
+        &mut self,
+        name: &str,
+        client: Option<&Client>,
+        mixing: Mixing,
+    ) -> Result<(), String> {
         // Every rank calls `verify` after `run`: the log goes out first, before any check can
         // return early.
         let total: usize = self.quota.iter().sum();
@@ -525,7 +523,7 @@ impl FedInstance {
         for (base, got) in &self.received {
             if bits(got) != bits(&versions[*base]) {
                 return Err(format!(
-                    "{name}: fedavg (async) client {}: the model it was sent as version {base} \
+                    "{name}: fedavg (async) rank {}: the model it was sent as version {base} \
                      differs from the replay's in {} of {} weights",
                     self.rank,
                     differ(got, &versions[*base]),
@@ -533,15 +531,20 @@ impl FedInstance {
                 ));
             }
         }
-        let twin = &clients[self.rank].trainer.mlp;
-        if bits(&client.trainer.mlp.velocity) != bits(&twin.velocity)
-            || bits(&client.trainer.mlp.params) != bits(&twin.params)
-        {
-            return Err(format!(
-                "{name}: fedavg (async) client {}: its model or momentum differs from the \
-                 replay's bits",
-                self.rank
-            ));
+        if let Some(k) = self.client_index() {
+            let Some(client) = client else {
+                return Err(format!("{name}: no training to check: run did not finish"));
+            };
+            let twin = &clients[k].trainer.mlp;
+            if bits(&client.trainer.mlp.velocity) != bits(&twin.velocity)
+                || bits(&client.trainer.mlp.params) != bits(&twin.params)
+            {
+                return Err(format!(
+                    "{name}: fedavg (async) client {k} (rank {}): its model or momentum differs \
+                     from the replay's bits",
+                    self.rank
+                ));
+            }
         }
         // The curve's points: after every `U / rounds` updates (rounded up), U the run's.
         let rounds = self.fed.rounds;
@@ -559,7 +562,7 @@ impl FedInstance {
     }
 }
 
-/// The asynchronous server on rank 0: the model, the exchange buffer, and what serving cost.
+/// The asynchronous server on rank 0: the model, the exchange buffer, and the bytes it sent.
 struct Hub<'c> {
     comm: &'c Comm,
     server: Server,
@@ -567,40 +570,20 @@ struct Hub<'c> {
     /// The seconds into the run at which each update was applied.
     times: Vec<f64>,
     start: Instant,
-    serve_s: f64,
     bytes: f64,
 }
 
 impl Hub<'_> {
-    /// Apply every update that has arrived, without waiting.
-    fn serve_pending(&mut self) {
-        let t = Instant::now();
-        while let Some((message, status)) = self
-            .comm
-            .any_process()
-            .immediate_matched_probe_with_tag(UPDATE)
-        {
-            message.matched_receive_into(&mut self.buf[..]);
-            self.apply_and_reply(status.source_rank());
-        }
-        self.serve_s += t.elapsed().as_secs_f64();
-    }
-
-    /// Wait for the next update and apply it.
+    /// Wait for the next update from any client, mix it in, log it, and send the client the new
+    /// model and its version.
     fn serve_one(&mut self) {
-        let t = Instant::now();
         let (message, status) = self.comm.any_process().matched_probe_with_tag(UPDATE);
         message.matched_receive_into(&mut self.buf[..]);
-        self.apply_and_reply(status.source_rank());
-        self.serve_s += t.elapsed().as_secs_f64();
-    }
-
-    /// Mix in the update in `buf` from rank `source`, log it, and send the client the new model
-    /// and its version.
-    fn apply_and_reply(&mut self, source: i32) {
+        let source = status.source_rank();
         let p = self.buf.len() - 1;
         let base = self.buf[p] as usize;
-        self.server.apply(source as usize, base, &self.buf[..p]);
+        // Rank r is client r − 1.
+        self.server.apply(source as usize - 1, base, &self.buf[..p]);
         self.times.push(self.start.elapsed().as_secs_f64());
         self.buf[..p].copy_from_slice(&self.server.global);
         self.buf[p] = self.server.version() as f64;
@@ -613,7 +596,9 @@ impl Hub<'_> {
 
 impl Instance for FedInstance {
     fn reset(&mut self) {
-        self.client = Some(Client::new(&self.initial, self.shards[self.rank].clone()));
+        self.client = self
+            .client_index()
+            .map(|k| Client::new(&self.initial, self.shards[k].clone()));
     }
     fn run(&mut self) {
         match self.fed.mixing {
@@ -624,17 +609,16 @@ impl Instance for FedInstance {
     fn verify(&mut self) -> Result<(), String> {
         let name = "mpi.train";
         let client = self.client.take();
-        if let Some(mixing) = self.fed.mixing {
-            // Every rank reaches the log's broadcast, a missing client or not.
-            let fallback = Client::new(&self.initial, Vec::new());
-            self.verify_async(name, client.as_ref().unwrap_or(&fallback), mixing)?;
-        }
-        let Some(client) = client else {
-            return Err(format!("{name}: no training to check: run did not finish"));
-        };
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let history = std::mem::take(&mut self.history);
-        if self.fed.mixing.is_none() {
+        let history = if let Some(mixing) = self.fed.mixing {
+            // Every rank reaches the log's broadcast, the server (no client) included.
+            self.verify_async(name, client.as_ref(), mixing)?;
+            std::mem::take(&mut self.history)
+        } else {
+            let Some(client) = client else {
+                return Err(format!("{name}: no training to check: run did not finish"));
+            };
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let history = std::mem::take(&mut self.history);
             if history.len() != self.reference.len() {
                 return Err(format!(
                     "{name}: fedavg client {}: {} rounds recorded, {} expected",
@@ -667,7 +651,8 @@ impl Instance for FedInstance {
                     self.rank
                 ));
             }
-        }
+            history
+        };
         let mut model = Trainer::new(self.initial.clone());
         let (x, labels, test) = (&self.data.x, &self.data.labels, &self.data.test);
         self.curve.clear();
@@ -855,10 +840,21 @@ mod tests {
              staleness); use straggler_policy = \"wait\" (the default) with async, or \
              aggregation = \"sync\" for a deadline"
         );
-        // Sync ignores the mixing settings; async takes any client count, one included.
+        assert_eq!(
+            check(1, &[("aggregation", "async")]).unwrap_err(),
+            "mpi.train: aggregation = \"async\" with 1 rank: rank 0 is the asynchronous server \
+             and every other rank a client, so there is no client; use ranks = K + 1 for K \
+             clients (e.g. ranks = 2 for one client, 5 for four)"
+        );
+        // The drop rule counts the clients, not the server: 2 of them at 3 ranks.
+        assert!(check(3, &[("aggregation", "async"), ("drop", "0.5")]).is_ok());
+        assert!(check(3, &[("aggregation", "async"), ("drop", "1")])
+            .unwrap_err()
+            .contains("drop = 1 with 2 clients drops ⌊1 × 2⌋ = 2 clients every round"));
+        // Sync ignores the mixing settings; async takes any client count.
         assert!(check(4, &[("mixing", "0")]).is_ok());
-        assert!(check(1, &[("aggregation", "async"), ("quantity_skew", "2")]).is_ok());
-        assert!(check(3, &[("aggregation", "async"), ("stragglers", "0.5")]).is_ok());
+        assert!(check(2, &[("aggregation", "async"), ("quantity_skew", "2")]).is_ok());
+        assert!(check(4, &[("aggregation", "async"), ("stragglers", "0.5")]).is_ok());
     }
 
     #[test]
