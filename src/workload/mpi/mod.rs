@@ -365,7 +365,8 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Choice(&["sync", "async"]),
         default: "sync",
         doc: "fedavg: sync (FedAvg: each round waits for the clients, then averages them) or \
-              async (FedAsync: rank 0 mixes each client's model in as it arrives, weighted by \
+              async (FedAsync: rank 0 is the server, ranks 1 … K the clients, and it mixes each \
+              client's model in as it arrives, weighted by \
               mixing · (1 + staleness)^−staleness_exponent)",
     },
     ParamSpec {
