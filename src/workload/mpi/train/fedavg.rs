@@ -685,7 +685,9 @@ impl Instance for FedInstance {
         let peak = match self.fed.mixing {
             // A whole model per client, plus the gathered models of every client.
             None => model_state_bytes(p, 1, false) + 8 * (p * k) as u64,
-            // The server's global model and its exchange buffer beside its own client's.
+            // A client's model state, the global model it was sent and its exchange buffer
+            // (the server holds less: the global model and the buffer, besides the versions it
+            // keeps for the check).
             Some(_) => model_state_bytes(p, 1, false) + 8 * (2 * p + 1) as u64,
         };
         vec![
