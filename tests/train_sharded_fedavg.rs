@@ -7,7 +7,12 @@
 //! counted peak lies where the analysis puts it, below the whole model's; `units = "layer"` for
 //! `ddp` is refused at check time with the fix. FedAvg at 1 and 3 clients verifies every round
 //! against its serial simulation, records its per-round curve and shard sizes, drops clients, and
-//! waits for stragglers or discards their late models.
+//! waits for stragglers or discards their late models; with quantity skew the shards differ in
+//! size and still verify. Asynchronous FedAvg (FedAsync) at 2 and 4 ranks (oversubscribed; rank 0
+//! the server, 1 and 3 clients) logs the order in which the server applied the updates, and the
+//! serial replay of that log gives the server's weights bit for bit (the check of every
+//! repetition); at one client with `mixing = 1` it ends where synchronous FedAvg, i.e. local
+//! training, does.
 //! Bad federated options are refused at check time with the fix. Needs the `mpi` feature and
 //! OpenMPI's `mpirun` on `PATH`.
 
@@ -371,6 +376,192 @@ straggler_policy = ["wait", "skip"]
     );
 }
 
+/// A `; `-joined detail of `seconds|round:loss:accuracy` triples, as (x, loss, accuracy).
+fn triples(rec: &Value, rep: usize, detail: &str) -> Vec<(f64, f64, f64)> {
+    let text = rec["repetitions"][rep]["details"][detail]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {detail} in {}", describe(rec)));
+    text.split("; ")
+        .map(|e| {
+            let f: Vec<f64> = e.split(':').map(|v| v.parse().unwrap()).collect();
+            assert_eq!(f.len(), 3, "{e}");
+            (f[0], f[1], f[2])
+        })
+        .collect()
+}
+
+/// The shard sizes a fedavg record lists (`client_rows`).
+fn client_rows(rec: &Value) -> Vec<usize> {
+    rec["repetitions"][0]["details"]["client_rows"]
+        .as_str()
+        .unwrap()
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn async_fedavg_replays_the_servers_log_bit_for_bit_at_2_and_4_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "fedasync"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "async"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [2, 4]
+strategy = "fedavg"
+aggregation = "async"
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 4
+epochs = 1
+quantity_skew = [0.0, 1.5]
+stragglers = 0.5
+straggler_ms = 2
+
+[[study]]
+name = "one"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2]
+zip = ["ranks", "aggregation"]
+strategy = "fedavg"
+aggregation = ["sync", "async"]
+mixing = 1.0
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 4
+quantity_skew = 2.0
+
+[[study]]
+name = "sized"
+workload = "mpi.train"
+oversubscribe = true
+ranks = 3
+strategy = "fedavg"
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 3
+quantity_skew = [0.0, 2.0]
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let all = records(&run_dir);
+    assert_eq!(all.len(), 8);
+    for r in &all {
+        // "ok" means every repetition verified: on the server, every version equals the
+        // replay of its log; on every client, each model it was sent and its momentum.
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let study = |name: &str| {
+        all.iter()
+            .filter(move |r| r["point"]["study_name"] == name)
+            .collect::<Vec<_>>()
+    };
+    for r in study("async") {
+        // Rank 0 serves; ranks 1 … K are the clients.
+        let k = ranks(r) - 1;
+        for rep in 0..2 {
+            // The log: every client's 4 updates, each trained from the version the server sent
+            // it after its previous one (0 for its first).
+            let log: Vec<(usize, usize)> = r["repetitions"][rep]["details"]["apply_log"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .map(|e| {
+                    let (c, b) = e.split_once('@').unwrap();
+                    (c.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect();
+            assert_eq!(log.len(), 4 * k, "{}", describe(r));
+            assert_eq!(metric(r, "updates_applied")[rep], (4 * k) as f64);
+            let mut next = vec![0; k];
+            for (v, &(c, b)) in log.iter().enumerate() {
+                assert_eq!(b, next[c], "update {} of {log:?}", v + 1);
+                next[c] = v + 1;
+            }
+            for c in 0..k {
+                assert_eq!(log.iter().filter(|e| e.0 == c).count(), 4);
+            }
+            let stale: Vec<usize> = log.iter().enumerate().map(|(v, e)| v - e.1).collect();
+            let mean = stale.iter().sum::<usize>() as f64 / stale.len() as f64;
+            assert_eq!(metric(r, "staleness_mean")[rep], mean);
+            let max = *stale.iter().max().unwrap();
+            assert_eq!(metric(r, "staleness_max")[rep], max as f64);
+            // Every client's first update starts from version 0, so with 3 clients the last of
+            // them to arrive is at least 2 versions stale.
+            if k == 3 {
+                assert!(max >= 2, "{log:?}");
+            }
+            // One point per round's worth of updates (k per round), at rising wall times; the
+            // last is the recorded final model.
+            let rounds = triples(r, rep, "round_curve");
+            assert_eq!(
+                rounds.iter().map(|e| e.0).collect::<Vec<_>>(),
+                vec![1.0, 2.0, 3.0, 4.0]
+            );
+            let times = triples(r, rep, "time_curve");
+            assert!(times.windows(2).all(|w| w[0].0 <= w[1].0), "{times:?}");
+            assert_eq!(
+                times.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>(),
+                rounds.iter().map(|e| (e.1, e.2)).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                (rounds[3].1, rounds[3].2),
+                (metric(r, "loss")[rep], metric(r, "accuracy")[rep])
+            );
+        }
+        let rows = client_rows(r);
+        assert_eq!(rows.iter().sum::<usize>(), 120);
+        if r["point"]["params"]["quantity_skew"].as_f64() == Some(1.5) && k == 3 {
+            let (min, max) = (rows.iter().min().unwrap(), rows.iter().max().unwrap());
+            assert!(*max > 3 * *min, "{rows:?}");
+        }
+    }
+    // One client (sync on 1 rank, async on 2: server and client), mixing = 1: each update
+    // replaces the model, so async is local training, as synchronous FedAvg with one client is:
+    // the same final model to the last bit.
+    let one = study("one");
+    assert_eq!(metric(one[0], "loss"), metric(one[1], "loss"));
+    assert_eq!(metric(one[0], "accuracy"), metric(one[1], "accuracy"));
+    assert_eq!(
+        one.iter().map(|r| ranks(r)).collect::<Vec<_>>(),
+        vec![1, 2],
+        "sync on 1 rank, async on 2"
+    );
+    for r in &one {
+        assert_eq!(client_rows(r), vec![120]);
+    }
+    // Quantity skew: unequal shards of the same 120 rows, verified against the simulation whose
+    // average weighs each client by its rows; another model than equal shards give.
+    let sized = study("sized");
+    let skewed = sized
+        .iter()
+        .find(|r| r["point"]["params"]["quantity_skew"].as_f64() == Some(2.0))
+        .unwrap();
+    let rows = client_rows(skewed);
+    assert_eq!(rows.iter().sum::<usize>(), 120);
+    assert!(
+        rows.iter().max().unwrap() > &(3 * rows.iter().min().unwrap()),
+        "{rows:?}"
+    );
+    assert_ne!(metric(sized[0], "loss"), metric(sized[1], "loss"));
+    assert_eq!(metric(skewed, "staleness_max"), vec![0.0, 0.0]);
+}
+
 /// `scalelab plan` on `text`: exit code and stderr.
 fn plan(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -404,6 +595,21 @@ fn bad_federated_options_are_refused_at_check_time_with_the_fix() {
             "stragglers = -0.5",
             "mpi.train: stragglers = -0.5: the share of clients slowed in a round must be in [0, \
              1]; use e.g. stragglers = 0.25",
+        ),
+        (
+            "quantity_skew = -1.0",
+            "mpi.train: quantity_skew = -1: the quantity skew is the exponent a of the clients' \
+             power-law shares of the rows",
+        ),
+        (
+            "aggregation = \"async\"\nmixing = 1.5",
+            "mpi.train: mixing = 1.5: the asynchronous server mixes an arriving model in as \
+             w ← (1 − α·s(τ))·w + α·s(τ)·w_k, so α must be in (0, 1]; use e.g. mixing = 0.6",
+        ),
+        (
+            "aggregation = \"async\"\nstragglers = 0.25\nstraggler_policy = \"skip\"",
+            "mpi.train: straggler_policy = \"skip\" with aggregation = \"async\": the \
+             asynchronous server never closes a round",
         ),
         (
             "batch = 20",

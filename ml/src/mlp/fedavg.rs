@@ -11,8 +11,14 @@
 //!   `c mod K = k` (at least as many classes as clients) or `k mod C = c` (fewer classes than
 //!   clients), so every class has an owner and every client a class. Each training row, in the
 //!   given order, goes with probability `s` to an owner of its class (the owners of a class take
-//!   turns) and otherwise to a client drawn uniformly; one seeded generator draws both. `s = 0` is
-//!   an IID split, `s = 1` gives each client rows of its own classes only.
+//!   turns) and otherwise to a client drawn with probability `q_k`; one seeded generator draws
+//!   both. `s = 0` is an IID split, `s = 1` gives each client rows of its own classes only.
+//! * **Quantity skew** ([`quantity_shares`]): the shares `q_k` follow a power law of exponent
+//!   `a ≥ 0` over a seeded ranking of the clients, `q ∝ 1, 2^−a, 3^−a, …` (Zipf: the sizes of real
+//!   federated datasets, e.g. LEAF's, are heavy-tailed). `a = 0` is the uniform draw (equal shards
+//!   in expectation), `a = 1` gives 4 clients 48 %, 24 %, 16 % and 12 % of the drawn rows, `a = 2`
+//!   70 %, 18 %, 8 % and 4 %. The two skews combine: the label-skewed rows go to their class's
+//!   owners whatever their share (so at `s = 1` the class counts alone set the sizes).
 //! * **Local training** ([`Client::train_round`]): the client starts the round from the global
 //!   weights and takes `E · ⌈n_k / B⌉` steps of the fixed-grain SGD with momentum (`Trainer::step`
 //!   on one process), minibatch `t` being rows `t·B … (t+1)·B − 1` of its shard, wrapping around
@@ -27,7 +33,22 @@
 //!   ([`Part::Late`], [`parts`]).
 //! * **Averaging** ([`average`]): in client order, `a_k · w_k` with `a_k = n_k / n`, the first term
 //!   assigned and the others added: the same bits wherever it runs, and one client's weights are
-//!   returned unchanged (`1.0 · w = w`).
+//!   returned unchanged (`1.0 · w = w`). `n_k` is the client's shard size, so under quantity skew
+//!   a client with ten times the rows weighs ten times as much (McMahan et al.'s rule; a client
+//!   without rows weighs nothing and never trains).
+//! * **Asynchronous FedAvg** ([`Server`], [`replay`]): FedAsync (Xie, Koyejo and Gupta,
+//!   "Asynchronous Federated Optimization", 2019). The server holds the global model and its
+//!   version `v` (the updates applied so far); a client trains from the version `b` it was last
+//!   sent and reports, and the server mixes its model in *as it arrives*,
+//!   `w ← (1 − β)·w + β·w_k` with `β = α · s(τ)`, staleness `τ = v − b` and the polynomial
+//!   staleness function `s(τ) = (1 + τ)^(−a)` ([`Mixing`]), then sends the client the new model
+//!   and version. Nobody waits for anybody: a slow client delays only its own updates, which
+//!   arrive stale and weigh less. FedAsync rather than FedBuff (Nguyen et al. 2022, a buffer of
+//!   `K` updates averaged at once) because each arrival changes the model on its own: staleness is
+//!   seen update by update, and the order of arrivals — the one thing MPI does not fix — is the
+//!   whole of the nondeterminism, recorded in the server's log ([`Applied`]: client, base version)
+//!   and replayed serially. The mixing weight is not scaled by `n_k` (FedAsync's rule): a small
+//!   client's quicker rounds give it more updates, not heavier ones.
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -69,14 +90,31 @@ pub fn owns(client: usize, class: usize, clients: usize, classes: usize) -> bool
     }
 }
 
-/// The clients' shards of `rows` under label skew `skew` (module docs): one list of rows per
-/// client, each in the order of `rows`. `labels[r] < classes` for every row.
+/// The share `q_k` of the rows drawn for each client under quantity skew `exponent` (`a`, module
+/// docs): the client ranked `i`-th (from 1) by a seeded shuffle gets `i^−a / Σ_j j^−a`. Every
+/// client gets `1/K` at `a = 0`; the shares sum to 1 (up to rounding).
+pub fn quantity_shares(clients: usize, exponent: f64, seed: u64) -> Vec<f64> {
+    let order = shuffled(clients, mix64(seed ^ 0x7175_616e_7469_7479));
+    let raw: Vec<f64> = (1..=clients).map(|i| (i as f64).powf(-exponent)).collect();
+    let total: f64 = raw.iter().sum();
+    let mut out = vec![0.0; clients];
+    for (i, &k) in order.iter().enumerate() {
+        out[k] = raw[i] / total;
+    }
+    out
+}
+
+/// The clients' shards of `rows` under label skew `skew` and quantity skew `quantity` (the
+/// exponent of [`quantity_shares`]; module docs): one list of rows per client, each in the order
+/// of `rows`, every row in exactly one. `labels[r] < classes` for every row. At `quantity = 0`
+/// the other rows' client is `random_range(0..K)`, so such splits are those of label skew alone.
 pub fn split(
     rows: &[usize],
     labels: &[u32],
     classes: usize,
     clients: usize,
     skew: f64,
+    quantity: f64,
     seed: u64,
 ) -> Vec<Vec<usize>> {
     let owners: Vec<Vec<usize>> = (0..classes)
@@ -84,6 +122,13 @@ pub fn split(
             (0..clients)
                 .filter(|&k| owns(k, c, clients, classes))
                 .collect()
+        })
+        .collect();
+    let cumulative: Vec<f64> = quantity_shares(clients, quantity, seed)
+        .iter()
+        .scan(0.0, |sum, q| {
+            *sum += q;
+            Some(*sum)
         })
         .collect();
     let mut turn = vec![0usize; classes];
@@ -95,8 +140,14 @@ pub fn split(
             let o = &owners[y];
             turn[y] += 1;
             o[(turn[y] - 1) % o.len()]
-        } else {
+        } else if quantity == 0.0 {
             rng.random_range(0..clients)
+        } else {
+            let u = rng.random::<f64>();
+            cumulative
+                .iter()
+                .position(|&c| u < c)
+                .unwrap_or(clients - 1)
         };
         out[k].push(r);
     }
@@ -265,6 +316,159 @@ pub fn simulate(
     (history, clients)
 }
 
+/// FedAsync's mixing weight (module docs): `β = α · s(τ)`, `s(τ) = (1 + τ)^(−a)` (Xie et al.'s
+/// polynomial staleness function; they report `a = 0.5` working well).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mixing {
+    /// `α ∈ (0, 1]`: the weight of a fresh update (`τ = 0`).
+    pub alpha: f64,
+    /// `a ≥ 0`: how fast the weight falls with staleness (0 ignores staleness).
+    pub exponent: f64,
+}
+
+impl Mixing {
+    /// `s(τ) = (1 + τ)^(−a)`: 1 for a fresh update, exactly.
+    pub fn staleness_weight(&self, staleness: usize) -> f64 {
+        (1.0 + staleness as f64).powf(-self.exponent)
+    }
+
+    /// `β = α · s(τ)`, the weight an update of staleness `τ` is mixed in with.
+    pub fn weight(&self, staleness: usize) -> f64 {
+        self.alpha * self.staleness_weight(staleness)
+    }
+}
+
+/// `w ← (1 − β)·w + β·w_k` elementwise. `β = 1` copies `w_k` (sign of zero included), so one
+/// client with `α = 1` is plain local training.
+pub fn mix(global: &mut [f64], update: &[f64], beta: f64) {
+    if beta == 1.0 {
+        global.copy_from_slice(update);
+        return;
+    }
+    let keep = 1.0 - beta;
+    for (w, u) in global.iter_mut().zip(update) {
+        *w = keep * *w + beta * u;
+    }
+}
+
+/// One entry of the asynchronous server's log: the update of `client`, trained from global
+/// version `base`, applied as the next version. The log is the whole of what the order of
+/// arrivals decides; [`replay`] recomputes everything else from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub client: usize,
+    pub base: usize,
+}
+
+/// The asynchronous server's state: the global model, its version, the log of applied updates
+/// and, when kept, every version (`history[v]`, the check's material).
+pub struct Server {
+    pub global: Vec<f64>,
+    pub mixing: Mixing,
+    pub log: Vec<Applied>,
+    pub history: Vec<Vec<f64>>,
+    keep_history: bool,
+}
+
+impl Server {
+    /// A server holding `initial` as version 0; `keep_history` keeps every version.
+    pub fn new(initial: &[f64], mixing: Mixing, keep_history: bool) -> Server {
+        Server {
+            global: initial.to_vec(),
+            mixing,
+            log: Vec::new(),
+            history: if keep_history {
+                vec![initial.to_vec()]
+            } else {
+                Vec::new()
+            },
+            keep_history,
+        }
+    }
+
+    /// The version of the global model: the updates applied so far.
+    pub fn version(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Mix in `client`'s model `update`, trained from version `base`; returns its staleness
+    /// `τ = v − b`.
+    pub fn apply(&mut self, client: usize, base: usize, update: &[f64]) -> usize {
+        let staleness = self.version() - base;
+        mix(&mut self.global, update, self.mixing.weight(staleness));
+        self.log.push(Applied { client, base });
+        if self.keep_history {
+            self.history.push(self.global.clone());
+        }
+        staleness
+    }
+}
+
+/// The staleness `τ = v − b` of every entry of a log, in order.
+pub fn staleness(log: &[Applied]) -> Vec<usize> {
+    log.iter().enumerate().map(|(v, a)| v - a.base).collect()
+}
+
+/// The serial reference of asynchronous FedAvg: replay the server's `log` over `shards` from
+/// `initial`, each entry training its client's next round from the version it names and mixing
+/// the result in ([`Server::apply`]). `updates[k]` is how many updates client `k` sends (its
+/// rounds less its dropped ones; none without rows). Returns every version of the global model
+/// (`[0]` the initial weights) and the clients, or what makes the log impossible: a client out
+/// of range or past its count, a base that is not the version the server sent that client after
+/// its last update (0 for its first), or a client that sent fewer updates than it should.
+#[allow(clippy::too_many_arguments)]
+pub fn replay(
+    x: &Matrix,
+    labels: &[u32],
+    shards: &[Vec<usize>],
+    initial: &Mlp,
+    cfg: &FedConfig,
+    mixing: Mixing,
+    log: &[Applied],
+    updates: &[usize],
+) -> Result<(Vec<Vec<f64>>, Vec<Client>), String> {
+    let mut clients: Vec<Client> = shards
+        .iter()
+        .map(|rows| Client::new(initial, rows.clone()))
+        .collect();
+    let mut server = Server::new(&initial.params, mixing, true);
+    let mut sent = vec![0usize; clients.len()];
+    let mut next_base = vec![0usize; clients.len()];
+    for (v, a) in log.iter().enumerate() {
+        let k = a.client;
+        if k >= clients.len() || sent[k] >= updates[k] {
+            return Err(format!(
+                "update {} of the log is client {k}'s update {}, but {} client(s) send {:?} \
+                 updates",
+                v + 1,
+                sent.get(k).map_or(1, |s| s + 1),
+                clients.len(),
+                updates
+            ));
+        }
+        if a.base != next_base[k] {
+            return Err(format!(
+                "update {} of the log says client {k} trained from version {}, but the server \
+                 had sent it version {}",
+                v + 1,
+                a.base,
+                next_base[k]
+            ));
+        }
+        let start = server.history[a.base].clone();
+        clients[k].train_round(x, labels, &start, cfg);
+        server.apply(k, a.base, &clients[k].trainer.mlp.params);
+        sent[k] += 1;
+        next_base[k] = v + 1;
+    }
+    if sent != updates {
+        return Err(format!(
+            "the log holds {sent:?} updates per client, {updates:?} expected"
+        ));
+    }
+    Ok((server.history, clients))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +524,7 @@ mod tests {
     fn dropped_clients_are_left_out_of_the_average() {
         let (d, y) = iris();
         let rows = shuffled(150, 3);
-        let shards = split(&rows, &y, 3, 3, 0.5, 9);
+        let shards = split(&rows, &y, 3, 3, 0.5, 0.0, 9);
         let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
         let cfg = FedConfig { clients: 3, ..CFG };
         // Client 1 never reports: the run equals one over clients 0 and 2 alone...
@@ -343,7 +547,7 @@ mod tests {
     fn a_late_straggler_trains_but_is_left_out_of_the_average() {
         let (d, y) = iris();
         let rows = shuffled(150, 3);
-        let shards = split(&rows, &y, 3, 3, 0.5, 9);
+        let shards = split(&rows, &y, 3, 3, 0.5, 0.0, 9);
         let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
         let cfg = FedConfig { clients: 3, ..CFG };
         let part = |p: Part| move |_| vec![Part::Reports, p, Part::Reports];
@@ -403,25 +607,25 @@ mod tests {
             c
         };
         // skew 1, 3 clients, 3 classes: client k holds class k, all 50 rows of it.
-        let full = split(&rows, &y, 3, 3, 1.0, 4);
+        let full = split(&rows, &y, 3, 3, 1.0, 0.0, 4);
         for (k, shard) in full.iter().enumerate() {
             assert_eq!(classes_of(shard), vec![k as u32]);
             assert_eq!(shard.len(), 50);
         }
         // More clients than classes: clients 0 and 3 share class 0, taking turns.
-        let four = split(&rows, &y, 3, 4, 1.0, 4);
+        let four = split(&rows, &y, 3, 4, 1.0, 0.0, 4);
         assert_eq!(classes_of(&four[3]), vec![0]);
         assert_eq!((four[0].len(), four[3].len()), (25, 25));
         // skew 0: every client sees every class; the split covers every row once, seeded.
-        let iid = split(&rows, &y, 3, 3, 0.0, 4);
+        let iid = split(&rows, &y, 3, 3, 0.0, 0.0, 4);
         for shard in &iid {
             assert_eq!(classes_of(shard), vec![0, 1, 2]);
         }
         let mut all: Vec<usize> = iid.concat();
         all.sort_unstable();
         assert_eq!(all, (0..150).collect::<Vec<_>>());
-        assert_eq!(iid, split(&rows, &y, 3, 3, 0.0, 4));
-        assert_ne!(iid, split(&rows, &y, 3, 3, 0.0, 5));
+        assert_eq!(iid, split(&rows, &y, 3, 3, 0.0, 0.0, 4));
+        assert_ne!(iid, split(&rows, &y, 3, 3, 0.0, 0.0, 5));
     }
 
     #[test]
@@ -440,6 +644,209 @@ mod tests {
             stragglers(0, &[true, false], 2, 1),
             vec![false, true],
             "only reporting clients straggle"
+        );
+    }
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn quantity_skew_gives_seeded_power_law_shards_using_every_row_once() {
+        // a = 1 over 4 clients: 1, 1/2, 1/3, 1/4 over H = 25/12.
+        let mut q = quantity_shares(4, 1.0, 7);
+        q.sort_by(|a, b| b.total_cmp(a));
+        let want = [12.0 / 25.0, 6.0 / 25.0, 4.0 / 25.0, 3.0 / 25.0];
+        for (got, want) in q.iter().zip(want) {
+            assert!((got - want).abs() < 1e-15, "{q:?}");
+        }
+        assert_eq!(quantity_shares(4, 0.0, 7), vec![0.25; 4]);
+        // The seed decides which client is the large one.
+        let largest = |seed| {
+            let q = quantity_shares(4, 1.0, seed);
+            (0..4).max_by(|&a, &b| q[a].total_cmp(&q[b])).unwrap()
+        };
+        assert!((0..16).any(|seed| largest(seed) != largest(7)));
+        // 2 000 rows, a = 2: 70 %, 18 %, 8 % and 4 % expected; every row once, seeded.
+        let labels: Vec<u32> = (0..2000).map(|r| (r % 3) as u32).collect();
+        let rows = shuffled(2000, 2);
+        let shards = split(&rows, &labels, 3, 4, 0.0, 2.0, 5);
+        let q = quantity_shares(4, 2.0, 5);
+        for (shard, q) in shards.iter().zip(&q) {
+            let expected = 2000.0 * q;
+            assert!(
+                (shard.len() as f64 - expected).abs() < 4.0 * expected.sqrt() + 1.0,
+                "{} rows where {expected} were expected",
+                shard.len()
+            );
+        }
+        let sizes: Vec<usize> = shards.iter().map(Vec::len).collect();
+        let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(*max > 8 * *min, "{sizes:?}");
+        let mut all = shards.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..2000).collect::<Vec<_>>());
+        assert_eq!(shards, split(&rows, &labels, 3, 4, 0.0, 2.0, 5));
+        assert_ne!(shards, split(&rows, &labels, 3, 4, 0.0, 2.0, 6));
+        // Both skews: the label-skewed rows still go to their owners, the others by size.
+        let both = split(&rows, &labels, 3, 4, 0.5, 2.0, 5);
+        let mut all = both.concat();
+        all.sort_unstable();
+        assert_eq!(all.len(), 2000);
+        all.dedup();
+        assert_eq!(all.len(), 2000);
+        let sizes: Vec<usize> = both.iter().map(Vec::len).collect();
+        assert!(sizes.iter().max().unwrap() > &(2 * sizes.iter().min().unwrap()));
+        // One client holds every row, whatever the skew.
+        assert_eq!(split(&rows, &labels, 3, 1, 0.5, 2.0, 5), vec![rows.clone()]);
+    }
+
+    #[test]
+    fn the_average_weights_clients_by_their_sample_counts() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 3, 0.0, 2.0, 9);
+        let n: Vec<usize> = shards.iter().map(Vec::len).collect();
+        assert!(n[0] != n[1] && n[1] != n[2] && n[0] != n[2], "{n:?}");
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 3, ..CFG };
+        let (history, clients) = simulate(&d.x, &y, &shards, &initial, &cfg, 1, |_| {
+            vec![Part::Reports; 3]
+        });
+        // After one round the clients hold their local models: the global is Σ (n_k / n)·w_k in
+        // client order, the first term assigned.
+        let total: usize = n.iter().sum();
+        let mut want = vec![0.0; initial.params.len()];
+        for (k, c) in clients.iter().enumerate() {
+            let a = n[k] as f64 / total as f64;
+            for (o, w) in want.iter_mut().zip(&c.trainer.mlp.params) {
+                *o = if k == 0 { a * w } else { *o + a * w };
+            }
+        }
+        assert_eq!(bits(&history[0]), bits(&want));
+        // Not the plain mean of the three models.
+        let mean: Vec<f64> = (0..want.len())
+            .map(|i| clients.iter().map(|c| c.trainer.mlp.params[i]).sum::<f64>() / 3.0)
+            .collect();
+        let far = want
+            .iter()
+            .zip(&mean)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(far > 1e-3, "{far}");
+    }
+
+    #[test]
+    fn async_fedavg_with_one_client_and_full_mixing_is_local_training_bit_for_bit() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let mixing = Mixing {
+            alpha: 1.0,
+            exponent: 0.5,
+        };
+        let log: Vec<Applied> = (0..4).map(|v| Applied { client: 0, base: v }).collect();
+        let shards = [rows.clone()];
+        let (history, clients) =
+            replay(&d.x, &y, &shards, &initial, &CFG, mixing, &log, &[4]).unwrap();
+        let mut local = Trainer::new(initial.clone());
+        for t in 0..80 {
+            let batch = global_batch(&rows, 16, t);
+            local.step(&d.x, &y, &batch, &CFG.schedule(), 0, CFG.sgd, &LocalReducer);
+        }
+        assert_eq!(history.len(), 5);
+        assert_eq!(bits(&history[4]), bits(&local.mlp.params));
+        assert_eq!(
+            bits(&clients[0].trainer.mlp.velocity),
+            bits(&local.mlp.velocity)
+        );
+        // Quantity skew leaves one client all the rows: synchronous FedAvg is local training too.
+        let one = split(&rows, &y, 3, 1, 0.0, 2.0, 9);
+        let (sync, _) = simulate(&d.x, &y, &one, &initial, &CFG, 4, |_| vec![Part::Reports]);
+        assert_eq!(bits(&sync[3]), bits(&local.mlp.params));
+    }
+
+    #[test]
+    fn async_replay_mixes_each_update_in_by_its_staleness() {
+        let mixing = Mixing {
+            alpha: 0.6,
+            exponent: 0.5,
+        };
+        assert_eq!(mixing.staleness_weight(0), 1.0);
+        assert_eq!(mixing.staleness_weight(3), 0.5);
+        assert_eq!(mixing.weight(3), 0.3);
+        let mut w = [1.0, -2.0];
+        mix(&mut w, &[3.0, 2.0], 0.25);
+        assert_eq!(w, [0.75 * 1.0 + 0.25 * 3.0, 0.75 * -2.0 + 0.25 * 2.0]);
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 2, 0.5, 1.0, 9);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 2, ..CFG };
+        let at = |client, base| Applied { client, base };
+        // Both clients start from version 0; client 0 arrives first, so client 1's first
+        // update is one version stale; each then trains from the version it was sent back.
+        let log = [at(0, 0), at(1, 0), at(0, 1), at(1, 2), at(1, 4)];
+        assert_eq!(staleness(&log), vec![0, 1, 1, 1, 0]);
+        let (history, _) =
+            replay(&d.x, &y, &shards, &initial, &cfg, mixing, &log, &[2, 3]).unwrap();
+        // By hand: the clients train in their own order from the versions named.
+        let mut c: Vec<Client> = shards
+            .iter()
+            .map(|r| Client::new(&initial, r.clone()))
+            .collect();
+        let mut versions = vec![initial.params.clone()];
+        for (v, a) in log.iter().enumerate() {
+            let start = versions[a.base].clone();
+            c[a.client].train_round(&d.x, &y, &start, &cfg);
+            let mut next = versions[v].clone();
+            mix(
+                &mut next,
+                &c[a.client].trainer.mlp.params,
+                0.6 * (1.0 + (v - a.base) as f64).powf(-0.5),
+            );
+            versions.push(next);
+        }
+        assert_eq!(history.len(), 6);
+        for (got, want) in history.iter().zip(&versions) {
+            assert_eq!(bits(got), bits(want));
+        }
+        // Another order of arrival is another model: the log is what the check needs.
+        let other = [at(1, 0), at(0, 0), at(1, 1), at(0, 2), at(1, 3)];
+        let (reordered, _) =
+            replay(&d.x, &y, &shards, &initial, &cfg, mixing, &other, &[2, 3]).unwrap();
+        assert_ne!(bits(&reordered[5]), bits(&history[5]));
+    }
+
+    #[test]
+    fn an_impossible_log_is_refused() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 2, 0.0, 0.0, 9);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 2, ..CFG };
+        let mixing = Mixing {
+            alpha: 0.6,
+            exponent: 0.5,
+        };
+        let at = |client, base| Applied { client, base };
+        let err = |log: &[Applied]| {
+            replay(&d.x, &y, &shards, &initial, &cfg, mixing, log, &[1, 1])
+                .err()
+                .unwrap()
+        };
+        assert_eq!(
+            err(&[at(0, 0), at(1, 1)]),
+            "update 2 of the log says client 1 trained from version 1, but the server had sent \
+             it version 0"
+        );
+        assert_eq!(
+            err(&[at(0, 0), at(0, 1)]),
+            "update 2 of the log is client 0's update 2, but 2 client(s) send [1, 1] updates"
+        );
+        assert_eq!(
+            err(&[at(0, 0)]),
+            "the log holds [1, 0] updates per client, [1, 1] expected"
         );
     }
 }

@@ -592,7 +592,8 @@ fn training_study() -> Vec<PointRecord> {
     recs
 }
 
-/// `mpi.train` FedAvg at 4 clients for three label skews, each with its 20-round curve.
+/// `mpi.train` FedAvg at 4 clients for three label skews, each with its 20-round curve and the
+/// same curve against wall time.
 fn fedavg_study() -> Vec<PointRecord> {
     let mut recs = Vec::new();
     for (k, skew) in [0.0, 0.5, 1.0].into_iter().enumerate() {
@@ -611,8 +612,18 @@ fn fedavg_study() -> Vec<PointRecord> {
                 format!("{round}:{}:{acc}", 1.0 + skew)
             })
             .collect();
+        // The same models against wall time (`time_curve`): the rounds-time chart.
+        let timed: Vec<String> = curve
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let rest = c.split_once(':').map_or("", |x| x.1);
+                format!("{}:{rest}", 0.012 * (i + 1) as f64 * (1.0 + skew))
+            })
+            .collect();
         for rep in &mut r.repetitions {
             rep.details.insert("round_curve".into(), curve.join("; "));
+            rep.details.insert("time_curve".into(), timed.join("; "));
         }
         recs.push(r);
     }

@@ -350,6 +350,7 @@ fn charts(st: &mut Study<'_, '_>, machine: &Machine) -> Vec<(&'static str, Chart
     out.extend(oob::oob_chart(st).map(|c| ("oob", c)));
     out.extend(training::loss_chart(st).map(|c| ("loss", c)));
     out.extend(training::rounds_chart(st).map(|c| ("rounds", c)));
+    out.extend(training::rounds_time_chart(st).map(|c| ("rounds-time", c)));
     out.extend(scaling::charts(st));
     if let Some(c) = throughput::chart(st, machine) {
         out.push(("throughput", c));

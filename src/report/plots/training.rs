@@ -7,13 +7,18 @@
 //!
 //! Federated runs (`strategy = "fedavg"`) record a `round_curve` instead (`round:loss:accuracy`
 //! after each round's average, on the held-out rows): the rounds chart draws the accuracy against
-//! the round, one line per point (local epochs, label skew, dropped clients, clients).
+//! the round, one line per point (local epochs, label skew, dropped clients, clients), and a
+//! `time_curve` (`seconds:loss:accuracy`, the same models at the wall time the server had them):
+//! the rounds-time chart draws the accuracy against wall time, where a server that waits for
+//! stragglers falls behind one that does not (a deadline, or the asynchronous server).
 
 use super::axis::{Axis, Scale};
 use super::oob::parse_curve;
 use super::render::{Chart, Line};
 use super::Study;
 use crate::resources::Resources;
+use crate::results::PointRecord;
+use crate::value::Value;
 
 /// How a recorded curve is read back: its (x, y) points, `None` when any does not read.
 type ParseCurve = fn(&str) -> Option<Vec<(f64, f64)>>;
@@ -22,14 +27,14 @@ type ParseCurve = fn(&str) -> Option<Vec<(f64, f64)>>;
 /// `parse`), labelled by its series and `who` (what of the point's resources the lines compare);
 /// and whether any of those points was disturbed.
 /// The lines of a per-point curve, and whether any point was disturbed. Each line is labelled by
-/// its series and by `who` (its resources); a `who` that every line shares is left out of the
+/// its series and by `who` (its resources or client count); a `who` that every line shares is left out of the
 /// labels of lines that have a series label and returned as the third value, for the caption:
 /// a legend that repeats "clients=4" on every line says nothing about any one of them.
 fn point_lines(
     st: &mut Study<'_, '_>,
     detail: &str,
     parse: ParseCurve,
-    who: fn(&Resources) -> String,
+    who: fn(&PointRecord) -> String,
 ) -> (Vec<Line>, bool, Option<String>) {
     let mut found = Vec::new();
     let mut disturbed = false;
@@ -47,7 +52,7 @@ fn point_lines(
             };
             let hollow = p.record.is_disturbed();
             disturbed |= hollow;
-            found.push((i, who(&p.record.point.resources), hollow, points));
+            found.push((i, who(p.record), hollow, points));
         }
     }
     let shared = match found.first() {
@@ -112,7 +117,9 @@ fn ranks_label(r: &Resources) -> String {
 }
 
 pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    let (lines, disturbed, common) = point_lines(st, "loss_curve", parse_curve, ranks_label);
+    let (lines, disturbed, common) = point_lines(st, "loss_curve", parse_curve, |r| {
+        ranks_label(&r.point.resources)
+    });
     if lines.is_empty() {
         return None;
     }
@@ -184,10 +191,32 @@ fn parse_rounds(text: &str) -> Option<Vec<(f64, f64)>> {
         .collect()
 }
 
+/// Whether a federated point runs the asynchronous server (`aggregation = "async"`): a rank of
+/// its own, and an order of arrival that changes from run to run.
+fn asynchronous(r: &PointRecord) -> bool {
+    matches!(r.point.params.get("aggregation"), Some(Value::Text(a)) if a == "async")
+}
+
+/// "clients=K": one per rank, less the asynchronous server's.
+fn clients_label(r: &PointRecord) -> String {
+    let ranks = r.point.resources.ranks;
+    let clients = if asynchronous(r) {
+        ranks.saturating_sub(1)
+    } else {
+        ranks
+    };
+    format!("clients={clients}")
+}
+
+/// Whether any point of the study runs the asynchronous server.
+fn any_asynchronous(st: &Study<'_, '_>) -> bool {
+    st.series
+        .iter()
+        .any(|s| s.points.iter().any(|p| asynchronous(p.record)))
+}
+
 pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
-    let (lines, _, common) = point_lines(st, "round_curve", parse_rounds, |r| {
-        format!("clients={}", r.ranks)
-    });
+    let (lines, _, common) = point_lines(st, "round_curve", parse_rounds, clients_label);
     if lines.is_empty() {
         return None;
     }
@@ -198,12 +227,58 @@ pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
             "FedAvg: after each round the server averages the reporting clients' weights \
              (weighted by their rows); the accuracy of that average on the held-out rows, per \
              round.{} The curve is the serial simulation's bit for bit (the check of every \
-             repetition), so it does not depend on the load.",
-            every_line(&common)
+             repetition), so it does not depend on the load.{}",
+            every_line(&common),
+            if any_asynchronous(st) {
+                " Asynchronous points (aggregation=async): a point per round's worth of applied \
+                 updates (one per client); each curve is the serial replay of the server's \
+                 logged order of arrival bit for bit, and that order depends on timing, so it \
+                 differs from run to run."
+            } else {
+                ""
+            }
         ),
     );
     Some(t.chart(
         ("round".into(), Axis::fit(xs, Scale::Linear, true)),
+        (
+            "held-out accuracy".into(),
+            Axis::fit(ys, Scale::Linear, false),
+        ),
+        lines,
+        Vec::new(),
+    ))
+}
+
+/// The accuracy of a federated run against wall time (`time_curve`, read as `parse_rounds`
+/// reads `round_curve`: the first field is the seconds).
+pub(super) fn rounds_time_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    let (lines, disturbed, common) = point_lines(st, "time_curve", parse_rounds, clients_label);
+    if lines.is_empty() {
+        return None;
+    }
+    let (xs, ys) = extent(&lines);
+    let t = st.chart(
+        format!("{}: held-out accuracy against wall time", st.name),
+        format!(
+            "The models of the rounds chart at the wall time the server had them (last \
+             repetition): a server that waits for its slowest client each round reaches an \
+             accuracy later than one that does not.{} The times depend on the load{}{}.",
+            every_line(&common),
+            if any_asynchronous(st) {
+                ", and so do the asynchronous points' accuracies (their order of arrival)"
+            } else {
+                "; the accuracies do not"
+            },
+            if disturbed {
+                " (hollow markers: a disturbed point)"
+            } else {
+                ""
+            }
+        ),
+    );
+    Some(t.chart(
+        ("wall time (s)".into(), Axis::fit(xs, Scale::Linear, true)),
         (
             "held-out accuracy".into(),
             Axis::fit(ys, Scale::Linear, false),
@@ -249,6 +324,15 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_asynchronous_server_is_not_counted_as_a_client() {
+        let r = mpi_record(0, "mpi.train", 5, 1, 256, 1, &[0.1]);
+        let label =
+            |aggregation| super::clients_label(&with_param(r.clone(), "aggregation", aggregation));
+        assert_eq!(label("async"), "clients=4");
+        assert_eq!(label("sync"), "clients=5");
     }
 
     #[test]

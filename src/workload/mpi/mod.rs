@@ -351,6 +351,14 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               classes (0 = IID, 1 = only its own classes; docs/training.md)",
     },
     ParamSpec {
+        name: "quantity_skew",
+        kind: ParamKind::Float,
+        default: "0",
+        doc: "fedavg: quantity skew a ≥ 0, the exponent of the clients' power-law shares of the \
+              rows (∝ 1, 2^−a, 3^−a, … over a seeded ranking; 0 = equal shares; \
+              docs/training.md)",
+    },
+    ParamSpec {
         name: "drop",
         kind: ParamKind::Float,
         default: "0",
@@ -377,6 +385,29 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         doc: "fedavg: wait (the synchronous server waits for stragglers) or skip (the server \
               closes the round at a deadline; stragglers train but their late models are \
               discarded)",
+    },
+    ParamSpec {
+        name: "aggregation",
+        kind: ParamKind::Choice(&["sync", "async"]),
+        default: "sync",
+        doc: "fedavg: sync (FedAvg: each round waits for the clients, then averages them) or \
+              async (FedAsync: rank 0 is the server, ranks 1 … K the clients, and it mixes each \
+              client's model in as it arrives, weighted by \
+              mixing · (1 + staleness)^−staleness_exponent)",
+    },
+    ParamSpec {
+        name: "mixing",
+        kind: ParamKind::Float,
+        default: "0.6",
+        doc: "fedavg, async: α in (0, 1], the weight of a fresh client model in \
+              w ← (1 − α·s(τ))·w + α·s(τ)·w_k",
+    },
+    ParamSpec {
+        name: "staleness_exponent",
+        kind: ParamKind::Float,
+        default: "0.5",
+        doc: "fedavg, async: a ≥ 0 in the staleness weight s(τ) = (1 + τ)^−a, τ the versions \
+              the server moved on while the client trained (0 ignores staleness)",
     },
     ParamSpec {
         name: "precision",
@@ -457,9 +488,16 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         "schedule" | "virtual" | "recompute" => strategy == "pipeline",
         "units" => strategy == "sharded",
         "steps" => strategy != "fedavg",
-        "rounds" | "epochs" | "skew" | "drop" | "stragglers" => strategy == "fedavg",
-        // How late a straggler is and what the server does about it mean nothing without one.
-        "straggler_ms" | "straggler_policy" => strategy == "fedavg" && number("stragglers") != 0.0,
+        "rounds" | "epochs" | "skew" | "quantity_skew" | "drop" | "stragglers" | "aggregation" => {
+            strategy == "fedavg"
+        }
+        // How late a straggler is and what the server does about it mean nothing without one;
+        // the asynchronous server never waits, so it has no policy.
+        "straggler_ms" => strategy == "fedavg" && number("stragglers") != 0.0,
+        "straggler_policy" => {
+            strategy == "fedavg" && number("stragglers") != 0.0 && text("aggregation") != "async"
+        }
+        "mixing" | "staleness_exponent" => strategy == "fedavg" && text("aggregation") == "async",
         _ => true,
     }
 }

@@ -327,9 +327,10 @@ impl Workload for Train {
         let ranks = target.resources.ranks.max(1) as usize;
         let s = setup(name, params, ranks)?;
         gpu::check(name, &s, target)?;
-        if s.strategy == "fedavg" {
-            fedavg::fed(name, params, &s, ranks)?;
-        }
+        let fed = match s.strategy.as_str() {
+            "fedavg" => Some(fedavg::fed(name, params, &s, ranks)?),
+            _ => None,
+        };
         let (rows, features, classes) = match synthetic(name, params)? {
             Some(spec) => (spec.samples, spec.features, spec.classes),
             None => {
@@ -355,11 +356,9 @@ impl Workload for Train {
             * (2.0 * (rows * features) as f64
                 + 3.0 * rows_micro * widest * widths.len() as f64
                 + (grains + 2.0 + (s.schedule.micro as f64).log2() + 4.0) * p);
-        if s.strategy == "fedavg" {
-            // The serial simulation's clients (weights, momentum, trainer), the gathered models,
-            // and the global weights of every round, simulated and run.
-            let rounds = count(params, "rounds")? as f64;
-            per_rank += 8.0 * (4.0 * ranks as f64 + 2.0 * rounds) * p;
+        if let Some(fed) = fed {
+            // The serial reference's clients and the global weights it keeps (train/fedavg.rs).
+            per_rank += 8.0 * fed.state_words() * p;
         }
         target.fits_memory(
             name,
