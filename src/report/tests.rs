@@ -584,6 +584,33 @@ fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
 }
 
 #[test]
+fn a_study_at_one_worker_count_gets_no_compute_vs_communication_chart() {
+    use super::test_support::{mpi_record, with_metric, with_param};
+    let recs: Vec<_> = ["0.0", "0.5", "1.0"]
+        .into_iter()
+        .map(|skew| {
+            let r = mpi_record(0, "mpi.train", 4, 1, 1024, 1, &[1.0, 1.0]);
+            let r = with_param(r, "skew", skew);
+            let r = with_metric(r, "comm_s", &[0.25, 0.25]);
+            with_metric(r, "compute_s", &[0.5, 0.5])
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let files = write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+    assert!(
+        !files.iter().any(|f| f.to_string_lossy().contains("-comm.")),
+        "{files:?}"
+    );
+    // The table still gives each point's communication share.
+    let md = std::fs::read_to_string(run.report()).unwrap();
+    assert!(
+        md.contains("| comm share |") && md.contains("| 25% |"),
+        "{md}"
+    );
+}
+
+#[test]
 fn lines_at_one_worker_count_are_told_once_that_they_have_no_fit() {
     use super::test_support::with_param;
     let at = |threads: u32, variant: &str| {

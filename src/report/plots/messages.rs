@@ -269,6 +269,17 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     if !messages::has_comm(st.series) {
         return None;
     }
+    // Against p with one p every series is a lone marker per quantity (a federated study sweeping
+    // twelve settings at 4 clients drew 48 of them in one column): the table's comm share column
+    // says it better.
+    let mut ps = st
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.workers));
+    let first = ps.next()?;
+    if ps.all(|p| p == first) {
+        return None;
+    }
     let several = st.series.len() > 1;
     // Compute, communication, waiting and total are not the study's series: each quantity keeps
     // one colour of its own, and each series its marker shape (style `q + colours · i`), so that
