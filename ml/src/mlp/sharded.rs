@@ -24,8 +24,8 @@
 //! holds its chunks plus about two gathered layers and one layer's gradient.
 //!
 //! **Bitwise equality with the serial reference.** The forward and backward run layer by layer
-//! on all of the rank's rows ([`Trainer::forward_layer`], [`Trainer::layer_gradient`],
-//! [`Trainer::input_delta`]): the same GEMMs, with the same shapes and operands, as the
+//! on all of the rank's rows (`Trainer::forward_layer`, `Trainer::layer_gradient`,
+//! `Trainer::input_delta`): the same GEMMs, with the same shapes and operands, as the
 //! whole-model pass, whatever the units. The reduce-scatter is recursive halving with the distance
 //! growing from 1 ([`Halving`]), so at step `s` rank `r` adds the partial sum of rank `r XOR 2ˢ`
 //! for the chunks it keeps: the same additions, in the same tree, as the recursive doubling of
@@ -38,7 +38,7 @@
 //! **Memory.** ZeRO counts the model states (parameters, gradients, optimizer state) per rank:
 //! `ddp` keeps all three whole (`3 × 8P` bytes in f64 with one momentum vector), stage 3 one
 //! chunk of each ([`model_state_bytes`]). Within a step the gathered units and the unit
-//! gradients in flight come on top: [`ShardedTrainer::peak_bytes`] counts them as the step runs
+//! gradients in flight come on top: [`ShardedTrainer::take_peak`] counts them as the step runs
 //! (every buffer of parameters, gradients and momentum the rank holds, its own and those the
 //! collectives hold while in flight), [`peak_state_bytes`] is the analytic figure for one unit.
 
@@ -142,7 +142,7 @@ pub fn model_state_bytes(len: usize, ranks: usize, sharded: bool) -> u64 {
 /// buffers, activations and per-grain gradients not counted). `ddp`: the three vectors whole.
 /// Sharded with the model as one unit: the gathered parameters (the rank's own chunk moved into
 /// them) and the full local gradient, both padded, beside the rank's momentum chunk. What
-/// [`ShardedTrainer::peak_bytes`] counts for [`Units::Model`].
+/// [`ShardedTrainer::take_peak`] counts for [`Units::Model`].
 pub fn peak_state_bytes(len: usize, ranks: usize, sharded: bool) -> u64 {
     if sharded {
         let s = Shards { len, ranks };
