@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::markdown::{markdown, studies};
 use super::peaks::Machines;
@@ -77,10 +77,34 @@ pub fn write_with(
     if !drawn.failures.is_empty() {
         bail!("{}", drawn.failures.join("\n"));
     }
+    remove_stale_study_plots(&run.plots_dir(), &drawn.files)?;
     let mut files = vec![measurements, summary, report];
     files.extend(page.ok());
     files.extend(drawn.files);
     Ok(files)
+}
+
+/// Remove the study plots (`study<N>-….svg|png`) in `dir` that this report did not draw: left by
+/// an earlier `scalelab report` of the same run whose studies or rules drew more (a chart that no
+/// longer applies, a study renamed), they would sit beside the new ones as if current. Only
+/// names the report writes are touched.
+fn remove_stale_study_plots(dir: &std::path::Path, drawn: &[PathBuf]) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let plot = name.starts_with("study")
+            && name[5..].starts_with(|c: char| c.is_ascii_digit())
+            && (name.ends_with(".svg") || name.ends_with(".png"));
+        if plot && !drawn.contains(&path) {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing the stale plot {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The plots of a report as they are drawn, and what could not be drawn.

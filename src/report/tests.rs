@@ -584,12 +584,14 @@ fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
 }
 
 #[test]
-fn a_study_at_one_worker_count_gets_no_compute_vs_communication_chart() {
+fn a_study_whose_series_each_have_one_worker_count_gets_no_compute_vs_communication_chart() {
     use super::test_support::{mpi_record, with_metric, with_param};
-    let recs: Vec<_> = ["0.0", "0.5", "1.0"]
+    // Three settings at 4 ranks, and one at 5 (as a zipped sync/async sweep has): no series has
+    // two worker counts.
+    let recs: Vec<_> = [("0.0", 4), ("0.5", 4), ("1.0", 4), ("async", 5)]
         .into_iter()
-        .map(|skew| {
-            let r = mpi_record(0, "mpi.train", 4, 1, 1024, 1, &[1.0, 1.0]);
+        .map(|(skew, ranks)| {
+            let r = mpi_record(0, "mpi.train", ranks, 1, 1024, 1, &[1.0, 1.0]);
             let r = with_param(r, "skew", skew);
             let r = with_metric(r, "comm_s", &[0.25, 0.25]);
             with_metric(r, "compute_s", &[0.5, 0.5])
@@ -608,6 +610,37 @@ fn a_study_at_one_worker_count_gets_no_compute_vs_communication_chart() {
         md.contains("| comm share |") && md.contains("| 25% |"),
         "{md}"
     );
+}
+
+#[test]
+fn a_report_removes_the_study_plots_an_earlier_report_drew_and_it_does_not() {
+    let recs: Vec<_> = [1u32, 2]
+        .map(|t| record(0, "gemm", Scaling::Strong, t, 256, &[1.0 / t as f64]))
+        .into();
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    let plan = plan_of(&recs, &[]);
+    write(&run, &plan, &recs, &machine()).unwrap();
+    let plots = run.plots_dir();
+    let speedup = plots.join("study1-gemm-strong-speedup.svg");
+    assert!(speedup.exists());
+    // What an earlier report drew and this one does not, and files that are not study plots.
+    let stale = [
+        plots.join("study1-gemm-strong-comm.svg"),
+        plots.join("study7-old-speedup.png"),
+    ];
+    let kept = [plots.join("notes.txt"), plots.join("study-notes.png")];
+    for f in stale.iter().chain(&kept) {
+        std::fs::write(f, "x").unwrap();
+    }
+    let files = write(&run, &plan, &recs, &machine()).unwrap();
+    for f in &stale {
+        assert!(!f.exists(), "{} is left", f.display());
+    }
+    for f in kept.iter().chain([&speedup]) {
+        assert!(f.exists(), "{} was removed", f.display());
+    }
+    assert!(files.iter().all(|f| f.exists()), "{files:?}");
 }
 
 #[test]
