@@ -187,8 +187,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               pipeline: the layers split over the ranks (stages), `micro` micro-batches per \
               global batch flowing through them GPipe style; sharded: ZeRO-3 / FSDP, the \
               parameters and momentum of each FSDP unit (`units`) in one chunk per rank, \
-              allgather before compute and reduce-scatter after; fedavg: one client per rank training locally for `epochs` on a non-IID \
-              shard, the server averaging after each of `rounds`",
+              allgather before compute and reduce-scatter after; fedavg: one client per rank \
+              training locally for `epochs` on a non-IID shard, the server averaging after each \
+              of `rounds`",
     },
     ParamSpec {
         name: "allreduce",
