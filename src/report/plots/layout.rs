@@ -630,6 +630,37 @@ fn fedavg_study() -> Vec<PointRecord> {
     recs
 }
 
+/// `mpi.train` pipelines at 2 stages, three schedules (GPipe, 1F1B, interleaved with long
+/// labels) at 1 to 8 micro-batches with their measured, simulated and predicted bubbles: the
+/// bubble chart.
+fn pipeline_study() -> Vec<PointRecord> {
+    let mut recs = Vec::new();
+    for (schedule, v) in [("gpipe", 1u64), ("1f1b", 1), ("1f1b", 2)] {
+        for m in [1u64, 2, 4, 8] {
+            let predicted = 1.0 / (v * m + 1) as f64;
+            let mut r = mpi_record(0, "mpi.train", 2, 1, 4096, 30, &times(0.3, 5));
+            r.point.params.0.remove("iterations");
+            for (k, t) in [("strategy", "pipeline"), ("schedule", schedule)] {
+                r.point.params.0.insert(k.into(), Value::Text(t.into()));
+            }
+            r.point.params.0.insert("micro".into(), Value::Int(m));
+            r.point.params.0.insert("virtual".into(), Value::Int(v));
+            r.point.id = format!("pipe{schedule}{v}{m}");
+            for (name, value) in [
+                ("bubble", predicted + 0.3),
+                ("bubble_predicted", predicted),
+                ("bubble_simulated", predicted * 1.1),
+            ] {
+                for rep in &mut r.repetitions {
+                    rep.metrics.insert(name.into(), value);
+                }
+            }
+            recs.push(r);
+        }
+    }
+    recs
+}
+
 /// Twenty-four series (a sweep over block sizes and variants): a legend of many rows.
 fn many_series_study() -> Vec<PointRecord> {
     let mut recs = Vec::new();
@@ -670,6 +701,7 @@ fn render_all(dir: &Path, opts: PlotOptions) -> Vec<(String, String)> {
         ("oob", oob_study()),
         ("training", training_study()),
         ("fedavg", fedavg_study()),
+        ("pipeline", pipeline_study()),
         ("many", many_series_study()),
     ];
     let mut out = Vec::new();

@@ -11,9 +11,12 @@
 //!   workload (dense linear algebra: `gemm`, `hpl`), never under Monte Carlo π or a stencil;
 //! * `messages`: for MPI message-size studies (see [`super::messages`]), instead of the above,
 //!   **latency** (µs) and **bandwidth** (GB/s) against the message size, log–log; for studies
-//!   whose points record `comm_s`, **compute vs communication** time against p;
+//!   whose points record `comm_s` where a series has two or more p, **compute vs communication**
+//!   (and waiting) time against p;
 //! * `ml`: for nested cross-validation studies, **non-nested vs nested score**;
-//! * `oob`: for forests grown with `n_estimators = "auto"`, **out-of-bag score against trees**.
+//! * `oob`: for forests grown with `n_estimators = "auto"`, **out-of-bag score against trees**;
+//! * `training`: for `mpi.train`, the **loss against wall time**, federated **accuracy per round**
+//!   and against wall time, and the pipeline's **bubble against micro-batches**.
 //!
 //! Every point is drawn at its **median** with a whisker over the spread of its repetitions: the
 //! interquartile range by default, the fastest to the slowest repetition with
@@ -351,6 +354,7 @@ fn charts(st: &mut Study<'_, '_>, machine: &Machine) -> Vec<(&'static str, Chart
     out.extend(training::loss_chart(st).map(|c| ("loss", c)));
     out.extend(training::rounds_chart(st).map(|c| ("rounds", c)));
     out.extend(training::rounds_time_chart(st).map(|c| ("rounds-time", c)));
+    out.extend(training::bubble_chart(st).map(|c| ("bubble", c)));
     out.extend(scaling::charts(st));
     if let Some(c) = throughput::chart(st, machine) {
         out.push(("throughput", c));

@@ -11,6 +11,9 @@
 //! `time_curve` (`seconds:loss:accuracy`, the same models at the wall time the server had them):
 //! the rounds-time chart draws the accuracy against wall time, where a server that waits for
 //! stragglers falls behind one that does not (a deadline, or the asynchronous server).
+//!
+//! Pipeline studies (points recording `bubble`) get the bubble chart: the measured, simulated and
+//! predicted bubble against the micro-batch count, one colour per setting.
 
 use super::axis::{Axis, Scale};
 use super::oob::parse_curve;
@@ -288,6 +291,148 @@ pub(super) fn rounds_time_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     ))
 }
 
+/// One setting of a pipeline study's points drawn against the micro-batch count: (micro,
+/// measured bubble, predicted, simulated, disturbed) per point.
+type BubblePoints = Vec<(f64, f64, Option<f64>, Option<f64>, bool)>;
+
+/// The pipeline's bubble against the micro-batch count `m` (GPipe's figure): the study's points
+/// that record `bubble` grouped by everything but `micro` (stages, schedule, virtual chunks, ...),
+/// each group's measured bubble (median over the repetitions of `wait_s` / step time, the
+/// largest over the stages) as a line, the schedule on a clock of the chunks' FLOPs
+/// (`bubble_simulated`) as markers of the same colour, and the prediction `(S − 1)/(v·m + S − 1)`
+/// (`bubble_predicted`) as a dashed line of that colour. `None` unless some group has two or more
+/// micro-batch counts. Points on one stage are left out: nothing to wait for.
+pub(super) fn bubble_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use crate::report::csv::metric_median;
+
+    let points: Vec<&PointRecord> = st
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.record))
+        // One stage has nothing to wait for: its bubble is 0 by construction.
+        .filter(|r| r.point.resources.ranks > 1 && metric_median(r, "bubble").is_some())
+        .collect();
+    // What tells the groups apart: the stage count and every parameter but `micro` that differs
+    // between the points (what all share is the subtitle's).
+    let setting = |r: &PointRecord, key: &str| -> String {
+        if key == "stages" {
+            r.point.resources.ranks.to_string()
+        } else {
+            r.point
+                .params
+                .get(key)
+                .map(Value::to_string)
+                .unwrap_or_default()
+        }
+    };
+    let keys: Vec<String> = std::iter::once("stages".to_string())
+        .chain(points.iter().flat_map(|r| r.point.params.0.keys().cloned()))
+        .filter(|k| k != "micro" && k != "size")
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| {
+            let values: BTreeSet<String> = points.iter().map(|r| setting(r, k)).collect();
+            values.len() > 1
+        })
+        .collect();
+    let mut groups: BTreeMap<String, BubblePoints> = BTreeMap::new();
+    for r in &points {
+        let Some(Value::Int(m)) = r.point.params.get("micro") else {
+            continue;
+        };
+        let label: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{k}={}", setting(r, k)))
+            .collect();
+        groups.entry(label.join(", ")).or_default().push((
+            *m as f64,
+            metric_median(r, "bubble")?,
+            metric_median(r, "bubble_predicted"),
+            metric_median(r, "bubble_simulated"),
+            r.is_disturbed(),
+        ));
+    }
+    let distinct = |g: &BubblePoints| g.iter().map(|p| p.0 as u64).collect::<BTreeSet<_>>().len();
+    if !groups.values().any(|g| distinct(g) > 1) {
+        return None;
+    }
+    let colours = super::PALETTE.len();
+    let (mut lines, mut refs) = (Vec::new(), Vec::new());
+    let (mut xs, mut ys) = (Vec::new(), vec![0.0]);
+    let mut disturbed = false;
+    for (i, (label, mut pts)) in groups.into_iter().enumerate() {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let name = if label.is_empty() {
+            String::new()
+        } else {
+            format!(" ({label})")
+        };
+        xs.extend(pts.iter().map(|p| p.0));
+        ys.extend(pts.iter().map(|p| p.1));
+        disturbed |= pts.iter().any(|p| p.4);
+        lines.push(Line {
+            label: format!("measured{name}"),
+            style: i % colours,
+            markers_only: false,
+            points: pts.iter().map(|p| (p.0, p.1)).collect(),
+            band: Vec::new(),
+            hollow: pts.iter().map(|p| p.4).collect(),
+        });
+        let simulated: Vec<(f64, f64)> = pts.iter().filter_map(|p| Some((p.0, p.3?))).collect();
+        if !simulated.is_empty() {
+            ys.extend(simulated.iter().map(|p| p.1));
+            lines.push(Line {
+                label: format!("simulated{name}"),
+                style: i % colours + colours,
+                markers_only: true,
+                points: simulated,
+                band: Vec::new(),
+                hollow: Vec::new(),
+            });
+        }
+        let predicted: Vec<(f64, f64)> = pts.iter().filter_map(|p| Some((p.0, p.2?))).collect();
+        if !predicted.is_empty() {
+            ys.extend(predicted.iter().map(|p| p.1));
+            refs.push(super::render::Reference {
+                label: format!("predicted{name}"),
+                points: predicted,
+                color: super::PALETTE[i % colours],
+            });
+        }
+    }
+    let t = st.chart(
+        format!("{}: pipeline bubble against micro-batches", st.name),
+        format!(
+            "The share of a step a stage sits idle waiting for a neighbour: measured (median of \
+             wait_s / step time, the largest over the stages; lines), the schedule run on a clock \
+             of each chunk's FLOPs with free messages (squares: what the split and schedule cost, \
+             whatever the machine), and GPipe's prediction (S − 1)/(v·m + S − 1) for S stages, v \
+             chunks per stage and m micro-batches (dashed). More micro-batches shrink the \
+             bubble; a measured bubble above the prediction is the machine's: messages, and \
+             waits for a core. Points on one stage (no bubble) are left out.{}",
+            if disturbed {
+                " Hollow markers: disturbed points (other work used their cores)."
+            } else {
+                ""
+            }
+        ),
+    );
+    Some(t.chart(
+        (
+            "micro-batches per step (m)".into(),
+            Axis::measured(xs, Scale::Log2),
+        ),
+        (
+            "bubble (share of the step)".into(),
+            Axis::fit(ys, Scale::Linear, true),
+        ),
+        lines,
+        refs,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_rounds;
@@ -347,6 +492,57 @@ mod tests {
         assert!(mixed.contains("ranks=1"), "{mixed}");
         assert!(mixed.contains("ranks=2"), "{mixed}");
         assert!(!mixed.contains("Every line"), "{mixed}");
+    }
+
+    #[test]
+    fn the_bubble_is_drawn_against_micro_batches_beside_its_prediction_per_schedule() {
+        use crate::report::test_support::with_metric;
+        use crate::value::Value;
+        // Two schedules at 2 stages, m = 1, 2, 4: predicted (S−1)/(m+S−1) = 1/(m+1).
+        let mut recs = Vec::new();
+        for schedule in ["gpipe", "1f1b"] {
+            for m in [1u64, 2, 4] {
+                let predicted = 1.0 / (m as f64 + 1.0);
+                let mut r = mpi_record(0, "mpi.train", 2, 1, 256, 1, &[0.1, 0.1]);
+                r = with_param(with_param(r, "strategy", "pipeline"), "schedule", schedule);
+                r.point.params.0.insert("micro".into(), Value::Int(m));
+                r.point.id = format!("{schedule}-{m}");
+                r = with_metric(r, "bubble", &[predicted + 0.1; 2]);
+                r = with_metric(r, "bubble_predicted", &[predicted; 2]);
+                recs.push(with_metric(r, "bubble_simulated", &[predicted; 2]));
+            }
+        }
+        let series = scaling::series(&recs);
+        let refs: Vec<&Series<'_>> = series.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let plots = study_plots(dir.path(), 0, "pipe", &refs, &Machine::default()).unwrap();
+        let bubble = plots
+            .iter()
+            .find(|p| p.stem.ends_with("-bubble"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no bubble chart: {:?}",
+                    plots.iter().map(|p| &p.stem).collect::<Vec<_>>()
+                )
+            });
+        let svg = std::fs::read_to_string(dir.path().join(format!("{}.svg", bubble.stem))).unwrap();
+        for want in [
+            ">\nmeasured (schedule=gpipe)\n<",
+            ">\npredicted (schedule=1f1b)\n<",
+            ">\nsimulated (schedule=gpipe)\n<",
+            ">\nmicro-batches per step (m)\n<",
+        ] {
+            assert!(svg.contains(want), "{want}: {svg}");
+        }
+        // One micro-batch count: no line against m to draw.
+        let one: Vec<_> = recs
+            .into_iter()
+            .filter(|r| r.point.id.ends_with("-2"))
+            .collect();
+        let series = scaling::series(&one);
+        let refs: Vec<&Series<'_>> = series.iter().collect();
+        let plots = study_plots(dir.path(), 1, "pipe", &refs, &Machine::default()).unwrap();
+        assert!(!plots.iter().any(|p| p.stem.ends_with("-bubble")));
     }
 
     #[test]
