@@ -584,6 +584,44 @@ fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
 }
 
 #[test]
+fn more_series_than_marker_shapes_get_a_colour_each_and_more_than_colours_no_chart() {
+    use super::test_support::{mpi_record, with_metric, with_param};
+    let study = |series: usize| -> Vec<PointRecord> {
+        (0..series)
+            .flat_map(|k| [1u32, 2].map(move |ranks| (k, ranks)))
+            .map(|(k, ranks)| {
+                let r = mpi_record(0, "mpi.train", ranks, 1, 1024, 1, &[1.0, 1.0]);
+                let r = with_param(r, "micro", &format!("m{k}"));
+                let r = with_metric(r, "comm_s", &[0.125, 0.125]);
+                let r = with_metric(r, "wait_s", &[0.0625, 0.0625]);
+                with_metric(r, "compute_s", &[0.5, 0.5])
+            })
+            .collect()
+    };
+    let comm_svg = |recs: Vec<PointRecord>| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        std::fs::read_to_string(run.plots_dir().join("study1-train-comm.svg")).ok()
+    };
+    // Five series: some would share a shape, so each is a colour (the totals left to the table);
+    // a colour per quantity would be four.
+    let svg = comm_svg(study(5)).expect("a chart for five series");
+    let colours: std::collections::BTreeSet<&str> = svg
+        .split("<polyline")
+        .skip(1)
+        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
+        .filter(|c| *c != "#000000")
+        .collect();
+    assert_eq!(colours.len(), 5, "{colours:?}");
+    assert!(!svg.contains("total (median time)"), "{svg}");
+    assert!(svg.contains("a shape per quantity"), "{svg}");
+    // More series than colours: no style tells them apart.
+    let colours = super::plots::PALETTE.len();
+    assert!(comm_svg(study(colours + 1)).is_none());
+}
+
+#[test]
 fn a_study_whose_series_each_have_one_worker_count_gets_no_compute_vs_communication_chart() {
     use super::test_support::{mpi_record, with_metric, with_param};
     // Three settings at 4 ranks, and one at 5 (as a zipped sync/async sweep has): no series has

@@ -3,7 +3,7 @@
 
 use super::axis::{Axis, Scale};
 use super::labels;
-use super::render::{Chart, Colors, Line};
+use super::render::{Chart, Colors, Line, MARKER_SHAPES};
 use super::{Spread, Study};
 use crate::report::csv::metric_median;
 use crate::report::messages::{self, has_metric, MessagePoint, LATENCY_METRIC};
@@ -277,11 +277,24 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
         return None;
     }
     let several = st.series.len() > 1;
-    // Compute, communication, waiting and total are not the study's series: each quantity keeps
-    // one colour of its own, and each series its marker shape (style `q + colours · i`), so that
-    // "communication" reads as one colour whatever the series.
+    // Compute, communication, waiting and total are not the study's series. Up to three series
+    // (the marker shapes), each quantity keeps one colour and each series its shape (style
+    // `q + colours · i`), so that "communication" reads as one colour whatever the series. With
+    // more, shapes would repeat and two series look alike: each series is then a colour and the
+    // shape tells the quantity (style `i + colours · q`; the totals, a fourth quantity without a
+    // shape, are left to the table); with more series than colours no style tells them apart.
     let colours = super::PALETTE.len();
-    let style = |quantity: usize, series: usize| quantity + colours * series;
+    let by_series = st.series.len() > MARKER_SHAPES;
+    if st.series.len() > colours {
+        return None;
+    }
+    let style = |quantity: usize, series: usize| {
+        if by_series {
+            series + colours * quantity
+        } else {
+            quantity + colours * series
+        }
+    };
     let mut lines = Vec::new();
     let mut all_y = vec![0.0];
     let mut all_p = Vec::new();
@@ -323,6 +336,9 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
                 band: Vec::new(),
                 hollow: pts.iter().map(|p| p.2).collect(),
             });
+        }
+        if by_series {
+            continue;
         }
         let total: Vec<(f64, f64)> = s
             .points
@@ -370,7 +386,7 @@ pub(super) fn comm_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     };
     let t = st.chart(
         format!("{}: compute vs communication", st.name),
-        format!("Median over the repetitions of the time spent communicating (comm_s){waiting} and computing (compute_s), beside the median total time; under MPI each is the maximum over the ranks, so their sum can exceed the total.{over_note}{}", st.hollow_note()),
+        format!("Median over the repetitions of the time spent communicating (comm_s){waiting} and computing (compute_s), {}; under MPI each is the maximum over the ranks, so their sum can exceed the total.{over_note}{}", if !by_series { "beside the median total time" } else if waiting.is_empty() { "a colour per line of the study and a shape per quantity (circles communication, triangles compute; the median total time is in the table)" } else { "a colour per line of the study and a shape per quantity (circles communication, squares waiting, triangles compute; the median total time is in the table)" }, st.hollow_note()),
     );
     Some(t.chart(
         (st.resource_axis(), x),

@@ -175,6 +175,10 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// How many marker shapes styles cycle through (circle, square, triangle): style `i` has colour
+/// `i % PALETTE.len()` and shape `(i / PALETTE.len()) % MARKER_SHAPES`.
+pub(super) const MARKER_SHAPES: usize = 3;
+
 /// The marker of style `i` at `c`, filled or as an outline.
 fn marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -184,7 +188,7 @@ fn marker<DB: DrawingBackend>(
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let col = color(i);
     let (x, y) = c;
-    let shape: Vec<(i32, i32)> = match (i / PALETTE.len()) % 3 {
+    let shape: Vec<(i32, i32)> = match (i / PALETTE.len()) % MARKER_SHAPES {
         0 => {
             if filled {
                 return area.draw(&Circle::new(c, 7, col.filled()));
