@@ -688,32 +688,13 @@ impl Trainer {
     /// layer `l − 1`, with `weights` layer `l`'s as the GEMM reads them.
     pub(crate) fn input_delta(&mut self, l: usize, weights: &[f64]) {
         let (i, o) = (self.mlp.layout.widths[l], self.mlp.layout.widths[l + 1]);
-        let n = self.delta.len() / o;
-        self.transposed.clear();
-        self.transposed.resize(o * i, 0.0);
-        for f in 0..i {
-            for j in 0..o {
-                self.transposed[j * i + f] = weights[f * o + j];
-            }
-        }
-        self.next_delta.clear();
-        self.next_delta.resize(n * i, 0.0);
-        self.ws.update(
-            n,
-            i,
-            o,
-            &self.delta,
-            o,
-            &self.transposed,
-            i,
+        relu_input_gradient(
+            &mut self.ws,
+            &mut self.transposed,
             &mut self.next_delta,
-            i,
+            (&self.delta, weights, &self.acts[l]),
+            (i, o),
         );
-        for (d, act) in self.next_delta.iter_mut().zip(&self.acts[l]) {
-            if *act <= 0.0 {
-                *d = 0.0;
-            }
-        }
         self.mp.precision.round_slice(&mut self.next_delta);
         std::mem::swap(&mut self.delta, &mut self.next_delta);
     }
@@ -852,6 +833,36 @@ pub fn global_batch(order: &[usize], batch: usize, step: usize) -> Vec<usize> {
 /// Push a micro-batch's subtree sum on the binary-counter stack: two sums over equal numbers of
 /// micro-batches merge (left + right), so with a power-of-two count the merges are the fixed
 /// tree's (`Trainer::local_gradient` and the engines' host side).
+/// `out = (delta · Wᵀ) ⊙ ReLU'(input)`: the gradient with respect to the input of a layer of
+/// `i` inputs and `o` outputs whose weights (`i × o`, row-major) are `weights`, for the rows of
+/// `delta` (`n × o`); `input` is the layer's input (`n × i`, post-ReLU), `transposed` scratch for
+/// `Wᵀ`. One GEMM over all the rows, the same for the whole-model trainer and the pipeline's
+/// stages, so both compute the same bits.
+pub(crate) fn relu_input_gradient(
+    ws: &mut Workspace,
+    transposed: &mut Vec<f64>,
+    out: &mut Vec<f64>,
+    (delta, weights, input): (&[f64], &[f64], &[f64]),
+    (i, o): (usize, usize),
+) {
+    let n = delta.len() / o;
+    transposed.clear();
+    transposed.resize(o * i, 0.0);
+    for f in 0..i {
+        for j in 0..o {
+            transposed[j * i + f] = weights[f * o + j];
+        }
+    }
+    out.clear();
+    out.resize(n * i, 0.0);
+    ws.update(n, i, o, delta, o, transposed, i, out, i);
+    for (d, act) in out.iter_mut().zip(input) {
+        if *act <= 0.0 {
+            *d = 0.0;
+        }
+    }
+}
+
 pub(crate) fn push_merge(stack: &mut Vec<(Vec<f64>, usize)>, g: Vec<f64>) {
     stack.push((g, 1));
     while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {

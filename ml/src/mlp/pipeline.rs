@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use scalelab_kernels::gemm::tuned::Workspace;
 
-use super::{tree_sum, Layout, Mlp, Sgd};
+use super::{relu_input_gradient, tree_sum, Layout, Mlp, Sgd};
 use crate::data::Matrix;
 
 /// The predicted idle share of a stage's step: `(S − 1) / (v·m + S − 1)` for `S` stages, `v`
@@ -724,32 +724,13 @@ impl Stage {
     fn input_gradient(&mut self, c: usize, j: usize, k: usize, l: usize, n: usize) {
         let (i, o) = (self.layout.widths[l], self.layout.widths[l + 1]);
         let (w, _) = self.local(c, l);
-        let wl = &self.params[w];
-        self.transposed.clear();
-        self.transposed.resize(o * i, 0.0);
-        for f in 0..i {
-            for c in 0..o {
-                self.transposed[c * i + f] = wl[f * o + c];
-            }
-        }
-        self.next_delta.clear();
-        self.next_delta.resize(n * i, 0.0);
-        self.ws.update(
-            n,
-            i,
-            o,
-            &self.delta,
-            o,
-            &self.transposed,
-            i,
+        relu_input_gradient(
+            &mut self.ws,
+            &mut self.transposed,
             &mut self.next_delta,
-            i,
+            (&self.delta[..n * o], &self.params[w], &self.acts[c][j][k]),
+            (i, o),
         );
-        for (d, act) in self.next_delta.iter_mut().zip(&self.acts[c][j][k]) {
-            if *act <= 0.0 {
-                *d = 0.0;
-            }
-        }
     }
 
     /// Layer `l`'s weight and bias gradients of every grain of the micro-batch in local chunk
