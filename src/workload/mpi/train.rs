@@ -588,8 +588,9 @@ impl<C: Communicator> GradientReducer for TreeAllreduce<'_, C> {
 
 /// This rank's seconds inside the steps' reductions (`log.comm`) split into `(waiting for the
 /// slowest rank, moving data)` ([`mlp::split_waiting`]), after one `MPI_Allgather` of every
-/// rank's per-step compute seconds. Called after the timed steps; every rank of the point calls
-/// it.
+/// rank's per-step compute seconds. Every rank of the point calls it after its steps: outside
+/// `wall_s` (and so `samples_per_s`), inside the repetition's time, where it adds one collective
+/// of 8 bytes a step.
 pub(crate) fn waiting(comm: &Comm, log: &StepLog) -> (f64, f64) {
     let ranks = comm.size() as usize;
     let mut all = vec![0.0; ranks * log.compute.len()];
