@@ -613,8 +613,8 @@ fn bad_federated_options_are_refused_at_check_time_with_the_fix() {
         ),
         (
             "batch = 20",
-            "mpi.train: the global batch of 20 samples is not divisible by ranks × \
-             micro-batches × grain = 1 × 1 × 8 = 8",
+            "mpi.train: the global batch of 20 samples is not divisible by micro-batches × \
+             grain = 1 × 8 = 8",
         ),
     ] {
         let (code, err) = plan(&study(extra));

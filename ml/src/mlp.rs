@@ -157,10 +157,17 @@ impl Schedule {
         }
         let unit = ranks * micro * grain;
         if !batch.is_multiple_of(unit) {
+            // One process (or a federated client, which trains its own minibatches) has no rank
+            // factor to name.
+            let factors = if ranks == 1 {
+                format!("micro-batches × grain = {micro} × {grain}")
+            } else {
+                format!("ranks × micro-batches × grain = {ranks} × {micro} × {grain}")
+            };
             return Err(format!(
-                "{name}: the global batch of {batch} samples is not divisible by ranks × \
-                 micro-batches × grain = {ranks} × {micro} × {grain} = {unit}: every micro-batch \
-                 must hold whole grains; use a batch that is a multiple of {unit} (e.g. {})",
+                "{name}: the global batch of {batch} samples is not divisible by {factors} = \
+                 {unit}: every micro-batch must hold whole grains; use a batch that is a multiple \
+                 of {unit} (e.g. {})",
                 batch.next_multiple_of(unit)
             ));
         }

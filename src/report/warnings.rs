@@ -163,7 +163,10 @@ fn emulated_precision_warning(records: &[PointRecord]) -> Option<String> {
     let emulated = records
         .iter()
         .filter(|r| {
-            r.point.workload == "mpi.train"
+            // The training workloads record the curve's distance from fp64 in every precision.
+            r.repetitions
+                .iter()
+                .any(|rep| rep.metrics.contains_key("fp64_loss_gap"))
                 && r.point.resources.gpus == 0
                 && matches!(
                     r.point.params.get("precision"),
@@ -267,17 +270,34 @@ mod tests {
     #[test]
     fn emulated_precision_is_said_to_measure_the_emulation_not_the_format() {
         use crate::report::test_support::with_param;
-        let rec = |precision: &str| {
+        // A training point records its curve's distance from fp64, whichever workload it is.
+        let rec = |workload: &str, precision: &str| {
+            let r = mpi_record(0, workload, 1, 1, 64, 1, &[1.0]);
             with_param(
-                mpi_record(0, "mpi.train", 1, 1, 64, 1, &[1.0]),
+                with_metric(r, "fp64_loss_gap", &[0.0]),
                 "precision",
                 precision,
             )
         };
-        assert_eq!(emulated_precision_warning(&[rec("fp64")]), None);
+        assert_eq!(
+            emulated_precision_warning(&[rec("mpi.train", "fp64")]),
+            None
+        );
         let other = mpi_record(0, "mpi.allreduce", 1, 1, 64, 1, &[1.0]);
         assert_eq!(emulated_precision_warning(&[other]), None);
-        let w = emulated_precision_warning(&[rec("fp64"), rec("bf16"), rec("fp16")]).unwrap();
+        // A `precision` parameter alone does not make a point a training one.
+        let untrained = with_param(
+            mpi_record(0, "mpi.allreduce", 1, 1, 64, 1, &[1.0]),
+            "precision",
+            "fp32",
+        );
+        assert_eq!(emulated_precision_warning(&[untrained]), None);
+        let w = emulated_precision_warning(&[
+            rec("mpi.train", "fp64"),
+            rec("mpi.train", "bf16"),
+            rec("mlp.train", "fp16"),
+        ])
+        .unwrap();
         assert!(
             w.starts_with("**Emulated precision**: 2 training point(s) ran in a reduced precision"),
             "{w}"

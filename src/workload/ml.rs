@@ -495,16 +495,7 @@ pub(crate) fn dataset_param_applies(params: &Params, key: &str) -> Option<bool> 
 // ---------------------------------------------------------------------------------------------
 // Reading the parameters
 
-fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
-    match params.get(name) {
-        Some(Value::Text(s)) => Ok(s),
-        other => Err(format!("parameter `{name}` must be text (found {other:?})")),
-    }
-}
-
-fn count(params: &Params, name: &str) -> Result<usize, String> {
-    to_usize(int_param(params, name)?, name)
-}
+use super::training::{count, text};
 
 /// The `dataset` parameter when it names a CSV file (ends in `.csv` or holds a `/`); shared with
 /// `mpi.train`.

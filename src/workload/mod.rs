@@ -22,6 +22,7 @@ mod io;
 mod kernels;
 mod ml;
 mod mpi;
+mod training;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -754,6 +755,7 @@ registry! {
     ml::KFOLD => &ml::Ml(ml::Kind::KFold),
     ml::NESTED => &ml::Ml(ml::Kind::Nested),
     ml::PREDICT => &ml::Predict,
+    training::MLP_TRAIN => &training::MlpTrain,
     debug::SLEEP => &debug::Sleep,
     debug::FAIL => &debug::Fail,
     debug::DEBUG_MPI => &debug::DebugMpi,

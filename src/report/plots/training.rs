@@ -106,22 +106,28 @@ pub(super) fn extent(lines: &[Line]) -> (Vec<f64>, Vec<f64>) {
     (xs, ys)
 }
 
-/// The rank count always (it is what the lines compare), threads and nodes where they are more
-/// than one.
-fn ranks_label(r: &Resources) -> String {
-    let mut label = format!("ranks={}", r.ranks);
-    if r.threads > 1 {
-        label.push_str(&format!(" threads={}", r.threads));
+/// The workers the lines compare: the rank count of an MPI workload (threads and nodes where
+/// they are more than one), the thread count of one that trains in one process (`mlp.train`; its
+/// ranks where it ran replicated over several).
+fn workers_label(workload: &str, r: &Resources) -> String {
+    let mpi = crate::workload::describe(workload)
+        .is_none_or(|d| d.backend == crate::workload::Backend::Mpi);
+    let mut parts = Vec::new();
+    if mpi || r.ranks > 1 {
+        parts.push(format!("ranks={}", r.ranks));
+    }
+    if r.threads > 1 || !mpi {
+        parts.push(format!("threads={}", r.threads));
     }
     if r.nodes > 1 {
-        label.push_str(&format!(" nodes={}", r.nodes));
+        parts.push(format!("nodes={}", r.nodes));
     }
-    label
+    parts.join(" ")
 }
 
 pub(super) fn loss_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
     let (lines, disturbed, common) = point_lines(st, "loss_curve", parse_curve, |r| {
-        ranks_label(&r.point.resources)
+        workers_label(&r.point.workload, &r.point.resources)
     });
     if lines.is_empty() {
         return None;
@@ -478,6 +484,20 @@ mod tests {
             |aggregation| super::clients_label(&with_param(r.clone(), "aggregation", aggregation));
         assert_eq!(label("async"), "clients=4");
         assert_eq!(label("sync"), "clients=5");
+    }
+
+    #[test]
+    fn lines_of_a_one_process_workload_are_told_apart_by_threads_not_ranks() {
+        use super::{workers_label, Resources};
+        let res = |ranks, threads| Resources {
+            ranks,
+            threads,
+            ..Resources::default()
+        };
+        assert_eq!(workers_label("mlp.train", &res(1, 1)), "threads=1");
+        assert_eq!(workers_label("mlp.train", &res(1, 2)), "threads=2");
+        assert_eq!(workers_label("mpi.train", &res(1, 1)), "ranks=1");
+        assert_eq!(workers_label("mpi.train", &res(2, 2)), "ranks=2 threads=2");
     }
 
     #[test]

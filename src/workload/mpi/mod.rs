@@ -24,7 +24,7 @@
 //!
 //! Plain [`Workload::prepare`] (a point not launched under MPI) is an error that says so.
 
-use super::{Backend, Description, ParamKind, ParamSpec, Params, Reporting, WeakRule};
+use super::{training, Backend, Description, ParamKind, ParamSpec, Params, Reporting, WeakRule};
 use crate::value::Value;
 
 #[cfg(feature = "mpi")]
@@ -222,45 +222,12 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               before it runs, the next layer prefetched, freed after, each layer's gradient \
               reduce-scattered as soon as backward has made it; docs/training.md)",
     },
-    ParamSpec {
-        name: "dataset",
-        kind: ParamKind::Text,
-        default: "synthetic",
-        doc: "\"synthetic\" (size samples × features, classes), a built-in classification \
-              dataset (iris, breast_cancer, digits, wine_quality) or a CSV file (\"data.csv\": \
-              numeric features, class labels in the `target` column; the plan pins its sha256)",
-    },
-    ParamSpec {
-        name: "target",
-        kind: ParamKind::Text,
-        default: "target",
-        doc: "the class-label column of a CSV dataset",
-    },
-    ParamSpec {
-        name: "size",
-        kind: ParamKind::Size,
-        default: "4096",
-        doc: "samples of the synthetic dataset (a count; ignored for a built-in one)",
-    },
-    ParamSpec {
-        name: "features",
-        kind: ParamKind::Int,
-        default: "32",
-        doc: "features of the synthetic dataset",
-    },
-    ParamSpec {
-        name: "classes",
-        kind: ParamKind::Int,
-        default: "4",
-        doc: "classes of the synthetic dataset",
-    },
-    ParamSpec {
-        name: "hidden",
-        kind: ParamKind::Text,
-        default: "64,64",
-        doc:
-            "widths of the hidden ReLU layers, comma-separated (\"\" for none: softmax regression)",
-    },
+    training::DATASET,
+    training::TARGET,
+    training::SIZE,
+    training::FEATURES,
+    training::CLASSES,
+    training::HIDDEN,
     ParamSpec {
         name: "batch",
         kind: ParamKind::Int,
@@ -268,13 +235,7 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         doc: "global batch: samples per optimizer step over all ranks (a multiple of ranks × \
               micro × grain)",
     },
-    ParamSpec {
-        name: "grain",
-        kind: ParamKind::Int,
-        default: "8",
-        doc: "samples per reduction grain: the fixed blocks whose gradients are summed along one \
-              fixed tree, whatever the rank count (docs/training.md)",
-    },
+    training::GRAIN,
     ParamSpec {
         name: "micro",
         kind: ParamKind::Int,
@@ -307,30 +268,10 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               micro-batch in flight and runs the chunk's forward again in the backward pass \
               (fewer activation bytes, one more forward; the same weights)",
     },
-    ParamSpec {
-        name: "steps",
-        kind: ParamKind::Int,
-        default: "20",
-        doc: "optimizer steps per repetition, each from the same initial weights",
-    },
-    ParamSpec {
-        name: "lr",
-        kind: ParamKind::Float,
-        default: "0.05",
-        doc: "SGD learning rate",
-    },
-    ParamSpec {
-        name: "momentum",
-        kind: ParamKind::Float,
-        default: "0.9",
-        doc: "SGD momentum μ (v ← μ·v + g, w ← w − lr·v)",
-    },
-    ParamSpec {
-        name: "seed",
-        kind: ParamKind::Int,
-        default: "42",
-        doc: "seed of the synthetic data, the shuffle and the initial weights",
-    },
+    training::STEPS,
+    training::LR,
+    training::MOMENTUM,
+    training::SEED,
     ParamSpec {
         name: "rounds",
         kind: ParamKind::Int,
@@ -410,30 +351,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         doc: "fedavg, async: a ≥ 0 in the staleness weight s(τ) = (1 + τ)^−a, τ the versions \
               the server moved on while the client trained (0 ignores staleness)",
     },
-    ParamSpec {
-        name: "precision",
-        kind: ParamKind::Choice(scalelab_ml::mlp::Precision::NAMES),
-        default: "fp64",
-        doc: "number format of every GEMM operand (weights, activations, activation gradients), \
-              emulated exactly on the CPU (ddp and accumulate): fp64 (exact), fp32, tf32, bf16 \
-              or fp16; master weights and momentum stay fp64 (docs/training.md, Mixed \
-              precision)",
-    },
-    ParamSpec {
-        name: "loss_scale",
-        kind: ParamKind::Text,
-        default: "auto",
-        doc: "the loss scale: \"none\", \"dynamic\" (GradScaler: 2^16, halved and the step \
-              skipped on overflow, doubled after growth_interval clean steps), a positive \
-              number, or \"auto\" (dynamic for fp16, none otherwise)",
-    },
-    ParamSpec {
-        name: "growth_interval",
-        kind: ParamKind::Int,
-        default: "25",
-        doc: "clean steps after which a dynamic loss scale doubles (PyTorch: 2000, longer than \
-              these runs)",
-    },
+    training::PRECISION,
+    training::LOSS_SCALE,
+    training::GROWTH_INTERVAL,
 ];
 
 /// `mpi.train`: data-parallel MLP training over MPI ranks (src/workload/mpi/train.rs), described
@@ -470,19 +390,12 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         _ => f64::NAN,
     };
     let strategy = text("strategy");
-    // Reduced precision is emulated for ddp and accumulate only (the others refuse it); a loss
-    // scale means something in a reduced format, and its growth interval only when it is dynamic
-    // (`"auto"` is dynamic for fp16).
-    let precision = matches!(strategy, "ddp" | "accumulate");
-    let scaled = precision && !matches!(text("precision"), "" | "fp64");
+    // Reduced precision is emulated for ddp and accumulate only (the others refuse it).
+    let emulated = matches!(strategy, "ddp" | "accumulate");
+    if let Some(applies) = training::precision_param_applies(params, key, emulated) {
+        return applies;
+    }
     match key {
-        "precision" => precision,
-        "loss_scale" => scaled,
-        "growth_interval" => {
-            scaled
-                && (text("loss_scale") == "dynamic"
-                    || (text("loss_scale") == "auto" && text("precision") == "fp16"))
-        }
         "micro" => matches!(strategy, "accumulate" | "pipeline"),
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",

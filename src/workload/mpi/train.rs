@@ -49,26 +49,25 @@ use ::mpi::collective::CommunicatorCollectives;
 use ::mpi::point_to_point::send_receive_into;
 use ::mpi::topology::Communicator;
 use anyhow::anyhow;
-use scalelab_ml::data::{self, Dataset, Matrix, Synthetic};
+use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
 use scalelab_ml::mlp::{
-    self, GradientReducer, LocalReducer, MixedPrecision, Mlp, Schedule, Sgd, StepLog, Trainer,
+    self, GradientReducer, MixedPrecision, Mlp, Schedule, Sgd, StepLog, Trainer,
 };
 
 use super::TRAIN;
+use crate::workload::training::{
+    self, count, differing_weights, hidden, load, serial_reference, shape, text, widths, Data,
+    LossCurve,
+};
+use crate::workload::{
+    int_param, not_under_mpi, Comm, Description, Instance, Params, Target, Work, Workload,
+};
 
 mod ddp;
-use crate::value::Value;
-use crate::workload::{
-    int_param, not_under_mpi, sample_count, to_usize, Comm, Description, Instance, Params, Target,
-    Work, Workload,
-};
-use scalelab_ml::mlp::sharded::{model_state_bytes, peak_state_bytes};
-
 mod fedavg;
 mod gpu;
-mod sharded;
-
 mod pipeline;
+mod sharded;
 
 /// `mpi.train`; see the module documentation.
 pub struct Train;
@@ -92,14 +91,7 @@ struct Setup {
 /// The precision setting of a point; a reduced precision is refused for the strategies that train
 /// through their own code (with the fix).
 fn mixed_precision(name: &str, params: &Params, strategy: &str) -> Result<MixedPrecision, String> {
-    let growth = int_param(params, "growth_interval")?;
-    let growth = u32::try_from(growth).unwrap_or(0);
-    let mp = MixedPrecision::parse(
-        text(params, "precision")?,
-        text(params, "loss_scale")?,
-        growth,
-    )
-    .map_err(|e| format!("{name}: {e}"))?;
+    let mp = training::precision(name, params)?;
     if mp.precision.is_reduced() && !matches!(strategy, "ddp" | "accumulate") {
         return Err(format!(
             "{name}: precision = \"{}\" with strategy = \"{strategy}\": reduced precision is \
@@ -111,33 +103,6 @@ fn mixed_precision(name: &str, params: &Params, strategy: &str) -> Result<MixedP
         ));
     }
     Ok(mp)
-}
-
-fn text<'p>(params: &'p Params, name: &str) -> Result<&'p str, String> {
-    match params.get(name) {
-        Some(Value::Text(s)) => Ok(s),
-        other => Err(format!("parameter `{name}` must be text (found {other:?})")),
-    }
-}
-
-fn count(params: &Params, name: &str) -> Result<usize, String> {
-    to_usize(int_param(params, name)?, name)
-}
-
-/// The hidden widths from `hidden` ("64,64"; "" for none).
-fn hidden(name: &str, params: &Params) -> Result<Vec<usize>, String> {
-    let raw = text(params, "hidden")?;
-    raw.split(',')
-        .map(str::trim)
-        .filter(|w| !w.is_empty())
-        .map(|w| match w.parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(format!(
-                "{name}: hidden = \"{raw}\": `{w}` is not a positive width; write the hidden \
-                 layer widths as comma-separated counts, e.g. \"64,64\" (\"\" for none)"
-            )),
-        })
-        .collect()
 }
 
 fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
@@ -168,17 +133,7 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     }
     schedule.check_shares(name)?;
     let steps = count(params, "steps")?;
-    let sgd = Sgd {
-        lr: params.float("lr"),
-        momentum: params.float("momentum"),
-    };
-    if !(sgd.lr.is_finite() && sgd.lr > 0.0 && (0.0..1.0).contains(&sgd.momentum)) {
-        return Err(format!(
-            "{name}: lr = {} and momentum = {}: the learning rate must be positive and the \
-             momentum in [0, 1)",
-            sgd.lr, sgd.momentum
-        ));
-    }
+    let sgd = training::sgd(name, params)?;
     let mp = mixed_precision(name, params, &strategy)?;
     let units = sharded::units(name, params, &strategy)?;
     Ok(Setup {
@@ -191,130 +146,6 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
         sgd,
         seed: int_param(params, "seed")?,
         variant,
-    })
-}
-
-/// The synthetic spec of a point, or `None` for a built-in dataset.
-fn synthetic(name: &str, params: &Params) -> Result<Option<Synthetic>, String> {
-    if text(params, "dataset")? != "synthetic" {
-        return Ok(None);
-    }
-    let features = count(params, "features")?;
-    let classes = count(params, "classes")?;
-    if !(2..=crate::workload::ml::MAX_CLASSES).contains(&classes) || features == 0 {
-        return Err(format!(
-            "{name}: a synthetic dataset needs at least one feature and 2 to {} classes (got \
-             features = {features}, classes = {classes})",
-            crate::workload::ml::MAX_CLASSES
-        ));
-    }
-    Ok(Some(Synthetic {
-        samples: to_usize(sample_count(name, params)?, "size")?,
-        features,
-        informative: features.div_ceil(2),
-        redundant: 0,
-        classes,
-        seed: int_param(params, "seed")?,
-        ..Synthetic::default()
-    }))
-}
-
-/// The dataset a point names other than `synthetic`: a CSV file (`dataset` ending in `.csv` or
-/// holding a `/`, its `target` column; the plan pins the file's sha256) or a built-in one. Only
-/// class labels are trained on: a regression target is refused with the fix, as is a target
-/// with one class.
-fn named_dataset(name: &str, params: &Params) -> Result<Dataset, String> {
-    let dataset = text(params, "dataset")?;
-    let data = match crate::workload::ml::csv_dataset(params) {
-        Some((_, path)) => {
-            let target = text(params, "target")?;
-            data::load_csv(std::path::Path::new(path), target, data::Task::Auto).map_err(|e| {
-                if e.contains(&format!("no column `{target}`")) {
-                    format!("{name}: {e} (the study's `target` key names the target column)")
-                } else {
-                    format!("{name}: {e}")
-                }
-            })?
-        }
-        None => data::load(dataset).map_err(|e| format!("{name}: {e}"))?,
-    };
-    let Some(labels) = data.y.labels() else {
-        return Err(match crate::workload::ml::csv_dataset(params) {
-            Some((_, path)) => format!(
-                "{name}: dataset {path}: target column `{}` holds real values (a regression \
-                 target); mpi.train trains a classifier with softmax cross-entropy: use a \
-                 target column of class labels (text, or integers with at most {} distinct \
-                 values)",
-                text(params, "target")?,
-                data::AUTO_MAX_CLASSES
-            ),
-            None => format!(
-                "{name}: dataset `{dataset}` is a regression task; training needs class labels: \
-                 use iris, breast_cancer, digits, wine_quality, synthetic or a CSV file with \
-                 class labels"
-            ),
-        });
-    };
-    let present = labels
-        .iter()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    if present < 2 {
-        return Err(format!(
-            "{name}: dataset {dataset} has {present} class in its {} rows; training a classifier \
-             needs at least two (check the `target` column)",
-            data.rows()
-        ));
-    }
-    Ok(data)
-}
-
-/// The dataset of a point with standardised features, its labels, and the training and held-out
-/// rows (a seeded shuffle; the first fifth held out).
-struct Data {
-    x: Matrix,
-    labels: Vec<u32>,
-    train: Vec<usize>,
-    test: Vec<usize>,
-    classes: usize,
-}
-
-fn load(name: &str, params: &Params, seed: u64) -> Result<Data, String> {
-    let dataset: Dataset = match synthetic(name, params)? {
-        Some(spec) => data::make_classification(&spec)?,
-        None => named_dataset(name, params)?,
-    };
-    let Some(labels) = dataset.y.labels().map(<[u32]>::to_vec) else {
-        return Err(format!(
-            "{name}: dataset `{}` is a regression task; training needs class labels",
-            dataset.name
-        ));
-    };
-    let (rows, cols) = (dataset.x.rows(), dataset.x.cols());
-    if rows < 5 {
-        return Err(format!("{name}: {rows} samples; use at least 5"));
-    }
-    let mut z = dataset.x.as_slice().to_vec();
-    for c in 0..cols {
-        let mean = (0..rows).map(|r| z[r * cols + c]).sum::<f64>() / rows as f64;
-        let var = (0..rows)
-            .map(|r| (z[r * cols + c] - mean).powi(2))
-            .sum::<f64>()
-            / rows as f64;
-        let sd = if var > 0.0 { var.sqrt() } else { 1.0 };
-        for r in 0..rows {
-            z[r * cols + c] = (z[r * cols + c] - mean) / sd;
-        }
-    }
-    let order = mlp::shuffled(rows, seed ^ 0x7261_696e);
-    let test = order[..rows / 5].to_vec();
-    let train = order[rows / 5..].to_vec();
-    Ok(Data {
-        x: Matrix::new(rows, cols, z)?,
-        classes: dataset.y.n_classes(),
-        labels,
-        train,
-        test,
     })
 }
 
@@ -331,34 +162,17 @@ impl Workload for Train {
             "fedavg" => Some(fedavg::fed(name, params, &s, ranks)?),
             _ => None,
         };
-        let (rows, features, classes) = match synthetic(name, params)? {
-            Some(spec) => (spec.samples, spec.features, spec.classes),
-            None => {
-                let d = named_dataset(name, params)?;
-                (d.rows(), d.features(), d.y.n_classes())
-            }
-        };
-        let mut widths = vec![features];
-        widths.extend(&s.widths_hidden);
-        widths.push(classes);
+        let (rows, features, classes) = shape(name, params)?;
+        let widths = widths(features, &s.widths_hidden, classes);
         let layout = mlp::Layout::new(&widths).map_err(|e| format!("{name}: {e}"))?;
         if s.strategy == pipeline::PIPELINE {
             let ranks = target.resources.ranks.max(1) as usize;
             return pipeline::check(name, params, &s, &layout, ranks, rows * features, target);
         }
-        // Data twice (raw and standardised), the activations of one micro-batch per layer (three
-        // buffers), a gradient per grain plus the stack, weights, momentum and the reference.
-        let widest = *widths.iter().max().unwrap_or(&1) as f64;
-        let rows_micro = (s.schedule.batch / s.schedule.ranks / s.schedule.micro) as f64;
-        let grains = rows_micro / s.schedule.grain as f64;
-        let p = layout.len() as f64;
-        let mut per_rank = 8.0
-            * (2.0 * (rows * features) as f64
-                + 3.0 * rows_micro * widest * widths.len() as f64
-                + (grains + 2.0 + (s.schedule.micro as f64).log2() + 4.0) * p);
+        let mut per_rank = training::process_bytes(rows, &widths, &s.schedule, layout.len());
         if let Some(fed) = fed {
             // The serial reference's clients and the global weights it keeps (train/fedavg.rs).
-            per_rank += 8.0 * fed.state_words() * p;
+            per_rank += 8.0 * fed.state_words() * layout.len() as f64;
         }
         target.fits_memory(
             name,
@@ -371,28 +185,9 @@ impl Workload for Train {
     }
     fn work(&self, params: &Params) -> Work {
         // The FLOPs of the training steps; samples/s is the metric `samples_per_s`.
-        let Ok(s) = setup(self.name(), params, 1) else {
-            return Work::default();
-        };
-        let features = count(params, "features").unwrap_or(0);
-        let classes = count(params, "classes").unwrap_or(0);
-        let (features, classes) = match synthetic(self.name(), params) {
-            Ok(Some(_)) => (features, classes),
-            _ => match named_dataset(self.name(), params) {
-                Ok(d) => (d.features(), d.y.n_classes()),
-                Err(_) => return Work::default(),
-            },
-        };
-        let mut widths = vec![features];
-        widths.extend(&s.widths_hidden);
-        widths.push(classes);
-        let Ok(layout) = mlp::Layout::new(&widths) else {
-            return Work::default();
-        };
-        Work {
-            flops: layout.flops_per_sample() * (s.schedule.batch * s.steps) as f64,
-            bytes: 0.0,
-        }
+        training::training_work(self.name(), params, |p| {
+            setup(self.name(), p, 1).map(|s| (s.widths_hidden, s.schedule.batch * s.steps))
+        })
     }
     fn work_for(&self, params: &Params, resources: &crate::resources::Resources) -> Work {
         let work = self.work(params);
@@ -410,12 +205,7 @@ impl Workload for Train {
         let Ok(fed) = fedavg::fed(self.name(), params, &s, clients) else {
             return Work::default();
         };
-        let rows = match synthetic(self.name(), params) {
-            Ok(Some(spec)) => spec.samples,
-            _ => named_dataset(self.name(), params)
-                .map(|d| d.rows())
-                .unwrap_or(0),
-        };
+        let rows = shape(self.name(), params).map_or(0, |(rows, _, _)| rows);
         let per_sample = work.flops / (s.schedule.batch * s.steps).max(1) as f64;
         let reporting = fed.reporting_share();
         let samples =
@@ -424,6 +214,9 @@ impl Workload for Train {
             flops: per_sample * samples,
             bytes: 0.0,
         }
+    }
+    fn expected_efficiency(&self, _params: &Params) -> f64 {
+        training::EXPECTED_EFFICIENCY
     }
     fn prepare(&self, _params: &Params, _target: &Target) -> anyhow::Result<Box<dyn Instance>> {
         Err(not_under_mpi(self.name()))
@@ -438,9 +231,7 @@ impl Workload for Train {
         let ranks = comm.size() as usize;
         let s = setup(name, params, ranks).map_err(|e| anyhow!(e))?;
         let data = load(name, params, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
-        let mut widths = vec![data.x.cols()];
-        widths.extend(&s.widths_hidden);
-        widths.push(data.classes);
+        let widths = widths(data.x.cols(), &s.widths_hidden, data.classes);
         let initial = Mlp::new(&widths, s.seed).map_err(|e| anyhow!("{name}: {e}"))?;
         if s.strategy == "fedavg" {
             let fed = fedavg::fed(name, params, &s, ranks).map_err(|e| anyhow!(e))?;
@@ -450,45 +241,14 @@ impl Workload for Train {
         // With `gpus = 1`, this rank's GPU first: no device fails the point before the
         // reference is trained (train/gpu.rs).
         let device = gpu::open(&s, &initial, target)?;
-        // The serial reference: one process, one micro-batch, the same global batches.
-        let serial = Schedule {
-            ranks: 1,
-            micro: 1,
-            ..s.schedule
-        };
-        // One process over the point's global batches from the initial weights, with the loss
-        // each step descends on (its global batch before the update): the recorded
-        // `loss_curve`, the same for every strategy and rank count.
-        let train_serial = |mut t: Trainer| {
-            let mut losses = Vec::with_capacity(s.steps);
-            for step in 0..s.steps {
-                let batch = mlp::global_batch(&data.train, s.schedule.batch, step);
-                losses.push(t.evaluate(&data.x, &data.labels, &batch).0);
-                t.step(
-                    &data.x,
-                    &data.labels,
-                    &batch,
-                    &serial,
-                    0,
-                    s.sgd,
-                    &LocalReducer,
-                );
-            }
-            (t, losses)
-        };
-        let (mut reference, losses) =
-            train_serial(Trainer::new(initial.clone()).with_precision(s.mp));
-        // Under a reduced precision, the fp64 curve the point's is compared with
-        // (`fp64_loss_gap`): the same steps, every operand exact.
-        let mut fp64_loss_gap = 0.0f64;
-        if s.mp.precision.is_reduced() {
-            let (_, exact_losses) = train_serial(Trainer::new(initial.clone()));
-            let epoch = data.train.len().div_ceil(s.schedule.batch);
-            fp64_loss_gap = loss_gap(&losses, &exact_losses, epoch);
-        }
+        // The serial reference (one process on one thread, one micro-batch, the same global
+        // batches) with the loss each step descends on: the recorded `loss_curve`, the same for
+        // every strategy and rank count.
+        let batches = (s.schedule.batch, s.schedule.grain);
+        let mut reference = serial_reference(&data, &initial, batches, s.steps, s.sgd, s.mp)?;
         if s.variant.allreduce == mlp::ddp::Allreduce::Ring {
             // A ring adds the ranks' sums in its own order; the reference follows it.
-            let r = ddp::ring_reference(
+            reference.mlp = ddp::ring_reference(
                 initial.clone(),
                 s.mp,
                 s.variant,
@@ -497,9 +257,9 @@ impl Workload for Train {
                 s.steps,
                 &data,
             );
-            reference = Trainer::new(r);
         }
-        let curve = LossCurve::new(losses);
+        let fp64_loss_gap = reference.fp64_loss_gap;
+        let curve = LossCurve::new(reference.losses);
         if let Some(engine) = device {
             return gpu::instance(engine, comm, s, data, initial, reference.mlp, curve);
         }
@@ -533,27 +293,6 @@ impl Workload for Train {
             scaler: None,
         }))
     }
-}
-
-/// How far the loss curve `got` is from `exact` (both per step): the largest relative difference
-/// of their means over consecutive runs of `epoch` steps (one pass over the training rows; the
-/// last run may be shorter). Per-step losses are those of one global batch each, noisy enough that
-/// two runs whose training is equally good differ by several percent at single steps; an epoch's
-/// mean is what a training log shows. A NaN (a diverged curve) is infinitely far.
-pub(crate) fn loss_gap(got: &[f64], exact: &[f64], epoch: usize) -> f64 {
-    let epoch = epoch.max(1);
-    got.chunks(epoch)
-        .zip(exact.chunks(epoch))
-        .map(|(g, e)| {
-            let (g, e) = (g.iter().sum::<f64>(), e.iter().sum::<f64>());
-            let gap = (g - e).abs() / e.abs().max(f64::MIN_POSITIVE);
-            if gap.is_nan() {
-                f64::INFINITY
-            } else {
-                gap
-            }
-        })
-        .fold(0.0, f64::max)
 }
 
 /// [`GradientReducer`] over an MPI communicator: recursive doubling with `MPI_Sendrecv`. At step
@@ -596,47 +335,6 @@ pub(crate) fn waiting(comm: &Comm, log: &StepLog) -> (f64, f64) {
     let mut all = vec![0.0; ranks * log.compute.len()];
     comm.all_gather_into(&log.compute[..], &mut all[..]);
     mlp::split_waiting(&all, ranks, comm.rank() as usize, &log.comm)
-}
-
-/// The loss curve a training point records (detail `loss_curve`, drawn by the report against
-/// wall time): the serial reference's loss of each step's global batch before its update, which
-/// is every strategy's at every rank count (the weights are the reference's bit for bit; with
-/// `allreduce = "ring"` or `"mpi"` to rounding), beside the wall time at which this rank finished
-/// that step in the last repetition.
-pub(crate) struct LossCurve {
-    losses: Vec<f64>,
-    ends: Vec<f64>,
-}
-
-impl LossCurve {
-    pub(crate) fn new(losses: Vec<f64>) -> LossCurve {
-        let ends = Vec::with_capacity(losses.len());
-        LossCurve { losses, ends }
-    }
-
-    /// A repetition begins: forget the last one's times.
-    pub(crate) fn restart(&mut self) {
-        self.ends.clear();
-    }
-
-    /// A step of the repetition that began at `start` is done.
-    pub(crate) fn step_done(&mut self, start: Instant) {
-        self.ends.push(start.elapsed().as_secs_f64());
-    }
-
-    /// `seconds:loss` per step joined by `; `; `None` unless every step was timed.
-    pub(crate) fn detail(&self) -> Option<(&'static str, String)> {
-        if self.ends.len() != self.losses.len() || self.losses.is_empty() {
-            return None;
-        }
-        let pairs: Vec<String> = self
-            .ends
-            .iter()
-            .zip(&self.losses)
-            .map(|(t, l)| format!("{t}:{l}"))
-            .collect();
-        Some(("loss_curve", pairs.join("; ")))
-    }
 }
 
 /// One rank of a data-parallel training run.
@@ -730,7 +428,6 @@ impl Instance for TrainInstance {
         let Some(mut trainer) = self.trainer.take() else {
             return Err(format!("{name}: no training to check: run did not finish"));
         };
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let got = &trainer.mlp;
         self.distance = ddp::distance(got, &self.reference);
         let tolerated = !self.setup.variant.allreduce.bitwise();
@@ -746,16 +443,7 @@ impl Instance for TrainInstance {
                 mlp::ddp::MPI_TOLERANCE
             ));
         }
-        if !tolerated
-            && (bits(&got.params) != bits(&self.reference.params)
-                || bits(&got.velocity) != bits(&self.reference.velocity))
-        {
-            let differ = got
-                .params
-                .iter()
-                .zip(&self.reference.params)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
+        if let Some(differ) = differing_weights(got, &self.reference).filter(|_| !tolerated) {
             return Err(format!(
                 "{name}: rank {} of {}, strategy {}: after {} steps {differ} of {} weights (or \
                  the momentum) differ from the serial reference's bits",
@@ -869,19 +557,6 @@ mod tests {
              its capacity as a count of gradients or in bytes, e.g. bucket = \"64KiB\" (what \
              PyTorch calls bucket_cap_mb)"
         );
-    }
-
-    #[test]
-    fn the_loss_gap_compares_epoch_means_and_a_diverged_curve_is_infinitely_far() {
-        let exact = [2.0, 1.0, 1.0, 0.5, 0.5];
-        // Epochs of 2 steps: means 1.5 | 0.75 | 0.5 against 1.5 | 0.75 | 0.55.
-        let got = [1.0, 2.0, 0.5, 1.0, 0.55];
-        assert!((loss_gap(&got, &exact, 2) - 0.1).abs() < 1e-12);
-        // Step by step the same curve is 50% off.
-        assert_eq!(loss_gap(&got, &exact, 1), 1.0);
-        assert_eq!(loss_gap(&exact, &exact, 2), 0.0);
-        let diverged = [1.5, 1.5, f64::NAN, 0.5, 0.5];
-        assert_eq!(loss_gap(&diverged, &exact, 2), f64::INFINITY);
     }
 
     #[test]
