@@ -5,7 +5,7 @@
 use super::scaling::ScalingPoint;
 use std::fmt::Write as _;
 
-use super::format::{cell, opt_sig, params_text, pct};
+use super::format::{cell, opt_sig, pct};
 use super::peaks::{measured_pct, peak_gflops, Machines};
 use super::plots::{secs, secs_pm};
 use super::scaling::{resources_label, Series};
@@ -23,12 +23,24 @@ pub(super) fn study_table(
     machines: Machines<'_>,
     measured: Option<&Profile>,
 ) {
-    let cols = Columns::of(series);
+    // What every point shares is said once above the table; a row shows only its own
+    // parameters, and the column goes when no point has any.
+    let records: Vec<_> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.record))
+        .collect();
+    let (shared, own) = super::plots::shared_params(&records);
+    if !shared.is_empty() {
+        let _ = writeln!(md, "Every point: `{}`.\n", shared.join(" "));
+    }
+    let cols = Columns::of(series, own.iter().any(|o| !o.is_empty()));
     let _ = writeln!(md, "| {} |", cols.head.join(" | "));
     let _ = writeln!(md, "| {} |", cols.align.join(" | "));
+    let mut own = own.into_iter();
     for s in series {
         for (i, p) in s.points.iter().enumerate() {
-            let cells = row(&cols, s, i, p, machines, measured);
+            let params = own.next().unwrap_or_default().join(" ");
+            let cells = row(&cols, s, i, p, &params, machines, measured);
             let _ = writeln!(md, "| {} |", cells.join(" | "));
         }
     }
@@ -49,12 +61,14 @@ struct Columns {
     /// speedups say nothing there; latency and bandwidth follow in their own table.
     message: bool,
     loaded: bool,
+    /// Some point has parameters of its own (not shared by every point of the study).
+    params: bool,
     head: Vec<&'static str>,
     align: Vec<&'static str>,
 }
 
 impl Columns {
-    fn of(series: &[&Series<'_>]) -> Columns {
+    fn of(series: &[&Series<'_>], params: bool) -> Columns {
         let strong = series[0].scaling == Scaling::Strong;
         let points = || series.iter().flat_map(|s| s.points.iter());
         let mpi = points()
@@ -68,16 +82,14 @@ impl Columns {
             head.extend(["ranks", "threads/rank"]);
             align.extend(["---:", "---:"]);
         }
-        head.extend([
-            "resources",
-            "parameters",
-            "median ± 95% CI",
-            "GFLOP/s",
-            "GB/s",
-            "% peak",
-            "% measured",
-        ]);
-        align.extend(["---", "---", "---:", "---:", "---:", "---:", "---:"]);
+        head.push("resources");
+        align.push("---");
+        if params {
+            head.push("parameters");
+            align.push("---");
+        }
+        head.extend(["median ± 95% CI", "GFLOP/s", "GB/s", "% peak", "% measured"]);
+        align.extend(["---:", "---:", "---:", "---:", "---:"]);
         if !message && strong {
             head.extend(["speedup", "efficiency", "Karp–Flatt"]);
             align.extend(["---:", "---:", "---:"]);
@@ -99,18 +111,20 @@ impl Columns {
             comm,
             message,
             loaded,
+            params,
             head,
             align,
         }
     }
 }
 
-/// The cells of point `i` of series `s`.
+/// The cells of point `i` of series `s`, whose own parameters are `params`.
 fn row(
     cols: &Columns,
     s: &Series<'_>,
     i: usize,
     p: &ScalingPoint<'_>,
+    params: &str,
     machines: Machines<'_>,
     measured: Option<&Profile>,
 ) -> Vec<String> {
@@ -144,15 +158,15 @@ fn row(
         cells.push(r.point.resources.ranks.to_string());
         cells.push(r.point.resources.threads.to_string());
     }
-    cells.extend([
-        resources_label(&r.point.resources),
-        cell(&params_text(r)),
-        ci,
-        opt_sig(gflops),
-        opt_sig(gbps),
-        peak,
-        of_measured,
-    ]);
+    cells.push(resources_label(&r.point.resources));
+    if cols.params {
+        cells.push(if params.is_empty() {
+            "–".into()
+        } else {
+            cell(params)
+        });
+    }
+    cells.extend([ci, opt_sig(gflops), opt_sig(gbps), peak, of_measured]);
     if !message {
         // Values outside their range are worded, not printed as 240% (see scaling).
         cells.push(format!(
@@ -274,13 +288,16 @@ pub(super) fn message_table(md: &mut String, series: &[&Series<'_>]) {
 }
 
 pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
+    // A line is named as its legend names it: by what sets it apart from the study's other lines
+    // (nothing when it is the only one).
+    let (_, labels) = super::plots::series_labels(series);
     // Lines measured at one worker count: said once for them all, not a paragraph each.
     let mut single = Vec::new();
-    for s in series {
-        let name = if s.label.is_empty() {
+    for (s, label) in series.iter().zip(&labels) {
+        let name = if label.is_empty() {
             String::new()
         } else {
-            format!(" for `{}`", s.label)
+            format!(" for `{label}`")
         };
         let base = s.base_point();
         let base_text = format!("base p0 = {}, {}", base.workers, secs(base.summary.median));
@@ -311,14 +328,14 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
                 "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"
             );
         } else {
-            single.push(s);
+            single.push((s, label));
         }
     }
     let fix =
         "a fit needs at least two worker counts; add values to `threads` (or `ranks`) in the study";
     match single.as_slice() {
         [] => {}
-        [s] if series.len() == 1 => {
+        [(s, _)] if series.len() == 1 => {
             let _ = writeln!(md, "No fit: {fix} (p = {}).\n", s.base_point().workers);
         }
         _ if single.len() == series.len() => {
@@ -328,7 +345,7 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
             );
         }
         _ => {
-            let names: Vec<String> = single.iter().map(|s| format!("`{}`", s.label)).collect();
+            let names: Vec<String> = single.iter().map(|(_, l)| format!("`{l}`")).collect();
             let _ = writeln!(
                 md,
                 "No fit for {}: each was measured at one worker count; {fix}.\n",

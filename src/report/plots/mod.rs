@@ -48,6 +48,7 @@ use self::render::{write_chart, Chart, Colors};
 use super::scaling::{ScalingPoint, Series};
 use crate::machine::Machine;
 use crate::plan::Scaling;
+use crate::results::PointRecord;
 
 pub(in crate::report) use self::axis::Axis;
 pub use self::axis::Scale;
@@ -285,6 +286,29 @@ fn series_parts(s: &Series<'_>) -> Vec<String> {
     parts
 }
 
+/// What every series of a study shares (the plots' subtitle) and each series' own parts joined
+/// by `, ` (its legend label; `""` when the study has one series): the words the report's text
+/// names a series by too, so that a sentence and a legend agree.
+pub(crate) fn series_labels(series: &[&Series<'_>]) -> (Vec<String>, Vec<String>) {
+    let parts: Vec<Vec<String>> = series.iter().map(|s| series_parts(s)).collect();
+    let (shared, own) = labels::split_shared(&parts);
+    (shared, own.iter().map(|o| o.join(", ")).collect())
+}
+
+/// The parameters and size of each record split into those every record shares and each one's
+/// own (in the records' order), as a legend splits its lines.
+pub(crate) fn shared_params(records: &[&PointRecord]) -> (Vec<String>, Vec<Vec<String>>) {
+    let parts: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let mut parts = labels::params(r);
+            parts.extend(labels::size_text(r));
+            parts
+        })
+        .collect();
+    labels::split_shared(&parts)
+}
+
 /// Draw the plots of one study into `dir` and return them. `series` are the study's series (see
 /// [`super::scaling::series`]); studies without any scaling data get no plots.
 pub fn study_plots(
@@ -309,14 +333,13 @@ pub fn study_plots_with(
     let Some(first) = series.first() else {
         return Ok(Vec::new());
     };
-    let parts: Vec<Vec<String>> = series.iter().map(|s| series_parts(s)).collect();
-    let (shared, own) = labels::split_shared(&parts);
+    let (shared, own) = series_labels(series);
     let mut st = Study {
         name,
         workload: first.workload.as_str(),
         series,
         opts,
-        labels: own.iter().map(|o| o.join(", ")).collect(),
+        labels: own,
         subtitle: labels::subtitle(&first.workload, &shared),
         colors: Colors::default(),
     };
