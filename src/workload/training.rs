@@ -159,7 +159,7 @@ pub(crate) const GRAIN: ParamSpec = ParamSpec {
     kind: ParamKind::Int,
     default: "8",
     doc: "samples per reduction grain: the fixed blocks whose gradients are summed along one \
-          fixed tree, whatever the rank count (docs/training.md)",
+          fixed tree, whatever the rank or thread count (docs/training.md)",
 };
 
 pub(crate) const STEPS: ParamSpec = ParamSpec {
