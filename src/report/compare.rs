@@ -676,11 +676,14 @@ impl<'r> Comparison<'r, '_> {
         let (plots_dir, opts) = (&self.plots_dir, self.opts);
         let (md, files, plot_failures) = (&mut self.md, &mut self.files, &mut self.plot_failures);
         match compare_plots(plots_dir, s_idx, name, &run_series, opts) {
-            Ok(plots) => {
-                for p in &plots {
+            Ok(overlay) => {
+                for p in &overlay.plots {
                     let _ = writeln!(md, "![{}](plots/{}.png)\n", cell(&p.title), p.stem);
                 }
-                files.extend(plots.into_iter().flat_map(|p| p.files));
+                for why in &overlay.left_out {
+                    let _ = writeln!(md, "{why}\n");
+                }
+                files.extend(overlay.plots.into_iter().flat_map(|p| p.files));
             }
             Err(e) => {
                 let _ = writeln!(

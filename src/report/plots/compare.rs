@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::axis::{Axis, Scale};
-use super::render::{write_chart, Chart, Colors, Line};
+use super::render::{write_chart, Chart, Colors, Line, MARKER_SHAPES};
 use super::{labels, series_parts, slug, Plot, PlotOptions, Study};
 use crate::report::scaling::{resources_label, ScalingPoint, Series};
 use crate::report::Throughput;
@@ -34,19 +34,38 @@ pub struct RunSeries<'s, 'a> {
     pub series: Vec<&'s Series<'a>>,
 }
 
-/// The palette has seven colours; a run's series cycle through three marker shapes.
+/// The palette has seven colours; a run's series take its colour with one of the marker shapes.
 const COLOURS: usize = super::PALETTE.len();
+
+/// Lines the overlay can tell apart: every colour with every marker shape.
+const STYLES: usize = COLOURS * MARKER_SHAPES;
+
+/// Whether every run's lines can share the run's colour, each with its own marker: no more runs
+/// than colours and no run with more lines than marker shapes. Beyond that a run's first and
+/// fourth lines would be drawn alike, so the lines take distinct styles in order instead (each
+/// legend entry names its run).
+fn runs_keep_colours(lines_per_run: &[usize]) -> bool {
+    lines_per_run.len() <= COLOURS && lines_per_run.iter().all(|&n| n <= MARKER_SHAPES)
+}
+
+/// The overlay plots of one study, and the charts left out with why.
+pub struct Overlay {
+    pub plots: Vec<Plot>,
+    /// One sentence per chart not drawn: more lines than [`STYLES`], so two would share colour
+    /// and marker and a reader could take one for the other.
+    pub left_out: Vec<String>,
+}
 
 /// Draw the overlay plots of one study into `dir`: `compare-study<N>-<name>-<kind>.{svg,png}`
 /// with `N` = `study + 1`. Runs without series are left out; nothing is drawn when no run has
-/// any.
+/// any, and a chart of more lines than [`STYLES`] is left out and said.
 pub fn compare_plots(
     dir: &std::path::Path,
     study: usize,
     name: &str,
     runs: &[RunSeries<'_, '_>],
     opts: PlotOptions,
-) -> Result<Vec<Plot>> {
+) -> Result<Overlay> {
     let mut all: Vec<&Series<'_>> = Vec::new();
     // (run, series within the run) of each line of `all`.
     let mut owner: Vec<(usize, usize)> = Vec::new();
@@ -61,7 +80,10 @@ pub fn compare_plots(
         }
     }
     let Some(first) = all.first() else {
-        return Ok(Vec::new());
+        return Ok(Overlay {
+            plots: Vec::new(),
+            left_out: Vec::new(),
+        });
     };
     let (shared, own) = labels::split_shared(&parts);
     let labels: Vec<String> = own.iter().map(|o| o.join(", ")).collect();
@@ -91,7 +113,18 @@ pub fn compare_plots(
     };
     let prefix = format!("compare-study{}-{}", study + 1, slug(name));
     let mut plots = Vec::new();
+    let mut left_out = Vec::new();
     for (kind, chart) in charts {
+        if chart.lines.len() > STYLES {
+            left_out.push(format!(
+                "Not drawn: {}, {} lines (each run's) are more than the {STYLES} \
+                 colour-and-marker styles that tell lines apart; compare fewer runs, or split \
+                 the study's sweep over more studies. The table above is complete.",
+                chart.title,
+                chart.lines.len()
+            ));
+            continue;
+        }
         let stem = format!("{prefix}-{kind}");
         let files = write_chart(dir, &stem, &chart)?;
         plots.push(Plot {
@@ -100,7 +133,7 @@ pub fn compare_plots(
             files,
         });
     }
-    Ok(plots)
+    Ok(Overlay { plots, left_out })
 }
 
 /// The latency and bandwidth charts of a message-size study (ping-pong, collectives) over the
@@ -141,13 +174,17 @@ fn message_charts(
 }
 
 /// Colours keyed by legend label so that series `k` of run `r` gets style `r + 7·k`: the run's
-/// colour with the k-th marker shape (shapes repeat past the third series of a run; the colour
-/// stays the run's). [`Colors`] hands out styles in the order keys are first asked for, so the
-/// free styles in between are taken by keys no line uses. With more runs than colours, styles
-/// are handed out in line order.
+/// colour with the k-th marker shape. [`Colors`] hands out styles in the order keys are first
+/// asked for, so the free styles in between are taken by keys no line uses. With more runs than
+/// colours, or a run with more series than marker shapes ([`runs_keep_colours`]), styles are
+/// handed out in line order: distinct up to [`STYLES`] lines.
 fn run_colors(labels: &[String], owner: &[(usize, usize)], runs: usize) -> Colors {
     let mut colors = Colors::default();
-    if runs > COLOURS {
+    let mut per_run = vec![0usize; runs];
+    for &(r, k) in owner {
+        per_run[r] = per_run[r].max(k + 1);
+    }
+    if !runs_keep_colours(&per_run) {
         for l in labels {
             colors.of(l);
         }
@@ -326,6 +363,8 @@ fn rate_lines(
 ) {
     let mut order: Vec<String> = Vec::new();
     let mut lines: BTreeMap<String, (Vec<String>, usize, Pts)> = BTreeMap::new();
+    // By size: the run of each line, in order, and how many lines each run has so far.
+    let mut line_runs: Vec<(usize, usize)> = Vec::new();
     let mut per_run = vec![0usize; runs.len()];
     let mut names = Vec::new();
     for (i, s) in st.series.iter().enumerate() {
@@ -350,13 +389,12 @@ fn rate_lines(
             if !lines.contains_key(&key) {
                 order.push(key.clone());
                 // By size a line gathers several series (one per size): it takes its run's
-                // colour and the next marker of that run. Against p a line is a series, styled
-                // as in the speedup charts.
-                let style = if by_size && runs.len() <= COLOURS {
+                // colour and the next marker of that run, styled once every line is known.
+                // Against p a line is a series, styled as in the speedup charts.
+                let style = if by_size {
+                    line_runs.push((r, per_run[r]));
                     per_run[r] += 1;
-                    r + COLOURS * (per_run[r] - 1)
-                } else if by_size {
-                    st.colors.of(&key)
+                    0
                 } else {
                     st.colors.of(&st.labels[i])
                 };
@@ -364,6 +402,14 @@ fn rate_lines(
             }
             if let Some(l) = lines.get_mut(&key) {
                 l.2.push((x, v, lo, hi, Study::hollow(p)));
+            }
+        }
+    }
+    if by_size {
+        let keep = runs_keep_colours(&per_run);
+        for (n, (key, &(r, k))) in order.iter().zip(&line_runs).enumerate() {
+            if let Some(l) = lines.get_mut(key) {
+                l.1 = if keep { r + COLOURS * k } else { n };
             }
         }
     }
@@ -383,6 +429,65 @@ mod tests {
         assert_eq!(c.of("b1"), 1);
         assert_eq!(c.of("a2"), COLOURS);
         assert_eq!(c.of("b2"), COLOURS + 1);
+    }
+
+    #[test]
+    fn a_run_with_more_series_than_markers_gives_every_line_its_own_style() {
+        // Two runs of four series: series 0 and 3 of a run would share colour and marker.
+        let labels: Vec<String> = (0..8).map(|i| format!("l{i}")).collect();
+        let owner: Vec<(usize, usize)> = (0..8).map(|i| (i / 4, i % 4)).collect();
+        let mut c = run_colors(&labels, &owner, 2);
+        let styles: Vec<usize> = labels.iter().map(|l| c.of(l)).collect();
+        assert_eq!(styles, (0..8).collect::<Vec<_>>());
+        // Three series a run keep the run's colour.
+        let owner: Vec<(usize, usize)> = (0..6).map(|i| (i / 3, i % 3)).collect();
+        let mut c = run_colors(&labels[..6], &owner, 2);
+        let styles: Vec<usize> = labels[..6].iter().map(|l| c.of(l)).collect();
+        assert_eq!(
+            styles,
+            [0, COLOURS, 2 * COLOURS, 1, COLOURS + 1, 2 * COLOURS + 1]
+        );
+    }
+
+    /// A chart of more lines than colour-and-marker styles is left out, said with the fix.
+    #[test]
+    fn an_overlay_chart_of_more_lines_than_styles_is_left_out_with_the_fix() {
+        use crate::plan::Scaling;
+        use crate::report::test_support::{record, with_param};
+        // Eleven variants at 1 and 2 threads: 22 speedup lines over two runs.
+        let recs: Vec<_> = (0..11)
+            .flat_map(|k| {
+                [1u32, 2].map(|p| {
+                    let r = record(0, "gemm", Scaling::Strong, p, 256, &[0.1 / p as f64]);
+                    with_param(r, "variant", &format!("v{k}"))
+                })
+            })
+            .collect();
+        let series = crate::report::scaling::series(&recs);
+        assert_eq!(series.len(), 11);
+        let run = |label| RunSeries {
+            label,
+            series: series.iter().collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let overlay = compare_plots(
+            dir.path(),
+            0,
+            "big",
+            &[run("a"), run("b")],
+            PlotOptions::default(),
+        )
+        .unwrap();
+        assert!(overlay.plots.is_empty(), "{:?}", overlay.left_out);
+        assert_eq!(
+            overlay.left_out[0],
+            "Not drawn: big: strong-scaling speedup, 22 lines (each run's) are more than the 21 \
+             colour-and-marker styles that tell lines apart; compare fewer runs, or split the \
+             study's sweep over more studies. The table above is complete."
+        );
+        // One run's eleven lines fit.
+        let one = compare_plots(dir.path(), 0, "big", &[run("a")], PlotOptions::default()).unwrap();
+        assert!(one.left_out.is_empty() && !one.plots.is_empty());
     }
 
     /// Two machines, two variants each, a long machine label: every overlay plot passes the
@@ -418,7 +523,9 @@ mod tests {
             },
         ];
         let dir = tempfile::tempdir().unwrap();
-        let plots = compare_plots(dir.path(), 0, "DGEMM", &runs, PlotOptions::default()).unwrap();
+        let plots = compare_plots(dir.path(), 0, "DGEMM", &runs, PlotOptions::default())
+            .unwrap()
+            .plots;
         let stems: Vec<&str> = plots.iter().map(|p| p.stem.as_str()).collect();
         assert_eq!(
             stems,
@@ -445,9 +552,9 @@ mod tests {
 
         // One thread, several sizes on both machines: the rate against the problem size, one
         // line per run and variant, no speedup.
-        let sized = |scale: f64| {
+        let sized = |scale: f64, variants: &[&str]| {
             let mut recs = Vec::new();
-            for variant in ["tuned", "faer"] {
+            for &variant in variants {
                 for n in [128u64, 256, 512] {
                     let t = scale * (n as f64 / 128.0).powi(3) * 0.01;
                     let r = record(0, "gemm", Scaling::Strong, 1, n, &[t, t * 1.01]);
@@ -456,7 +563,10 @@ mod tests {
             }
             recs
         };
-        let (c, d) = (sized(1.0), sized(0.4));
+        let (c, d) = (
+            sized(1.0, &["tuned", "faer"]),
+            sized(0.4, &["tuned", "faer"]),
+        );
         let (sc, sd) = (
             crate::report::scaling::series(&c),
             crate::report::scaling::series(&d),
@@ -471,8 +581,9 @@ mod tests {
                 series: sd.iter().collect(),
             },
         ];
-        let sized_plots =
-            compare_plots(dir.path(), 1, "sizes", &runs, PlotOptions::default()).unwrap();
+        let sized_plots = compare_plots(dir.path(), 1, "sizes", &runs, PlotOptions::default())
+            .unwrap()
+            .plots;
         assert_eq!(sized_plots.len(), 1);
         let svg = std::fs::read_to_string(&sized_plots[0].files[0]).unwrap();
         let bad = super::super::layout::problems(&svg);
@@ -485,6 +596,35 @@ mod tests {
             "both runs' colours"
         );
         assert!(!svg.contains("#009E73"), "no third colour for two runs");
+        // Four variants a run: a run's first and fourth lines would share colour and marker, so
+        // the eight lines take eight styles (seven colours, the eighth the first colour with
+        // the second marker).
+        let four = ["tuned", "faer", "blocked", "ikj"];
+        let (e, f) = (sized(1.0, &four), sized(0.4, &four));
+        let (se, sf) = (
+            crate::report::scaling::series(&e),
+            crate::report::scaling::series(&f),
+        );
+        let many = [
+            RunSeries {
+                label: runs[0].label,
+                series: se.iter().collect(),
+            },
+            RunSeries {
+                label: runs[1].label,
+                series: sf.iter().collect(),
+            },
+        ];
+        let four_plots = compare_plots(dir.path(), 2, "four", &many, PlotOptions::default())
+            .unwrap()
+            .plots;
+        let svg = std::fs::read_to_string(&four_plots[0].files[0]).unwrap();
+        assert!(super::super::layout::problems(&svg).is_empty());
+        for colour in [
+            "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+        ] {
+            assert!(svg.contains(colour), "{colour}: every line its own style");
+        }
         let plots: Vec<Plot> = plots.into_iter().chain(sized_plots).collect();
         if let Some(keep) = std::env::var_os("SCALELAB_KEEP_REPORT") {
             let keep = std::path::Path::new(&keep).join("compare");

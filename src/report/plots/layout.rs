@@ -968,7 +968,10 @@ fn compare_overlays_pass_the_layout_check() {
                 series: b.iter().collect(),
             },
         ];
-        for p in compare_plots(dir.path(), i, name, &runs, opts).unwrap() {
+        for p in compare_plots(dir.path(), i, name, &runs, opts)
+            .unwrap()
+            .plots
+        {
             svgs.push((
                 p.stem.clone(),
                 std::fs::read_to_string(&p.files[0]).unwrap(),

@@ -52,7 +52,7 @@ use crate::results::PointRecord;
 
 pub(in crate::report) use self::axis::Axis;
 pub use self::axis::Scale;
-pub use self::compare::{compare_plots, RunSeries};
+pub use self::compare::{compare_plots, Overlay, RunSeries};
 pub(in crate::report) use self::render::{register_font, wrap, FAMILY, PALETTE};
 pub use self::render::{HEIGHT, WIDTH};
 
