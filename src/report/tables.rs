@@ -291,8 +291,10 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
     // A line is named as its legend names it: by what sets it apart from the study's other lines
     // (nothing when it is the only one).
     let (_, labels) = super::plots::series_labels(series);
-    // Lines measured at one worker count: said once for them all, not a paragraph each.
+    // Lines measured at one worker count, and lines whose points were too disturbed to fit:
+    // each said once for them all, not a paragraph each.
     let mut single = Vec::new();
+    let mut disturbed = Vec::new();
     for (s, label) in series.iter().zip(&labels) {
         let name = if label.is_empty() {
             String::new()
@@ -323,12 +325,36 @@ pub(super) fn fits(md: &mut String, series: &[&Series<'_>]) {
                 g.rms_residual
             );
         } else if s.distinct_workers() >= 2 && s.points.iter().any(|p| p.record.is_disturbed()) {
-            let _ = writeln!(
-                md,
-                "No fit{name}: too few of its points were measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top) ({base_text}).\n"
-            );
+            disturbed.push((label, base_text));
         } else {
             single.push((s, label));
+        }
+    }
+    let quiet =
+        "measured on a quiet machine (⚠ disturbed points are left out; see the warning at the top)";
+    match disturbed.as_slice() {
+        [] => {}
+        [(label, base_text)] => {
+            let name = if label.is_empty() {
+                String::new()
+            } else {
+                format!(" for `{label}`")
+            };
+            let _ = writeln!(
+                md,
+                "No fit{name}: too few of its points were {quiet} ({base_text}).\n"
+            );
+        }
+        _ if disturbed.len() == series.len() => {
+            let _ = writeln!(md, "No fit: too few points of any line were {quiet}.\n");
+        }
+        _ => {
+            let names: Vec<String> = disturbed.iter().map(|(l, _)| format!("`{l}`")).collect();
+            let _ = writeln!(
+                md,
+                "No fit for {}: too few of their points were {quiet}.\n",
+                names.join(", ")
+            );
         }
     }
     let fix =

@@ -735,6 +735,62 @@ fn lines_at_one_worker_count_are_told_once_that_they_have_no_fit() {
 }
 
 #[test]
+fn lines_too_disturbed_to_fit_are_told_once() {
+    use super::test_support::{with_load, with_param};
+    let at = |threads: u32, variant: &str, seconds: f64| {
+        let r = record(
+            0,
+            "gemm",
+            Scaling::Strong,
+            threads,
+            256,
+            &[seconds, seconds],
+        );
+        // Two cores busy beside a 2-thread point: disturbed.
+        let r = if threads == 2 { with_load(r, 2.0) } else { r };
+        with_param(r, "variant", variant)
+    };
+    let report = |recs: Vec<PointRecord>| {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
+        std::fs::read_to_string(run.report()).unwrap()
+    };
+    let quiet = "measured on a quiet machine (⚠ disturbed points are left out; see the warning \
+                 at the top)";
+    let recs = ["naive", "blocked", "tuned"]
+        .into_iter()
+        .flat_map(|v| [at(1, v, 1.0), at(2, v, 0.6)])
+        .collect();
+    let md = report(recs);
+    assert_eq!(md.matches("No fit").count(), 1, "{md}");
+    assert!(
+        md.contains(&format!("No fit: too few points of any line were {quiet}.")),
+        "{md}"
+    );
+    // One line quiet at both counts: the other two are named together.
+    let mut recs: Vec<_> = ["naive", "blocked"]
+        .into_iter()
+        .flat_map(|v| [at(1, v, 1.0), at(2, v, 0.6)])
+        .collect();
+    recs.push(at(1, "tuned", 1.0));
+    recs.push(with_param(
+        record(0, "gemm", Scaling::Strong, 2, 256, &[0.55, 0.55]),
+        "variant",
+        "tuned",
+    ));
+    let md = report(recs);
+    assert_eq!(md.matches("No fit").count(), 1, "{md}");
+    assert!(
+        md.contains(&format!(
+            "No fit for `variant=naive`, `variant=blocked`: too few of their points were {quiet}."
+        )),
+        "{md}"
+    );
+    assert!(md.contains("**Amdahl fit** for `variant=tuned`"), "{md}");
+}
+
+#[test]
 fn live_lines() {
     let r = record(
         0,
