@@ -234,6 +234,54 @@ steps = 10
     }
 }
 
+/// Peak values (f64 words) of per-layer units over `micro` micro-batches when every collective
+/// completes as it starts, `layers` as (chunk, padded): per micro-batch `j`, the chunks of
+/// parameters and momentum, the earlier micro-batches' partial sums (one per set bit of `j`, per
+/// layer: a chunk, or inside no_sync a whole layer gradient), and in forward a layer gathered
+/// with the next prefetched, in backward a layer gathered with its gradient, the earlier one
+/// prefetched and the later layers' gradients (reduce-scattered chunks, or inside no_sync before
+/// the last micro-batch pushed whole on their sums).
+fn accumulated_layer_peak(layers: &[(f64, f64)], micro: u32, no_sync: bool) -> f64 {
+    let chunks: f64 = layers.iter().map(|l| l.0).sum();
+    let base = 2.0 * chunks;
+    let mut peak = base;
+    for j in 0..micro {
+        let held = j.count_ones() as f64;
+        let last = j + 1 == micro;
+        let sum = |ls: &[(f64, f64)], whole: bool| -> f64 {
+            ls.iter().map(|l| if whole { l.1 } else { l.0 }).sum()
+        };
+        let stacks = held * sum(layers, no_sync);
+        for (k, &(c, pad)) in layers.iter().enumerate() {
+            let next = layers.get(k + 1).map_or(0.0, |l| l.1 - l.0);
+            peak = peak.max(base + stacks - c + pad + next);
+            let prev = if k > 0 {
+                layers[k - 1].1 - layers[k - 1].0
+            } else {
+                0.0
+            };
+            let later = &layers[k + 1..];
+            let (later, earlier) = if !no_sync {
+                (sum(later, false), stacks)
+            } else if last {
+                (sum(later, false), held * sum(&layers[..=k], true))
+            } else {
+                (
+                    (j + 1).count_ones() as f64 * sum(later, true),
+                    held * sum(&layers[..=k], true),
+                )
+            };
+            peak = peak.max(base + earlier + later - c + 2.0 * pad + prev);
+        }
+        if !no_sync {
+            peak = peak.max(base + stacks + chunks);
+        } else if last {
+            peak = peak.max(base + chunks);
+        }
+    }
+    peak
+}
+
 #[test]
 fn sharded_accumulation_gives_the_serial_weights_both_ways_at_2_and_4_ranks() {
     // Four micro-batches per step, reduce-scattered each (no_sync = "off") or once after the
@@ -303,6 +351,17 @@ steps = 6
             let layers = layer_shards(&widths, n as usize);
             let chunks: f64 = layers.iter().map(|l| l.0).sum();
             let last = layers.last().unwrap().0;
+            // Between the peak with every collective complete at once and that plus every
+            // layer's gradient still whole in a reduce-scatter in flight.
+            let eager = accumulated_layer_peak(&layers, 4, no_sync);
+            let slack: f64 = layers.iter().map(|l| l.1 - l.0).sum();
+            let (low, high) = (8.0 * eager, 8.0 * (eager + slack));
+            let peak = metric(r, "mem_peak_bytes");
+            assert!(
+                peak.iter().all(|&v| (low..=high).contains(&v)),
+                "mem_peak_bytes = {peak:?}, expected {low} to {high}: {}",
+                describe(r)
+            );
             // Every micro-batch gathers every layer in forward and all but the last again in
             // backward.
             let sent = k * (2.0 * chunks - last) + scatters * chunks;
