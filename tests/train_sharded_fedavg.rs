@@ -5,7 +5,10 @@
 //! ddp's model-state bytes per rank at 4 ranks. With one FSDP unit per layer (`units = "layer"`)
 //! it verifies the same way, sends what the per-layer allgathers and reduce-scatters send, and its
 //! counted peak lies where the analysis puts it, below the whole model's; `units = "layer"` for
-//! `ddp` is refused at check time with the fix. FedAvg at 1 and 3 clients verifies every round
+//! `ddp` is refused at check time with the fix. With gradient accumulation (`micro = 4`, 2 and 4
+//! ranks) it verifies both ways, reduce-scattering every micro-batch and inside `no_sync`, for
+//! both units, sends and holds what the analysis says (no_sync more), and a micro-batch count
+//! that is not a power of two or `no_sync` for another strategy is refused. FedAvg at 1 and 3 clients verifies every round
 //! against its serial simulation, records its per-round curve and shard sizes, drops clients, and
 //! waits for stragglers or discards their late models; with quantity skew the shards differ in
 //! size and still verify. Asynchronous FedAvg (FedAsync) at 2 and 4 ranks (oversubscribed; rank 0
@@ -42,6 +45,7 @@ workload = "mpi.train"
 oversubscribe = true
 ranks = [1, 2, 4]
 strategy = ["ddp", "sharded"]
+micro = 1
 size = 1024
 features = 10
 classes = 3
@@ -128,6 +132,7 @@ oversubscribe = true
 ranks = [1, 2, 4]
 strategy = "sharded"
 units = ["model", "layer"]
+micro = 1
 size = 1024
 features = 10
 classes = 3
@@ -226,6 +231,209 @@ steps = 10
             layer < model,
             "{n} ranks: per-layer peak {layer} ≥ whole-model {model}"
         );
+    }
+}
+
+/// Peak values (f64 words) of per-layer units over `micro` micro-batches when every collective
+/// completes as it starts, `layers` as (chunk, padded): per micro-batch `j`, the chunks of
+/// parameters and momentum, the earlier micro-batches' partial sums (one per set bit of `j`, per
+/// layer: a chunk, or inside no_sync a whole layer gradient), and in forward a layer gathered
+/// with the next prefetched, in backward a layer gathered with its gradient, the earlier one
+/// prefetched and the later layers' gradients (reduce-scattered chunks, or inside no_sync before
+/// the last micro-batch pushed whole on their sums).
+fn accumulated_layer_peak(layers: &[(f64, f64)], micro: u32, no_sync: bool) -> f64 {
+    let chunks: f64 = layers.iter().map(|l| l.0).sum();
+    let base = 2.0 * chunks;
+    let mut peak = base;
+    for j in 0..micro {
+        let held = j.count_ones() as f64;
+        let last = j + 1 == micro;
+        let sum = |ls: &[(f64, f64)], whole: bool| -> f64 {
+            ls.iter().map(|l| if whole { l.1 } else { l.0 }).sum()
+        };
+        let stacks = held * sum(layers, no_sync);
+        for (k, &(c, pad)) in layers.iter().enumerate() {
+            let next = layers.get(k + 1).map_or(0.0, |l| l.1 - l.0);
+            peak = peak.max(base + stacks - c + pad + next);
+            let prev = if k > 0 {
+                layers[k - 1].1 - layers[k - 1].0
+            } else {
+                0.0
+            };
+            let later = &layers[k + 1..];
+            let (later, earlier) = if !no_sync {
+                (sum(later, false), stacks)
+            } else if last {
+                (sum(later, false), held * sum(&layers[..=k], true))
+            } else {
+                (
+                    (j + 1).count_ones() as f64 * sum(later, true),
+                    held * sum(&layers[..=k], true),
+                )
+            };
+            peak = peak.max(base + earlier + later - c + 2.0 * pad + prev);
+        }
+        if !no_sync {
+            peak = peak.max(base + stacks + chunks);
+        } else if last {
+            peak = peak.max(base + chunks);
+        }
+    }
+    peak
+}
+
+#[test]
+fn sharded_accumulation_gives_the_serial_weights_both_ways_at_2_and_4_ranks() {
+    // Four micro-batches per step, reduce-scattered each (no_sync = "off") or once after the
+    // last (no_sync = "on"), whole-model and per-layer units: every point verifies bitwise on
+    // every repetition and ends with the same loss and accuracy bits; each sends and holds what
+    // the analysis says.
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "fsdp-accumulation"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "s"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [2, 4]
+strategy = "sharded"
+micro = 4
+no_sync = ["off", "on"]
+units = ["model", "layer"]
+size = 1024
+features = 10
+classes = 3
+hidden = "16,16"
+batch = 128
+steps = 6
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let recs = records(&run_dir);
+    assert_eq!(recs.len(), 8);
+    for r in &recs {
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let bits = |r: &Value, m: &str| metric(r, m).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    // Layers of 176, 272 and 51 parameters (499).
+    let widths = [10, 16, 16, 3];
+    let (p, k) = (499.0, 4.0);
+    let mut peaks = std::collections::BTreeMap::new();
+    for r in &recs {
+        for m in ["loss", "accuracy"] {
+            assert_eq!(bits(r, m), bits(&recs[0], m), "{m}: {}", describe(r));
+        }
+        let n = ranks(r) as f64;
+        let no_sync = param(r, "no_sync") == "on";
+        // Reduce-scatters per step: one per micro-batch, or one inside no_sync.
+        let scatters = if no_sync { 1.0 } else { k };
+        let (state, bytes) = if param(r, "units") == "model" {
+            let c = (p / n).ceil();
+            let pad = c * n;
+            // The last micro-batch's backward: the momentum chunk, the gathered model and its
+            // gradient, and log₂ 4 = 2 earlier partial sums (chunks, or whole inside no_sync).
+            let peak = 8.0 * (c + 2.0 * pad + 2.0 * if no_sync { pad } else { c });
+            assert!(
+                metric(r, "mem_peak_bytes").iter().all(|&v| v == peak),
+                "mem_peak_bytes = {:?}, expected {peak}: {}",
+                metric(r, "mem_peak_bytes"),
+                describe(r)
+            );
+            // Every micro-batch gathers the model once.
+            (3.0 * 8.0 * c, 8.0 * c * (k + scatters) * (n - 1.0))
+        } else {
+            let layers = layer_shards(&widths, n as usize);
+            let chunks: f64 = layers.iter().map(|l| l.0).sum();
+            let last = layers.last().unwrap().0;
+            // Between the peak with every collective complete at once and that plus every
+            // layer's gradient still whole in a reduce-scatter in flight.
+            let eager = accumulated_layer_peak(&layers, 4, no_sync);
+            let slack: f64 = layers.iter().map(|l| l.1 - l.0).sum();
+            let (low, high) = (8.0 * eager, 8.0 * (eager + slack));
+            let peak = metric(r, "mem_peak_bytes");
+            assert!(
+                peak.iter().all(|&v| (low..=high).contains(&v)),
+                "mem_peak_bytes = {peak:?}, expected {low} to {high}: {}",
+                describe(r)
+            );
+            // Every micro-batch gathers every layer in forward and all but the last again in
+            // backward.
+            let sent = k * (2.0 * chunks - last) + scatters * chunks;
+            (3.0 * 8.0 * chunks, 8.0 * sent * (n - 1.0))
+        };
+        for (name, want) in [("mem_per_rank_bytes", state), ("bytes_per_step", bytes)] {
+            assert!(
+                metric(r, name).iter().all(|&v| v == want),
+                "{name} = {:?}, expected {want}: {}",
+                metric(r, name),
+                describe(r)
+            );
+        }
+        peaks.insert(
+            (ranks(r), param(r, "units"), no_sync),
+            metric(r, "mem_peak_bytes")[0],
+        );
+    }
+    for n in [2, 4] {
+        for units in ["model", "layer"] {
+            let (off, on) = (
+                peaks[&(n, units.to_string(), false)],
+                peaks[&(n, units.to_string(), true)],
+            );
+            assert!(off < on, "{n} ranks, {units}: no_sync's peak {on} ≤ {off}");
+        }
+    }
+}
+
+#[test]
+fn sharded_accumulation_refuses_bad_micro_batches_and_no_sync_elsewhere_at_check_time() {
+    let study = |extra: &str| {
+        format!(
+            "name = \"bad\"\n[[study]]\nname = \"s\"\nworkload = \"mpi.train\"\noversubscribe = \
+             true\nranks = 4\nbatch = 256\n{extra}\n"
+        )
+    };
+    let (code, err) = plan(&study(
+        "strategy = \"sharded\"\nmicro = 4\nno_sync = [\"off\", \"on\"]",
+    ));
+    assert_eq!(code, 0, "{err}");
+    for (extra, want) in [
+        (
+            "strategy = \"sharded\"\nmicro = 3",
+            "mpi.train: micro = 3: the fixed reduction tree halves each rank's share, so the \
+             micro-batch count must be a power of two; use micro = 2 or 4",
+        ),
+        (
+            "strategy = \"sharded\"\nmicro = 16\nno_sync = \"on\"",
+            "mpi.train: the global batch of 256 samples is not divisible by ranks × \
+             micro-batches × grain = 4 × 16 × 8 = 512: every micro-batch must hold whole grains; \
+             use a batch that is a multiple of 512 (e.g. 512)",
+        ),
+        (
+            "strategy = [\"ddp\", \"sharded\"]\nno_sync = \"on\"",
+            "mpi.train: no_sync = \"on\" with strategy = \"ddp\": no_sync is how sharded \
+             accumulates its micro-batches (one reduce-scatter after the last instead of one per \
+             micro-batch); ddp does not reduce-scatter micro-batches; use strategy = \"sharded\" \
+             with micro > 1, or leave no_sync at \"off\"",
+        ),
+        (
+            "strategy = \"accumulate\"\nno_sync = \"on\"",
+            "mpi.train: no_sync = \"on\" with strategy = \"accumulate\": no_sync is how sharded \
+             accumulates its micro-batches (one reduce-scatter after the last instead of one per \
+             micro-batch); accumulate already reduces once per step, after its micro-batches, \
+             which is what DDP's no_sync() does; use strategy = \"sharded\" with micro > 1, or \
+             leave no_sync at \"off\"",
+        ),
+    ] {
+        let (code, err) = plan(&study(extra));
+        assert_eq!(code, 2, "{extra}: {err}");
+        assert!(err.contains(want), "{extra}: {err}");
     }
 }
 

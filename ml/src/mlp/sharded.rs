@@ -32,6 +32,22 @@
 //! `ddp`, each chunk summed over adjacent rank ranges first. The allgather only moves bits. Every
 //! element of the parameters and the momentum therefore takes the serial reference's value.
 //!
+//! **Gradient accumulation** (`Schedule::micro` = k > 1, a power of two): every micro-batch runs
+//! the forward and backward above, gathering every unit again (FSDP regathers per micro-batch),
+//! and the gradient is accumulated one of the two ways PyTorch users do ([`Accumulation`]):
+//! reduce-scatter after every micro-batch and accumulate the rank's chunk, or keep the whole
+//! unit gradients locally inside `no_sync()` and reduce-scatter once after the last. Both give
+//! the serial reference's bits because each cuts the global batch so that what it sums first is
+//! a subtree of the fixed tree ([`Accumulation::rows`]): inside `no_sync` a rank's contiguous
+//! share is cut into consecutive micro-batches (the rank sums its micro-batches, then the
+//! reduce-scatter sums the ranks: ranks on top of the tree, as `accumulate`); reduce-scattering
+//! every micro-batch, the global batch is cut into `k` consecutive global micro-batches, each
+//! split over the ranks (the reduce-scatter sums the ranks' parts of one global micro-batch, then
+//! the rank sums the `k` chunks: micro-batches on top). Summing the ranks first with `no_sync`'s
+//! cut would add rank 0's first micro-batch to rank 1's first before rank 0's second, which is
+//! not the tree's order and does change the weights (tested). A rank merges its partial sums on
+//! a binary-counter stack (`push_merge`, as `Trainer::local_gradient`), one per unit.
+//!
 //! A unit whose parameter count the rank count does not divide is padded with zeros to
 //! `ranks × ceil(len / ranks)` ([`Shards`]): padding has zero gradient, so it stays zero.
 //!
@@ -40,7 +56,8 @@
 //! chunk of each ([`model_state_bytes`]). Within a step the gathered units and the unit
 //! gradients in flight come on top: [`ShardedTrainer::take_peak`] counts them as the step runs
 //! (every buffer of parameters, gradients and momentum the rank holds, its own and those the
-//! collectives hold while in flight), [`peak_state_bytes`] is the analytic figure for one unit.
+//! collectives hold while in flight), [`peak_state_bytes`] is the analytic figure for one unit,
+//! [`peak_bytes`] for any units and accumulation, and [`accumulated_step_bytes`] the traffic.
 
 use std::ops::Range;
 use std::time::Instant;
@@ -123,6 +140,54 @@ impl Units {
             .into_iter()
             .map(|ls| layout.layer(ls.start).0.start..layout.layer(ls.end - 1).1.end)
             .collect()
+    }
+}
+
+/// How a step of several micro-batches (`Schedule::micro` = k > 1) accumulates the gradient:
+/// the two ways a PyTorch FSDP user accumulates (the `no_sync` parameter of `mpi.train`). Both
+/// give the serial reference's bits; they differ in which rows a rank computes in which
+/// micro-batch (module docs), in traffic and in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Accumulation {
+    /// Reduce-scatter every micro-batch's gradient and accumulate the rank's chunk: what FSDP
+    /// does when `backward()` runs k times before `optimizer.step()` (`no_sync = "off"`). It
+    /// holds a few chunks across micro-batches instead of a whole gradient, and sends k
+    /// reduce-scatters. The default: FSDP is chosen for its memory, and this is what PyTorch does
+    /// unless told otherwise.
+    #[default]
+    Sharded,
+    /// The first k − 1 micro-batches inside FSDP's `no_sync()`: each rank keeps the whole
+    /// (unsharded) gradient of every unit and reduce-scatters once, after the last micro-batch
+    /// (`no_sync = "on"`). One reduce-scatter per step, the memory of a whole gradient (more: the
+    /// fixed tree keeps up to log₂ k partial sums, [`peak_bytes`]).
+    NoSync,
+}
+
+impl Accumulation {
+    /// The `no_sync` setting's name (`"off"` reduce-scatters every micro-batch).
+    pub fn name(self) -> &'static str {
+        match self {
+            Accumulation::Sharded => "off",
+            Accumulation::NoSync => "on",
+        }
+    }
+
+    /// Positions in the global batch of rank `rank`'s micro-batch `j` (of `schedule.micro`).
+    /// [`Accumulation::NoSync`]: the rank's contiguous share (`Schedule::shard`) cut into `k`
+    /// consecutive micro-batches, as `accumulate` does: the rank sums its micro-batches first,
+    /// then the reduce-scatter sums the ranks, the fixed tree's order with the ranks on top.
+    /// [`Accumulation::Sharded`]: the global batch cut into `k` consecutive *global*
+    /// micro-batches, each split over the ranks in rank order: the reduce-scatter of micro-batch
+    /// `j` sums the ranks' parts of global micro-batch `j` (a subtree of the fixed tree), and the
+    /// rank sums the `k` chunks after, the tree with the micro-batches on top. Either way every
+    /// micro-batch is `batch / (ranks × micro)` samples and the step covers the global batch once.
+    pub fn rows(self, schedule: &Schedule, rank: usize, j: usize) -> Range<usize> {
+        let per = schedule.batch / schedule.ranks / schedule.micro;
+        let start = match self {
+            Accumulation::NoSync => (rank * schedule.micro + j) * per,
+            Accumulation::Sharded => (j * schedule.ranks + rank) * per,
+        };
+        start..start + per
     }
 }
 
@@ -308,6 +373,112 @@ pub fn layer_peak_bytes(layout: &super::Layout, ranks: usize) -> u64 {
     8 * peak as u64
 }
 
+/// Peak bytes of parameters, gradients and momentum within a step of [`ShardedTrainer`] of
+/// `micro` micro-batches accumulated by `acc`, when every collective completes as soon as it
+/// starts (the in-process collectives of the tests; over MPI a gradient in flight stays whole
+/// until its reduce-scatter completes, up to `8 Σ (padded − chunk)` more). Per micro-batch `j`
+/// the rank holds, beside its parameter and momentum chunks, the gathered unit and the prefetched
+/// one (forward), or the gathered unit, its whole gradient and the prefetched earlier unit
+/// (backward), and the partial sums of the earlier micro-batches: a binary-counter stack of the
+/// fixed tree, one partial sum per set bit of `j` per unit (a chunk each with
+/// [`Accumulation::Sharded`], a padded unit gradient with [`Accumulation::NoSync`]). PyTorch's
+/// `no_sync()` adds in place into one gradient; the fixed tree's order needs up to `log₂ k` sums
+/// at once. With `micro = 1` this is [`peak_state_bytes`] (one unit) and [`layer_peak_bytes`].
+pub fn peak_bytes(
+    layout: &super::Layout,
+    ranks: usize,
+    units: Units,
+    micro: usize,
+    acc: Accumulation,
+) -> u64 {
+    let shards: Vec<Shards> = units
+        .ranges(layout)
+        .into_iter()
+        .map(|r| Shards {
+            len: r.len(),
+            ranks,
+        })
+        .collect();
+    let c = |u: usize| shards[u].chunk();
+    let p = |u: usize| shards[u].padded();
+    let n = shards.len();
+    let chunks: usize = (0..n).map(c).sum();
+    let padded: usize = (0..n).map(p).sum();
+    // Parameter and momentum chunks.
+    let base = 2 * chunks;
+    let mut peak = base;
+    for j in 0..micro {
+        let held = j.count_ones() as usize;
+        let last = j + 1 == micro;
+        // The earlier micro-batches' partial sums, all units.
+        let stacks = match acc {
+            Accumulation::Sharded => held * chunks,
+            Accumulation::NoSync => held * padded,
+        };
+        for k in 0..n {
+            // Forward: unit k gathered, unit k + 1 prefetched.
+            let next = if k + 1 < n { p(k + 1) - c(k + 1) } else { 0 };
+            peak = peak.max(base + stacks - c(k) + p(k) + next);
+            // Backward of unit k: gathered with its whole gradient, unit k − 1 prefetched; the
+            // later units' gradients are reduce-scattered (a chunk each) or, inside no_sync,
+            // pushed on their stacks.
+            let prev = if k > 0 { p(k - 1) - c(k - 1) } else { 0 };
+            let (later, earlier) = match acc {
+                Accumulation::Sharded => ((k + 1..n).map(c).sum::<usize>(), stacks),
+                Accumulation::NoSync => {
+                    let later = if last {
+                        (k + 1..n).map(c).sum::<usize>()
+                    } else {
+                        (j + 1).count_ones() as usize * (k + 1..n).map(p).sum::<usize>()
+                    };
+                    (later, held * (0..=k).map(p).sum::<usize>())
+                }
+            };
+            peak = peak.max(base + earlier + later - c(k) + 2 * p(k) + prev);
+        }
+        match acc {
+            // Every unit's reduce-scattered chunk beside the earlier micro-batches' chunks.
+            Accumulation::Sharded => peak = peak.max(base + stacks + chunks),
+            // The whole sums went into the reduce-scatters.
+            Accumulation::NoSync if last => peak = peak.max(base + chunks),
+            Accumulation::NoSync => {}
+        }
+    }
+    8 * peak as u64
+}
+
+/// Bytes one rank sends per step of [`ShardedTrainer`] with `micro` micro-batches accumulated by
+/// `acc`: every micro-batch gathers every unit in forward and again in backward, except the last
+/// unit (kept gathered from forward to backward), as FSDP regathers per micro-batch; the
+/// gradient is reduce-scattered after every micro-batch ([`Accumulation::Sharded`]) or once
+/// ([`Accumulation::NoSync`]). Each collective sends `(R − 1)` chunks of its unit.
+pub fn accumulated_step_bytes(
+    layout: &super::Layout,
+    ranks: usize,
+    units: Units,
+    micro: usize,
+    acc: Accumulation,
+) -> u64 {
+    let chunks: Vec<usize> = units
+        .ranges(layout)
+        .into_iter()
+        .map(|r| {
+            Shards {
+                len: r.len(),
+                ranks,
+            }
+            .chunk()
+        })
+        .collect();
+    let last = *chunks.last().unwrap_or(&0);
+    let all: usize = chunks.iter().sum();
+    let scatters = match acc {
+        Accumulation::Sharded => micro,
+        Accumulation::NoSync => 1,
+    };
+    8 * ((micro * (2 * all - last) + scatters * all) * (ranks - 1)) as u64
+}
+
 /// Bytes one rank sends per step of [`ShardedTrainer`]: an allgather of every unit in forward
 /// and again in backward except the last unit (kept gathered from forward to backward), and a
 /// reduce-scatter of every unit; each sends `(R − 1)` chunks of its unit.
@@ -388,6 +559,8 @@ impl Clock {
 pub struct ShardedTrainer {
     pub rank: usize,
     pub units: Units,
+    /// How several micro-batches accumulate ([`ShardedTrainer::with_accumulation`]).
+    pub acc: Accumulation,
     plan: Vec<Unit>,
     /// This rank's chunk of each unit's parameters (padded with zeros past the unit's end); empty
     /// while the unit is gathered (the chunk lives in the gathered buffer then).
@@ -400,6 +573,9 @@ pub struct ShardedTrainer {
     held: u64,
     peak: u64,
     hidden: Overlap,
+    /// Tests: cut the micro-batches as this accumulation would (the wrong layout for the other).
+    #[cfg(test)]
+    rows_as: Option<Accumulation>,
 }
 
 impl ShardedTrainer {
@@ -422,6 +598,7 @@ impl ShardedTrainer {
         let mut t = ShardedTrainer {
             rank,
             units,
+            acc: Accumulation::default(),
             params: Vec::new(),
             velocity: Vec::new(),
             plan,
@@ -433,12 +610,21 @@ impl ShardedTrainer {
             held: 0,
             peak: 0,
             hidden: Overlap::default(),
+            #[cfg(test)]
+            rows_as: None,
         };
         t.params = t.chunks_of(&mlp.params);
         t.velocity = t.chunks_of(&mlp.velocity);
         t.held = 8 * 2 * t.params.iter().map(|c| c.len() as u64).sum::<u64>();
         t.peak = t.held;
         t
+    }
+
+    /// The trainer accumulating several micro-batches by `acc` (the default reduce-scatters
+    /// every micro-batch).
+    pub fn with_accumulation(mut self, acc: Accumulation) -> ShardedTrainer {
+        self.acc = acc;
+        self
     }
 
     /// This rank's chunk of each unit of a full parameter-sized vector (padded with zeros).
@@ -554,10 +740,11 @@ impl ShardedTrainer {
         self.note(coll);
     }
 
-    /// One optimizer step on the global batch `batch` (module docs): the rank's share forward
-    /// and backward unit by unit, each unit gathered just before it runs (the next one
-    /// prefetched) and its gradient reduce-scattered as soon as it is final, then SGD with
-    /// momentum on the rank's chunks. `schedule.micro` must be 1.
+    /// One optimizer step on the global batch `batch` (module docs) in `schedule.micro`
+    /// micro-batches: each forward and backward unit by unit, each unit gathered just before it
+    /// runs (the next one prefetched), its gradient reduce-scattered as soon as it is final (every
+    /// micro-batch, or after the last one inside `no_sync`: [`Accumulation`]), the micro-batches'
+    /// sums merged along the fixed tree, then SGD with momentum on the rank's chunks.
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &mut self,
@@ -568,19 +755,108 @@ impl ShardedTrainer {
         sgd: Sgd,
         coll: &mut dyn UnitCollective,
     ) {
-        debug_assert_eq!(schedule.micro, 1, "sharded steps take one micro-batch");
         let start = Instant::now();
         let mut clock = Clock::new();
-        let rows = &batch[schedule.shard(self.rank)];
+        let n = self.plan.len();
+        // Per unit, the binary-counter stack of the micro-batches' partial sums (`push_merge`):
+        // chunks when every micro-batch is reduce-scattered, whole unit gradients inside
+        // no_sync; after the last micro-batch, the rank's chunk of the step's gradient.
+        let mut sums: Vec<Vec<(Vec<f64>, usize)>> = vec![Vec::new(); n];
+        for j in 0..schedule.micro {
+            let rows = &batch[self.rows(schedule, j)];
+            let last = j + 1 == schedule.micro;
+            let scatter = last || self.acc == Accumulation::Sharded;
+            self.micro_batch(
+                x,
+                labels,
+                rows,
+                schedule.grain,
+                scatter,
+                &mut sums,
+                coll,
+                &mut clock,
+            );
+            if scatter {
+                // The reduce-scatters finish in the order they started.
+                for k in (0..n).rev() {
+                    let g = clock.comm(coll, |c| c.finish_scatter(k));
+                    self.account(g.len(), 0);
+                    self.note(coll);
+                    self.push(&mut sums[k], g);
+                }
+            }
+        }
+        // Each chunk's update is the whole-model step's expression on those elements.
+        let scale = schedule.batch as f64;
+        let Sgd { lr, momentum } = sgd;
+        for (k, mut sum) in sums.into_iter().enumerate().rev() {
+            debug_assert_eq!(
+                sum.len(),
+                1,
+                "a power-of-two micro-batch count merges to one sum"
+            );
+            let (g, _) = sum.pop().expect("the unit's gradient chunk");
+            for ((w, v), g) in self.params[k]
+                .iter_mut()
+                .zip(self.velocity[k].iter_mut())
+                .zip(&g)
+            {
+                *v = momentum * *v + g / scale;
+                *w -= lr * *v;
+            }
+            self.account(0, g.len());
+        }
+        let bytes = coll.take_bytes();
+        self.hidden.hidden_s += clock.hidden_s;
+        let timing = &mut self.trainer.timing;
+        timing.comm_s += clock.comm_s;
+        timing.compute_s += start.elapsed().as_secs_f64() - clock.comm_s;
+        timing.bytes_sent += bytes;
+        timing.steps += 1;
+    }
+
+    /// Positions in the global batch of this rank's micro-batch `j` ([`Accumulation::rows`]).
+    fn rows(&self, schedule: &Schedule, j: usize) -> Range<usize> {
+        #[cfg(test)]
+        if let Some(acc) = self.rows_as {
+            return acc.rows(schedule, self.rank, j);
+        }
+        self.acc.rows(schedule, self.rank, j)
+    }
+
+    /// Push a partial sum on a unit's stack ([`super::push_merge`]: equal sizes merge, left +
+    /// right), counting the buffers the merges free.
+    fn push(&mut self, stack: &mut Vec<(Vec<f64>, usize)>, g: Vec<f64>) {
+        let len = |s: &Vec<(Vec<f64>, usize)>| s.iter().map(|(v, _)| v.len()).sum::<usize>();
+        let before = len(stack) + g.len();
+        super::push_merge(stack, g);
+        self.account(0, before - len(stack));
+    }
+
+    /// One micro-batch `rows`, forward and backward unit by unit. Each unit's gradient, once
+    /// final, is reduce-scattered (`scatter`; the unit's no_sync sums merged into it first) or
+    /// pushed on the unit's stack in `sums` (inside no_sync).
+    #[allow(clippy::too_many_arguments)]
+    fn micro_batch(
+        &mut self,
+        x: &Matrix,
+        labels: &[u32],
+        rows: &[usize],
+        grain: usize,
+        scatter: bool,
+        sums: &mut [Vec<(Vec<f64>, usize)>],
+        coll: &mut dyn UnitCollective,
+        clock: &mut Clock,
+    ) {
         let n = self.plan.len();
         let layout = self.trainer.mlp.layout.clone();
         self.trainer.load_rows(x, rows);
-        self.start_gather(0, coll, &mut clock);
+        self.start_gather(0, coll, clock);
         let mut kept = Vec::new();
         for k in 0..n {
-            let full = self.finish_gather(k, coll, &mut clock);
+            let full = self.finish_gather(k, coll, clock);
             if k + 1 < n {
-                self.start_gather(k + 1, coll, &mut clock);
+                self.start_gather(k + 1, coll, clock);
             }
             for l in self.plan[k].layers.clone() {
                 let (w, b) = self.plan[k].local(&layout, l);
@@ -599,10 +875,10 @@ impl ShardedTrainer {
             let full = if k + 1 == n {
                 std::mem::take(&mut kept)
             } else {
-                self.finish_gather(k, coll, &mut clock)
+                self.finish_gather(k, coll, clock)
             };
             if k > 0 {
-                self.start_gather(k - 1, coll, &mut clock);
+                self.start_gather(k - 1, coll, clock);
             }
             let shards = self.plan[k].shards;
             let mut grad = vec![0.0; shards.padded()];
@@ -611,42 +887,28 @@ impl ShardedTrainer {
             for l in self.plan[k].layers.clone().rev() {
                 let (w, b) = self.plan[k].local(&layout, l);
                 self.trainer
-                    .layer_gradient(l, schedule.grain, &mut grad[w.start..b.end]);
+                    .layer_gradient(l, grain, &mut grad[w.start..b.end]);
                 if l > 0 {
                     self.trainer.input_delta(l, &full[w]);
                 }
                 clock.comm(coll, |c| c.progress());
             }
-            self.account(0, grad.len());
-            clock.comm(coll, |c| c.start_scatter(k, grad, &shards));
-            self.note(coll);
+            if scatter {
+                if self.acc == Accumulation::NoSync && !sums[k].is_empty() {
+                    // The last micro-batch inside no_sync: the rank's whole sum of the unit,
+                    // s₀ + (s₁ + (… + last)), is what the reduce-scatter takes.
+                    self.push(&mut sums[k], grad);
+                    grad = sums[k].pop().expect("the merged sum").0;
+                    debug_assert!(sums[k].is_empty());
+                }
+                self.account(0, grad.len());
+                clock.comm(coll, |c| c.start_scatter(k, grad, &shards));
+                self.note(coll);
+            } else {
+                self.push(&mut sums[k], grad);
+            }
             self.reshard(k, full, coll);
         }
-        // The reduce-scatters finish in the order they started; each chunk's update is the
-        // whole-model step's expression on those elements.
-        let scale = schedule.batch as f64;
-        let Sgd { lr, momentum } = sgd;
-        for k in (0..n).rev() {
-            let g = clock.comm(coll, |c| c.finish_scatter(k));
-            self.account(g.len(), 0);
-            self.note(coll);
-            for ((w, v), g) in self.params[k]
-                .iter_mut()
-                .zip(self.velocity[k].iter_mut())
-                .zip(&g)
-            {
-                *v = momentum * *v + g / scale;
-                *w -= lr * *v;
-            }
-            self.account(0, g.len());
-        }
-        let bytes = coll.take_bytes();
-        self.hidden.hidden_s += clock.hidden_s;
-        let timing = &mut self.trainer.timing;
-        timing.comm_s += clock.comm_s;
-        timing.compute_s += start.elapsed().as_secs_f64() - clock.comm_s;
-        timing.bytes_sent += bytes;
-        timing.steps += 1;
     }
 }
 
@@ -806,8 +1068,30 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
-    /// Trains sharded over `ranks` threads.
+    /// Trains sharded over `ranks` threads, one micro-batch per step.
     fn sharded(ranks: usize, steps: usize, units: Units, reversed: bool) -> Vec<Outcome> {
+        accumulated(
+            ranks,
+            1,
+            Accumulation::Sharded,
+            steps,
+            units,
+            reversed,
+            None,
+        )
+    }
+
+    /// Trains sharded over `ranks` threads, `micro` micro-batches per step accumulated by `acc`
+    /// (their rows cut as `rows_as` would, if given).
+    fn accumulated(
+        ranks: usize,
+        micro: usize,
+        acc: Accumulation,
+        steps: usize,
+        units: Units,
+        reversed: bool,
+        rows_as: Option<Accumulation>,
+    ) -> Vec<Outcome> {
         let iris = data::load("iris").unwrap();
         let y = iris.y.labels().unwrap().to_vec();
         let order: Vec<usize> = (0..iris.rows()).rev().collect();
@@ -815,7 +1099,7 @@ mod tests {
             batch: 48,
             grain: 3,
             ranks,
-            micro: 1,
+            micro,
         };
         let shared = Threads {
             barrier: Barrier::new(ranks),
@@ -828,7 +1112,9 @@ mod tests {
                     let (shared, y, order, iris) = (&shared, &y, &order, &iris);
                     s.spawn(move || {
                         let mlp = Mlp::new(&WIDTHS, 7).unwrap();
-                        let mut t = ShardedTrainer::new(&mlp, rank, ranks, units);
+                        let mut t =
+                            ShardedTrainer::new(&mlp, rank, ranks, units).with_accumulation(acc);
+                        t.rows_as = rows_as;
                         let mut coll = Rank {
                             shared,
                             rank,
@@ -970,6 +1256,168 @@ mod tests {
         }
         let t = ShardedTrainer::new(&Mlp::new(&WIDTHS, 7).unwrap(), 0, 4, Units::Layer);
         assert_eq!(t.state_bytes(), 3 * 8 * 27);
+    }
+
+    #[test]
+    fn accumulated_micro_batches_give_the_serial_bits_both_ways_at_1_2_and_4_ranks() {
+        // 48 samples in 16 grains of 3: at 4 ranks × 4 micro-batches every micro-batch is one
+        // grain, and every way of cutting the batch is a set of subtrees of the fixed tree.
+        let want = reference(12);
+        let layout = &want.layout;
+        for units in [Units::Model, Units::Layer] {
+            for acc in [Accumulation::Sharded, Accumulation::NoSync] {
+                for ranks in [1, 2, 4] {
+                    for micro in [2, 4] {
+                        let got = accumulated(ranks, micro, acc, 12, units, false, None);
+                        for (rank, got) in got.into_iter().enumerate() {
+                            let at = format!("{units:?}, {acc:?}, {ranks} ranks × {micro}");
+                            assert!(
+                                got.params == bits(&want.params),
+                                "{at}, rank {rank}: parameters differ from the serial reference"
+                            );
+                            let t = ShardedTrainer::new(&want, rank, ranks, units);
+                            let chunks: Vec<Vec<u64>> = t
+                                .chunks_of(&want.velocity)
+                                .iter()
+                                .map(|v| bits(v))
+                                .collect();
+                            assert_eq!(got.velocity, chunks, "{at}");
+                            assert_eq!(
+                                got.bytes,
+                                accumulated_step_bytes(layout, ranks, units, micro, acc),
+                                "{at}"
+                            );
+                            assert_eq!(
+                                got.peak,
+                                peak_bytes(layout, ranks, units, micro, acc),
+                                "{at}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reduce_scattering_each_micro_batch_of_a_contiguous_share_changes_the_weights() {
+        // Reduce-scattering every micro-batch sums the ranks first; with each rank's share cut
+        // into consecutive micro-batches (no_sync's layout) that adds rank 0's first micro-batch
+        // to rank 1's first before rank 0's second: not the tree's order. Global micro-batches
+        // split over the ranks are. Likewise no_sync on the global micro-batches' layout.
+        let want = bits(&reference(12).params);
+        for units in [Units::Model, Units::Layer] {
+            for (ranks, micro) in [(2, 2), (4, 2), (2, 4)] {
+                let run = |acc, rows_as| accumulated(ranks, micro, acc, 12, units, false, rows_as);
+                let (sharded, no_sync) = (Accumulation::Sharded, Accumulation::NoSync);
+                assert_eq!(run(sharded, None)[0].params, want);
+                let at = format!("{units:?}, {ranks} ranks × {micro}");
+                assert_ne!(run(sharded, Some(no_sync))[0].params, want, "{at}");
+                assert_ne!(run(no_sync, Some(sharded))[0].params, want, "{at}");
+            }
+        }
+    }
+
+    #[test]
+    fn micro_batches_are_cut_per_rank_for_no_sync_and_per_global_batch_otherwise() {
+        let schedule = Schedule {
+            batch: 16,
+            grain: 1,
+            ranks: 2,
+            micro: 4,
+        };
+        let rows = |acc: Accumulation, rank| -> Vec<Range<usize>> {
+            (0..4).map(|j| acc.rows(&schedule, rank, j)).collect()
+        };
+        // no_sync: rank 1's share is the second half, its micro-batches consecutive in it.
+        assert_eq!(
+            rows(Accumulation::NoSync, 1),
+            vec![8..10, 10..12, 12..14, 14..16]
+        );
+        // Every micro-batch reduce-scattered: global micro-batch j is 4j..4j + 4, rank 1 its
+        // second half.
+        assert_eq!(
+            rows(Accumulation::Sharded, 1),
+            vec![2..4, 6..8, 10..12, 14..16]
+        );
+        assert_eq!(Accumulation::default().name(), "off");
+        assert_eq!(Accumulation::NoSync.name(), "on");
+    }
+
+    #[test]
+    fn accumulated_traffic_and_peak_are_counted_per_micro_batch() {
+        let layout = super::super::Layout::new(&WIDTHS).unwrap();
+        let (sharded, no_sync) = (Accumulation::Sharded, Accumulation::NoSync);
+        for units in [Units::Model, Units::Layer] {
+            for ranks in [1, 2, 4] {
+                // One micro-batch: both ways are the step without accumulation.
+                for acc in [sharded, no_sync] {
+                    assert_eq!(
+                        accumulated_step_bytes(&layout, ranks, units, 1, acc),
+                        step_bytes(&layout, ranks, units)
+                    );
+                }
+                let one = peak_bytes(&layout, ranks, units, 1, sharded);
+                assert_eq!(one, peak_bytes(&layout, ranks, units, 1, no_sync));
+                let before = match units {
+                    Units::Model => peak_state_bytes(103, ranks, true),
+                    Units::Layer => layer_peak_bytes(&layout, ranks),
+                };
+                assert_eq!(one, before, "{units:?}, {ranks} ranks");
+            }
+        }
+        // The model as one unit at 4 ranks (chunk 26, padded 104), 4 micro-batches: every
+        // micro-batch gathers once and reduce-scatters once (8 collectives of 3 chunks), or
+        // gathers 4 times and reduce-scatters once (5).
+        assert_eq!(
+            accumulated_step_bytes(&layout, 4, Units::Model, 4, sharded),
+            8 * 8 * 26 * 3
+        );
+        assert_eq!(
+            accumulated_step_bytes(&layout, 4, Units::Model, 4, no_sync),
+            8 * 5 * 26 * 3
+        );
+        // Layers with chunks 10, 12, 5 (27): 2 × 27 − 5 gathered per micro-batch.
+        assert_eq!(
+            accumulated_step_bytes(&layout, 4, Units::Layer, 2, no_sync),
+            8 * (2 * 49 + 27) * 3
+        );
+        // The peak, the model as one unit, the last micro-batch's backward: the momentum chunk,
+        // the gathered model and its gradient, and the earlier micro-batches' sums of micro-batches
+        // 0–1 and 2: two chunks, or two whole gradients inside no_sync.
+        assert_eq!(
+            peak_bytes(&layout, 4, Units::Model, 4, sharded),
+            8 * (26 + 2 * 104 + 2 * 26)
+        );
+        assert_eq!(
+            peak_bytes(&layout, 4, Units::Model, 4, no_sync),
+            8 * (26 + 2 * 104 + 2 * 104)
+        );
+        // Two micro-batches, per-layer units, no_sync: layer 1's backward in the second
+        // micro-batch holds the chunks of parameters and momentum less layer 1's and layer 0's,
+        // layer 1 gathered with its gradient (2 × 48), layer 0 prefetched (40), the first
+        // micro-batch's whole gradients of layers 0 and 1 (40 + 48) and layer 2's
+        // reduce-scattered chunk (5).
+        assert_eq!(
+            peak_bytes(&layout, 4, Units::Layer, 2, no_sync),
+            8 * (54 - 12 - 10 + 2 * 48 + 40 + 88 + 5)
+        );
+        // Per-layer units hold less than the whole model either way, and no_sync more than
+        // reduce-scattering every micro-batch.
+        for micro in [2, 4] {
+            for units in [Units::Model, Units::Layer] {
+                assert!(
+                    peak_bytes(&layout, 4, units, micro, sharded)
+                        < peak_bytes(&layout, 4, units, micro, no_sync)
+                );
+            }
+            for acc in [sharded, no_sync] {
+                assert!(
+                    peak_bytes(&layout, 4, Units::Layer, micro, acc)
+                        < peak_bytes(&layout, 4, Units::Model, micro, acc)
+                );
+            }
+        }
     }
 
     #[test]

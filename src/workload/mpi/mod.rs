@@ -222,6 +222,17 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
               before it runs, the next layer prefetched, freed after, each layer's gradient \
               reduce-scattered as soon as backward has made it; docs/training.md)",
     },
+    ParamSpec {
+        name: "no_sync",
+        kind: ParamKind::Choice(&["off", "on"]),
+        default: "off",
+        doc: "sharded with micro > 1: off reduce-scatters every micro-batch's gradient and \
+              accumulates the rank's chunk (what FSDP does when backward runs micro times \
+              before the optimizer step: less memory, micro reduce-scatters); on keeps the \
+              whole gradient locally over the micro-batches, FSDP's no_sync(), and \
+              reduce-scatters once after the last (one reduce-scatter, a whole gradient held; \
+              docs/training.md)",
+    },
     training::DATASET,
     training::TARGET,
     training::SIZE,
@@ -240,8 +251,9 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "micro",
         kind: ParamKind::Int,
         default: "4",
-        doc: "micro-batches per rank and step for `accumulate`, per global batch for \
-              `pipeline` (a power of two; ddp uses one)",
+        doc: "micro-batches per rank and step for `accumulate` and `sharded` (gradient \
+              accumulation; for sharded see `no_sync`), per global batch for `pipeline` (a \
+              power of two; ddp uses one)",
     },
     ParamSpec {
         name: "schedule",
@@ -372,7 +384,8 @@ pub const TRAIN: Description = Description::new(
 
 /// Whether parameter `key` means anything for an `mpi.train` point: the synthetic-data settings
 /// only with the synthetic dataset, `target` only with a CSV file, and each strategy's own
-/// settings only with that strategy (`micro` where micro-batches are accumulated or pipelined, the allreduce variants for the
+/// settings only with that strategy (`micro` where micro-batches are accumulated or pipelined,
+/// `no_sync` for sharded's accumulation, the allreduce variants for the
 /// data-parallel strategies that reduce gradients, `bucket` only when buckets overlap backward,
 /// `schedule` for the pipeline, the federated settings for `fedavg`, which counts rounds and
 /// epochs instead of `steps`).
@@ -396,7 +409,8 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
         return applies;
     }
     match key {
-        "micro" => matches!(strategy, "accumulate" | "pipeline"),
+        "micro" => matches!(strategy, "accumulate" | "pipeline" | "sharded"),
+        "no_sync" => strategy == "sharded",
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
         "schedule" | "virtual" | "recompute" => strategy == "pipeline",
@@ -439,6 +453,9 @@ mod tests {
         assert!(!applies(&params("ddp", "synthetic"), "micro"));
         assert!(applies(&params("accumulate", "synthetic"), "micro"));
         assert!(applies(&params("pipeline", "synthetic"), "micro"));
+        assert!(applies(&params("sharded", "synthetic"), "micro"));
+        assert!(applies(&params("sharded", "synthetic"), "no_sync"));
+        assert!(!applies(&params("accumulate", "synthetic"), "no_sync"));
         assert!(applies(&params("fedavg", "synthetic"), "skew"));
         assert!(!applies(&params("ddp", "synthetic"), "skew"));
         assert!(!applies(&params("fedavg", "synthetic"), "steps"));

@@ -86,6 +86,8 @@ struct Setup {
     mp: MixedPrecision,
     /// `sharded`'s FSDP units (train/sharded.rs).
     units: mlp::sharded::Units,
+    /// How `sharded` accumulates its micro-batches (`no_sync`, train/sharded.rs).
+    accumulation: mlp::sharded::Accumulation,
 }
 
 /// The precision setting of a point; a reduced precision is refused for the strategies that train
@@ -108,7 +110,7 @@ fn mixed_precision(name: &str, params: &Params, strategy: &str) -> Result<MixedP
 fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     let strategy = text(params, "strategy")?.to_string();
     let micro = match strategy.as_str() {
-        "ddp" | "sharded" | "fedavg" => 1,
+        "ddp" | "fedavg" => 1,
         _ => count(params, "micro")?,
     };
     // FedAvg's batch is each client's local minibatch, trained on one process.
@@ -136,10 +138,12 @@ fn setup(name: &str, params: &Params, ranks: usize) -> Result<Setup, String> {
     let sgd = training::sgd(name, params)?;
     let mp = mixed_precision(name, params, &strategy)?;
     let units = sharded::units(name, params, &strategy)?;
+    let accumulation = sharded::accumulation(name, params, &strategy)?;
     Ok(Setup {
         strategy,
         mp,
         units,
+        accumulation,
         widths_hidden: hidden(name, params)?,
         schedule,
         steps,

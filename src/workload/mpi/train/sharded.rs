@@ -14,6 +14,13 @@
 //! completes. OpenMPI moves a non-blocking operation on only inside MPI calls (it has no progress
 //! thread by default), so the prefetch and the reduce-scatter advance at those layer boundaries.
 //!
+//! Gradient accumulation (`micro` > 1): every micro-batch gathers the units again; `no_sync =
+//! "off"` (the default) reduce-scatters every micro-batch's gradient and accumulates the rank's
+//! chunk, `"on"` keeps the whole gradient over the micro-batches (FSDP's `no_sync()`) and
+//! reduce-scatters once after the last (`mlp::sharded::Accumulation`, which also says how each
+//! cuts the batch so that both give the serial bits). `no_sync = "on"` with another strategy is
+//! refused at check time ([`accumulation`]).
+//!
 //! Verification after every repetition: the parameters gathered after the last step (outside the
 //! timed steps, as a full state dict is gathered to save a checkpoint) must equal the serial
 //! reference's bit for bit, and so must each rank's momentum chunks.
@@ -22,7 +29,7 @@
 //! steps, ZeRO's count: a chunk of each, per unit), `mem_peak_bytes` (the most parameter, gradient
 //! and momentum bytes the rank held at once within a step, counted from its buffers as the steps
 //! ran: `ShardedTrainer::take_peak`), `bytes_per_step` (every allgather and reduce-scatter sends
-//! `R − 1` chunks of its unit: `mlp::sharded::step_bytes`), `wait_s` and `comm_s` (the seconds
+//! `R − 1` chunks of its unit, per micro-batch: `mlp::sharded::accumulated_step_bytes`), `wait_s` and `comm_s` (the seconds
 //! inside the collectives split into waiting for the slowest rank and moving data, as `ddp`'s:
 //! `super::waiting`), `comm_hidden_s` and `comm_total_s` (computation done while a collective was
 //! in flight, and `comm_s` + hidden).
@@ -34,7 +41,9 @@ use std::time::Instant;
 use ::mpi::ffi;
 use ::mpi::raw::AsRaw;
 use ::mpi::topology::Communicator;
-use scalelab_ml::mlp::sharded::{Halving, ShardedTrainer, Shards, UnitCollective, Units};
+use scalelab_ml::mlp::sharded::{
+    Accumulation, Halving, ShardedTrainer, Shards, UnitCollective, Units,
+};
 use scalelab_ml::mlp::{ddp::Overlap, Mlp, StepLog, StepTiming, Trainer};
 
 use super::{waiting, Data, LossCurve, Setup};
@@ -292,6 +301,42 @@ pub(super) fn units(name: &str, params: &Params, strategy: &str) -> Result<Units
     Ok(units)
 }
 
+/// How `sharded` accumulates its micro-batches: the `no_sync` of a point. `"on"` with another
+/// strategy is refused with the fix, as `units` is (those points would differ in nothing);
+/// `accumulate` is told that it already reduces once per step, which is DDP's `no_sync()`. With
+/// one micro-batch both settings are the same step.
+pub(super) fn accumulation(
+    name: &str,
+    params: &Params,
+    strategy: &str,
+) -> Result<Accumulation, String> {
+    let acc = match params.get("no_sync") {
+        Some(Value::Text(t)) if t == "off" => Accumulation::Sharded,
+        Some(Value::Text(t)) if t == "on" => Accumulation::NoSync,
+        other => {
+            return Err(format!(
+                "{name}: no_sync must be \"off\" or \"on\" (found {other:?})"
+            ))
+        }
+    };
+    if acc == Accumulation::NoSync && strategy != "sharded" {
+        let why = if strategy == "accumulate" {
+            "accumulate already reduces once per step, after its micro-batches, which is what \
+             DDP's no_sync() does"
+                .to_string()
+        } else {
+            format!("{strategy} does not reduce-scatter micro-batches")
+        };
+        return Err(format!(
+            "{name}: no_sync = \"on\" with strategy = \"{strategy}\": no_sync is how sharded \
+             accumulates its micro-batches (one reduce-scatter after the last instead of one \
+             per micro-batch); {why}; use strategy = \"sharded\" with micro > 1, or leave \
+             no_sync at \"off\""
+        ));
+    }
+    Ok(acc)
+}
+
 /// One rank of a sharded training run.
 pub(super) struct ShardedInstance {
     curve: LossCurve,
@@ -358,6 +403,7 @@ impl ShardedInstance {
             self.setup.schedule.ranks,
             self.setup.units,
         )
+        .with_accumulation(self.setup.accumulation)
     }
 }
 
@@ -414,12 +460,14 @@ impl Instance for ShardedInstance {
                 .filter(|(a, b)| a.to_bits() != b.to_bits())
                 .count();
             return Err(format!(
-                "{name}: rank {} of {}, strategy sharded, units = \"{}\": after {} steps {differ} \
-                 of {} gathered weights (or the rank's momentum chunks) differ from the serial \
-                 reference's bits",
+                "{name}: rank {} of {}, strategy sharded, units = \"{}\", micro = {}, no_sync = \
+                 \"{}\": after {} steps {differ} of {} gathered weights (or the rank's momentum \
+                 chunks) differ from the serial reference's bits",
                 self.rank,
                 self.setup.schedule.ranks,
                 self.setup.units.name(),
+                self.setup.schedule.micro,
+                self.setup.accumulation.name(),
                 self.setup.steps,
                 self.reference.params.len()
             ));
@@ -487,5 +535,38 @@ mod tests {
         assert!(check(&[("strategy", "pipeline"), ("units", "layer")])
             .unwrap_err()
             .contains("strategy = \"pipeline\": FSDP units"));
+    }
+
+    #[test]
+    fn sharded_takes_micro_batches_and_no_sync_is_refused_elsewhere_with_the_fix() {
+        let target = Target::test(1);
+        let check =
+            |pairs: &[(&str, &str)]| Train.check(&test_params(TRAIN_PARAMS, pairs), &target);
+        for no_sync in ["off", "on"] {
+            for micro in ["1", "2", "4"] {
+                let p = [
+                    ("strategy", "sharded"),
+                    ("micro", micro),
+                    ("no_sync", no_sync),
+                ];
+                assert!(check(&p).is_ok(), "{p:?}");
+            }
+        }
+        assert_eq!(
+            check(&[("strategy", "sharded"), ("micro", "6")]).unwrap_err(),
+            "mpi.train: micro = 6: the fixed reduction tree halves each rank's share, so the \
+             micro-batch count must be a power of two; use micro = 4 or 8"
+        );
+        assert_eq!(
+            check(&[("strategy", "pipeline"), ("no_sync", "on")]).unwrap_err(),
+            "mpi.train: no_sync = \"on\" with strategy = \"pipeline\": no_sync is how sharded \
+             accumulates its micro-batches (one reduce-scatter after the last instead of one per \
+             micro-batch); pipeline does not reduce-scatter micro-batches; use strategy = \
+             \"sharded\" with micro > 1, or leave no_sync at \"off\""
+        );
+        assert!(check(&[("strategy", "accumulate"), ("no_sync", "on")])
+            .unwrap_err()
+            .contains("which is what DDP's no_sync() does"));
+        assert!(check(&[("strategy", "ddp"), ("no_sync", "off")]).is_ok());
     }
 }
