@@ -410,7 +410,8 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
     }
     match key {
         "micro" => matches!(strategy, "accumulate" | "pipeline" | "sharded"),
-        "no_sync" => strategy == "sharded",
+        // One micro-batch is the same step either way.
+        "no_sync" => strategy == "sharded" && number("micro") > 1.0,
         "allreduce" | "overlap" => matches!(strategy, "ddp" | "accumulate"),
         "bucket" => matches!(strategy, "ddp" | "accumulate") && text("overlap") == "on",
         "schedule" | "virtual" | "recompute" => strategy == "pipeline",
@@ -456,6 +457,12 @@ mod tests {
         assert!(applies(&params("sharded", "synthetic"), "micro"));
         assert!(applies(&params("sharded", "synthetic"), "no_sync"));
         assert!(!applies(&params("accumulate", "synthetic"), "no_sync"));
+        let mut one = params("sharded", "synthetic");
+        one.0.insert("micro".into(), Value::Int(1));
+        assert!(
+            !applies(&one, "no_sync"),
+            "one micro-batch: the same step either way"
+        );
         assert!(applies(&params("fedavg", "synthetic"), "skew"));
         assert!(!applies(&params("ddp", "synthetic"), "skew"));
         assert!(!applies(&params("fedavg", "synthetic"), "steps"));
