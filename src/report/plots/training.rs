@@ -27,12 +27,11 @@ use crate::value::Value;
 type ParseCurve = fn(&str) -> Option<Vec<(f64, f64)>>;
 
 /// One line per point of the study whose last repetition records the curve `detail` (read by
-/// `parse`), labelled by its series and `who` (what of the point's resources the lines compare);
-/// and whether any of those points was disturbed.
-/// The lines of a per-point curve, and whether any point was disturbed. Each line is labelled by
-/// its series and by `who` (its resources or client count); a `who` that every line shares is left out of the
-/// labels of lines that have a series label and returned as the third value, for the caption:
-/// a legend that repeats "clients=4" on every line says nothing about any one of them.
+/// `parse`), and whether any of those points was disturbed. Each line is labelled by its series
+/// and by `who` (its resources or client count); a `who` that every line shares is left out of
+/// the labels of lines that have a series label and returned as the third value, for the
+/// caption: a legend that repeats "clients=4" on every line says nothing about any one of them.
+/// Such a line is its series, and takes the series' colour of the study's other charts.
 fn point_lines(
     st: &mut Study<'_, '_>,
     detail: &str,
@@ -68,7 +67,11 @@ fn point_lines(
     let lines = found
         .into_iter()
         .map(|(i, who, hollow, points)| {
-            let key = format!("{}\u{1f}{who}", st.labels[i]);
+            let key = if shared.is_some() {
+                st.labels[i].clone()
+            } else {
+                format!("{}\u{1f}{who}", st.labels[i])
+            };
             let label = if st.labels[i].is_empty() {
                 who
             } else if shared.is_some() {
@@ -484,6 +487,41 @@ mod tests {
             |aggregation| super::clients_label(&with_param(r.clone(), "aggregation", aggregation));
         assert_eq!(label("async"), "clients=4");
         assert_eq!(label("sync"), "clients=5");
+    }
+
+    /// Two series at one rank count: each loss line is its series and keeps the colour the
+    /// series has in the study's other charts.
+    #[test]
+    fn a_loss_line_that_is_its_series_keeps_the_series_colour() {
+        let recs: Vec<_> = ["ddp", "accumulate"]
+            .iter()
+            .enumerate()
+            .map(|(i, strategy)| {
+                let mut r = mpi_record(0, "mpi.train", 2, 1, 256, 1, &[0.1]);
+                r = with_param(r, "strategy", strategy);
+                r.point.id = format!("p{i}");
+                r.repetitions[0]
+                    .details
+                    .insert("loss_curve".into(), "0.01:0.7; 0.02:0.5".into());
+                r
+            })
+            .collect();
+        let series = scaling::series(&recs);
+        let refs: Vec<&Series<'_>> = series.iter().collect();
+        let dir = tempfile::tempdir().unwrap();
+        let plots = study_plots(dir.path(), 0, "train", &refs, &Machine::default()).unwrap();
+        let svg = |kind: &str| {
+            let p = plots.iter().find(|p| p.stem.ends_with(kind)).unwrap();
+            std::fs::read_to_string(dir.path().join(format!("{}.svg", p.stem))).unwrap()
+        };
+        let (loss, throughput) = (svg("-loss"), svg("-throughput"));
+        for colour in ["#0072B2", "#D55E00"] {
+            assert!(
+                loss.contains(colour) && throughput.contains(colour),
+                "{colour}"
+            );
+        }
+        assert!(!loss.contains("#009E73"), "no third colour for two series");
     }
 
     #[test]
