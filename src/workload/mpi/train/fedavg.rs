@@ -36,13 +36,13 @@
 //!
 //! Records: `loss` and `accuracy` of the final global model on the held-out fifth, the curve as
 //! the detail `round_curve` (`round:loss:accuracy; …`: async, after every `U / rounds` applied
-//! updates, `U` the updates of the run; buffered, the first version holding those updates), `time_curve` (`seconds:loss:accuracy` at the same
-//! points, the wall time at which the server had that model), `client_rows` (each client's shard
-//! size), async `apply_log` (`client@base` per applied update; buffered, per arrival, the
-//! updates of one server step separated by `; `), `samples_per_s` (samples all
-//! clients trained, per second), `compute_s` (local training, a straggler's delay included),
-//! `comm_s` (sync: the averaging, waiting for stragglers included; async: a client's wait for the
-//! server's reply; the server counts neither), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
+//! updates, `U` the updates of the run; buffered, the first version holding those updates),
+//! `time_curve` (`seconds:loss:accuracy` at the same points, the wall time at which the server
+//! had that model), `client_rows` (each client's shard size), async `apply_log` (`client@base`
+//! per applied update; buffered, per arrival, the updates of one server step separated by `; `),
+//! `samples_per_s` (samples all clients trained, per second), `compute_s` (local training, a
+//! straggler's delay included), `comm_s` (sync: the averaging, waiting for stragglers included;
+//! async and buffered: a client's wait for the server's reply; the server counts neither), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
 //! `clients_reporting` (per round), `updates_applied`, `staleness_mean` and `staleness_max` (0 for
 //! sync) and `rounds`.
 
