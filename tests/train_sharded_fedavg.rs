@@ -15,7 +15,10 @@
 //! the server, 1 and 3 clients) logs the order in which the server applied the updates, and the
 //! serial replay of that log gives the server's weights bit for bit (the check of every
 //! repetition); at one client with `mixing = 1` it ends where synchronous FedAvg, i.e. local
-//! training, does.
+//! training, does. Buffered asynchronous FedAvg (FedBuff) at 3 and 4 ranks with buffers of 1
+//! and 2 updates logs its arrivals, a server step per `buffer` of them, and replays bit for bit;
+//! at one client with `buffer = 1`, `server_lr = 1` and no staleness weighting it ends on local
+//! training's loss up to the rounding of the client's delta.
 //! Bad federated options are refused at check time with the fix. Needs the `mpi` feature and
 //! OpenMPI's `mpirun` on `PATH`.
 
@@ -770,6 +773,157 @@ quantity_skew = [0.0, 2.0]
     assert_eq!(metric(skewed, "staleness_max"), vec![0.0, 0.0]);
 }
 
+/// The `apply_log` of a buffered point's repetition `rep`: one `; `-separated group per server
+/// step, each a list of (client, base version).
+fn apply_log(rec: &Value, rep: usize) -> Vec<Vec<(usize, usize)>> {
+    let text = rec["repetitions"][rep]["details"]["apply_log"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no apply_log in {}", describe(rec)));
+    text.split("; ")
+        .map(|step| {
+            step.split(' ')
+                .map(|e| {
+                    let (c, b) = e.split_once('@').unwrap();
+                    (c.parse().unwrap(), b.parse().unwrap())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn buffered_fedavg_replays_the_servers_log_bit_for_bit_at_3_and_4_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run_dir, code, out) = run_manifest(
+        dir.path(),
+        r#"
+name = "fedbuff"
+repetitions = 2
+warmup = 0
+timeout = "2m"
+
+[[study]]
+name = "buffered"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [3, 4]
+strategy = "fedavg"
+aggregation = "buffered"
+buffer = [1, 2]
+server_lr = 1.5
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 3
+epochs = 1
+quantity_skew = 1.0
+stragglers = 0.5
+straggler_ms = 2
+
+[[study]]
+name = "one"
+workload = "mpi.train"
+oversubscribe = true
+ranks = [1, 2]
+zip = ["ranks", "aggregation"]
+strategy = "fedavg"
+aggregation = ["sync", "buffered"]
+buffer = 1
+server_lr = 1.0
+staleness_exponent = 0.0
+dataset = "iris"
+hidden = "8"
+batch = 8
+grain = 4
+rounds = 4
+"#,
+    );
+    assert_eq!(code, 0, "{out}");
+    let all = records(&run_dir);
+    assert_eq!(all.len(), 6);
+    for r in &all {
+        // "ok": on the server every version equals the replay of its arrival log; on every
+        // client each model it was sent and its momentum.
+        assert_eq!(r["status"], "ok", "{}", describe(r));
+    }
+    let study = |name: &str| {
+        all.iter()
+            .filter(move |r| r["point"]["study_name"] == name)
+            .collect::<Vec<_>>()
+    };
+    let buffered = study("buffered");
+    assert_eq!(buffered.len(), 4);
+    for r in &buffered {
+        let k = ranks(r) - 1;
+        let m = r["point"]["params"]["buffer"].as_u64().unwrap() as usize;
+        for rep in 0..2 {
+            // Every client's 3 updates, M to a server step, the last step the rest.
+            let steps = apply_log(r, rep);
+            let u = 3 * k;
+            assert_eq!(steps.len(), u.div_ceil(m), "{steps:?}");
+            assert!(steps.iter().all(|s| !s.is_empty() && s.len() <= m));
+            assert!(steps[..steps.len() - 1].iter().all(|s| s.len() == m));
+            let log: Vec<(usize, usize)> = steps.concat();
+            assert_eq!(log.len(), u);
+            assert_eq!(metric(r, "updates_applied")[rep], u as f64);
+            // Arrival i meets version ⌊i / M⌋; a client's base is the version the server held
+            // when it took the client's previous update (0 for its first).
+            let mut next = vec![0; k];
+            let mut stale = Vec::new();
+            for (i, &(c, b)) in log.iter().enumerate() {
+                assert_eq!(b, next[c], "arrival {} of {steps:?}", i + 1);
+                stale.push(i / m - b);
+                next[c] = if i + 1 == u {
+                    u.div_ceil(m)
+                } else {
+                    (i + 1) / m
+                };
+            }
+            for c in 0..k {
+                assert_eq!(log.iter().filter(|e| e.0 == c).count(), 3);
+            }
+            let mean = stale.iter().sum::<usize>() as f64 / u as f64;
+            assert_eq!(metric(r, "staleness_mean")[rep], mean);
+            assert_eq!(
+                metric(r, "staleness_max")[rep],
+                *stale.iter().max().unwrap() as f64
+            );
+            // A point per round's worth of updates at rising wall times; the last is the
+            // recorded final model.
+            let rounds = triples(r, rep, "round_curve");
+            assert_eq!(
+                rounds.iter().map(|e| e.0).collect::<Vec<_>>(),
+                vec![1.0, 2.0, 3.0]
+            );
+            let times = triples(r, rep, "time_curve");
+            assert!(times.windows(2).all(|w| w[0].0 <= w[1].0), "{times:?}");
+            assert_eq!(
+                (rounds[2].1, rounds[2].2),
+                (metric(r, "loss")[rep], metric(r, "accuracy")[rep])
+            );
+        }
+        assert_eq!(client_rows(r).iter().sum::<usize>(), 120);
+    }
+    // One client, M = 1, η = 1, a = 0: every update is fresh and the step w_b + (w_k − w_b) is
+    // FedAsync's w_k with α = 1, i.e. local training, up to the rounding of the delta: the
+    // final loss within 1e-9 of synchronous FedAvg on one client (itself local training).
+    let one = study("one");
+    assert_eq!(one.iter().map(|r| ranks(r)).collect::<Vec<_>>(), vec![1, 2]);
+    for rep in 0..2 {
+        let (sync, buffered) = (metric(one[0], "loss")[rep], metric(one[1], "loss")[rep]);
+        assert!(
+            (sync - buffered).abs() < 1e-9 * sync.abs(),
+            "{sync} against {buffered}"
+        );
+        assert_eq!(
+            metric(one[0], "accuracy")[rep],
+            metric(one[1], "accuracy")[rep]
+        );
+    }
+    assert_eq!(metric(one[1], "staleness_max"), vec![0.0, 0.0]);
+}
+
 /// `scalelab plan` on `text`: exit code and stderr.
 fn plan(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -818,6 +972,24 @@ fn bad_federated_options_are_refused_at_check_time_with_the_fix() {
             "aggregation = \"async\"\nstragglers = 0.25\nstraggler_policy = \"skip\"",
             "mpi.train: straggler_policy = \"skip\" with aggregation = \"async\": the \
              asynchronous server never closes a round",
+        ),
+        (
+            "aggregation = \"buffered\"\nbuffer = 4",
+            "mpi.train: buffer = 4 with 3 clients: the buffered server steps once it holds M \
+             client updates, and M must be from 1 to the client count",
+        ),
+        (
+            "aggregation = \"buffered\"\nbuffer = 0",
+            "study 1 (s): `buffer` must be a positive whole number, found 0",
+        ),
+        (
+            "aggregation = \"buffered\"\nserver_lr = -1.0",
+            "mpi.train: server_lr = -1: the buffered server steps",
+        ),
+        (
+            "aggregation = \"buffered\"\nstragglers = 0.25\nstraggler_policy = \"skip\"",
+            "mpi.train: straggler_policy = \"skip\" with aggregation = \"buffered\": the \
+             buffered server never closes a round",
         ),
         (
             "batch = 20",

@@ -43,12 +43,25 @@
 //!   `w ← (1 − β)·w + β·w_k` with `β = α · s(τ)`, staleness `τ = v − b` and the polynomial
 //!   staleness function `s(τ) = (1 + τ)^(−a)` ([`Mixing`]), then sends the client the new model
 //!   and version. Nobody waits for anybody: a slow client delays only its own updates, which
-//!   arrive stale and weigh less. FedAsync rather than FedBuff (Nguyen et al. 2022, a buffer of
-//!   `K` updates averaged at once) because each arrival changes the model on its own: staleness is
-//!   seen update by update, and the order of arrivals — the one thing MPI does not fix — is the
-//!   whole of the nondeterminism, recorded in the server's log ([`Applied`]: client, base version)
-//!   and replayed serially. The mixing weight is not scaled by `n_k` (FedAsync's rule): a small
+//!   arrive stale and weigh less. Each arrival changes the model on its own, so staleness is seen
+//!   update by update, and the order of arrivals — the one thing MPI does not fix — is the whole
+//!   of the nondeterminism, recorded in the server's log ([`Applied`]: client, base version) and
+//!   replayed serially. The mixing weight is not scaled by `n_k` (FedAsync's rule): a small
 //!   client's quicker rounds give it more updates, not heavier ones.
+//! * **Buffered asynchronous FedAvg** ([`BufferedServer`], [`replay_buffered`]): FedBuff (Nguyen,
+//!   Malik, Zhao, Zhang, Rabbat, Malek and Huba, "Federated Learning with Buffered Asynchronous
+//!   Aggregation", AISTATS 2022). A client sends its *delta* `Δ_k = w_k − w_b` ([`delta`]: its
+//!   trained model less the version `b` it started from), and the server adds `s(τ)·Δ_k` to a
+//!   buffer in the order of arrival (the first assigned, the others added), replying at once with
+//!   its current model and version. Once the buffer holds `M` updates the server takes a step,
+//!   `w ← w + (η / M) · Σ_i s(τ_i)·Δ_i` ([`Buffering`]: `η` the server learning rate, the
+//!   coefficient `η / M` computed once), empties the buffer and bumps the version; the run's last
+//!   update closes a partial buffer of `r < M` updates with `η / r`, so no update is lost.
+//!   Arrival `i` (from 0) thus meets version `⌊i / M⌋` and is folded into version `⌊i / M⌋ + 1`:
+//!   the log of arrivals alone fixes every version, and the same [`Applied`] entries are replayed.
+//!   `M = 1`, `η = 1`, `a = 0` is FedAsync with `α = 1` while updates are fresh (one client:
+//!   `w_b + (w_k − w_b)`, which is `w_k` up to the rounding of the delta), not otherwise: FedAsync
+//!   then replaces the model by the stale one, FedBuff adds the stale delta to the current model.
 
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -326,10 +339,16 @@ pub struct Mixing {
     pub exponent: f64,
 }
 
+/// The polynomial staleness function `s(τ) = (1 + τ)^(−a)` (Xie et al.): 1 for a fresh update,
+/// exactly.
+pub fn staleness_weight(staleness: usize, exponent: f64) -> f64 {
+    (1.0 + staleness as f64).powf(-exponent)
+}
+
 impl Mixing {
     /// `s(τ) = (1 + τ)^(−a)`: 1 for a fresh update, exactly.
     pub fn staleness_weight(&self, staleness: usize) -> f64 {
-        (1.0 + staleness as f64).powf(-self.exponent)
+        staleness_weight(staleness, self.exponent)
     }
 
     /// `β = α · s(τ)`, the weight an update of staleness `τ` is mixed in with.
@@ -409,6 +428,38 @@ pub fn staleness(log: &[Applied]) -> Vec<usize> {
     log.iter().enumerate().map(|(v, a)| v - a.base).collect()
 }
 
+/// Check entry `v` (from 0) of an asynchronous server's log before it is replayed: its client
+/// must exist and have an update left (`sent[k] < updates[k]`), and its base must be the version
+/// the server sent that client last (`next_base[k]`, 0 before its first update).
+fn check_entry(
+    v: usize,
+    a: Applied,
+    sent: &[usize],
+    updates: &[usize],
+    next_base: &[usize],
+) -> Result<(), String> {
+    let k = a.client;
+    if k >= sent.len() || sent[k] >= updates[k] {
+        return Err(format!(
+            "update {} of the log is client {k}'s update {}, but {} client(s) send {:?} updates",
+            v + 1,
+            sent.get(k).map_or(1, |s| s + 1),
+            sent.len(),
+            updates
+        ));
+    }
+    if a.base != next_base[k] {
+        return Err(format!(
+            "update {} of the log says client {k} trained from version {}, but the server had \
+             sent it version {}",
+            v + 1,
+            a.base,
+            next_base[k]
+        ));
+    }
+    Ok(())
+}
+
 /// The serial reference of asynchronous FedAvg: replay the server's `log` over `shards` from
 /// `initial`, each entry training its client's next round from the version it names and mixing
 /// the result in ([`Server::apply`]). `updates[k]` is how many updates client `k` sends (its
@@ -434,27 +485,9 @@ pub fn replay(
     let mut server = Server::new(&initial.params, mixing, true);
     let mut sent = vec![0usize; clients.len()];
     let mut next_base = vec![0usize; clients.len()];
-    for (v, a) in log.iter().enumerate() {
+    for (v, &a) in log.iter().enumerate() {
+        check_entry(v, a, &sent, updates, &next_base)?;
         let k = a.client;
-        if k >= clients.len() || sent[k] >= updates[k] {
-            return Err(format!(
-                "update {} of the log is client {k}'s update {}, but {} client(s) send {:?} \
-                 updates",
-                v + 1,
-                sent.get(k).map_or(1, |s| s + 1),
-                clients.len(),
-                updates
-            ));
-        }
-        if a.base != next_base[k] {
-            return Err(format!(
-                "update {} of the log says client {k} trained from version {}, but the server \
-                 had sent it version {}",
-                v + 1,
-                a.base,
-                next_base[k]
-            ));
-        }
         let start = server.history[a.base].clone();
         clients[k].train_round(x, labels, &start, cfg);
         server.apply(k, a.base, &clients[k].trainer.mlp.params);
@@ -467,6 +500,239 @@ pub fn replay(
         ));
     }
     Ok((server.history, clients))
+}
+
+/// FedBuff's server step (module docs): `w ← w + (η / M) · Σ_i s(τ_i)·Δ_i` once `M` updates are
+/// buffered, `s(τ) = (1 + τ)^(−a)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Buffering {
+    /// `M ≥ 1`: the client updates buffered per server step (1 steps on every arrival).
+    pub size: usize,
+    /// `η > 0`: the server learning rate, the step along the buffer's mean delta (1 adds the
+    /// mean itself).
+    pub server_lr: f64,
+    /// `a ≥ 0`: how fast an update's weight falls with its staleness (0 ignores staleness).
+    pub exponent: f64,
+}
+
+impl Buffering {
+    /// `s(τ) = (1 + τ)^(−a)`.
+    pub fn staleness_weight(&self, staleness: usize) -> f64 {
+        staleness_weight(staleness, self.exponent)
+    }
+}
+
+/// A client's update to the buffered server: `out = w_k − w_b` elementwise, its trained model
+/// less the version it started from. One function for the client and the replay, so both
+/// round the same way.
+pub fn delta(model: &[f64], start: &[f64], out: &mut [f64]) {
+    for ((o, w), b) in out.iter_mut().zip(model).zip(start) {
+        *o = w - b;
+    }
+}
+
+/// The buffered (FedBuff) server's state: the global model and its version, the buffer's
+/// weighted sum `Σ s(τ_i)·Δ_i` and how many updates it holds, the log of every arrival (in
+/// order; arrival `i` meets version `⌊i / M⌋`) and, when kept, every version.
+pub struct BufferedServer {
+    pub global: Vec<f64>,
+    pub buffering: Buffering,
+    pub log: Vec<Applied>,
+    pub history: Vec<Vec<f64>>,
+    sum: Vec<f64>,
+    held: usize,
+    version: usize,
+    keep_history: bool,
+}
+
+impl BufferedServer {
+    /// A server holding `initial` as version 0 and an empty buffer; `keep_history` keeps every
+    /// version.
+    pub fn new(initial: &[f64], buffering: Buffering, keep_history: bool) -> BufferedServer {
+        BufferedServer {
+            global: initial.to_vec(),
+            buffering,
+            log: Vec::new(),
+            history: if keep_history {
+                vec![initial.to_vec()]
+            } else {
+                Vec::new()
+            },
+            sum: vec![0.0; initial.len()],
+            held: 0,
+            version: 0,
+            keep_history,
+        }
+    }
+
+    /// The version of the global model: the server steps taken so far.
+    pub fn version(&self) -> usize {
+        self.version
+    }
+
+    /// The updates in the buffer, not yet applied.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Buffer `client`'s delta `update` (its model less version `base`, [`delta`]), weighted by
+    /// its staleness, and step once the buffer holds `M` updates; returns the staleness
+    /// `τ = v − b` (`v` the version it met).
+    pub fn arrive(&mut self, client: usize, base: usize, update: &[f64]) -> usize {
+        let staleness = self.version - base;
+        let s = self.buffering.staleness_weight(staleness);
+        if self.held == 0 {
+            for (acc, d) in self.sum.iter_mut().zip(update) {
+                *acc = s * d;
+            }
+        } else {
+            for (acc, d) in self.sum.iter_mut().zip(update) {
+                *acc += s * d;
+            }
+        }
+        self.held += 1;
+        self.log.push(Applied { client, base });
+        if self.held == self.buffering.size {
+            self.step();
+        }
+        staleness
+    }
+
+    /// Apply a partial buffer (the run's last updates) as one more step, averaged over the `r`
+    /// updates it holds; nothing when it is empty.
+    pub fn flush(&mut self) {
+        if self.held > 0 {
+            self.step();
+        }
+    }
+
+    /// `w ← w + (η / r) · Σ s(τ_i)·Δ_i` over the `r` buffered updates, then a new version.
+    fn step(&mut self) {
+        let c = self.buffering.server_lr / self.held as f64;
+        for (w, acc) in self.global.iter_mut().zip(&self.sum) {
+            *w += c * acc;
+        }
+        self.held = 0;
+        self.version += 1;
+        if self.keep_history {
+            self.history.push(self.global.clone());
+        }
+    }
+}
+
+/// The staleness `τ_i = ⌊i / M⌋ − b_i` of every arrival of a buffered server's log, in order
+/// (`M = 1` is [`staleness`]).
+pub fn buffered_staleness(log: &[Applied], size: usize) -> Vec<usize> {
+    log.iter()
+        .enumerate()
+        .map(|(i, a)| (i / size.max(1)).saturating_sub(a.base))
+        .collect()
+}
+
+/// The arrivals (positions in the log, from 0) folded into version `v ≥ 1` of a buffered server
+/// of buffer `size` whose run had `arrivals` updates: `M` per version, the last version the rest.
+pub fn folded(v: usize, size: usize, arrivals: usize) -> std::ops::Range<usize> {
+    let size = size.max(1);
+    let start = (v.saturating_sub(1) * size).min(arrivals);
+    start..(v * size).min(arrivals)
+}
+
+/// The serial reference of buffered asynchronous FedAvg: replay the server's arrival `log` over
+/// `shards` from `initial`: each entry trains its client's next round from the version it names,
+/// takes the [`delta`], and buffers it ([`BufferedServer::arrive`]); the last entry flushes a
+/// partial buffer. `updates` and the refusals are [`replay`]'s; a client's base is the version
+/// the server held after taking its previous update. Returns every version (`[0]` the initial
+/// weights, `⌈U / M⌉` more for `U` arrivals) and the clients.
+#[allow(clippy::too_many_arguments)]
+pub fn replay_buffered(
+    x: &Matrix,
+    labels: &[u32],
+    shards: &[Vec<usize>],
+    initial: &Mlp,
+    cfg: &FedConfig,
+    buffering: Buffering,
+    log: &[Applied],
+    updates: &[usize],
+) -> Result<(Vec<Vec<f64>>, Vec<Client>), String> {
+    let mut clients: Vec<Client> = shards
+        .iter()
+        .map(|rows| Client::new(initial, rows.clone()))
+        .collect();
+    let mut server = BufferedServer::new(&initial.params, buffering, true);
+    let mut sent = vec![0usize; clients.len()];
+    let mut next_base = vec![0usize; clients.len()];
+    let mut update = vec![0.0; initial.params.len()];
+    for (i, &a) in log.iter().enumerate() {
+        check_entry(i, a, &sent, updates, &next_base)?;
+        let k = a.client;
+        let start = &server.history[a.base];
+        clients[k].train_round(x, labels, start, cfg);
+        delta(&clients[k].trainer.mlp.params, start, &mut update);
+        server.arrive(k, a.base, &update);
+        if i + 1 == log.len() {
+            server.flush();
+        }
+        sent[k] += 1;
+        next_base[k] = server.version();
+    }
+    if sent != updates {
+        return Err(format!(
+            "the log holds {sent:?} updates per client, {updates:?} expected"
+        ));
+    }
+    Ok((server.history, clients))
+}
+
+/// Compare an asynchronous server's versions (`server`, `[0]` the initial weights) with the
+/// replay's, bit for bit; the first that differs is named by the updates of `log` folded into it
+/// (buffer `size`; 1 for FedAsync, one update per version).
+pub fn check_versions(
+    server: &[Vec<f64>],
+    replay: &[Vec<f64>],
+    log: &[Applied],
+    size: usize,
+) -> Result<(), String> {
+    if server.len() != replay.len() {
+        return Err(format!(
+            "{} versions recorded, {} replayed",
+            server.len(),
+            replay.len()
+        ));
+    }
+    for (v, (got, want)) in server.iter().zip(replay).enumerate().skip(1) {
+        let differ = got
+            .iter()
+            .zip(want)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        if differ == 0 && got.len() == want.len() {
+            continue;
+        }
+        let which = folded(v, size, log.len());
+        let what = if size == 1 {
+            let a = log[which.start];
+            format!(
+                "after update {v} (client {}, trained from version {})",
+                a.client, a.base
+            )
+        } else {
+            let names: Vec<String> = log[which.clone()]
+                .iter()
+                .map(|a| format!("client {} from version {}", a.client, a.base))
+                .collect();
+            format!(
+                "after server step {v} (updates {}–{} of the log: {})",
+                which.start + 1,
+                which.end,
+                names.join(", ")
+            )
+        };
+        return Err(format!(
+            "{what} {differ} of {} global weights differ from the replay's bits",
+            got.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -847,6 +1113,278 @@ mod tests {
         assert_eq!(
             err(&[at(0, 0)]),
             "the log holds [1, 0] updates per client, [1, 1] expected"
+        );
+    }
+
+    #[test]
+    fn buffered_fedavg_steps_by_the_staleness_weighted_mean_of_a_buffer_of_deltas() {
+        // Dyadic numbers: every product and sum below is exact, so the bits are the arithmetic.
+        let buffering = Buffering {
+            size: 2,
+            server_lr: 0.5,
+            exponent: 1.0,
+        };
+        assert_eq!(buffering.staleness_weight(0), 1.0);
+        assert_eq!(buffering.staleness_weight(1), 0.5);
+        let mut d = [0.0; 2];
+        delta(&[1.5, -1.0], &[1.0, -2.0], &mut d);
+        assert_eq!(d, [0.5, 1.0]);
+        let mut server = BufferedServer::new(&[1.0, -2.0], buffering, true);
+        // Clients 0 and 1 report fresh deltas: the buffer fills and the server steps,
+        // w ← w + (0.5 / 2) · (Δ₀ + Δ₁).
+        assert_eq!(server.arrive(0, 0, &[0.5, 1.0]), 0);
+        assert_eq!((server.version(), server.held()), (0, 1));
+        assert_eq!(server.global, [1.0, -2.0], "one update waits in the buffer");
+        assert_eq!(server.arrive(1, 0, &[2.0, -4.0]), 0);
+        assert_eq!((server.version(), server.held()), (1, 0));
+        assert_eq!(server.global, [1.0 + 0.25 * 2.5, -2.0 + 0.25 * -3.0]);
+        // Client 2 trained from version 0 and arrives at version 1 (τ = 1, weight ½); client 0
+        // from version 1 (τ = 0): w ← w + 0.25 · (½·Δ₂ + Δ₀).
+        assert_eq!(server.arrive(2, 0, &[4.0, 8.0]), 1);
+        assert_eq!(server.arrive(0, 1, &[-1.0, 0.5]), 0);
+        assert_eq!(server.global, [1.625 + 0.25 * 1.0, -2.75 + 0.25 * 4.5]);
+        // The run's last update closes a partial buffer, averaged over the one it holds:
+        // w ← w + (0.5 / 1) · ½·Δ₁ (client 1 trained from version 1, met version 2).
+        assert_eq!(server.arrive(1, 1, &[2.0, 2.0]), 1);
+        assert_eq!(server.version(), 2);
+        server.flush();
+        assert_eq!(server.version(), 3);
+        assert_eq!(server.global, [1.875 + 0.5 * 1.0, -1.625 + 0.5 * 1.0]);
+        server.flush();
+        assert_eq!(server.version(), 3, "an empty buffer is no step");
+        assert_eq!(server.history.len(), 4);
+        assert_eq!(
+            buffered_staleness(&server.log, 2),
+            vec![0, 0, 1, 0, 1],
+            "arrival i meets version ⌊i / 2⌋"
+        );
+        assert_eq!(
+            (folded(1, 2, 5), folded(2, 2, 5), folded(3, 2, 5)),
+            (0..2, 2..4, 4..5)
+        );
+    }
+
+    #[test]
+    fn buffered_replay_follows_the_log_and_its_buffers_step_by_step() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 3, 0.5, 1.0, 9);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 3, ..CFG };
+        let buffering = Buffering {
+            size: 2,
+            server_lr: 1.5,
+            exponent: 0.5,
+        };
+        let at = |client, base| Applied { client, base };
+        // Versions: arrivals 1–2 make version 1, 3–4 version 2, 5–6 version 3, 7 (the last,
+        // alone) version 4. Client 0 reports twice from version 0: its first update left the
+        // buffer half full, so the server sent it version 0 again; client 1's first update,
+        // trained from version 0, meets version 1.
+        let log = [
+            at(0, 0),
+            at(0, 0),
+            at(1, 0),
+            at(2, 0),
+            at(0, 1),
+            at(1, 1),
+            at(2, 2),
+        ];
+        let updates = [3, 2, 2];
+        let (history, clients) =
+            replay_buffered(&d.x, &y, &shards, &initial, &cfg, buffering, &log, &updates).unwrap();
+        assert_eq!(history.len(), 5);
+        assert_eq!(buffered_staleness(&log, 2), vec![0, 0, 1, 1, 1, 1, 1]);
+        // By hand: the clients train from the versions named, the deltas are weighted and
+        // summed in arrival order (the first assigned), and each pair steps by (η / 2)·Σ.
+        let mut c: Vec<Client> = shards
+            .iter()
+            .map(|r| Client::new(&initial, r.clone()))
+            .collect();
+        let mut versions = vec![initial.params.clone()];
+        let mut sum = vec![0.0; initial.params.len()];
+        for (i, a) in log.iter().enumerate() {
+            let start = versions[a.base].clone();
+            c[a.client].train_round(&d.x, &y, &start, &cfg);
+            let s = (1.0 + (i / 2 - a.base) as f64).powf(-0.5);
+            for ((acc, w), b) in sum
+                .iter_mut()
+                .zip(&c[a.client].trainer.mlp.params)
+                .zip(&start)
+            {
+                *acc = if i % 2 == 0 {
+                    s * (w - b)
+                } else {
+                    *acc + s * (w - b)
+                };
+            }
+            if i % 2 == 1 || i + 1 == log.len() {
+                let held = if i % 2 == 1 { 2.0 } else { 1.0 };
+                let coefficient = 1.5 / held;
+                let mut next = versions.last().unwrap().clone();
+                for (w, acc) in next.iter_mut().zip(&sum) {
+                    *w += coefficient * acc;
+                }
+                versions.push(next);
+            }
+        }
+        for (got, want) in history.iter().zip(&versions) {
+            assert_eq!(bits(got), bits(want));
+        }
+        for (got, want) in clients.iter().zip(&c) {
+            assert_eq!(
+                bits(&got.trainer.mlp.velocity),
+                bits(&want.trainer.mlp.velocity)
+            );
+        }
+        // Another order of arrival is another model.
+        let other = [
+            at(1, 0),
+            at(0, 0),
+            at(0, 1),
+            at(2, 0),
+            at(0, 1),
+            at(1, 0),
+            at(2, 2),
+        ];
+        let (reordered, _) = replay_buffered(
+            &d.x, &y, &shards, &initial, &cfg, buffering, &other, &updates,
+        )
+        .unwrap();
+        assert_ne!(bits(&reordered[4]), bits(&history[4]));
+    }
+
+    #[test]
+    fn buffered_fedavg_with_one_update_per_step_is_fedasync_while_updates_are_fresh() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let one = Buffering {
+            size: 1,
+            server_lr: 1.0,
+            exponent: 0.0,
+        };
+        let full = Mixing {
+            alpha: 1.0,
+            exponent: 0.0,
+        };
+        // One client: every update is fresh, and w_b + (w_k − w_b) is FedAsync's w_k (local
+        // training) up to the rounding of the delta, which each round's training carries on.
+        let log: Vec<Applied> = (0..4).map(|v| Applied { client: 0, base: v }).collect();
+        let shards = [rows.clone()];
+        let (buffered, bc) =
+            replay_buffered(&d.x, &y, &shards, &initial, &CFG, one, &log, &[4]).unwrap();
+        let (fedasync, ac) = replay(&d.x, &y, &shards, &initial, &CFG, full, &log, &[4]).unwrap();
+        assert_eq!(buffered.len(), 5);
+        let far = |a: &[f64], b: &[f64]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+                .fold(0.0, f64::max)
+        };
+        for (b, a) in buffered.iter().zip(&fedasync) {
+            assert!(far(b, a) < 1e-12, "{}", far(b, a));
+        }
+        assert!(far(&bc[0].trainer.mlp.velocity, &ac[0].trainer.mlp.velocity) < 1e-12);
+        // The same step on a model that is exactly representable as w_b + Δ: the bits agree.
+        let mut step = BufferedServer::new(&[1.0, -0.5], one, false);
+        let mut dw = [0.0; 2];
+        delta(&[1.25, -0.375], &[1.0, -0.5], &mut dw);
+        step.arrive(0, 0, &dw);
+        let mut mixed = [1.0, -0.5];
+        mix(&mut mixed, &[1.25, -0.375], 1.0);
+        assert_eq!(step.global, mixed);
+        // Two clients: the second arrival is stale. FedAsync with α = 1 replaces the model by
+        // the stale one; FedBuff adds its delta to the current model: not the same run.
+        let shards = split(&rows, &y, 3, 2, 0.0, 0.0, 9);
+        let cfg = FedConfig { clients: 2, ..CFG };
+        let at = |client, base| Applied { client, base };
+        let log = [at(0, 0), at(1, 0), at(0, 1), at(1, 2)];
+        let (b, _) =
+            replay_buffered(&d.x, &y, &shards, &initial, &cfg, one, &log, &[2, 2]).unwrap();
+        let (a, _) = replay(&d.x, &y, &shards, &initial, &cfg, full, &log, &[2, 2]).unwrap();
+        assert!(far(&b[1], &a[1]) < 1e-12, "the first update is fresh");
+        assert!(far(&b[2], &a[2]) > 1e-3, "the second is not");
+    }
+
+    #[test]
+    fn an_impossible_buffered_log_is_refused() {
+        let (d, y) = iris();
+        let rows = shuffled(150, 3);
+        let shards = split(&rows, &y, 3, 2, 0.0, 0.0, 9);
+        let initial = Mlp::new(&[4, 8, 3], 5).unwrap();
+        let cfg = FedConfig { clients: 2, ..CFG };
+        let buffering = Buffering {
+            size: 2,
+            server_lr: 1.0,
+            exponent: 0.5,
+        };
+        let at = |client, base| Applied { client, base };
+        let run = |log: &[Applied], updates: &[usize]| {
+            replay_buffered(&d.x, &y, &shards, &initial, &cfg, buffering, log, updates)
+        };
+        // After client 0's first update the buffer is half full and the version still 0: its
+        // second update starts from 0 (possible under FedBuff, not under FedAsync), not 1.
+        assert!(run(&[at(0, 0), at(0, 0), at(1, 0)], &[2, 1]).is_ok());
+        assert_eq!(
+            run(&[at(0, 0), at(0, 1), at(1, 0)], &[2, 1]).err().unwrap(),
+            "update 2 of the log says client 0 trained from version 1, but the server had sent \
+             it version 0"
+        );
+        assert_eq!(
+            run(&[at(0, 0), at(1, 1)], &[1, 1]).err().unwrap(),
+            "update 2 of the log says client 1 trained from version 1, but the server had sent \
+             it version 0"
+        );
+        assert_eq!(
+            run(&[at(0, 0), at(2, 0)], &[1, 1]).err().unwrap(),
+            "update 2 of the log is client 2's update 1, but 2 client(s) send [1, 1] updates"
+        );
+        assert_eq!(
+            run(&[at(0, 0)], &[1, 1]).err().unwrap(),
+            "the log holds [1, 0] updates per client, [1, 1] expected"
+        );
+    }
+
+    #[test]
+    fn a_version_that_differs_from_the_replay_names_the_updates_folded_into_it() {
+        let at = |client, base| Applied { client, base };
+        let log = [at(0, 0), at(1, 0), at(2, 0), at(0, 1), at(1, 1)];
+        let replayed = vec![
+            vec![0.0, 1.0],
+            vec![0.5, 1.5],
+            vec![0.75, 2.0],
+            vec![1.0, 2.5],
+        ];
+        assert_eq!(check_versions(&replayed, &replayed, &log, 2), Ok(()));
+        // One bit flipped in the server's version 2 (updates 3 and 4 folded into it).
+        let mut server = replayed.clone();
+        server[2][1] = f64::from_bits(server[2][1].to_bits() ^ 1);
+        assert_eq!(
+            check_versions(&server, &replayed, &log, 2).unwrap_err(),
+            "after server step 2 (updates 3–4 of the log: client 2 from version 0, client 0 \
+             from version 1) 1 of 2 global weights differ from the replay's bits"
+        );
+        // The last, partial buffer.
+        let mut server = replayed.clone();
+        server[3][0] = -0.0;
+        assert_eq!(
+            check_versions(&server, &replayed, &log, 2).unwrap_err(),
+            "after server step 3 (updates 5–5 of the log: client 1 from version 1) 1 of 2 global \
+             weights differ from the replay's bits"
+        );
+        // FedAsync: one update per version, named as before.
+        let log1 = [at(0, 0), at(1, 0), at(0, 1)];
+        let mut server = replayed.clone();
+        server[2][0] = 0.0;
+        assert_eq!(
+            check_versions(&server, &replayed, &log1, 1).unwrap_err(),
+            "after update 2 (client 1, trained from version 0) 1 of 2 global weights differ \
+             from the replay's bits"
+        );
+        assert_eq!(
+            check_versions(&server[..3], &replayed, &log1, 1).unwrap_err(),
+            "3 versions recorded, 4 replayed"
         );
     }
 }

@@ -203,10 +203,13 @@ fn parse_rounds(text: &str) -> Option<Vec<(f64, f64)>> {
         .collect()
 }
 
-/// Whether a federated point runs the asynchronous server (`aggregation = "async"`): a rank of
-/// its own, and an order of arrival that changes from run to run.
+/// Whether a federated point runs an asynchronous server (`aggregation = "async"` or
+/// `"buffered"`): a rank of its own, and an order of arrival that changes from run to run.
 fn asynchronous(r: &PointRecord) -> bool {
-    matches!(r.point.params.get("aggregation"), Some(Value::Text(a)) if a == "async")
+    matches!(
+        r.point.params.get("aggregation"),
+        Some(Value::Text(a)) if a == "async" || a == "buffered"
+    )
 }
 
 /// "clients=K": one per rank, less the asynchronous server's.
@@ -242,8 +245,8 @@ pub(super) fn rounds_chart(st: &mut Study<'_, '_>) -> Option<Chart> {
              repetition), so it does not depend on the load.{}",
             every_line(&common),
             if any_asynchronous(st) {
-                " Asynchronous points (aggregation=async): a point per round's worth of applied \
-                 updates (one per client); each curve is the serial replay of the server's \
+                " Asynchronous points (aggregation=async or buffered): a point per round's worth \
+                 of applied updates (one per client); each curve is the serial replay of the server's \
                  logged order of arrival bit for bit, and that order depends on timing, so it \
                  differs from run to run."
             } else {
@@ -486,6 +489,7 @@ mod tests {
         let label =
             |aggregation| super::clients_label(&with_param(r.clone(), "aggregation", aggregation));
         assert_eq!(label("async"), "clients=4");
+        assert_eq!(label("buffered"), "clients=4");
         assert_eq!(label("sync"), "clients=5");
     }
 

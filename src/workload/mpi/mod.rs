@@ -342,12 +342,15 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: "aggregation",
-        kind: ParamKind::Choice(&["sync", "async"]),
+        kind: ParamKind::Choice(&["sync", "async", "buffered"]),
         default: "sync",
-        doc: "fedavg: sync (FedAvg: each round waits for the clients, then averages them) or \
+        doc: "fedavg: sync (FedAvg: each round waits for the clients, then averages them), \
               async (FedAsync: rank 0 is the server, ranks 1 … K the clients, and it mixes each \
               client's model in as it arrives, weighted by \
-              mixing · (1 + staleness)^−staleness_exponent)",
+              mixing · (1 + staleness)^−staleness_exponent) or buffered (FedBuff: the same \
+              placement; the server buffers each client's delta, weighted by \
+              (1 + staleness)^−staleness_exponent, and steps by server_lr times their mean once \
+              `buffer` have arrived)",
     },
     ParamSpec {
         name: "mixing",
@@ -360,8 +363,24 @@ const TRAIN_PARAMS: &[ParamSpec] = &[
         name: "staleness_exponent",
         kind: ParamKind::Float,
         default: "0.5",
-        doc: "fedavg, async: a ≥ 0 in the staleness weight s(τ) = (1 + τ)^−a, τ the versions \
-              the server moved on while the client trained (0 ignores staleness)",
+        doc: "fedavg, async and buffered: a ≥ 0 in the staleness weight s(τ) = (1 + τ)^−a, τ \
+              the versions the server moved on while the client trained (0 ignores staleness)",
+    },
+    ParamSpec {
+        name: "buffer",
+        kind: ParamKind::Int,
+        default: "2",
+        doc: "fedavg, buffered: M, the client updates the server buffers per step, 1 to the \
+              client count (1 steps on every arrival; the run's last update closes a partial \
+              buffer)",
+    },
+    ParamSpec {
+        name: "server_lr",
+        kind: ParamKind::Float,
+        default: "1",
+        doc: "fedavg, buffered: η > 0, the server learning rate of the step \
+              w ← w + η · Σ s(τ_i)·Δ_i / M over the buffered deltas Δ_i = w_i − w_base (1 adds \
+              their weighted mean)",
     },
     training::PRECISION,
     training::LOSS_SCALE,
@@ -388,7 +407,7 @@ pub const TRAIN: Description = Description::new(
 /// `no_sync` for sharded's accumulation, the allreduce variants for the
 /// data-parallel strategies that reduce gradients, `bucket` only when buckets overlap backward,
 /// `schedule` for the pipeline, the federated settings for `fedavg`, which counts rounds and
-/// epochs instead of `steps`).
+/// epochs instead of `steps`, and each federated server's own settings with that server).
 fn train_param_applies(params: &Params, key: &str) -> bool {
     if let Some(applies) = super::ml::dataset_param_applies(params, key) {
         return applies;
@@ -421,12 +440,18 @@ fn train_param_applies(params: &Params, key: &str) -> bool {
             strategy == "fedavg"
         }
         // How late a straggler is and what the server does about it mean nothing without one;
-        // the asynchronous server never waits, so it has no policy.
+        // the asynchronous servers (async, buffered) never wait, so they have no policy.
         "straggler_ms" => strategy == "fedavg" && number("stragglers") != 0.0,
         "straggler_policy" => {
-            strategy == "fedavg" && number("stragglers") != 0.0 && text("aggregation") != "async"
+            strategy == "fedavg"
+                && number("stragglers") != 0.0
+                && !matches!(text("aggregation"), "async" | "buffered")
         }
-        "mixing" | "staleness_exponent" => strategy == "fedavg" && text("aggregation") == "async",
+        "mixing" => strategy == "fedavg" && text("aggregation") == "async",
+        "staleness_exponent" => {
+            strategy == "fedavg" && matches!(text("aggregation"), "async" | "buffered")
+        }
+        "buffer" | "server_lr" => strategy == "fedavg" && text("aggregation") == "buffered",
         _ => true,
     }
 }

@@ -25,15 +25,24 @@
 //!   up to the machine, so the check replays the server's log: the log is broadcast in `verify`,
 //!   every rank replays it serially (`fedavg::replay`), and the server's every version, each
 //!   model a client was sent, and each client's momentum must equal the replay's bit for bit.
+//! * **`aggregation = "buffered"`** (FedBuff, `fedavg::BufferedServer`). The same placement and
+//!   exchange as async, but a client sends its delta `w_k − w_b` (`fedavg::delta`) and the server
+//!   buffers `s(τ)·Δ` in the order of arrival, replying at once with its current model; once
+//!   `buffer` (`M`) updates are held it steps `w ← w + (server_lr / M) · Σ s(τ_i)·Δ_i` and bumps
+//!   the version (the run's last update closes a partial buffer). The log of arrivals fixes which
+//!   updates make which version (`M` each, in order), so the check is async's with
+//!   `fedavg::replay_buffered`; a version that differs is named with the updates folded into it
+//!   (`fedavg::check_versions`).
 //!
 //! Records: `loss` and `accuracy` of the final global model on the held-out fifth, the curve as
 //! the detail `round_curve` (`round:loss:accuracy; …`: async, after every `U / rounds` applied
-//! updates, `U` the updates of the run), `time_curve` (`seconds:loss:accuracy` at the same
-//! points, the wall time at which the server had that model), `client_rows` (each client's shard
-//! size), async `apply_log` (`client@base` per applied update), `samples_per_s` (samples all
-//! clients trained, per second), `compute_s` (local training, a straggler's delay included),
-//! `comm_s` (sync: the averaging, waiting for stragglers included; async: a client's wait for the
-//! server's reply; the server counts neither), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
+//! updates, `U` the updates of the run; buffered, the first version holding those updates),
+//! `time_curve` (`seconds:loss:accuracy` at the same points, the wall time at which the server
+//! had that model), `client_rows` (each client's shard size), async `apply_log` (`client@base`
+//! per applied update; buffered, per arrival, the updates of one server step separated by `; `),
+//! `samples_per_s` (samples all clients trained, per second), `compute_s` (local training, a
+//! straggler's delay included), `comm_s` (sync: the averaging, waiting for stragglers included;
+//! async and buffered: a client's wait for the server's reply; the server counts neither), `round_s`, `bytes_per_round`, `mem_per_rank_bytes`,
 //! `clients_reporting` (per round), `updates_applied`, `staleness_mean` and `staleness_max` (0 for
 //! sync) and `rounds`.
 
@@ -43,7 +52,9 @@ use ::mpi::collective::{CommunicatorCollectives, Root};
 use ::mpi::point_to_point::{Destination, Source};
 use ::mpi::topology::Communicator;
 use ::mpi::Tag;
-use scalelab_ml::mlp::fedavg::{self, Applied, Client, FedConfig, Mixing, Part, Server};
+use scalelab_ml::mlp::fedavg::{
+    self, Applied, BufferedServer, Buffering, Client, FedConfig, Mixing, Part, Server,
+};
 use scalelab_ml::mlp::sharded::model_state_bytes;
 use scalelab_ml::mlp::{Mlp, Trainer};
 
@@ -64,20 +75,62 @@ pub(super) struct Fed {
     /// Whether the server waits for stragglers (`straggler_policy = "wait"`) or discards their
     /// late models (`"skip"`).
     wait: bool,
-    /// `Some` for the asynchronous server (`aggregation = "async"`).
-    mixing: Option<Mixing>,
+    /// Which server aggregates the clients' models (`aggregation`).
+    server: Aggregation,
+}
+
+/// The server of a federated run (`aggregation`).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Aggregation {
+    /// `"sync"`: FedAvg rounds, the average on every rank.
+    Sync,
+    /// `"async"`: FedAsync on rank 0, each arriving model mixed in.
+    Async(Mixing),
+    /// `"buffered"`: FedBuff on rank 0, a step per `M` buffered deltas.
+    Buffered(Buffering),
+}
+
+impl Aggregation {
+    /// Whether rank 0 is a server of its own (async and buffered).
+    fn has_server_rank(self) -> bool {
+        !matches!(self, Aggregation::Sync)
+    }
+
+    /// The updates folded into one version: `M` when buffered, 1 otherwise (sync's rounds are
+    /// no log's).
+    fn buffer(self) -> usize {
+        match self {
+            Aggregation::Buffered(b) => b.size,
+            _ => 1,
+        }
+    }
+
+    /// The `aggregation` value, for messages.
+    fn name(self) -> &'static str {
+        match self {
+            Aggregation::Sync => "sync",
+            Aggregation::Async(_) => "async",
+            Aggregation::Buffered(_) => "buffered",
+        }
+    }
 }
 
 /// Read and check the federated options of a point on `ranks` ranks (sync: one client per rank;
-/// async: rank 0 the server, the others clients); `setup` has already checked the local batch
-/// against the grain.
+/// async and buffered: rank 0 the server, the others clients); `setup` has already checked the
+/// local batch against the grain.
 pub(super) fn fed(name: &str, params: &Params, setup: &Setup, ranks: usize) -> Result<Fed, String> {
-    let asynchronous = text(params, "aggregation")? == "async";
+    let aggregation = text(params, "aggregation")?;
+    let asynchronous = aggregation != "sync";
     if asynchronous && ranks < 2 {
+        let server = if aggregation == "buffered" {
+            "buffered"
+        } else {
+            "asynchronous"
+        };
         return Err(format!(
-            "{name}: aggregation = \"async\" with 1 rank: rank 0 is the asynchronous server and \
-             every other rank a client, so there is no client; use ranks = K + 1 for K clients \
-             (e.g. ranks = 2 for one client, 5 for four)"
+            "{name}: aggregation = \"{aggregation}\" with 1 rank: rank 0 is the {server} server \
+             and every other rank a client, so there is no client; use ranks = K + 1 for K \
+             clients (e.g. ranks = 2 for one client, 5 for four)"
         ));
     }
     let clients = if asynchronous { ranks - 1 } else { ranks };
@@ -130,9 +183,10 @@ pub(super) fn fed(name: &str, params: &Params, setup: &Setup, ranks: usize) -> R
         ));
     }
     let wait = text(params, "straggler_policy")? != "skip";
-    let mixing = match asynchronous {
-        true => Some(mixing(name, params, wait)?),
-        false => None,
+    let server = match aggregation {
+        "async" => Aggregation::Async(mixing(name, params, wait)?),
+        "buffered" => Aggregation::Buffered(buffering(name, params, wait, clients)?),
+        _ => Aggregation::Sync,
     };
     Ok(Fed {
         cfg: FedConfig {
@@ -149,7 +203,7 @@ pub(super) fn fed(name: &str, params: &Params, setup: &Setup, ranks: usize) -> R
         stragglers,
         straggler_ms,
         wait,
-        mixing,
+        server,
     })
 }
 
@@ -164,13 +218,7 @@ fn mixing(name: &str, params: &Params, wait: bool) -> Result<Mixing, String> {
              (1 replaces the global model by a fresh update)"
         ));
     }
-    let exponent = params.float("staleness_exponent");
-    if !(exponent.is_finite() && exponent >= 0.0) {
-        return Err(format!(
-            "{name}: staleness_exponent = {exponent}: the staleness weight s(τ) = (1 + τ)^−a \
-             must not grow with staleness; use a finite a ≥ 0 (e.g. 0.5; 0 ignores staleness)"
-        ));
-    }
+    let exponent = staleness_exponent(name, params)?;
     if !wait {
         return Err(format!(
             "{name}: straggler_policy = \"skip\" with aggregation = \"async\": the \
@@ -181,6 +229,60 @@ fn mixing(name: &str, params: &Params, wait: bool) -> Result<Mixing, String> {
         ));
     }
     Ok(Mixing { alpha, exponent })
+}
+
+/// The staleness exponent `a` of `s(τ) = (1 + τ)^−a` (async and buffered), checked.
+fn staleness_exponent(name: &str, params: &Params) -> Result<f64, String> {
+    let exponent = params.float("staleness_exponent");
+    if !(exponent.is_finite() && exponent >= 0.0) {
+        return Err(format!(
+            "{name}: staleness_exponent = {exponent}: the staleness weight s(τ) = (1 + τ)^−a \
+             must not grow with staleness; use a finite a ≥ 0 (e.g. 0.5; 0 ignores staleness)"
+        ));
+    }
+    Ok(exponent)
+}
+
+/// The buffered server's step (`buffer`, `server_lr`, `staleness_exponent`) for `clients`
+/// clients, checked. The buffer holds 1 to `clients` updates: FedBuff keeps `M` below the
+/// clients in flight, and a larger buffer makes some client report twice from one version
+/// before the server steps. A deadline (`straggler_policy = "skip"`) is refused, as for async.
+fn buffering(name: &str, params: &Params, wait: bool, clients: usize) -> Result<Buffering, String> {
+    let size = params.int("buffer");
+    if size < 1 || size > clients as u64 {
+        let plural = if clients == 1 { "client" } else { "clients" };
+        return Err(format!(
+            "{name}: buffer = {size} with {clients} {plural}: the buffered server steps once it \
+             holds M client updates, and M must be from 1 to the client count (a larger buffer \
+             makes some client report twice from one version before the server steps); use \
+             e.g. buffer = {} (1 steps on every update)",
+            clients.min(2)
+        ));
+    }
+    let server_lr = params.float("server_lr");
+    if !(server_lr.is_finite() && server_lr > 0.0) {
+        return Err(format!(
+            "{name}: server_lr = {server_lr}: the buffered server steps \
+             w ← w + η · Σ s(τ_i)·Δ_i / M along the buffered updates' weighted mean delta, so \
+             the server learning rate η must be a finite number > 0; use e.g. server_lr = 1 \
+             (the mean delta itself)"
+        ));
+    }
+    let exponent = staleness_exponent(name, params)?;
+    if !wait {
+        return Err(format!(
+            "{name}: straggler_policy = \"skip\" with aggregation = \"buffered\": the \
+             buffered server never closes a round, so there is no deadline to skip stragglers \
+             at (it steps once any M updates have arrived; a straggler's update joins a later \
+             buffer, weighted down by its staleness); use straggler_policy = \"wait\" (the \
+             default) with buffered, or aggregation = \"sync\" for a deadline"
+        ));
+    }
+    Ok(Buffering {
+        size: size as usize,
+        server_lr,
+        exponent,
+    })
 }
 
 impl Fed {
@@ -198,12 +300,14 @@ impl Fed {
     /// Words of model state a rank keeps beyond one replica, in units of the parameter count:
     /// the serial reference's clients (weights, momentum, trainer) and the global weights of
     /// every round, simulated and run; async: every version, on the server and in the replay,
-    /// and the models each client was sent.
+    /// and the models each client was sent; buffered: as async (no more versions, one model
+    /// sent per update), and the buffer's sum.
     pub(super) fn state_words(&self) -> f64 {
         let (k, rounds) = (self.cfg.clients as f64, self.rounds as f64);
-        match self.mixing {
-            None => 4.0 * k + 2.0 * rounds,
-            Some(_) => 4.0 * k + 2.0 * k * rounds + rounds,
+        match self.server {
+            Aggregation::Sync => 4.0 * k + 2.0 * rounds,
+            Aggregation::Async(_) => 4.0 * k + 2.0 * k * rounds + rounds,
+            Aggregation::Buffered(_) => 4.0 * k + 2.0 * k * rounds + rounds + 1.0,
         }
     }
 
@@ -278,8 +382,8 @@ impl FedInstance {
             fed.quantity,
             setup.seed,
         );
-        let (reference, reference_velocity) = match fed.mixing {
-            None => {
+        let (reference, reference_velocity) = match fed.server {
+            Aggregation::Sync => {
                 let (reference, clients) = fedavg::simulate(
                     &data.x,
                     &data.labels,
@@ -292,8 +396,8 @@ impl FedInstance {
                 let velocity = clients[rank].trainer.mlp.velocity.clone();
                 (reference, velocity)
             }
-            // The asynchronous run is replayed from its log after it ran.
-            Some(_) => (Vec::new(), Vec::new()),
+            // An asynchronous run is replayed from its log after it ran.
+            Aggregation::Async(_) | Aggregation::Buffered(_) => (Vec::new(), Vec::new()),
         };
         let (mut samples, mut reporting) = (0, 0);
         let mut quota = vec![0; fed.cfg.clients];
@@ -308,7 +412,7 @@ impl FedInstance {
                 reporting += usize::from(part.counted());
             }
         }
-        if fed.mixing.is_some() {
+        if fed.server.has_server_rank() {
             reporting = quota.iter().sum();
         }
         FedInstance {
@@ -382,17 +486,18 @@ impl FedInstance {
         self.bytes_sent = 8.0 * (p * (k - 1) * self.fed.rounds) as f64;
     }
 
-    /// The client this rank plays: its own rank under sync; under async rank `r ≥ 1` is client
-    /// `r − 1` and rank 0 the server (none).
+    /// The client this rank plays: its own rank under sync; under async and buffered rank
+    /// `r ≥ 1` is client `r − 1` and rank 0 the server (none).
     fn client_index(&self) -> Option<usize> {
-        match self.fed.mixing {
-            None => Some(self.rank),
-            Some(_) => self.rank.checked_sub(1),
+        match self.fed.server.has_server_rank() {
+            false => Some(self.rank),
+            true => self.rank.checked_sub(1),
         }
     }
 
-    /// Asynchronous FedAvg: rank 0 serves in order of arrival, the others train and report.
-    fn run_async(&mut self, mixing: Mixing) {
+    /// Asynchronous FedAvg (FedAsync or FedBuff): rank 0 serves in order of arrival, the others
+    /// train and report.
+    fn run_async(&mut self) {
         let p = self.initial.params.len();
         let total: usize = self.quota.iter().sum();
         let (mut compute_s, mut comm_s, mut bytes) = (0.0, 0.0, 0.0);
@@ -400,22 +505,29 @@ impl FedInstance {
         let start = Instant::now();
         match self.client_index() {
             None => {
+                let server = match self.fed.server {
+                    Aggregation::Buffered(b) => {
+                        Rule::Buffer(BufferedServer::new(&self.initial.params, b, true))
+                    }
+                    Aggregation::Async(m) => Rule::Mix(Server::new(&self.initial.params, m, true)),
+                    Aggregation::Sync => unreachable!("the synchronous run has no server rank"),
+                };
                 let mut hub = Hub {
                     comm: &self.comm,
-                    server: Server::new(&self.initial.params, mixing, true),
+                    server,
+                    total,
                     buf: vec![0.0; p + 1],
                     times: Vec::with_capacity(total),
                     start,
                     bytes: 0.0,
                 };
-                while hub.server.version() < total {
+                while hub.server.log().len() < total {
                     hub.serve_one();
                 }
                 // The server trains nothing and mostly waits; `comm_s` is the clients' wait.
                 bytes = hub.bytes;
                 self.times = std::mem::take(&mut hub.times);
-                self.log = std::mem::take(&mut hub.server.log);
-                self.history = std::mem::take(&mut hub.server.history);
+                (self.log, self.history) = hub.server.into_parts();
             }
             Some(k) => {
                 let (initial, rows) = (&self.initial, &self.shards[k]);
@@ -428,6 +540,7 @@ impl FedInstance {
                 let mut buf = vec![0.0; p + 1];
                 let mut global = initial.params.clone();
                 let mut base = 0usize;
+                let deltas = matches!(self.fed.server, Aggregation::Buffered(_));
                 for round in 0..self.fed.rounds {
                     let (slow, parts) = self.fed.round(round, self.seed);
                     if !parts[k].trains() || rows.is_empty() {
@@ -439,7 +552,12 @@ impl FedInstance {
                         std::thread::sleep(delay);
                     }
                     let t1 = Instant::now();
-                    buf[..p].copy_from_slice(&client.trainer.mlp.params);
+                    if deltas {
+                        // FedBuff: the delta from the version it started from.
+                        fedavg::delta(&client.trainer.mlp.params, &global, &mut buf[..p]);
+                    } else {
+                        buf[..p].copy_from_slice(&client.trainer.mlp.params);
+                    }
                     buf[p] = base as f64;
                     server.send_with_tag(&buf[..], UPDATE);
                     server.receive_into_with_tag(&mut buf[..], REPLY);
@@ -457,12 +575,7 @@ impl FedInstance {
     }
 
     /// Check an asynchronous run: share the server's log, replay it, compare bit for bit.
-    fn verify_async(
-        &mut self,
-        name: &str,
-        client: Option<&Client>,
-        mixing: Mixing,
-    ) -> Result<(), String> {
+    fn verify_async(&mut self, name: &str, client: Option<&Client>) -> Result<(), String> {
         // Every rank calls `verify` after `run`: the log goes out first, before any check can
         // return early.
         let total: usize = self.quota.iter().sum();
@@ -480,17 +593,36 @@ impl FedInstance {
                 base: usize::try_from(a[1]).unwrap_or(usize::MAX),
             })
             .collect();
-        let (versions, clients) = fedavg::replay(
-            &self.data.x,
-            &self.data.labels,
-            &self.shards,
-            &self.initial,
-            &self.fed.cfg,
-            mixing,
-            &self.log,
-            &self.quota,
-        )
-        .map_err(|e| format!("{name}: fedavg (async): the server's log cannot be replayed: {e}"))?;
+        let (data, cfg) = (&self.data, &self.fed.cfg);
+        let (shards, initial, log, quota) = (&self.shards, &self.initial, &self.log, &self.quota);
+        let server = self.fed.server;
+        let label = server.name();
+        let (versions, clients) = match server {
+            Aggregation::Async(mixing) => fedavg::replay(
+                &data.x,
+                &data.labels,
+                shards,
+                initial,
+                cfg,
+                mixing,
+                log,
+                quota,
+            ),
+            Aggregation::Buffered(buffering) => fedavg::replay_buffered(
+                &data.x,
+                &data.labels,
+                shards,
+                initial,
+                cfg,
+                buffering,
+                log,
+                quota,
+            ),
+            Aggregation::Sync => unreachable!("a synchronous run has no log"),
+        }
+        .map_err(|e| {
+            format!("{name}: fedavg ({label}): the server's log cannot be replayed: {e}")
+        })?;
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let differ = |a: &[f64], b: &[f64]| {
             a.iter()
@@ -499,31 +631,13 @@ impl FedInstance {
                 .count()
         };
         if self.rank == 0 {
-            if self.history.len() != versions.len() {
-                return Err(format!(
-                    "{name}: fedavg (async) server: {} versions recorded, {} replayed",
-                    self.history.len(),
-                    versions.len()
-                ));
-            }
-            for (v, (got, want)) in self.history.iter().zip(&versions).enumerate().skip(1) {
-                if bits(got) != bits(want) {
-                    let a = self.log[v - 1];
-                    return Err(format!(
-                        "{name}: fedavg (async) server: after update {v} (client {}, trained \
-                         from version {}) {} of {} global weights differ from the replay's bits",
-                        a.client,
-                        a.base,
-                        differ(got, want),
-                        got.len()
-                    ));
-                }
-            }
+            fedavg::check_versions(&self.history, &versions, &self.log, server.buffer())
+                .map_err(|e| format!("{name}: fedavg ({label}) server: {e}"))?;
         }
         for (base, got) in &self.received {
             if bits(got) != bits(&versions[*base]) {
                 return Err(format!(
-                    "{name}: fedavg (async) rank {}: the model it was sent as version {base} \
+                    "{name}: fedavg ({label}) rank {}: the model it was sent as version {base} \
                      differs from the replay's in {} of {} weights",
                     self.rank,
                     differ(got, &versions[*base]),
@@ -540,16 +654,21 @@ impl FedInstance {
                 || bits(&client.trainer.mlp.params) != bits(&twin.params)
             {
                 return Err(format!(
-                    "{name}: fedavg (async) client {k} (rank {}): its model or momentum differs \
+                    "{name}: fedavg ({label}) client {k} (rank {}): its model or momentum differs \
                      from the replay's bits",
                     self.rank
                 ));
             }
         }
-        // The curve's points: after every `U / rounds` updates (rounded up), U the run's.
+        // The curve's points: after every `U / rounds` updates (rounded up), U the run's; when
+        // buffered, the first version holding that many (`⌈updates / M⌉`).
         let rounds = self.fed.rounds;
         let points: Vec<usize> = (1..=rounds)
-            .map(|r| (r * total).div_ceil(rounds.max(1)))
+            .map(|r| {
+                (r * total)
+                    .div_ceil(rounds.max(1))
+                    .div_ceil(server.buffer())
+            })
             .collect();
         self.history = points.iter().map(|&v| versions[v].clone()).collect();
         if self.rank == 0 {
@@ -562,30 +681,85 @@ impl FedInstance {
     }
 }
 
+/// The rule of the server on rank 0: FedAsync's mixing or FedBuff's buffer.
+enum Rule {
+    Mix(Server),
+    Buffer(BufferedServer),
+}
+
+impl Rule {
+    fn log(&self) -> &[Applied] {
+        match self {
+            Rule::Mix(s) => &s.log,
+            Rule::Buffer(s) => &s.log,
+        }
+    }
+
+    fn version(&self) -> usize {
+        match self {
+            Rule::Mix(s) => s.version(),
+            Rule::Buffer(s) => s.version(),
+        }
+    }
+
+    fn global(&self) -> &[f64] {
+        match self {
+            Rule::Mix(s) => &s.global,
+            Rule::Buffer(s) => &s.global,
+        }
+    }
+
+    /// The log and every version, the check's material.
+    fn into_parts(self) -> (Vec<Applied>, Vec<Vec<f64>>) {
+        match self {
+            Rule::Mix(s) => (s.log, s.history),
+            Rule::Buffer(s) => (s.log, s.history),
+        }
+    }
+}
+
 /// The asynchronous server on rank 0: the model, the exchange buffer, and the bytes it sent.
 struct Hub<'c> {
     comm: &'c Comm,
-    server: Server,
+    server: Rule,
+    /// The updates of the run: the last closes a partial buffer.
+    total: usize,
     buf: Vec<f64>,
-    /// The seconds into the run at which each update was applied.
+    /// The seconds into the run at which each version was made.
     times: Vec<f64>,
     start: Instant,
     bytes: f64,
 }
 
 impl Hub<'_> {
-    /// Wait for the next update from any client, mix it in, log it, and send the client the new
-    /// model and its version.
+    /// Wait for the next update from any client, apply it (mix it in, or buffer it and step when
+    /// the buffer is full or the run's updates are all in), log it, and send the client the
+    /// current model and its version.
     fn serve_one(&mut self) {
         let (message, status) = self.comm.any_process().matched_probe_with_tag(UPDATE);
         message.matched_receive_into(&mut self.buf[..]);
         let source = status.source_rank();
         let p = self.buf.len() - 1;
         let base = self.buf[p] as usize;
+        let before = self.server.version();
         // Rank r is client r − 1.
-        self.server.apply(source as usize - 1, base, &self.buf[..p]);
-        self.times.push(self.start.elapsed().as_secs_f64());
-        self.buf[..p].copy_from_slice(&self.server.global);
+        let client = source as usize - 1;
+        match &mut self.server {
+            Rule::Mix(s) => {
+                s.apply(client, base, &self.buf[..p]);
+            }
+            Rule::Buffer(s) => {
+                s.arrive(client, base, &self.buf[..p]);
+                if s.log.len() == self.total {
+                    s.flush();
+                }
+            }
+        }
+        let now = self.start.elapsed().as_secs_f64();
+        for _ in before..self.server.version() {
+            self.times.push(now);
+        }
+        self.buf[..p].copy_from_slice(self.server.global());
         self.buf[p] = self.server.version() as f64;
         self.comm
             .process_at_rank(source)
@@ -601,17 +775,17 @@ impl Instance for FedInstance {
             .map(|k| Client::new(&self.initial, self.shards[k].clone()));
     }
     fn run(&mut self) {
-        match self.fed.mixing {
-            None => self.run_sync(),
-            Some(mixing) => self.run_async(mixing),
+        match self.fed.server.has_server_rank() {
+            false => self.run_sync(),
+            true => self.run_async(),
         }
     }
     fn verify(&mut self) -> Result<(), String> {
         let name = "mpi.train";
         let client = self.client.take();
-        let history = if let Some(mixing) = self.fed.mixing {
+        let history = if self.fed.server.has_server_rank() {
             // Every rank reaches the log's broadcast, the server (no client) included.
-            self.verify_async(name, client.as_ref(), mixing)?;
+            self.verify_async(name, client.as_ref())?;
             std::mem::take(&mut self.history)
         } else {
             let Some(client) = client else {
@@ -674,21 +848,23 @@ impl Instance for FedInstance {
     fn metrics(&self) -> Vec<(&'static str, f64)> {
         let rounds = self.fed.rounds.max(1) as f64;
         let (p, k) = (self.initial.params.len(), self.fed.cfg.clients);
-        let staleness = fedavg::staleness(&self.log);
-        let (staleness_mean, staleness_max) = match self.fed.mixing {
-            Some(_) if !staleness.is_empty() => (
+        let staleness = fedavg::buffered_staleness(&self.log, self.fed.server.buffer());
+        let (staleness_mean, staleness_max) = match self.fed.server {
+            Aggregation::Async(_) | Aggregation::Buffered(_) if !staleness.is_empty() => (
                 staleness.iter().sum::<usize>() as f64 / staleness.len() as f64,
                 staleness.iter().copied().max().unwrap_or(0) as f64,
             ),
             _ => (0.0, 0.0),
         };
-        let peak = match self.fed.mixing {
+        let peak = match self.fed.server {
             // A whole model per client, plus the gathered models of every client.
-            None => model_state_bytes(p, 1, false) + 8 * (p * k) as u64,
+            Aggregation::Sync => model_state_bytes(p, 1, false) + 8 * (p * k) as u64,
             // A client's model state, the global model it was sent and its exchange buffer
-            // (the server holds less: the global model and the buffer, besides the versions it
-            // keeps for the check).
-            Some(_) => model_state_bytes(p, 1, false) + 8 * (2 * p + 1) as u64,
+            // (the server holds less: the global model, the exchange buffer and, when buffered,
+            // the buffer's sum, besides the versions it keeps for the check).
+            Aggregation::Async(_) | Aggregation::Buffered(_) => {
+                model_state_bytes(p, 1, false) + 8 * (2 * p + 1) as u64
+            }
         };
         vec![
             (
@@ -738,13 +914,23 @@ impl Instance for FedInstance {
             ("time_curve", time_curve),
             ("client_rows", rows),
         ];
-        if self.fed.mixing.is_some() {
+        if self.fed.server.has_server_rank() {
+            // Async: one update per version, ` ` between them; buffered: one group of updates
+            // per server step, `; ` between groups.
+            let m = self.fed.server.buffer();
             let log = self
                 .log
-                .iter()
-                .map(|a| format!("{}@{}", a.client, a.base))
+                .chunks(m)
+                .map(|step| {
+                    let entries = step.iter().map(|a| format!("{}@{}", a.client, a.base));
+                    entries.collect::<Vec<_>>().join(" ")
+                })
                 .collect();
-            out.push(("apply_log", join(log, " ")));
+            let sep = match self.fed.server {
+                Aggregation::Buffered(_) => "; ",
+                _ => " ",
+            };
+            out.push(("apply_log", join(log, sep)));
         }
         out
     }
@@ -860,6 +1046,63 @@ mod tests {
     }
 
     #[test]
+    fn bad_buffered_settings_are_refused_with_the_fix() {
+        let buffered = |ranks, extra: &[(&'static str, &'static str)]| {
+            let mut all = vec![("aggregation", "buffered")];
+            all.extend_from_slice(extra);
+            check(ranks, &all)
+        };
+        // 4 ranks are 3 clients beside the server (a buffer of 0 is no positive integer, refused
+        // when the manifest is read).
+        assert_eq!(
+            buffered(4, &[("buffer", "4")]).unwrap_err(),
+            "mpi.train: buffer = 4 with 3 clients: the buffered server steps once it holds M \
+             client updates, and M must be from 1 to the client count (a larger buffer makes \
+             some client report twice from one version before the server steps); use e.g. \
+             buffer = 2 (1 steps on every update)"
+        );
+        assert!(buffered(4, &[("buffer", "3")]).is_ok());
+        assert_eq!(
+            buffered(2, &[("buffer", "2")]).unwrap_err(),
+            "mpi.train: buffer = 2 with 1 client: the buffered server steps once it holds M \
+             client updates, and M must be from 1 to the client count (a larger buffer makes \
+             some client report twice from one version before the server steps); use e.g. \
+             buffer = 1 (1 steps on every update)"
+        );
+        assert_eq!(
+            buffered(4, &[("server_lr", "0")]).unwrap_err(),
+            "mpi.train: server_lr = 0: the buffered server steps w ← w + η · Σ s(τ_i)·Δ_i / M \
+             along the buffered updates' weighted mean delta, so the server learning rate η \
+             must be a finite number > 0; use e.g. server_lr = 1 (the mean delta itself)"
+        );
+        assert!(buffered(4, &[("server_lr", "2.5")]).is_ok());
+        assert_eq!(
+            buffered(4, &[("staleness_exponent", "-1")]).unwrap_err(),
+            "mpi.train: staleness_exponent = -1: the staleness weight s(τ) = (1 + τ)^−a must \
+             not grow with staleness; use a finite a ≥ 0 (e.g. 0.5; 0 ignores staleness)"
+        );
+        assert_eq!(
+            buffered(4, &[("stragglers", "0.25"), ("straggler_policy", "skip")]).unwrap_err(),
+            "mpi.train: straggler_policy = \"skip\" with aggregation = \"buffered\": the \
+             buffered server never closes a round, so there is no deadline to skip stragglers \
+             at (it steps once any M updates have arrived; a straggler's update joins a later \
+             buffer, weighted down by its staleness); use straggler_policy = \"wait\" (the \
+             default) with buffered, or aggregation = \"sync\" for a deadline"
+        );
+        assert_eq!(
+            buffered(1, &[]).unwrap_err(),
+            "mpi.train: aggregation = \"buffered\" with 1 rank: rank 0 is the buffered server \
+             and every other rank a client, so there is no client; use ranks = K + 1 for K \
+             clients (e.g. ranks = 2 for one client, 5 for four)"
+        );
+        // The buffer is a buffered setting only: sync and async ignore it, and buffered
+        // ignores the mixing weight.
+        assert!(check(4, &[("buffer", "9")]).is_ok());
+        assert!(check(4, &[("aggregation", "async"), ("buffer", "9")]).is_ok());
+        assert!(buffered(4, &[("mixing", "0")]).is_ok());
+    }
+
+    #[test]
     fn async_settings_apply_to_async_fedavg_only() {
         let applies = |over: &[(&str, &str)], key| {
             let mut all = vec![("strategy", "fedavg"), ("stragglers", "0.25")];
@@ -873,6 +1116,14 @@ mod tests {
         assert!(!applies(&sync, "staleness_exponent") && applies(&asyn, "staleness_exponent"));
         assert!(applies(&sync, "straggler_policy") && !applies(&asyn, "straggler_policy"));
         assert!(applies(&asyn, "straggler_ms"));
+        // Buffered: its buffer, server learning rate and staleness exponent; no mixing weight
+        // and, like async, no straggler policy.
+        let buf = [("aggregation", "buffered")];
+        for key in ["buffer", "server_lr"] {
+            assert!(applies(&buf, key) && !applies(&sync, key) && !applies(&asyn, key));
+        }
+        assert!(applies(&buf, "staleness_exponent") && !applies(&buf, "mixing"));
+        assert!(!applies(&buf, "straggler_policy") && applies(&buf, "straggler_ms"));
         let ddp = test_params(TRAIN_PARAMS, &[("strategy", "ddp")]);
         for key in ["quantity_skew", "aggregation", "mixing"] {
             assert!(!crate::workload::param_applies("mpi.train", &ddp, key));
