@@ -12,8 +12,8 @@
 //!   over threads, which needs no MPI. On 2 threads each thread takes a contiguous run of the
 //!   samples through every layer's forward GEMM (with its bias, ReLU and rounding) and input
 //!   gradient GEMM (with its ReLU mask), and a contiguous run of grains through the weight
-//!   gradients; the grains are then summed along the fixed tree on one thread, and so is the
-//!   SGD update.
+//!   gradients; the grains are then summed along the fixed tree in blocks of columns shared by
+//!   the threads, and the SGD update runs on one thread.
 //!
 //! Run with `cargo bench --bench bench_main -- ml/`.
 

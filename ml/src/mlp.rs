@@ -28,7 +28,8 @@
 //!
 //! Inside a rank, a micro-batch's grains are computed in parallel on the current rayon pool (one
 //! contiguous run of grains per thread, each with its own GEMM workspace) and summed by the same
-//! tree afterwards, so the thread count changes no bit either. The forward pass and the input
+//! tree afterwards (its element-wise additions cut into blocks of columns over the same pool:
+//! `tree_sum_columns`), so the thread count changes no bit either. The forward pass and the input
 //! gradient are split over the same pool by contiguous runs of rows (samples), each run one GEMM
 //! with its own workspace and its own bias, ReLU, mask and rounding: a sample's row of
 //! `Z = A·W` or of `Δ·Wᵀ` depends on that row alone (`rows_per_run` says where in the kernel
@@ -95,6 +96,52 @@ pub fn tree_sum(buf: &mut [f64], len: usize) {
         tree_sum(left, len);
         tree_sum(right, len);
         for (a, b) in left[..len].iter_mut().zip(&right[..len]) {
+            *a += *b;
+        }
+    }
+}
+
+/// Fewest elements per column block of [`tree_sum_columns`]: a block is a rayon task that walks
+/// every vector, so a few thousand elements keep each task's work well above its cost.
+const MIN_TREE_COLUMNS: usize = 4096;
+
+/// [`tree_sum`] on the current rayon pool: the vectors are cut into blocks of columns (element
+/// positions), and each block is summed along the same tree by one task. The tree adds element by
+/// element, so every element gets the same additions of the same operands in the same order as
+/// in [`tree_sum`]: the same bits, on any number of threads. One thread, fewer than two vectors or
+/// vectors shorter than two blocks take [`tree_sum`] itself.
+fn tree_sum_columns(buf: &mut [f64], len: usize) {
+    let n = buf.len().checked_div(len).unwrap_or(0);
+    let threads = rayon::current_num_threads();
+    if threads == 1 || n < 2 || len < 2 * MIN_TREE_COLUMNS {
+        tree_sum(buf, len);
+        return;
+    }
+    // A few blocks per thread, so that a thread slowed by another process does not hold the rest.
+    let block = len.div_ceil(4 * threads).max(MIN_TREE_COLUMNS);
+    let mut columns: Vec<Vec<&mut [f64]>> = (0..len.div_ceil(block))
+        .map(|_| Vec::with_capacity(n))
+        .collect();
+    for v in buf[..n * len].chunks_mut(len) {
+        for (c, part) in v.chunks_mut(block).enumerate() {
+            columns[c].push(part);
+        }
+    }
+    columns
+        .par_iter_mut()
+        .for_each(|parts| tree_sum_parts(parts));
+}
+
+/// [`tree_sum`]'s tree over one block of columns of each vector: on return `parts[0]` holds the
+/// sum; the others are clobbered.
+fn tree_sum_parts(parts: &mut [&mut [f64]]) {
+    let n = parts.len();
+    if n > 1 {
+        let mid = n / 2;
+        let (left, right) = parts.split_at_mut(mid);
+        tree_sum_parts(left);
+        tree_sum_parts(right);
+        for (a, b) in left[0].iter_mut().zip(right[0].iter()) {
             *a += *b;
         }
     }
@@ -718,7 +765,7 @@ impl Trainer {
         let (w, b) = (0..i * o, i * o..len);
         let grains = self.delta.len() / o / grain;
         let precision = self.mp.precision;
-        self.leaves.clear();
+        // Each grain zeroes its own leaf below, on the thread that computes it.
         self.leaves.resize(grains * len, 0.0);
         let a = &self.acts[l];
         // The grains' gradients are independent: the rayon pool's threads (the `threads` axis)
@@ -735,6 +782,7 @@ impl Trainer {
             #[cfg(test)]
             grain_threads.lock().unwrap().insert(t);
             for (k, leaf) in run.chunks_mut(len).enumerate() {
+                leaf.fill(0.0);
                 let g = t * per_thread + k;
                 // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
                 let transposed = &mut scratch.transposed;
@@ -778,7 +826,7 @@ impl Trainer {
                 .enumerate()
                 .for_each(|(t, (run, scratch))| grain_run(t, run, scratch));
         }
-        tree_sum(&mut self.leaves, len);
+        tree_sum_columns(&mut self.leaves, len);
         out.copy_from_slice(&self.leaves[..len]);
     }
 
@@ -1445,6 +1493,38 @@ mod tests {
         );
         assert_eq!(train(&iris, schedule, 12), serial);
         assert_ne!(train_with(&iris, schedule, 12, true), serial);
+    }
+
+    #[test]
+    fn the_tree_over_column_blocks_is_the_trees_bits_on_1_to_4_threads() {
+        // 13 vectors (not a power of two) of a length no block size divides, with values whose
+        // sums depend on the order: every pool gives tree_sum's bits, and the blocks are really
+        // several (the vectors are longer than two blocks).
+        let len = 3 * MIN_TREE_COLUMNS + 5;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let buf: Vec<f64> = (0..13 * len)
+            .map(|_| rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-8..8)))
+            .collect();
+        let mut want = buf.clone();
+        tree_sum(&mut want, len);
+        for threads in 1..=4 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut got = buf.clone();
+            pool.install(|| tree_sum_columns(&mut got, len));
+            let bits = |v: &[f64]| v[..len].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&got) == bits(&want), "threads = {threads}");
+        }
+        // The order matters for these values: summing the vectors in sequence differs.
+        let mut seq = buf[..len].to_vec();
+        for v in buf[len..].chunks(len) {
+            for (a, b) in seq.iter_mut().zip(v) {
+                *a += *b;
+            }
+        }
+        assert_ne!(seq, want[..len]);
     }
 
     #[test]
