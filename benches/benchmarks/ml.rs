@@ -8,8 +8,12 @@
 //!   every level of parallelism on pools of 1 and 2 threads;
 //! * `ml/train/<threads>t`: one optimizer step of the MLP 64-512-512-8 of
 //!   `scripts/compare-train.sh` (global batch 2048 in grains of 32, SGD with momentum) in one
-//!   process, its grains' gradients computed on pools of 1 and 2 threads and summed along the fixed
-//!   tree (`Throughput::Elements` = samples): data parallelism over threads, which needs no MPI.
+//!   process on pools of 1 and 2 threads (`Throughput::Elements` = samples): data parallelism
+//!   over threads, which needs no MPI. On 2 threads each thread takes a contiguous run of the
+//!   samples through every layer's forward GEMM (with its bias, ReLU and rounding) and input
+//!   gradient GEMM (with its ReLU mask), and a contiguous run of grains through the weight
+//!   gradients; the grains are then summed along the fixed tree in blocks of columns shared by
+//!   the threads, and the SGD update runs on one thread.
 //!
 //! Run with `cargo bench --bench bench_main -- ml/`.
 
@@ -111,7 +115,8 @@ fn fits(c: &mut Criterion) {
     group.finish();
 }
 
-/// One training step, data parallel over a pool's threads (`scalelab_ml::mlp::Trainer`).
+/// One training step, data parallel over a pool's threads (`scalelab_ml::mlp::Trainer`: runs of
+/// rows for the forward pass and the input gradient, runs of grains for the weight gradient).
 fn train(c: &mut Criterion) {
     use scalelab_ml::data::{make_classification, Synthetic};
     use scalelab_ml::mlp::{global_batch, LocalReducer, Mlp, Schedule, Sgd, Trainer};

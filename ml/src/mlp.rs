@@ -28,7 +28,12 @@
 //!
 //! Inside a rank, a micro-batch's grains are computed in parallel on the current rayon pool (one
 //! contiguous run of grains per thread, each with its own GEMM workspace) and summed by the same
-//! tree afterwards, so the thread count changes no bit either.
+//! tree afterwards (its element-wise additions cut into blocks of columns over the same pool:
+//! `tree_sum_columns`), so the thread count changes no bit either. The forward pass and the input
+//! gradient are split over the same pool by contiguous runs of rows (samples), each run one GEMM
+//! with its own workspace and its own bias, ReLU, mask and rounding: a sample's row of
+//! `Z = A·W` or of `Δ·Wᵀ` depends on that row alone (`rows_per_run` says where in the kernel
+//! this holds), so these splits change no bit either.
 //!
 //! The ml crate stays free of MPI: the cross-rank step is the [`GradientReducer`] trait,
 //! [`LocalReducer`] (one process) here and the MPI implementation in the binary's `mpi.train`
@@ -91,6 +96,52 @@ pub fn tree_sum(buf: &mut [f64], len: usize) {
         tree_sum(left, len);
         tree_sum(right, len);
         for (a, b) in left[..len].iter_mut().zip(&right[..len]) {
+            *a += *b;
+        }
+    }
+}
+
+/// Fewest elements per column block of [`tree_sum_columns`]: a block is a rayon task that walks
+/// every vector, so a few thousand elements keep each task's work well above its cost.
+const MIN_TREE_COLUMNS: usize = 4096;
+
+/// [`tree_sum`] on the current rayon pool: the vectors are cut into blocks of columns (element
+/// positions), and each block is summed along the same tree by one task. The tree adds element by
+/// element, so every element gets the same additions of the same operands in the same order as
+/// in [`tree_sum`]: the same bits, on any number of threads. One thread, fewer than two vectors or
+/// vectors shorter than two blocks take [`tree_sum`] itself.
+fn tree_sum_columns(buf: &mut [f64], len: usize) {
+    let n = buf.len().checked_div(len).unwrap_or(0);
+    let threads = rayon::current_num_threads();
+    if threads == 1 || n < 2 || len < 2 * MIN_TREE_COLUMNS {
+        tree_sum(buf, len);
+        return;
+    }
+    // A few blocks per thread, so that a thread slowed by another process does not hold the rest.
+    let block = len.div_ceil(4 * threads).max(MIN_TREE_COLUMNS);
+    let mut columns: Vec<Vec<&mut [f64]>> = (0..len.div_ceil(block))
+        .map(|_| Vec::with_capacity(n))
+        .collect();
+    for v in buf[..n * len].chunks_mut(len) {
+        for (c, part) in v.chunks_mut(block).enumerate() {
+            columns[c].push(part);
+        }
+    }
+    columns
+        .par_iter_mut()
+        .for_each(|parts| tree_sum_parts(parts));
+}
+
+/// [`tree_sum`]'s tree over one block of columns of each vector: on return `parts[0]` holds the
+/// sum; the others are clobbered.
+fn tree_sum_parts(parts: &mut [&mut [f64]]) {
+    let n = parts.len();
+    if n > 1 {
+        let mid = n / 2;
+        let (left, right) = parts.split_at_mut(mid);
+        tree_sum_parts(left);
+        tree_sum_parts(right);
+        for (a, b) in left[0].iter_mut().zip(right[0].iter()) {
             *a += *b;
         }
     }
@@ -375,8 +426,9 @@ pub struct Trainer {
     transposed: Vec<f64>,
     /// One gradient per grain of the current micro-batch.
     leaves: Vec<f64>,
-    /// One GEMM workspace and transpose buffer per rayon thread that computes grains.
-    grain_scratch: Vec<GrainScratch>,
+    /// One GEMM workspace and transpose buffer per rayon thread that computes grains or a run of
+    /// rows, made with `ws`'s micro-kernel and blocking ([`ThreadScratch::like`]).
+    scratch: Vec<ThreadScratch>,
     /// The GEMM operands' format and the loss scale (fp64, none: the exact path).
     mp: MixedPrecision,
     scaler: LossScaler,
@@ -390,15 +442,95 @@ pub struct Trainer {
     /// per thread; which thread takes which run is rayon's work stealing).
     #[cfg(test)]
     grain_threads: std::sync::Mutex<std::collections::BTreeSet<usize>>,
+    /// The runs of rows of the forward pass (`"forward"`) and of the input gradient (`"input"`),
+    /// by pass and index (tests: those passes really are split; the single call is run 0).
+    #[cfg(test)]
+    row_runs: std::sync::Mutex<std::collections::BTreeSet<(&'static str, usize)>>,
     timing: StepTiming,
 }
 
-/// What one thread needs to compute grain gradients: its own GEMM workspace and the transposed
-/// activations of the grain at hand.
-#[derive(Default)]
-struct GrainScratch {
+/// What one thread needs to compute grain gradients or a run of rows: its own GEMM workspace and
+/// the transposed activations of the grain at hand.
+struct ThreadScratch {
     ws: Workspace,
     transposed: Vec<f64>,
+}
+
+impl ThreadScratch {
+    /// A scratch whose workspace has `ws`'s micro-kernel and cache blocking: the kernel's sums
+    /// depend on both ([`rows_per_run`]), so every thread's GEMM must use the trainer's.
+    fn like(ws: &Workspace) -> ThreadScratch {
+        let ws = Workspace::for_isa(ws.isa())
+            .expect("the trainer's workspace already runs this micro-kernel")
+            .with_blocking(ws.blocking());
+        ThreadScratch {
+            ws,
+            transposed: Vec::new(),
+        }
+    }
+
+    /// At least `threads` scratches in `scratch`, new ones like `ws`.
+    fn ensure(scratch: &mut Vec<ThreadScratch>, ws: &Workspace, threads: usize) {
+        if scratch.len() < threads {
+            scratch.resize_with(threads, || ThreadScratch::like(ws));
+        }
+    }
+}
+
+/// Fewest rows per thread for which [`Trainer::forward_layer`] and [`Trainer::input_delta`] split
+/// their rows over the pool. Each run packs the whole weight matrix into its own workspace (about
+/// the work of multiplying a handful of rows by it) and costs a rayon task, so runs of a few rows
+/// would spend more on that than they share out; a smaller problem stays one call, whose kernel
+/// still splits its rows over the pool with one packed copy of the weights shared by all threads.
+const MIN_ROWS_PER_THREAD: usize = 64;
+
+/// Rows per run when `n` rows are split into contiguous runs over the current rayon pool (the last
+/// run may be shorter): `n` itself, one call, when the pool has one thread or `n` is below two
+/// runs of [`MIN_ROWS_PER_THREAD`].
+///
+/// Why a split changes no bit (checked in `scalelab_kernels::gemm::tuned`): for `C += A·B` the
+/// tuned GEMM computes each element of C as follows. The shared dimension `k` is cut into blocks
+/// of the workspace's `KC` in ascending order; for each block the micro-kernel starts an
+/// accumulator at zero and runs one chain of multiply-adds over the block's `p` in ascending order
+/// (FMAs in the AVX2 and AVX-512 kernels, a multiply then an add in the portable one), and then C
+/// gets `C + acc` (the block's sum is stored instead for the first block of a `C = A·B`). A full
+/// micro-tile adds in registers and an edge tile through a buffer, with the same addition; the
+/// zero rows and columns that pad an edge tile only feed their own lanes. Which rows share a
+/// micro-tile, an `MC` block or a thread's band, and the `NC` column blocks, decide only where
+/// an element is computed, never its operations. So an element depends on its row of A, its
+/// column of B, `k`, `KC` and the micro-kernel: not on `m`, nor on the other rows in the call.
+/// A split must therefore cut rows only (never the shared dimension), and every run's workspace
+/// must have the same micro-kernel and `KC` as the single call's ([`ThreadScratch::like`]).
+fn rows_per_run(n: usize) -> usize {
+    let runs = rayon::current_num_threads()
+        .min(n / MIN_ROWS_PER_THREAD)
+        .max(1);
+    n.div_ceil(runs).max(1)
+}
+
+/// One run of rows of a forward layer: round the run's input rows `a` (`rows × i`) to the GEMM's
+/// format in place (backward reads them rounded too), `z = a·W + b` for its output rows
+/// (`rows × o`, every element overwritten), and ReLU unless `relu` is false (the last layer).
+fn forward_rows(
+    ws: &mut Workspace,
+    a: &mut [f64],
+    z: &mut [f64],
+    (weights, bias): (&[f64], &[f64]),
+    (i, o): (usize, usize),
+    relu: bool,
+    precision: Precision,
+) {
+    let n = z.len() / o;
+    for row in z.chunks_exact_mut(o) {
+        row.copy_from_slice(bias);
+    }
+    precision.round_slice(a);
+    ws.update(n, o, i, a, i, weights, o, z, o);
+    if relu {
+        for v in z.iter_mut() {
+            *v = v.max(0.0);
+        }
+    }
 }
 
 impl Trainer {
@@ -411,13 +543,15 @@ impl Trainer {
             next_delta: Vec::new(),
             transposed: Vec::new(),
             leaves: Vec::new(),
-            grain_scratch: Vec::new(),
+            scratch: Vec::new(),
             mp: MixedPrecision::default(),
             scaler: LossScaler::new(&MixedPrecision::default()),
             low_params: Vec::new(),
             delta_scale: 1.0,
             #[cfg(test)]
             grain_threads: Default::default(),
+            #[cfg(test)]
+            row_runs: Default::default(),
             timing: StepTiming::default(),
         }
     }
@@ -492,28 +626,42 @@ impl Trainer {
     /// Layer `l`'s forward pass over the loaded rows: its output `ReLU(A·W + b)` (no ReLU after
     /// the last layer) from its input `A`, with `weights` (`inputs × outputs`, row-major, as the
     /// GEMM reads them) and `bias`. It reads no parameter from `self.mlp`, so a caller may hold
-    /// the layer anywhere (`mlp::sharded` gathers one layer at a time). One GEMM over all the
-    /// rows, whose shared dimension is the layer's input width: a sample's output does not depend
-    /// on which rows share the call, nor on the layers computed before or after it.
+    /// the layer anywhere (`mlp::sharded` gathers one layer at a time). On a pool of several
+    /// threads the rows are split into contiguous runs, one per thread ([`rows_per_run`]), each
+    /// one GEMM on its own workspace with its own bias, ReLU and rounding; otherwise one GEMM over
+    /// all the rows. The shared dimension is the layer's input width either way: a sample's
+    /// output does not depend on which rows share the call, nor on the layers computed before or
+    /// after it.
     pub(crate) fn forward_layer(&mut self, l: usize, weights: &[f64], bias: &[f64]) {
         let layout = &self.mlp.layout;
         let (i, o) = (layout.widths[l], layout.widths[l + 1]);
-        let last = l + 1 == layout.layers();
+        let relu = l + 1 != layout.layers();
         let precision = self.mp.precision;
         let (before, after) = self.acts.split_at_mut(l + 1);
-        let n = before[l].len() / i;
+        let a = &mut before[l];
+        let n = a.len() / i;
         let z = &mut after[0];
-        z.clear();
-        for _ in 0..n {
-            z.extend_from_slice(bias);
-        }
-        // The layer's input as the GEMM reads it (kept rounded: backward reads it too).
-        precision.round_slice(&mut before[l]);
-        self.ws.update(n, o, i, &before[l], i, weights, o, z, o);
-        if !last {
-            for v in z.iter_mut() {
-                *v = v.max(0.0);
-            }
+        // Every element is overwritten by its bias in `forward_rows`: no zeroing needed.
+        z.resize(n * o, 0.0);
+        #[cfg(test)]
+        let row_runs = &self.row_runs;
+        let run = |t: usize, a: &mut [f64], z: &mut [f64], ws: &mut Workspace| {
+            #[cfg(test)]
+            row_runs.lock().unwrap().insert(("forward", t));
+            #[cfg(not(test))]
+            let _ = t;
+            forward_rows(ws, a, z, (weights, bias), (i, o), relu, precision);
+        };
+        let per = rows_per_run(n);
+        if per >= n {
+            run(0, a, z, &mut self.ws);
+        } else {
+            ThreadScratch::ensure(&mut self.scratch, &self.ws, n.div_ceil(per));
+            a.par_chunks_mut(per * i)
+                .zip(z.par_chunks_mut(per * o))
+                .zip(self.scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, ((a, z), s))| run(t, a, z, &mut s.ws));
         }
     }
 
@@ -624,7 +772,7 @@ impl Trainer {
         let (w, b) = (0..i * o, i * o..len);
         let grains = self.delta.len() / o / grain;
         let precision = self.mp.precision;
-        self.leaves.clear();
+        // Each grain zeroes its own leaf below, on the thread that computes it.
         self.leaves.resize(grains * len, 0.0);
         let a = &self.acts[l];
         // The grains' gradients are independent: the rayon pool's threads (the `threads` axis)
@@ -632,18 +780,16 @@ impl Trainer {
         // the same bits on any thread, and the tree below sums them in the fixed order
         // afterwards, so the thread count changes no bit.
         let threads = rayon::current_num_threads().clamp(1, grains.max(1));
-        if self.grain_scratch.len() < threads {
-            self.grain_scratch
-                .resize_with(threads, GrainScratch::default);
-        }
+        ThreadScratch::ensure(&mut self.scratch, &self.ws, threads);
         let per_thread = grains.div_ceil(threads).max(1);
         let delta = &self.delta;
         #[cfg(test)]
         let grain_threads = &self.grain_threads;
-        let grain_run = |t: usize, run: &mut [f64], scratch: &mut GrainScratch| {
+        let grain_run = |t: usize, run: &mut [f64], scratch: &mut ThreadScratch| {
             #[cfg(test)]
             grain_threads.lock().unwrap().insert(t);
             for (k, leaf) in run.chunks_mut(len).enumerate() {
+                leaf.fill(0.0);
                 let g = t * per_thread + k;
                 // dW_g = A_gᵀ · Δ_g: shared dimension = the grain's samples.
                 let transposed = &mut scratch.transposed;
@@ -679,30 +825,63 @@ impl Trainer {
             }
         };
         if threads == 1 {
-            grain_run(0, &mut self.leaves, &mut self.grain_scratch[0]);
+            grain_run(0, &mut self.leaves, &mut self.scratch[0]);
         } else {
             self.leaves
                 .par_chunks_mut(per_thread * len)
-                .zip(self.grain_scratch.par_iter_mut())
+                .zip(self.scratch.par_iter_mut())
                 .enumerate()
                 .for_each(|(t, (run, scratch))| grain_run(t, run, scratch));
         }
-        tree_sum(&mut self.leaves, len);
+        tree_sum_columns(&mut self.leaves, len);
         out.copy_from_slice(&self.leaves[..len]);
     }
 
     /// `Δ_{l−1} = (Δ_l · W_lᵀ) ⊙ ReLU'(Z_{l−1})`: layer `l`'s input gradient becomes the `Δ` of
-    /// layer `l − 1`, with `weights` layer `l`'s as the GEMM reads them.
+    /// layer `l − 1`, with `weights` layer `l`'s as the GEMM reads them. On a pool of several
+    /// threads the rows are split as in [`Trainer::forward_layer`] (Wᵀ transposed once, each run
+    /// one GEMM on its own workspace with its own mask and rounding); otherwise it is
+    /// [`relu_input_gradient`]'s one GEMM.
     pub(crate) fn input_delta(&mut self, l: usize, weights: &[f64]) {
         let (i, o) = (self.mlp.layout.widths[l], self.mlp.layout.widths[l + 1]);
-        relu_input_gradient(
-            &mut self.ws,
-            &mut self.transposed,
-            &mut self.next_delta,
-            (&self.delta, weights, &self.acts[l]),
-            (i, o),
-        );
-        self.mp.precision.round_slice(&mut self.next_delta);
+        let precision = self.mp.precision;
+        let n = self.delta.len() / o;
+        let per = rows_per_run(n);
+        #[cfg(test)]
+        let row_runs = &self.row_runs;
+        let record = |t: usize| {
+            #[cfg(test)]
+            row_runs.lock().unwrap().insert(("input", t));
+            #[cfg(not(test))]
+            let _ = t;
+        };
+        if per >= n {
+            record(0);
+            relu_input_gradient(
+                &mut self.ws,
+                &mut self.transposed,
+                &mut self.next_delta,
+                (&self.delta, weights, &self.acts[l]),
+                (i, o),
+            );
+            precision.round_slice(&mut self.next_delta);
+        } else {
+            transpose_weights(&mut self.transposed, weights, (i, o));
+            self.next_delta.resize(n * i, 0.0);
+            ThreadScratch::ensure(&mut self.scratch, &self.ws, n.div_ceil(per));
+            let wt = &self.transposed;
+            self.next_delta
+                .par_chunks_mut(per * i)
+                .zip(self.delta.par_chunks(per * o))
+                .zip(self.acts[l].par_chunks(per * i))
+                .zip(self.scratch.par_iter_mut())
+                .enumerate()
+                .for_each(|(t, (((out, delta), input), s))| {
+                    record(t);
+                    relu_gradient_rows(&mut s.ws, wt, out, (delta, input), (i, o));
+                    precision.round_slice(out);
+                });
+        }
         std::mem::swap(&mut self.delta, &mut self.next_delta);
     }
 
@@ -837,14 +1016,12 @@ pub fn global_batch(order: &[usize], batch: usize, step: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Push a micro-batch's subtree sum on the binary-counter stack: two sums over equal numbers of
-/// micro-batches merge (left + right), so with a power-of-two count the merges are the fixed
-/// tree's (`Trainer::local_gradient` and the engines' host side).
 /// `out = (delta · Wᵀ) ⊙ ReLU'(input)`: the gradient with respect to the input of a layer of
 /// `i` inputs and `o` outputs whose weights (`i × o`, row-major) are `weights`, for the rows of
 /// `delta` (`n × o`); `input` is the layer's input (`n × i`, post-ReLU), `transposed` scratch for
 /// `Wᵀ`. One GEMM over all the rows, the same for the whole-model trainer and the pipeline's
-/// stages, so both compute the same bits.
+/// stages, so both compute the same bits; [`Trainer::input_delta`] on several threads runs
+/// [`relu_gradient_rows`] on runs of the rows instead, with the same bits ([`rows_per_run`]).
 pub(crate) fn relu_input_gradient(
     ws: &mut Workspace,
     transposed: &mut Vec<f64>,
@@ -853,6 +1030,14 @@ pub(crate) fn relu_input_gradient(
     (i, o): (usize, usize),
 ) {
     let n = delta.len() / o;
+    transpose_weights(transposed, weights, (i, o));
+    // `relu_gradient_rows` zeroes every element before its GEMM adds into it.
+    out.resize(n * i, 0.0);
+    relu_gradient_rows(ws, transposed, out, (delta, input), (i, o));
+}
+
+/// `Wᵀ` (`o × i`, row-major) of the `i × o` row-major `weights` into `transposed`.
+fn transpose_weights(transposed: &mut Vec<f64>, weights: &[f64], (i, o): (usize, usize)) {
     transposed.clear();
     transposed.resize(o * i, 0.0);
     for f in 0..i {
@@ -860,9 +1045,21 @@ pub(crate) fn relu_input_gradient(
             transposed[j * i + f] = weights[f * o + j];
         }
     }
-    out.clear();
-    out.resize(n * i, 0.0);
-    ws.update(n, i, o, delta, o, transposed, i, out, i);
+}
+
+/// Rows of [`relu_input_gradient`]: `out = (delta · Wᵀ) ⊙ ReLU'(input)` for `out` (`rows × i`,
+/// every element overwritten), `delta` (`rows × o`) and `input` (`rows × i`) the same rows, with
+/// `wt` the transposed weights (`o × i`).
+fn relu_gradient_rows(
+    ws: &mut Workspace,
+    wt: &[f64],
+    out: &mut [f64],
+    (delta, input): (&[f64], &[f64]),
+    (i, o): (usize, usize),
+) {
+    let n = delta.len() / o;
+    out.fill(0.0);
+    ws.update(n, i, o, delta, o, wt, i, out, i);
     for (d, act) in out.iter_mut().zip(input) {
         if *act <= 0.0 {
             *d = 0.0;
@@ -870,6 +1067,9 @@ pub(crate) fn relu_input_gradient(
     }
 }
 
+/// Push a micro-batch's subtree sum on the binary-counter stack: two sums over equal numbers of
+/// micro-batches merge (left + right), so with a power-of-two count the merges are the fixed
+/// tree's (`Trainer::local_gradient` and the engines' host side).
 pub(crate) fn push_merge(stack: &mut Vec<(Vec<f64>, usize)>, g: Vec<f64>) {
     stack.push((g, 1));
     while stack.len() >= 2 && stack[stack.len() - 1].1 == stack[stack.len() - 2].1 {
@@ -888,6 +1088,7 @@ mod tests {
 
     use super::*;
     use crate::data::{self, Dataset};
+    use scalelab_kernels::gemm::tuned::Blocking;
 
     fn labels(d: &Dataset) -> Vec<u32> {
         d.y.labels().unwrap().to_vec()
@@ -959,6 +1160,33 @@ mod tests {
         threads: usize,
         mp: MixedPrecision,
     ) -> Vec<u64> {
+        train_ranks(data, schedule, steps, sequential, threads, &|t| {
+            t.with_precision(mp)
+        })
+        .0
+    }
+
+    /// The runs of rows a trainer handed to its pool (`Trainer::row_runs`).
+    type RowRuns = std::collections::BTreeSet<(&'static str, usize)>;
+
+    /// The runs `0..n` of both split passes, forward and input gradient.
+    fn runs_of_both(n: usize) -> RowRuns {
+        (0..n)
+            .flat_map(|t| [("forward", t), ("input", t)])
+            .collect()
+    }
+
+    /// The ranks of [`train_in_pools_at`] as threads, each trainer made by `prepare` from a fresh
+    /// one: the weights, momentum and loss scaler's state every rank agrees on, and each rank's
+    /// runs of rows.
+    fn train_ranks(
+        data: &Dataset,
+        schedule: Schedule,
+        steps: usize,
+        sequential: bool,
+        threads: usize,
+        prepare: &(dyn Fn(Trainer) -> Trainer + Sync),
+    ) -> (Vec<u64>, Vec<RowRuns>) {
         let y = labels(data);
         let order: Vec<usize> = (0..data.rows()).rev().collect();
         let widths = [data.features(), 8, 5, data.y.n_classes()];
@@ -971,7 +1199,7 @@ mod tests {
             parts: Mutex::new(vec![Vec::new(); schedule.ranks]),
             sequential,
         };
-        let results: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let results: Vec<(Vec<u64>, RowRuns)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..schedule.ranks)
                 .map(|rank| {
                     let (shared, y, order) = (&shared, &y, &order);
@@ -982,7 +1210,7 @@ mod tests {
                             .unwrap();
                         pool.install(|| {
                             let mlp = Mlp::new(&widths, 7).unwrap();
-                            let mut t = Trainer::new(mlp).with_precision(mp);
+                            let mut t = prepare(Trainer::new(mlp));
                             let reducer = Handle { shared, rank };
                             for step in 0..steps {
                                 let batch = global_batch(order, schedule.batch, step);
@@ -993,17 +1221,32 @@ mod tests {
                             bits.extend(t.mlp.velocity.iter().map(|v| v.to_bits()));
                             bits.push(t.scaler().scale().to_bits());
                             bits.push(t.scaler().skipped());
-                            bits
+                            (bits, t.row_runs.into_inner().unwrap())
                         })
                     })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        for r in &results[1..] {
-            assert_eq!(r, &results[0], "ranks disagree");
+        let (bits, runs): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        for r in &bits[1..] {
+            assert_eq!(r, &bits[0], "ranks disagree");
         }
-        results.into_iter().next().unwrap()
+        (bits.into_iter().next().unwrap(), runs)
+    }
+
+    /// Synthetic data for the row splits: enough samples that every thread of a pool of up to 4
+    /// gets at least `MIN_ROWS_PER_THREAD` rows of a rank's micro-batch.
+    fn rows_data() -> Dataset {
+        data::make_classification(&data::Synthetic {
+            samples: 600,
+            features: 10,
+            informative: 4,
+            classes: 3,
+            seed: 5,
+            ..data::Synthetic::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -1092,6 +1335,151 @@ mod tests {
     }
 
     #[test]
+    fn rayon_threads_split_the_rows_of_forward_and_input_gradient_without_changing_a_bit() {
+        // A global batch of 518 = 2 · 7 · 37 samples in grains of 7: 518 rows per micro-batch on
+        // one rank, 259 on two ranks or with two micro-batches, split over 2 to 4 threads into
+        // runs that do not divide evenly (259 over 3 threads: 87 + 87 + 85; over 4: 65 · 3 + 64),
+        // in fp64, bf16 and fp16 with its dynamic loss scale. Every run is asserted to have
+        // happened, so the bitwise comparison covers the split, not a single call.
+        let d = rows_data();
+        let base = Schedule {
+            batch: 518,
+            grain: 7,
+            ranks: 1,
+            micro: 1,
+        };
+        for (precision, scale) in [("fp64", "none"), ("bf16", "none"), ("fp16", "dynamic")] {
+            let mp = MixedPrecision::parse(precision, scale, 4).unwrap();
+            let prepare = move |t: Trainer| t.with_precision(mp);
+            let (serial, runs) = train_ranks(&d, base, 6, false, 1, &prepare);
+            assert_eq!(runs, [runs_of_both(1)], "{precision}: one thread, one call");
+            for (threads, ranks, micro) in [
+                (2, 1, 1),
+                (3, 1, 1),
+                (4, 1, 1),
+                (3, 1, 2),
+                (4, 1, 2),
+                (2, 2, 1),
+                (3, 2, 1),
+                (4, 2, 1),
+            ] {
+                let s = Schedule {
+                    ranks,
+                    micro,
+                    ..base
+                };
+                let (got, runs) = train_ranks(&d, s, 6, false, threads, &prepare);
+                let rows = base.batch / (ranks * micro);
+                assert!(
+                    got == serial,
+                    "{precision}, threads = {threads}, ranks = {ranks}, micro = {micro} \
+                     ({rows} rows per micro-batch): weights differ from the serial reference"
+                );
+                for (rank, r) in runs.iter().enumerate() {
+                    assert_eq!(
+                        r,
+                        &runs_of_both(threads),
+                        "{precision}, threads = {threads}, rank {rank}: runs of rows"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_pool_of_two_threads_computes_forward_and_input_gradient_in_two_runs_of_rows() {
+        let d = rows_data();
+        let y = labels(&d);
+        let order: Vec<usize> = (0..d.rows()).collect();
+        let sgd = Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+        };
+        let one_step = |threads: usize, batch: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut t = Trainer::new(Mlp::new(&[10, 8, 5, 3], 7).unwrap());
+                let schedule = Schedule {
+                    batch,
+                    grain: 7,
+                    ranks: 1,
+                    micro: 1,
+                };
+                let rows = global_batch(&order, batch, 0);
+                t.step(&d.x, &y, &rows, &schedule, 0, sgd, &LocalReducer);
+                t.row_runs.into_inner().unwrap()
+            })
+        };
+        // 259 rows on two threads: two runs (130 + 129) of each pass.
+        assert_eq!(one_step(2, 259), runs_of_both(2));
+        // 126 rows are fewer than two runs of MIN_ROWS_PER_THREAD: one call, not split.
+        const { assert!(126 < 2 * MIN_ROWS_PER_THREAD) };
+        assert_eq!(one_step(2, 126), runs_of_both(1));
+        // One thread: the single call.
+        assert_eq!(one_step(1, 259), runs_of_both(1));
+        // `evaluate` (forward only) on 301 rows: three runs on three threads, the same loss and
+        // accuracy bits as one thread's single call.
+        let rows: Vec<usize> = (0..301).collect();
+        let eval = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut t = Trainer::new(Mlp::new(&[10, 8, 5, 3], 7).unwrap())
+                    .with_precision(MixedPrecision::parse("bf16", "none", 4).unwrap());
+                let (loss, acc) = t.evaluate(&d.x, &y, &rows);
+                (
+                    (loss.to_bits(), acc.to_bits()),
+                    t.row_runs.into_inner().unwrap(),
+                )
+            })
+        };
+        let (serial, runs) = eval(1);
+        assert_eq!(runs, [("forward", 0)].into());
+        let (split, runs) = eval(3);
+        assert_eq!(
+            runs,
+            [("forward", 0), ("forward", 1), ("forward", 2)].into()
+        );
+        assert_eq!(split, serial, "evaluate on three threads");
+    }
+
+    #[test]
+    fn a_gemm_that_sums_in_other_blocks_changes_the_weights_and_every_run_uses_the_trainers() {
+        // The row-split check can fail: a workspace that cuts the shared dimension into blocks
+        // of 3 (instead of one block) adds in another order, and the weights differ. Each run of
+        // rows uses a workspace like the trainer's (its micro-kernel and blocking): with that
+        // blocking, the split still gives the single call's bits.
+        let d = rows_data();
+        let base = Schedule {
+            batch: 518,
+            grain: 7,
+            ranks: 1,
+            micro: 1,
+        };
+        let blocks_of_3 = |t: Trainer| {
+            let ws = Workspace::new().with_blocking(Blocking {
+                kc: 3,
+                ..t.ws.blocking()
+            });
+            Trainer { ws, ..t }
+        };
+        let (serial, _) = train_ranks(&d, base, 6, false, 1, &|t| t);
+        let (other, _) = train_ranks(&d, base, 6, false, 1, &blocks_of_3);
+        assert_ne!(other, serial, "blocks of 3 changed no bit");
+        let (split, runs) = train_ranks(&d, base, 6, false, 3, &blocks_of_3);
+        assert_eq!(runs, [runs_of_both(3)]);
+        assert!(
+            split == other,
+            "the runs of rows did not use the trainer's blocking"
+        );
+    }
+
+    #[test]
     fn joining_four_ranks_in_sequence_instead_of_the_tree_changes_the_weights() {
         // The bitwise check can fail: ((a + b) + c) + d over the ranks is not the tree's
         // (a + b) + (c + d), and after a few steps the weights differ.
@@ -1112,6 +1500,38 @@ mod tests {
         );
         assert_eq!(train(&iris, schedule, 12), serial);
         assert_ne!(train_with(&iris, schedule, 12, true), serial);
+    }
+
+    #[test]
+    fn the_tree_over_column_blocks_is_the_trees_bits_on_1_to_4_threads() {
+        // 13 vectors (not a power of two) of a length no block size divides, with values whose
+        // sums depend on the order: every pool gives tree_sum's bits, and the blocks are really
+        // several (the vectors are longer than two blocks).
+        let len = 3 * MIN_TREE_COLUMNS + 5;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let buf: Vec<f64> = (0..13 * len)
+            .map(|_| rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(-8..8)))
+            .collect();
+        let mut want = buf.clone();
+        tree_sum(&mut want, len);
+        for threads in 1..=4 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut got = buf.clone();
+            pool.install(|| tree_sum_columns(&mut got, len));
+            let bits = |v: &[f64]| v[..len].iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&got) == bits(&want), "threads = {threads}");
+        }
+        // The order matters for these values: summing the vectors in sequence differs.
+        let mut seq = buf[..len].to_vec();
+        for v in buf[len..].chunks(len) {
+            for (a, b) in seq.iter_mut().zip(v) {
+                *a += *b;
+            }
+        }
+        assert_ne!(seq, want[..len]);
     }
 
     #[test]
