@@ -51,14 +51,14 @@ fn runs_keep_colours(lines_per_run: &[usize]) -> bool {
 /// The overlay plots of one study, and the charts left out with why.
 pub struct Overlay {
     pub plots: Vec<Plot>,
-    /// One sentence per chart not drawn: more lines than [`STYLES`], so two would share colour
-    /// and marker and a reader could take one for the other.
+    /// One sentence per chart not drawn: more lines than the 21 styles (seven colours × three
+    /// markers), so two would share colour and marker and a reader could take one for the other.
     pub left_out: Vec<String>,
 }
 
 /// Draw the overlay plots of one study into `dir`: `compare-study<N>-<name>-<kind>.{svg,png}`
 /// with `N` = `study + 1`. Runs without series are left out; nothing is drawn when no run has
-/// any, and a chart of more lines than [`STYLES`] is left out and said.
+/// any, and a chart of more lines than the 21 colour-and-marker styles is left out and said.
 pub fn compare_plots(
     dir: &std::path::Path,
     study: usize,
