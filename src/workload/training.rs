@@ -726,6 +726,24 @@ pub(crate) fn training_work(
     }
 }
 
+/// The metrics of a trainer's steps that every data-parallel training point records: `steps`,
+/// and of mixed precision `skipped_steps` and the final `loss_scale` (from the loss scaler after
+/// the last repetition, `None` before one), `fp64_loss_gap` and the mean `zero_grad_share`.
+pub(crate) fn step_metrics(
+    timing: &mlp::StepTiming,
+    scaler: Option<mlp::LossScaler>,
+    fp64_loss_gap: f64,
+) -> [(&'static str, f64); 5] {
+    let steps = timing.steps.max(1) as f64;
+    [
+        ("steps", timing.steps as f64),
+        ("skipped_steps", scaler.map_or(0.0, |s| s.skipped() as f64)),
+        ("loss_scale", scaler.map_or(1.0, |s| s.scale())),
+        ("fp64_loss_gap", fp64_loss_gap),
+        ("zero_grad_share", timing.zero_grad_share / steps),
+    ]
+}
+
 /// One `mlp.train` point: the data, the initial weights and the serial reference, and what the
 /// last repetition measured.
 struct MlpTrainInstance {
@@ -818,15 +836,10 @@ impl Instance for MlpTrainInstance {
             ("mem_peak_bytes", peak_state_bytes(p, 1, false) as f64),
             ("loss", self.loss),
             ("accuracy", self.accuracy),
-            ("steps", self.timing.steps as f64),
-            (
-                "skipped_steps",
-                self.scaler.map_or(0.0, |s| s.skipped() as f64),
-            ),
-            ("loss_scale", self.scaler.map_or(1.0, |s| s.scale())),
-            ("fp64_loss_gap", self.fp64_loss_gap),
-            ("zero_grad_share", self.timing.zero_grad_share / steps),
         ]
+        .into_iter()
+        .chain(step_metrics(&self.timing, self.scaler, self.fp64_loss_gap))
+        .collect()
     }
     fn details(&self) -> Vec<(&'static str, String)> {
         self.curve.detail().into_iter().collect()

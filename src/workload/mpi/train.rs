@@ -493,15 +493,14 @@ impl Instance for TrainInstance {
             ),
             ("loss", self.loss),
             ("accuracy", self.accuracy),
-            ("steps", self.timing.steps as f64),
-            (
-                "skipped_steps",
-                self.scaler.map_or(0.0, |s| s.skipped() as f64),
-            ),
-            ("loss_scale", self.scaler.map_or(1.0, |s| s.scale())),
-            ("fp64_loss_gap", self.fp64_loss_gap),
-            ("zero_grad_share", self.timing.zero_grad_share / steps),
         ]
+        .into_iter()
+        .chain(training::step_metrics(
+            &self.timing,
+            self.scaler,
+            self.fp64_loss_gap,
+        ))
+        .collect()
     }
     fn details(&self) -> Vec<(&'static str, String)> {
         self.curve.detail().into_iter().collect()
