@@ -36,6 +36,23 @@ fn plan_of(records: &[PointRecord], extra: &[Point]) -> Plan {
     }
 }
 
+/// The report.md of `recs` (one study, no extra points) written in a temporary run folder.
+fn report_md(recs: &[PointRecord]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::new(dir.path());
+    write(&run, &plan_of(recs, &[]), recs, &machine()).unwrap();
+    std::fs::read_to_string(run.report()).unwrap()
+}
+
+/// The stroke colours of an SVG's lines, the axes' black left out.
+fn stroke_colours(svg: &str) -> std::collections::BTreeSet<&str> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
+        .filter(|c| *c != "#000000")
+        .collect()
+}
+
 fn machine() -> Machine {
     Machine {
         host: "node01".into(),
@@ -576,12 +593,7 @@ fn waiting_is_drawn_beside_compute_and_communication_where_recorded() {
     }
     // A colour per quantity, shared by the series (which differ in marker shape): eight lines,
     // four colours (black is the axes').
-    let colours: std::collections::BTreeSet<&str> = svg
-        .split("<polyline")
-        .skip(1)
-        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
-        .filter(|c| *c != "#000000")
-        .collect();
+    let colours = stroke_colours(&svg);
     assert_eq!(colours.len(), 4, "{colours:?}");
     let md = std::fs::read_to_string(run.report()).unwrap();
     assert!(
@@ -614,12 +626,7 @@ fn more_series_than_marker_shapes_get_a_colour_each_and_more_than_colours_no_cha
     // Five series: some would share a shape, so each is a colour (the totals left to the table);
     // a colour per quantity would be four.
     let svg = comm_svg(study(5)).expect("a chart for five series");
-    let colours: std::collections::BTreeSet<&str> = svg
-        .split("<polyline")
-        .skip(1)
-        .filter_map(|l| l.split("stroke=\"").nth(1)?.split('"').next())
-        .filter(|c| *c != "#000000")
-        .collect();
+    let colours = stroke_colours(&svg);
     assert_eq!(colours.len(), 5, "{colours:?}");
     assert!(!svg.contains("total (median time)"), "{svg}");
     assert!(svg.contains("a shape per quantity"), "{svg}");
@@ -698,12 +705,7 @@ fn lines_at_one_worker_count_are_told_once_that_they_have_no_fit() {
             variant,
         )
     };
-    let report = |recs: Vec<PointRecord>| {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::new(dir.path());
-        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
-        std::fs::read_to_string(run.report()).unwrap()
-    };
+    let report = |recs: Vec<PointRecord>| report_md(&recs);
     let fix =
         "a fit needs at least two worker counts; add values to `threads` (or `ranks`) in the study";
     let md = report(["naive", "blocked", "tuned"].map(|v| at(2, v)).into());
@@ -750,12 +752,7 @@ fn lines_too_disturbed_to_fit_are_told_once() {
         let r = if threads == 2 { with_load(r, 2.0) } else { r };
         with_param(r, "variant", variant)
     };
-    let report = |recs: Vec<PointRecord>| {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir::new(dir.path());
-        write(&run, &plan_of(&recs, &[]), &recs, &machine()).unwrap();
-        std::fs::read_to_string(run.report()).unwrap()
-    };
+    let report = |recs: Vec<PointRecord>| report_md(&recs);
     let quiet = "measured on a quiet machine (⚠ disturbed points are left out; see the warning \
                  at the top)";
     let recs = ["naive", "blocked", "tuned"]

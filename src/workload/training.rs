@@ -560,19 +560,23 @@ pub(crate) fn serial_reference(
 /// The bits of `got`'s weights and momentum against `reference`'s: `None` when both are equal,
 /// else how many weights differ.
 pub(crate) fn differing_weights(got: &Mlp, reference: &Mlp) -> Option<usize> {
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    if bits(&got.params) == bits(&reference.params)
-        && bits(&got.velocity) == bits(&reference.velocity)
-    {
-        return None;
-    }
-    Some(
-        got.params
-            .iter()
-            .zip(&reference.params)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count(),
-    )
+    let differ = |a: &[f64], b: &[f64]| {
+        a.len().abs_diff(b.len())
+            + a.iter()
+                .zip(b)
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count()
+    };
+    let weights = differ(&got.params, &reference.params);
+    (weights + differ(&got.velocity, &reference.velocity) > 0).then_some(weights)
+}
+
+/// After a repetition's check: the trained model's loss and accuracy on the held-out rows, then
+/// its weights poisoned (NaN), so that the next repetition is checked on weights it produced.
+pub(crate) fn score_and_poison(trainer: &mut Trainer, data: &Data) -> (f64, f64) {
+    let scored = trainer.evaluate(&data.x, &data.labels, &data.test);
+    trainer.mlp.params.fill(f64::NAN);
+    scored
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -813,10 +817,7 @@ impl Instance for MlpTrainInstance {
                 trainer.mlp.params.len()
             ));
         }
-        (self.loss, self.accuracy) =
-            trainer.evaluate(&self.data.x, &self.data.labels, &self.data.test);
-        // Poison: the next repetition must produce its own weights.
-        trainer.mlp.params.fill(f64::NAN);
+        (self.loss, self.accuracy) = score_and_poison(&mut trainer, &self.data);
         self.trainer = Some(trainer);
         Ok(())
     }

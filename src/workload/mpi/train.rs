@@ -458,10 +458,7 @@ impl Instance for TrainInstance {
                 got.params.len()
             ));
         }
-        (self.loss, self.accuracy) =
-            trainer.evaluate(&self.data.x, &self.data.labels, &self.data.test);
-        // Poison: the next repetition must produce its own weights.
-        trainer.mlp.params.fill(f64::NAN);
+        (self.loss, self.accuracy) = training::score_and_poison(&mut trainer, &self.data);
         self.trainer = Some(trainer);
         Ok(())
     }
