@@ -479,24 +479,12 @@ pub fn accumulated_step_bytes(
     8 * ((micro * (2 * all - last) + scatters * all) * (ranks - 1)) as u64
 }
 
-/// Bytes one rank sends per step of [`ShardedTrainer`]: an allgather of every unit in forward
-/// and again in backward except the last unit (kept gathered from forward to backward), and a
-/// reduce-scatter of every unit; each sends `(R − 1)` chunks of its unit.
+/// Bytes one rank sends per step of [`ShardedTrainer`] with one micro-batch: an allgather of
+/// every unit in forward and again in backward except the last unit (kept gathered from forward
+/// to backward), and a reduce-scatter of every unit; each sends `(R − 1)` chunks of its unit
+/// ([`accumulated_step_bytes`] at `micro = 1`).
 pub fn step_bytes(layout: &super::Layout, ranks: usize, units: Units) -> u64 {
-    let chunks: Vec<usize> = units
-        .ranges(layout)
-        .into_iter()
-        .map(|r| {
-            Shards {
-                len: r.len(),
-                ranks,
-            }
-            .chunk()
-        })
-        .collect();
-    let last = *chunks.last().unwrap_or(&0);
-    let all: usize = chunks.iter().sum();
-    8 * ((3 * all - last) * (ranks - 1)) as u64
+    accumulated_step_bytes(layout, ranks, units, 1, Accumulation::Sharded)
 }
 
 /// One unit of a sharded model: its layers, its range in the flat parameter vector and how it is
